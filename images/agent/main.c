@@ -1,0 +1,61 @@
+/* plugstorm-agent: reports what the guest kernel does to hot-plugged NICs over
+ * the telemetry channel (proto/FRAMING.md), and carries out host commands. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/agent.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: plugstorm-agent [--transport stdio|PATH] [--backend none|linux] [-v]\n"
+		"  --transport stdio   frames on stdout, commands on stdin; EOF on stdin ends the agent\n"
+		"  --transport PATH    a character device such as /dev/vport0p1 (reopened if absent)\n"
+		"  --backend none      observe nothing (protocol tests)\n"
+		"  --backend linux     uevents, kprobes on the usbnet/netdev paths, AF_PACKET references\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct ps_agent_config cfg = {
+		.transport = "stdio",
+		.frame_deadline_ns = 2000000000ull,
+		.stall_ns = 3000000000ull,
+#ifdef __linux__
+		.backend = &ps_backend_linux,
+#else
+		.backend = &ps_backend_none,
+#endif
+	};
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--transport") == 0 && i + 1 < argc) {
+			cfg.transport = argv[++i];
+		} else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
+			const char *b = argv[++i];
+			if (strcmp(b, "none") == 0)
+				cfg.backend = &ps_backend_none;
+#ifdef __linux__
+			else if (strcmp(b, "linux") == 0)
+				cfg.backend = &ps_backend_linux;
+#endif
+			else {
+				fprintf(stderr, "plugstorm-agent: unknown backend \"%s\"\n", b);
+				usage(stderr);
+				return 2;
+			}
+		} else if (strcmp(argv[i], "-v") == 0) {
+			cfg.verbose = 1;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "plugstorm-agent: bad argument \"%s\"\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	return ps_agent_run(&cfg);
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// Generates static protobufjs code (ES module + .d.ts) from proto/ into src/gen/.
+// Output is never edited by hand and is not committed; `npm run build` runs this.
+// Regenerates only when a .proto is newer than its output.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync, statSync, existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = join(root, "node_modules", ".bin");
+const out = join(root, "src", "gen");
+
+// One generated module per root, with everything it imports compiled in.
+const targets = [
+  { name: "plugstorm", files: ["plugstorm/telemetry/v1/telemetry.proto", "plugstorm/trace/v1/trace.proto"] },
+  { name: "perfetto", files: ["perfetto/perfetto_trace.proto"] },
+];
+
+mkdirSync(out, { recursive: true });
+for (const t of targets) {
+  const inputs = t.files.map((f) => join(root, "proto", f)).filter((f) => existsSync(f));
+  if (inputs.length === 0) continue;
+  const js = join(out, `${t.name}.js`);
+  const dts = join(out, `${t.name}.d.ts`);
+  const newest = Math.max(...inputs.map((f) => statSync(f).mtimeMs), statSync(fileURLToPath(import.meta.url)).mtimeMs);
+  if (existsSync(js) && existsSync(dts) && statSync(js).mtimeMs >= newest && statSync(dts).mtimeMs >= newest) continue;
+  execFileSync(join(bin, "pbjs"), [
+    "-t", "static-module", "-w", "es6", "--force-number", "--no-verify-comments",
+    "-p", join(root, "proto"), "-o", js, ...inputs,
+  ], { stdio: "inherit" });
+  // protobufjs has no "exports" map: Node's ESM loader needs the file name, and
+  // the CommonJS module's namespace is its default export.
+  let code = readFileSync(js, "utf8");
+  code = code.replace(/^import (\* as )?\$protobuf from "protobufjs\/minimal(\.js)?";$/m, 'import $protobuf from "protobufjs/minimal.js";\n' +
+    // 64-bit fields decode as JS numbers (exact below 2^53: 104 days of ns),
+    // as the .d.ts from --force-number says; without this, protobufjs returns
+    // Long objects whenever the "long" package happens to be installed.
+    "$protobuf.util.Long = undefined;\n$protobuf.configure();");
+  if (!code.includes("$protobuf.configure();")) throw new Error(`gen-proto: unexpected pbjs output in ${js}`);
+  writeFileSync(js, code);
+  execFileSync(join(bin, "pbts"), ["-o", dts, js], { stdio: "inherit" });
+  let d = readFileSync(dts, "utf8");
+  d = d.replace(/import \* as \$protobuf from "protobufjs";/, 'import * as $protobuf from "protobufjs";');
+  writeFileSync(dts, d);
+  console.log(`gen-proto: ${t.name} <- ${t.files.join(", ")}`);
+}

@@ -1,0 +1,308 @@
+// Trace records -> model events. Enum numbers follow the .proto files; the
+// tables below are indexed by them so mapping costs no string work on the hot
+// path. Records the model has no use for map to null.
+
+import { plugstorm } from "../gen/plugstorm.js";
+import type {
+  BusName,
+  CapabilityName,
+  ChannelKind,
+  DevicePhase,
+  ExecContext,
+  GuestOsName,
+  HostOutcome,
+  IfPhase,
+  MachineKind,
+  ModelEvent,
+  ModulePhase,
+  ObjectKind,
+  VnodePhase,
+} from "../model/index.js";
+
+type IRecord = plugstorm.trace.v1.IRecord;
+
+const ACTION_KIND: readonly string[] = [
+  "unspecified",
+  "add-nic",
+  "remove-nic",
+  "guest-command",
+  "detach-device",
+  "unload-module",
+  "hold-refs",
+  "release-refs",
+  "start-traffic",
+  "stop-traffic",
+];
+const NIC_BUS: readonly BusName[] = ["unknown", "usb", "pcmcia"];
+const OUTCOME: readonly HostOutcome[] = ["unknown", "done", "refused", "removal-pending", "never-finalised", "failed"];
+const CHANNEL: readonly (ChannelKind | null)[] = [
+  null,
+  "connected",
+  "disconnected",
+  "corrupt",
+  "oversize",
+  "seq-gap",
+  "session-start",
+  "ack-timeout",
+];
+const MACHINE: readonly (MachineKind | null)[] = [null, "started", "stopped", "exited", null];
+const GUEST_OS: readonly GuestOsName[] = ["unknown", "netbsd", "linux", "sim-netbsd"];
+const CAPABILITY: readonly (CapabilityName | null)[] = [
+  null,
+  "device-lifecycle",
+  "detach-phases",
+  "kernel-refs",
+  "agent-refs",
+  "ifnet",
+  "vnodes",
+  "modules",
+  "free",
+  "context",
+  "traffic",
+  "faults",
+  "detach-command",
+];
+const BUS: readonly BusName[] = ["unknown", "usb", "pcmcia", "pci"];
+const CONTEXT: readonly ExecContext[] = ["unknown", "interrupt", "softint", "thread"];
+const OBJECT: readonly ObjectKind[] = [
+  "unknown",
+  "device",
+  "ifnet",
+  "usbnet",
+  "devsw",
+  "vnode",
+  "transfer",
+  "module",
+  "netdev",
+  "other",
+  "other",
+  "other",
+  "other",
+  "other",
+  "other",
+  "other",
+];
+const DEVICE_PHASE: readonly (DevicePhase | null)[] = [
+  null,
+  "attach-begin",
+  "attach-end",
+  "deactivate",
+  "detach-begin",
+  "detach-end",
+  "drain-begin",
+  "drain-end",
+  "free",
+];
+const REF: readonly ("acquire" | "release" | "acquire-failed" | null)[] = [null, "acquire", "release", "acquire-failed"];
+const IF_PHASE: readonly (IfPhase | null)[] = [
+  null,
+  "attach",
+  "deactivate",
+  "detach-begin",
+  "detach-end",
+  "up",
+  "down",
+  "counters",
+  "access",
+];
+const VNODE: readonly (VnodePhase | null)[] = [null, "open", "close", "revoke", "method-call", "deadfs-call"];
+const MODULE: readonly (ModulePhase | null)[] = [null, "load", "unload-begin", "unload-wait", "unload-end"];
+
+function at<T>(table: readonly T[], v: number | null | undefined, dflt: T): T {
+  if (v === null || v === undefined) return dflt;
+  const x = table[v];
+  return x === undefined ? dflt : x;
+}
+
+const DEVICE_KEY = '"device":"';
+
+function deviceDeletedId(data: string): string {
+  // Fast path for QEMU's own compact JSON; anything else goes through JSON.parse.
+  const k = data.indexOf(DEVICE_KEY);
+  if (k >= 0) {
+    const from = k + DEVICE_KEY.length;
+    const to = data.indexOf('"', from);
+    if (to > from && data.indexOf("\\", from) < 0) return data.slice(from, to);
+  }
+  try {
+    const d = JSON.parse(data) as { device?: unknown; path?: unknown };
+    if (typeof d.device === "string" && d.device) return d.device;
+    // QEMU reports only the path for devices without an id; the id is its last element.
+    if (typeof d.path === "string") {
+      const m = /\/peripheral\/([^/]+)$/.exec(d.path);
+      if (m) return m[1]!;
+    }
+  } catch {
+    // Unparseable data names no device; nothing to join.
+  }
+  return "";
+}
+
+/** Maps one trace record to the model event it stands for, or null. */
+export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
+  const t = r.tNs ?? 0;
+  const g = r.guest;
+  if (g) {
+    const d = g.device;
+    if (d) {
+      const kind = at(DEVICE_PHASE, d.kind, null);
+      if (kind === null) return { type: "guest-other", t, index };
+      return {
+        type: "device",
+        t,
+        index,
+        kind,
+        name: d.name ?? "",
+        driver: d.driver ?? "",
+        parent: d.parent ?? "",
+        bus: at(BUS, d.bus, "unknown"),
+        port: d.port ?? "",
+        serial: d.serial ?? "",
+        mac: d.mac ?? "",
+        context: at(CONTEXT, d.context, "unknown"),
+        thread: d.thread ?? "",
+        force: d.flags?.force ?? false,
+        error: d.error ?? 0,
+        objectKind: at(OBJECT, d.objectKind, "unknown"),
+        instance: d.instance ?? 0,
+        ifname: d.ifname ?? "",
+      };
+    }
+    const ref = g.ref;
+    if (ref) {
+      const kind = at(REF, ref.kind, null);
+      if (kind === null) return { type: "guest-other", t, index };
+      return {
+        type: "ref",
+        t,
+        index,
+        kind,
+        objectKind: at(OBJECT, ref.objectKind, "unknown"),
+        object: ref.object ?? "",
+        holder: ref.holder ?? "",
+        holderDesc: ref.holderDesc ?? "",
+        countAfter: ref.countAfter ?? -1,
+        context: at(CONTEXT, ref.context, "unknown"),
+        device: ref.device ?? "",
+      };
+    }
+    const ifn = g.ifnet;
+    if (ifn) {
+      const kind = at(IF_PHASE, ifn.kind, null);
+      if (kind === null) return { type: "guest-other", t, index };
+      return {
+        type: "ifnet",
+        t,
+        index,
+        kind,
+        ifname: ifn.ifname ?? "",
+        device: ifn.device ?? "",
+        accessor: ifn.accessor ?? "",
+        context: at(CONTEXT, ifn.context, "unknown"),
+      };
+    }
+    const vn = g.vnode;
+    if (vn) {
+      const kind = at(VNODE, vn.kind, null);
+      if (kind === null) return { type: "guest-other", t, index };
+      return {
+        type: "vnode",
+        t,
+        index,
+        kind,
+        path: vn.path ?? "",
+        device: vn.device ?? "",
+        op: vn.op ?? "",
+        error: vn.error ?? 0,
+        holder: vn.holder ?? "",
+      };
+    }
+    const mod = g.module;
+    if (mod) {
+      const kind = at(MODULE, mod.kind, null);
+      if (kind === null) return { type: "guest-other", t, index };
+      return { type: "module", t, index, kind, name: mod.name ?? "", error: mod.error ?? 0, instances: (mod.instances ?? []).slice() };
+    }
+    const hello = g.hello;
+    if (hello) {
+      const caps: CapabilityName[] = [];
+      for (const c of hello.capabilities ?? []) {
+        const name = at(CAPABILITY, c, null);
+        if (name !== null && !caps.includes(name)) caps.push(name);
+      }
+      return { type: "hello", t, index, os: at(GUEST_OS, hello.os, "unknown"), capabilities: caps, agentVersion: hello.agentVersion ?? "" };
+    }
+    const p = g.panic;
+    if (p) return { type: "panic", t, index, message: p.message ?? "", device: p.device ?? "" };
+    const hb = g.heartbeat;
+    if (hb)
+      return {
+        type: "heartbeat",
+        t,
+        index,
+        framesSent: hb.framesSent ?? 0,
+        framesDropped: hb.framesDropped ?? 0,
+        eventsLost: hb.eventsLost ?? 0,
+      };
+    return { type: "guest-other", t, index };
+  }
+  const a = r.action;
+  if (a) {
+    const kind = a.kind ?? 0;
+    if (kind === 1)
+      return {
+        type: "host-add",
+        t,
+        index,
+        actionId: a.id ?? 0,
+        nicId: a.nicId ?? "",
+        nicKind: a.nicKind ?? "",
+        bus: at(NIC_BUS, a.bus, "unknown"),
+        mac: a.mac ?? "",
+      };
+    if (kind === 2) return { type: "host-remove", t, index, actionId: a.id ?? 0, nicId: a.nicId ?? "" };
+    return { type: "host-action", t, index, actionId: a.id ?? 0, action: at(ACTION_KIND, kind, "unspecified"), nicId: a.nicId ?? "" };
+  }
+  const res = r.result;
+  if (res)
+    return {
+      type: "host-result",
+      t,
+      index,
+      actionId: res.actionId ?? 0,
+      nicId: res.nicId ?? "",
+      outcome: at(OUTCOME, res.outcome, "unknown"),
+      message: res.message ?? "",
+    };
+  const q = r.qmpEvent;
+  if (q) {
+    if (q.event !== "DEVICE_DELETED") return null;
+    const nicId = deviceDeletedId(q.data ?? "");
+    return nicId ? { type: "qmp-device-deleted", t, index, nicId } : null;
+  }
+  const ch = r.channel;
+  if (ch) {
+    const kind = at(CHANNEL, ch.kind, null);
+    if (kind === null) return null;
+    const expected = ch.expectedSeq ?? 0;
+    const got = ch.gotSeq ?? 0;
+    return {
+      type: "channel",
+      t,
+      index,
+      kind,
+      lost: kind === "seq-gap" && got > expected ? got - expected : 0,
+      bytesSkipped: ch.bytesSkipped ?? 0,
+      message: ch.message ?? "",
+    };
+  }
+  const m = r.machine;
+  if (m) {
+    const kind = at(MACHINE, m.kind, null);
+    if (kind === null) return null;
+    return { type: "machine", t, index, kind, exitCode: m.exitCode ?? 0, signal: m.signal ?? "", text: m.text ?? "" };
+  }
+  // qmp commands/replies, guest commands, clock samples, marks and recorded verdicts
+  // (offline checks recompute verdicts) carry nothing for the rules.
+  return null;
+}

@@ -1,0 +1,56 @@
+// Argument parsing on node:util parseArgs, with usage errors that say what was
+// wrong and where to look, and the exit codes every command shares.
+
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+export const EXIT_CLEAN = 0;
+export const EXIT_VIOLATIONS = 1;
+export const EXIT_USAGE = 2;
+
+/** A problem with how the command was called or set up: message on stderr, exit 2. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly command?: string,
+  ) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export interface Io {
+  out: NodeJS.WriteStream;
+  err: NodeJS.WriteStream;
+}
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+type Values<O extends Options> = {
+  [K in keyof O]?: O[K] extends { multiple: true } ? string[] : O[K] extends { type: "boolean" } ? boolean : string;
+};
+
+export function parse<O extends Options>(
+  command: string,
+  argv: string[],
+  options: O,
+  opts: { maxPositionals?: number } = {},
+): { values: Values<O>; positionals: string[] } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ""), command);
+  }
+  if (opts.maxPositionals !== undefined && parsed.positionals.length > opts.maxPositionals) {
+    throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[opts.maxPositionals])}`, command);
+  }
+  return { values: parsed.values as Values<O>, positionals: parsed.positionals };
+}
+
+export function intOption(name: string, v: string | undefined, command: string, min = 0): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || !Number.isSafeInteger(Number(v))) {
+    throw new UsageError(`--${name} expects an integer >= ${min}, got ${JSON.stringify(v)}`, command);
+  }
+  return Number(v);
+}

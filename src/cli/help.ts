@@ -1,0 +1,104 @@
+// --help texts, one per command.
+
+export const TOP_HELP = `plugstorm — hot-plug storms against QEMU and simulated guests, checked against a model of correct detach
+
+usage: plugstorm <command> [options]
+
+commands:
+  storm [FILE]            run a storm (no FILE: the built-in mixed USB+PCMCIA storm on the sim machine)
+  check TRACE             check a saved trace against the model, offline
+  shrink TRACE|STORM      cut a failing sim storm down to a minimal storm breaking the same rule
+  trace cat|export TRACE  print a trace, or export it (Perfetto, Chrome JSON)
+  model rules|diagram     print the rules, or the automata as Graphviz dot
+  vm PROFILE              start a machine and keep it for interactive hot-plug
+  qmp SOCKET COMMAND [JSON]  send one QMP command to a running machine
+  image [linux|netbsd]    build a guest image
+  serve                   live web view (not yet)
+
+Exit codes: 0 clean, 1 violations found, 2 usage or set-up error.
+Run "plugstorm <command> --help" for a command's options.
+`;
+
+export const HELP: Record<string, string> = {
+  storm: `usage: plugstorm storm [FILE] [options]
+
+Runs the storm in FILE (YAML; see scripts/storms/README.md), or without FILE the
+built-in storm: ~2,000 mixed USB + PCMCIA cycles on the sim machine with held
+references, traffic, detaches, module unloads and the sick case.
+
+Writes trace.pstrace, summary.txt, report.json, junit.xml and report.html into
+the output folder, and prints the seed and the command that reproduces the run.
+
+options:
+  --seed N                 use seed N instead of the storm's
+  --out DIR                output folder (default: runs/<UTC time>-seed<N>/ here)
+  --bug NAME[@P][:TARGET]  inject a bug into the sim kernel (repeatable)
+  --stop-on-first          stop at the first violation
+  --shrink                 after a violation (sim only), write a minimal storm to DIR/shrunk.yaml
+  --time-limit DURATION    stop cleanly after this much wall time (e.g. 30s, 5m)
+  --wall-clock-start MS    trace header wall-clock start (default: 0 on sim so traces of
+                           one seed are byte-identical; the current time on QEMU)
+  --quiet                  no progress and no summary; print only the output folder
+  --json                   print the result as one JSON object on stdout, nothing else
+
+Exit: 0 clean, 1 violations, 2 bad storm file or set-up error (e.g. QEMU missing:
+run scripts/setup-host), 130/143 when interrupted (SIGINT/SIGTERM) before any
+violation. An interrupted run still writes a complete trace and its reports.
+`,
+  check: `usage: plugstorm check TRACE [--profile netbsd|linux] [--deadline PHASE=MS ...] [--json]
+
+Replays a saved trace through the checker and prints its verdicts: the same
+verdicts the run had live, unless profile or deadlines are changed.
+
+options:
+  --profile P          model profile (default: the one in the trace header)
+  --deadline PHASE=MS  override a deadline (phases: attach, detach, removal, unload, guest); repeatable
+  --json               print verdicts and summary as JSON
+
+Exit: 0 clean, 1 violations, 2 unreadable trace or bad option.
+`,
+  shrink: `usage: plugstorm shrink TRACE|STORM [--seed N] [--rule RULE] [--out FILE] [--max-runs N] [--quiet]
+
+Runs a failing storm on the sim machine and cuts it down to a minimal explicit
+step list that still breaks the same rule, written as a storm file (default:
+shrunk.yaml next to the input). Given a trace, the storm and seed come from its header.
+
+Exit: 1 when a minimal failing storm was written, 2 when there is nothing to shrink
+(the storm breaks no rule, or is not a sim storm).
+`,
+  trace: `usage: plugstorm trace cat TRACE [--json]
+       plugstorm trace export TRACE [--format perfetto|chrome] [-o FILE]
+
+cat prints every record, one per line (--json: one JSON object per line).
+export writes a Perfetto trace (default TRACE.perfetto-trace) or Chrome trace JSON.
+`,
+  model: `usage: plugstorm model rules
+       plugstorm model diagram [--profile netbsd|linux]
+
+rules prints the rule table (Markdown, with the profiles each rule applies to);
+diagram prints a profile's device and interface automata as Graphviz dot
+(render with: dot -Tsvg).
+`,
+  vm: `usage: plugstorm vm PROFILE [--accel auto|kvm|tcg] [--kernel F] [--initrd F]
+
+Starts a QEMU machine from a profile (bare, linux-guest) and keeps it running for
+interactive hot-plug. Prints the QMP socket to use with "plugstorm qmp"; Ctrl-C stops it.
+`,
+  qmp: `usage: plugstorm qmp SOCKET COMMAND [JSON-ARGUMENTS] [--timeout MS]
+
+Sends one QMP command to a running machine (the socket "plugstorm vm" printed)
+and prints the reply as JSON. Example:
+  plugstorm qmp /tmp/x/qmp-user.sock device_add '{"driver":"usb-net","id":"nic9","bus":"usbc.0"}'
+Exit: 0 on success, 1 when QEMU answers with an error, 2 when it cannot be reached.
+`,
+  image: `usage: plugstorm image [linux|netbsd]
+
+Builds a guest image:
+  linux   Debian kernel + tiny initramfs with the plugstorm agent (runs scripts/build-linux-guest)
+  netbsd  not available yet (a later issue): a NetBSD release cannot be fetched on these machines
+`,
+  serve: `usage: plugstorm serve
+
+The live web view of a running storm is a later issue; this command does nothing yet.
+`,
+};

@@ -1,0 +1,157 @@
+// plugstorm model, vm, qmp, image, serve.
+
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { automataDot, rulesMarkdown } from "../model/index.js";
+import { QmpClient, QmpCommandError } from "../qmp/index.js";
+import { GUEST_PROFILES, createMachine, validateStorm, ScenarioError, type GuestProfile } from "../storm/index.js";
+import { EXIT_USAGE, UsageError, intOption, parse, type Io } from "./args.js";
+
+function profileOption(v: string | undefined, command: string): "netbsd" | "linux" {
+  if (v === undefined) return "netbsd";
+  if (v !== "netbsd" && v !== "linux") throw new UsageError(`--profile expects netbsd or linux, got ${JSON.stringify(v)}`, command);
+  return v;
+}
+
+export async function modelCommand(argv: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== "rules" && sub !== "diagram") throw new UsageError(`expected "rules" or "diagram", got ${sub === undefined ? "nothing" : JSON.stringify(sub)}`, "model");
+  const { values } = parse(`model ${sub}`, rest, { profile: { type: "string" } }, { maxPositionals: 0 });
+  const profile = profileOption(values.profile, `model ${sub}`);
+  // The rule table lists every rule with the profiles it applies to.
+  const text = sub === "rules" ? rulesMarkdown() : automataDot(profile);
+  io.out.write(text.endsWith("\n") ? text : text + "\n");
+  return 0;
+}
+
+/** The repository root (dist/src/cli/misc.js or src/cli/misc.ts -> three or two levels up). */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, "package.json"))) return dir;
+    dir = dirname(dir);
+  }
+  return process.cwd();
+}
+
+export async function vmCommand(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(
+    "vm",
+    argv,
+    { accel: { type: "string" }, kernel: { type: "string" }, initrd: { type: "string" } },
+    { maxPositionals: 1 },
+  );
+  const profile = positionals[0];
+  if (!profile) throw new UsageError(`expected a profile: ${GUEST_PROFILES.join(", ")}`, "vm");
+  let spec;
+  try {
+    const machine: Record<string, unknown> = { type: "qemu", profile };
+    if (values.accel) machine.accel = values.accel;
+    if (values.kernel) machine.kernel = values.kernel;
+    if (values.initrd) machine.initrd = values.initrd;
+    spec = validateStorm({ machine: machine as { type: "qemu"; profile: GuestProfile } }, "command line").machine;
+  } catch (e) {
+    if (e instanceof ScenarioError) throw new UsageError(e.issues.map((i) => `${i.path.replace(/^machine\./, "--")}: ${i.message}`).join("; "), "vm");
+    throw e;
+  }
+  if (spec.type !== "qemu") throw new UsageError("vm starts QEMU machines", "vm");
+  // A second QMP monitor for people and `plugstorm qmp`: the first is the machine's own.
+  const dir = mkdtempSync(join(tmpdir(), "plugstorm-vm-"));
+  const userSock = join(dir, "qmp.sock");
+  const machine = createMachine(spec, 1, { extraArgs: ["-qmp", `unix:${userSock},server=on,wait=off`] });
+  const stopped = new Promise<NodeJS.Signals>((r) => {
+    process.once("SIGINT", () => r("SIGINT"));
+    process.once("SIGTERM", () => r("SIGTERM"));
+  });
+  try {
+    await machine.start();
+    io.out.write(`machine ${profile} running; QMP socket: ${userSock}\n`);
+    io.out.write(`hot-plug a NIC:  plugstorm qmp ${userSock} device_add '{"driver":"usb-net","id":"nic9","bus":"usbc.0","serial":"nic9"}'\n`);
+    io.out.write(`remove it:       plugstorm qmp ${userSock} device_del '{"id":"nic9"}'\n`);
+    io.out.write("Ctrl-C stops the machine.\n");
+    const why = await Promise.race([stopped, machine.exited.then(() => "exited" as const)]);
+    if (why === "exited") {
+      const info = await machine.exited;
+      io.err.write(`plugstorm vm: the machine exited on its own (${info.exitCode ?? info.signal}): ${info.stderrTail.trim().split("\n").slice(-3).join(" | ")}\n`);
+      return EXIT_USAGE;
+    }
+    io.out.write(`${why}: stopping the machine\n`);
+    return 0;
+  } finally {
+    await machine.stop().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function qmpCommand(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse("qmp", argv, { timeout: { type: "string" } }, { maxPositionals: 3 });
+  const [socket, command, jsonArgs] = positionals;
+  if (!socket || !command) throw new UsageError("expected SOCKET and COMMAND", "qmp");
+  let args: Record<string, unknown> | undefined;
+  if (jsonArgs !== undefined) {
+    try {
+      const v: unknown = JSON.parse(jsonArgs);
+      if (v === null || typeof v !== "object" || Array.isArray(v)) throw new Error("not an object");
+      args = v as Record<string, unknown>;
+    } catch (e) {
+      throw new UsageError(`arguments must be a JSON object, e.g. '{"id":"nic1"}': ${(e as Error).message}`, "qmp");
+    }
+  }
+  const timeoutMs = intOption("timeout", values.timeout, "qmp", 1) ?? 10_000;
+  let client: QmpClient;
+  try {
+    client = await QmpClient.connect({ path: socket }, { connectTimeoutMs: timeoutMs, negotiateTimeoutMs: timeoutMs });
+  } catch (e) {
+    io.err.write(`plugstorm qmp: cannot talk to QMP at ${socket}: ${(e as Error).message}\n`);
+    return EXIT_USAGE;
+  }
+  try {
+    const reply = await client.execute(command, args, { timeoutMs });
+    io.out.write(JSON.stringify({ return: reply ?? {} }) + "\n");
+    return 0;
+  } catch (e) {
+    if (e instanceof QmpCommandError) {
+      io.out.write(JSON.stringify({ error: { class: e.errorClass, desc: e.desc } }) + "\n");
+      return 1;
+    }
+    io.err.write(`plugstorm qmp: ${(e as Error).message}\n`);
+    return EXIT_USAGE;
+  } finally {
+    await client.close().catch(() => {});
+  }
+}
+
+export async function imageCommand(argv: string[], io: Io): Promise<number> {
+  const { positionals } = parse("image", argv, {}, { maxPositionals: 1 });
+  const which = positionals[0];
+  const script = resolve(repoRoot(), "scripts", "build-linux-guest");
+  if (which === undefined) {
+    io.out.write(
+      "image builds:\n" +
+        `  linux   Debian kernel + initramfs with the plugstorm agent: plugstorm image linux (runs ${script})\n` +
+        "  netbsd  not available yet: a later issue (no NetBSD release can be fetched on these machines)\n",
+    );
+    return EXIT_USAGE;
+  }
+  if (which === "netbsd") {
+    io.err.write("plugstorm image netbsd: NetBSD images are a later issue; nothing was built. Use linux, or the sim machine.\n");
+    return EXIT_USAGE;
+  }
+  if (which !== "linux") throw new UsageError(`expected linux or netbsd, got ${JSON.stringify(which)}`, "image");
+  if (!existsSync(script)) {
+    io.err.write(`plugstorm image linux: ${script} is missing from this installation\n`);
+    return EXIT_USAGE;
+  }
+  const child = spawn(script, [], { stdio: "inherit" });
+  const code = await new Promise<number>((r) => child.on("close", (c) => r(c ?? EXIT_USAGE)));
+  return code === 0 ? 0 : EXIT_USAGE;
+}
+
+export async function serveCommand(argv: string[], io: Io): Promise<number> {
+  parse("serve", argv, {}, { maxPositionals: 0 });
+  io.err.write("plugstorm serve: the live web view is a later issue; nothing is served yet. Run a storm and open its report.html.\n");
+  return EXIT_USAGE;
+}

@@ -1,0 +1,82 @@
+// Progress on stderr: a live line on a terminal, a plain line every few
+// seconds otherwise (CI logs), nothing with --quiet or --json.
+
+import type { StormProgress } from "../storm/index.js";
+
+export interface ProgressSink {
+  update(p: StormProgress): void;
+  /** A line that stays (the live line is redrawn under it). */
+  line(text: string): void;
+  end(): void;
+}
+
+function fmtDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return "?";
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
+}
+
+export function progressText(p: StormProgress, framesPerSec: number): string {
+  const total = p.cyclesTotal >= 1e6 ? "?" : String(p.cyclesTotal);
+  const eta = p.cyclesDone > 0 && p.cyclesTotal < 1e6 ? (p.elapsedMs / p.cyclesDone) * (p.cyclesTotal - p.cyclesDone) : NaN;
+  return (
+    `cycles ${p.cyclesDone}/${total} · in flight ${p.inFlight} · verdicts ${p.verdicts}` +
+    (p.violations > 0 ? ` (${p.violations} failing)` : "") +
+    ` · ${Math.round(framesPerSec)} frames/s · ${fmtDuration(p.elapsedMs)} elapsed` +
+    (Number.isNaN(eta) ? "" : ` · ETA ${fmtDuration(eta)}`)
+  );
+}
+
+export function createProgress(stream: NodeJS.WriteStream, mode: "tty" | "lines" | "off", everyMs = 5000): ProgressSink {
+  let lastFrames = 0;
+  let lastWall = Date.now();
+  let fps = 0;
+  let lastPrinted = 0;
+  let live = "";
+  const rate = (p: StormProgress): void => {
+    const now = Date.now();
+    if (now - lastWall >= 500) {
+      fps = ((p.frames - lastFrames) * 1000) / (now - lastWall);
+      lastFrames = p.frames;
+      lastWall = now;
+    }
+  };
+  if (mode === "off") return { update() {}, line() {}, end() {} };
+  if (mode === "lines") {
+    return {
+      update(p) {
+        rate(p);
+        const now = Date.now();
+        if (p.phase === "running" && now - lastPrinted >= everyMs) {
+          lastPrinted = now;
+          stream.write(`progress: ${progressText(p, fps)}\n`);
+        }
+      },
+      line(text) {
+        stream.write(text + "\n");
+      },
+      end() {},
+    };
+  }
+  return {
+    update(p) {
+      rate(p);
+      const now = Date.now();
+      if (now - lastPrinted < 100 && p.phase === "running") return;
+      lastPrinted = now;
+      live = progressText(p, fps);
+      const width = stream.columns ?? 120;
+      stream.write(`\r\x1b[2K${live.slice(0, width - 1)}`);
+    },
+    line(text) {
+      stream.write(`\r\x1b[2K${text}\n${live}`);
+    },
+    end() {
+      if (live) stream.write("\r\x1b[2K");
+      live = "";
+    },
+  };
+}

@@ -1,0 +1,254 @@
+// plugstorm storm and plugstorm shrink.
+
+import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { dirname, join, relative, resolve, basename, extname } from "node:path";
+import {
+  DEFAULT_STORM,
+  ScenarioError,
+  ShrinkError,
+  loadStormFile,
+  parseDurationNs,
+  parseStorm,
+  runStorm,
+  shrinkStorm,
+  validateStorm,
+  type RunResult,
+  type StormSpec,
+} from "../storm/index.js";
+import { readTraceHeader } from "./trace.js";
+import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, intOption, parse, type Io } from "./args.js";
+import { createProgress } from "./progress.js";
+
+function quote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
+}
+
+export async function stormCommand(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(
+    "storm",
+    argv,
+    {
+      seed: { type: "string" },
+      out: { type: "string" },
+      bug: { type: "string", multiple: true },
+      "stop-on-first": { type: "boolean" },
+      shrink: { type: "boolean" },
+      "time-limit": { type: "string" },
+      "wall-clock-start": { type: "string" },
+      quiet: { type: "boolean", short: "q" },
+      json: { type: "boolean" },
+    },
+    { maxPositionals: 1 },
+  );
+  const file = positionals[0];
+  let spec: StormSpec;
+  let text: string;
+  try {
+    if (file) ({ spec, text } = await loadStormFile(file));
+    else {
+      spec = validateStorm(DEFAULT_STORM, "<built-in storm>");
+      text = "# built-in default storm\n" + JSON.stringify(DEFAULT_STORM, null, 2);
+    }
+  } catch (e) {
+    if (e instanceof ScenarioError) {
+      io.err.write(`plugstorm storm: the storm is not valid (${e.issues.length} problem${e.issues.length === 1 ? "" : "s"}); nothing was run:\n${e.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw e;
+  }
+  const seed = intOption("seed", values.seed, "storm") ?? spec.schedule.seed;
+  const bugs = values.bug ?? [];
+  if (bugs.length > 0) {
+    if (spec.machine.type !== "sim") throw new UsageError("--bug injects bugs into the simulated kernel: the storm must run on the sim machine", "storm");
+    try {
+      spec = validateStormWithBugs(spec, bugs);
+    } catch (e) {
+      throw new UsageError(e instanceof Error ? e.message : String(e), "storm");
+    }
+  }
+  let timeLimitMs: number | undefined;
+  if (values["time-limit"] !== undefined) {
+    const ns = parseDurationNs(values["time-limit"]);
+    if (ns === undefined || ns === 0) throw new UsageError(`--time-limit expects a duration like 30s or 5m, got ${JSON.stringify(values["time-limit"])}`, "storm");
+    timeLimitMs = ns / 1e6;
+  }
+  const wallClockStartMs = intOption("wall-clock-start", values["wall-clock-start"], "storm");
+  const reproduceArgs = ["plugstorm", "storm", ...(file ? [file] : []), "--seed", String(seed), ...bugs.flatMap((b) => ["--bug", b])];
+  if (values["stop-on-first"]) reproduceArgs.push("--stop-on-first");
+  const reproduce = reproduceArgs.map(quote).join(" ");
+  const quiet = values.quiet === true;
+  const json = values.json === true;
+  const mode = quiet || json ? "off" : io.err.isTTY ? "tty" : "lines";
+  const progress = createProgress(io.err, mode);
+  const out = resolveOut(values.out, seed);
+
+  const ac = new AbortController();
+  let interruptedBy: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (interruptedBy) {
+      io.err.write(`plugstorm storm: second ${sig}, exiting without waiting\n`);
+      process.exit(sig === "SIGINT" ? 130 : 143);
+    }
+    interruptedBy = sig;
+    progress.line(`${sig}: stopping; the trace and reports are being written`);
+    ac.abort("interrupted");
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const limit = timeLimitMs !== undefined ? setTimeout(() => ac.abort(new DOMException("time limit", "TimeoutError")), timeLimitMs) : undefined;
+
+  if (!quiet && !json) {
+    io.err.write(`storm "${spec.name}" on ${spec.machine.type === "sim" ? "the sim machine" : `QEMU (${spec.machine.profile})`}, seed ${seed}\n`);
+    io.err.write(`reproduce: ${reproduce}\n`);
+  }
+  let announced = false;
+  let result: RunResult;
+  try {
+    const opts: Parameters<typeof runStorm>[1] = {
+      out,
+      seed,
+      signal: ac.signal,
+      scenarioText: text,
+      reproduce,
+      onProgress: (p) => {
+        if (p.phase === "running" && !announced) {
+          announced = true;
+          if (!quiet && !json) progress.line(`started: ${p.cyclesTotal >= 1e6 ? "time-limited" : `${p.cyclesTotal} cycles`}, output in ${relative(process.cwd(), out) || "."}`);
+        }
+        progress.update(p);
+      },
+      onVerdict: (v) => {
+        if (v.failing) progress.line(`violation: ${v.text}`);
+      },
+    };
+    if (values["stop-on-first"]) opts.stopOnFirstViolation = true;
+    if (wallClockStartMs !== undefined) opts.wallClockStartMs = wallClockStartMs;
+    result = await runStorm(spec, opts);
+  } finally {
+    progress.end();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    if (limit) clearTimeout(limit);
+  }
+
+  let shrunkFile: string | undefined;
+  if (values.shrink && result.status === "violations" && spec.machine.type === "sim") {
+    if (!quiet && !json) io.err.write(`shrinking (rule ${result.failedRules[0]})...\n`);
+    const shrunk = await shrinkStorm(spec, { seed, rule: result.failedRules[0]! });
+    shrunkFile = join(out, "shrunk.yaml");
+    await writeFile(shrunkFile, shrunk.yaml);
+  }
+
+  const code = result.exitCode === EXIT_USAGE ? EXIT_USAGE : result.exitCode === EXIT_VIOLATIONS ? 1 : interruptedBy ? (interruptedBy === "SIGINT" ? 130 : 143) : result.exitCode;
+  if (code === EXIT_USAGE && result.abortReason) io.err.write(`plugstorm storm: ${result.abortReason}\n`);
+  if (json) {
+    io.out.write(JSON.stringify(resultJson(result, code, shrunkFile)) + "\n");
+  } else if (quiet) {
+    io.out.write(`${out}\n`);
+  } else {
+    // The summary names the seed, the command to reproduce and the files.
+    if (result.reportText) io.out.write(result.reportText.endsWith("\n") ? result.reportText : result.reportText + "\n");
+    if (result.abortReason) io.out.write(`stopped early: ${result.abortReason}\n`);
+    if (shrunkFile) io.out.write(`shrunk storm: ${shrunkFile}\n`);
+    io.out.write(`output: ${out}\n`);
+  }
+  return code;
+}
+
+function validateStormWithBugs(spec: StormSpec, bugs: string[]): StormSpec {
+  if (spec.machine.type !== "sim") return spec;
+  const machine = { ...spec.machine, bugs: [...spec.machine.bugs, ...bugs] };
+  checkSimBugs(machine.bugs);
+  return { ...spec, machine };
+}
+
+function checkSimBugs(bugs: string[]): void {
+  // Validation of bug names lives with the sim; validateStorm reports them with
+  // file positions, this only covers --bug.
+  validateStorm({ machine: { type: "sim", bugs } }, "--bug");
+}
+
+function resolveOut(out: string | undefined, seed: number): string {
+  if (out !== undefined) return resolve(out);
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  let dir = resolve("runs", `${stamp}-seed${seed}`);
+  for (let i = 2; existsSync(dir); i++) dir = resolve("runs", `${stamp}-seed${seed}-${i}`);
+  return dir;
+}
+
+function resultJson(r: RunResult, exitCode: number, shrunkFile?: string): Record<string, unknown> {
+  return {
+    status: r.status,
+    exitCode,
+    seed: r.seed,
+    storm: r.spec.name,
+    outDir: r.outDir,
+    traceFile: r.traceFile,
+    reportFiles: r.reportFiles,
+    cycles: r.cyclesDone,
+    records: r.records,
+    frames: r.frames,
+    framesLost: r.framesLost,
+    corrupt: r.corrupt,
+    durationMs: r.durationMs,
+    abortReason: r.abortReason ?? null,
+    failedRules: r.failedRules,
+    verdicts: r.verdicts.map((v) => v.report),
+    reproduce: r.reproduce,
+    ...(shrunkFile ? { shrunkFile } : {}),
+  };
+}
+
+export async function shrinkCommand(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(
+    "shrink",
+    argv,
+    { seed: { type: "string" }, rule: { type: "string" }, out: { type: "string", short: "o" }, "max-runs": { type: "string" }, quiet: { type: "boolean", short: "q" } },
+    { maxPositionals: 1 },
+  );
+  const input = positionals[0];
+  if (!input) throw new UsageError("expected a trace or storm file", "shrink");
+  let spec: StormSpec;
+  let seed: number | undefined = intOption("seed", values.seed, "shrink");
+  try {
+    if (/\.ya?ml$/i.test(input)) spec = (await loadStormFile(input)).spec;
+    else {
+      const header = await readTraceHeader(input);
+      if (!header.scenarioText) throw new UsageError(`${input}: the trace header holds no storm to shrink`, "shrink");
+      spec = parseStorm(header.scenarioText.replace(/^# built-in default storm\n/, ""), `${input} (storm in trace header)`);
+      seed ??= header.seed;
+    }
+  } catch (e) {
+    if (e instanceof ScenarioError) {
+      io.err.write(`plugstorm shrink: the storm is not valid:\n${e.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw e;
+  }
+  const maxRuns = intOption("max-runs", values["max-runs"], "shrink", 1);
+  const ac = new AbortController();
+  const onInt = (): void => ac.abort("interrupted");
+  process.once("SIGINT", onInt);
+  try {
+    const opts: Parameters<typeof shrinkStorm>[1] = { signal: ac.signal };
+    if (seed !== undefined) opts.seed = seed;
+    if (values.rule) opts.rule = values.rule;
+    if (maxRuns !== undefined) opts.maxRuns = maxRuns;
+    if (!values.quiet) opts.onProgress = (p) => io.err.isTTY && io.err.write(`\r\x1b[2Kshrinking: ${p.runs} runs, ${p.originalSteps} -> ${p.steps} steps`);
+    const r = await shrinkStorm(spec, opts);
+    if (!values.quiet && io.err.isTTY) io.err.write("\r\x1b[2K");
+    const outFile = resolve(values.out ?? join(dirname(input), `${basename(input, extname(input))}-shrunk.yaml`));
+    await writeFile(outFile, r.yaml);
+    io.out.write(`rule ${r.rule}: ${r.originalSteps} steps -> ${r.steps.length} (${r.runs} runs)\nwritten: ${outFile}\nrun it:  plugstorm storm ${quote(outFile)}\n`);
+    return EXIT_VIOLATIONS;
+  } catch (e) {
+    if (e instanceof ShrinkError) {
+      io.err.write(`plugstorm shrink: ${e.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw e;
+  } finally {
+    process.off("SIGINT", onInt);
+  }
+}

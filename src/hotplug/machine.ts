@@ -1,0 +1,114 @@
+// The Machine interface: what a storm needs from a machine, implemented by the
+// QEMU machine (src/hotplug/qemu-machine.ts) and the simulated one (src/sim/).
+// Everything a machine observes is delivered synchronously, in order, to its
+// observers with the machine's own clock, so a simulated run is deterministic
+// and a real one is recorded exactly as it happened.
+
+/** NIC kinds plugstorm knows; see catalog.ts for what each one is. */
+export type NicKind = "usb-net" | "usb-net-rndis" | "pcmcia-ne2000";
+
+export type NicBus = "usb" | "pcmcia";
+
+export interface AddNicRequest {
+  kind: NicKind;
+  /** QEMU id; default nic<N> with N the next free number on this machine. */
+  id?: string;
+  /** Port (USB) or socket (PCMCIA); default: the next free one. */
+  port?: string;
+}
+
+export interface RemoveNicOptions {
+  /** How long to wait for the machine to finalise the removal (DEVICE_DELETED). */
+  deadlineMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface AddNicOptions {
+  signal?: AbortSignal;
+}
+
+/**
+ * What became of an add or remove, from the machine's side only: a removal that
+ * is "done" means QEMU finalised it, never that the guest finished detaching.
+ */
+export type NicOutcome = "done" | "refused" | "removal-pending" | "never-finalised" | "failed";
+
+export interface NicOpResult {
+  op: "add" | "remove";
+  nicId: string;
+  kind: NicKind;
+  bus: NicBus;
+  port: string;
+  mac: string;
+  outcome: NicOutcome;
+  /** QEMU's error text, or what went wrong. */
+  message?: string;
+  /** Machine clock (ns) when the command was sent, answered, and finalised. */
+  sentNs: number;
+  replyNs?: number;
+  eventNs?: number;
+}
+
+export interface NicInfo {
+  nicId: string;
+  kind: NicKind;
+  bus: NicBus;
+  port: string;
+  mac: string;
+  /** "present" after a successful add, "removing" after device_del until finalised. */
+  state: "present" | "removing";
+}
+
+export interface MachineClock {
+  /** Nanoseconds since the machine started (virtual time on the simulated machine). */
+  now(): number;
+  /** Resolves after ns of machine time; rejects with the signal's reason when aborted. */
+  sleep(ns: number, signal?: AbortSignal): Promise<void>;
+}
+
+export interface ExitInfo {
+  /** True when the machine was stopped on request; false when it died on its own. */
+  requested: boolean;
+  exitCode: number | null;
+  signal: string | null;
+  /** The last lines QEMU printed on stderr (or the simulation's reason). */
+  stderrTail: string;
+}
+
+/** Everything a machine observes, in order, stamped with its clock. */
+export type MachineObservation =
+  | { type: "qmp-command"; tNs: number; id: string; command: string; arguments: unknown }
+  | { type: "qmp-reply"; tNs: number; id: string; ok: boolean; result?: unknown; errorClass?: string; errorDesc?: string }
+  | { type: "qmp-event"; tNs: number; event: string; data: unknown; qemuTimeUs: number }
+  | { type: "telemetry-connected"; tNs: number }
+  | { type: "telemetry-disconnected"; tNs: number; reason: string }
+  /** Raw bytes from the guest's telemetry channel (framed per proto/FRAMING.md). */
+  | { type: "telemetry-bytes"; tNs: number; bytes: Uint8Array }
+  | { type: "console"; tNs: number; text: string }
+  | { type: "started"; tNs: number; accel: string; description: string }
+  | { type: "exited"; tNs: number; info: ExitInfo };
+
+export type MachineObserver = (obs: MachineObservation) => void;
+
+export interface Machine {
+  /** "qemu" or "sim". */
+  readonly type: "qemu" | "sim";
+  readonly clock: MachineClock;
+  /** NIC kinds this machine can add. */
+  readonly supportedKinds: readonly NicKind[];
+  /** Ports (USB) and sockets (PCMCIA) available, per bus: the bound on NICs in flight. */
+  readonly capacity: Readonly<Record<NicBus, number>>;
+  /** Starts the machine; resolves once it can take hot-plug commands. */
+  start(): Promise<void>;
+  addNic(req: AddNicRequest, opts?: AddNicOptions): Promise<NicOpResult>;
+  removeNic(nicId: string, opts?: RemoveNicOptions): Promise<NicOpResult>;
+  nics(): NicInfo[];
+  /** Subscribe to observations; returns the unsubscribe function. */
+  observe(observer: MachineObserver): () => void;
+  /** Writes framed bytes to the guest's telemetry channel (host → guest commands). */
+  sendTelemetry(bytes: Uint8Array): void;
+  /** Stops the machine; idempotent. */
+  stop(): Promise<void>;
+  /** Settles when the machine is gone, whether stopped or dead. */
+  readonly exited: Promise<ExitInfo>;
+}

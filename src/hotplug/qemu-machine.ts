@@ -1,0 +1,304 @@
+// The Machine interface on a real QEMU. add = device_add (done when QEMU
+// accepts it); remove = device_del, then DEVICE_DELETED for that id within a
+// deadline. For USB, DEVICE_DELETED is QEMU finalising the unplug, never the
+// guest finishing its detach: only guest telemetry can tell that.
+
+import {
+  BARE_PROFILE,
+  QemuExitedError,
+  QemuProcess,
+  describeExit,
+  usbPorts,
+  type MachineProfile,
+  type QemuOptions,
+  type TelemetryTransport,
+} from "../qemu/index.js";
+import { QmpCommandError, QmpTimeoutError, type ExecuteOptions, type QmpEvent, type QmpTraffic } from "../qmp/index.js";
+import { nicKindInfo, qemuKinds, UnsupportedNicError } from "./catalog.js";
+import { MonotonicClock } from "./clock.js";
+import type {
+  AddNicOptions,
+  AddNicRequest,
+  ExitInfo,
+  Machine,
+  MachineObservation,
+  MachineObserver,
+  NicBus,
+  NicInfo,
+  NicKind,
+  NicOpResult,
+  RemoveNicOptions,
+} from "./machine.js";
+import { IdentityAllocator, PortAllocator, type Port } from "./ports.js";
+
+export interface QemuMachineOptions extends Omit<QemuOptions, "profile" | "onConsole"> {
+  /** Default the `bare` profile. */
+  profile?: MachineProfile;
+  /** Default deadline for DEVICE_DELETED after device_del. Default 5 s. */
+  removeDeadlineMs?: number;
+  /** Deadline for a QMP reply. Default 10 s. */
+  commandTimeoutMs?: number;
+}
+
+interface NicRecord extends NicInfo {
+  qemuPort: Port;
+}
+
+export class QemuMachine implements Machine {
+  readonly type = "qemu" as const;
+  readonly clock = new MonotonicClock();
+  readonly supportedKinds: readonly NicKind[];
+  readonly capacity: Readonly<Record<NicBus, number>>;
+  readonly exited: Promise<ExitInfo>;
+  readonly profile: MachineProfile;
+
+  private readonly options: QemuMachineOptions;
+  private readonly process: QemuProcess;
+  private readonly ports: PortAllocator;
+  private readonly identities = new IdentityAllocator();
+  private readonly table = new Map<string, NicRecord>();
+  private readonly observers = new Set<MachineObserver>();
+  /** When each QMP event object was observed, so results carry the same time as the trace. */
+  private readonly eventTimes = new WeakMap<QmpEvent, number>();
+  /**
+   * When our own commands were sent and answered, by QMP id, as observed: the
+   * caller resumes later than the reply (after the rest of its chunk, e.g. a
+   * DEVICE_DELETED right behind it), so results take the observed times.
+   */
+  private readonly timings = new Map<string, { sentNs?: number; replyNs?: number }>();
+  private telemetryTransport: TelemetryTransport | undefined;
+  private startCalled = false;
+
+  constructor(options: QemuMachineOptions = {}) {
+    this.options = options;
+    this.profile = options.profile ?? BARE_PROFILE;
+    this.ports = new PortAllocator(this.profile.usb.map((u) => ({ bus: "usb" as const, qemuBus: `${u.id}.0`, ports: usbPorts(u) })));
+    this.capacity = { usb: this.ports.capacity("usb"), pcmcia: 0 };
+    this.supportedKinds = qemuKinds(new Set<NicBus>(this.capacity.usb > 0 ? ["usb"] : []));
+    this.process = new QemuProcess({
+      ...options,
+      profile: this.profile,
+      onConsole: (text) => this.emit({ type: "console", tNs: this.clock.now(), text }),
+    });
+    this.exited = this.process.exited.then((info) => {
+      this.table.clear();
+      const exit: ExitInfo = { ...info };
+      this.emit({ type: "exited", tNs: this.clock.now(), info: exit });
+      return exit;
+    });
+  }
+
+  /** The QEMU process (argv, accel choice, pid, QMP client) for callers that need more than the Machine interface. */
+  get qemu(): QemuProcess {
+    return this.process;
+  }
+
+  async start(): Promise<void> {
+    if (this.startCalled) throw new Error("QemuMachine.start: already started");
+    this.startCalled = true;
+    this.clock.startNow();
+    await this.process.start();
+    this.process.qmp.observe((t) => this.onTraffic(t));
+    const accel = this.process.accel!;
+    this.emit({ type: "started", tNs: this.clock.now(), accel: accel.accel, description: `QEMU, profile ${this.profile.name}, ${accel.accel} (${accel.reason})` });
+    for (const t of this.profile.telemetry ?? []) {
+      const sock = this.process.telemetry(t);
+      if (sock === undefined) continue;
+      this.telemetryTransport ??= t;
+      // Only the first channel is the telemetry stream; a second is left to its owner.
+      if (this.telemetryTransport !== t) continue;
+      this.emit({ type: "telemetry-connected", tNs: this.clock.now() });
+      sock.on("data", (chunk: Buffer) => this.emit({ type: "telemetry-bytes", tNs: this.clock.now(), bytes: new Uint8Array(chunk) }));
+      sock.once("close", () => this.emit({ type: "telemetry-disconnected", tNs: this.clock.now(), reason: this.process.exitStatus ? describeExit(this.process.exitStatus) : "socket closed" }));
+    }
+  }
+
+  async addNic(req: AddNicRequest, opts: AddNicOptions = {}): Promise<NicOpResult> {
+    const info = nicKindInfo(req.kind);
+    if (info.qemu === undefined) {
+      throw new UnsupportedNicError(`NIC kind ${req.kind} (${info.bus}) exists only on the simulated machine: QEMU 7.2 has no ${info.bus} device, use the simulated machine for it`);
+    }
+    if (!this.supportedKinds.includes(req.kind)) {
+      throw new UnsupportedNicError(`NIC kind ${req.kind} needs a ${info.bus} controller; profile ${this.profile.name} has none`);
+    }
+    this.assertRunning("addNic");
+    const port = this.ports.allocate(info.bus, req.port);
+    let ident;
+    try {
+      ident = this.identities.allocate(req.id);
+    } catch (e) {
+      this.ports.release(port.name);
+      throw e;
+    }
+    const base = { op: "add" as const, nicId: ident.id, kind: req.kind, bus: info.bus, port: port.name, mac: ident.mac };
+    const before = this.clock.now();
+    const sent: { id?: string } = {};
+    try {
+      await this.process.execute(
+        "device_add",
+        { driver: info.qemu.driver, id: ident.id, bus: port.qemuBus, port: port.port, mac: ident.mac, serial: ident.serial, ...info.qemu.props },
+        this.execOpts(sent, opts.signal),
+      );
+      this.table.set(ident.id, { nicId: ident.id, kind: req.kind, bus: info.bus, port: port.name, mac: ident.mac, state: "present", qemuPort: port });
+      return { ...base, outcome: "done", ...this.takeTimes(sent, before) };
+    } catch (err) {
+      const { sentNs, replyNs } = this.takeTimes(sent, before);
+      if (err instanceof QmpCommandError) {
+        this.ports.release(port.name);
+        return { ...base, outcome: "refused", message: err.desc, sentNs, replyNs };
+      }
+      if (!(err instanceof QemuExitedError)) {
+        // Timeout or abort: QEMU may still add it, so keep the port and the
+        // record; a later removeNic settles which.
+        this.table.set(ident.id, { nicId: ident.id, kind: req.kind, bus: info.bus, port: port.name, mac: ident.mac, state: "present", qemuPort: port });
+      }
+      return { ...base, outcome: "failed", message: errorText(err), sentNs };
+    }
+  }
+
+  async removeNic(nicId: string, opts: RemoveNicOptions = {}): Promise<NicOpResult> {
+    this.assertRunning("removeNic");
+    const rec = this.table.get(nicId);
+    // An id this machine did not add still goes to QEMU, which is the authority
+    // on what exists; its kind and port are then unknown (reported as usb-net, "").
+    const base = {
+      op: "remove" as const,
+      nicId,
+      kind: rec?.kind ?? ("usb-net" as NicKind),
+      bus: rec?.bus ?? ("usb" as NicBus),
+      port: rec?.port ?? "",
+      mac: rec?.mac ?? "",
+    };
+    const deadlineMs = opts.deadlineMs ?? this.options.removeDeadlineMs ?? 5000;
+    const armed = this.process.armEvent("DEVICE_DELETED", (e) => e.data["device"] === nicId, {
+      timeoutMs: deadlineMs,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const before = this.clock.now();
+    const sent: { id?: string } = {};
+    try {
+      await this.process.execute("device_del", { id: nicId }, this.execOpts(sent, opts.signal));
+    } catch (err) {
+      armed.cancel();
+      const { sentNs, replyNs } = this.takeTimes(sent, before);
+      if (err instanceof QmpCommandError) {
+        if (rec !== undefined && err.errorClass === "DeviceNotFound") this.finalise(nicId);
+        return { ...base, outcome: "refused", message: err.desc, sentNs, replyNs };
+      }
+      if (err instanceof QemuExitedError) return { ...base, outcome: "never-finalised", message: err.message, sentNs };
+      return { ...base, outcome: "failed", message: errorText(err), sentNs };
+    }
+    const { sentNs, replyNs } = this.takeTimes(sent, before);
+    if (rec !== undefined && this.table.has(nicId)) rec.state = "removing";
+    try {
+      const ev = await armed.promise;
+      return { ...base, outcome: "done", sentNs, replyNs, eventNs: this.eventTimes.get(ev) ?? this.clock.now() };
+    } catch (err) {
+      if (err instanceof QemuExitedError) return { ...base, outcome: "never-finalised", message: err.message, sentNs, replyNs };
+      const why = err instanceof QmpTimeoutError ? `no DEVICE_DELETED for ${nicId} within ${deadlineMs} ms` : errorText(err);
+      return { ...base, outcome: "removal-pending", message: why, sentNs, replyNs };
+    }
+  }
+
+  nics(): NicInfo[] {
+    return [...this.table.values()].map(({ qemuPort: _p, ...info }) => ({ ...info }));
+  }
+
+  observe(observer: MachineObserver): () => void {
+    this.observers.add(observer);
+    return () => this.observers.delete(observer);
+  }
+
+  sendTelemetry(bytes: Uint8Array): void {
+    const sock = this.telemetryTransport === undefined ? undefined : this.process.telemetry(this.telemetryTransport);
+    if (sock === undefined || sock.destroyed) {
+      throw new Error(
+        this.telemetryTransport === undefined ? `profile ${this.profile.name} has no telemetry channel` : "telemetry channel is closed",
+      );
+    }
+    sock.write(bytes);
+  }
+
+  async stop(): Promise<void> {
+    await this.process.stop();
+    await this.exited;
+  }
+
+  private onTraffic(t: QmpTraffic): void {
+    const tNs = this.clock.now();
+    switch (t.type) {
+      case "command": {
+        const timing = this.timings.get(t.id);
+        if (timing) timing.sentNs = tNs;
+        this.emit({ type: "qmp-command", tNs, id: t.id, command: t.command, arguments: t.arguments });
+        break;
+      }
+      case "reply":
+        {
+          const timing = this.timings.get(t.id);
+          if (timing) timing.replyNs = tNs;
+        }
+        if (t.ok) this.emit({ type: "qmp-reply", tNs, id: t.id, ok: true, result: t.result });
+        else this.emit({ type: "qmp-reply", tNs, id: t.id, ok: false, errorClass: t.errorClass, errorDesc: t.errorDesc });
+        break;
+      case "event": {
+        const ev = t.event;
+        this.eventTimes.set(ev, tNs);
+        this.emit({ type: "qmp-event", tNs, event: ev.event, data: ev.data, qemuTimeUs: ev.timestamp.seconds * 1e6 + ev.timestamp.microseconds });
+        // Finalise here, synchronously, so a removal that outlived its
+        // deadline still frees its port when QEMU gets to it.
+        const dev = ev.data["device"];
+        if (ev.event === "DEVICE_DELETED" && typeof dev === "string") this.finalise(dev);
+        break;
+      }
+    }
+  }
+
+  private finalise(nicId: string): void {
+    const rec = this.table.get(nicId);
+    if (rec === undefined) return;
+    this.table.delete(nicId);
+    this.ports.release(rec.qemuPort.name);
+  }
+
+  private emit(obs: MachineObservation): void {
+    for (const o of [...this.observers]) {
+      try {
+        o(obs);
+      } catch (e) {
+        // One observer's bug must not keep the others (e.g. the trace) from
+        // seeing this, nor go unseen.
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+    }
+  }
+
+  /** Execute options that record the command's id in `sent.id`, so its observed times can be taken. */
+  private execOpts(sent: { id?: string }, signal?: AbortSignal): ExecuteOptions {
+    return {
+      timeoutMs: this.options.commandTimeoutMs ?? 10_000,
+      ...(signal ? { signal } : {}),
+      onSent: (id) => {
+        sent.id = id;
+        this.timings.set(id, {});
+      },
+    };
+  }
+
+  /** Observed send and reply times of the command (forgotten once taken); unobserved ones fall back to `sentNs` and now. */
+  private takeTimes(sent: { id?: string }, sentNs: number): { sentNs: number; replyNs: number } {
+    const t = sent.id === undefined ? undefined : this.timings.get(sent.id);
+    if (sent.id !== undefined) this.timings.delete(sent.id);
+    return { sentNs: t?.sentNs ?? sentNs, replyNs: t?.replyNs ?? this.clock.now() };
+  }
+
+  private assertRunning(op: string): void {
+    if (!this.startCalled) throw new Error(`QemuMachine.${op}: machine not started`);
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,204 @@
+// Lifecycle automata as data, in the style of Linux's runtime-verification
+// monitors (kernel/trace/rv/): a table of states and legal transitions per OS
+// profile, checked per object. An event with no transition from the current
+// state breaks the rule named in `forbidden` (most specific entry first), else
+// `lifecycle-order`.
+
+import type { ProfileName } from "./rules.js";
+
+export const DEVICE_STATES = [
+  "absent",
+  "present",
+  "attaching",
+  "attached",
+  "running",
+  "deactivated",
+  "detaching",
+  "detached",
+  "freed",
+] as const;
+export type DeviceState = (typeof DEVICE_STATES)[number];
+
+export const DEVICE_EVENTS = [
+  "host-add",
+  "attach-begin",
+  "attach-end",
+  "attach-failed",
+  "if-attach",
+  "deactivate",
+  "detach-begin",
+  "veto",
+  "detach-end",
+  "detach-enoent",
+  "free",
+] as const;
+export type DeviceInput = (typeof DEVICE_EVENTS)[number];
+
+export const IF_STATES = ["none", "attached", "deactivated", "detaching", "detached"] as const;
+export type IfState = (typeof IF_STATES)[number];
+export const IF_EVENTS = ["if-attach", "if-deactivate", "if-detach-begin", "if-detach-end", "access"] as const;
+export type IfInput = (typeof IF_EVENTS)[number];
+
+export interface Transition<S extends string, E extends string> {
+  from: S;
+  event: E;
+  to: S;
+  note?: string;
+}
+
+export interface Forbidden<S extends string, E extends string> {
+  from: S | "*";
+  event: E | "*";
+  rule: string;
+}
+
+export interface Automaton<S extends string, E extends string> {
+  name: string;
+  initial: S;
+  states: readonly S[];
+  events: readonly E[];
+  transitions: readonly Transition<S, E>[];
+  forbidden: readonly Forbidden<S, E>[];
+}
+
+type DevT = Transition<DeviceState, DeviceInput>;
+type DevF = Forbidden<DeviceState, DeviceInput>;
+
+const commonDevice: readonly DevT[] = [
+  { from: "absent", event: "host-add", to: "present", note: "host device_add" },
+  { from: "present", event: "attach-begin", to: "attaching", note: "config_attach / probe" },
+  { from: "attaching", event: "attach-end", to: "attached" },
+  { from: "attaching", event: "attach-failed", to: "attached", note: "attach error: device stays, no interface" },
+  { from: "attaching", event: "if-attach", to: "attaching", note: "interface attaches inside ca_attach" },
+  { from: "attached", event: "if-attach", to: "running" },
+  { from: "attached", event: "detach-begin", to: "detaching" },
+  { from: "running", event: "detach-begin", to: "detaching" },
+  { from: "detaching", event: "detach-end", to: "detached", note: "drains done" },
+  { from: "detached", event: "detach-begin", to: "detached", note: "loser of a detach race: must return ENOENT" },
+  { from: "detached", event: "detach-enoent", to: "detached", note: "already detached" },
+  { from: "detached", event: "free", to: "freed", note: "config_devfree / free_netdev" },
+];
+
+const commonForbidden: readonly DevF[] = [
+  { from: "absent", event: "attach-begin", rule: "guest-device-added-by-host" },
+  { from: "attaching", event: "detach-begin", rule: "detach-after-attach-done" },
+  { from: "detaching", event: "detach-begin", rule: "single-detach-in-progress" },
+  { from: "detached", event: "detach-end", rule: "detach-once" },
+  { from: "freed", event: "free", rule: "free-once" },
+  { from: "freed", event: "*", rule: "no-event-after-free" },
+  { from: "*", event: "free", rule: "free-after-drain" },
+];
+
+export const NETBSD_DEVICE: Automaton<DeviceState, DeviceInput> = {
+  name: "netbsd-device",
+  initial: "absent",
+  states: DEVICE_STATES,
+  events: DEVICE_EVENTS,
+  transitions: [
+    ...commonDevice,
+    { from: "running", event: "deactivate", to: "deactivated", note: "DVACT_DEACTIVATE (PCMCIA removal interrupt)" },
+    { from: "attached", event: "deactivate", to: "deactivated" },
+    { from: "deactivated", event: "detach-begin", to: "detaching", note: "event thread config_detach(FORCE)" },
+    { from: "detaching", event: "veto", to: "running", note: "EBUSY without DETACH_FORCE: device stays" },
+  ],
+  forbidden: commonForbidden,
+};
+
+export const LINUX_DEVICE: Automaton<DeviceState, DeviceInput> = {
+  name: "linux-device",
+  initial: "absent",
+  states: DEVICE_STATES.filter((s) => s !== "deactivated"),
+  events: DEVICE_EVENTS.filter((e) => e !== "deactivate"),
+  transitions: [
+    ...commonDevice,
+    // usbnet_disconnect -> unregister_netdev (netdev_run_todo waits for the
+    // refcount) -> free_netdev, all before usbnet_disconnect returns: the free
+    // ends the detach. The checker still requires the interface unregistered,
+    // every drain ended and no reference held (free-after-drain,
+    // free-with-zero-refs).
+    { from: "detaching", event: "free", to: "freed", note: "free_netdev inside usbnet_disconnect, after unregister_netdev drained" },
+  ],
+  forbidden: [{ from: "detaching", event: "veto", rule: "forced-detach-no-veto" }, ...commonForbidden],
+};
+
+type IfT = Transition<IfState, IfInput>;
+
+const commonIf: readonly IfT[] = [
+  { from: "none", event: "if-attach", to: "attached", note: "if_register / register_netdevice" },
+  { from: "attached", event: "access", to: "attached" },
+  { from: "attached", event: "if-detach-begin", to: "detaching" },
+  { from: "detaching", event: "access", to: "detaching", note: "outputs already point at if_null*" },
+  { from: "detaching", event: "if-detach-end", to: "detached", note: "psref holders drained" },
+];
+
+const ifForbidden: readonly Forbidden<IfState, IfInput>[] = [
+  { from: "detached", event: "access", rule: "no-ifnet-access-after-if-detach" },
+];
+
+export const NETBSD_IF: Automaton<IfState, IfInput> = {
+  name: "netbsd-ifnet",
+  initial: "none",
+  states: IF_STATES,
+  events: IF_EVENTS,
+  transitions: [
+    ...commonIf,
+    { from: "attached", event: "if-deactivate", to: "deactivated", note: "if_deactivate" },
+    { from: "deactivated", event: "access", to: "deactivated", note: "if_null* stubs answer" },
+    { from: "deactivated", event: "if-detach-begin", to: "detaching" },
+    { from: "deactivated", event: "if-deactivate", to: "deactivated" },
+  ],
+  forbidden: ifForbidden,
+};
+
+export const LINUX_IF: Automaton<IfState, IfInput> = {
+  name: "linux-netdev",
+  initial: "none",
+  states: IF_STATES.filter((s) => s !== "deactivated"),
+  events: IF_EVENTS.filter((e) => e !== "if-deactivate"),
+  transitions: commonIf,
+  forbidden: ifForbidden,
+};
+
+/** A compiled automaton: O(1) lookups by (state, event). */
+export class Monitor<S extends string, E extends string> {
+  private readonly next = new Map<string, Map<string, S>>();
+  private readonly bad = new Map<string, Map<string, string>>();
+
+  constructor(readonly spec: Automaton<S, E>) {
+    for (const t of spec.transitions) {
+      let m = this.next.get(t.from);
+      if (m === undefined) this.next.set(t.from, (m = new Map()));
+      m.set(t.event, t.to);
+    }
+    for (const f of spec.forbidden) {
+      let m = this.bad.get(f.from);
+      if (m === undefined) this.bad.set(f.from, (m = new Map()));
+      if (!m.has(f.event)) m.set(f.event, f.rule);
+    }
+  }
+
+  /** The next state, or undefined when the event is illegal in `from`. */
+  step(from: S, event: E): S | undefined {
+    return this.next.get(from)?.get(event);
+  }
+
+  /** The rule an illegal (state, event) breaks. */
+  ruleFor(from: S, event: E): string {
+    return (
+      this.bad.get(from)?.get(event) ??
+      this.bad.get(from)?.get("*") ??
+      this.bad.get("*")?.get(event) ??
+      "lifecycle-order"
+    );
+  }
+}
+
+export interface ProfileAutomata {
+  device: Automaton<DeviceState, DeviceInput>;
+  ifnet: Automaton<IfState, IfInput>;
+}
+
+export const AUTOMATA: Record<ProfileName, ProfileAutomata> = {
+  netbsd: { device: NETBSD_DEVICE, ifnet: NETBSD_IF },
+  linux: { device: LINUX_DEVICE, ifnet: LINUX_IF },
+};

@@ -1,0 +1,101 @@
+// Generated documentation: the rule table and the automata, from the same
+// data the checker runs on, so the docs cannot drift from the model.
+
+import { AUTOMATA, type Automaton } from "./automata.js";
+import { DEFAULT_DEADLINES } from "./deadlines.js";
+import { BUG_RULES, RULES, type ProfileName } from "./rules.js";
+
+/** What each profile's removal paths look like (for people; the automata are the law). */
+export const PROFILE_NOTES: Record<ProfileName, readonly string[]> = {
+  netbsd: [
+    "USB unplug: hub status change -> usb_event_thread -> uhub_explore -> usb_disconnect_port -> config_detach(DETACH_FORCE); no deactivate phase.",
+    "usbnet_detach order: dying -> stop -> ether_ifdetach -> if_detach (waits for psref holders) -> unp_refcnt drain -> free private state; never vetoes.",
+    "config_detach then drains device_lookup_acquire references (localcount) and only then frees the softc (maybe deferred).",
+    "PCMCIA removal: card-detect interrupt -> config_deactivate (DVACT_DEACTIVATE at splhigh, if_deactivate) -> event thread -> config_detach(DETACH_FORCE).",
+    "drvctl -d and module unload detach with flags 0: the driver may veto with EBUSY and the device stays.",
+    "vdevgone revokes device nodes: later calls reach deadfs (open ENXIO, read/write EIO, ioctl EBADF).",
+  ],
+  linux: [
+    "USB disconnect -> usb_unbind_interface -> usbnet_disconnect -> unregister_netdev -> netdev_run_todo waits for the netdev refcount -> free_netdev.",
+    "free_netdev runs inside usbnet_disconnect: the free comes before the disconnect returns and ends the detach (no separate detach end); it must follow the interface's unregister and the netdev drain.",
+    "No deactivate phase and no veto: every disconnect is forced.",
+  ],
+};
+
+function esc(s: string): string {
+  return s.replace(/\|/g, "\\|");
+}
+
+/** The rules table in Markdown. */
+export function rulesMarkdown(): string {
+  const lines: string[] = [];
+  lines.push("# plugstorm model rules", "");
+  lines.push(
+    "Generated from `src/model/rules.ts`. Principles are the numbered ones of docs/design.md;",
+    "a rule whose *needs* the guest cannot observe (Hello capabilities) is reported as not observed, never passed or failed.",
+    "Liveness rules are judged on trace time against these default deadlines: " +
+      Object.entries(DEFAULT_DEADLINES)
+        .map(([k, v]) => `${k} ${v / 1e9} s`)
+        .join(", ") +
+      ".",
+    "",
+  );
+  lines.push("| id | statement | principle | profiles | severity | side | needs | basis |");
+  lines.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  for (const r of RULES) {
+    lines.push(
+      `| \`${r.id}\`${r.liveness ? " (deadline)" : ""} | ${esc(r.statement)} | ${r.principle ?? "—"} | ${r.profiles.join(", ")} | ${r.severity} | ${r.side} | ${r.needs.length ? r.needs.join(", ") : "—"} | ${esc(r.basis)} |`,
+    );
+  }
+  lines.push("", "## Simulated bugs and the rule that catches each", "");
+  lines.push("| sim bug | rule |", "| --- | --- |");
+  for (const [bug, rule] of Object.entries(BUG_RULES)) lines.push(`| \`${bug}\` | \`${rule}\` |`);
+  lines.push("");
+  for (const p of Object.keys(PROFILE_NOTES) as ProfileName[]) {
+    lines.push(`## Profile \`${p}\``, "");
+    for (const n of PROFILE_NOTES[p]) lines.push(`- ${n}`);
+    lines.push("");
+  }
+  return lines.join("\n");
+}
+
+function dotId(s: string): string {
+  return `"${s.replace(/"/g, '\\"')}"`;
+}
+
+function dotGraph<S extends string, E extends string>(a: Automaton<S, E>, out: string[]): void {
+  out.push(`  subgraph ${dotId(`cluster_${a.name}`)} {`);
+  out.push(`    label=${dotId(a.name)};`);
+  out.push(`    ${dotId(`${a.name}:start`)} [shape=point];`);
+  for (const s of a.states) out.push(`    ${dotId(`${a.name}:${s}`)} [label=${dotId(s)}${s === "freed" || s === "detached" ? ", shape=doublecircle" : ""}];`);
+  out.push(`    ${dotId(`${a.name}:start`)} -> ${dotId(`${a.name}:${a.initial}`)};`);
+  for (const t of a.transitions) {
+    const style = t.event === "veto" ? ", style=dashed, color=red" : "";
+    out.push(`    ${dotId(`${a.name}:${t.from}`)} -> ${dotId(`${a.name}:${t.to}`)} [label=${dotId(t.event)}${style}];`);
+  }
+  out.push("  }");
+}
+
+/** Graphviz DOT of a profile's device and interface automata. */
+export function automataDot(profile: ProfileName): string {
+  const a = AUTOMATA[profile];
+  if (a === undefined) throw new Error(`unknown profile "${String(profile)}"; known: netbsd, linux`);
+  const out: string[] = [`digraph ${dotId(`plugstorm-${profile}`)} {`, "  rankdir=LR;", "  node [shape=ellipse, fontname=Helvetica];", "  edge [fontname=Helvetica, fontsize=10];"];
+  dotGraph(a.device, out);
+  dotGraph(a.ifnet, out);
+  out.push("}");
+  return out.join("\n") + "\n";
+}
+
+/** Mermaid state diagrams of a profile's automata. */
+export function automataMermaid(profile: ProfileName): string {
+  const a = AUTOMATA[profile];
+  if (a === undefined) throw new Error(`unknown profile "${String(profile)}"; known: netbsd, linux`);
+  const out: string[] = [];
+  for (const m of [a.device, a.ifnet] as Automaton<string, string>[]) {
+    out.push("```mermaid", "stateDiagram-v2", `  %% ${m.name}`, `  [*] --> ${m.initial}`);
+    for (const t of m.transitions) out.push(`  ${t.from} --> ${t.to}: ${t.event}`);
+    out.push("```", "");
+  }
+  return out.join("\n");
+}

@@ -1,0 +1,42 @@
+// The reference model of correct detach: automata, reference ledgers, rules
+// and the streaming checker. Pure and deterministic: no I/O, no clocks, and
+// nothing of the rest of the project is imported here.
+
+export type {
+  At,
+  BusName,
+  CapabilityName,
+  ChannelKind,
+  DevicePhase,
+  ExecContext,
+  GuestOsName,
+  HostOutcome,
+  IfPhase,
+  MachineKind,
+  ModelEvent,
+  ModulePhase,
+  ObjectKind,
+  VnodePhase,
+} from "./events.js";
+export { ALL_CAPABILITIES, describeEvent, isGuestEvent } from "./events.js";
+export { RULES, RULE_BY_ID, ruleById, BUG_RULES, BUG_CLASS_RULES } from "./rules.js";
+export type { Rule, ProfileName, Severity, Side, Observation } from "./rules.js";
+export { AUTOMATA, Monitor, DEVICE_STATES, DEVICE_EVENTS, IF_STATES, IF_EVENTS } from "./automata.js";
+export type { Automaton, DeviceState, DeviceInput, IfState, IfInput, Transition, Forbidden } from "./automata.js";
+export { DEFAULT_DEADLINES, resolveDeadlines } from "./deadlines.js";
+export type { Deadlines } from "./deadlines.js";
+export { LogHistogram } from "./histogram.js";
+export type { LatencyStats } from "./histogram.js";
+export { Checker, checkEvents } from "./checker.js";
+export type { CheckerOptions } from "./checker.js";
+export type {
+  CheckResult,
+  DriverLatency,
+  HistoryEntry,
+  PendingExpectation,
+  RuleReport,
+  RuleStatus,
+  Summary,
+  Verdict,
+} from "./verdict.js";
+export { rulesMarkdown, automataDot, automataMermaid, PROFILE_NOTES } from "./docs.js";

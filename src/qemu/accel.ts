@@ -1,0 +1,35 @@
+// Which accelerator can run a guest here. /dev/kvm existing is not enough:
+// the kvm_pvm back-end answers like KVM but cannot run an unmodified guest
+// kernel (docs/qemu.md), so auto picks TCG there.
+
+import fs from "node:fs";
+import type { Accel, AccelRequest } from "./profile.js";
+
+export interface AccelChoice {
+  accel: Accel;
+  reason: string;
+}
+
+export interface AccelProbe {
+  /** Default /sys/module. */
+  sysModule?: string;
+  /** Default /dev/kvm. */
+  devKvm?: string;
+}
+
+export function chooseAccel(request: AccelRequest, probe: AccelProbe = {}): AccelChoice {
+  if (request === "tcg") return { accel: "tcg", reason: "TCG requested" };
+  if (request === "kvm") return { accel: "kvm", reason: "KVM requested" };
+  const sysModule = probe.sysModule ?? "/sys/module";
+  const devKvm = probe.devKvm ?? "/dev/kvm";
+  if (fs.existsSync(`${sysModule}/kvm_pvm`)) {
+    return { accel: "tcg", reason: `${sysModule}/kvm_pvm exists: this KVM is the PVM software back-end, which cannot run an unmodified guest` };
+  }
+  if (!fs.existsSync(devKvm)) return { accel: "tcg", reason: `${devKvm} does not exist` };
+  try {
+    fs.closeSync(fs.openSync(devKvm, "r+"));
+  } catch (e) {
+    return { accel: "tcg", reason: `cannot open ${devKvm}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
+  }
+  return { accel: "kvm", reason: `${devKvm} is usable` };
+}

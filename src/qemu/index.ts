@@ -1,0 +1,32 @@
+// Public face of the QEMU process layer.
+export {
+  QemuProcess,
+  QemuExitedError,
+  QemuNotFoundError,
+  QemuStartError,
+  describeExit,
+  type QemuExitInfo,
+  type QemuOptions,
+  type StopOptions,
+} from "./process.js";
+export {
+  BARE_PROFILE,
+  DEFAULT_USB_CONTROLLER,
+  PROFILES,
+  ProfileError,
+  TELEMETRY_PORT_NAME,
+  buildArgv,
+  telemetryChardevId,
+  usbPorts,
+  validateProfile,
+  type Accel,
+  type AccelRequest,
+  type ArgvPaths,
+  type DiskSpec,
+  type MachineProfile,
+  type TelemetryTransport,
+  type UsbControllerSpec,
+} from "./profile.js";
+export { chooseAccel, type AccelChoice, type AccelProbe } from "./accel.js";
+export { StderrTail, STDERR_NOISE } from "./stderr.js";
+export { linuxGuestImage, linuxGuestProfile, type LinuxGuestImage, type LinuxGuestOptions } from "./profiles/linux-guest.js";

@@ -1,0 +1,60 @@
+// Small formatting helpers shared by the text, JUnit and HTML reports.
+
+/** A duration in ns as a short human string with a unit: 850 ns, 12.4 µs, 3.10 ms, 2.5 s. */
+export function formatNs(ns: number): string {
+  const a = Math.abs(ns);
+  if (a < 1e3) return `${Math.round(ns)} ns`;
+  if (a < 1e6) return `${trim(ns / 1e3)} µs`;
+  if (a < 1e9) return `${trim(ns / 1e6)} ms`;
+  if (a < 60e9) return `${trim(ns / 1e9)} s`;
+  const m = Math.floor(ns / 60e9);
+  return `${m} min ${trim((ns - m * 60e9) / 1e9)} s`;
+}
+
+function trim(v: number): string {
+  const a = Math.abs(v);
+  return a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : v.toFixed(2);
+}
+
+/** Escapes text for XML/HTML element content and attribute values (either quote). */
+export function escapeXml(s: string): string {
+  // Characters XML 1.0 forbids outright are replaced: a buggy guest may send
+  // any bytes in a message, and one bad character would make the file unparsable.
+  return s
+    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g, "\uFFFD")
+    .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD")
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;")
+    .replace(/'/g, "&apos;");
+}
+
+export function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + " ".repeat(n - s.length);
+}
+
+export function padLeft(s: string, n: number): string {
+  return s.length >= n ? s : " ".repeat(n - s.length) + s;
+}
+
+export function isoTime(ms: number): string {
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : "unknown";
+}
+
+/** Picks a "nice" tick step (1, 2, 5 × 10^k) so that span/step is about target ticks. */
+export function niceStep(span: number, target: number): number {
+  if (!(span > 0)) return 1;
+  const raw = span / Math.max(1, target);
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const f = raw / mag;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+}
+
+/** A time-axis unit for a whole axis, so every tick uses the same one. */
+export function axisUnit(spanNs: number): { unit: string; div: number } {
+  if (spanNs < 1e4) return { unit: "ns", div: 1 };
+  if (spanNs < 1e7) return { unit: "µs", div: 1e3 };
+  if (spanNs < 1e10) return { unit: "ms", div: 1e6 };
+  return { unit: "s", div: 1e9 };
+}

@@ -1,0 +1,55 @@
+// Reports written at the end of every storm run: a text summary (returned, for
+// the CLI to print), report.json, junit.xml and a self-contained report.html.
+
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { renderHtml } from "./html.js";
+import { renderJunit } from "./junit.js";
+import { renderText } from "./text.js";
+import type { RunReport } from "./types.js";
+import { rulesOf, severityName, sideName } from "./verdicts.js";
+
+export type * from "./types.js";
+export { TimelineCollector, type TimelineOptions } from "./timeline.js";
+export { renderText } from "./text.js";
+export { renderJunit } from "./junit.js";
+export { renderHtml, PHASE_COLOURS, type HtmlOptions } from "./html.js";
+export { rulesOf, severityName, sideName, isFailure, type RuleResult } from "./verdicts.js";
+export { formatNs } from "./format.js";
+
+export const REPORT_FILES = ["summary.txt", "report.json", "junit.xml", "report.html"] as const;
+
+/** The JSON report: the RunReport as given, plus per-rule results, under a schema tag. */
+export function renderJson(report: RunReport): string {
+  const rules = rulesOf(report).map((r) => ({
+    id: r.rule.id,
+    ...(r.rule.statement ? { statement: r.rule.statement } : {}),
+    status: r.outcome,
+    violations: r.verdicts.length,
+    ...(r.worst ? { worstSeverity: r.worst } : {}),
+  }));
+  const verdicts = report.verdicts.map((v) => ({ ...v, side: sideName(v.side), severity: severityName(v.severity) }));
+  return JSON.stringify({ schema: "plugstorm.report.v1", ...report, verdicts, rules }, null, 2) + "\n";
+}
+
+/**
+ * Writes summary.txt, report.json, junit.xml and report.html into outDir
+ * (created if missing) and returns the text summary and the paths written.
+ * Each file is written to a temporary name and renamed, so a reader never sees
+ * half a report.
+ */
+export async function writeReports(outDir: string, report: RunReport): Promise<{ text: string; files: string[] }> {
+  if (typeof outDir !== "string" || outDir === "") throw new TypeError("writeReports: outDir must be a non-empty path");
+  await mkdir(outDir, { recursive: true });
+  const files = REPORT_FILES.map((n) => join(outDir, n));
+  const text = renderText(report, files);
+  const bodies = [text, renderJson(report), renderJunit(report), renderHtml(report)];
+  await Promise.all(
+    files.map(async (path, i) => {
+      const tmp = `${path}.tmp-${process.pid}`;
+      await writeFile(tmp, bodies[i]!, "utf8");
+      await rename(tmp, path);
+    }),
+  );
+  return { text, files };
+}

@@ -1,0 +1,84 @@
+// Latency samples per (driver, phase) with bounded memory: counts and maxima are
+// exact, percentiles come from a fixed-size reservoir once a key has more
+// samples than that. The reservoir's random choices are seeded, so a replayed
+// trace reports the same percentiles.
+
+import type { LatencyStats } from "./types.js";
+
+interface Series {
+  driver: string;
+  phase: string;
+  n: number;
+  max: number;
+  samples: number[];
+}
+
+export class LatencyBook {
+  private readonly series = new Map<string, Series>();
+  private rng = 0x9e3779b9;
+
+  constructor(private readonly reservoir = 4096) {
+    if (!Number.isInteger(reservoir) || reservoir < 1) {
+      throw new RangeError(`LatencyBook: reservoir must be a positive integer, got ${reservoir}`);
+    }
+  }
+
+  add(driver: string, phase: string, ns: number): void {
+    if (!Number.isFinite(ns) || ns < 0) return;
+    const key = `${driver}\u0000${phase}`;
+    let s = this.series.get(key);
+    if (!s) {
+      s = { driver, phase, n: 0, max: 0, samples: [] };
+      this.series.set(key, s);
+    }
+    s.n++;
+    if (ns > s.max) s.max = ns;
+    if (s.samples.length < this.reservoir) {
+      s.samples.push(ns);
+    } else {
+      const j = this.next() % s.n;
+      if (j < this.reservoir) s.samples[j] = ns;
+    }
+  }
+
+  stats(): LatencyStats[] {
+    const out: LatencyStats[] = [];
+    for (const s of this.series.values()) {
+      const sorted = [...s.samples].sort((a, b) => a - b);
+      out.push({
+        driver: s.driver,
+        phase: s.phase,
+        n: s.n,
+        p50Ns: percentile(sorted, 0.5),
+        p90Ns: percentile(sorted, 0.9),
+        p99Ns: percentile(sorted, 0.99),
+        maxNs: s.max,
+      });
+    }
+    return out.sort((a, b) => a.driver.localeCompare(b.driver) || phaseOrder(a.phase) - phaseOrder(b.phase) || a.phase.localeCompare(b.phase));
+  }
+
+  private next(): number {
+    // xorshift32: enough for reservoir sampling, and deterministic.
+    let x = this.rng;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.rng = x >>> 0;
+    return this.rng;
+  }
+}
+
+/** Nearest-rank percentile of an ascending array; 0 for no samples. */
+export function percentile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  const rank = Math.ceil(q * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+}
+
+const ORDER = ["device_add", "add→attached", "attach", "device_del", "removal", "detach", "drain", "del→freed"];
+function phaseOrder(phase: string): number {
+  const base = phase.startsWith("drain:") ? "drain" : phase;
+  const i = ORDER.indexOf(base);
+  return i < 0 ? ORDER.length : i;
+}

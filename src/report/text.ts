@@ -1,0 +1,97 @@
+// The short text summary the CLI prints at the end of a run: what broke, how
+// often, how fast things were, what was lost, and how to run it again.
+
+import { formatNs, isoTime, pad, padLeft } from "./format.js";
+import type { ReportVerdict, RunReport } from "./types.js";
+import { byGravity, rulesOf } from "./verdicts.js";
+
+const MAX_RULE_LINES = 40;
+
+export function statusLine(report: RunReport): string {
+  switch (report.exit.status) {
+    case "clean":
+      return "PASS";
+    case "violations":
+      return "VIOLATIONS";
+    case "aborted":
+      return `ABORTED: ${oneLine(report.exit.reason)}`;
+  }
+}
+
+export function renderText(report: RunReport, files: readonly string[] = []): string {
+  const out: string[] = [];
+  const rules = rulesOf(report);
+  const broken = rules.filter((r) => r.failed).sort(byGravity);
+  const warned = rules.filter((r) => !r.failed && r.verdicts.length > 0);
+  const failures = broken.reduce((n, r) => n + r.verdicts.length, 0);
+  const c = report.counts;
+
+  out.push(`${report.toolVersion} · storm "${report.scenarioName}" · ${statusLine(report)}`);
+  out.push(`  seed ${report.seed} · guest ${report.profiles.guest} · model ${report.profiles.model} · machine ${oneLine(report.profiles.machine)}`);
+  out.push(`  started ${isoTime(report.startedAtMs)} · took ${formatNs(report.durationMs * 1e6)}`);
+  out.push(`  cycles ${c.cycles} · frames ${c.frames} · frames lost ${c.framesLost} · corrupt ${c.corrupt}`);
+  out.push("");
+
+  if (broken.length === 0) {
+    out.push(`Rules broken: none (${rules.length} checked)`);
+  } else {
+    out.push(`Rules broken: ${broken.length} of ${rules.length} checked, ${failures} violation${failures === 1 ? "" : "s"}`);
+    const idWidth = Math.min(40, Math.max(...broken.map((r) => r.rule.id.length)));
+    for (const r of broken.slice(0, MAX_RULE_LINES)) {
+      out.push(`  ${pad((r.worst ?? "error").toUpperCase(), 7)}${pad(r.rule.id, idWidth)}  ${padLeft(String(r.verdicts.length), 4)}×  ${describe(r.verdicts[0]!)}`);
+    }
+    if (broken.length > MAX_RULE_LINES) out.push(`  … and ${broken.length - MAX_RULE_LINES} more rules (see report.json)`);
+  }
+  const count = (o: string) => rules.filter((r) => r.outcome === o).length;
+  const unjudged = count("not-exercised") + count("not-observed");
+  if (unjudged > 0) {
+    const parts = [`${count("passed")} passed`];
+    if (count("not-exercised")) parts.push(`${count("not-exercised")} not exercised`);
+    if (count("not-observed")) parts.push(`${count("not-observed")} not observed by this guest`);
+    out.push(`Rules: ${parts.join(", ")}`);
+  }
+  if (warned.length > 0) {
+    out.push(`Warnings: ${warned.map((r) => `${r.rule.id} ${r.verdicts.length}×`).join(", ")}`);
+  }
+  const notObserved = report.summary?.notObserved ?? [];
+  if (notObserved.length > 0) out.push(`Not observed by this guest: ${notObserved.join(", ")}`);
+  out.push("");
+
+  const lat = report.timeline.latency;
+  if (lat.length > 0) {
+    const dw = Math.max(6, ...lat.map((l) => l.driver.length));
+    const pw = Math.max(5, ...lat.map((l) => l.phase.length));
+    out.push(`Latency  ${pad("driver", dw)}  ${pad("phase", pw)}  ${padLeft("n", 6)}  ${padLeft("p50", 9)}  ${padLeft("p90", 9)}  ${padLeft("p99", 9)}  ${padLeft("max", 9)}`);
+    for (const l of lat) {
+      out.push(
+        `         ${pad(l.driver, dw)}  ${pad(l.phase, pw)}  ${padLeft(String(l.n), 6)}  ${padLeft(formatNs(l.p50Ns), 9)}  ${padLeft(formatNs(l.p90Ns), 9)}  ${padLeft(formatNs(l.p99Ns), 9)}  ${padLeft(formatNs(l.maxNs), 9)}`,
+      );
+    }
+    out.push("");
+  }
+
+  const tl = report.timeline;
+  const aggregated = tl.aggregated.reduce((n, a) => n + a.devices, 0);
+  if (aggregated > 0) {
+    out.push(`Timeline: ${tl.devicesSeen} devices, ${tl.lanes.length} kept in detail, ${aggregated} aggregated (limit ${tl.maxLanes} lanes)`);
+  }
+  out.push(`Seed: ${report.seed}`);
+  out.push(`Reproduce: ${report.reproduce}`);
+  if (report.traceFile) out.push(`Trace: ${report.traceFile}`);
+  if (files.length > 0) out.push(`Reports: ${files.join(", ")}`);
+  return out.join("\n") + "\n";
+}
+
+/** One line about a verdict: where, who held what, and what happened. */
+export function describe(v: ReportVerdict): string {
+  const where = [v.nicId, v.device].filter(Boolean).join("/");
+  const holders = v.holders && v.holders.length > 0 ? ` holders ${v.holders.join(",")}` : "";
+  // Checker messages often start with the device name already.
+  const message = v.device && v.message.startsWith(`${v.device}: `) ? v.message.slice(v.device.length + 2) : v.message;
+  return `${where ? where + ": " : ""}${oneLine(message)}${holders}`;
+}
+
+function oneLine(s: string): string {
+  const flat = s.replace(/\s+/g, " ").trim();
+  return flat.length > 160 ? flat.slice(0, 157) + "…" : flat;
+}

@@ -1,0 +1,663 @@
+// Builds the per-device timeline of a run from trace records, one record at a
+// time, so a live run and an offline replay draw the same picture. Memory is
+// bounded: at most maxLanes devices are kept in detail (lanes with violations
+// are the last to go), each lane keeps a bounded amount of detail, and the rest
+// is folded into per-kind aggregates that the report names.
+
+import { plugstorm } from "../gen/plugstorm.js";
+import { LatencyBook } from "./latency.js";
+import type {
+  ChannelMark,
+  DeviceLane,
+  LaneAggregate,
+  ReportVerdict,
+  Span,
+  Timeline,
+  VerdictSeverity,
+  ViolationMark,
+} from "./types.js";
+import { severityName } from "./verdicts.js";
+
+type IRecord = plugstorm.trace.v1.IRecord;
+const DevKind = plugstorm.telemetry.v1.DeviceEvent.Kind;
+const RefKind = plugstorm.telemetry.v1.RefEvent.Kind;
+const IfKind = plugstorm.telemetry.v1.IfEvent.Kind;
+const ObjKind = plugstorm.telemetry.v1.ObjectKind;
+const ActKind = plugstorm.trace.v1.HostAction.Kind;
+const Outcome = plugstorm.trace.v1.HostResult.Outcome;
+const ChanKind = plugstorm.trace.v1.ChannelEvent.Kind;
+
+export interface TimelineOptions {
+  /** Devices kept in detail; the others are aggregated. Default 256. */
+  maxLanes?: number;
+  /** Bars (host + guest) kept per lane; older ones are dropped. Default 512. */
+  maxSpansPerLane?: number;
+  /** Reference-count steps kept per lane. Default 2048. */
+  maxRefStepsPerLane?: number;
+  /** Violation marks kept per lane. Default 64. */
+  maxViolationsPerLane?: number;
+  /** Channel marks (frame loss, corruption) kept. Default 1000. */
+  maxChannelMarks?: number;
+  /** Samples per latency series before reservoir sampling. Default 4096. */
+  latencyReservoir?: number;
+}
+
+interface LaneState extends DeviceLane {
+  open: Map<string, Span>;
+  refCounts: Map<string, number>;
+  refTotal: number;
+  /** Host time device_add / device_del was sent, for cross-side latencies. */
+  addSentNs?: number;
+  delSentNs?: number;
+  /** Same as delSentNs until the guest frees the device (del→freed latency taken once). */
+  delUnfreedNs?: number;
+  finished: boolean;
+  violationCount: number;
+}
+
+interface PendingAction {
+  kind: number;
+  nicId: string;
+  tNs: number;
+}
+
+const MAX_PENDING_ACTIONS = 4096;
+const MAX_EVICTED_REMEMBERED = 8192;
+const MAX_NAME_BINDINGS = 8192;
+const MAX_RUN_VIOLATIONS = 256;
+
+export class TimelineCollector {
+  private readonly maxLanes: number;
+  private readonly maxSpans: number;
+  private readonly maxRefSteps: number;
+  private readonly maxViolations: number;
+  private readonly maxChannel: number;
+  private readonly lanes = new Map<string, LaneState>();
+  /** Guest device or interface name -> lane key; names are reused between cycles. */
+  private readonly names = new Map<string, string>();
+  private readonly qmpIds = new Map<string, { command: string; nicId: string }>();
+  private readonly actions = new Map<number, PendingAction>();
+  private readonly evicted = new Set<string>();
+  private readonly aggregates = new Map<string, LaneAggregate>();
+  private readonly latency: LatencyBook;
+  private readonly channel: ChannelMark[] = [];
+  private channelDropped = 0;
+  private readonly runViolations: ViolationMark[] = [];
+  private devicesSeen = 0;
+  private records = 0;
+  private startNs = Number.POSITIVE_INFINITY;
+  private endNs = 0;
+
+  constructor(options: TimelineOptions = {}) {
+    this.maxLanes = positive("maxLanes", options.maxLanes ?? 256);
+    this.maxSpans = positive("maxSpansPerLane", options.maxSpansPerLane ?? 512);
+    this.maxRefSteps = positive("maxRefStepsPerLane", options.maxRefStepsPerLane ?? 2048);
+    this.maxViolations = positive("maxViolationsPerLane", options.maxViolationsPerLane ?? 64);
+    this.maxChannel = positive("maxChannelMarks", options.maxChannelMarks ?? 1000);
+    this.latency = new LatencyBook(positive("latencyReservoir", options.latencyReservoir ?? 4096));
+  }
+
+  /** Consumes the next trace record (in trace order). */
+  push(record: IRecord): void {
+    const t = num(record.tNs);
+    this.records++;
+    if (t < this.startNs) this.startNs = t;
+    if (t > this.endNs) this.endNs = t;
+    if (record.action) this.onAction(t, record.action);
+    else if (record.result) this.onResult(t, record.result);
+    else if (record.qmpCommand) this.onQmpCommand(t, record.qmpCommand);
+    else if (record.qmpReply) this.onQmpReply(t, record.qmpReply);
+    else if (record.qmpEvent) this.onQmpEvent(t, record.qmpEvent);
+    else if (record.guest) this.onFrame(t, record.guest);
+    else if (record.channel) this.onChannel(t, record.channel);
+    else if (record.verdict) this.onVerdictRecord(t, record.verdict);
+  }
+
+  /**
+   * Marks a verdict the checker produced without it being a trace record. Feed
+   * each verdict one way only: as a verdict record through push(), or here.
+   * tNs defaults to the verdict's own time, else the latest record's.
+   */
+  addVerdict(v: ReportVerdict, tNs?: number): void {
+    const t = tNs ?? (v.tNs != null ? v.tNs : this.endNs);
+    this.mark(t, {
+      rule: v.rule,
+      severity: severityName(v.severity),
+      message: v.message,
+      holders: [...(v.holders ?? [])],
+      device: v.device ?? "",
+      nicId: v.nicId ?? "",
+    });
+  }
+
+  /** A snapshot of what was collected so far (plain data, safe to keep). */
+  timeline(): Timeline {
+    const lanes = [...this.lanes.values()]
+      .sort((a, b) => a.firstNs - b.firstNs || a.key.localeCompare(b.key))
+      .map((l) => this.exportLane(l));
+    const start = Number.isFinite(this.startNs) ? this.startNs : 0;
+    return {
+      startNs: start,
+      endNs: Math.max(start, this.endNs),
+      lanes,
+      devicesSeen: this.devicesSeen,
+      maxLanes: this.maxLanes,
+      aggregated: [...this.aggregates.values()].sort((a, b) => a.group.localeCompare(b.group)),
+      runViolations: this.runViolations.map((v) => ({ ...v, holders: [...v.holders] })),
+      channel: this.channel.map((c) => ({ ...c })),
+      channelMarksDropped: this.channelDropped,
+      latency: this.latency.stats(),
+      records: this.records,
+    };
+  }
+
+  // ------------------------------------------------------------ host side
+
+  private onAction(t: number, a: plugstorm.trace.v1.HostAction.$Properties): void {
+    const nicId = a.nicId ?? "";
+    const kind = a.kind ?? 0;
+    if (!nicId) return;
+    if (kind === ActKind.ADD_NIC || kind === ActKind.REMOVE_NIC) {
+      const lane = this.lane(nicId, t, kind === ActKind.ADD_NIC);
+      if (lane) {
+        if (a.nicKind) lane.nicKind = a.nicKind;
+        if (a.bus) lane.bus = a.bus === plugstorm.trace.v1.NicBus.NIC_BUS_PCMCIA ? "pcmcia" : "usb";
+      }
+      if (a.id != null) {
+        if (this.actions.size >= MAX_PENDING_ACTIONS) this.actions.delete(this.actions.keys().next().value!);
+        this.actions.set(num(a.id), { kind, nicId, tNs: t });
+      }
+    }
+  }
+
+  private onResult(t: number, r: plugstorm.trace.v1.HostResult.$Properties): void {
+    const id = num(r.actionId);
+    const action = this.actions.get(id);
+    this.actions.delete(id);
+    const nicId = r.nicId || action?.nicId || "";
+    if (!nicId || !action) return;
+    const lane = this.lane(nicId, t, false);
+    if (!lane) return;
+    const outcome = r.outcome ?? 0;
+    const failed = outcome !== Outcome.DONE;
+    const outcomeText = outcomeName(outcome) + (r.message ? `: ${r.message}` : "");
+    const sent = num(r.sentNs) || action.tNs;
+    const reply = num(r.replyNs);
+    const event = num(r.eventNs);
+    const kindName = lane.nicKind ?? "nic";
+    if (action.kind === ActKind.ADD_NIC) {
+      const existing = lane.open.get("host:device_add") ?? this.lastSpan(lane.host, "device_add", action.tNs);
+      if (existing) {
+        this.closeAnnotate(lane, "host:device_add", existing, reply || t, failed ? outcomeText : undefined, failed);
+      } else {
+        this.addSpan(lane, "host", { phase: "device_add", startNs: sent, endNs: reply || t, ...(failed ? { note: outcomeText, failed } : {}) });
+        this.latency.add(kindName, "device_add", (reply || t) - sent);
+        lane.addSentNs = sent;
+      }
+    } else {
+      const del = lane.open.get("host:device_del") ?? this.lastSpan(lane.host, "device_del", action.tNs);
+      if (del) {
+        this.closeAnnotate(lane, "host:device_del", del, reply || t, outcome === Outcome.REFUSED ? outcomeText : undefined, outcome === Outcome.REFUSED);
+      } else {
+        this.addSpan(lane, "host", { phase: "device_del", startNs: sent, endNs: reply || t, ...(outcome === Outcome.REFUSED ? { note: outcomeText, failed: true } : {}) });
+        this.latency.add(kindName, "device_del", (reply || t) - sent);
+        lane.delSentNs = sent;
+        lane.delUnfreedNs = sent;
+      }
+      if (outcome === Outcome.REFUSED) return;
+      const removal = lane.open.get("host:removal") ?? this.lastSpan(lane.host, "removal", action.tNs);
+      if (removal) {
+        if (removal.endNs === undefined && event) this.finishRemoval(lane, event);
+        if (failed) {
+          // Pending or never finalised: the bar stays open-ended, with the reason.
+          lane.open.delete("host:removal");
+          removal.note = outcomeText;
+          removal.failed = true;
+        }
+      } else {
+        const span: Span = { phase: "removal", startNs: reply || sent, ...(event ? { endNs: event } : {}) };
+        if (failed) {
+          span.note = outcomeText;
+          span.failed = true;
+        }
+        this.addSpan(lane, "host", span);
+        if (event) {
+          this.latency.add(kindName, "removal", event - sent);
+          lane.delSentNs = undefined;
+          lane.points.push({ kind: "device_deleted", tNs: event });
+          lane.finished = true;
+        }
+      }
+    }
+  }
+
+  private onQmpCommand(t: number, c: plugstorm.trace.v1.QmpCommand.$Properties): void {
+    const command = c.command ?? "";
+    if (command !== "device_add" && command !== "device_del") return;
+    const nicId = jsonField(c.arguments, "id");
+    if (!nicId) return;
+    if (c.id) {
+      if (this.qmpIds.size >= MAX_PENDING_ACTIONS) this.qmpIds.delete(this.qmpIds.keys().next().value!);
+      this.qmpIds.set(c.id, { command, nicId });
+    }
+    const lane = this.lane(nicId, t, command === "device_add");
+    if (!lane) return;
+    if (command === "device_add") {
+      const driver = jsonField(c.arguments, "driver");
+      if (driver && !lane.nicKind) lane.nicKind = driver;
+      lane.addSentNs = t;
+      this.openSpan(lane, "host", "host:device_add", { phase: "device_add", startNs: t });
+    } else {
+      lane.delSentNs = t;
+      lane.delUnfreedNs = t;
+      this.openSpan(lane, "host", "host:device_del", { phase: "device_del", startNs: t });
+    }
+  }
+
+  private onQmpReply(t: number, r: plugstorm.trace.v1.QmpReply.$Properties): void {
+    const pending = r.id ? this.qmpIds.get(r.id) : undefined;
+    if (!pending || !r.id) return;
+    this.qmpIds.delete(r.id);
+    const lane = this.lane(pending.nicId, t, false);
+    if (!lane) return;
+    const key = `host:${pending.command}`;
+    const span = lane.open.get(key);
+    if (!span) return;
+    lane.open.delete(key);
+    span.endNs = t;
+    const kindName = lane.nicKind ?? "nic";
+    this.latency.add(kindName, pending.command, t - span.startNs);
+    if (!r.ok) {
+      span.failed = true;
+      span.note = [r.errorClass, r.errorDesc].filter(Boolean).join(": ") || "refused";
+      return;
+    }
+    if (pending.command === "device_del") {
+      this.openSpan(lane, "host", "host:removal", { phase: "removal", startNs: t });
+    }
+  }
+
+  private onQmpEvent(t: number, e: plugstorm.trace.v1.QmpEvent.$Properties): void {
+    if (e.event !== "DEVICE_DELETED") return;
+    const nicId = jsonField(e.data, "device");
+    if (!nicId) return;
+    const lane = this.lane(nicId, t, false);
+    if (lane) this.finishRemoval(lane, t);
+  }
+
+  private finishRemoval(lane: LaneState, t: number): void {
+    const span = lane.open.get("host:removal");
+    if (span) {
+      lane.open.delete("host:removal");
+      span.endNs = t;
+    }
+    if (lane.delSentNs !== undefined) this.latency.add(lane.nicKind ?? "nic", "removal", t - lane.delSentNs);
+    lane.delSentNs = undefined;
+    lane.points.push({ kind: "device_deleted", tNs: t });
+    lane.finished = true;
+    this.touch(lane, t);
+  }
+
+  // ----------------------------------------------------------- guest side
+
+  private onFrame(t: number, f: plugstorm.telemetry.v1.Frame.$Properties): void {
+    if (f.device) this.onDevice(t, f.device);
+    else if (f.ref) this.onRef(t, f.ref);
+    else if (f.ifnet) this.onIf(f.ifnet);
+  }
+
+  private onDevice(t: number, d: plugstorm.telemetry.v1.DeviceEvent.$Properties): void {
+    const name = d.name ?? "";
+    const serial = d.serial ?? "";
+    const kind = d.kind ?? 0;
+    let key: string | undefined;
+    if (serial) {
+      key = serial;
+      if (name) this.bind(name, serial);
+    } else if (name) {
+      key = this.names.get(name) ?? `guest:${name}`;
+      if (!this.names.has(name)) this.bind(name, key);
+    }
+    if (!key) return;
+    if (d.ifname) this.bind(d.ifname, key);
+    const lane = this.lane(key, t, kind === DevKind.ATTACH_BEGIN);
+    if (!lane) return;
+    if (name && !lane.devices.includes(name) && lane.devices.length < 16) lane.devices.push(name);
+    if (d.driver) lane.driver = d.driver;
+    const driver = lane.driver ?? lane.nicKind ?? "?";
+    const err = d.error ?? 0;
+    switch (kind) {
+      case DevKind.ATTACH_BEGIN:
+        this.openSpan(lane, "guest", "guest:attach", { phase: "attach", startNs: t });
+        break;
+      case DevKind.ATTACH_END: {
+        const span = this.closeSpan(lane, "guest:attach", t, driver, "attach");
+        if (span && err !== 0) {
+          span.failed = true;
+          span.note = `error ${errnoName(err)}`;
+        }
+        if (err === 0 && lane.addSentNs !== undefined) {
+          this.latency.add(lane.nicKind ?? driver, "add→attached", t - lane.addSentNs);
+          lane.addSentNs = undefined;
+        }
+        break;
+      }
+      case DevKind.DEACTIVATE:
+        lane.points.push({ kind: "deactivate", tNs: t, ...(d.context ? { note: contextName(d.context) } : {}) });
+        break;
+      case DevKind.DETACH_BEGIN: {
+        const f = d.flags;
+        const flags = [f?.force && "force", f?.quiet && "quiet", f?.shutdown && "shutdown", f?.poweroff && "poweroff"].filter(Boolean);
+        this.openSpan(lane, "guest", "guest:detach", {
+          phase: "detach",
+          startNs: t,
+          ...(flags.length ? { note: `flags ${flags.join("|")}` } : {}),
+        });
+        break;
+      }
+      case DevKind.DETACH_END: {
+        const span = this.closeSpan(lane, "guest:detach", t, driver, "detach");
+        if (span && err !== 0) {
+          span.failed = true;
+          span.note = [span.note, `error ${errnoName(err)}`].filter(Boolean).join(", ");
+        }
+        break;
+      }
+      case DevKind.DRAIN_BEGIN: {
+        const obj = objectKindName(d.objectKind ?? 0);
+        this.openSpan(lane, "guest", `guest:drain:${obj}`, { phase: "drain", startNs: t, note: obj });
+        break;
+      }
+      case DevKind.DRAIN_END: {
+        const obj = objectKindName(d.objectKind ?? 0);
+        this.closeSpan(lane, `guest:drain:${obj}`, t, driver, `drain:${obj}`);
+        break;
+      }
+      case DevKind.FREE:
+        lane.points.push({ kind: "free", tNs: t });
+        if (lane.delUnfreedNs !== undefined) {
+          this.latency.add(lane.nicKind ?? driver, "del→freed", t - lane.delUnfreedNs);
+          lane.delUnfreedNs = undefined;
+        }
+        lane.finished = true;
+        break;
+      default:
+        break;
+    }
+    this.capPoints(lane);
+  }
+
+  private onRef(t: number, r: plugstorm.telemetry.v1.RefEvent.$Properties): void {
+    const kind = r.kind ?? 0;
+    if (kind !== RefKind.ACQUIRE && kind !== RefKind.RELEASE) return;
+    const objectKind = r.objectKind ?? 0;
+    const object = r.object ?? "";
+    const owner = r.device || (objectKind === ObjKind.OBJECT_KIND_DEVICE ? object : "") || object;
+    const key = this.names.get(owner) ?? (r.device ? this.names.get(object) : undefined);
+    if (!key) return;
+    const lane = this.lane(key, t, false);
+    if (!lane) return;
+    const objKey = `${objectKind}:${object}`;
+    const before = lane.refCounts.get(objKey) ?? 0;
+    const countAfter = r.countAfter == null ? -1 : num(r.countAfter);
+    const after = countAfter >= 0 ? countAfter : Math.max(0, before + (kind === RefKind.ACQUIRE ? 1 : -1));
+    if (after === 0) lane.refCounts.delete(objKey);
+    else lane.refCounts.set(objKey, after);
+    lane.refTotal += after - before;
+    lane.refs.push([t, lane.refTotal]);
+    if (lane.refs.length > this.maxRefSteps) {
+      const drop = lane.refs.length - this.maxRefSteps;
+      lane.refs.splice(0, drop);
+      lane.truncatedBeforeNs = Math.max(lane.truncatedBeforeNs ?? 0, lane.refs[0]![0]);
+    }
+  }
+
+  private onIf(i: plugstorm.telemetry.v1.IfEvent.$Properties): void {
+    if ((i.kind ?? 0) === IfKind.ATTACH && i.ifname && i.device) {
+      const key = this.names.get(i.device);
+      if (key) this.bind(i.ifname, key);
+    }
+  }
+
+  // -------------------------------------------------------- channel, verdicts
+
+  private onChannel(t: number, c: plugstorm.trace.v1.ChannelEvent.$Properties): void {
+    const k = c.kind ?? 0;
+    let mark: ChannelMark | undefined;
+    if (k === ChanKind.SEQ_GAP) mark = { tNs: t, kind: "seq_gap", amount: Math.max(0, num(c.gotSeq) - num(c.expectedSeq)) };
+    else if (k === ChanKind.CORRUPT_FRAME) mark = { tNs: t, kind: "corrupt", amount: num(c.bytesSkipped) };
+    else if (k === ChanKind.OVERSIZE_FRAME) mark = { tNs: t, kind: "oversize", amount: num(c.bytesSkipped) };
+    else if (k === ChanKind.DISCONNECTED) mark = { tNs: t, kind: "disconnected", amount: 0 };
+    else if (k === ChanKind.ACK_TIMEOUT) mark = { tNs: t, kind: "ack_timeout", amount: 0 };
+    else if (k === ChanKind.SESSION_START) mark = { tNs: t, kind: "session_start", amount: 0 };
+    if (!mark) return;
+    if (this.channel.length < this.maxChannel) this.channel.push(mark);
+    else this.channelDropped++;
+  }
+
+  private onVerdictRecord(t: number, v: plugstorm.trace.v1.Verdict.$Properties): void {
+    this.mark(t, {
+      rule: v.rule ?? "",
+      severity: severityName(v.severity),
+      message: v.message ?? "",
+      holders: [...(v.holders ?? [])],
+      device: v.device ?? "",
+      nicId: v.nicId ?? "",
+    });
+  }
+
+  private mark(t: number, v: { rule: string; severity: VerdictSeverity; message: string; holders: string[]; device: string; nicId: string }): void {
+    const mark: ViolationMark = { tNs: t, rule: v.rule, severity: v.severity, message: v.message, holders: v.holders, ...(v.device ? { device: v.device } : {}) };
+    const key = v.nicId || (v.device ? this.names.get(v.device) : undefined);
+    if (!key) {
+      if (this.runViolations.length < MAX_RUN_VIOLATIONS) this.runViolations.push(mark);
+      return;
+    }
+    const lane = this.lane(key, t, false);
+    if (!lane) {
+      const agg = this.aggregates.get(this.groupOfEvicted(key));
+      if (agg) agg.violations++;
+      return;
+    }
+    lane.violationCount++;
+    if (lane.violations.length < this.maxViolations) lane.violations.push(mark);
+    this.touch(lane, t);
+  }
+
+  // -------------------------------------------------------------- lanes
+
+  /**
+   * The lane for key, creating it when `create` or when the device was never
+   * seen; undefined when the device was aggregated to bound memory.
+   */
+  private lane(key: string, t: number, create: boolean): LaneState | undefined {
+    const existing = this.lanes.get(key);
+    if (existing) {
+      this.touch(existing, t);
+      return existing;
+    }
+    if (this.evicted.has(key) && !create) return undefined;
+    this.evicted.delete(key);
+    if (this.lanes.size >= this.maxLanes) this.evictOne();
+    this.devicesSeen++;
+    const lane: LaneState = {
+      key,
+      ...(key.startsWith("guest:") ? {} : { nicId: key }),
+      devices: [],
+      firstNs: t,
+      lastNs: t,
+      host: [],
+      guest: [],
+      points: [],
+      refs: [],
+      violations: [],
+      open: new Map(),
+      refCounts: new Map(),
+      refTotal: 0,
+      finished: false,
+      violationCount: 0,
+    };
+    this.lanes.set(key, lane);
+    return lane;
+  }
+
+  private touch(lane: LaneState, t: number): void {
+    if (t > lane.lastNs) lane.lastNs = t;
+  }
+
+  /** Folds the least interesting lane into the aggregates: finished and clean first, oldest first. */
+  private evictOne(): void {
+    let victim: LaneState | undefined;
+    let victimScore = Number.POSITIVE_INFINITY;
+    for (const l of this.lanes.values()) {
+      // Lower is evicted first: clean before violating, finished before live, older before newer.
+      const tier = (l.violationCount > 0 ? 2 : 0) + (l.finished ? 0 : 1);
+      const score = tier * 1e18 + l.lastNs;
+      if (score < victimScore) {
+        victimScore = score;
+        victim = l;
+      }
+    }
+    if (!victim) return;
+    this.lanes.delete(victim.key);
+    const group = groupOf(victim);
+    const agg = this.aggregates.get(group) ?? { group, devices: 0, violations: 0, hostSpans: 0, guestSpans: 0 };
+    agg.devices++;
+    agg.violations += victim.violationCount;
+    agg.hostSpans += victim.host.length;
+    agg.guestSpans += victim.guest.length;
+    this.aggregates.set(group, agg);
+    if (this.evicted.size >= MAX_EVICTED_REMEMBERED) this.evicted.delete(this.evicted.values().next().value!);
+    this.evicted.add(victim.key);
+    this.evictedGroups.set(victim.key, group);
+    if (this.evictedGroups.size > MAX_EVICTED_REMEMBERED) this.evictedGroups.delete(this.evictedGroups.keys().next().value!);
+  }
+
+  private readonly evictedGroups = new Map<string, string>();
+  private groupOfEvicted(key: string): string {
+    return this.evictedGroups.get(key) ?? "other";
+  }
+
+  private bind(name: string, key: string): void {
+    this.names.delete(name);
+    this.names.set(name, key);
+    if (this.names.size > MAX_NAME_BINDINGS) this.names.delete(this.names.keys().next().value!);
+  }
+
+  private openSpan(lane: LaneState, side: "host" | "guest", key: string, span: Span): void {
+    const previous = lane.open.get(key);
+    if (previous) previous.note = [previous.note, "never ended"].filter(Boolean).join(", ");
+    lane.open.set(key, span);
+    this.addSpan(lane, side, span);
+  }
+
+  private closeSpan(lane: LaneState, key: string, t: number, driver: string, phase: string): Span | undefined {
+    const span = lane.open.get(key);
+    if (!span) return undefined;
+    lane.open.delete(key);
+    span.endNs = t;
+    this.latency.add(driver, phase, t - span.startNs);
+    return span;
+  }
+
+  private closeAnnotate(lane: LaneState, key: string, span: Span, end: number, note: string | undefined, failed: boolean): void {
+    if (lane.open.get(key) === span) {
+      lane.open.delete(key);
+      span.endNs = end;
+      this.latency.add(lane.nicKind ?? "nic", span.phase, end - span.startNs);
+    }
+    if (note) span.note = note;
+    if (failed) span.failed = true;
+  }
+
+  private lastSpan(spans: Span[], phase: string, notBefore: number): Span | undefined {
+    for (let i = spans.length - 1; i >= 0; i--) {
+      const s = spans[i]!;
+      if (s.phase === phase && s.startNs >= notBefore) return s;
+    }
+    return undefined;
+  }
+
+  private addSpan(lane: LaneState, side: "host" | "guest", span: Span): void {
+    const list = side === "host" ? lane.host : lane.guest;
+    list.push(span);
+    if (list.length > this.maxSpans) {
+      const dropped = list.splice(0, list.length - this.maxSpans);
+      const last = dropped[dropped.length - 1]!;
+      lane.truncatedBeforeNs = Math.max(lane.truncatedBeforeNs ?? 0, last.endNs ?? last.startNs);
+    }
+  }
+
+  private capPoints(lane: LaneState): void {
+    if (lane.points.length > this.maxSpans) {
+      const dropped = lane.points.splice(0, lane.points.length - this.maxSpans);
+      lane.truncatedBeforeNs = Math.max(lane.truncatedBeforeNs ?? 0, dropped[dropped.length - 1]!.tNs);
+    }
+  }
+
+  private exportLane(l: LaneState): DeviceLane {
+    const out: DeviceLane = {
+      key: l.key,
+      devices: [...l.devices],
+      firstNs: l.firstNs,
+      lastNs: l.lastNs,
+      host: l.host.map((s) => ({ ...s })),
+      guest: l.guest.map((s) => ({ ...s })),
+      points: l.points.map((p) => ({ ...p })),
+      refs: l.refs.map(([t, c]) => [t, c] as [number, number]),
+      violations: l.violations.map((v) => ({ ...v, holders: [...v.holders] })),
+    };
+    if (l.nicId !== undefined) out.nicId = l.nicId;
+    if (l.nicKind !== undefined) out.nicKind = l.nicKind;
+    if (l.bus !== undefined) out.bus = l.bus;
+    if (l.driver !== undefined) out.driver = l.driver;
+    if (l.truncatedBeforeNs !== undefined) out.truncatedBeforeNs = l.truncatedBeforeNs;
+    return out;
+  }
+}
+
+function groupOf(l: LaneState): string {
+  return l.nicKind ?? l.driver ?? (l.key.startsWith("guest:") ? "guest-only" : "nic");
+}
+
+function positive(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 1) throw new RangeError(`TimelineCollector: ${name} must be a positive integer, got ${v}`);
+  return v;
+}
+
+function num(v: number | null | undefined): number {
+  return typeof v === "number" && Number.isFinite(v) ? v : 0;
+}
+
+/** A string field of a JSON object given as text; "" when absent or not JSON. */
+function jsonField(text: string | null | undefined, field: string): string {
+  if (!text) return "";
+  try {
+    const v: unknown = JSON.parse(text);
+    if (v && typeof v === "object" && field in v) {
+      const f = (v as Record<string, unknown>)[field];
+      return typeof f === "string" ? f : "";
+    }
+  } catch {
+    // Not JSON: the record cannot name a device, so it draws nothing.
+  }
+  return "";
+}
+
+function outcomeName(o: number): string {
+  return (plugstorm.trace.v1.HostResult.Outcome[o] ?? `outcome ${o}`).toLowerCase().replace(/_/g, " ");
+}
+
+export function objectKindName(k: number): string {
+  const name = plugstorm.telemetry.v1.ObjectKind[k];
+  return name ? name.replace(/^OBJECT_KIND_/, "").toLowerCase() : `kind${k}`;
+}
+
+function contextName(c: number): string {
+  return (plugstorm.telemetry.v1.ExecContext[c] ?? "").replace(/^EXEC_CONTEXT_/, "").toLowerCase();
+}
+
+const ERRNO: Record<number, string> = { 1: "EPERM", 2: "ENOENT", 5: "EIO", 6: "ENXIO", 9: "EBADF", 12: "ENOMEM", 16: "EBUSY", 19: "ENODEV", 22: "EINVAL"};
+export function errnoName(e: number): string {
+  return ERRNO[e] ? `${ERRNO[e]} (${e})` : String(e);
+}

@@ -1,0 +1,243 @@
+// One feed and its subscribers: the view model that snapshots are made of,
+// and the fan-out that must never let a subscriber slow the producer. The
+// producer's calls are synchronous and never throw; a subscriber whose socket
+// buffer is over the soft limit stops receiving and is told what it missed
+// once it drains, or is cut off after the hard limit.
+import type { WebSocket } from "ws";
+import { LiveModel, type ModelLimits } from "./page/model.js";
+import {
+  CloseCode,
+  FEED_PROTOCOL,
+  encodeHeaderEvent,
+  encodeRecordEvent,
+  encodeVerdictEvent,
+  headerToJson,
+  recordToJson,
+  verdictToJson,
+  type ControlOp,
+  type FeedStatus,
+  type HeaderInput,
+  type RecordInput,
+  type ServerMessage,
+  type SnapshotMessage,
+  type VerdictInput,
+} from "./protocol.js";
+
+export interface BackpressureLimits {
+  /** A subscriber with more than this many bytes unsent stops receiving (default 4 MiB). */
+  softBytes: number;
+  /** ...and starts again, after a "missed" message and a fresh snapshot, below this (default softBytes/4). */
+  resumeBytes: number;
+  /** A subscriber still over the soft limit after this long is closed with 4002 (default 30 s). */
+  hardMs: number;
+  /** After a 4002 close frame, the socket is dropped if the client has not read it within this (default 2 s). */
+  terminateMs: number;
+}
+
+export const DEFAULT_BACKPRESSURE: BackpressureLimits = {
+  softBytes: 4 << 20,
+  resumeBytes: 1 << 20,
+  hardMs: 30_000,
+  terminateMs: 2_000,
+};
+
+export type Format = "binary" | "json";
+
+export interface Behind {
+  count: number;
+  fromIndex: number;
+  toIndex: number;
+  sinceMs: number;
+}
+
+export class Client {
+  behind: Behind | null = null;
+  closing = false;
+  constructor(
+    readonly ws: WebSocket,
+    readonly format: Format,
+    /** Whether the peer address may control at all (loopback, or a non-local bind chosen by the user). */
+    readonly peerMayControl: boolean,
+    public authed: boolean,
+  ) {}
+
+  get control(): boolean {
+    return this.authed && this.peerMayControl;
+  }
+
+  sendJson(msg: ServerMessage): void {
+    if (this.closing || this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(JSON.stringify(msg));
+  }
+}
+
+export interface HubOptions {
+  source: "live" | "replay";
+  ops: ControlOp[];
+  limits: BackpressureLimits;
+  model?: Partial<ModelLimits>;
+  onError: (err: unknown, where: string) => void;
+}
+
+export class Hub {
+  readonly model: LiveModel;
+  readonly clients = new Set<Client>();
+  status: FeedStatus = "idle";
+  speed: number | "max" | undefined;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(readonly opts: HubOptions) {
+    this.model = new LiveModel(opts.model);
+  }
+
+  /** Adds a subscriber: it gets a snapshot now and every message from here on. */
+  add(client: Client): void {
+    this.clients.add(client);
+    client.ws.on("close", () => this.clients.delete(client));
+    client.sendJson(this.snapshot(client, false));
+  }
+
+  snapshot(client: Client, resync: boolean): SnapshotMessage {
+    return {
+      type: "snapshot",
+      protocol: FEED_PROTOCOL,
+      source: this.opts.source,
+      status: this.status,
+      control: this.opts.source === "replay" ? true : client.control,
+      ops: this.opts.ops,
+      resync,
+      model: this.model.toJSON(),
+    };
+  }
+
+  header(h: HeaderInput): void {
+    try {
+      const json = headerToJson(h);
+      this.model.header = json;
+      let bin: Uint8Array | undefined;
+      let text: string | undefined;
+      for (const c of this.clients) {
+        if (c.format === "binary") this.deliver(c, (bin ??= encodeHeaderEvent(h)), -1);
+        else this.deliver(c, (text ??= JSON.stringify({ type: "header", header: json } satisfies ServerMessage)), -1);
+      }
+    } catch (err) {
+      this.opts.onError(err, "header");
+    }
+  }
+
+  record(rec: RecordInput, index?: number): void {
+    try {
+      const i = typeof index === "number" && Number.isSafeInteger(index) && index >= 0 ? index : this.model.nextIndex;
+      const json = recordToJson(rec);
+      this.model.apply(json, i);
+      let bin: Uint8Array | undefined;
+      let text: string | undefined;
+      for (const c of this.clients) {
+        if (c.format === "binary") this.deliver(c, (bin ??= encodeRecordEvent(rec, i)), i);
+        else this.deliver(c, (text ??= JSON.stringify({ type: "record", index: i, record: json } satisfies ServerMessage)), i);
+      }
+    } catch (err) {
+      this.opts.onError(err, "record");
+    }
+  }
+
+  verdict(v: VerdictInput, tNs?: number): void {
+    try {
+      const t = typeof tNs === "number" ? tNs : this.model.now;
+      const json = verdictToJson(v);
+      this.model.applyVerdict(json, t);
+      let bin: Uint8Array | undefined;
+      let text: string | undefined;
+      for (const c of this.clients) {
+        if (c.format === "binary") this.deliver(c, (bin ??= encodeVerdictEvent(v, t)), -1);
+        else this.deliver(c, (text ??= JSON.stringify({ type: "verdict", tNs: t, verdict: json } satisfies ServerMessage)), -1);
+      }
+    } catch (err) {
+      this.opts.onError(err, "verdict");
+    }
+  }
+
+  setStatus(status: FeedStatus): void {
+    this.status = status;
+    const msg: ServerMessage = this.speed === undefined ? { type: "status", status } : { type: "status", status, speed: this.speed };
+    const text = JSON.stringify(msg);
+    for (const c of this.clients) this.deliver(c, text, -1);
+  }
+
+  /** The most bytes any subscriber has waiting (a replay paces itself on this). */
+  maxBuffered(): number {
+    let m = 0;
+    for (const c of this.clients) m = Math.max(m, c.ws.bufferedAmount);
+    return m;
+  }
+
+  /** Ends the feed for everyone: close code 1000 with the reason given. */
+  closeAll(reason: string): void {
+    this.stopTimer();
+    for (const c of this.clients) {
+      c.closing = true;
+      c.ws.close(CloseCode.NORMAL, reason);
+    }
+  }
+
+  private deliver(c: Client, data: string | Uint8Array, index: number): void {
+    if (c.closing || c.ws.readyState !== c.ws.OPEN) return;
+    if (c.behind) {
+      if (index >= 0) this.miss(c.behind, index);
+      return;
+    }
+    if (c.ws.bufferedAmount > this.opts.limits.softBytes) {
+      // From here the client gets nothing until it drains; what it needs to
+      // catch up (headers, statuses, verdicts) comes back in the resync snapshot.
+      c.behind = { count: 0, fromIndex: -1, toIndex: -1, sinceMs: Date.now() };
+      if (index >= 0) this.miss(c.behind, index);
+      this.startTimer();
+      return;
+    }
+    c.ws.send(data, { binary: typeof data !== "string" });
+  }
+
+  private miss(b: Behind, index: number): void {
+    b.count++;
+    if (b.fromIndex < 0) b.fromIndex = index;
+    b.toIndex = index;
+  }
+
+  private startTimer(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.checkBehind(), 50);
+    this.timer.unref();
+  }
+
+  private stopTimer(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private checkBehind(): void {
+    const lim = this.opts.limits;
+    let any = false;
+    for (const c of this.clients) {
+      const b = c.behind;
+      if (!b || c.closing) continue;
+      if (c.ws.bufferedAmount <= lim.resumeBytes) {
+        c.behind = null;
+        try {
+          c.sendJson({ type: "missed", count: b.count, fromIndex: b.fromIndex, toIndex: b.toIndex });
+          c.sendJson(this.snapshot(c, true));
+        } catch (err) {
+          this.opts.onError(err, "resync");
+        }
+      } else if (Date.now() - b.sinceMs > lim.hardMs) {
+        c.closing = true;
+        c.ws.close(CloseCode.TOO_SLOW, `client too slow: ${b.count} records missed`.slice(0, 120));
+        const t = setTimeout(() => c.ws.terminate(), lim.terminateMs);
+        t.unref();
+        c.ws.once("close", () => clearTimeout(t));
+      } else {
+        any = true;
+      }
+    }
+    if (!any) this.stopTimer();
+  }
+}

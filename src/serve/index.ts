@@ -1,0 +1,147 @@
+// The live view: a WebSocket feed of a running storm (or a replayed trace)
+// and the page that draws it. A runner calls header/record/verdict; the calls
+// are synchronous, cheap and never throw, whatever the subscribers do.
+import { FeedServer, type Controller, type ServerOptions } from "./server.js";
+import type { FeedStatus, HeaderInput, RecordInput, VerdictInput } from "./protocol.js";
+import { parseSpeed, type Speed, type TraceSource } from "./replay.js";
+import { openTraceBytes, openTraceFile } from "./source.js";
+
+export type { Controller, ServerOptions } from "./server.js";
+export type { BackpressureLimits } from "./hub.js";
+export type { ModelJSON, DeviceView, VerdictView, Counters, ModelLimits } from "./page/model.js";
+export { LiveModel } from "./page/model.js";
+export {
+  CloseCode,
+  FEED_PROTOCOL,
+  decodeFeedEvent,
+  recordToJson,
+  type FeedEvent,
+  type FeedStatus,
+  type ServerMessage,
+  type SnapshotMessage,
+  type ControlOp,
+  type HeaderInput,
+  type RecordInput,
+  type VerdictInput,
+} from "./protocol.js";
+export { parseServeAddress, isLoopback, type ListenAddress } from "./access.js";
+export { parseSpeed, type Speed, type TraceSource } from "./replay.js";
+export { openTraceBytes, openTraceFile } from "./source.js";
+
+export interface LiveServerOptions extends ServerOptions {
+  /** What control messages act on; without it the feed is read-only for everyone. */
+  controller?: Controller;
+}
+
+export interface LiveFeed {
+  readonly host: string;
+  readonly port: number;
+  /** http://HOST:PORT/ */
+  readonly url: string;
+  /** The page with the control token in its fragment (never sent over the network by the browser): print this. */
+  readonly pageUrl: string;
+  /** ws://HOST:PORT/feed (add ?format=json for JSON). */
+  readonly feedUrl: string;
+  readonly token: string;
+  /** Subscribers connected now (not counting those being closed). */
+  readonly subscribers: number;
+  /** The trace header, once, before the first record. */
+  header(h: HeaderInput): void;
+  /** A trace record as it is written; index is its 0-based number in the trace (default: the next one). */
+  record(rec: RecordInput, index?: number): void;
+  /** A verdict that is not itself written as a trace record (verdict records need only record()). */
+  verdict(v: VerdictInput, tNs?: number): void;
+  /** What the storm is doing, for the page ("running", "paused", "stopping", "ended"...). */
+  status(s: FeedStatus): void;
+  /** Ends the feed: subscribers get status "ended" and close code 1000; resolves when the server is down. */
+  close(): Promise<void>;
+}
+
+/** Starts the live view of a storm. Listens on 127.0.0.1 unless opts.host says otherwise. */
+export async function startLiveServer(opts: LiveServerOptions = {}): Promise<LiveFeed> {
+  const srv = new FeedServer(
+    { openTraceBytes, ...opts },
+    opts.controller ? { kind: "live", controller: opts.controller } : { kind: "live" },
+  );
+  await srv.listen();
+  const hub = srv.live!;
+  const base = srv.baseUrl;
+  return {
+    host: srv.host,
+    port: srv.port,
+    url: `${base}/`,
+    pageUrl: `${base}/#token=${srv.token}`,
+    feedUrl: `${base.replace(/^http/, "ws")}/feed`,
+    token: srv.token,
+    get subscribers() {
+      let n = 0;
+      for (const c of hub.clients) if (!c.closing) n++;
+      return n;
+    },
+    header: (h) => hub.header(h),
+    record: (rec, index) => hub.record(rec, index),
+    verdict: (v, tNs) => hub.verdict(v, tNs),
+    status: (s) => {
+      try {
+        hub.setStatus(s);
+      } catch {
+        // Never into the caller.
+      }
+    },
+    close: async () => {
+      try {
+        hub.setStatus("ended");
+      } catch {
+        // Closing anyway.
+      }
+      await srv.close();
+    },
+  };
+}
+
+export interface ServeTraceOptions extends ServerOptions {
+  /** 1 = real time (default), N = N times faster, "max" = as fast as the viewer takes it. */
+  speed?: Speed;
+}
+
+export interface TraceServer {
+  readonly host: string;
+  readonly port: number;
+  readonly url: string;
+  readonly pageUrl: string;
+  readonly feedUrl: string;
+  readonly token: string;
+  /** The header of the trace being served. */
+  readonly header: HeaderInput | null;
+  close(): Promise<void>;
+}
+
+/**
+ * `plugstorm serve TRACE`: serves the page, and every connection to the feed
+ * gets its own replay of the trace from the start at the given speed. The
+ * file is opened once up front so a bad path or a non-trace fails here.
+ */
+export async function serveTrace(path: string, opts: ServeTraceOptions = {}): Promise<TraceServer> {
+  const speed = parseSpeed(opts.speed ?? 1);
+  const first: TraceSource = await openTraceFile(path);
+  const header = first.header;
+  await closeSource(first);
+  const srv = new FeedServer({ openTraceBytes, ...opts }, { kind: "replay", open: () => openTraceFile(path), speed });
+  await srv.listen();
+  const base = srv.baseUrl;
+  return {
+    host: srv.host,
+    port: srv.port,
+    url: `${base}/`,
+    pageUrl: `${base}/#token=${srv.token}`,
+    feedUrl: `${base.replace(/^http/, "ws")}/feed`,
+    token: srv.token,
+    header,
+    close: () => srv.close(),
+  };
+}
+
+async function closeSource(s: TraceSource): Promise<void> {
+  const it = s.records[Symbol.asyncIterator]();
+  await it.return?.();
+}

@@ -1,0 +1,501 @@
+// The live view's picture of a run, built from trace records in their JSON
+// form (protobufjs toObject: camelCase, enums as names, 64-bit ints as
+// numbers, zero values omitted). One module for both sides: the server keeps
+// one to send late joiners a snapshot, the page keeps one to draw, so the two
+// cannot disagree about what a record means. Plain JavaScript because the page
+// is loaded without a bundler; typed by model.d.ts.
+
+/** Protocol version of the snapshot's `model` object. */
+export const MODEL_VERSION = 1;
+
+const DEFAULTS = { maxDevices: 2000, maxVerdicts: 1000, maxPointsPerDevice: 2000, indexTimes: 2048 };
+
+/** Host-side phases that mean the NIC is no longer plugged in. */
+const HOST_GONE = new Set(["removed", "refused", "failed"]);
+
+export class LiveModel {
+  /** @param {Partial<typeof DEFAULTS>} [limits] */
+  constructor(limits) {
+    this.limits = { ...DEFAULTS, ...(limits ?? {}) };
+    /** @type {Record<string, unknown> | null} */
+    this.header = null;
+    this.counters = {
+      records: 0,
+      guestFrames: 0,
+      cycles: 0,
+      inFlight: 0,
+      framesPerSecond: 0,
+      lostFrames: 0,
+      corruptFrames: 0,
+      verdicts: 0,
+      devicesSeen: 0,
+      devicesDropped: 0,
+      verdictsDropped: 0,
+    };
+    this.tFirstNs = -1;
+    this.tLastNs = 0;
+    this.nextIndex = 0;
+    this.nextOrder = 0;
+    /** @type {Map<string, any>} */
+    this.devices = new Map();
+    /** @type {any[]} */
+    this.verdicts = [];
+    /** @type {Map<string, string>} guest device or interface name, or "mac:" + MAC -> device key */
+    this.names = new Map();
+    /** @type {Map<number, {kind: string, nicId: string}>} host action id -> what it was, until its result */
+    this.actions = new Map();
+    /** Guest frame times within the last second of trace time, for frames/s. */
+    this.frameTimes = [];
+    /** Ring of recent record index -> t_ns, so a verdict can be placed in time. */
+    this.ringIndex = new Array(this.limits.indexTimes).fill(-1);
+    this.ringT = new Array(this.limits.indexTimes).fill(0);
+  }
+
+  /** Latest trace time seen (ns). */
+  get now() {
+    return this.tLastNs;
+  }
+
+  /**
+   * Applies one record (JSON form). `index` is its 0-based number in the trace;
+   * when omitted the record is taken to follow the previous one.
+   * @param {any} rec
+   * @param {number} [index]
+   */
+  apply(rec, index) {
+    const i = typeof index === "number" ? index : this.nextIndex;
+    this.nextIndex = Math.max(this.nextIndex, i + 1);
+    const t = num(rec.tNs);
+    if (this.tFirstNs < 0) this.tFirstNs = t;
+    if (t > this.tLastNs) this.tLastNs = t;
+    this.counters.records++;
+    const slot = i % this.ringIndex.length;
+    this.ringIndex[slot] = i;
+    this.ringT[slot] = t;
+    if (rec.action) this.hostAction(rec.action, t);
+    else if (rec.result) this.hostResult(rec.result, t);
+    else if (rec.qmpEvent) this.qmpEvent(rec.qmpEvent, t);
+    else if (rec.guest) this.guestFrame(rec.guest, t);
+    else if (rec.channel) this.channelEvent(rec.channel);
+    else if (rec.verdict) this.applyVerdict(rec.verdict, t, i);
+    this.updateRates(rec.guest ? t : -1);
+  }
+
+  /**
+   * A checker verdict, either recorded in the trace (recordIndex = its own
+   * index) or sent live alongside it.
+   * @param {any} v
+   * @param {number} [tNs]
+   * @param {number} [ownIndex]
+   */
+  applyVerdict(v, tNs, ownIndex) {
+    const at = typeof v.recordIndex === "number" ? this.timeOf(v.recordIndex) : undefined;
+    const t = at ?? tNs ?? this.tLastNs;
+    const key = this.keyFor(v.nicId, v.device);
+    const entry = {
+      n: this.counters.verdicts,
+      rule: str(v.rule),
+      side: str(v.side) || "SIDE_UNSPECIFIED",
+      severity: str(v.severity) || "SEVERITY_UNSPECIFIED",
+      device: str(v.device),
+      nicId: str(v.nicId),
+      holders: Array.isArray(v.holders) ? v.holders.map(String) : [],
+      message: str(v.message),
+      recordIndex: typeof v.recordIndex === "number" ? v.recordIndex : (ownIndex ?? -1),
+      tNs: t,
+      key: key ?? "",
+    };
+    this.counters.verdicts++;
+    this.verdicts.push(entry);
+    if (this.verdicts.length > this.limits.maxVerdicts) {
+      this.verdicts.shift();
+      this.counters.verdictsDropped++;
+    }
+    if (key) {
+      const d = this.devices.get(key);
+      if (d) d.marks.push({ t, n: entry.n, severity: entry.severity });
+    }
+  }
+
+  // ------------------------------------------------------------ host side
+
+  /** @param {any} a @param {number} t */
+  hostAction(a, t) {
+    const nicId = str(a.nicId);
+    if (a.id !== undefined) this.actions.set(num(a.id), { kind: str(a.kind), nicId });
+    if (!nicId) return;
+    if (a.kind === "ADD_NIC") {
+      const d = this.device(nicId, t);
+      d.nicId = nicId;
+      d.kind = str(a.nicKind) || d.kind;
+      d.bus = busName(a.bus) || d.bus;
+      d.port = str(a.port) || d.port;
+      d.mac = str(a.mac) || d.mac;
+      if (d.mac) this.names.set("mac:" + d.mac, d.key);
+      this.setPhase(d, "host", "adding", t);
+    } else if (a.kind === "REMOVE_NIC") {
+      const d = this.devices.get(nicId);
+      if (d) this.setPhase(d, "host", "removing", t);
+    }
+  }
+
+  /** @param {any} r @param {number} t */
+  hostResult(r, t) {
+    const act = this.actions.get(num(r.actionId));
+    this.actions.delete(num(r.actionId));
+    const nicId = str(r.nicId) || act?.nicId || "";
+    const d = nicId ? this.devices.get(nicId) : undefined;
+    if (!d || !act) return;
+    const outcome = str(r.outcome);
+    const at = num(r.eventNs) || num(r.replyNs) || t;
+    if (act.kind === "ADD_NIC") {
+      if (outcome === "DONE") this.setPhase(d, "host", "present", at);
+      else this.setPhase(d, "host", outcome === "REFUSED" ? "refused" : "failed", at);
+    } else if (act.kind === "REMOVE_NIC") {
+      if (outcome === "DONE") this.setPhase(d, "host", "removed", at);
+      else if (outcome === "REMOVAL_PENDING" || outcome === "NEVER_FINALISED") this.setPhase(d, "host", "stuck", at);
+      else if (outcome === "REFUSED") this.setPhase(d, "host", "present", at);
+      else this.setPhase(d, "host", "failed", at);
+    }
+  }
+
+  /** @param {any} e @param {number} t */
+  qmpEvent(e, t) {
+    if (e.event !== "DEVICE_DELETED" || !e.data) return;
+    let data;
+    try {
+      data = JSON.parse(e.data);
+    } catch {
+      return;
+    }
+    const d = data && typeof data.device === "string" ? this.devices.get(data.device) : undefined;
+    if (d && d.host.phase !== "removed") this.setPhase(d, "host", "removed", t);
+  }
+
+  // ------------------------------------------------------------ guest side
+
+  /** @param {any} f @param {number} t */
+  guestFrame(f, t) {
+    this.counters.guestFrames++;
+    if (f.device) this.deviceEvent(f.device, t);
+    else if (f.ref) this.refEvent(f.ref, t);
+    else if (f.ifnet) this.ifEvent(f.ifnet, t);
+    else if (f.panic) {
+      const key = this.keyFor("", f.panic.device);
+      const d = key ? this.devices.get(key) : undefined;
+      if (d) this.setPhase(d, "guest", "panic", t);
+    }
+  }
+
+  /** @param {any} e @param {number} t */
+  deviceEvent(e, t) {
+    const name = str(e.name);
+    let key = this.keyFor(str(e.serial), name, str(e.mac));
+    if (!key && e.kind === "ATTACH_BEGIN") key = str(e.serial) || "guest:" + name;
+    if (!key) return;
+    const d = this.device(key, t);
+    if (name) {
+      this.names.set(name, key);
+      if (!d.names.includes(name)) d.names.push(name);
+    }
+    if (e.ifname) this.names.set(str(e.ifname), key);
+    if (e.driver) d.driver = str(e.driver);
+    if (!d.bus) d.bus = busName(e.bus);
+    switch (e.kind) {
+      case "ATTACH_BEGIN":
+        this.setPhase(d, "guest", "attaching", t);
+        break;
+      case "ATTACH_END":
+        this.setPhase(d, "guest", num(e.error) === 0 ? "attached" : "attach-failed", t);
+        break;
+      case "DEACTIVATE":
+        this.setPhase(d, "guest", "deactivated", t);
+        break;
+      case "DETACH_BEGIN":
+        this.setPhase(d, "guest", "detaching", t);
+        break;
+      case "DETACH_END": {
+        const err = num(e.error);
+        // EBUSY is a veto: the device stays. ENOENT is the losing path of the
+        // sick case: the other detach already took the device, nothing changes.
+        if (err === 0) this.setPhase(d, "guest", "detached", t);
+        else if (err === 16) {
+          this.setPhase(d, "guest", "attached", t);
+          d.vetoes++;
+        }
+        break;
+      }
+      case "DRAIN_BEGIN":
+        d.drains.push({ k: str(e.objectKind).replace("OBJECT_KIND_", ""), t0: t, t1: -1 });
+        break;
+      case "DRAIN_END": {
+        const k = str(e.objectKind).replace("OBJECT_KIND_", "");
+        for (let j = d.drains.length - 1; j >= 0; j--) {
+          if (d.drains[j].k === k && d.drains[j].t1 < 0) {
+            d.drains[j].t1 = t;
+            break;
+          }
+        }
+        break;
+      }
+      case "FREE":
+        this.setPhase(d, "guest", "freed", t);
+        break;
+    }
+  }
+
+  /** @param {any} r @param {number} t */
+  refEvent(r, t) {
+    const owner = str(r.device) || (r.objectKind === "OBJECT_KIND_DEVICE" ? str(r.object) : "");
+    const key = this.keyFor("", owner) ?? this.keyFor("", str(r.object));
+    const d = key ? this.devices.get(key) : undefined;
+    if (!d) return;
+    const holder = str(r.holder) || "?";
+    const h = d.holders[holder] ?? (d.holders[holder] = { count: 0, desc: "", kind: "" });
+    if (r.holderDesc) h.desc = str(r.holderDesc);
+    h.kind = str(r.objectKind).replace("OBJECT_KIND_", "");
+    if (r.kind === "ACQUIRE") {
+      h.count++;
+      d.refs++;
+    } else if (r.kind === "RELEASE") {
+      // A release of what is not held is the checker's business; the view
+      // never shows a negative count.
+      if (h.count > 0) {
+        h.count--;
+        d.refs--;
+      }
+    } else {
+      return;
+    }
+    if (h.count === 0) delete d.holders[holder];
+    this.point(d, t);
+  }
+
+  /** @param {any} e @param {number} t */
+  ifEvent(e, t) {
+    const key = this.keyFor("", str(e.device)) ?? this.keyFor("", str(e.ifname));
+    const d = key ? this.devices.get(key) : undefined;
+    if (!d) return;
+    if (e.ifname) this.names.set(str(e.ifname), d.key);
+    if (e.kind === "UP" && d.guest.phase === "attached") this.setPhase(d, "guest", "running", t);
+    else if (e.kind === "DOWN" && d.guest.phase === "running") this.setPhase(d, "guest", "attached", t);
+  }
+
+  /** @param {any} c */
+  channelEvent(c) {
+    if (c.kind === "SEQ_GAP") {
+      const lost = num(c.gotSeq) - num(c.expectedSeq);
+      this.counters.lostFrames += lost > 0 ? lost : 1;
+    } else if (c.kind === "CORRUPT_FRAME" || c.kind === "OVERSIZE_FRAME") {
+      this.counters.corruptFrames++;
+      this.counters.lostFrames++;
+    }
+  }
+
+  // ------------------------------------------------------------ helpers
+
+  /** @param {number} index @returns {number | undefined} */
+  timeOf(index) {
+    const slot = index % this.ringIndex.length;
+    return this.ringIndex[slot] === index ? this.ringT[slot] : undefined;
+  }
+
+  /**
+   * The device key (QEMU id when known) for a serial, guest name or MAC.
+   * @param {string | undefined} serialOrNic
+   * @param {string | undefined} [name]
+   * @param {string | undefined} [mac]
+   * @returns {string | undefined}
+   */
+  keyFor(serialOrNic, name, mac) {
+    if (serialOrNic && this.devices.has(serialOrNic)) return serialOrNic;
+    const byMac = mac ? this.names.get("mac:" + mac) : undefined;
+    if (byMac && this.devices.has(byMac)) return byMac;
+    const byName = name ? this.names.get(name) : undefined;
+    if (byName && this.devices.has(byName)) return byName;
+    if (name && this.devices.has("guest:" + name)) return "guest:" + name;
+    return undefined;
+  }
+
+  /** @param {string} key @param {number} t */
+  device(key, t) {
+    let d = this.devices.get(key);
+    if (d) return d;
+    d = {
+      key,
+      order: this.nextOrder++,
+      nicId: key.startsWith("guest:") ? "" : key,
+      names: [],
+      kind: "",
+      bus: "",
+      port: "",
+      mac: "",
+      driver: "",
+      host: { phase: "", since: t, spans: [] },
+      guest: { phase: "", since: t, spans: [] },
+      drains: [],
+      refs: 0,
+      holders: {},
+      points: [],
+      marks: [],
+      vetoes: 0,
+      firstNs: t,
+    };
+    this.devices.set(key, d);
+    this.counters.devicesSeen++;
+    if (this.devices.size > this.limits.maxDevices) this.dropOldest();
+    return d;
+  }
+
+  /** Keeps memory bounded on long storms: forget the oldest finished device. */
+  dropOldest() {
+    for (const [k, d] of this.devices) {
+      const finished = HOST_GONE.has(d.host.phase) || d.host.phase === "";
+      if (finished && (d.guest.phase === "freed" || d.guest.phase === "")) return this.forget(d);
+    }
+    // Everything is still live: drop the oldest anyway rather than grow without bound.
+    const first = this.devices.values().next().value;
+    if (first !== undefined) this.forget(first);
+  }
+
+  /** @param {any} d */
+  forget(d) {
+    this.devices.delete(d.key);
+    this.counters.devicesDropped++;
+    if (d.mac && this.names.get("mac:" + d.mac) === d.key) this.names.delete("mac:" + d.mac);
+    for (const n of d.names) if (this.names.get(n) === d.key) this.names.delete(n);
+  }
+
+  /**
+   * @param {any} d
+   * @param {"host" | "guest"} side
+   * @param {string} phase
+   * @param {number} t
+   */
+  setPhase(d, side, phase, t) {
+    const s = d[side];
+    const spans = s.spans;
+    const last = spans[spans.length - 1];
+    if (last && last.t1 < 0) last.t1 = t;
+    if (last && last.p === phase) {
+      last.t1 = -1;
+    } else {
+      spans.push({ p: phase, t0: t, t1: -1 });
+    }
+    if (spans.length > this.limits.maxPointsPerDevice) spans.shift();
+    const was = s.phase;
+    s.phase = phase;
+    s.since = t;
+    if (side === "host" && was !== phase) {
+      this.counters.inFlight += (inFlight(phase) ? 1 : 0) - (inFlight(was) ? 1 : 0);
+      if (phase === "removed") this.counters.cycles++;
+    }
+  }
+
+  /** @param {any} d @param {number} t */
+  point(d, t) {
+    const pts = d.points;
+    const last = pts[pts.length - 1];
+    if (last && last[0] === t) last[1] = d.refs;
+    else pts.push([t, d.refs]);
+    if (pts.length > this.limits.maxPointsPerDevice) {
+      // Halve the resolution of the older half, keeping the higher count of
+      // each pair: a step plot that loses detail but never hides a held reference.
+      const half = pts.length >> 1;
+      const out = [];
+      for (let j = 0; j < half; j += 2) {
+        const a = pts[j];
+        const b = j + 1 < half ? pts[j + 1] : a;
+        out.push(b[1] > a[1] ? b : a);
+      }
+      d.points = out.concat(pts.slice(half));
+    }
+  }
+
+  /** @param {number} frameT */
+  updateRates(frameT) {
+    const ft = this.frameTimes;
+    if (frameT >= 0) ft.push(frameT);
+    const cut = this.tLastNs - 1e9;
+    let drop = 0;
+    while (drop < ft.length && ft[drop] <= cut) drop++;
+    if (drop > 0) ft.splice(0, drop);
+    this.counters.framesPerSecond = ft.length;
+  }
+
+  /** Devices in lane order. */
+  lanes() {
+    return [...this.devices.values()].sort((a, b) => a.order - b.order);
+  }
+
+  /** A JSON-ready copy of everything, for a snapshot. */
+  toJSON() {
+    return {
+      version: MODEL_VERSION,
+      limits: this.limits,
+      header: this.header,
+      counters: this.counters,
+      tFirstNs: this.tFirstNs,
+      tLastNs: this.tLastNs,
+      nextIndex: this.nextIndex,
+      nextOrder: this.nextOrder,
+      devices: [...this.devices.values()],
+      verdicts: this.verdicts,
+      names: [...this.names],
+      actions: [...this.actions],
+      frameTimes: this.frameTimes,
+      ring: [this.ringIndex, this.ringT],
+    };
+  }
+
+  /**
+   * Rebuilds a model from toJSON() output (parsed JSON).
+   * @param {any} o
+   */
+  static fromJSON(o) {
+    if (!o || o.version !== MODEL_VERSION) {
+      throw new Error(`live model: snapshot version ${o && o.version} is not ${MODEL_VERSION}`);
+    }
+    const m = new LiveModel(o.limits);
+    m.header = o.header ?? null;
+    m.counters = { ...m.counters, ...o.counters };
+    m.tFirstNs = o.tFirstNs;
+    m.tLastNs = o.tLastNs;
+    m.nextIndex = o.nextIndex;
+    m.nextOrder = o.nextOrder;
+    for (const d of o.devices) m.devices.set(d.key, d);
+    m.verdicts = o.verdicts;
+    m.names = new Map(o.names);
+    m.actions = new Map(o.actions);
+    m.frameTimes = o.frameTimes;
+    if (Array.isArray(o.ring) && o.ring[0].length === m.ringIndex.length) {
+      m.ringIndex = o.ring[0];
+      m.ringT = o.ring[1];
+    }
+    return m;
+  }
+}
+
+/** @param {string} hostPhase */
+function inFlight(hostPhase) {
+  return hostPhase !== "" && !HOST_GONE.has(hostPhase);
+}
+
+/** @param {unknown} v */
+function num(v) {
+  return typeof v === "number" ? v : typeof v === "string" && v !== "" ? Number(v) : 0;
+}
+
+/** @param {unknown} v */
+function str(v) {
+  return typeof v === "string" ? v : v === undefined || v === null ? "" : String(v);
+}
+
+/** @param {unknown} b */
+function busName(b) {
+  const s = str(b);
+  if (s.endsWith("USB")) return "usb";
+  if (s.endsWith("PCMCIA")) return "pcmcia";
+  if (s.endsWith("PCI")) return "pci";
+  return "";
+}

@@ -1,0 +1,80 @@
+// Injectable kernel bugs. Each name reproduces one real bug class of
+// docs/netbsd.md §8 inside the simulated kernel; the checker must catch it.
+
+export const BUG_NAMES = [
+  "leak-ref",
+  "free-before-drain",
+  "acquire-after-detach",
+  "sleep-in-interrupt",
+  "skip-deactivate",
+  "double-detach-race",
+  "task-after-if-detach",
+  "detach-before-attach-done",
+  "detach-wait-timeout",
+  "method-after-revoke",
+  "forced-detach-veto",
+  "unload-double-free",
+  "lost-detach",
+] as const;
+
+export type BugName = (typeof BUG_NAMES)[number];
+
+export interface BugSpec {
+  name: BugName;
+  /** Chance that the bug strikes at each opportunity (default 1). */
+  probability?: number;
+  /** Device name (cdce0), QEMU id (nic3) or holder name the bug is limited to; default any. */
+  target?: string;
+}
+
+export function isBugName(s: string): s is BugName {
+  return (BUG_NAMES as readonly string[]).includes(s);
+}
+
+/** Parses `name`, `name@p` or `name@p:target` (CLI style) or a BugSpec. */
+export function parseBug(b: string | BugSpec): BugSpec {
+  if (typeof b !== "string") {
+    if (!isBugName(b.name)) throw new Error(`unknown sim bug "${String(b.name)}"; known: ${BUG_NAMES.join(", ")}`);
+    if (b.probability !== undefined && !(b.probability >= 0 && b.probability <= 1))
+      throw new Error(`sim bug "${b.name}": probability must be in [0, 1], got ${b.probability}`);
+    return b;
+  }
+  const m = /^([a-z-]+)(?:@([0-9.]+))?(?::(.+))?$/.exec(b);
+  if (m === null || !isBugName(m[1]!)) throw new Error(`unknown sim bug "${b}"; known: ${BUG_NAMES.join(", ")}`);
+  const spec: BugSpec = { name: m[1] };
+  if (m[2] !== undefined) spec.probability = Number(m[2]);
+  if (m[3] !== undefined) spec.target = m[3];
+  return parseBug(spec);
+}
+
+export class BugSet {
+  private readonly specs = new Map<BugName, BugSpec>();
+  constructor(specs: Iterable<string | BugSpec>, private readonly chance: (p: number) => boolean) {
+    for (const s of specs) this.add(s);
+  }
+
+  add(s: string | BugSpec): void {
+    const spec = parseBug(s);
+    this.specs.set(spec.name, spec);
+  }
+
+  has(name: BugName): boolean {
+    return this.specs.has(name);
+  }
+
+  /**
+   * Whether the bug strikes now for one of the named subjects (device name,
+   * nic id, holder). Draws from the PRNG only when the bug is enabled, so an
+   * unrelated bug never shifts the random stream of a clean run.
+   */
+  strikes(name: BugName, ...subjects: string[]): boolean {
+    const spec = this.specs.get(name);
+    if (spec === undefined) return false;
+    if (spec.target !== undefined && !subjects.includes(spec.target)) return false;
+    return this.chance(spec.probability ?? 1);
+  }
+
+  list(): BugSpec[] {
+    return [...this.specs.values()];
+  }
+}

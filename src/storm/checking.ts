@@ -1,0 +1,114 @@
+// The checker as the runner uses it: records in (with their trace index),
+// verdicts out, each verdict ready as a trace record, a report entry and a
+// line for people.
+
+import { plugstorm } from "../gen/plugstorm.js";
+import { TraceChecker, formatVerdict, verdictToRecord } from "../check/index.js";
+import { RULES, type Deadlines, type Verdict } from "../model/index.js";
+import type { ReportVerdict } from "../report/index.js";
+import type { StormSpec } from "./spec.js";
+
+
+export interface StormVerdict {
+  rule: string;
+  side: "host" | "guest" | "channel";
+  severity: "warning" | "error" | "fatal";
+  device: string;
+  nicId: string;
+  holders: string[];
+  message: string;
+  recordIndex: number;
+  tNs: number;
+  /** Errors and fatal verdicts fail a run; warnings do not. */
+  failing: boolean;
+  /** One line for people. */
+  text: string;
+  /** As a trace record body. */
+  record: plugstorm.trace.v1.IVerdict;
+  /** As src/report takes it. */
+  report: ReportVerdict;
+}
+
+/** A storm's deadlines (ms per phase) as the model's (ns per field). */
+export function modelDeadlines(d: StormSpec["deadlines"]): Deadlines {
+  return {
+    attachNs: d.attach * 1e6,
+    detachNs: d.detach * 1e6,
+    finaliseNs: d.removal * 1e6,
+    unloadNs: d.unload * 1e6,
+    telemetryNs: d.guest * 1e6,
+  };
+}
+
+const MODEL_FIELD = { attach: "attachNs", detach: "detachNs", removal: "finaliseNs", unload: "unloadNs", guest: "telemetryNs" } as const;
+
+/** Some deadlines in ms per phase as the model's partial deadlines (the model's defaults fill the rest). */
+export function modelDeadlinesFromMs(ms: Partial<Record<keyof typeof MODEL_FIELD, number>>): Partial<Deadlines> {
+  const out: Partial<Deadlines> = {};
+  for (const [phase, v] of Object.entries(ms) as [keyof typeof MODEL_FIELD, number | undefined][]) {
+    if (v !== undefined) out[MODEL_FIELD[phase]] = v * 1e6;
+  }
+  return out;
+}
+
+export function toStormVerdict(v: Verdict): StormVerdict {
+  const record = verdictToRecord(v);
+  return {
+    rule: v.rule,
+    side: v.side,
+    severity: v.severity,
+    device: v.device,
+    nicId: v.nicId,
+    holders: [...v.holders],
+    message: v.message,
+    recordIndex: v.recordIndex,
+    tNs: v.tNs,
+    failing: v.severity !== "warning",
+    text: formatVerdict(v),
+    record,
+    report: {
+      rule: v.rule,
+      side: v.side,
+      severity: v.severity,
+      device: v.device,
+      nicId: v.nicId,
+      holders: [...v.holders],
+      message: v.message,
+      tNs: v.tNs,
+      recordIndex: v.recordIndex,
+    },
+  };
+}
+
+export class LiveChecker {
+  private readonly checker: TraceChecker;
+  summary: unknown = null;
+  readonly rules: string[];
+  private atFinish: Verdict[] | null = null;
+
+  constructor(spec: StormSpec) {
+    this.checker = new TraceChecker({
+      profile: spec.model,
+      deadlines: modelDeadlines(spec.deadlines),
+      onVerdict: (v) => this.atFinish?.push(v),
+    });
+    this.rules = RULES.filter((r) => r.profiles.includes(spec.model)).map((r) => r.id);
+  }
+
+  push(rec: plugstorm.trace.v1.IRecord, index: number): StormVerdict[] {
+    const out = this.checker.push(rec, index);
+    return out.length === 0 ? NO_VERDICTS : out.map(toStormVerdict);
+  }
+
+  /** Judges the deadlines due by endNs; returns only the verdicts that judging gave. */
+  finish(endNs: number): StormVerdict[] {
+    this.atFinish = [];
+    const r = this.checker.finish(endNs);
+    this.summary = r.summary;
+    const fresh = this.atFinish;
+    this.atFinish = null;
+    return fresh.map(toStormVerdict);
+  }
+}
+
+const NO_VERDICTS: StormVerdict[] = [];

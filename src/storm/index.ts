@@ -1,0 +1,15 @@
+// Public face of storms: the scenario format and its validation, the seeded
+// scheduler, the runner, shrinking, and a VM fixture for ava tests.
+export type * from "./spec.js";
+export { NIC_KINDS, HOLDER_KINDS, GUEST_PROFILES, DEADLINE_PHASES, DEFAULT_DEADLINES_MS, DRIVER_MODULES, busOf } from "./spec.js";
+export { parseStorm, validateStorm, parseDurationNs, formatIssue, ScenarioError, type ScenarioIssue } from "./validate.js";
+export { loadStorm, loadStormFile } from "./load.js";
+export { Rng, StepSource, expandSteps } from "./schedule.js";
+export { runStorm, defaultOutDir, type RunOptions, type RunResult, type RunStatus, type StormProgress } from "./runner.js";
+export { modelDeadlines, modelDeadlinesFromMs, toStormVerdict, type StormVerdict } from "./checking.js";
+export { shrinkStorm, normalizeSteps, ShrinkError, type ShrinkOptions, type ShrinkResult } from "./shrink.js";
+export { specToInput, stormToYaml, stepToInput } from "./write.js";
+export { DEFAULT_STORM } from "./default.js";
+export { qemuProfileFor, createMachine, repoRoot, MachineSetupError } from "./machines.js";
+export { startVm, type VmFixture, type VmFixtureOptions } from "./fixture.js";
+export { TOOL_VERSION } from "./version.js";

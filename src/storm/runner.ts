@@ -1,0 +1,638 @@
+// The storm runner: executes a storm's steps against a Machine, records
+// everything it does and sees as trace records (stamped with the machine's
+// clock, so a simulated run is byte-identical for a seed), feeds the checker
+// live, and always ends with a complete trace and a report, whether the storm
+// finished, found a violation, hit its deadline or was interrupted.
+
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { plugstorm } from "../gen/plugstorm.js";
+import type { Machine, MachineObservation, NicOpResult } from "../hotplug/index.js";
+import { telemetryEventToRecord, type TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
+import { GuestSession } from "./session.js";
+import { GuestState } from "./guest-state.js";
+import { StepSource } from "./schedule.js";
+import { busOf, type HolderKind, type Step, type StormInput, type StormSpec } from "./spec.js";
+import { validateStorm } from "./validate.js";
+import { createMachine } from "./machines.js";
+import { LiveChecker, type StormVerdict } from "./checking.js";
+import { openTraceOut, type TraceOut } from "./trace-out.js";
+import { buildRunReport, writeRunReports } from "./reporting.js";
+import { TimelineCollector } from "../report/index.js";
+import { TOOL_VERSION } from "./version.js";
+
+type IRecord = plugstorm.trace.v1.IRecord;
+const ActKind = plugstorm.trace.v1.HostAction.Kind;
+const Outcome = plugstorm.trace.v1.HostResult.Outcome;
+const MachKind = plugstorm.trace.v1.MachineEvent.Kind;
+const ObjKind = plugstorm.telemetry.v1.ObjectKind;
+
+export interface StormProgress {
+  phase: "starting" | "running" | "finishing" | "done";
+  cyclesDone: number;
+  cyclesTotal: number;
+  /** NICs plugged now. */
+  inFlight: number;
+  verdicts: number;
+  violations: number;
+  frames: number;
+  records: number;
+  /** Machine time, ns. */
+  machineNs: number;
+  /** Wall time since the run began, ms. */
+  elapsedMs: number;
+}
+
+export interface RunOptions {
+  /** A started machine to use; the runner leaves it running. Default: a new machine from the storm, stopped at the end. */
+  machine?: Machine;
+  /** The machine's telemetry session, kept across runs on one machine (VM fixture). */
+  session?: GuestSession;
+  /** Output folder; default runs/<UTC time>-seed<seed>/ under the current directory. null: write nothing (shrinking). */
+  out?: string | null;
+  signal?: AbortSignal;
+  /** Overrides the storm's seed. */
+  seed?: number;
+  onVerdict?: (v: StormVerdict) => void;
+  onProgress?: (p: StormProgress) => void;
+  /** Trace header wall-clock start; default 0 on the sim machine (so traces are byte-identical), now on QEMU. */
+  wallClockStartMs?: number;
+  /** The storm text as written, stored in the trace header; default: the spec as JSON. */
+  scenarioText?: string;
+  /** The command that reproduces this run, printed and stored in the report. */
+  reproduce?: string;
+  /** Prefix for NIC ids on the machine (a machine never reuses an id; the VM fixture sets one per storm). */
+  nicPrefix?: string;
+  /** Stop on the first violation even when the storm says keep going. */
+  stopOnFirstViolation?: boolean;
+  /** Write report files (default true when out is not null). */
+  reports?: boolean;
+}
+
+export type RunStatus = "clean" | "violations" | "aborted";
+
+export interface RunResult {
+  status: RunStatus;
+  /** 0 clean, 1 violations, 2 aborted by a set-up error. An interrupted run with violations is 1. */
+  exitCode: 0 | 1 | 2;
+  /** Why the run ended early: "interrupted", "deadline", "violation", a machine error. */
+  abortReason?: string;
+  seed: number;
+  spec: StormSpec;
+  outDir: string | null;
+  traceFile: string | null;
+  reportFiles: string[];
+  /** The text summary (also in summary.txt when reports were written). */
+  reportText?: string;
+  verdicts: StormVerdict[];
+  /** Rules the failing verdicts name, in order of first appearance. */
+  failedRules: string[];
+  summary: unknown;
+  cyclesDone: number;
+  records: number;
+  frames: number;
+  framesLost: number;
+  corrupt: number;
+  durationMs: number;
+  machineEndNs: number;
+  /** The steps actually executed, in order: an explicit storm that replays this run. */
+  executed: Step[];
+  reproduce: string;
+}
+
+class StopRun extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
+const DONE = Symbol("condition met");
+
+/** Default output folder: runs/<UTC time>-seed<seed>/ (colons left out for every file system). */
+export function defaultOutDir(seed: number, now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  return resolve("runs", `${stamp}-seed${seed}`);
+}
+
+interface Waiter {
+  cond: () => boolean;
+  fire: () => unknown;
+}
+
+/** Runs a storm; resolves when the trace and reports are written and the machine (if ours) is stopped. */
+export async function runStorm(storm: StormSpec | StormInput, opts: RunOptions = {}): Promise<RunResult> {
+  // A StormInput is validated first (throws ScenarioError); a StormSpec is used as is.
+  const spec = typeof (storm as StormSpec).schedule?.durationNs === "number" ? (storm as StormSpec) : validateStorm(storm as StormInput);
+  const run = new StormRun(spec, opts);
+  return run.run();
+}
+
+class StormRun {
+  private readonly seed: number;
+  private readonly machine: Machine;
+  private readonly ownMachine: boolean;
+  private readonly stop = new AbortController();
+  private stopReason: string | undefined;
+  private readonly guest = new GuestState();
+  private readonly core: TelemetryCore;
+  private readonly session: GuestSession;
+  private readonly ownSession: boolean;
+  private detachSession: (() => void) | null = null;
+  private readonly checker: LiveChecker;
+  private trace: TraceOut | null = null;
+  private readonly timeline: TimelineCollector | null;
+  private readonly waiters = new Set<Waiter>();
+  private records = 0;
+  private actionId = 0;
+  private cyclesDone = 0;
+  private readonly executed: Step[] = [];
+  private readonly verdicts: StormVerdict[] = [];
+  private readonly t0Wall = Date.now();
+  private readonly source: StepSource;
+  private readonly outDir: string | null;
+  private unobserve: (() => void) | null = null;
+  private lastProgressWall = 0;
+  private readonly plugged = new Set<string>();
+  private machineDead: string | undefined;
+  private readonly reproduce: string;
+
+  constructor(
+    private readonly spec: StormSpec,
+    private readonly opts: RunOptions,
+  ) {
+    this.seed = opts.seed ?? spec.schedule.seed;
+    this.ownMachine = !opts.machine;
+    this.machine = opts.machine ?? createMachine(spec.machine, this.seed);
+    this.source = new StepSource(spec, this.seed);
+    this.outDir = opts.out === null ? null : resolve(opts.out ?? defaultOutDir(this.seed));
+    this.timeline = this.outDir && (opts.reports ?? true) ? new TimelineCollector() : null;
+    this.reproduce = opts.reproduce ?? `plugstorm storm <storm file> --seed ${this.seed}`;
+    this.checker = new LiveChecker(spec);
+    this.ownSession = !opts.session;
+    this.session = opts.session ?? new GuestSession(this.machine);
+    this.core = this.session.core;
+    if (opts.signal) {
+      if (opts.signal.aborted) this.requestStop("interrupted");
+      else opts.signal.addEventListener("abort", () => this.requestStop(stopReasonOf(opts.signal!.reason)), { once: true });
+    }
+  }
+
+  private requestStop(reason: string): void {
+    if (this.stopReason !== undefined) return;
+    this.stopReason = reason;
+    this.source.stopNewCycles();
+    this.stop.abort(new StopRun(reason));
+  }
+
+  async run(): Promise<RunResult> {
+    const spec = this.spec;
+    let setupError: string | undefined;
+    if (this.outDir) mkdirSync(this.outDir, { recursive: true });
+    const traceFile = this.outDir ? join(this.outDir, "trace.pstrace") : null;
+    const wallStart = this.opts.wallClockStartMs ?? (this.machine.type === "sim" ? 0 : Date.now());
+    this.trace = await openTraceOut(traceFile, {
+      toolVersion: TOOL_VERSION,
+      scenarioName: spec.name,
+      scenarioText: this.opts.scenarioText ?? JSON.stringify(spec, null, 2),
+      seed: this.seed,
+      machineProfile: JSON.stringify(spec.machine),
+      guestProfile: spec.machine.type === "sim" ? "sim" : spec.machine.profile,
+      wallClockStartMs: wallStart,
+      modelProfile: spec.model,
+      deadlines: JSON.stringify(spec.deadlines),
+    });
+    this.unobserve = this.machine.observe((obs) => this.onObservation(obs));
+    this.detachSession = this.session.attach((ev) => this.onTelemetry(ev));
+    const earlier = this.session.hello;
+    if (earlier) {
+      // The agent said Hello to an earlier run on this machine: record it again
+      // (marked), so this trace stands alone and the checker knows the guest.
+      this.mark("session-continued", "the guest's Hello below was received before this run began");
+      this.append({ tNs: this.machine.clock.now(), guest: earlier });
+      this.guest.onFrame(earlier);
+    }
+    let started = !this.ownMachine;
+    this.machine.exited.then(
+      (info) => {
+        // A machine that dies while starting is explained by start()'s error.
+        if (!info.requested && started) {
+          const how = info.exitCode !== null ? `exit code ${info.exitCode}` : info.signal ? `signal ${info.signal}` : "no exit status";
+          const tail = info.stderrTail.trim().split("\n").slice(-2).join(" | ");
+          this.machineDead = `the machine exited on its own (${how})${tail ? `: ${tail}` : ""}`;
+          this.requestStop(this.machineDead);
+        }
+      },
+      () => {},
+    );
+    this.progress("starting");
+    try {
+      if (this.ownMachine) await this.machine.start();
+      started = true;
+      this.mark("storm-begin", JSON.stringify({ seed: this.seed, cycles: this.source.totalCycles }));
+      await this.awaitGuest();
+      const pinger = this.machine.type === "qemu" ? this.pingLoop() : Promise.resolve();
+      await this.loop();
+      this.stop.abort(new StopRun("done"));
+      await pinger;
+    } catch (e) {
+      if (this.stopReason === undefined && !(e instanceof StopRun) && !isAbort(e)) {
+        setupError = e instanceof Error ? e.message : String(e);
+        this.requestStop(setupError);
+      }
+    }
+    this.progress("finishing");
+    const endNs = this.machine.clock.now();
+    this.mark("storm-end", JSON.stringify({ cycles: this.cyclesDone, reason: this.stopReason ?? "done" }));
+    for (const v of this.checker.finish(endNs)) this.addVerdict(v, endNs);
+    this.unobserve?.();
+    this.detachSession?.();
+    if (this.ownSession) this.session.close();
+    if (this.ownMachine) await this.machine.stop().catch(() => {});
+    await this.trace.close();
+    const failing = this.verdicts.filter((v) => v.failing);
+    const stopReason = this.stopReason;
+    const aborted = stopReason !== undefined && stopReason !== "violation" && stopReason !== "done";
+    // A run that could not set up (no QEMU, no image) judged nothing worth reporting as a violation.
+    const status: RunStatus = setupError !== undefined ? "aborted" : failing.length > 0 ? "violations" : aborted ? "aborted" : "clean";
+    const exitCode: 0 | 1 | 2 =
+      setupError !== undefined ? 2 : failing.length > 0 ? 1 : aborted && stopReason !== "interrupted" && stopReason !== "deadline" ? 2 : 0;
+    const stats = this.core.stats;
+    const result: RunResult = {
+      status,
+      exitCode,
+      seed: this.seed,
+      spec,
+      outDir: this.outDir,
+      traceFile,
+      reportFiles: [],
+      verdicts: this.verdicts,
+      failedRules: [...new Set(failing.map((v) => v.rule))],
+      summary: this.checker.summary,
+      cyclesDone: this.cyclesDone,
+      records: this.records,
+      frames: stats.frames,
+      framesLost: stats.lost,
+      corrupt: stats.corrupt + stats.oversize,
+      durationMs: Date.now() - this.t0Wall,
+      machineEndNs: endNs,
+      executed: this.executed,
+      reproduce: this.reproduce,
+    };
+    if (stopReason !== undefined && stopReason !== "done") result.abortReason = stopReason;
+    if (this.outDir && this.timeline) {
+      const report = buildRunReport(result, wallStart || this.t0Wall, this.timeline.timeline(), this.checker.rules);
+      const written = await writeRunReports(this.outDir, report);
+      result.reportFiles = written.files;
+      result.reportText = written.text;
+    }
+    this.progress("done");
+    return result;
+  }
+
+  // ---------------------------------------------------------------- recording
+
+  private append(rec: IRecord): number {
+    const index = this.records++;
+    this.trace!.append(rec);
+    this.timeline?.push(rec);
+    const verdicts = this.checker.push(rec, index);
+    for (const v of verdicts) this.addVerdict(v, Number(rec.tNs ?? 0));
+    return index;
+  }
+
+  private addVerdict(v: StormVerdict, tNs: number): void {
+    this.verdicts.push(v);
+    this.append({ tNs, verdict: v.record });
+    this.opts.onVerdict?.(v);
+    if (v.failing && (this.opts.stopOnFirstViolation ?? this.spec.stopOnFirstViolation)) this.requestStop("violation");
+  }
+
+  private mark(name: string, detail = ""): void {
+    this.append({ tNs: this.machine.clock.now(), mark: { name, detail } });
+  }
+
+  private onObservation(obs: MachineObservation): void {
+    const tNs = obs.tNs;
+    switch (obs.type) {
+      case "qmp-command":
+        this.append({ tNs, qmpCommand: { id: obs.id, command: obs.command, arguments: json(obs.arguments) } });
+        return;
+      case "qmp-reply": {
+        const r: plugstorm.trace.v1.IQmpReply = { id: obs.id, ok: obs.ok };
+        if (obs.ok) r.result = json(obs.result ?? {});
+        if (obs.errorClass) r.errorClass = obs.errorClass;
+        if (obs.errorDesc) r.errorDesc = obs.errorDesc;
+        this.append({ tNs, qmpReply: r });
+        return;
+      }
+      case "qmp-event":
+        this.append({ tNs, qmpEvent: { event: obs.event, data: json(obs.data ?? {}), qemuTimeUs: obs.qemuTimeUs } });
+        return;
+      case "telemetry-connected":
+      case "telemetry-disconnected":
+      case "telemetry-bytes":
+        // The session turns these into telemetry events (onTelemetry).
+        return;
+      case "console":
+        this.append({ tNs, machine: { kind: MachKind.CONSOLE, text: obs.text } });
+        return;
+      case "started":
+        this.append({ tNs, machine: { kind: MachKind.STARTED, accel: obs.accel, text: obs.description } });
+        return;
+      case "exited": {
+        const m: plugstorm.trace.v1.IMachineEvent = {
+          kind: obs.info.requested ? MachKind.STOPPED : MachKind.EXITED,
+          text: obs.info.stderrTail,
+        };
+        if (obs.info.exitCode !== null) m.exitCode = obs.info.exitCode;
+        if (obs.info.signal) m.signal = obs.info.signal;
+        this.append({ tNs, machine: m });
+        return;
+      }
+    }
+  }
+
+  private onTelemetry(ev: TelemetryEvent): void {
+    this.append(telemetryEventToRecord(ev));
+    if (ev.type === "frame") {
+      this.guest.onFrame(ev.frame);
+      for (const w of [...this.waiters]) {
+        if (w.cond()) {
+          this.waiters.delete(w);
+          w.fire();
+        }
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- pacing
+
+  /**
+   * Waits on the machine clock until cond holds or deadlineNs passes; true when it
+   * holds. Frames are delivered synchronously, so a waiter fires the moment the
+   * frame that satisfies it is recorded.
+   */
+  private async waitUntil(cond: () => boolean, deadlineNs: number): Promise<boolean> {
+    if (cond()) return true;
+    if (this.stop.signal.aborted) throw this.stop.signal.reason;
+    const ac = new AbortController();
+    const onStop = (): void => ac.abort(this.stop.signal.reason);
+    this.stop.signal.addEventListener("abort", onStop, { once: true });
+    // Fired from inside the machine's event delivery: the machine hands control
+    // back at this instant when a waited-on operation is aborted.
+    const w: Waiter = { cond, fire: () => ac.abort(DONE) };
+    this.waiters.add(w);
+    try {
+      await this.machine.clock.sleep(deadlineNs, ac.signal);
+    } catch (e) {
+      if (e !== DONE && !cond()) throw e;
+    } finally {
+      this.waiters.delete(w);
+      this.stop.signal.removeEventListener("abort", onStop);
+      ac.abort(DONE);
+    }
+    return cond();
+  }
+
+  private async sleep(ns: number): Promise<void> {
+    if (ns <= 0) return;
+    await this.machine.clock.sleep(ns, this.stop.signal);
+  }
+
+  /** On a machine with a guest, waits for its Hello (the host answers it) before the storm starts. */
+  private async awaitGuest(): Promise<void> {
+    // Even a machine with no channel waits out the deadline, so the checker's
+    // "no guest telemetry" verdict is reached at the same trace time every run.
+    const ok = await this.waitUntil(() => this.guest.hello, this.spec.deadlines.guest * 1e6);
+    this.mark(ok ? "guest-ready" : "no-guest", ok ? "" : `no Hello within ${this.spec.deadlines.guest} ms`);
+  }
+
+  /** Real machines: a Ping every second gives clock samples for aligning guest and host time. */
+  private async pingLoop(): Promise<void> {
+    try {
+      for (;;) {
+        await this.sleep(1e9);
+        if (this.guest.hello && !this.core.closed) this.core.post({ ping: { hostTimeNs: this.machine.clock.now() } });
+      }
+    } catch {
+      // Stopped.
+    }
+  }
+
+  private progress(phase: StormProgress["phase"], force = true): void {
+    if (!this.opts.onProgress) return;
+    const now = Date.now();
+    if (!force && now - this.lastProgressWall < 100) return;
+    this.lastProgressWall = now;
+    this.opts.onProgress({
+      phase,
+      cyclesDone: this.cyclesDone,
+      cyclesTotal: this.source.totalCycles,
+      inFlight: this.plugged.size,
+      verdicts: this.verdicts.length,
+      violations: this.verdicts.filter((v) => v.failing).length,
+      frames: this.core.stats.frames,
+      records: this.records,
+      machineNs: this.machine.clock.now(),
+      elapsedMs: now - this.t0Wall,
+    });
+  }
+
+  // ---------------------------------------------------------------- steps
+
+  private async loop(): Promise<void> {
+    const durationNs = this.spec.schedule.durationNs;
+    const startNs = this.machine.clock.now();
+    let announced = false;
+    for (let step = this.source.next(); step; step = this.source.next()) {
+      if (durationNs > 0 && this.machine.clock.now() - startNs >= durationNs) this.source.stopNewCycles();
+      if (this.stop.signal.aborted) break;
+      this.executed.push(step);
+      await this.execute(step);
+      if (!announced) {
+        announced = true;
+        this.progress("running");
+      } else this.progress("running", false);
+    }
+  }
+
+  private nextAction(kind: number, fields: Omit<plugstorm.trace.v1.IHostAction, "id" | "kind">): number {
+    const id = ++this.actionId;
+    this.append({ tNs: this.machine.clock.now(), action: { id, kind, ...fields } });
+    return id;
+  }
+
+  private result(actionId: number, r: NicOpResult): void {
+    const outcome = {
+      done: Outcome.DONE,
+      refused: Outcome.REFUSED,
+      "removal-pending": Outcome.REMOVAL_PENDING,
+      "never-finalised": Outcome.NEVER_FINALISED,
+      failed: Outcome.FAILED,
+    }[r.outcome];
+    const res: plugstorm.trace.v1.IHostResult = { actionId, outcome, sentNs: r.sentNs, nicId: r.nicId };
+    if (r.message) res.message = r.message;
+    if (r.replyNs !== undefined) res.replyNs = r.replyNs;
+    if (r.eventNs !== undefined) res.eventNs = r.eventNs;
+    this.append({ tNs: this.machine.clock.now(), result: res });
+  }
+
+  private nicFields(nic: string): Omit<plugstorm.trace.v1.IHostAction, "id" | "kind"> {
+    const info = this.machine.nics().find((n) => n.nicId === nic);
+    if (!info) return { nicId: nic };
+    return { nicId: nic, nicKind: info.kind, bus: info.bus === "usb" ? 1 : 2, port: info.port, mac: info.mac };
+  }
+
+  private agentTalking(): boolean {
+    return this.guest.hello && !this.core.closed;
+  }
+
+  private guestCommand(kind: number, nic: string | undefined, args: Record<string, unknown>, body: Parameters<TelemetryCore["post"]>[0]): void {
+    this.nextAction(kind, { ...(nic ? this.nicFields(nic) : {}), args: JSON.stringify(args) });
+    if (!this.agentTalking()) return;
+    this.core.post(body);
+  }
+
+  private async execute(step: Step): Promise<void> {
+    const d = this.spec.deadlines;
+    // Ids on the machine: the step's name, prefixed when a long-lived machine already used it.
+    const nic = "nic" in step && step.nic ? (this.opts.nicPrefix ?? "") + step.nic : "";
+    switch (step.op) {
+      case "add": {
+        const id = this.nextAction(ActKind.ADD_NIC, { nicId: nic, nicKind: step.kind, bus: busOf(step.kind) === "usb" ? 1 : 2 });
+        this.guest.expect(nic);
+        const r = await this.machine.addNic({ kind: step.kind, id: nic }, { signal: this.stop.signal });
+        this.result(id, r);
+        if (r.outcome !== "done") return;
+        this.plugged.add(nic);
+        this.guest.setMac(nic, r.mac);
+        if (this.agentTalking()) {
+          const st = (): boolean => {
+            const g = this.guest.nic(nic);
+            return !!g && (g.attached || g.attachFailed);
+          };
+          await this.waitUntil(st, d.attach * 1e6);
+        }
+        return;
+      }
+      case "remove": {
+        if (!this.plugged.has(nic)) return;
+        await this.removeNic(nic);
+        return;
+      }
+      case "hold":
+        this.guestCommand(
+          ActKind.HOLD_REFS,
+          nic,
+          { kind: step.kind, count: step.count, forNs: step.forNs, holder: step.holder },
+          { holdRefs: { serial: nic, kind: objectKind(step.kind), count: step.count, holdNs: step.forNs, holder: step.holder } },
+        );
+        return;
+      case "release":
+        this.guestCommand(
+          ActKind.RELEASE_REFS,
+          nic,
+          { kind: step.kind, holder: step.holder },
+          { releaseRefs: { serial: nic, kind: objectKind(step.kind), holder: step.holder } },
+        );
+        return;
+      case "traffic":
+        this.guestCommand(ActKind.START_TRAFFIC, nic, { pps: step.pps }, { startTraffic: { serial: nic, packetsPerSecond: step.pps } });
+        return;
+      case "traffic-stop":
+        this.guestCommand(ActKind.STOP_TRAFFIC, nic, {}, { stopTraffic: { serial: nic } });
+        return;
+      case "detach": {
+        this.guestCommand(ActKind.DETACH_DEVICE, nic, { force: step.force }, { detachDevice: { serial: nic, flags: { force: step.force } } });
+        if (this.agentTalking()) {
+          // drvctl -d returns when the detach finished or was vetoed: the ack says which.
+          await this.waitUntil(() => this.guest.nic(nic)?.gone === true || this.core.inFlight === 0, d.detach * 1e6);
+        }
+        return;
+      }
+      case "unload": {
+        const before = this.guest.unloadsEnded(step.module);
+        this.guestCommand(ActKind.UNLOAD_MODULE, undefined, { module: step.module }, { unloadModule: { name: step.module } });
+        if (this.agentTalking()) await this.waitUntil(() => this.guest.unloadsEnded(step.module) > before, d.unload * 1e6);
+        return;
+      }
+      case "sick": {
+        if (!this.plugged.has(nic)) return;
+        const ended = this.guest.unloadsEnded(step.module);
+        this.guestCommand(ActKind.UNLOAD_MODULE, nic, { module: step.module, sick: true, delayNs: step.delayNs }, { unloadModule: { name: step.module } });
+        if (this.agentTalking()) {
+          // Pull the card once the unload is detaching this NIC (or has finished with it).
+          await this.waitUntil(() => {
+            const g = this.guest.nic(nic);
+            return !!g && (g.detachBegun || g.gone) || this.guest.unloadsEnded(step.module) > ended;
+          }, d.unload * 1e6);
+        }
+        await this.sleep(step.delayNs);
+        await this.removeNic(nic);
+        if (this.agentTalking()) await this.waitUntil(() => this.guest.unloadsEnded(step.module) > ended, d.unload * 1e6);
+        return;
+      }
+      case "sleep":
+        await this.sleep(step.ns);
+        return;
+      case "fault":
+        this.guestCommand(
+          ActKind.GUEST_COMMAND,
+          nic || undefined,
+          { fault: step.name, arg: step.arg },
+          { injectFault: { name: step.name, serial: nic, arg: step.arg } },
+        );
+        return;
+    }
+  }
+
+  private async removeNic(nic: string): Promise<void> {
+    const d = this.spec.deadlines;
+    const id = this.nextAction(ActKind.REMOVE_NIC, this.nicFields(nic));
+    const r = await this.machine.removeNic(nic, { deadlineMs: d.removal, signal: this.stop.signal });
+    this.result(id, r);
+    this.plugged.delete(nic);
+    this.cyclesDone++;
+    const g = this.guest.nic(nic);
+    if (this.agentTalking() && g && (g.attached || g.detachBegun) && !g.gone) {
+      await this.waitUntil(() => this.guest.nic(nic)?.gone === true, d.detach * 1e6);
+    }
+    this.guest.forget(nic);
+  }
+}
+
+function objectKind(k: HolderKind): number {
+  switch (k) {
+    case "device":
+      return ObjKind.OBJECT_KIND_DEVICE;
+    case "ifnet":
+      return ObjKind.OBJECT_KIND_IFNET;
+    case "usbnet":
+      return ObjKind.OBJECT_KIND_USBNET;
+    case "devsw":
+      return ObjKind.OBJECT_KIND_DEVSW;
+    case "vnode":
+      return ObjKind.OBJECT_KIND_VNODE;
+    case "netdev":
+      return ObjKind.OBJECT_KIND_NETDEV;
+  }
+}
+
+function json(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? "null";
+  } catch {
+    return String(v);
+  }
+}
+
+function isAbort(e: unknown): boolean {
+  return e instanceof Error && (e.name === "AbortError" || e instanceof StopRun);
+}
+
+function stopReasonOf(reason: unknown): string {
+  if (typeof reason === "string") return reason;
+  if (reason instanceof Error && reason.name === "TimeoutError") return "deadline";
+  if (reason instanceof Error && reason.name !== "AbortError") return reason.message;
+  return "interrupted";
+}

@@ -1,0 +1,243 @@
+// The seeded scheduler: turns a storm's random schedule into a step sequence
+// that depends on the seed alone (never on how fast the machine answers), so a
+// seed names one exact sequence on every machine, and the sequence written out
+// is an explicit storm that runs the same way.
+
+import { DRIVER_MODULES, busOf, type Distribution, type NicBus, type NicKind, type Step, type StormSpec } from "./spec.js";
+
+/** splitmix32-seeded xoshiro128**: small, fast, and the same on every platform. */
+export class Rng {
+  private s0: number;
+  private s1: number;
+  private s2: number;
+  private s3: number;
+
+  constructor(seed: number) {
+    let x = seed >>> 0;
+    const next = (): number => {
+      x = (x + 0x9e3779b9) >>> 0;
+      let z = x;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+      return (z ^ (z >>> 16)) >>> 0;
+    };
+    this.s0 = next();
+    this.s1 = next();
+    this.s2 = next();
+    this.s3 = next();
+  }
+
+  /** Uniform 32-bit unsigned. */
+  u32(): number {
+    const result = Math.imul(rotl(Math.imul(this.s1, 5) >>> 0, 7), 9) >>> 0;
+    const t = (this.s1 << 9) >>> 0;
+    this.s2 ^= this.s0;
+    this.s3 ^= this.s1;
+    this.s1 ^= this.s2;
+    this.s0 ^= this.s3;
+    this.s2 ^= t;
+    this.s3 = rotl(this.s3, 11);
+    return result;
+  }
+
+  /** Uniform in [0, 1). */
+  float(): number {
+    return this.u32() / 2 ** 32;
+  }
+
+  /** Uniform integer in [lo, hi]. */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.float() * (hi - lo + 1));
+  }
+
+  chance(p: number): boolean {
+    return p >= 1 || (p > 0 && this.float() < p);
+  }
+
+  /** Nanoseconds drawn from a distribution, whole microseconds so written storms stay readable. */
+  duration(d: Distribution): number {
+    let ns: number;
+    if (d.type === "fixed") ns = d.ns;
+    else if (d.type === "uniform") ns = d.minNs + this.float() * (d.maxNs - d.minNs);
+    else ns = Math.min(d.maxNs, -Math.log(1 - this.float()) * d.meanNs);
+    return d.type === "fixed" ? ns : Math.round(ns / 1000) * 1000;
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+interface Planned {
+  tNs: number;
+  /** Ties keep planning order. */
+  order: number;
+  step: Step;
+}
+
+/**
+ * Yields steps one at a time. The runner may call stopNewCycles() (duration
+ * reached, violation, abort): after that only the steps that finish cycles
+ * already started come out, so every NIC added is removed.
+ */
+export class StepSource {
+  private readonly rng: Rng;
+  private readonly queue: Planned[] = [];
+  private order = 0;
+  private nowNs = 0;
+  private nextStartNs = 0;
+  private started = 0;
+  private stopped = false;
+  private nicCounter = 0;
+  private readonly inFlight = new Map<string, NicKind>();
+  private readonly explicit: Step[] | null;
+  private explicitIndex = 0;
+  /** Cycles the schedule will run (explicit: the number of adds). */
+  readonly totalCycles: number;
+
+  constructor(private readonly spec: StormSpec, seed = spec.schedule.seed) {
+    this.rng = new Rng(seed);
+    this.explicit = spec.schedule.steps;
+    this.totalCycles = this.explicit ? this.explicit.filter((s) => s.op === "add").length : spec.schedule.cycles;
+  }
+
+  stopNewCycles(): void {
+    this.stopped = true;
+  }
+
+  /** NICs added and not yet removed, per the plan. */
+  get planned(): ReadonlyMap<string, NicKind> {
+    return this.inFlight;
+  }
+
+  next(): Step | null {
+    if (this.explicit) return this.nextExplicit();
+    for (;;) {
+      if (!this.stopped && this.started < this.spec.schedule.cycles && this.canStart()) {
+        const at = Math.max(this.nextStartNs, this.nowNs);
+        const head = this.queue[0];
+        if (!head || at <= head.tNs) {
+          this.startCycle(at);
+          continue;
+        }
+      }
+      const head = this.queue.shift();
+      if (!head) return null;
+      if (head.tNs > this.nowNs) {
+        // Emit the wait first; the event itself comes on the next call.
+        this.queue.unshift(head);
+        const ns = head.tNs - this.nowNs;
+        this.nowNs = head.tNs;
+        return { op: "sleep", ns };
+      }
+      if (head.step.op === "remove" || head.step.op === "sick") this.inFlight.delete(head.step.nic);
+      return head.step;
+    }
+  }
+
+  private nextExplicit(): Step | null {
+    const steps = this.explicit!;
+    while (this.explicitIndex < steps.length) {
+      const s = steps[this.explicitIndex++]!;
+      if (this.stopped && s.op === "add") {
+        // Skip the whole cycle of a NIC never added.
+        continue;
+      }
+      if (s.op === "add") this.inFlight.set(s.nic, s.kind);
+      else if ("nic" in s && !this.inFlight.has(s.nic)) continue;
+      if (s.op === "remove" || s.op === "sick") this.inFlight.delete(s.nic);
+      if (this.stopped && s.op === "sleep") continue;
+      return s;
+    }
+    return null;
+  }
+
+  private canStart(): boolean {
+    if (this.inFlight.size >= this.spec.schedule.maxInFlight) return false;
+    return this.pickKind(false) !== null;
+  }
+
+  private busUse(): Record<NicBus, number> {
+    const use: Record<NicBus, number> = { usb: 0, pcmcia: 0 };
+    for (const k of this.inFlight.values()) use[busOf(k)]++;
+    return use;
+  }
+
+  /** A kind with room left (its own count and its bus's ports), by weight. */
+  private pickKind(draw: boolean): NicKind | null {
+    const use = this.busUse();
+    const candidates = this.spec.nics.mix.filter((m) => {
+      if (m.weight <= 0) return false;
+      let mine = 0;
+      for (const k of this.inFlight.values()) if (k === m.kind) mine++;
+      return mine < m.count && use[busOf(m.kind)] < this.spec.nics.ports[busOf(m.kind)];
+    });
+    if (candidates.length === 0) return null;
+    if (!draw) return candidates[0]!.kind;
+    const total = candidates.reduce((s, m) => s + m.weight, 0);
+    let x = this.rng.float() * total;
+    for (const m of candidates) {
+      x -= m.weight;
+      if (x < 0) return m.kind;
+    }
+    return candidates[candidates.length - 1]!.kind;
+  }
+
+  private plan(tNs: number, step: Step): void {
+    const p: Planned = { tNs, order: this.order++, step };
+    let i = this.queue.length;
+    while (i > 0 && (this.queue[i - 1]!.tNs > tNs || (this.queue[i - 1]!.tNs === tNs && this.queue[i - 1]!.order > p.order))) i--;
+    this.queue.splice(i, 0, p);
+  }
+
+  private startCycle(t0: number): void {
+    const spec = this.spec;
+    const rng = this.rng;
+    const kind = this.pickKind(true)!;
+    const nic = `nic${this.nicCounter++}`;
+    this.started++;
+    this.nextStartNs = t0 + (spec.schedule.rate > 0 ? Math.round(rng.duration({ type: "exponential", meanNs: 1e9 / spec.schedule.rate, maxNs: 10e9 / spec.schedule.rate })) : 0);
+    const dwell = rng.duration(spec.schedule.dwell);
+    const end = t0 + dwell;
+    // Everything of one cycle happens in [t0, end]; the add goes out now.
+    this.inFlight.set(nic, kind);
+    this.plan(t0, { op: "add", nic, kind });
+    for (const h of spec.holders) {
+      if (!rng.chance(h.probability)) continue;
+      // "until-removal": the agent lets go 1-5 ms after the card is pulled, so
+      // the detach has to wait for it (held forever, it would be our leak).
+      const forNs = h.hold === null ? dwell + rng.duration({ type: "uniform", minNs: 1e6, maxNs: 5e6 }) : Math.max(1000, rng.duration(h.hold));
+      this.plan(t0, { op: "hold", nic, kind: h.kind, count: h.count, forNs, holder: `h-${nic}-${h.kind}` });
+    }
+    if (rng.chance(spec.traffic.probability)) {
+      this.plan(t0, { op: "traffic", nic, pps: spec.traffic.packetsPerSecond });
+      const stopAt = t0 + rng.duration(spec.traffic.duration);
+      if (stopAt < end) this.plan(stopAt, { op: "traffic-stop", nic });
+    }
+    const module = DRIVER_MODULES[spec.model][kind];
+    // Unloading a module detaches every instance of its driver: only do it when
+    // this NIC is its driver's only instance, so other cycles are not disturbed.
+    const alone = [...this.inFlight].every(([n, k]) => n === nic || DRIVER_MODULES[spec.model][k] !== module);
+    const r = rng.float();
+    const pSick = alone ? spec.sick.probability : 0;
+    const pUnload = alone ? spec.unload.probability : 0;
+    if (r < pSick) {
+      this.plan(end, { op: "sick", nic, module, delayNs: rng.duration(spec.sick.delay) });
+      return;
+    }
+    if (r < pSick + pUnload) this.plan(end, { op: "unload", module });
+    else if (rng.chance(spec.detach.probability)) this.plan(end, { op: "detach", nic, force: false });
+    this.plan(end, { op: "remove", nic });
+  }
+}
+
+/** The whole step list of a storm (random schedules expanded from the seed). */
+export function expandSteps(spec: StormSpec, seed = spec.schedule.seed): Step[] {
+  if (spec.schedule.durationNs > 0 && spec.schedule.steps === null && spec.schedule.cycles >= 1e6) {
+    throw new RangeError("a storm limited by duration alone has no fixed step list; give it a cycle count");
+  }
+  const src = new StepSource(spec, seed);
+  const out: Step[] = [];
+  for (let s = src.next(); s; s = src.next()) out.push(s);
+  return out;
+}

@@ -1,0 +1,63 @@
+// The host end of a machine's telemetry for as long as the machine lives. A
+// storm run subscribes to it; a VM fixture keeps one across several runs, so
+// the guest agent's session (Hello answered once, seq numbering) carries on
+// from one storm to the next instead of looking like lost frames.
+
+import type { plugstorm } from "../gen/plugstorm.js";
+import type { Machine } from "../hotplug/index.js";
+import { TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
+import { TOOL_VERSION } from "./version.js";
+
+export class GuestSession {
+  readonly core: TelemetryCore;
+  private handler: ((ev: TelemetryEvent) => void) | null = null;
+  private lastHello: plugstorm.telemetry.v1.Frame | undefined;
+  private readonly unobserve: () => void;
+
+  constructor(readonly machine: Machine) {
+    this.core = new TelemetryCore({
+      write: (bytes) => machine.sendTelemetry(bytes),
+      clock: machine.clock,
+      hostVersion: TOOL_VERSION,
+      onEvent: (ev) => {
+        if (ev.type === "frame" && ev.frame.body === "hello") this.lastHello = ev.frame;
+        if (ev.type === "disconnected") this.lastHello = undefined;
+        this.handler?.(ev);
+      },
+    });
+    this.unobserve = machine.observe((obs) => {
+      switch (obs.type) {
+        case "telemetry-connected":
+          this.core.connected(obs.tNs);
+          return;
+        case "telemetry-disconnected":
+          this.core.disconnected(obs.reason, obs.tNs);
+          return;
+        case "telemetry-bytes":
+          this.core.receive(obs.bytes, obs.tNs);
+          return;
+        default:
+          return;
+      }
+    });
+  }
+
+  /** The Hello of the current agent session, if one was seen (by an earlier run too). */
+  get hello(): plugstorm.telemetry.v1.Frame | undefined {
+    return this.lastHello;
+  }
+
+  /** One subscriber at a time: the running storm. */
+  attach(handler: (ev: TelemetryEvent) => void): () => void {
+    if (this.handler) throw new Error("a storm is already running on this machine");
+    this.handler = handler;
+    return () => {
+      if (this.handler === handler) this.handler = null;
+    };
+  }
+
+  close(): void {
+    this.unobserve();
+    this.handler = null;
+  }
+}

@@ -1,0 +1,185 @@
+// Shrinking: a storm that broke a rule on the sim machine is cut down to a
+// minimal explicit step list that still breaks the same rule. fast-check drives
+// the search (take the first smaller candidate that still fails, shrink again
+// from it); the candidates are ours: whole NIC cycles out, then runs of steps,
+// then single steps made simpler (shorter sleeps and holds, fewer references).
+
+import fc from "fast-check";
+import { runStorm, type RunResult } from "./runner.js";
+import type { Step, StormSpec } from "./spec.js";
+import { parseStorm } from "./validate.js";
+import { specToInput, stormToYaml } from "./write.js";
+
+export class ShrinkError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ShrinkError";
+  }
+}
+
+export interface ShrinkOptions {
+  /** The rule the minimal storm must still break; default the first rule the storm breaks. */
+  rule?: string;
+  seed?: number;
+  /** Storm runs allowed (default 2000); the best storm found so far is returned when they run out. */
+  maxRuns?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: { runs: number; steps: number; originalSteps: number }) => void;
+}
+
+export interface ShrinkResult {
+  rule: string;
+  seed: number;
+  originalSteps: number;
+  steps: Step[];
+  /** The minimal storm, validated: run it with runStorm to see the violation. */
+  spec: StormSpec;
+  /** The same storm as YAML, ready to save. */
+  yaml: string;
+  runs: number;
+  /** The run of the minimal storm. */
+  final: RunResult;
+}
+
+/** Drops steps about NICs not plugged at that point, so every candidate is a valid storm. */
+export function normalizeSteps(steps: readonly Step[]): Step[] {
+  const plugged = new Set<string>();
+  const out: Step[] = [];
+  for (const s of steps) {
+    if (s.op === "add") {
+      if (plugged.has(s.nic)) continue;
+      plugged.add(s.nic);
+    } else if ("nic" in s && s.nic !== "") {
+      if (!plugged.has(s.nic)) continue;
+      if (s.op === "remove" || s.op === "sick") plugged.delete(s.nic);
+    }
+    out.push(s);
+  }
+  // Trailing sleeps change nothing but the end time; keep one so liveness deadlines can expire.
+  return out;
+}
+
+function same(a: readonly Step[], b: readonly Step[]): boolean {
+  return a.length === b.length && a.every((s, i) => JSON.stringify(s) === JSON.stringify(b[i]));
+}
+
+/** Smaller or simpler step lists than `steps`, biggest cuts first. */
+export function* candidates(steps: readonly Step[]): Generator<Step[]> {
+  const seen: Step[][] = [];
+  const fresh = (c: Step[]): boolean => {
+    if (same(c, steps) || seen.some((s) => same(s, c))) return false;
+    if (seen.length < 64) seen.push(c);
+    return true;
+  };
+  // Whole NIC cycles, in order.
+  const nics = [...new Set(steps.flatMap((s) => (s.op === "add" ? [s.nic] : [])))];
+  for (let size = Math.max(1, Math.floor(nics.length / 2)); size >= 1; size = Math.floor(size / 2)) {
+    for (let i = 0; i < nics.length; i += size) {
+      const drop = new Set(nics.slice(i, i + size));
+      const c = normalizeSteps(steps.filter((s) => !("nic" in s && drop.has(s.nic))));
+      if (fresh(c)) yield c;
+    }
+    if (size === 1) break;
+  }
+  // Runs of steps (ddmin-style halving).
+  for (let size = Math.max(1, Math.floor(steps.length / 2)); size >= 1; size = Math.floor(size / 2)) {
+    for (let i = 0; i < steps.length; i += size) {
+      const c = normalizeSteps([...steps.slice(0, i), ...steps.slice(i + size)]);
+      if (fresh(c)) yield c;
+    }
+    if (size === 1) break;
+  }
+  // Simpler single steps.
+  for (let i = 0; i < steps.length; i++) {
+    const s = steps[i]!;
+    const variants: Step[] = [];
+    if (s.op === "sleep" && s.ns > 1000) variants.push({ ...s, ns: Math.max(1000, Math.round(s.ns / 2000) * 1000) });
+    if (s.op === "hold" && s.count > 1) variants.push({ ...s, count: 1 });
+    if (s.op === "hold" && s.forNs > 1000) variants.push({ ...s, forNs: Math.max(1000, Math.round(s.forNs / 2000) * 1000) });
+    if (s.op === "sick" && s.delayNs > 0) variants.push({ ...s, delayNs: 0 });
+    if (s.op === "sick") variants.push({ op: "remove", nic: s.nic });
+    if (s.op === "detach" && s.force) variants.push({ ...s, force: false });
+    for (const v of variants) {
+      const c = [...steps.slice(0, i), v, ...steps.slice(i + 1)];
+      if (fresh(c)) yield c;
+    }
+  }
+}
+
+class StepListArbitrary extends fc.Arbitrary<Step[]> {
+  constructor(private readonly start: Step[]) {
+    super();
+  }
+  generate(): fc.Value<Step[]> {
+    return new fc.Value(this.start, undefined);
+  }
+  canShrinkWithoutContext(value: unknown): value is Step[] {
+    return Array.isArray(value);
+  }
+  shrink(value: Step[]): fc.Stream<fc.Value<Step[]>> {
+    return new fc.Stream(candidates(value)).map((c) => new fc.Value(c, undefined));
+  }
+}
+
+function explicitSpec(spec: StormSpec, steps: Step[], seed: number): StormSpec {
+  return {
+    ...spec,
+    schedule: { ...spec.schedule, seed, steps, cycles: steps.filter((s) => s.op === "add").length, durationNs: 0 },
+    stopOnFirstViolation: true,
+  };
+}
+
+/** Runs the storm on the sim machine and cuts it down to a minimal storm breaking the same rule. */
+export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Promise<ShrinkResult> {
+  if (spec.machine.type !== "sim") {
+    throw new ShrinkError(`shrinking runs the storm hundreds of times and needs the deterministic sim machine; this storm runs on ${spec.machine.type}`);
+  }
+  const seed = opts.seed ?? spec.schedule.seed;
+  const first = await runStorm({ ...spec, stopOnFirstViolation: true }, { out: null, seed, signal: opts.signal });
+  if (first.status === "aborted" && first.abortReason === "interrupted") throw new ShrinkError("interrupted");
+  const rule = opts.rule ?? first.failedRules[0];
+  if (rule === undefined) throw new ShrinkError(`the storm breaks no rule with seed ${seed}: nothing to shrink`);
+  if (!first.failedRules.includes(rule)) {
+    throw new ShrinkError(`the storm does not break rule ${rule} with seed ${seed} (it breaks: ${first.failedRules.join(", ") || "nothing"})`);
+  }
+  const original = normalizeSteps(first.executed);
+  const maxRuns = opts.maxRuns ?? 2000;
+  let runs = 1;
+  let best: { steps: Step[]; result: RunResult } = { steps: original, result: first };
+
+  const fails = async (steps: Step[]): Promise<boolean> => {
+    if (runs >= maxRuns || opts.signal?.aborted) return false;
+    runs++;
+    const r = await runStorm(explicitSpec(spec, steps, seed), { out: null, seed, signal: opts.signal });
+    const hit = r.failedRules.includes(rule);
+    if (hit && steps.length <= best.steps.length) best = { steps, result: r };
+    opts.onProgress?.({ runs, steps: best.steps.length, originalSteps: original.length });
+    return hit;
+  };
+
+  // The original must fail as an explicit list too (it is the starting point).
+  if (!(await fails(original))) {
+    throw new ShrinkError(`the executed steps of seed ${seed} did not break ${rule} again when replayed: the run is not reproducible`);
+  }
+  await fc.check(
+    fc.asyncProperty(new StepListArbitrary(original), async (steps) => !(await fails(steps))),
+    { numRuns: 1, seed, endOnFailure: false },
+  );
+  const minimal = explicitSpec(spec, best.steps, seed);
+  const header = [
+    `Shrunk by plugstorm from storm "${spec.name}" seed ${seed}:`,
+    `${original.length} steps -> ${best.steps.length}, still breaks rule ${rule} (${runs} runs).`,
+  ].join("\n");
+  const input = specToInput({ ...minimal, name: `${spec.name}-shrunk` }, best.steps);
+  const yaml = stormToYaml(input, header);
+  return {
+    rule,
+    seed,
+    originalSteps: original.length,
+    steps: best.steps,
+    spec: parseStorm(yaml, "<shrunk storm>"),
+    yaml,
+    runs,
+    final: best.result,
+  };
+}

@@ -1,0 +1,253 @@
+// The storm format: what a person writes in YAML and what TypeScript code passes
+// to runStorm are the same shape (StormInput). Validation fills in defaults and
+// turns it into a StormSpec, where every field is present and every duration is
+// in nanoseconds, so the runner never guesses.
+
+import type { NicBus, NicKind } from "../hotplug/index.js";
+
+export type { NicBus, NicKind };
+
+/** A duration: a number of milliseconds, or a string with a unit ("250us", "10ms", "2s", "1m"). */
+export type DurationInput = number | string;
+
+/** How long something lasts, drawn per use from the storm's seeded generator. */
+export type DistributionInput =
+  | DurationInput
+  | { fixed: DurationInput }
+  | { uniform: { min: DurationInput; max: DurationInput } }
+  | { exponential: { mean: DurationInput; max?: DurationInput } };
+
+export type Distribution =
+  | { type: "fixed"; ns: number }
+  | { type: "uniform"; minNs: number; maxNs: number }
+  | { type: "exponential"; meanNs: number; maxNs: number };
+
+export type GuestProfile = "bare" | "linux-guest" | "netbsd-guest";
+export type Accel = "auto" | "kvm" | "tcg";
+export type UsbController = "qemu-xhci" | "piix3-usb-uhci";
+export type TelemetryTransport = "virtio-serial" | "uart" | "none";
+export type ModelProfile = "netbsd" | "linux";
+/** What a reference holder holds, named as in telemetry.proto's ObjectKind. */
+export type HolderKind = "device" | "ifnet" | "usbnet" | "devsw" | "vnode" | "netdev";
+
+export const NIC_KINDS: readonly NicKind[] = ["usb-net", "usb-net-rndis", "pcmcia-ne2000"];
+/** NIC kinds each machine type can plug (the sim models cdce and ne at pcmcia; QEMU has no PCMCIA). */
+export const MACHINE_KINDS: Readonly<Record<"sim" | "qemu", readonly NicKind[]>> = {
+  sim: ["usb-net", "pcmcia-ne2000"],
+  qemu: ["usb-net", "usb-net-rndis"],
+};
+export const HOLDER_KINDS: readonly HolderKind[] = ["device", "ifnet", "usbnet", "devsw", "vnode", "netdev"];
+export const GUEST_PROFILES: readonly GuestProfile[] = ["bare", "linux-guest", "netbsd-guest"];
+/** Phases a deadline can be set for; the checker judges them against trace time. */
+export const DEADLINE_PHASES = ["attach", "detach", "removal", "unload", "guest"] as const;
+export type DeadlinePhase = (typeof DEADLINE_PHASES)[number];
+
+export function busOf(kind: NicKind): NicBus {
+  return kind.startsWith("pcmcia") ? "pcmcia" : "usb";
+}
+
+/** The driver module each NIC kind binds, per model profile: what `unload` and the sick case unload. */
+export const DRIVER_MODULES: Readonly<Record<ModelProfile, Readonly<Record<NicKind, string>>>> = {
+  netbsd: { "usb-net": "if_cdce", "usb-net-rndis": "if_urndis", "pcmcia-ne2000": "if_ne_pcmcia" },
+  linux: { "usb-net": "cdc_ether", "usb-net-rndis": "rndis_host", "pcmcia-ne2000": "ne2k" },
+};
+
+/** Ports per USB controller as QEMU 7.2 offers them to full-speed devices (docs/qemu.md). */
+export const USB_CONTROLLER_PORTS: Readonly<Record<UsbController, number>> = {
+  "qemu-xhci": 4,
+  "piix3-usb-uhci": 2,
+};
+
+// ------------------------------------------------------------------ input
+
+export interface SimMachineInput {
+  type: "sim";
+  /** Bugs to inject into the simulated kernel, by name (see src/sim). */
+  bugs?: string[];
+}
+
+export interface QemuMachineInput {
+  type: "qemu";
+  profile: GuestProfile;
+  kernel?: string;
+  initrd?: string;
+  image?: string;
+  accel?: Accel;
+  usbController?: UsbController;
+  telemetry?: TelemetryTransport;
+  memoryMb?: number;
+  /** How long the guest may take to say Hello before the run goes on without it. */
+  bootTimeout?: DurationInput;
+}
+
+export type MachineInput = SimMachineInput | QemuMachineInput;
+
+export interface NicMixInput {
+  kind: NicKind;
+  /** At most this many of this kind in flight at once (default 1). */
+  count?: number;
+  /** Relative chance this kind is picked for the next add (default 1). */
+  weight?: number;
+}
+
+export interface NicsInput {
+  mix: NicMixInput[];
+  /** Ports (USB) and sockets (PCMCIA) to use; default: all the machine has. */
+  ports?: { usb?: number; pcmcia?: number };
+}
+
+export interface HolderInput {
+  kind: HolderKind;
+  /** References taken per hold (default 1). */
+  count?: number;
+  /** Chance a plugged NIC gets this hold (default 1). */
+  probability?: number;
+  /** How long the holder keeps them; "until-removal" keeps them across the removal (the interesting case). */
+  hold?: DistributionInput | "until-removal";
+}
+
+export interface TrafficInput {
+  probability?: number;
+  packetsPerSecond?: number;
+  duration?: DistributionInput;
+}
+
+export interface ChanceInput {
+  probability?: number;
+}
+
+export interface SickInput {
+  probability?: number;
+  /** How long after the unload starts the card is pulled. */
+  delay?: DistributionInput;
+}
+
+export interface ScheduleInput {
+  /** Plug/unplug cycles to run (one cycle = one NIC added and removed). */
+  cycles?: number;
+  /** Or run for this long (machine time); with both, whichever ends first. */
+  duration?: DurationInput;
+  /** Cycles started per second of machine time (0 = back to back). */
+  rate?: number;
+  /** NICs plugged at once, at most. */
+  maxInFlight?: number;
+  /** How long a NIC stays plugged. */
+  dwell?: DistributionInput;
+  seed?: number;
+  /** An explicit step list instead of a random schedule. */
+  steps?: StepInput[];
+}
+
+export type StepInput =
+  | { add: { nic: string; kind: NicKind } }
+  | { remove: { nic: string } | string }
+  | { hold: { nic: string; kind: HolderKind; count?: number; for?: DurationInput; holder?: string } }
+  | { release: { nic: string; kind: HolderKind; holder?: string } }
+  | { traffic: { nic: string; pps?: number } }
+  | { "traffic-stop": { nic: string } | string }
+  | { detach: { nic: string; force?: boolean } | string }
+  | { unload: { module: string } | string }
+  | { sick: { nic: string; module?: string; delay?: DurationInput } }
+  | { sleep: DurationInput }
+  /** A fault the guest agent injects (InjectFault), e.g. leak-ref on a NIC or panic. */
+  | { fault: { name: string; nic?: string; arg?: string } };
+
+export interface StormInput {
+  name?: string;
+  description?: string;
+  machine: MachineInput;
+  nics?: NicsInput;
+  schedule?: ScheduleInput;
+  holders?: HolderInput[];
+  traffic?: TrafficInput;
+  detach?: ChanceInput;
+  unload?: ChanceInput;
+  sick?: SickInput;
+  deadlines?: Partial<Record<DeadlinePhase, DurationInput>>;
+  model?: ModelProfile;
+  stopOnFirstViolation?: boolean;
+}
+
+// ------------------------------------------------------------------ normalised
+
+export interface SimMachineSpec {
+  type: "sim";
+  bugs: string[];
+}
+
+export interface QemuMachineSpec {
+  type: "qemu";
+  profile: GuestProfile;
+  kernel?: string;
+  initrd?: string;
+  image?: string;
+  accel: Accel;
+  usbController: UsbController;
+  telemetry: TelemetryTransport;
+  memoryMb: number;
+  bootTimeoutNs: number;
+}
+
+export type MachineSpec = SimMachineSpec | QemuMachineSpec;
+
+export interface HolderSpec {
+  kind: HolderKind;
+  count: number;
+  probability: number;
+  /** null: held until the NIC is removed. */
+  hold: Distribution | null;
+}
+
+export type Step =
+  | { op: "add"; nic: string; kind: NicKind }
+  | { op: "remove"; nic: string }
+  | { op: "hold"; nic: string; kind: HolderKind; count: number; forNs: number; holder: string }
+  | { op: "release"; nic: string; kind: HolderKind; holder: string }
+  | { op: "traffic"; nic: string; pps: number }
+  | { op: "traffic-stop"; nic: string }
+  | { op: "detach"; nic: string; force: boolean }
+  | { op: "unload"; module: string }
+  | { op: "sick"; nic: string; module: string; delayNs: number }
+  | { op: "sleep"; ns: number }
+  | { op: "fault"; name: string; nic: string; arg: string };
+
+export interface StormSpec {
+  name: string;
+  description: string;
+  machine: MachineSpec;
+  nics: { mix: Required<NicMixInput>[]; ports: Record<NicBus, number> };
+  schedule: {
+    cycles: number;
+    /** 0 = no time limit. */
+    durationNs: number;
+    rate: number;
+    maxInFlight: number;
+    dwell: Distribution;
+    seed: number;
+    /** null: random schedule from the seed. */
+    steps: Step[] | null;
+  };
+  holders: HolderSpec[];
+  traffic: { probability: number; packetsPerSecond: number; duration: Distribution };
+  detach: { probability: number };
+  unload: { probability: number };
+  sick: { probability: number; delay: Distribution };
+  /** Deadlines per phase in ms (what the checker is given). */
+  deadlines: Record<DeadlinePhase, number>;
+  model: ModelProfile;
+  stopOnFirstViolation: boolean;
+}
+
+export const DEFAULT_DEADLINES_MS: Readonly<Record<DeadlinePhase, number>> = {
+  attach: 2000,
+  detach: 2000,
+  removal: 1000,
+  unload: 2000,
+  guest: 30000,
+};
+
+/** Ports the machine offers when the storm does not say: the QEMU controller's, or the simulator's. */
+export function machinePorts(m: MachineSpec): Record<NicBus, number> {
+  if (m.type === "qemu") return { usb: USB_CONTROLLER_PORTS[m.usbController], pcmcia: 0 };
+  return { usb: 4, pcmcia: 2 };
+}

@@ -1,0 +1,21 @@
+// Where a run's records go: a trace file (src/trace's append-only writer), or
+// nowhere when a run is only asked for its verdicts (shrinking).
+
+import type { plugstorm } from "../gen/plugstorm.js";
+import { TraceWriter } from "../trace/index.js";
+
+export interface TraceOut {
+  append(record: plugstorm.trace.v1.IRecord): void;
+  close(): Promise<void>;
+}
+
+export async function openTraceOut(path: string | null, header: plugstorm.trace.v1.ITraceHeader): Promise<TraceOut> {
+  if (path === null) return { append() {}, close: async () => {} };
+  const w = TraceWriter.create(path, header);
+  return {
+    append: (r) => {
+      w.append(r);
+    },
+    close: async () => w.close(),
+  };
+}

@@ -1,0 +1,117 @@
+// A StormSpec back to the storm format a person reads (YAML), e.g. the
+// minimal storm the shrinker found, or a random schedule written out as steps.
+
+import { Document, isMap, isSeq } from "yaml";
+import { fmtNs } from "./validate.js";
+import type { Distribution, DistributionInput, StepInput, Step, StormInput, StormSpec } from "./spec.js";
+
+function dist(d: Distribution): DistributionInput {
+  switch (d.type) {
+    case "fixed":
+      return fmtNs(d.ns);
+    case "uniform":
+      return { uniform: { min: fmtNs(d.minNs), max: fmtNs(d.maxNs) } };
+    case "exponential":
+      return { exponential: { mean: fmtNs(d.meanNs), max: fmtNs(d.maxNs) } };
+  }
+}
+
+export function stepToInput(s: Step): StepInput {
+  switch (s.op) {
+    case "add":
+      return { add: { nic: s.nic, kind: s.kind } };
+    case "remove":
+      return { remove: s.nic };
+    case "hold": {
+      const h: { nic: string; kind: typeof s.kind; count?: number; for?: string; holder: string } = { nic: s.nic, kind: s.kind, holder: s.holder };
+      if (s.count !== 1) h.count = s.count;
+      if (s.forNs > 0) h.for = fmtNs(s.forNs);
+      return { hold: h };
+    }
+    case "release":
+      return { release: { nic: s.nic, kind: s.kind, holder: s.holder } };
+    case "traffic":
+      return { traffic: { nic: s.nic, pps: s.pps } };
+    case "traffic-stop":
+      return { "traffic-stop": s.nic };
+    case "detach":
+      return { detach: s.force ? { nic: s.nic, force: true } : s.nic };
+    case "unload":
+      return { unload: s.module };
+    case "sick":
+      return { sick: { nic: s.nic, module: s.module, delay: fmtNs(s.delayNs) } };
+    case "sleep":
+      return { sleep: fmtNs(s.ns) };
+    case "fault": {
+      const f: { name: string; nic?: string; arg?: string } = { name: s.name };
+      if (s.nic) f.nic = s.nic;
+      if (s.arg) f.arg = s.arg;
+      return { fault: f };
+    }
+  }
+}
+
+/**
+ * The storm as input, with an explicit step list when `steps` is given (the
+ * random-schedule fields are then left out: they cannot go together).
+ */
+export function specToInput(spec: StormSpec, steps?: readonly Step[]): StormInput {
+  const input: StormInput = {
+    name: spec.name,
+    machine: spec.machine.type === "sim"
+      ? spec.machine.bugs.length > 0 ? { type: "sim", bugs: [...spec.machine.bugs] } : { type: "sim" }
+      : (() => {
+          const m = spec.machine;
+          const q: StormInput["machine"] = {
+            type: "qemu",
+            profile: m.profile,
+            accel: m.accel,
+            usbController: m.usbController,
+            telemetry: m.telemetry,
+            memoryMb: m.memoryMb,
+            bootTimeout: fmtNs(m.bootTimeoutNs),
+          };
+          if (m.kernel) q.kernel = m.kernel;
+          if (m.initrd) q.initrd = m.initrd;
+          if (m.image) q.image = m.image;
+          return q;
+        })(),
+    nics: { mix: spec.nics.mix.map((m) => ({ ...m })), ports: { ...spec.nics.ports } },
+  };
+  if (spec.description) input.description = spec.description;
+  const explicit = steps ?? spec.schedule.steps;
+  if (explicit) {
+    input.schedule = { maxInFlight: spec.schedule.maxInFlight, seed: spec.schedule.seed, steps: explicit.map(stepToInput) };
+  } else {
+    input.schedule = {
+      cycles: spec.schedule.cycles,
+      rate: spec.schedule.rate,
+      maxInFlight: spec.schedule.maxInFlight,
+      dwell: dist(spec.schedule.dwell),
+      seed: spec.schedule.seed,
+    };
+    if (spec.schedule.durationNs > 0) input.schedule.duration = fmtNs(spec.schedule.durationNs);
+    if (spec.holders.length > 0)
+      input.holders = spec.holders.map((h) => ({ kind: h.kind, count: h.count, probability: h.probability, hold: h.hold === null ? "until-removal" : dist(h.hold) }));
+    if (spec.traffic.probability > 0)
+      input.traffic = { probability: spec.traffic.probability, packetsPerSecond: spec.traffic.packetsPerSecond, duration: dist(spec.traffic.duration) };
+    if (spec.detach.probability > 0) input.detach = { probability: spec.detach.probability };
+    if (spec.unload.probability > 0) input.unload = { probability: spec.unload.probability };
+    if (spec.sick.probability > 0) input.sick = { probability: spec.sick.probability, delay: dist(spec.sick.delay) };
+  }
+  input.deadlines = Object.fromEntries(Object.entries(spec.deadlines).map(([k, v]) => [k, fmtNs(Math.round(v * 1e6))]));
+  input.model = spec.model;
+  input.stopOnFirstViolation = spec.stopOnFirstViolation;
+  return input;
+}
+
+export function stormToYaml(input: StormInput, header?: string): string {
+  const doc = new Document(input);
+  // One step per line ("- add: { nic: nic7, kind: usb-net }"), as people write them.
+  const steps = doc.getIn(["schedule", "steps"], true);
+  if (isSeq(steps)) for (const item of steps.items) if (isMap(item)) for (const pair of item.items) if (isMap(pair.value)) pair.value.flow = true;
+  const mix = doc.getIn(["nics", "mix"], true);
+  if (isSeq(mix)) for (const item of mix.items) if (isMap(item)) item.flow = true;
+  const body = doc.toString({ lineWidth: 0 });
+  return header ? header.split("\n").map((l) => `# ${l}`.trimEnd()).join("\n") + "\n" + body : body;
+}

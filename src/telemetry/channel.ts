@@ -1,0 +1,370 @@
+// The host end of a telemetry channel. TelemetryCore is synchronous and
+// transport-free (bytes in with a timestamp, bytes out through a callback), so
+// the same logic serves a QEMU chardev socket (TelemetryChannel) and a
+// Machine's telemetry-bytes observations fed in with the machine clock.
+
+import type { Duplex } from "node:stream";
+import { setTimeout as sleepMs } from "node:timers/promises";
+import { plugstorm } from "../gen/plugstorm.js";
+import { ClockAligner, type ClockSample } from "./clock.js";
+import { encodeHostCommand, GuestStreamDecoder, type ChannelOutput, type DecoderStats } from "./codec.js";
+
+import Command = plugstorm.telemetry.v1.Command;
+type CommandAck = plugstorm.telemetry.v1.CommandAck.$Properties;
+
+/** The clock a channel runs on; MachineClock (src/hotplug/machine.ts) has this shape. */
+export interface ChannelClock {
+  /** Nanoseconds, monotonic. */
+  now(): number;
+  /** Resolves after ns on this clock; rejects with the signal's reason when aborted. */
+  sleep(ns: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** A monotonic wall clock starting at 0 when created. */
+export function realClock(): ChannelClock {
+  const t0 = process.hrtime.bigint();
+  return {
+    now: () => Number(process.hrtime.bigint() - t0),
+    sleep: (ns, signal) => sleepMs(Math.max(0, ns / 1e6), undefined, signal ? { signal } : {}),
+  };
+}
+
+/** A command without its id: the channel numbers commands. */
+export type CommandBody = Omit<plugstorm.telemetry.v1.Command.$Properties, "id">;
+
+/** Everything the channel saw or did, in order, with the channel clock's time. */
+export type TelemetryEvent = { tNs: number } & (
+  | ChannelOutput
+  | { type: "connected" }
+  | { type: "disconnected"; reason: string }
+  /** A command was written to the guest. */
+  | { type: "command"; command: plugstorm.telemetry.v1.Command }
+  /** A command's ack did not come within its deadline. */
+  | { type: "ack-timeout"; id: number; command: string; deadlineMs: number }
+  /** A round trip (any command and its ack) gave a clock sample. */
+  | { type: "clock"; sample: ClockSample }
+);
+
+export class CommandTimeoutError extends Error {
+  constructor(
+    readonly id: number,
+    readonly command: string,
+    readonly deadlineMs: number,
+  ) {
+    super(`telemetry command ${id} (${command}) was not acknowledged within ${deadlineMs} ms`);
+    this.name = "CommandTimeoutError";
+  }
+}
+
+export class ChannelClosedError extends Error {
+  constructor(
+    readonly command: string,
+    readonly reason: string,
+  ) {
+    super(`telemetry channel closed before ${command} was acknowledged: ${reason}`);
+    this.name = "ChannelClosedError";
+  }
+}
+
+export interface SendOptions {
+  /** Default 5000 ms on the channel's clock. */
+  deadlineMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface CoreOptions {
+  /** Writes framed bytes to the guest. */
+  write(bytes: Uint8Array): void;
+  clock: ChannelClock;
+  /** Answer each Hello with a HelloAck (default true). */
+  autoHelloAck?: boolean;
+  /** HelloAck.host_version. */
+  hostVersion?: string;
+  /** Receives every event synchronously, in order. */
+  onEvent?: (ev: TelemetryEvent) => void;
+}
+
+interface Pending {
+  name: string;
+  sentNs: number;
+  settle?: (r: { ok: true; ack: CommandAck; sample: ClockSample } | { ok: false; error: Error }) => void;
+}
+
+/** Fire-and-forget commands (HelloAck) whose ack never came are forgotten beyond this many. */
+const MAX_UNTRACKED = 1024;
+
+export class TelemetryCore {
+  readonly clock: ChannelClock;
+  readonly aligner = new ClockAligner();
+  private readonly decoder = new GuestStreamDecoder();
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closedReason: string | undefined;
+  private collect: TelemetryEvent[] | undefined;
+
+  constructor(private readonly opts: CoreOptions) {
+    this.clock = opts.clock;
+  }
+
+  get stats(): Readonly<DecoderStats> {
+    return this.decoder.stats;
+  }
+
+  /** Commands written and not yet acknowledged. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  get closed(): boolean {
+    return this.closedReason !== undefined;
+  }
+
+  /**
+   * The transport is up. Writes a lone 0x00 so a guest that saw a partial
+   * frame from an earlier connection resynchronises before our first command.
+   */
+  connected(tNs = this.clock.now()): TelemetryEvent[] {
+    return this.capture(() => {
+      this.closedReason = undefined;
+      this.emit({ tNs, type: "connected" });
+      this.opts.write(new Uint8Array([0]));
+    });
+  }
+
+  /** Bytes from the guest; returns the events they caused (also given to onEvent). */
+  receive(bytes: Uint8Array, tNs = this.clock.now()): TelemetryEvent[] {
+    return this.capture(() => {
+      for (const out of this.decoder.push(bytes)) this.handle(out, tNs);
+    });
+  }
+
+  /**
+   * The transport is gone: an unfinished frame is counted, and every command
+   * waiting for an ack fails with ChannelClosedError.
+   */
+  disconnected(reason: string, tNs = this.clock.now()): TelemetryEvent[] {
+    return this.capture(() => {
+      for (const out of this.decoder.end()) this.handle(out, tNs);
+      this.closedReason = reason;
+      const waiting = [...this.pending.values()];
+      this.pending.clear();
+      for (const p of waiting) p.settle?.({ ok: false, error: new ChannelClosedError(p.name, reason) });
+      this.emit({ tNs, type: "disconnected", reason });
+    });
+  }
+
+  /** Writes a command without waiting for its ack; returns its id. */
+  post(body: CommandBody): number {
+    return this.write(body).id;
+  }
+
+  /** Writes a command and resolves with its ack (whatever its error), or rejects with CommandTimeoutError, ChannelClosedError or the signal's reason. */
+  async send(body: CommandBody, opts: SendOptions = {}): Promise<CommandAck> {
+    return (await this.request(body, opts)).ack;
+  }
+
+  /** Sends a Ping and resolves with the clock sample of its round trip. */
+  async ping(opts: SendOptions = {}): Promise<ClockSample> {
+    return (await this.request({ ping: { hostTimeNs: this.clock.now() } }, opts)).sample;
+  }
+
+  async request(body: CommandBody, opts: SendOptions = {}): Promise<{ ack: CommandAck; sample: ClockSample }> {
+    const deadlineMs = opts.deadlineMs ?? 5000;
+    opts.signal?.throwIfAborted();
+    if (this.closedReason !== undefined) throw new ChannelClosedError(commandName(body), this.closedReason);
+    const timer = new AbortController();
+    let onAbort: (() => void) | undefined;
+    try {
+      return await new Promise((resolve, reject) => {
+        const { id, pending } = this.write(body);
+        pending.settle = (r) => (r.ok ? resolve({ ack: r.ack, sample: r.sample }) : reject(r.error));
+        onAbort = () => {
+          this.pending.delete(id);
+          reject(opts.signal?.reason);
+        };
+        opts.signal?.addEventListener("abort", onAbort, { once: true });
+        this.clock.sleep(deadlineMs * 1e6, timer.signal).then(
+          () => {
+            if (this.pending.get(id) !== pending) return;
+            this.pending.delete(id);
+            this.emit({ tNs: this.clock.now(), type: "ack-timeout", id, command: pending.name, deadlineMs });
+            reject(new CommandTimeoutError(id, pending.name, deadlineMs));
+          },
+          () => {},
+        );
+      });
+    } finally {
+      timer.abort();
+      if (onAbort) opts.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  private write(body: CommandBody): { id: number; pending: Pending } {
+    const id = this.nextId++;
+    const command = Command.fromObject({ ...body, id });
+    const bytes = encodeHostCommand(command);
+    const tNs = this.clock.now();
+    const pending: Pending = { name: commandName(body), sentNs: tNs };
+    this.pending.set(id, pending);
+    if (this.pending.size > MAX_UNTRACKED) this.forgetOldestUntracked();
+    this.emit({ tNs, type: "command", command });
+    this.opts.write(bytes);
+    return { id, pending };
+  }
+
+  private forgetOldestUntracked(): void {
+    for (const [id, p] of this.pending) {
+      if (!p.settle) {
+        this.pending.delete(id);
+        return;
+      }
+    }
+  }
+
+  private handle(out: ChannelOutput, tNs: number): void {
+    this.emit({ tNs, ...out });
+    if (out.type === "session-start") {
+      // A new session may be a rebooted guest with a new clock.
+      this.aligner.reset();
+    } else if (out.type === "frame") {
+      const f = out.frame;
+      if (f.hello != null && (this.opts.autoHelloAck ?? true)) {
+        this.post({ helloAck: { hostTimeNs: this.clock.now(), hostVersion: this.opts.hostVersion ?? "" } });
+      } else if (f.ack != null) {
+        const id = f.ack.id ?? 0;
+        const p = this.pending.get(id);
+        if (p) {
+          this.pending.delete(id);
+          const sample = this.aligner.add(p.sentNs, Math.max(tNs, p.sentNs), f.guestTimeNs);
+          this.emit({ tNs, type: "clock", sample });
+          p.settle?.({ ok: true, ack: f.ack, sample });
+        }
+      }
+    }
+  }
+
+  private emit(ev: TelemetryEvent): void {
+    this.collect?.push(ev);
+    this.opts.onEvent?.(ev);
+  }
+
+  private capture(fn: () => void): TelemetryEvent[] {
+    const outer = this.collect;
+    const mine: TelemetryEvent[] = [];
+    this.collect = mine;
+    try {
+      fn();
+    } finally {
+      this.collect = outer;
+      outer?.push(...mine);
+    }
+    return mine;
+  }
+}
+
+/** The oneof case of a command body, e.g. "ping". */
+export function commandName(body: CommandBody): string {
+  for (const k of Object.keys(body) as (keyof CommandBody)[]) {
+    if (k !== "body" && body[k] != null) return String(k);
+  }
+  return "empty";
+}
+
+export interface ChannelOptions {
+  clock?: ChannelClock;
+  autoHelloAck?: boolean;
+  hostVersion?: string;
+  /** Pause reading from the stream while this many events wait for the iterator (default 10000). */
+  highWaterMark?: number;
+}
+
+/**
+ * A telemetry channel over a byte stream (a QEMU chardev socket): iterate it
+ * for frames and channel events; send() commands. The iteration ends after the
+ * "disconnected" event. Reading pauses while the iterator lags behind.
+ */
+export class TelemetryChannel implements AsyncIterable<TelemetryEvent> {
+  readonly core: TelemetryCore;
+  private readonly queue: TelemetryEvent[] = [];
+  private qHead = 0;
+  private wake: (() => void) | undefined;
+  private ended = false;
+  private iterating = false;
+  private readonly highWater: number;
+
+  constructor(
+    private readonly stream: Duplex,
+    opts: ChannelOptions = {},
+  ) {
+    this.highWater = opts.highWaterMark ?? 10000;
+    this.core = new TelemetryCore({
+      clock: opts.clock ?? realClock(),
+      autoHelloAck: opts.autoHelloAck ?? true,
+      hostVersion: opts.hostVersion ?? "",
+      write: (b) => {
+        if (!this.stream.destroyed && this.stream.writable) this.stream.write(b);
+      },
+      onEvent: (ev) => this.enqueue(ev),
+    });
+    stream.on("data", (chunk: Buffer) => this.core.receive(chunk));
+    const gone = (reason: string) => {
+      if (!this.core.closed) this.core.disconnected(reason);
+    };
+    stream.on("end", () => gone("stream ended"));
+    stream.on("close", () => gone("stream closed"));
+    stream.on("error", (err: Error) => gone(`stream error: ${err.message}`));
+    this.core.connected();
+  }
+
+  get stats(): Readonly<DecoderStats> {
+    return this.core.stats;
+  }
+
+  send(body: CommandBody, opts?: SendOptions): Promise<CommandAck> {
+    return this.core.send(body, opts);
+  }
+
+  ping(opts?: SendOptions): Promise<ClockSample> {
+    return this.core.ping(opts);
+  }
+
+  /** Closes the stream; pending commands fail with ChannelClosedError. */
+  close(): void {
+    if (!this.core.closed) this.core.disconnected("closed by host");
+    this.stream.destroy();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<TelemetryEvent> {
+    if (this.iterating) throw new Error("TelemetryChannel supports one iterator at a time");
+    this.iterating = true;
+    try {
+      for (;;) {
+        if (this.qHead < this.queue.length) {
+          const ev = this.queue[this.qHead++]!;
+          if (this.qHead > 1024 && this.qHead * 2 > this.queue.length) {
+            this.queue.splice(0, this.qHead);
+            this.qHead = 0;
+          }
+          if (this.queue.length - this.qHead < this.highWater / 2 && this.stream.isPaused()) this.stream.resume();
+          yield ev;
+          if (ev.type === "disconnected") return;
+        } else if (this.ended) {
+          return;
+        } else {
+          await new Promise<void>((r) => (this.wake = r));
+        }
+      }
+    } finally {
+      this.iterating = false;
+    }
+  }
+
+  private enqueue(ev: TelemetryEvent): void {
+    this.queue.push(ev);
+    if (ev.type === "disconnected") this.ended = true;
+    if (this.queue.length - this.qHead >= this.highWater && !this.stream.isPaused()) this.stream.pause();
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+}

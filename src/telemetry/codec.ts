@@ -1,0 +1,173 @@
+// Protobuf on top of the framing: the guest's Frame stream as the host reads
+// it (with loss accounting by seq), and the host's Command stream as a guest
+// (the simulated one, tests) reads it.
+
+import { plugstorm } from "../gen/plugstorm.js";
+import { FrameSplitter, frameEncode, type FrameSink, type FrameErrorReason } from "./framing.js";
+
+import Frame = plugstorm.telemetry.v1.Frame;
+import Command = plugstorm.telemetry.v1.Command;
+
+/** Protobuf-encodes and frames one guest -> host Frame. */
+export function encodeGuestFrame(frame: plugstorm.telemetry.v1.IFrame): Uint8Array {
+  return frameEncode(Frame.encode(frame).finish());
+}
+
+/** Protobuf-encodes and frames one host -> guest Command. */
+export function encodeHostCommand(cmd: plugstorm.telemetry.v1.ICommand): Uint8Array {
+  return frameEncode(Command.encode(cmd).finish());
+}
+
+/** Why a frame was dropped: a framing fault, or a good CRC over a payload that is not the expected message. */
+export type CorruptReason = Exclude<FrameErrorReason, "oversize"> | "protobuf";
+
+/** What the host's decoder yields, in stream order. */
+export type ChannelOutput =
+  | { type: "frame"; frame: plugstorm.telemetry.v1.Frame }
+  /** A frame failed COBS, length, CRC or protobuf decode; its bytes are lost. */
+  | { type: "corrupt"; reason: CorruptReason; bytesSkipped: number }
+  /** More than MAX_ENCODED bytes without a delimiter were dropped. */
+  | { type: "oversize"; bytesSkipped: number }
+  /** seq jumped: frames expected..got-1 were lost (lost = got - expected). Precedes the frame with seq got. */
+  | { type: "seq-gap"; expected: number; got: number; lost: number }
+  /** seq went back (or repeated) without a Hello: a confused agent or a duplicated frame. Precedes that frame. */
+  | { type: "seq-backward"; expected: number; got: number }
+  /** A Hello began a new session (seq restarts). Precedes the Hello frame. */
+  | { type: "session-start"; seq: number; hello: plugstorm.telemetry.v1.Hello.$Properties };
+
+export interface DecoderStats {
+  /** Frames decoded and delivered. */
+  frames: number;
+  /** Frames dropped as corrupt (COBS, short, CRC, protobuf). */
+  corrupt: number;
+  /** Oversize runs dropped. */
+  oversize: number;
+  /** Bytes of corrupt and oversize frames (delimiters not counted). */
+  bytesSkipped: number;
+  /** Frames known lost by seq gaps. */
+  lost: number;
+  /** Hellos seen. */
+  sessions: number;
+  /** Bytes pushed in. */
+  bytes: number;
+}
+
+/**
+ * The host side of the guest's stream, synchronous: bytes in, frames and
+ * channel events out. Before any Hello, seq is expected to start at 1 (a host
+ * that joins late reports what it missed as loss).
+ */
+export class GuestStreamDecoder implements FrameSink {
+  readonly stats: DecoderStats = { frames: 0, corrupt: 0, oversize: 0, bytesSkipped: 0, lost: 0, sessions: 0, bytes: 0 };
+  private readonly splitter = new FrameSplitter();
+  private expected: number;
+  private out: ChannelOutput[] = [];
+
+  constructor(opts: { firstSeq?: number } = {}) {
+    this.expected = opts.firstSeq ?? 1;
+  }
+
+  /** Bytes held for an unfinished frame (bounded by MAX_ENCODED). */
+  get buffered(): number {
+    return this.splitter.buffered;
+  }
+
+  /** The seq the next frame should carry. */
+  get expectedSeq(): number {
+    return this.expected;
+  }
+
+  push(chunk: Uint8Array): ChannelOutput[] {
+    const out: ChannelOutput[] = [];
+    this.out = out;
+    this.stats.bytes += chunk.length;
+    this.splitter.feed(chunk, this);
+    return out;
+  }
+
+  /**
+   * Ends the stream (disconnect): an unfinished frame is counted as corrupt
+   * ("short") so nothing disappears silently. The seq expectation is kept: a
+   * reconnect within a session continues it.
+   */
+  end(): ChannelOutput[] {
+    const dropped = this.splitter.reset();
+    if (dropped === 0) return [];
+    this.stats.corrupt++;
+    this.stats.bytesSkipped += dropped;
+    return [{ type: "corrupt", reason: "short", bytesSkipped: dropped }];
+  }
+
+  /** @internal FrameSink */
+  payload(bytes: Uint8Array, length: number, encodedSize: number): void {
+    let frame: plugstorm.telemetry.v1.Frame;
+    try {
+      frame = Frame.decode(bytes, length);
+    } catch {
+      this.error("protobuf", encodedSize);
+      return;
+    }
+    const seq = frame.seq;
+    // Not frame.body: protobufjs computes it from Object.keys on every read.
+    if (frame.hello != null) {
+      this.stats.sessions++;
+      this.out.push({ type: "session-start", seq, hello: frame.hello });
+    } else if (seq > this.expected) {
+      const lost = seq - this.expected;
+      this.stats.lost += lost;
+      this.out.push({ type: "seq-gap", expected: this.expected, got: seq, lost });
+    } else if (seq < this.expected) {
+      this.out.push({ type: "seq-backward", expected: this.expected, got: seq });
+    }
+    this.expected = seq + 1;
+    this.stats.frames++;
+    this.out.push({ type: "frame", frame });
+  }
+
+  /** @internal FrameSink */
+  error(reason: FrameErrorReason | "protobuf", bytesSkipped: number): void {
+    this.stats.bytesSkipped += bytesSkipped;
+    if (reason === "oversize") {
+      this.stats.oversize++;
+      this.out.push({ type: "oversize", bytesSkipped });
+    } else {
+      this.stats.corrupt++;
+      this.out.push({ type: "corrupt", reason, bytesSkipped });
+    }
+  }
+}
+
+export type CommandResult =
+  | { ok: true; command: plugstorm.telemetry.v1.Command }
+  | { ok: false; reason: CorruptReason | "oversize"; bytesSkipped: number };
+
+/** The guest side of the host's command stream (simulated guest, tests). */
+export class HostCommandDecoder implements FrameSink {
+  private readonly splitter = new FrameSplitter();
+  private out: CommandResult[] = [];
+
+  get buffered(): number {
+    return this.splitter.buffered;
+  }
+
+  push(chunk: Uint8Array): CommandResult[] {
+    const out: CommandResult[] = [];
+    this.out = out;
+    this.splitter.feed(chunk, this);
+    return out;
+  }
+
+  /** @internal FrameSink */
+  payload(bytes: Uint8Array, length: number, encodedSize: number): void {
+    try {
+      this.out.push({ ok: true, command: Command.decode(bytes, length) });
+    } catch {
+      this.out.push({ ok: false, reason: "protobuf", bytesSkipped: encodedSize });
+    }
+  }
+
+  /** @internal FrameSink */
+  error(reason: FrameErrorReason, bytesSkipped: number): void {
+    this.out.push({ ok: false, reason, bytesSkipped });
+  }
+}

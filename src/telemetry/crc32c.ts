@@ -1,0 +1,56 @@
+// CRC-32C (Castagnoli), reflected polynomial 0x82F63B78 — the frame check of
+// proto/FRAMING.md. Slicing-by-8: the decoder runs it over every byte received,
+// so it must stay well below the cost of the protobuf decode it guards.
+
+const POLY = 0x82f63b78;
+
+/** 8 tables of 256 entries: TABLE[k*256 + b] is the CRC of byte b followed by k zero bytes. */
+const TABLE: Uint32Array = (() => {
+  const t = new Uint32Array(8 * 256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ POLY : c >>> 1;
+    t[i] = c >>> 0;
+  }
+  for (let i = 0; i < 256; i++) {
+    for (let k = 1; k < 8; k++) {
+      const prev = t[(k - 1) * 256 + i]!;
+      t[k * 256 + i] = (prev >>> 8) ^ t[prev & 0xff]!;
+    }
+  }
+  return t;
+})();
+
+/**
+ * CRC-32C of bytes[start, end). `crc32cRange(b, 0, b.length)` equals `crc32c(b)`.
+ * The check value of ASCII "123456789" is 0xE3069283.
+ */
+export function crc32cRange(bytes: Uint8Array, start: number, end: number): number {
+  const t = TABLE;
+  let crc = 0xffffffff;
+  let i = start;
+  const end8 = end - ((end - start) & 7);
+  while (i < end8) {
+    const lo = (crc ^ (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24))) >>> 0;
+    crc =
+      t[7 * 256 + (lo & 0xff)]! ^
+      t[6 * 256 + ((lo >>> 8) & 0xff)]! ^
+      t[5 * 256 + ((lo >>> 16) & 0xff)]! ^
+      t[4 * 256 + (lo >>> 24)]! ^
+      t[3 * 256 + bytes[i + 4]!]! ^
+      t[2 * 256 + bytes[i + 5]!]! ^
+      t[256 + bytes[i + 6]!]! ^
+      t[bytes[i + 7]!]!;
+    i += 8;
+  }
+  while (i < end) {
+    crc = t[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
+    i++;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** CRC-32C of all of bytes. */
+export function crc32c(bytes: Uint8Array): number {
+  return crc32cRange(bytes, 0, bytes.length);
+}

@@ -1,0 +1,131 @@
+// The whole of `plugstorm trace cat` and `plugstorm trace export`, as functions
+// returning exit codes (0 done, 2 the trace could not be read or the output
+// not written), so the CLI and tests call the same thing.
+
+import { once } from "node:events";
+import { writeFile } from "node:fs/promises";
+import type { Writable } from "node:stream";
+import type { plugstorm } from "../gen/plugstorm.js";
+import { encodePerfetto, toChromeJson } from "./perfetto.js";
+import { readTrace, type TraceFile, type TraceStatus } from "./reader.js";
+import { formatHeader, formatRecord, headerToJson, recordToJson } from "./text.js";
+import { buildTimeline } from "./timeline.js";
+
+export interface TraceCatOptions {
+  /** JSON lines ({"type":"header"|"record"|"status",...}) instead of text. */
+  json?: boolean;
+  /** Default process.stdout. */
+  out?: Writable;
+  /** Where "cannot read" goes; default process.stderr. */
+  err?: Writable;
+}
+
+class Batched {
+  private parts: string[] = [];
+  private size = 0;
+  constructor(private readonly out: Writable) {}
+  async line(s: string): Promise<void> {
+    this.parts.push(s, "\n");
+    this.size += s.length + 1;
+    if (this.size >= 64 * 1024) await this.flush();
+  }
+  async flush(): Promise<void> {
+    if (this.parts.length === 0) return;
+    const chunk = this.parts.join("");
+    this.parts = [];
+    this.size = 0;
+    if (!this.out.write(chunk)) await once(this.out, "drain");
+  }
+}
+
+async function open(path: string, command: string, err: Writable): Promise<TraceFile | undefined> {
+  try {
+    return await readTrace(path);
+  } catch (e) {
+    err.write(`plugstorm ${command}: cannot read ${path}: ${(e as Error).message}\n`);
+    return undefined;
+  }
+}
+
+function tailNote(s: TraceStatus): string {
+  return `trace ends ${s.tail} at byte ${s.offset}${s.detail ? ` (${s.detail})` : ""}: ${s.bytesLeft} byte(s) not read; the ${s.records} record(s) before are good`;
+}
+
+/** Prints a trace: a header block, one line per record, a note if the tail is bad. Returns 0, or 2 if unreadable. */
+export async function traceCat(path: string, opts?: TraceCatOptions): Promise<number>;
+/** The same, with the output stream first. */
+export async function traceCat(path: string, out: Writable, opts?: Omit<TraceCatOptions, "out">): Promise<number>;
+export async function traceCat(path: string, a?: TraceCatOptions | Writable, b?: Omit<TraceCatOptions, "out">): Promise<number> {
+  const opts: TraceCatOptions = isWritable(a) ? { ...b, out: a } : (a ?? {});
+  const out = opts.out ?? process.stdout;
+  const err = opts.err ?? process.stderr;
+  const trace = await open(path, "trace cat", err);
+  if (!trace) return 2;
+  const w = new Batched(out);
+  try {
+    if (opts.json) await w.line(JSON.stringify({ type: "header", ...headerToJson(trace.header) }));
+    else await w.line(formatHeader(trace.header));
+    let i = 0;
+    for await (const r of trace) {
+      await w.line(opts.json ? JSON.stringify({ type: "record", ...recordToJson(r, i) }) : formatRecord(r, trace.header, i));
+      i++;
+    }
+    const s = trace.status!;
+    if (opts.json) await w.line(JSON.stringify({ type: "status", ...s }));
+    else await w.line(s.tail === "clean" ? `# ${s.records} records` : `# ${tailNote(s)}`);
+    await w.flush();
+  } catch (e) {
+    err.write(`plugstorm trace cat: cannot read ${path}: ${(e as Error).message}\n`);
+    return 2;
+  }
+  return 0;
+}
+
+export interface TraceExportOptions {
+  /** Write a Perfetto trace (protobuf) here. */
+  perfetto?: string;
+  /** Write a Chrome JSON trace here. */
+  chrome?: string;
+  err?: Writable;
+}
+
+/** Exports a trace for trace viewers. Returns 0, or 2 if the trace is unreadable or an output cannot be written. */
+export async function traceExport(path: string, opts: TraceExportOptions): Promise<number>;
+/** The same, with one output path and its format (default perfetto). */
+export async function traceExport(path: string, outPath: string, opts?: { format?: "perfetto" | "chrome"; err?: Writable }): Promise<number>;
+export async function traceExport(
+  path: string,
+  a: TraceExportOptions | string,
+  b?: { format?: "perfetto" | "chrome"; err?: Writable },
+): Promise<number> {
+  const opts: TraceExportOptions =
+    typeof a === "string" ? { [(b?.format ?? "perfetto") === "chrome" ? "chrome" : "perfetto"]: a, ...(b?.err ? { err: b.err } : {}) } : a;
+  const err = opts.err ?? process.stderr;
+  if (!opts.perfetto && !opts.chrome) {
+    err.write("plugstorm trace export: no output asked for (perfetto or chrome)\n");
+    return 2;
+  }
+  const trace = await open(path, "trace export", err);
+  if (!trace) return 2;
+  const records: plugstorm.trace.v1.Record[] = [];
+  try {
+    for await (const r of trace) records.push(r);
+  } catch (e) {
+    err.write(`plugstorm trace export: cannot read ${path}: ${(e as Error).message}\n`);
+    return 2;
+  }
+  if (trace.status && trace.status.tail !== "clean") err.write(`plugstorm trace export: ${path}: ${tailNote(trace.status)}\n`);
+  const tl = buildTimeline(records);
+  try {
+    if (opts.perfetto) await writeFile(opts.perfetto, encodePerfetto(tl));
+    if (opts.chrome) await writeFile(opts.chrome, JSON.stringify(toChromeJson(tl)));
+  } catch (e) {
+    err.write(`plugstorm trace export: cannot write: ${(e as Error).message}\n`);
+    return 2;
+  }
+  return 0;
+}
+
+function isWritable(x: unknown): x is Writable {
+  return x !== null && typeof x === "object" && typeof (x as Writable).write === "function";
+}

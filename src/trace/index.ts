@@ -1,0 +1,10 @@
+// Traces: the append-only file of everything a run saw (proto/TRACE.md), its
+// readers, a text/JSON form for people and tools, and exports for trace
+// viewers (Perfetto, Chrome JSON).
+export { TRACE_MAGIC, TRACE_VERSION, MAX_ENTRY_BYTES, TraceFormatError } from "./format.js";
+export { TraceWriter, type TraceWriterOptions } from "./writer.js";
+export { parseTrace, readTrace, TraceFile, type ParsedTrace, type TraceStatus } from "./reader.js";
+export { formatRecord, formatHeader, recordToJson, headerToJson } from "./text.js";
+export { buildTimeline, type Timeline, type TimelineEvent, type TimelineTrack } from "./timeline.js";
+export { encodePerfetto, perfettoPackets, toChromeJson, type ChromeTraceEvent } from "./perfetto.js";
+export { traceCat, traceExport, type TraceCatOptions, type TraceExportOptions } from "./commands.js";

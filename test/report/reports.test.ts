@@ -1,0 +1,175 @@
+import test from "ava";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { renderJunit, writeReports, type RunReport } from "../../src/report/index.js";
+import { NASTY, RULES, syntheticReport } from "./fixture.js";
+import { findAll, parseXml } from "./xml.js";
+
+async function written(t: import("ava").ExecutionContext, report: RunReport = syntheticReport()) {
+  const dir = await mkdtemp(join(tmpdir(), "plugstorm-report-"));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const out = await writeReports(join(dir, "run"), report);
+  return { dir: join(dir, "run"), ...out };
+}
+
+test("writeReports writes the four files and returns the summary it wrote", async (t) => {
+  const { dir, text, files } = await written(t);
+  t.deepEqual(files.map((f) => f.slice(dir.length + 1)).sort(), ["junit.xml", "report.html", "report.json", "summary.txt"]);
+  t.is(await readFile(join(dir, "summary.txt"), "utf8"), text);
+});
+
+test("text summary names the broken rule, its count, the seed and how to reproduce", async (t) => {
+  const { text } = await written(t);
+  t.regex(text, /VIOLATIONS/);
+  t.regex(text, new RegExp(`FATAL\\s+${RULES[0]}\\s+1×\\s+nic2/cdce1: free with <refs>`));
+  t.regex(text, /^Seed: 424242$/m);
+  t.regex(text, /^Reproduce: plugstorm storm scenarios\/two-nics\.yaml --seed 424242$/m);
+  t.regex(text, /frames lost 2/);
+  // Latency rows come from the trace: cdce attach took 4 ms in both cycles.
+  t.regex(text, /cdce\s+attach\s+2\s+4\.00 ms\s+4\.00 ms\s+4\.00 ms\s+4\.00 ms/);
+  t.regex(text, /usb-net\s+removal\s+2\s+49\.9 ms/);
+  t.notRegex(text, /no-ref-after-detach\s+\d+×/, "rules that held are not listed as broken");
+});
+
+test("a clean run says so and lists no broken rule", async (t) => {
+  const base = syntheticReport();
+  const { text } = await written(t, { ...base, verdicts: [], exit: { status: "clean" } });
+  t.regex(text, /· PASS/);
+  t.regex(text, /Rules broken: none \(3 checked\)/);
+});
+
+test("report.json parses and carries the verdicts, per-rule results and the timeline", async (t) => {
+  const { dir } = await written(t);
+  const json = JSON.parse(await readFile(join(dir, "report.json"), "utf8"));
+  t.is(json.schema, "plugstorm.report.v1");
+  t.is(json.seed, 424242);
+  t.is(json.verdicts.length, 1);
+  t.like(json.verdicts[0], { rule: RULES[0], severity: "fatal", side: "guest", nicId: "nic2", device: "cdce1", message: NASTY, holders: ["bpf5"] });
+  t.deepEqual(
+    json.rules.map((r: { id: string; status: string }) => [r.id, r.status]),
+    [[RULES[0], "failed"], [RULES[1], "passed"], [RULES[2], "passed"]],
+  );
+  t.is(json.timeline.lanes.length, 2);
+});
+
+test("junit.xml is well-formed, has one testcase per rule and a failure with the escaped violation", async (t) => {
+  const { dir } = await written(t);
+  const xml = await readFile(join(dir, "junit.xml"), "utf8");
+  const root = parseXml(xml);
+  t.is(root.name, "testsuites");
+  const suites = findAll(root, "testsuite");
+  t.is(suites.length, 1);
+  const cases = findAll(root, "testcase").filter((c) => c.attrs.classname === "plugstorm.rules");
+  t.deepEqual(cases.map((c) => c.attrs.name), RULES);
+  const failed = cases.filter((c) => c.children.some((ch) => ch.name === "failure"));
+  t.is(failed.length, 1);
+  const failure = failed[0]!.children.find((ch) => ch.name === "failure")!;
+  t.is(failed[0]!.attrs.name, RULES[0]);
+  t.true(failure.attrs.message!.includes(NASTY), "the message attribute round-trips <&\"'");
+  t.true(failure.text.includes(NASTY), "the failure text round-trips <&\"'");
+  t.true(failure.text.includes("holders: bpf5"));
+  t.is(failure.attrs.type, "FATAL");
+  t.is(suites[0]!.attrs.tests, String(RULES.length + 1));
+  t.is(suites[0]!.attrs.failures, "1");
+  t.is(suites[0]!.attrs.errors, "0");
+  const props = Object.fromEntries(findAll(root, "property").map((p) => [p.attrs.name, p.attrs.value]));
+  t.is(props.seed, "424242");
+  // The raw text must not carry the message unescaped anywhere.
+  t.false(xml.includes("<refs>"));
+});
+
+test("junit.xml stays well-formed with control characters and an aborted run", (t) => {
+  const base = syntheticReport();
+  const report: RunReport = {
+    ...base,
+    exit: { status: "aborted", reason: "QEMU exited: signal SIGSEGV <core> & \u0007bell" },
+    verdicts: [{ rule: "x&y<z>", severity: "error", message: "bytes \u0000\u001b[31m ]]> \uD800 end" }],
+  };
+  const root = parseXml(renderJunit(report));
+  const run = findAll(root, "testcase").find((c) => c.attrs.classname === "plugstorm.run")!;
+  const error = run.children.find((c) => c.name === "error")!;
+  t.true(error.text.includes("signal SIGSEGV <core> & "));
+  const odd = findAll(root, "testcase").find((c) => c.attrs.name === "x&y<z>");
+  t.truthy(odd, "a rule id with markup characters survives as a testcase name");
+  t.is(findAll(root, "testsuite")[0]!.attrs.errors, "1");
+});
+
+test("the XML checker used above rejects what is not well-formed", (t) => {
+  t.throws(() => parseXml(`<a><b></a></b>`), { message: /closes/ });
+  t.throws(() => parseXml(`<a x="1 < 2"/>`), { message: /'<' in attribute/ });
+  t.throws(() => parseXml(`<a>fish & chips</a>`), { message: /bare '&'/ });
+  t.throws(() => parseXml(`<a>&nbsp;</a>`), { message: /unknown entity/ });
+  t.throws(() => parseXml(`<a x='1' x='2'/>`), { message: /duplicate attribute/ });
+  t.throws(() => parseXml(`<a/><b/>`), { message: /after the root/ });
+  t.throws(() => parseXml(`<a>\u0001</a>`), { message: /not allowed/ });
+  t.is(parseXml(`<?xml version="1.0"?><a t="&lt;&amp;&quot;&#65;"><b/>x&gt;</a>`).attrs.t, `<&"A`);
+});
+
+test("report.html is self-contained and draws one lane per device", async (t) => {
+  const { dir } = await written(t);
+  const html = await readFile(join(dir, "report.html"), "utf8");
+  t.regex(html, /^<!DOCTYPE html>/);
+  const refs = [...html.matchAll(/\b(?:src|href|xlink:href|action|srcset)\s*=\s*["']?([^"'\s>]*)/gi)].map((m) => m[1]!);
+  t.deepEqual(refs.filter((r) => /^(?:https?:)?\/\//i.test(r) || /^[a-z]+:/i.test(r)), [], "no external src/href");
+  t.notRegex(html, /url\(\s*["']?(?:https?:)?\/\//i, "no external CSS urls");
+  t.notRegex(html, /<script|<link|@import|<iframe|<img/i, "no scripts, linked styles or images");
+  const lanes = [...html.matchAll(/<g class="lane[^"]*" data-lane="([^"]+)"/g)].map((m) => m[1]);
+  t.deepEqual(lanes, ["nic1", "nic2"]);
+  t.regex(html, /data-rule="free-requires-zero-refs"/);
+  t.regex(html, /free with &lt;refs&gt; &amp; &quot;quotes&quot;/);
+  t.regex(html, /time \((?:ms|s)\)/, "the time axis names its unit");
+});
+
+test("report.html caps the lanes it draws, violating lanes first, and says so", async (t) => {
+  const { renderHtml } = await import("../../src/report/index.js");
+  const base = syntheticReport();
+  const lanes = Array.from({ length: 300 }, (_, i) => ({
+    ...base.timeline.lanes[0]!,
+    key: `nic${i + 10}`,
+    nicId: `nic${i + 10}`,
+    firstNs: i,
+    violations: i === 299 ? base.timeline.lanes[1]!.violations : [],
+  }));
+  const html = renderHtml({ ...base, timeline: { ...base.timeline, lanes, devicesSeen: 300 } }, { maxLanes: 50 });
+  const drawn = [...html.matchAll(/<g class="lane[^"]*" data-lane="([^"]+)"/g)].map((m) => m[1]);
+  t.is(drawn.length, 50);
+  t.true(drawn.includes("nic309"), "the one lane with a violation is drawn although it is the last");
+  t.regex(html, /Showing 50 of 300 devices kept in detail/);
+});
+
+test("the checker's own verdicts and summary are taken as they are", async (t) => {
+  const { checkRecords } = await import("../../src/check/index.js");
+  const { syntheticRecords } = await import("./fixture.js");
+  const records = syntheticRecords();
+  const checked = checkRecords(records, { profile: "netbsd" });
+  const report: RunReport = { ...syntheticReport(), verdicts: checked.verdicts, summary: checked.summary, rules: [] };
+  const root = parseXml(renderJunit(report));
+  const inProfile = checked.summary.rules.filter((r) => r.status !== "not-in-profile");
+  const cases = findAll(root, "testcase").filter((c) => c.attrs.classname === "plugstorm.rules");
+  t.is(cases.length, inProfile.length, "one testcase per rule of the profile");
+  const failing = new Set(checked.verdicts.filter((v) => v.severity !== "warning").map((v) => v.rule));
+  t.true(failing.size > 0, "the leak in the fixture breaks at least one rule");
+  const failedCases = cases.filter((c) => c.children.some((ch) => ch.name === "failure")).map((c) => c.attrs.name!.split(":")[0]);
+  t.deepEqual(new Set(failedCases), failing);
+  const unjudged = inProfile.filter((r) => r.status === "not-exercised" || r.status === "not-observed").length;
+  t.is(findAll(root, "skipped").length, unjudged);
+  t.is(findAll(root, "testsuite")[0]!.attrs.skipped, String(unjudged));
+  for (const v of checked.verdicts.filter((v) => v.severity === "warning")) {
+    const c = cases.find((c) => c.attrs.name!.startsWith(`${v.rule}:`))!;
+    t.false(c.children.some((ch) => ch.name === "failure"), `${v.rule} is a warning, not a failure`);
+    t.true(c.children.some((ch) => ch.name === "system-out" && ch.text.includes(v.message)));
+  }
+  // The events that led to a violation travel with it into the failure text and the HTML.
+  const withHistory = checked.verdicts.find((v) => v.severity !== "warning" && v.history.length > 0);
+  t.truthy(withHistory, "the checker gives the events that led to a violation");
+  if (withHistory) {
+    const c = cases.find((c) => c.attrs.name!.startsWith(`${withHistory.rule}:`))!;
+    const failure = c.children.find((ch) => ch.name === "failure")!;
+    t.true(failure.text.includes(withHistory.history[withHistory.history.length - 1]!.text));
+    const { renderHtml } = await import("../../src/report/index.js");
+    t.regex(renderHtml(report), /<details><summary>\d+ events? that led there<\/summary>/);
+  }
+  const { renderText } = await import("../../src/report/index.js");
+  t.regex(renderText(report), new RegExp(`Rules broken: ${failing.size} of ${inProfile.length} checked`));
+});

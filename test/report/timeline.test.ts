@@ -1,0 +1,167 @@
+import test from "ava";
+import { plugstorm } from "../../src/gen/plugstorm.js";
+import { TimelineCollector } from "../../src/report/index.js";
+import { RULES, syntheticRecords } from "./fixture.js";
+
+const tr = plugstorm.trace.v1;
+const tm = plugstorm.telemetry.v1;
+const ms = 1_000_000;
+
+function collect(options?: ConstructorParameters<typeof TimelineCollector>[0]) {
+  const c = new TimelineCollector(options);
+  for (const r of syntheticRecords()) c.push(r);
+  return c.timeline();
+}
+
+test("guest devices join their QEMU id by serial, host side and guest side on one lane", (t) => {
+  const tl = collect();
+  t.deepEqual(tl.lanes.map((l) => [l.key, l.devices, l.driver, l.nicKind]), [
+    ["nic1", ["cdce0"], "cdce", "usb-net"],
+    ["nic2", ["cdce1"], "cdce", "usb-net"],
+  ]);
+  const nic1 = tl.lanes[0]!;
+  t.deepEqual(
+    nic1.host.map((s) => [s.phase, s.startNs, s.endNs]),
+    [
+      ["device_add", 1.1 * ms, 3 * ms],
+      ["device_del", 51.1 * ms, 52 * ms],
+      ["removal", 52 * ms, 101 * ms],
+    ],
+    "QMP records make the bars; the HostResult that follows does not duplicate them",
+  );
+  t.deepEqual(
+    nic1.guest.map((s) => [s.phase, s.startNs, s.endNs, s.note]),
+    [
+      ["attach", 11 * ms, 15 * ms, undefined],
+      ["detach", 61 * ms, 71 * ms, "flags force"],
+      ["drain", 62 * ms, 67 * ms, "ifnet"],
+      ["drain", 68 * ms, 70 * ms, "device"],
+    ],
+  );
+  t.deepEqual(nic1.points.map((p) => [p.kind, p.tNs]), [["free", 72 * ms], ["device_deleted", 101 * ms]]);
+  t.is(tl.startNs, 1 * ms);
+  t.is(tl.endNs, 210 * ms);
+});
+
+test("references held are a step plot summed over the device's objects", (t) => {
+  const tl = collect();
+  t.deepEqual(tl.lanes[0]!.refs, [[21 * ms, 1], [23 * ms, 2], [31 * ms, 1], [41 * ms, 0]]);
+  t.deepEqual(tl.lanes[1]!.refs, [[130 * ms, 1], [132 * ms, 2], [140 * ms, 1]], "nic2 still holds the bpf reference at free");
+});
+
+test("without count_after, references count +1/-1 per event", (t) => {
+  const c = new TimelineCollector();
+  c.push({ tNs: 1, guest: { seq: 1, device: { kind: tm.DeviceEvent.Kind.ATTACH_BEGIN, name: "ne0", serial: "nic7", driver: "ne" } } });
+  for (const [tNs, kind] of [[2, tm.RefEvent.Kind.ACQUIRE], [3, tm.RefEvent.Kind.ACQUIRE], [4, tm.RefEvent.Kind.ACQUIRE_FAILED], [5, tm.RefEvent.Kind.RELEASE]] as const) {
+    c.push({ tNs, guest: { seq: tNs, ref: { kind, objectKind: tm.ObjectKind.OBJECT_KIND_DEVICE, object: "ne0", holder: "h", countAfter: -1 } } });
+  }
+  t.deepEqual(c.timeline().lanes[0]!.refs, [[2, 1], [3, 2], [5, 1]]);
+});
+
+test("verdict records mark the device's lane with rule, severity and holders; channel loss is kept", (t) => {
+  const tl = collect();
+  t.deepEqual(tl.lanes[0]!.violations, []);
+  t.deepEqual(tl.lanes[1]!.violations.map((v) => [v.rule, v.severity, v.holders, v.tNs]), [[RULES[0], "fatal", ["bpf5"], 181 * ms]]);
+  t.deepEqual(tl.channel, [{ tNs: 105 * ms, kind: "seq_gap", amount: 2 }]);
+});
+
+test("a verdict naming only the guest device finds the lane through the name; unknown devices go to the run row", (t) => {
+  const c = new TimelineCollector();
+  c.push({ tNs: 1, guest: { seq: 1, device: { kind: tm.DeviceEvent.Kind.ATTACH_BEGIN, name: "cdce3", serial: "nic3" } } });
+  c.addVerdict({ rule: "r1", severity: "error", device: "cdce3", message: "m" }, 5);
+  c.addVerdict({ rule: "r2", severity: tr.Verdict.Severity.WARNING, message: "no device" }, 6);
+  const tl = c.timeline();
+  t.deepEqual(tl.lanes[0]!.violations.map((v) => [v.rule, v.severity, v.tNs]), [["r1", "error", 5]]);
+  t.deepEqual(tl.runViolations.map((v) => [v.rule, v.severity]), [["r2", "warning"]]);
+});
+
+test("a guest device the host never added gets its own lane", (t) => {
+  const c = new TimelineCollector();
+  c.push({ tNs: 1, guest: { seq: 1, device: { kind: tm.DeviceEvent.Kind.ATTACH_BEGIN, name: "ure0", driver: "ure" } } });
+  c.push({ tNs: 2, guest: { seq: 2, device: { kind: tm.DeviceEvent.Kind.ATTACH_END, name: "ure0" } } });
+  const tl = c.timeline();
+  t.deepEqual(tl.lanes.map((l) => [l.key, l.nicId, l.guest.length]), [["guest:ure0", undefined, 1]]);
+});
+
+test("refused device_del and a never-finalised removal show as failed bars", (t) => {
+  const c = new TimelineCollector();
+  c.push({ tNs: 0, qmpCommand: { id: "a", command: "device_add", arguments: '{"id":"nic1","driver":"usb-net"}' } });
+  c.push({ tNs: 1, qmpReply: { id: "a", ok: true } });
+  c.push({ tNs: 10, action: { id: 2, kind: tr.HostAction.Kind.REMOVE_NIC, nicId: "nic1" } });
+  c.push({ tNs: 11, qmpCommand: { id: "b", command: "device_del", arguments: '{"id":"nic1"}' } });
+  c.push({ tNs: 12, qmpReply: { id: "b", ok: false, errorClass: "GenericError", errorDesc: "Device 'nic1' not found" } });
+  c.push({ tNs: 13, result: { actionId: 2, outcome: tr.HostResult.Outcome.REFUSED, nicId: "nic1", message: "not found" } });
+  c.push({ tNs: 20, action: { id: 3, kind: tr.HostAction.Kind.REMOVE_NIC, nicId: "nic1" } });
+  c.push({ tNs: 21, qmpCommand: { id: "c", command: "device_del", arguments: '{"id":"nic1"}' } });
+  c.push({ tNs: 22, qmpReply: { id: "c", ok: true } });
+  c.push({ tNs: 90, result: { actionId: 3, outcome: tr.HostResult.Outcome.NEVER_FINALISED, nicId: "nic1", sentNs: 21, replyNs: 22 } });
+  const host = c.timeline().lanes[0]!.host;
+  t.deepEqual(host.map((s) => [s.phase, s.startNs, s.endNs ?? null, !!s.failed]), [
+    ["device_add", 0, 1, false],
+    ["device_del", 11, 12, true],
+    ["device_del", 21, 22, false],
+    ["removal", 22, null, true],
+  ]);
+  t.regex(host[1]!.note!, /GenericError: Device 'nic1' not found|refused/);
+  t.regex(host[3]!.note!, /never finalised/);
+});
+
+test("HostResults alone (no QMP records) still draw the host side", (t) => {
+  const c = new TimelineCollector();
+  c.push({ tNs: 0, action: { id: 1, kind: tr.HostAction.Kind.ADD_NIC, nicId: "nic4", nicKind: "pcmcia-ne2000", bus: tr.NicBus.NIC_BUS_PCMCIA } });
+  c.push({ tNs: 5, result: { actionId: 1, outcome: tr.HostResult.Outcome.DONE, nicId: "nic4", sentNs: 1, replyNs: 5 } });
+  c.push({ tNs: 50, action: { id: 2, kind: tr.HostAction.Kind.REMOVE_NIC, nicId: "nic4" } });
+  c.push({ tNs: 80, result: { actionId: 2, outcome: tr.HostResult.Outcome.DONE, nicId: "nic4", sentNs: 51, replyNs: 53, eventNs: 80 } });
+  const lane = c.timeline().lanes[0]!;
+  t.is(lane.bus, "pcmcia");
+  t.deepEqual(lane.host.map((s) => [s.phase, s.startNs, s.endNs]), [["device_add", 1, 5], ["device_del", 51, 53], ["removal", 53, 80]]);
+  t.deepEqual(lane.points, [{ kind: "device_deleted", tNs: 80 }]);
+});
+
+test("memory stays bounded: extra devices are aggregated, lanes with violations are kept", (t) => {
+  const c = new TimelineCollector({ maxLanes: 3, maxRefStepsPerLane: 10 });
+  let seq = 0;
+  for (let n = 0; n < 20; n++) {
+    const base = n * 1000;
+    const name = `cdce${n}`;
+    c.push({ tNs: base, qmpCommand: { id: `a${n}`, command: "device_add", arguments: JSON.stringify({ id: `nic${n}`, driver: "usb-net" }) } });
+    c.push({ tNs: base + 1, qmpReply: { id: `a${n}`, ok: true } });
+    c.push({ tNs: base + 2, guest: { seq: ++seq, device: { kind: tm.DeviceEvent.Kind.ATTACH_BEGIN, name, serial: `nic${n}`, driver: "cdce" } } });
+    for (let k = 0; k < 30; k++) {
+      c.push({ tNs: base + 10 + k, guest: { seq: ++seq, ref: { kind: tm.RefEvent.Kind.ACQUIRE, objectKind: tm.ObjectKind.OBJECT_KIND_DEVICE, object: name, holder: `h${k}`, countAfter: k + 1 } } });
+    }
+    if (n === 2) c.push({ tNs: base + 50, verdict: { rule: "r", severity: tr.Verdict.Severity.ERROR, nicId: `nic${n}`, message: "bad" } });
+    c.push({ tNs: base + 60, guest: { seq: ++seq, device: { kind: tm.DeviceEvent.Kind.FREE, name } } });
+  }
+  const tl = c.timeline();
+  t.is(tl.devicesSeen, 20);
+  t.deepEqual(tl.lanes.map((l) => l.key), ["nic2", "nic18", "nic19"]);
+  t.deepEqual(tl.aggregated, [{ group: "usb-net", devices: 17, violations: 0, hostSpans: 17, guestSpans: 17 }]);
+  for (const l of tl.lanes) {
+    t.true(l.refs.length <= 10);
+    t.is(l.refs[l.refs.length - 1]![1], 30, "the most recent steps are the ones kept");
+    t.is(typeof l.truncatedBeforeNs, "number");
+  }
+  // A late event about an aggregated device does not resurrect a partial lane.
+  c.push({ tNs: 99_999, verdict: { rule: "late", nicId: "nic0", message: "use after free" } });
+  const after = c.timeline();
+  t.deepEqual(after.lanes.map((l) => l.key), ["nic2", "nic18", "nic19"]);
+  t.is(after.aggregated[0]!.violations, 1);
+});
+
+test("latency percentiles per driver and phase come from the trace", (t) => {
+  const tl = collect();
+  const row = (driver: string, phase: string) => tl.latency.find((l) => l.driver === driver && l.phase === phase);
+  t.like(row("cdce", "attach"), { n: 2, p50Ns: 4 * ms, maxNs: 4 * ms });
+  t.like(row("cdce", "detach"), { n: 2, p50Ns: 10 * ms });
+  t.like(row("cdce", "drain:ifnet"), { n: 2, p50Ns: 5 * ms });
+  t.like(row("usb-net", "device_add"), { n: 2, p50Ns: 1.9 * ms });
+  t.like(row("usb-net", "removal"), { n: 2, p50Ns: 49.9 * ms });
+  t.like(row("usb-net", "add→attached"), { n: 2, p50Ns: 13.9 * ms });
+  t.like(row("usb-net", "del→freed"), { n: 2, p50Ns: 20.9 * ms });
+});
+
+test("bad options are refused with the option's name", (t) => {
+  t.throws(() => new TimelineCollector({ maxLanes: 0 }), { message: /maxLanes must be a positive integer, got 0/ });
+  t.throws(() => new TimelineCollector({ latencyReservoir: 1.5 }), { message: /latencyReservoir/ });
+});

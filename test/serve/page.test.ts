@@ -1,0 +1,210 @@
+import test, { type ExecutionContext } from "ava";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { plugstorm } from "../../src/gen/plugstorm.js";
+import { serveTrace, startLiveServer, type Controller, type RecordInput } from "../../src/serve/index.js";
+import { TraceWriter, parseTrace } from "../../src/trace/index.js";
+import { loadStorm, runStorm } from "../../src/storm/index.js";
+import { HEADER, leakVerdict, nicLife } from "./helpers.js";
+
+const ARTIFACTS = join(process.cwd(), "test-artifacts");
+
+async function browser(t: ExecutionContext): Promise<Page> {
+  const b: Browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  t.teardown(() => b.close());
+  const page = await b.newPage({ viewport: { width: 1400, height: 800 } });
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  t.teardown(() => {
+    if (errors.length) t.log(`page errors: ${errors.join("; ")}`);
+  });
+  return page;
+}
+
+/** A short storm: nic1 clean, nic2 leaks a reference, and the checker's verdict on it as a trace record. */
+function stormRecords(): RecordInput[] {
+  const recs = [...nicLife(1, 0), ...nicLife(2, 30_000_000, { leak: true, refs: 2 })];
+  recs.push({ tNs: 60_000_000, verdict: leakVerdict(2, recs.length - 1) });
+  return recs;
+}
+
+/**
+ * Decodes the screenshot in the browser itself (no PNG decoder needed here)
+ * and says how much of it is not background and how many colours it has.
+ */
+async function inkOf(page: Page, png: Buffer): Promise<{ ink: number; colours: number }> {
+  // A string, because this runs in the browser and the project compiles without DOM types.
+  const fn = `async (b64) => {
+    const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+    const img = await createImageBitmap(new Blob([bytes], { type: "image/png" }));
+    const c = new OffscreenCanvas(img.width, img.height);
+    const g = c.getContext("2d");
+    g.drawImage(img, 0, 0);
+    const d = g.getImageData(0, 0, img.width, img.height).data;
+    const bg = d[0] + "," + d[1] + "," + d[2];
+    const colours = new Set();
+    let ink = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      const k = d[i] + "," + d[i + 1] + "," + d[i + 2];
+      if (k !== bg) ink++;
+      if (colours.size < 5000) colours.add(k);
+    }
+    return { ink: ink / (d.length / 4), colours: colours.size };
+  }`;
+  return page.evaluate(`(${fn})(${JSON.stringify(png.toString("base64"))})`) as Promise<{ ink: number; colours: number }>;
+}
+
+test("live: lanes per NIC, the violation links to its lane, controls reach the runner, hundreds of lanes stay cheap", async (t) => {
+  let paused!: () => void;
+  const pausedP = new Promise<void>((r) => (paused = r));
+  const controller: Controller = {
+    pause: () => paused(),
+    resume: () => undefined,
+    stop: () => undefined,
+    holdRefs: () => undefined,
+    releaseRefs: () => undefined,
+    removeNic: () => undefined,
+  };
+  const feed = await startLiveServer({ controller });
+  t.teardown(() => feed.close());
+  const page = await browser(t);
+  await page.goto(feed.pageUrl);
+  await page.locator("#conn", { hasText: "connected" }).waitFor({ timeout: 10_000 });
+
+  feed.header(HEADER);
+  const recs = stormRecords();
+  recs.forEach((r, i) => feed.record(r, i));
+
+  await page.locator('.lane-label[data-key="nic1"]').waitFor({ timeout: 10_000 });
+  const nic2 = page.locator('.lane-label[data-key="nic2"]');
+  await nic2.waitFor();
+  t.regex((await nic2.textContent()) ?? "", /cdce2.*removed \/ detaching.*refs held 1/s, "nic2: QEMU removed it, the guest is still detaching with a reference held");
+  t.regex((await page.locator('.lane-label[data-key="nic1"]').textContent()) ?? "", /removed \/ freed.*refs held 0/s);
+  const v = page.locator('#violations li[data-rule="detach-drains-refs"]');
+  await v.waitFor();
+  t.regex((await v.textContent()) ?? "", /ERROR.*detach-drains-refs.*nic2 \/ cdce2.*still holds/s);
+  t.is(await page.locator("#c-verdicts").textContent(), "1");
+  t.is(await page.locator("#c-cycles").textContent(), "2");
+  t.regex((await page.locator("#run").textContent()) ?? "", /serve-test · seed 42/);
+
+  await v.click();
+  await page.locator('.lane-label.sel[data-key="nic2"]').waitFor();
+  t.true(await v.evaluate((el) => el.classList.contains("active")));
+  t.regex((await page.locator("#sel-holders").textContent()) ?? "", /1× IFNET h0/, "the holder still outstanding is named");
+  t.false(await page.locator("#follow").isChecked(), "the time window jumped to the violation");
+
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const png = await page.screenshot({ path: join(ARTIFACTS, "serve-live.png") });
+  const { ink, colours } = await inkOf(page, png);
+  t.log(`screenshot: ${(ink * 100).toFixed(1)}% ink, ${colours} colours`);
+  t.true(ink > 0.05 && colours > 20, "the screenshot is not blank");
+
+  // The token in the page URL unlocked control: the pause button reaches the controller.
+  await page.locator('#controls button[data-op="pause"]').click();
+  await pausedP;
+  await page.locator("#status", { hasText: "paused" }).waitFor();
+
+  // Hundreds of devices: every lane is there to scroll to, only those in view are in the DOM.
+  const many: RecordInput[] = [];
+  for (let n = 10; n < 310; n++) many.push(...nicLife(n, 100_000_000 + n * 1_000_000, { actionBase: 1000 + n * 10 }));
+  many.forEach((r, i) => feed.record(r, recs.length + i));
+  await page.locator("#lanes-note", { hasText: "302 lanes" }).waitFor({ timeout: 10_000 });
+  const inDom = await page.locator(".lane-label").count();
+  t.true(inDom > 5 && inDom < 40, `${inDom} lane labels in the DOM for 302 lanes`);
+  await page.locator("#lanes").evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await page.locator('.lane-label[data-key="nic309"]').waitFor();
+  await page.screenshot({ path: join(ARTIFACTS, "serve-many.png") });
+});
+
+test("saved trace: plugstorm serve TRACE replays it, and a trace dropped on a live page replays there", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "plugstorm-serve-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, "trace.pstrace");
+  const w = TraceWriter.create(path, HEADER);
+  for (const r of stormRecords()) w.append(r);
+  w.close();
+
+  const srv = await serveTrace(path, { speed: "max" });
+  t.teardown(() => srv.close());
+  t.is(srv.header?.scenarioName, "serve-test");
+  const page = await browser(t);
+  await page.goto(srv.url);
+  await page.locator("#status", { hasText: "replay ended" }).waitFor({ timeout: 10_000 });
+  t.is(await page.locator(".lane-label").count(), 2);
+  await page.locator('#violations li[data-rule="detach-drains-refs"]').waitFor();
+  t.is(await page.locator("#c-records").textContent(), String(stormRecords().length));
+
+  // The same file through the page's file picker (what drag and drop does) on a live server.
+  const live = await startLiveServer();
+  t.teardown(() => live.close());
+  await page.goto(live.url);
+  await page.locator("#conn", { hasText: "connected" }).waitFor();
+  await page.setInputFiles("#file", path);
+  await page.locator("#status", { hasText: "replay ended" }).waitFor({ timeout: 10_000 });
+  await page.locator('.lane-label[data-key="nic2"]').waitFor();
+  await page.locator('#violations li[data-rule="detach-drains-refs"]').waitFor();
+  t.false(await page.locator("#back-live").isHidden(), "the page offers the way back to the live feed");
+
+  // Not a trace: the server says so and the page shows it.
+  const junk = join(dir, "junk.txt");
+  writeFileSync(junk, "hello, not a trace\n");
+  await page.setInputFiles("#file", junk);
+  await page.locator("#notice", { hasText: /junk\.txt: not a plugstorm trace/ }).waitFor();
+  t.pass();
+});
+
+test("serveTrace refuses a file that is not a trace, naming it", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "plugstorm-serve-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const junk = join(dir, "junk.pstrace");
+  writeFileSync(junk, Buffer.from(plugstorm.trace.v1.Record.encode({ tNs: 1 }).finish()));
+  await t.throwsAsync(serveTrace(junk), { message: /junk\.pstrace/ });
+  await t.throwsAsync(serveTrace(join(dir, "missing.pstrace")), { message: /ENOENT/ });
+  await t.throwsAsync(serveTrace(junk, { speed: 0 }), { message: /speed must be a number > 0/ });
+});
+
+test("a simulated storm with an injected leak: its trace served, every NIC has a lane, every violation is listed and links to its lane", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "plugstorm-serve-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const spec = loadStorm({
+    name: "serve-sim",
+    machine: { type: "sim", bugs: ["leak-ref"] },
+    nics: { mix: [{ kind: "usb-net", count: 2 }, { kind: "pcmcia-ne2000", count: 1 }] },
+    schedule: { cycles: 12, maxInFlight: 3, dwell: { uniform: { min: "1ms", max: "6ms" } }, seed: 5 },
+    holders: [{ kind: "ifnet", count: 2, probability: 0.6, hold: { exponential: { mean: "3ms" } } }],
+  });
+  const run = await runStorm(spec, { out: dir, reports: false });
+  t.is(run.status, "violations", "the injected leak was caught by the checker");
+  const trace = parseTrace(readFileSync(run.traceFile!));
+  const nics = new Set(trace.records.filter((r) => r.action?.kind === plugstorm.trace.v1.HostAction.Kind.ADD_NIC).map((r) => r.action!.nicId));
+  const rules = new Set(run.verdicts.map((v) => v.rule));
+
+  const srv = await serveTrace(run.traceFile!, { speed: "max" });
+  t.teardown(() => srv.close());
+  const page = await browser(t);
+  await page.goto(srv.url);
+  await page.locator("#status", { hasText: "replay ended" }).waitFor({ timeout: 20_000 });
+  t.is(await page.locator("#c-records").textContent(), String(trace.records.length));
+  t.is(await page.locator("#c-verdicts").textContent(), String(run.verdicts.length));
+  await page.locator("#lanes-note", { hasText: `${nics.size} lanes` }).waitFor();
+  t.true(await page.locator("#back-live").isHidden(), "serve TRACE has no live feed to go back to");
+  const listed = await page.locator("#violations li").evaluateAll((els) => els.map((e) => (e as unknown as { dataset: { rule: string } }).dataset.rule));
+  t.is(listed.length, run.verdicts.length);
+  t.deepEqual(new Set(listed), rules);
+
+  // The first violation that names a NIC: clicking it selects that NIC's lane.
+  const v = run.verdicts.find((x) => x.nicId && nics.has(x.nicId));
+  t.truthy(v, `a verdict names one of ${[...nics].join(", ")}`);
+  await page.locator(`#violations li[data-key="${v!.nicId}"]`).first().click();
+  await page.locator(`.lane-label.sel[data-key="${v!.nicId}"]`).waitFor();
+  t.true(await page.locator("#sel-actions").isHidden(), "no hold/release/remove on a replay");
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const png = await page.screenshot({ path: join(ARTIFACTS, "serve-sim.png") });
+  const { ink, colours } = await inkOf(page, png);
+  t.true(ink > 0.05 && colours > 20, "the screenshot is not blank");
+});

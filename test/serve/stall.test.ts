@@ -1,0 +1,91 @@
+import test from "ava";
+import { performance } from "node:perf_hooks";
+import { plugstorm } from "../../src/gen/plugstorm.js";
+import { CloseCode, startLiveServer, type LiveFeed, type LiveServerOptions, type RecordInput } from "../../src/serve/index.js";
+import { TestClient, nicLife } from "./helpers.js";
+
+/** A storm's worth of records, each NIC's life followed by a console chunk (2 KiB) so buffers fill fast. */
+function storm(n: number, chunk = 2048): RecordInput[] {
+  const out: RecordInput[] = [];
+  const text = "kernel: cdce0: at uhub0 port 1 ... ".repeat(Math.ceil(chunk / 35)).slice(0, chunk);
+  for (let nic = 1; out.length < n; nic++) {
+    const life = nicLife(nic, nic * 50_000_000, { actionBase: nic * 10 });
+    out.push(...life, { tNs: nic * 50_000_000 + 40_000_000, machine: { kind: plugstorm.trace.v1.MachineEvent.Kind.CONSOLE, text } });
+  }
+  return out.slice(0, n);
+}
+
+async function server(t: { teardown(fn: () => Promise<void>): void }, opts: LiveServerOptions): Promise<LiveFeed> {
+  const feed = await startLiveServer({ onError: (err, where) => console.error(`feed error in ${where}:`, err), ...opts });
+  t.teardown(() => feed.close());
+  return feed;
+}
+
+function produce(feed: LiveFeed, recs: RecordInput[]): number {
+  const t0 = performance.now();
+  recs.forEach((r, i) => feed.record(r, i));
+  return performance.now() - t0;
+}
+
+async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test("a stalled subscriber does not slow the producer, and is told what it missed", async (t) => {
+  const N = 15_000;
+  const recs = storm(N);
+  const limits = { backpressure: { softBytes: 256 << 10, hardMs: 60_000 } };
+  // Warm up the JIT on a feed nobody watches, then measure one.
+  const warm = await server(t, limits);
+  produce(warm, recs);
+  const alone = await server(t, limits);
+  const baseMs = produce(alone, recs);
+
+  const feed = await server(t, limits);
+  const c = new TestClient(`${feed.feedUrl}?format=json`);
+  t.teardown(() => c.close());
+  await c.waitJson("snapshot");
+  c.socket!.pause();
+  const stalledMs = produce(feed, recs);
+  t.log(`producer: ${baseMs.toFixed(0)} ms alone, ${stalledMs.toFixed(0)} ms with a stalled subscriber (${(stalledMs / baseMs).toFixed(2)}x)`);
+  t.true(stalledMs < 3 * baseMs + 50, `stalled subscriber slowed the producer ${(stalledMs / baseMs).toFixed(2)}x`);
+
+  c.socket!.resume();
+  const missed = await c.waitJson("missed", 10_000);
+  const got = c.received.filter((m) => !m.binary && m.json["type"] === "record").map((m) => (m.binary ? -1 : (m.json["index"] as number)));
+  const from = missed["fromIndex"] as number;
+  t.true(from > 0 && from < N, `fell behind at record ${from} of ${N}`);
+  t.deepEqual(got, [...Array(from).keys()], "records before falling behind arrived, in order, none twice");
+  t.is(missed["toIndex"], N - 1);
+  t.is(missed["count"], N - from, "every record is either delivered or counted as missed");
+  const resync = await c.waitJson("snapshot", 5000, 1);
+  t.true(resync["resync"] as boolean);
+  t.is((resync["model"] as { nextIndex: number }).nextIndex, N, "the resync snapshot is up to date");
+
+  feed.record(recs[0]!, N);
+  t.is((await c.waitJson("record", 5000, 0, (j) => j["index"] === N))["index"], N, "live again after the resync");
+});
+
+test("a subscriber stalled past the hard limit is closed with 4002 and the count", async (t) => {
+  const feed = await server(t, { backpressure: { softBytes: 128 << 10, hardMs: 200, terminateMs: 20_000 } });
+  const c = new TestClient(`${feed.feedUrl}?format=json`);
+  t.teardown(() => c.close());
+  await c.waitJson("snapshot");
+  c.socket!.pause();
+  // About 20 MB: more than the kernel's socket buffers can hide.
+  const recs = storm(4000, 64 << 10);
+  produce(feed, recs);
+  t.is(feed.subscribers, 1);
+  await until(() => feed.subscribers === 0, "the server to give up on the stalled subscriber");
+  c.socket!.resume();
+  const { code, reason } = await c.closed;
+  t.is(code, CloseCode.TOO_SLOW);
+  t.regex(reason, /^client too slow: \d+ records missed$/);
+  const missed = Number(/(\d+)/.exec(reason)![1]);
+  const got = c.received.filter((m) => !m.binary && m.json["type"] === "record").length;
+  t.is(got + missed, recs.length);
+});

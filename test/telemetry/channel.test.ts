@@ -1,0 +1,261 @@
+import test from "ava";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { once } from "node:events";
+import { plugstorm } from "../../src/gen/plugstorm.js";
+import {
+  ChannelClosedError,
+  ClockAligner,
+  CommandTimeoutError,
+  encodeGuestFrame,
+  HostCommandDecoder,
+  TelemetryChannel,
+  TelemetryCore,
+  telemetryEventToRecord,
+  type ChannelClock,
+  type TelemetryEvent,
+} from "../../src/telemetry/index.js";
+
+const v1 = plugstorm.telemetry.v1;
+
+/** A manual clock: time moves only when the test says so. */
+class ManualClock implements ChannelClock {
+  t = 0;
+  private timers: { at: number; resolve: () => void }[] = [];
+  now(): number {
+    return this.t;
+  }
+  sleep(ns: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = { at: this.t + ns, resolve };
+      this.timers.push(timer);
+      signal?.addEventListener("abort", () => {
+        this.timers = this.timers.filter((x) => x !== timer);
+        reject(signal.reason);
+      });
+    });
+  }
+  advance(ns: number): void {
+    this.t += ns;
+    const due = this.timers.filter((x) => x.at <= this.t);
+    this.timers = this.timers.filter((x) => x.at > this.t);
+    for (const d of due) d.resolve();
+  }
+}
+
+function helloFrame(seq = 1): Uint8Array {
+  return encodeGuestFrame({ seq, guestTimeNs: 10, hello: { agentVersion: "guest", bootId: "b1", protocolVersion: 1 } });
+}
+function ackFrame(seq: number, id: number, guestTimeNs: number, error = 0): Uint8Array {
+  return encodeGuestFrame({ seq, guestTimeNs, ack: { id, error } });
+}
+
+test("sync core: answers Hello, matches acks, and derives clock samples", async (t) => {
+  const clock = new ManualClock();
+  const written: Uint8Array[] = [];
+  const events: TelemetryEvent[] = [];
+  const core = new TelemetryCore({ clock, write: (b) => written.push(b), hostVersion: "host 1", onEvent: (e) => events.push(e) });
+  core.connected();
+  t.deepEqual([...written[0]!], [0], "a lone delimiter first");
+  clock.t = 1000;
+  const ev = core.receive(helloFrame(), 1000);
+  t.deepEqual(ev.map((e) => e.type), ["session-start", "frame", "command"]);
+  const guest = new HostCommandDecoder();
+  const cmds = written.slice(1).flatMap((b) => guest.push(b));
+  t.is(cmds.length, 1);
+  const helloAck = cmds[0]!;
+  if (!helloAck.ok) return t.fail();
+  t.is(helloAck.command.body, "helloAck");
+  t.is(helloAck.command.helloAck?.hostVersion, "host 1");
+
+  // Ping sent at 2000, ack stamped by the guest at 5000 and received at 2400.
+  clock.t = 2000;
+  const ping = core.ping({ deadlineMs: 1 });
+  const pingCmd = guest.push(written[written.length - 1]!)[0]!;
+  if (!pingCmd.ok) return t.fail();
+  t.is(pingCmd.command.ping?.hostTimeNs, 2000);
+  core.receive(ackFrame(2, pingCmd.command.id, 5000), 2400);
+  const s = await ping;
+  t.deepEqual(s, { hostSendNs: 2000, hostRecvNs: 2400, guestTimeNs: 5000, offsetNs: 3000 - 200 + 0, errorNs: 200 });
+  t.is(core.aligner.toGuest(2200), 5000);
+  t.is(core.inFlight, 1, "the HelloAck is still unacknowledged");
+
+  // A wider round trip does not replace the tighter estimate.
+  clock.t = 3000;
+  const detach = core.send({ detachDevice: { device: "cdce0" } });
+  const detachCmd = guest.push(written[written.length - 1]!)[0]!;
+  if (!detachCmd.ok) return t.fail();
+  core.receive(ackFrame(3, detachCmd.command.id, 7000, 16), 4000);
+  const ack = await detach;
+  t.is(ack.error, 16);
+  t.is(core.aligner.estimate()?.errorNs, 200);
+  t.is(events.filter((e) => e.type === "clock").length, 2);
+});
+
+test("sync core: a missing ack times out on the channel clock with a typed error and an event", async (t) => {
+  const clock = new ManualClock();
+  const events: TelemetryEvent[] = [];
+  const core = new TelemetryCore({ clock, write: () => {}, onEvent: (e) => events.push(e) });
+  const p = core.send({ ping: { hostTimeNs: 0 } }, { deadlineMs: 3 });
+  clock.advance(2_999_999);
+  await Promise.resolve();
+  t.is(core.inFlight, 1);
+  clock.advance(1);
+  const err = await t.throwsAsync(p, { instanceOf: CommandTimeoutError });
+  t.is(err!.command, "ping");
+  t.regex(err!.message, /command 1 \(ping\).*3 ms/);
+  t.is(core.inFlight, 0);
+  const to = events.find((e) => e.type === "ack-timeout");
+  t.like(to, { type: "ack-timeout", id: 1, command: "ping", deadlineMs: 3, tNs: 3_000_000 });
+  // A late ack is passed through as a frame but resolves nothing.
+  const late = core.receive(ackFrame(1, 1, 9));
+  t.deepEqual(late.map((e) => e.type), ["frame"]);
+});
+
+test("sync core: abort rejects with the signal's reason, disconnect rejects the rest", async (t) => {
+  const clock = new ManualClock();
+  const core = new TelemetryCore({ clock, write: () => {} });
+  const ac = new AbortController();
+  const a = core.send({ stopTraffic: { device: "x" } }, { signal: ac.signal });
+  const b = core.send({ startTraffic: { device: "x" } });
+  ac.abort(new Error("user stop"));
+  await t.throwsAsync(a, { message: "user stop" });
+  const ev = core.disconnected("socket closed");
+  t.deepEqual(ev.map((e) => e.type), ["disconnected"]);
+  const err = await t.throwsAsync(b, { instanceOf: ChannelClosedError });
+  t.regex(err!.message, /startTraffic.*socket closed/);
+  await t.throwsAsync(core.send({ ping: {} }), { instanceOf: ChannelClosedError });
+});
+
+test("sync core: an unfinished frame at disconnect is reported, not dropped", (t) => {
+  const core = new TelemetryCore({ clock: new ManualClock(), write: () => {} });
+  core.receive(helloFrame().subarray(0, 7));
+  const ev = core.disconnected("eof");
+  t.like(ev[0], { type: "corrupt", reason: "short", bytesSkipped: 7 });
+  t.is(core.stats.corrupt, 1);
+});
+
+test("every channel event becomes a trace record that encodes and decodes", async (t) => {
+  const clock = new ManualClock();
+  const events: TelemetryEvent[] = [];
+  const core = new TelemetryCore({ clock, write: () => {}, onEvent: (e) => events.push(e) });
+  core.connected();
+  core.receive(Buffer.concat([helloFrame(1), new Uint8Array([5, 5, 0]), new Uint8Array(5000).fill(1), new Uint8Array([0])]));
+  core.receive(ackFrame(4, 1, 100));
+  core.receive(ackFrame(2, 99, 100));
+  const p = core.send({ ping: {} }, { deadlineMs: 1 });
+  clock.advance(1e6);
+  await t.throwsAsync(p);
+  core.disconnected("bye");
+  const kinds = new Set(events.map((e) => e.type));
+  t.deepEqual([...kinds].sort(), ["ack-timeout", "clock", "command", "connected", "corrupt", "disconnected", "frame", "oversize", "seq-backward", "seq-gap", "session-start"]);
+  for (const e of events) {
+    const rec = telemetryEventToRecord(e);
+    const back = plugstorm.trace.v1.Record.decode(plugstorm.trace.v1.Record.encode(rec).finish());
+    t.is(back.tNs, e.tNs);
+    t.truthy(back.body, `${e.type} has a body`);
+  }
+  const gap = telemetryEventToRecord(events.find((e) => e.type === "seq-gap")!);
+  t.like(gap.channel, { kind: plugstorm.trace.v1.ChannelEvent.Kind.SEQ_GAP, expectedSeq: 2, gotSeq: 4 });
+});
+
+test("ClockAligner keeps the tightest sample of its window", (t) => {
+  const a = new ClockAligner(2);
+  a.add(0, 100, 1050);
+  a.add(200, 210, 1205);
+  t.is(a.estimate()?.errorNs, 5);
+  a.add(300, 400, 1350);
+  a.add(500, 600, 1550);
+  t.is(a.estimate()?.errorNs, 50, "the tight sample aged out of the window");
+  t.throws(() => a.add(10, 5, 0), { instanceOf: RangeError, message: /precedes/ });
+});
+
+async function socketPair(t: import("ava").ExecutionContext): Promise<{ host: Socket; guest: Socket }> {
+  const dir = mkdtempSync(join(tmpdir(), "plugstorm-tel-"));
+  const path = join(dir, "chardev.sock");
+  const server: Server = createServer();
+  server.listen(path);
+  await once(server, "listening");
+  const accepted = once(server, "connection");
+  const guest = createConnection(path);
+  const [host] = (await accepted) as [Socket];
+  await once(guest, "connect").catch(() => {});
+  t.teardown(() => {
+    guest.destroy();
+    host.destroy();
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { host, guest };
+}
+
+/** Plays a guest agent on the socket: answers Hello's HelloAck and every command with an ack. */
+function fakeAgent(guest: Socket, opts: { answer: (c: plugstorm.telemetry.v1.Command) => boolean }): { seen: plugstorm.telemetry.v1.Command[] } {
+  const dec = new HostCommandDecoder();
+  const seen: plugstorm.telemetry.v1.Command[] = [];
+  let seq = 1;
+  guest.write(helloFrame(1));
+  guest.on("data", (chunk: Buffer) => {
+    for (const r of dec.push(chunk)) {
+      if (!r.ok) continue;
+      seen.push(r.command);
+      if (opts.answer(r.command)) guest.write(ackFrame(++seq, r.command.id, 1_000_000 + seq));
+    }
+  });
+  return { seen };
+}
+
+test("stream channel over a unix socket: hello, commands, timeout, close", async (t) => {
+  const { host, guest } = await socketPair(t);
+  const agent = fakeAgent(guest, { answer: (c) => c.body !== "stopTraffic" });
+  const ch = new TelemetryChannel(host, { hostVersion: "h" });
+  const seenTypes: string[] = [];
+  let helloSeen!: () => void;
+  const hello = new Promise<void>((r) => (helloSeen = r));
+  const iterDone = (async () => {
+    for await (const ev of ch) {
+      seenTypes.push(ev.type);
+      if (ev.type === "session-start") helloSeen();
+    }
+  })();
+  await hello;
+
+  const ack = await ch.send({ holdRefs: { device: "cdce0", count: 1 } }, { deadlineMs: 5000 });
+  t.is(ack.error, 0);
+  const sample = await ch.ping({ deadlineMs: 5000 });
+  t.true(sample.errorNs >= 0 && sample.hostRecvNs >= sample.hostSendNs);
+  t.deepEqual(agent.seen.map((c) => c.body), ["helloAck", "holdRefs", "ping"]);
+  t.deepEqual(agent.seen.map((c) => c.id), [1, 2, 3]);
+
+  await t.throwsAsync(ch.send({ stopTraffic: { device: "cdce0" } }, { deadlineMs: 50 }), { instanceOf: CommandTimeoutError });
+  const pending = ch.send({ stopTraffic: { device: "cdce0" } }, { deadlineMs: 5000 });
+  guest.end();
+  await t.throwsAsync(pending, { instanceOf: ChannelClosedError });
+  await iterDone;
+  t.is(seenTypes[0], "connected");
+  t.is(seenTypes[seenTypes.length - 1], "disconnected");
+  for (const k of ["session-start", "frame", "command", "clock", "ack-timeout"]) t.true(seenTypes.includes(k), k);
+  t.is(ch.stats.frames, 4);
+  t.is(ch.stats.lost, 0);
+});
+
+test("stream channel pauses reading while the iterator lags and loses nothing", async (t) => {
+  const { host, guest } = await socketPair(t);
+  const ch = new TelemetryChannel(host, { autoHelloAck: false, highWaterMark: 50 });
+  const n = 2000;
+  const frames: Uint8Array[] = [helloFrame(1)];
+  for (let s = 2; s <= n; s++) frames.push(encodeGuestFrame({ seq: s, heartbeat: { framesSent: s } }));
+  guest.end(Buffer.concat(frames));
+  let count = 0;
+  let paused = false;
+  for await (const ev of ch) {
+    if (ev.type === "frame") count++;
+    if (host.isPaused()) paused = true;
+    if (count % 100 === 0) await new Promise((r) => setImmediate(r));
+  }
+  t.is(count, n);
+  t.true(paused, "the socket was paused at some point");
+  t.is(ch.stats.lost, 0);
+});

@@ -1,0 +1,195 @@
+import test from "ava";
+import fc from "fast-check";
+import {
+  crc32c,
+  frameEncode,
+  FrameSplitter,
+  FrameTooLargeError,
+  MAX_ENCODED,
+  MAX_PAYLOAD,
+  type SplitResult,
+} from "../../src/telemetry/index.js";
+
+// Property runs are reproducible: a fixed seed, overridable with FC_SEED to explore.
+fc.configureGlobal({ seed: Number(process.env["FC_SEED"] ?? 20261123) });
+
+// Bit-at-a-time CRC-32C, the definition the table-driven one must match.
+function crcReference(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function okPayloads(results: SplitResult[]): Uint8Array[] {
+  return results.flatMap((r) => (r.ok ? [r.payload] : []));
+}
+
+test("crc32c matches the check value and the bitwise definition", (t) => {
+  t.is(crc32c(new TextEncoder().encode("123456789")), 0xe3069283);
+  t.is(crc32c(new Uint8Array(0)), 0);
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(16), (bytes, off) => {
+      const o = Math.min(off, bytes.length);
+      return crc32c(bytes.subarray(o)) === crcReference(bytes.subarray(o));
+    }),
+  );
+});
+
+test("frameEncode output has one 0x00, at the end, and round-trips through the splitter", (t) => {
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.uint8Array({ minLength: 1, maxLength: 600 }),
+        fc.uint8Array({ minLength: 250, maxLength: 800, min: 1 }),
+        fc.uint8Array({ minLength: 1, maxLength: 300, max: 1 }),
+        fc.uint8Array({ minLength: MAX_PAYLOAD - 10, maxLength: MAX_PAYLOAD }),
+      ),
+      (payload) => {
+        const f = frameEncode(payload);
+        if (f.indexOf(0) !== f.length - 1) return false;
+        if (f.length - 1 > MAX_ENCODED) return false;
+        const r = new FrameSplitter().push(f);
+        return r.length === 1 && r[0]!.ok === true && Buffer.from(r[0]!.payload).equals(Buffer.from(payload));
+      },
+    ),
+    { numRuns: 300 },
+  );
+  t.pass();
+});
+
+test("the worst case payload fits MAX_ENCODED exactly and one byte more is refused", (t) => {
+  // All non-zero, and a CRC that is too, gives the most code bytes.
+  const payload = new Uint8Array(MAX_PAYLOAD).fill(7);
+  const f = frameEncode(payload);
+  t.true(f.length - 1 <= MAX_ENCODED);
+  t.deepEqual(okPayloads(new FrameSplitter().push(f)), [payload]);
+  const err = t.throws(() => frameEncode(new Uint8Array(MAX_PAYLOAD + 1)), { instanceOf: FrameTooLargeError });
+  t.regex(err!.message, /4097 bytes.*4096/);
+  t.throws(() => frameEncode(new Uint8Array(0)), { instanceOf: FrameTooLargeError, message: /empty/ });
+});
+
+test("a block of exactly 254 non-zero bytes ending the input gets no empty block", (t) => {
+  // payload of 250 bytes + 4 CRC bytes; choose content whose CRC has no zero byte.
+  for (let seed = 1; seed < 50; seed++) {
+    const p = new Uint8Array(250).fill(seed);
+    const c = crc32c(p);
+    if ([0, 8, 16, 24].some((s) => ((c >>> s) & 0xff) === 0)) continue;
+    const f = frameEncode(p);
+    t.is(f.length, 1 + 254 + 1, "code byte, 254 data bytes, delimiter");
+    t.is(f[0], 0xff);
+    // Receivers also accept the form with a trailing empty block.
+    const long = new Uint8Array(f.length + 1);
+    long.set(f.subarray(0, 255));
+    long[255] = 0x01;
+    t.deepEqual(okPayloads(new FrameSplitter().push(long)), [p]);
+    return;
+  }
+  t.fail("no payload with a zero-free CRC found");
+});
+
+test("byte-at-a-time delivery gives the same frames as one chunk", (t) => {
+  const payloads = [new Uint8Array([1, 2, 3]), new Uint8Array(1), new Uint8Array(300).fill(0), new Uint8Array([0, 5, 0])];
+  const stream = Buffer.concat(payloads.map((p) => frameEncode(p)));
+  const s = new FrameSplitter();
+  const got: SplitResult[] = [];
+  for (const b of stream) got.push(...s.push(new Uint8Array([b])));
+  t.deepEqual(okPayloads(got), payloads);
+  t.is(got.length, payloads.length);
+  t.is(s.buffered, 0);
+});
+
+test("corrupt, short and oversize frames are reported with their sizes and the next frame decodes", (t) => {
+  const good = frameEncode(new Uint8Array([10, 20, 30, 40]));
+  const flipped = Uint8Array.from(good);
+  flipped[2]! ^= 0x10; // a data byte: CRC mismatch
+  const badCobs = new Uint8Array([0x09, 1, 2, 0]); // code points past the end
+  const short = new Uint8Array([0x03, 1, 2, 0]); // decodes to 2 bytes
+  const huge = new Uint8Array(MAX_ENCODED + 100).fill(0x41);
+  const s = new FrameSplitter();
+  const r = s.push(Buffer.concat([flipped, good, badCobs, good, short, huge, new Uint8Array([0]), good, new Uint8Array([0, 0])]));
+  t.deepEqual(
+    r.map((x) => (x.ok ? "ok" : `${x.reason}:${x.bytesSkipped}`)),
+    [`crc:${good.length - 1}`, "ok", "cobs:3", "ok", "short:3", `oversize:${MAX_ENCODED + 100}`, "ok"],
+  );
+});
+
+test("an oversize run split over many pushes never buffers more than MAX_ENCODED and is counted once", (t) => {
+  const s = new FrameSplitter();
+  const chunk = new Uint8Array(1000).fill(0x55);
+  let results: SplitResult[] = [];
+  for (let i = 0; i < 20; i++) {
+    results.push(...s.push(chunk));
+    t.true(s.buffered <= MAX_ENCODED);
+  }
+  t.deepEqual(results, []);
+  t.is(s.skippingBytes > 0, true);
+  const good = frameEncode(new Uint8Array([1, 2, 3, 4, 5]));
+  results = s.push(Buffer.concat([new Uint8Array([0x55, 0]), good]));
+  t.deepEqual(results[0], { ok: false, reason: "oversize", bytesSkipped: 20001 });
+  t.deepEqual(okPayloads(results), [new Uint8Array([1, 2, 3, 4, 5])]);
+});
+
+test("random bytes never throw, stay bounded, and a delimiter resynchronises", (t) => {
+  fc.assert(
+    fc.property(fc.array(fc.uint8Array({ maxLength: 9000 }), { maxLength: 8 }), (chunks) => {
+      const s = new FrameSplitter();
+      for (const c of chunks) {
+        s.push(c);
+        if (s.buffered > MAX_ENCODED) return false;
+      }
+      const p = new Uint8Array([9, 8, 7, 0, 6]);
+      const r = s.push(Buffer.concat([new Uint8Array([0]), frameEncode(p)]));
+      const oks = okPayloads(r);
+      // The garbage may end in something that is itself a valid frame (2^-32); the last one is ours.
+      return oks.length >= 1 && Buffer.from(oks[oks.length - 1]!).equals(Buffer.from(p));
+    }),
+    { numRuns: 200 },
+  );
+  t.pass();
+});
+
+test("good frames interleaved with garbage are all recovered, and every bad segment is counted", (t) => {
+  const segment = fc.oneof(
+    fc.record({ kind: fc.constant("good" as const), payload: fc.uint8Array({ minLength: 1, maxLength: 200 }) }),
+    // Garbage is a run of non-zero bytes closed by a delimiter, so it is exactly one bad frame.
+    fc.record({ kind: fc.constant("bad" as const), payload: fc.uint8Array({ minLength: 1, maxLength: 5000, min: 1 }) }),
+  );
+  fc.assert(
+    fc.property(fc.array(segment, { maxLength: 30 }), fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 10 }), (segs, cuts) => {
+      const parts = segs.map((s) => (s.kind === "good" ? frameEncode(s.payload) : Buffer.concat([s.payload, new Uint8Array([0])])));
+      const stream = Buffer.concat(parts);
+      const sp = new FrameSplitter();
+      const got: SplitResult[] = [];
+      let pos = 0;
+      let i = 0;
+      while (pos < stream.length) {
+        const n = cuts[i++ % cuts.length]!;
+        got.push(...sp.push(stream.subarray(pos, pos + n)));
+        pos += n;
+      }
+      const wantGood = segs.filter((s) => s.kind === "good").map((s) => Buffer.from(s.payload).toString("hex"));
+      const gotGood = got.flatMap((r) => (r.ok ? [Buffer.from(r.payload).toString("hex")] : []));
+      // A random garbage run passes the CRC with probability 2^-32: treat that as failure too.
+      const bad = segs.filter((s) => s.kind === "bad");
+      const gotBad = got.filter((r) => !r.ok);
+      return (
+        JSON.stringify(gotGood) === JSON.stringify(wantGood) &&
+        gotBad.length === bad.length &&
+        gotBad.every((r, k) => !r.ok && r.bytesSkipped === bad[k]!.payload.length)
+      );
+    }),
+    { numRuns: 150 },
+  );
+  t.pass();
+});
+
+test("payloads returned by push are copies that later input does not change", (t) => {
+  const s = new FrameSplitter();
+  const first = okPayloads(s.push(frameEncode(new Uint8Array([1, 2, 3]))))[0]!;
+  okPayloads(s.push(frameEncode(new Uint8Array([9, 9, 9, 9]))));
+  t.deepEqual([...first], [1, 2, 3]);
+  t.is(Object.getPrototypeOf(first), Uint8Array.prototype);
+});
