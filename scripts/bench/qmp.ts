@@ -10,22 +10,8 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { BARE_PROFILE, QemuProcess } from "../../src/qemu/index.js";
 import { queryStatus } from "../../src/qmp/index.js";
+import { fmt, summary } from "./lib/stats.js";
 
-// Percentile helpers are inlined: every module in scripts/bench is a benchmark.
-function percentile(sortedMs: readonly number[], p: number): number {
-  if (sortedMs.length === 0) return NaN;
-  const i = Math.min(sortedMs.length - 1, Math.max(0, Math.ceil((p / 100) * sortedMs.length) - 1));
-  return sortedMs[i]!;
-}
-
-function summary(samplesMs: readonly number[]): { p50: number; p99: number; n: number } {
-  const s = [...samplesMs].sort((a, b) => a - b);
-  return { p50: percentile(s, 50), p99: percentile(s, 99), n: s.length };
-}
-
-function fmt(ms: number): string {
-  return ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`;
-}
 
 const BLOCKS = 4;
 const PER_BLOCK = 500;

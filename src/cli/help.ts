@@ -13,7 +13,7 @@ commands:
   vm PROFILE              start a machine and keep it for interactive hot-plug
   qmp SOCKET COMMAND [JSON]  send one QMP command to a running machine
   image [linux|netbsd]    build a guest image
-  serve                   live web view (not yet)
+  serve TRACE             replay a saved trace in the live web view (a running storm: storm --serve)
 
 Exit codes: 0 clean, 1 violations found, 2 usage or set-up error.
 Run "plugstorm <command> --help" for a command's options.
@@ -40,10 +40,19 @@ options:
                            one seed are byte-identical; the current time on QEMU)
   --quiet                  no progress and no summary; print only the output folder
   --json                   print the result as one JSON object on stdout, nothing else
+  --serve [HOST:]PORT      live web view of the run: prints "live view: URL" on stderr
+                           before the storm starts (PORT 0 = any free port; HOST defaults
+                           to 127.0.0.1, give 0.0.0.0 explicitly to be reachable from other
+                           machines). The URL carries a token that unlocks the page's
+                           controls: pause, resume, stop, hold/release references on a
+                           NIC, remove a NIC; each is recorded in the trace.
+  --serve-linger           keep the live view up after the run until Ctrl-C (default: it
+                           closes once the report is printed)
 
 Exit: 0 clean, 1 violations, 2 bad storm file or set-up error (e.g. QEMU missing:
 run scripts/setup-host), 130/143 when interrupted (SIGINT/SIGTERM) before any
-violation. An interrupted run still writes a complete trace and its reports.
+violation. An interrupted run still writes a complete trace and its reports; so does
+a run stopped from the live view (exit 0 unless it found violations).
 `,
   check: `usage: plugstorm check TRACE [--profile netbsd|linux] [--deadline PHASE=MS ...] [--json]
 
@@ -97,8 +106,20 @@ Builds a guest image:
   linux   Debian kernel + tiny initramfs with the plugstorm agent (runs scripts/build-linux-guest)
   netbsd  not available yet (a later issue): a NetBSD release cannot be fetched on these machines
 `,
-  serve: `usage: plugstorm serve
+  serve: `usage: plugstorm serve TRACE [--speed N | --max] [--listen [HOST:]PORT]
 
-The live web view of a running storm is a later issue; this command does nothing yet.
+Serves the live web view of a saved trace (trace.pstrace in a storm's output
+folder): every viewer that opens the printed URL gets its own replay from the
+start. The page can also replay a trace file dropped onto it. To watch a storm
+while it runs, use "plugstorm storm FILE --serve PORT" instead.
+
+options:
+  --speed N             replay N times faster than the run happened (default 1: real time)
+  --max                 replay as fast as the viewer takes it
+  --listen [HOST:]PORT  listen address (default 127.0.0.1 on any free port; the URL is
+                        printed); a non-loopback HOST only when given explicitly
+
+Runs until SIGINT/SIGTERM (Ctrl-C), then exits 0.
+Exit: 2 when TRACE is unreadable or not a plugstorm trace, or the address cannot be used.
 `,
 };

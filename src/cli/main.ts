@@ -9,7 +9,8 @@ import { EXIT_USAGE, UsageError, type Io } from "./args.js";
 import { HELP, TOP_HELP } from "./help.js";
 import { stormCommand, shrinkCommand } from "./storm.js";
 import { checkCommand, traceCommand } from "./trace.js";
-import { imageCommand, modelCommand, qmpCommand, serveCommand, vmCommand } from "./misc.js";
+import { imageCommand, modelCommand, qmpCommand, vmCommand } from "./misc.js";
+import { serveCommand } from "./serve.js";
 
 type Command = (argv: string[], io: Io) => Promise<number>;
 

@@ -1,4 +1,4 @@
-// plugstorm model, vm, qmp, image, serve.
+// plugstorm model, vm, qmp, image.
 
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -148,10 +148,4 @@ export async function imageCommand(argv: string[], io: Io): Promise<number> {
   const child = spawn(script, [], { stdio: "inherit" });
   const code = await new Promise<number>((r) => child.on("close", (c) => r(c ?? EXIT_USAGE)));
   return code === 0 ? 0 : EXIT_USAGE;
-}
-
-export async function serveCommand(argv: string[], io: Io): Promise<number> {
-  parse("serve", argv, {}, { maxPositionals: 0 });
-  io.err.write("plugstorm serve: the live web view is a later issue; nothing is served yet. Run a storm and open its report.html.\n");
-  return EXIT_USAGE;
 }

@@ -19,6 +19,7 @@ import {
 import { readTraceHeader } from "./trace.js";
 import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, intOption, parse, type Io } from "./args.js";
 import { createProgress } from "./progress.js";
+import { startStormLiveView, type StormLiveView } from "./serve.js";
 
 function quote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
@@ -38,9 +39,12 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
       "wall-clock-start": { type: "string" },
       quiet: { type: "boolean", short: "q" },
       json: { type: "boolean" },
+      serve: { type: "string" },
+      "serve-linger": { type: "boolean" },
     },
     { maxPositionals: 1 },
   );
+  if (values["serve-linger"] && values.serve === undefined) throw new UsageError("--serve-linger keeps the live view of --serve open: give --serve too", "storm");
   const file = positionals[0];
   let spec: StormSpec;
   let text: string;
@@ -82,6 +86,8 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   const mode = quiet || json ? "off" : io.err.isTTY ? "tty" : "lines";
   const progress = createProgress(io.err, mode);
   const out = resolveOut(values.out, seed);
+  // Listening comes before the storm starts, so a taken port fails fast (exit 2) and the URL is printed first.
+  const live: StormLiveView | undefined = values.serve !== undefined ? await startStormLiveView(values.serve, io) : undefined;
 
   const ac = new AbortController();
   let interruptedBy: NodeJS.Signals | undefined;
@@ -92,6 +98,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     }
     interruptedBy = sig;
     progress.line(`${sig}: stopping; the trace and reports are being written`);
+    live?.status("stopping");
     ac.abort("interrupted");
   };
   process.on("SIGINT", onSignal);
@@ -123,8 +130,15 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
       },
     };
     if (values["stop-on-first"]) opts.stopOnFirstViolation = true;
+    if (live) {
+      opts.live = live.feed;
+      opts.onController = (c) => live.attach(c);
+    }
     if (wallClockStartMs !== undefined) opts.wallClockStartMs = wallClockStartMs;
     result = await runStorm(spec, opts);
+  } catch (e) {
+    await live?.finish(false);
+    throw e;
   } finally {
     progress.end();
     process.off("SIGINT", onSignal);
@@ -153,6 +167,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     if (shrunkFile) io.out.write(`shrunk storm: ${shrunkFile}\n`);
     io.out.write(`output: ${out}\n`);
   }
+  await live?.finish(values["serve-linger"] === true);
   return code;
 }
 

@@ -99,6 +99,10 @@ export const NETBSD_DEVICE: Automaton<DeviceState, DeviceInput> = {
     { from: "running", event: "deactivate", to: "deactivated", note: "DVACT_DEACTIVATE (PCMCIA removal interrupt)" },
     { from: "attached", event: "deactivate", to: "deactivated" },
     { from: "deactivated", event: "detach-begin", to: "detaching", note: "event thread config_detach(FORCE)" },
+    // config_detach clears DVF_ACTIVE only after ca_detach returns, and
+    // config_deactivate acts on any device still DVF_ACTIVE: a card pulled
+    // while an unforced detach (modunload, drvctl) runs is deactivated mid-detach.
+    { from: "detaching", event: "deactivate", to: "detaching", note: "card removal interrupt during an unforced detach" },
     { from: "detaching", event: "veto", to: "running", note: "EBUSY without DETACH_FORCE: device stays" },
   ],
   forbidden: commonForbidden,
@@ -146,6 +150,7 @@ export const NETBSD_IF: Automaton<IfState, IfInput> = {
     { from: "deactivated", event: "access", to: "deactivated", note: "if_null* stubs answer" },
     { from: "deactivated", event: "if-detach-begin", to: "detaching" },
     { from: "deactivated", event: "if-deactivate", to: "deactivated" },
+    { from: "detaching", event: "if-deactivate", to: "detaching", note: "card removal interrupt while if_detach drains" },
   ],
   forbidden: ifForbidden,
 };

@@ -94,8 +94,24 @@ interface Attempt {
   sawIfDetach: boolean;
 }
 
+/** Open files on one node, counted per holder. */
+type Fds = Map<string, number>;
+
+function addFd(fds: Fds, holder: string): void {
+  fds.set(holder, (fds.get(holder) ?? 0) + 1);
+}
+
+/** Closes one of holder's files; false when it has none open. */
+function takeFd(fds: Fds, holder: string): boolean {
+  const n = fds.get(holder) ?? 0;
+  if (n <= 0) return false;
+  if (n === 1) fds.delete(holder);
+  else fds.set(holder, n - 1);
+  return true;
+}
+
 interface VnodeState {
-  opens: Map<string, number>;
+  opens: Fds;
   revoked: boolean;
 }
 
@@ -249,7 +265,14 @@ export class Checker {
   private readonly actions = new Map<number, { action: string; nic: Nic | null; nicId: string; event: At }>();
   private readonly unloads = new Map<string, Unload>();
   private readonly looseLedger = new Map<string, Map<string, number>>();
-  private readonly looseVnodes = new Map<string, VnodeState>();
+  /** Open files on nodes of devices not known (trace began mid-run); an entry goes with its last close or a revoke. */
+  private readonly looseVnodes = new Map<string, Fds>();
+  /**
+   * Files still open on revoked (deadfs) nodes, by path. Kept apart from the
+   * device so they outlive its free; an entry goes with its last close, so
+   * this stays O(open files).
+   */
+  private readonly deadFds = new Map<string, Fds>();
   private readonly timers = new TimerQueue<Payload>();
   private readonly lat = new Map<string, Lat>();
 
@@ -587,6 +610,15 @@ export class Checker {
     if (dev.ifname && this.ifnames.get(dev.ifname) === dev) this.ifnames.delete(dev.ifname);
     dev.state = "freed";
     if (!freed) return;
+    // Files still open on a node whose revoke was not reported outlive the
+    // softc: keep them (O(open files)) so a later deadfs answer or close is judged.
+    if (dev.vnodes !== null)
+      for (const [path, vs] of dev.vnodes) {
+        if (vs.revoked || vs.opens.size === 0) continue;
+        let loose = this.looseVnodes.get(path);
+        if (loose === undefined) this.looseVnodes.set(path, (loose = new Map()));
+        for (const [holder, n] of vs.opens) loose.set(holder, (loose.get(holder) ?? 0) + n);
+      }
     const tomb: Tomb = { name: dev.name, removed: dev.nic?.removeEvent != null, ifDetached: dev.ifState === "detached", instance: dev.instance, nicId: dev.nic?.id ?? "", ifname: dev.ifname, ring: lastOf(dev, TOMB_HISTORY), ringPos: 0 };
     this.tombs.delete(dev.name);
     this.tombs.set(dev.name, tomb);
@@ -802,9 +834,10 @@ export class Checker {
         if (attempt.sawIfDetach)
           this.violate("veto-before-teardown", `${dev.name}: detach vetoed (error ${e.error}) after if_detach began`, { at: e, dev });
         else if (dev.state === "detaching" && this.stepDev(dev, "veto", e)) {
-          dev.state = dev.ifState === "none" ? "attached" : "running";
-          // The deactivate of a vetoed detach is undone (config_deactivate restores flags).
-          dev.deactivateContext = null;
+          // A veto leaves DVF_ACTIVE as it was: a device deactivated before or
+          // during the vetoed detach stays deactivated (config_detach never
+          // calls ca_activate; netbsd.md §1 steps 5-6).
+          dev.state = dev.deactivateContext !== null ? "deactivated" : dev.ifState === "none" ? "attached" : "running";
         }
       }
       if (dev.loser === attempt) dev.loser = null;
@@ -1066,7 +1099,7 @@ export class Checker {
   // ------------------------------------------------------------------ vnodes
 
   private onVnode(e: VnodeEvent): void {
-    let dev = e.device ? this.devices.get(e.device) : undefined;
+    const dev = e.device ? this.devices.get(e.device) : undefined;
     let vs: VnodeState | undefined;
     if (dev === undefined) {
       const tomb = e.device ? this.findTomb(e.device, 0) : undefined;
@@ -1074,9 +1107,6 @@ export class Checker {
         this.uaf(e, tomb, `driver method ${e.op} on ${e.path}`);
         return;
       }
-      vs = this.looseVnodes.get(e.path);
-      if (vs === undefined && e.kind !== "close") this.looseVnodes.set(e.path, (vs = { opens: new Map(), revoked: false }));
-      if (vs === undefined) return;
     } else {
       this.ringPush(dev, e);
       dev.vnodes ??= new Map();
@@ -1085,32 +1115,66 @@ export class Checker {
     }
     const ctx: ViolationCtx = { at: e, dev: dev ?? null, device: e.device, holders: e.holder ? [e.holder] : [] };
     switch (e.kind) {
-      case "open":
+      case "open": {
+        // A failed open made no file: refused by device_lookup_acquire,
+        // d_open or deadfs (ENXIO), so it is neither a reference nor a call
+        // that reached the driver after revoke.
+        if (e.error !== 0) return;
         this.ex(X_NO_METHOD_AFTER_REVOKE);
+        if (vs === undefined) {
+          let loose = this.looseVnodes.get(e.path);
+          if (loose === undefined) this.looseVnodes.set(e.path, (loose = new Map()));
+          addFd(loose, e.holder);
+          return;
+        }
         if (vs.revoked) {
           this.violate("no-method-after-revoke", `open of ${e.path} reached the driver after revoke`, ctx);
           return;
         }
-        vs.opens.set(e.holder, (vs.opens.get(e.holder) ?? 0) + 1);
+        addFd(vs.opens, e.holder);
         return;
+      }
       case "close": {
-        if (vs.revoked) return; // the fd closes on the deadfs vnode
-        this.ex(X_CLOSE_ONCE);
-        const n = vs.opens.get(e.holder) ?? 0;
-        if (n <= 0) this.violate("close-once", `${e.path} closed by ${e.holder || "?"} which has it not open (closed twice?)`, ctx);
-        else if (n === 1) vs.opens.delete(e.holder);
-        else vs.opens.set(e.holder, n - 1);
+        if (vs !== undefined && !vs.revoked && takeFd(vs.opens, e.holder)) {
+          this.ex(X_CLOSE_ONCE);
+          return;
+        }
+        // A file left on deadfs by a revoke closes with 0 at any later time,
+        // also after the device was freed (netbsd.md §2).
+        const dead = this.deadFds.get(e.path);
+        if (dead !== undefined && takeFd(dead, e.holder)) {
+          if (dead.size === 0) this.deadFds.delete(e.path);
+          this.ex(X_CLOSE_ONCE);
+          return;
+        }
+        if (vs !== undefined) {
+          this.ex(X_CLOSE_ONCE);
+          this.violate("close-once", `${e.path} closed by ${e.holder || "?"} which has it not open (closed twice?)`, ctx);
+          return;
+        }
+        const loose = this.looseVnodes.get(e.path);
+        if (loose !== undefined && takeFd(loose, e.holder)) {
+          if (loose.size === 0) this.looseVnodes.delete(e.path);
+          this.ex(X_CLOSE_ONCE);
+        }
+        // Otherwise a file opened before the trace began or on a device not known: not judged.
         return;
       }
       case "revoke":
-        vs.revoked = true;
-        vs.opens.clear();
+        if (vs !== undefined) this.revokeNode(e.path, vs);
+        else this.revokeLoose(e.path);
         return;
       case "method-call":
         this.ex(X_NO_METHOD_AFTER_REVOKE);
-        if (vs.revoked) this.violate("no-method-after-revoke", `driver method ${e.op || "?"} called on ${e.path} after revoke`, ctx);
+        if (vs?.revoked) this.violate("no-method-after-revoke", `driver method ${e.op || "?"} called on ${e.path} after revoke`, ctx);
         return;
       case "deadfs-call": {
+        // A deadfs answer proves the node was revoked, also when the revoke itself was not seen.
+        if (e.op !== "open") {
+          if (vs !== undefined) {
+            if (!vs.revoked) this.revokeNode(e.path, vs);
+          } else this.revokeLoose(e.path);
+        }
         const ok = DEADFS_ERRNO[e.op];
         if (ok === undefined) return;
         this.ex(X_DEADFS_ANSWERS);
@@ -1119,6 +1183,27 @@ export class Checker {
         return;
       }
     }
+  }
+
+  /** VOP_REVOKE: the node's open files stay open on deadfs, beyond the device's free, until closed. */
+  private revokeNode(path: string, vs: VnodeState): void {
+    vs.revoked = true;
+    this.moveToDead(path, vs.opens);
+    vs.opens.clear();
+  }
+
+  private revokeLoose(path: string): void {
+    const loose = this.looseVnodes.get(path);
+    if (loose === undefined) return;
+    this.looseVnodes.delete(path);
+    this.moveToDead(path, loose);
+  }
+
+  private moveToDead(path: string, fds: Fds): void {
+    if (fds.size === 0) return;
+    let dead = this.deadFds.get(path);
+    if (dead === undefined) this.deadFds.set(path, (dead = new Map()));
+    for (const [holder, n] of fds) dead.set(holder, (dead.get(holder) ?? 0) + n);
   }
 
   // ------------------------------------------------------------------ modules

@@ -374,6 +374,9 @@ export class TimelineCollector {
         break;
       }
       case DevKind.FREE:
+        // Linux frees inside the disconnect (free_netdev before usbnet_disconnect
+        // returns): no DETACH_END comes, the free ends the detach.
+        this.closeSpan(lane, "guest:detach", t, driver, "detach");
         lane.points.push({ kind: "free", tNs: t });
         if (lane.delUnfreedNs !== undefined) {
           this.latency.add(lane.nicKind ?? driver, "del→freed", t - lane.delUnfreedNs);

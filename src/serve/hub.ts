@@ -3,6 +3,7 @@
 // producer's calls are synchronous and never throw; a subscriber whose socket
 // buffer is over the soft limit stops receiving and is told what it missed
 // once it drains, or is cut off after the hard limit.
+import type { Duplex } from "node:stream";
 import type { WebSocket } from "ws";
 import { LiveModel, type ModelLimits } from "./page/model.js";
 import {
@@ -53,8 +54,11 @@ export interface Behind {
 export class Client {
   behind: Behind | null = null;
   closing = false;
+  private corked = false;
   constructor(
     readonly ws: WebSocket,
+    /** The upgraded TCP socket under ws. */
+    private readonly socket: Duplex,
     readonly format: Format,
     /** Whether the peer address may control at all (loopback, or a non-local bind chosen by the user). */
     readonly peerMayControl: boolean,
@@ -63,6 +67,20 @@ export class Client {
 
   get control(): boolean {
     return this.authed && this.peerMayControl;
+  }
+
+  /**
+   * Batches everything sent in one turn of the event loop into one write:
+   * a system call per record would cost the producer more than the record.
+   */
+  batch(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    setImmediate(() => {
+      this.corked = false;
+      this.socket.uncork();
+    });
   }
 
   sendJson(msg: ServerMessage): void {
@@ -114,12 +132,7 @@ export class Hub {
     try {
       const json = headerToJson(h);
       this.model.header = json;
-      let bin: Uint8Array | undefined;
-      let text: string | undefined;
-      for (const c of this.clients) {
-        if (c.format === "binary") this.deliver(c, (bin ??= encodeHeaderEvent(h)), -1);
-        else this.deliver(c, (text ??= JSON.stringify({ type: "header", header: json } satisfies ServerMessage)), -1);
-      }
+      this.fanOut(-1, () => encodeHeaderEvent(h), () => JSON.stringify({ type: "header", header: json } satisfies ServerMessage));
     } catch (err) {
       this.opts.onError(err, "header");
     }
@@ -130,12 +143,7 @@ export class Hub {
       const i = typeof index === "number" && Number.isSafeInteger(index) && index >= 0 ? index : this.model.nextIndex;
       const json = recordToJson(rec);
       this.model.apply(json, i);
-      let bin: Uint8Array | undefined;
-      let text: string | undefined;
-      for (const c of this.clients) {
-        if (c.format === "binary") this.deliver(c, (bin ??= encodeRecordEvent(rec, i)), i);
-        else this.deliver(c, (text ??= JSON.stringify({ type: "record", index: i, record: json } satisfies ServerMessage)), i);
-      }
+      this.fanOut(i, () => encodeRecordEvent(rec, i), () => JSON.stringify({ type: "record", index: i, record: json } satisfies ServerMessage));
     } catch (err) {
       this.opts.onError(err, "record");
     }
@@ -146,12 +154,7 @@ export class Hub {
       const t = typeof tNs === "number" ? tNs : this.model.now;
       const json = verdictToJson(v);
       this.model.applyVerdict(json, t);
-      let bin: Uint8Array | undefined;
-      let text: string | undefined;
-      for (const c of this.clients) {
-        if (c.format === "binary") this.deliver(c, (bin ??= encodeVerdictEvent(v, t)), -1);
-        else this.deliver(c, (text ??= JSON.stringify({ type: "verdict", tNs: t, verdict: json } satisfies ServerMessage)), -1);
-      }
+      this.fanOut(-1, () => encodeVerdictEvent(v, t), () => JSON.stringify({ type: "verdict", tNs: t, verdict: json } satisfies ServerMessage));
     } catch (err) {
       this.opts.onError(err, "verdict");
     }
@@ -180,11 +183,30 @@ export class Hub {
     }
   }
 
+  /** Sends one message to every subscriber, encoding each format at most once and only for those who get it. */
+  private fanOut(index: number, bin: () => Uint8Array, text: () => string): void {
+    let b: Uint8Array | undefined;
+    let s: string | undefined;
+    for (const c of this.clients) {
+      if (!this.ready(c, index)) continue;
+      c.batch();
+      if (c.format === "binary") c.ws.send((b ??= bin()), { binary: true });
+      else c.ws.send((s ??= text()), { binary: false });
+    }
+  }
+
   private deliver(c: Client, data: string | Uint8Array, index: number): void {
-    if (c.closing || c.ws.readyState !== c.ws.OPEN) return;
+    if (!this.ready(c, index)) return;
+    c.batch();
+    c.ws.send(data, { binary: typeof data !== "string" });
+  }
+
+  /** Whether c should get the next message; counts the record as missed when not. */
+  private ready(c: Client, index: number): boolean {
+    if (c.closing || c.ws.readyState !== c.ws.OPEN) return false;
     if (c.behind) {
       if (index >= 0) this.miss(c.behind, index);
-      return;
+      return false;
     }
     if (c.ws.bufferedAmount > this.opts.limits.softBytes) {
       // From here the client gets nothing until it drains; what it needs to
@@ -192,9 +214,9 @@ export class Hub {
       c.behind = { count: 0, fromIndex: -1, toIndex: -1, sinceMs: Date.now() };
       if (index >= 0) this.miss(c.behind, index);
       this.startTimer();
-      return;
+      return false;
     }
-    c.ws.send(data, { binary: typeof data !== "string" });
+    return true;
   }
 
   private miss(b: Behind, index: number): void {

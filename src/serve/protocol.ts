@@ -27,6 +27,8 @@ export const CloseCode = {
   POLICY: 1008,
   /** A client message exceeded maxPayload. */
   TOO_BIG: 1009,
+  /** Too many replays running (every viewer of a saved trace gets its own). */
+  TRY_AGAIN: 1013,
   /** The client fell further behind than the hard limit allows. */
   TOO_SLOW: 4002,
 } as const;

@@ -122,7 +122,7 @@ export class Replayer {
           if (this.speed !== "max") {
             const due = this.baseWallMs + (t - this.baseTNs) / 1e6 / this.speed;
             const wait = due - performance.now();
-            if (wait > 1) {
+            if (wait > 0.5) {
               await this.nap(Math.min(wait, 1000));
               continue;
             }

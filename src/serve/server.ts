@@ -65,6 +65,8 @@ interface PendingReplay {
 const LIVE_OPS: ControlOp[] = ["pause", "resume", "stop", "holdRefs", "releaseRefs", "removeNic"];
 const REPLAY_OPS: ControlOp[] = ["pause", "resume", "stop", "speed"];
 const NIC_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+/** Every viewer of a saved trace gets its own replay; this many at once at most. */
+const MAX_REPLAYS = 16;
 
 const PAGE_FILES: Record<string, { file: string; type: string }> = {
   "/": { file: "index.html", type: "text/html; charset=utf-8" },
@@ -315,7 +317,7 @@ export class FeedServer {
       }
       this.sockets.add(ws);
       ws.once("close", () => this.sockets.delete(ws));
-      const client = new Client(ws, fmt as Format, peerMayControl, authed);
+      const client = new Client(ws, socket, fmt as Format, peerMayControl, authed);
       // ws has already started the close handshake with the right code; the
       // error itself (oversize frame, bad UTF-8, reset) is the client's problem.
       ws.on("error", () => undefined);
@@ -330,6 +332,11 @@ export class FeedServer {
   }
 
   private attachReplay(client: Client, open: () => Promise<TraceSource>, speed: Speed): void {
+    if (this.replayers.size >= MAX_REPLAYS) {
+      client.closing = true;
+      client.ws.close(CloseCode.TRY_AGAIN, `${MAX_REPLAYS} replays are running already; close another viewer`);
+      return;
+    }
     const hub = this.newHub("replay");
     hub.add(client);
     const r = new Replayer(hub, open, speed, (err) => this.onError(err, "replay"));

@@ -163,8 +163,10 @@ export class Agent {
         return;
       }
       case "closeNode": {
-        const holder = cmd.closeNode?.holder || `agent-open-${id}`;
-        this.ack(id, this.vfs.close(cmd.closeNode?.path ?? "", holder));
+        const path = cmd.closeNode?.path ?? "";
+        // Without a holder, close whichever open file the agent has on that path.
+        const holder = cmd.closeNode?.holder || this.vfs.holderOf(path) || "";
+        this.ack(id, this.vfs.close(path, holder));
         return;
       }
       case "startTraffic": {

@@ -215,13 +215,16 @@ export class SimMachine implements Machine {
   async removeNic(nicId: string, opts: RemoveNicOptions = {}): Promise<NicOpResult> {
     this.assertRunning("removeNic");
     const rec = this.table.get(nicId);
-    const base = {
-      op: "remove" as const,
-      nicId,
-      kind: rec?.info.kind ?? ("usb-net" as NicKind),
-      bus: rec?.info.bus ?? ("usb" as NicBus),
-      port: rec?.info.port ?? "",
-      mac: rec?.info.mac ?? "",
+    const kind: NicKind = rec?.info.kind ?? "usb-net";
+    const bus: NicBus = rec?.info.bus ?? "usb";
+    const portName = rec?.info.port ?? "";
+    const mac = rec?.info.mac ?? "";
+    const result = (outcome: NicOpResult["outcome"], replyNs: number, message?: string, eventNs?: number): NicOpResult => {
+      const r: NicOpResult = { op: "remove", nicId, kind, bus, port: portName, mac, outcome, sentNs };
+      if (replyNs !== 0) r.replyNs = replyNs;
+      if (message !== undefined) r.message = message;
+      if (eventNs !== undefined) r.eventNs = eventNs;
+      return r;
     };
     const deadlineMs = opts.deadlineMs ?? this.opts.removeDeadlineMs ?? 5000;
     if (!(deadlineMs >= 0)) throw new RangeError(`SimMachine.removeNic: deadlineMs must be >= 0, got ${deadlineMs}`);
@@ -233,7 +236,7 @@ export class SimMachine implements Machine {
         this.sched.at(tReply, () => {
           const desc = `Device '${nicId}' not found`;
           this.emit({ type: "qmp-reply", tNs: this.sched.now, id: qid, ok: false, errorClass: "DeviceNotFound", errorDesc: desc });
-          settle({ ...base, outcome: "refused", message: desc, sentNs, replyNs: this.sched.now });
+          settle(result("refused", this.sched.now, desc));
         });
         return;
       }
@@ -268,14 +271,14 @@ export class SimMachine implements Machine {
           this.ports.release(rec.port.name);
           // The deadline event is moot now; cancelling keeps it from being run for nothing.
           d.onSettle?.cancel();
-          settle({ ...base, outcome: "done", sentNs, replyNs, eventNs: tNs });
+          settle(result("done", replyNs, undefined, tNs));
         });
       }
       const deadline = this.sched.at(tDeadline, () => {
-        settle({ ...base, outcome: "removal-pending", message: `no DEVICE_DELETED for ${nicId} within ${deadlineMs} ms`, sentNs, replyNs });
+        settle(result("removal-pending", replyNs, `no DEVICE_DELETED for ${nicId} within ${deadlineMs} ms`));
       });
       if (del !== null) del.onSettle = deadline;
-    }, () => ({ ...base, outcome: "never-finalised", message: "machine stopped before the removal was finalised", sentNs }));
+    }, () => result("never-finalised", 0, "machine stopped before the removal was finalised"));
   }
 
   async stop(): Promise<void> {

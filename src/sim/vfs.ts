@@ -34,6 +34,12 @@ export class Vfs {
     return this.files.size;
   }
 
+  /** A holder with an open file on path, if any (oldest first). */
+  holderOf(path: string): string | undefined {
+    for (const f of this.files.values()) if (f.vnode.path === path) return f.holder;
+    return undefined;
+  }
+
   isOpen(dev: SimDevice): boolean {
     const v = this.vnodes.get(dev.nodePath);
     return v !== undefined && v.dev === dev && v.opens.size > 0;

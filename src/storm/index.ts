@@ -5,7 +5,17 @@ export { NIC_KINDS, HOLDER_KINDS, GUEST_PROFILES, DEADLINE_PHASES, DEFAULT_DEADL
 export { parseStorm, validateStorm, parseDurationNs, formatIssue, ScenarioError, type ScenarioIssue } from "./validate.js";
 export { loadStorm, loadStormFile } from "./load.js";
 export { Rng, StepSource, expandSteps } from "./schedule.js";
-export { runStorm, defaultOutDir, type RunOptions, type RunResult, type RunStatus, type StormProgress } from "./runner.js";
+export {
+  runStorm,
+  defaultOutDir,
+  LIVE_STOP_REASON,
+  type RunOptions,
+  type RunResult,
+  type RunStatus,
+  type StormProgress,
+  type StormController,
+  type LiveSink,
+} from "./runner.js";
 export { modelDeadlines, modelDeadlinesFromMs, toStormVerdict, type StormVerdict } from "./checking.js";
 export { shrinkStorm, normalizeSteps, ShrinkError, type ShrinkOptions, type ShrinkResult } from "./shrink.js";
 export { specToInput, stormToYaml, stepToInput } from "./write.js";

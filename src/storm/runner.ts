@@ -67,7 +67,38 @@ export interface RunOptions {
   stopOnFirstViolation?: boolean;
   /** Write report files (default true when out is not null). */
   reports?: boolean;
+  /** A live view (src/serve's LiveFeed fits): gets the header and every record as it is written. */
+  live?: LiveSink;
+  /** Called once, before the machine starts, with what a live view may do to this run. */
+  onController?: (c: StormController) => void;
 }
+
+/** Where a run's records go as they happen; calls must not throw or block (the runner guards anyway). */
+export interface LiveSink {
+  header(h: plugstorm.trace.v1.ITraceHeader): void;
+  record(rec: IRecord, index: number): void;
+}
+
+/**
+ * What a live view may do to a running storm. Each call is recorded in the
+ * trace like the runner's own actions; a rejection says why it was refused.
+ */
+export interface StormController {
+  /** The step loop waits between steps (the machine keeps running; sim time stands still). */
+  pause(): void;
+  resume(): void;
+  /** Ends the run cleanly: trace and reports are written, abortReason "stopped from the live view". */
+  stop(): void;
+  /** Has the guest agent take `count` references of `kind` on the NIC's device, until released. */
+  holdRefs(nicId: string, kind: plugstorm.telemetry.v1.ObjectKind, count: number): void;
+  /** Releases every reference the agent holds on command on the NIC's device. */
+  releaseRefs(nicId: string): void;
+  /** Hot-removes a plugged NIC now; the schedule's later steps on it are skipped. */
+  removeNic(nicId: string): Promise<void>;
+}
+
+/** abortReason of a run stopped by its live view's stop control. */
+export const LIVE_STOP_REASON = "stopped from the live view";
 
 export type RunStatus = "clean" | "violations" | "aborted";
 
@@ -155,6 +186,14 @@ class StormRun {
   private readonly plugged = new Set<string>();
   private machineDead: string | undefined;
   private readonly reproduce: string;
+  // Live-view control: the gate the step loop waits on while paused, NICs a
+  // remove is under way for (so the schedule's own remove does not repeat
+  // it), NICs removed from the live view, and control operations in flight.
+  private pauseGate: { wait: Promise<void>; open: () => void } | null = null;
+  private readonly removing = new Set<string>();
+  private readonly removedLive = new Set<string>();
+  private readonly controlOps = new Set<Promise<unknown>>();
+  private controlClosed: string | null = "the storm has not started yet";
 
   constructor(
     private readonly spec: StormSpec,
@@ -182,6 +221,75 @@ class StormRun {
     this.stopReason = reason;
     this.source.stopNewCycles();
     this.stop.abort(new StopRun(reason));
+    this.pauseGate?.open();
+  }
+
+  // ---------------------------------------------------------------- live control
+
+  private controller(): StormController {
+    const open = (what: string): void => {
+      if (this.controlClosed !== null) throw new Error(`${what}: ${this.controlClosed}`);
+    };
+    return {
+      pause: () => {
+        open("pause");
+        if (this.pauseGate) return;
+        let openGate!: () => void;
+        const wait = new Promise<void>((r) => (openGate = r));
+        this.pauseGate = { wait, open: openGate };
+        this.mark("paused", "from the live view");
+      },
+      resume: () => {
+        open("resume");
+        const gate = this.pauseGate;
+        if (!gate) return;
+        this.pauseGate = null;
+        this.mark("resumed", "from the live view");
+        gate.open();
+      },
+      stop: () => {
+        open("stop");
+        this.requestStop(LIVE_STOP_REASON);
+      },
+      holdRefs: (nicId, kind, count) => {
+        open("holdRefs");
+        this.knownNic(nicId);
+        const name = objectKindName(kind);
+        const holder = "live-view";
+        this.liveGuestCommand(ActKind.HOLD_REFS, nicId, { kind: name, count, forNs: 0, holder, from: "live view" }, { holdRefs: { serial: nicId, kind, count, holdNs: 0, holder } });
+      },
+      releaseRefs: (nicId) => {
+        open("releaseRefs");
+        this.knownNic(nicId);
+        this.liveGuestCommand(ActKind.RELEASE_REFS, nicId, { kind: "all", holder: "", from: "live view" }, { releaseRefs: { serial: nicId } });
+      },
+      removeNic: async (nicId) => {
+        open("removeNic");
+        if (!this.plugged.has(nicId) || this.removing.has(nicId)) {
+          throw new Error(`removeNic: ${nicId} is not plugged in${this.removing.has(nicId) ? " (a remove is under way)" : ""}; plugged now: ${[...this.plugged].join(", ") || "none"}`);
+        }
+        this.removedLive.add(nicId);
+        this.mark("live-remove", nicId);
+        const op = this.removeNic(nicId);
+        this.controlOps.add(op);
+        try {
+          await op;
+        } finally {
+          this.controlOps.delete(op);
+        }
+      },
+    };
+  }
+
+  /** A live-view guest command the agent cannot hear is still recorded, but the caller is told. */
+  private liveGuestCommand(...args: Parameters<StormRun["guestCommand"]>): void {
+    this.guestCommand(...args);
+    if (!this.agentTalking()) throw new Error("recorded, but no guest agent is talking to the host: nothing was sent");
+  }
+
+  private knownNic(nicId: string): void {
+    if (this.plugged.has(nicId) || this.machine.nics().some((n) => n.nicId === nicId)) return;
+    throw new Error(`no NIC ${nicId} on the machine; plugged now: ${[...this.plugged].join(", ") || "none"}`);
   }
 
   async run(): Promise<RunResult> {
@@ -190,7 +298,7 @@ class StormRun {
     if (this.outDir) mkdirSync(this.outDir, { recursive: true });
     const traceFile = this.outDir ? join(this.outDir, "trace.pstrace") : null;
     const wallStart = this.opts.wallClockStartMs ?? (this.machine.type === "sim" ? 0 : Date.now());
-    this.trace = await openTraceOut(traceFile, {
+    const header: plugstorm.trace.v1.ITraceHeader = {
       toolVersion: TOOL_VERSION,
       scenarioName: spec.name,
       scenarioText: this.opts.scenarioText ?? JSON.stringify(spec, null, 2),
@@ -200,7 +308,17 @@ class StormRun {
       wallClockStartMs: wallStart,
       modelProfile: spec.model,
       deadlines: JSON.stringify(spec.deadlines),
-    });
+    };
+    this.trace = await openTraceOut(traceFile, header);
+    if (this.opts.live) {
+      try {
+        this.opts.live.header(header);
+      } catch {
+        // The live view never stops a run.
+      }
+    }
+    this.controlClosed = null;
+    this.opts.onController?.(this.controller());
     this.unobserve = this.machine.observe((obs) => this.onObservation(obs));
     this.detachSession = this.session.attach((ev) => this.onTelemetry(ev));
     const earlier = this.session.hello;
@@ -240,6 +358,10 @@ class StormRun {
         this.requestStop(setupError);
       }
     }
+    this.controlClosed = "the storm is over";
+    this.pauseGate?.open();
+    // A remove from the live view still under way was aborted with the run: let it record its end first.
+    await Promise.allSettled([...this.controlOps]);
     this.progress("finishing");
     const endNs = this.machine.clock.now();
     this.mark("storm-end", JSON.stringify({ cycles: this.cyclesDone, reason: this.stopReason ?? "done" }));
@@ -255,7 +377,7 @@ class StormRun {
     // A run that could not set up (no QEMU, no image) judged nothing worth reporting as a violation.
     const status: RunStatus = setupError !== undefined ? "aborted" : failing.length > 0 ? "violations" : aborted ? "aborted" : "clean";
     const exitCode: 0 | 1 | 2 =
-      setupError !== undefined ? 2 : failing.length > 0 ? 1 : aborted && stopReason !== "interrupted" && stopReason !== "deadline" ? 2 : 0;
+      setupError !== undefined ? 2 : failing.length > 0 ? 1 : aborted && stopReason !== "interrupted" && stopReason !== "deadline" && stopReason !== LIVE_STOP_REASON ? 2 : 0;
     const stats = this.core.stats;
     const result: RunResult = {
       status,
@@ -294,6 +416,13 @@ class StormRun {
   private append(rec: IRecord): number {
     const index = this.records++;
     this.trace!.append(rec);
+    if (this.opts.live) {
+      try {
+        this.opts.live.record(rec, index);
+      } catch {
+        // The live view never stops a run.
+      }
+    }
     this.timeline?.push(rec);
     const verdicts = this.checker.push(rec, index);
     for (const v of verdicts) this.addVerdict(v, Number(rec.tNs ?? 0));
@@ -305,6 +434,9 @@ class StormRun {
     this.append({ tNs, verdict: v.record });
     this.opts.onVerdict?.(v);
     if (v.failing && (this.opts.stopOnFirstViolation ?? this.spec.stopOnFirstViolation)) this.requestStop("violation");
+    // A real kernel that panicked answers nothing more: going on would only
+    // pile deadline verdicts on the panic. (The sim kernel lives on.)
+    if (v.rule === "guest-no-panic" && this.machine.type === "qemu") this.requestStop("guest panicked");
   }
 
   private mark(name: string, detail = ""): void {
@@ -445,6 +577,8 @@ class StormRun {
     const startNs = this.machine.clock.now();
     let announced = false;
     for (let step = this.source.next(); step; step = this.source.next()) {
+      // Paused from the live view: nothing waits on the machine, so sim time stands still.
+      while (this.pauseGate && !this.stop.signal.aborted) await this.pauseGate.wait;
       if (durationNs > 0 && this.machine.clock.now() - startNs >= durationNs) this.source.stopNewCycles();
       if (this.stop.signal.aborted) break;
       this.executed.push(step);
@@ -497,6 +631,14 @@ class StormRun {
     const d = this.spec.deadlines;
     // Ids on the machine: the step's name, prefixed when a long-lived machine already used it.
     const nic = "nic" in step && step.nic ? (this.opts.nicPrefix ?? "") + step.nic : "";
+    if (nic && this.removedLive.has(nic)) {
+      // The live view pulled this NIC out: the schedule's own steps on it have nothing left to act on.
+      if (step.op !== "add") {
+        this.mark("step-skipped", `${step.op} ${nic}: removed from the live view`);
+        return;
+      }
+      this.removedLive.delete(nic);
+    }
     switch (step.op) {
       case "add": {
         const id = this.nextAction(ActKind.ADD_NIC, { nicId: nic, nicKind: step.kind, bus: busOf(step.kind) === "usb" ? 1 : 2 });
@@ -587,18 +729,31 @@ class StormRun {
   }
 
   private async removeNic(nic: string): Promise<void> {
-    const d = this.spec.deadlines;
-    const id = this.nextAction(ActKind.REMOVE_NIC, this.nicFields(nic));
-    const r = await this.machine.removeNic(nic, { deadlineMs: d.removal, signal: this.stop.signal });
-    this.result(id, r);
-    this.plugged.delete(nic);
-    this.cyclesDone++;
-    const g = this.guest.nic(nic);
-    if (this.agentTalking() && g && (g.attached || g.detachBegun) && !g.gone) {
-      await this.waitUntil(() => this.guest.nic(nic)?.gone === true, d.detach * 1e6);
+    // The live view and the schedule may both pull a NIC: only one remove is sent.
+    if (this.removing.has(nic)) return;
+    this.removing.add(nic);
+    try {
+      const d = this.spec.deadlines;
+      const id = this.nextAction(ActKind.REMOVE_NIC, this.nicFields(nic));
+      const r = await this.machine.removeNic(nic, { deadlineMs: d.removal, signal: this.stop.signal });
+      this.result(id, r);
+      this.plugged.delete(nic);
+      this.cyclesDone++;
+      const g = this.guest.nic(nic);
+      if (this.agentTalking() && g && (g.attached || g.detachBegun) && !g.gone) {
+        await this.waitUntil(() => this.guest.nic(nic)?.gone === true, d.detach * 1e6);
+      }
+      this.guest.forget(nic);
+    } finally {
+      this.removing.delete(nic);
     }
-    this.guest.forget(nic);
   }
+}
+
+/** "ifnet" for OBJECT_KIND_IFNET: the spelling storm files use. */
+function objectKindName(k: number): string {
+  const name = (ObjKind as unknown as Record<number, string | undefined>)[k];
+  return name ? name.replace(/^OBJECT_KIND_/, "").toLowerCase() : String(k);
 }
 
 function objectKind(k: HolderKind): number {

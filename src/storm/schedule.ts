@@ -144,7 +144,7 @@ export class StepSource {
         continue;
       }
       if (s.op === "add") this.inFlight.set(s.nic, s.kind);
-      else if ("nic" in s && !this.inFlight.has(s.nic)) continue;
+      else if ("nic" in s && s.nic !== "" && !this.inFlight.has(s.nic)) continue;
       if (s.op === "remove" || s.op === "sick") this.inFlight.delete(s.nic);
       if (this.stopped && s.op === "sleep") continue;
       return s;

@@ -296,8 +296,9 @@ export class TraceBuilder {
   private vn(kind: plugstorm.telemetry.v1.VnodeEvent.Kind, path: string, device: string, op = "", error = 0, holder = ""): this {
     return this.frame({ vnode: { kind, path, device, op, error, holder } });
   }
-  vnodeOpen(path: string, device: string, holder: string): this {
-    return this.vn(T.VnodeEvent.Kind.OPEN, path, device, "open", 0, holder);
+  /** open(2) of a node; a non-zero error is an open that failed (no file made). */
+  vnodeOpen(path: string, device: string, holder: string, error = 0): this {
+    return this.vn(T.VnodeEvent.Kind.OPEN, path, device, "open", error, holder);
   }
   vnodeClose(path: string, device: string, holder: string): this {
     return this.vn(T.VnodeEvent.Kind.CLOSE, path, device, "close", 0, holder);

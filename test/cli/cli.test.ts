@@ -59,7 +59,7 @@ test("usage errors exit 2 with what was wrong", async (t) => {
   t.regex(badOpt.stderr, /--sed/);
   const serve = await run(t, ["serve"]);
   t.is(serve.code, 2);
-  t.regex(serve.stderr, /later issue/);
+  t.regex(serve.stderr, /serve: expected a trace file/);
   const netbsd = await run(t, ["image", "netbsd"]);
   t.is(netbsd.code, 2);
   t.regex(netbsd.stderr, /later issue/);

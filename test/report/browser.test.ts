@@ -42,7 +42,11 @@ function hasColour(png: Png, hex: string): boolean {
   return false;
 }
 
-const run = existsSync(CHROMIUM) ? test.serial : test.serial.skip;
+// scripts/setup-host installs Chromium; without it this must fail, not pass by skipping.
+const run = test.serial;
+test.before(() => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup-host (Debian package chromium)`);
+});
 
 run("report.html renders in Chromium: visible timeline, one lane per device, a non-blank screenshot", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "plugstorm-report-"));

@@ -27,32 +27,29 @@ function produce(feed: LiveFeed, recs: RecordInput[]): number {
   return performance.now() - t0;
 }
 
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-test("a stalled subscriber does not slow the producer, and is told what it missed", async (t) => {
-  const N = 15_000;
+test.serial("a stalled subscriber does not slow the producer, and is told what it missed", async (t) => {
+  const N = 30_000;
   const recs = storm(N);
   const limits = { backpressure: { softBytes: 256 << 10, hardMs: 60_000 } };
-  // Warm up the JIT on a feed nobody watches, then measure one.
-  const warm = await server(t, limits);
-  produce(warm, recs);
-  const alone = await server(t, limits);
-  const baseMs = produce(alone, recs);
-
-  const feed = await server(t, limits);
-  const c = new TestClient(`${feed.feedUrl}?format=json`);
-  t.teardown(() => c.close());
-  await c.waitJson("snapshot");
-  c.socket!.pause();
-  const stalledMs = produce(feed, recs);
+  // Warm up the JIT on feeds nobody watches, so neither side pays for it.
+  for (let i = 0; i < 3; i++) produce(await server(t, limits), recs);
+  // Two cores are shared with other suites: take the best of interleaved rounds.
+  let baseMs = Infinity;
+  let stalledMs = Infinity;
+  let feed!: LiveFeed;
+  let c!: TestClient;
+  for (let round = 0; round < 5; round++) {
+    baseMs = Math.min(baseMs, produce(await server(t, limits), recs));
+    feed = await server(t, limits);
+    const sub = new TestClient(`${feed.feedUrl}?format=json`);
+    t.teardown(() => sub.close());
+    await sub.waitJson("snapshot");
+    sub.socket!.pause();
+    stalledMs = Math.min(stalledMs, produce(feed, recs));
+    c = sub;
+  }
   t.log(`producer: ${baseMs.toFixed(0)} ms alone, ${stalledMs.toFixed(0)} ms with a stalled subscriber (${(stalledMs / baseMs).toFixed(2)}x)`);
-  t.true(stalledMs < 3 * baseMs + 50, `stalled subscriber slowed the producer ${(stalledMs / baseMs).toFixed(2)}x`);
+  t.true(stalledMs < 3 * baseMs, `stalled subscriber slowed the producer ${(stalledMs / baseMs).toFixed(2)}x`);
 
   c.socket!.resume();
   const missed = await c.waitJson("missed", 10_000);
@@ -70,22 +67,30 @@ test("a stalled subscriber does not slow the producer, and is told what it misse
   t.is((await c.waitJson("record", 5000, 0, (j) => j["index"] === N))["index"], N, "live again after the resync");
 });
 
-test("a subscriber stalled past the hard limit is closed with 4002 and the count", async (t) => {
-  const feed = await server(t, { backpressure: { softBytes: 128 << 10, hardMs: 200, terminateMs: 20_000 } });
+test.serial("a subscriber stalled past the hard limit is closed with 4002 and the count", async (t) => {
+  const feed = await server(t, { backpressure: { softBytes: 128 << 10, hardMs: 300, terminateMs: 20_000 } });
   const c = new TestClient(`${feed.feedUrl}?format=json`);
   t.teardown(() => c.close());
   await c.waitJson("snapshot");
   c.socket!.pause();
-  // About 20 MB: more than the kernel's socket buffers can hide.
-  const recs = storm(4000, 64 << 10);
-  produce(feed, recs);
-  t.is(feed.subscribers, 1);
-  await until(() => feed.subscribers === 0, "the server to give up on the stalled subscriber");
+  // A storm produces in bursts with the event loop turning in between, so the
+  // kernel's socket buffers fill up and the subscriber stays behind.
+  const batch = storm(300, 32 << 10);
+  let produced = 0;
+  const deadline = Date.now() + 10_000;
+  while (feed.subscribers > 0) {
+    if (Date.now() > deadline) throw new Error("the server never gave up on the stalled subscriber");
+    batch.forEach((r) => feed.record(r, produced++));
+    await new Promise((r) => setTimeout(r, 5));
+  }
   c.socket!.resume();
   const { code, reason } = await c.closed;
   t.is(code, CloseCode.TOO_SLOW);
   t.regex(reason, /^client too slow: \d+ records missed$/);
-  const missed = Number(/(\d+)/.exec(reason)![1]);
-  const got = c.received.filter((m) => !m.binary && m.json["type"] === "record").length;
-  t.is(got + missed, recs.length);
+  const lastMissed = Number(/(\d+)/.exec(reason)![1]);
+  const json = c.received.flatMap((m) => (m.binary ? [] : [m.json]));
+  const got = json.filter((j) => j["type"] === "record").length;
+  // Before the kernel's buffers were full it may have caught up (and been told) a few times.
+  const missedBefore = json.filter((j) => j["type"] === "missed").reduce((n, j) => n + (j["count"] as number), 0);
+  t.is(got + missedBefore + lastMissed, produced, "every record was delivered or counted as missed");
 });

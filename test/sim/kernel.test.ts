@@ -210,3 +210,20 @@ test("a forced detach that fails panics: Panic frame, console line, and the gues
   await h.sleepMs(3_000);
   t.is(h.frames.length, n, "no heartbeat or event after the panic");
 });
+
+test("OpenNode and CloseNode without a holder name pair up; closing what is not open is EBADF", async (t) => {
+  const h = await withHarness(t, { seed: 15 });
+  const { dev } = await attach(h, "pcmcia-ne2000");
+  const path = `/dev/${dev}`;
+  t.is((await h.command({ openNode: { path } })).error, 0);
+  t.is((await h.command({ closeNode: { path } })).error, 0);
+  t.is((await h.command({ closeNode: { path } })).error, EBADF);
+  const kinds = h.frames.filter((f) => f.vnode?.path === path).map((f) => [f.vnode!.kind, f.vnode!.op]);
+  t.deepEqual(kinds, [
+    [VK.METHOD_CALL, "open"],
+    [VK.OPEN, "open"],
+    [VK.METHOD_CALL, "close"],
+    [VK.CLOSE, "close"],
+  ]);
+  t.is((await h.command({ openNode: { path: "/dev/nosuch" } })).error, ENOENT);
+});

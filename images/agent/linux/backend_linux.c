@@ -59,6 +59,11 @@ struct dev {
 	int draining;
 	int drain_pid;
 	uint64_t unreg_ns;
+	/* InjectFault leak-ref: a reference that is never released. A kernel
+	 * really holding it would wait in netdev_wait_allrefs forever, so the
+	 * drain end and the free are withheld, as that kernel would never reach
+	 * them. */
+	int leak;
 	/* traffic */
 	int tx_fd;
 	uint32_t pps;
@@ -653,6 +658,7 @@ static int inject_fault(struct lx *x, const ps_command_t *c, char *msg, size_t m
 	emit_ref(x, plugstorm_telemetry_v1_RefEvent_Kind_ACQUIRE, kinds[k].kind,
 			d->ifname, holder, "injected fault: never released", 0);
 	x->leaked++;
+	d->leak = 1;
 	snprintf(msg, ml, "%s holds %s and never lets go", holder, d->ifname);
 	return 0;
 }
@@ -841,6 +847,8 @@ static void on_trace_line(struct lx *x, char *line)
 			 * the kernel has dropped the socket references by now. */
 			harvest_refs(x, d->ifname, d->unreg_ns + 1000);
 			d->draining = 2;
+			if (d->leak)
+				continue;
 			emit_dev(x, d, plugstorm_telemetry_v1_DeviceEvent_Kind_DRAIN_END, ns, 0,
 					plugstorm_telemetry_v1_ObjectKind_OBJECT_KIND_NETDEV);
 			emit_if(x, d, plugstorm_telemetry_v1_IfEvent_Kind_DETACH_END, ns);
@@ -850,7 +858,12 @@ static void on_trace_line(struct lx *x, char *line)
 		if (!d || !d->draining)
 			return;
 		harvest_refs(x, d->ifname, d->unreg_ns + 1000);
-		emit_dev(x, d, plugstorm_telemetry_v1_DeviceEvent_Kind_FREE, ns, 0, 0);
+		if (d->leak)
+			ps_log(x->a, plugstorm_telemetry_v1_Log_Level_WARN,
+					"fault leak-ref: %s's drain end and free withheld (a kernel holding the reference waits forever)",
+					d->ifname);
+		else
+			emit_dev(x, d, plugstorm_telemetry_v1_DeviceEvent_Kind_FREE, ns, 0, 0);
 		stop_tx(d);
 		d->used = 0;
 	}

@@ -1,0 +1,64 @@
+import test from "ava";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { decodeFeedEvent, serveTrace } from "../../src/serve/index.js";
+import { TraceWriter } from "../../src/trace/index.js";
+import { HEADER, TestClient, nicLife } from "./helpers.js";
+
+function writeTrace(t: { teardown(fn: () => void): void }, recs: Parameters<TraceWriter["append"]>[0][]): string {
+  const dir = mkdtempSync(join(tmpdir(), "plugstorm-replay-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, "t.pstrace");
+  const w = TraceWriter.create(path, HEADER);
+  for (const r of recs) w.append(r);
+  w.close();
+  return path;
+}
+
+test("serve TRACE paces records by their t_ns times the speed, for each viewer from the start", async (t) => {
+  // Three marks 400 ms of trace time apart: at 2x they are due 200 ms apart.
+  const path = writeTrace(t, [0, 400e6, 800e6].map((tNs, i) => ({ tNs, mark: { name: `m${i}` } })));
+  const srv = await serveTrace(path, { speed: 2 });
+  t.teardown(() => srv.close());
+  for (const viewer of [1, 2]) {
+    const c = new TestClient(`${srv.feedUrl}?format=json`);
+    t.teardown(() => c.close());
+    const arrived: number[] = [];
+    c.ws.on("message", (d, bin) => {
+      if (!bin && JSON.parse(d.toString())["type"] === "record") arrived.push(performance.now());
+    });
+    await c.waitJson("status", 5000, 0, (j) => j["status"] === "ended");
+    t.is(arrived.length, 3, `viewer ${viewer} got the whole trace`);
+    // The replayer sends nothing before it is due; the slack is for the first
+    // record reaching this client late. At "max" the gaps would be ~0.
+    t.true(arrived[1]! - arrived[0]! >= 180, `gap ${arrived[1]! - arrived[0]!} ms`);
+    t.true(arrived[2]! - arrived[0]! >= 380, `gap ${arrived[2]! - arrived[0]!} ms`);
+  }
+});
+
+test("a replay viewer controls its own replay without a token; binary viewers get FeedEvents", async (t) => {
+  const recs = [...nicLife(1, 0), { tNs: 60e9, mark: { name: "late" } }];
+  const path = writeTrace(t, recs);
+  const srv = await serveTrace(path, { speed: 1 });
+  t.teardown(() => srv.close());
+  const c = new TestClient(srv.feedUrl);
+  t.teardown(() => c.close());
+  const snap = await c.waitJson("snapshot");
+  t.is(snap["source"], "replay");
+  t.deepEqual(snap["ops"], ["pause", "resume", "stop", "speed"]);
+  // The last record is a minute of trace time away: at 1x it would not come within the test's deadline.
+  c.send({ type: "control", id: 1, op: "speed", speed: "max" });
+  t.true((await c.waitJson("reply"))["ok"] as boolean);
+  await c.waitJson("status", 5000, 0, (j) => j["status"] === "ended");
+  const events = c.received.flatMap((m) => (m.binary ? [decodeFeedEvent(m.bytes)] : []));
+  t.is(events[0]!.header?.scenarioName, "serve-test");
+  t.deepEqual(events.slice(1).map((e) => e.index), recs.map((_, i) => i));
+  t.is(events.at(-1)!.record?.mark?.name, "late");
+  c.send({ type: "control", id: 2, op: "holdRefs", nicId: "nic1" });
+  const r = await c.waitJson("reply", 5000, 0, (j) => j["id"] === 2);
+  t.is(r["code"], "unsupported");
+  t.regex(r["error"] as string, /supports pause, resume, stop, speed/);
+  c.send({ type: "control", id: 3, op: "speed", speed: -1 });
+  t.regex((await c.waitJson("reply", 5000, 0, (j) => j["id"] === 3))["error"] as string, /speed must be a number > 0/);
+});
