@@ -86,6 +86,9 @@ export class TimelineCollector {
   private devicesSeen = 0;
   private records = 0;
   private startNs = Number.POSITIVE_INFINITY;
+  /** guest_time_ns of the frame being handled, and of each open guest span's start. */
+  private guestNowNs = 0;
+  private readonly guestStartNs = new WeakMap<Span, number>();
   private endNs = 0;
 
   constructor(options: TimelineOptions = {}) {
@@ -301,6 +304,7 @@ export class TimelineCollector {
   // ----------------------------------------------------------- guest side
 
   private onFrame(t: number, f: plugstorm.telemetry.v1.Frame.$Properties): void {
+    this.guestNowNs = num(f.guestTimeNs);
     if (f.device) this.onDevice(t, f.device);
     else if (f.ref) this.onRef(t, f.ref);
     else if (f.ifnet) this.onIf(f.ifnet);
@@ -548,6 +552,7 @@ export class TimelineCollector {
   }
 
   private openSpan(lane: LaneState, side: "host" | "guest", key: string, span: Span): void {
+    if (side === "guest" && this.guestNowNs > 0) this.guestStartNs.set(span, this.guestNowNs);
     const previous = lane.open.get(key);
     if (previous) previous.note = [previous.note, "never ended"].filter(Boolean).join(", ");
     lane.open.set(key, span);
@@ -559,7 +564,11 @@ export class TimelineCollector {
     if (!span) return undefined;
     lane.open.delete(key);
     span.endNs = t;
-    this.latency.add(driver, phase, t - span.startNs);
+    // Guest phases are timed on the guest's clock: an agent may send a phase's
+    // frames together, so their arrival times say nothing about its length.
+    const guestStart = this.guestStartNs.get(span);
+    const took = guestStart !== undefined && this.guestNowNs >= guestStart ? this.guestNowNs - guestStart : t - span.startNs;
+    this.latency.add(driver, phase, took);
     return span;
   }
 

@@ -222,6 +222,7 @@ class StormRun {
     this.source.stopNewCycles();
     this.stop.abort(new StopRun(reason));
     this.pauseGate?.open();
+    this.wakeLaneWaiter();
   }
 
   // ---------------------------------------------------------------- live control
@@ -576,17 +577,104 @@ class StormRun {
     const durationNs = this.spec.schedule.durationNs;
     const startNs = this.machine.clock.now();
     let announced = false;
-    for (let step = this.source.next(); step; step = this.source.next()) {
-      // Paused from the live view: nothing waits on the machine, so sim time stands still.
-      while (this.pauseGate && !this.stop.signal.aborted) await this.pauseGate.wait;
-      if (durationNs > 0 && this.machine.clock.now() - startNs >= durationNs) this.source.stopNewCycles();
-      if (this.stop.signal.aborted) break;
-      this.executed.push(step);
+    try {
+      for (let step = this.source.next(); step; step = this.source.next()) {
+        // Paused from the live view: nothing waits on the machine, so sim time stands still.
+        while (this.pauseGate && !this.stop.signal.aborted) await this.pauseGate.wait;
+        if (durationNs > 0 && this.machine.clock.now() - startNs >= durationNs) this.source.stopNewCycles();
+        if (this.stop.signal.aborted) break;
+        this.executed.push(step);
+        await this.dispatch(step);
+        if (!announced) {
+          announced = true;
+          this.progress("running");
+        } else this.progress("running", false);
+      }
+    } finally {
+      await this.drainLanes();
+    }
+    if (this.laneError !== undefined) throw this.laneError;
+  }
+
+  // ---------------------------------------------------------------- lanes
+
+  /**
+   * Several NICs in flight on a real guest: each NIC's steps run in order on
+   * its own lane, so one NIC's add can go out while another is still being
+   * enumerated by the guest (USB enumeration takes ~0.5 s under TCG). Every
+   * wait and deadline of a step is unchanged; only steps on different NICs
+   * overlap. The sim machine keeps one step at a time, so its traces stay a
+   * function of the seed alone; so does a storm with one NIC in flight.
+   */
+  private useLanes(): boolean {
+    return this.machine.type !== "sim" && this.spec.schedule.maxInFlight > 1 && this.spec.schedule.steps === null;
+  }
+
+  private readonly lanes = new Map<string, Promise<void>>();
+  /** NICs whose add has been issued and whose cycle's remove has not finished. */
+  private readonly laneNics = new Set<string>();
+  private laneError: unknown;
+  private laneWake: (() => void) | null = null;
+
+  private static readonly LANE_OPS: ReadonlySet<Step["op"]> = new Set(["add", "remove", "hold", "release", "traffic", "traffic-stop", "detach"]);
+
+  private async dispatch(step: Step): Promise<void> {
+    if (this.laneError !== undefined) throw this.laneError;
+    const nic = "nic" in step && step.nic ? (this.opts.nicPrefix ?? "") + step.nic : "";
+    if (!this.useLanes() || step.op === "sleep") return this.execute(step);
+    if (!nic || !StormRun.LANE_OPS.has(step.op)) {
+      // Module unloads and faults touch every NIC: run them with no lane under way.
+      await this.drainLanes();
+      if (this.laneError !== undefined) throw this.laneError;
       await this.execute(step);
-      if (!announced) {
-        announced = true;
-        this.progress("running");
-      } else this.progress("running", false);
+      if (step.op === "sick") this.laneDone(nic);
+      return;
+    }
+    if (step.op === "add") {
+      // The schedule counts a NIC out when its remove is issued; a lane's remove may
+      // still be under way, so keep the machine at maxInFlight NICs at most.
+      while (this.laneNics.size >= this.spec.schedule.maxInFlight && this.laneError === undefined && !this.stop.signal.aborted) {
+        await new Promise<void>((r) => (this.laneWake = r));
+      }
+      if (this.laneError !== undefined) throw this.laneError;
+      if (this.stop.signal.aborted) throw this.stop.signal.reason;
+      this.laneNics.add(nic);
+    }
+    const prev = this.lanes.get(nic) ?? Promise.resolve();
+    const lane = prev.then(async () => {
+      if (this.laneError !== undefined || this.stop.signal.aborted) return;
+      try {
+        await this.execute(step);
+      } catch (e) {
+        if (this.laneError === undefined) this.laneError = e;
+        this.wakeLaneWaiter();
+      } finally {
+        if (step.op === "remove" || (step.op === "add" && !this.plugged.has(nic))) this.laneDone(nic);
+      }
+    });
+    this.lanes.set(nic, lane);
+    // A failed add ends its lane; let a later add of the same id start fresh.
+    void lane.then(() => {
+      if (this.lanes.get(nic) === lane && !this.laneNics.has(nic)) this.lanes.delete(nic);
+    });
+  }
+
+  private laneDone(nic: string): void {
+    this.laneNics.delete(nic);
+    this.wakeLaneWaiter();
+  }
+
+  private wakeLaneWaiter(): void {
+    const w = this.laneWake;
+    this.laneWake = null;
+    w?.();
+  }
+
+  private async drainLanes(): Promise<void> {
+    while (this.lanes.size > 0) {
+      const all = [...this.lanes.values()];
+      await Promise.allSettled(all);
+      for (const [k, v] of this.lanes) if (all.includes(v)) this.lanes.delete(k);
     }
   }
 

@@ -165,3 +165,18 @@ test("bad options are refused with the option's name", (t) => {
   t.throws(() => new TimelineCollector({ maxLanes: 0 }), { message: /maxLanes must be a positive integer, got 0/ });
   t.throws(() => new TimelineCollector({ latencyReservoir: 1.5 }), { message: /latencyReservoir/ });
 });
+
+test("guest phases are timed on the guest clock: frames that arrive together still give the phase's real length", (t) => {
+  const c = new TimelineCollector();
+  const Dev = tm.DeviceEvent.Kind;
+  const frame = (seq: number, guestMs: number, device: plugstorm.telemetry.v1.IDeviceEvent) =>
+    tr.Record.create({ tNs: 500 * ms, guest: tm.Frame.create({ seq, guestTimeNs: guestMs * ms, device }) });
+  const base = { name: "usb0", driver: "cdc_ether", serial: "nic1" };
+  c.push(frame(1, 1000, { ...base, kind: Dev.ATTACH_BEGIN }));
+  c.push(frame(2, 1007, { ...base, kind: Dev.ATTACH_END }));
+  c.push(frame(3, 2000, { ...base, kind: Dev.DETACH_BEGIN }));
+  c.push(frame(4, 2012, { ...base, kind: Dev.FREE }));
+  const row = (phase: string) => c.timeline().latency.find((l) => l.driver === "cdc_ether" && l.phase === phase);
+  t.like(row("attach"), { n: 1, p50Ns: 7 * ms });
+  t.like(row("detach"), { n: 1, p50Ns: 12 * ms });
+});

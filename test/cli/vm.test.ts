@@ -1,0 +1,110 @@
+// `plugstorm vm` and `plugstorm qmp` as a user runs them: a bare QEMU machine
+// started from the command line, driven through the QMP socket it prints,
+// then stopped with Ctrl-C, leaving no QEMU and no temporary folder behind.
+
+import test from "ava";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { run, start, tempDir } from "./helpers.js";
+
+const SOCKET = /QMP socket: (\S+)/;
+
+/** Children of a process, from /proc (Linux). */
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The QEMU process the vm command started: its child whose command line is qemu-system-*. */
+function qemuChild(pid: number): number | undefined {
+  return childPids(pid).find((c) => {
+    try {
+      return /qemu-system/.test(readFileSync(`/proc/${c}/cmdline`, "utf8"));
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Waits until pid is gone (a zombie counts as gone: it runs nothing). */
+async function gone(pid: number, timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    let state = "";
+    try {
+      state = /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "";
+    } catch {
+      return true;
+    }
+    if (state === "Z" || !alive(pid)) return true;
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test("vm bare: the printed QMP socket answers plugstorm qmp; Ctrl-C stops QEMU and cleans up", async (t) => {
+  const vm = start(t, ["vm", "bare", "--accel", "tcg"], { timeoutMs: 60_000 });
+  let qemuPid: number | undefined;
+  t.teardown(() => {
+    // Whatever failed above, no QEMU outlives the test.
+    if (qemuPid !== undefined && alive(qemuPid)) process.kill(qemuPid, "SIGKILL");
+  });
+  const line = await vm.waitFor(SOCKET, 30_000);
+  const socket = SOCKET.exec(line)![1]!;
+  const dir = dirname(socket);
+  t.true(existsSync(socket), `the printed socket ${socket} exists`);
+  qemuPid = qemuChild(vm.child.pid!);
+  t.truthy(qemuPid, "the vm process runs a qemu-system child");
+
+  const status = await run(t, ["qmp", socket, "query-status"]);
+  t.is(status.code, 0, status.stderr);
+  const st = JSON.parse(status.stdout) as { return: { status: string; running: boolean } };
+  t.is(typeof st.return.status, "string");
+  t.is(typeof st.return.running, "boolean");
+
+  const add = await run(t, ["qmp", socket, "device_add", '{"driver":"usb-net","id":"nic9","bus":"usbc.0"}']);
+  t.is(add.code, 0, add.stderr + add.stdout);
+  t.deepEqual(JSON.parse(add.stdout), { return: {} });
+  const list = await run(t, ["qmp", socket, "qom-list", '{"path":"/machine/peripheral"}']);
+  t.is(list.code, 0, list.stderr);
+  const props = (JSON.parse(list.stdout) as { return: Array<{ name: string; type: string }> }).return;
+  t.truthy(
+    props.find((p) => p.name === "nic9"),
+    `nic9 is listed under /machine/peripheral: ${list.stdout}`,
+  );
+
+  // Adding the same id twice is QEMU's error, reported with its class.
+  const bad = await run(t, ["qmp", socket, "device_add", '{"driver":"usb-net","id":"nic9","bus":"usbc.0"}']);
+  t.is(bad.code, 1, bad.stderr + bad.stdout);
+  const err = (JSON.parse(bad.stdout) as { error: { class: string; desc: string } }).error;
+  t.is(err.class, "GenericError");
+  t.regex(err.desc, /nic9/);
+  const unknown = await run(t, ["qmp", socket, "no-such-command"]);
+  t.is(unknown.code, 1);
+  t.is((JSON.parse(unknown.stdout) as { error: { class: string } }).error.class, "CommandNotFound");
+
+  // A socket nobody listens on is a set-up error (exit 2), named in the message.
+  const nowhere = join(tempDir(t), "nobody.sock");
+  const unreachable = await run(t, ["qmp", nowhere, "query-status", "--timeout", "2000"]);
+  t.is(unreachable.code, 2);
+  t.true(unreachable.stderr.includes(nowhere), unreachable.stderr);
+
+  vm.child.kill("SIGINT");
+  const end = await vm.done;
+  t.is(end.code, 0, end.stderr);
+  t.regex(end.stdout, /SIGINT: stopping the machine/);
+  t.false(existsSync(dir), `${dir} was removed`);
+  t.true(await gone(qemuPid!, 10_000), `QEMU (pid ${qemuPid}) has exited`);
+});
