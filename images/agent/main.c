@@ -10,11 +10,12 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: plugstorm-agent [--transport stdio|PATH] [--backend none|linux] [-v]\n"
+		"usage: plugstorm-agent [--transport stdio|PATH] [--backend none|linux|netbsd] [-v]\n"
 		"  --transport stdio   frames on stdout, commands on stdin; EOF on stdin ends the agent\n"
 		"  --transport PATH    a character device such as /dev/vport0p1 (reopened if absent)\n"
 		"  --backend none      observe nothing (protocol tests)\n"
-		"  --backend linux     uevents, kprobes on the usbnet/netdev paths, AF_PACKET references\n");
+		"  --backend linux     uevents, kprobes on the usbnet/netdev paths, AF_PACKET references\n"
+		"  --backend netbsd    drvctl events, routing socket, DTrace (plugstorm.d), bpf references\n");
 }
 
 int main(int argc, char **argv)
@@ -23,8 +24,10 @@ int main(int argc, char **argv)
 		.transport = "stdio",
 		.frame_deadline_ns = 2000000000ull,
 		.stall_ns = 3000000000ull,
-#ifdef __linux__
+#if defined(__linux__)
 		.backend = &ps_backend_linux,
+#elif defined(__NetBSD__)
+		.backend = &ps_backend_netbsd,
 #else
 		.backend = &ps_backend_none,
 #endif
@@ -39,6 +42,10 @@ int main(int argc, char **argv)
 #ifdef __linux__
 			else if (strcmp(b, "linux") == 0)
 				cfg.backend = &ps_backend_linux;
+#endif
+#ifdef __NetBSD__
+			else if (strcmp(b, "netbsd") == 0)
+				cfg.backend = &ps_backend_netbsd;
 #endif
 			else {
 				fprintf(stderr, "plugstorm-agent: unknown backend \"%s\"\n", b);

@@ -70,8 +70,10 @@ export async function run(): Promise<void> {
         name: `bench-linux-${inFlight}`,
         machine: LINUX,
         nics: { mix: [{ kind: "usb-net", count: inFlight }] },
-        // Dwell 1 ms: the runner already waits for the attach before the dwell
-        // and for the free after the remove, so a cycle is add->attached->remove->freed.
+        // Dwell 1 ms: the runner's remove of a NIC waits for its attach, and the
+        // cycle ends when the guest freed it, so a cycle is add->attached->remove->freed.
+        // With several in flight each NIC has its own lane (src/storm/runner.ts) and,
+        // in the linux-guest profile, its own xhci root hub.
         schedule: { cycles: CYCLES, maxInFlight: inFlight, dwell: "1ms", seed: 1 },
         deadlines: { attach: "5s", detach: "5s", removal: "2s", guest: "60s" },
         model: "linux",

@@ -100,11 +100,20 @@ and prints the reply as JSON. Example:
   plugstorm qmp /tmp/x/qmp-user.sock device_add '{"driver":"usb-net","id":"nic9","bus":"usbc.0"}'
 Exit: 0 on success, 1 when QEMU answers with an error, 2 when it cannot be reached.
 `,
-  image: `usage: plugstorm image [linux|netbsd]
+  image: `usage: plugstorm image [linux|netbsd] [netbsd options]
 
 Builds a guest image:
   linux   Debian kernel + tiny initramfs with the plugstorm agent (runs scripts/build-linux-guest)
-  netbsd  not available yet (a later issue): a NetBSD release cannot be fetched on these machines
+  netbsd  NetBSD amd64 disk (build/netbsd-guest/netbsd.qcow2) with the agent, from an official
+          release checked against its SHA512 file (images/netbsd/README.md):
+    --version V        release to download (default 10.1)
+    --release DIR      a local release directory instead (offline; build.sh's RELEASEDIR)
+    --mirror URL       default https://cdn.netbsd.org/pub/NetBSD
+    --out DIR          default build/netbsd-guest
+    --telemetry T      com1 (default) or viocon
+    --kernel FILE      boot this kernel (e.g. PLUGSTORM: no built-in cdce, for unload storms)
+    --nanopb-src DIR   nanopb runtime sources (or $NANOPB_SRC): the agent is compiled in the guest
+    --size-mib N       root file system size (default 3072)
 `,
   serve: `usage: plugstorm serve TRACE [--speed N | --max] [--listen [HOST:]PORT]
 

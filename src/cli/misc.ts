@@ -7,6 +7,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { automataDot, rulesMarkdown } from "../model/index.js";
 import { QmpClient, QmpCommandError } from "../qmp/index.js";
+import { AssembleError, ReleaseError, buildNetbsdImage } from "../images/index.js";
 import { GUEST_PROFILES, createMachine, validateStorm, ScenarioError, type GuestProfile } from "../storm/index.js";
 import { EXIT_USAGE, UsageError, intOption, parse, type Io } from "./args.js";
 
@@ -125,21 +126,59 @@ export async function qmpCommand(argv: string[], io: Io): Promise<number> {
 }
 
 export async function imageCommand(argv: string[], io: Io): Promise<number> {
-  const { positionals } = parse("image", argv, {}, { maxPositionals: 1 });
+  const { values, positionals } = parse(
+    "image",
+    argv,
+    {
+      release: { type: "string" },
+      version: { type: "string" },
+      mirror: { type: "string" },
+      out: { type: "string" },
+      telemetry: { type: "string" },
+      kernel: { type: "string" },
+      "nanopb-src": { type: "string" },
+      "size-mib": { type: "string" },
+    },
+    { maxPositionals: 1 },
+  );
   const which = positionals[0];
   const script = resolve(repoRoot(), "scripts", "build-linux-guest");
   if (which === undefined) {
     io.out.write(
       "image builds:\n" +
         `  linux   Debian kernel + initramfs with the plugstorm agent: plugstorm image linux (runs ${script})\n` +
-        "  netbsd  not available yet: a later issue (no NetBSD release can be fetched on these machines)\n",
+        "  netbsd  NetBSD amd64 disk with the agent: plugstorm image netbsd [--release DIR | --version 10.1] [--mirror URL]\n" +
+        "          [--out DIR] [--telemetry com1|viocon] [--kernel PLUGSTORM-kernel] [--nanopb-src DIR] [--size-mib N]\n",
     );
     return EXIT_USAGE;
   }
   if (which === "netbsd") {
-    io.err.write("plugstorm image netbsd: NetBSD images are a later issue; nothing was built. Use linux, or the sim machine.\n");
-    return EXIT_USAGE;
+    const telemetry = values.telemetry;
+    if (telemetry !== undefined && telemetry !== "com1" && telemetry !== "viocon") throw new UsageError(`--telemetry expects com1 or viocon, got ${JSON.stringify(telemetry)}`, "image netbsd");
+    try {
+      const r = await buildNetbsdImage({
+        repoRoot: repoRoot(),
+        release: values.release,
+        version: values.version,
+        mirror: values.mirror,
+        out: values.out,
+        telemetry,
+        kernel: values.kernel,
+        nanopbSrc: values["nanopb-src"],
+        sizeMiB: intOption("size-mib", values["size-mib"], "image netbsd", 64),
+        log: (l) => io.err.write(`plugstorm image netbsd: ${l}\n`),
+      });
+      io.out.write(`${r.manifest.image}\n`);
+      return 0;
+    } catch (e) {
+      if (e instanceof ReleaseError || e instanceof AssembleError) {
+        io.err.write(`plugstorm image netbsd: ${e.message}\n`);
+        return EXIT_USAGE;
+      }
+      throw e;
+    }
   }
+  if (values.release !== undefined || values.version !== undefined) throw new UsageError("--release/--version are for netbsd images", "image");
   if (which !== "linux") throw new UsageError(`expected linux or netbsd, got ${JSON.stringify(which)}`, "image");
   if (!existsSync(script)) {
     io.err.write(`plugstorm image linux: ${script} is missing from this installation\n`);

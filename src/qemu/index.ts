@@ -30,3 +30,4 @@ export {
 export { chooseAccel, type AccelChoice, type AccelProbe } from "./accel.js";
 export { StderrTail, STDERR_NOISE } from "./stderr.js";
 export { linuxGuestImage, linuxGuestProfile, type LinuxGuestImage, type LinuxGuestOptions } from "./profiles/linux-guest.js";
+export { netbsdGuestPaths, netbsdGuestProfile, netbsdTelemetryTransport, type NetbsdGuestImage, type NetbsdGuestOptions } from "./profiles/netbsd-guest.js";

@@ -2,10 +2,10 @@
 // interface; this is the one place that knows the sim and QEMU constructors.
 
 import { QemuMachine, type Machine } from "../hotplug/index.js";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PROFILES, BARE_PROFILE, linuxGuestImage, linuxGuestProfile, type MachineProfile } from "../qemu/index.js";
+import { PROFILES, BARE_PROFILE, linuxGuestImage, linuxGuestProfile, netbsdGuestPaths, netbsdGuestProfile, netbsdTelemetryTransport, type MachineProfile, type NetbsdGuestImage } from "../qemu/index.js";
 import { SimMachine } from "../sim/index.js";
 import type { MachineSpec, QemuMachineSpec } from "./spec.js";
 
@@ -38,20 +38,16 @@ export function qemuProfileFor(m: QemuMachineSpec): MachineProfile {
       if (!existsSync(f)) throw new MachineSetupError(`linux-guest: ${f} does not exist; build the image with: plugstorm image linux (scripts/build-linux-guest)`);
     }
     base = linuxGuestProfile({ kernel, initrd }, { memoryMiB: m.memoryMb });
+  } else if (m.profile === "netbsd-guest") {
+    base = netbsdGuestProfile(netbsdImageFor(m), { memoryMiB: m.memoryMb });
   } else base = PROFILES[m.profile];
-  if (!base) {
-    throw new Error(
-      m.profile === "netbsd-guest"
-        ? "machine profile netbsd-guest: no NetBSD image can be built here yet (a later issue); use linux-guest or bare"
-        : `machine profile ${m.profile} is not known to src/qemu (known: ${Object.keys(PROFILES).join(", ")})`,
-    );
-  }
+  if (!base) throw new Error(`machine profile ${m.profile} is not known to src/qemu (known: ${Object.keys(PROFILES).join(", ")})`);
   const p: MachineProfile = {
     ...base,
     name: m.profile,
     memoryMiB: m.profile === "bare" ? (base.memoryMiB ?? 128) : m.memoryMb,
     // Four full-speed ports, what the storm validation assumed (USB_CONTROLLER_PORTS).
-    usb: [m.usbController === "qemu-xhci" ? { id: "usbc", model: "qemu-xhci", usb2Ports: 4, usb3Ports: 4 } : { id: "usbc", model: "piix3-usb-uhci" }],
+    usb: m.usbController === "qemu-xhci" ? xhciControllers(base) : [{ id: "usbc", model: "piix3-usb-uhci" }],
   };
   if (m.profile !== "bare") {
     if (m.telemetry === "none") delete p.telemetry;
@@ -59,8 +55,44 @@ export function qemuProfileFor(m: QemuMachineSpec): MachineProfile {
   }
   if (m.kernel) p.kernel = m.kernel;
   if (m.initrd) p.initrd = m.initrd;
-  if (m.image) p.disk = { path: m.image, snapshot: true };
+  // netbsd-guest took the image (and its format) above.
+  if (m.image && m.profile !== "netbsd-guest") p.disk = { path: m.image, snapshot: true };
   return p;
+}
+
+/**
+ * The NetBSD disk a storm boots: machine.image, or what `plugstorm image
+ * netbsd` built (its image.json says which telemetry device the agent uses,
+ * and the storm's machine.telemetry must reach it).
+ */
+function netbsdImageFor(m: QemuMachineSpec): NetbsdGuestImage {
+  const paths = netbsdGuestPaths(repoRoot());
+  let telemetry: NetbsdGuestImage["telemetry"] = "com1";
+  let disk = m.image;
+  if (existsSync(paths.manifest)) {
+    const man = JSON.parse(readFileSync(paths.manifest, "utf8")) as { image?: unknown; telemetry?: unknown };
+    if (man.telemetry === "viocon" || man.telemetry === "com1") telemetry = man.telemetry;
+    if (disk === undefined && typeof man.image === "string") disk = man.image;
+  }
+  disk ??= paths.disk;
+  if (!existsSync(disk)) throw new MachineSetupError(`netbsd-guest: ${disk} does not exist; build the image with: plugstorm image netbsd (see images/netbsd/README.md)`);
+  const want = netbsdTelemetryTransport(telemetry);
+  if (m.telemetry !== "none" && m.telemetry !== want) {
+    throw new MachineSetupError(`netbsd-guest: the image's agent talks on ${telemetry === "com1" ? "com1 (/dev/tty01)" : "viocon"}; set machine.telemetry: ${want} (got ${m.telemetry})`);
+  }
+  return { disk, telemetry };
+}
+
+/**
+ * The storm's four full-speed xhci ports: the profile's own controllers when
+ * they add up to exactly that (linux-guest puts one port on each of four root
+ * hubs, which Linux enumerates in parallel), else one controller with four.
+ */
+function xhciControllers(base: MachineProfile): NonNullable<MachineProfile["usb"]> {
+  const own = base.usb ?? [];
+  const fullSpeed = own.reduce((n, u) => n + (u.model === "qemu-xhci" ? (u.usb2Ports ?? 4) : 0), 0);
+  if (own.length > 1 && own.every((u) => u.model === "qemu-xhci") && fullSpeed === 4) return own.map((u) => ({ ...u }));
+  return [{ id: "usbc", model: "qemu-xhci", usb2Ports: 4, usb3Ports: 4 }];
 }
 
 export function createMachine(m: MachineSpec, seed: number, qemu: { extraArgs?: string[] } = {}): Machine {

@@ -223,6 +223,7 @@ class StormRun {
     this.stop.abort(new StopRun(reason));
     this.pauseGate?.open();
     this.wakeLaneWaiter();
+    this.wakePhaseWaiters();
   }
 
   // ---------------------------------------------------------------- live control
@@ -603,7 +604,8 @@ class StormRun {
    * its own lane, so one NIC's add can go out while another is still being
    * enumerated by the guest (USB enumeration takes ~0.5 s under TCG). Every
    * wait and deadline of a step is unchanged; only steps on different NICs
-   * overlap. The sim machine keeps one step at a time, so its traces stay a
+   * overlap, never more than maxInFlight NICs plugged, and the dwell becomes
+   * a minimum (a remove still waits for its NIC's attach). The sim machine keeps one step at a time, so its traces stay a
    * function of the seed alone; so does a storm with one NIC in flight.
    */
   private useLanes(): boolean {
@@ -643,12 +645,21 @@ class StormRun {
     const prev = this.lanes.get(nic) ?? Promise.resolve();
     const lane = prev.then(async () => {
       if (this.laneError !== undefined || this.stop.signal.aborted) return;
+      // Attaches and removals are kept apart (see `attaching`).
+      const phase = step.op === "add" ? this.attaching : step.op === "remove" || step.op === "detach" ? this.removingPhase : null;
+      const other = step.op === "add" ? this.removingPhase : this.attaching;
       try {
+        if (phase) {
+          while (other.size > 0 && !this.stop.signal.aborted) await new Promise<void>((r) => this.phaseWaiters.push(r));
+          if (this.stop.signal.aborted) return;
+          phase.add(nic);
+        }
         await this.execute(step);
       } catch (e) {
         if (this.laneError === undefined) this.laneError = e;
         this.wakeLaneWaiter();
       } finally {
+        if (phase?.delete(nic)) this.wakePhaseWaiters();
         if (step.op === "remove" || (step.op === "add" && !this.plugged.has(nic))) this.laneDone(nic);
       }
     });
@@ -657,6 +668,25 @@ class StormRun {
     void lane.then(() => {
       if (this.lanes.get(nic) === lane && !this.laneNics.has(nic)) this.lanes.delete(nic);
     });
+  }
+
+  /**
+   * NICs whose add is waiting for the guest's attach, and NICs whose removal
+   * (or guest-side detach) is under way. A lane's add waits while any removal
+   * is under way, and a remove or detach while any attach is pending: Linux
+   * hands a NIC's interface name (usb0) to the next device the moment it
+   * unregisters the old one, and the guest agent joins kernel events by
+   * interface name, so an attach overlapping another NIC's detach makes the
+   * trace ambiguous (measured: a FREE lost, a false lifecycle-order verdict).
+   */
+  private readonly attaching = new Set<string>();
+  private readonly removingPhase = new Set<string>();
+  private phaseWaiters: Array<() => void> = [];
+
+  private wakePhaseWaiters(): void {
+    const ws = this.phaseWaiters;
+    this.phaseWaiters = [];
+    for (const w of ws) w();
   }
 
   private laneDone(nic: string): void {

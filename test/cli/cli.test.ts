@@ -60,9 +60,10 @@ test("usage errors exit 2 with what was wrong", async (t) => {
   const serve = await run(t, ["serve"]);
   t.is(serve.code, 2);
   t.regex(serve.stderr, /serve: expected a trace file/);
-  const netbsd = await run(t, ["image", "netbsd"]);
+  // A missing local input fails before any download (nanopb sources are checked first).
+  const netbsd = await run(t, ["image", "netbsd", "--release", "/nonexistent/release"]);
   t.is(netbsd.code, 2);
-  t.regex(netbsd.stderr, /later issue/);
+  t.regex(netbsd.stderr, /plugstorm image netbsd: (nanopb runtime sources .* not found|\/nonexistent\/release: no SHA512 file)/);
   const qmp = await run(t, ["qmp", "/nonexistent/qmp.sock", "query-status"]);
   t.is(qmp.code, 2);
   t.regex(qmp.stderr, /cannot talk to QMP at \/nonexistent\/qmp.sock/);

@@ -3,7 +3,7 @@
 // then stopped with Ctrl-C, leaving no QEMU and no temporary folder behind.
 
 import test from "ava";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { run, start, tempDir } from "./helpers.js";
 
@@ -57,13 +57,17 @@ async function gone(pid: number, timeoutMs: number): Promise<boolean> {
 test("vm bare: the printed QMP socket answers plugstorm qmp; Ctrl-C stops QEMU and cleans up", async (t) => {
   const vm = start(t, ["vm", "bare", "--accel", "tcg"], { timeoutMs: 60_000 });
   let qemuPid: number | undefined;
+  let dir: string | undefined;
+  // Registered after start()'s own teardown, so it runs first, while the vm process is still there to ask.
   t.teardown(() => {
-    // Whatever failed above, no QEMU outlives the test.
-    if (qemuPid !== undefined && alive(qemuPid)) process.kill(qemuPid, "SIGKILL");
+    // Whatever failed above, no QEMU and no socket folder outlive the test.
+    const pid = qemuPid ?? (vm.child.pid !== undefined ? qemuChild(vm.child.pid) : undefined);
+    if (pid !== undefined && alive(pid)) process.kill(pid, "SIGKILL");
+    if (dir !== undefined && /plugstorm-vm-/.test(dir)) rmSync(dir, { recursive: true, force: true });
   });
   const line = await vm.waitFor(SOCKET, 30_000);
   const socket = SOCKET.exec(line)![1]!;
-  const dir = dirname(socket);
+  dir = dirname(socket);
   t.true(existsSync(socket), `the printed socket ${socket} exists`);
   qemuPid = qemuChild(vm.child.pid!);
   t.truthy(qemuPid, "the vm process runs a qemu-system child");

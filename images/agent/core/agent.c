@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -379,6 +380,24 @@ static int open_transport(struct ps_agent *a)
 	int fd = open(a->cfg->transport, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -1;
+	/* A UART (NetBSD com1 = /dev/tty01) must be raw: default termios turns
+	 * \n into \r\n and eats the frames. BSD resets termios on first open,
+	 * so stty before starting the agent would not stick. */
+	if (isatty(fd)) {
+		struct termios t;
+		if (tcgetattr(fd, &t) == 0) {
+			t.c_iflag &= ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON | IXOFF);
+			t.c_oflag &= ~(tcflag_t)OPOST;
+			t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+			t.c_cflag &= ~(tcflag_t)(CSIZE | PARENB | CRTSCTS);
+			t.c_cflag |= CS8 | CLOCAL | CREAD;
+			t.c_cc[VMIN] = 1;
+			t.c_cc[VTIME] = 0;
+			cfsetispeed(&t, B115200);
+			cfsetospeed(&t, B115200);
+			tcsetattr(fd, TCSANOW, &t);
+		}
+	}
 	a->in_fd = a->out_fd = fd;
 	return 0;
 }

@@ -46,6 +46,9 @@ extern const struct ps_backend_ops ps_backend_none;
 #ifdef __linux__
 extern const struct ps_backend_ops ps_backend_linux;
 #endif
+#ifdef __NetBSD__
+extern const struct ps_backend_ops ps_backend_netbsd;
+#endif
 
 struct ps_agent_config {
 	const struct ps_backend_ops *backend;

@@ -33,6 +33,7 @@ const char *const ps_nb_devent_names[PS_NB_D_COUNT] = {
 	[PS_NB_D_LCDRAIN_RETURN] = "lcdrain-return",
 	[PS_NB_D_ACQUIRE] = "acquire",
 	[PS_NB_D_RELEASE] = "release",
+	[PS_NB_D_RELEASE_RETURN] = "release-return",
 	[PS_NB_D_PIPE_ABORT_START] = "pipe-abort-start",
 	[PS_NB_D_PIPE_ABORT_DONE] = "pipe-abort-done",
 	[PS_NB_D_XFER] = "usbdi",
@@ -227,19 +228,23 @@ int ps_nb_drvctl_frames(struct ps_nb_state *s, const char *event, const char *de
 		PS_SET(d->parent, parent ? parent : "");
 		if (info)
 			d->info = *info;
-		plugstorm_telemetry_v1_DeviceEvent *e = dev_frame(&out[0], ts_ns, plugstorm_telemetry_v1_DeviceEvent_Kind_ATTACH_BEGIN, device, d);
-		e->context = plugstorm_telemetry_v1_ExecContext_EXEC_CONTEXT_THREAD;
-		return 1;
+		d->attach_held = 1;
+		d->attach_ts = ts_ns;
+		return 0;
 	}
 	if (strcmp(event, "device-detach") == 0) {
 		struct ps_nb_dev *d = ps_nb_find(s, device);
-		if (d && info)
-			d->info = *info;
-		int n = 0;
+		/* Properties are gone with the device: keep what attach learned. */
+		if (d && info) {
+			if (info->serial[0])
+				PS_SET(d->info.serial, info->serial);
+			if (info->mac[0])
+				PS_SET(d->info.mac, info->mac);
+		}
+		int n = ps_nb_flush_attach(s, device, out, max);
 		/* With DTrace, config_detach's return already said this (and more). */
-		if (!s->have_dtrace) {
-			dev_frame(&out[0], ts_ns, plugstorm_telemetry_v1_DeviceEvent_Kind_DETACH_END, device, d);
-			n = 1;
+		if (!s->have_dtrace && n < max) {
+			dev_frame(&out[n++], ts_ns, plugstorm_telemetry_v1_DeviceEvent_Kind_DETACH_END, device, d);
 		}
 		if (d)
 			d->present = 0;
@@ -248,26 +253,47 @@ int ps_nb_drvctl_frames(struct ps_nb_state *s, const char *event, const char *de
 	return -1;
 }
 
-int ps_nb_ifannounce_frames(struct ps_nb_state *s, const char *ifname, int arrival, uint64_t ts_ns, ps_frame_t *out, int max)
+int ps_nb_flush_attach(struct ps_nb_state *s, const char *device, ps_frame_t *out, int max)
+{
+	struct ps_nb_dev *d = ps_nb_find(s, device);
+	if (!d || !d->attach_held || max < 1)
+		return 0;
+	d->attach_held = 0;
+	plugstorm_telemetry_v1_DeviceEvent *e = dev_frame(&out[0], d->attach_ts, plugstorm_telemetry_v1_DeviceEvent_Kind_ATTACH_BEGIN, device, d);
+	e->context = plugstorm_telemetry_v1_ExecContext_EXEC_CONTEXT_THREAD;
+	return 1;
+}
+
+int ps_nb_ifannounce_frames(struct ps_nb_state *s, const char *ifname, int arrival, const struct ps_nb_devinfo *info,
+			    uint64_t ts_ns, ps_frame_t *out, int max)
 {
 	struct ps_nb_dev *d = ps_nb_find(s, ifname);
 	const char *device = d ? d->name : "";
 	if (arrival) {
-		if (max < 2)
+		if (max < 3)
 			return 0;
+		if (d && info) {
+			if (info->serial[0])
+				PS_SET(d->info.serial, info->serial);
+			if (info->mac[0])
+				PS_SET(d->info.mac, info->mac);
+		}
 		/* The interface is registered at the end of the driver's attach: the
 		 * nearest observable point to ca_attach returning. */
-		int n = 0;
-		if (d && d->present) {
+		int n = d ? ps_nb_flush_attach(s, ifname, out, max) : 0;
+		if (d && d->present)
 			dev_frame(&out[n++], ts_ns, plugstorm_telemetry_v1_DeviceEvent_Kind_ATTACH_END, ifname, d);
-		}
 		if_frame(&out[n++], ts_ns, plugstorm_telemetry_v1_IfEvent_Kind_ATTACH, ifname, device);
 		return n;
 	}
-	if (max < 1 || s->have_dtrace)
-		return 0; /* if_detach's return is reported from fbt */
-	if_frame(&out[0], ts_ns, plugstorm_telemetry_v1_IfEvent_Kind_DETACH_END, ifname, device);
-	return 1;
+	if (max < 2 || s->have_dtrace)
+		return 0; /* if_detach's entry and return are reported from fbt */
+	/* IFAN_DEPARTURE is sent from inside if_detach, after psref_target_destroy:
+	 * if_detach has begun and its waits are over. The begin is implied, as
+	 * the model expects it before the end. */
+	if_frame(&out[0], ts_ns, plugstorm_telemetry_v1_IfEvent_Kind_DETACH_BEGIN, ifname, device);
+	if_frame(&out[1], ts_ns, plugstorm_telemetry_v1_IfEvent_Kind_DETACH_END, ifname, device);
+	return 2;
 }
 
 static struct ps_nb_thread *thread_of(struct ps_nb_state *s, uint64_t tid, int create)
@@ -358,7 +384,7 @@ static void ref_frame(ps_frame_t *f, const struct ps_nb_dline *d, plugstorm_tele
 
 int ps_nb_dline_frames(struct ps_nb_state *s, const struct ps_nb_dline *d, ps_frame_t *out, int max)
 {
-	if (max < 2)
+	if (max < 3)
 		return 0;
 	const char *name;
 	switch (d->kind) {
@@ -372,7 +398,9 @@ int ps_nb_dline_frames(struct ps_nb_state *s, const struct ps_nb_dline *d, ps_fr
 		const char *port = inside(s, d->tid, PS_NB_D_PORT_ENTRY);
 		push(s, d, d->arg1);
 		struct ps_nb_dev *dv = ps_nb_find(s, d->arg1);
-		plugstorm_telemetry_v1_DeviceEvent *e = dev_frame(&out[0], d->ts_ns, plugstorm_telemetry_v1_DeviceEvent_Kind_DETACH_BEGIN, d->arg1, dv);
+		/* Detached before any interface arrived: its attach still began. */
+		int k = ps_nb_flush_attach(s, d->arg1, out, max);
+		plugstorm_telemetry_v1_DeviceEvent *e = dev_frame(&out[k], d->ts_ns, plugstorm_telemetry_v1_DeviceEvent_Kind_DETACH_BEGIN, d->arg1, dv);
 		unsigned long fl = strtoul(d->arg2, NULL, 0);
 		e->has_flags = true;
 		e->flags.force = (fl & NB_DETACH_FORCE) != 0;
@@ -384,7 +412,7 @@ int ps_nb_dline_frames(struct ps_nb_state *s, const struct ps_nb_dline *d, ps_fr
 		PS_SET(e->thread, port ? "usb event thread" : "");
 		if (port && !e->port[0])
 			snprintf(e->port, sizeof(e->port), "port %s", port);
-		return 1;
+		return k + 1;
 	}
 	case PS_NB_D_DETACH_RETURN: {
 		name = pop(s, d, PS_NB_D_DETACH_ENTRY);
@@ -497,6 +525,8 @@ int ps_nb_dline_frames(struct ps_nb_state *s, const struct ps_nb_dline *d, ps_fr
 		PS_SET(nm, dev);
 		return drain(s, d, d->kind == PS_NB_D_PIPE_ABORT_START, plugstorm_telemetry_v1_ObjectKind_OBJECT_KIND_TRANSFER, nm, out);
 	}
+	case PS_NB_D_RELEASE_RETURN:
+		return 0;
 	case PS_NB_D_XFER:
 	case PS_NB_D_COUNT:
 		s->xfer_events++;

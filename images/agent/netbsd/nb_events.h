@@ -29,6 +29,7 @@ enum ps_nb_dkind {
 	PS_NB_D_LCDRAIN_RETURN,
 	PS_NB_D_ACQUIRE,           /* device_lookup_acquire return: arg1 xname ("-" = NULL), arg2 "cd_name/unit" */
 	PS_NB_D_RELEASE,           /* device_release entry: arg1 xname */
+	PS_NB_D_RELEASE_RETURN,    /* device_release return: no frame */
 	PS_NB_D_PIPE_ABORT_START,  /* sdt usb:device:pipe:abort-start */
 	PS_NB_D_PIPE_ABORT_DONE,   /* sdt usb:device:pipe:abort-done */
 	PS_NB_D_XFER,              /* other usbdi SDT probes: counted, not framed */
@@ -67,6 +68,11 @@ struct ps_nb_dev {
 	char parent[24];
 	uint32_t instance;
 	struct ps_nb_devinfo info;
+	/* drvctl reported the attach before ca_attach ran: the device's serial
+	 * and MAC are not known yet, so ATTACH_BEGIN waits (with this time) for
+	 * the interface to arrive, for its detach, or for ps_nb_flush_attach. */
+	int attach_held;
+	uint64_t attach_ts;
 };
 
 struct ps_nb_thread {
@@ -96,12 +102,17 @@ struct ps_nb_dev *ps_nb_find(struct ps_nb_state *s, const char *name);
 
 /* drvctl event ("device-attach" / "device-detach") to frames; returns how many
  * (<= max), or -1 for an unknown event name. info may be NULL. ts_ns is the
- * guest time to stamp (0 = now at emit). */
+ * guest time to stamp (0 = now at emit). device-attach makes no frame: its
+ * ATTACH_BEGIN is held (see attach_held). */
 int ps_nb_drvctl_frames(struct ps_nb_state *s, const char *event, const char *device, const char *parent,
 			const struct ps_nb_devinfo *info, uint64_t ts_ns, ps_frame_t *out, int max);
-/* RTM_IFANNOUNCE: arrival != 0 is IFAN_ARRIVAL, else IFAN_DEPARTURE. */
-int ps_nb_ifannounce_frames(struct ps_nb_state *s, const char *ifname, int arrival, uint64_t ts_ns,
-			    ps_frame_t *out, int max);
+/* RTM_IFANNOUNCE: arrival != 0 is IFAN_ARRIVAL, else IFAN_DEPARTURE. On
+ * arrival, info (may be NULL) is what the device's properties say now. */
+int ps_nb_ifannounce_frames(struct ps_nb_state *s, const char *ifname, int arrival, const struct ps_nb_devinfo *info,
+			    uint64_t ts_ns, ps_frame_t *out, int max);
+/* Emits a held ATTACH_BEGIN now (an attach that never produced an interface);
+ * 0 if none is held. */
+int ps_nb_flush_attach(struct ps_nb_state *s, const char *device, ps_frame_t *out, int max);
 /* A parsed D line to frames (0 when the line only updates state). */
 int ps_nb_dline_frames(struct ps_nb_state *s, const struct ps_nb_dline *d, ps_frame_t *out, int max);
 #endif

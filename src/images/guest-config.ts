@@ -1,0 +1,216 @@
+// The files the NetBSD guest kit writes into the image: rc.conf, the agent's
+// rc.d services, the console settings, fstab, and the PLUGSTORM kernel config.
+// Pure text generation, so tests read exactly what a guest boots with.
+
+export type NetbsdTelemetry = "com1" | "viocon";
+
+export interface GuestConfigOptions {
+  hostname?: string;
+  /** com1 (/dev/tty01, any release) or viocon (NetBSD 10.1+; needs QEMU port 0, see README). */
+  telemetry: NetbsdTelemetry;
+  /** Root disk as the kernel names it: ld0 (virtio-blk) or wd0 (IDE). */
+  rootDisk: "ld0" | "wd0";
+  /** Load if_cdce.kmod at boot (a PLUGSTORM kernel has no built-in cdce). */
+  loadCdceModule: boolean;
+  /** Extra agent flags, e.g. "-v". */
+  agentFlags?: string;
+}
+
+export const AGENT_PATH = "/usr/local/sbin/plugstorm-agent";
+export const AGENT_SRC_DIR = "/usr/src/plugstorm-agent";
+export const DSCRIPT_PATH = "/usr/libdata/plugstorm/plugstorm.d";
+/** viocon(4)'s node is UNCONFIRMED (netbsd.md section 7); OpenBSD's driver names it ttyVI00. */
+export const VIOCON_NODE = "/dev/ttyVI00";
+export const COM1_NODE = "/dev/tty01";
+
+function shQuote(s: string): string {
+  return /^[A-Za-z0-9_./:=-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
+}
+
+export function rcConf(o: GuestConfigOptions): string {
+  const transport = o.telemetry === "viocon" ? VIOCON_NODE : COM1_NODE;
+  return [
+    "# Written by plugstorm image netbsd.",
+    "if [ -r /etc/defaults/rc.conf ]; then",
+    "\t. /etc/defaults/rc.conf",
+    "fi",
+    "rc_configured=YES",
+    `hostname=${shQuote(o.hostname ?? "plugstorm-netbsd")}`,
+    "# Nothing on the network or the disk that a storm does not need.",
+    "dhcpcd=NO",
+    "sshd=NO",
+    "postfix=NO",
+    "cron=NO",
+    "savecore=NO",
+    "wscons=NO",
+    "# The drvctl(4) event queue is one queue for every reader: devpubd would",
+    "# take the device-attach/-detach events the agent must see.",
+    "devpubd=NO",
+    "# Compiles the agent with base cc on first boot (etc/rc.d/plugstorm_build).",
+    "plugstorm_build=YES",
+    "plugstorm_agent=YES",
+    `plugstorm_agent_transport=${shQuote(transport)}`,
+    `plugstorm_agent_flags=${shQuote(o.agentFlags ?? "")}`,
+    `plugstorm_load_cdce=${o.loadCdceModule ? "YES" : "NO"}`,
+    "",
+  ].join("\n");
+}
+
+export function rcdAgent(): string {
+  return `#!/bin/sh
+#
+# plugstorm_agent: the plugstorm guest agent (telemetry to the host).
+#
+# PROVIDE: plugstorm_agent
+# REQUIRE: plugstorm_build mountcritlocal
+# BEFORE: LOGIN
+
+$_rc_subr_loaded . /etc/rc.subr
+
+name="plugstorm_agent"
+rcvar=$name
+command="${AGENT_PATH}"
+pidfile="/var/run/\${name}.pid"
+start_precmd="plugstorm_agent_precmd"
+start_cmd="plugstorm_agent_start"
+stop_cmd="plugstorm_agent_stop"
+
+plugstorm_agent_precmd()
+{
+	if [ ! -x "$command" ]; then
+		echo "plugstorm_agent: $command missing (see /var/log/plugstorm-build.log)"
+		return 1
+	fi
+	# DTrace: without these modules the agent reports no DETACH_PHASES/KERNEL_REFS.
+	for m in solaris dtrace fbt sdt; do
+		modload $m >/dev/null 2>&1
+	done
+	if checkyesno plugstorm_load_cdce; then
+		modload if_cdce || echo "plugstorm_agent: modload if_cdce failed"
+	fi
+	return 0
+}
+
+plugstorm_agent_start()
+{
+	echo "Starting \${name} on \${plugstorm_agent_transport}."
+	# The agent leaves on a fatal error; come back a second later.
+	(
+		while :; do
+			"$command" --backend netbsd --transport "\${plugstorm_agent_transport}" \${plugstorm_agent_flags}
+			sleep 1
+		done
+	) </dev/null >>/var/log/plugstorm-agent.log 2>&1 &
+	echo $! >"$pidfile"
+}
+
+plugstorm_agent_stop()
+{
+	if [ -f "$pidfile" ]; then
+		kill "$(cat "$pidfile")" 2>/dev/null
+		rm -f "$pidfile"
+	fi
+	pkill -x plugstorm-agent 2>/dev/null
+	return 0
+}
+
+load_rc_config $name
+run_rc_command "$1"
+`;
+}
+
+export function rcdBuild(): string {
+  return `#!/bin/sh
+#
+# plugstorm_build: compiles the plugstorm agent with base cc, once, from the
+# sources the image ships in ${AGENT_SRC_DIR} (no pkgsrc needed).
+#
+# PROVIDE: plugstorm_build
+# REQUIRE: mountcritlocal
+# BEFORE: plugstorm_agent
+
+$_rc_subr_loaded . /etc/rc.subr
+
+name="plugstorm_build"
+rcvar=$name
+start_cmd="plugstorm_build_start"
+stop_cmd=":"
+
+plugstorm_build_start()
+{
+	[ -x "${AGENT_PATH}" ] && return 0
+	echo "plugstorm: building the agent with base cc (first boot)"
+	if sh ${AGENT_SRC_DIR}/build-agent.sh "${AGENT_PATH}" >/var/log/plugstorm-build.log 2>&1; then
+		echo "plugstorm: agent built"
+	else
+		echo "plugstorm: agent build FAILED:"
+		tail -20 /var/log/plugstorm-build.log
+	fi
+}
+
+load_rc_config $name
+run_rc_command "$1"
+`;
+}
+
+/** /boot.cfg: the boot loader and the kernel talk on com0 (QEMU's first -serial). */
+export function bootCfg(kernel = "netbsd"): string {
+  return ["menu=Boot plugstorm guest:boot " + kernel, "consdev=com0", "timeout=0", "default=1", ""].join("\n");
+}
+
+/** /etc/ttys with the console (com0) getty; the telemetry UART (tty01) must stay off. */
+export function ttys(): string {
+  return [
+    "# Written by plugstorm image netbsd: console on com0; tty01 carries telemetry.",
+    "# name\tgetty\t\t\t\ttype\tstatus\t\tcomments",
+    'console\t"/usr/libexec/getty std.9600"\tvt100\ton secure',
+    'tty00\t"/usr/libexec/getty std.9600"\tunknown\toff secure',
+    'tty01\t"/usr/libexec/getty std.9600"\tunknown\toff secure',
+    "",
+  ].join("\n");
+}
+
+export function fstab(o: GuestConfigOptions): string {
+  return [`/dev/${o.rootDisk}a\t/\tffs\trw,log\t1 1`, "ptyfs\t/dev/pts\tptyfs\trw", "tmpfs\t/tmp\ttmpfs\trw,-m=1777", ""].join("\n");
+}
+
+/** The kernel for module-unload storms: GENERIC without the built-in cdce(4). */
+export function kernelConfig(): string {
+  return `# PLUGSTORM: GENERIC without the built-in cdce(4), so that if_cdce.kmod
+# can be loaded and unloaded (module-unload storms; with cdce built in,
+# modunload "succeeds" without detaching anything: netbsd.md section 6).
+#
+# Build it in a NetBSD source tree (any host, as an ordinary user):
+#   cp PLUGSTORM src/sys/arch/amd64/conf/
+#   cd src && ./build.sh -U -m amd64 -j4 -O ../obj -T ../tools tools kernel=PLUGSTORM
+#   # -> ../obj/sys/arch/amd64/compile/PLUGSTORM/netbsd
+# then: plugstorm image netbsd --kernel ../obj/sys/arch/amd64/compile/PLUGSTORM/netbsd
+# (the image loads if_cdce.kmod at boot when built with a PLUGSTORM kernel).
+
+include "arch/amd64/conf/GENERIC"
+
+ident	"PLUGSTORM"
+
+no cdce*
+`;
+}
+
+/** The in-guest build script: base cc, the agent sources, nanopb's runtime. */
+export function buildAgentScript(): string {
+  return `#!/bin/sh
+# Builds plugstorm-agent inside NetBSD with the base system's cc (comp set).
+# Usage: sh build-agent.sh [OUTPUT]   (default ${AGENT_PATH})
+set -e
+src=$(cd "$(dirname "$0")" && pwd)
+out=\${1:-${AGENT_PATH}}
+mkdir -p "$(dirname "$out")"
+cc -std=gnu11 -O2 -Wall -I"$src" -I"$src/gen" -I"$src/nanopb" -o "$out.tmp" \\
+	"$src/main.c" "$src/core/agent.c" "$src/core/framing.c" "$src/core/backend_none.c" \\
+	"$src/netbsd/nb_events.c" "$src/netbsd/backend_netbsd.c" \\
+	"$src/gen/plugstorm/telemetry/v1/telemetry.pb.c" \\
+	"$src/nanopb/pb_common.c" "$src/nanopb/pb_encode.c" "$src/nanopb/pb_decode.c" \\
+	-lprop
+mv -f "$out.tmp" "$out"
+echo "built $out"
+`;
+}

@@ -1,0 +1,236 @@
+// The OS-neutral half of the NetBSD agent backend (images/agent/netbsd/nb_events.c),
+// compiled here and driven through images/agent/tools/nb_events_tool.c: D
+// script lines, drvctl events and RTM_IFANNOUNCE messages go in, framed
+// protobuf frames come out and are decoded by the host's own telemetry codec.
+import test from "ava";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { plugstorm } from "../../src/gen/plugstorm.js";
+import { GuestStreamDecoder } from "../../src/telemetry/index.js";
+
+import Frame = plugstorm.telemetry.v1.Frame;
+import DK = plugstorm.telemetry.v1.DeviceEvent.Kind;
+import IK = plugstorm.telemetry.v1.IfEvent.Kind;
+import RK = plugstorm.telemetry.v1.RefEvent.Kind;
+import OK = plugstorm.telemetry.v1.ObjectKind;
+import Bus = plugstorm.telemetry.v1.Bus;
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+const agent = join(root, "images/agent");
+let tool = "";
+let workDir = "";
+
+test.before(() => {
+  execFileSync(join(agent, "build.sh"), ["native"], { stdio: "pipe" });
+  workDir = mkdtempSync(join(tmpdir(), "nb-events-"));
+  tool = join(workDir, "nb-events-tool");
+  const gen = join(root, "build/agent/gen");
+  execFileSync("gcc", [
+    "-std=c11", "-Wall", "-Wextra", "-Werror", "-Wno-missing-field-initializers", `-I${gen}`, `-I${agent}`, "-O1", "-o", tool,
+    join(agent, "tools/nb_events_tool.c"), join(agent, "netbsd/nb_events.c"), join(agent, "core/framing.c"), join(agent, "core/agent.c"),
+    join(gen, "plugstorm/telemetry/v1/telemetry.pb.c"), "/usr/lib/x86_64-linux-gnu/libprotobuf-nanopb.a",
+  ], { stdio: "pipe" });
+});
+test.after.always(() => {
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+});
+
+interface Run {
+  frames: Frame[];
+  stderr: string;
+  status: number | null;
+  corrupt: number;
+}
+
+function drive(script: string): Run {
+  const r = spawnSync(tool, [], { input: script, timeout: 10_000 });
+  const dec = new GuestStreamDecoder();
+  const frames: Frame[] = [];
+  let corrupt = 0;
+  for (const o of dec.push(r.stdout)) {
+    if (o.type === "frame") frames.push(o.frame);
+    else corrupt++;
+  }
+  return { frames, stderr: r.stderr.toString(), status: r.status, corrupt };
+}
+
+function dev(f: Frame): plugstorm.telemetry.v1.IDeviceEvent {
+  if (!f.device) throw new Error(`expected a DeviceEvent, got ${JSON.stringify(f.toJSON())}`);
+  return f.device;
+}
+
+const ATTACH = "dtrace 1\nE device-attach cdce0 uhub0 nic1 52:54:00:12:34:01\nI arrival cdce0\n";
+
+test("a USB unplug seen by DTrace becomes the detach phases in kernel order", (t) => {
+  const r = drive(
+    ATTACH +
+      [
+        "D PS 1000 42 port-entry 2 -",
+        "D PS 1010 42 detach-entry cdce0 1",
+        "D PS 1020 42 usbnet-entry cdce0 -",
+        "D PS 1030 42 ifdetach-entry cdce0 -",
+        "D PS 1040 42 psref-entry - -",
+        "D PS 1050 42 psref-return - -",
+        "D PS 1060 42 ifdetach-return - -",
+        "I departure cdce0",
+        "D PS 1070 42 usbnet-return - 0",
+        "D PS 1080 42 lcdrain-entry - -",
+        "D PS 1090 42 lcdrain-return - -",
+        "E device-detach cdce0 uhub0 - -",
+        "D PS 1100 42 detach-return - 0",
+        "D PS 1110 42 port-return - 0",
+      ].join("\n") + "\n",
+  );
+  t.is(r.status, 0, r.stderr);
+  t.is(r.corrupt, 0);
+  const kinds = r.frames.map((f) => (f.device ? `dev:${DK[f.device.kind ?? 0]}` : f.ifnet ? `if:${IK[f.ifnet.kind ?? 0]}` : "other"));
+  t.deepEqual(kinds, [
+    "dev:ATTACH_BEGIN",
+    "dev:ATTACH_END",
+    "if:ATTACH",
+    "dev:DETACH_BEGIN",
+    "if:DETACH_BEGIN",
+    "dev:DRAIN_BEGIN",
+    "dev:DRAIN_END",
+    "if:DETACH_END",
+    "dev:DRAIN_BEGIN",
+    "dev:DRAIN_END",
+    "dev:DETACH_END",
+    "dev:FREE",
+  ]);
+  // seq numbers are consecutive from 1: the tool numbers every frame it makes.
+  t.deepEqual(r.frames.map((f) => Number(f.seq)), r.frames.map((_, i) => i + 1));
+  const begin = dev(r.frames[0]!);
+  t.is(begin.name, "cdce0");
+  t.is(begin.driver, "cdce");
+  t.is(begin.parent, "uhub0");
+  t.is(begin.bus, Bus.BUS_USB);
+  t.is(begin.serial, "nic1");
+  t.is(begin.mac, "52:54:00:12:34:01");
+  t.is(begin.instance, 1);
+  t.is(Number(r.frames[0]!.guestTimeNs), 500, "ATTACH_BEGIN keeps drvctl's time");
+  t.is(Number(r.frames[1]!.guestTimeNs), 600);
+  const detach = dev(r.frames[3]!);
+  t.true(detach.flags?.force === true, "usb_disconnect_port detaches with DETACH_FORCE");
+  t.is(detach.thread, "usb event thread");
+  t.is(detach.port, "port 2");
+  t.is(Number(r.frames[3]!.guestTimeNs), 1010);
+  t.is(r.frames[4]!.ifnet?.device, "cdce0", "if_detach is attributed to the device detaching on that thread");
+  t.is(dev(r.frames[5]!).objectKind, OK.OBJECT_KIND_IFNET, "psref_target_destroy inside if_detach drains the ifnet");
+  t.is(dev(r.frames[8]!).objectKind, OK.OBJECT_KIND_DEVICE, "localcount_drain inside config_detach drains the device");
+  t.is(dev(r.frames[10]!).error ?? 0, 0);
+  t.is(dev(r.frames[11]!).serial, "nic1", "FREE still names the device by serial");
+});
+
+test("a vetoed drvctl detach ends with EBUSY and no free", (t) => {
+  const r = drive(ATTACH + "D PS 5 7 detach-entry cdce0 0\nD PS 6 7 detach-return - 16\n");
+  t.is(r.status, 0, r.stderr);
+  const tail = r.frames.slice(3).map(dev);
+  t.deepEqual(tail.map((d) => DK[d.kind ?? 0]), ["DETACH_BEGIN", "DETACH_END"]);
+  t.false(tail[0]!.flags?.force ?? false);
+  t.is(tail[0]!.thread, "", "not inside usb_disconnect_port");
+  t.is(tail[1]!.error, 16);
+});
+
+test("without DTrace, drvctl and the routing socket give the completions only", (t) => {
+  const r = drive(
+    "dtrace 0\nE device-attach cdce0 uhub0 nic1 52:54:00:12:34:01\nI arrival cdce0\nI departure cdce0\nE device-detach cdce0 uhub0 - -\n" +
+      "E device-attach cdce0 uhub1 nic2 52:54:00:12:34:02\n",
+  );
+  t.is(r.status, 0, r.stderr);
+  const kinds = r.frames.map((f) => (f.device ? `dev:${DK[f.device.kind ?? 0]}` : `if:${IK[f.ifnet?.kind ?? 0]}`));
+  t.deepEqual(kinds, ["dev:ATTACH_BEGIN", "dev:ATTACH_END", "if:ATTACH", "if:DETACH_BEGIN", "if:DETACH_END", "dev:DETACH_END"], "the second attach is held: no interface yet");
+  t.is(r.frames[3]!.ifnet?.device, "cdce0");
+  t.is(dev(r.frames[5]!).serial, "nic1");
+});
+
+test("ATTACH_BEGIN waits for the device's identity, keeping drvctl's time; a detach before any interface releases it", (t) => {
+  const r = drive(
+    "dtrace 0\nE device-attach cdce0 uhub0 nic1 52:54:00:12:34:01\nE device-detach cdce0 uhub0 - -\n" +
+      "dtrace 1\nE device-attach cdce1 uhub0 nic2 -\nD PS 900 5 detach-entry cdce1 0\nD PS 901 5 detach-return - 0\n",
+  );
+  t.is(r.status, 0, r.stderr);
+  const d = r.frames.map(dev);
+  t.deepEqual(d.map((e) => `${DK[e.kind ?? 0]} ${e.name}`), ["ATTACH_BEGIN cdce0", "DETACH_END cdce0", "ATTACH_BEGIN cdce1", "DETACH_BEGIN cdce1", "DETACH_END cdce1", "FREE cdce1"]);
+  t.is(Number(r.frames[0]!.guestTimeNs), 500, "stamped with the drvctl event's time");
+  t.is(d[0]!.serial, "nic1");
+  t.is(d[2]!.serial, "nic2");
+  t.is(d[2]!.instance, 1, "a new state: instances count from 1 again");
+});
+
+test("device references: tracked devices only, failed lookups reported", (t) => {
+  const r = drive(
+    ATTACH +
+      ["D PS 10 9 acquire cdce0 cdce0", "D PS 11 9 release cdce0 -", "D PS 12 9 release-return - -", "D PS 13 9 acquire - cdce0", "D PS 14 9 acquire wd0 wd0", "D PS 15 9 release wd0 -"].join("\n") +
+      "\n",
+  );
+  t.is(r.status, 0, r.stderr);
+  const refs = r.frames.slice(3);
+  t.deepEqual(refs.map((f) => RK[f.ref?.kind ?? 0]), ["ACQUIRE", "RELEASE", "ACQUIRE_FAILED"]);
+  t.true(refs.every((f) => f.ref?.object === "cdce0" && f.ref?.objectKind === OK.OBJECT_KIND_DEVICE));
+  t.is(refs[0]!.ref?.holder, "lwp:9");
+  t.is(refs[0]!.ref?.holder, refs[1]!.ref?.holder, "acquire and release pair up by lwp");
+});
+
+test("drains and pipe aborts outside a detach are not attributed to any device", (t) => {
+  const r = drive(
+    ATTACH +
+      ["D PS 1 3 psref-entry - -", "D PS 2 3 psref-return - -", "D PS 3 3 pipe-abort-start - -", "D PS 4 3 pipe-abort-done - -", "D PS 5 3 usbdi xfer:abort -",
+        "D PS 6 4 detach-entry cdce0 1", "D PS 7 4 pipe-abort-start - -", "D PS 8 4 pipe-abort-done - -", "D PS 9 4 detach-return - 0"].join("\n") +
+      "\n",
+  );
+  t.is(r.status, 0, r.stderr);
+  const tail = r.frames.slice(3).map(dev);
+  t.deepEqual(tail.map((d) => `${DK[d.kind ?? 0]}:${d.objectKind ?? 0}`), ["DETACH_BEGIN:0", `DRAIN_BEGIN:${OK.OBJECT_KIND_TRANSFER}`, `DRAIN_END:${OK.OBJECT_KIND_TRANSFER}`, "DETACH_END:0", "FREE:0"]);
+  t.regex(r.stderr, /unattributed 1 usbdi 3/);
+});
+
+test("malformed D lines are rejected with the line and the reason; chatter is ignored", (t) => {
+  const r = drive(
+    [
+      "dtrace 1",
+      "D dtrace: script '/usr/libdata/plugstorm/plugstorm.d' matched 24 probes",
+      "D PS x 1 detach-entry cdce0 1",
+      "D PS 1 1 detach-entry cdce0",
+      "D PS 1 1 exploded cdce0 1",
+      "D PS 1 1 detach-entry cdce0 1 extra",
+      "D PS 1 -3 detach-entry cdce0 1",
+      "D PS 99999999999999999999999 1 detach-entry cdce0 1",
+    ].join("\n") + "\n",
+  );
+  t.is(r.status, 1);
+  t.is(r.frames.length, 0);
+  t.regex(r.stderr, /line 3: timestamp "x" is not a decimal number/);
+  t.regex(r.stderr, /line 4: expected 6 fields/);
+  t.regex(r.stderr, /line 5: unknown event "exploded"/);
+  t.regex(r.stderr, /line 6: trailing text after arg2/);
+  t.regex(r.stderr, /line 7: tid "-3" is not a decimal number/);
+  t.regex(r.stderr, /line 8: timestamp .* is not a decimal number/);
+  t.notRegex(r.stderr, /line 2:/, "dtrace's own messages are not PS lines");
+});
+
+test("every line the D script can print parses, and the parser knows no event the script never prints", (t) => {
+  const d = readFileSync(join(root, "images/netbsd/plugstorm.d"), "utf8");
+  const c = readFileSync(join(agent, "netbsd/nb_events.c"), "utf8");
+  const parserEvents = new Set([...c.matchAll(/\[PS_NB_D_[A-Z_]+\] = "([a-z-]+)"/g)].map((m) => m[1]!));
+  const formats = [...d.matchAll(/printf\("(PS [^"]*)\\n"/g)].map((m) => m[1]!);
+  t.true(formats.length >= 18, `found ${formats.length} PS printf formats`);
+  const printed = new Set<string>();
+  let script = "dtrace 1\n";
+  for (const f of formats) {
+    const fields = f.split(" ");
+    t.is(fields.length, 6, `format "${f}" has 6 fields`);
+    t.deepEqual(fields.slice(0, 3), ["PS", "%d", "%d"], `format "${f}" starts with PS timestamp tid`);
+    printed.add(fields[3]!);
+    // What DTrace prints for it: numbers for %d, a device name for %s.
+    script += "D " + f.replace(/%d/g, "17").replace(/%s%d/g, "cdce0").replace(/%s:%s/g, "pipe:close").replace(/%s/g, "cdce0") + "\n";
+  }
+  for (const e of printed) t.true(parserEvents.has(e), `the parser knows "${e}"`);
+  for (const e of parserEvents) t.true(printed.has(e), `the script prints "${e}"`);
+  const r = drive(script);
+  t.is(r.status, 0, r.stderr);
+});
