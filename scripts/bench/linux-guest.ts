@@ -15,7 +15,8 @@ import { parseTrace } from "../../src/trace/index.js";
 
 const CYCLES = 24;
 const GOAL = 10;
-const LINUX = { type: "qemu", profile: "linux-guest", accel: "auto", telemetry: "virtio-serial", bootTimeout: "60s" } as const;
+// Eight ports, one xhci root hub each, so every row runs on the same VM.
+const LINUX = { type: "qemu", profile: "linux-guest", accel: "auto", telemetry: "virtio-serial", bootTimeout: "60s", usbPorts: 8 } as const;
 const ActKind = plugstorm.trace.v1.HostAction.Kind;
 const DevKind = plugstorm.telemetry.v1.DeviceEvent.Kind;
 
@@ -65,7 +66,7 @@ export async function run(): Promise<void> {
   const vm = await startVm({ machine: LINUX });
   try {
     const results: Measured[] = [];
-    for (const inFlight of [1, 2, 4]) {
+    for (const inFlight of [1, 2, 4, 8]) {
       const storm: StormInput = {
         name: `bench-linux-${inFlight}`,
         machine: LINUX,

@@ -110,7 +110,7 @@ Builds a guest image:
     --release DIR      a local release directory instead (offline; build.sh's RELEASEDIR)
     --mirror URL       default https://cdn.netbsd.org/pub/NetBSD
     --out DIR          default build/netbsd-guest
-    --telemetry T      com1 (default) or viocon
+    --telemetry T      viocon (default for 10.1 and later) or com1 (default before 10.1 and for --release)
     --kernel FILE      boot this kernel (e.g. PLUGSTORM: no built-in cdce, for unload storms)
     --nanopb-src DIR   nanopb runtime sources (or $NANOPB_SRC): the agent is compiled in the guest
     --size-mib N       root file system size (default 3072)

@@ -19,7 +19,12 @@ export interface GuestConfigOptions {
 export const AGENT_PATH = "/usr/local/sbin/plugstorm-agent";
 export const AGENT_SRC_DIR = "/usr/src/plugstorm-agent";
 export const DSCRIPT_PATH = "/usr/libdata/plugstorm/plugstorm.d";
-/** viocon(4)'s node is UNCONFIRMED (netbsd.md section 7); OpenBSD's driver names it ttyVI00. */
+/**
+ * viocon(4)'s tty: NetBSD's viocon.c (from OpenBSD) makes minor (unit << 4) |
+ * port under the `viocon` cdevsw, which OpenBSD's MAKEDEV names ttyVI<unit><port>;
+ * NetBSD's MAKEDEV entry for it is UNCONFIRMED (netbsd.md section 7), so
+ * rc.d/plugstorm_agent runs MAKEDEV for it when /dev lacks the node.
+ */
 export const VIOCON_NODE = "/dev/ttyVI00";
 export const COM1_NODE = "/dev/tty01";
 
@@ -85,6 +90,18 @@ plugstorm_agent_precmd()
 	for m in solaris dtrace fbt sdt; do
 		modload $m >/dev/null 2>&1
 	done
+	# /dev is the tmpfs init(8) filled with MAKEDEV's "init" set, which may not
+	# include viocon's tty: ask MAKEDEV for it by name. The tmpfs hides the
+	# disk's /dev/MAKEDEV unless init copied it, hence the second place.
+	if [ ! -c "\${plugstorm_agent_transport}" ]; then
+		for mk in /dev/MAKEDEV /etc/MAKEDEV; do
+			[ -r "$mk" ] && (cd /dev && sh "$mk" "\${plugstorm_agent_transport#/dev/}") >/dev/null 2>&1 && break
+		done
+		if [ ! -c "\${plugstorm_agent_transport}" ]; then
+			echo "plugstorm_agent: no device node \${plugstorm_agent_transport} (MAKEDEV does not know it)"
+			return 1
+		fi
+	fi
 	if checkyesno plugstorm_load_cdce; then
 		modload if_cdce || echo "plugstorm_agent: modload if_cdce failed"
 	fi

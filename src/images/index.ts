@@ -3,7 +3,9 @@
 // verification and on-disk formats, so it lives here.
 export {
   buildNetbsdImage,
+  defaultNetbsdTelemetry,
   findNanopb,
+  netbsdHasViocon,
   netbsdGuestDir,
   writeGuestKit,
   NETBSD_IMAGE_NAME,

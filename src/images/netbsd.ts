@@ -36,7 +36,7 @@ export interface NetbsdImageOptions {
   mirror?: string;
   /** Output directory (default <repo>/build/netbsd-guest). */
   out?: string;
-  /** Telemetry: com1 (default, every release) or viocon (10.1+). */
+  /** Telemetry device; default: defaultNetbsdTelemetry(version). */
   telemetry?: NetbsdTelemetry;
   /** A kernel to boot instead of GENERIC, e.g. a PLUGSTORM build (no built-in cdce: if_cdce.kmod is loaded at boot). */
   kernel?: string;
@@ -66,6 +66,24 @@ export interface NetbsdImageResult {
 
 export const NETBSD_IMAGE_NAME = "netbsd.qcow2";
 export const NETBSD_MANIFEST_NAME = "image.json";
+
+/**
+ * viocon(4) reached the netbsd-10 branch in 2024-10 (viocon.c 1.5.4.x), so
+ * 10.1 is the first release whose kernel set has it; 11 and later inherit it.
+ * A local release ("local", or any unparsable version) is not assumed to have it.
+ */
+export function netbsdHasViocon(version: string): boolean {
+  const m = /^(\d+)(?:\.(\d+))?/.exec(version);
+  if (m === null) return false;
+  const major = Number(m[1]);
+  const minor = Number(m[2] ?? 0);
+  return major > 10 || (major === 10 && minor >= 1);
+}
+
+/** The telemetry device an image of this release uses unless told otherwise. */
+export function defaultNetbsdTelemetry(version: string): NetbsdTelemetry {
+  return netbsdHasViocon(version) ? "viocon" : "com1";
+}
 
 export function netbsdGuestDir(repoRoot: string): string {
   return join(repoRoot, "build", "netbsd-guest");
@@ -132,10 +150,12 @@ export function writeGuestKit(root: string, repoRoot: string, o: { telemetry: Ne
 export async function buildNetbsdImage(o: NetbsdImageOptions): Promise<NetbsdImageResult> {
   const log = o.log ?? (() => {});
   const out = resolve(o.out ?? netbsdGuestDir(o.repoRoot));
-  const telemetry = o.telemetry ?? "com1";
   // Local inputs first, so a missing one fails in seconds, before any download.
   const nanopb = findNanopb(o.nanopbSrc);
   if (o.kernel !== undefined && !existsSync(o.kernel)) throw new AssembleError(`--kernel ${o.kernel} does not exist`);
+  if (o.telemetry === "viocon" && o.version !== undefined && /^\d+(\.\d+)*$/.test(o.version) && !netbsdHasViocon(o.version)) {
+    throw new AssembleError(`--telemetry viocon needs NetBSD 10.1 or later (viocon(4) is not in ${o.version}'s kernel); use --telemetry com1`);
+  }
   mkdirSync(out, { recursive: true });
   let sets: VerifiedSets;
   let version: string;
@@ -148,6 +168,8 @@ export async function buildNetbsdImage(o: NetbsdImageOptions): Promise<NetbsdIma
     version = o.version ?? DEFAULT_NETBSD_VERSION;
     sets = await fetchRelease({ version, mirror: o.mirror ?? DEFAULT_MIRROR, dest: join(out, "release", version), log });
   }
+  const telemetry = o.telemetry ?? defaultNetbsdTelemetry(version);
+  log(`telemetry on ${telemetry}${o.telemetry === undefined ? " (default for this release)" : ""}`);
   const root = join(out, "root");
   rmSync(root, { recursive: true, force: true });
   log(`extracting ${[...sets.files.keys()].join(", ")}`);

@@ -162,7 +162,7 @@ export class QemuProcess implements QmpExecutor {
       if (f !== undefined && !fs.existsSync(f)) refuse(new QemuStartError(`machine profile ${JSON.stringify(this.profile.name)}: file ${f} does not exist`));
     }
     // sockaddr_un holds 108 bytes; a deep tmpRoot would fail later with a bare EINVAL.
-    const longest = path.join(this.options.tmpRoot ?? os.tmpdir(), "plugstorm-qemu-XXXXXX", "telemetry-virtio-serial.sock");
+    const longest = path.join(this.options.tmpRoot ?? os.tmpdir(), "plugstorm-qemu-XXXXXX", "telemetry-virtio-console.sock");
     if (Buffer.byteLength(longest) > 107) refuse(new QemuStartError(`temp dir root ${this.options.tmpRoot ?? os.tmpdir()} is too long for unix socket paths (108 bytes max); set tmpRoot to a shorter directory`));
     this.accelChoice = chooseAccel(this.options.accel ?? "auto");
     const dir = fs.mkdtempSync(path.join(this.options.tmpRoot ?? os.tmpdir(), "plugstorm-qemu-"));

@@ -14,8 +14,14 @@ export interface UsbControllerSpec {
   usb3Ports?: number;
 }
 
-/** Guest→host telemetry channel kinds (see docs/qemu.md "Guest → host channels"). */
-export type TelemetryTransport = "virtio-serial" | "uart";
+/**
+ * Guest→host telemetry channel kinds (see docs/qemu.md "Guest → host channels").
+ * `virtio-console` is a virtconsole on port 0 of its own virtio-serial device:
+ * the only port a driver without MULTIPORT (NetBSD's viocon(4)) can reach.
+ */
+export type TelemetryTransport = "virtio-serial" | "uart" | "virtio-console";
+
+export const TELEMETRY_TRANSPORTS: readonly TelemetryTransport[] = ["virtio-serial", "uart", "virtio-console"];
 
 export interface DiskSpec {
   path: string;
@@ -96,7 +102,7 @@ export function validateProfile(p: MachineProfile): void {
   });
   const t = p.telemetry ?? [];
   if (new Set(t).size !== t.length) fail(`telemetry lists a transport twice: ${t.join(", ")}`);
-  for (const x of t) if (x !== "virtio-serial" && x !== "uart") fail(`telemetry transport ${JSON.stringify(x)} is not one of virtio-serial, uart`);
+  for (const x of t) if (!TELEMETRY_TRANSPORTS.includes(x)) fail(`telemetry transport ${JSON.stringify(x)} is not one of ${TELEMETRY_TRANSPORTS.join(", ")}`);
   if ((p.initrd !== undefined || p.append !== undefined) && p.kernel === undefined) fail("initrd/append need a kernel");
 }
 
@@ -123,8 +129,11 @@ function opt(value: string): string {
 }
 
 export function telemetryChardevId(t: TelemetryTransport): string {
-  return t === "virtio-serial" ? "tele-virtio" : "tele-uart";
+  return t === "virtio-serial" ? "tele-virtio" : t === "virtio-console" ? "tele-vcon" : "tele-uart";
 }
+
+/** QEMU id of the virtconsole device of the virtio-console transport (its virtio-serial bus is `vcon.0`). */
+export const TELEMETRY_CONSOLE_ID = "tele-vcon";
 
 export function buildArgv(p: MachineProfile, paths: ArgvPaths, accel: Accel): string[] {
   validateProfile(p);
@@ -147,6 +156,12 @@ export function buildArgv(p: MachineProfile, paths: ArgvPaths, accel: Accel): st
   if (p.telemetry?.includes("virtio-serial")) {
     a.push("-device", "virtio-serial-pci,id=vser");
     a.push("-device", `virtserialport,bus=vser.0,chardev=${telemetryChardevId("virtio-serial")},name=${TELEMETRY_PORT_NAME}`);
+  }
+  if (p.telemetry?.includes("virtio-console")) {
+    // A device of its own: nr=0 is the console port a single-port driver sees,
+    // and max_ports=1 keeps a MULTIPORT-less guest from being offered more.
+    a.push("-device", "virtio-serial-pci,id=vcon,max_ports=1");
+    a.push("-device", `virtconsole,bus=vcon.0,id=${TELEMETRY_CONSOLE_ID},chardev=${telemetryChardevId("virtio-console")},name=${TELEMETRY_PORT_NAME},nr=0`);
   }
   // The console is COM1, so the telemetry UART is COM2 (Linux ttyS1, NetBSD com1).
   if (p.telemetry?.includes("uart")) a.push("-device", `isa-serial,chardev=${telemetryChardevId("uart")},index=1`);

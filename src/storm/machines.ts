@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PROFILES, BARE_PROFILE, linuxGuestImage, linuxGuestProfile, netbsdGuestPaths, netbsdGuestProfile, netbsdTelemetryTransport, type MachineProfile, type NetbsdGuestImage } from "../qemu/index.js";
 import { SimMachine } from "../sim/index.js";
-import type { MachineSpec, QemuMachineSpec } from "./spec.js";
+import { usbPortsOf, type MachineSpec, type QemuMachineSpec } from "./spec.js";
 
 /** The QEMU machine profile for a storm's machine section: a known profile, with the storm's overrides. */
 /** The repository (or installed package) root: where build/linux-guest lives. */
@@ -37,7 +37,7 @@ export function qemuProfileFor(m: QemuMachineSpec): MachineProfile {
     for (const f of [kernel, initrd]) {
       if (!existsSync(f)) throw new MachineSetupError(`linux-guest: ${f} does not exist; build the image with: plugstorm image linux (scripts/build-linux-guest)`);
     }
-    base = linuxGuestProfile({ kernel, initrd }, { memoryMiB: m.memoryMb });
+    base = linuxGuestProfile({ kernel, initrd }, { memoryMiB: m.memoryMb, usbPorts: usbPortsOf(m) });
   } else if (m.profile === "netbsd-guest") {
     base = netbsdGuestProfile(netbsdImageFor(m), { memoryMiB: m.memoryMb });
   } else base = PROFILES[m.profile];
@@ -46,8 +46,8 @@ export function qemuProfileFor(m: QemuMachineSpec): MachineProfile {
     ...base,
     name: m.profile,
     memoryMiB: m.profile === "bare" ? (base.memoryMiB ?? 128) : m.memoryMb,
-    // Four full-speed ports, what the storm validation assumed (USB_CONTROLLER_PORTS).
-    usb: m.usbController === "qemu-xhci" ? xhciControllers(base) : [{ id: "usbc", model: "piix3-usb-uhci" }],
+    // As many full-speed ports as the storm validation allowed NICs in flight (machine.usbPorts).
+    usb: m.usbController === "qemu-xhci" ? xhciControllers(base, usbPortsOf(m)) : [{ id: "usbc", model: "piix3-usb-uhci" }],
   };
   if (m.profile !== "bare") {
     if (m.telemetry === "none") delete p.telemetry;
@@ -67,11 +67,15 @@ export function qemuProfileFor(m: QemuMachineSpec): MachineProfile {
  */
 function netbsdImageFor(m: QemuMachineSpec): NetbsdGuestImage {
   const paths = netbsdGuestPaths(repoRoot());
-  let telemetry: NetbsdGuestImage["telemetry"] = "com1";
+  // Without a manifest saying otherwise (an image of the user's own), the
+  // storm's machine.telemetry says where the agent talks.
+  let telemetry: NetbsdGuestImage["telemetry"] = m.telemetry === "uart" ? "com1" : "viocon";
   let disk = m.image;
   if (existsSync(paths.manifest)) {
     const man = JSON.parse(readFileSync(paths.manifest, "utf8")) as { image?: unknown; telemetry?: unknown };
-    if (man.telemetry === "viocon" || man.telemetry === "com1") telemetry = man.telemetry;
+    // The manifest describes the image it built, not one the storm names.
+    const ours = disk === undefined || (typeof man.image === "string" && man.image === disk);
+    if (ours && (man.telemetry === "viocon" || man.telemetry === "com1")) telemetry = man.telemetry;
     if (disk === undefined && typeof man.image === "string") disk = man.image;
   }
   disk ??= paths.disk;
@@ -84,15 +88,15 @@ function netbsdImageFor(m: QemuMachineSpec): NetbsdGuestImage {
 }
 
 /**
- * The storm's four full-speed xhci ports: the profile's own controllers when
- * they add up to exactly that (linux-guest puts one port on each of four root
- * hubs, which Linux enumerates in parallel), else one controller with four.
+ * The storm's `ports` full-speed xhci ports: the profile's own controllers when
+ * they add up to exactly that (linux-guest puts one port on each of its root
+ * hubs, which Linux enumerates in parallel), else one controller with that many.
  */
-function xhciControllers(base: MachineProfile): NonNullable<MachineProfile["usb"]> {
+function xhciControllers(base: MachineProfile, ports: number): NonNullable<MachineProfile["usb"]> {
   const own = base.usb ?? [];
   const fullSpeed = own.reduce((n, u) => n + (u.model === "qemu-xhci" ? (u.usb2Ports ?? 4) : 0), 0);
-  if (own.length > 1 && own.every((u) => u.model === "qemu-xhci") && fullSpeed === 4) return own.map((u) => ({ ...u }));
-  return [{ id: "usbc", model: "qemu-xhci", usb2Ports: 4, usb3Ports: 4 }];
+  if (own.length > 1 && own.every((u) => u.model === "qemu-xhci") && fullSpeed === ports) return own.map((u) => ({ ...u }));
+  return [{ id: "usbc", model: "qemu-xhci", usb2Ports: ports, usb3Ports: 4 }];
 }
 
 export function createMachine(m: MachineSpec, seed: number, qemu: { extraArgs?: string[] } = {}): Machine {

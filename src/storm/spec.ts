@@ -25,7 +25,7 @@ export type Distribution =
 export type GuestProfile = "bare" | "linux-guest" | "netbsd-guest";
 export type Accel = "auto" | "kvm" | "tcg";
 export type UsbController = "qemu-xhci" | "piix3-usb-uhci";
-export type TelemetryTransport = "virtio-serial" | "uart" | "none";
+export type TelemetryTransport = "virtio-serial" | "uart" | "virtio-console" | "none";
 export type ModelProfile = "netbsd" | "linux";
 /** What a reference holder holds, named as in telemetry.proto's ObjectKind. */
 export type HolderKind = "device" | "ifnet" | "usbnet" | "devsw" | "vnode" | "netdev";
@@ -52,10 +52,20 @@ export const DRIVER_MODULES: Readonly<Record<ModelProfile, Readonly<Record<NicKi
   linux: { "usb-net": "cdc_ether", "usb-net-rndis": "rndis_host", "pcmcia-ne2000": "ne2k" },
 };
 
-/** Ports per USB controller as QEMU 7.2 offers them to full-speed devices (docs/qemu.md). */
+/** Ports per USB controller as QEMU 7.2 offers them to full-speed devices (docs/qemu.md): the default of machine.usbPorts. */
 export const USB_CONTROLLER_PORTS: Readonly<Record<UsbController, number>> = {
   "qemu-xhci": 4,
   "piix3-usb-uhci": 2,
+};
+
+/**
+ * What machine.usbPorts may be per controller. xhci's USB2 port count is a
+ * QEMU property (p2=, up to 15); 8 is as many NICs in flight as the storm
+ * format allows, each its own root hub on linux-guest. uhci has two, fixed.
+ */
+export const USB_PORTS_RANGE: Readonly<Record<UsbController, { min: number; max: number }>> = {
+  "qemu-xhci": { min: 1, max: 8 },
+  "piix3-usb-uhci": { min: 2, max: 2 },
 };
 
 // ------------------------------------------------------------------ input
@@ -74,6 +84,8 @@ export interface QemuMachineInput {
   image?: string;
   accel?: Accel;
   usbController?: UsbController;
+  /** Full-speed USB ports, i.e. USB NICs in flight at most (qemu-xhci 1..8, default 4; uhci: 2). */
+  usbPorts?: number;
   telemetry?: TelemetryTransport;
   memoryMb?: number;
   /** How long the guest may take to say Hello before the run goes on without it. */
@@ -183,6 +195,8 @@ export interface QemuMachineSpec {
   image?: string;
   accel: Accel;
   usbController: UsbController;
+  /** Validation always sets it; absent (a hand-built spec) means the controller's default. */
+  usbPorts?: number;
   telemetry: TelemetryTransport;
   memoryMb: number;
   bootTimeoutNs: number;
@@ -248,6 +262,11 @@ export const DEFAULT_DEADLINES_MS: Readonly<Record<DeadlinePhase, number>> = {
 
 /** Ports the machine offers when the storm does not say: the QEMU controller's, or the simulator's. */
 export function machinePorts(m: MachineSpec): Record<NicBus, number> {
-  if (m.type === "qemu") return { usb: USB_CONTROLLER_PORTS[m.usbController], pcmcia: 0 };
+  if (m.type === "qemu") return { usb: usbPortsOf(m), pcmcia: 0 };
   return { usb: 4, pcmcia: 2 };
+}
+
+/** The full-speed USB ports a QEMU machine has: machine.usbPorts, or the controller's default. */
+export function usbPortsOf(m: QemuMachineSpec): number {
+  return m.usbPorts ?? USB_CONTROLLER_PORTS[m.usbController];
 }

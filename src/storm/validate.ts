@@ -14,6 +14,7 @@ import {
   MACHINE_KINDS,
   NIC_KINDS,
   USB_CONTROLLER_PORTS,
+  USB_PORTS_RANGE,
   busOf,
   machinePorts,
   type DeadlinePhase,
@@ -272,7 +273,7 @@ function editDistance(a: string, b: string): number {
 
 const TOP_KEYS = ["name", "description", "machine", "nics", "schedule", "holders", "traffic", "detach", "unload", "sick", "deadlines", "model", "stopOnFirstViolation"];
 const SIM_KEYS = ["type", "bugs"];
-const QEMU_KEYS = ["type", "profile", "kernel", "initrd", "image", "accel", "usbController", "telemetry", "memoryMb", "bootTimeout"];
+const QEMU_KEYS = ["type", "profile", "kernel", "initrd", "image", "accel", "usbController", "usbPorts", "telemetry", "memoryMb", "bootTimeout"];
 const STEP_OPS = ["add", "remove", "hold", "release", "traffic", "traffic-stop", "detach", "unload", "sick", "sleep", "fault"] as const;
 
 /** Parses and validates YAML storm text; throws ScenarioError with every problem found. */
@@ -550,11 +551,20 @@ function readMachine(ck: Checker, node: N, root: N): MachineSpec | undefined {
   const usbController = m.has("usbController")
     ? ck.oneOf(m.get("usbController"), "machine.usbController", Object.keys(USB_CONTROLLER_PORTS) as ("qemu-xhci" | "piix3-usb-uhci")[], node)
     : "qemu-xhci";
+  // Checked against the controller the storm names (uhci has exactly 2).
+  let usbPorts: number | undefined = usbController ? USB_CONTROLLER_PORTS[usbController] : undefined;
+  if (m.has("usbPorts") && usbController) {
+    const range = USB_PORTS_RANGE[usbController];
+    usbPorts = ck.number(m.get("usbPorts"), "machine.usbPorts", { int: true, ...range, parent: node });
+  }
   const telemetry = m.has("telemetry")
-    ? ck.oneOf(m.get("telemetry"), "machine.telemetry", ["virtio-serial", "uart", "none"] as const, node)
+    ? ck.oneOf(m.get("telemetry"), "machine.telemetry", ["virtio-serial", "uart", "virtio-console", "none"] as const, node)
     : profile === "bare"
       ? "none"
-      : "virtio-serial";
+      : profile === "netbsd-guest"
+        ? // What `plugstorm image netbsd` sets up for 10.1 and later: viocon(4) on a virtio console.
+          "virtio-console"
+        : "virtio-serial";
   if (profile === "bare" && telemetry !== undefined && telemetry !== "none") {
     ck.fail(m.get("telemetry"), "machine.telemetry", "a bare machine runs no guest, so it has no telemetry channel: expected none");
   }
@@ -566,8 +576,8 @@ function readMachine(ck: Checker, node: N, root: N): MachineSpec | undefined {
   if (profile === "bare") {
     for (const k of ["kernel", "initrd", "image"]) if (m.has(k)) ck.fail(m.get(k), `machine.${k}`, "a bare machine boots no guest; remove it or use profile linux-guest");
   }
-  if (!profile || !accel || !usbController || !telemetry || memoryMb === undefined || bootTimeoutNs === undefined) return undefined;
-  const spec: MachineSpec = { type: "qemu", profile, accel, usbController, telemetry, memoryMb, bootTimeoutNs };
+  if (!profile || !accel || !usbController || usbPorts === undefined || !telemetry || memoryMb === undefined || bootTimeoutNs === undefined) return undefined;
+  const spec: MachineSpec = { type: "qemu", profile, accel, usbController, usbPorts, telemetry, memoryMb, bootTimeoutNs };
   if (kernel) spec.kernel = kernel;
   if (initrd) spec.initrd = initrd;
   if (image) spec.image = image;

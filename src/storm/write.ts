@@ -3,7 +3,7 @@
 
 import { Document, isMap, isSeq } from "yaml";
 import { fmtNs } from "./validate.js";
-import type { Distribution, DistributionInput, StepInput, Step, StormInput, StormSpec } from "./spec.js";
+import { USB_CONTROLLER_PORTS, type Distribution, type DistributionInput, type StepInput, type Step, type StormInput, type StormSpec } from "./spec.js";
 
 function dist(d: Distribution): DistributionInput {
   switch (d.type) {
@@ -67,6 +67,7 @@ export function specToInput(spec: StormSpec, steps?: readonly Step[]): StormInpu
             profile: m.profile,
             accel: m.accel,
             usbController: m.usbController,
+            ...(m.usbPorts !== undefined && m.usbPorts !== USB_CONTROLLER_PORTS[m.usbController] ? { usbPorts: m.usbPorts } : {}),
             telemetry: m.telemetry,
             memoryMb: m.memoryMb,
             bootTimeout: fmtNs(m.bootTimeoutNs),

@@ -2,17 +2,13 @@
 // CI system parses (one case per rule, the broken one failing with the
 // violation text) and an HTML report that shows the timeline in a browser.
 import test from "ava";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { chromium } from "playwright-core";
+import { chromiumContext } from "../helpers/chromium.js";
 import { findAll, parseXml } from "../report/xml.js";
 import { decodePng, distinctColours } from "../report/png.js";
 import { ROOT, run, tempDir } from "./helpers.js";
-
-const CHROMIUM = "/usr/bin/chromium";
 
 test.serial("storm --bug leak-ref: junit.xml names the broken rule as a failure, report.html shows the timeline in Chromium", async (t) => {
   const dir = tempDir(t);
@@ -36,19 +32,7 @@ test.serial("storm --bug leak-ref: junit.xml names the broken rule as a failure,
   t.regex(text, /nic\d+/, "the failure names the NIC");
 
   // HTML: opens from the file alone in headless Chromium, lanes drawn, not blank.
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup-host`);
-  const profile = await mkdtemp(join(tmpdir(), "plugstorm-chromium-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    viewport: { width: 1320, height: 900 },
-    timeout: 60_000,
-  });
-  t.teardown(async () => {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-  });
+  const context = await chromiumContext(t);
   const page = await context.newPage();
   await page.goto(pathToFileURL(join(out, "report.html")).href, { waitUntil: "load" });
   const svg = page.locator("svg.timeline").first();

@@ -6,6 +6,7 @@ import test from "ava";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { run, start, tempDir } from "./helpers.js";
+import { alive } from "../helpers/process.js";
 
 const SOCKET = /QMP socket: (\S+)/;
 
@@ -18,14 +19,6 @@ function childPids(pid: number): number[] {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The QEMU process the vm command started: its child whose command line is qemu-system-*. */
 function qemuChild(pid: number): number | undefined {

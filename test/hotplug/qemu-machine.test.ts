@@ -6,15 +6,8 @@ import test from "ava";
 import { QemuMachine, type MachineObservation, type NicOpResult } from "../../src/hotplug/index.js";
 import { listPeripherals } from "../../src/qmp/index.js";
 import { writeBootSector } from "../qemu/boot-sector.js";
+import { alive } from "../helpers/process.js";
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function startMachine(t: { teardown(fn: () => unknown): void }): Promise<{ m: QemuMachine; obs: MachineObservation[] }> {
   const m = new QemuMachine({ accel: "tcg" });

@@ -44,6 +44,9 @@ test("rc.d scripts: rcorder headers, rc.subr protocol, the agent on its device w
   t.regex(agent, /"\$command" --backend netbsd --transport "\$\{plugstorm_agent_transport\}"/);
   t.regex(agent, /for m in solaris dtrace fbt sdt; do/);
   t.regex(agent, /modload if_cdce/);
+  // A viocon node missing from init's tmpfs /dev is made by name, or the agent is not started.
+  t.regex(agent, /if \[ ! -c "\$\{plugstorm_agent_transport\}" \]; then\n\t\tfor mk in \/dev\/MAKEDEV \/etc\/MAKEDEV; do\n[^\n]*sh "\$mk" "\$\{plugstorm_agent_transport#\/dev\/\}"/);
+  t.regex(agent, /no device node \$\{plugstorm_agent_transport\}[^\n]*\n\t\t\treturn 1/);
   const build = rcdBuild();
   t.is(shParses(build), "");
   t.regex(build, /^# PROVIDE: plugstorm_build$/m);
@@ -82,7 +85,15 @@ test("netbsd-guest: q35, the qcow2 on virtio-blk as an overlay, xhci, telemetry 
   t.true(s.includes("isa-serial,chardev=tele-uart,index=1"), "com1 = /dev/tty01");
   t.true(s.includes("qemu-xhci,id=usbc"));
   t.false(s.includes("-kernel"), "boots from the disk");
-  t.deepEqual(netbsdGuestProfile({ disk: "d", telemetry: "viocon" }).telemetry, ["virtio-serial"]);
+});
+
+test("netbsd-guest with a viocon image: telemetry on a virtconsole at nr 0, no virtio-serial port, no second UART", (t) => {
+  const p = netbsdGuestProfile({ disk: "/img/netbsd.qcow2", telemetry: "viocon" });
+  t.deepEqual(p.telemetry, ["virtio-console"]);
+  const devices = buildArgv(p, { qmpSocket: "/q", consoleSocket: "/c", consoleLog: "/l", telemetrySockets: { "virtio-console": "/v" } }, "tcg").filter((_, i, a) => a[i - 1] === "-device");
+  t.true(devices.includes("virtio-serial-pci,id=vcon,max_ports=1"));
+  t.true(devices.some((d) => /^virtconsole,bus=vcon\.0,.*chardev=tele-vcon,.*nr=0$/.test(d)), devices.join(" "));
+  t.false(devices.some((d) => d.startsWith("virtserialport") || d.startsWith("isa-serial")), devices.join(" "));
 });
 
 test("storms: netbsd-guest builds its machine from the image, and says what is wrong otherwise", async (t) => {
@@ -97,8 +108,10 @@ test("storms: netbsd-guest builds its machine from the image, and says what is w
   const p = qemuProfileFor({ ...m, image: img });
   t.is(p.name, "netbsd-guest");
   t.deepEqual(p.disk, { path: img, format: "qcow2", interface: "virtio", snapshot: true });
-  t.deepEqual(p.telemetry, ["uart"]);
-  t.throws(() => qemuProfileFor({ ...m, image: img, telemetry: "virtio-serial" }), { instanceOf: MachineSetupError, message: /talks on com1 .*set machine\.telemetry: uart/ });
+  // The storm's default follows the 10.1+ image: viocon(4) on a virtio console.
+  t.deepEqual(p.telemetry, ["virtio-console"]);
+  t.deepEqual(qemuProfileFor({ ...m, image: img, telemetry: "uart" }).telemetry, ["uart"], "an image of the user's own on com1");
+  t.throws(() => qemuProfileFor({ ...m, image: img, telemetry: "virtio-serial" }), { instanceOf: MachineSetupError, message: /talks on viocon; set machine\.telemetry: virtio-console/ });
   t.throws(() => qemuProfileFor({ ...m, image: join(dir, "absent.qcow2") }), { instanceOf: MachineSetupError, message: /absent\.qcow2 does not exist; build the image with: plugstorm image netbsd/ });
   const unload = await loadStormFile(join(repo, "scripts/storms/netbsd-unload.yaml"));
   t.is(unload.spec.model, "netbsd");

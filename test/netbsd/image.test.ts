@@ -20,6 +20,7 @@ import {
   ReleaseError,
   SECTOR,
   buildNetbsdImage,
+  defaultNetbsdTelemetry,
   disklabelChecksum,
   fetchRelease,
   locateSets,
@@ -170,7 +171,8 @@ test("the image: sets + guest kit staged, FFS root, MBR, bootxx, disklabel, qcow
   t.is(readFileSync(join(root, "usr/libdata/plugstorm/plugstorm.d"), "utf8"), readFileSync(join(repo, "images/netbsd/plugstorm.d"), "utf8"));
   // Manifest the netbsd-guest profile reads.
   const man = JSON.parse(readFileSync(r.manifestPath, "utf8")) as Record<string, unknown>;
-  t.deepEqual(man, { version: "10.1", image: join(out, "netbsd.qcow2"), telemetry: "com1", kernel: "GENERIC", rootDisk: "ld0", sets: ["base", "etc", "comp", "kern-GENERIC"] });
+  t.deepEqual(man, { version: "10.1", image: join(out, "netbsd.qcow2"), telemetry: "viocon", kernel: "GENERIC", rootDisk: "ld0", sets: ["base", "etc", "comp", "kern-GENERIC"] });
+  t.regex(readFileSync(join(root, "etc/rc.conf"), "utf8"), /^plugstorm_agent_transport=\/dev\/ttyVI00$/m, "10.1: the agent on viocon");
   // The disk.
   const info = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", join(out, "netbsd.qcow2")], { encoding: "utf8" })) as { format: string; "virtual-size": number };
   t.is(info.format, "qcow2");
@@ -210,6 +212,26 @@ test("a PLUGSTORM kernel replaces GENERIC (kept aside) and makes the guest load 
   t.regex(readFileSync(join(r.root, "etc/rc.conf"), "utf8"), /^plugstorm_load_cdce=YES$/m);
   t.is(r.manifest.kernel, "custom");
   t.false(existsSync(join(dir, "out", "netbsd.qcow2")), "stageOnly writes no disk");
+});
+
+test("telemetry: viocon from 10.1 on, com1 before and for an unnamed local release; --telemetry overrides", async (t) => {
+  for (const [v, want] of [["10.1", "viocon"], ["10.2", "viocon"], ["11.0", "viocon"], ["12", "viocon"], ["10.0", "com1"], ["9.4", "com1"], ["local", "com1"], ["ten", "com1"]] as const) {
+    t.is(defaultNetbsdTelemetry(v), want, v);
+  }
+  const dir = tmp(t, "nb-tele-");
+  fakeRelease(join(dir, "rel"));
+  const nanopb = fakeNanopb(dir);
+  const stage = (o: { version?: string; telemetry?: "com1" | "viocon" }, out: string) =>
+    buildNetbsdImage({ repoRoot: repo, release: join(dir, "rel"), out: join(dir, out), nanopbSrc: nanopb, stageOnly: true, ...o });
+  const com1 = await stage({ version: "10.1", telemetry: "com1" }, "o1");
+  t.is(com1.manifest.telemetry, "com1");
+  t.regex(readFileSync(join(com1.root, "etc/rc.conf"), "utf8"), /^plugstorm_agent_transport=\/dev\/tty01$/m);
+  const local = await stage({}, "o2");
+  t.like(local.manifest, { version: "local", telemetry: "com1" });
+  const forced = await stage({ telemetry: "viocon" }, "o3");
+  t.is(forced.manifest.telemetry, "viocon", "a local release may be told it has viocon");
+  t.regex(readFileSync(join(forced.root, "etc/rc.conf"), "utf8"), /^plugstorm_agent_transport=\/dev\/ttyVI00$/m);
+  await t.throwsAsync(stage({ version: "9.4", telemetry: "viocon" }, "o4"), { instanceOf: AssembleError, message: /--telemetry viocon needs NetBSD 10\.1 or later .*9\.4.*use --telemetry com1/ });
 });
 
 test("missing inputs fail fast, before any download, saying what to pass", async (t) => {

@@ -3,18 +3,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import test from "ava";
-import { QemuExitedError, QemuNotFoundError, QemuProcess, QemuStartError, BARE_PROFILE, type QemuExitInfo } from "../../src/qemu/index.js";
+import { QemuExitedError, QemuNotFoundError, QemuProcess, QemuStartError, BARE_PROFILE, TELEMETRY_CONSOLE_ID, TELEMETRY_PORT_NAME, type QemuExitInfo } from "../../src/qemu/index.js";
 import { chardevAdd, chardevRemove, deviceAdd, deviceDel, humanMonitorCommand, qomGet, queryStatus } from "../../src/qmp/index.js";
 import { writeBootSector } from "./boot-sector.js";
+import { alive } from "../helpers/process.js";
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function startQemu(t: { teardown(fn: () => unknown): void }, profile = BARE_PROFILE): QemuProcess {
   const q = new QemuProcess({ profile, accel: "tcg" });
@@ -53,6 +46,41 @@ test.serial("telemetry chardevs (virtio-serial port and second UART) are connect
     // QEMU shows a listening socket with no client as "disconnected:unix:...".
     t.notRegex(c!.filename, /^disconnected/, `${label}: ${c!.filename}`);
   }
+});
+
+test.serial("virtio-console telemetry: the socket is connected and QEMU has a virtconsole on nr 0 of a one-port bus", async (t) => {
+  const q = startQemu(t, { ...BARE_PROFILE, telemetry: ["virtio-console"] });
+  await q.start();
+  t.truthy(q.telemetry("virtio-console"));
+  t.is(q.telemetry("virtio-serial"), undefined);
+  const chardevs = await q.execute<Array<{ label: string; filename: string }>>("query-chardev");
+  const c = chardevs.find((x) => x.label === "tele-vcon");
+  t.truthy(c, "chardev tele-vcon exists");
+  t.notRegex(c!.filename, /^disconnected/, c!.filename);
+  const props = await q.execute<Array<{ name: string }>>("qom-list", { path: `/machine/peripheral/${TELEMETRY_CONSOLE_ID}` });
+  t.true(props.some((p) => p.name === "nr"));
+  t.is(await qomGet(q, `/machine/peripheral/${TELEMETRY_CONSOLE_ID}`, "type"), "virtconsole");
+  t.is(await qomGet(q, `/machine/peripheral/${TELEMETRY_CONSOLE_ID}`, "nr"), 0);
+  t.is(await qomGet(q, `/machine/peripheral/${TELEMETRY_CONSOLE_ID}`, "name"), TELEMETRY_PORT_NAME);
+  t.is(await qomGet(q, "/machine/peripheral/vcon", "max_ports"), 1);
+  // info qtree: the virtconsole sits on bus vcon.0, with nr = 0 and our chardev.
+  const qtree = await humanMonitorCommand(q, "info qtree");
+  const bus = qtree.indexOf("bus: vcon.0");
+  t.true(bus >= 0, "virtio-serial bus vcon.0 in info qtree");
+  // HMP output ends its lines with CRLF.
+  const lines = qtree.slice(bus).split(/\r?\n/);
+  const at = lines.findIndex((l) => /^\s+dev: virtconsole, id "/.test(l));
+  t.true(at > 0, "a virtconsole under vcon.0");
+  t.regex(lines[at]!, new RegExp(`dev: virtconsole, id "${TELEMETRY_CONSOLE_ID}"$`));
+  const indent = (l: string): number => l.length - l.trimStart().length;
+  const body: string[] = [];
+  for (const l of lines.slice(at + 1)) {
+    if (indent(l) <= indent(lines[at]!)) break;
+    body.push(l.trim());
+  }
+  t.true(body.includes("nr = 0 (0x0)"), body.join(" | "));
+  t.true(body.includes('chardev = "tele-vcon"'), body.join(" | "));
+  t.true(body.some((l) => /^port 0,/.test(l)), body.join(" | "));
 });
 
 test.serial("QEMU killed mid-run: pending calls reject with the exit reason, temp dir gone, no process left", async (t) => {

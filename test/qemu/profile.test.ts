@@ -2,9 +2,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import test from "ava";
-import { BARE_PROFILE, buildArgv, chooseAccel, ProfileError, StderrTail, TELEMETRY_PORT_NAME, usbPorts, validateProfile, type MachineProfile } from "../../src/qemu/index.js";
+import { BARE_PROFILE, buildArgv, chooseAccel, ProfileError, StderrTail, TELEMETRY_CONSOLE_ID, TELEMETRY_PORT_NAME, usbPorts, validateProfile, type MachineProfile } from "../../src/qemu/index.js";
 
-const paths = { qmpSocket: "/t/qmp.sock", consoleSocket: "/t/con.sock", consoleLog: "/t/console.log", telemetrySockets: { "virtio-serial": "/t/tv.sock", uart: "/t/tu.sock" } };
+const paths = { qmpSocket: "/t/qmp.sock", consoleSocket: "/t/con.sock", consoleLog: "/t/console.log", telemetrySockets: { "virtio-serial": "/t/tv.sock", uart: "/t/tu.sock", "virtio-console": "/t/tc.sock" } };
 
 function after(argv: string[], flag: string): string[] {
   return argv.flatMap((a, i) => (a === flag && argv[i + 1] !== undefined ? [argv[i + 1]!] : []));
@@ -51,6 +51,25 @@ test("telemetry channels, uhci, kernel boot, disk and commas in paths", (t) => {
   t.deepEqual(usbPorts(p.usb[0]!), ["1", "2"]);
 });
 
+test("virtio-console telemetry: a one-port virtio-serial device of its own with a virtconsole on nr 0", (t) => {
+  const argv = buildArgv({ ...BARE_PROFILE, telemetry: ["virtio-console"] }, paths, "tcg");
+  const devices = after(argv, "-device");
+  t.true(devices.includes("virtio-serial-pci,id=vcon,max_ports=1"));
+  t.true(devices.includes(`virtconsole,bus=vcon.0,id=${TELEMETRY_CONSOLE_ID},chardev=tele-vcon,name=${TELEMETRY_PORT_NAME},nr=0`));
+  t.false(devices.some((d) => d.startsWith("virtserialport")), "no virtio-serial port without the virtio-serial kind");
+  t.true(devices.indexOf("virtio-serial-pci,id=vcon,max_ports=1") < devices.findIndex((d) => d.startsWith("virtconsole")), "bus before its port");
+  const chardevs = after(argv, "-chardev");
+  t.true(chardevs.includes("socket,id=tele-vcon,path=/t/tc.sock,server=on,wait=off"));
+  t.true(chardevs.indexOf("socket,id=tele-vcon,path=/t/tc.sock,server=on,wait=off") < chardevs.length - 1, "served before QMP connects");
+  // Both virtio kinds side by side: separate devices and buses.
+  const both = after(buildArgv({ ...BARE_PROFILE, telemetry: ["virtio-serial", "virtio-console"] }, paths, "tcg"), "-device");
+  t.true(both.includes("virtio-serial-pci,id=vser") && both.includes("virtio-serial-pci,id=vcon,max_ports=1"));
+  t.throws(() => buildArgv({ ...BARE_PROFILE, telemetry: ["virtio-console"] }, { ...paths, telemetrySockets: {} }, "tcg"), {
+    instanceOf: ProfileError,
+    message: /no socket path for telemetry transport virtio-console/,
+  });
+});
+
 test("invalid profiles are refused naming the field", (t) => {
   const bad = (p: Partial<MachineProfile>, re: RegExp): void => {
     t.throws(() => validateProfile({ name: "b", usb: [], ...p }), { instanceOf: ProfileError, message: re });
@@ -61,6 +80,8 @@ test("invalid profiles are refused naming the field", (t) => {
   bad({ memoryMiB: 1 }, /memoryMiB/);
   bad({ initrd: "/x" }, /need a kernel/);
   bad({ telemetry: ["uart", "uart"] }, /twice/);
+  bad({ telemetry: ["virtio-console", "virtio-console"] }, /twice/);
+  bad({ telemetry: ["viocon" as never] }, /telemetry transport "viocon" is not one of virtio-serial, uart, virtio-console/);
 });
 
 test("auto acceleration: TCG on a kvm_pvm host, without /dev/kvm, or when it cannot be opened; KVM otherwise", (t) => {

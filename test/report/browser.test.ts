@@ -7,31 +7,19 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { chromium, type BrowserContext } from "playwright-core";
+import type { BrowserContext } from "playwright-core";
+import { CHROMIUM, chromiumContext } from "../helpers/chromium.js";
 import { PHASE_COLOURS } from "../../src/report/index.js";
 import { writeReports } from "../../src/report/index.js";
 import { stormRecords, syntheticReport } from "./fixture.js";
 import { TimelineCollector } from "../../src/report/index.js";
 import { decodePng, distinctColours, type Png } from "./png.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const ARTIFACTS = join(ROOT, "test-artifacts");
 
 async function browser(t: import("ava").ExecutionContext): Promise<BrowserContext> {
-  const profile = await mkdtemp(join(tmpdir(), "plugstorm-chromium-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    viewport: { width: 1320, height: 900 },
-    timeout: 60_000,
-  });
-  t.teardown(async () => {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-  });
-  return context;
+  return chromiumContext(t);
 }
 
 function hasColour(png: Png, hex: string): boolean {

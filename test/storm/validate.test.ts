@@ -1,7 +1,8 @@
 import test from "ava";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ScenarioError, expandSteps, parseStorm, validateStorm, type ScenarioIssue } from "../../src/storm/index.js";
+import { ScenarioError, expandSteps, parseStorm, qemuProfileFor, specToInput, stormToYaml, validateStorm, type ScenarioIssue } from "../../src/storm/index.js";
+import { linuxGuestProfile } from "../../src/qemu/index.js";
 
 function issues(text: string): ScenarioIssue[] {
   try {
@@ -55,6 +56,47 @@ test("more NICs in flight than ports", (t) => {
   t.truthy(p, JSON.stringify(got));
   t.is(p!.line, 8);
   t.regex(p!.message, /6 NICs in flight but only 4 USB ports/);
+});
+
+test("machine.usbPorts sets the capacity: 8 in flight fit 8 ports, 9 do not", (t) => {
+  const storm = (ports: number, inFlight: number): string =>
+    ["machine:", "  type: qemu", "  profile: bare", `  usbPorts: ${ports}`, "nics:", "  mix:", `    - { kind: usb-net, count: ${inFlight} }`, "schedule:", `  maxInFlight: ${inFlight}`, ""].join("\n");
+  const s = parseStorm(storm(8, 8), "s.yaml");
+  t.is(s.nics.ports.usb, 8);
+  t.is(s.schedule.maxInFlight, 8);
+  // The writer keeps it, so a written storm reruns on the same machine.
+  t.is(parseStorm(stormToYaml(specToInput(s))).nics.ports.usb, 8);
+  const got = issues(storm(2, 3));
+  const p = got.find((i) => i.path === "schedule.maxInFlight");
+  t.truthy(p, JSON.stringify(got));
+  t.is(p!.line, 9);
+  t.regex(p!.message, /3 NICs in flight but only 2 USB ports/);
+});
+
+test("machine.usbPorts out of range, or not 2 on uhci, is named with its line", (t) => {
+  const at = (extra: string[]): ScenarioIssue | undefined =>
+    issues(["machine:", "  type: qemu", "  profile: bare", ...extra, ""].join("\n")).find((i) => i.path === "machine.usbPorts");
+  for (const v of ["0", "9", "2.5", "many"]) {
+    const p = at([`  usbPorts: ${v}`]);
+    t.truthy(p, v);
+    t.is(p!.line, 4, v);
+    t.regex(p!.message, /expected an integer from 1 to 8/, v);
+  }
+  const u = at(["  usbController: piix3-usb-uhci", "  usbPorts: 4"]);
+  t.truthy(u);
+  t.is(u!.line, 5);
+  t.regex(u!.message, /from 2 to 2; got 4/);
+});
+
+test("machine.usbPorts builds the ports: one xhci with p2=N on bare, one root hub per port on linux-guest", (t) => {
+  const m = parseStorm("machine: { type: qemu, profile: bare, usbPorts: 6 }\n").machine;
+  if (m.type !== "qemu") return t.fail("expected a qemu machine");
+  const bare = qemuProfileFor(m);
+  t.deepEqual(bare.usb.map((u) => [u.model, u.usb2Ports]), [["qemu-xhci", 6]]);
+  const linux = linuxGuestProfile({ kernel: "k", initrd: "i" }, { usbPorts: 8 });
+  t.is(linux.usb.length, 8);
+  t.true(linux.usb.every((u) => u.model === "qemu-xhci" && u.usb2Ports === 1));
+  t.is(new Set(linux.usb.map((u) => u.id)).size, 8);
 });
 
 test("every problem is reported at once, in file order", (t) => {

@@ -1,7 +1,7 @@
 // The `linux-guest` machine: the Debian kernel + initramfs built by
 // scripts/build-linux-guest (build/linux-guest/), booted directly through the
 // uncompressed kernel's PVH entry, with the telemetry virtio port the guest's
-// init looks for and four xhci controllers, one USB NIC port on each.
+// init looks for and one xhci controller per USB NIC port (four by default).
 import path from "node:path";
 import type { MachineProfile } from "../profile.js";
 
@@ -16,6 +16,8 @@ export interface LinuxGuestOptions {
   /** The agent prints its debug trace on the guest console (plugstorm.verbose=1). */
   verboseAgent?: boolean;
   memoryMiB?: number;
+  /** USB NIC ports, one xhci controller (root hub) each; default 4. */
+  usbPorts?: number;
 }
 
 /** Where scripts/build-linux-guest puts the image, under a repository root. */
@@ -32,9 +34,9 @@ export function linuxGuestProfile(image: LinuxGuestImage, opts: LinuxGuestOption
     // usb-net is full speed: it needs the controllers' USB2 ports. Linux
     // enumerates a hub's new ports one after another (debounce, reset,
     // addressing: ~0.45 s per device under TCG) but separate root hubs in
-    // parallel, so each of four controllers has one port: four NICs in flight
-    // attach in the time of one. Storms use these four ports as they are.
-    usb: ["usbc", "usbc1", "usbc2", "usbc3"].map((id) => ({ id, model: "qemu-xhci" as const, usb2Ports: 1, usb3Ports: 0 })),
+    // parallel, so each controller has one port: N NICs in flight attach in
+    // the time of one. Storms use these ports as they are.
+    usb: Array.from({ length: opts.usbPorts ?? 4 }, (_, i) => ({ id: i === 0 ? "usbc" : `usbc${i}`, model: "qemu-xhci" as const, usb2Ports: 1, usb3Ports: 0 })),
     telemetry: ["virtio-serial"],
     kernel: image.kernel,
     initrd: image.initrd,

@@ -1,7 +1,8 @@
 // The `netbsd-guest` machine: the qcow2 disk `plugstorm image netbsd` builds
 // (build/netbsd-guest/), booted by SeaBIOS -> NetBSD mbr -> bootxx -> /boot
 // with the console on com0, root on ld0 (virtio-blk), an xhci controller for
-// the USB NICs, and telemetry on com1 (isa-serial, /dev/tty01) or viocon.
+// the USB NICs, and telemetry on com1 (isa-serial, /dev/tty01) or viocon(4)
+// (a virtconsole on port 0: viocon has no MULTIPORT, so port 0 is all it sees).
 import path from "node:path";
 import type { MachineProfile, TelemetryTransport } from "../profile.js";
 
@@ -24,7 +25,7 @@ export function netbsdGuestPaths(repoRoot: string): { disk: string; manifest: st
 
 /** The QEMU telemetry transport that reaches a NetBSD guest's telemetry device. */
 export function netbsdTelemetryTransport(t: NetbsdGuestImage["telemetry"]): TelemetryTransport {
-  return t === "viocon" ? "virtio-serial" : "uart";
+  return t === "viocon" ? "virtio-console" : "uart";
 }
 
 export function netbsdGuestProfile(image: NetbsdGuestImage, opts: NetbsdGuestOptions = {}): MachineProfile {
