@@ -90,6 +90,7 @@ export const commands = {
   "command-stop-traffic": { id: 8, stopTraffic: { device: "cdce0", serial: "nic1" } },
   "command-detach-device": { id: 9, detachDevice: { device: "cdce0", serial: "nic1", flags: { force: false, quiet: true } } },
   "command-unload-module": { id: 10, unloadModule: { name: "if_cdce" } },
+  "command-select-configuration": { id: 11, selectConfiguration: { serial: "nic1", value: 2 } },
   "command-inject-fault": { id: 300, injectFault: { name: "leak-ref", device: "cdce0", serial: "nic1", arg: "ifnet" } },
 };
 

@@ -7,7 +7,7 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { plugstorm } from "../gen/plugstorm.js";
-import type { Machine, MachineObservation, NicOpResult } from "../hotplug/index.js";
+import { nicKindInfo, type Machine, type MachineObservation, type NicKind, type NicOpResult } from "../hotplug/index.js";
 import { telemetryEventToRecord, type TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
 import { GuestSession } from "./session.js";
 import { GuestState } from "./guest-state.js";
@@ -735,6 +735,21 @@ class StormRun {
     return { nicId: nic, nicKind: info.kind, bus: info.bus === "usb" ? 1 : 2, port: info.port, mac: info.mac };
   }
 
+  /** For USB kinds told apart only by configuration (usb-net-rndis): the guest
+   * must know it before the device enumerates, or the default configuration's
+   * driver binds first and the NIC goes through two lifecycles. Awaited, so the
+   * agent has it before device_add. */
+  private async selectConfiguration(nic: string, kind: NicKind): Promise<void> {
+    const value = nicKindInfo(kind).usbConfiguration;
+    if (value === undefined || value === 1 || !this.agentTalking()) return;
+    try {
+      const ack = await this.core.send({ selectConfiguration: { serial: nic, value } }, { signal: this.stop.signal, deadlineMs: this.spec.deadlines.attach });
+      if (ack.error !== 0) this.mark("select-configuration-failed", `${nic}: configuration ${value}: ${ack.message} (error ${ack.error})`);
+    } catch (e) {
+      this.mark("select-configuration-failed", `${nic}: configuration ${value}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
   private agentTalking(): boolean {
     return this.guest.hello && !this.core.closed;
   }
@@ -761,6 +776,7 @@ class StormRun {
       case "add": {
         const id = this.nextAction(ActKind.ADD_NIC, { nicId: nic, nicKind: step.kind, bus: busOf(step.kind) === "usb" ? 1 : 2 });
         this.guest.expect(nic);
+        await this.selectConfiguration(nic, step.kind);
         const r = await this.machine.addNic({ kind: step.kind, id: nic }, { signal: this.stop.signal });
         this.result(id, r);
         if (r.outcome !== "done") return;

@@ -309,6 +309,64 @@ test.serial("storm: 20 hot-plug cycles, 3 NICs in flight, references held across
   t.is(sum.latency.find((l) => l.driver === "cdc_ether")?.detach?.count, 20, JSON.stringify(sum.latency));
 });
 
+test.serial("storm: usb-net-rndis NICs (configuration 2, chosen before any driver binds) mixed with usb-net: each attaches once with its driver, detaches and frees, no violation", async (t) => {
+  const v = await sharedVm();
+  const storm: StormInput = {
+    name: "e2e-linux-rndis",
+    machine: LINUX,
+    nics: { mix: [{ kind: "usb-net-rndis", count: 2 }, { kind: "usb-net", count: 1 }] },
+    schedule: { cycles: 9, maxInFlight: 3, dwell: { uniform: { min: "100ms", max: "300ms" } }, seed: 23 },
+    deadlines: { ...DEADLINES, detach: "5s" },
+    model: "linux",
+  };
+  const r = await v.storm(storm, { out: outDir(), reports: false });
+  t.deepEqual(r.verdicts.map((x) => x.rule), [], verdictText(r));
+  t.is(r.status, "clean");
+  t.is(r.cyclesDone, 9);
+  t.is(r.framesLost, 0);
+  const recs = readBack(r);
+  t.false(recs.some((x) => x.mark?.name === "select-configuration-failed"), "every configuration selection was accepted");
+
+  const adds = recs.filter((x) => x.action?.kind === ActKind.ADD_NIC);
+  const removes = recs.filter((x) => x.action?.kind === ActKind.REMOVE_NIC);
+  t.is(adds.length, 9);
+  t.is(removes.length, 9);
+  const want: Record<string, string> = { "usb-net-rndis": "rndis_host", "usb-net": "cdc_ether" };
+  const perDriver = new Map<string, number>();
+  for (const add of adds) {
+    const id = add.action!.nicId!;
+    const driver = want[add.action!.nicKind ?? ""];
+    t.truthy(driver, `kind of ${id}: ${add.action!.nicKind}`);
+    const hostMac = recs.find((x) => x.action?.kind === ActKind.REMOVE_NIC && x.action.nicId === id)?.action?.mac ?? "";
+    const at = recs.indexOf(add);
+    // One lifecycle per plug: a bind to the default configuration's driver
+    // before the switch would show up as a second ATTACH (and a DETACH) here.
+    const attaches = recs.filter((x, i) => i > at && devRec(x, DeviceKind.ATTACH_BEGIN) && x.guest!.device!.serial === id);
+    const attach = recs.find((x, i) => i > at && devRec(x, DeviceKind.ATTACH_END) && x.guest!.device!.serial === id);
+    t.is(attaches.length, 1, `${id}: ${attaches.map((x) => x.guest!.device!.driver).join(", ")}`);
+    t.truthy(attach, `guest attach of ${id}`);
+    t.is(attach!.guest!.device!.error, 0);
+    t.is(attach!.guest!.device!.driver, driver, `driver of ${id}`);
+    t.is(attach!.guest!.device!.mac, hostMac.toLowerCase(), `MAC of ${id}`);
+    perDriver.set(driver!, (perDriver.get(driver!) ?? 0) + 1);
+  }
+  t.true((perDriver.get("rndis_host") ?? 0) >= 3, JSON.stringify([...perDriver]));
+  t.true((perDriver.get("cdc_ether") ?? 0) >= 1, JSON.stringify([...perDriver]));
+  for (const rm of removes) {
+    const id = rm.action!.nicId!;
+    const at = recs.indexOf(rm);
+    const begin = recs.findIndex((x, i) => i > at && devRec(x, DeviceKind.DETACH_BEGIN) && x.guest!.device!.serial === id);
+    t.true(begin > at, `detach of ${id} after its remove`);
+    const name = recs[begin]!.guest!.device!.name;
+    const free = recs.findIndex((x, i) => i > begin && devRec(x, DeviceKind.FREE) && x.guest!.device!.name === name);
+    t.true(free > begin, `${id} (${name}): free #${free} after detach #${begin}`);
+  }
+  const sum = r.summary as { detaches: number; latency: { driver: string; detach: { count: number } | null }[] };
+  t.is(sum.detaches, 9);
+  t.is(sum.latency.find((l) => l.driver === "rndis_host")?.detach?.count, perDriver.get("rndis_host"), JSON.stringify(sum.latency));
+  t.is(sum.latency.find((l) => l.driver === "cdc_ether")?.detach?.count, perDriver.get("cdc_ether"), JSON.stringify(sum.latency));
+});
+
 test.serial("storm: a leaked reference (InjectFault leak-ref) is reported as a leak naming its holder, within a second of the deadline", async (t) => {
   const v = await sharedVm();
   const r = await v.storm(

@@ -5,6 +5,12 @@
  *  - netlink uevents: usb/net add and remove, to learn USB paths and serials.
  *  - sysfs: serial, MAC and driver of an interface (retried: the net dir can
  *    appear before its files).
+ * Interface drivers bind only when the agent says so: at start it sets every
+ * root hub's interface_authorized_default to 0, and on each USB device's bind
+ * uevent it first applies the configuration a SelectConfiguration asked for
+ * (QEMU usb-net: 2 = RNDIS), then authorizes and probes the interfaces. That
+ * way a NIC bound to rndis_host has one lifecycle, not a cdc_ether bind,
+ * unbind and rebind after a bConfigurationValue write.
  * References held on command are AF_PACKET sockets bound to the interface: the
  * kernel holds the net_device for each (dev_hold at bind) and drops it from its
  * NETDEV_UNREGISTER notifier, after which the socket reports ENETDOWN. */
@@ -92,6 +98,11 @@ struct usbdev {
 	char serial[32];
 };
 
+struct config_sel {
+	char serial[32];
+	uint32_t value; /* 0: slot free */
+};
+
 struct pidstate {
 	int pid;
 	uint64_t probe_ns;
@@ -119,6 +130,7 @@ struct lx {
 	struct dev devs[MAX_DEVS];
 	struct ref refs[MAX_REFS];
 	struct usbdev usb[MAX_USB];
+	struct config_sel sels[MAX_USB];
 	struct pidstate pids[MAX_PIDS];
 	struct name_count names[MAX_NAMES];
 	uint64_t leaked;
@@ -890,6 +902,124 @@ static void read_trace(struct lx *x)
 	}
 }
 
+/* ------------------------------------------------ USB configuration + binding */
+
+static int is_interface_name(const char *n)
+{
+	return n[0] != '.' && strchr(n, ':') != NULL;
+}
+
+/* Authorizes every interface under dir (a USB device's sysfs directory), then
+ * asks the bus to probe them: all first, because drivers like cdc_ether claim
+ * a second interface from the first one's probe and cannot claim an
+ * unauthorized one. */
+static void authorize_interfaces(struct lx *x, const char *dir)
+{
+	DIR *dp = opendir(dir);
+	if (!dp)
+		return;
+	char names[8][32];
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(dp)) && n < 8) {
+		if (!is_interface_name(e->d_name) || strlen(e->d_name) >= sizeof names[0])
+			continue;
+		char path[384], buf[8];
+		snprintf(path, sizeof path, "%s/%s/authorized", dir, e->d_name);
+		if (read_file(path, buf, sizeof buf) < 0 || strcmp(buf, "0") != 0)
+			continue;
+		int err = write_file(path, "1", 0);
+		if (err)
+			ps_log(x->a, plugstorm_telemetry_v1_Log_Level_WARN, "authorize %s: %s", e->d_name, strerror(-err));
+		else
+			PS_SET(names[n++], e->d_name);
+	}
+	closedir(dp);
+	for (int i = 0; i < n; i++) {
+		int err = write_file("/sys/bus/usb/drivers_probe", names[i], 0);
+		if (err)
+			ps_debug(x->a, "probe %s: %s", names[i], strerror(-err));
+	}
+}
+
+static void configure_usb_device(struct lx *x, const char *devpath)
+{
+	char dir[256], path[300], serial[32] = "", cur[8] = "";
+	snprintf(dir, sizeof dir, "/sys%s", devpath);
+	snprintf(path, sizeof path, "%s/serial", dir);
+	read_file(path, serial, sizeof serial);
+	for (int i = 0; serial[0] && i < MAX_USB; i++) {
+		struct config_sel *c = &x->sels[i];
+		if (!c->value || strcmp(c->serial, serial) != 0)
+			continue;
+		snprintf(path, sizeof path, "%s/bConfigurationValue", dir);
+		read_file(path, cur, sizeof cur);
+		if ((uint32_t)atoi(cur) != c->value) {
+			char v[12];
+			snprintf(v, sizeof v, "%u", (unsigned)c->value);
+			int err = write_file(path, v, 0);
+			if (err)
+				ps_log(x->a, plugstorm_telemetry_v1_Log_Level_WARN, "%s: set configuration %s: %s", serial, v,
+						strerror(-err));
+			else
+				ps_debug(x->a, "%s: configuration %s -> %s", serial, cur, v);
+		}
+		break;
+	}
+	authorize_interfaces(x, dir);
+}
+
+/* Stops interface drivers from binding on their own, and binds what came while
+ * no agent ran (init restarts it). */
+static void take_over_binding(struct lx *x)
+{
+	DIR *dp = opendir("/sys/bus/usb/devices");
+	if (!dp)
+		return;
+	struct dirent *e;
+	char path[384];
+	while ((e = readdir(dp))) {
+		if (strncmp(e->d_name, "usb", 3) != 0)
+			continue;
+		snprintf(path, sizeof path, "/sys/bus/usb/devices/%s/interface_authorized_default", e->d_name);
+		int err = write_file(path, "0", 0);
+		if (err)
+			ps_log(x->a, plugstorm_telemetry_v1_Log_Level_WARN, "%s: %s", path, strerror(-err));
+	}
+	rewinddir(dp);
+	while ((e = readdir(dp))) {
+		if (e->d_name[0] == '.' || is_interface_name(e->d_name))
+			continue;
+		snprintf(path, sizeof path, "/sys/bus/usb/devices/%s", e->d_name);
+		authorize_interfaces(x, path);
+	}
+	closedir(dp);
+}
+
+static int select_configuration(struct lx *x, const plugstorm_telemetry_v1_SelectConfiguration *s, char *msg, size_t ml)
+{
+	if (!s->serial[0] || s->value < 1 || s->value > 255) {
+		snprintf(msg, ml, "SelectConfiguration needs a serial and a value 1..255 (serial \"%s\", value %u)", s->serial,
+				(unsigned)s->value);
+		return EINVAL;
+	}
+	struct config_sel *slot = NULL;
+	for (int i = 0; i < MAX_USB; i++)
+		if (x->sels[i].value && strcmp(x->sels[i].serial, s->serial) == 0)
+			slot = &x->sels[i];
+	for (int i = 0; i < MAX_USB && !slot; i++)
+		if (!x->sels[i].value)
+			slot = &x->sels[i];
+	if (!slot) {
+		snprintf(msg, ml, "too many configuration selections (%d)", MAX_USB);
+		return ENOSPC;
+	}
+	PS_SET(slot->serial, s->serial);
+	slot->value = s->value;
+	snprintf(msg, ml, "serial %s: configuration %u when plugged", s->serial, (unsigned)s->value);
+	return 0;
+}
+
 /* ------------------------------------------------------------------ uevents */
 
 static void on_uevent(struct lx *x, char *msg, size_t n)
@@ -920,6 +1050,10 @@ static void on_uevent(struct lx *x, char *msg, size_t n)
 			read_file(path, u->serial, sizeof u->serial);
 		} else if (strcmp(action, "remove") == 0 && u) {
 			u->used = 0;
+		} else if (strcmp(action, "bind") == 0) {
+			/* The generic driver has chosen and set a configuration: its
+			 * interfaces exist and wait, unauthorized. */
+			configure_usb_device(x, devpath);
 		}
 	} else if (strcmp(subsystem, "net") == 0 && iface[0]) {
 		struct dev *d = dev_find(x, iface);
@@ -970,6 +1104,8 @@ static void *lx_open(struct ps_agent *a, char *err, size_t el)
 	int sz = 1 << 20;
 	setsockopt(x->nl_fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz);
 	x->kprobes_ok = setup_kprobes(x, err, el) == 0;
+	/* After the uevent socket exists, so no bind uevent falls in between. */
+	take_over_binding(x);
 	return x;
 }
 
@@ -1105,6 +1241,8 @@ static int lx_command(void *be, const ps_command_t *c, char *msg, size_t ml)
 	}
 	case PS_C(inject_fault):
 		return inject_fault(x, c, msg, ml);
+	case PS_C(select_configuration):
+		return select_configuration(x, &c->body.select_configuration, msg, ml);
 	default:
 		snprintf(msg, ml, "not supported by the Linux agent");
 		return ENOTSUP;
