@@ -4,7 +4,7 @@
 // attach (with the NIC's serial and MAC), a reference held on command, and the
 // detach phases down to the free, in kernel order. Run under
 // `flock /tmp/plugstorm-qemu.lock`.
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -226,6 +226,14 @@ function readBack(r: RunResult): TraceRecord[] {
 const devRec = (x: TraceRecord, kind: DeviceKind): boolean => x.guest?.device?.kind === kind;
 const verdictText = (r: RunResult): string => r.verdicts.map((v) => `${v.rule}: ${v.message}`).join("\n");
 
+/** A storm that ran to its end on a correct kernel: no verdict, every cycle, no frame lost. */
+function assertClean(t: ExecutionContext, r: RunResult, cycles: number): void {
+  t.deepEqual(r.verdicts.map((x) => x.rule), [], verdictText(r));
+  t.is(r.status, "clean");
+  t.is(r.cyclesDone, cycles);
+  t.is(r.framesLost, 0);
+}
+
 test.serial("storm: 20 hot-plug cycles, 3 NICs in flight, references held across the unplug: every add attached, every remove detached and freed, no violation", async (t) => {
   const v = await sharedVm();
   const storm: StormInput = {
@@ -239,10 +247,7 @@ test.serial("storm: 20 hot-plug cycles, 3 NICs in flight, references held across
     model: "linux",
   };
   const r = await v.storm(storm, { out: outDir(), reports: false });
-  t.deepEqual(r.verdicts.map((x) => x.rule), [], verdictText(r));
-  t.is(r.status, "clean");
-  t.is(r.cyclesDone, 20);
-  t.is(r.framesLost, 0);
+  assertClean(t, r, 20);
   const recs = readBack(r);
 
   // Joins, read from the trace itself: host add -> guest attach by serial == QEMU id and MAC.
@@ -320,10 +325,7 @@ test.serial("storm: usb-net-rndis NICs (configuration 2, chosen before any drive
     model: "linux",
   };
   const r = await v.storm(storm, { out: outDir(), reports: false });
-  t.deepEqual(r.verdicts.map((x) => x.rule), [], verdictText(r));
-  t.is(r.status, "clean");
-  t.is(r.cyclesDone, 9);
-  t.is(r.framesLost, 0);
+  assertClean(t, r, 9);
   const recs = readBack(r);
   t.false(recs.some((x) => x.mark?.name === "select-configuration-failed"), "every configuration selection was accepted");
 
