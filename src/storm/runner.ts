@@ -312,13 +312,7 @@ class StormRun {
       deadlines: JSON.stringify(spec.deadlines),
     };
     this.trace = await openTraceOut(traceFile, header);
-    if (this.opts.live) {
-      try {
-        this.opts.live.header(header);
-      } catch {
-        // The live view never stops a run.
-      }
-    }
+    this.toLive((live) => live.header(header));
     this.controlClosed = null;
     this.opts.onController?.(this.controller());
     this.unobserve = this.machine.observe((obs) => this.onObservation(obs));
@@ -418,13 +412,7 @@ class StormRun {
   private append(rec: IRecord): number {
     const index = this.records++;
     this.trace!.append(rec);
-    if (this.opts.live) {
-      try {
-        this.opts.live.record(rec, index);
-      } catch {
-        // The live view never stops a run.
-      }
-    }
+    this.toLive((live) => live.record(rec, index));
     this.timeline?.push(rec);
     const verdicts = this.checker.push(rec, index);
     for (const v of verdicts) this.addVerdict(v, Number(rec.tNs ?? 0));
@@ -439,6 +427,16 @@ class StormRun {
     // A real kernel that panicked answers nothing more: going on would only
     // pile deadline verdicts on the panic. (The sim kernel lives on.)
     if (v.rule === "guest-no-panic" && this.machine.type === "qemu") this.requestStop("guest panicked");
+  }
+
+  /** Hands something to the live view, if any: a view that throws never stops a run. */
+  private toLive(send: (live: LiveSink) => void): void {
+    if (!this.opts.live) return;
+    try {
+      send(this.opts.live);
+    } catch {
+      // The live view's trouble is its own; the trace on disk stays complete.
+    }
   }
 
   private mark(name: string, detail = ""): void {
@@ -620,9 +618,14 @@ class StormRun {
 
   private static readonly LANE_OPS: ReadonlySet<Step["op"]> = new Set(["add", "remove", "hold", "release", "traffic", "traffic-stop", "detach"]);
 
+  /** The machine id a step names: its NIC, prefixed when a long-lived machine already used the name ("" for none). */
+  private nicOf(step: Step): string {
+    return "nic" in step && step.nic ? (this.opts.nicPrefix ?? "") + step.nic : "";
+  }
+
   private async dispatch(step: Step): Promise<void> {
     if (this.laneError !== undefined) throw this.laneError;
-    const nic = "nic" in step && step.nic ? (this.opts.nicPrefix ?? "") + step.nic : "";
+    const nic = this.nicOf(step);
     if (!this.useLanes() || step.op === "sleep") return this.execute(step);
     if (!nic || !StormRun.LANE_OPS.has(step.op)) {
       // Module unloads and faults touch every NIC: run them with no lane under way.
@@ -762,8 +765,7 @@ class StormRun {
 
   private async execute(step: Step): Promise<void> {
     const d = this.spec.deadlines;
-    // Ids on the machine: the step's name, prefixed when a long-lived machine already used it.
-    const nic = "nic" in step && step.nic ? (this.opts.nicPrefix ?? "") + step.nic : "";
+    const nic = this.nicOf(step);
     if (nic && this.removedLive.has(nic)) {
       // The live view pulled this NIC out: the schedule's own steps on it have nothing left to act on.
       if (step.op !== "add") {
