@@ -20,7 +20,7 @@ import {
   type WaitOptions,
 } from "../qmp/index.js";
 import { chooseAccel, type AccelChoice } from "./accel.js";
-import { buildArgv, validateProfile, type AccelRequest, type MachineProfile, type TelemetryTransport } from "./profile.js";
+import { buildArgv, telemetryChardevId, validateProfile, type AccelRequest, type MachineProfile, type TelemetryTransport } from "./profile.js";
 import { StderrTail } from "./stderr.js";
 
 export interface QemuExitInfo {
@@ -207,6 +207,7 @@ export class QemuProcess implements QmpExecutor {
       for (const [t, p] of Object.entries(teleSockets) as Array<[TelemetryTransport, string]>) {
         this.telemetrySockets.set(t, await race(connectUnix(p)));
       }
+      await race(this.telemetryAccepted(Object.keys(teleSockets) as TelemetryTransport[], deadline));
       if (this.exitInfo !== undefined) throw new QemuStartError(`QEMU failed to start: ${describeExit(this.exitInfo)}`, this.exitInfo);
       if (this.stopRequested) throw new QemuStartError("QEMU start cancelled by stop()");
       this.state = "running";
@@ -220,6 +221,22 @@ export class QemuProcess implements QmpExecutor {
         throw new QemuStartError(`QEMU failed to start: ${describeExit(this.exitInfo!)}`, this.exitInfo, { cause: err });
       }
       throw err;
+    }
+  }
+
+  /**
+   * Our connect completes in the kernel's listen queue; QEMU takes the client
+   * in its main loop a moment later. Until then a guest write is dropped, so
+   * start() waits until QEMU itself reports every telemetry chardev connected.
+   */
+  private async telemetryAccepted(transports: readonly TelemetryTransport[], deadline: AbortSignal): Promise<void> {
+    if (transports.length === 0) return;
+    const labels = new Set(transports.map(telemetryChardevId));
+    for (;;) {
+      const chardevs = await this.client!.execute<Array<{ label: string; filename: string }>>("query-chardev", undefined, { signal: deadline });
+      // A listening socket with no client reads "disconnected:unix:...".
+      if (!chardevs.some((c) => labels.has(c.label) && c.filename.startsWith("disconnected"))) return;
+      await new Promise<void>((resolve) => setTimeout(resolve, 2));
     }
   }
 
