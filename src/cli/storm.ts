@@ -18,7 +18,7 @@ import {
 } from "../storm/index.js";
 import { readTraceHeader } from "./trace.js";
 import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, intOption, parse, type Io } from "./args.js";
-import { createProgress } from "./progress.js";
+import { boundText, createProgress } from "./progress.js";
 import { startStormLiveView, type StormLiveView } from "./serve.js";
 
 function quote(s: string): string {
@@ -36,6 +36,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
       "stop-on-first": { type: "boolean" },
       shrink: { type: "boolean" },
       "time-limit": { type: "string" },
+      "max-trace-bytes": { type: "string" },
       "wall-clock-start": { type: "string" },
       quiet: { type: "boolean", short: "q" },
       json: { type: "boolean" },
@@ -76,7 +77,10 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     const ns = parseDurationNs(values["time-limit"]);
     if (ns === undefined || ns === 0) throw new UsageError(`--time-limit expects a duration like 30s or 5m, got ${JSON.stringify(values["time-limit"])}`, "storm");
     timeLimitMs = ns / 1e6;
+    // setTimeout fires at once past 2^31-1 ms.
+    if (timeLimitMs > MAX_TIMER_MS) throw new UsageError(`--time-limit must be at most ${MAX_TIMER_MS / 86_400_000 | 0} days, got ${values["time-limit"]}`, "storm");
   }
+  const maxTraceBytes = values["max-trace-bytes"] !== undefined ? parseBytes("max-trace-bytes", values["max-trace-bytes"], "storm") : undefined;
   const wallClockStartMs = intOption("wall-clock-start", values["wall-clock-start"], "storm");
   const reproduceArgs = ["plugstorm", "storm", ...(file ? [file] : []), "--seed", String(seed), ...bugs.flatMap((b) => ["--bug", b])];
   if (values["stop-on-first"]) reproduceArgs.push("--stop-on-first");
@@ -121,7 +125,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
       onProgress: (p) => {
         if (p.phase === "running" && !announced) {
           announced = true;
-          if (!quiet && !json) progress.line(`started: ${p.cyclesTotal >= 1e6 ? "time-limited" : `${p.cyclesTotal} cycles`}, output in ${relative(process.cwd(), out) || "."}`);
+          if (!quiet && !json) progress.line(`started: ${boundText(p)}, output in ${relative(process.cwd(), out) || "."}`);
         }
         progress.update(p);
       },
@@ -130,6 +134,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
       },
     };
     if (values["stop-on-first"]) opts.stopOnFirstViolation = true;
+    if (maxTraceBytes !== undefined) opts.maxTraceBytes = maxTraceBytes;
     if (live) {
       opts.live = live.feed;
       opts.onController = (c) => live.attach(c);
@@ -169,6 +174,16 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   }
   await live?.finish(values["serve-linger"] === true);
   return code;
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A size in bytes: 1000000, 500M, 2G, 64KiB (K/M/G are powers of 1024 either way). */
+function parseBytes(name: string, v: string, command: string): number {
+  const m = /^(\d+)\s*(k|m|g|t)?(i?b)?$/i.exec(v.trim());
+  const n = m ? Number(m[1]) * 1024 ** "_kmgt".indexOf((m[2] ?? "_").toLowerCase()) : NaN;
+  if (!m || !Number.isSafeInteger(n) || n < 4096) throw new UsageError(`--${name} expects a size of at least 4096 bytes such as 500M or 2G, got ${JSON.stringify(v)}`, command);
+  return n;
 }
 
 function validateStormWithBugs(spec: StormSpec, bugs: string[]): StormSpec {

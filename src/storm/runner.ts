@@ -13,7 +13,7 @@ import { GuestSession } from "./session.js";
 import { GuestState } from "./guest-state.js";
 import { StepSource } from "./schedule.js";
 import { busOf, type HolderKind, type Step, type StormInput, type StormSpec } from "./spec.js";
-import { validateStorm } from "./validate.js";
+import { MAX_CYCLES, validateStorm } from "./validate.js";
 import { createMachine } from "./machines.js";
 import { LiveChecker, type StormVerdict } from "./checking.js";
 import { openTraceOut, type TraceOut } from "./trace-out.js";
@@ -31,6 +31,10 @@ export interface StormProgress {
   phase: "starting" | "running" | "finishing" | "done";
   cyclesDone: number;
   cyclesTotal: number;
+  /** Whether cyclesTotal bounds the run; false when only the schedule's duration does. */
+  cyclesBound: boolean;
+  /** The schedule's duration of machine time, ns; 0 when it has none. */
+  durationNs: number;
   /** NICs plugged now. */
   inFlight: number;
   verdicts: number;
@@ -71,6 +75,16 @@ export interface RunOptions {
   live?: LiveSink;
   /** Called once, before the machine starts, with what a live view may do to this run. */
   onController?: (c: StormController) => void;
+  /** The run stops (as at a time limit) once its trace file holds this many bytes; default DEFAULT_MAX_TRACE_BYTES. */
+  maxTraceBytes?: number;
+}
+
+/** 2 GiB: hours of a busy QEMU storm, about two minutes of a sim storm's fastest flood. */
+export const DEFAULT_MAX_TRACE_BYTES = 2 * 1024 ** 3;
+
+/** abortReason of a run stopped by its trace size limit. */
+export function traceLimitReason(bytes: number): string {
+  return `trace size limit: the trace reached ${bytes} bytes (--max-trace-bytes)`;
 }
 
 /** Where a run's records go as they happen; calls must not throw or block (the runner guards anyway). */
@@ -186,6 +200,7 @@ class StormRun {
   private readonly plugged = new Set<string>();
   private machineDead: string | undefined;
   private readonly reproduce: string;
+  private readonly maxTraceBytes: number;
   // Live-view control: the gate the step loop waits on while paused, NICs a
   // remove is under way for (so the schedule's own remove does not repeat
   // it), NICs removed from the live view, and control operations in flight.
@@ -206,6 +221,7 @@ class StormRun {
     this.outDir = opts.out === null ? null : resolve(opts.out ?? defaultOutDir(this.seed));
     this.timeline = this.outDir && (opts.reports ?? true) ? new TimelineCollector() : null;
     this.reproduce = opts.reproduce ?? `plugstorm storm <storm file> --seed ${this.seed}`;
+    this.maxTraceBytes = opts.maxTraceBytes ?? DEFAULT_MAX_TRACE_BYTES;
     this.checker = new LiveChecker(spec);
     this.ownSession = !opts.session;
     this.session = opts.session ?? new GuestSession(this.machine);
@@ -373,7 +389,7 @@ class StormRun {
     // A run that could not set up (no QEMU, no image) judged nothing worth reporting as a violation.
     const status: RunStatus = setupError !== undefined ? "aborted" : failing.length > 0 ? "violations" : aborted ? "aborted" : "clean";
     const exitCode: 0 | 1 | 2 =
-      setupError !== undefined ? 2 : failing.length > 0 ? 1 : aborted && stopReason !== "interrupted" && stopReason !== "deadline" && stopReason !== LIVE_STOP_REASON ? 2 : 0;
+      setupError !== undefined ? 2 : failing.length > 0 ? 1 : aborted && !stoppedAsAsked(stopReason) ? 2 : 0;
     const stats = this.core.stats;
     const result: RunResult = {
       status,
@@ -411,7 +427,10 @@ class StormRun {
 
   private append(rec: IRecord): number {
     const index = this.records++;
-    this.trace!.append(rec);
+    const trace = this.trace!;
+    trace.append(rec);
+    // What is appended after the stop (the end marks, the checker's last verdicts) is small and bounded.
+    if (trace.size >= this.maxTraceBytes && this.stopReason === undefined) this.requestStop(traceLimitReason(this.maxTraceBytes));
     this.toLive((live) => live.record(rec, index));
     this.timeline?.push(rec);
     const verdicts = this.checker.push(rec, index);
@@ -560,6 +579,8 @@ class StormRun {
       phase,
       cyclesDone: this.cyclesDone,
       cyclesTotal: this.source.totalCycles,
+      cyclesBound: !(this.spec.schedule.steps === null && this.spec.schedule.durationNs > 0 && this.spec.schedule.cycles >= MAX_CYCLES),
+      durationNs: this.spec.schedule.durationNs,
       inFlight: this.plugged.size,
       verdicts: this.verdicts.length,
       violations: this.verdicts.filter((v) => v.failing).length,
@@ -915,6 +936,11 @@ function json(v: unknown): string {
   } catch {
     return String(v);
   }
+}
+
+/** Stops the user asked for, or set a bound for: a run that ends by one of them is not a failure. */
+function stoppedAsAsked(reason: string | undefined): boolean {
+  return reason === "interrupted" || reason === "deadline" || reason === LIVE_STOP_REASON || (reason?.startsWith("trace size limit:") ?? false);
 }
 
 function isAbort(e: unknown): boolean {

@@ -6,15 +6,20 @@ import { TraceWriter } from "../trace/index.js";
 
 export interface TraceOut {
   append(record: plugstorm.trace.v1.IRecord): void;
+  /** Bytes the trace file holds, counting what is still buffered (0 with no file). */
+  readonly size: number;
   close(): Promise<void>;
 }
 
 export async function openTraceOut(path: string | null, header: plugstorm.trace.v1.ITraceHeader): Promise<TraceOut> {
-  if (path === null) return { append() {}, close: async () => {} };
+  if (path === null) return { append() {}, size: 0, close: async () => {} };
   const w = TraceWriter.create(path, header);
   return {
     append: (r) => {
       w.append(r);
+    },
+    get size() {
+      return w.size;
     },
     close: async () => w.close(),
   };

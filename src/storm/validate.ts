@@ -55,7 +55,15 @@ export function formatIssue(i: ScenarioIssue): string {
 
 type N = Node | null | undefined;
 
-const MAX_CYCLES = 10_000_000;
+/** The most cycles a storm may ask for; also the cycles of a storm bounded by its duration only. */
+export const MAX_CYCLES = 10_000_000;
+
+/**
+ * The longest duration a storm may give (24 hours): machine time is a float of
+ * nanoseconds, exact only below 2^53 (about 104 days), and sums of a run's
+ * dwells, sleeps and deadlines must stay exact.
+ */
+export const MAX_DURATION_NS = 24 * 3600e9;
 
 class Checker {
   readonly issues: ScenarioIssue[] = [];
@@ -173,6 +181,9 @@ class Checker {
     const ns = parseDurationNs(v);
     if (ns === undefined) {
       this.fail(node, path, `expected a duration (milliseconds, or a number with a unit: 500us, 10ms, 2s, 1m); got ${this.describe(node)}`, parent);
+    } else if (ns > MAX_DURATION_NS) {
+      this.fail(node, path, `expected a duration of at most ${fmtNs(MAX_DURATION_NS)} (24 hours); got ${this.describe(node)}`, parent);
+      return undefined;
     }
     return ns;
   }
@@ -211,7 +222,7 @@ class Checker {
     const mean = this.duration(this.required(e, "mean", at, value, "a duration"), `${at}.mean`, value);
     const max = e.has("max") ? this.duration(e.get("max"), `${at}.max`, value) : undefined;
     if (mean === undefined) return undefined;
-    return { type: "exponential", meanNs: mean, maxNs: max ?? mean * 10 };
+    return { type: "exponential", meanNs: mean, maxNs: max ?? Math.min(mean * 10, MAX_DURATION_NS) };
   }
 
   probability(node: N, path: string, parent?: N): number | undefined {

@@ -74,6 +74,11 @@ export class TraceWriter {
     return this.written;
   }
 
+  /** Size of the file once everything appended is written: bytes written plus bytes buffered. */
+  get size(): number {
+    return this.written + this.used;
+  }
+
   get closed(): boolean {
     return this.fd === undefined;
   }
