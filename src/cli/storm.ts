@@ -160,7 +160,10 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   }
 
   const code = result.exitCode === EXIT_USAGE ? EXIT_USAGE : result.exitCode === EXIT_VIOLATIONS ? 1 : interruptedBy ? (interruptedBy === "SIGINT" ? 130 : 143) : result.exitCode;
-  if (code === EXIT_USAGE && result.abortReason) io.err.write(`plugstorm storm: ${result.abortReason}\n`);
+  if (result.writeErrors.length > 0) {
+    // One line per file that could not be written; everything else was written.
+    for (const w of result.writeErrors) io.err.write(`plugstorm storm: ${w.message}${w.file === result.traceFile ? "; the trace ends there, marked incomplete" : ""}\n`);
+  } else if (code === EXIT_USAGE && result.abortReason) io.err.write(`plugstorm storm: ${result.abortReason}\n`);
   if (json) {
     io.out.write(JSON.stringify(resultJson(result, code, shrunkFile)) + "\n");
   } else if (quiet) {
@@ -223,6 +226,7 @@ function resultJson(r: RunResult, exitCode: number, shrunkFile?: string): Record
     corrupt: r.corrupt,
     durationMs: r.durationMs,
     abortReason: r.abortReason ?? null,
+    writeErrors: r.writeErrors,
     failedRules: r.failedRules,
     verdicts: r.verdicts.map((v) => v.report),
     reproduce: r.reproduce,

@@ -129,6 +129,12 @@ export interface RunResult {
   reportFiles: string[];
   /** The text summary (also in summary.txt when reports were written). */
   reportText?: string;
+  /**
+   * Files that could not be written (disk full, I/O error), with why: the
+   * trace (then cut back to its last whole flush and marked incomplete) or
+   * reports. Any makes exitCode 2; the other reports are written all the same.
+   */
+  writeErrors: Array<{ file: string; message: string }>;
   verdicts: StormVerdict[];
   /** Rules the failing verdicts name, in order of first appearance. */
   failedRules: string[];
@@ -327,7 +333,8 @@ class StormRun {
       modelProfile: spec.model,
       deadlines: JSON.stringify(spec.deadlines),
     };
-    this.trace = await openTraceOut(traceFile, header);
+    // A trace that cannot be written ends the run: what it saw could not be kept.
+    this.trace = await openTraceOut(traceFile, header, (err) => this.requestStop(err.message));
     this.toLive((live) => live.header(header));
     this.controlClosed = null;
     this.opts.onController?.(this.controller());
@@ -399,6 +406,7 @@ class StormRun {
       outDir: this.outDir,
       traceFile,
       reportFiles: [],
+      writeErrors: this.trace.error && traceFile ? [{ file: traceFile, message: this.trace.error.message }] : [],
       verdicts: this.verdicts,
       failedRules: [...new Set(failing.map((v) => v.rule))],
       summary: this.checker.summary,
@@ -418,7 +426,9 @@ class StormRun {
       const written = await writeRunReports(this.outDir, report);
       result.reportFiles = written.files;
       result.reportText = written.text;
+      result.writeErrors.push(...written.errors);
     }
+    if (result.writeErrors.length > 0) result.exitCode = 2;
     this.progress("done");
     return result;
   }
