@@ -1375,7 +1375,7 @@ export class Checker {
     }
     if (e.kind === "exited") {
       this.ex(X_MACHINE_DOES_NOT_CRASH);
-      this.violate("machine-does-not-crash", `the machine exited on its own (code ${e.exitCode}${e.signal ? `, signal ${e.signal}` : ""})${e.text ? `: ${e.text}` : ""}`, { at: e });
+      this.violate("machine-does-not-crash", `the machine exited on its own (${e.signal ? `signal ${e.signal}` : `code ${e.exitCode}`})${e.text ? `: ${e.text}` : ""}`, { at: e });
     }
     if (this.guestDeadAt < 0) this.guestDeadAt = e.t;
   }

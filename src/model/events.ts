@@ -303,6 +303,6 @@ export function describeEvent(e: ModelEvent): string {
     case "channel":
       return `${head} channel ${e.kind}${e.lost ? ` lost ${e.lost}` : ""}${e.message ? ` ${e.message}` : ""}`;
     case "machine":
-      return `${head} machine ${e.kind}${e.kind === "exited" ? ` code ${e.exitCode}${e.signal ? ` signal ${e.signal}` : ""}` : ""}`;
+      return `${head} machine ${e.kind}${e.kind === "exited" ? (e.signal ? ` signal ${e.signal}` : ` code ${e.exitCode}`) : ""}`;
   }
 }

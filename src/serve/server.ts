@@ -514,9 +514,12 @@ export class FeedServer {
   }
 
   private async control(client: Client, hub: Hub, target: ControlTarget | null, m: Record<string, unknown>): Promise<void> {
-    const id = m["id"] ?? null;
+    const rawId = m["id"] ?? null;
+    // An id is echoed in the reply: a number (PROTOCOL.md), so a client cannot make the server echo text it chose.
+    const id = rawId === null || (typeof rawId === "number" && Number.isSafeInteger(rawId)) ? rawId : null;
     const op = typeof m["op"] === "string" ? m["op"] : "";
     const fail = (code: ErrorCode, error: string): void => client.sendJson({ type: "reply", id, op, ok: false, code, error });
+    if (id !== rawId) return fail("bad-request", `"id" must be an integer, got ${JSON.stringify(rawId).slice(0, 40)}: the control message was not run`);
     try {
       if (!target || !target.ops.includes(op as ControlOp)) {
         const ops = target?.ops ?? [];
