@@ -105,6 +105,12 @@ export interface Machine {
   nics(): NicInfo[];
   /** Subscribe to observations; returns the unsubscribe function. */
   observe(observer: MachineObserver): () => void;
+  /**
+   * Asks the machine whether it is still there (QEMU: a QMP query-status);
+   * resolves when it answers, rejects when it does not within timeoutMs. A
+   * machine without it (the sim) is always reachable.
+   */
+  probe?(timeoutMs: number, signal?: AbortSignal): Promise<void>;
   /** Writes framed bytes to the guest's telemetry channel (host → guest commands). */
   sendTelemetry(bytes: Uint8Array): void;
   /** Stops the machine; idempotent. */

@@ -200,6 +200,10 @@ export class QemuMachine implements Machine {
     }
   }
 
+  async probe(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    await this.process.execute("query-status", undefined, { timeoutMs, ...(signal ? { signal } : {}) });
+  }
+
   nics(): NicInfo[] {
     return [...this.table.values()].map(({ qemuPort: _p, ...info }) => ({ ...info }));
   }

@@ -72,7 +72,7 @@ export type ChannelKind =
   | "seq-gap"
   | "session-start"
   | "ack-timeout";
-export type MachineKind = "started" | "stopped" | "exited";
+export type MachineKind = "started" | "stopped" | "exited" | "unresponsive" | "responsive";
 
 /** Where an event sits in the trace: record time (host clock, ns) and record index. */
 export interface At {

@@ -111,6 +111,16 @@ export interface StormController {
   removeNic(nicId: string): Promise<void>;
 }
 
+/** How often the host probes a machine that can be probed, and how long it waits for the answer. */
+const HEARTBEAT_EVERY_NS = 1e9;
+const HEARTBEAT_TIMEOUT_MS = 2000;
+
+function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => (open = r));
+  return { wait, open };
+}
+
 /** abortReason of a run stopped by its live view's stop control. */
 export const LIVE_STOP_REASON = "stopped from the live view";
 
@@ -211,6 +221,8 @@ class StormRun {
   // remove is under way for (so the schedule's own remove does not repeat
   // it), NICs removed from the live view, and control operations in flight.
   private pauseGate: { wait: Promise<void>; open: () => void } | null = null;
+  /** Set while the machine does not answer its heartbeat: the step loop waits on the gate. */
+  private unreachable: { sinceNs: number; gate: { wait: Promise<void>; open: () => void } } | null = null;
   private readonly removing = new Set<string>();
   private readonly removedLive = new Set<string>();
   private readonly controlOps = new Set<Promise<unknown>>();
@@ -244,6 +256,7 @@ class StormRun {
     this.source.stopNewCycles();
     this.stop.abort(new StopRun(reason));
     this.pauseGate?.open();
+    this.unreachable?.gate.open();
     this.wakeLaneWaiter();
     this.wakePhaseWaiters();
   }
@@ -368,9 +381,10 @@ class StormRun {
       this.mark("storm-begin", JSON.stringify({ seed: this.seed, cycles: this.source.totalCycles }));
       await this.awaitGuest();
       const pinger = this.machine.type === "qemu" ? this.pingLoop() : Promise.resolve();
+      const heartbeat = this.heartbeatLoop();
       await this.loop();
       this.stop.abort(new StopRun("done"));
-      await pinger;
+      await Promise.all([pinger, heartbeat]);
     } catch (e) {
       if (this.stopReason === undefined && !(e instanceof StopRun) && !isAbort(e)) {
         setupError = e instanceof Error ? e.message : String(e);
@@ -568,6 +582,41 @@ class StormRun {
     this.mark(ok ? "guest-ready" : "no-guest", ok ? "" : `no Hello within ${this.spec.deadlines.guest} ms`);
   }
 
+  /**
+   * Machines that can be probed (QEMU): a QMP query-status every second. One
+   * that goes unanswered records UNRESPONSIVE (the checker's machine-responsive
+   * verdict; it suspends deadlines) and holds the step loop; the first answer
+   * after that records RESPONSIVE and lets the storm go on.
+   */
+  private async heartbeatLoop(): Promise<void> {
+    const machine = this.machine;
+    if (!machine.probe) return;
+    try {
+      for (;;) {
+        await this.sleep(HEARTBEAT_EVERY_NS);
+        const sentNs = machine.clock.now();
+        let answered = true;
+        try {
+          await machine.probe(HEARTBEAT_TIMEOUT_MS, this.stop.signal);
+        } catch {
+          if (this.stop.signal.aborted || this.machineDead !== undefined) return;
+          answered = false;
+        }
+        if (!answered && !this.unreachable) {
+          this.unreachable = { sinceNs: sentNs, gate: gate() };
+          this.append({ tNs: machine.clock.now(), machine: { kind: MachKind.UNRESPONSIVE, text: `no answer to QMP query-status within ${HEARTBEAT_TIMEOUT_MS} ms` } });
+        } else if (answered && this.unreachable) {
+          const { sinceNs, gate: g } = this.unreachable;
+          this.unreachable = null;
+          this.append({ tNs: machine.clock.now(), machine: { kind: MachKind.RESPONSIVE, text: `answering again after ${((machine.clock.now() - sinceNs) / 1e9).toFixed(1)} s` } });
+          g.open();
+        }
+      }
+    } catch {
+      // Stopped.
+    }
+  }
+
   /** Real machines: a Ping every second gives clock samples for aligning guest and host time. */
   private async pingLoop(): Promise<void> {
     try {
@@ -611,6 +660,8 @@ class StormRun {
       for (let step = this.source.next(); step; step = this.source.next()) {
         // Paused from the live view: nothing waits on the machine, so sim time stands still.
         while (this.pauseGate && !this.stop.signal.aborted) await this.pauseGate.wait;
+        // A machine that does not answer cannot take hot-plug commands: wait until it does.
+        while (this.unreachable && !this.stop.signal.aborted) await this.unreachable.gate.wait;
         if (durationNs > 0 && this.machine.clock.now() - startNs >= durationNs) this.source.stopNewCycles();
         if (this.stop.signal.aborted) break;
         this.executed.push(step);

@@ -56,3 +56,16 @@ test("a control message whose id is not an integer is refused and not run", asyn
   t.true((await c.waitJson("reply", 5000, 0, (j) => j["id"] === 7))["ok"] as boolean);
   t.deepEqual(calls, ["pause"], "only the message with a good id reached the controller");
 });
+
+test("a machine that stops answering gets machine-responsive, and no deadline runs until it answers again", (t) => {
+  const S = 1e9;
+  // Added, then the machine freezes for 60 s before the guest attaches: the attach deadline would have passed.
+  const frozen = trace().machineStarted().hello().hostAdd("nic1").machineUnresponsive(60 * S).netbsdAttach("cdce0", "nic1").log("tick");
+  const res = run(frozen);
+  t.deepEqual([...new Set(res.verdicts.map((v) => v.rule))], ["machine-responsive"], res.verdicts.map((v) => `${v.rule}: ${v.message}`).join("\n"));
+  t.regex(res.verdicts[0]!.message, /stopped answering the host's QMP heartbeat/);
+  t.is(res.verdicts[0]!.side, "host");
+  // The same wait without the freeze is a guest verdict: the deadline is real.
+  const late = trace().machineStarted().hello().hostAdd("nic1").wait(60 * S).netbsdAttach("cdce0", "nic1").log("tick");
+  t.true(run(late).verdicts.some((v) => v.side === "guest" && v.rule !== "machine-responsive"));
+});
