@@ -222,6 +222,7 @@ class StormRun {
   // it), NICs removed from the live view, and control operations in flight.
   private pauseGate: { wait: Promise<void>; open: () => void } | null = null;
   /** Set while the machine does not answer its heartbeat: the step loop waits on the gate. */
+  private heartbeatAnswered = false;
   private unreachable: { sinceNs: number; gate: { wait: Promise<void>; open: () => void } } | null = null;
   private readonly removing = new Set<string>();
   private readonly removedLive = new Set<string>();
@@ -601,6 +602,11 @@ class StormRun {
         } catch {
           if (this.stop.signal.aborted || this.machineDead !== undefined) return;
           answered = false;
+        }
+        if (answered && !this.heartbeatAnswered) {
+          // Once: the trace shows the heartbeat ran (and the rule was judged).
+          this.heartbeatAnswered = true;
+          if (!this.unreachable) this.append({ tNs: machine.clock.now(), machine: { kind: MachKind.RESPONSIVE, text: "answering the host's QMP heartbeat" } });
         }
         if (!answered && !this.unreachable) {
           this.unreachable = { sinceNs: sentNs, gate: gate() };

@@ -68,7 +68,7 @@ test("a QEMU stopped with SIGSTOP gets machine-responsive, the storm waits, and 
   t.is(r.cyclesDone, 6, "the storm went on to its end after SIGCONT");
   const recs = parseTrace(readFileSync(r.traceFile!)).records;
   const down = recs.findIndex((x) => x.machine?.kind === MachKind.UNRESPONSIVE);
-  const up = recs.findIndex((x) => x.machine?.kind === MachKind.RESPONSIVE);
+  const up = recs.findIndex((x, i) => i > down && x.machine?.kind === MachKind.RESPONSIVE);
   t.true(down > 0 && up > down, "UNRESPONSIVE, then RESPONSIVE, in the trace");
   // While unreachable no hot-plug command went out.
   t.false(recs.slice(down, up).some((x) => x.action), "no host action while the machine did not answer");
