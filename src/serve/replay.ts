@@ -131,6 +131,8 @@ export class Replayer {
         }
         if (this.stopped) break;
         this.hub.record(rec, index++);
+        // Paced: a record goes out when it is due, not with the next batch.
+        if (this.speed !== "max") this.hub.flush();
         this.lastTNs = t;
         if (++sinceYield >= 500) {
           sinceYield = 0;
