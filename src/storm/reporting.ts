@@ -5,7 +5,7 @@ import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { REPORT_FILES, renderHtml, renderJson, renderJunit, renderText, type RunReport, type Timeline } from "../report/index.js";
 import { ioErrorText } from "../trace/index.js";
-import type { RunResult } from "./runner.js";
+import type { RunResult } from "./result.js";
 import { TOOL_VERSION } from "./version.js";
 
 export function buildRunReport(r: RunResult, startedAtMs: number, timeline: Timeline, rules?: readonly string[]): RunReport {

@@ -18,6 +18,7 @@ import { createMachine } from "./machines.js";
 import { LiveChecker, type StormVerdict } from "./checking.js";
 import { openTraceOut, type TraceOut } from "./trace-out.js";
 import { buildRunReport, writeRunReports } from "./reporting.js";
+import type { RunResult, RunStatus } from "./result.js";
 import { TimelineCollector } from "../report/index.js";
 import { TOOL_VERSION } from "./version.js";
 
@@ -124,42 +125,7 @@ function gate(): { wait: Promise<void>; open: () => void } {
 /** abortReason of a run stopped by its live view's stop control. */
 export const LIVE_STOP_REASON = "stopped from the live view";
 
-export type RunStatus = "clean" | "violations" | "aborted";
-
-export interface RunResult {
-  status: RunStatus;
-  /** 0 clean, 1 violations, 2 aborted by a set-up error. An interrupted run with violations is 1. */
-  exitCode: 0 | 1 | 2;
-  /** Why the run ended early: "interrupted", "deadline", "violation", a machine error. */
-  abortReason?: string;
-  seed: number;
-  spec: StormSpec;
-  outDir: string | null;
-  traceFile: string | null;
-  reportFiles: string[];
-  /** The text summary (also in summary.txt when reports were written). */
-  reportText?: string;
-  /**
-   * Files that could not be written (disk full, I/O error), with why: the
-   * trace (then cut back to its last whole flush and marked incomplete) or
-   * reports. Any makes exitCode 2; the other reports are written all the same.
-   */
-  writeErrors: Array<{ file: string; message: string }>;
-  verdicts: StormVerdict[];
-  /** Rules the failing verdicts name, in order of first appearance. */
-  failedRules: string[];
-  summary: unknown;
-  cyclesDone: number;
-  records: number;
-  frames: number;
-  framesLost: number;
-  corrupt: number;
-  durationMs: number;
-  machineEndNs: number;
-  /** The steps actually executed, in order: an explicit storm that replays this run. */
-  executed: Step[];
-  reproduce: string;
-}
+export type { RunStatus, RunResult } from "./result.js";
 
 class StopRun extends Error {
   constructor(readonly reason: string) {
