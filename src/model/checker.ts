@@ -54,10 +54,25 @@ const ENXIO = 6;
 const EBADF = 9;
 
 /** Kinds that must be drained before a detach returns and before the softc is freed. */
-const DRAINED: ReadonlySet<ObjectKind> = new Set<ObjectKind>(["device", "ifnet", "usbnet", "transfer", "netdev", "devsw"]);
-const PSREF_KINDS: ReadonlySet<ObjectKind> = new Set<ObjectKind>(["ifnet", "netdev"]);
+const DRAINED: ReadonlySet<ObjectKind> = new Set<ObjectKind>([
+  "device",
+  "ifnet",
+  "ifaddr",
+  "usbnet",
+  "softc-refcnt",
+  "usb-task",
+  "transfer",
+  "netdev",
+  "devsw",
+]);
+const PSREF_KINDS: ReadonlySet<ObjectKind> = new Set<ObjectKind>(["ifnet", "ifaddr", "netdev"]);
+const DEVICE_KINDS: ReadonlySet<ObjectKind> = new Set<ObjectKind>(["device"]);
+const USB_TASK: ReadonlySet<ObjectKind> = new Set<ObjectKind>(["usb-task"]);
 
 /** deadfs answers (dead_vnops.c); ops not listed are not judged. */
+const DEADFS_TTY_READ: readonly number[] = [0];
+const DEADFS_READ: readonly number[] = [EIO];
+/** Without the tty flag a read may be either answer. */
 const DEADFS_ERRNO: Readonly<Record<string, readonly number[]>> = {
   open: [ENXIO],
   read: [EIO, 0],
@@ -92,6 +107,35 @@ interface Attempt {
   force: boolean;
   thread: string;
   sawIfDetach: boolean;
+  /** if_detach returned during this attempt. */
+  ifDetached: boolean;
+  /** COMMIT seen (dv_detached): device refs are refused from here on. */
+  committed: boolean;
+  /** The localcount drain began / ended in this attempt. */
+  devDrainBegun: boolean;
+  devDrained: boolean;
+  /** usbnet_detach steps seen (DETACH_STEP). */
+  dying: boolean;
+  stopped: boolean;
+  /** usb-task-waited was judged for this attempt. */
+  tasksJudged: boolean;
+}
+
+function newAttempt(t: number, index: number, force: boolean, thread: string): Attempt {
+  return {
+    t,
+    index,
+    force,
+    thread,
+    sawIfDetach: false,
+    ifDetached: false,
+    committed: false,
+    devDrainBegun: false,
+    devDrained: false,
+    dying: false,
+    stopped: false,
+    tasksJudged: false,
+  };
 }
 
 /** Open files on one node, counted per holder. */
@@ -113,6 +157,10 @@ function takeFd(fds: Fds, holder: string): boolean {
 interface VnodeState {
   opens: Fds;
   revoked: boolean;
+  /** d_close reached the driver since the node was last opened. */
+  dclosed: boolean;
+  /** Revoked while open and not yet d_closed: the revoke's own forced close is due. */
+  forcedDue: boolean;
 }
 
 interface Unload {
@@ -135,6 +183,8 @@ interface Dev {
   attempt: Attempt | null;
   /** A later detach racing a successful one (must return ENOENT). */
   loser: Attempt | null;
+  /** Threads sleeping in config_detach_enter (DETACH_WAIT) on this device. */
+  waiters: string[] | null;
   deactivateContext: ExecContext | null;
   ledger: Map<ObjectKind, Map<string, number>>;
   descs: Map<string, string> | null;
@@ -150,6 +200,8 @@ interface Dev {
 
 interface Tomb {
   name: string;
+  /** Freed inside config_detach (NetBSD): that detach's DETACH_END(0) is still to come. */
+  endPending: boolean;
   removed: boolean;
   ifDetached: boolean;
   instance: number;
@@ -237,6 +289,7 @@ const X_SINGLE_DETACH_IN_PROGRESS = ruleIndex("single-detach-in-progress");
 const X_UNLOAD_COMPLETES = ruleIndex("unload-completes");
 const X_UNLOAD_FREES_INSTANCES = ruleIndex("unload-frees-instances");
 const X_VETO_BEFORE_TEARDOWN = ruleIndex("veto-before-teardown");
+const X_USB_TASK_WAITED = ruleIndex("usb-task-waited");
 
 export class Checker {
   readonly profile: ProfileName;
@@ -302,6 +355,8 @@ export class Checker {
   private bySeverity: Record<Severity, number> = { warning: 0, error: 0, fatal: 0 };
   private finished = false;
   private machineSeen = false;
+  /** The guest reports localcount drains (DRAIN device): a free in a detach must follow one. */
+  private seesDeviceDrain = false;
 
   constructor(opts: CheckerOptions) {
     if (opts.profile !== "netbsd" && opts.profile !== "linux")
@@ -523,6 +578,7 @@ export class Checker {
       attachBeginT: e?.t ?? this.now,
       attempt: null,
       loser: null,
+      waiters: null,
       deactivateContext: null,
       ledger: new Map(),
       descs: null,
@@ -619,7 +675,7 @@ export class Checker {
         if (loose === undefined) this.looseVnodes.set(path, (loose = new Map()));
         for (const [holder, n] of vs.opens) loose.set(holder, (loose.get(holder) ?? 0) + n);
       }
-    const tomb: Tomb = { name: dev.name, removed: dev.nic?.removeEvent != null, ifDetached: dev.ifState === "detached", instance: dev.instance, nicId: dev.nic?.id ?? "", ifname: dev.ifname, ring: lastOf(dev, TOMB_HISTORY), ringPos: 0 };
+    const tomb: Tomb = { name: dev.name, endPending: false, removed: dev.nic?.removeEvent != null, ifDetached: dev.ifState === "detached", instance: dev.instance, nicId: dev.nic?.id ?? "", ifname: dev.ifname, ring: lastOf(dev, TOMB_HISTORY), ringPos: 0 };
     this.tombs.delete(dev.name);
     this.tombs.set(dev.name, tomb);
     if (this.tombs.size > this.maxTombs) this.tombs.delete(this.tombs.keys().next().value!);
@@ -682,11 +738,7 @@ export class Checker {
     let dev = this.devices.get(e.name);
     if (dev !== undefined && e.instance !== 0 && dev.instance !== 0 && e.instance !== dev.instance && e.kind !== "attach-begin") {
       const tomb = this.findTomb(e.name, e.instance);
-      if (tomb) {
-        if (e.kind === "free") this.doubleFree(e, tomb);
-        else this.uaf(e, tomb, `${e.kind} of ${e.name}`);
-        return;
-      }
+      if (tomb) return this.onTombDevice(e, tomb);
     }
     if (e.kind === "attach-begin" || (dev === undefined && e.kind === "attach-end")) {
       dev = this.attachBegin(e);
@@ -694,16 +746,12 @@ export class Checker {
     }
     if (dev === undefined) {
       const tomb = this.findTomb(e.name, e.instance);
-      if (tomb) {
-        if (e.kind === "free") this.doubleFree(e, tomb);
-        else this.uaf(e, tomb, `${e.kind} of ${e.name}`);
-        return;
-      }
+      if (tomb) return this.onTombDevice(e, tomb);
       // A device the trace never saw attach (trace began mid-run): adopt it quietly.
       const state: DeviceState =
         e.kind === "free" ? "detached" : e.kind === "detach-end" || e.kind.startsWith("drain") ? "detaching" : "running";
       dev = this.newDev(e.name, e, this.joinNic(e.serial, e.mac), state);
-      if (state === "detaching") dev.attempt = { t: e.t, index: e.index, force: e.force, thread: e.thread, sawIfDetach: false };
+      if (state === "detaching") dev.attempt = newAttempt(e.t, e.index, e.force, e.thread);
     }
     this.ringPush(dev, e);
     if (e.driver && !dev.driver) dev.driver = e.driver;
@@ -727,11 +775,112 @@ export class Checker {
         if (e.context === "interrupt" || e.context === "softint")
           this.violate("no-sleep-in-interrupt", `${dev.name}: ${e.objectKind} reference drain (sleeps) started in ${e.context} context`, { at: e, dev });
         (dev.drains ??= new Map()).set(e.objectKind, e.t);
+        if (e.objectKind === "device") {
+          this.seesDeviceDrain = true;
+          if (dev.attempt) dev.attempt.devDrainBegun = true;
+        } else if (e.objectKind === "usbnet" && dev.attempt) this.judgeTasks(dev, dev.attempt, e, "its unp_refcnt drain began");
         return;
       case "drain-end":
         return this.drainEnd(dev, e);
       case "free":
         return this.free(dev, e);
+      case "detach-wait":
+        return this.detachWait(dev, e);
+      case "commit":
+        if (this.stepDev(dev, "commit", e) && dev.attempt) dev.attempt.committed = true;
+        return;
+      case "detach-reported":
+        return this.detachReported(dev, e);
+      case "detach-step":
+        return this.detachStep(dev, e);
+    }
+  }
+
+  /** A device event naming a freed instance. */
+  private onTombDevice(e: DeviceEvent, tomb: Tomb): void {
+    if (e.kind === "free") return this.doubleFree(e, tomb);
+    if (e.kind === "detach-end" && e.error === 0 && tomb.endPending) {
+      // config_detach returning 0 after its own config_devfree (netbsd.md#devfree).
+      tomb.endPending = false;
+      tomb.ring.push(e);
+      this.ex(X_DETACH_ONCE);
+      this.ex(X_DETACH_DRAINS_REFS);
+      this.ex(X_NO_EVENT_AFTER_FREE);
+      return;
+    }
+    if (e.kind === "detach-end" && e.error === ENOENT)
+      return this.uaf(e, tomb, `a caller sleeping in config_detach_enter on ${e.name}${e.thread ? ` (thread ${e.thread})` : ""} woke and returned ENOENT`);
+    if (e.kind === "detach-wait")
+      return this.uaf(e, tomb, `config_detach entered on ${e.name}${e.thread ? ` by ${e.thread}` : ""} (no deviter reference kept it alive)`);
+    this.uaf(e, tomb, `${e.kind} of ${e.name}`);
+  }
+
+  /** DETACH_WAIT: a caller sleeps in config_detach_enter; it returns ENOENT or, after a veto, runs the detach. */
+  private detachWait(dev: Dev, e: DeviceEvent): void {
+    this.ex(X_SINGLE_DETACH_IN_PROGRESS);
+    this.ex(X_DETACH_IN_THREAD_CONTEXT);
+    if (e.context === "interrupt" || e.context === "softint")
+      this.violate("detach-in-thread-context", `${dev.name}: config_detach called in ${e.context} context`, { at: e, dev });
+    if (!this.stepDev(dev, "detach-wait", e)) return;
+    (dev.waiters ??= []).push(e.thread);
+  }
+
+  /** Removes one sleeper (by thread when known); false when none waits. */
+  private takeWaiter(dev: Dev, thread: string): boolean {
+    const w = dev.waiters;
+    if (w === null || w.length === 0) return false;
+    let i = thread ? w.indexOf(thread) : -1;
+    if (i < 0) {
+      if (thread && w.every((x) => x !== "")) return false;
+      i = thread ? w.indexOf("") : 0;
+    }
+    w.splice(i, 1);
+    if (w.length === 0) dev.waiters = null;
+    return true;
+  }
+
+  /** devmon's "device-detach": sent after the localcount drain (netbsd.md#devmon). */
+  private detachReported(dev: Dev, e: DeviceEvent): void {
+    this.ex(X_DETACH_DRAINS_REFS);
+    const draining = dev.drains?.has("device") === true;
+    if (draining || this.refsHeld(dev, DEVICE_KINDS) > 0) {
+      const h = this.holdersOf(dev, DEVICE_KINDS);
+      this.violate("detach-drains-refs", `${dev.name}: devmon reported device-detach ${draining ? "while the localcount drain runs" : "with device references outstanding"}${h.text ? `: ${h.text}` : ""}`, { at: e, dev, holders: h.ids });
+    }
+  }
+
+  private detachStep(dev: Dev, e: DeviceEvent): void {
+    const a = dev.attempt;
+    if (a === null) return;
+    switch (e.step) {
+      case "dying":
+        a.dying = true;
+        return;
+      case "stop":
+        a.dying = true;
+        a.stopped = true;
+        return;
+      case "refs-drained":
+        this.judgeTasks(dev, a, e, "unp_refcnt drained");
+        return;
+      default:
+        return;
+    }
+  }
+
+  /**
+   * usb-task-waited, judged once per detach at the first point after the
+   * second usb_rem_task_wait: a task still queued there was rescheduled
+   * between the first task wait and if_detach and nobody waited for it
+   * (netbsd.md#bug-task-across-if-detach).
+   */
+  private judgeTasks(dev: Dev, a: Attempt, e: DeviceEvent, where: string): void {
+    if (a.tasksJudged || !a.ifDetached) return;
+    a.tasksJudged = true;
+    this.ex(X_USB_TASK_WAITED);
+    if (this.refsHeld(dev, USB_TASK) > 0) {
+      const h = this.holdersOf(dev, USB_TASK);
+      this.violate("usb-task-waited", `${dev.name}: usbnet_detach reached "${where}" with a usb_task still queued after if_detach (no second usb_rem_task_wait): ${h.text}`, { at: e, dev, holders: h.ids });
     }
   }
 
@@ -769,6 +918,8 @@ export class Checker {
 
   private detachBegin(dev: Dev, e: DeviceEvent): void {
     const force = e.force || this.alwaysForced;
+    // A sleeper that runs the detach itself (the first one was vetoed) stops waiting.
+    if (dev.waiters !== null && e.thread) this.takeWaiter(dev, e.thread);
     this.ex(X_DETACH_IN_THREAD_CONTEXT);
     if (e.context === "interrupt" || e.context === "softint")
       this.violate("detach-in-thread-context", `${dev.name}: config_detach called in ${e.context} context`, { at: e, dev });
@@ -781,7 +932,7 @@ export class Checker {
     }
     this.ex(X_DETACH_AFTER_ATTACH_DONE);
     this.ex(X_SINGLE_DETACH_IN_PROGRESS);
-    const attempt: Attempt = { t: e.t, index: e.index, force, thread: e.thread, sawIfDetach: false };
+    const attempt: Attempt = newAttempt(e.t, e.index, force, e.thread);
     const wasDetached = dev.state === "detached";
     if (!this.stepDev(dev, "detach-begin", e, dev.state === "detaching"
       ? `${dev.name}: a second detach (${force ? "DETACH_FORCE" : "flags 0"}${e.thread ? `, thread ${e.thread}` : ""}) began while the detach from ${dev.attempt?.thread || "another thread"} (record #${dev.attempt?.index ?? "?"}) is in progress`
@@ -804,6 +955,7 @@ export class Checker {
   private detachEnd(dev: Dev, e: DeviceEvent): void {
     this.ex(X_DETACH_ONCE);
     if (e.error === ENOENT) {
+      if ((dev.state === "detaching" || dev.state === "detached") && this.takeWaiter(dev, e.thread)) return;
       if (dev.state === "detached" || dev.loser) {
         dev.loser = null;
         return;
@@ -818,11 +970,11 @@ export class Checker {
         this.violate("lifecycle-order", `${dev.name}: detach returned but no detach began`, { at: e, dev });
       }
       // Without DETACH_PHASES only completions are reported: the begin is implied.
-      dev.attempt = { t: e.t, index: e.index, force: e.force || this.alwaysForced, thread: e.thread, sawIfDetach: false };
+      dev.attempt = newAttempt(e.t, e.index, e.force || this.alwaysForced, e.thread);
       dev.state = "detaching";
     }
     const attempt: Attempt = (dev.loser && dev.state === "detached" ? dev.loser : dev.attempt) ??
-      { t: e.t, index: e.index, force: e.force || this.alwaysForced, thread: e.thread, sawIfDetach: false };
+      newAttempt(e.t, e.index, e.force || this.alwaysForced, e.thread);
     if (e.error !== 0) {
       // A veto.
       this.ex(X_FORCED_DETACH_NO_VETO);
@@ -862,6 +1014,7 @@ export class Checker {
       const h = this.holdersOf(dev, DRAINED);
       this.violate("detach-drains-refs", `${dev.name}: detach returned with references outstanding: ${h.text}`, { at: e, dev, holders: h.ids });
     }
+    if (dev.attempt) this.judgeTasks(dev, dev.attempt, e, "config_detach's return");
     if (!this.stepDev(dev, "detach-end", e)) return;
     this.detaches++;
     this.ex(X_DETACH_COMPLETES);
@@ -873,6 +1026,7 @@ export class Checker {
   }
 
   private drainEnd(dev: Dev, e: DeviceEvent): void {
+    if (e.objectKind === "device" && dev.attempt) dev.attempt.devDrained = true;
     const began = dev.drains?.get(e.objectKind);
     if (began !== undefined) {
       dev.drains!.delete(e.objectKind);
@@ -894,10 +1048,13 @@ export class Checker {
     }
     this.ex(X_FREE_AFTER_DRAIN);
     this.ex(X_FREE_ONCE);
+    let endPending = false;
     if (dev.state === "detaching" && dev.attempt !== null && this.devMon.step(dev.state, "free") === "freed") {
-      // The profile frees inside the detach (Linux: free_netdev before
-      // usbnet_disconnect returns): the free is the detach's completion.
+      // The profile frees inside the detach (NetBSD: config_devfree before
+      // config_detach returns; Linux: free_netdev before usbnet_disconnect
+      // returns): the free is the detach's completion.
       this.freeInDetach(dev, e);
+      endPending = this.devMon.step("freed", "detach-end") === "freed";
     } else if (dev.state !== "detached") {
       const rule = this.devMon.ruleFor(dev.state, "free");
       const h = this.holdersOf(dev, DRAINED);
@@ -911,17 +1068,31 @@ export class Checker {
       }
     }
     this.dropDev(dev, true);
+    if (endPending) {
+      const tomb = this.tombs.get(dev.name);
+      if (tomb !== undefined) tomb.endPending = true;
+    }
   }
 
   /** A free that completes a detach still running (the profile's automaton allows detaching -> freed). */
   private freeInDetach(dev: Dev, e: DeviceEvent): void {
+    const a = dev.attempt!;
+    this.judgeTasks(dev, a, e, "the free");
     const ifBusy = dev.ifState === "attached" || dev.ifState === "deactivated" || dev.ifState === "detaching";
     const draining = dev.drains !== null && dev.drains.size > 0 ? [...dev.drains.keys()].join(", ") : "";
-    if (ifBusy || draining) {
+    // After the commit, config_detach drains the localcount before config_devfree:
+    // judged when the guest reports that drain at all (netbsd.md#devfree).
+    const undrained =
+      this.profile === "netbsd" &&
+      !a.devDrained &&
+      (a.devDrainBegun || (a.committed && (this.seesDeviceDrain || this.observed.has("detach-phases"))));
+    if (ifBusy || draining || undrained) {
       const h = this.holdersOf(dev, DRAINED);
       const why = ifBusy
-        ? `interface ${dev.ifname || "?"} is ${dev.ifState} (unregister ${dev.ifState === "detaching" ? "still waiting for its references" : "never called"})`
-        : `the ${draining} drain has not ended`;
+        ? `interface ${dev.ifname || "?"} is ${dev.ifState} (${this.profile === "netbsd" ? "if_detach" : "unregister"} ${dev.ifState === "detaching" ? "still waiting for its references" : "never called"})`
+        : draining
+          ? `the ${draining} drain has not ended`
+          : "config_detach_commit ran but the localcount drain has not";
       this.violate("free-after-drain", `${dev.name}: freed during its detach while ${why}${h.text ? `; still held: ${h.text}` : ""}`, { at: e, dev, holders: h.ids });
     } else {
       this.ex(X_FREE_WITH_ZERO_REFS);
@@ -952,7 +1123,7 @@ export class Checker {
 
   private resolveRefDev(e: RefEvent): { dev: Dev | undefined; name: string } {
     if (e.device) return { dev: this.devices.get(e.device), name: e.device };
-    if (e.objectKind === "ifnet" || e.objectKind === "netdev") {
+    if (e.objectKind === "ifnet" || e.objectKind === "netdev" || e.objectKind === "ifaddr") {
       const d = this.ifnames.get(e.object) ?? this.devices.get(e.object);
       return { dev: d, name: d?.name ?? this.ifTombs.get(e.object) ?? e.object };
     }
@@ -983,10 +1154,9 @@ export class Checker {
       if (e.objectKind === "device" && (e.context === "interrupt" || e.context === "softint")) {
         this.violate("no-sleep-in-interrupt", `${dev.name}: device_lookup_acquire (may sleep) by ${e.holder} in ${e.context} context`, { at: e, dev, holders: [e.holder] });
       } else {
-        const s = dev.state;
-        const ifDying = (e.objectKind === "ifnet" || e.objectKind === "netdev") && (dev.ifState === "deactivated" || dev.ifState === "detaching" || dev.ifState === "detached");
-        if (s === "deactivated" || s === "detaching" || s === "detached" || ifDying)
-          this.violate("no-ref-after-detach-begin", `${dev.name}: ${e.holder}${e.holderDesc ? ` (${e.holderDesc})` : ""} acquired a ${e.objectKind} reference on ${e.object} while ${ifDying && !(s === "deactivated" || s === "detaching" || s === "detached") ? `the interface is ${dev.ifState}` : `the device is ${s}`}`, { at: e, dev, holders: [e.holder] });
+        const past = this.profile === "netbsd" ? this.netbsdCutoff(dev, e.objectKind) : this.linuxCutoff(dev, e.objectKind);
+        if (past !== null)
+          this.violate("no-ref-after-detach-begin", `${dev.name}: ${e.holder}${e.holderDesc ? ` (${e.holderDesc})` : ""} acquired a ${e.objectKind} reference on ${e.object} after ${past}`, { at: e, dev, holders: [e.holder] });
       }
       let m = dev.ledger.get(e.objectKind);
       if (m === undefined) dev.ledger.set(e.objectKind, (m = new Map()));
@@ -1009,6 +1179,52 @@ export class Checker {
       dev.descs?.delete(e.holder);
     } else m!.set(e.holder, n - 1);
     dev.refTotal--;
+  }
+
+  /**
+   * The cut-off a new reference of this kind has passed on NetBSD, or null
+   * while it may still be taken (netbsd.md#commit-point, #if-get). What the
+   * guest does not report is taken at its latest possible point, so nothing
+   * legal is flagged.
+   */
+  private netbsdCutoff(dev: Dev, kind: ObjectKind): string | null {
+    const a = dev.attempt;
+    const s = dev.state;
+    if (s === "detached") return "config_detach returned";
+    const ifGone = dev.ifState === "deactivated" || dev.ifState === "detaching" || dev.ifState === "detached";
+    switch (kind) {
+      case "ifnet":
+      case "ifaddr":
+        // if_get skips only deactivated interfaces; if_detach begins with if_deactivate.
+        return ifGone ? `if_deactivate (the interface is ${dev.ifState})` : null;
+      case "usbnet":
+        if (a !== null && a.dying) return "usbnet_detach set unp_dying";
+        if (dev.drains?.has("usbnet") === true) return "the unp_refcnt drain began";
+        if (s === "deactivated") return "usbnet_activate set unp_dying (deactivated)";
+        return ifGone && s === "detaching" ? `if_detach began (unp_dying is set before it)` : null;
+      case "transfer":
+        if (a !== null && a.stopped) return "usbnet_stop aborted the pipes";
+        return ifGone && s === "detaching" ? "if_detach began (the pipes are closed before it)" : null;
+      case "device":
+      case "vnode":
+      case "softc-refcnt":
+        if (a === null) return null;
+        if (a.committed) return "config_detach_commit";
+        if (a.devDrainBegun) return "the localcount drain began (so after config_detach_commit)";
+        return null;
+      default:
+        // devsw refs are dropped by cdev_open itself when the device lookup fails;
+        // usb_add_task may queue at any time (usbnet_detach waits for it).
+        return null;
+    }
+  }
+
+  private linuxCutoff(dev: Dev, kind: ObjectKind): string | null {
+    const s = dev.state;
+    if (s === "detaching" || s === "detached") return `the detach began (the device is ${s})`;
+    if ((kind === "ifnet" || kind === "netdev") && (dev.ifState === "detaching" || dev.ifState === "detached"))
+      return `unregister_netdev began (the interface is ${dev.ifState})`;
+    return null;
   }
 
   /** References on objects that belong to no known device (module refs, trace began mid-run). */
@@ -1042,10 +1258,16 @@ export class Checker {
     if (dev === undefined) {
       const name = e.device || this.ifTombs.get(e.ifname) || "";
       const tomb = name ? this.findTomb(name, 0) : undefined;
+      // Routing-socket announcements are messages the agent reads later, not
+      // touches of the interface: a departure read after the free is normal.
       if (tomb === undefined || e.kind === "counters") return;
+      if (e.kind === "departure" || e.kind === "arrival") {
+        this.ex(X_NO_EVENT_AFTER_FREE);
+        return;
+      }
       const what = `interface ${e.ifname} ${e.kind}${e.accessor ? ` by ${e.accessor}` : ""}`;
       if (tomb.ifDetached && (e.kind === "access" || e.kind === "up" || e.kind === "down") && this.isActive("no-ifnet-access-after-if-detach")) {
-        // The interface lives in the freed softc: this is the if_detach race of netbsd.md §8.2, now touching freed memory.
+        // The interface lives in the freed softc: the if_detach race of netbsd.md#bug-task-across-if-detach, now touching freed memory.
         this.ex(X_NO_IFNET_ACCESS_AFTER_IF_DETACH);
         this.violate("no-ifnet-access-after-if-detach", `${what} after if_detach returned and ${tomb.name} was freed (use after free)`, {
           at: e,
@@ -1074,7 +1296,10 @@ export class Checker {
         if (e.context === "interrupt" || e.context === "softint")
           this.violate("no-sleep-in-interrupt", `${dev.name}: if_detach of ${e.ifname} (sleeps) called in ${e.context} context`, { at: e, dev });
         if (dev.attempt) dev.attempt.sawIfDetach = true;
-        this.stepIf(dev, "if-detach-begin", e);
+        if (dev.ifState === "detaching" || dev.ifState === "detached") this.ex(X_SINGLE_DETACH_IN_PROGRESS);
+        this.stepIf(dev, "if-detach-begin", e, dev.ifState === "detaching" || dev.ifState === "detached"
+          ? `${dev.name}: if_detach of ${e.ifname} called a second time while the first ${dev.ifState === "detaching" ? "still runs" : "already returned"} (two detaches doing the work)`
+          : undefined);
         return;
       case "detach-end": {
         this.ex(X_IF_DETACH_WAITS_FOR_PSREFS);
@@ -1083,8 +1308,15 @@ export class Checker {
           this.violate("if-detach-waits-for-psrefs", `${dev.name}: if_detach of ${e.ifname} returned with psrefs held: ${h.text}`, { at: e, dev, holders: h.ids });
         }
         this.stepIf(dev, "if-detach-end", e);
+        if (dev.attempt) dev.attempt.ifDetached = true;
         return;
       }
+      case "departure":
+      case "arrival":
+        // IFAN_DEPARTURE is sent from inside if_detach, before (7.x) or after
+        // (10.x) its psref drain, and may be dropped: it proves nothing about
+        // the drain or the detach (netbsd.md#routing-socket).
+        return;
       case "up":
       case "down":
       case "access":
@@ -1111,7 +1343,7 @@ export class Checker {
       this.ringPush(dev, e);
       dev.vnodes ??= new Map();
       vs = dev.vnodes.get(e.path);
-      if (vs === undefined) dev.vnodes.set(e.path, (vs = { opens: new Map(), revoked: false }));
+      if (vs === undefined) dev.vnodes.set(e.path, (vs = { opens: new Map(), revoked: false, dclosed: false, forcedDue: false }));
     }
     const ctx: ViolationCtx = { at: e, dev: dev ?? null, device: e.device, holders: e.holder ? [e.holder] : [] };
     switch (e.kind) {
@@ -1131,6 +1363,7 @@ export class Checker {
           this.violate("no-method-after-revoke", `open of ${e.path} reached the driver after revoke`, ctx);
           return;
         }
+        if (vs.opens.size === 0) vs.dclosed = false;
         addFd(vs.opens, e.holder);
         return;
       }
@@ -1164,10 +1397,28 @@ export class Checker {
         if (vs !== undefined) this.revokeNode(e.path, vs);
         else this.revokeLoose(e.path);
         return;
-      case "method-call":
+      case "method-call": {
+        if (e.op === "open" && vs !== undefined && !vs.revoked) vs.dclosed = false;
+        if (e.op === "close" && vs !== undefined) {
+          // specfs calls d_close once, at the node's last close; the revoke
+          // forces that one close itself if the node is still open
+          // (netbsd.md#vdevgone). Two are the sd_closing race (netbsd.md#bug-revoke-close).
+          this.ex(X_CLOSE_ONCE);
+          if (vs.dclosed) {
+            this.violate("close-once", `d_close of ${e.path} ran a second time${e.forced ? " (forced by the revoke)" : ""} after the driver's close already ran: the last close and the revoke both reached the driver`, ctx);
+            return;
+          }
+          vs.dclosed = true;
+          const forced = this.observed.has("vnode-flags") ? e.forced : vs.forcedDue || !vs.revoked;
+          vs.forcedDue = false;
+          this.ex(X_NO_METHOD_AFTER_REVOKE);
+          if (vs.revoked && !forced) this.violate("no-method-after-revoke", `driver method close called on ${e.path} after revoke`, ctx);
+          return;
+        }
         this.ex(X_NO_METHOD_AFTER_REVOKE);
         if (vs?.revoked) this.violate("no-method-after-revoke", `driver method ${e.op || "?"} called on ${e.path} after revoke`, ctx);
         return;
+      }
       case "deadfs-call": {
         // A deadfs answer proves the node was revoked, also when the revoke itself was not seen.
         if (e.op !== "open") {
@@ -1175,7 +1426,7 @@ export class Checker {
             if (!vs.revoked) this.revokeNode(e.path, vs);
           } else this.revokeLoose(e.path);
         }
-        const ok = DEADFS_ERRNO[e.op];
+        const ok = e.op === "read" && this.observed.has("vnode-flags") ? (e.tty ? DEADFS_TTY_READ : DEADFS_READ) : DEADFS_ERRNO[e.op];
         if (ok === undefined) return;
         this.ex(X_DEADFS_ANSWERS);
         if (!ok.includes(e.error))
@@ -1187,6 +1438,7 @@ export class Checker {
 
   /** VOP_REVOKE: the node's open files stay open on deadfs, beyond the device's free, until closed. */
   private revokeNode(path: string, vs: VnodeState): void {
+    vs.forcedDue = !vs.revoked && vs.opens.size > 0 && !vs.dclosed;
     vs.revoked = true;
     this.moveToDead(path, vs.opens);
     vs.opens.clear();
@@ -1215,11 +1467,9 @@ export class Checker {
         return;
       case "unload-begin": {
         this.ex(X_NO_SLEEP_IN_INTERRUPT);
-        let instances = e.instances;
-        if (instances.length === 0) {
-          const driver = e.name.replace(/^if_/, "");
-          instances = [...this.devices.values()].filter((d) => d.driver === driver).map((d) => d.name);
-        }
+        // The agent's list is trusted: an empty one detaches nothing, and a
+        // built-in module's FINI is empty whatever is attached (netbsd.md#modules).
+        const instances = e.builtin ? [] : e.instances;
         const u: Unload = { name: e.name, event: e, instances, timer: null };
         u.timer = this.timers.arm(e.t + this.deadlines.unloadNs, { k: "unload", unload: u });
         const prev = this.unloads.get(e.name);

@@ -7,6 +7,7 @@ export type {
   BusName,
   CapabilityName,
   ChannelKind,
+  DetachStepName,
   DevicePhase,
   ExecContext,
   GuestOsName,
@@ -16,6 +17,7 @@ export type {
   ModelEvent,
   ModulePhase,
   ObjectKind,
+  VetoReason,
   VnodePhase,
 } from "./events.js";
 export { ALL_CAPABILITIES, describeEvent, isGuestEvent } from "./events.js";
