@@ -211,6 +211,8 @@ export const BUG_RULES: Record<string, string> = {
   "forced-detach-veto": "forced-detach-no-veto",
   "unload-double-free": "free-once",
   "lost-detach": "host-remove-detaches",
+  "free-under-sleeper": "no-event-after-free",
+  "dclose-twice": "close-once",
 };
 
 /** The netbsd.md §8 bug class each rule stands for. */

@@ -15,6 +15,8 @@ export const BUG_NAMES = [
   "forced-detach-veto",
   "unload-double-free",
   "lost-detach",
+  "free-under-sleeper",
+  "dclose-twice",
 ] as const;
 
 export type BugName = (typeof BUG_NAMES)[number];
