@@ -164,7 +164,7 @@ const commonIf: readonly IfT[] = [
 
 const ifForbidden: readonly Forbidden<IfState, IfInput>[] = [
   { from: "detached", event: "access", rule: "no-ifnet-access-after-if-detach" },
-  // Two if_detach calls on one interface are two detaches doing the work at once (netbsd.md §8.1).
+  // Two if_detach calls on one interface are two detaches doing the work at once (docs/netbsd.md#bug-double-detach).
   { from: "detaching", event: "if-detach-begin", rule: "single-detach-in-progress" },
   { from: "detached", event: "if-detach-begin", rule: "single-detach-in-progress" },
 ];

@@ -988,7 +988,7 @@ export class Checker {
         else if (dev.state === "detaching" && this.stepDev(dev, "veto", e)) {
           // A veto leaves DVF_ACTIVE as it was: a device deactivated before or
           // during the vetoed detach stays deactivated (config_detach never
-          // calls ca_activate; netbsd.md §1 steps 5-6).
+          // calls ca_activate; docs/netbsd.md#config-detach).
           dev.state = dev.deactivateContext !== null ? "deactivated" : dev.ifState === "none" ? "attached" : "running";
         }
       }
@@ -1373,7 +1373,7 @@ export class Checker {
           return;
         }
         // A file left on deadfs by a revoke closes with 0 at any later time,
-        // also after the device was freed (netbsd.md §2).
+        // also after the device was freed (docs/netbsd.md#deadfs).
         const dead = this.deadFds.get(e.path);
         if (dead !== undefined && takeFd(dead, e.holder)) {
           if (dead.size === 0) this.deadFds.delete(e.path);

@@ -41,4 +41,4 @@ export type {
   Summary,
   Verdict,
 } from "./verdict.js";
-export { rulesMarkdown, automataDot, automataMermaid, PROFILE_NOTES } from "./docs.js";
+export { rulesMarkdown, automataDot, automataMermaid, cutoffsMarkdown, transitionsMarkdown, CUTOFFS, FREE_SEMANTICS, PROFILE_NOTES } from "./docs.js";

@@ -215,7 +215,7 @@ export const BUG_RULES: Record<string, string> = {
   "dclose-twice": "close-once",
 };
 
-/** The netbsd.md §8 bug class each rule stands for. */
+/** The bug class (docs/netbsd.md, "Bug classes") each rule stands for. */
 export const BUG_CLASS_RULES: Record<string, readonly string[]> = {
   "8.1 concurrent double detach": ["single-detach-in-progress", "detach-once", "no-event-after-free"],
   "8.2 task rescheduled across if_detach": ["usb-task-waited", "no-ifnet-access-after-if-detach"],

@@ -1,7 +1,7 @@
 // The simulated NetBSD kernel core: per-device state of subr_autoconf.c
 // (dv_pending, dv_detaching, dv_detached, dv_del_gen, localcount), the
 // config_attach / config_detach / config_deactivate sequences of
-// docs/netbsd.md §1, and the telemetry the agent reports about them.
+// docs/netbsd.md#config-detach, and the telemetry the agent reports about them.
 // Drivers, buses, vnodes, modules and the agent live in their own files and
 // call in here.
 

@@ -1,7 +1,7 @@
 // Network side of the simulated kernel: ifnet (if_attach, if_deactivate,
 // if_detach with its psref drain), usbnet (unp_refcnt, tasks, rx transfers)
 // and the two drivers, cdce(4) on USB and ne(4) on PCMCIA, with the detach
-// order of docs/netbsd.md §3–§5.
+// order of docs/netbsd.md#if-detach, #usbnet-detach and #pcmcia.
 
 import {
   DK,

@@ -1,5 +1,5 @@
 // Device nodes: open files on a specfs vnode, vdevgone → VOP_REVOKE, and the
-// deadfs answers a revoked vnode gives (docs/netbsd.md §2). Each simulated
+// deadfs answers a revoked vnode gives (docs/netbsd.md#vdevgone, #deadfs). Each simulated
 // NIC driver exports one character node, /dev/<xname>, with d_devtounit set,
 // so cdev_open takes device_lookup_acquire around d_open.
 
