@@ -4,7 +4,7 @@
 // state breaks the rule named in `forbidden` (most specific entry first), else
 // `lifecycle-order`.
 
-import type { ProfileName } from "./rules.js";
+import type { ProfileName, RuleId } from "./rules.js";
 
 export const DEVICE_STATES = [
   "absent",
@@ -51,7 +51,7 @@ export interface Transition<S extends string, E extends string> {
 export interface Forbidden<S extends string, E extends string> {
   from: S | "*";
   event: E | "*";
-  rule: string;
+  rule: RuleId;
 }
 
 export interface Automaton<S extends string, E extends string> {
@@ -204,7 +204,7 @@ export const LINUX_IF: Automaton<IfState, IfInput> = {
 /** A compiled automaton: O(1) lookups by (state, event). */
 export class Monitor<S extends string, E extends string> {
   private readonly next = new Map<string, Map<string, S>>();
-  private readonly bad = new Map<string, Map<string, string>>();
+  private readonly bad = new Map<string, Map<string, RuleId>>();
 
   constructor(readonly spec: Automaton<S, E>) {
     for (const t of spec.transitions) {
@@ -225,7 +225,7 @@ export class Monitor<S extends string, E extends string> {
   }
 
   /** The rule an illegal (state, event) breaks. */
-  ruleFor(from: S, event: E): string {
+  ruleFor(from: S, event: E): RuleId {
     return (
       this.bad.get(from)?.get(event) ??
       this.bad.get(from)?.get("*") ??

@@ -31,7 +31,7 @@ import {
   type VnodeEvent,
 } from "./events.js";
 import { LogHistogram } from "./histogram.js";
-import { RULES, type ProfileName, type Rule, type Severity, type Side } from "./rules.js";
+import { RULES, type ProfileName, type Rule, type RuleId, type Severity, type Side } from "./rules.js";
 import { TimerQueue, type Timer } from "./timers.js";
 import type { CheckResult, DriverLatency, HistoryEntry, RuleReport, Summary, Verdict } from "./verdict.js";
 
@@ -239,9 +239,9 @@ interface ViolationCtx {
 }
 
 const EMPTY: readonly Verdict[] = Object.freeze([]) as readonly Verdict[];
-const RULE_INDEX = new Map<string, number>(RULES.map((r, i) => [r.id, i]));
+const RULE_INDEX = new Map<RuleId, number>(RULES.map((r, i) => [r.id, i]));
 
-function ruleIndex(id: string): number {
+function ruleIndex(id: RuleId): number {
   const i = RULE_INDEX.get(id);
   if (i === undefined) throw new Error(`internal: unknown rule ${id}`);
   return i;
@@ -501,16 +501,16 @@ export class Checker {
     if (this.active[i]) this.checks[i]! += 1;
   }
 
-  private exercise(id: string): void {
+  private exercise(id: RuleId): void {
     this.ex(ruleIndex(id));
   }
 
-  private isActive(id: string): boolean {
+  private isActive(id: RuleId): boolean {
     return this.active[RULE_INDEX.get(id)!]!;
   }
 
   /** Emits a verdict if the rule is judged in this run; returns whether it was emitted. */
-  private violate(id: string, message: string, c: ViolationCtx): boolean {
+  private violate(id: RuleId, message: string, c: ViolationCtx): boolean {
     const i = RULE_INDEX.get(id);
     if (i === undefined) throw new Error(`internal: unknown rule ${id}`);
     if (!this.active[i]) return false;

@@ -80,11 +80,11 @@ export function rulesMarkdown(): string {
       ".",
     "",
   );
-  lines.push("| id | statement | principle | profiles | severity | side | needs | basis |");
-  lines.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  lines.push("| id | statement | principle | profiles | severity | side | needs | watches | basis |");
+  lines.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const r of RULES) {
     lines.push(
-      `| \`${r.id}\`${r.liveness ? " (deadline)" : ""} | ${esc(r.statement)} | ${r.principle ?? "—"} | ${r.profiles.join(", ")} | ${r.severity} | ${r.side} | ${r.needs.length ? r.needs.join(", ") : "—"} | ${basisLinks(r.basis)} |`,
+      `| \`${r.id}\`${r.liveness ? " (deadline)" : ""} | ${esc(r.statement)} | ${r.principle ?? "—"} | ${r.profiles.join(", ")} | ${r.severity} | ${r.side} | ${r.needs.length ? r.needs.join(", ") : "—"} | ${r.watches.join(", ")} | ${basisLinks(r.basis)} |`,
     );
   }
   lines.push("", "## Simulated bugs and the rule that catches each", "");

@@ -21,8 +21,8 @@ export type {
   VnodePhase,
 } from "./events.js";
 export { ALL_CAPABILITIES, describeEvent, isGuestEvent } from "./events.js";
-export { RULES, RULE_BY_ID, ruleById, BUG_RULES, BUG_CLASS_RULES } from "./rules.js";
-export type { Rule, ProfileName, Severity, Side, Observation } from "./rules.js";
+export { RULES, RULE_BY_ID, ruleById, isRuleId, BUG_RULES, BUG_CLASS_RULES } from "./rules.js";
+export type { Rule, RuleId, ProfileName, Severity, Side, Observation } from "./rules.js";
 export { AUTOMATA, Monitor, DEVICE_STATES, DEVICE_EVENTS, IF_STATES, IF_EVENTS } from "./automata.js";
 export type { Automaton, DeviceState, DeviceInput, IfState, IfInput, Transition, Forbidden } from "./automata.js";
 export { DEFAULT_DEADLINES, resolveDeadlines } from "./deadlines.js";

@@ -179,3 +179,12 @@ test("memory stays bounded: freed devices are dropped and tombstones are capped"
   const res = c.finish();
   t.is(res.summary.cycles, 100);
 });
+
+test("rule ids are unique, and every rule says what it watches and what it rests on", (t) => {
+  const ids = RULES.map((r) => r.id);
+  t.is(new Set(ids).size, ids.length);
+  for (const r of RULES) {
+    t.true(r.watches.length > 0, `${r.id}: watches nothing`);
+    t.regex(r.basis, /^docs\/netbsd\.md#/, r.id);
+  }
+});
