@@ -32,6 +32,7 @@ import {
 } from "./events.js";
 import { LogHistogram } from "./histogram.js";
 import { RULES, type ProfileName, type Rule, type RuleId, type Severity, type Side } from "./rules.js";
+import { NodeMonitor, nodeOf, type DeviceNodes, type NodeState } from "./rules/vnodes.js";
 import { TimerQueue, type Timer } from "./timers.js";
 import type { CheckResult, DriverLatency, HistoryEntry, RuleReport, Summary, Verdict } from "./verdict.js";
 
@@ -70,17 +71,6 @@ const DEVICE_KINDS: ReadonlySet<ObjectKind> = new Set<ObjectKind>(["device"]);
 const USB_TASK: ReadonlySet<ObjectKind> = new Set<ObjectKind>(["usb-task"]);
 
 /** deadfs answers (dead_vnops.c); ops not listed are not judged. */
-const DEADFS_TTY_READ: readonly number[] = [0];
-const DEADFS_READ: readonly number[] = [EIO];
-/** Without the tty flag a read may be either answer. */
-const DEADFS_ERRNO: Readonly<Record<string, readonly number[]>> = {
-  open: [ENXIO],
-  read: [EIO, 0],
-  write: [EIO],
-  ioctl: [EBADF],
-  close: [0],
-  poll: [0],
-};
 
 interface Nic {
   id: string;
@@ -138,31 +128,6 @@ function newAttempt(t: number, index: number, force: boolean, thread: string): A
   };
 }
 
-/** Open files on one node, counted per holder. */
-type Fds = Map<string, number>;
-
-function addFd(fds: Fds, holder: string): void {
-  fds.set(holder, (fds.get(holder) ?? 0) + 1);
-}
-
-/** Closes one of holder's files; false when it has none open. */
-function takeFd(fds: Fds, holder: string): boolean {
-  const n = fds.get(holder) ?? 0;
-  if (n <= 0) return false;
-  if (n === 1) fds.delete(holder);
-  else fds.set(holder, n - 1);
-  return true;
-}
-
-interface VnodeState {
-  opens: Fds;
-  revoked: boolean;
-  /** d_close reached the driver since the node was last opened. */
-  dclosed: boolean;
-  /** Revoked while open and not yet d_closed: the revoke's own forced close is due. */
-  forcedDue: boolean;
-}
-
 interface Unload {
   name: string;
   event: ModuleEvent;
@@ -194,7 +159,7 @@ interface Dev {
   ringPos: number;
   detachTimer: Timer<Payload> | null;
   livenessReported: boolean;
-  vnodes: Map<string, VnodeState> | null;
+  vnodes: DeviceNodes | null;
   unload: Unload | null;
 }
 
@@ -249,9 +214,7 @@ function ruleIndex(id: RuleId): number {
 
 // Rule indices for the hot path: counting a judged case is an array increment.
 const X_ATTACH_SUCCEEDS = ruleIndex("attach-succeeds");
-const X_CLOSE_ONCE = ruleIndex("close-once");
 const X_COMMANDS_ACKNOWLEDGED = ruleIndex("commands-acknowledged");
-const X_DEADFS_ANSWERS = ruleIndex("deadfs-answers");
 const X_DETACH_AFTER_ATTACH_DONE = ruleIndex("detach-after-attach-done");
 const X_DETACH_COMPLETES = ruleIndex("detach-completes");
 const X_DETACH_DRAINS_REFS = ruleIndex("detach-drains-refs");
@@ -277,7 +240,6 @@ const X_MACHINE_DOES_NOT_CRASH = ruleIndex("machine-does-not-crash");
 const X_NO_EVENT_AFTER_FREE = ruleIndex("no-event-after-free");
 const X_NO_FRAMES_LOST = ruleIndex("no-frames-lost");
 const X_NO_IFNET_ACCESS_AFTER_IF_DETACH = ruleIndex("no-ifnet-access-after-if-detach");
-const X_NO_METHOD_AFTER_REVOKE = ruleIndex("no-method-after-revoke");
 const X_NO_REF_AFTER_DETACH_BEGIN = ruleIndex("no-ref-after-detach-begin");
 const X_NO_SLEEP_IN_INTERRUPT = ruleIndex("no-sleep-in-interrupt");
 const X_PCMCIA_DEACTIVATE_BEFORE_DETACH = ruleIndex("pcmcia-deactivate-before-detach");
@@ -318,14 +280,13 @@ export class Checker {
   private readonly actions = new Map<number, { action: string; nic: Nic | null; nicId: string; event: At }>();
   private readonly unloads = new Map<string, Unload>();
   private readonly looseLedger = new Map<string, Map<string, number>>();
-  /** Open files on nodes of devices not known (trace began mid-run); an entry goes with its last close or a revoke. */
-  private readonly looseVnodes = new Map<string, Fds>();
-  /**
-   * Files still open on revoked (deadfs) nodes, by path. Kept apart from the
-   * device so they outlive its free; an entry goes with its last close, so
-   * this stays O(open files).
-   */
-  private readonly deadFds = new Map<string, Fds>();
+  private readonly nodes = new NodeMonitor<ViolationCtx>({
+    ex: (id) => this.ex(ruleIndex(id)),
+    violate: (id, message, ctx) => {
+      this.violate(id, message, ctx);
+    },
+    observes: (cap) => this.observed.has(cap),
+  });
   private readonly timers = new TimerQueue<Payload>();
   private readonly lat = new Map<string, Lat>();
 
@@ -666,15 +627,7 @@ export class Checker {
     if (dev.ifname && this.ifnames.get(dev.ifname) === dev) this.ifnames.delete(dev.ifname);
     dev.state = "freed";
     if (!freed) return;
-    // Files still open on a node whose revoke was not reported outlive the
-    // softc: keep them (O(open files)) so a later deadfs answer or close is judged.
-    if (dev.vnodes !== null)
-      for (const [path, vs] of dev.vnodes) {
-        if (vs.revoked || vs.opens.size === 0) continue;
-        let loose = this.looseVnodes.get(path);
-        if (loose === undefined) this.looseVnodes.set(path, (loose = new Map()));
-        for (const [holder, n] of vs.opens) loose.set(holder, (loose.get(holder) ?? 0) + n);
-      }
+    if (dev.vnodes !== null) this.nodes.deviceFreed(dev.vnodes);
     const tomb: Tomb = { name: dev.name, endPending: false, removed: dev.nic?.removeEvent != null, ifDetached: dev.ifState === "detached", instance: dev.instance, nicId: dev.nic?.id ?? "", ifname: dev.ifname, ring: lastOf(dev, TOMB_HISTORY), ringPos: 0 };
     this.tombs.delete(dev.name);
     this.tombs.set(dev.name, tomb);
@@ -1330,9 +1283,10 @@ export class Checker {
 
   // ------------------------------------------------------------------ vnodes
 
+  /** Resolves the device a vnode event names; the node rules (rules/vnodes.ts) judge it. */
   private onVnode(e: VnodeEvent): void {
     const dev = e.device ? this.devices.get(e.device) : undefined;
-    let vs: VnodeState | undefined;
+    let vs: NodeState | undefined;
     if (dev === undefined) {
       const tomb = e.device ? this.findTomb(e.device, 0) : undefined;
       if (tomb && e.kind === "method-call") {
@@ -1341,121 +1295,9 @@ export class Checker {
       }
     } else {
       this.ringPush(dev, e);
-      dev.vnodes ??= new Map();
-      vs = dev.vnodes.get(e.path);
-      if (vs === undefined) dev.vnodes.set(e.path, (vs = { opens: new Map(), revoked: false, dclosed: false, forcedDue: false }));
+      vs = nodeOf((dev.vnodes ??= new Map()), e.path);
     }
-    const ctx: ViolationCtx = { at: e, dev: dev ?? null, device: e.device, holders: e.holder ? [e.holder] : [] };
-    switch (e.kind) {
-      case "open": {
-        // A failed open made no file: refused by device_lookup_acquire,
-        // d_open or deadfs (ENXIO), so it is neither a reference nor a call
-        // that reached the driver after revoke.
-        if (e.error !== 0) return;
-        this.ex(X_NO_METHOD_AFTER_REVOKE);
-        if (vs === undefined) {
-          let loose = this.looseVnodes.get(e.path);
-          if (loose === undefined) this.looseVnodes.set(e.path, (loose = new Map()));
-          addFd(loose, e.holder);
-          return;
-        }
-        if (vs.revoked) {
-          this.violate("no-method-after-revoke", `open of ${e.path} reached the driver after revoke`, ctx);
-          return;
-        }
-        if (vs.opens.size === 0) vs.dclosed = false;
-        addFd(vs.opens, e.holder);
-        return;
-      }
-      case "close": {
-        if (vs !== undefined && !vs.revoked && takeFd(vs.opens, e.holder)) {
-          this.ex(X_CLOSE_ONCE);
-          return;
-        }
-        // A file left on deadfs by a revoke closes with 0 at any later time,
-        // also after the device was freed (docs/netbsd.md#deadfs).
-        const dead = this.deadFds.get(e.path);
-        if (dead !== undefined && takeFd(dead, e.holder)) {
-          if (dead.size === 0) this.deadFds.delete(e.path);
-          this.ex(X_CLOSE_ONCE);
-          return;
-        }
-        if (vs !== undefined) {
-          this.ex(X_CLOSE_ONCE);
-          this.violate("close-once", `${e.path} closed by ${e.holder || "?"} which has it not open (closed twice?)`, ctx);
-          return;
-        }
-        const loose = this.looseVnodes.get(e.path);
-        if (loose !== undefined && takeFd(loose, e.holder)) {
-          if (loose.size === 0) this.looseVnodes.delete(e.path);
-          this.ex(X_CLOSE_ONCE);
-        }
-        // Otherwise a file opened before the trace began or on a device not known: not judged.
-        return;
-      }
-      case "revoke":
-        if (vs !== undefined) this.revokeNode(e.path, vs);
-        else this.revokeLoose(e.path);
-        return;
-      case "method-call": {
-        if (e.op === "open" && vs !== undefined && !vs.revoked) vs.dclosed = false;
-        if (e.op === "close" && vs !== undefined) {
-          // specfs calls d_close once, at the node's last close; the revoke
-          // forces that one close itself if the node is still open
-          // (netbsd.md#vdevgone). Two are the sd_closing race (netbsd.md#bug-revoke-close).
-          this.ex(X_CLOSE_ONCE);
-          if (vs.dclosed) {
-            this.violate("close-once", `d_close of ${e.path} ran a second time${e.forced ? " (forced by the revoke)" : ""} after the driver's close already ran: the last close and the revoke both reached the driver`, ctx);
-            return;
-          }
-          vs.dclosed = true;
-          const forced = this.observed.has("vnode-flags") ? e.forced : vs.forcedDue || !vs.revoked;
-          vs.forcedDue = false;
-          this.ex(X_NO_METHOD_AFTER_REVOKE);
-          if (vs.revoked && !forced) this.violate("no-method-after-revoke", `driver method close called on ${e.path} after revoke`, ctx);
-          return;
-        }
-        this.ex(X_NO_METHOD_AFTER_REVOKE);
-        if (vs?.revoked) this.violate("no-method-after-revoke", `driver method ${e.op || "?"} called on ${e.path} after revoke`, ctx);
-        return;
-      }
-      case "deadfs-call": {
-        // A deadfs answer proves the node was revoked, also when the revoke itself was not seen.
-        if (e.op !== "open") {
-          if (vs !== undefined) {
-            if (!vs.revoked) this.revokeNode(e.path, vs);
-          } else this.revokeLoose(e.path);
-        }
-        const ok = e.op === "read" && this.observed.has("vnode-flags") ? (e.tty ? DEADFS_TTY_READ : DEADFS_READ) : DEADFS_ERRNO[e.op];
-        if (ok === undefined) return;
-        this.ex(X_DEADFS_ANSWERS);
-        if (!ok.includes(e.error))
-          this.violate("deadfs-answers", `deadfs answered ${e.op} on ${e.path} with error ${e.error}, expected ${ok[0]}`, ctx);
-        return;
-      }
-    }
-  }
-
-  /** VOP_REVOKE: the node's open files stay open on deadfs, beyond the device's free, until closed. */
-  private revokeNode(path: string, vs: VnodeState): void {
-    vs.forcedDue = !vs.revoked && vs.opens.size > 0 && !vs.dclosed;
-    vs.revoked = true;
-    this.moveToDead(path, vs.opens);
-    vs.opens.clear();
-  }
-
-  private revokeLoose(path: string): void {
-    const loose = this.looseVnodes.get(path);
-    if (loose === undefined) return;
-    this.looseVnodes.delete(path);
-    this.moveToDead(path, loose);
-  }
-
-  private moveToDead(path: string, fds: Fds): void {
-    if (fds.size === 0) return;
-    let dead = this.deadFds.get(path);
-    if (dead === undefined) this.deadFds.set(path, (dead = new Map()));
-    for (const [holder, n] of fds) dead.set(holder, (dead.get(holder) ?? 0) + n);
+    this.nodes.on(e, vs, { at: e, dev: dev ?? null, device: e.device, holders: e.holder ? [e.holder] : [] });
   }
 
   // ------------------------------------------------------------------ modules
