@@ -936,8 +936,9 @@ export class Checker {
         this.violate("forced-detach-no-veto", `${dev.name}: forced detach failed with error ${e.error} (config_detach panics)`, { at: e, dev });
       } else {
         this.ex(X_VETO_BEFORE_TEARDOWN);
-        if (attempt.sawIfDetach)
-          this.violate("veto-before-teardown", `${dev.name}: detach vetoed (error ${e.error}) after if_detach began`, { at: e, dev });
+        if (attempt.sawIfDetach || attempt.committed)
+          // config_detach KASSERTs that a failing ca_detach did not commit (docs/netbsd.md#config-detach).
+          this.violate("veto-before-teardown", `${dev.name}: detach vetoed (error ${e.error}) after ${attempt.sawIfDetach ? "if_detach began" : "config_detach_commit"}`, { at: e, dev });
         else if (dev.state === "detaching" && this.stepDev(dev, "veto", e)) {
           // A veto leaves DVF_ACTIVE as it was: a device deactivated before or
           // during the vetoed detach stays deactivated (config_detach never

@@ -309,3 +309,16 @@ test("7 bug: a departure does not stand for a detach: a device never detached is
   assertFirst(t, res, "host-remove-detaches", { device: "cdce0", nicId: "nic1" });
   t.true(res.verdicts.length >= 1, dump(res));
 });
+
+test("a veto after config_detach_commit breaks veto-before-teardown; one before it leaves the device running", (t) => {
+  const late = usb().detachBegin("cdce0", { force: false, thread: "drvctl" }).commit("cdce0", { thread: "drvctl" }).detachEnd("cdce0", { thread: "drvctl", error: EBUSY });
+  assertFirst(t, run(late), "veto-before-teardown", { device: "cdce0" });
+  const early = usb()
+    .detachBegin("cdce0", { force: false, thread: "drvctl" })
+    .detachEnd("cdce0", { thread: "drvctl", error: EBUSY })
+    .acquire("cdce0", "sock", { kind: "ifnet" })
+    .release("cdce0", "sock", { kind: "ifnet" })
+    .hostRemove("nic1")
+    .netbsdDetachReal("cdce0");
+  assertClean(t, run(early), ["veto-before-teardown", "no-ref-after-detach-begin"]);
+});
