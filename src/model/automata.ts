@@ -111,6 +111,10 @@ export const NETBSD_DEVICE: Automaton<DeviceState, DeviceInput> = {
     { from: "attaching", event: "detach-wait", to: "attaching", note: "config_detach_enter sleeps while dv_pending" },
     { from: "detaching", event: "detach-wait", to: "detaching", note: "config_detach_enter sleeps while another lwp detaches" },
     { from: "detached", event: "detach-wait", to: "detached", note: "sleeper (free deferred by its deviter)" },
+    // Threads report independently: the sleeper's report may come before the winner's DETACH_BEGIN.
+    { from: "running", event: "detach-wait", to: "running", note: "sleeper reported before the winner's DETACH_BEGIN" },
+    { from: "attached", event: "detach-wait", to: "attached", note: "sleeper reported before the winner's DETACH_BEGIN" },
+    { from: "deactivated", event: "detach-wait", to: "deactivated", note: "sleeper reported before the winner's DETACH_BEGIN" },
     {
       from: "detaching",
       event: "commit",

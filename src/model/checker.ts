@@ -873,6 +873,15 @@ export class Checker {
     const force = e.force || this.alwaysForced;
     // A sleeper that runs the detach itself (the first one was vetoed) stops waiting.
     if (dev.waiters !== null && e.thread) this.takeWaiter(dev, e.thread);
+    if (dev.state === "detaching" && !this.observed.has("commit-point")) {
+      // An agent without DETACH_WAIT may report DETACH_BEGIN at config_detach's
+      // entry, for the sleeper too: take it as one. Two detaches doing the work
+      // are still caught by their evidence (a second if_detach, a second
+      // success, an event after the free).
+      this.ex(X_SINGLE_DETACH_IN_PROGRESS);
+      (dev.waiters ??= []).push(e.thread);
+      return;
+    }
     this.ex(X_DETACH_IN_THREAD_CONTEXT);
     if (e.context === "interrupt" || e.context === "softint")
       this.violate("detach-in-thread-context", `${dev.name}: config_detach called in ${e.context} context`, { at: e, dev });

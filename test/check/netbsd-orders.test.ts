@@ -322,3 +322,27 @@ test("a veto after config_detach_commit breaks veto-before-teardown; one before 
     .netbsdDetachReal("cdce0");
   assertClean(t, run(early), ["veto-before-teardown", "no-ref-after-detach-begin"]);
 });
+
+test("3 an agent without DETACH_WAIT reporting both callers at config_detach's entry: legal until the work is done twice", (t) => {
+  const waiter = (b: TraceBuilder): TraceBuilder =>
+    b.hostRemove("nic1").detachBegin("cdce0", { thread: "usb0" }).detachBegin("cdce0", { thread: "drvctl", force: false }).ifDetachBegin("cdce0").ifDetachEnd("cdce0");
+  const clean = waiter(usb(true)).drainBegin("cdce0", "device").drainEnd("cdce0", "device").detachEnd("cdce0", { thread: "usb0" }).detachEnd("cdce0", { thread: "drvctl", error: ENOENT }).free("cdce0");
+  assertClean(t, run(clean), ["single-detach-in-progress", "detach-once"]);
+  assertFirst(t, run(waiter(usb(true)).ifDetachBegin("cdce0")), "single-detach-in-progress", { device: "cdce0" });
+  const twice = waiter(usb(true)).detachEnd("cdce0", { thread: "usb0" }).detachEnd("cdce0", { thread: "drvctl" });
+  assertFirst(t, run(twice), "detach-once", { device: "cdce0" });
+  // The sleeper's report may come before the winner's begin; the winner then defers the free.
+  const early = usb()
+    .hostRemove("nic1")
+    .detachWait("cdce0", { thread: "drvctl" })
+    .detachBegin("cdce0", { thread: "usb0" })
+    .ifDetachBegin("cdce0")
+    .ifDetachEnd("cdce0")
+    .commit("cdce0")
+    .drainBegin("cdce0", "device")
+    .drainEnd("cdce0", "device")
+    .detachEnd("cdce0", { thread: "usb0", deferred: true })
+    .detachEnd("cdce0", { thread: "drvctl", error: ENOENT })
+    .free("cdce0");
+  assertClean(t, run(early), ["single-detach-in-progress"]);
+});

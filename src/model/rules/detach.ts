@@ -13,7 +13,7 @@ export const DETACH_RULES = [
     needs: ["detach-phases"],
     watches: ["device:detach-begin", "device:detach-wait", "ifnet:detach-begin"],
     statement:
-      "At most one detach does the work per device: no second DETACH_BEGIN (ca_detach) or second if_detach while one runs. A second caller sleeps in config_detach_enter (DETACH_WAIT) and then returns ENOENT; that is legal.",
+      "At most one detach does the work per device: no second DETACH_BEGIN (ca_detach) or second if_detach while one runs. A second caller sleeps in config_detach_enter (DETACH_WAIT) and then returns ENOENT; that is legal. From an agent that cannot report DETACH_WAIT (no commit-point capability), a second DETACH_BEGIN is taken for such a sleeper.",
     basis: "docs/netbsd.md#config-detach-enter docs/netbsd.md#bug-double-detach docs/netbsd.md#measured",
   }),
   rule({
