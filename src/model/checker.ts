@@ -702,7 +702,11 @@ export class Checker {
       if (tomb) return this.onTombDevice(e, tomb);
       // A device the trace never saw attach (trace began mid-run): adopt it quietly.
       const state: DeviceState =
-        e.kind === "free" ? "detached" : e.kind === "detach-end" || e.kind.startsWith("drain") ? "detaching" : "running";
+        e.kind === "free"
+          ? "detached"
+          : e.kind === "detach-end" || e.kind.startsWith("drain") || e.kind === "commit" || e.kind === "detach-step" || e.kind === "detach-reported"
+            ? "detaching"
+            : "running";
       dev = this.newDev(e.name, e, this.joinNic(e.serial, e.mac), state);
       if (state === "detaching") dev.attempt = newAttempt(e.t, e.index, e.force, e.thread);
     }

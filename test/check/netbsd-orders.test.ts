@@ -346,3 +346,8 @@ test("3 an agent without DETACH_WAIT reporting both callers at config_detach's e
     .free("cdce0");
   assertClean(t, run(early), ["single-detach-in-progress"]);
 });
+
+test("a trace that begins in the middle of a detach adopts the device at its commit or step quietly", (t) => {
+  const b = trace().hello().step("cdce0", "task-wait-again").commit("cdce0").drainBegin("cdce0", "device").drainEnd("cdce0", "device").detachReported("cdce0").free("cdce0").detachEnd("cdce0");
+  assertClean(t, run(b));
+});
