@@ -32,6 +32,7 @@ import {
 } from "./events.js";
 import { LogHistogram } from "./histogram.js";
 import { RULES, type ProfileName, type Rule, type RuleId, type Severity, type Side } from "./rules.js";
+import { linuxCutoff, netbsdCutoff } from "./rules/references.js";
 import { NodeMonitor, nodeOf, type DeviceNodes, type NodeState } from "./rules/vnodes.js";
 import { TimerQueue, type Timer } from "./timers.js";
 import type { CheckResult, DriverLatency, HistoryEntry, RuleReport, Summary, Verdict } from "./verdict.js";
@@ -1121,7 +1122,7 @@ export class Checker {
       if (e.objectKind === "device" && (e.context === "interrupt" || e.context === "softint")) {
         this.violate("no-sleep-in-interrupt", `${dev.name}: device_lookup_acquire (may sleep) by ${e.holder} in ${e.context} context`, { at: e, dev, holders: [e.holder] });
       } else {
-        const past = this.profile === "netbsd" ? this.netbsdCutoff(dev, e.objectKind) : this.linuxCutoff(dev, e.objectKind);
+        const past = this.profile === "netbsd" ? netbsdCutoff(dev, e.objectKind) : linuxCutoff(dev, e.objectKind);
         if (past !== null)
           this.violate("no-ref-after-detach-begin", `${dev.name}: ${e.holder}${e.holderDesc ? ` (${e.holderDesc})` : ""} acquired a ${e.objectKind} reference on ${e.object} after ${past}`, { at: e, dev, holders: [e.holder] });
       }
@@ -1146,52 +1147,6 @@ export class Checker {
       dev.descs?.delete(e.holder);
     } else m!.set(e.holder, n - 1);
     dev.refTotal--;
-  }
-
-  /**
-   * The cut-off a new reference of this kind has passed on NetBSD, or null
-   * while it may still be taken (netbsd.md#commit-point, #if-get). What the
-   * guest does not report is taken at its latest possible point, so nothing
-   * legal is flagged.
-   */
-  private netbsdCutoff(dev: Dev, kind: ObjectKind): string | null {
-    const a = dev.attempt;
-    const s = dev.state;
-    if (s === "detached") return "config_detach returned";
-    const ifGone = dev.ifState === "deactivated" || dev.ifState === "detaching" || dev.ifState === "detached";
-    switch (kind) {
-      case "ifnet":
-      case "ifaddr":
-        // if_get skips only deactivated interfaces; if_detach begins with if_deactivate.
-        return ifGone ? `if_deactivate (the interface is ${dev.ifState})` : null;
-      case "usbnet":
-        if (a !== null && a.dying) return "usbnet_detach set unp_dying";
-        if (dev.drains?.has("usbnet") === true) return "the unp_refcnt drain began";
-        if (s === "deactivated") return "usbnet_activate set unp_dying (deactivated)";
-        return ifGone && s === "detaching" ? `if_detach began (unp_dying is set before it)` : null;
-      case "transfer":
-        if (a !== null && a.stopped) return "usbnet_stop aborted the pipes";
-        return ifGone && s === "detaching" ? "if_detach began (the pipes are closed before it)" : null;
-      case "device":
-      case "vnode":
-      case "softc-refcnt":
-        if (a === null) return null;
-        if (a.committed) return "config_detach_commit";
-        if (a.devDrainBegun) return "the localcount drain began (so after config_detach_commit)";
-        return null;
-      default:
-        // devsw refs are dropped by cdev_open itself when the device lookup fails;
-        // usb_add_task may queue at any time (usbnet_detach waits for it).
-        return null;
-    }
-  }
-
-  private linuxCutoff(dev: Dev, kind: ObjectKind): string | null {
-    const s = dev.state;
-    if (s === "detaching" || s === "detached") return `the detach began (the device is ${s})`;
-    if ((kind === "ifnet" || kind === "netdev") && (dev.ifState === "detaching" || dev.ifState === "detached"))
-      return `unregister_netdev began (the interface is ${dev.ifState})`;
-    return null;
   }
 
   /** References on objects that belong to no known device (module refs, trace began mid-run). */

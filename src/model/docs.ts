@@ -25,7 +25,7 @@ export const PROFILE_NOTES: Record<ProfileName, readonly string[]> = {
 
 /**
  * When a new reference of each kind stops being legal (the model's cut-off
- * points; src/model/checker.ts netbsdCutoff / linuxCutoff).
+ * points; netbsdCutoff / linuxCutoff in src/model/rules/references.ts).
  */
 export const CUTOFFS: Record<ProfileName, readonly { kinds: string; cutoff: string; basis: string }[]> = {
   netbsd: [

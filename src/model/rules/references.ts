@@ -1,6 +1,8 @@
 // References: every reference taken is released, drains wait for them, and no new one is taken past its kind's cut-off.
-// Judged in src/model/checker.ts by onRef (ledger, cut-offs netbsdCutoff/linuxCutoff), drainEnd, detachEnd, detachReported, onIf (detach-end).
+// Judged in src/model/checker.ts by onRef (the ledger; the cut-offs are below), drainEnd, detachEnd, detachReported, onIf (detach-end).
 
+import type { DeviceState, IfState } from "../automata.js";
+import type { ObjectKind } from "../events.js";
 import { BOTH, rule } from "./define.js";
 
 export const REFERENCE_RULES = [
@@ -65,3 +67,58 @@ export const REFERENCE_RULES = [
     basis: "docs/netbsd.md#config-detach docs/netbsd.md#devmon docs/netbsd.md#usbnet-detach",
   }),
 ] as const;
+
+/** What a cut-off depends on: the device's and interface's states and the detach's progress. */
+export interface CutoffView {
+  state: DeviceState;
+  ifState: IfState;
+  drains: ReadonlyMap<ObjectKind, number> | null;
+  attempt: { committed: boolean; devDrainBegun: boolean; dying: boolean; stopped: boolean } | null;
+}
+
+/**
+ * The cut-off a new reference of this kind has passed on NetBSD, or null
+ * while it may still be taken (docs/netbsd.md#commit-point, #if-get,
+ * #usbnet-detach). What the guest does not report is taken at its latest
+ * possible point, so nothing legal is flagged.
+ */
+export function netbsdCutoff(d: CutoffView, kind: ObjectKind): string | null {
+  const a = d.attempt;
+  const s = d.state;
+  if (s === "detached") return "config_detach returned";
+  const ifGone = d.ifState === "deactivated" || d.ifState === "detaching" || d.ifState === "detached";
+  switch (kind) {
+    case "ifnet":
+    case "ifaddr":
+      // if_get skips only deactivated interfaces; if_detach begins with if_deactivate.
+      return ifGone ? `if_deactivate (the interface is ${d.ifState})` : null;
+    case "usbnet":
+      if (a !== null && a.dying) return "usbnet_detach set unp_dying";
+      if (d.drains?.has("usbnet") === true) return "the unp_refcnt drain began";
+      if (s === "deactivated") return "usbnet_activate set unp_dying (deactivated)";
+      return ifGone && s === "detaching" ? "if_detach began (unp_dying is set before it)" : null;
+    case "transfer":
+      if (a !== null && a.stopped) return "usbnet_stop aborted the pipes";
+      return ifGone && s === "detaching" ? "if_detach began (the pipes are closed before it)" : null;
+    case "device":
+    case "vnode":
+    case "softc-refcnt":
+      if (a === null) return null;
+      if (a.committed) return "config_detach_commit";
+      if (a.devDrainBegun) return "the localcount drain began (so after config_detach_commit)";
+      return null;
+    default:
+      // devsw refs are dropped by cdev_open itself when the device lookup fails;
+      // usb_add_task may queue at any time (usbnet_detach waits for it).
+      return null;
+  }
+}
+
+/** Linux: nothing new once the disconnect began; netdev refs also not once unregister began. */
+export function linuxCutoff(d: CutoffView, kind: ObjectKind): string | null {
+  const s = d.state;
+  if (s === "detaching" || s === "detached") return `the detach began (the device is ${s})`;
+  if ((kind === "ifnet" || kind === "netdev") && (d.ifState === "detaching" || d.ifState === "detached"))
+    return `unregister_netdev began (the interface is ${d.ifState})`;
+  return null;
+}
