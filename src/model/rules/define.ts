@@ -6,6 +6,7 @@
 // does not exist.
 
 import type { CapabilityName } from "../events.js";
+import type { RuleId } from "../rules.js";
 
 export type ProfileName = "netbsd" | "linux";
 export type Severity = "warning" | "error" | "fatal";
@@ -38,4 +39,13 @@ export const NETBSD: readonly ProfileName[] = ["netbsd"];
 /** A rule definition; keeps the id's literal type so the ids form a closed union. */
 export function rule<const Id extends string>(d: Omit<Rule<Id>, "liveness"> & { liveness?: boolean }): Rule<Id> {
   return { ...d, liveness: d.liveness ?? false };
+}
+
+/** What a rule family's own check (e.g. rules/vnodes.ts NodeMonitor) needs from the checker. */
+export interface Judge<Ctx> {
+  /** Counts one judged case of the rule. */
+  ex(id: RuleId): void;
+  /** Reports a violation (the rule counts as judged). */
+  violate(id: RuleId, message: string, ctx: Ctx): void;
+  observes(cap: CapabilityName): boolean;
 }

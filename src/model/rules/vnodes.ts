@@ -2,9 +2,8 @@
 // and d_close runs once per open. The rules and their check, together: the
 // checker resolves the device a vnode event names and hands it to NodeMonitor.
 
-import type { CapabilityName, VnodeEvent } from "../events.js";
-import type { RuleId } from "../rules.js";
-import { NETBSD, rule } from "./define.js";
+import type { VnodeEvent } from "../events.js";
+import { NETBSD, rule, type Judge } from "./define.js";
 
 export const VNODE_RULES = [
   rule({
@@ -44,15 +43,6 @@ export const VNODE_RULES = [
     basis: "docs/netbsd.md#vdevgone docs/netbsd.md#bug-revoke-close",
   }),
 ] as const;
-
-/** What a rule family's check needs from the checker. */
-export interface Judge<Ctx> {
-  /** Counts one judged case of the rule. */
-  ex(id: RuleId): void;
-  /** Reports a violation (the rule counts as judged). */
-  violate(id: RuleId, message: string, ctx: Ctx): void;
-  observes(cap: CapabilityName): boolean;
-}
 
 const EIO = 5;
 const ENXIO = 6;
