@@ -32,6 +32,8 @@ import {
 } from "./events.js";
 import { LogHistogram } from "./histogram.js";
 import { RULES, type ProfileName, type Rule, type RuleId, type Severity, type Side } from "./rules.js";
+import { fmtDur } from "./rules/define.js";
+import { ModuleMonitor, type PendingUnload } from "./rules/modules.js";
 import { linuxCutoff, netbsdCutoff } from "./rules/references.js";
 import { NodeMonitor, nodeOf, type DeviceNodes, type NodeState } from "./rules/vnodes.js";
 import { TimerQueue, type Timer } from "./timers.js";
@@ -129,12 +131,7 @@ function newAttempt(t: number, index: number, force: boolean, thread: string): A
   };
 }
 
-interface Unload {
-  name: string;
-  event: ModuleEvent;
-  instances: string[];
-  timer: Timer<Payload> | null;
-}
+type Unload = PendingUnload<Timer<Payload>>;
 
 interface Dev {
   name: string;
@@ -279,8 +276,8 @@ export class Checker {
   private readonly tombs = new Map<string, Tomb>();
   private readonly ifTombs = new Map<string, string>();
   private readonly actions = new Map<number, { action: string; nic: Nic | null; nicId: string; event: At }>();
-  private readonly unloads = new Map<string, Unload>();
   private readonly looseLedger = new Map<string, Map<string, number>>();
+  private readonly modules: ModuleMonitor<Dev, ViolationCtx, Timer<Payload>>;
   private readonly nodes = new NodeMonitor<ViolationCtx>({
     ex: (id) => this.ex(ruleIndex(id)),
     violate: (id, message, ctx) => {
@@ -334,6 +331,22 @@ export class Checker {
     this.alwaysForced = this.profile === "linux";
     this.inProfile = RULES.map((r) => r.profiles.includes(this.profile));
     this.active = this.computeActive();
+    this.modules = new ModuleMonitor<Dev, ViolationCtx, Timer<Payload>>({
+      ex: (id) => this.ex(ruleIndex(id)),
+      violate: (id, message, ctx) => {
+        this.violate(id, message, ctx);
+      },
+      observes: (cap) => this.observed.has(cap),
+      device: (name) => this.devices.get(name),
+      removedNic: (d) => (d.nic !== null && d.nic.removeEvent !== null ? d.nic.id : ""),
+      removedAfterFree: (name) => this.tombs.get(name)?.removed === true,
+      record: (d, e) => this.ringPush(d, e),
+      holders: (d) => this.holdersOf(d),
+      ctx: (at, dev, holders, tNs) => (tNs === undefined ? { at, dev, holders } : { at, dev, holders, tNs }),
+      arm: (due, u) => this.timers.arm(due, { k: "unload", unload: u }),
+      cancel: (t) => this.timers.cancel(t),
+      unloadNs: this.deadlines.unloadNs,
+    });
   }
 
   // ------------------------------------------------------------------ public
@@ -1272,51 +1285,7 @@ export class Checker {
   // ------------------------------------------------------------------ modules
 
   private onModule(e: ModuleEvent): void {
-    switch (e.kind) {
-      case "load":
-      case "unload-wait":
-        return;
-      case "unload-begin": {
-        this.ex(X_NO_SLEEP_IN_INTERRUPT);
-        // The agent's list is trusted: an empty one detaches nothing, and a
-        // built-in module's FINI is empty whatever is attached (netbsd.md#modules).
-        const instances = e.builtin ? [] : e.instances;
-        const u: Unload = { name: e.name, event: e, instances, timer: null };
-        u.timer = this.timers.arm(e.t + this.deadlines.unloadNs, { k: "unload", unload: u });
-        const prev = this.unloads.get(e.name);
-        if (prev) this.timers.cancel(prev.timer);
-        this.unloads.set(e.name, u);
-        for (const n of instances) {
-          const d = this.devices.get(n);
-          if (d) {
-            d.unload = u;
-            this.ringPush(d, e);
-          }
-        }
-        return;
-      }
-      case "unload-end": {
-        const u = this.unloads.get(e.name);
-        if (u === undefined) return;
-        this.unloads.delete(e.name);
-        this.timers.cancel(u.timer);
-        this.ex(X_UNLOAD_COMPLETES);
-        if (u.instances.some((n) => this.devices.get(n)?.nic?.removeEvent || this.tombs.get(n)?.removed)) this.ex(X_SICK_CASE_COMPLETES);
-        this.ex(X_UNLOAD_FREES_INSTANCES);
-        const freeSeen = this.observed.has("free");
-        for (const n of u.instances) {
-          const d = this.devices.get(n);
-          if (d === undefined || d.unload !== u) continue;
-          d.unload = null;
-          this.ringPush(d, e);
-          if (e.error === 0 && (freeSeen || d.state !== "detached")) {
-            const h = this.holdersOf(d);
-            this.violate("unload-frees-instances", `module ${e.name} unloaded while its instance ${d.name} is ${d.state}${h.text ? `; held: ${h.text}` : ""}`, { at: e, dev: d, holders: h.ids });
-          }
-        }
-        return;
-      }
-    }
+    this.modules.on(e);
   }
 
   // ------------------------------------------------------------------ host side
@@ -1629,17 +1598,9 @@ export class Checker {
         return;
       }
       case "unload": {
-        const u = p.unload;
         if (!this.guestJudgeable(tm)) return;
-        u.timer = null;
-        if (this.unloads.get(u.name) !== u) return;
-        const racing = u.instances.map((n) => this.devices.get(n)).find((d) => d && d.nic && d.nic.removeEvent);
-        const rule = racing ? "sick-case-completes" : "unload-completes";
-        if (racing?.livenessReported) return;
-        this.exercise(rule);
-        const h = racing ? this.holdersOf(racing) : { ids: [], text: "" };
-        this.violate(rule, `module ${u.name} unload did not return within ${fmtDur(this.deadlines.unloadNs)}${racing ? ` while ${racing.name} (${racing.nic!.id}) was removed` : ""}${h.text ? `; held: ${h.text}` : ""}`, { at: u.event, dev: racing ?? null, holders: h.ids, tNs: tm.due });
-        if (racing) racing.livenessReported = true;
+        p.unload.timer = null;
+        this.modules.deadline(p.unload, tm.due);
         return;
       }
     }
@@ -1749,11 +1710,6 @@ function isModelEvent(x: At): x is ModelEvent {
   return typeof (x as { type?: unknown }).type === "string";
 }
 
-function fmtDur(ns: number): string {
-  if (ns >= 1e9) return `${+(ns / 1e9).toFixed(3)} s`;
-  if (ns >= 1e6) return `${+(ns / 1e6).toFixed(3)} ms`;
-  return `${ns} ns`;
-}
 
 /** Convenience: checks a whole event sequence. */
 export function checkEvents(events: Iterable<ModelEvent>, opts: CheckerOptions, endTNs?: number): CheckResult {

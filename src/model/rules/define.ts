@@ -49,3 +49,10 @@ export interface Judge<Ctx> {
   violate(id: RuleId, message: string, ctx: Ctx): void;
   observes(cap: CapabilityName): boolean;
 }
+
+/** A duration for verdict messages. */
+export function fmtDur(ns: number): string {
+  if (ns >= 1e9) return `${+(ns / 1e9).toFixed(3)} s`;
+  if (ns >= 1e6) return `${+(ns / 1e6).toFixed(3)} ms`;
+  return `${ns} ns`;
+}
