@@ -86,6 +86,7 @@ export function validateProfile(p: MachineProfile): void {
   };
   if (p.memoryMiB !== undefined && (!Number.isInteger(p.memoryMiB) || p.memoryMiB < 16)) fail(`memoryMiB must be an integer >= 16, got ${p.memoryMiB}`);
   if (p.cpus !== undefined && (!Number.isInteger(p.cpus) || p.cpus < 1)) fail(`cpus must be a positive integer, got ${p.cpus}`);
+  if (p.usb.length > MAX_USB_CONTROLLERS) fail(`usb lists ${p.usb.length} controllers; at most ${MAX_USB_CONTROLLERS} fit (${MAX_USB_CONTROLLERS / 8} PCI slots of eight root ports)`);
   const ids = new Set<string>();
   p.usb.forEach((u, i) => {
     if (!/^[A-Za-z][A-Za-z0-9_-]*$/.test(u.id)) fail(`usb[${i}].id ${JSON.stringify(u.id)} is not a valid QEMU id`);
@@ -121,6 +122,21 @@ export interface ArgvPaths {
   consoleLog: string;
   /** Unix socket QEMU serves per telemetry transport. */
   telemetrySockets: Partial<Record<TelemetryTransport, string>>;
+}
+
+/**
+ * USB controllers that go straight on q35's root bus. Past this many, every
+ * controller sits behind a PCIe root port of its own: the root bus has 32
+ * slots and QEMU's own devices take some, while root ports pack eight to a
+ * slot (multifunction), so 128 controllers need 16 slots.
+ */
+export const ROOT_BUS_USB_CONTROLLERS = 16;
+/** Most USB controllers a profile may have (16 slots of eight root ports). */
+export const MAX_USB_CONTROLLERS = 128;
+const ROOT_PORT_FIRST_SLOT = 0x08;
+
+function rootPortId(controllerId: string): string {
+  return `${controllerId}-rp`;
 }
 
 /** QEMU option values escape a comma by doubling it. */
@@ -165,10 +181,20 @@ export function buildArgv(p: MachineProfile, paths: ArgvPaths, accel: Accel): st
   }
   // The console is COM1, so the telemetry UART is COM2 (Linux ttyS1, NetBSD com1).
   if (p.telemetry?.includes("uart")) a.push("-device", `isa-serial,chardev=${telemetryChardevId("uart")},index=1`);
-  for (const u of p.usb) {
-    if (u.model === "qemu-xhci") a.push("-device", `qemu-xhci,id=${u.id},p2=${u.usb2Ports ?? 4},p3=${u.usb3Ports ?? 4}`);
-    else a.push("-device", `piix3-usb-uhci,id=${u.id}`);
-  }
+  const behindRootPorts = p.usb.length > ROOT_BUS_USB_CONTROLLERS;
+  p.usb.forEach((u, i) => {
+    let bus = "";
+    if (behindRootPorts) {
+      // Eight root ports to a slot (functions 0..7), from ROOT_PORT_FIRST_SLOT
+      // on, so they never meet the slots QEMU hands out on its own (1, 2, ...).
+      const slot = ROOT_PORT_FIRST_SLOT + Math.floor(i / 8);
+      const fn = i % 8;
+      a.push("-device", `pcie-root-port,id=${rootPortId(u.id)},bus=pcie.0,chassis=${i + 1},addr=${slot.toString(16)}.${fn}${fn === 0 ? ",multifunction=on" : ""}`);
+      bus = `,bus=${rootPortId(u.id)}`;
+    }
+    if (u.model === "qemu-xhci") a.push("-device", `qemu-xhci,id=${u.id}${bus},p2=${u.usb2Ports ?? 4},p3=${u.usb3Ports ?? 4}`);
+    else a.push("-device", `piix3-usb-uhci,id=${u.id}${bus}`);
+  });
   if (p.kernel !== undefined) a.push("-kernel", p.kernel);
   if (p.initrd !== undefined) a.push("-initrd", p.initrd);
   if (p.append !== undefined) a.push("-append", p.append);
