@@ -19,7 +19,7 @@ const LANES = (process.env.PLUGSTORM_BENCH_LANES ?? "1,8,16,32,64").split(",").m
 const SMP = Number(process.env.PLUGSTORM_BENCH_SMP ?? "1");
 const GOAL = 50;
 /** Cycles per lane: enough for each lane to reach its steady state. */
-const CYCLES_PER_LANE = 6;
+const CYCLES_PER_LANE = 8;
 
 /** The throughput preset: copy it from here or from scripts/storms/linux-throughput.yaml. */
 export function throughputStorm(lanes: number, cycles: number): StormInput {

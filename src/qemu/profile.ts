@@ -12,6 +12,15 @@ export interface UsbControllerSpec {
   usb2Ports?: number;
   /** qemu-xhci only: USB3 ports (p3=, 0..15; default 4). */
   usb3Ports?: number;
+  /**
+   * qemu-xhci only: QEMU usb-hub devices on USB2 ports 1..hubs (at most
+   * usb2Ports). Devices then plug into the hubs' ports ("1.1", "1.2", ...):
+   * a guest enumerates each hub's ports in a work item of its own, so hubs
+   * add lanes where a guest runs out of controllers (Linux: 64 USB buses).
+   */
+  hubs?: number;
+  /** Ports of each hub offered to devices, 1..8 (QEMU's usb-hub has 8); default 8. */
+  hubPorts?: number;
 }
 
 /**
@@ -93,9 +102,13 @@ export function validateProfile(p: MachineProfile): void {
     if (ids.has(u.id)) fail(`usb[${i}].id ${JSON.stringify(u.id)} is used twice`);
     ids.add(u.id);
     if (u.model === "qemu-xhci") {
+      const hubs = u.hubs ?? 0;
+      if (!Number.isInteger(hubs) || hubs < 0 || hubs > (u.usb2Ports ?? 4)) fail(`usb[${i}].hubs must be 0..usb2Ports (${u.usb2Ports ?? 4}), got ${u.hubs}`);
+      if (u.hubPorts !== undefined && (!Number.isInteger(u.hubPorts) || u.hubPorts < 1 || u.hubPorts > 8)) fail(`usb[${i}].hubPorts must be 1..8 (QEMU's usb-hub has 8 ports), got ${u.hubPorts}`);
       if (u.usb2Ports !== undefined && (!Number.isInteger(u.usb2Ports) || u.usb2Ports < 1 || u.usb2Ports > 15)) fail(`usb[${i}].usb2Ports must be 1..15, got ${u.usb2Ports}`);
       if (u.usb3Ports !== undefined && (!Number.isInteger(u.usb3Ports) || u.usb3Ports < 0 || u.usb3Ports > 15)) fail(`usb[${i}].usb3Ports must be 0..15, got ${u.usb3Ports}`);
     } else if (u.model === "piix3-usb-uhci") {
+      if (u.hubs !== undefined || u.hubPorts !== undefined) fail(`usb[${i}]: hubs are supported on qemu-xhci only`);
       if (u.usb2Ports !== undefined || u.usb3Ports !== undefined) fail(`usb[${i}]: piix3-usb-uhci has a fixed 2 ports; drop usb2Ports/usb3Ports`);
     } else {
       fail(`usb[${i}].model ${JSON.stringify((u as { model: unknown }).model)} is not one of qemu-xhci, piix3-usb-uhci`);
@@ -110,7 +123,11 @@ export function validateProfile(p: MachineProfile): void {
 /** USB ports a controller offers to full-speed devices, as QEMU's `port` property values. */
 export function usbPorts(u: UsbControllerSpec): string[] {
   const n = u.model === "qemu-xhci" ? (u.usb2Ports ?? 4) : 2;
-  return Array.from({ length: n }, (_, i) => String(i + 1));
+  const hubs = u.model === "qemu-xhci" ? (u.hubs ?? 0) : 0;
+  const out: string[] = [];
+  for (let h = 1; h <= hubs; h++) for (let p = 1; p <= (u.hubPorts ?? 8); p++) out.push(`${h}.${p}`);
+  for (let p = hubs + 1; p <= n; p++) out.push(String(p));
+  return out;
 }
 
 export interface ArgvPaths {
@@ -192,8 +209,10 @@ export function buildArgv(p: MachineProfile, paths: ArgvPaths, accel: Accel): st
       a.push("-device", `pcie-root-port,id=${rootPortId(u.id)},bus=pcie.0,chassis=${i + 1},addr=${slot.toString(16)}.${fn}${fn === 0 ? ",multifunction=on" : ""}`);
       bus = `,bus=${rootPortId(u.id)}`;
     }
-    if (u.model === "qemu-xhci") a.push("-device", `qemu-xhci,id=${u.id}${bus},p2=${u.usb2Ports ?? 4},p3=${u.usb3Ports ?? 4}`);
-    else a.push("-device", `piix3-usb-uhci,id=${u.id}${bus}`);
+    if (u.model === "qemu-xhci") {
+      a.push("-device", `qemu-xhci,id=${u.id}${bus},p2=${u.usb2Ports ?? 4},p3=${u.usb3Ports ?? 4}`);
+      for (let h = 1; h <= (u.hubs ?? 0); h++) a.push("-device", `usb-hub,bus=${u.id}.0,port=${h},id=${u.id}-hub${h}`);
+    } else a.push("-device", `piix3-usb-uhci,id=${u.id}${bus}`);
   });
   if (p.kernel !== undefined) a.push("-kernel", p.kernel);
   if (p.initrd !== undefined) a.push("-initrd", p.initrd);

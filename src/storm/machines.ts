@@ -5,7 +5,7 @@ import { QemuMachine, type Machine } from "../hotplug/index.js";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PROFILES, BARE_PROFILE, linuxGuestImage, linuxGuestProfile, netbsdGuestPaths, netbsdGuestProfile, netbsdTelemetryTransport, type MachineProfile, type NetbsdGuestImage } from "../qemu/index.js";
+import { PROFILES, BARE_PROFILE, usbPorts, linuxGuestImage, linuxGuestProfile, netbsdGuestPaths, netbsdGuestProfile, netbsdTelemetryTransport, type MachineProfile, type NetbsdGuestImage } from "../qemu/index.js";
 import { SimMachine } from "../sim/index.js";
 import { usbPortsOf, type MachineSpec, type QemuMachineSpec } from "./spec.js";
 
@@ -96,7 +96,7 @@ function netbsdImageFor(m: QemuMachineSpec): NetbsdGuestImage {
  */
 function xhciControllers(base: MachineProfile, ports: number): NonNullable<MachineProfile["usb"]> {
   const own = base.usb ?? [];
-  const fullSpeed = own.reduce((n, u) => n + (u.model === "qemu-xhci" ? (u.usb2Ports ?? 4) : 0), 0);
+  const fullSpeed = own.reduce((n, u) => n + (u.model === "qemu-xhci" ? usbPorts(u).length : 0), 0);
   if (own.length > 1 && own.every((u) => u.model === "qemu-xhci") && fullSpeed === ports) return own.map((u) => ({ ...u }));
   if (ports <= XHCI_MAX_USB2_PORTS) return [{ id: "usbc", model: "qemu-xhci", usb2Ports: ports, usb3Ports: 4 }];
   return Array.from({ length: ports }, (_, i) => ({ id: i === 0 ? "usbc" : `usbc${i}`, model: "qemu-xhci" as const, usb2Ports: 1, usb3Ports: 0 }));

@@ -52,6 +52,7 @@
 #define MS 1000000ull
 #define INFO_WAIT_NS (1000 * MS)
 #define REF_GRACE_NS (2000 * MS)
+#define DISC_UNREG_WINDOW_NS (30000 * MS)
 #define ETH_P_PLUGSTORM 0x88B5 /* IEEE local experimental ethertype */
 
 typedef plugstorm_telemetry_v1_DeviceEvent_Kind dev_kind_t;
@@ -859,7 +860,11 @@ static void on_trace_line(struct lx *x, char *line)
 		if (!d || d->draining)
 			return;
 		flush_attach(x, d, 1);
-		if (ps->disc_pending && ns - ps->disc_ns < 1000000000ull) {
+		/* usbnet_disconnect's unregister_netdev first waits for rtnl, which
+		 * many NICs leaving at once hold in turn for seconds under TCG. The
+		 * window only keeps a disconnect that unregistered nothing (the
+		 * second, data interface call) from pairing with much later work. */
+		if (ps->disc_pending && ns - ps->disc_ns < DISC_UNREG_WINDOW_NS) {
 			ps->disc_pending = 0;
 			PS_SET(d->thread, comm);
 			emit_dev(x, d, plugstorm_telemetry_v1_DeviceEvent_Kind_DETACH_BEGIN, ps->disc_ns, 0, 0);

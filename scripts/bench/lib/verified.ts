@@ -12,6 +12,7 @@ const DevKind = plugstorm.telemetry.v1.DeviceEvent.Kind;
 export interface Verified {
   /** Cycles whose NIC the guest was seen to detach and free. */
   verified: number;
+  /** From the first host add to the last guest free: the hot-plug itself, not the boot before it. */
   seconds: number;
   /** Host add -> guest ATTACH_END, per NIC (trace time, ns). */
   attachNs: number[];
@@ -29,10 +30,15 @@ export function verifiedCycles(r: RunResult): Verified {
   const attachNs: number[] = [];
   const freeNs: number[] = [];
   let verified = 0;
+  let firstAdd = NaN;
+  let lastFree = NaN;
   for (const x of recs) {
     const t = Number(x.tNs);
     const a = x.action;
-    if (a?.kind === ActKind.ADD_NIC && a.nicId) addAt.set(a.nicId, t);
+    if (a?.kind === ActKind.ADD_NIC && a.nicId) {
+      addAt.set(a.nicId, t);
+      if (Number.isNaN(firstAdd)) firstAdd = t;
+    }
     else if (a?.kind === ActKind.REMOVE_NIC && a.nicId) removeAt.set(a.nicId, t);
     const d = x.guest?.device;
     if (!d) continue;
@@ -44,11 +50,13 @@ export function verifiedCycles(r: RunResult): Verified {
       removeAt.delete(d.serial);
     } else if (d.kind === DevKind.FREE && d.name && detaching.has(d.name)) {
       verified++;
+      lastFree = t;
       freeNs.push(t - detaching.get(d.name)!);
       detaching.delete(d.name);
     }
   }
-  return { verified, seconds: r.durationMs / 1000, attachNs, freeNs, violations: r.verdicts.filter((v) => v.failing).length };
+  const seconds = verified > 0 ? (lastFree - firstAdd) / 1e9 : r.durationMs / 1000;
+  return { verified, seconds, attachNs, freeNs, violations: r.verdicts.filter((v) => v.failing).length };
 }
 
 /** Nearest-rank percentile of unsorted ns samples, printed in ms. */
