@@ -173,6 +173,9 @@ export function buildArgv(p: MachineProfile, paths: ArgvPaths, accel: Accel): st
   const a: string[] = [];
   a.push("-machine", `${p.machine ?? "q35"},accel=${accel}`);
   a.push("-nodefaults", "-display", "none", "-vga", "none", "-no-user-config");
+  // Named threads ("CPU 0/TCG", "worker", ...) so a CPU profile of the host
+  // (top -H, the lanes bench) tells the guest's vCPUs from QEMU's own work.
+  a.push("-name", `${opt(p.name)},debug-threads=on`);
   a.push("-m", `${p.memoryMiB ?? 256}M`);
   if (p.cpus !== undefined) a.push("-smp", String(p.cpus));
   if (p.cpu !== undefined) a.push("-cpu", p.cpu);
