@@ -106,11 +106,12 @@ export interface Machine {
   /** Subscribe to observations; returns the unsubscribe function. */
   observe(observer: MachineObserver): () => void;
   /**
-   * Asks the machine whether it is still there (QEMU: a QMP query-status);
-   * resolves when it answers, rejects when it does not within timeoutMs. A
-   * machine without it (the sim) is always reachable.
+   * Asks the machine whether it is still there (QEMU: a QMP query-status):
+   * true when it answers within timeoutMs, false when it does not; rejects when
+   * it is gone (exited, connection lost) or on abort. A machine without it
+   * (the sim) is always reachable.
    */
-  probe?(timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  probe?(timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
   /** Writes framed bytes to the guest's telemetry channel (host → guest commands). */
   sendTelemetry(bytes: Uint8Array): void;
   /** Stops the machine; idempotent. */

@@ -562,13 +562,8 @@ class StormRun {
       for (;;) {
         await this.sleep(HEARTBEAT_EVERY_NS);
         const sentNs = machine.clock.now();
-        let answered = true;
-        try {
-          await machine.probe(HEARTBEAT_TIMEOUT_MS, this.stop.signal);
-        } catch {
-          if (this.stop.signal.aborted || this.machineDead !== undefined) return;
-          answered = false;
-        }
+        // A probe that throws means the machine is gone (its exit is recorded and judged) or the run stopped.
+        const answered = await machine.probe(HEARTBEAT_TIMEOUT_MS, this.stop.signal);
         if (answered && !this.heartbeatAnswered) {
           // Once: the trace shows the heartbeat ran (and the rule was judged).
           this.heartbeatAnswered = true;
