@@ -61,9 +61,13 @@ export function locateSets(release: string): string {
   throw new ReleaseError(`${release}: no SHA512 file in ${candidates.map((c) => c).join(", ")} (expected a NetBSD release directory such as the RELEASEDIR of build.sh, or its amd64/binary/sets)`);
 }
 
-/** A set's file name in this release: .tgz (10.x) or .tar.xz (later releases). */
+/**
+ * A set's file name in this release: .tar.xz (NetBSD 10.x amd64 and later;
+ * unpacking needs xz, Debian package xz-utils) or .tgz (9.x and older, and
+ * build.sh releases made with USE_XZ_SETS=no).
+ */
 export function setFile(sums: Map<string, string>, set: string): string | undefined {
-  for (const ext of [".tgz", ".tar.xz"]) if (sums.has(set + ext)) return set + ext;
+  for (const ext of [".tar.xz", ".tgz"]) if (sums.has(set + ext)) return set + ext;
   return undefined;
 }
 
