@@ -332,7 +332,7 @@ test("every line the D script can print parses, and the parser knows no event th
     t.deepEqual(fields.slice(0, 3), ["PS", "%d", "%d"], `format "${f}" starts with PS timestamp tid`);
     printed.add(fields[3]!);
     // What DTrace prints for it: numbers for %d, a device name for %s.
-    script += "D " + f.replace(/%d/g, "17").replace(/%s%d/g, "cdce0").replace(/%s:%s/g, "pipe:close").replace(/%s/g, "cdce0") + "\n";
+    script += "D " + f.replace(/%d/g, "17").replace(/%s%d/g, "cdce0").replace(/%s:%s/g, "pipe:close").replace(/%s/g, "cdce0").replace(/%p/g, "0xffff800012345678") + "\n";
   }
   for (const e of printed) t.true(parserEvents.has(e), `the parser knows "${e}"`);
   for (const e of parserEvents) t.true(printed.has(e), `the script prints "${e}"`);
