@@ -309,9 +309,9 @@ set -e
 src=$(cd "$(dirname "$0")" && pwd)
 out=\${1:-${AGENT_PATH}}
 mkdir -p "$(dirname "$out")"
-cc -std=gnu11 -O2 -Wall -I"$src" -I"$src/gen" -I"$src/nanopb" -o "$out.tmp" \\
+cc -std=gnu11 -O2 -Wall -Wextra -Wno-missing-field-initializers -I"$src" -I"$src/gen" -I"$src/nanopb" -o "$out.tmp" \\
 	"$src/main.c" "$src/core/agent.c" "$src/core/framing.c" "$src/core/backend_none.c" \\
-	"$src/netbsd/nb_events.c" "$src/netbsd/backend_netbsd.c" \\
+	"$src/netbsd/nb_events.c" "$src/netbsd/nb_probes.c" "$src/netbsd/backend_netbsd.c" \\
 	"$src/gen/plugstorm/telemetry/v1/telemetry.pb.c" \\
 	"$src/nanopb/pb_common.c" "$src/nanopb/pb_encode.c" "$src/nanopb/pb_decode.c" \\
 	-lprop

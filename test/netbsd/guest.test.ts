@@ -54,7 +54,8 @@ test("rc.d scripts: rcorder headers, rc.subr protocol, the agent on its device w
   t.regex(build, /build-agent\.sh "\/usr\/local\/sbin\/plugstorm-agent"/);
   const cc = buildAgentScript();
   t.is(shParses(cc), "");
-  for (const f of ["main.c", "core/agent.c", "core/framing.c", "netbsd/nb_events.c", "netbsd/backend_netbsd.c", "telemetry.pb.c", "nanopb/pb_decode.c"]) t.true(cc.includes(f), f);
+  for (const f of ["main.c", "core/agent.c", "core/framing.c", "netbsd/nb_events.c", "netbsd/nb_probes.c", "netbsd/backend_netbsd.c", "telemetry.pb.c", "nanopb/pb_decode.c"]) t.true(cc.includes(f), f);
+  t.regex(cc, /-Wall -Wextra/, "warning-free with -Wall -Wextra, as on the host");
   t.regex(cc, /-lprop/, "proplib for drvctl dictionaries");
 });
 
