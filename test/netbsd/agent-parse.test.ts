@@ -294,6 +294,24 @@ test("drains and pipe aborts outside a detach are not attributed to any device",
   t.regex(r.stderr, /unattributed 1 usbdi 3/);
 });
 
+test("lost kernel events are counted for the heartbeat and the routing socket's overflows told once each, without inventing a detach", (t) => {
+  const r = drive(
+    "dtrace 0\nE device-attach cdce0 uhub0 nic1 -\nI arrival cdce0\n" +
+      // The departure was dropped by a full routing socket; drvctl still tells the detach.
+      "overflow\noverflow\ntick\ntick\nE device-detach cdce0 uhub0 - -\n" +
+      // drvctl's queue dropped cdce1's attach, then cdce2's detach.
+      "E device-detach cdce1 uhub0 - -\nE device-attach cdce2 uhub0 nic2 -\nE device-attach cdce2 uhub0 nic2 -\noverflow\ntick\n",
+  );
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stderr, /lost 5$/m, "2 + 1 overflows, a detach never attached, an attach of a present device");
+  const logs = r.frames.filter((f) => f.body === "log").map((f) => f.log?.text ?? "");
+  t.is(logs.length, 2, "one Log per tick with new losses, none for a tick without");
+  t.regex(logs[0]!, /^routing socket overflowed 2 time\(s\) \(ENOBUFS\).*a missing departure is not a lost detach$/);
+  t.regex(logs[1]!, /overflowed 3 time/);
+  t.false(r.frames.some((f) => f.ifnet?.kind === IK.DETACH_END || f.ifnet?.kind === IK.DEPARTURE), "no interface end is made up for the lost departure");
+  t.is(r.frames.filter((f) => f.device?.kind === DK.DETACH_END && f.device.name === "cdce0").length, 1, "drvctl's report still ends cdce0's detach");
+});
+
 test("malformed D lines are rejected with the line and the reason; chatter is ignored", (t) => {
   const r = drive(
     [

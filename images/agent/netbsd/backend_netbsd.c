@@ -91,9 +91,6 @@ struct nb {
 	struct nb_pending pend[PS_NB_MAX_DEVS];
 	uint32_t holder_seq;
 	uint64_t events_lost;
-	/* Routing messages the kernel dropped (ENOBUFS with SO_RERROR), and how
-	 * many of them the host has been told about. */
-	uint64_t route_lost, route_lost_told;
 	int have_bpf;
 	struct ps_nb_claims claims;
 	int nmissing;
@@ -631,15 +628,7 @@ static void drvctl_read(struct nb *x)
 		prop_dictionary_get_string(ev, "device", &device);
 		prop_dictionary_get_string(ev, "parent", &parent);
 		if (event && device) {
-			struct ps_nb_dev *known = ps_nb_find(&x->st, device);
-			/* A detach for a device whose attach never came, or an attach for
-			 * one still present: the 64-deep queue dropped something. (A
-			 * device whose config_detach return DTrace already reported is
-			 * gone but known.) */
-			if (strcmp(event, "device-detach") == 0 && !known)
-				x->events_lost++;
-			if (strcmp(event, "device-attach") == 0 && known && known->present)
-				x->events_lost++;
+			/* nb_events counts what looks lost (queue drops). */
 			ps_frame_t fr[4];
 			int n = ps_nb_drvctl_frames(&x->st, event, device, parent ? parent : "", NULL, ps_now_ns(), fr, 4);
 			if (n > 0)
@@ -678,8 +667,7 @@ static void route_read(struct nb *x)
 			if (errno == ENOBUFS) {
 				/* SO_RERROR: the socket buffer overflowed and the kernel
 				 * dropped at least one message (an arrival or departure). */
-				x->events_lost++;
-				x->route_lost++;
+				ps_nb_route_overflow(&x->st);
 			}
 			if (errno == ENOBUFS || errno == EINTR)
 				continue;
@@ -828,7 +816,7 @@ static void nb_ready(void *be, const struct pollfd *pfd, int n)
 static uint64_t nb_next_tick(void *be)
 {
 	struct nb *x = be;
-	uint64_t t = x->route_lost != x->route_lost_told ? 0 : UINT64_MAX;
+	uint64_t t = x->st.route_lost != x->st.route_lost_told ? 0 : UINT64_MAX;
 	for (int i = 0; i < PS_NB_MAX_DEVS; i++)
 		if (x->pend[i].used && x->pend[i].arrived_ns + 50000000ull < t)
 			t = x->pend[i].arrived_ns + 50000000ull;
@@ -846,11 +834,9 @@ static uint64_t nb_next_tick(void *be)
 static void nb_tick(void *be, uint64_t now)
 {
 	struct nb *x = be;
-	if (x->route_lost != x->route_lost_told) {
-		ps_log(x->a, plugstorm_telemetry_v1_Log_Level_WARN, "routing socket overflowed: %llu interface announcements "
-		       "lost so far (ENOBUFS); a missing departure is not a lost detach",
-		       (unsigned long long)x->route_lost);
-		x->route_lost_told = x->route_lost;
+	{
+		ps_frame_t lf[1];
+		emit_all(x, lf, ps_nb_loss_log(&x->st, lf, 1));
 	}
 	for (int i = 0; i < PS_NB_MAX_DEVS; i++)
 		if (x->pend[i].used)
@@ -973,7 +959,7 @@ static void nb_stats(void *be, uint32_t *devices, uint32_t *refs, uint64_t *lost
 		r += x->refs[i].used;
 	*devices = d;
 	*refs = r;
-	*lost = x->events_lost;
+	*lost = x->events_lost + x->st.events_lost;
 }
 
 const struct ps_backend_ops ps_backend_netbsd = {

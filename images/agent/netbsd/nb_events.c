@@ -252,6 +252,11 @@ int ps_nb_drvctl_frames(struct ps_nb_state *s, const char *event, const char *de
 	if (max < 1)
 		return 0;
 	if (strcmp(event, "device-attach") == 0) {
+		/* An attach for a device still present: the 64-deep drvctl queue
+		 * dropped its detach (it drops the oldest, silently). */
+		struct ps_nb_dev *old = ps_nb_find(s, device);
+		if (old && old->present)
+			s->events_lost++;
 		struct ps_nb_dev *d = dev_new(s, device);
 		if (!d) {
 			s->unattributed++;
@@ -266,6 +271,9 @@ int ps_nb_drvctl_frames(struct ps_nb_state *s, const char *event, const char *de
 	}
 	if (strcmp(event, "device-detach") == 0) {
 		struct ps_nb_dev *d = ps_nb_find(s, device);
+		/* A detach for a device whose attach never came: the queue dropped it. */
+		if (!d)
+			s->events_lost++;
 		/* Properties are gone with the device: keep what attach learned. */
 		if (d && info) {
 			if (info->serial[0])
@@ -359,6 +367,28 @@ static struct ps_nb_thread *thread_of(struct ps_nb_state *s, uint64_t tid, int c
 	memset(free_slot, 0, sizeof(*free_slot));
 	free_slot->tid = tid;
 	return free_slot;
+}
+
+void ps_nb_route_overflow(struct ps_nb_state *s)
+{
+	s->events_lost++;
+	s->route_lost++;
+}
+
+int ps_nb_loss_log(struct ps_nb_state *s, ps_frame_t *out, int max)
+{
+	if (max < 1 || s->route_lost == s->route_lost_told)
+		return 0;
+	memset(out, 0, sizeof(*out));
+	out->which_body = PS_F(log);
+	out->body.log.level = plugstorm_telemetry_v1_Log_Level_WARN;
+	/* The count is of recv errors: each stands for one or more messages. */
+	snprintf(out->body.log.text, sizeof out->body.log.text,
+		 "routing socket overflowed %llu time(s) (ENOBUFS): interface arrivals/departures were lost; "
+		 "a missing departure is not a lost detach",
+		 (unsigned long long)s->route_lost);
+	s->route_lost_told = s->route_lost;
+	return 1;
 }
 
 int ps_nb_thread_depth(struct ps_nb_state *s, uint64_t tid)

@@ -125,6 +125,11 @@ struct ps_nb_state {
 	/* Entries whose return never came (tail calls, or a script started
 	 * mid-call), dropped from a thread's stack. */
 	uint64_t unreturned;
+	/* Kernel events the agent knows or suspects it lost (Heartbeat.events_lost):
+	 * drvctl queue drops inferred from impossible sequences, and routing
+	 * messages the kernel dropped (ENOBUFS, with SO_RERROR). */
+	uint64_t events_lost;
+	uint64_t route_lost, route_lost_told;
 };
 
 /* Without DTrace; or with DTrace and every probe (ps_nb_set_probes narrows it). */
@@ -133,6 +138,10 @@ void ps_nb_set_probes(struct ps_nb_state *s, const struct ps_nb_probes *p);
 /* The result of a detach the agent asked for (DRVDETACHDEV): without a
  * config_detach return probe it is the only word on a vetoed detach. */
 int ps_nb_detach_result(struct ps_nb_state *s, const char *device, int error, uint64_t ts_ns, ps_frame_t *out, int max);
+/* recv on the routing socket said ENOBUFS: the kernel dropped messages. */
+void ps_nb_route_overflow(struct ps_nb_state *s);
+/* A WARN Log frame when routing messages were lost since the last one; 0 otherwise. */
+int ps_nb_loss_log(struct ps_nb_state *s, ps_frame_t *out, int max);
 /* Depth of a thread's stack (tests: the bound holds). */
 int ps_nb_thread_depth(struct ps_nb_state *s, uint64_t tid);
 /* "cdce12" -> "cdce"; empty if the name has no driver prefix. */

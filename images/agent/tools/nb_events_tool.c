@@ -8,6 +8,8 @@
  *   probes <return> <devfree> <ifrefs>  which probes DTrace has (0|1 each)
  *   R <device> <errno>                  a DRVDETACHDEV the agent made returned
  *   depth <tid>                         prints "depth <tid> <n>" on stderr
+ *   overflow                            recv on the routing socket said ENOBUFS
+ *   tick                                the backend's tick: a loss Log if any
  * drvctl events are stamped 500 ns, routing messages 600 ns, results 700 ns.
  * Malformed input: "line N: why" on stderr, exit status 1 at the end. */
 #include <pb_encode.h>
@@ -68,6 +70,10 @@ int main(void)
 				continue;
 			}
 			n = ps_nb_detach_result(&st, dev, err, 700, fr, 4);
+		} else if (strcmp(line, "overflow") == 0) {
+			ps_nb_route_overflow(&st);
+		} else if (strcmp(line, "tick") == 0) {
+			n = ps_nb_loss_log(&st, fr, 4);
 		} else if (strncmp(line, "depth ", 6) == 0) {
 			unsigned long long tid = strtoull(line + 6, NULL, 10);
 			fprintf(stderr, "depth %llu %d\n", tid, ps_nb_thread_depth(&st, tid));
@@ -111,8 +117,8 @@ int main(void)
 		}
 		put(fr, n);
 	}
-	fprintf(stderr, "unattributed %llu usbdi %llu unreturned %llu\n", (unsigned long long)st.unattributed,
-		(unsigned long long)st.xfer_events, (unsigned long long)st.unreturned);
+	fprintf(stderr, "unattributed %llu usbdi %llu unreturned %llu lost %llu\n", (unsigned long long)st.unattributed,
+		(unsigned long long)st.xfer_events, (unsigned long long)st.unreturned, (unsigned long long)st.events_lost);
 	fflush(stdout);
 	return bad;
 }
