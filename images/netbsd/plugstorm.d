@@ -19,7 +19,7 @@
  * with an entry whose return never comes (fbt makes no return probe for a
  * function that ends in a tail call).
  * Needs kernel CTF (MKCTF, default on amd64) for the member accesses.
- * Facts: docs/netbsd.md sections 1, 3, 4, 7, 10.
+ * The NetBSD facts behind each group: images/netbsd/README.md.
  */
 #pragma D option quiet
 #pragma D option switchrate=100hz

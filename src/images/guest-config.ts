@@ -46,8 +46,9 @@ export const DSCRIPT_PATH = "/usr/libdata/plugstorm/plugstorm.d";
 /**
  * viocon(4)'s tty: NetBSD's viocon.c (from OpenBSD) makes minor (unit << 4) |
  * port under the `viocon` cdevsw, which OpenBSD's MAKEDEV names ttyVI<unit><port>;
- * NetBSD's MAKEDEV entry for it is UNCONFIRMED (netbsd.md section 7), so
- * rc.d/plugstorm_agent runs MAKEDEV for it when /dev lacks the node.
+ * NetBSD's MAKEDEV entry for it is UNCONFIRMED (images/netbsd/README.md), so
+ * rc.d/plugstorm_agent runs MAKEDEV for it when /dev lacks the node, and
+ * falls back to com1 when that makes none.
  */
 export const VIOCON_NODE = "/dev/ttyVI00";
 export const COM1_NODE = "/dev/tty01";
@@ -278,7 +279,7 @@ export const PLUGSTORM_TAG = "netbsd-10-1-RELEASE";
 export function kernelConfig(): string {
   return `# PLUGSTORM: GENERIC without the built-in cdce(4), so that if_cdce.kmod
 # can be loaded and unloaded (module-unload storms; with cdce built in,
-# modunload "succeeds" without detaching anything: docs/netbsd.md section 6).
+# modunload "succeeds" without detaching anything; images/netbsd/README.md).
 #
 # Build it from the ${PLUGSTORM_BRANCH} branch at tag ${PLUGSTORM_TAG}
 # (NetBSD 10.1), exactly: the image loads if_cdce.kmod from the 10.1

@@ -1,9 +1,11 @@
-/* The NetBSD guest backend. Built only on NetBSD (base cc, by
- * images/netbsd/build-agent.sh inside the guest); written by construction from
- * netbsd.md and the NetBSD sources, never compiled on the Linux build host.
- * Everything that can be checked without NetBSD headers (the D script parser,
- * drvctl event and RTM_IFANNOUNCE to frame mapping) is in nb_events.c and is
- * unit-tested on the host; this file only does the system calls.
+/* The NetBSD guest backend. Built on NetBSD (base cc, by build-agent.sh
+ * inside the guest); written from NetBSD's sources (images/netbsd/README.md,
+ * "NetBSD facts"). On the Linux host it is only compiled against stand-in
+ * declarations (tools/netbsd-stubs). Everything that can be checked without
+ * NetBSD (the D script parser and its probe groups, drvctl event and
+ * RTM_IFANNOUNCE to frame mapping, lost-event accounting) is in nb_events.c
+ * and nb_probes.c and is unit-tested on the host; this file only does the
+ * system calls.
  *
  * Sources:
  *   /dev/drvctl DRVGETEVENT   device-attach (before ca_attach) / device-detach

@@ -1,5 +1,5 @@
-/* See nb_events.h. Kernel facts behind the mapping (docs/netbsd.md sections
- * 1, 3, 4, 7, 10): "device-attach" is reported before ca_attach runs,
+/* See nb_events.h. Kernel facts behind the mapping (images/netbsd/README.md,
+ * "NetBSD facts"): "device-attach" is reported before ca_attach runs,
  * "device-detach" after the localcount drain and before config_detach
  * returns; the softc is freed inside config_detach (config_devfree) unless a
  * device iterator defers it. RTM_IFANNOUNCE departure is sent from inside
