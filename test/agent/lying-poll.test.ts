@@ -5,8 +5,8 @@
 // which makes its stdin poll readable and writable forever; the shim counts
 // the reads that found nothing.
 import test from "ava";
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,9 +39,9 @@ interface Counts {
 }
 
 /** Runs the agent over stdio with its stdin polling always-ready; returns what the shim counted and the frames. */
-async function runLying(t: { teardown(fn: () => void): void }): Promise<{ counts: Counts; frames: Frame[]; seconds: number }> {
+async function runLying(t: { teardown(fn: () => void): void }, console: string): Promise<{ counts: Counts; frames: Frame[]; seconds: number }> {
   const out = join(workDir, `counts-${Math.random().toString(36).slice(2)}`);
-  const p = spawn(agentBin, ["--transport", "stdio", "--backend", "none"], {
+  const p = spawn(agentBin, ["--transport", "stdio", "--backend", "none", "--console", console, "--transport-note", "stdio: the test's pipe"], {
     stdio: "pipe",
     env: { ...process.env, LD_PRELOAD: shim, PS_FAKE_READY_FD: "0", PS_FAKE_READY_OUT: out },
   });
@@ -90,7 +90,9 @@ async function runLying(t: { teardown(fn: () => void): void }): Promise<{ counts
 }
 
 test("a transport whose poll is always ready: no spinning, commands still served, the host told why", async (t) => {
-  const { counts, frames, seconds } = await runLying(t);
+  const console = join(workDir, "console");
+  writeFileSync(console, "");
+  const { counts, frames, seconds } = await runLying(t, console);
   // A spinning loop makes about a million empty reads a second here (the
   // agent before this fix: 2.4 million in 2 s); one on a 20 ms timer makes 50.
   const perSecond = counts.empty / seconds;
@@ -99,4 +101,14 @@ test("a transport whose poll is always ready: no spinning, commands still served
   t.true(counts.reads > 0, "the transport is still read");
   const warn = frames.find((f) => f.body === "log" && f.log?.level === Level.WARN && /poll\(\) says ready with nothing to read or write/.test(f.log?.text ?? ""));
   t.truthy(warn, "the host is told the transport's poll lies");
+  t.regex(readFileSync(console, "utf8"), /^plugstorm-agent: transport stdio: poll\(\) says ready with nothing to read or write; reading and writing it every 20 ms instead of spinning\r$/m, "and the console (the host's boot log)");
+  t.truthy(frames.find((f) => f.body === "log" && f.log?.text === "transport stdio: stdio: the test's pipe"), "why this transport, logged after HelloAck");
+});
+
+test("bad agent options are refused naming the option and the value", (t) => {
+  for (const bad of ["0", "ten", "99999999", ""]) {
+    const r = spawnSync(agentBin, ["--transport", "stdio", "--backend", "none", "--dtrace-deadline", bad], { encoding: "utf8", input: "", timeout: 10_000 });
+    t.is(r.status, 2, bad);
+    t.regex(r.stderr, new RegExp(`--dtrace-deadline expects whole seconds from 1 to 86400, got "${bad}"`));
+  }
 });
