@@ -163,7 +163,7 @@ test("psref drains inside if_detach: the ifnet's and the interface addresses' ar
     ATTACH +
       ["D PS 10 7 detach-entry cdce0 1", "D PS 11 7 ifdetach-entry cdce0 -", "D PS 12 7 psref-entry ifaddr -", "D PS 13 7 psref-return - -",
         "D PS 14 7 psref-entry ifaddr -", "D PS 15 7 psref-return - -", "D PS 16 7 psref-entry ifnet -", "D PS 17 7 psref-return - -",
-        "D PS 18 7 psref-entry other -", "D PS 19 7 psref-return - -", "D PS 20 7 ifdetach-return - -", "D PS 21 7 detach-return - 0"].join("\n") + "\n",
+        "D PS 18 7 psref-entry other -", "D PS 19 7 psref-return - -", "D PS 20 7 ifdetach-return - -", "E device-detach cdce0 uhub0 - -", "D PS 21 7 detach-return - 0"].join("\n") + "\n",
   );
   t.is(r.status, 0, r.stderr);
   t.deepEqual(r.frames.map(kind).slice(ATTACH_FRAMES), [
@@ -176,6 +176,7 @@ test("psref drains inside if_detach: the ifnet's and the interface addresses' ar
     "dev:DRAIN_BEGIN/OBJECT_KIND_IFNET",
     "dev:DRAIN_END/OBJECT_KIND_IFNET",
     "if:DETACH_END",
+    "dev:DETACH_REPORTED",
     "dev:FREE",
     "dev:DETACH_END",
   ]);
@@ -212,19 +213,45 @@ test("config_detach without a return probe (tail call): drvctl's report ends the
 test("config_devfree seen: FREE when it happens; a detach that returns before it is marked deferred and FREE follows", (t) => {
   const r = drive(
     ATTACH +
-      "probes 1 1 1\nD PS 10 7 detach-entry cdce0 1\nD PS 11 7 devfree cdce0 -\nD PS 12 7 detach-return - 0\n" +
-      "E device-attach cdce1 uhub0 nic2 -\nI arrival cdce1\nD PS 20 8 detach-entry cdce1 1\nD PS 21 8 detach-return - 0\nD PS 30 9 devfree cdce1 -\n",
+      "probes 1 1 1\nD PS 10 7 detach-entry cdce0 1\nE device-detach cdce0 uhub0 - -\nD PS 11 7 devfree cdce0 -\nD PS 12 7 detach-return - 0\n" +
+      "E device-attach cdce1 uhub0 nic2 -\nI arrival cdce1\nD PS 20 8 detach-entry cdce1 1\nD PS 21 8 detach-return - 0\nE device-detach cdce1 uhub0 - -\nD PS 30 9 devfree cdce1 -\n",
   );
   t.is(r.status, 0, r.stderr);
   const d = r.frames.filter((f) => f.device && f.device.kind !== DK.ATTACH_BEGIN && f.device.kind !== DK.ATTACH_END).map((f) => `${DK[f.device!.kind ?? 0]} ${f.device!.name}${f.device!.deferred ? " deferred" : ""} @${Number(f.guestTimeNs)}`);
-  t.deepEqual(d, ["DETACH_BEGIN cdce0 @10", "FREE cdce0 @11", "DETACH_END cdce0 @12", "DETACH_BEGIN cdce1 @20", "DETACH_END cdce1 deferred @21", "FREE cdce1 @30"]);
+  t.deepEqual(d, [
+    "DETACH_BEGIN cdce0 @10",
+    "DETACH_REPORTED cdce0 @11",
+    "FREE cdce0 @11",
+    "DETACH_END cdce0 @12",
+    "DETACH_BEGIN cdce1 @20",
+    "DETACH_REPORTED cdce1 @21",
+    "DETACH_END cdce1 deferred @21",
+    "FREE cdce1 @30",
+  ]);
 });
 
 test("a second config_detach of a device being detached waits and returns ENOENT: DETACH_WAIT, not a second detach", (t) => {
-  const r = drive(ATTACH + "D PS 10 42 detach-entry cdce0 1\nD PS 11 77 detach-entry cdce0 0\nD PS 12 42 ifdetach-entry cdce0 -\nD PS 13 42 ifdetach-return - -\nD PS 14 42 detach-return - 0\nD PS 15 77 detach-return - 2\n");
+  const r = drive(ATTACH + "D PS 10 42 detach-entry cdce0 1\nD PS 11 77 detach-entry cdce0 0\nD PS 12 42 ifdetach-entry cdce0 -\nD PS 13 42 ifdetach-return - -\nE device-detach cdce0 uhub0 - -\nD PS 14 42 detach-return - 0\nD PS 15 77 detach-return - 2\n");
   t.is(r.status, 0, r.stderr);
   const d = r.frames.slice(ATTACH_FRAMES).map((f) => `${kind(f)}${f.device?.error ? `:${f.device.error}` : ""}`);
-  t.deepEqual(d, ["dev:DETACH_BEGIN", "dev:DETACH_WAIT", "if:DETACH_BEGIN", "if:DETACH_END", "dev:FREE", "dev:DETACH_END", "dev:DETACH_END:2"]);
+  t.deepEqual(d, ["dev:DETACH_BEGIN", "dev:DETACH_WAIT", "if:DETACH_BEGIN", "if:DETACH_END", "dev:DETACH_REPORTED", "dev:FREE", "dev:DETACH_END", "dev:DETACH_END:2"]);
+});
+
+test("drvctl's report and DTrace's free and return arrive in either order; the frames keep the kernel's (report, free, return) and the report is stamped no later", (t) => {
+  const pre = ATTACH + "clock 1000\nD PS 100 42 detach-entry cdce0 1\n";
+  const order = (r: Run) => r.frames.slice(ATTACH_FRAMES).map((f) => `${DK[f.device?.kind ?? 0]}@${Number(f.guestTimeNs)}`);
+  // drvctl first (read at 500 on the agent's clock), then the return DTrace stamped 110.
+  const reportFirst = drive(pre + "E device-detach cdce0 uhub0 - -\nD PS 110 42 detach-return - 0\n");
+  t.deepEqual(order(reportFirst), ["DETACH_BEGIN@100", "DETACH_REPORTED@110", "FREE@110", "DETACH_END@110"]);
+  // DTrace first: the free and return wait for the report.
+  const returnFirst = drive(pre + "D PS 110 42 detach-return - 0\nE device-detach cdce0 uhub0 - -\n");
+  t.deepEqual(order(returnFirst), order(reportFirst));
+  // No report within 2 s (drvctl's queue dropped it): the return goes out alone; a late report still comes after.
+  const lost = drive(pre + "D PS 110 42 detach-return - 0\nclock 1500000000\nflush\nclock 2000001000\nflush\nE device-detach cdce0 uhub0 - -\n");
+  t.deepEqual(order(lost), ["DETACH_BEGIN@100", "FREE@110", "DETACH_END@110", "DETACH_REPORTED@500"]);
+  // A report whose return never comes (no return seen in 2 s) goes out as it is.
+  const noReturn = drive(pre + "E device-detach cdce0 uhub0 - -\nclock 2000001000\nflush\n");
+  t.deepEqual(order(noReturn), ["DETACH_BEGIN@100", "DETACH_REPORTED@500"]);
 });
 
 test("a vetoed drvctl detach ends with EBUSY and no free", (t) => {
@@ -251,11 +278,11 @@ test("without DTrace, drvctl and the routing socket give the completions only", 
 test("ATTACH_BEGIN waits for the device's identity, keeping drvctl's time; a detach before any interface releases it", (t) => {
   const r = drive(
     "dtrace 0\nE device-attach cdce0 uhub0 nic1 52:54:00:12:34:01\nE device-detach cdce0 uhub0 - -\n" +
-      "dtrace 1\nE device-attach cdce1 uhub0 nic2 -\nD PS 900 5 detach-entry cdce1 0\nD PS 901 5 detach-return - 0\n",
+      "dtrace 1\nE device-attach cdce1 uhub0 nic2 -\nD PS 900 5 detach-entry cdce1 0\nD PS 901 5 detach-return - 0\nE device-detach cdce1 uhub0 - -\n",
   );
   t.is(r.status, 0, r.stderr);
   const d = r.frames.map(dev);
-  t.deepEqual(d.map((e) => `${DK[e.kind ?? 0]} ${e.name}`), ["ATTACH_BEGIN cdce0", "DETACH_REPORTED cdce0", "DETACH_END cdce0", "ATTACH_BEGIN cdce1", "DETACH_BEGIN cdce1", "FREE cdce1", "DETACH_END cdce1"]);
+  t.deepEqual(d.map((e) => `${DK[e.kind ?? 0]} ${e.name}`), ["ATTACH_BEGIN cdce0", "DETACH_REPORTED cdce0", "DETACH_END cdce0", "ATTACH_BEGIN cdce1", "DETACH_BEGIN cdce1", "DETACH_REPORTED cdce1", "FREE cdce1", "DETACH_END cdce1"]);
   t.is(Number(r.frames[0]!.guestTimeNs), 500, "stamped with the drvctl event's time");
   t.is(d[0]!.serial, "nic1");
   t.is(d[3]!.serial, "nic2");
@@ -285,12 +312,12 @@ test("drains and pipe aborts outside a detach are not attributed to any device",
   const r = drive(
     ATTACH +
       ["D PS 1 3 psref-entry - -", "D PS 2 3 psref-return - -", "D PS 3 3 pipe-abort-start - -", "D PS 4 3 pipe-abort-done - -", "D PS 5 3 usbdi xfer:abort -",
-        "D PS 6 4 detach-entry cdce0 1", "D PS 7 4 pipe-abort-start - -", "D PS 8 4 pipe-abort-done - -", "D PS 9 4 detach-return - 0"].join("\n") +
+        "D PS 6 4 detach-entry cdce0 1", "D PS 7 4 pipe-abort-start - -", "D PS 8 4 pipe-abort-done - -", "E device-detach cdce0 uhub0 - -", "D PS 9 4 detach-return - 0"].join("\n") +
       "\n",
   );
   t.is(r.status, 0, r.stderr);
   const tail = r.frames.slice(ATTACH_FRAMES).map(dev);
-  t.deepEqual(tail.map((d) => `${DK[d.kind ?? 0]}:${d.objectKind ?? 0}`), ["DETACH_BEGIN:0", `DRAIN_BEGIN:${OK.OBJECT_KIND_TRANSFER}`, `DRAIN_END:${OK.OBJECT_KIND_TRANSFER}`, "FREE:0", "DETACH_END:0"]);
+  t.deepEqual(tail.map((d) => `${DK[d.kind ?? 0]}:${d.objectKind ?? 0}`), ["DETACH_BEGIN:0", `DRAIN_BEGIN:${OK.OBJECT_KIND_TRANSFER}`, `DRAIN_END:${OK.OBJECT_KIND_TRANSFER}`, "DETACH_REPORTED:0", "FREE:0", "DETACH_END:0"]);
   t.regex(r.stderr, /unattributed 1 usbdi 3/);
 });
 

@@ -582,6 +582,7 @@ static void dline(struct nb *x, const char *line)
 		return;
 	if (d.kind == PS_NB_D_IFDETACH_ENTRY)
 		refs_dropped(x, d.arg1);
+	ps_nb_set_clock(&x->st, ps_now_ns());
 	ps_frame_t fr[4];
 	emit_all(x, fr, ps_nb_dline_frames(&x->st, &d, fr, 4));
 }
@@ -631,8 +632,9 @@ static void drvctl_read(struct nb *x)
 		prop_dictionary_get_string(ev, "parent", &parent);
 		if (event && device) {
 			/* nb_events counts what looks lost (queue drops). */
-			ps_frame_t fr[4];
-			int n = ps_nb_drvctl_frames(&x->st, event, device, parent ? parent : "", NULL, ps_now_ns(), fr, 4);
+			ps_nb_set_clock(&x->st, ps_now_ns());
+			ps_frame_t fr[6];
+			int n = ps_nb_drvctl_frames(&x->st, event, device, parent ? parent : "", NULL, ps_now_ns(), fr, 6);
 			if (n > 0)
 				emit_all(x, fr, n);
 		}
@@ -746,6 +748,7 @@ static void *nb_open(struct ps_agent *a, char *err, size_t errlen)
 	ps_nb_init(&x->st, x->claims.have_dtrace);
 	if (x->claims.have_dtrace)
 		ps_nb_set_probes(&x->st, &x->claims.probes);
+	x->st.have_drvctl = x->drvctl >= 0;
 	return x;
 }
 
@@ -818,7 +821,7 @@ static void nb_ready(void *be, const struct pollfd *pfd, int n)
 static uint64_t nb_next_tick(void *be)
 {
 	struct nb *x = be;
-	uint64_t t = x->st.route_lost != x->st.route_lost_told ? 0 : UINT64_MAX;
+	uint64_t t = x->st.route_lost != x->st.route_lost_told ? 0 : ps_nb_next_join(&x->st);
 	for (int i = 0; i < PS_NB_MAX_DEVS; i++)
 		if (x->pend[i].used && x->pend[i].arrived_ns + 50000000ull < t)
 			t = x->pend[i].arrived_ns + 50000000ull;
@@ -837,8 +840,11 @@ static void nb_tick(void *be, uint64_t now)
 {
 	struct nb *x = be;
 	{
-		ps_frame_t lf[1];
+		ps_frame_t lf[4];
 		emit_all(x, lf, ps_nb_loss_log(&x->st, lf, 1));
+		int n;
+		while ((n = ps_nb_flush_joins(&x->st, now, lf, 4)) > 0)
+			emit_all(x, lf, n);
 	}
 	for (int i = 0; i < PS_NB_MAX_DEVS; i++)
 		if (x->pend[i].used)

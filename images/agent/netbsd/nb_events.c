@@ -148,6 +148,7 @@ void ps_nb_init(struct ps_nb_state *s, int have_dtrace)
 {
 	memset(s, 0, sizeof(*s));
 	s->have_dtrace = have_dtrace;
+	s->have_drvctl = 1;
 	if (have_dtrace) {
 		s->probes.detach_return = 1;
 		s->probes.devfree = 0; /* static in subr_autoconf.c: only if fbt found it */
@@ -246,6 +247,95 @@ static int detach_end_frame(struct ps_nb_state *s, ps_frame_t *out, uint64_t ts,
 
 static void drop_detach_frames(struct ps_nb_state *s, const char *device);
 
+void ps_nb_set_clock(struct ps_nb_state *s, uint64_t now_ns)
+{
+	s->clock_ns = now_ns;
+}
+
+/* Whether drvctl's report is joined with what DTrace saw after it. */
+static int joining(const struct ps_nb_state *s)
+{
+	return s->have_dtrace && s->have_drvctl && (s->probes.detach_return || s->probes.devfree);
+}
+
+/* The report, then what waited for it, then (without a return probe) the end.
+ * Needs up to 4 frames. */
+static int release_report(struct ps_nb_state *s, struct ps_nb_dev *d, uint64_t rep_ts, ps_frame_t *out)
+{
+	int n = 0;
+	dev_frame(&out[n++], rep_ts, plugstorm_telemetry_v1_DeviceEvent_Kind_DETACH_REPORTED, d->name, d);
+	uint64_t last = rep_ts;
+	for (int i = 0; i < d->npost; i++) {
+		out[n++] = d->post[i];
+		last = d->post[i].guest_time_ns;
+	}
+	d->npost = 0;
+	d->rep_held = 0;
+	d->reported = 1;
+	if (!(s->have_dtrace && s->probes.detach_return) && !d->detach_ended) {
+		n += detach_end_frame(s, &out[n], last, d->name, 0);
+		drop_detach_frames(s, d->name);
+	}
+	return n;
+}
+
+/* Frames DTrace saw after the report in the kernel (the free, the return):
+ * out now if the report is in, held otherwise. Returns frames written. */
+static int after_report(struct ps_nb_state *s, struct ps_nb_dev *d, const ps_frame_t *fr, int k, ps_frame_t *out)
+{
+	if (!d || !joining(s) || d->reported) {
+		for (int i = 0; i < k; i++)
+			out[i] = fr[i];
+		return k;
+	}
+	for (int i = 0; i < k && d->npost < 2; i++)
+		d->post[d->npost++] = fr[i];
+	if (d->rep_held) {
+		/* The report happened before these in the kernel: stamp it no later. */
+		uint64_t ts = d->rep_ts < d->post[0].guest_time_ns ? d->rep_ts : d->post[0].guest_time_ns;
+		return release_report(s, d, ts, out);
+	}
+	if (d->npost == k)
+		d->post_seen_ns = s->clock_ns;
+	return 0;
+}
+
+int ps_nb_flush_joins(struct ps_nb_state *s, uint64_t now_ns, ps_frame_t *out, int max)
+{
+	int n = 0;
+	for (int i = 0; i < PS_NB_MAX_DEVS && n + 4 <= max; i++) {
+		struct ps_nb_dev *d = &s->devs[i];
+		if (!d->used)
+			continue;
+		if (d->rep_held && now_ns >= d->rep_seen_ns + PS_NB_JOIN_NS) {
+			/* No free or return came: emit the report as it is. */
+			n += release_report(s, d, d->rep_ts, &out[n]);
+		} else if (d->npost > 0 && now_ns >= d->post_seen_ns + PS_NB_JOIN_NS) {
+			/* No report came (drvctl's queue may have dropped it). */
+			for (int k = 0; k < d->npost; k++)
+				out[n++] = d->post[k];
+			d->npost = 0;
+			d->reported = 1;
+		}
+	}
+	return n;
+}
+
+uint64_t ps_nb_next_join(const struct ps_nb_state *s)
+{
+	uint64_t t = UINT64_MAX;
+	for (int i = 0; i < PS_NB_MAX_DEVS; i++) {
+		const struct ps_nb_dev *d = &s->devs[i];
+		if (!d->used)
+			continue;
+		if (d->rep_held && d->rep_seen_ns + PS_NB_JOIN_NS < t)
+			t = d->rep_seen_ns + PS_NB_JOIN_NS;
+		if (d->npost > 0 && d->post_seen_ns + PS_NB_JOIN_NS < t)
+			t = d->post_seen_ns + PS_NB_JOIN_NS;
+	}
+	return t;
+}
+
 int ps_nb_drvctl_frames(struct ps_nb_state *s, const char *event, const char *device, const char *parent,
 			const struct ps_nb_devinfo *info, uint64_t ts_ns, ps_frame_t *out, int max)
 {
@@ -284,6 +374,18 @@ int ps_nb_drvctl_frames(struct ps_nb_state *s, const char *event, const char *de
 		int n = ps_nb_flush_attach(s, device, out, max);
 		/* devmon's report: after the driver's detach and the localcount
 		 * drain, before the free and config_detach's return. */
+		if (d && joining(s) && !d->reported && max - n >= 4) {
+			if (d->npost > 0) {
+				uint64_t ts = ts_ns < d->post[0].guest_time_ns ? ts_ns : d->post[0].guest_time_ns;
+				n += release_report(s, d, ts, &out[n]);
+			} else if (!d->rep_held) {
+				d->rep_held = 1;
+				d->rep_ts = ts_ns;
+				d->rep_seen_ns = s->clock_ns;
+			}
+			d->present = 0;
+			return n;
+		}
 		if (n < max)
 			dev_frame(&out[n++], ts_ns, plugstorm_telemetry_v1_DeviceEvent_Kind_DETACH_REPORTED, device, d);
 		/* Without a config_detach return probe this is the last word on a
@@ -554,7 +656,7 @@ int ps_nb_detach_result(struct ps_nb_state *s, const char *device, int error, ui
 
 int ps_nb_dline_frames(struct ps_nb_state *s, const struct ps_nb_dline *d, ps_frame_t *out, int max)
 {
-	if (max < 3)
+	if (max < 4)
 		return 0;
 	const char *name;
 	switch (d->kind) {
@@ -595,6 +697,10 @@ int ps_nb_dline_frames(struct ps_nb_state *s, const struct ps_nb_dline *d, ps_fr
 		if (dv) {
 			dv->freed = 0;
 			dv->detach_ended = 0;
+			/* A report already held came before this line on the other
+			 * channel: keep it. */
+			dv->reported = 0;
+			dv->npost = 0;
 		}
 		/* Detached before any interface arrived: its attach still began. */
 		int k = ps_nb_flush_attach(s, d->arg1, out, max);
@@ -627,22 +733,23 @@ int ps_nb_dline_frames(struct ps_nb_state *s, const struct ps_nb_dline *d, ps_fr
 			return detach_end_frame(s, &out[0], d->ts_ns, nm, (int32_t)rv);
 		if (rv != 0)
 			return detach_end_frame(s, &out[0], d->ts_ns, nm, (int32_t)rv);
+		ps_frame_t fr[2];
 		int n = 0;
 		int deferred = 0;
 		if (!s->probes.devfree) {
 			/* The softc went with config_devfree before config_detach
 			 * returned (unless a deviter deferred it, unseen here). */
-			dev_frame(&out[n++], d->ts_ns, plugstorm_telemetry_v1_DeviceEvent_Kind_FREE, nm, dv);
+			dev_frame(&fr[n++], d->ts_ns, plugstorm_telemetry_v1_DeviceEvent_Kind_FREE, nm, dv);
 		} else if (!dv || !dv->freed) {
 			/* config_devfree did not run inside this detach: a device
 			 * iterator was active, the free comes from config_alldevs_exit. */
 			deferred = 1;
 		}
-		n += detach_end_frame(s, &out[n], d->ts_ns, nm, 0);
-		out[n - 1].body.device.deferred = deferred;
+		n += detach_end_frame(s, &fr[n], d->ts_ns, nm, 0);
+		fr[n - 1].body.device.deferred = deferred;
 		if (dv)
 			dv->present = 0;
-		return n;
+		return after_report(s, dv, fr, n, out);
 	}
 	case PS_NB_D_COMMIT: {
 		struct ps_nb_dev *dv = ps_nb_find(s, d->arg1);
@@ -657,8 +764,9 @@ int ps_nb_dline_frames(struct ps_nb_state *s, const struct ps_nb_dline *d, ps_fr
 		if (!dv || !s->probes.devfree)
 			return 0;
 		dv->freed = 1;
-		dev_frame(&out[0], d->ts_ns, plugstorm_telemetry_v1_DeviceEvent_Kind_FREE, d->arg1, dv);
-		return 1;
+		ps_frame_t fr[1];
+		dev_frame(&fr[0], d->ts_ns, plugstorm_telemetry_v1_DeviceEvent_Kind_FREE, d->arg1, dv);
+		return after_report(s, dv, fr, 1, out);
 	}
 	case PS_NB_D_DEACTIVATE_ENTRY: {
 		push(s, d, d->arg1);

@@ -88,7 +88,20 @@ struct ps_nb_dev {
 	int freed;
 	/* A DETACH_END was sent for the current detach (drvctl or return). */
 	int detach_ended;
+	/* drvctl's device-detach and what DTrace saw after it in the kernel
+	 * (the free, config_detach's return) reach the agent on different
+	 * channels, in either order. The kernel's order is report, free,
+	 * return: whichever comes first waits (up to PS_NB_JOIN_NS) for the
+	 * other, and the report is stamped no later than the first of them. */
+	int reported;
+	int rep_held;
+	uint64_t rep_ts, rep_seen_ns;
+	int npost;
+	ps_frame_t post[2];
+	uint64_t post_seen_ns;
 };
+
+#define PS_NB_JOIN_NS 2000000000ull
 
 struct ps_nb_thread {
 	uint64_t tid;
@@ -116,6 +129,8 @@ struct ps_nb_state {
 	/* With DTrace the detach phases come from fbt; drvctl then only names
 	 * devices and carries their properties. */
 	int have_dtrace;
+	/* drvctl is open: its device-detach report will come (default 1). */
+	int have_drvctl;
 	struct ps_nb_probes probes;
 	struct ps_nb_dev devs[PS_NB_MAX_DEVS];
 	struct ps_nb_thread threads[PS_NB_MAX_THREADS];
@@ -130,6 +145,8 @@ struct ps_nb_state {
 	 * messages the kernel dropped (ENOBUFS, with SO_RERROR). */
 	uint64_t events_lost;
 	uint64_t route_lost, route_lost_told;
+	/* The agent's clock at the event being handled (join timeouts). */
+	uint64_t clock_ns;
 };
 
 /* Without DTrace; or with DTrace and every probe (ps_nb_set_probes narrows it). */
@@ -138,6 +155,11 @@ void ps_nb_set_probes(struct ps_nb_state *s, const struct ps_nb_probes *p);
 /* The result of a detach the agent asked for (DRVDETACHDEV): without a
  * config_detach return probe it is the only word on a vetoed detach. */
 int ps_nb_detach_result(struct ps_nb_state *s, const char *device, int error, uint64_t ts_ns, ps_frame_t *out, int max);
+/* Emits what waited too long for its other half (see ps_nb_dev.reported);
+ * now_ns is the agent's clock; returns frames written. */
+int ps_nb_flush_joins(struct ps_nb_state *s, uint64_t now_ns, ps_frame_t *out, int max);
+/* Earliest time ps_nb_flush_joins has work, or UINT64_MAX. */
+uint64_t ps_nb_next_join(const struct ps_nb_state *s);
 /* recv on the routing socket said ENOBUFS: the kernel dropped messages. */
 void ps_nb_route_overflow(struct ps_nb_state *s);
 /* A WARN Log frame when routing messages were lost since the last one; 0 otherwise. */
@@ -154,6 +176,8 @@ struct ps_nb_dev *ps_nb_find(struct ps_nb_state *s, const char *name);
  * ATTACH_BEGIN is held (see attach_held). */
 int ps_nb_drvctl_frames(struct ps_nb_state *s, const char *event, const char *device, const char *parent,
 			const struct ps_nb_devinfo *info, uint64_t ts_ns, ps_frame_t *out, int max);
+/* The agent's clock now, before handing over an event (join timeouts). */
+void ps_nb_set_clock(struct ps_nb_state *s, uint64_t now_ns);
 /* RTM_IFANNOUNCE: arrival != 0 is IFAN_ARRIVAL, else IFAN_DEPARTURE. On
  * arrival, info (may be NULL) is what the device's properties say now. */
 int ps_nb_ifannounce_frames(struct ps_nb_state *s, const char *ifname, int arrival, const struct ps_nb_devinfo *info,

@@ -8,6 +8,8 @@
  *   probes <return> <devfree> <ifrefs>  which probes DTrace has (0|1 each)
  *   R <device> <errno>                  a DRVDETACHDEV the agent made returned
  *   depth <tid>                         prints "depth <tid> <n>" on stderr
+ *   clock <ns>                          the agent's clock from now on
+ *   flush                               emits what waited too long to join
  *   overflow                            recv on the routing socket said ENOBUFS
  *   tick                                the backend's tick: a loss Log if any
  * drvctl events are stamped 500 ns, routing messages 600 ns, results 700 ns.
@@ -70,6 +72,10 @@ int main(void)
 				continue;
 			}
 			n = ps_nb_detach_result(&st, dev, err, 700, fr, 4);
+		} else if (strncmp(line, "clock ", 6) == 0) {
+			ps_nb_set_clock(&st, strtoull(line + 6, NULL, 10));
+		} else if (strcmp(line, "flush") == 0) {
+			n = ps_nb_flush_joins(&st, st.clock_ns, fr, 4);
 		} else if (strcmp(line, "overflow") == 0) {
 			ps_nb_route_overflow(&st);
 		} else if (strcmp(line, "tick") == 0) {
