@@ -63,6 +63,14 @@ struct ps_agent {
 	int kq;              /* kqueue watching the device transport, or -1 */
 	int kq_write;        /* EVFILT_WRITE armed */
 	uint64_t lying_ns;   /* timer period for a transport whose poll lies */
+	/* Start-up findings (ps_report), told again at the start of every
+	 * session: found before any host listened, a Log frame would have
+	 * passed its deadline in the queue. */
+	struct {
+		plugstorm_telemetry_v1_Log_Level level;
+		char text[200];
+	} findings[12];
+	int nfindings;
 };
 
 const struct ps_agent_config *ps_agent_cfg(const struct ps_agent *a)
@@ -152,7 +160,13 @@ void ps_report(struct ps_agent *a, plugstorm_telemetry_v1_Log_Level level, const
 			close(fd);
 		}
 	}
-	ps_log(a, level, "%s", text);
+	if (a->nfindings < (int)(sizeof a->findings / sizeof a->findings[0])) {
+		a->findings[a->nfindings].level = level;
+		PS_SET(a->findings[a->nfindings].text, text);
+		a->nfindings++;
+	}
+	if (a->acked)
+		ps_log(a, level, "%s", text);
 }
 
 static size_t encode_frame(const ps_frame_t *f, uint8_t *out)
@@ -343,10 +357,8 @@ static void on_command(void *ctx, const uint8_t *payload, size_t n)
 			if (a->cfg->transport_note && a->cfg->transport_note[0])
 				ps_log(a, plugstorm_telemetry_v1_Log_Level_INFO, "transport %s: %s",
 						a->cfg->transport, a->cfg->transport_note);
-			if (a->poll_lies)
-				ps_log(a, plugstorm_telemetry_v1_Log_Level_WARN, "transport %s: poll() says ready with "
-						"nothing to read or write; read and written every %llu ms instead",
-						a->cfg->transport, (unsigned long long)(a->lying_ns / 1000000));
+			for (int i = 0; i < a->nfindings; i++)
+				ps_log(a, a->findings[i].level, "%s", a->findings[i].text);
 		} else {
 			ack(a, c.id, 0, "already streaming", 0);
 		}
