@@ -234,7 +234,21 @@ test("a second config_detach of a device being detached waits and returns ENOENT
   const r = drive(ATTACH + "D PS 10 42 detach-entry cdce0 1\nD PS 11 77 detach-entry cdce0 0\nD PS 12 42 ifdetach-entry cdce0 -\nD PS 13 42 ifdetach-return - -\nE device-detach cdce0 uhub0 - -\nD PS 14 42 detach-return - 0\nD PS 15 77 detach-return - 2\n");
   t.is(r.status, 0, r.stderr);
   const d = r.frames.slice(ATTACH_FRAMES).map((f) => `${kind(f)}${f.device?.error ? `:${f.device.error}` : ""}`);
-  t.deepEqual(d, ["dev:DETACH_BEGIN", "dev:DETACH_WAIT", "if:DETACH_BEGIN", "if:DETACH_END", "dev:DETACH_REPORTED", "dev:FREE", "dev:DETACH_END", "dev:DETACH_END:2"]);
+  // The sleeper's deviter defers the winner's free until the sleeper has left.
+  t.deepEqual(d, ["dev:DETACH_BEGIN", "dev:DETACH_WAIT", "if:DETACH_BEGIN", "if:DETACH_END", "dev:DETACH_REPORTED", "dev:DETACH_END", "dev:DETACH_END:2", "dev:FREE"]);
+  const winnerEnd = r.frames.slice(ATTACH_FRAMES).find((f) => f.device?.kind === DK.DETACH_END && !f.device.error);
+  t.true(winnerEnd?.device?.deferred ?? false, "the winner's DETACH_END says the free is deferred");
+});
+
+test("a veto wakes the sleeper, which then runs the detach itself: its DETACH_BEGIN follows the first detach's end", (t) => {
+  const r = drive(
+    ATTACH +
+      "D PS 10 42 detach-entry cdce0 0\nD PS 11 77 detach-entry cdce0 1\nD PS 12 42 detach-return - 16\n" +
+      "D PS 13 77 ifdetach-entry cdce0 -\nD PS 14 77 ifdetach-return - -\nE device-detach cdce0 uhub0 - -\nD PS 15 77 detach-return - 0\n",
+  );
+  t.is(r.status, 0, r.stderr);
+  const d = r.frames.slice(ATTACH_FRAMES).map((f) => `${kind(f)}${f.device?.error ? `:${f.device.error}` : ""}${f.device?.flags?.force ? " force" : ""}${f.ifnet ? ` ${f.ifnet.device}` : ""}`);
+  t.deepEqual(d, ["dev:DETACH_BEGIN", "dev:DETACH_WAIT", "dev:DETACH_END:16", "dev:DETACH_BEGIN force", "if:DETACH_BEGIN cdce0", "if:DETACH_END cdce0", "dev:DETACH_REPORTED", "dev:FREE", "dev:DETACH_END"]);
 });
 
 test("drvctl's report and DTrace's free and return arrive in either order; the frames keep the kernel's (report, free, return) and the report is stamped no later", (t) => {

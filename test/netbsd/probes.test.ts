@@ -97,14 +97,16 @@ test("a kernel with every probe: every group kept, the script runs whole, all th
   t.true([...p.groups.values()].every((v) => v === "present"), JSON.stringify([...p.groups]));
   t.deepEqual(p.caps, ["DETACH_PHASES", "FREE", "KERNEL_REFS"]);
   t.deepEqual(p.unavailable, []);
-  t.is(p.probes, "probes return=1 devfree=1 ifrefs=1 dtrace=1");
+  t.is(p.probes, "probes return=1 devfree=1 ifrefs=1 dtrace=1 commit=1");
   t.is(p.script, dscript, "the composed script is the file itself");
+  // Without config_detach_commit no commit point is claimed.
+  t.regex(plan(listing(probes.filter((d) => d !== "fbt::config_detach_commit:entry"))).probes, /commit=0$/);
 });
 
 test("provider modules not loaded (only dtrace:::BEGIN exists): nothing claimed, every missing probe named, no clause left to match nothing", (t) => {
   const p = plan(listing([]));
   t.deepEqual(p.caps, []);
-  t.is(p.probes, "probes return=0 devfree=0 ifrefs=0 dtrace=0");
+  t.is(p.probes, "probes return=0 devfree=0 ifrefs=0 dtrace=0 commit=0");
   t.deepEqual(p.unavailable, ["DETACH_PHASES: fbt::config_detach:entry missing", "FREE: fbt::config_detach:entry missing", "KERNEL_REFS: fbt::if_get:entry missing"]);
   t.is(p.groups.get("usbdi"), "missing usb:device:pipe:abort-start missing");
   t.notRegex(p.script, /^fbt::|^usb:/m, "the script keeps only BEGIN");
@@ -119,13 +121,13 @@ test("config_detach ends in a tail call (no return probe): the return clause is 
   t.is(p.groups.get("devfree"), "missing fbt::config_devfree:entry missing");
   t.deepEqual(p.caps, ["DETACH_PHASES", "KERNEL_REFS"]);
   t.deepEqual(p.unavailable, ["FREE: fbt::config_detach:return missing"]);
-  t.is(p.probes, "probes return=0 devfree=0 ifrefs=1 dtrace=1");
+  t.is(p.probes, "probes return=0 devfree=0 ifrefs=1 dtrace=1 commit=1");
   t.false(p.script.includes("fbt::config_detach:return"));
   t.true(p.script.includes("fbt::config_detach:entry"));
   // config_devfree alone (kept by the compiler) still gives FREE.
   const f = plan(listing(scriptProbes().filter((d) => d !== "fbt::config_detach:return")));
   t.deepEqual(f.caps, ["DETACH_PHASES", "FREE", "KERNEL_REFS"]);
-  t.is(f.probes, "probes return=0 devfree=1 ifrefs=1 dtrace=1");
+  t.is(f.probes, "probes return=0 devfree=1 ifrefs=1 dtrace=1 commit=1");
 });
 
 test("if_get/if_put missing: KERNEL_REFS is not claimed; device_lookup_acquire alone never claims it", (t) => {

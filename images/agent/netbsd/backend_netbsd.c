@@ -771,6 +771,8 @@ static int nb_caps(void *be, plugstorm_telemetry_v1_Capability *out, int max)
 	/* Only what the probes that really run can give (nb_probes.c). */
 	for (int i = 0; i < x->claims.ncaps && n < 16; i++)
 		c[n++] = x->claims.caps[i];
+	if (x->claims.commit_point && x->drvctl >= 0)
+		c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_COMMIT_POINT;
 	if (n > max)
 		n = max;
 	memcpy(out, c, (size_t)n * sizeof c[0]);

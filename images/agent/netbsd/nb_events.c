@@ -643,6 +643,30 @@ static int usbnet_frame(struct ps_nb_state *s, uint64_t tid, struct ps_nb_thread
 	return -1;
 }
 
+/* A thread sleeping in config_detach_enter for this device: its thread and
+ * frame index, or NULL. */
+static struct ps_nb_thread *sleeper_of(struct ps_nb_state *s, const char *device, int *idx)
+{
+	for (int k = 0; k < PS_NB_MAX_THREADS; k++) {
+		struct ps_nb_thread *t = &s->threads[k];
+		for (int i = 0; i < t->depth; i++)
+			if (t->what[i] == PS_NB_D_DETACH_ENTRY && t->waiter[i] && strcmp(t->stack[i], device) == 0) {
+				*idx = i;
+				return t;
+			}
+	}
+	return NULL;
+}
+
+static void set_flags(plugstorm_telemetry_v1_DeviceEvent *e, unsigned long fl)
+{
+	e->has_flags = true;
+	e->flags.force = (fl & NB_DETACH_FORCE) != 0;
+	e->flags.quiet = (fl & NB_DETACH_QUIET) != 0;
+	e->flags.shutdown = (fl & NB_DETACH_SHUTDOWN) != 0;
+	e->flags.poweroff = (fl & NB_DETACH_POWEROFF) != 0;
+}
+
 int ps_nb_detach_result(struct ps_nb_state *s, const char *device, int error, uint64_t ts_ns, ps_frame_t *out, int max)
 {
 	struct ps_nb_dev *dv = ps_nb_find(s, device);
@@ -686,6 +710,7 @@ int ps_nb_dline_frames(struct ps_nb_state *s, const struct ps_nb_dline *d, ps_fr
 		int waiting = detaching_elsewhere(s, d->tid, d->arg1);
 		struct ps_nb_thread *t = push(s, d, d->arg1);
 		struct ps_nb_dev *dv = ps_nb_find(s, d->arg1);
+		t->flags[t->depth - 1] = strtoul(d->arg2, NULL, 0);
 		if (waiting) {
 			/* A second config_detach: it sleeps in config_detach_enter and
 			 * then returns ENOENT. Not a second detach. */
@@ -705,12 +730,7 @@ int ps_nb_dline_frames(struct ps_nb_state *s, const struct ps_nb_dline *d, ps_fr
 		/* Detached before any interface arrived: its attach still began. */
 		int k = ps_nb_flush_attach(s, d->arg1, out, max);
 		plugstorm_telemetry_v1_DeviceEvent *e = dev_frame(&out[k], d->ts_ns, plugstorm_telemetry_v1_DeviceEvent_Kind_DETACH_BEGIN, d->arg1, dv);
-		unsigned long fl = strtoul(d->arg2, NULL, 0);
-		e->has_flags = true;
-		e->flags.force = (fl & NB_DETACH_FORCE) != 0;
-		e->flags.quiet = (fl & NB_DETACH_QUIET) != 0;
-		e->flags.shutdown = (fl & NB_DETACH_SHUTDOWN) != 0;
-		e->flags.poweroff = (fl & NB_DETACH_POWEROFF) != 0;
+		set_flags(e, strtoul(d->arg2, NULL, 0));
 		e->context = plugstorm_telemetry_v1_ExecContext_EXEC_CONTEXT_THREAD;
 		/* usb_disconnect_port around it: the hub's event thread, forced. */
 		PS_SET(e->thread, portbuf[0] ? "usb event thread" : "");
@@ -729,14 +749,49 @@ int ps_nb_dline_frames(struct ps_nb_state *s, const struct ps_nb_dline *d, ps_fr
 		PS_SET(nm, name);
 		struct ps_nb_dev *dv = ps_nb_find(s, nm);
 		long rv = strtol(d->arg2, NULL, 10);
-		if (waiter)
-			return detach_end_frame(s, &out[0], d->ts_ns, nm, (int32_t)rv);
-		if (rv != 0)
-			return detach_end_frame(s, &out[0], d->ts_ns, nm, (int32_t)rv);
+		if (waiter) {
+			int n = detach_end_frame(s, &out[0], d->ts_ns, nm, (int32_t)rv);
+			/* The last sleeper has left: its deviter no longer defers the
+			 * winner's free. */
+			int idx;
+			if (dv && dv->free_held && !sleeper_of(s, nm, &idx)) {
+				out[n] = dv->held_free;
+				out[n].guest_time_ns = d->ts_ns;
+				dv->free_held = 0;
+				n++;
+			}
+			return n;
+		}
+		if (rv != 0) {
+			int n = detach_end_frame(s, &out[0], d->ts_ns, nm, (int32_t)rv);
+			/* A veto wakes a sleeper in config_detach_enter, which then runs
+			 * the detach itself. */
+			int idx;
+			struct ps_nb_thread *st = sleeper_of(s, nm, &idx);
+			if (st) {
+				st->waiter[idx] = 0;
+				plugstorm_telemetry_v1_DeviceEvent *e = dev_frame(&out[n++], d->ts_ns, plugstorm_telemetry_v1_DeviceEvent_Kind_DETACH_BEGIN, nm, dv);
+				set_flags(e, st->flags[idx]);
+				e->context = plugstorm_telemetry_v1_ExecContext_EXEC_CONTEXT_THREAD;
+				if (dv) {
+					dv->detach_ended = 0;
+					dv->reported = 0;
+				}
+			}
+			return n;
+		}
 		ps_frame_t fr[2];
 		int n = 0;
 		int deferred = 0;
-		if (!s->probes.devfree) {
+		int idx;
+		int sleeping = sleeper_of(s, nm, &idx) != NULL;
+		if (!s->probes.devfree && sleeping && dv) {
+			/* A sleeper's deviter defers the free until it has left
+			 * (config_alldevs_exit): FREE follows the sleeper's end. */
+			deferred = 1;
+			dev_frame(&dv->held_free, d->ts_ns, plugstorm_telemetry_v1_DeviceEvent_Kind_FREE, nm, dv);
+			dv->free_held = 1;
+		} else if (!s->probes.devfree) {
 			/* The softc went with config_devfree before config_detach
 			 * returned (unless a deviter deferred it, unseen here). */
 			dev_frame(&fr[n++], d->ts_ns, plugstorm_telemetry_v1_DeviceEvent_Kind_FREE, nm, dv);

@@ -86,6 +86,11 @@ struct ps_nb_dev {
 	uint64_t attach_ts;
 	/* config_devfree seen since this detach began. */
 	int freed;
+	/* Without a config_devfree probe: the free inferred at config_detach's
+	 * return, held while a sleeper in config_detach_enter (whose deviter
+	 * defers it) has not returned. */
+	int free_held;
+	ps_frame_t held_free;
 	/* A DETACH_END was sent for the current detach (drvctl or return). */
 	int detach_ended;
 	/* drvctl's device-detach and what DTrace saw after it in the kernel
@@ -115,6 +120,7 @@ struct ps_nb_thread {
 	 * a usbnet_detach whose if_detach already returned. */
 	uint8_t waiter[PS_NB_DEPTH];
 	uint8_t past_if_detach[PS_NB_DEPTH];
+	unsigned long flags[PS_NB_DEPTH];   /* config_detach's flags, for a waiter that takes over */
 	uint64_t last_ts;
 };
 

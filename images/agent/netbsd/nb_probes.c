@@ -299,6 +299,11 @@ void ps_nb_claims(const struct ps_nb_dscript *ds, int running, struct ps_nb_clai
 		c->caps[c->ncaps++] = plugstorm_telemetry_v1_Capability_CAPABILITY_FREE;
 	else
 		why_not(ds, running, c, "FREE", !detach ? "detach" : "detach-return");
+	/* COMMIT, DETACH_WAIT, DETACH_REPORTED and `deferred`: the commit is
+	 * probed; the report needs drvctl, which the backend adds. DETACH_STEPS
+	 * is not claimed: two of usbnet_detach's six steps are seen, and no
+	 * usb_task references. */
+	c->commit_point = detach && has(ds, running, "commit");
 	/* device_lookup_acquire sees device-node opens, which USB NICs do not
 	 * have: only the ifnet psrefs count as kernel references of a NIC. */
 	if (c->probes.ifnet_refs)

@@ -62,6 +62,9 @@ int ps_nb_error_line(const char *dtrace_stderr);
 struct ps_nb_claims {
 	int ncaps;
 	plugstorm_telemetry_v1_Capability caps[4];
+	/* config_detach_commit is probed: with drvctl's report (the backend
+	 * knows whether /dev/drvctl opened) that is CAPABILITY_COMMIT_POINT. */
+	int commit_point;
 	struct ps_nb_probes probes;
 	int have_dtrace;                    /* the detach group runs */
 	int nunavailable;

@@ -80,7 +80,7 @@ int main(int argc, char **argv)
 		printf("cap %s\n", cap_name(c.caps[i]));
 	for (int i = 0; i < c.nunavailable; i++)
 		printf("unavailable %s\n", c.unavailable[i]);
-	printf("probes return=%d devfree=%d ifrefs=%d dtrace=%d\n", c.probes.detach_return, c.probes.devfree, c.probes.ifnet_refs, c.have_dtrace);
+	printf("probes return=%d devfree=%d ifrefs=%d dtrace=%d commit=%d\n", c.probes.detach_return, c.probes.devfree, c.probes.ifnet_refs, c.have_dtrace, c.commit_point);
 	printf("script:\n%s", script);
 	return 0;
 }
