@@ -15,7 +15,9 @@ commands:
   image [linux|netbsd]    build a guest image
   serve TRACE             replay a saved trace in the live web view (a running storm: storm --serve)
 
-Exit codes: 0 clean, 1 violations found, 2 usage or set-up error.
+Exit codes: 0 clean, 1 violations found, 2 usage or set-up error; 141 (quietly) when
+the reader of the output went away, e.g. "plugstorm model rules | head", as a Unix
+tool killed by SIGPIPE.
 Run "plugstorm <command> --help" for a command's options.
 `;
 
@@ -85,8 +87,9 @@ export writes a Perfetto trace (default TRACE.perfetto-trace) or Chrome trace JS
        plugstorm model diagram [--profile netbsd|linux]
 
 rules prints the rule table (Markdown, with the profiles each rule applies to);
-diagram prints a profile's device and interface automata as Graphviz dot
-(render with: dot -Tsvg).
+diagram prints a profile's device and interface automata as Graphviz dot.
+Render it with Graphviz's dot, which scripts/setup-host installs (or: apt-get
+install graphviz):  plugstorm model diagram | dot -Tsvg > automata.svg
 `,
   vm: `usage: plugstorm vm PROFILE [--accel auto|kvm|tcg] [--kernel F] [--initrd F]
 

@@ -20,6 +20,7 @@ import { readTraceHeader } from "./trace.js";
 import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, intOption, parse, type Io } from "./args.js";
 import { createProgress } from "./progress.js";
 import { startStormLiveView, type StormLiveView } from "./serve.js";
+import { onOutputBroken } from "./pipe.js";
 
 function quote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
@@ -103,6 +104,8 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // Whoever read our output went away: stop the run, but still write its trace and reports.
+  const offBroken = onOutputBroken(() => ac.abort("output closed"));
   const limit = timeLimitMs !== undefined ? setTimeout(() => ac.abort(new DOMException("time limit", "TimeoutError")), timeLimitMs) : undefined;
 
   if (!quiet && !json) {
@@ -143,6 +146,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     progress.end();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    offBroken();
     if (limit) clearTimeout(limit);
   }
 
