@@ -1,6 +1,7 @@
 // plugstorm storm and plugstorm shrink.
 
 import { existsSync } from "node:fs";
+import { parseDocument } from "yaml";
 import { writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, basename, extname } from "node:path";
 import {
@@ -16,7 +17,7 @@ import {
   type RunResult,
   type StormSpec,
 } from "../storm/index.js";
-import { readTraceHeader } from "./trace.js";
+import { readTraceHeader, type TraceRunHeader } from "./trace.js";
 import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, intOption, parse, type Io } from "./args.js";
 import { createProgress } from "./progress.js";
 import { startStormLiveView, type StormLiveView } from "./serve.js";
@@ -82,6 +83,9 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   const reproduceArgs = ["plugstorm", "storm", ...(file ? [file] : []), "--seed", String(seed), ...bugs.flatMap((b) => ["--bug", b])];
   if (values["stop-on-first"]) reproduceArgs.push("--stop-on-first");
   const reproduce = reproduceArgs.map(quote).join(" ");
+  // The trace must reproduce the run alone: what the command line changed goes into the storm text it holds.
+  const changedBy = { bugs: bugs.length > 0, seed: values.seed !== undefined, stopOnFirst: values["stop-on-first"] === true };
+  if (changedBy.bugs || changedBy.seed || changedBy.stopOnFirst) text = stormTextAsRun(text, spec, seed, changedBy, reproduce);
   const quiet = values.quiet === true;
   const json = values.json === true;
   const mode = quiet || json ? "off" : io.err.isTTY ? "tty" : "lines";
@@ -175,6 +179,50 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   return code;
 }
 
+/**
+ * The storm text with the command line's --bug, --seed and --stop-on-first
+ * written in (comments and layout kept), headed by the command that ran it.
+ */
+export function stormTextAsRun(
+  text: string,
+  spec: StormSpec,
+  seed: number,
+  changedBy: { bugs: boolean; seed: boolean; stopOnFirst: boolean },
+  command: string,
+): string {
+  const doc = parseDocument(text);
+  if (changedBy.bugs && spec.machine.type === "sim") doc.setIn(["machine", "bugs"], spec.machine.bugs);
+  if (changedBy.seed) doc.setIn(["schedule", "seed"], seed);
+  if (changedBy.stopOnFirst) doc.set("stopOnFirstViolation", true);
+  const note = `# run as: ${command}\n# (its --bug, --seed and --stop-on-first are written into the storm below)\n`;
+  return note + doc.toString();
+}
+
+/**
+ * The storm as the run had it: the header's machine (with every injected bug),
+ * deadlines and model profile win over the storm text, so traces written before
+ * the text carried the command line's changes shrink as they ran too.
+ */
+function asRecorded(spec: StormSpec, h: TraceRunHeader): StormSpec {
+  const out = { ...spec };
+  const json = (s: string): unknown => {
+    try {
+      return s ? JSON.parse(s) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const machine = json(h.machineProfile) as StormSpec["machine"] | undefined;
+  if (machine?.type === "sim" && spec.machine.type === "sim" && Array.isArray(machine.bugs)) out.machine = { ...spec.machine, bugs: machine.bugs };
+  const deadlines = json(h.deadlines) as Partial<StormSpec["deadlines"]> | undefined;
+  if (deadlines && typeof deadlines === "object") {
+    out.deadlines = { ...spec.deadlines };
+    for (const p of Object.keys(out.deadlines) as (keyof StormSpec["deadlines"])[]) if (typeof deadlines[p] === "number") out.deadlines[p] = deadlines[p];
+  }
+  if (h.modelProfile === "netbsd" || h.modelProfile === "linux") out.model = h.modelProfile;
+  return out;
+}
+
 function validateStormWithBugs(spec: StormSpec, bugs: string[]): StormSpec {
   if (spec.machine.type !== "sim") return spec;
   const machine = { ...spec.machine, bugs: [...spec.machine.bugs, ...bugs] };
@@ -235,7 +283,7 @@ export async function shrinkCommand(argv: string[], io: Io): Promise<number> {
     else {
       const header = await readTraceHeader(input);
       if (!header.scenarioText) throw new UsageError(`${input}: the trace header holds no storm to shrink`, "shrink");
-      spec = parseStorm(header.scenarioText.replace(/^# built-in default storm\n/, ""), `${input} (storm in trace header)`);
+      spec = asRecorded(parseStorm(header.scenarioText, `${input} (storm in trace header)`), header);
       seed ??= header.seed;
     }
   } catch (e) {

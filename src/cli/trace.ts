@@ -18,11 +18,28 @@ async function openTrace(path: string, command: string): Promise<TraceFile> {
 
 export class UnreadableTrace extends Error {}
 
-export async function readTraceHeader(path: string): Promise<{ scenarioText: string; seed: number }> {
+export interface TraceRunHeader {
+  scenarioText: string;
+  seed: number;
+  /** The machine the run had (bugs included), as JSON; "" in traces that lack it. */
+  machineProfile: string;
+  /** The deadlines the run was checked with, as JSON. */
+  deadlines: string;
+  modelProfile: string;
+}
+
+export async function readTraceHeader(path: string): Promise<TraceRunHeader> {
   const t = await openTrace(path, "shrink").catch((e: Error) => {
     throw new UsageError(e.message.replace(/^shrink: /, ""), "shrink");
   });
-  return { scenarioText: t.header.scenarioText ?? "", seed: Number(t.header.seed ?? 0) };
+  const h = t.header;
+  return {
+    scenarioText: h.scenarioText ?? "",
+    seed: Number(h.seed ?? 0),
+    machineProfile: h.machineProfile ?? "",
+    deadlines: h.deadlines ?? "",
+    modelProfile: h.modelProfile ?? "",
+  };
 }
 
 export async function checkCommand(argv: string[], io: Io): Promise<number> {
