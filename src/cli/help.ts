@@ -63,7 +63,9 @@ verdicts the run had live, unless profile or deadlines are changed.
 
 options:
   --profile P          model profile (default: the one in the trace header)
-  --deadline PHASE=MS  override a deadline (phases: attach, detach, removal, unload, guest); repeatable
+  --deadline PHASE=MS  change one deadline (PHASE: attach, detach, removal, unload, guest);
+                       repeatable. Default: the deadlines the run used, from the trace header;
+                       the defaults (2s, 2s, 1s, 2s, 30s) and what each times: docs/rules.md
   --json               print verdicts and summary as JSON
 
 Exit: 0 clean, 1 violations, 2 unreadable trace or bad option.
