@@ -48,8 +48,10 @@ options:
                            machines). The URL carries a token that unlocks the page's
                            controls: pause, resume, stop, hold/release references on a
                            NIC, remove a NIC; each is recorded in the trace.
-  --serve-linger           keep the live view up after the run until Ctrl-C (default: it
-                           closes once the report is printed)
+                           After the run the view stays up, showing the whole run, until
+                           Ctrl-C (the exit status is the run's).
+  --serve-close            close the live view once the report is printed (for scripts)
+  --serve-linger           the default with --serve: keep the view up until Ctrl-C
 
 Exit: 0 clean, 1 violations, 2 bad storm file or set-up error (e.g. QEMU missing:
 run scripts/setup-host), 130/143 when interrupted (SIGINT/SIGTERM) before any
@@ -128,7 +130,9 @@ start. The page can also replay a trace file dropped onto it. To watch a storm
 while it runs, use "plugstorm storm FILE --serve PORT" instead.
 
 options:
-  --speed N             replay N times faster than the run happened (default 1: real time)
+  --speed N             replay N times faster than the run happened (1 = real time). Default:
+                        the whole trace in about a minute (a simulated storm's hour of
+                        virtual time too), never slower than real time
   --max                 replay as fast as the viewer takes it
   --listen [HOST:]PORT  listen address (default 127.0.0.1 on any free port; the URL is
                         printed); a non-loopback HOST only when given explicitly

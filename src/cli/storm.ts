@@ -21,7 +21,7 @@ import { readTraceHeader, type TraceRunHeader } from "./trace.js";
 import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, intOption, parse, type Io } from "./args.js";
 import { createProgress } from "./progress.js";
 import { startStormLiveView, type StormLiveView } from "./serve.js";
-import { onOutputBroken } from "./pipe.js";
+import { onOutputBroken, outputBroken } from "./pipe.js";
 
 function quote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
@@ -43,10 +43,15 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
       json: { type: "boolean" },
       serve: { type: "string" },
       "serve-linger": { type: "boolean" },
+      "serve-close": { type: "boolean" },
     },
     { maxPositionals: 1 },
   );
   if (values["serve-linger"] && values.serve === undefined) throw new UsageError("--serve-linger keeps the live view of --serve open: give --serve too", "storm");
+  if (values["serve-close"] && values.serve === undefined) throw new UsageError("--serve-close closes the live view of --serve: give --serve too", "storm");
+  if (values["serve-close"] && values["serve-linger"]) throw new UsageError("give --serve-linger or --serve-close, not both", "storm");
+  // A storm can end before anyone opens the page: the live view stays up until Ctrl-C unless told otherwise.
+  const linger = values.serve !== undefined && values["serve-close"] !== true;
   const file = positionals[0];
   let spec: StormSpec;
   let text: string;
@@ -175,7 +180,8 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     if (shrunkFile) io.out.write(`shrunk storm: ${shrunkFile}\n`);
     io.out.write(`output: ${out}\n`);
   }
-  await live?.finish(values["serve-linger"] === true);
+  // Whoever pressed Ctrl-C during the run, or stopped reading, is not watching.
+  await live?.finish(linger && !interruptedBy && !outputBroken());
   return code;
 }
 
