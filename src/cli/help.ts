@@ -98,7 +98,12 @@ install graphviz):  plugstorm model diagram | dot -Tsvg > automata.svg
   vm: `usage: plugstorm vm PROFILE [--accel auto|kvm|tcg] [--kernel F] [--initrd F]
 
 Starts a QEMU machine from a profile (bare, linux-guest) and keeps it running for
-interactive hot-plug. Prints the QMP socket to use with "plugstorm qmp"; Ctrl-C stops it.
+interactive hot-plug. On stderr: the QMP socket to use with "plugstorm qmp", a
+device_add/device_del pair that works as printed (it names a bus and a port: without
+a port QEMU inserts a USB hub that outlives the NIC), QEMU's events ([qemu]) and
+what the guest agent reports ([guest]: attach, detach, drain, free). The guest's
+console goes to stdout and to a console log that Ctrl-C keeps (its path is printed).
+Ctrl-C stops the machine.
 `,
   qmp: `usage: plugstorm qmp SOCKET COMMAND [JSON-ARGUMENTS] [--timeout MS]
 

@@ -1,14 +1,17 @@
 // plugstorm model, vm, qmp, image.
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { automataDot, rulesMarkdown } from "../model/index.js";
 import { QmpClient, QmpCommandError } from "../qmp/index.js";
 import { AssembleError, ReleaseError, buildNetbsdImage } from "../images/index.js";
-import { GUEST_PROFILES, createMachine, validateStorm, ScenarioError, type GuestProfile } from "../storm/index.js";
+import { GUEST_PROFILES, GuestSession, createMachine, qemuProfileFor, validateStorm, ScenarioError, type GuestProfile } from "../storm/index.js";
+import type { Machine } from "../hotplug/index.js";
+import { plugstorm } from "../gen/plugstorm.js";
+import { formatRecord } from "../trace/index.js";
 import { EXIT_USAGE, UsageError, intOption, parse, type Io } from "./args.js";
 
 function profileOption(v: string | undefined, command: string): "netbsd" | "linux" {
@@ -62,29 +65,68 @@ export async function vmCommand(argv: string[], io: Io): Promise<number> {
   // A second QMP monitor for people and `plugstorm qmp`: the first is the machine's own.
   const dir = mkdtempSync(join(tmpdir(), "plugstorm-vm-"));
   const userSock = join(dir, "qmp.sock");
-  const machine = createMachine(spec, 1, { extraArgs: ["-qmp", `unix:${userSock},server=on,wait=off`] });
+  const consoleLog = join(dir, "console.log");
+  // One full-speed port on the profile's first USB controller: without `port`
+  // QEMU puts a hub on a one-port controller, and the hub stays after device_del.
+  const usb = qemuProfileFor(spec).usb?.[0];
+  const bus = `${usb?.id ?? "usbc"}.0`;
+  let machine: Machine;
+  try {
+    machine = createMachine(spec, 1, { extraArgs: ["-qmp", `unix:${userSock},server=on,wait=off`], logDir: dir });
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  // The console and what QEMU and the guest agent report, as they happen.
+  const show = (line: string): void => void io.err.write(line.endsWith("\n") ? line : line + "\n");
+  const unobserve = machine.observe((obs) => {
+    if (obs.type === "console") io.out.write(obs.text);
+    else if (obs.type === "qmp-event") show(`[qemu] ${obs.event} ${JSON.stringify(obs.data ?? {})}`);
+    else if (obs.type === "telemetry-connected") show("[guest] telemetry channel connected");
+    else if (obs.type === "telemetry-disconnected") show(`[guest] telemetry channel closed: ${obs.reason}`);
+  });
+  const session = spec.telemetry === "none" ? undefined : new GuestSession(machine);
+  session?.attach((ev) => {
+    if (ev.type === "frame" && ev.frame.body !== "heartbeat") show(`[guest] ${guestEventText(ev.frame)}`);
+    else if (ev.type === "corrupt" || ev.type === "seq-gap") show(`[guest] ${ev.type} ${JSON.stringify({ ...ev, tNs: undefined })}`);
+  });
   const stopped = new Promise<NodeJS.Signals>((r) => {
     process.once("SIGINT", () => r("SIGINT"));
     process.once("SIGTERM", () => r("SIGTERM"));
   });
   try {
     await machine.start();
-    io.out.write(`machine ${profile} running; QMP socket: ${userSock}\n`);
-    io.out.write(`hot-plug a NIC:  plugstorm qmp ${userSock} device_add '{"driver":"usb-net","id":"nic9","bus":"usbc.0","serial":"nic9"}'\n`);
-    io.out.write(`remove it:       plugstorm qmp ${userSock} device_del '{"id":"nic9"}'\n`);
-    io.out.write("Ctrl-C stops the machine.\n");
+    io.err.write(`machine ${profile} running; QMP socket: ${userSock}\n`);
+    io.err.write(`console log: ${consoleLog}\n`);
+    io.err.write(`hot-plug a NIC:  plugstorm qmp ${userSock} device_add '{"driver":"usb-net","id":"nic9","bus":"${bus}","port":"1","serial":"nic9"}'\n`);
+    io.err.write(`remove it:       plugstorm qmp ${userSock} device_del '{"id":"nic9"}'\n`);
+    if (spec.profile === "linux-guest") {
+      io.err.write('(the guest kernel first logs "Interface 0 is not authorized for usage": the agent binds every NIC itself, then authorizes it)\n');
+    }
+    io.err.write("Ctrl-C stops the machine (the console log is kept).\n");
     const why = await Promise.race([stopped, machine.exited.then(() => "exited" as const)]);
     if (why === "exited") {
       const info = await machine.exited;
       io.err.write(`plugstorm vm: the machine exited on its own (${info.exitCode ?? info.signal}): ${info.stderrTail.trim().split("\n").slice(-3).join(" | ")}\n`);
       return EXIT_USAGE;
     }
-    io.out.write(`${why}: stopping the machine\n`);
+    io.err.write(`${why}: stopping the machine\n`);
     return 0;
   } finally {
     await machine.stop().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    unobserve();
+    session?.close();
+    // The sockets go; the logs stay for reading after the machine is gone.
+    rmSync(userSock, { force: true });
+    if (existsSync(consoleLog) && statSync(consoleLog).size > 0) io.err.write(`console log kept: ${consoleLog}\n`);
+    else rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** One line for a guest agent frame: its kind and fields, as `trace cat` prints them. */
+function guestEventText(frame: plugstorm.telemetry.v1.Frame): string {
+  const line = formatRecord(plugstorm.trace.v1.Record.create({ tNs: 0, guest: frame }));
+  return line.replace(/^.*?\bguest\s+(seq=\d+\s+)?(t=\S+\s+)?/, "");
 }
 
 export async function qmpCommand(argv: string[], io: Io): Promise<number> {
