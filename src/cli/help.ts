@@ -82,7 +82,7 @@ Exit: 1 when a minimal failing storm was written, 2 when there is nothing to shr
 (the storm breaks no rule, or is not a sim storm).
 `,
   trace: `usage: plugstorm trace cat TRACE [--json]
-       plugstorm trace export TRACE [--format perfetto|chrome] [-o FILE]
+       plugstorm trace export TRACE [--format perfetto|chrome] [-o|--output FILE]
 
 cat prints every record, one per line (--json: one JSON object per line).
 export writes a Perfetto trace (default TRACE.perfetto-trace) or Chrome trace JSON.

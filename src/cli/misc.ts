@@ -12,7 +12,24 @@ import { GUEST_PROFILES, GuestSession, createMachine, qemuProfileFor, validateSt
 import type { Machine } from "../hotplug/index.js";
 import { plugstorm } from "../gen/plugstorm.js";
 import { formatRecord } from "../trace/index.js";
-import { EXIT_USAGE, UsageError, intOption, parse, type Io } from "./args.js";
+import { EXIT_USAGE, UsageError, defineOptions, intOption, parse, type Io } from "./args.js";
+
+const MODEL_OPTIONS = {
+  rules: defineOptions("model rules", {}),
+  diagram: defineOptions("model diagram", { profile: { type: "string" } }),
+};
+const VM_OPTIONS = defineOptions("vm", { accel: { type: "string" }, kernel: { type: "string" }, initrd: { type: "string" } });
+const QMP_OPTIONS = defineOptions("qmp", { timeout: { type: "string" } });
+const IMAGE_OPTIONS = defineOptions("image", {
+  release: { type: "string" },
+  version: { type: "string" },
+  mirror: { type: "string" },
+  out: { type: "string" },
+  telemetry: { type: "string" },
+  kernel: { type: "string" },
+  "nanopb-src": { type: "string" },
+  "size-mib": { type: "string" },
+});
 
 function profileOption(v: string | undefined, command: string): "netbsd" | "linux" {
   if (v === undefined) return "netbsd";
@@ -23,7 +40,8 @@ function profileOption(v: string | undefined, command: string): "netbsd" | "linu
 export async function modelCommand(argv: string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== "rules" && sub !== "diagram") throw new UsageError(`expected "rules" or "diagram", got ${sub === undefined ? "nothing" : JSON.stringify(sub)}`, "model");
-  const { values } = parse(`model ${sub}`, rest, { profile: { type: "string" } }, { maxPositionals: 0 });
+  const { values } = parse(`model ${sub}`, rest, MODEL_OPTIONS.diagram, { maxPositionals: 0 });
+  if (sub === "rules" && values.profile !== undefined) throw new UsageError("rules lists every profile's rules (the table has a profiles column): it takes no --profile", "model rules");
   const profile = profileOption(values.profile, `model ${sub}`);
   // The rule table lists every rule with the profiles it applies to.
   const text = sub === "rules" ? rulesMarkdown() : automataDot(profile);
@@ -45,7 +63,7 @@ export async function vmCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "vm",
     argv,
-    { accel: { type: "string" }, kernel: { type: "string" }, initrd: { type: "string" } },
+    VM_OPTIONS,
     { maxPositionals: 1 },
   );
   const profile = positionals[0];
@@ -130,7 +148,7 @@ function guestEventText(frame: plugstorm.telemetry.v1.Frame): string {
 }
 
 export async function qmpCommand(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse("qmp", argv, { timeout: { type: "string" } }, { maxPositionals: 3 });
+  const { values, positionals } = parse("qmp", argv, QMP_OPTIONS, { maxPositionals: 3 });
   const [socket, command, jsonArgs] = positionals;
   if (!socket || !command) throw new UsageError("expected SOCKET and COMMAND", "qmp");
   let args: Record<string, unknown> | undefined;
@@ -171,16 +189,7 @@ export async function imageCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "image",
     argv,
-    {
-      release: { type: "string" },
-      version: { type: "string" },
-      mirror: { type: "string" },
-      out: { type: "string" },
-      telemetry: { type: "string" },
-      kernel: { type: "string" },
-      "nanopb-src": { type: "string" },
-      "size-mib": { type: "string" },
-    },
+    IMAGE_OPTIONS,
     { maxPositionals: 1 },
   );
   const which = positionals[0];

@@ -16,7 +16,9 @@ import {
 } from "../serve/index.js";
 import type { StormController } from "../storm/index.js";
 import { readTrace } from "../trace/index.js";
-import { EXIT_CLEAN, EXIT_USAGE, UsageError, parse, type Io } from "./args.js";
+import { EXIT_CLEAN, EXIT_USAGE, UsageError, defineOptions, parse, type Io } from "./args.js";
+
+const SERVE_OPTIONS = defineOptions("serve", { speed: { type: "string" }, max: { type: "boolean" }, listen: { type: "string" } });
 
 /** `--serve`/`--listen` text to an address, as a usage error naming the option. */
 export function listenAddress(option: string, spec: string, command: string): ListenAddress {
@@ -114,7 +116,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "serve",
     argv,
-    { speed: { type: "string" }, max: { type: "boolean" }, listen: { type: "string" } },
+    SERVE_OPTIONS,
     { maxPositionals: 1 },
   );
   const file = positionals[0];

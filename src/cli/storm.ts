@@ -18,7 +18,7 @@ import {
   type StormSpec,
 } from "../storm/index.js";
 import { readTraceHeader, type TraceRunHeader } from "./trace.js";
-import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, intOption, parse, type Io } from "./args.js";
+import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, intOption, parse, type Io } from "./args.js";
 import { createProgress } from "./progress.js";
 import { startStormLiveView, type StormLiveView } from "./serve.js";
 import { onOutputBroken, outputBroken } from "./pipe.js";
@@ -27,24 +27,26 @@ function quote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
 }
 
+const STORM_OPTIONS = defineOptions("storm", {
+  seed: { type: "string" },
+  out: { type: "string" },
+  bug: { type: "string", multiple: true },
+  "stop-on-first": { type: "boolean" },
+  shrink: { type: "boolean" },
+  "time-limit": { type: "string" },
+  "wall-clock-start": { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+  json: { type: "boolean" },
+  serve: { type: "string" },
+  "serve-linger": { type: "boolean" },
+  "serve-close": { type: "boolean" },
+});
+
 export async function stormCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "storm",
     argv,
-    {
-      seed: { type: "string" },
-      out: { type: "string" },
-      bug: { type: "string", multiple: true },
-      "stop-on-first": { type: "boolean" },
-      shrink: { type: "boolean" },
-      "time-limit": { type: "string" },
-      "wall-clock-start": { type: "string" },
-      quiet: { type: "boolean", short: "q" },
-      json: { type: "boolean" },
-      serve: { type: "string" },
-      "serve-linger": { type: "boolean" },
-      "serve-close": { type: "boolean" },
-    },
+    STORM_OPTIONS,
     { maxPositionals: 1 },
   );
   if (values["serve-linger"] && values.serve === undefined) throw new UsageError("--serve-linger keeps the live view of --serve open: give --serve too", "storm");
@@ -273,11 +275,19 @@ function resultJson(r: RunResult, exitCode: number, shrunkFile?: string): Record
   };
 }
 
+const SHRINK_OPTIONS = defineOptions("shrink", {
+  seed: { type: "string" },
+  rule: { type: "string" },
+  out: { type: "string", short: "o" },
+  "max-runs": { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+});
+
 export async function shrinkCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "shrink",
     argv,
-    { seed: { type: "string" }, rule: { type: "string" }, out: { type: "string", short: "o" }, "max-runs": { type: "string" }, quiet: { type: "boolean", short: "q" } },
+    SHRINK_OPTIONS,
     { maxPositionals: 1 },
   );
   const input = positionals[0];

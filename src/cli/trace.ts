@@ -3,7 +3,11 @@
 import { TraceChecker, formatVerdict, type Verdict } from "../check/index.js";
 import { DEADLINE_PHASES, modelDeadlinesFromMs, type DeadlinePhase } from "../storm/index.js";
 import { readTrace, traceCat, traceExport, type TraceFile } from "../trace/index.js";
-import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, parse, type Io } from "./args.js";
+import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, parse, type Io } from "./args.js";
+
+const CHECK_OPTIONS = defineOptions("check", { profile: { type: "string" }, deadline: { type: "string", multiple: true }, json: { type: "boolean" } });
+const CAT_OPTIONS = defineOptions("trace cat", { json: { type: "boolean" } });
+const EXPORT_OPTIONS = defineOptions("trace export", { format: { type: "string" }, output: { type: "string", short: "o" } });
 
 /** Opens a trace, turning "not a trace" and file errors into one clear line. */
 async function openTrace(path: string, command: string): Promise<TraceFile> {
@@ -46,7 +50,7 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "check",
     argv,
-    { profile: { type: "string" }, deadline: { type: "string", multiple: true }, json: { type: "boolean" } },
+    CHECK_OPTIONS,
     { maxPositionals: 1 },
   );
   const path = positionals[0];
@@ -109,7 +113,7 @@ export async function traceCommand(argv: string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== "cat" && sub !== "export") throw new UsageError(`expected "cat" or "export", got ${sub === undefined ? "nothing" : JSON.stringify(sub)}`, "trace");
   if (sub === "cat") {
-    const { values, positionals } = parse("trace cat", rest, { json: { type: "boolean" } }, { maxPositionals: 1 });
+    const { values, positionals } = parse("trace cat", rest, CAT_OPTIONS, { maxPositionals: 1 });
     const path = positionals[0];
     if (!path) throw new UsageError("expected a trace file", "trace cat");
     return traceCat(path, io.out, { json: values.json === true, err: io.err });
@@ -117,7 +121,7 @@ export async function traceCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "trace export",
     rest,
-    { format: { type: "string" }, output: { type: "string", short: "o" } },
+    EXPORT_OPTIONS,
     { maxPositionals: 1 },
   );
   const path = positionals[0];
