@@ -235,3 +235,28 @@ test("every --help lists exactly the options its command accepts", (t) => {
   }
   t.deepEqual([...help.keys()].sort(), [...COMMAND_OPTIONS.keys()].sort(), "every command has a usage line, and every usage line a command");
 });
+
+test("the TypeScript runStorm example in scripts/storms/README.md returns what its comment says", async (t) => {
+  const readme = readFileSync(join(ROOT, "scripts/storms/README.md"), "utf8");
+  const block = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes("runStorm("));
+  t.truthy(block);
+  const said = /result\.status: "(\w+)" here/.exec(block!);
+  t.truthy(said, "the example says what status it returns");
+  const dir = tempDir(t);
+  const code =
+    block!.replace(/"plugstorm\/dist\/src\/storm\/index\.js"/, JSON.stringify(join(ROOT, "dist/src/storm/index.js"))).replace(/"runs\/x"/, JSON.stringify(join(dir, "x"))) +
+    "\nexport default result;\n";
+  const file = join(dir, "example.mjs");
+  writeFileSync(file, code);
+  const mod = (await import(file)) as { default: { status: string } };
+  t.is(mod.default.status, said![1]!);
+});
+
+test("images/netbsd/README.md no longer says storms cannot use virtio-console, the netbsd-guest default", async (t) => {
+  const { validateStorm } = await import("../../src/storm/index.js");
+  const m = validateStorm({ machine: { type: "qemu", profile: "netbsd-guest" } }).machine;
+  t.is(m.type === "qemu" ? m.telemetry : undefined, "virtio-console");
+  const doc = readFileSync(join(ROOT, "images/netbsd/README.md"), "utf8");
+  t.notRegex(doc, /does not accept yet/);
+  t.regex(doc, /`virtio-console` is the netbsd-guest\s+profile's default/);
+});
