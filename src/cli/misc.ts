@@ -76,7 +76,7 @@ export async function vmCommand(argv: string[], io: Io): Promise<number> {
     if (values.initrd) machine.initrd = values.initrd;
     spec = validateStorm({ machine: machine as { type: "qemu"; profile: GuestProfile } }, "command line").machine;
   } catch (e) {
-    if (e instanceof ScenarioError) throw new UsageError(e.issues.map((i) => `${i.path.replace(/^machine\./, "--")}: ${i.message}`).join("; "), "vm");
+    if (e instanceof ScenarioError) throw new UsageError(e.issues.map((i) => `${i.path === "machine.profile" ? "PROFILE" : i.path.replace(/^machine\./, "--")}: ${i.message}`).join("; "), "vm");
     throw e;
   }
   if (spec.type !== "qemu") throw new UsageError("vm starts QEMU machines", "vm");
@@ -166,7 +166,13 @@ export async function qmpCommand(argv: string[], io: Io): Promise<number> {
   try {
     client = await QmpClient.connect({ path: socket }, { connectTimeoutMs: timeoutMs, negotiateTimeoutMs: timeoutMs });
   } catch (e) {
-    io.err.write(`plugstorm qmp: cannot talk to QMP at ${socket}: ${(e as Error).message}\n`);
+    const code = (e as NodeJS.ErrnoException).code ?? /\b(ENOENT|ECONNREFUSED|EACCES)\b/.exec((e as Error).message)?.[1];
+    const why =
+      code === "ENOENT" ? "no such socket (is the machine running? \"plugstorm vm\" prints its socket)"
+      : code === "ECONNREFUSED" ? "nothing listens there (the machine has stopped?)"
+      : code === "EACCES" ? "permission denied"
+      : (e as Error).message.replace(/^cannot connect to QMP at \S+: /, "");
+    io.err.write(`plugstorm qmp: cannot talk to QMP at ${socket}: ${why}\n`);
     return EXIT_USAGE;
   }
   try {

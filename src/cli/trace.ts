@@ -15,7 +15,8 @@ async function openTrace(path: string, command: string): Promise<TraceFile> {
     return await readTrace(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : (e as Error).message;
+    // The reader's messages often start with the path already: say it once.
+    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : (e as Error).message.replace(`${path}: `, "");
     throw new UnreadableTrace(`${command}: cannot read trace ${path}: ${why}`);
   }
 }
