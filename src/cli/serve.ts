@@ -104,8 +104,10 @@ export async function startStormLiveView(spec: string, io: Io): Promise<StormLiv
     finish: async (linger) => {
       feed.status("ended");
       if (linger) {
+        // Listening before saying so: a Ctrl-C right after the line must not find Node's default.
+        const signalled = untilSignal();
         io.err.write(`live view still at ${feed.pageUrl} (Ctrl-C to exit)\n`);
-        await untilSignal();
+        await signalled;
       }
       await feed.close();
     },
@@ -150,6 +152,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     io.err.write(`plugstorm serve: ${msg}\n`);
     return EXIT_USAGE;
   }
+  const signalled = untilSignal();
   nonLoopbackWarning(addr, io, "serve");
   const h = srv.header;
   const pace =
@@ -157,7 +160,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   io.err.write(`serving ${file}${h?.scenarioName ? ` (storm "${h.scenarioName}", seed ${h.seed ?? 0})` : ""}: ${pace}\n`);
   io.err.write(`live view: ${srv.pageUrl}\n`);
   io.err.write("every viewer gets its own replay from the start; Ctrl-C to exit\n");
-  await untilSignal();
+  await signalled;
   await srv.close();
   return EXIT_CLEAN;
 }
