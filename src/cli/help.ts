@@ -15,7 +15,9 @@ commands:
   image [linux|netbsd]    build a guest image
   serve TRACE             replay a saved trace in the live web view (a running storm: storm --serve)
 
-Exit codes: 0 clean, 1 violations found, 2 usage or set-up error.
+Exit codes: 0 clean, 1 violations found, 2 usage or set-up error; 141 (quietly) when
+the reader of the output went away, e.g. "plugstorm model rules | head", as a Unix
+tool killed by SIGPIPE.
 Run "plugstorm <command> --help" for a command's options.
 `;
 
@@ -46,8 +48,10 @@ options:
                            machines). The URL carries a token that unlocks the page's
                            controls: pause, resume, stop, hold/release references on a
                            NIC, remove a NIC; each is recorded in the trace.
-  --serve-linger           keep the live view up after the run until Ctrl-C (default: it
-                           closes once the report is printed)
+                           After the run the view stays up, showing the whole run, until
+                           Ctrl-C (the exit status is the run's).
+  --serve-close            close the live view once the report is printed (for scripts)
+  --serve-linger           the default with --serve: keep the view up until Ctrl-C
 
 Exit: 0 clean, 1 violations, 2 bad storm file or set-up error (e.g. QEMU missing:
 run scripts/setup-host), 130/143 when interrupted (SIGINT/SIGTERM) before any
@@ -61,7 +65,9 @@ verdicts the run had live, unless profile or deadlines are changed.
 
 options:
   --profile P          model profile (default: the one in the trace header)
-  --deadline PHASE=MS  override a deadline (phases: attach, detach, removal, unload, guest); repeatable
+  --deadline PHASE=MS  change one deadline (PHASE: attach, detach, removal, unload, guest);
+                       repeatable. Default: the deadlines the run used, from the trace header;
+                       the defaults (2s, 2s, 1s, 2s, 30s) and what each times: docs/rules.md
   --json               print verdicts and summary as JSON
 
 Exit: 0 clean, 1 violations, 2 unreadable trace or bad option.
@@ -76,7 +82,7 @@ Exit: 1 when a minimal failing storm was written, 2 when there is nothing to shr
 (the storm breaks no rule, or is not a sim storm).
 `,
   trace: `usage: plugstorm trace cat TRACE [--json]
-       plugstorm trace export TRACE [--format perfetto|chrome] [-o FILE]
+       plugstorm trace export TRACE [--format perfetto|chrome] [-o|--output FILE]
 
 cat prints every record, one per line (--json: one JSON object per line).
 export writes a Perfetto trace (default TRACE.perfetto-trace) or Chrome trace JSON.
@@ -85,13 +91,19 @@ export writes a Perfetto trace (default TRACE.perfetto-trace) or Chrome trace JS
        plugstorm model diagram [--profile netbsd|linux]
 
 rules prints the rule table (Markdown, with the profiles each rule applies to);
-diagram prints a profile's device and interface automata as Graphviz dot
-(render with: dot -Tsvg).
+diagram prints a profile's device and interface automata as Graphviz dot.
+Render it with Graphviz's dot, which scripts/setup-host installs (or: apt-get
+install graphviz):  plugstorm model diagram | dot -Tsvg > automata.svg
 `,
   vm: `usage: plugstorm vm PROFILE [--accel auto|kvm|tcg] [--kernel F] [--initrd F]
 
 Starts a QEMU machine from a profile (bare, linux-guest) and keeps it running for
-interactive hot-plug. Prints the QMP socket to use with "plugstorm qmp"; Ctrl-C stops it.
+interactive hot-plug. On stderr: the QMP socket to use with "plugstorm qmp", a
+device_add/device_del pair that works as printed (it names a bus and a port: without
+a port QEMU inserts a USB hub that outlives the NIC), QEMU's events ([qemu]) and
+what the guest agent reports ([guest]: attach, detach, drain, free). The guest's
+console goes to stdout and to a console log that Ctrl-C keeps (its path is printed).
+Ctrl-C stops the machine.
 `,
   qmp: `usage: plugstorm qmp SOCKET COMMAND [JSON-ARGUMENTS] [--timeout MS]
 
@@ -123,7 +135,9 @@ start. The page can also replay a trace file dropped onto it. To watch a storm
 while it runs, use "plugstorm storm FILE --serve PORT" instead.
 
 options:
-  --speed N             replay N times faster than the run happened (default 1: real time)
+  --speed N             replay N times faster than the run happened (1 = real time). Default:
+                        the whole trace in about a minute (a simulated storm's hour of
+                        virtual time too), never slower than real time
   --max                 replay as fast as the viewer takes it
   --listen [HOST:]PORT  listen address (default 127.0.0.1 on any free port; the URL is
                         printed); a non-loopback HOST only when given explicitly

@@ -3,7 +3,11 @@
 import { TraceChecker, formatVerdict, type Verdict } from "../check/index.js";
 import { DEADLINE_PHASES, modelDeadlinesFromMs, type DeadlinePhase } from "../storm/index.js";
 import { readTrace, traceCat, traceExport, type TraceFile } from "../trace/index.js";
-import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, parse, type Io } from "./args.js";
+import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, parse, type Io } from "./args.js";
+
+const CHECK_OPTIONS = defineOptions("check", { profile: { type: "string" }, deadline: { type: "string", multiple: true }, json: { type: "boolean" } });
+const CAT_OPTIONS = defineOptions("trace cat", { json: { type: "boolean" } });
+const EXPORT_OPTIONS = defineOptions("trace export", { format: { type: "string" }, output: { type: "string", short: "o" } });
 
 /** Opens a trace, turning "not a trace" and file errors into one clear line. */
 async function openTrace(path: string, command: string): Promise<TraceFile> {
@@ -11,25 +15,43 @@ async function openTrace(path: string, command: string): Promise<TraceFile> {
     return await readTrace(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : (e as Error).message;
+    // The reader's messages often start with the path already: say it once.
+    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : (e as Error).message.replace(`${path}: `, "");
     throw new UnreadableTrace(`${command}: cannot read trace ${path}: ${why}`);
   }
 }
 
 export class UnreadableTrace extends Error {}
 
-export async function readTraceHeader(path: string): Promise<{ scenarioText: string; seed: number }> {
+export interface TraceRunHeader {
+  scenarioText: string;
+  seed: number;
+  /** The machine the run had (bugs included), as JSON; "" in traces that lack it. */
+  machineProfile: string;
+  /** The deadlines the run was checked with, as JSON. */
+  deadlines: string;
+  modelProfile: string;
+}
+
+export async function readTraceHeader(path: string): Promise<TraceRunHeader> {
   const t = await openTrace(path, "shrink").catch((e: Error) => {
     throw new UsageError(e.message.replace(/^shrink: /, ""), "shrink");
   });
-  return { scenarioText: t.header.scenarioText ?? "", seed: Number(t.header.seed ?? 0) };
+  const h = t.header;
+  return {
+    scenarioText: h.scenarioText ?? "",
+    seed: Number(h.seed ?? 0),
+    machineProfile: h.machineProfile ?? "",
+    deadlines: h.deadlines ?? "",
+    modelProfile: h.modelProfile ?? "",
+  };
 }
 
 export async function checkCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "check",
     argv,
-    { profile: { type: "string" }, deadline: { type: "string", multiple: true }, json: { type: "boolean" } },
+    CHECK_OPTIONS,
     { maxPositionals: 1 },
   );
   const path = positionals[0];
@@ -92,7 +114,7 @@ export async function traceCommand(argv: string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== "cat" && sub !== "export") throw new UsageError(`expected "cat" or "export", got ${sub === undefined ? "nothing" : JSON.stringify(sub)}`, "trace");
   if (sub === "cat") {
-    const { values, positionals } = parse("trace cat", rest, { json: { type: "boolean" } }, { maxPositionals: 1 });
+    const { values, positionals } = parse("trace cat", rest, CAT_OPTIONS, { maxPositionals: 1 });
     const path = positionals[0];
     if (!path) throw new UsageError("expected a trace file", "trace cat");
     return traceCat(path, io.out, { json: values.json === true, err: io.err });
@@ -100,7 +122,7 @@ export async function traceCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "trace export",
     rest,
-    { format: { type: "string" }, output: { type: "string", short: "o" } },
+    EXPORT_OPTIONS,
     { maxPositionals: 1 },
   );
   const path = positionals[0];

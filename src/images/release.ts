@@ -110,9 +110,30 @@ export interface FetchOptions {
   fetchImpl?: typeof fetch;
 }
 
+/** Why a request never got an answer: fetch says only "fetch failed", the cause says what. */
+function networkCause(e: unknown): string {
+  const c = (e as { cause?: unknown } | undefined)?.cause as (NodeJS.ErrnoException & { hostname?: string }) | undefined;
+  const code = c?.code;
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return `cannot resolve ${c?.hostname ?? "the host"} (${code}: no DNS, or no network)`;
+  if (code === "ECONNREFUSED") return "connection refused";
+  if (code === "ETIMEDOUT" || code === "UND_ERR_CONNECT_TIMEOUT") return "no answer (timed out)";
+  if (code === "ENETUNREACH" || code === "EHOSTUNREACH") return `${code}: no route to the host`;
+  if (c?.message) return code ? `${code}: ${c.message}` : c.message;
+  return e instanceof Error ? e.message : String(e);
+}
+
+const OFFLINE_WAYS =
+  "without network: --release DIR with a local release (build.sh's RELEASEDIR, or a copy of NetBSD-<version>/amd64 with binary/sets/SHA512 and the sets), " +
+  "or --mirror URL for a mirror this machine can reach (http://, https:// or a local web server)";
+
 async function download(url: string, to: string, f: typeof fetch): Promise<void> {
-  const res = await f(url);
-  if (!res.ok) throw new ReleaseError(`GET ${url}: HTTP ${res.status} ${res.statusText}`);
+  let res: Response;
+  try {
+    res = await f(url);
+  } catch (e) {
+    throw new ReleaseError(`GET ${url}: ${networkCause(e)}; ${OFFLINE_WAYS}`);
+  }
+  if (!res.ok) throw new ReleaseError(`GET ${url}: HTTP ${res.status} ${res.statusText}${res.status === 404 ? " (is --version a NetBSD release on this mirror?)" : ""}`);
   const buf = Buffer.from(await res.arrayBuffer());
   // Written aside and renamed: an interrupted download never looks complete.
   writeFileSync(to + ".part", buf);

@@ -23,3 +23,4 @@ export { DEFAULT_STORM } from "./default.js";
 export { qemuProfileFor, createMachine, repoRoot, MachineSetupError } from "./machines.js";
 export { startVm, type VmFixture, type VmFixtureOptions } from "./fixture.js";
 export { TOOL_VERSION } from "./version.js";
+export { GuestSession } from "./session.js";

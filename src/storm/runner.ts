@@ -155,7 +155,12 @@ export async function runStorm(storm: StormSpec | StormInput, opts: RunOptions =
   // A StormInput is validated first (throws ScenarioError); a StormSpec is used as is.
   const spec = typeof (storm as StormSpec).schedule?.durationNs === "number" ? (storm as StormSpec) : validateStorm(storm as StormInput);
   const run = new StormRun(spec, opts);
-  return run.run();
+  try {
+    return await run.run();
+  } finally {
+    // One signal often spans many runs (shrinking): each must take its listener away.
+    run.forgetSignal();
+  }
 }
 
 class StormRun {
@@ -212,8 +217,14 @@ class StormRun {
     this.core = this.session.core;
     if (opts.signal) {
       if (opts.signal.aborted) this.requestStop("interrupted");
-      else opts.signal.addEventListener("abort", () => this.requestStop(stopReasonOf(opts.signal!.reason)), { once: true });
+      else opts.signal.addEventListener("abort", this.onCallerAbort, { once: true });
     }
+  }
+
+  private readonly onCallerAbort = (): void => this.requestStop(stopReasonOf(this.opts.signal!.reason));
+
+  forgetSignal(): void {
+    this.opts.signal?.removeEventListener("abort", this.onCallerAbort);
   }
 
   private requestStop(reason: string): void {

@@ -4,6 +4,7 @@
 // in nanoseconds, so the runner never guesses.
 
 import type { NicBus, NicKind } from "../hotplug/index.js";
+import { DEADLINE_FIELDS, DEFAULT_DEADLINES } from "../model/index.js";
 
 export type { NicBus, NicKind };
 
@@ -39,8 +40,8 @@ export const MACHINE_KINDS: Readonly<Record<"sim" | "qemu", readonly NicKind[]>>
 export const HOLDER_KINDS: readonly HolderKind[] = ["device", "ifnet", "usbnet", "devsw", "vnode", "netdev"];
 export const GUEST_PROFILES: readonly GuestProfile[] = ["bare", "linux-guest", "netbsd-guest"];
 /** Phases a deadline can be set for; the checker judges them against trace time. */
-export const DEADLINE_PHASES = ["attach", "detach", "removal", "unload", "guest"] as const;
-export type DeadlinePhase = (typeof DEADLINE_PHASES)[number];
+export type DeadlinePhase = keyof typeof DEADLINE_FIELDS;
+export const DEADLINE_PHASES = Object.keys(DEADLINE_FIELDS) as readonly DeadlinePhase[];
 
 export function busOf(kind: NicKind): NicBus {
   return kind.startsWith("pcmcia") ? "pcmcia" : "usb";
@@ -261,13 +262,10 @@ export interface StormSpec {
   stopOnFirstViolation: boolean;
 }
 
-export const DEFAULT_DEADLINES_MS: Readonly<Record<DeadlinePhase, number>> = {
-  attach: 2000,
-  detach: 2000,
-  removal: 1000,
-  unload: 2000,
-  guest: 30000,
-};
+/** The model's default deadlines (the only set), in ms per phase. */
+export const DEFAULT_DEADLINES_MS: Readonly<Record<DeadlinePhase, number>> = Object.freeze(
+  Object.fromEntries(DEADLINE_PHASES.map((p) => [p, DEFAULT_DEADLINES[DEADLINE_FIELDS[p]] / 1e6])) as Record<DeadlinePhase, number>,
+);
 
 /** Ports the machine offers when the storm does not say: the QEMU controller's, or the simulator's. */
 export function machinePorts(m: MachineSpec): Record<NicBus, number> {

@@ -34,7 +34,21 @@ class Batched {
     const chunk = this.parts.join("");
     this.parts = [];
     this.size = 0;
-    if (!this.out.write(chunk)) await once(this.out, "drain");
+    try {
+      if (!this.out.write(chunk)) await once(this.out, "drain");
+    } catch (e) {
+      throw new OutputError(e);
+    }
+  }
+}
+
+/** Writing our output failed (the reader went away, a full disk): not a problem with the trace. */
+class OutputError extends Error {
+  constructor(readonly failure: unknown) {
+    super(failure instanceof Error ? failure.message : String(failure));
+  }
+  get brokenPipe(): boolean {
+    return (this.failure as NodeJS.ErrnoException | undefined)?.code === "EPIPE";
   }
 }
 
@@ -51,7 +65,7 @@ function tailNote(s: TraceStatus): string {
   return `trace ends ${s.tail} at byte ${s.offset}${s.detail ? ` (${s.detail})` : ""}: ${s.bytesLeft} byte(s) not read; the ${s.records} record(s) before are good`;
 }
 
-/** Prints a trace: a header block, one line per record, a note if the tail is bad. Returns 0, or 2 if unreadable. */
+/** Prints a trace: a header block, one line per record, a note if the tail is bad. Returns 0, 2 if unreadable or the output cannot be written, 141 (quietly) if the reader went away. */
 export async function traceCat(path: string, opts?: TraceCatOptions): Promise<number>;
 /** The same, with the output stream first. */
 export async function traceCat(path: string, out: Writable, opts?: Omit<TraceCatOptions, "out">): Promise<number>;
@@ -75,7 +89,9 @@ export async function traceCat(path: string, a?: TraceCatOptions | Writable, b?:
     else await w.line(s.tail === "clean" ? `# ${s.records} records` : `# ${tailNote(s)}`);
     await w.flush();
   } catch (e) {
-    err.write(`plugstorm trace cat: cannot read ${path}: ${(e as Error).message}\n`);
+    // A reader that went away (`| head`) ends us quietly, as SIGPIPE ends a Unix tool.
+    if (e instanceof OutputError && e.brokenPipe) return 141;
+    err.write(`plugstorm trace cat: ${e instanceof OutputError ? "cannot write output" : `cannot read ${path}`}: ${(e as Error).message}\n`);
     return 2;
   }
   return 0;
