@@ -468,6 +468,11 @@ class StormRun {
       case "console":
         this.append({ tNs, machine: { kind: MachKind.CONSOLE, text: obs.text } });
         return;
+      case "device":
+        // The device side of an emulated NIC: recorded as a mark until the
+        // trace schema has its own record for it.
+        this.append({ tNs, mark: { name: `device:${obs.event}`, detail: `${obs.nicId} ${obs.detail}`.trim() } });
+        return;
       case "started":
         this.append({ tNs, machine: { kind: MachKind.STARTED, accel: obs.accel, text: obs.description } });
         return;
