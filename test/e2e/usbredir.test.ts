@@ -1,0 +1,121 @@
+// End to end with plugstorm as the USB device: the Linux guest boots under
+// QEMU, a redir-cdce NIC (our CDC-ECM model over usb-redir) is hot-added,
+// cdc_ether binds it with our serial and MAC, frames cross it both ways (the
+// guest's traffic into our wire, our ICMPv6 pings answered by the guest's
+// kernel), and it leaves by device_del and by a device-side disconnect (a
+// yanked cable), each ending in the guest's detach and free. Run under
+// `flock /tmp/plugstorm-qemu.lock`.
+import test from "ava";
+import { execFileSync } from "node:child_process";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { plugstorm } from "../../src/gen/plugstorm.js";
+import { QemuMachine, type MachineObservation } from "../../src/hotplug/index.js";
+import { linuxGuestImage, linuxGuestProfile } from "../../src/qemu/index.js";
+import { encodeHostCommand, GuestStreamDecoder } from "../../src/telemetry/index.js";
+
+import Frame = plugstorm.telemetry.v1.Frame;
+import DeviceKind = plugstorm.telemetry.v1.DeviceEvent.Kind;
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+
+test.before(() => {
+  execFileSync(join(root, "scripts/build-linux-guest"), ["--quiet"], { stdio: "pipe", timeout: 300_000 });
+});
+
+/** Waits on a condition re-checked whenever the machine observes something; fails with what was seen. */
+class Seen {
+  readonly decoder = new GuestStreamDecoder();
+  readonly frames: Frame[] = [];
+  readonly obs: MachineObservation[] = [];
+  console = "";
+  private waiters = new Set<() => void>();
+  feed(o: MachineObservation): void {
+    this.obs.push(o);
+    if (o.type === "telemetry-bytes") for (const x of this.decoder.push(o.bytes)) if (x.type === "frame") this.frames.push(x.frame);
+    if (o.type === "console") this.console += o.text;
+    for (const w of [...this.waiters]) w();
+  }
+  wait<T>(what: string, get: () => T | undefined, ms: number): Promise<T> {
+    return new Promise((res, rej) => {
+      const check = (): void => {
+        const v = get();
+        if (v === undefined) return;
+        done();
+        res(v);
+      };
+      const timer = setTimeout(() => {
+        done();
+        rej(new Error(`no ${what} within ${ms} ms\nframes: ${JSON.stringify(this.frames.slice(-30).map((f) => Frame.toObject(f, { enums: String })))}\nconsole:\n${this.console.slice(-2000)}`));
+      }, ms);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+  device(kind: DeviceKind, p: (f: Frame) => boolean): Frame | undefined {
+    return this.frames.find((f) => f.body === "device" && f.device?.kind === kind && p(f));
+  }
+}
+
+test.serial("Linux guest, redir-cdce: cdc_ether attaches our CDC-ECM model (serial, MAC), frames cross both ways, device_del and a device-side disconnect each end in detach and free", async (t) => {
+  const machine = new QemuMachine({ profile: linuxGuestProfile(linuxGuestImage(root)), startTimeoutMs: 20_000 });
+  t.teardown(() => machine.stop());
+  const seen = new Seen();
+  machine.observe((o) => seen.feed(o));
+  let cmdId = 0;
+  const send = (c: plugstorm.telemetry.v1.ICommand): number => {
+    const id = ++cmdId;
+    machine.sendTelemetry(encodeHostCommand({ ...c, id }));
+    return id;
+  };
+  const ack = (id: number): Promise<Frame> => seen.wait(`ack ${id}`, () => seen.frames.find((f) => f.body === "ack" && Number(f.ack?.id) === id), 5000);
+  await machine.start();
+  await seen.wait("Hello", () => seen.frames.find((f) => f.body === "hello"), 40_000);
+  t.is((await ack(send({ helloAck: { hostTimeNs: machine.clock.now(), hostVersion: "plugstorm e2e" } }))).ack?.error, 0);
+
+  for (const via of ["host", "device-disconnect"] as const) {
+    const add = await machine.addNic({ kind: "redir-cdce" });
+    t.is(add.outcome, "done", add.message);
+    const nic = add.nicId;
+    const attach = await seen.wait(`ATTACH_END for ${nic}`, () => seen.device(DeviceKind.ATTACH_END, (f) => f.device?.serial === nic), 20_000);
+    t.is(attach.device?.driver, "cdc_ether");
+    t.is(attach.device?.mac, add.mac);
+    t.is(attach.device?.error, 0);
+    const name = attach.device?.name ?? "";
+    const dev = machine.emulatedDevice(nic)!;
+
+    // The guest's traffic reaches our wire; our pings reach the guest's kernel and come back.
+    const tr = await ack(send({ startTraffic: { serial: nic, packetsPerSecond: 200 } }));
+    t.is(tr.ack?.error, 0, tr.ack?.message ?? "");
+    await seen.wait("guest frames on the wire", () => (dev.counters.framesFromGuest >= 20 ? true : undefined), 10_000);
+    let seq = 0;
+    const pinger = setInterval(() => dev.sendToGuest(dev.wire.pingGuest(add.mac, ++seq)), 100);
+    try {
+      await seen.wait("an ICMPv6 echo reply from the guest", () => (dev.counters.pingReplies > 0 ? true : undefined), 15_000);
+    } finally {
+      clearInterval(pinger);
+    }
+    t.true(dev.counters.framesToGuest > 0);
+    t.log(`${nic} via ${via}: wire ${JSON.stringify(dev.counters)}`);
+
+    const rm = await machine.removeNic(nic, { via });
+    t.is(rm.outcome, "done", rm.message);
+    await seen.wait(`FREE of ${name}`, () => seen.device(DeviceKind.FREE, (f) => f.device?.name === name && Number(f.seq) > Number(attach.seq)), 15_000);
+    const detach = seen.device(DeviceKind.DETACH_BEGIN, (f) => f.device?.name === name && Number(f.seq) > Number(attach.seq));
+    t.truthy(detach, "DETACH_BEGIN before FREE");
+    if (via === "device-disconnect") {
+      // The guest saw the unplug before any QMP went out for this NIC.
+      const disc = seen.obs.findIndex((o) => o.type === "device" && o.nicId === nic && o.event === "disconnect");
+      const del = seen.obs.findIndex((o) => o.type === "qmp-command" && o.command === "device_del" && (o.arguments as { id: string }).id === nic);
+      t.true(disc >= 0 && del > disc);
+    }
+  }
+  t.is(seen.decoder.stats.corrupt, 0);
+  t.is(seen.decoder.stats.lost, 0);
+  t.false(seen.obs.some((o) => o.type === "device" && o.event === "protocol-error"), "no malformed usbredir traffic either way");
+});
