@@ -43,6 +43,8 @@ export interface QemuMachineOptions extends Omit<QemuOptions, "profile" | "onCon
   commandTimeoutMs?: number;
   /** Deadline for an emulated (usb-redir) device's connection and hello after device_add. Default 5 s. */
   redirConnectTimeoutMs?: number;
+  /** Sees every usb-redir byte of every emulated NIC (captures, debugging). */
+  redirTap?: (nicId: string, dir: "from-qemu" | "to-qemu", bytes: Uint8Array) => void;
 }
 
 /** An emulated NIC: the model, and the usb-redir connection carrying it. */
@@ -196,7 +198,10 @@ export class QemuMachine implements Machine {
     const chardev = `${ident.id}-redir`;
     const sockPath = path.join(this.process.tempDir!, `redir-${ident.id}.sock`);
     const nicId = ident.id;
-    const listener = await UsbredirListener.listen(sockPath, device, { onEvent: (e) => this.onRedirEvent(nicId, e) });
+    const listener = await UsbredirListener.listen(sockPath, device, {
+      onEvent: (e) => this.onRedirEvent(nicId, e),
+      ...(this.options.redirTap ? { tap: (dir, b) => this.options.redirTap!(nicId, dir, b) } : {}),
+    });
     const rec: RedirRecord = { device, chardev, listener, session: undefined };
     const before = this.clock.now();
     const sent: { id?: string } = {};

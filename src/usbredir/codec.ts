@@ -324,7 +324,8 @@ export class UsbredirCodec {
       const dv = new DataView(data.buffer);
       m.caps.forEach((w, i) => dv.setUint32(i * 4, w >>> 0, true));
     } else if (m.type === "filter_filter") data = new TextEncoder().encode(`${m.rules}\0`);
-    const headerLen = this.headerLength;
+    // A hello goes before 64-bit ids can have been agreed: always 32-bit.
+    const headerLen = m.type === "hello" ? 12 : this.headerLength;
     const out = new Uint8Array(headerLen + hl + data.length);
     const dv = new DataView(out.buffer);
     dv.setUint32(0, MSG[m.type], true);

@@ -47,6 +47,8 @@ export interface SessionOptions {
   connectOnHello?: boolean;
   onEvent?: (e: SessionEvent) => void;
   faults?: TransferFaults;
+  /** Every byte in ("from-qemu") and out ("to-qemu"), for captures. */
+  tap?: (dir: "from-qemu" | "to-qemu", bytes: Uint8Array) => void;
 }
 
 interface PendingIn {
@@ -160,6 +162,7 @@ export class UsbredirSession {
 
   private write(b: Uint8Array): void {
     if (this.closedFlag || this.socket.destroyed) return;
+    this.opts.tap?.("to-qemu", b);
     this.socket.write(b);
   }
 
@@ -168,7 +171,9 @@ export class UsbredirSession {
   }
 
   private onData(chunk: Buffer): void {
-    const r = this.codec.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+    const bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
+    this.opts.tap?.("from-qemu", bytes);
+    const r = this.codec.push(bytes);
     for (const m of r.messages) this.handle(m);
     for (const e of r.errors) {
       this.emit({ type: "protocol-error", error: e });
