@@ -7,7 +7,7 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { plugstorm } from "../gen/plugstorm.js";
-import { nicKindInfo, type Machine, type MachineObservation, type NicKind, type NicOpResult } from "../hotplug/index.js";
+import { nicKindInfo, type Machine, type MachineObservation, type NicKind, type NicOpResult, type RemovalVia } from "../hotplug/index.js";
 import { telemetryEventToRecord, type TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
 import { GuestSession } from "./session.js";
 import { GuestState } from "./guest-state.js";
@@ -800,7 +800,7 @@ class StormRun {
       }
       case "remove": {
         if (!this.plugged.has(nic)) return;
-        await this.removeNic(nic);
+        await this.removeNic(nic, step.via);
         return;
       }
       case "hold":
@@ -869,14 +869,15 @@ class StormRun {
     }
   }
 
-  private async removeNic(nic: string): Promise<void> {
+  private async removeNic(nic: string, via?: RemovalVia): Promise<void> {
     // The live view and the schedule may both pull a NIC: only one remove is sent.
     if (this.removing.has(nic)) return;
     this.removing.add(nic);
     try {
       const d = this.spec.deadlines;
       const id = this.nextAction(ActKind.REMOVE_NIC, this.nicFields(nic));
-      const r = await this.machine.removeNic(nic, { deadlineMs: d.removal, signal: this.stop.signal });
+      if (via !== undefined && via !== "host") this.mark("remove-via", `${nic} ${via}`);
+      const r = await this.machine.removeNic(nic, { deadlineMs: d.removal, signal: this.stop.signal, ...(via !== undefined ? { via } : {}) });
       this.result(id, r);
       this.plugged.delete(nic);
       this.cyclesDone++;

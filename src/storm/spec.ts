@@ -3,9 +3,9 @@
 // turns it into a StormSpec, where every field is present and every duration is
 // in nanoseconds, so the runner never guesses.
 
-import type { NicBus, NicKind } from "../hotplug/index.js";
+import type { NicBus, NicKind, RemovalVia } from "../hotplug/index.js";
 
-export type { NicBus, NicKind };
+export type { NicBus, NicKind, RemovalVia };
 
 /** A duration: a number of milliseconds, or a string with a unit ("250us", "10ms", "2s", "1m"). */
 export type DurationInput = number | string;
@@ -134,6 +134,12 @@ export interface SickInput {
   delay?: DistributionInput;
 }
 
+export interface SurpriseInput {
+  probability?: number;
+  /** Default device-disconnect. */
+  via?: "device-disconnect" | "device-close";
+}
+
 export interface ScheduleInput {
   /** Plug/unplug cycles to run (one cycle = one NIC added and removed). */
   cycles?: number;
@@ -152,7 +158,8 @@ export interface ScheduleInput {
 
 export type StepInput =
   | { add: { nic: string; kind: NicKind } }
-  | { remove: { nic: string } | string }
+  /** via: how the NIC leaves (default host = device_del); device-* only for emulated (redir-*) kinds. */
+  | { remove: { nic: string; via?: RemovalVia } | string }
   | { hold: { nic: string; kind: HolderKind; count?: number; for?: DurationInput; holder?: string } }
   | { release: { nic: string; kind: HolderKind; holder?: string } }
   | { traffic: { nic: string; pps?: number } }
@@ -175,6 +182,8 @@ export interface StormInput {
   detach?: ChanceInput;
   unload?: ChanceInput;
   sick?: SickInput;
+  /** Emulated (redir-*) NICs: the share of removals done from the device side (a yanked cable) instead of device_del. */
+  surprise?: SurpriseInput;
   deadlines?: Partial<Record<DeadlinePhase, DurationInput>>;
   model?: ModelProfile;
   stopOnFirstViolation?: boolean;
@@ -214,7 +223,7 @@ export interface HolderSpec {
 
 export type Step =
   | { op: "add"; nic: string; kind: NicKind }
-  | { op: "remove"; nic: string }
+  | { op: "remove"; nic: string; via?: RemovalVia }
   | { op: "hold"; nic: string; kind: HolderKind; count: number; forNs: number; holder: string }
   | { op: "release"; nic: string; kind: HolderKind; holder: string }
   | { op: "traffic"; nic: string; pps: number }
@@ -246,6 +255,8 @@ export interface StormSpec {
   detach: { probability: number };
   unload: { probability: number };
   sick: { probability: number; delay: Distribution };
+  /** Absent: every removal is the host's. */
+  surprise?: { probability: number; via: "device-disconnect" | "device-close" };
   /** Deadlines per phase in ms (what the checker is given). */
   deadlines: Record<DeadlinePhase, number>;
   model: ModelProfile;

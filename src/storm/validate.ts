@@ -271,10 +271,11 @@ function editDistance(a: string, b: string): number {
   return row[b.length]!;
 }
 
-const TOP_KEYS = ["name", "description", "machine", "nics", "schedule", "holders", "traffic", "detach", "unload", "sick", "deadlines", "model", "stopOnFirstViolation"];
+const TOP_KEYS = ["name", "description", "machine", "nics", "schedule", "holders", "traffic", "detach", "unload", "sick", "surprise", "deadlines", "model", "stopOnFirstViolation"];
 const SIM_KEYS = ["type", "bugs"];
 const QEMU_KEYS = ["type", "profile", "kernel", "initrd", "image", "accel", "usbController", "usbPorts", "telemetry", "memoryMb", "bootTimeout"];
 const STEP_OPS = ["add", "remove", "hold", "release", "traffic", "traffic-stop", "detach", "unload", "sick", "sleep", "fault"] as const;
+const REMOVAL_VIAS = ["host", "device-disconnect", "device-close"] as const;
 
 /** Parses and validates YAML storm text; throws ScenarioError with every problem found. */
 export function parseStorm(text: string, file = "<storm>"): StormSpec {
@@ -479,6 +480,17 @@ function readTop(ck: Checker, top: Map<string, N>, root: N): StormSpec | null {
     }
   }
 
+  let surprise: StormSpec["surprise"];
+  if (top.has("surprise")) {
+    const sn = top.get("surprise");
+    const m = ck.map(sn, "surprise", ["probability", "via"], root);
+    const probability = m?.has("probability") ? ck.probability(m.get("probability"), "surprise.probability") ?? 0 : 1;
+    const via = m?.has("via") ? ck.oneOf(m.get("via")!, "surprise.via", ["device-disconnect", "device-close"] as const, sn as N) : "device-disconnect";
+    if (via !== undefined) surprise = { probability, via };
+    if (probability > 0 && !mix.some((x) => x.kind.startsWith("redir-")))
+      ck.fail(sn, "surprise", "only emulated (redir-*) NICs can leave from the device side, and nics.mix has none");
+  }
+
   const deadlines: Record<DeadlinePhase, number> = { ...DEFAULT_DEADLINES_MS };
   if (machine?.type === "qemu") deadlines.guest = machine.bootTimeoutNs / 1e6;
   if (top.has("deadlines")) {
@@ -506,6 +518,7 @@ function readTop(ck: Checker, top: Map<string, N>, root: N): StormSpec | null {
     detach,
     unload,
     sick,
+    ...(surprise !== undefined ? { surprise } : {}),
     deadlines,
     model: modelProfile,
     stopOnFirstViolation: stop,
@@ -637,11 +650,29 @@ function readSteps(ck: Checker, node: N, parent: N, model: ModelProfile): Step[]
         steps.push({ op, nic, kind });
         return;
       }
-      case "remove":
+      case "remove": {
+        if (isMap(v) && v.has("via")) {
+          const a = ck.map(v, p, ["nic", "via"], item as N);
+          const nic = a ? ck.string(ck.required(a, "nic", p, v, "a NIC id"), `${p}.nic`, v) : undefined;
+          const via = a ? ck.oneOf(a.get("via")!, `${p}.via`, REMOVAL_VIAS, v) : undefined;
+          if (!nicKnown(nic, v) || via === undefined) return;
+          if (via !== "host" && !(kinds.get(nic) ?? "").startsWith("redir-")) {
+            ck.fail(a!.get("via")!, `${p}.via`, `NIC "${nic}" is a ${kinds.get(nic)}: only emulated (redir-*) NICs can leave from the device side`);
+            return;
+          }
+          present.delete(nic);
+          steps.push(via === "host" ? { op, nic } : { op, nic, via });
+          return;
+        }
+        const nic = nicOnly();
+        if (!nicKnown(nic, v)) return;
+        present.delete(nic);
+        steps.push({ op, nic });
+        return;
+      }
       case "traffic-stop": {
         const nic = nicOnly();
         if (!nicKnown(nic, v)) return;
-        if (op === "remove") present.delete(nic);
         steps.push({ op, nic });
         return;
       }

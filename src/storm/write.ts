@@ -21,7 +21,7 @@ export function stepToInput(s: Step): StepInput {
     case "add":
       return { add: { nic: s.nic, kind: s.kind } };
     case "remove":
-      return { remove: s.nic };
+      return { remove: s.via === undefined || s.via === "host" ? s.nic : { nic: s.nic, via: s.via } };
     case "hold": {
       const h: { nic: string; kind: typeof s.kind; count?: number; for?: string; holder: string } = { nic: s.nic, kind: s.kind, holder: s.holder };
       if (s.count !== 1) h.count = s.count;

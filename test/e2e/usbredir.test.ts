@@ -7,6 +7,8 @@
 // `flock /tmp/plugstorm-qemu.lock`.
 import test from "ava";
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -14,6 +16,8 @@ import { plugstorm } from "../../src/gen/plugstorm.js";
 import { QemuMachine, type MachineObservation } from "../../src/hotplug/index.js";
 import { linuxGuestImage, linuxGuestProfile } from "../../src/qemu/index.js";
 import { encodeHostCommand, GuestStreamDecoder } from "../../src/telemetry/index.js";
+import { loadStormFile, runStorm } from "../../src/storm/index.js";
+import { parseTrace } from "../../src/trace/index.js";
 
 import Frame = plugstorm.telemetry.v1.Frame;
 import DeviceKind = plugstorm.telemetry.v1.DeviceEvent.Kind;
@@ -118,4 +122,28 @@ test.serial("Linux guest, redir-cdce: cdc_ether attaches our CDC-ECM model (seri
   t.is(seen.decoder.stats.corrupt, 0);
   t.is(seen.decoder.stats.lost, 0);
   t.false(seen.obs.some((o) => o.type === "device" && o.event === "protocol-error"), "no malformed usbredir traffic either way");
+});
+
+// ---------------------------------------------------------------------------
+// Storms through the runner and the checker (linux model) on redir-cdce.
+
+test.serial("storm scripts/storms/redir-cdce-linux.yaml: 20 cycles, 3 in flight, traffic through our device, half the removals from the device side: no verdict, every cycle, both exits in the trace", async (t) => {
+  const { spec, text } = await loadStormFile(join(root, "scripts/storms/redir-cdce-linux.yaml"));
+  const out = mkdtempSync(join(tmpdir(), "plugstorm-redir-"));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  const r = await runStorm(spec, { out, scenarioText: text, reports: false });
+  t.deepEqual(r.verdicts.map((v) => `${v.rule}: ${v.message}`), []);
+  t.is(r.status, "clean");
+  t.is(r.cyclesDone, 20);
+  t.is(r.framesLost, 0);
+  const recs = parseTrace(readFileSync(r.traceFile!), r.traceFile!).records;
+  const marks = recs.flatMap((x) => (x.mark ? [`${x.mark.name} ${x.mark.detail}`] : []));
+  const surprises = marks.filter((m) => m.startsWith("remove-via ")).length;
+  t.true(surprises > 0 && surprises < 20, `${surprises} device-side removals of 20`);
+  t.is(marks.filter((m) => m.startsWith("device:disconnect ")).length, surprises, "each one sent device_disconnect");
+  t.is(marks.filter((m) => m.startsWith("device:connect ")).length, 20, "every add connected");
+  t.false(marks.some((m) => m.startsWith("device:protocol-error")));
+  const attaches = recs.filter((x) => x.guest?.device?.kind === DeviceKind.ATTACH_END && x.guest.device.driver === "cdc_ether");
+  t.is(attaches.length, 20);
+  t.is(recs.filter((x) => x.guest?.device?.kind === DeviceKind.FREE).length, 20);
 });
