@@ -6,4 +6,5 @@ export { DT, configDescriptor, deviceDescriptor, stringDescriptor, parseConfig, 
 export { EthernetWire, linkLocal, parseMac, formatMac } from "./wire.js";
 export { FrameQueue, wireFor, macString, RX_QUEUE_FRAMES, type NicIdentityData } from "./nic.js";
 export { CdcEcmDevice, ECM_EP, ECM_IDS } from "./cdc-ecm.js";
+export { FaultPlan, malformConfig, MALFORMED, type DeviceFault, type FaultEndpoint, type FaultVerdict, type AppliedFault, type MalformedWhat } from "./faults.js";
 export { createDevice, DEVICE_MODELS, type DeviceModelName, type NicDevice } from "./registry.js";

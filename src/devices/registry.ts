@@ -10,6 +10,7 @@ export interface NicDevice extends UsbDeviceModel {
   readonly counters: WireCounters;
   readonly dataPathUp: boolean;
   sendToGuest(frame: Uint8Array): boolean;
+  replaceConfigs(f: (config: Uint8Array) => Uint8Array): void;
   readonly wire: import("./wire.js").EthernetWire;
 }
 

@@ -106,6 +106,11 @@ export abstract class UsbDevice implements UsbDeviceModel {
     return "success";
   }
 
+  /** Replaces the configuration descriptors (a malformed-descriptor fault); before plugging. */
+  replaceConfigs(f: (config: Uint8Array) => Uint8Array): void {
+    this.data = { ...this.data, configs: this.data.configs.map(f) };
+  }
+
   reset(): void {
     this.config = 0;
     this.alts.clear();

@@ -5,6 +5,9 @@
 // and a real one is recorded exactly as it happened.
 
 /** NIC kinds plugstorm knows; see catalog.ts for what each one is. */
+import type { DeviceFault } from "../devices/index.js";
+export type { DeviceFault };
+
 export type NicKind = "usb-net" | "usb-net-rndis" | "redir-cdce" | "pcmcia-ne2000";
 
 export type NicBus = "usb" | "pcmcia";
@@ -15,6 +18,8 @@ export interface AddNicRequest {
   id?: string;
   /** Port (USB) or socket (PCMCIA); default: the next free one. */
   port?: string;
+  /** Emulated (redir-*) kinds only: device-side faults from the moment it is plugged (malformed descriptors, disconnect mid-enumeration, ...). */
+  faults?: DeviceFault[];
 }
 
 /**
@@ -118,6 +123,11 @@ export interface Machine {
   nics(): NicInfo[];
   /** Subscribe to observations; returns the unsubscribe function. */
   observe(observer: MachineObserver): () => void;
+  /**
+   * Arms a device-side fault on a plugged emulated (redir-*) NIC. Absent on
+   * machines without emulated NICs; throws for a NIC that is not emulated.
+   */
+  injectDeviceFault?(nicId: string, fault: DeviceFault): void;
   /** Writes framed bytes to the guest's telemetry channel (host → guest commands). */
   sendTelemetry(bytes: Uint8Array): void;
   /** Stops the machine; idempotent. */

@@ -15,7 +15,7 @@ import {
 } from "../qemu/index.js";
 import { chardevAdd, chardevRemove, QmpCommandError, QmpTimeoutError, type ExecuteOptions, type QmpEvent, type QmpTraffic } from "../qmp/index.js";
 import path from "node:path";
-import { createDevice, type DeviceModelName, type NicDevice } from "../devices/index.js";
+import { createDevice, FaultPlan, malformConfig, type DeviceFault, type DeviceModelName, type NicDevice } from "../devices/index.js";
 import { UsbredirListener, type SessionEvent, type UsbredirSession } from "../usbredir/index.js";
 import { nicKindInfo, qemuKinds, UnsupportedNicError } from "./catalog.js";
 import { MonotonicClock } from "./clock.js";
@@ -50,6 +50,7 @@ export interface QemuMachineOptions extends Omit<QemuOptions, "profile" | "onCon
 /** An emulated NIC: the model, and the usb-redir connection carrying it. */
 interface RedirRecord {
   device: NicDevice;
+  faults: FaultPlan;
   chardev: string;
   listener: UsbredirListener;
   session: UsbredirSession | undefined;
@@ -150,7 +151,11 @@ export class QemuMachine implements Machine {
       throw e;
     }
     const base = { op: "add" as const, nicId: ident.id, kind: req.kind, bus: info.bus, port: port.name, mac: ident.mac };
-    if (info.redir !== undefined) return this.addRedir(req.kind, info.redir.model as DeviceModelName, port, ident, base, opts);
+    if (info.redir !== undefined) return this.addRedir(req.kind, info.redir.model as DeviceModelName, port, ident, base, opts, req.faults ?? []);
+    if (req.faults !== undefined && req.faults.length > 0) {
+      this.ports.release(port.name);
+      throw new UnsupportedNicError(`NIC kind ${req.kind} is QEMU's own device: device-side faults need an emulated kind (redir-*)`);
+    }
     const before = this.clock.now();
     const sent: { id?: string } = {};
     try {
@@ -181,6 +186,13 @@ export class QemuMachine implements Machine {
     return this.redirs.get(nicId)?.device;
   }
 
+  injectDeviceFault(nicId: string, fault: DeviceFault): void {
+    const r = this.redirs.get(nicId);
+    if (r === undefined) throw new UnsupportedNicError(`NIC ${nicId} is not a plugged emulated (redir-*) NIC: device-side faults need one`);
+    r.faults.add(fault);
+    this.emit({ type: "device", tNs: this.clock.now(), nicId, event: "fault-armed", detail: JSON.stringify(fault) });
+  }
+
   /** The usb-redir connection of an emulated NIC, once QEMU has connected. */
   redirSession(nicId: string): UsbredirSession | undefined {
     return this.redirs.get(nicId)?.session;
@@ -193,16 +205,27 @@ export class QemuMachine implements Machine {
     ident: { id: string; serial: string; mac: string },
     base: Omit<NicOpResult, "outcome" | "sentNs">,
     opts: AddNicOptions,
+    plugFaults: readonly DeviceFault[],
   ): Promise<NicOpResult> {
     const device = createDevice(model, { serial: ident.serial, mac: ident.mac });
+    const faults = new FaultPlan();
+    const nicIdForFaults = ident.id;
+    faults.onApplied = (a) => this.emit({ type: "device", tNs: this.clock.now(), nicId: nicIdForFaults, event: "fault", detail: `${a.fault} ${a.endpoint}: ${a.outcome}` });
+    for (const f of plugFaults) {
+      if (f.kind === "malformed") {
+        device.replaceConfigs((c) => malformConfig(c, f.what));
+        this.emit({ type: "device", tNs: this.clock.now(), nicId: ident.id, event: "fault", detail: `malformed configuration descriptor: ${f.what}` });
+      } else faults.add(f);
+    }
     const chardev = `${ident.id}-redir`;
     const sockPath = path.join(this.process.tempDir!, `redir-${ident.id}.sock`);
     const nicId = ident.id;
     const listener = await UsbredirListener.listen(sockPath, device, {
+      faults,
       onEvent: (e) => this.onRedirEvent(nicId, e),
       ...(this.options.redirTap ? { tap: (dir, b) => this.options.redirTap!(nicId, dir, b) } : {}),
     });
-    const rec: RedirRecord = { device, chardev, listener, session: undefined };
+    const rec: RedirRecord = { device, faults, chardev, listener, session: undefined };
     const before = this.clock.now();
     const sent: { id?: string } = {};
     const giveUp = async (outcome: "refused" | "failed", message: string, times: { sentNs: number; replyNs?: number }): Promise<NicOpResult> => {

@@ -621,7 +621,7 @@ class StormRun {
   private laneError: unknown;
   private laneWake: (() => void) | null = null;
 
-  private static readonly LANE_OPS: ReadonlySet<Step["op"]> = new Set(["add", "remove", "hold", "release", "traffic", "traffic-stop", "detach"]);
+  private static readonly LANE_OPS: ReadonlySet<Step["op"]> = new Set(["add", "remove", "hold", "release", "traffic", "traffic-stop", "detach", "device-fault"]);
 
   /** The machine id a step names: its NIC, prefixed when a long-lived machine already used the name ("" for none). */
   private nicOf(step: Step): string {
@@ -784,7 +784,7 @@ class StormRun {
         const id = this.nextAction(ActKind.ADD_NIC, { nicId: nic, nicKind: step.kind, bus: busOf(step.kind) === "usb" ? 1 : 2 });
         this.guest.expect(nic);
         await this.selectConfiguration(nic, step.kind);
-        const r = await this.machine.addNic({ kind: step.kind, id: nic }, { signal: this.stop.signal });
+        const r = await this.machine.addNic({ kind: step.kind, id: nic, ...(step.faults ? { faults: step.faults } : {}) }, { signal: this.stop.signal });
         this.result(id, r);
         if (r.outcome !== "done") return;
         this.plugged.add(nic);
@@ -858,6 +858,16 @@ class StormRun {
       case "sleep":
         await this.sleep(step.ns);
         return;
+      case "device-fault": {
+        if (!this.plugged.has(nic)) return;
+        if (this.machine.injectDeviceFault === undefined) {
+          this.mark("device-fault-unsupported", `${nic}: a ${this.machine.type} machine has no emulated NICs`);
+          return;
+        }
+        // Recorded by the machine as a device observation (fault-armed, then each fault applied).
+        this.machine.injectDeviceFault(nic, step.fault);
+        return;
+      }
       case "fault":
         this.guestCommand(
           ActKind.GUEST_COMMAND,

@@ -3,9 +3,9 @@
 // turns it into a StormSpec, where every field is present and every duration is
 // in nanoseconds, so the runner never guesses.
 
-import type { NicBus, NicKind, RemovalVia } from "../hotplug/index.js";
+import type { DeviceFault, NicBus, NicKind, RemovalVia } from "../hotplug/index.js";
 
-export type { NicBus, NicKind, RemovalVia };
+export type { DeviceFault, NicBus, NicKind, RemovalVia };
 
 /** A duration: a number of milliseconds, or a string with a unit ("250us", "10ms", "2s", "1m"). */
 export type DurationInput = number | string;
@@ -134,6 +134,16 @@ export interface SickInput {
   delay?: DistributionInput;
 }
 
+/** A device-side fault as storm files write it. */
+export interface DeviceFaultInput {
+  fault: "stall" | "status" | "pending" | "late" | "disconnect-after-control" | "malformed";
+  endpoint?: "control" | "bulk-in" | "bulk-out";
+  status?: "ioerror" | "timeout" | "babble";
+  delay?: DurationInput;
+  count?: number;
+  what?: "total-length" | "no-endpoints" | "bad-class";
+}
+
 export interface SurpriseInput {
   probability?: number;
   /** Default device-disconnect. */
@@ -157,7 +167,10 @@ export interface ScheduleInput {
 }
 
 export type StepInput =
-  | { add: { nic: string; kind: NicKind } }
+  /** fault: a device-side fault from the moment of plugging (emulated kinds): malformed descriptors, or disconnect-after-control. */
+  | { add: { nic: string; kind: NicKind; fault?: DeviceFaultInput } }
+  /** A device-side fault on a plugged emulated (redir-*) NIC. */
+  | { "device-fault": { nic: string } & DeviceFaultInput }
   /** via: how the NIC leaves (default host = device_del); device-* only for emulated (redir-*) kinds. */
   | { remove: { nic: string; via?: RemovalVia } | string }
   | { hold: { nic: string; kind: HolderKind; count?: number; for?: DurationInput; holder?: string } }
@@ -222,7 +235,8 @@ export interface HolderSpec {
 }
 
 export type Step =
-  | { op: "add"; nic: string; kind: NicKind }
+  | { op: "add"; nic: string; kind: NicKind; faults?: DeviceFault[] }
+  | { op: "device-fault"; nic: string; fault: DeviceFault }
   | { op: "remove"; nic: string; via?: RemovalVia }
   | { op: "hold"; nic: string; kind: HolderKind; count: number; forNs: number; holder: string }
   | { op: "release"; nic: string; kind: HolderKind; holder: string }

@@ -6,7 +6,7 @@
 
 import type { Duplex } from "node:stream";
 
-import type { ActiveEndpoint, TransferStatus, UsbDeviceModel } from "../devices/index.js";
+import type { ActiveEndpoint, FaultVerdict, TransferStatus, UsbDeviceModel } from "../devices/index.js";
 import { CapSet, EP_TYPE, SPEED, STATUS, STATUS_NAMES, type CapName } from "./proto.js";
 import { UsbredirCodec, UsbredirDecodeError } from "./codec.js";
 import { epIndex, isIn, type BulkPacket, type ControlPacket, type EndpointDesc, type UsbredirMessage } from "./messages.js";
@@ -34,9 +34,10 @@ export type SessionEvent =
 /**
  * A fault hook: consulted before each transfer is answered from the model.
  * "pass" answers normally; a status answers with it; "pending" never answers
- * (until the socket closes); a delay answers normally after ms.
+ * (until the socket closes); a delay answers normally after ms; "disconnect"
+ * leaves from the device side instead of answering.
  */
-export type TransferVerdict = "pass" | "pending" | { status: TransferStatus } | { delayMs: number };
+export type TransferVerdict = FaultVerdict;
 export interface TransferFaults {
   control?(setup: { requestType: number; request: number; value: number; index: number; length: number }, count: number): TransferVerdict;
   bulk?(endpoint: number, length: number): TransferVerdict;
@@ -310,6 +311,10 @@ export class UsbredirSession {
       if (status === "success" && (m.requestType & 0x60) === 0 && (m.request === 9 || m.request === 11)) this.sendInfo();
     };
     if (v === "pending") return;
+    if (v === "disconnect") {
+      this.disconnect();
+      return;
+    }
     if (typeof v === "object" && "delayMs" in v) this.later(v.delayMs, answer);
     else answer();
   }
@@ -317,6 +322,10 @@ export class UsbredirSession {
   private onBulk(m: BulkPacket): void {
     const v = this.opts.faults?.bulk?.(m.endpoint, m.length) ?? "pass";
     if (v === "pending") return;
+    if (v === "disconnect") {
+      this.disconnect();
+      return;
+    }
     if (typeof v === "object" && "status" in v) {
       this.send({ ...m, status: statusCode(v.status), length: 0, data: new Uint8Array(0) });
       return;
