@@ -781,7 +781,12 @@ class StormRun {
     }
     switch (step.op) {
       case "add": {
-        const id = this.nextAction(ActKind.ADD_NIC, { nicId: nic, nicKind: step.kind, bus: busOf(step.kind) === "usb" ? 1 : 2 });
+        const id = this.nextAction(ActKind.ADD_NIC, {
+          nicId: nic,
+          nicKind: step.kind,
+          bus: busOf(step.kind) === "usb" ? 1 : 2,
+          ...(step.faults ? { args: JSON.stringify({ deviceFaults: step.faults }) } : {}),
+        });
         this.guest.expect(nic);
         await this.selectConfiguration(nic, step.kind);
         const r = await this.machine.addNic({ kind: step.kind, id: nic, ...(step.faults ? { faults: step.faults } : {}) }, { signal: this.stop.signal });

@@ -147,3 +147,26 @@ test.serial("storm scripts/storms/redir-cdce-linux.yaml: 20 cycles, 3 in flight,
   t.is(attaches.length, 20);
   t.is(recs.filter((x) => x.guest?.device?.kind === DeviceKind.FREE).length, 20);
 });
+
+test.serial("storm scripts/storms/redir-cdce-faults.yaml: pending, late, stalled and babbling transfers, a disconnect mid-enumeration and a bad class triple: the guest survives each, no verdict, each fault in the trace", async (t) => {
+  const { spec, text } = await loadStormFile(join(root, "scripts/storms/redir-cdce-faults.yaml"));
+  const out = mkdtempSync(join(tmpdir(), "plugstorm-redir-"));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  const r = await runStorm(spec, { out, scenarioText: text, reports: false });
+  t.deepEqual(r.verdicts.map((v) => `${v.rule}: ${v.message}`), []);
+  t.is(r.status, "clean");
+  t.is(r.cyclesDone, 5);
+  const recs = parseTrace(readFileSync(r.traceFile!), r.traceFile!).records;
+  const marks = recs.flatMap((x) => (x.mark?.name === "device:fault" ? [x.mark.detail ?? ""] : []));
+  const has = (re: RegExp): boolean => marks.some((m) => re.test(m));
+  t.true(has(/^a pending bulk-in 0x81: pending$/), marks.join("\n"));
+  t.true(has(/^a late bulk-out 0x02: late 50 ms$/));
+  t.true(has(/^b disconnect-after-control control #3 .*: disconnect$/));
+  t.true(has(/^c malformed configuration descriptor: bad-class$/));
+  t.true(has(/^e stall bulk-out 0x02: stall$/));
+  t.true(has(/^e status bulk-in 0x81: babble$/));
+  // b and c never reached a driver; a, e and g attached and were freed.
+  const attached = recs.filter((x) => x.guest?.device?.kind === DeviceKind.ATTACH_END).map((x) => String(x.guest?.device?.serial ?? ""));
+  t.deepEqual(attached, ["a", "e", "g"]);
+  t.is(recs.filter((x) => x.guest?.device?.kind === DeviceKind.FREE).length, 3);
+});
