@@ -143,6 +143,11 @@ export class CdcEcmDevice extends UsbDevice {
     return "success";
   }
 
+  hasIn(endpoint: number): boolean {
+    if (endpoint === ECM_EP.notify) return this.notifications.length > 0;
+    return endpoint === ECM_EP.bulkIn && this.toGuest.length > 0;
+  }
+
   takeIn(endpoint: number, maxLength: number): Uint8Array | undefined {
     if (endpoint === ECM_EP.notify) {
       const n = this.notifications.shift();

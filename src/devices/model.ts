@@ -79,6 +79,8 @@ export interface UsbDeviceModel {
   bulkOut(endpoint: number, data: Uint8Array): TransferStatus;
   /** Takes what an IN endpoint has ready, at most maxLength bytes; undefined when nothing is. */
   takeIn(endpoint: number, maxLength: number): Uint8Array | undefined;
+  /** Whether an IN endpoint has something to give (without taking it). */
+  hasIn(endpoint: number): boolean;
   /** Called by the model when an IN endpoint gets something to give. */
   onInReady: ((endpoint: number) => void) | undefined;
   /** Bus reset: back to the default state (unconfigured). */

@@ -137,6 +137,7 @@ export abstract class UsbDevice implements UsbDeviceModel {
 
   abstract bulkOut(endpoint: number, data: Uint8Array): TransferStatus;
   abstract takeIn(endpoint: number, maxLength: number): Uint8Array | undefined;
+  abstract hasIn(endpoint: number): boolean;
 
   protected descriptor(type: number, index: number): Uint8Array | undefined {
     switch (type) {

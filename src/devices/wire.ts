@@ -2,13 +2,16 @@
 // ARP and ICMP echo for its IPv4 address, IPv6 neighbour solicitations and
 // ICMPv6 echo for its link-local address, can ping the guest's IPv6
 // link-local address (which a Linux or NetBSD guest has as soon as the
-// interface is up, with no configuration), and counts frames both ways.
+// interface is up, with no configuration), echoes the guest agents' traffic
+// frames (ethertype 0x88b5) back to their sender, and counts frames both ways.
 
 import type { WireCounters } from "./model.js";
 
 const ETH_ARP = 0x0806;
 const ETH_IPV4 = 0x0800;
 const ETH_IPV6 = 0x86dd;
+/** IEEE local experimental ethertype: the guest agents' traffic frames. */
+export const ETH_PLUGSTORM = 0x88b5;
 
 export function parseMac(mac: string): Uint8Array {
   const parts = mac.split(":");
@@ -118,6 +121,14 @@ export class EthernetWire {
     if (type === ETH_ARP) return this.arp(src, p);
     if (type === ETH_IPV4) return this.ip4(src, p);
     if (type === ETH_IPV6) return this.ip6(src, p);
+    if (type === ETH_PLUGSTORM) {
+      // The agents' traffic goes back to its sender, so frames cross the NIC both ways.
+      const echo = frame.slice();
+      echo.set(src, 0);
+      echo.set(this.mac, 6);
+      this.counters.echoReplies++;
+      return [echo];
+    }
     return [];
   }
 

@@ -69,6 +69,8 @@ export class UsbredirSession {
   private readonly socket: Duplex;
   private readonly opts: SessionOptions;
   private readonly pendingIn: PendingIn[] = [];
+  /** IN requests a "pending" fault keeps unanswered until the device goes. */
+  private readonly held: PendingIn[] = [];
   private readonly receiving = new Set<number>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private interruptId = 0n;
@@ -91,7 +93,7 @@ export class UsbredirSession {
         for (const t of this.timers) clearTimeout(t);
         this.timers.clear();
         device.onInReady = undefined;
-        this.emit({ type: "closed", reason, pendingIn: this.pendingIn.length });
+        this.emit({ type: "closed", reason, pendingIn: this.pendingIn.length + this.held.length });
         resolve(reason);
       };
       socket.on("close", () => done("socket closed"));
@@ -112,7 +114,7 @@ export class UsbredirSession {
 
   /** Bulk IN requests QEMU is waiting on. */
   get pendingInCount(): number {
-    return this.pendingIn.length;
+    return this.pendingIn.length + this.held.length;
   }
 
   /** Control requests answered or faulted so far. */
@@ -146,6 +148,7 @@ export class UsbredirSession {
     this.connectedFlag = false;
     this.send({ type: "device_disconnect", id: 0n });
     this.pendingIn.length = 0;
+    this.held.length = 0;
     this.receiving.clear();
     this.device.reset();
     this.emit({ type: "disconnect-sent" });
@@ -207,6 +210,7 @@ export class UsbredirSession {
         return;
       case "reset":
         this.pendingIn.length = 0;
+    this.held.length = 0;
         this.receiving.clear();
         this.device.reset();
         this.emit({ type: "reset" });
@@ -215,6 +219,7 @@ export class UsbredirSession {
         const status = this.device.setConfiguration(m.configuration);
         this.receiving.clear();
         this.pendingIn.length = 0;
+    this.held.length = 0;
         this.send({ type: "configuration_status", id: m.id, status: statusCode(status), configuration: this.device.configuration });
         this.sendInfo();
         this.emit({ type: "configuration", value: m.configuration, status });
@@ -320,6 +325,13 @@ export class UsbredirSession {
   }
 
   private onBulk(m: BulkPacket): void {
+    if (isIn(m.endpoint)) {
+      // An IN request's fault applies when it would complete (pump): the
+      // guest queues its receive requests long before data comes.
+      this.pendingIn.push({ id: m.id, endpoint: m.endpoint, length: m.length, streamId: m.streamId });
+      this.pump(m.endpoint);
+      return;
+    }
     const v = this.opts.faults?.bulk?.(m.endpoint, m.length) ?? "pass";
     if (v === "pending") return;
     if (v === "disconnect") {
@@ -331,13 +343,8 @@ export class UsbredirSession {
       return;
     }
     const run = (): void => {
-      if (isIn(m.endpoint)) {
-        this.pendingIn.push({ id: m.id, endpoint: m.endpoint, length: m.length, streamId: m.streamId });
-        this.pump(m.endpoint);
-      } else {
-        const status = this.device.bulkOut(m.endpoint, m.data);
-        this.send({ ...m, status: statusCode(status), length: status === "success" ? m.data.length : 0, data: new Uint8Array(0) });
-      }
+      const status = this.device.bulkOut(m.endpoint, m.data);
+      this.send({ ...m, status: statusCode(status), length: status === "success" ? m.data.length : 0, data: new Uint8Array(0) });
     };
     if (typeof v === "object" && "delayMs" in v) this.later(v.delayMs, run);
     else run();
@@ -359,10 +366,30 @@ export class UsbredirSession {
       const i = this.pendingIn.findIndex((p) => p.endpoint === endpoint);
       if (i < 0) return;
       const p = this.pendingIn[i]!;
-      const d = this.device.takeIn(endpoint, p.length);
-      if (d === undefined) return;
+      if (!this.device.hasIn(endpoint)) return;
+      const v = this.opts.faults?.bulk?.(endpoint, p.length) ?? "pass";
       this.pendingIn.splice(i, 1);
-      this.send({ type: "bulk_packet", id: p.id, endpoint, status: STATUS.success, length: d.length, streamId: p.streamId, data: d });
+      if (v === "pending") {
+        // Held until the device goes: QEMU (and the guest) keep waiting on it.
+        this.held.push(p);
+        continue;
+      }
+      if (v === "disconnect") {
+        this.disconnect();
+        return;
+      }
+      if (typeof v === "object" && "status" in v) {
+        this.send({ type: "bulk_packet", id: p.id, endpoint, status: statusCode(v.status), length: 0, streamId: p.streamId, data: new Uint8Array(0) });
+        continue;
+      }
+      const d = this.device.takeIn(endpoint, p.length);
+      if (d === undefined) {
+        this.pendingIn.unshift(p);
+        return;
+      }
+      const complete = (): void => this.send({ type: "bulk_packet", id: p.id, endpoint, status: STATUS.success, length: d.length, streamId: p.streamId, data: d });
+      if (typeof v === "object" && "delayMs" in v) this.later(v.delayMs, complete);
+      else complete();
     }
   }
 }

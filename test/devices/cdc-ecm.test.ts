@@ -207,3 +207,21 @@ test("receive queue: frames beyond the ring and frames sent while the data inter
   t.is(d.takeIn(ECM_EP.bulkIn, 59), undefined);
   t.is(d.counters.framesDropped, 4 + RX_QUEUE_FRAMES);
 });
+
+test("wire: the guest agents' traffic frames (ethertype 0x88b5) come back to their sender, so traffic crosses both ways", (t) => {
+  const d = up();
+  const f = new Uint8Array(60);
+  f.fill(0xff, 0, 6);
+  f.set(parseMac(ID.mac), 6);
+  f.set([0x88, 0xb5, 1, 2, 3], 12);
+  d.bulkOut(ECM_EP.bulkOut, f);
+  const r = d.takeIn(ECM_EP.bulkIn, 1600)!;
+  t.deepEqual([...r.subarray(0, 6)], [...parseMac(ID.mac)]);
+  t.deepEqual([...r.subarray(6, 12)], [...d.wire.mac]);
+  t.deepEqual([...r.subarray(12, 17)], [0x88, 0xb5, 1, 2, 3]);
+  // Other unknown ethertypes are only counted.
+  f[13] = 0xb6;
+  d.bulkOut(ECM_EP.bulkOut, f);
+  t.is(d.takeIn(ECM_EP.bulkIn, 1600), undefined);
+  t.is(d.counters.framesFromGuest, 2);
+});

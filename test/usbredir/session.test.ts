@@ -128,7 +128,10 @@ test("faults: control stall, pending bulk IN until close, late control, disconne
   await g.next("alt_setting_status");
   faults.add({ kind: "pending", endpoint: "bulk-in" });
   g.bulk(6n, ECM_EP.bulkIn, 1600);
-  g.session().device.onInReady?.(ECM_EP.bulkIn);
+  for (let i = 0; i < 100 && g.session().pendingInCount === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  // The fault takes effect when the request would complete: a frame for the guest.
+  (g.session().device as CdcEcmDevice).sendToGuest(new Uint8Array(60));
+  t.is(g.session().pendingInCount, 1, "held, not answered");
   faults.add({ kind: "disconnect-after-control", count: 4 });
   g.control(7n, 0x80, 0, 0, 0, 2);
   await g.next("device_disconnect");
