@@ -11,6 +11,7 @@ import { stormCommand, shrinkCommand } from "./storm.js";
 import { checkCommand, traceCommand } from "./trace.js";
 import { imageCommand, modelCommand, qmpCommand, vmCommand } from "./misc.js";
 import { serveCommand } from "./serve.js";
+import { campaignCommand, workerCommand } from "./campaign.js";
 
 type Command = (argv: string[], io: Io) => Promise<number>;
 
@@ -24,6 +25,8 @@ const COMMANDS: Record<string, Command> = {
   qmp: qmpCommand,
   image: imageCommand,
   serve: serveCommand,
+  campaign: campaignCommand,
+  worker: workerCommand,
 };
 
 export async function main(argv: string[], io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
