@@ -23,6 +23,8 @@ export interface DriverSink {
   result(r: JobResult): Promise<boolean>;
   failed(f: FailedJob): Promise<void>;
   running(n: number): void;
+  /** A job went to a worker (the local pool knows; a queue's workers say so in their own logs). */
+  started?(job: CampaignJob): void;
 }
 
 export interface CampaignDriver {
@@ -52,6 +54,9 @@ export interface CampaignOptions {
   /** A signature (first cause) seen for the first time in this campaign. */
   onSignature?: (s: Signature, r: JobResult) => void;
   onFailed?: (f: FailedJob) => void;
+  onJobStarted?: (job: CampaignJob) => void;
+  /** Every finished job (a signature count of 0: clean). */
+  onJobDone?: (r: JobResult) => void;
   /** Say what happens (shrinking ...). */
   onNote?: (text: string) => void;
 }
@@ -92,6 +97,7 @@ export async function runCampaign(spec: CampaignSpec, opts: CampaignOptions): Pr
       if (!fresh) return false;
       failed.delete(r.jobId);
       done++;
+      opts.onJobDone?.(r);
       for (const f of r.findings) {
         if (f.causeId !== null || seen.has(f.signature.id)) continue;
         seen.add(f.signature.id);
@@ -110,6 +116,9 @@ export async function runCampaign(spec: CampaignSpec, opts: CampaignOptions): Pr
     running(n) {
       running = n;
       progress();
+    },
+    started(job) {
+      opts.onJobStarted?.(job);
     },
   };
   const budget = new AbortController();
@@ -196,6 +205,7 @@ export class LocalDriver implements CampaignDriver {
         const job = queue.shift()!;
         running++;
         sink.running(running);
+        sink.started?.(job);
         try {
           for (let attempt = 1; ; attempt++) {
             try {

@@ -37,6 +37,7 @@ options:
   --queue URL        enqueue on Redis (redis://HOST:PORT[/DB], rediss:// for TLS) and
                      collect the results workers report; the password, if any,
                      comes from PLUGSTORM_REDIS_PASSWORD, never the command line
+  --verbose, -v      a line for every job started and finished
   --quiet, -q        print only the output folder
   --json             print the campaign report as JSON on stdout
 
@@ -64,7 +65,7 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "campaign",
     argv,
-    { out: { type: "string" }, resume: { type: "boolean" }, parallelism: { type: "string" }, queue: { type: "string" }, quiet: { type: "boolean", short: "q" }, json: { type: "boolean" } },
+    { out: { type: "string" }, resume: { type: "boolean" }, parallelism: { type: "string" }, queue: { type: "string" }, quiet: { type: "boolean", short: "q" }, json: { type: "boolean" }, verbose: { type: "boolean", short: "v" } },
     { maxPositionals: 1 },
   );
   const file = positionals[0];
@@ -123,6 +124,16 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
   const tty = io.err.isTTY && !quiet;
   let lastLine = 0;
   let live = "";
+  let printed = "";
+  // Off a terminal: the state every 5 s when it changed, also when nothing calls back meanwhile.
+  const ticker = !tty && !quiet ? setInterval(() => {
+    if (live && live !== printed) {
+      printed = live;
+      lastLine = Date.now();
+      io.err.write(`progress: ${live}\n`);
+    }
+  }, 5000) : undefined;
+  ticker?.unref();
   const line = (t: string): void => {
     if (quiet) return;
     io.err.write(tty ? `\r\x1b[2K${t}\n${live}` : `${t}\n`);
@@ -139,13 +150,23 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
         live = campaignProgressText(p);
         if (tty) {
           if (now - lastLine >= 100) io.err.write(`\r\x1b[2K${live.slice(0, (io.err.columns ?? 120) - 1)}`);
-        } else if (now - lastLine < 5000) return;
-        else io.err.write(`progress: ${live}\n`);
+        } else if (now - lastLine < 5000 || live === printed) return;
+        else {
+          printed = live;
+          io.err.write(`progress: ${live}\n`);
+        }
         lastLine = now;
       },
       onSignature: (s, job) => line(`new signature [${s.id}] ${s.title} (job ${job.jobId})`),
       onFailed: (f) => line(`job ${f.jobId} failed after ${f.attempts} attempt${f.attempts === 1 ? "" : "s"}: ${f.error}`),
       onNote: line,
+      ...(values.verbose
+        ? {
+            onJobStarted: (j: { id: string }) => line(`job ${j.id}: started`),
+            onJobDone: (r: { jobId: string; status: string; findings: { causeId: string | null }[] }) =>
+              line(`job ${r.jobId}: ${r.status}${r.findings.length ? ` (${r.findings.filter((f) => f.causeId === null).length} first-cause signatures)` : ""}`),
+          }
+        : {}),
     });
     if (tty) io.err.write("\r\x1b[2K");
     if (values.json) io.out.write(JSON.stringify(r.report) + "\n");
@@ -158,6 +179,7 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
     if (e instanceof StoreError) throw new UsageError(e.message, "campaign");
     throw e;
   } finally {
+    if (ticker) clearInterval(ticker);
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     await closeDriver?.();
