@@ -10,6 +10,7 @@
 import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import { Queue, Worker, type Job } from "bullmq";
+import { Redis } from "ioredis";
 import type { CampaignDriver, DriverEnd, DriverSink } from "./campaign.js";
 import { JobSetupError, type JobResult } from "./job.js";
 import { WorkerPool } from "./pool.js";
@@ -72,14 +73,27 @@ export function campaignKey(spec: CampaignSpec, tracesDir: string): string {
 const POLL_MS = 200;
 const SCAN_MS = 3000;
 
+/**
+ * A client of our own: BullMQ loads ioredis itself only through require(),
+ * which an ES module does not have; and our own client is ours to close.
+ */
+function client(c: RedisConnection): Redis {
+  const r = new Redis({ ...c, lazyConnect: false });
+  // Errors while Redis is away are expected; ioredis reconnects and callers see the outcome of their commands.
+  r.on("error", () => {});
+  return r;
+}
+
 export class QueueDriver implements CampaignDriver {
   private readonly queue: Queue<QueueJobData, JobResult>;
+  private readonly redis: Redis;
 
   constructor(
     readonly connection: RedisConnection,
     private readonly opts: { onNote?: (t: string) => void; pollMs?: number } = {},
   ) {
-    this.queue = new Queue(QUEUE_NAME, { connection });
+    this.redis = client(connection);
+    this.queue = new Queue(QUEUE_NAME, { connection: this.redis });
     // Redis going away is reported by the polling loop; ioredis reconnects by itself.
     this.queue.on("error", () => {});
   }
@@ -179,6 +193,7 @@ export class QueueDriver implements CampaignDriver {
 
   async close(): Promise<void> {
     await this.queue.close();
+    this.redis.disconnect();
   }
 }
 
@@ -210,10 +225,12 @@ export interface QueueWorkerOptions {
 export class QueueWorker {
   private readonly pool: WorkerPool;
   private readonly worker: Worker<QueueJobData, JobResult>;
+  private readonly redis: Redis;
   readonly name = `${hostname()}:${process.pid}`;
 
   constructor(connection: RedisConnection, opts: QueueWorkerOptions) {
     this.pool = new WorkerPool(opts.concurrency);
+    this.redis = client(connection);
     this.worker = new Worker<QueueJobData, JobResult>(
       QUEUE_NAME,
       async (job) => {
@@ -230,7 +247,7 @@ export class QueueWorker {
         }
       },
       {
-        connection,
+        connection: this.redis,
         concurrency: opts.concurrency,
         lockDuration: opts.lockMs ?? 30_000,
         stalledInterval: opts.stalledMs ?? 30_000,
@@ -249,11 +266,13 @@ export class QueueWorker {
   async close(): Promise<void> {
     await this.worker.close();
     await this.pool.stop();
+    this.redis.disconnect();
   }
 
   /** Stops running jobs now (their storms stop their VMs); their locks lapse and other workers take them. */
   async abort(): Promise<void> {
     await this.pool.stop();
     await this.worker.close(true);
+    this.redis.disconnect();
   }
 }

@@ -225,6 +225,7 @@ export async function workerCommand(argv: string[], io: Io): Promise<number> {
     throw e;
   }
   const concurrency = intOption("concurrency", values.concurrency, "worker", 1) ?? defaultParallelism(Array(1024).fill(SIM_JOB_MB)).n;
+  let lastError = "";
   const opts: ConstructorParameters<typeof QueueWorker>[1] = {
     concurrency,
     onJob: (e) => {
@@ -233,7 +234,12 @@ export async function workerCommand(argv: string[], io: Io): Promise<number> {
       else if (e.state === "done") io.err.write(`job ${e.jobId}: ${e.result!.status}${e.result!.findings.length ? ` (${e.result!.findings.length} signature${e.result!.findings.length === 1 ? "" : "s"})` : ""}\n`);
       else io.err.write(`job ${e.jobId}: failed: ${e.error}\n`);
     },
-    onError: (e) => io.err.write(`worker: ${e.message}\n`),
+    // Redis away: one line per new error, not one per reconnect attempt.
+    onError: (e) => {
+      if (e.message === lastError) return;
+      lastError = e.message;
+      io.err.write(`worker: ${e.message}\n`);
+    },
   };
   const lockMs = intOption("lock-ms", values["lock-ms"], "worker", 100);
   const stalledMs = intOption("stalled-ms", values["stalled-ms"], "worker", 100);
