@@ -84,9 +84,22 @@ function client(c: RedisConnection): Redis {
   return r;
 }
 
+/** Where a collected job's time went (the bench's queue latency), from BullMQ's own stamps. */
+export interface QueueJobTimes {
+  /** Added -> a worker took it. */
+  waitMs: number;
+  /** Taken -> finished on the worker. */
+  runMs: number;
+  /** Finished -> collected here (polling). */
+  collectMs: number;
+  /** The result as stored in Redis, bytes. */
+  resultBytes: number;
+}
+
 export class QueueDriver implements CampaignDriver {
   private readonly queue: Queue<QueueJobData, JobResult>;
   private readonly redis: Redis;
+  readonly times: QueueJobTimes[] = [];
 
   constructor(
     readonly connection: RedisConnection,
@@ -165,6 +178,10 @@ export class QueueDriver implements CampaignDriver {
     if (!j) return;
     const state = await job.getState();
     if (state === "completed" && job.returnvalue) {
+      const now = Date.now();
+      const taken = job.processedOn ?? job.timestamp;
+      const finished = job.finishedOn ?? now;
+      this.times.push({ waitMs: taken - job.timestamp, runMs: finished - taken, collectMs: now - finished, resultBytes: Buffer.byteLength(JSON.stringify(job.returnvalue)) });
       await sink.result(job.returnvalue);
     } else if (state === "failed") {
       await sink.failed({ jobId: j.id, storm: j.storm, machine: j.machine, seed: j.seed, attempts: job.attemptsMade, error: job.failedReason || "failed", at: new Date(job.finishedOn ?? Date.now()).toISOString() });

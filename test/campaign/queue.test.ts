@@ -47,7 +47,7 @@ function signatures(r: CampaignReport): string[] {
 test.serial("the same campaign gives the same signatures locally and through the queue with two workers", async (t) => {
   const redis = await startRedis(t);
   const d = tempDir(t);
-  writeFileSync(join(d, "c.yaml"), `name: same\nstorms: [${YANK}]\nmachines:\n  - { name: clean, machine: { type: sim } }\n  - { name: leaky, machine: { type: sim, bugs: [leak-ref] } }\nseeds: 1..3\nshrink: false\n`);
+  writeFileSync(join(d, "c.yaml"), `name: same\nstorms: [${YANK}]\nmachines:\n  - { name: clean, machine: { type: sim } }\n  - { name: leaky, machine: { type: sim, bugs: [leak-ref] } }\nseeds: 1..2\nshrink: false\n`);
   const local = await run(t, ["campaign", join(d, "c.yaml"), "--out", join(d, "local"), "--parallelism", "2", "-q"]);
   t.is(local.code, 1, local.stderr);
   const a = await worker(t, redis);
@@ -56,7 +56,7 @@ test.serial("the same campaign gives the same signatures locally and through the
   t.is(queued.code, 1, queued.stderr);
   const lr = report(join(d, "local"));
   const qr = report(join(d, "queued"));
-  t.is(qr.jobs.finished, 6);
+  t.is(qr.jobs.finished, 4);
   t.true(signatures(lr).length > 0);
   t.deepEqual(signatures(qr), signatures(lr));
   for (const name of Object.keys(qr.workers)) t.true([a.name, b.name].includes(name), name);
@@ -67,7 +67,7 @@ test.serial("the same campaign gives the same signatures locally and through the
 const MEDIUM = `name: medium
 machine: { type: sim }
 nics: { mix: [ { kind: usb-net, count: 4 } ] }
-schedule: { cycles: 4000, maxInFlight: 3, dwell: { uniform: { min: 1ms, max: 8ms } } }
+schedule: { cycles: 2000, maxInFlight: 3, dwell: { uniform: { min: 1ms, max: 8ms } } }
 holders:
   - { kind: ifnet, count: 2, probability: 0.5, hold: { exponential: { mean: 4ms, max: 30ms } } }
 `;
@@ -76,7 +76,7 @@ test.serial("a worker SIGKILLed mid-job: the job completes on another worker, on
   const redis = await startRedis(t);
   const d = tempDir(t);
   writeFileSync(join(d, "medium.yaml"), MEDIUM);
-  writeFileSync(join(d, "c.yaml"), "name: killed\nstorms: [medium.yaml]\nseeds: 1..3\nshrink: false\n");
+  writeFileSync(join(d, "c.yaml"), "name: killed\nstorms: [medium.yaml]\nseeds: 1..2\nshrink: false\n");
   const out = join(d, "out");
   const a = await worker(t, redis);
   const c = start(t, ["campaign", join(d, "c.yaml"), "--out", out, "--queue", redis.url], { env: env(redis), timeoutMs: 110_000 });
@@ -89,13 +89,13 @@ test.serial("a worker SIGKILLed mid-job: the job completes on another worker, on
   const r = await c.done;
   t.is(r.code, 0, r.stderr);
   const all = results(out);
-  t.is(all.length, 3);
-  t.is(new Set(all.map((x) => x.jobId)).size, 3);
+  t.is(all.length, 2);
+  t.is(new Set(all.map((x) => x.jobId)).size, 2);
   const redone = all.find((x) => x.jobId === jobId)!;
   t.is(redone.worker, b.name, "the killed worker's job ran on the other worker");
   t.is(redone.status, "clean");
   const rep = report(out);
-  t.is(rep.jobs.finished, 3);
+  t.is(rep.jobs.finished, 2);
   t.is(rep.failedJobs.length, 0);
   // The dead worker's storm process noticed and stopped.
   await Promise.all(aChildren.map((p) => waitGone(p, 10_000)));
@@ -110,8 +110,8 @@ async function waitGone(pid: number, ms: number): Promise<void> {
 test.serial("Redis restarted mid-campaign: no result lost or counted twice", async (t) => {
   const redis = await startRedis(t);
   const d = tempDir(t);
-  writeFileSync(join(d, "medium.yaml"), MEDIUM.replace("4000", "1500"));
-  writeFileSync(join(d, "c.yaml"), "name: restarted\nstorms: [medium.yaml]\nseeds: 1..6\nshrink: false\n");
+  writeFileSync(join(d, "medium.yaml"), MEDIUM.replace("2000", "600"));
+  writeFileSync(join(d, "c.yaml"), "name: restarted\nstorms: [medium.yaml]\nseeds: 1..4\nshrink: false\n");
   const out = join(d, "out");
   await worker(t, redis);
   await worker(t, redis);
@@ -122,14 +122,14 @@ test.serial("Redis restarted mid-campaign: no result lost or counted twice", asy
   const r = await c.done;
   t.is(r.code, 0, r.stderr);
   const all = results(out);
-  t.is(all.length, 6);
-  t.is(new Set(all.map((x) => x.jobId)).size, 6);
+  t.is(all.length, 4);
+  t.is(new Set(all.map((x) => x.jobId)).size, 4);
   const rep = report(out);
-  t.is(rep.jobs.finished, 6);
-  t.is(rep.jobs.clean, 6);
-  t.is(rep.cycles, 6 * 1500);
+  t.is(rep.jobs.finished, 4);
+  t.is(rep.jobs.clean, 4);
+  t.is(rep.cycles, 4 * 600);
   t.is(rep.failedJobs.length, 0);
-  t.is((r.stderr.match(/: clean/g) ?? []).length, 6, "each job reported once");
+  t.is((r.stderr.match(/: clean/g) ?? []).length, 4, "each job reported once");
 });
 
 test.serial("a job failing on every worker is marked failed after its attempts, through the queue", async (t) => {
