@@ -11,7 +11,7 @@ export function renderCampaignText(r: CampaignReport): string {
   const j = r.jobs;
   const lines = [
     `campaign "${r.name}" (${r.status}): ${j.finished}/${j.total} jobs finished · ${j.clean} clean · ${j.violations} with violations · ${j.failed} failed · ${j.notRun} not run · ${r.cycles} cycles`,
-    `guests: ${r.guests.join(", ")}`,
+    `guests: ${r.guests.join(", ")} · workers: ${Object.entries(r.workers).sort().map(([w, n]) => `${w} (${n} job${n === 1 ? "" : "s"})`).join(", ") || "none"}`,
     `${r.findings.length} signature${r.findings.length === 1 ? "" : "s"}${r.findings.length ? ":" : ""}`,
   ];
   for (const f of r.findings) {

@@ -125,12 +125,16 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
   let lastLine = 0;
   let live = "";
   let printed = "";
-  // Off a terminal: the state every 5 s when it changed, also when nothing calls back meanwhile.
+  let lastP: { p: CampaignProgress; at: number } | null = null;
+  // Off a terminal: the state every 5 s, also when nothing calls back meanwhile (times brought up to now).
   const ticker = !tty && !quiet ? setInterval(() => {
-    if (live && live !== printed) {
-      printed = live;
+    if (!lastP) return;
+    const dt = Date.now() - lastP.at;
+    const text = campaignProgressText({ ...lastP.p, elapsedMs: lastP.p.elapsedMs + dt, etaMs: Math.max(0, lastP.p.etaMs - dt) });
+    if (text !== printed) {
+      printed = text;
       lastLine = Date.now();
-      io.err.write(`progress: ${live}\n`);
+      io.err.write(`progress: ${text}\n`);
     }
   }, 5000) : undefined;
   ticker?.unref();
@@ -147,6 +151,7 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
       onProgress: (p) => {
         if (quiet) return;
         const now = Date.now();
+        lastP = { p, at: now };
         live = campaignProgressText(p);
         if (tty) {
           if (now - lastLine >= 100) io.err.write(`\r\x1b[2K${live.slice(0, (io.err.columns ?? 120) - 1)}`);
