@@ -8,7 +8,7 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, connect } from "node:net";
-import { tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { LocalDriver, loadQueue, parseCampaign, runCampaign, type CampaignDriver, type CampaignSpec, type JobResult } from "../../src/campaign/index.js";
 import { summary, fmt } from "./lib/stats.js";
@@ -87,7 +87,8 @@ export async function run(): Promise<void> {
   const two = await timed(spec, new LocalDriver(2));
   const jps = (x: { ms: number }): number => (spec.jobs.length * 1000) / x.ms;
   console.log(`sim campaign, ${spec.jobs.length} jobs of 400 cycles: 1 worker ${jps(one).toFixed(2)} jobs/s, 2 workers ${jps(two).toFixed(2)} jobs/s`);
-  console.log(`  2 workers / 1 worker: ${(jps(two) / jps(one)).toFixed(2)}x (goal >= 1.7x)`);
+  const [load] = loadavg();
+  console.log(`  2 workers / 1 worker: ${(jps(two) / jps(one)).toFixed(2)}x (goal >= 1.7x)${load! > availableParallelism() ? ` — but the load average is ${load!.toFixed(1)} on ${availableParallelism()} cores: there was no idle core to gain` : ""}`);
 
   // (2) Queue overhead: short jobs, one worker either way.
   const short = await campaign(20, 20);
@@ -99,8 +100,13 @@ export async function run(): Promise<void> {
     const worker = new q.QueueWorker(conn, { concurrency: 1 });
     await worker.ready();
     const driver = new q.QueueDriver(conn);
+    const { Redis } = await import("ioredis");
+    const probe = new Redis({ port: redis.port, host: "127.0.0.1" });
+    const commands = async (): Promise<number> => Number(/total_commands_processed:(\d+)/.exec(await probe.info("stats"))![1]);
     try {
+      const c0 = await commands();
       const queued = await timed(short, driver);
+      const perJob = ((await commands()) - c0) / short.jobs.length;
       const jl = (short.jobs.length * 1000) / local.ms;
       const jq = (short.jobs.length * 1000) / queued.ms;
       console.log(`short sim jobs (20 cycles), 1 worker: local ${jl.toFixed(2)} jobs/s, through BullMQ ${jq.toFixed(2)} jobs/s: queue/local ${(jq / jl).toFixed(2)}x`);
@@ -110,8 +116,9 @@ export async function run(): Promise<void> {
       const job = summary(local.results.map((r) => r.durationMs));
       console.log(`  per queued job: run ${fmt(runMs.p50)} p50 (a local job: ${fmt(job.p50)}), collected ${fmt(collect.p50)} p50 after it finished (polling), queued ${fmt(wait.p50)} p50 before a worker took it (all enqueued at once)`);
       const bytes = summary(driver.times.map((x) => x.resultBytes));
-      console.log(`  result through Redis: ${bytes.p50} bytes p50 (clean job)`);
+      console.log(`  result through Redis: ${bytes.p50} bytes p50 (clean job); Redis commands: ${perJob.toFixed(0)} per job (worker, campaign and polling, over ${(queued.ms / 1000).toFixed(1)} s)`);
     } finally {
+      probe.disconnect();
       await driver.close();
       await worker.close();
     }
