@@ -158,3 +158,17 @@ shrink: false
   t.is(rep.findings.length, 0);
   t.regex(readFileSync(join(out, "junit.xml"), "utf8"), /<error message="[^"]*not found/);
 });
+
+test("the time budget: no job starts after it; the report says so and --resume runs the rest", async (t) => {
+  const d = tempDir(t);
+  writeFileSync(join(d, "short.yaml"), SHORT);
+  writeFileSync(join(d, "c.yaml"), "name: budgeted\nstorms: [short.yaml]\nseeds: 1..3\nbudget: 1ms\nparallelism: 1\nshrink: false\n");
+  const out = join(d, "out");
+  const r = await run(t, ["campaign", join(d, "c.yaml"), "--out", out]);
+  t.is(r.code, 0, r.stderr);
+  const rep = report(out);
+  t.is(rep.status, "budget");
+  t.is(rep.jobs.finished, 1, "the job started before the budget ran out finished");
+  t.is(rep.jobs.notRun, 2);
+  t.regex(readFileSync(join(out, "junit.xml"), "utf8"), /<skipped message="2 jobs not run \(budget\)"/);
+});
