@@ -71,6 +71,8 @@ export function campaignKey(spec: CampaignSpec, tracesDir: string): string {
 }
 
 const POLL_MS = 200;
+/** Jobs on the queue at a time, per campaign. */
+export const DEFAULT_WINDOW = 1000;
 const SCAN_MS = 3000;
 
 /**
@@ -103,7 +105,7 @@ export class QueueDriver implements CampaignDriver {
 
   constructor(
     readonly connection: RedisConnection,
-    private readonly opts: { onNote?: (t: string) => void; pollMs?: number } = {},
+    private readonly opts: { onNote?: (t: string) => void; pollMs?: number; window?: number } = {},
   ) {
     this.redis = client(connection);
     this.queue = new Queue(QUEUE_NAME, { connection: this.redis });
@@ -114,7 +116,11 @@ export class QueueDriver implements CampaignDriver {
   async run(jobs: CampaignJob[], spec: CampaignSpec, tracesDir: string, sink: DriverSink, stop: { signal: AbortSignal; budget: AbortSignal }): Promise<DriverEnd> {
     const key = campaignKey(spec, tracesDir);
     const qid = (j: CampaignJob): string => `${key}.${j.id}`;
-    const outstanding = new Map(jobs.map((j) => [qid(j), j]));
+    // Only a window of jobs is on the queue at a time: Redis memory and the
+    // lost-job scan stay bounded however large the campaign.
+    const pending = [...jobs];
+    const outstanding = new Map<string, CampaignJob>();
+    const window = this.opts.window ?? DEFAULT_WINDOW;
     const add = async (list: CampaignJob[]): Promise<void> => {
       for (let i = 0; i < list.length; i += 500) {
         await this.queue.addBulk(
@@ -126,17 +132,22 @@ export class QueueDriver implements CampaignDriver {
         );
       }
     };
-    await add(jobs);
     let lastScan = Date.now();
     let down = false;
     let drained = false;
     const pollMs = this.opts.pollMs ?? POLL_MS;
-    while (outstanding.size > 0 && !stop.signal.aborted) {
+    while ((outstanding.size > 0 || (pending.length > 0 && !drained)) && !stop.signal.aborted) {
       try {
         if ((stop.budget.aborted || stop.signal.aborted) && !drained) {
           drained = true;
           await this.removeWaiting([...outstanding.keys()], outstanding);
           if (outstanding.size === 0) break;
+        }
+        if (!drained && pending.length > 0 && outstanding.size < window) {
+          const batch = pending.slice(0, window - outstanding.size);
+          await add(batch);
+          pending.splice(0, batch.length);
+          for (const j of batch) outstanding.set(qid(j), j);
         }
         for (const job of (await this.queue.getJobs(["completed", "failed"], 0, 999)) as Job<QueueJobData, JobResult>[]) {
           if (!job?.id || job.name !== key || !outstanding.has(job.id)) continue;

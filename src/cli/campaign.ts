@@ -37,6 +37,8 @@ options:
   --queue URL        enqueue on Redis (redis://HOST:PORT[/DB], rediss:// for TLS) and
                      collect the results workers report; the password, if any,
                      comes from PLUGSTORM_REDIS_PASSWORD, never the command line
+  --window N         with --queue: jobs on the queue at a time (default 1000); more
+                     are added as results come in
   --verbose, -v      a line for every job started and finished
   --quiet, -q        print only the output folder
   --json             print the campaign report as JSON on stdout
@@ -65,7 +67,7 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "campaign",
     argv,
-    { out: { type: "string" }, resume: { type: "boolean" }, parallelism: { type: "string" }, queue: { type: "string" }, quiet: { type: "boolean", short: "q" }, json: { type: "boolean" }, verbose: { type: "boolean", short: "v" } },
+    { out: { type: "string" }, resume: { type: "boolean" }, parallelism: { type: "string" }, queue: { type: "string" }, window: { type: "string" }, quiet: { type: "boolean", short: "q" }, json: { type: "boolean" }, verbose: { type: "boolean", short: "v" } },
     { maxPositionals: 1 },
   );
   const file = positionals[0];
@@ -94,7 +96,8 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
       if (e instanceof QueueUsageError) throw new UsageError(e.message, "campaign");
       throw e;
     }
-    const qd = new QueueDriver(conn, { onNote: say });
+    const window = intOption("window", values.window, "campaign", 1);
+    const qd = new QueueDriver(conn, { onNote: say, ...(window !== undefined ? { window } : {}) });
     driver = qd;
     closeDriver = () => qd.close();
     say(`campaign "${spec.name}": ${spec.jobs.length} jobs on queue ${values.queue} (run "plugstorm worker --queue ${values.queue}" on the hosts)`);
