@@ -6,7 +6,7 @@
 // result size, trace bytes per cycle, queue latency.
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -88,7 +88,20 @@ export async function run(): Promise<void> {
   const jps = (x: { ms: number }): number => (spec.jobs.length * 1000) / x.ms;
   console.log(`sim campaign, ${spec.jobs.length} jobs of 400 cycles: 1 worker ${jps(one).toFixed(2)} jobs/s, 2 workers ${jps(two).toFixed(2)} jobs/s`);
   const [load] = loadavg();
-  console.log(`  2 workers / 1 worker: ${(jps(two) / jps(one)).toFixed(2)}x (goal >= 1.7x)${load! > availableParallelism() ? ` — but the load average is ${load!.toFixed(1)} on ${availableParallelism()} cores: there was no idle core to gain` : ""}`);
+  // With autogroup scheduling the kernel shares the CPU between sessions, not
+  // processes: while other sessions keep the cores busy, a second worker in
+  // ours gets no more CPU, only half of what the first had.
+  let autogroup = false;
+  try {
+    autogroup = readFileSync("/proc/sys/kernel/sched_autogroup_enabled", "utf8").trim() === "1";
+  } catch {
+    // not Linux, or no autogroup
+  }
+  const busy = load! > availableParallelism();
+  console.log(
+    `  2 workers / 1 worker: ${(jps(two) / jps(one)).toFixed(2)}x (goal >= 1.7x)` +
+      (busy ? ` — load average ${load!.toFixed(1)} on ${availableParallelism()} cores${autogroup ? ", CPU shared per session (sched_autogroup)" : ""}: no idle core to gain, the ratio says nothing` : ""),
+  );
 
   // (2) Queue overhead: short jobs, one worker either way.
   const short = await campaign(20, 20);
