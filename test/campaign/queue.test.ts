@@ -156,3 +156,33 @@ test("the Redis password comes from the environment, never the command line", as
   t.is(c.code, 2);
   t.regex(c.stderr, /expects redis:\/\/HOST:PORT/);
 });
+
+test.serial("Ctrl-C on a queued campaign takes its waiting jobs off the queue; --resume puts them back and each runs once", async (t) => {
+  const redis = await startRedis(t);
+  const d = tempDir(t);
+  writeFileSync(join(d, "c.yaml"), `name: paused\nstorms: [${YANK}]\nseeds: 1..3\nshrink: false\n`);
+  const out = join(d, "out");
+  const { Queue } = await import("bullmq");
+  const { Redis } = await import("ioredis");
+  const conn = new Redis({ port: redis.port, host: "127.0.0.1", password: redis.password, maxRetriesPerRequest: null });
+  const queue = new Queue("plugstorm-jobs", { connection: conn });
+  t.teardown(async () => {
+    await queue.close();
+    conn.disconnect();
+  });
+  // No worker yet: the jobs wait on the queue.
+  const c = start(t, ["campaign", join(d, "c.yaml"), "--out", out, "--queue", redis.url], { env: env(redis) });
+  const until = Date.now() + 30_000;
+  while ((await queue.getWaitingCount()) < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  t.is(await queue.getWaitingCount(), 3);
+  c.child.kill("SIGINT");
+  const r = await c.done;
+  t.is(r.code, 130, r.stderr);
+  t.is(await queue.getWaitingCount(), 0, "nothing left for workers to pick up");
+  t.is(report(out).status, "interrupted");
+  await worker(t, redis);
+  const again = await run(t, ["campaign", join(d, "c.yaml"), "--out", out, "--queue", redis.url, "--resume"], { env: env(redis) });
+  t.is(again.code, 0, again.stderr);
+  t.is(results(out).length, 3);
+  t.is(report(out).jobs.finished, 3);
+});
