@@ -186,7 +186,6 @@ test("the default storm runs without a file, in its own runs/ folder", async (t)
 test("qemu-usb-bare.yaml against real QEMU ends with the no-guest-telemetry verdict", async (t) => {
   const dir = tempDir(t);
   const r = await run(t, ["storm", join(ROOT, "scripts/storms/qemu-usb-bare.yaml"), "--out", join(dir, "out"), "--json"], {
-    wrap: ["flock", "/tmp/plugstorm-qemu.lock"],
     timeoutMs: 60_000,
   });
   t.is(r.code, 1, r.stderr);
