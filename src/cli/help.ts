@@ -1,5 +1,7 @@
 // --help texts, one per command.
 
+import { CAMPAIGN_HELP, WORKER_HELP } from "./campaign.js";
+
 export const TOP_HELP = `plugstorm — hot-plug storms against QEMU and simulated guests, checked against a model of correct detach
 
 usage: plugstorm <command> [options]
@@ -14,6 +16,8 @@ commands:
   qmp SOCKET COMMAND [JSON]  send one QMP command to a running machine
   image [linux|netbsd]    build a guest image
   serve TRACE             replay a saved trace in the live web view (a running storm: storm --serve)
+  campaign FILE           run many storms × machines × seeds, locally or through a queue; signatures and reports
+  worker --queue URL      pull campaign jobs from a BullMQ queue on Redis and run them here
 
 Exit codes: 0 clean, 1 violations found, 2 usage or set-up error; 141 (quietly) when
 the reader of the output went away, e.g. "plugstorm model rules | head", as a Unix
@@ -22,6 +26,8 @@ Run "plugstorm <command> --help" for a command's options.
 `;
 
 export const HELP: Record<string, string> = {
+  campaign: CAMPAIGN_HELP,
+  worker: WORKER_HELP,
   storm: `usage: plugstorm storm [FILE] [options]
 
 Runs the storm in FILE (YAML; see scripts/storms/README.md), or without FILE the

@@ -13,6 +13,7 @@ import { checkCommand, traceCommand } from "./trace.js";
 import { imageCommand, modelCommand, qmpCommand, vmCommand } from "./misc.js";
 import { serveCommand } from "./serve.js";
 import { EXIT_BROKEN_PIPE, endQuietlyOnBrokenPipe, outputBroken } from "./pipe.js";
+import { campaignCommand, workerCommand } from "./campaign.js";
 
 type Command = (argv: string[], io: Io) => Promise<number>;
 
@@ -26,6 +27,8 @@ const COMMANDS: Record<string, Command> = {
   qmp: qmpCommand,
   image: imageCommand,
   serve: serveCommand,
+  campaign: campaignCommand,
+  worker: workerCommand,
 };
 
 export async function main(argv: string[], io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {

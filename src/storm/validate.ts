@@ -58,7 +58,8 @@ type N = Node | null | undefined;
 
 const MAX_CYCLES = 10_000_000;
 
-class Checker {
+/** Field-by-field YAML checks that record every problem with its file position (storms here, campaigns in src/campaign). */
+export class Checker {
   readonly issues: ScenarioIssue[] = [];
   constructor(
     private readonly file: string,
@@ -342,6 +343,19 @@ export function parseStorm(text: string, file = "<storm>"): StormSpec {
 export function validateStorm(input: StormInput, name = "<object>"): StormSpec {
   const doc = new Document(input);
   return build(new Checker(name, null), doc.contents as N);
+}
+
+/**
+ * Validates a storm that is one node of a larger YAML document (a campaign's
+ * inline storm): problems carry that document's positions, their paths start
+ * with `prefix`.
+ */
+export function checkStormNode(node: unknown, file: string, lineCounter: LineCounter | null, prefix: string): { spec: StormSpec | null; issues: ScenarioIssue[] } {
+  const ck = new Checker(file, lineCounter);
+  const top = ck.map(node as N, "", TOP_KEYS);
+  const spec = top ? readTop(ck, top, node as N) : null;
+  const issues = ck.issues.map((i) => ({ ...i, path: i.path ? `${prefix}.${i.path}` : prefix }));
+  return { spec: issues.length === 0 ? spec : null, issues };
 }
 
 function build(ck: Checker, root: N): StormSpec {
