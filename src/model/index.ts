@@ -40,3 +40,4 @@ export type {
   Verdict,
 } from "./verdict.js";
 export { rulesMarkdown, automataDot, automataMermaid, PROFILE_NOTES } from "./docs.js";
+export { CascadeTracker, groupCascades, canBeConsequence, type CauseRef, type Cascade, type ThreadActivity } from "./cascade.js";
