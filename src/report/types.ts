@@ -180,6 +180,8 @@ export interface DeviceLane {
   violations: ViolationMark[];
   /** Older detail of this lane was dropped to bound memory; detail starts here. */
   truncatedBeforeNs?: number;
+  /** Order (from 0) of this lane's first violation among the run's violations. */
+  firstViolation?: number;
 }
 
 /** Devices whose detail was dropped to bound memory, grouped by kind. */

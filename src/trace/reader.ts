@@ -5,7 +5,7 @@
 
 import { open } from "node:fs/promises";
 import { plugstorm } from "../gen/plugstorm.js";
-import { chainNext, checkPreamble, findNextEntry, parseEntry, PREAMBLE_BYTES, TraceFormatError } from "./format.js";
+import { chainNext, checkPreamble, findNextEntry, parseEntry, PREAMBLE_BYTES, recordShape, TraceFormatError } from "./format.js";
 
 type TraceHeader = plugstorm.trace.v1.TraceHeader;
 type TraceRecord = plugstorm.trace.v1.Record;
@@ -92,6 +92,20 @@ function decodeRecord(b: Uint8Array, start: number, end: number): TraceRecord | 
   }
 }
 
+/**
+ * True when the entry at pos, not yet whole in buf, already cannot be a
+ * Record: a damaged length claiming megabytes is not read in before it is judged.
+ */
+function notARecord(buf: Uint8Array, pos: number, end: number): boolean {
+  const next = chainNext(buf, pos, end);
+  if (next < 0) return false;
+  let p = pos;
+  while (buf[p]! & 0x80) p++;
+  const msgStart = p + 1;
+  const msgEnd = next - 4;
+  return recordShape(buf, msgStart, msgEnd, end) === "no";
+}
+
 interface OpenRegion {
   offset: number;
   kind: "corrupt" | "truncated";
@@ -144,8 +158,11 @@ class EntryReader {
           }
           this.begin(base + pos, "corrupt", r);
         } else if (e.kind === "short") {
-          if (!eof) return { kind: "more", keep: pos };
-          this.begin(base + pos, "truncated", e.detail);
+          // Judged on the bytes there are, the same in both readers: a damaged
+          // length claiming megabytes is not read in before it is judged.
+          if (notARecord(buf, pos, end)) this.begin(base + pos, "corrupt", "the bytes after the length are not a Record");
+          else if (!eof) return { kind: "more", keep: pos };
+          else this.begin(base + pos, "truncated", e.detail);
         } else {
           this.begin(base + pos, "corrupt", e.detail);
         }
@@ -204,7 +221,11 @@ class EntryReader {
     let lost: number | null = null;
     if (atEof && o.kind === "truncated") lost = 1;
     else if (o.chain === at) lost = o.links;
-    this.damaged.push({ offset: o.offset, bytes: at - o.offset, kind: o.kind, detail: o.detail, atRecord: o.atRecord, recordsLost: lost });
+    // An entry that seemed cut off by the end of the file but has good entries
+    // after it was a damaged length, not a truncation.
+    const kind = !atEof && o.kind === "truncated" ? "corrupt" : o.kind;
+    const detail = kind === o.kind ? o.detail : `length runs past the end of the file (${o.detail})`;
+    this.damaged.push({ offset: o.offset, bytes: at - o.offset, kind, detail, atRecord: o.atRecord, recordsLost: lost });
     this.open = null;
   }
 
