@@ -63,6 +63,18 @@ export function canBeConsequence(rule: string): boolean {
   return r !== undefined && r.liveness && r.side !== "channel";
 }
 
+/**
+ * Joins kept for the most recent names only: a storm of a million cycles
+ * must not grow the tracker (a stale join only makes a verdict its own finding).
+ */
+const MAX_JOINS = 8192;
+
+function remember<K, V>(m: Map<K, V>, k: K, v: V): void {
+  m.delete(k);
+  m.set(k, v);
+  if (m.size > MAX_JOINS) m.delete(m.keys().next().value as K);
+}
+
 export class CascadeTracker {
   private readonly busOfNic = new Map<string, string>();
   private readonly nicOfDevice = new Map<string, string>();
@@ -76,14 +88,14 @@ export class CascadeTracker {
 
   /** A host add: which bus the NIC is on. */
   hostAdd(nicId: string, bus: string): void {
-    this.busOfNic.set(nicId, bus);
+    remember(this.busOfNic, nicId, bus);
   }
 
   /** A guest device event with its thread ("" when the guest did not say). */
   activity(a: ThreadActivity): void {
-    if (a.nicId) {
-      this.nicOfDevice.set(a.device, a.nicId);
-      this.deviceOfNic.set(a.nicId, a.device);
+    if (a.nicId && this.nicOfDevice.get(a.device) !== a.nicId) {
+      remember(this.nicOfDevice, a.device, a.nicId);
+      remember(this.deviceOfNic, a.nicId, a.device);
     }
     const ep = a.thread ? this.blocked.get(a.thread) : undefined;
     if (ep && (a.device !== ep.device || a.kind === "detach-end" || a.kind === "free")) this.blocked.delete(a.thread);
@@ -92,7 +104,7 @@ export class CascadeTracker {
       for (const [t, e] of this.blocked) if (e.device === a.device) this.blocked.delete(t);
     }
     if (!a.thread) return;
-    this.threadOfDevice.set(a.device, a.thread);
+    if (this.threadOfDevice.get(a.device) !== a.thread) remember(this.threadOfDevice, a.device, a.thread);
     const nic = a.nicId || this.nicOfDevice.get(a.device) || "";
     const bus = nic ? this.busOfNic.get(nic) : undefined;
     if (bus) {

@@ -68,7 +68,8 @@ export function damageNote(s: TraceStatus): string {
   const regions = s.damaged.length === 1 ? "1 damaged region" : `${s.damaged.length} damaged regions`;
   const recs = known ? `${n} record${n === 1 ? "" : "s"} lost` : n > 0 ? `at least ${n} records lost` : "an unknown number of records lost";
   const first = s.damaged[0]!;
-  return `${s.bytesSkipped} byte${s.bytesSkipped === 1 ? "" : "s"} not checked in ${regions} (${recs}); first at byte ${first.offset} after record #${first.atRecord - 1}: ${first.kind}, ${first.detail}`;
+  const where = first.atRecord === 0 ? "before the first record" : `after record #${first.atRecord - 1}`;
+  return `${s.bytesSkipped} byte${s.bytesSkipped === 1 ? "" : "s"} not checked in ${regions} (${recs}); first at byte ${first.offset} ${where}: ${first.kind}, ${first.detail}`;
 }
 
 function decodeHeader(b: Uint8Array, where: string): { header: TraceHeader; next: number } {
