@@ -1,6 +1,6 @@
 // The content of docs/ generated from the model, shared by scripts/gen-docs.ts
 // and the test that keeps the committed files current.
-import { rulesMarkdown, automataDot, automataMermaid, PROFILE_NOTES } from "../src/model/index.js";
+import { rulesMarkdown, automataDot, automataMermaid, cutoffsMarkdown, transitionsMarkdown, FREE_SEMANTICS, PROFILE_NOTES } from "../src/model/index.js";
 import type { ProfileName } from "../src/model/index.js";
 
 const PROFILES: readonly ProfileName[] = ["netbsd", "linux"];
@@ -14,7 +14,10 @@ export function modelDocs(): Record<string, string> {
   for (const p of PROFILES) {
     automata += `\n## ${p}\n\n`;
     for (const note of PROFILE_NOTES[p]) automata += `- ${note}\n`;
-    automata += "\n```mermaid\n" + automataMermaid(p).trimEnd() + "\n```\n";
+    automata += `\n**Cut-off points for new references:**\n\n${cutoffsMarkdown(p)}\n`;
+    automata += `\n**FREE:** ${FREE_SEMANTICS[p]}\n\n`;
+    automata += automataMermaid(p).trimEnd() + "\n\n";
+    automata += transitionsMarkdown(p);
     docs[`automata-${p}.dot`] = automataDot(p);
   }
   docs["automata.md"] = automata;

@@ -6,60 +6,27 @@
 // (trace time: host action to the guest frame's arrival).
 //
 // Starts QEMU: run it alone, `flock /tmp/plugstorm-qemu.lock npm run bench -- linux-guest`.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { plugstorm } from "../../src/gen/plugstorm.js";
 import { startVm, type RunResult, type StormInput } from "../../src/storm/index.js";
-import { parseTrace } from "../../src/trace/index.js";
+import { pctMs, verifiedCycles, type Verified } from "./lib/verified.js";
 
 const CYCLES = 24;
 const GOAL = 10;
 // Eight ports, one xhci root hub each, so every row runs on the same VM.
 const LINUX = { type: "qemu", profile: "linux-guest", accel: "auto", telemetry: "virtio-serial", bootTimeout: "60s", usbPorts: 8 } as const;
-const ActKind = plugstorm.trace.v1.HostAction.Kind;
-const DevKind = plugstorm.telemetry.v1.DeviceEvent.Kind;
 
-interface Measured {
+interface Measured extends Verified {
   label: string;
   inFlight: number;
-  verified: number;
-  seconds: number;
-  attachNs: number[];
-  freeNs: number[];
-  violations: number;
 }
 
-/** Verified cycles and latencies, read back from the run's trace. */
 function measure(label: string, inFlight: number, r: RunResult): Measured {
-  const recs = parseTrace(readFileSync(r.traceFile!), r.traceFile!).records;
-  const attachNs: number[] = [];
-  const freeNs: number[] = [];
-  let verified = 0;
-  recs.forEach((x, i) => {
-    const a = x.action;
-    if (a?.kind === ActKind.ADD_NIC) {
-      const att = recs.find((y, j) => j > i && y.guest?.device?.kind === DevKind.ATTACH_END && y.guest.device.serial === a.nicId);
-      if (att) attachNs.push(Number(att.tNs) - Number(x.tNs));
-    }
-    if (a?.kind === ActKind.REMOVE_NIC) {
-      const begin = recs.findIndex((y, j) => j > i && y.guest?.device?.kind === DevKind.DETACH_BEGIN && y.guest.device.serial === a.nicId);
-      if (begin < 0) return;
-      const name = recs[begin]!.guest!.device!.name;
-      const free = recs.find((y, j) => j > begin && y.guest?.device?.kind === DevKind.FREE && y.guest.device.name === name);
-      if (!free) return;
-      verified++;
-      freeNs.push(Number(free.tNs) - Number(x.tNs));
-    }
-  });
-  return { label, inFlight, verified, seconds: r.durationMs / 1000, attachNs, freeNs, violations: r.verdicts.filter((v) => v.failing).length };
+  return { label, inFlight, ...verifiedCycles(r) };
 }
 
-function pct(xs: number[], p: number): string {
-  if (xs.length === 0) return "-";
-  const s = [...xs].sort((a, b) => a - b);
-  return `${(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! / 1e6).toFixed(0)}ms`;
-}
+const pct = pctMs;
 
 export async function run(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "plugstorm-bench-linux-"));

@@ -7,6 +7,7 @@ import type {
   BusName,
   CapabilityName,
   ChannelKind,
+  DetachStepName,
   DevicePhase,
   ExecContext,
   GuestOsName,
@@ -16,6 +17,7 @@ import type {
   ModelEvent,
   ModulePhase,
   ObjectKind,
+  VetoReason,
   VnodePhase,
 } from "../model/index.js";
 
@@ -61,6 +63,10 @@ const CAPABILITY: readonly (CapabilityName | null)[] = [
   "traffic",
   "faults",
   "detach-command",
+  "commit-point",
+  "detach-steps",
+  "vnode-flags",
+  "module-flags",
 ];
 const BUS: readonly BusName[] = ["unknown", "usb", "pcmcia", "pci"];
 const CONTEXT: readonly ExecContext[] = ["unknown", "interrupt", "softint", "thread"];
@@ -74,9 +80,9 @@ const OBJECT: readonly ObjectKind[] = [
   "transfer",
   "module",
   "netdev",
-  "other",
-  "other",
-  "other",
+  "softc-refcnt",
+  "ifaddr",
+  "usb-task",
   "other",
   "other",
   "other",
@@ -92,7 +98,13 @@ const DEVICE_PHASE: readonly (DevicePhase | null)[] = [
   "drain-begin",
   "drain-end",
   "free",
+  "detach-wait",
+  "commit",
+  "detach-reported",
+  "detach-step",
 ];
+const DETACH_STEP: readonly DetachStepName[] = ["unknown", "dying", "stop", "task-wait", "ether-ifdetach", "task-wait-again", "refs-drained"];
+const VETO: readonly VetoReason[] = ["unknown", "dependents", "detach-refused", "not-permitted"];
 const REF: readonly ("acquire" | "release" | "acquire-failed" | null)[] = [null, "acquire", "release", "acquire-failed"];
 const IF_PHASE: readonly (IfPhase | null)[] = [
   null,
@@ -104,6 +116,8 @@ const IF_PHASE: readonly (IfPhase | null)[] = [
   "down",
   "counters",
   "access",
+  "departure",
+  "arrival",
 ];
 const VNODE: readonly (VnodePhase | null)[] = [null, "open", "close", "revoke", "method-call", "deadfs-call"];
 const MODULE: readonly (ModulePhase | null)[] = [null, "load", "unload-begin", "unload-wait", "unload-end"];
@@ -166,6 +180,8 @@ export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
         objectKind: at(OBJECT, d.objectKind, "unknown"),
         instance: d.instance ?? 0,
         ifname: d.ifname ?? "",
+        step: at(DETACH_STEP, d.step, "unknown"),
+        deferred: d.deferred ?? false,
       };
     }
     const ref = g.ref;
@@ -215,13 +231,25 @@ export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
         op: vn.op ?? "",
         error: vn.error ?? 0,
         holder: vn.holder ?? "",
+        tty: vn.tty ?? false,
+        forced: vn.forced ?? false,
       };
     }
     const mod = g.module;
     if (mod) {
       const kind = at(MODULE, mod.kind, null);
       if (kind === null) return { type: "guest-other", t, index };
-      return { type: "module", t, index, kind, name: mod.name ?? "", error: mod.error ?? 0, instances: (mod.instances ?? []).slice() };
+      return {
+        type: "module",
+        t,
+        index,
+        kind,
+        name: mod.name ?? "",
+        error: mod.error ?? 0,
+        instances: (mod.instances ?? []).slice(),
+        builtin: mod.builtin ?? false,
+        vetoReason: at(VETO, mod.vetoReason, "unknown"),
+      };
     }
     const hello = g.hello;
     if (hello) {

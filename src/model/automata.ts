@@ -4,7 +4,7 @@
 // state breaks the rule named in `forbidden` (most specific entry first), else
 // `lifecycle-order`.
 
-import type { ProfileName } from "./rules.js";
+import type { ProfileName, RuleId } from "./rules.js";
 
 export const DEVICE_STATES = [
   "absent",
@@ -31,12 +31,14 @@ export const DEVICE_EVENTS = [
   "detach-end",
   "detach-enoent",
   "free",
+  "detach-wait",
+  "commit",
 ] as const;
 export type DeviceInput = (typeof DEVICE_EVENTS)[number];
 
 export const IF_STATES = ["none", "attached", "deactivated", "detaching", "detached"] as const;
 export type IfState = (typeof IF_STATES)[number];
-export const IF_EVENTS = ["if-attach", "if-deactivate", "if-detach-begin", "if-detach-end", "access"] as const;
+export const IF_EVENTS = ["if-attach", "if-deactivate", "if-detach-begin", "if-detach-end", "access", "departure"] as const;
 export type IfInput = (typeof IF_EVENTS)[number];
 
 export interface Transition<S extends string, E extends string> {
@@ -49,7 +51,7 @@ export interface Transition<S extends string, E extends string> {
 export interface Forbidden<S extends string, E extends string> {
   from: S | "*";
   event: E | "*";
-  rule: string;
+  rule: RuleId;
 }
 
 export interface Automaton<S extends string, E extends string> {
@@ -76,7 +78,6 @@ const commonDevice: readonly DevT[] = [
   { from: "detaching", event: "detach-end", to: "detached", note: "drains done" },
   { from: "detached", event: "detach-begin", to: "detached", note: "loser of a detach race: must return ENOENT" },
   { from: "detached", event: "detach-enoent", to: "detached", note: "already detached" },
-  { from: "detached", event: "free", to: "freed", note: "config_devfree / free_netdev" },
 ];
 
 const commonForbidden: readonly DevF[] = [
@@ -85,6 +86,7 @@ const commonForbidden: readonly DevF[] = [
   { from: "detaching", event: "detach-begin", rule: "single-detach-in-progress" },
   { from: "detached", event: "detach-end", rule: "detach-once" },
   { from: "freed", event: "free", rule: "free-once" },
+  { from: "freed", event: "detach-wait", rule: "no-event-after-free" },
   { from: "freed", event: "*", rule: "no-event-after-free" },
   { from: "*", event: "free", rule: "free-after-drain" },
 ];
@@ -104,6 +106,29 @@ export const NETBSD_DEVICE: Automaton<DeviceState, DeviceInput> = {
     // while an unforced detach (modunload, drvctl) runs is deactivated mid-detach.
     { from: "detaching", event: "deactivate", to: "detaching", note: "card removal interrupt during an unforced detach" },
     { from: "detaching", event: "veto", to: "running", note: "EBUSY without DETACH_FORCE: device stays" },
+    // config_detach_enter sleeps while dv_pending or dv_detaching; the sleeper
+    // later returns ENOENT, or runs the detach itself after a veto.
+    { from: "attaching", event: "detach-wait", to: "attaching", note: "config_detach_enter sleeps while dv_pending" },
+    { from: "detaching", event: "detach-wait", to: "detaching", note: "config_detach_enter sleeps while another lwp detaches" },
+    { from: "detached", event: "detach-wait", to: "detached", note: "sleeper (free deferred by its deviter)" },
+    // Threads report independently: the sleeper's report may come before the winner's DETACH_BEGIN.
+    { from: "running", event: "detach-wait", to: "running", note: "sleeper reported before the winner's DETACH_BEGIN" },
+    { from: "attached", event: "detach-wait", to: "attached", note: "sleeper reported before the winner's DETACH_BEGIN" },
+    { from: "deactivated", event: "detach-wait", to: "deactivated", note: "sleeper reported before the winner's DETACH_BEGIN" },
+    {
+      from: "detaching",
+      event: "commit",
+      to: "detaching",
+      note: "config_detach_commit (dv_detached): CUT-OFF for new device localcount refs",
+    },
+    {
+      from: "detaching",
+      event: "free",
+      to: "freed",
+      note: "FREE: config_devfree inside config_detach, after the localcount drain; DETACH_END(0) follows",
+    },
+    { from: "detached", event: "free", to: "freed", note: "FREE deferred: a device iterator held it (config_alldevs_exit)" },
+    { from: "freed", event: "detach-end", to: "freed", note: "config_detach returns 0 after its own config_devfree (once)" },
   ],
   forbidden: commonForbidden,
 };
@@ -112,7 +137,7 @@ export const LINUX_DEVICE: Automaton<DeviceState, DeviceInput> = {
   name: "linux-device",
   initial: "absent",
   states: DEVICE_STATES.filter((s) => s !== "deactivated"),
-  events: DEVICE_EVENTS.filter((e) => e !== "deactivate"),
+  events: DEVICE_EVENTS.filter((e) => e !== "deactivate" && e !== "detach-wait" && e !== "commit"),
   transitions: [
     ...commonDevice,
     // usbnet_disconnect -> unregister_netdev (netdev_run_todo waits for the
@@ -120,7 +145,13 @@ export const LINUX_DEVICE: Automaton<DeviceState, DeviceInput> = {
     // ends the detach. The checker still requires the interface unregistered,
     // every drain ended and no reference held (free-after-drain,
     // free-with-zero-refs).
-    { from: "detaching", event: "free", to: "freed", note: "free_netdev inside usbnet_disconnect, after unregister_netdev drained" },
+    {
+      from: "detaching",
+      event: "free",
+      to: "freed",
+      note: "FREE: free_netdev inside usbnet_disconnect, after unregister_netdev drained; ends the detach",
+    },
+    { from: "detached", event: "free", to: "freed", note: "FREE: free_netdev" },
   ],
   forbidden: [{ from: "detaching", event: "veto", rule: "forced-detach-no-veto" }, ...commonForbidden],
 };
@@ -130,13 +161,16 @@ type IfT = Transition<IfState, IfInput>;
 const commonIf: readonly IfT[] = [
   { from: "none", event: "if-attach", to: "attached", note: "if_register / register_netdevice" },
   { from: "attached", event: "access", to: "attached" },
-  { from: "attached", event: "if-detach-begin", to: "detaching" },
+  { from: "attached", event: "if-detach-begin", to: "detaching", note: "if_detach (its if_deactivate): CUT-OFF for new psrefs" },
   { from: "detaching", event: "access", to: "detaching", note: "outputs already point at if_null*" },
   { from: "detaching", event: "if-detach-end", to: "detached", note: "psref holders drained" },
 ];
 
 const ifForbidden: readonly Forbidden<IfState, IfInput>[] = [
   { from: "detached", event: "access", rule: "no-ifnet-access-after-if-detach" },
+  // Two if_detach calls on one interface are two detaches doing the work at once (docs/netbsd.md#bug-double-detach).
+  { from: "detaching", event: "if-detach-begin", rule: "single-detach-in-progress" },
+  { from: "detached", event: "if-detach-begin", rule: "single-detach-in-progress" },
 ];
 
 export const NETBSD_IF: Automaton<IfState, IfInput> = {
@@ -146,11 +180,18 @@ export const NETBSD_IF: Automaton<IfState, IfInput> = {
   events: IF_EVENTS,
   transitions: [
     ...commonIf,
-    { from: "attached", event: "if-deactivate", to: "deactivated", note: "if_deactivate" },
+    { from: "attached", event: "if-deactivate", to: "deactivated", note: "if_deactivate: CUT-OFF for new ifnet psrefs (if_get skips it)" },
     { from: "deactivated", event: "access", to: "deactivated", note: "if_null* stubs answer" },
     { from: "deactivated", event: "if-detach-begin", to: "detaching" },
     { from: "deactivated", event: "if-deactivate", to: "deactivated" },
     { from: "detaching", event: "if-deactivate", to: "detaching", note: "card removal interrupt while if_detach drains" },
+    // RTM_IFANNOUNCE IFAN_DEPARTURE goes out inside if_detach: before the
+    // psref drain (7.x), after it (10.x). The agent reads it from the routing
+    // socket, possibly late, and may miss it (full socket buffer).
+    { from: "detaching", event: "departure", to: "detaching", note: "IFAN_DEPARTURE before the drain ends (7.x)" },
+    { from: "detached", event: "departure", to: "detached", note: "IFAN_DEPARTURE after the drain (10.x) or read late" },
+    { from: "deactivated", event: "departure", to: "deactivated", note: "IFAN_DEPARTURE seen before if_detach's begin was" },
+    { from: "attached", event: "departure", to: "attached", note: "IFAN_DEPARTURE from an agent that sees no if_detach" },
   ],
   forbidden: ifForbidden,
 };
@@ -159,7 +200,7 @@ export const LINUX_IF: Automaton<IfState, IfInput> = {
   name: "linux-netdev",
   initial: "none",
   states: IF_STATES.filter((s) => s !== "deactivated"),
-  events: IF_EVENTS.filter((e) => e !== "if-deactivate"),
+  events: IF_EVENTS.filter((e) => e !== "if-deactivate" && e !== "departure"),
   transitions: commonIf,
   forbidden: ifForbidden,
 };
@@ -167,7 +208,7 @@ export const LINUX_IF: Automaton<IfState, IfInput> = {
 /** A compiled automaton: O(1) lookups by (state, event). */
 export class Monitor<S extends string, E extends string> {
   private readonly next = new Map<string, Map<string, S>>();
-  private readonly bad = new Map<string, Map<string, string>>();
+  private readonly bad = new Map<string, Map<string, RuleId>>();
 
   constructor(readonly spec: Automaton<S, E>) {
     for (const t of spec.transitions) {
@@ -188,7 +229,7 @@ export class Monitor<S extends string, E extends string> {
   }
 
   /** The rule an illegal (state, event) breaks. */
-  ruleFor(from: S, event: E): string {
+  ruleFor(from: S, event: E): RuleId {
     return (
       this.bad.get(from)?.get(event) ??
       this.bad.get(from)?.get("*") ??

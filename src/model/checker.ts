@@ -31,7 +31,11 @@ import {
   type VnodeEvent,
 } from "./events.js";
 import { LogHistogram } from "./histogram.js";
-import { RULES, type ProfileName, type Rule, type Severity, type Side } from "./rules.js";
+import { RULES, type ProfileName, type Rule, type RuleId, type Severity, type Side } from "./rules.js";
+import { fmtDur } from "./rules/define.js";
+import { ModuleMonitor, type PendingUnload } from "./rules/modules.js";
+import { linuxCutoff, netbsdCutoff } from "./rules/references.js";
+import { NodeMonitor, nodeOf, type DeviceNodes, type NodeState } from "./rules/vnodes.js";
 import { TimerQueue, type Timer } from "./timers.js";
 import type { CheckResult, DriverLatency, HistoryEntry, RuleReport, Summary, Verdict } from "./verdict.js";
 
@@ -54,18 +58,22 @@ const ENXIO = 6;
 const EBADF = 9;
 
 /** Kinds that must be drained before a detach returns and before the softc is freed. */
-const DRAINED: ReadonlySet<ObjectKind> = new Set<ObjectKind>(["device", "ifnet", "usbnet", "transfer", "netdev", "devsw"]);
-const PSREF_KINDS: ReadonlySet<ObjectKind> = new Set<ObjectKind>(["ifnet", "netdev"]);
+const DRAINED: ReadonlySet<ObjectKind> = new Set<ObjectKind>([
+  "device",
+  "ifnet",
+  "ifaddr",
+  "usbnet",
+  "softc-refcnt",
+  "usb-task",
+  "transfer",
+  "netdev",
+  "devsw",
+]);
+const PSREF_KINDS: ReadonlySet<ObjectKind> = new Set<ObjectKind>(["ifnet", "ifaddr", "netdev"]);
+const DEVICE_KINDS: ReadonlySet<ObjectKind> = new Set<ObjectKind>(["device"]);
+const USB_TASK: ReadonlySet<ObjectKind> = new Set<ObjectKind>(["usb-task"]);
 
 /** deadfs answers (dead_vnops.c); ops not listed are not judged. */
-const DEADFS_ERRNO: Readonly<Record<string, readonly number[]>> = {
-  open: [ENXIO],
-  read: [EIO, 0],
-  write: [EIO],
-  ioctl: [EBADF],
-  close: [0],
-  poll: [0],
-};
 
 interface Nic {
   id: string;
@@ -92,35 +100,38 @@ interface Attempt {
   force: boolean;
   thread: string;
   sawIfDetach: boolean;
+  /** if_detach returned during this attempt. */
+  ifDetached: boolean;
+  /** COMMIT seen (dv_detached): device refs are refused from here on. */
+  committed: boolean;
+  /** The localcount drain began / ended in this attempt. */
+  devDrainBegun: boolean;
+  devDrained: boolean;
+  /** usbnet_detach steps seen (DETACH_STEP). */
+  dying: boolean;
+  stopped: boolean;
+  /** usb-task-waited was judged for this attempt. */
+  tasksJudged: boolean;
 }
 
-/** Open files on one node, counted per holder. */
-type Fds = Map<string, number>;
-
-function addFd(fds: Fds, holder: string): void {
-  fds.set(holder, (fds.get(holder) ?? 0) + 1);
+function newAttempt(t: number, index: number, force: boolean, thread: string): Attempt {
+  return {
+    t,
+    index,
+    force,
+    thread,
+    sawIfDetach: false,
+    ifDetached: false,
+    committed: false,
+    devDrainBegun: false,
+    devDrained: false,
+    dying: false,
+    stopped: false,
+    tasksJudged: false,
+  };
 }
 
-/** Closes one of holder's files; false when it has none open. */
-function takeFd(fds: Fds, holder: string): boolean {
-  const n = fds.get(holder) ?? 0;
-  if (n <= 0) return false;
-  if (n === 1) fds.delete(holder);
-  else fds.set(holder, n - 1);
-  return true;
-}
-
-interface VnodeState {
-  opens: Fds;
-  revoked: boolean;
-}
-
-interface Unload {
-  name: string;
-  event: ModuleEvent;
-  instances: string[];
-  timer: Timer<Payload> | null;
-}
+type Unload = PendingUnload<Timer<Payload>>;
 
 interface Dev {
   name: string;
@@ -135,6 +146,8 @@ interface Dev {
   attempt: Attempt | null;
   /** A later detach racing a successful one (must return ENOENT). */
   loser: Attempt | null;
+  /** Threads sleeping in config_detach_enter (DETACH_WAIT) on this device. */
+  waiters: string[] | null;
   deactivateContext: ExecContext | null;
   ledger: Map<ObjectKind, Map<string, number>>;
   descs: Map<string, string> | null;
@@ -144,12 +157,14 @@ interface Dev {
   ringPos: number;
   detachTimer: Timer<Payload> | null;
   livenessReported: boolean;
-  vnodes: Map<string, VnodeState> | null;
+  vnodes: DeviceNodes | null;
   unload: Unload | null;
 }
 
 interface Tomb {
   name: string;
+  /** Freed inside config_detach (NetBSD): that detach's DETACH_END(0) is still to come. */
+  endPending: boolean;
   removed: boolean;
   ifDetached: boolean;
   instance: number;
@@ -187,9 +202,9 @@ interface ViolationCtx {
 }
 
 const EMPTY: readonly Verdict[] = Object.freeze([]) as readonly Verdict[];
-const RULE_INDEX = new Map<string, number>(RULES.map((r, i) => [r.id, i]));
+const RULE_INDEX = new Map<RuleId, number>(RULES.map((r, i) => [r.id, i]));
 
-function ruleIndex(id: string): number {
+function ruleIndex(id: RuleId): number {
   const i = RULE_INDEX.get(id);
   if (i === undefined) throw new Error(`internal: unknown rule ${id}`);
   return i;
@@ -197,9 +212,7 @@ function ruleIndex(id: string): number {
 
 // Rule indices for the hot path: counting a judged case is an array increment.
 const X_ATTACH_SUCCEEDS = ruleIndex("attach-succeeds");
-const X_CLOSE_ONCE = ruleIndex("close-once");
 const X_COMMANDS_ACKNOWLEDGED = ruleIndex("commands-acknowledged");
-const X_DEADFS_ANSWERS = ruleIndex("deadfs-answers");
 const X_DETACH_AFTER_ATTACH_DONE = ruleIndex("detach-after-attach-done");
 const X_DETACH_COMPLETES = ruleIndex("detach-completes");
 const X_DETACH_DRAINS_REFS = ruleIndex("detach-drains-refs");
@@ -225,7 +238,6 @@ const X_MACHINE_DOES_NOT_CRASH = ruleIndex("machine-does-not-crash");
 const X_NO_EVENT_AFTER_FREE = ruleIndex("no-event-after-free");
 const X_NO_FRAMES_LOST = ruleIndex("no-frames-lost");
 const X_NO_IFNET_ACCESS_AFTER_IF_DETACH = ruleIndex("no-ifnet-access-after-if-detach");
-const X_NO_METHOD_AFTER_REVOKE = ruleIndex("no-method-after-revoke");
 const X_NO_REF_AFTER_DETACH_BEGIN = ruleIndex("no-ref-after-detach-begin");
 const X_NO_SLEEP_IN_INTERRUPT = ruleIndex("no-sleep-in-interrupt");
 const X_PCMCIA_DEACTIVATE_BEFORE_DETACH = ruleIndex("pcmcia-deactivate-before-detach");
@@ -237,6 +249,7 @@ const X_SINGLE_DETACH_IN_PROGRESS = ruleIndex("single-detach-in-progress");
 const X_UNLOAD_COMPLETES = ruleIndex("unload-completes");
 const X_UNLOAD_FREES_INSTANCES = ruleIndex("unload-frees-instances");
 const X_VETO_BEFORE_TEARDOWN = ruleIndex("veto-before-teardown");
+const X_USB_TASK_WAITED = ruleIndex("usb-task-waited");
 
 export class Checker {
   readonly profile: ProfileName;
@@ -263,16 +276,15 @@ export class Checker {
   private readonly tombs = new Map<string, Tomb>();
   private readonly ifTombs = new Map<string, string>();
   private readonly actions = new Map<number, { action: string; nic: Nic | null; nicId: string; event: At }>();
-  private readonly unloads = new Map<string, Unload>();
   private readonly looseLedger = new Map<string, Map<string, number>>();
-  /** Open files on nodes of devices not known (trace began mid-run); an entry goes with its last close or a revoke. */
-  private readonly looseVnodes = new Map<string, Fds>();
-  /**
-   * Files still open on revoked (deadfs) nodes, by path. Kept apart from the
-   * device so they outlive its free; an entry goes with its last close, so
-   * this stays O(open files).
-   */
-  private readonly deadFds = new Map<string, Fds>();
+  private readonly modules: ModuleMonitor<Dev, ViolationCtx, Timer<Payload>>;
+  private readonly nodes = new NodeMonitor<ViolationCtx>({
+    ex: (id) => this.ex(ruleIndex(id)),
+    violate: (id, message, ctx) => {
+      this.violate(id, message, ctx);
+    },
+    observes: (cap) => this.observed.has(cap),
+  });
   private readonly timers = new TimerQueue<Payload>();
   private readonly lat = new Map<string, Lat>();
 
@@ -302,6 +314,8 @@ export class Checker {
   private bySeverity: Record<Severity, number> = { warning: 0, error: 0, fatal: 0 };
   private finished = false;
   private machineSeen = false;
+  /** The guest reports localcount drains (DRAIN device): a free in a detach must follow one. */
+  private seesDeviceDrain = false;
 
   constructor(opts: CheckerOptions) {
     if (opts.profile !== "netbsd" && opts.profile !== "linux")
@@ -317,6 +331,22 @@ export class Checker {
     this.alwaysForced = this.profile === "linux";
     this.inProfile = RULES.map((r) => r.profiles.includes(this.profile));
     this.active = this.computeActive();
+    this.modules = new ModuleMonitor<Dev, ViolationCtx, Timer<Payload>>({
+      ex: (id) => this.ex(ruleIndex(id)),
+      violate: (id, message, ctx) => {
+        this.violate(id, message, ctx);
+      },
+      observes: (cap) => this.observed.has(cap),
+      device: (name) => this.devices.get(name),
+      removedNic: (d) => (d.nic !== null && d.nic.removeEvent !== null ? d.nic.id : ""),
+      removedAfterFree: (name) => this.tombs.get(name)?.removed === true,
+      record: (d, e) => this.ringPush(d, e),
+      holders: (d) => this.holdersOf(d),
+      ctx: (at, dev, holders, tNs) => (tNs === undefined ? { at, dev, holders } : { at, dev, holders, tNs }),
+      arm: (due, u) => this.timers.arm(due, { k: "unload", unload: u }),
+      cancel: (t) => this.timers.cancel(t),
+      unloadNs: this.deadlines.unloadNs,
+    });
   }
 
   // ------------------------------------------------------------------ public
@@ -446,16 +476,16 @@ export class Checker {
     if (this.active[i]) this.checks[i]! += 1;
   }
 
-  private exercise(id: string): void {
+  private exercise(id: RuleId): void {
     this.ex(ruleIndex(id));
   }
 
-  private isActive(id: string): boolean {
+  private isActive(id: RuleId): boolean {
     return this.active[RULE_INDEX.get(id)!]!;
   }
 
   /** Emits a verdict if the rule is judged in this run; returns whether it was emitted. */
-  private violate(id: string, message: string, c: ViolationCtx): boolean {
+  private violate(id: RuleId, message: string, c: ViolationCtx): boolean {
     const i = RULE_INDEX.get(id);
     if (i === undefined) throw new Error(`internal: unknown rule ${id}`);
     if (!this.active[i]) return false;
@@ -523,6 +553,7 @@ export class Checker {
       attachBeginT: e?.t ?? this.now,
       attempt: null,
       loser: null,
+      waiters: null,
       deactivateContext: null,
       ledger: new Map(),
       descs: null,
@@ -610,16 +641,8 @@ export class Checker {
     if (dev.ifname && this.ifnames.get(dev.ifname) === dev) this.ifnames.delete(dev.ifname);
     dev.state = "freed";
     if (!freed) return;
-    // Files still open on a node whose revoke was not reported outlive the
-    // softc: keep them (O(open files)) so a later deadfs answer or close is judged.
-    if (dev.vnodes !== null)
-      for (const [path, vs] of dev.vnodes) {
-        if (vs.revoked || vs.opens.size === 0) continue;
-        let loose = this.looseVnodes.get(path);
-        if (loose === undefined) this.looseVnodes.set(path, (loose = new Map()));
-        for (const [holder, n] of vs.opens) loose.set(holder, (loose.get(holder) ?? 0) + n);
-      }
-    const tomb: Tomb = { name: dev.name, removed: dev.nic?.removeEvent != null, ifDetached: dev.ifState === "detached", instance: dev.instance, nicId: dev.nic?.id ?? "", ifname: dev.ifname, ring: lastOf(dev, TOMB_HISTORY), ringPos: 0 };
+    if (dev.vnodes !== null) this.nodes.deviceFreed(dev.vnodes);
+    const tomb: Tomb = { name: dev.name, endPending: false, removed: dev.nic?.removeEvent != null, ifDetached: dev.ifState === "detached", instance: dev.instance, nicId: dev.nic?.id ?? "", ifname: dev.ifname, ring: lastOf(dev, TOMB_HISTORY), ringPos: 0 };
     this.tombs.delete(dev.name);
     this.tombs.set(dev.name, tomb);
     if (this.tombs.size > this.maxTombs) this.tombs.delete(this.tombs.keys().next().value!);
@@ -682,11 +705,7 @@ export class Checker {
     let dev = this.devices.get(e.name);
     if (dev !== undefined && e.instance !== 0 && dev.instance !== 0 && e.instance !== dev.instance && e.kind !== "attach-begin") {
       const tomb = this.findTomb(e.name, e.instance);
-      if (tomb) {
-        if (e.kind === "free") this.doubleFree(e, tomb);
-        else this.uaf(e, tomb, `${e.kind} of ${e.name}`);
-        return;
-      }
+      if (tomb) return this.onTombDevice(e, tomb);
     }
     if (e.kind === "attach-begin" || (dev === undefined && e.kind === "attach-end")) {
       dev = this.attachBegin(e);
@@ -694,16 +713,16 @@ export class Checker {
     }
     if (dev === undefined) {
       const tomb = this.findTomb(e.name, e.instance);
-      if (tomb) {
-        if (e.kind === "free") this.doubleFree(e, tomb);
-        else this.uaf(e, tomb, `${e.kind} of ${e.name}`);
-        return;
-      }
+      if (tomb) return this.onTombDevice(e, tomb);
       // A device the trace never saw attach (trace began mid-run): adopt it quietly.
       const state: DeviceState =
-        e.kind === "free" ? "detached" : e.kind === "detach-end" || e.kind.startsWith("drain") ? "detaching" : "running";
+        e.kind === "free"
+          ? "detached"
+          : e.kind === "detach-end" || e.kind.startsWith("drain") || e.kind === "commit" || e.kind === "detach-step" || e.kind === "detach-reported"
+            ? "detaching"
+            : "running";
       dev = this.newDev(e.name, e, this.joinNic(e.serial, e.mac), state);
-      if (state === "detaching") dev.attempt = { t: e.t, index: e.index, force: e.force, thread: e.thread, sawIfDetach: false };
+      if (state === "detaching") dev.attempt = newAttempt(e.t, e.index, e.force, e.thread);
     }
     this.ringPush(dev, e);
     if (e.driver && !dev.driver) dev.driver = e.driver;
@@ -727,11 +746,112 @@ export class Checker {
         if (e.context === "interrupt" || e.context === "softint")
           this.violate("no-sleep-in-interrupt", `${dev.name}: ${e.objectKind} reference drain (sleeps) started in ${e.context} context`, { at: e, dev });
         (dev.drains ??= new Map()).set(e.objectKind, e.t);
+        if (e.objectKind === "device") {
+          this.seesDeviceDrain = true;
+          if (dev.attempt) dev.attempt.devDrainBegun = true;
+        } else if (e.objectKind === "usbnet" && dev.attempt) this.judgeTasks(dev, dev.attempt, e, "its unp_refcnt drain began");
         return;
       case "drain-end":
         return this.drainEnd(dev, e);
       case "free":
         return this.free(dev, e);
+      case "detach-wait":
+        return this.detachWait(dev, e);
+      case "commit":
+        if (this.stepDev(dev, "commit", e) && dev.attempt) dev.attempt.committed = true;
+        return;
+      case "detach-reported":
+        return this.detachReported(dev, e);
+      case "detach-step":
+        return this.detachStep(dev, e);
+    }
+  }
+
+  /** A device event naming a freed instance. */
+  private onTombDevice(e: DeviceEvent, tomb: Tomb): void {
+    if (e.kind === "free") return this.doubleFree(e, tomb);
+    if (e.kind === "detach-end" && e.error === 0 && tomb.endPending) {
+      // config_detach returning 0 after its own config_devfree (netbsd.md#devfree).
+      tomb.endPending = false;
+      tomb.ring.push(e);
+      this.ex(X_DETACH_ONCE);
+      this.ex(X_DETACH_DRAINS_REFS);
+      this.ex(X_NO_EVENT_AFTER_FREE);
+      return;
+    }
+    if (e.kind === "detach-end" && e.error === ENOENT)
+      return this.uaf(e, tomb, `a caller sleeping in config_detach_enter on ${e.name}${e.thread ? ` (thread ${e.thread})` : ""} woke and returned ENOENT`);
+    if (e.kind === "detach-wait")
+      return this.uaf(e, tomb, `config_detach entered on ${e.name}${e.thread ? ` by ${e.thread}` : ""} (no deviter reference kept it alive)`);
+    this.uaf(e, tomb, `${e.kind} of ${e.name}`);
+  }
+
+  /** DETACH_WAIT: a caller sleeps in config_detach_enter; it returns ENOENT or, after a veto, runs the detach. */
+  private detachWait(dev: Dev, e: DeviceEvent): void {
+    this.ex(X_SINGLE_DETACH_IN_PROGRESS);
+    this.ex(X_DETACH_IN_THREAD_CONTEXT);
+    if (e.context === "interrupt" || e.context === "softint")
+      this.violate("detach-in-thread-context", `${dev.name}: config_detach called in ${e.context} context`, { at: e, dev });
+    if (!this.stepDev(dev, "detach-wait", e)) return;
+    (dev.waiters ??= []).push(e.thread);
+  }
+
+  /** Removes one sleeper (by thread when known); false when none waits. */
+  private takeWaiter(dev: Dev, thread: string): boolean {
+    const w = dev.waiters;
+    if (w === null || w.length === 0) return false;
+    let i = thread ? w.indexOf(thread) : -1;
+    if (i < 0) {
+      if (thread && w.every((x) => x !== "")) return false;
+      i = thread ? w.indexOf("") : 0;
+    }
+    w.splice(i, 1);
+    if (w.length === 0) dev.waiters = null;
+    return true;
+  }
+
+  /** devmon's "device-detach": sent after the localcount drain (netbsd.md#devmon). */
+  private detachReported(dev: Dev, e: DeviceEvent): void {
+    this.ex(X_DETACH_DRAINS_REFS);
+    const draining = dev.drains?.has("device") === true;
+    if (draining || this.refsHeld(dev, DEVICE_KINDS) > 0) {
+      const h = this.holdersOf(dev, DEVICE_KINDS);
+      this.violate("detach-drains-refs", `${dev.name}: devmon reported device-detach ${draining ? "while the localcount drain runs" : "with device references outstanding"}${h.text ? `: ${h.text}` : ""}`, { at: e, dev, holders: h.ids });
+    }
+  }
+
+  private detachStep(dev: Dev, e: DeviceEvent): void {
+    const a = dev.attempt;
+    if (a === null) return;
+    switch (e.step) {
+      case "dying":
+        a.dying = true;
+        return;
+      case "stop":
+        a.dying = true;
+        a.stopped = true;
+        return;
+      case "refs-drained":
+        this.judgeTasks(dev, a, e, "unp_refcnt drained");
+        return;
+      default:
+        return;
+    }
+  }
+
+  /**
+   * usb-task-waited, judged once per detach at the first point after the
+   * second usb_rem_task_wait: a task still queued there was rescheduled
+   * between the first task wait and if_detach and nobody waited for it
+   * (netbsd.md#bug-task-across-if-detach).
+   */
+  private judgeTasks(dev: Dev, a: Attempt, e: DeviceEvent, where: string): void {
+    if (a.tasksJudged || !a.ifDetached) return;
+    a.tasksJudged = true;
+    this.ex(X_USB_TASK_WAITED);
+    if (this.refsHeld(dev, USB_TASK) > 0) {
+      const h = this.holdersOf(dev, USB_TASK);
+      this.violate("usb-task-waited", `${dev.name}: usbnet_detach reached "${where}" with a usb_task still queued after if_detach (no second usb_rem_task_wait): ${h.text}`, { at: e, dev, holders: h.ids });
     }
   }
 
@@ -769,6 +889,17 @@ export class Checker {
 
   private detachBegin(dev: Dev, e: DeviceEvent): void {
     const force = e.force || this.alwaysForced;
+    // A sleeper that runs the detach itself (the first one was vetoed) stops waiting.
+    if (dev.waiters !== null && e.thread) this.takeWaiter(dev, e.thread);
+    if (dev.state === "detaching" && !this.observed.has("commit-point")) {
+      // An agent without DETACH_WAIT may report DETACH_BEGIN at config_detach's
+      // entry, for the sleeper too: take it as one. Two detaches doing the work
+      // are still caught by their evidence (a second if_detach, a second
+      // success, an event after the free).
+      this.ex(X_SINGLE_DETACH_IN_PROGRESS);
+      (dev.waiters ??= []).push(e.thread);
+      return;
+    }
     this.ex(X_DETACH_IN_THREAD_CONTEXT);
     if (e.context === "interrupt" || e.context === "softint")
       this.violate("detach-in-thread-context", `${dev.name}: config_detach called in ${e.context} context`, { at: e, dev });
@@ -781,7 +912,7 @@ export class Checker {
     }
     this.ex(X_DETACH_AFTER_ATTACH_DONE);
     this.ex(X_SINGLE_DETACH_IN_PROGRESS);
-    const attempt: Attempt = { t: e.t, index: e.index, force, thread: e.thread, sawIfDetach: false };
+    const attempt: Attempt = newAttempt(e.t, e.index, force, e.thread);
     const wasDetached = dev.state === "detached";
     if (!this.stepDev(dev, "detach-begin", e, dev.state === "detaching"
       ? `${dev.name}: a second detach (${force ? "DETACH_FORCE" : "flags 0"}${e.thread ? `, thread ${e.thread}` : ""}) began while the detach from ${dev.attempt?.thread || "another thread"} (record #${dev.attempt?.index ?? "?"}) is in progress`
@@ -804,6 +935,7 @@ export class Checker {
   private detachEnd(dev: Dev, e: DeviceEvent): void {
     this.ex(X_DETACH_ONCE);
     if (e.error === ENOENT) {
+      if ((dev.state === "detaching" || dev.state === "detached") && this.takeWaiter(dev, e.thread)) return;
       if (dev.state === "detached" || dev.loser) {
         dev.loser = null;
         return;
@@ -818,11 +950,11 @@ export class Checker {
         this.violate("lifecycle-order", `${dev.name}: detach returned but no detach began`, { at: e, dev });
       }
       // Without DETACH_PHASES only completions are reported: the begin is implied.
-      dev.attempt = { t: e.t, index: e.index, force: e.force || this.alwaysForced, thread: e.thread, sawIfDetach: false };
+      dev.attempt = newAttempt(e.t, e.index, e.force || this.alwaysForced, e.thread);
       dev.state = "detaching";
     }
     const attempt: Attempt = (dev.loser && dev.state === "detached" ? dev.loser : dev.attempt) ??
-      { t: e.t, index: e.index, force: e.force || this.alwaysForced, thread: e.thread, sawIfDetach: false };
+      newAttempt(e.t, e.index, e.force || this.alwaysForced, e.thread);
     if (e.error !== 0) {
       // A veto.
       this.ex(X_FORCED_DETACH_NO_VETO);
@@ -831,12 +963,13 @@ export class Checker {
         this.violate("forced-detach-no-veto", `${dev.name}: forced detach failed with error ${e.error} (config_detach panics)`, { at: e, dev });
       } else {
         this.ex(X_VETO_BEFORE_TEARDOWN);
-        if (attempt.sawIfDetach)
-          this.violate("veto-before-teardown", `${dev.name}: detach vetoed (error ${e.error}) after if_detach began`, { at: e, dev });
+        if (attempt.sawIfDetach || attempt.committed)
+          // config_detach KASSERTs that a failing ca_detach did not commit (docs/netbsd.md#config-detach).
+          this.violate("veto-before-teardown", `${dev.name}: detach vetoed (error ${e.error}) after ${attempt.sawIfDetach ? "if_detach began" : "config_detach_commit"}`, { at: e, dev });
         else if (dev.state === "detaching" && this.stepDev(dev, "veto", e)) {
           // A veto leaves DVF_ACTIVE as it was: a device deactivated before or
           // during the vetoed detach stays deactivated (config_detach never
-          // calls ca_activate; netbsd.md §1 steps 5-6).
+          // calls ca_activate; docs/netbsd.md#config-detach).
           dev.state = dev.deactivateContext !== null ? "deactivated" : dev.ifState === "none" ? "attached" : "running";
         }
       }
@@ -862,6 +995,7 @@ export class Checker {
       const h = this.holdersOf(dev, DRAINED);
       this.violate("detach-drains-refs", `${dev.name}: detach returned with references outstanding: ${h.text}`, { at: e, dev, holders: h.ids });
     }
+    if (dev.attempt) this.judgeTasks(dev, dev.attempt, e, "config_detach's return");
     if (!this.stepDev(dev, "detach-end", e)) return;
     this.detaches++;
     this.ex(X_DETACH_COMPLETES);
@@ -873,6 +1007,7 @@ export class Checker {
   }
 
   private drainEnd(dev: Dev, e: DeviceEvent): void {
+    if (e.objectKind === "device" && dev.attempt) dev.attempt.devDrained = true;
     const began = dev.drains?.get(e.objectKind);
     if (began !== undefined) {
       dev.drains!.delete(e.objectKind);
@@ -894,10 +1029,13 @@ export class Checker {
     }
     this.ex(X_FREE_AFTER_DRAIN);
     this.ex(X_FREE_ONCE);
+    let endPending = false;
     if (dev.state === "detaching" && dev.attempt !== null && this.devMon.step(dev.state, "free") === "freed") {
-      // The profile frees inside the detach (Linux: free_netdev before
-      // usbnet_disconnect returns): the free is the detach's completion.
+      // The profile frees inside the detach (NetBSD: config_devfree before
+      // config_detach returns; Linux: free_netdev before usbnet_disconnect
+      // returns): the free is the detach's completion.
       this.freeInDetach(dev, e);
+      endPending = this.devMon.step("freed", "detach-end") === "freed";
     } else if (dev.state !== "detached") {
       const rule = this.devMon.ruleFor(dev.state, "free");
       const h = this.holdersOf(dev, DRAINED);
@@ -911,17 +1049,31 @@ export class Checker {
       }
     }
     this.dropDev(dev, true);
+    if (endPending) {
+      const tomb = this.tombs.get(dev.name);
+      if (tomb !== undefined) tomb.endPending = true;
+    }
   }
 
   /** A free that completes a detach still running (the profile's automaton allows detaching -> freed). */
   private freeInDetach(dev: Dev, e: DeviceEvent): void {
+    const a = dev.attempt!;
+    this.judgeTasks(dev, a, e, "the free");
     const ifBusy = dev.ifState === "attached" || dev.ifState === "deactivated" || dev.ifState === "detaching";
     const draining = dev.drains !== null && dev.drains.size > 0 ? [...dev.drains.keys()].join(", ") : "";
-    if (ifBusy || draining) {
+    // After the commit, config_detach drains the localcount before config_devfree:
+    // judged when the guest reports that drain at all (netbsd.md#devfree).
+    const undrained =
+      this.profile === "netbsd" &&
+      !a.devDrained &&
+      (a.devDrainBegun || (a.committed && (this.seesDeviceDrain || this.observed.has("detach-phases"))));
+    if (ifBusy || draining || undrained) {
       const h = this.holdersOf(dev, DRAINED);
       const why = ifBusy
-        ? `interface ${dev.ifname || "?"} is ${dev.ifState} (unregister ${dev.ifState === "detaching" ? "still waiting for its references" : "never called"})`
-        : `the ${draining} drain has not ended`;
+        ? `interface ${dev.ifname || "?"} is ${dev.ifState} (${this.profile === "netbsd" ? "if_detach" : "unregister"} ${dev.ifState === "detaching" ? "still waiting for its references" : "never called"})`
+        : draining
+          ? `the ${draining} drain has not ended`
+          : "config_detach_commit ran but the localcount drain has not";
       this.violate("free-after-drain", `${dev.name}: freed during its detach while ${why}${h.text ? `; still held: ${h.text}` : ""}`, { at: e, dev, holders: h.ids });
     } else {
       this.ex(X_FREE_WITH_ZERO_REFS);
@@ -952,7 +1104,7 @@ export class Checker {
 
   private resolveRefDev(e: RefEvent): { dev: Dev | undefined; name: string } {
     if (e.device) return { dev: this.devices.get(e.device), name: e.device };
-    if (e.objectKind === "ifnet" || e.objectKind === "netdev") {
+    if (e.objectKind === "ifnet" || e.objectKind === "netdev" || e.objectKind === "ifaddr") {
       const d = this.ifnames.get(e.object) ?? this.devices.get(e.object);
       return { dev: d, name: d?.name ?? this.ifTombs.get(e.object) ?? e.object };
     }
@@ -983,10 +1135,9 @@ export class Checker {
       if (e.objectKind === "device" && (e.context === "interrupt" || e.context === "softint")) {
         this.violate("no-sleep-in-interrupt", `${dev.name}: device_lookup_acquire (may sleep) by ${e.holder} in ${e.context} context`, { at: e, dev, holders: [e.holder] });
       } else {
-        const s = dev.state;
-        const ifDying = (e.objectKind === "ifnet" || e.objectKind === "netdev") && (dev.ifState === "deactivated" || dev.ifState === "detaching" || dev.ifState === "detached");
-        if (s === "deactivated" || s === "detaching" || s === "detached" || ifDying)
-          this.violate("no-ref-after-detach-begin", `${dev.name}: ${e.holder}${e.holderDesc ? ` (${e.holderDesc})` : ""} acquired a ${e.objectKind} reference on ${e.object} while ${ifDying && !(s === "deactivated" || s === "detaching" || s === "detached") ? `the interface is ${dev.ifState}` : `the device is ${s}`}`, { at: e, dev, holders: [e.holder] });
+        const past = this.profile === "netbsd" ? netbsdCutoff(dev, e.objectKind) : linuxCutoff(dev, e.objectKind);
+        if (past !== null)
+          this.violate("no-ref-after-detach-begin", `${dev.name}: ${e.holder}${e.holderDesc ? ` (${e.holderDesc})` : ""} acquired a ${e.objectKind} reference on ${e.object} after ${past}`, { at: e, dev, holders: [e.holder] });
       }
       let m = dev.ledger.get(e.objectKind);
       if (m === undefined) dev.ledger.set(e.objectKind, (m = new Map()));
@@ -1042,10 +1193,16 @@ export class Checker {
     if (dev === undefined) {
       const name = e.device || this.ifTombs.get(e.ifname) || "";
       const tomb = name ? this.findTomb(name, 0) : undefined;
+      // Routing-socket announcements are messages the agent reads later, not
+      // touches of the interface: a departure read after the free is normal.
       if (tomb === undefined || e.kind === "counters") return;
+      if (e.kind === "departure" || e.kind === "arrival") {
+        this.ex(X_NO_EVENT_AFTER_FREE);
+        return;
+      }
       const what = `interface ${e.ifname} ${e.kind}${e.accessor ? ` by ${e.accessor}` : ""}`;
       if (tomb.ifDetached && (e.kind === "access" || e.kind === "up" || e.kind === "down") && this.isActive("no-ifnet-access-after-if-detach")) {
-        // The interface lives in the freed softc: this is the if_detach race of netbsd.md §8.2, now touching freed memory.
+        // The interface lives in the freed softc: the if_detach race of netbsd.md#bug-task-across-if-detach, now touching freed memory.
         this.ex(X_NO_IFNET_ACCESS_AFTER_IF_DETACH);
         this.violate("no-ifnet-access-after-if-detach", `${what} after if_detach returned and ${tomb.name} was freed (use after free)`, {
           at: e,
@@ -1074,7 +1231,10 @@ export class Checker {
         if (e.context === "interrupt" || e.context === "softint")
           this.violate("no-sleep-in-interrupt", `${dev.name}: if_detach of ${e.ifname} (sleeps) called in ${e.context} context`, { at: e, dev });
         if (dev.attempt) dev.attempt.sawIfDetach = true;
-        this.stepIf(dev, "if-detach-begin", e);
+        if (dev.ifState === "detaching" || dev.ifState === "detached") this.ex(X_SINGLE_DETACH_IN_PROGRESS);
+        this.stepIf(dev, "if-detach-begin", e, dev.ifState === "detaching" || dev.ifState === "detached"
+          ? `${dev.name}: if_detach of ${e.ifname} called a second time while the first ${dev.ifState === "detaching" ? "still runs" : "already returned"} (two detaches doing the work)`
+          : undefined);
         return;
       case "detach-end": {
         this.ex(X_IF_DETACH_WAITS_FOR_PSREFS);
@@ -1083,8 +1243,15 @@ export class Checker {
           this.violate("if-detach-waits-for-psrefs", `${dev.name}: if_detach of ${e.ifname} returned with psrefs held: ${h.text}`, { at: e, dev, holders: h.ids });
         }
         this.stepIf(dev, "if-detach-end", e);
+        if (dev.attempt) dev.attempt.ifDetached = true;
         return;
       }
+      case "departure":
+      case "arrival":
+        // IFAN_DEPARTURE is sent from inside if_detach, before (7.x) or after
+        // (10.x) its psref drain, and may be dropped: it proves nothing about
+        // the drain or the detach (netbsd.md#routing-socket).
+        return;
       case "up":
       case "down":
       case "access":
@@ -1098,9 +1265,10 @@ export class Checker {
 
   // ------------------------------------------------------------------ vnodes
 
+  /** Resolves the device a vnode event names; the node rules (rules/vnodes.ts) judge it. */
   private onVnode(e: VnodeEvent): void {
     const dev = e.device ? this.devices.get(e.device) : undefined;
-    let vs: VnodeState | undefined;
+    let vs: NodeState | undefined;
     if (dev === undefined) {
       const tomb = e.device ? this.findTomb(e.device, 0) : undefined;
       if (tomb && e.kind === "method-call") {
@@ -1109,153 +1277,15 @@ export class Checker {
       }
     } else {
       this.ringPush(dev, e);
-      dev.vnodes ??= new Map();
-      vs = dev.vnodes.get(e.path);
-      if (vs === undefined) dev.vnodes.set(e.path, (vs = { opens: new Map(), revoked: false }));
+      vs = nodeOf((dev.vnodes ??= new Map()), e.path);
     }
-    const ctx: ViolationCtx = { at: e, dev: dev ?? null, device: e.device, holders: e.holder ? [e.holder] : [] };
-    switch (e.kind) {
-      case "open": {
-        // A failed open made no file: refused by device_lookup_acquire,
-        // d_open or deadfs (ENXIO), so it is neither a reference nor a call
-        // that reached the driver after revoke.
-        if (e.error !== 0) return;
-        this.ex(X_NO_METHOD_AFTER_REVOKE);
-        if (vs === undefined) {
-          let loose = this.looseVnodes.get(e.path);
-          if (loose === undefined) this.looseVnodes.set(e.path, (loose = new Map()));
-          addFd(loose, e.holder);
-          return;
-        }
-        if (vs.revoked) {
-          this.violate("no-method-after-revoke", `open of ${e.path} reached the driver after revoke`, ctx);
-          return;
-        }
-        addFd(vs.opens, e.holder);
-        return;
-      }
-      case "close": {
-        if (vs !== undefined && !vs.revoked && takeFd(vs.opens, e.holder)) {
-          this.ex(X_CLOSE_ONCE);
-          return;
-        }
-        // A file left on deadfs by a revoke closes with 0 at any later time,
-        // also after the device was freed (netbsd.md §2).
-        const dead = this.deadFds.get(e.path);
-        if (dead !== undefined && takeFd(dead, e.holder)) {
-          if (dead.size === 0) this.deadFds.delete(e.path);
-          this.ex(X_CLOSE_ONCE);
-          return;
-        }
-        if (vs !== undefined) {
-          this.ex(X_CLOSE_ONCE);
-          this.violate("close-once", `${e.path} closed by ${e.holder || "?"} which has it not open (closed twice?)`, ctx);
-          return;
-        }
-        const loose = this.looseVnodes.get(e.path);
-        if (loose !== undefined && takeFd(loose, e.holder)) {
-          if (loose.size === 0) this.looseVnodes.delete(e.path);
-          this.ex(X_CLOSE_ONCE);
-        }
-        // Otherwise a file opened before the trace began or on a device not known: not judged.
-        return;
-      }
-      case "revoke":
-        if (vs !== undefined) this.revokeNode(e.path, vs);
-        else this.revokeLoose(e.path);
-        return;
-      case "method-call":
-        this.ex(X_NO_METHOD_AFTER_REVOKE);
-        if (vs?.revoked) this.violate("no-method-after-revoke", `driver method ${e.op || "?"} called on ${e.path} after revoke`, ctx);
-        return;
-      case "deadfs-call": {
-        // A deadfs answer proves the node was revoked, also when the revoke itself was not seen.
-        if (e.op !== "open") {
-          if (vs !== undefined) {
-            if (!vs.revoked) this.revokeNode(e.path, vs);
-          } else this.revokeLoose(e.path);
-        }
-        const ok = DEADFS_ERRNO[e.op];
-        if (ok === undefined) return;
-        this.ex(X_DEADFS_ANSWERS);
-        if (!ok.includes(e.error))
-          this.violate("deadfs-answers", `deadfs answered ${e.op} on ${e.path} with error ${e.error}, expected ${ok[0]}`, ctx);
-        return;
-      }
-    }
-  }
-
-  /** VOP_REVOKE: the node's open files stay open on deadfs, beyond the device's free, until closed. */
-  private revokeNode(path: string, vs: VnodeState): void {
-    vs.revoked = true;
-    this.moveToDead(path, vs.opens);
-    vs.opens.clear();
-  }
-
-  private revokeLoose(path: string): void {
-    const loose = this.looseVnodes.get(path);
-    if (loose === undefined) return;
-    this.looseVnodes.delete(path);
-    this.moveToDead(path, loose);
-  }
-
-  private moveToDead(path: string, fds: Fds): void {
-    if (fds.size === 0) return;
-    let dead = this.deadFds.get(path);
-    if (dead === undefined) this.deadFds.set(path, (dead = new Map()));
-    for (const [holder, n] of fds) dead.set(holder, (dead.get(holder) ?? 0) + n);
+    this.nodes.on(e, vs, { at: e, dev: dev ?? null, device: e.device, holders: e.holder ? [e.holder] : [] });
   }
 
   // ------------------------------------------------------------------ modules
 
   private onModule(e: ModuleEvent): void {
-    switch (e.kind) {
-      case "load":
-      case "unload-wait":
-        return;
-      case "unload-begin": {
-        this.ex(X_NO_SLEEP_IN_INTERRUPT);
-        let instances = e.instances;
-        if (instances.length === 0) {
-          const driver = e.name.replace(/^if_/, "");
-          instances = [...this.devices.values()].filter((d) => d.driver === driver).map((d) => d.name);
-        }
-        const u: Unload = { name: e.name, event: e, instances, timer: null };
-        u.timer = this.timers.arm(e.t + this.deadlines.unloadNs, { k: "unload", unload: u });
-        const prev = this.unloads.get(e.name);
-        if (prev) this.timers.cancel(prev.timer);
-        this.unloads.set(e.name, u);
-        for (const n of instances) {
-          const d = this.devices.get(n);
-          if (d) {
-            d.unload = u;
-            this.ringPush(d, e);
-          }
-        }
-        return;
-      }
-      case "unload-end": {
-        const u = this.unloads.get(e.name);
-        if (u === undefined) return;
-        this.unloads.delete(e.name);
-        this.timers.cancel(u.timer);
-        this.ex(X_UNLOAD_COMPLETES);
-        if (u.instances.some((n) => this.devices.get(n)?.nic?.removeEvent || this.tombs.get(n)?.removed)) this.ex(X_SICK_CASE_COMPLETES);
-        this.ex(X_UNLOAD_FREES_INSTANCES);
-        const freeSeen = this.observed.has("free");
-        for (const n of u.instances) {
-          const d = this.devices.get(n);
-          if (d === undefined || d.unload !== u) continue;
-          d.unload = null;
-          this.ringPush(d, e);
-          if (e.error === 0 && (freeSeen || d.state !== "detached")) {
-            const h = this.holdersOf(d);
-            this.violate("unload-frees-instances", `module ${e.name} unloaded while its instance ${d.name} is ${d.state}${h.text ? `; held: ${h.text}` : ""}`, { at: e, dev: d, holders: h.ids });
-          }
-        }
-        return;
-      }
-    }
+    this.modules.on(e);
   }
 
   // ------------------------------------------------------------------ host side
@@ -1568,17 +1598,9 @@ export class Checker {
         return;
       }
       case "unload": {
-        const u = p.unload;
         if (!this.guestJudgeable(tm)) return;
-        u.timer = null;
-        if (this.unloads.get(u.name) !== u) return;
-        const racing = u.instances.map((n) => this.devices.get(n)).find((d) => d && d.nic && d.nic.removeEvent);
-        const rule = racing ? "sick-case-completes" : "unload-completes";
-        if (racing?.livenessReported) return;
-        this.exercise(rule);
-        const h = racing ? this.holdersOf(racing) : { ids: [], text: "" };
-        this.violate(rule, `module ${u.name} unload did not return within ${fmtDur(this.deadlines.unloadNs)}${racing ? ` while ${racing.name} (${racing.nic!.id}) was removed` : ""}${h.text ? `; held: ${h.text}` : ""}`, { at: u.event, dev: racing ?? null, holders: h.ids, tNs: tm.due });
-        if (racing) racing.livenessReported = true;
+        p.unload.timer = null;
+        this.modules.deadline(p.unload, tm.due);
         return;
       }
     }
@@ -1688,11 +1710,6 @@ function isModelEvent(x: At): x is ModelEvent {
   return typeof (x as { type?: unknown }).type === "string";
 }
 
-function fmtDur(ns: number): string {
-  if (ns >= 1e9) return `${+(ns / 1e9).toFixed(3)} s`;
-  if (ns >= 1e6) return `${+(ns / 1e6).toFixed(3)} ms`;
-  return `${ns} ns`;
-}
 
 /** Convenience: checks a whole event sequence. */
 export function checkEvents(events: Iterable<ModelEvent>, opts: CheckerOptions, endTNs?: number): CheckResult {

@@ -9,8 +9,9 @@ import { BUG_RULES, RULES, type ProfileName } from "./rules.js";
 export const PROFILE_NOTES: Record<ProfileName, readonly string[]> = {
   netbsd: [
     "USB unplug: hub status change -> usb_event_thread -> uhub_explore -> usb_disconnect_port -> config_detach(DETACH_FORCE); no deactivate phase.",
-    "usbnet_detach order: dying -> stop -> ether_ifdetach -> if_detach (waits for psref holders) -> unp_refcnt drain -> free private state; never vetoes.",
-    "config_detach then drains device_lookup_acquire references (localcount) and only then frees the softc (maybe deferred).",
+    "A second config_detach caller sleeps in config_detach_enter (DETACH_WAIT) and then returns ENOENT; only the caller that runs ca_detach reports DETACH_BEGIN.",
+    "usbnet_detach order: dying -> stop -> task wait -> ether_ifdetach -> if_detach (waits for psref holders; the routing-socket departure before or after that drain) -> task wait again -> unp_refcnt drain -> free private state; never vetoes.",
+    "config_detach then commits (dv_detached), drains device_lookup_acquire references (localcount), reports device-detach to devmon, and frees the softc (config_devfree) before it returns 0: FREE comes before DETACH_END(0), or after it when a device iterator defers it.",
     "PCMCIA removal: card-detect interrupt -> config_deactivate (DVACT_DEACTIVATE at splhigh, if_deactivate) -> event thread -> config_detach(DETACH_FORCE).",
     "drvctl -d and module unload detach with flags 0: the driver may veto with EBUSY and the device stays.",
     "vdevgone revokes device nodes: later calls reach deadfs (open ENXIO, read/write EIO, ioctl EBADF).",
@@ -22,8 +23,47 @@ export const PROFILE_NOTES: Record<ProfileName, readonly string[]> = {
   ],
 };
 
+/**
+ * When a new reference of each kind stops being legal (the model's cut-off
+ * points; netbsdCutoff / linuxCutoff in src/model/rules/references.ts).
+ */
+export const CUTOFFS: Record<ProfileName, readonly { kinds: string; cutoff: string; basis: string }[]> = {
+  netbsd: [
+    { kinds: "device (localcount), vnode, softc-refcnt", cutoff: "config_detach_commit (COMMIT); without COMMIT, the start of the localcount drain", basis: "docs/netbsd.md#commit-point" },
+    { kinds: "ifnet, ifaddr (psref)", cutoff: "if_deactivate, i.e. the start of if_detach (not the device's DETACH_BEGIN)", basis: "docs/netbsd.md#if-get" },
+    { kinds: "usbnet (unp_refcnt)", cutoff: "unp_dying: step DYING, a deactivate, or (without steps) if_detach's begin", basis: "docs/netbsd.md#usbnet-detach" },
+    { kinds: "transfer", cutoff: "usbnet_stop's pipe abort: step STOP, or (without steps) if_detach's begin", basis: "docs/netbsd.md#usbnet-detach" },
+    { kinds: "usb-task, devsw", cutoff: "none: usbnet_detach waits for queued tasks; cdev_open drops its devsw ref when the lookup fails", basis: "docs/netbsd.md#usbnet-detach" },
+    { kinds: "any", cutoff: "config_detach returned (DETACH_END(0))", basis: "docs/netbsd.md#config-detach" },
+  ],
+  linux: [
+    { kinds: "any", cutoff: "the disconnect's begin", basis: "docs/netbsd.md#linux-usbnet-disconnect" },
+    { kinds: "netdev", cutoff: "unregister_netdev's begin", basis: "docs/netbsd.md#linux-usbnet-disconnect" },
+  ],
+};
+
+/** What FREE means on each profile (telemetry.proto DeviceEvent.FREE). */
+export const FREE_SEMANTICS: Record<ProfileName, string> = {
+  netbsd:
+    "FREE is config_devfree, inside config_detach after ca_detach, the commit and the localcount drain, and before config_detach returns: FREE then DETACH_END(0). When a device iterator (a sleeping second caller) holds the device, the free is deferred: DETACH_END(0, deferred) then FREE. A FREE while if_detach or a drain runs, or between the commit and the end of the localcount drain, breaks free-after-drain.",
+  linux:
+    "FREE is free_netdev inside usbnet_disconnect, after unregister_netdev returned (netdev refcount drained); it ends the detach, no DETACH_END follows.",
+};
+
 function esc(s: string): string {
   return s.replace(/\|/g, "\\|");
+}
+
+/** A basis ("docs/netbsd.md#a docs/netbsd.md#b") as links relative to docs/. */
+function basisLinks(basis: string): string {
+  return basis
+    .split(/\s+/)
+    .filter((x) => x !== "")
+    .map((ref) => {
+      const rel = ref.replace(/^docs\//, "");
+      return `[${rel}](${rel})`;
+    })
+    .join(", ");
 }
 
 /** The rules table in Markdown. */
@@ -31,7 +71,7 @@ export function rulesMarkdown(): string {
   const lines: string[] = [];
   lines.push("# plugstorm model rules", "");
   lines.push(
-    "Generated from `src/model/rules.ts`. Principles are the numbered ones of docs/design.md;",
+    "Generated from `src/model/rules.ts`. Principles are the numbered ones of the design's detach protocol; each rule's basis links the facts of [netbsd.md](netbsd.md) it rests on;",
     "a rule whose *needs* the guest cannot observe (Hello capabilities) is reported as not observed, never passed or failed.",
     "Liveness rules are judged on trace time against these default deadlines: " +
       Object.entries(DEFAULT_DEADLINES)
@@ -40,11 +80,11 @@ export function rulesMarkdown(): string {
       ".",
     "",
   );
-  lines.push("| id | statement | principle | profiles | severity | side | needs | basis |");
-  lines.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  lines.push("| id | statement | principle | profiles | severity | side | needs | watches | basis |");
+  lines.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const r of RULES) {
     lines.push(
-      `| \`${r.id}\`${r.liveness ? " (deadline)" : ""} | ${esc(r.statement)} | ${r.principle ?? "—"} | ${r.profiles.join(", ")} | ${r.severity} | ${r.side} | ${r.needs.length ? r.needs.join(", ") : "—"} | ${esc(r.basis)} |`,
+      `| \`${r.id}\`${r.liveness ? " (deadline)" : ""} | ${esc(r.statement)} | ${r.principle ?? "—"} | ${r.profiles.join(", ")} | ${r.severity} | ${r.side} | ${r.needs.length ? r.needs.join(", ") : "—"} | ${r.watches.join(", ")} | ${basisLinks(r.basis)} |`,
     );
   }
   lines.push("", "## Simulated bugs and the rule that catches each", "");
@@ -54,9 +94,30 @@ export function rulesMarkdown(): string {
   for (const p of Object.keys(PROFILE_NOTES) as ProfileName[]) {
     lines.push(`## Profile \`${p}\``, "");
     for (const n of PROFILE_NOTES[p]) lines.push(`- ${n}`);
-    lines.push("");
+    lines.push("", cutoffsMarkdown(p), "", `**FREE:** ${FREE_SEMANTICS[p]}`, "");
   }
   return lines.join("\n");
+}
+
+/** The cut-off table of a profile. */
+export function cutoffsMarkdown(p: ProfileName): string {
+  const lines = ["| new reference of kind | is illegal from | basis |", "| --- | --- | --- |"];
+  for (const c of CUTOFFS[p]) lines.push(`| ${esc(c.kinds)} | ${esc(c.cutoff)} | ${basisLinks(c.basis)} |`);
+  return lines.join("\n");
+}
+
+/** Each automaton's transitions with the kernel step behind each (cut-offs and FREE included). */
+export function transitionsMarkdown(profile: ProfileName): string {
+  const a = AUTOMATA[profile];
+  const out: string[] = [];
+  for (const m of [a.device, a.ifnet] as Automaton<string, string>[]) {
+    out.push(`### ${m.name}`, "", "| from | event | to | what the kernel does |", "| --- | --- | --- | --- |");
+    for (const t of m.transitions) out.push(`| ${t.from} | ${t.event} | ${t.to} | ${esc(t.note ?? "")} |`);
+    out.push("", "| from | event | breaks |", "| --- | --- | --- |");
+    for (const f of m.forbidden) out.push(`| ${f.from} | ${f.event} | \`${f.rule}\` |`);
+    out.push("");
+  }
+  return out.join("\n");
 }
 
 function dotId(s: string): string {

@@ -15,7 +15,11 @@ export type CapabilityName =
   | "context"
   | "traffic"
   | "faults"
-  | "detach-command";
+  | "detach-command"
+  | "commit-point"
+  | "detach-steps"
+  | "vnode-flags"
+  | "module-flags";
 
 export const ALL_CAPABILITIES: readonly CapabilityName[] = [
   "device-lifecycle",
@@ -30,6 +34,10 @@ export const ALL_CAPABILITIES: readonly CapabilityName[] = [
   "traffic",
   "faults",
   "detach-command",
+  "commit-point",
+  "detach-steps",
+  "vnode-flags",
+  "module-flags",
 ];
 
 export type ExecContext = "interrupt" | "softint" | "thread" | "unknown";
@@ -44,6 +52,9 @@ export type ObjectKind =
   | "transfer"
   | "module"
   | "netdev"
+  | "softc-refcnt"
+  | "ifaddr"
+  | "usb-task"
   | "other"
   | "unknown";
 
@@ -59,9 +70,27 @@ export type DevicePhase =
   | "detach-end"
   | "drain-begin"
   | "drain-end"
-  | "free";
+  | "free"
+  | "detach-wait"
+  | "commit"
+  | "detach-reported"
+  | "detach-step";
 
-export type IfPhase = "attach" | "deactivate" | "detach-begin" | "detach-end" | "up" | "down" | "counters" | "access";
+/** usbnet_detach's steps, in NetBSD's order (telemetry DetachStep). */
+export type DetachStepName = "dying" | "stop" | "task-wait" | "ether-ifdetach" | "task-wait-again" | "refs-drained" | "unknown";
+export type VetoReason = "dependents" | "detach-refused" | "not-permitted" | "unknown";
+
+export type IfPhase =
+  | "attach"
+  | "deactivate"
+  | "detach-begin"
+  | "detach-end"
+  | "up"
+  | "down"
+  | "counters"
+  | "access"
+  | "departure"
+  | "arrival";
 export type VnodePhase = "open" | "close" | "revoke" | "method-call" | "deadfs-call";
 export type ModulePhase = "load" | "unload-begin" | "unload-wait" | "unload-end";
 export type ChannelKind =
@@ -141,6 +170,10 @@ export interface DeviceEvent extends At {
   /** Instance number of this name in this boot; 0 = not reported. */
   instance: number;
   ifname: string;
+  /** For detach-step: which step of the driver's detach. */
+  step: DetachStepName;
+  /** For detach-end(0): a device iterator defers the free past config_detach's return. */
+  deferred: boolean;
 }
 
 export interface RefEvent extends At {
@@ -174,6 +207,10 @@ export interface VnodeEvent extends At {
   op: string;
   error: number;
   holder: string;
+  /** The node is a tty (deadfs read answers 0, not EIO); meaningful with vnode-flags. */
+  tty: boolean;
+  /** A method-call close forced by the revoke; meaningful with vnode-flags. */
+  forced: boolean;
 }
 
 export interface ModuleEvent extends At {
@@ -182,6 +219,9 @@ export interface ModuleEvent extends At {
   name: string;
   error: number;
   instances: string[];
+  /** Built into the kernel: unloading it detaches nothing; meaningful with module-flags. */
+  builtin: boolean;
+  vetoReason: VetoReason;
 }
 
 export interface PanicEvent extends At {
@@ -281,6 +321,8 @@ export function describeEvent(e: ModelEvent): string {
       if (e.kind === "detach-begin") bits.push(e.force ? "DETACH_FORCE" : "flags 0");
       if (e.kind === "detach-end" || e.kind === "attach-end") bits.push(`error ${e.error}`);
       if (e.kind === "drain-begin" || e.kind === "drain-end") bits.push(e.objectKind);
+      if (e.kind === "detach-step") bits.push(e.step);
+      if (e.deferred) bits.push("free deferred");
       if (e.context !== "unknown") bits.push(e.context);
       if (e.thread) bits.push(`thread ${e.thread}`);
       if (e.serial) bits.push(`serial ${e.serial}`);
@@ -291,9 +333,9 @@ export function describeEvent(e: ModelEvent): string {
     case "ifnet":
       return `${head} guest ifnet ${e.ifname} ${e.kind}${e.accessor ? ` by ${e.accessor}` : ""}${e.context !== "unknown" ? ` in ${e.context}` : ""}`;
     case "vnode":
-      return `${head} guest vnode ${e.path} ${e.kind}${e.op ? ` ${e.op}` : ""}${e.kind === "deadfs-call" || e.error ? ` error ${e.error}` : ""}${e.holder ? ` by ${e.holder}` : ""}`;
+      return `${head} guest vnode ${e.path} ${e.kind}${e.op ? ` ${e.op}` : ""}${e.kind === "deadfs-call" || e.error ? ` error ${e.error}` : ""}${e.holder ? ` by ${e.holder}` : ""}${e.tty ? " (tty)" : ""}${e.forced ? " (forced by revoke)" : ""}`;
     case "module":
-      return `${head} guest module ${e.name} ${e.kind}${e.kind === "unload-end" ? ` error ${e.error}` : ""}${e.instances.length ? ` [${e.instances.join(",")}]` : ""}`;
+      return `${head} guest module ${e.name} ${e.kind}${e.builtin ? " (built-in)" : ""}${e.kind === "unload-end" ? ` error ${e.error}` : ""}${e.vetoReason !== "unknown" ? ` (${e.vetoReason})` : ""}${e.instances.length ? ` [${e.instances.join(",")}]` : ""}`;
     case "panic":
       return `${head} guest PANIC ${e.message}`;
     case "heartbeat":

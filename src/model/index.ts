@@ -7,6 +7,7 @@ export type {
   BusName,
   CapabilityName,
   ChannelKind,
+  DetachStepName,
   DevicePhase,
   ExecContext,
   GuestOsName,
@@ -16,11 +17,12 @@ export type {
   ModelEvent,
   ModulePhase,
   ObjectKind,
+  VetoReason,
   VnodePhase,
 } from "./events.js";
 export { ALL_CAPABILITIES, describeEvent, isGuestEvent } from "./events.js";
-export { RULES, RULE_BY_ID, ruleById, BUG_RULES, BUG_CLASS_RULES } from "./rules.js";
-export type { Rule, ProfileName, Severity, Side, Observation } from "./rules.js";
+export { RULES, RULE_BY_ID, ruleById, isRuleId, BUG_RULES, BUG_CLASS_RULES } from "./rules.js";
+export type { Rule, RuleId, ProfileName, Severity, Side, Observation } from "./rules.js";
 export { AUTOMATA, Monitor, DEVICE_STATES, DEVICE_EVENTS, IF_STATES, IF_EVENTS } from "./automata.js";
 export type { Automaton, DeviceState, DeviceInput, IfState, IfInput, Transition, Forbidden } from "./automata.js";
 export { DEFAULT_DEADLINES, resolveDeadlines } from "./deadlines.js";
@@ -39,5 +41,5 @@ export type {
   Summary,
   Verdict,
 } from "./verdict.js";
-export { rulesMarkdown, automataDot, automataMermaid, PROFILE_NOTES } from "./docs.js";
+export { rulesMarkdown, automataDot, automataMermaid, cutoffsMarkdown, transitionsMarkdown, CUTOFFS, FREE_SEMANTICS, PROFILE_NOTES } from "./docs.js";
 export { CascadeTracker, groupCascades, canBeConsequence, type CauseRef, type Cascade, type ThreadActivity } from "./cascade.js";

@@ -12,6 +12,15 @@ export interface UsbControllerSpec {
   usb2Ports?: number;
   /** qemu-xhci only: USB3 ports (p3=, 0..15; default 4). */
   usb3Ports?: number;
+  /**
+   * qemu-xhci only: QEMU usb-hub devices on USB2 ports 1..hubs (at most
+   * usb2Ports). Devices then plug into the hubs' ports ("1.1", "1.2", ...):
+   * a guest enumerates each hub's ports in a work item of its own, so hubs
+   * add lanes where a guest runs out of controllers (Linux: 64 USB buses).
+   */
+  hubs?: number;
+  /** Ports of each hub offered to devices, 1..8 (QEMU's usb-hub has 8); default 8. */
+  hubPorts?: number;
 }
 
 /**
@@ -86,15 +95,20 @@ export function validateProfile(p: MachineProfile): void {
   };
   if (p.memoryMiB !== undefined && (!Number.isInteger(p.memoryMiB) || p.memoryMiB < 16)) fail(`memoryMiB must be an integer >= 16, got ${p.memoryMiB}`);
   if (p.cpus !== undefined && (!Number.isInteger(p.cpus) || p.cpus < 1)) fail(`cpus must be a positive integer, got ${p.cpus}`);
+  if (p.usb.length > MAX_USB_CONTROLLERS) fail(`usb lists ${p.usb.length} controllers; at most ${MAX_USB_CONTROLLERS} fit (${MAX_USB_CONTROLLERS / 8} PCI slots of eight root ports)`);
   const ids = new Set<string>();
   p.usb.forEach((u, i) => {
     if (!/^[A-Za-z][A-Za-z0-9_-]*$/.test(u.id)) fail(`usb[${i}].id ${JSON.stringify(u.id)} is not a valid QEMU id`);
     if (ids.has(u.id)) fail(`usb[${i}].id ${JSON.stringify(u.id)} is used twice`);
     ids.add(u.id);
     if (u.model === "qemu-xhci") {
+      const hubs = u.hubs ?? 0;
+      if (!Number.isInteger(hubs) || hubs < 0 || hubs > (u.usb2Ports ?? 4)) fail(`usb[${i}].hubs must be 0..usb2Ports (${u.usb2Ports ?? 4}), got ${u.hubs}`);
+      if (u.hubPorts !== undefined && (!Number.isInteger(u.hubPorts) || u.hubPorts < 1 || u.hubPorts > 8)) fail(`usb[${i}].hubPorts must be 1..8 (QEMU's usb-hub has 8 ports), got ${u.hubPorts}`);
       if (u.usb2Ports !== undefined && (!Number.isInteger(u.usb2Ports) || u.usb2Ports < 1 || u.usb2Ports > 15)) fail(`usb[${i}].usb2Ports must be 1..15, got ${u.usb2Ports}`);
       if (u.usb3Ports !== undefined && (!Number.isInteger(u.usb3Ports) || u.usb3Ports < 0 || u.usb3Ports > 15)) fail(`usb[${i}].usb3Ports must be 0..15, got ${u.usb3Ports}`);
     } else if (u.model === "piix3-usb-uhci") {
+      if (u.hubs !== undefined || u.hubPorts !== undefined) fail(`usb[${i}]: hubs are supported on qemu-xhci only`);
       if (u.usb2Ports !== undefined || u.usb3Ports !== undefined) fail(`usb[${i}]: piix3-usb-uhci has a fixed 2 ports; drop usb2Ports/usb3Ports`);
     } else {
       fail(`usb[${i}].model ${JSON.stringify((u as { model: unknown }).model)} is not one of qemu-xhci, piix3-usb-uhci`);
@@ -109,7 +123,11 @@ export function validateProfile(p: MachineProfile): void {
 /** USB ports a controller offers to full-speed devices, as QEMU's `port` property values. */
 export function usbPorts(u: UsbControllerSpec): string[] {
   const n = u.model === "qemu-xhci" ? (u.usb2Ports ?? 4) : 2;
-  return Array.from({ length: n }, (_, i) => String(i + 1));
+  const hubs = u.model === "qemu-xhci" ? (u.hubs ?? 0) : 0;
+  const out: string[] = [];
+  for (let h = 1; h <= hubs; h++) for (let p = 1; p <= (u.hubPorts ?? 8); p++) out.push(`${h}.${p}`);
+  for (let p = hubs + 1; p <= n; p++) out.push(String(p));
+  return out;
 }
 
 export interface ArgvPaths {
@@ -121,6 +139,21 @@ export interface ArgvPaths {
   consoleLog: string;
   /** Unix socket QEMU serves per telemetry transport. */
   telemetrySockets: Partial<Record<TelemetryTransport, string>>;
+}
+
+/**
+ * USB controllers that go straight on q35's root bus. Past this many, every
+ * controller sits behind a PCIe root port of its own: the root bus has 32
+ * slots and QEMU's own devices take some, while root ports pack eight to a
+ * slot (multifunction), so 128 controllers need 16 slots.
+ */
+export const ROOT_BUS_USB_CONTROLLERS = 16;
+/** Most USB controllers a profile may have (16 slots of eight root ports). */
+export const MAX_USB_CONTROLLERS = 128;
+const ROOT_PORT_FIRST_SLOT = 0x08;
+
+function rootPortId(controllerId: string): string {
+  return `${controllerId}-rp`;
 }
 
 /** QEMU option values escape a comma by doubling it. */
@@ -140,6 +173,9 @@ export function buildArgv(p: MachineProfile, paths: ArgvPaths, accel: Accel): st
   const a: string[] = [];
   a.push("-machine", `${p.machine ?? "q35"},accel=${accel}`);
   a.push("-nodefaults", "-display", "none", "-vga", "none", "-no-user-config");
+  // Named threads ("CPU 0/TCG", "worker", ...) so a CPU profile of the host
+  // (top -H, the lanes bench) tells the guest's vCPUs from QEMU's own work.
+  a.push("-name", `${opt(p.name)},debug-threads=on`);
   a.push("-m", `${p.memoryMiB ?? 256}M`);
   if (p.cpus !== undefined) a.push("-smp", String(p.cpus));
   if (p.cpu !== undefined) a.push("-cpu", p.cpu);
@@ -165,10 +201,22 @@ export function buildArgv(p: MachineProfile, paths: ArgvPaths, accel: Accel): st
   }
   // The console is COM1, so the telemetry UART is COM2 (Linux ttyS1, NetBSD com1).
   if (p.telemetry?.includes("uart")) a.push("-device", `isa-serial,chardev=${telemetryChardevId("uart")},index=1`);
-  for (const u of p.usb) {
-    if (u.model === "qemu-xhci") a.push("-device", `qemu-xhci,id=${u.id},p2=${u.usb2Ports ?? 4},p3=${u.usb3Ports ?? 4}`);
-    else a.push("-device", `piix3-usb-uhci,id=${u.id}`);
-  }
+  const behindRootPorts = p.usb.length > ROOT_BUS_USB_CONTROLLERS;
+  p.usb.forEach((u, i) => {
+    let bus = "";
+    if (behindRootPorts) {
+      // Eight root ports to a slot (functions 0..7), from ROOT_PORT_FIRST_SLOT
+      // on, so they never meet the slots QEMU hands out on its own (1, 2, ...).
+      const slot = ROOT_PORT_FIRST_SLOT + Math.floor(i / 8);
+      const fn = i % 8;
+      a.push("-device", `pcie-root-port,id=${rootPortId(u.id)},bus=pcie.0,chassis=${i + 1},addr=${slot.toString(16)}.${fn}${fn === 0 ? ",multifunction=on" : ""}`);
+      bus = `,bus=${rootPortId(u.id)}`;
+    }
+    if (u.model === "qemu-xhci") {
+      a.push("-device", `qemu-xhci,id=${u.id}${bus},p2=${u.usb2Ports ?? 4},p3=${u.usb3Ports ?? 4}`);
+      for (let h = 1; h <= (u.hubs ?? 0); h++) a.push("-device", `usb-hub,bus=${u.id}.0,port=${h},id=${u.id}-hub${h}`);
+    } else a.push("-device", `piix3-usb-uhci,id=${u.id}${bus}`);
+  });
   if (p.kernel !== undefined) a.push("-kernel", p.kernel);
   if (p.initrd !== undefined) a.push("-initrd", p.initrd);
   if (p.append !== undefined) a.push("-append", p.append);

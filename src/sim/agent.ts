@@ -35,6 +35,10 @@ const ALL_CAPABILITIES: number[] = [
   T.Capability.CAPABILITY_TRAFFIC,
   T.Capability.CAPABILITY_FAULTS,
   T.Capability.CAPABILITY_DETACH_COMMAND,
+  T.Capability.CAPABILITY_COMMIT_POINT,
+  T.Capability.CAPABILITY_DETACH_STEPS,
+  T.Capability.CAPABILITY_VNODE_FLAGS,
+  T.Capability.CAPABILITY_MODULE_FLAGS,
 ];
 
 interface Holder {
@@ -176,6 +180,7 @@ export class Agent {
           return;
         }
         if (!this.traffic.has(dev)) this.traffic.set(dev, { pps: cmd.startTraffic?.packetsPerSecond || 1000, since: k.now });
+        if (dev.ifp !== null) dev.ifp.traffic = true;
         this.ack(id, 0);
         return;
       }
@@ -187,6 +192,7 @@ export class Agent {
           return;
         }
         this.traffic.delete(dev);
+        if (dev.ifp !== null) dev.ifp.traffic = false;
         const n = Math.floor(((k.now - tr.since) * tr.pps) / 1e9);
         dev.ifp.txPackets += n;
         dev.ifp.rxPackets += n;

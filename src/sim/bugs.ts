@@ -1,5 +1,5 @@
 // Injectable kernel bugs. Each name reproduces one real bug class of
-// docs/netbsd.md §8 inside the simulated kernel; the checker must catch it.
+// docs/netbsd.md "Bug classes" inside the simulated kernel; the checker must catch it.
 
 export const BUG_NAMES = [
   "leak-ref",
@@ -15,6 +15,8 @@ export const BUG_NAMES = [
   "forced-detach-veto",
   "unload-double-free",
   "lost-detach",
+  "free-under-sleeper",
+  "dclose-twice",
 ] as const;
 
 export type BugName = (typeof BUG_NAMES)[number];

@@ -1,7 +1,7 @@
 // The simulated NetBSD kernel core: per-device state of subr_autoconf.c
 // (dv_pending, dv_detaching, dv_detached, dv_del_gen, localcount), the
 // config_attach / config_detach / config_deactivate sequences of
-// docs/netbsd.md §1, and the telemetry the agent reports about them.
+// docs/netbsd.md#config-detach, and the telemetry the agent reports about them.
 // Drivers, buses, vnodes, modules and the agent live in their own files and
 // call in here.
 
@@ -13,6 +13,8 @@ import { Kthread, Scheduler, WaitChan, type Yield } from "./scheduler.js";
 
 const T = plugstorm.telemetry.v1;
 export const DK = T.DeviceEvent.Kind;
+export const STEP = T.DeviceEvent.DetachStep;
+export const VETO = T.ModuleEvent.VetoReason;
 export const RK = T.RefEvent.Kind;
 export const IK = T.IfEvent.Kind;
 export const VK = T.VnodeEvent.Kind;
@@ -46,6 +48,8 @@ export type DriverName = "cdce" | "ne";
 /** A network interface (struct ifnet) with its psref target. */
 export class SimIfnet {
   psref = 0;
+  /** The agent runs traffic through it: the stack takes psrefs to send. */
+  traffic = false;
   deactivated = false;
   detached = false;
   running = false;
@@ -60,6 +64,7 @@ export class Usbnet {
   attached = false;
   dying = false;
   stopping = false;
+  /** The multicast usb_task is queued (a USB_TASK reference). */
   mcastQueued = false;
   xfers: string[] = [];
   readonly detachCv: WaitChan;
@@ -149,6 +154,11 @@ export const DEFAULT_TIMING: KernelTiming = {
 
 export interface KernelConfig {
   timing: KernelTiming;
+  /**
+   * Where if_detach sends the routing socket's IFAN_DEPARTURE: before its
+   * psref drain (7.x, measured) or after it (10.x source). Both are NetBSD.
+   */
+  departureAfterDrain: boolean;
   /** Drivers veto a detach without DETACH_FORCE (drvctl -d, modunload) while a node is open. */
   vetoBusyDetach: boolean;
 }
@@ -203,7 +213,7 @@ export class Kernel {
     return th === null ? this.hostThread : th.name;
   }
 
-  emitDevice(kind: number, dev: SimDevice, extra?: { error?: number; flags?: DetachFlags; objectKind?: number }): void {
+  emitDevice(kind: number, dev: SimDevice, extra?: { error?: number; flags?: DetachFlags; objectKind?: number; step?: number; deferred?: boolean }): void {
     if (this.panicked) return;
     const ev: plugstorm.telemetry.v1.DeviceEvent.$Properties = {
       kind,
@@ -223,6 +233,8 @@ export class Kernel {
       if (extra.error !== undefined) ev.error = extra.error;
       if (extra.flags !== undefined) ev.flags = { force: extra.flags.force, quiet: extra.flags.quiet === true };
       if (extra.objectKind !== undefined) ev.objectKind = extra.objectKind;
+      if (extra.step !== undefined) ev.step = extra.step;
+      if (extra.deferred === true) ev.deferred = true;
     }
     this.out.emit({ seq: 0, guestTimeNs: 0, device: ev });
   }
@@ -262,14 +274,20 @@ export class Kernel {
     this.out.emit({ seq: 0, guestTimeNs: 0, ifnet: ev });
   }
 
-  emitVnode(kind: number, path: string, device: string, op: string, error: number, holder: string): void {
+  emitVnode(kind: number, path: string, device: string, op: string, error: number, holder: string, forced = false): void {
     if (this.panicked) return;
-    this.out.emit({ seq: 0, guestTimeNs: 0, vnode: { kind, path, device, op, error, holder } });
+    // The simulated nodes are not ttys: deadfs answers their reads with EIO.
+    const vnode: plugstorm.telemetry.v1.VnodeEvent.$Properties = { kind, path, device, op, error, holder };
+    if (forced) vnode.forced = true;
+    this.out.emit({ seq: 0, guestTimeNs: 0, vnode });
   }
 
-  emitModule(kind: number, name: string, error: number, instances: string[]): void {
+  emitModule(kind: number, name: string, error: number, instances: string[], extra?: { builtin?: boolean; vetoReason?: number }): void {
     if (this.panicked) return;
-    this.out.emit({ seq: 0, guestTimeNs: 0, module: { kind, name, error, instances } });
+    const module: plugstorm.telemetry.v1.ModuleEvent.$Properties = { kind, name, error, instances };
+    if (extra?.builtin === true) module.builtin = true;
+    if (extra?.vetoReason !== undefined) module.vetoReason = extra.vetoReason;
+    this.out.emit({ seq: 0, guestTimeNs: 0, module });
   }
 
   log(level: number, text: string): void {
@@ -354,10 +372,14 @@ export class Kernel {
   }
 
   /**
-   * config_detach(dev, flags), step by step as in subr_autoconf.c 1.300.
-   * DETACH_BEGIN is reported once the caller owns the detach (past
-   * config_detach_enter); the caller's deviter reference (iterRefs) defers the
-   * free until every thread inside config_detach for this device has left.
+   * config_detach(dev, flags), step by step as in subr_autoconf.c 1.300
+   * (docs/netbsd.md#config-detach). A caller that must wait in
+   * config_detach_enter reports DETACH_WAIT and, woken after the winner
+   * finished, returns ENOENT; DETACH_BEGIN is reported only by the caller
+   * that runs ca_detach. Each caller holds a deviter-like reference
+   * (iterRefs) so the device is freed inside config_detach (FREE before
+   * DETACH_END(0)) only when no other caller is inside, and otherwise by the
+   * last one out (the winner's DETACH_END carries `deferred`).
    */
   *configDetach(dev: SimDevice, flags: DetachFlags): Generator<Yield, number, void> {
     const self = this.sched.current;
@@ -365,17 +387,22 @@ export class Kernel {
     // config_detach_enter: wait while attach is pending or another lwp detaches.
     const racy = this.bugs.strikes("double-detach-race", dev.xname, dev.nicId);
     const early = this.bugs.strikes("detach-before-attach-done", dev.xname, dev.nicId);
+    let waited = false;
     while ((dev.pending > 0 && !early) || (dev.detaching !== null && dev.detaching !== self && !racy)) {
+      if (!waited) this.emitDevice(DK.DETACH_WAIT, dev, { flags });
+      waited = true;
       yield this.cfgmisc;
+    }
+    if (dev.delGen) {
+      // The winner finished while this caller slept (or before it came): ENOENT.
+      this.emitDevice(DK.DETACH_END, dev, { error: ENOENT });
+      this.leaveDetach(dev);
+      return ENOENT;
     }
     if (racy && dev.detaching !== null) dev.racy = true;
     dev.detaching = self;
     dev.detachers++;
     this.emitDevice(DK.DETACH_BEGIN, dev, { flags });
-    if (dev.delGen) {
-      this.detachExit(dev, ENOENT);
-      return ENOENT;
-    }
     const driver = this.drivers.get(dev.driver)!;
     const rv = yield* driver.detach(this, dev, flags);
     if (rv !== 0) {
@@ -385,11 +412,14 @@ export class Kernel {
         this.panic(`config_detach: forced detach of ${dev.xname} failed (${rv})`, dev.xname);
         return rv;
       }
-      this.detachExit(dev, rv);
+      this.detachExit(dev);
+      this.emitDevice(DK.DETACH_END, dev, { error: rv });
+      this.leaveDetach(dev);
       return rv;
     }
-    // config_detach_commit
+    // config_detach_commit: device_lookup_acquire fails from here on.
     dev.committed = true;
+    this.emitDevice(DK.COMMIT, dev);
     this.sched.broadcast(this.cfgmisc);
     dev.active = false;
     // The bug: the softc goes before the localcount drain, while lookups may still hold it.
@@ -398,25 +428,33 @@ export class Kernel {
     this.emitDevice(DK.DRAIN_BEGIN, dev, { objectKind: OK.OBJECT_KIND_DEVICE });
     while (dev.localcount > 0) yield this.cfgmisc;
     this.emitDevice(DK.DRAIN_END, dev, { objectKind: OK.OBJECT_KIND_DEVICE });
+    // devmon_report_device(dev, false): "device-detach", after the drain.
+    this.emitDevice(DK.DETACH_REPORTED, dev);
     dev.delGen = true;
-    this.detachExit(dev, 0);
+    this.detachExit(dev);
+    // config_devfree inside config_detach, unless another caller is still
+    // inside (its deviter defers the free to the last one out). The bugs: a
+    // racing second detach frees again; the winner ignores the sleeper.
+    const others = dev.iterRefs - 1;
+    const underSleeper = others > 0 && !dev.racy && this.bugs.strikes("free-under-sleeper", dev.xname, dev.nicId);
+    const freeNow = dev.racy || underSleeper || (others === 0 && dev.frees === 0);
+    if (freeNow) this.freeDevice(dev);
+    this.emitDevice(DK.DETACH_END, dev, { error: 0, deferred: !freeNow && dev.frees === 0 });
+    dev.iterRefs--;
     return 0;
   }
 
-  /**
-   * config_detach_exit and the tail of config_detach: the device is freed
-   * (config_devfree, FREE) only when no other thread is inside config_detach
-   * for it, so a loser waiting in config_detach_enter wakes to ENOENT rather
-   * than to freed memory. Racing detaches (the bug) each free it.
-   */
-  private detachExit(dev: SimDevice, rv: number): void {
+  /** config_detach_exit: this lwp no longer detaches; sleepers in config_detach_enter wake. */
+  private detachExit(dev: SimDevice): void {
     dev.detachers--;
     if (dev.detachers === 0) dev.detaching = null;
     this.sched.broadcast(this.cfgmisc);
-    this.emitDevice(DK.DETACH_END, dev, { error: rv });
+  }
+
+  /** A caller leaves config_detach: the last one out frees a device whose free was deferred. */
+  private leaveDetach(dev: SimDevice): void {
     dev.iterRefs--;
-    if (!dev.delGen) return;
-    if (dev.racy ? rv === 0 : dev.iterRefs === 0 && dev.frees === 0) this.freeDevice(dev);
+    if (dev.delGen && dev.iterRefs === 0 && dev.frees === 0) this.freeDevice(dev);
   }
 
   /** kmem_free of the softc: the FREE frame; a second call is the double free it models. */

@@ -55,6 +55,14 @@ export interface SimMachineOptions {
   timing?: Partial<KernelTiming>;
   /** Drivers refuse drvctl -d / modunload (EBUSY) while their node is open. Default false (cdce never vetoes). */
   vetoBusyDetach?: boolean;
+  /**
+   * The routing socket's departure before if_detach's psref drain ends (7.x,
+   * measured) or after it (10.x). Default: after for even seeds, before for
+   * odd ones, so storms see both NetBSD orders.
+   */
+  departure?: "before-drain" | "after-drain";
+  /** Modules built into the kernel (GENERIC): their unload detaches nothing. Default none. */
+  builtinModules?: readonly string[];
   /** Default removeNic deadline for DEVICE_DELETED. Default 5000 ms. */
   removeDeadlineMs?: number;
   /** The host never finalises removals (QEMU's xhci unplug regression). */
@@ -121,15 +129,21 @@ export class SimMachine implements Machine {
       () => this.sched.now,
       (tNs, bytes) => this.emit({ type: "telemetry-bytes", tNs, bytes }),
     );
-    const k = new Kernel(this.sched, this.rng, out, bugs, { timing, vetoBusyDetach: opts.vetoBusyDetach === true });
+    const k = new Kernel(this.sched, this.rng, out, bugs, {
+      timing,
+      vetoBusyDetach: opts.vetoBusyDetach === true,
+      departureAfterDrain: (opts.departure ?? (seed % 2 === 0 ? "after-drain" : "before-drain")) === "after-drain",
+    });
     this.kernel = k;
     k.console = (text) => this.emit({ type: "console", tNs: this.sched.now, text });
     const vfs = new Vfs(k);
     k.drivers.set("cdce", cdceDriver(vfs));
     k.drivers.set("ne", neDriver(vfs));
     const mods = new Modules(k);
-    mods.add("if_cdce", "cdce");
-    mods.add("if_ne", "ne");
+    const builtin = new Set(opts.builtinModules ?? []);
+    for (const b of builtin) if (b !== "if_cdce" && b !== "if_ne") throw new RangeError(`SimMachine: builtinModules: no module "${b}"; known: if_cdce, if_ne`);
+    mods.add("if_cdce", "cdce", builtin.has("if_cdce"));
+    mods.add("if_ne", "ne", builtin.has("if_ne"));
     this.usb = new UsbBus(k, mods, usbNames);
     for (let i = 0; i < sockets; i++) this.sockets.push(new PcmciaSocket(k, mods, i));
     this.agent = new Agent(k, vfs, mods);

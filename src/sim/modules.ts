@@ -1,14 +1,16 @@
-// Driver modules (kern_module.c + config_fini_component, docs/netbsd.md §6):
-// unload detaches every instance with flags 0 and either completes once all
-// of them are detached and freed, or is vetoed by the first EBUSY.
+// Driver modules (kern_module.c + config_fini_component, docs/netbsd.md#modules):
+// a loadable driver's unload detaches every instance with flags 0 and either
+// completes once all of them are detached and freed, or is vetoed by the
+// first EBUSY. A built-in driver's FINI is empty: its unload "succeeds" and
+// detaches nothing.
 
-import { EBUSY, ENOENT, type DriverName, type Kernel, LOG, MK, NOFORCE, type SimDevice } from "./kernel.js";
+import { EBUSY, ENOENT, type DriverName, type Kernel, LOG, MK, NOFORCE, type SimDevice, VETO } from "./kernel.js";
 import type { Yield } from "./scheduler.js";
 
 export class SimModule {
   loaded = true;
   unloading = false;
-  constructor(readonly name: string, readonly driver: DriverName) {}
+  constructor(readonly name: string, readonly driver: DriverName, readonly builtin: boolean) {}
 }
 
 export class Modules {
@@ -16,13 +18,13 @@ export class Modules {
 
   constructor(private readonly k: Kernel) {}
 
-  add(name: string, driver: DriverName): void {
-    this.byName.set(name, new SimModule(name, driver));
+  add(name: string, driver: DriverName, builtin = false): void {
+    this.byName.set(name, new SimModule(name, driver, builtin));
   }
 
   /** Reports every loaded module (boot). */
   reportLoaded(): void {
-    for (const m of this.byName.values()) if (m.loaded) this.k.emitModule(MK.LOAD, m.name, 0, []);
+    for (const m of this.byName.values()) if (m.loaded) this.k.emitModule(MK.LOAD, m.name, 0, [], { builtin: m.builtin });
   }
 
   /**
@@ -46,6 +48,12 @@ export class Modules {
     if (m.unloading) return EBUSY;
     m.unloading = true;
     try {
+      if (m.builtin) {
+        // USBNET_FINI of a built-in driver is empty: nothing is detached, the instances keep running.
+        k.emitModule(MK.UNLOAD_BEGIN, name, 0, [], { builtin: true });
+        k.emitModule(MK.UNLOAD_END, name, 0, [], { builtin: true });
+        return 0;
+      }
       const instances: SimDevice[] = [];
       for (const d of k.devices.values()) if (d.driver === m.driver && !d.delGen && !d.freed) instances.push(d);
       instances.sort((a, b) => a.unit - b.unit);
@@ -60,7 +68,7 @@ export class Modules {
         }
         if (rv !== 0) {
           k.log(LOG.WARN, `${name}: unable to detach instance ${d.xname}`);
-          k.emitModule(MK.UNLOAD_END, name, rv, [d.xname]);
+          k.emitModule(MK.UNLOAD_END, name, rv, [d.xname], { vetoReason: VETO.VETO_REASON_DETACH_REFUSED });
           return rv;
         }
       }

@@ -1,11 +1,12 @@
 // Network side of the simulated kernel: ifnet (if_attach, if_deactivate,
 // if_detach with its psref drain), usbnet (unp_refcnt, tasks, rx transfers)
 // and the two drivers, cdce(4) on USB and ne(4) on PCMCIA, with the detach
-// order of docs/netbsd.md §3–§5.
+// order of docs/netbsd.md#if-detach, #usbnet-detach and #pcmcia.
 
 import {
   DK,
   EBUSY,
+  STEP,
   IK,
   LOG,
   type DetachFlags,
@@ -40,19 +41,53 @@ export function ifDeactivate(k: Kernel, ifp: SimIfnet): void {
 /**
  * if_detach: cannot fail; deactivates, purges addresses (which, on usbnet,
  * reschedules the multicast task), unlinks, then psref_target_destroy waits
- * for every if_get holder.
+ * for every if_get holder. The routing socket's departure goes out before
+ * the drain (7.x) or after it (10.x), by configuration (docs/netbsd.md#if-detach).
  */
 export function* ifDetach(k: Kernel, ifp: SimIfnet): Generator<Yield, void, void> {
   k.emitIf(IK.DETACH_BEGIN, ifp);
   ifp.deactivated = true;
   yield k.timing.stepNs;
   const un = ifp.dev.un;
-  if (un !== null) un.mcastQueued = true;
+  if (un !== null) queueMcastTask(k, un);
   k.emitDevice(DK.DRAIN_BEGIN, ifp.dev, { objectKind: OK.OBJECT_KIND_IFNET });
+  if (!k.cfg.departureAfterDrain) k.emitIf(IK.DEPARTURE, ifp);
   while (ifp.psref > 0) yield k.psrefCv;
   k.emitDevice(DK.DRAIN_END, ifp.dev, { objectKind: OK.OBJECT_KIND_IFNET });
+  if (k.cfg.departureAfterDrain) k.emitIf(IK.DEPARTURE, ifp);
   ifp.detached = true;
   k.emitIf(IK.DETACH_END, ifp);
+}
+
+function mcastHolder(un: Usbnet): string {
+  return `${un.dev.xname}.mcasttask`;
+}
+
+/** usb_add_task of the multicast task: a no-op when already queued. */
+function queueMcastTask(k: Kernel, un: Usbnet): void {
+  if (un.mcastQueued) return;
+  un.mcastQueued = true;
+  k.emitRef(RK.ACQUIRE, OK.OBJECT_KIND_USB_TASK, `${un.dev.xname} usbtask`, mcastHolder(un), "multicast task", 1, un.dev.xname);
+}
+
+/** The queued multicast task ran or usb_rem_task_wait removed it. */
+function dequeueMcastTask(k: Kernel, un: Usbnet): void {
+  if (!un.mcastQueued) return;
+  un.mcastQueued = false;
+  k.emitRef(RK.RELEASE, OK.OBJECT_KIND_USB_TASK, `${un.dev.xname} usbtask`, mcastHolder(un), "multicast task", 0, un.dev.xname);
+}
+
+/**
+ * A packet sent while the detach runs its early steps: ip_output takes a
+ * psref with if_get (legal until if_deactivate) and drops it a little later,
+ * possibly while if_detach already waits for it (docs/netbsd.md#measured).
+ */
+function packetInFlight(k: Kernel, dev: SimDevice): void {
+  const holder = `${dev.xname}.ip_output`;
+  if (!ifGet(k, dev, holder, "packet in flight")) return;
+  k.sched.after(k.timing.stepNs * 3, () => {
+    if (!k.panicked && !dev.freed) ifPut(k, dev, holder, "packet in flight");
+  });
 }
 
 /** if_get: fails on a deactivated interface (if_byindex hides it). */
@@ -156,23 +191,31 @@ export function cdceDriver(vfs: Vfs): Driver {
       yield* vfs.vdevgone(dev);
       const un = dev.un;
       if (un === null || !un.attached) return 0;
+      const traffic = dev.ifp !== null && dev.ifp.traffic;
       un.dying = true;
+      k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_DYING });
+      // The stack keeps sending until if_deactivate: psrefs in the early steps are legal.
+      if (traffic) packetInFlight(k, dev);
       if (dev.ifp !== null && dev.ifp.running) {
         un.stopping = true;
+        k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_STOP });
         yield k.timing.stepNs;
         ifStop(k, dev, false);
       }
       // usb_rem_task_wait(mcasttask)
-      un.mcastQueued = false;
+      k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_TASK_WAIT });
+      dequeueMcastTask(k, un);
       yield k.timing.stepNs;
+      if (traffic) packetInFlight(k, dev);
+      k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_ETHER_IFDETACH });
       if (dev.ifp !== null) yield* ifDetach(k, dev.ifp);
       if (k.bugs.strikes("task-after-if-detach", dev.xname, dev.nicId)) {
         // The bug: no second usb_rem_task_wait; the task if_detach's multicast purge queued runs
         // on the task thread while usbnet_detach goes on, and takes IFNET_LOCK without checking unp_dying.
         if (un.mcastQueued) k.sched.after(0, mcastTask, { k, dev });
-        yield k.timing.stepNs;
       } else {
-        un.mcastQueued = false;
+        k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_TASK_WAIT_AGAIN });
+        dequeueMcastTask(k, un);
         yield k.timing.stepNs;
       }
       // unp_refcnt--; while (unp_refcnt >= 0) cv_wait(&unp_detachcv)
@@ -188,6 +231,7 @@ export function cdceDriver(vfs: Vfs): Driver {
         while (un.refcnt > 0) yield un.detachCv;
       }
       k.emitDevice(DK.DRAIN_END, dev, { objectKind: OK.OBJECT_KIND_USBNET });
+      k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_REFS_DRAINED });
       un.attached = false;
       return 0;
     },
@@ -209,6 +253,7 @@ function mcastTask(a: unknown): void {
   const prev = k.hostThread;
   k.hostThread = "usbtask-dr";
   try {
+    if (dev.un !== null) dequeueMcastTask(k, dev.un);
     k.emitIf(IK.ACCESS, dev.ifp, "multicast task");
   } finally {
     k.hostThread = prev;

@@ -1,5 +1,5 @@
 // Device nodes: open files on a specfs vnode, vdevgone → VOP_REVOKE, and the
-// deadfs answers a revoked vnode gives (docs/netbsd.md §2). Each simulated
+// deadfs answers a revoked vnode gives (docs/netbsd.md#vdevgone, #deadfs). Each simulated
 // NIC driver exports one character node, /dev/<xname>, with d_devtounit set,
 // so cdev_open takes device_lookup_acquire around d_open.
 
@@ -133,9 +133,18 @@ export class Vfs {
     const k = this.k;
     const v = this.vnodes.get(dev.nodePath);
     if (v === undefined || v.dev !== dev) return;
-    while (v.closing) yield k.specCv;
+    const racing = v.opens.size > 0 && k.bugs.strikes("dclose-twice", dev.xname, dev.nicId);
+    if (racing) {
+      // The bug: revoke neither waits for a close in progress (sd_closing) nor
+      // sees it: the process's last close reaches d_close while the revoke,
+      // which saw the node open, forces another one.
+      const holder = [...v.opens][0]!;
+      this.close(v.path, holder);
+    } else {
+      while (v.closing) yield k.specCv;
+    }
     // spec_node_revoke's forced VOP_CLOSE reaches d_close once, before the vnode goes dead (REVOKE).
-    if (v.opens.size > 0) k.emitVnode(VK.METHOD_CALL, v.path, dev.xname, "close", 0, "");
+    if (v.opens.size > 0 || racing) k.emitVnode(VK.METHOD_CALL, v.path, dev.xname, "close", 0, "", true);
     k.emitVnode(VK.REVOKE, v.path, dev.xname, "revoke", 0, "");
     v.dead = true;
     this.vnodes.delete(v.path);

@@ -5,7 +5,7 @@ import { QemuMachine, type Machine } from "../hotplug/index.js";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PROFILES, BARE_PROFILE, linuxGuestImage, linuxGuestProfile, netbsdGuestPaths, netbsdGuestProfile, netbsdTelemetryTransport, type MachineProfile, type NetbsdGuestImage } from "../qemu/index.js";
+import { PROFILES, BARE_PROFILE, usbPorts, linuxGuestImage, linuxGuestProfile, netbsdGuestPaths, netbsdGuestProfile, netbsdTelemetryTransport, type MachineProfile, type NetbsdGuestImage } from "../qemu/index.js";
 import { SimMachine } from "../sim/index.js";
 import { usbPortsOf, type MachineSpec, type QemuMachineSpec } from "./spec.js";
 
@@ -53,6 +53,7 @@ export function qemuProfileFor(m: QemuMachineSpec): MachineProfile {
     if (m.telemetry === "none") delete p.telemetry;
     else p.telemetry = [m.telemetry];
   }
+  if (m.cpus !== undefined) p.cpus = m.cpus;
   if (m.kernel) p.kernel = m.kernel;
   if (m.initrd) p.initrd = m.initrd;
   // netbsd-guest took the image (and its format) above.
@@ -90,14 +91,19 @@ function netbsdImageFor(m: QemuMachineSpec): NetbsdGuestImage {
 /**
  * The storm's `ports` full-speed xhci ports: the profile's own controllers when
  * they add up to exactly that (linux-guest puts one port on each of its root
- * hubs, which Linux enumerates in parallel), else one controller with that many.
+ * hubs, which Linux enumerates in parallel); else one controller with that
+ * many, up to xhci's 15 USB2 ports, and past that one controller per port.
  */
 function xhciControllers(base: MachineProfile, ports: number): NonNullable<MachineProfile["usb"]> {
   const own = base.usb ?? [];
-  const fullSpeed = own.reduce((n, u) => n + (u.model === "qemu-xhci" ? (u.usb2Ports ?? 4) : 0), 0);
+  const fullSpeed = own.reduce((n, u) => n + (u.model === "qemu-xhci" ? usbPorts(u).length : 0), 0);
   if (own.length > 1 && own.every((u) => u.model === "qemu-xhci") && fullSpeed === ports) return own.map((u) => ({ ...u }));
-  return [{ id: "usbc", model: "qemu-xhci", usb2Ports: ports, usb3Ports: 4 }];
+  if (ports <= XHCI_MAX_USB2_PORTS) return [{ id: "usbc", model: "qemu-xhci", usb2Ports: ports, usb3Ports: 4 }];
+  return Array.from({ length: ports }, (_, i) => ({ id: i === 0 ? "usbc" : `usbc${i}`, model: "qemu-xhci" as const, usb2Ports: 1, usb3Ports: 0 }));
 }
+
+/** qemu-xhci's p2= property goes up to 15. */
+const XHCI_MAX_USB2_PORTS = 15;
 
 export function createMachine(m: MachineSpec, seed: number, qemu: { extraArgs?: string[] } = {}): Machine {
   if (m.type === "sim") return new SimMachine({ seed, bugs: m.bugs });

@@ -59,12 +59,17 @@ export const USB_CONTROLLER_PORTS: Readonly<Record<UsbController, number>> = {
 };
 
 /**
- * What machine.usbPorts may be per controller. xhci's USB2 port count is a
- * QEMU property (p2=, up to 15); 8 is as many NICs in flight as the storm
- * format allows, each its own root hub on linux-guest. uhci has two, fixed.
+ * What machine.usbPorts may be. On xhci each port is a root hub of its own
+ * (one qemu-xhci controller with one USB2 port per lane), because guests
+ * enumerate one hub's ports one after another but separate controllers in
+ * parallel (Linux: hub_wq work per hub and the controller's address0_mutex
+ * around port reset and addressing; NetBSD: one usb event thread per bus).
+ * 64 is as far as the lanes bench measured the Linux guest still scaling;
+ * src/qemu places controllers past 16 behind PCIe root ports. uhci has two
+ * ports, fixed.
  */
 export const USB_PORTS_RANGE: Readonly<Record<UsbController, { min: number; max: number }>> = {
-  "qemu-xhci": { min: 1, max: 8 },
+  "qemu-xhci": { min: 1, max: 64 },
   "piix3-usb-uhci": { min: 2, max: 2 },
 };
 
@@ -84,10 +89,12 @@ export interface QemuMachineInput {
   image?: string;
   accel?: Accel;
   usbController?: UsbController;
-  /** Full-speed USB ports, i.e. USB NICs in flight at most (qemu-xhci 1..8, default 4; uhci: 2). */
+  /** Full-speed USB ports, i.e. USB NICs in flight at most (qemu-xhci 1..64, default 4; uhci: 2). */
   usbPorts?: number;
   telemetry?: TelemetryTransport;
   memoryMb?: number;
+  /** Guest vCPUs (-smp); default 1. Under TCG each is a host thread (MTTCG). */
+  cpus?: number;
   /** How long the guest may take to say Hello before the run goes on without it. */
   bootTimeout?: DurationInput;
 }
@@ -199,6 +206,8 @@ export interface QemuMachineSpec {
   usbPorts?: number;
   telemetry: TelemetryTransport;
   memoryMb: number;
+  /** Guest vCPUs; absent means 1. */
+  cpus?: number;
   bootTimeoutNs: number;
 }
 

@@ -273,7 +273,7 @@ function editDistance(a: string, b: string): number {
 
 const TOP_KEYS = ["name", "description", "machine", "nics", "schedule", "holders", "traffic", "detach", "unload", "sick", "deadlines", "model", "stopOnFirstViolation"];
 const SIM_KEYS = ["type", "bugs"];
-const QEMU_KEYS = ["type", "profile", "kernel", "initrd", "image", "accel", "usbController", "usbPorts", "telemetry", "memoryMb", "bootTimeout"];
+const QEMU_KEYS = ["type", "profile", "kernel", "initrd", "image", "accel", "usbController", "usbPorts", "telemetry", "memoryMb", "cpus", "bootTimeout"];
 const STEP_OPS = ["add", "remove", "hold", "release", "traffic", "traffic-stop", "detach", "unload", "sick", "sleep", "fault"] as const;
 
 /** Parses and validates YAML storm text; throws ScenarioError with every problem found. */
@@ -578,6 +578,11 @@ function readMachine(ck: Checker, node: N, root: N): MachineSpec | undefined {
   }
   if (!profile || !accel || !usbController || usbPorts === undefined || !telemetry || memoryMb === undefined || bootTimeoutNs === undefined) return undefined;
   const spec: MachineSpec = { type: "qemu", profile, accel, usbController, usbPorts, telemetry, memoryMb, bootTimeoutNs };
+  if (m.has("cpus")) {
+    const cpus = ck.number(m.get("cpus"), "machine.cpus", { int: true, min: 1, max: 8, parent: node });
+    if (cpus === undefined) return undefined;
+    if (cpus !== 1) spec.cpus = cpus;
+  }
   if (kernel) spec.kernel = kernel;
   if (initrd) spec.initrd = initrd;
   if (image) spec.image = image;

@@ -70,6 +70,7 @@ export function specToInput(spec: StormSpec, steps?: readonly Step[]): StormInpu
             ...(m.usbPorts !== undefined && m.usbPorts !== USB_CONTROLLER_PORTS[m.usbController] ? { usbPorts: m.usbPorts } : {}),
             telemetry: m.telemetry,
             memoryMb: m.memoryMb,
+            ...(m.cpus !== undefined ? { cpus: m.cpus } : {}),
             bootTimeout: fmtNs(m.bootTimeoutNs),
           };
           if (m.kernel) q.kernel = m.kernel;

@@ -124,8 +124,8 @@ test("Linux: a free after the drain but with a reference still counted breaks fr
   t.false(res.verdicts.some((v) => v.rule === "free-after-drain"), dump(res));
 });
 
-test("NetBSD keeps its order: a free while config_detach runs breaks free-after-drain even with the interface detached", (t) => {
-  const b = trace().hello().hostAdd("nic1").netbsdAttach("cdce0", "nic1").hostRemove("nic1").detachBegin("cdce0").ifDetachBegin("cdce0").ifDetachEnd("cdce0").free("cdce0");
+test("NetBSD keeps its order: a free after the commit but before the localcount drain breaks free-after-drain", (t) => {
+  const b = trace().hello().hostAdd("nic1").netbsdAttach("cdce0", "nic1").hostRemove("nic1").detachBegin("cdce0").ifDetachBegin("cdce0").ifDetachEnd("cdce0").commit("cdce0").free("cdce0");
   const res = run(b);
   t.is(res.verdicts[0]?.rule, "free-after-drain", dump(res));
 });

@@ -17,7 +17,23 @@ export type Cap =
   | "vnodes"
   | "modules"
   | "free"
-  | "context";
+  | "context"
+  | "commit-point"
+  | "detach-steps"
+  | "vnode-flags"
+  | "module-flags";
+/** What a guest reported before the commit point, steps and flags existed. */
+export const BASE_CAPS: readonly Cap[] = [
+  "device-lifecycle",
+  "detach-phases",
+  "kernel-refs",
+  "agent-refs",
+  "ifnet",
+  "vnodes",
+  "modules",
+  "free",
+  "context",
+];
 export const FULL_CAPS: readonly Cap[] = [
   "device-lifecycle",
   "detach-phases",
@@ -28,6 +44,10 @@ export const FULL_CAPS: readonly Cap[] = [
   "modules",
   "free",
   "context",
+  "commit-point",
+  "detach-steps",
+  "vnode-flags",
+  "module-flags",
 ];
 const CAP_NUM: Record<Cap, plugstorm.telemetry.v1.Capability> = {
   "device-lifecycle": T.Capability.CAPABILITY_DEVICE_LIFECYCLE,
@@ -39,6 +59,10 @@ const CAP_NUM: Record<Cap, plugstorm.telemetry.v1.Capability> = {
   modules: T.Capability.CAPABILITY_MODULES,
   free: T.Capability.CAPABILITY_FREE,
   context: T.Capability.CAPABILITY_CONTEXT,
+  "commit-point": T.Capability.CAPABILITY_COMMIT_POINT,
+  "detach-steps": T.Capability.CAPABILITY_DETACH_STEPS,
+  "vnode-flags": T.Capability.CAPABILITY_VNODE_FLAGS,
+  "module-flags": T.Capability.CAPABILITY_MODULE_FLAGS,
 };
 
 export type Ctx = "interrupt" | "softint" | "thread";
@@ -48,7 +72,18 @@ const CTX: Record<Ctx, plugstorm.telemetry.v1.ExecContext> = {
   thread: T.ExecContext.EXEC_CONTEXT_THREAD,
 };
 
-export type Obj = "device" | "ifnet" | "usbnet" | "devsw" | "vnode" | "transfer" | "module" | "netdev";
+export type Obj =
+  | "device"
+  | "ifnet"
+  | "usbnet"
+  | "devsw"
+  | "vnode"
+  | "transfer"
+  | "module"
+  | "netdev"
+  | "softc-refcnt"
+  | "ifaddr"
+  | "usb-task";
 const OBJ: Record<Obj, plugstorm.telemetry.v1.ObjectKind> = {
   device: T.ObjectKind.OBJECT_KIND_DEVICE,
   ifnet: T.ObjectKind.OBJECT_KIND_IFNET,
@@ -58,6 +93,25 @@ const OBJ: Record<Obj, plugstorm.telemetry.v1.ObjectKind> = {
   transfer: T.ObjectKind.OBJECT_KIND_TRANSFER,
   module: T.ObjectKind.OBJECT_KIND_MODULE,
   netdev: T.ObjectKind.OBJECT_KIND_NETDEV,
+  "softc-refcnt": T.ObjectKind.OBJECT_KIND_SOFTC_REFCNT,
+  ifaddr: T.ObjectKind.OBJECT_KIND_IFADDR,
+  "usb-task": T.ObjectKind.OBJECT_KIND_USB_TASK,
+};
+
+export type Step = "dying" | "stop" | "task-wait" | "ether-ifdetach" | "task-wait-again" | "refs-drained";
+const STEP: Record<Step, plugstorm.telemetry.v1.DeviceEvent.DetachStep> = {
+  dying: T.DeviceEvent.DetachStep.DETACH_STEP_DYING,
+  stop: T.DeviceEvent.DetachStep.DETACH_STEP_STOP,
+  "task-wait": T.DeviceEvent.DetachStep.DETACH_STEP_TASK_WAIT,
+  "ether-ifdetach": T.DeviceEvent.DetachStep.DETACH_STEP_ETHER_IFDETACH,
+  "task-wait-again": T.DeviceEvent.DetachStep.DETACH_STEP_TASK_WAIT_AGAIN,
+  "refs-drained": T.DeviceEvent.DetachStep.DETACH_STEP_REFS_DRAINED,
+};
+export type Veto = "dependents" | "detach-refused" | "not-permitted";
+const VETO: Record<Veto, plugstorm.telemetry.v1.ModuleEvent.VetoReason> = {
+  dependents: T.ModuleEvent.VetoReason.VETO_REASON_DEPENDENTS,
+  "detach-refused": T.ModuleEvent.VetoReason.VETO_REASON_DETACH_REFUSED,
+  "not-permitted": T.ModuleEvent.VetoReason.VETO_REASON_NOT_PERMITTED,
 };
 
 export type Outcome = "done" | "refused" | "removal-pending" | "never-finalised" | "failed";
@@ -81,6 +135,8 @@ export interface DevOpts {
   instance?: number;
   ifname?: string;
   objectKind?: Obj;
+  step?: Step;
+  deferred?: boolean;
 }
 
 export interface RefOpts {
@@ -212,6 +268,8 @@ export class TraceBuilder {
     if (o.context) d.context = CTX[o.context];
     if (o.force !== undefined) d.flags = { force: o.force };
     if (o.objectKind) d.objectKind = OBJ[o.objectKind];
+    if (o.step) d.step = STEP[o.step];
+    if (o.deferred) d.deferred = true;
     return this.frame({ device: d });
   }
 
@@ -238,6 +296,19 @@ export class TraceBuilder {
   }
   free(name: string, o: DevOpts = {}): this {
     return this.dev(T.DeviceEvent.Kind.FREE, name, { context: "thread", ...o });
+  }
+  /** A caller sleeping in config_detach_enter. */
+  detachWait(name: string, o: DevOpts = {}): this {
+    return this.dev(T.DeviceEvent.Kind.DETACH_WAIT, name, { context: "thread", thread: "drvctl", force: false, ...o });
+  }
+  commit(name: string, o: DevOpts = {}): this {
+    return this.dev(T.DeviceEvent.Kind.COMMIT, name, { context: "thread", thread: "usb0", ...o });
+  }
+  detachReported(name: string, o: DevOpts = {}): this {
+    return this.dev(T.DeviceEvent.Kind.DETACH_REPORTED, name, { context: "thread", thread: "usb0", ...o });
+  }
+  step(name: string, step: Step, o: DevOpts = {}): this {
+    return this.dev(T.DeviceEvent.Kind.DETACH_STEP, name, { context: "thread", thread: "usb0", ...o, step });
   }
 
   // ---------------------------------------------------------------- references
@@ -290,11 +361,15 @@ export class TraceBuilder {
   ifUp(ifname: string, device = ifname): this {
     return this.ifev(T.IfEvent.Kind.UP, ifname, device);
   }
+  /** The routing socket's IFAN_DEPARTURE, as the agent read it. */
+  departure(ifname: string, device = ifname): this {
+    return this.ifev(T.IfEvent.Kind.DEPARTURE, ifname, device);
+  }
 
   // ---------------------------------------------------------------- vnodes
 
-  private vn(kind: plugstorm.telemetry.v1.VnodeEvent.Kind, path: string, device: string, op = "", error = 0, holder = ""): this {
-    return this.frame({ vnode: { kind, path, device, op, error, holder } });
+  private vn(kind: plugstorm.telemetry.v1.VnodeEvent.Kind, path: string, device: string, op = "", error = 0, holder = "", flags: { tty?: boolean; forced?: boolean } = {}): this {
+    return this.frame({ vnode: { kind, path, device, op, error, holder, tty: flags.tty ?? false, forced: flags.forced ?? false } });
   }
   /** open(2) of a node; a non-zero error is an open that failed (no file made). */
   vnodeOpen(path: string, device: string, holder: string, error = 0): this {
@@ -306,23 +381,25 @@ export class TraceBuilder {
   revoke(path: string, device: string): this {
     return this.vn(T.VnodeEvent.Kind.REVOKE, path, device);
   }
-  methodCall(path: string, device: string, op: string, holder = ""): this {
-    return this.vn(T.VnodeEvent.Kind.METHOD_CALL, path, device, op, 0, holder);
+  methodCall(path: string, device: string, op: string, holder = "", flags: { forced?: boolean } = {}): this {
+    return this.vn(T.VnodeEvent.Kind.METHOD_CALL, path, device, op, 0, holder, flags);
   }
-  deadfsCall(path: string, device: string, op: string, error: number, holder = ""): this {
-    return this.vn(T.VnodeEvent.Kind.DEADFS_CALL, path, device, op, error, holder);
+  deadfsCall(path: string, device: string, op: string, error: number, holder = "", flags: { tty?: boolean } = {}): this {
+    return this.vn(T.VnodeEvent.Kind.DEADFS_CALL, path, device, op, error, holder, flags);
   }
 
   // ---------------------------------------------------------------- modules
 
-  unloadBegin(name: string, instances: string[] = []): this {
-    return this.frame({ module: { kind: T.ModuleEvent.Kind.UNLOAD_BEGIN, name, instances } });
+  unloadBegin(name: string, instances: string[] = [], o: { builtin?: boolean } = {}): this {
+    return this.frame({ module: { kind: T.ModuleEvent.Kind.UNLOAD_BEGIN, name, instances, builtin: o.builtin ?? false } });
   }
   unloadWait(name: string, instances: string[] = []): this {
     return this.frame({ module: { kind: T.ModuleEvent.Kind.UNLOAD_WAIT, name, instances } });
   }
-  unloadEnd(name: string, error = 0): this {
-    return this.frame({ module: { kind: T.ModuleEvent.Kind.UNLOAD_END, name, error } });
+  unloadEnd(name: string, error = 0, o: { builtin?: boolean; veto?: Veto } = {}): this {
+    const m: plugstorm.telemetry.v1.IModuleEvent = { kind: T.ModuleEvent.Kind.UNLOAD_END, name, error, builtin: o.builtin ?? false };
+    if (o.veto) m.vetoReason = VETO[o.veto];
+    return this.frame({ module: m });
   }
 
   // ---------------------------------------------------------------- composite steps
@@ -350,6 +427,49 @@ export class TraceBuilder {
       .drainEnd(name, "device")
       .detachEnd(name, { thread: opts.thread ?? "usb0", error: 0 });
     return o.free === false ? this : this.free(name);
+  }
+
+  /**
+   * config_detach exactly as NetBSD runs it (netbsd.md §1, §4, §9): steps of
+   * usbnet_detach, if_detach with the departure before its drain ends, the
+   * commit, the localcount drain, devmon's report, then config_devfree and
+   * only then config_detach's return.
+   */
+  netbsdDetachReal(
+    name: string,
+    o: DevOpts & {
+      departureAfterDrain?: boolean;
+      /** After usbnet_detach's first task wait, before ether_ifdetach / if_detach. */
+      between?: (b: TraceBuilder) => void;
+      /** While if_detach waits for psrefs (after the 7.x departure). */
+      inDrain?: (b: TraceBuilder) => void;
+      /** While config_detach drains the localcount. */
+      inDeviceDrain?: (b: TraceBuilder) => void;
+      skipBegin?: boolean;
+    } = {},
+  ): this {
+    const opts: DevOpts = { thread: "usb0", force: true, ...o };
+    const ifn = o.ifname ?? name;
+    if (!o.skipBegin) this.detachBegin(name, opts);
+    this.step(name, "dying").step(name, "stop").step(name, "task-wait");
+    o.between?.(this);
+    this.step(name, "ether-ifdetach").ifDetachBegin(ifn, name).drainBegin(name, "ifnet");
+    if (!o.departureAfterDrain) this.departure(ifn, name);
+    o.inDrain?.(this);
+    this.drainEnd(name, "ifnet");
+    if (o.departureAfterDrain) this.departure(ifn, name);
+    this.ifDetachEnd(ifn, name)
+      .step(name, "task-wait-again")
+      .drainBegin(name, "usbnet")
+      .drainEnd(name, "usbnet")
+      .step(name, "refs-drained");
+    this.commit(name)
+      .drainBegin(name, "device");
+    o.inDeviceDrain?.(this);
+    return this.drainEnd(name, "device")
+      .detachReported(name)
+      .free(name)
+      .detachEnd(name, { thread: opts.thread ?? "usb0", error: 0 });
   }
 
   /** A whole clean NetBSD USB cycle with an ifnet psref held and released before removal. */

@@ -51,7 +51,7 @@ interface Case {
 const CASES: Case[] = [
   {
     rule: "no-ref-after-detach-begin",
-    bad: () => base().hostRemove("nic1").detachBegin("cdce0").acquire("cdce0", "late", { kind: "device", desc: "drvctl -p" }),
+    bad: () => base().hostRemove("nic1").detachBegin("cdce0").commit("cdce0").acquire("cdce0", "late", { kind: "device", desc: "drvctl -p" }),
     good: () => base().hostRemove("nic1").detachBegin("cdce0").acquireFailed("cdce0", "late").netbsdDetach("cdce0", { skipBegin: true }),
     who: { device: "cdce0", nicId: "nic1", holders: ["late"], side: "guest" },
   },
@@ -241,6 +241,39 @@ const CASES: Case[] = [
     bad: () => base().hostRemove("nic1").detachBegin("cdce0").ifDetachBegin("cdce0").ifDetachEnd("cdce0").ifAccess("cdce0", "multicast task"),
     good: () => base().hostRemove("nic1").detachBegin("cdce0").ifDetachBegin("cdce0").ifAccess("cdce0", "multicast task").netbsdDetach("cdce0", { skipBegin: true, skipIfBegin: true }),
     who: { device: "cdce0", nicId: "nic1" },
+  },
+  {
+    rule: "usb-task-waited",
+    bad: () =>
+      base()
+        .hostRemove("nic1")
+        .detachBegin("cdce0")
+        .step("cdce0", "dying")
+        .step("cdce0", "task-wait")
+        .acquire("cdce0", "mcasttask", { kind: "usb-task", desc: "multicast task" })
+        .step("cdce0", "ether-ifdetach")
+        .ifDetachBegin("cdce0")
+        .ifDetachEnd("cdce0")
+        .step("cdce0", "refs-drained"),
+    good: () =>
+      base()
+        .hostRemove("nic1")
+        .detachBegin("cdce0")
+        .step("cdce0", "dying")
+        .step("cdce0", "task-wait")
+        .acquire("cdce0", "mcasttask", { kind: "usb-task", desc: "multicast task" })
+        .step("cdce0", "ether-ifdetach")
+        .ifDetachBegin("cdce0")
+        .ifDetachEnd("cdce0")
+        .step("cdce0", "task-wait-again")
+        .release("cdce0", "mcasttask", { kind: "usb-task" })
+        .step("cdce0", "refs-drained")
+        .commit("cdce0")
+        .drainBegin("cdce0", "device")
+        .drainEnd("cdce0", "device")
+        .free("cdce0")
+        .detachEnd("cdce0"),
+    who: { device: "cdce0", nicId: "nic1", holders: ["mcasttask"] },
   },
   {
     rule: "no-method-after-revoke",

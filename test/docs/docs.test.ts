@@ -24,3 +24,37 @@ test("the rules document lists every rule id of the model", async (t) => {
   const md = modelDocs()["rules.md"] ?? "";
   for (const rule of RULES) t.true(md.includes(`\`${rule.id}\``), rule.id);
 });
+
+test("every rule's basis resolves to anchors of documents in this repository", async (t) => {
+  const { RULES } = await import("../../src/model/index.js");
+  const anchorsOf = new Map<string, Set<string>>();
+  const anchors = (file: string): Set<string> => {
+    let set = anchorsOf.get(file);
+    if (set === undefined) {
+      const text = readFileSync(join(root, file), "utf8");
+      set = new Set([...text.matchAll(/<a id="([a-z0-9-]+)"><\/a>/g)].map((m) => m[1]!));
+      anchorsOf.set(file, set);
+    }
+    return set;
+  };
+  for (const rule of RULES) {
+    const refs = rule.basis.split(/\s+/).filter((x) => x !== "");
+    t.true(refs.length > 0, `${rule.id}: empty basis`);
+    for (const ref of refs) {
+      const m = /^(docs\/[a-z0-9-]+\.md)#([a-z0-9-]+)$/.exec(ref);
+      t.truthy(m, `${rule.id}: basis "${ref}" is not docs/<file>.md#<anchor>`);
+      if (m === null) continue;
+      t.true(anchors(m[1]!).has(m[2]!), `${rule.id}: ${m[1]} has no anchor "${m[2]}"`);
+    }
+  }
+});
+
+test("the generated docs show the cut-off points and where FREE sits per profile", (t) => {
+  const docs = modelDocs();
+  const automata = docs["automata.md"] ?? "";
+  t.regex(automata, /config_detach_commit/);
+  t.regex(automata, /if_deactivate/);
+  t.regex(automata, /config_devfree inside config_detach/);
+  t.regex(automata, /free_netdev inside usbnet_disconnect/);
+  t.regex(docs["rules.md"] ?? "", /\[netbsd\.md#config-detach\]\(netbsd\.md#config-detach\)/);
+});

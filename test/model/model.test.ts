@@ -68,10 +68,20 @@ test("Monitor steps legal edges and names the rule an illegal one breaks", (t) =
   const l = new Monitor(AUTOMATA.linux.device);
   t.is(l.step("detaching", "veto"), undefined);
   t.is(l.ruleFor("detaching", "veto"), "forced-detach-no-veto");
-  // Linux frees inside the disconnect (free_netdev before usbnet_disconnect returns); NetBSD only after config_detach.
+  // Both free inside the detach: Linux's free_netdev before usbnet_disconnect
+  // returns, NetBSD's config_devfree before config_detach returns (then its
+  // DETACH_END(0) follows the free, once).
   t.is(l.step("detaching", "free"), "freed");
-  t.is(m.step("detaching", "free"), undefined);
-  t.is(m.ruleFor("detaching", "free"), "free-after-drain");
+  t.is(m.step("detaching", "free"), "freed");
+  t.is(m.step("freed", "detach-end"), "freed");
+  t.is(l.step("freed", "detach-end"), undefined);
+  t.is(m.ruleFor("attached", "free"), "free-after-drain");
+  // A caller sleeping in config_detach_enter is legal; waking on freed memory is not.
+  t.is(m.step("detaching", "detach-wait"), "detaching");
+  t.is(m.ruleFor("freed", "detach-wait"), "no-event-after-free");
+  const i = new Monitor(AUTOMATA.netbsd.ifnet);
+  t.is(i.ruleFor("detaching", "if-detach-begin"), "single-detach-in-progress");
+  t.is(i.step("detaching", "departure"), "detaching");
 });
 
 test("generated docs cover every rule, transition and bug", (t) => {
@@ -168,4 +178,13 @@ test("memory stays bounded: freed devices are dropped and tombstones are capped"
   t.deepEqual(c.push(dev("free", "cdce0")).map((v) => v.rule), []);
   const res = c.finish();
   t.is(res.summary.cycles, 100);
+});
+
+test("rule ids are unique, and every rule says what it watches and what it rests on", (t) => {
+  const ids = RULES.map((r) => r.id);
+  t.is(new Set(ids).size, ids.length);
+  for (const r of RULES) {
+    t.true(r.watches.length > 0, `${r.id}: watches nothing`);
+    t.regex(r.basis, /^docs\/netbsd\.md#/, r.id);
+  }
 });

@@ -158,7 +158,7 @@ test("the agent streams nothing but Hello until HelloAck, re-sending Hello every
   t.deepEqual(h.frames.map((f) => [f.body, f.seq]), [["hello", 1], ["hello", 1], ["hello", 1]]);
   const hello = h.frames[0]!.hello!;
   t.is(hello.os, T.GuestOs.GUEST_OS_SIM_NETBSD);
-  t.is(hello.capabilities?.length, 12);
+  t.is(hello.capabilities?.length, 16);
   const id = h.send({ helloAck: { hostTimeNs: h.now() } });
   await h.until(() => h.acks.has(id), "HelloAck's ack");
   const after = h.frames.slice(3);

@@ -148,6 +148,25 @@ const SCRIPTS: Record<BugName, (h: Harness) => Promise<void>> = {
     await sickCase(h, "usb-net", "remove-first");
     await h.sleepMs(10);
   },
+  async "free-under-sleeper"(h) {
+    // drvctl -d detaches while a socket keeps if_detach waiting; the unplug's
+    // config_detach sleeps in config_detach_enter meanwhile.
+    const { nicId, dev } = await attached(h, "usb-net");
+    await h.command({ holdRefs: { device: dev, kind: OBJ.OBJECT_KIND_IFNET, holdNs: 100e6, holder: "sock" } }, AK.HOLD_REFS);
+    const id = h.send({ detachDevice: { device: dev } }, AK.DETACH_DEVICE, nicId);
+    await h.sleepMs(5);
+    await h.remove(nicId);
+    await h.until(() => h.acks.has(id), "drvctl -d ack");
+    await freed(h, nicId);
+    await h.sleepMs(10);
+  },
+  async "dclose-twice"(h) {
+    const { nicId, dev } = await attached(h, "usb-net");
+    await h.command({ openNode: { path: `/dev/${dev}`, holder: "fd3" } });
+    await h.remove(nicId);
+    await freed(h, nicId);
+    await h.command({ closeNode: { path: `/dev/${dev}`, holder: "fd3" } });
+  },
   async "lost-detach"(h) {
     const { nicId } = await attached(h, "usb-net");
     await h.remove(nicId);

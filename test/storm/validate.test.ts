@@ -58,7 +58,7 @@ test("more NICs in flight than ports", (t) => {
   t.regex(p!.message, /6 NICs in flight but only 4 USB ports/);
 });
 
-test("machine.usbPorts sets the capacity: 8 in flight fit 8 ports, 9 do not", (t) => {
+test("machine.usbPorts sets the capacity: 8 in flight fit 8 ports, 3 do not fit 2", (t) => {
   const storm = (ports: number, inFlight: number): string =>
     ["machine:", "  type: qemu", "  profile: bare", `  usbPorts: ${ports}`, "nics:", "  mix:", `    - { kind: usb-net, count: ${inFlight} }`, "schedule:", `  maxInFlight: ${inFlight}`, ""].join("\n");
   const s = parseStorm(storm(8, 8), "s.yaml");
@@ -76,11 +76,11 @@ test("machine.usbPorts sets the capacity: 8 in flight fit 8 ports, 9 do not", (t
 test("machine.usbPorts out of range, or not 2 on uhci, is named with its line", (t) => {
   const at = (extra: string[]): ScenarioIssue | undefined =>
     issues(["machine:", "  type: qemu", "  profile: bare", ...extra, ""].join("\n")).find((i) => i.path === "machine.usbPorts");
-  for (const v of ["0", "9", "2.5", "many"]) {
+  for (const v of ["0", "65", "2.5", "many"]) {
     const p = at([`  usbPorts: ${v}`]);
     t.truthy(p, v);
     t.is(p!.line, 4, v);
-    t.regex(p!.message, /expected an integer from 1 to 8/, v);
+    t.regex(p!.message, /expected an integer from 1 to 64/, v);
   }
   const u = at(["  usbController: piix3-usb-uhci", "  usbPorts: 4"]);
   t.truthy(u);
@@ -187,4 +187,19 @@ test("the seeded schedule depends on the seed only, and every NIC added is remov
   t.is(a.filter((s) => s.op === "add").length, spec.schedule.cycles);
   t.true(maxPlugged <= spec.schedule.maxInFlight);
   t.true(a.some((s) => s.op === "sick"), "the sick case is scheduled");
+});
+
+test("machine.usbPorts past xhci's 15 ports: one controller per port on bare; machine.cpus reaches -smp and is range-checked", (t) => {
+  const m = parseStorm("machine: { type: qemu, profile: bare, usbPorts: 20, cpus: 2 }\n").machine;
+  if (m.type !== "qemu") return t.fail("expected a qemu machine");
+  const p = qemuProfileFor(m);
+  t.is(p.usb.length, 20);
+  t.true(p.usb.every((u) => u.model === "qemu-xhci" && u.usb2Ports === 1));
+  t.is(p.cpus, 2);
+  // The writer keeps cpus, so a written storm reruns on the same machine.
+  t.is((parseStorm(stormToYaml(specToInput(parseStorm("machine: { type: qemu, profile: bare, cpus: 2 }\n")))).machine as { cpus?: number }).cpus, 2);
+  const bad = issues("machine:\n  type: qemu\n  profile: bare\n  cpus: 9\n").find((i) => i.path === "machine.cpus");
+  t.truthy(bad);
+  t.is(bad!.line, 4);
+  t.regex(bad!.message, /from 1 to 8/);
 });

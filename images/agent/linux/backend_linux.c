@@ -34,16 +34,25 @@
 
 #include "../core/agent.h"
 
-#define MAX_DEVS 32
-#define MAX_REFS 64
-#define MAX_USB 32
-#define MAX_PIDS 16
-#define MAX_NAMES 32
+/* Sized for storms of up to 128 lanes (one NIC in flight per root hub), with
+ * room for the interfaces still draining while their lane's next NIC attaches. */
+#define MAX_DEVS 256
+#define MAX_REFS 256
+#define MAX_USB 256
+/* Every hub_wq kworker enumerating or disconnecting at once has its own slot:
+ * a slot reused while its disconnect is pending would lose the DETACH_BEGIN. */
+#define MAX_PIDS 512
+#define MAX_NAMES 256
+/* Return probes in flight at once: the kernel's default (10 on one vCPU)
+ * misses returns when more threads than that sleep inside netdev_run_todo
+ * (rcu_barrier, the refcount wait) while many NICs leave together. */
+#define KRET_MAXACTIVE "512"
 #define TRACEFS "/sys/kernel/tracing"
 #define GROUP "plugstorm"
 #define MS 1000000ull
 #define INFO_WAIT_NS (1000 * MS)
 #define REF_GRACE_NS (2000 * MS)
+#define DISC_UNREG_WINDOW_NS (30000 * MS)
 #define ETH_P_PLUGSTORM 0x88B5 /* IEEE local experimental ethertype */
 
 typedef plugstorm_telemetry_v1_DeviceEvent_Kind dev_kind_t;
@@ -64,7 +73,14 @@ struct dev {
 	int attached;         /* ATTACH_END sent */
 	int draining;
 	int drain_pid;
+	/* The thread whose netdev_run_todo took this interface off the global todo
+	 * list (0: not yet): its return is where this drain ends. */
+	int todo_pid;
 	uint64_t unreg_ns;
+	/* free_netdev ran before the drain ended: another thread's
+	 * netdev_run_todo holds the interface, and the memory goes only when
+	 * that drain ends (free_netdev defers to the todo then). */
+	int free_pending;
 	/* InjectFault leak-ref: a reference that is never released. A kernel
 	 * really holding it would wait in netdev_wait_allrefs forever, so the
 	 * drain end and the free are withheld, as that kernel would never reach
@@ -213,6 +229,10 @@ static struct pidstate *pid_state(struct lx *x, int pid)
 		if (!free_slot && x->pids[i].pid == 0)
 			free_slot = &x->pids[i];
 	}
+	/* Full: reuse a thread with nothing pending before one mid-probe or mid-disconnect. */
+	for (int i = 0; i < MAX_PIDS && !free_slot; i++)
+		if (!x->pids[i].probing && !x->pids[i].disc_pending)
+			free_slot = &x->pids[i];
 	if (!free_slot)
 		free_slot = &x->pids[pid % MAX_PIDS];
 	memset(free_slot, 0, sizeof *free_slot);
@@ -679,11 +699,12 @@ static int inject_fault(struct lx *x, const ps_command_t *c, char *msg, size_t m
 
 static const char *const probes[] = {
 	"p:" GROUP "/ps_probe usbnet_probe",
-	"r:" GROUP "/ps_probe_ret usbnet_probe ret=$retval:s32",
+	"r" KRET_MAXACTIVE ":" GROUP "/ps_probe_ret usbnet_probe ret=$retval:s32",
 	"p:" GROUP "/ps_regkobj netdev_register_kobject name=+0(%di):string",
 	"p:" GROUP "/ps_disc usbnet_disconnect",
 	"p:" GROUP "/ps_unreg unregister_netdevice_queue name=+0(%di):string",
-	"r:" GROUP "/ps_todo_ret netdev_run_todo",
+	"p:" GROUP "/ps_todo netdev_run_todo",
+	"r" KRET_MAXACTIVE ":" GROUP "/ps_todo_ret netdev_run_todo",
 	"p:" GROUP "/ps_free free_netdev name=+0(%di):string",
 };
 
@@ -839,7 +860,11 @@ static void on_trace_line(struct lx *x, char *line)
 		if (!d || d->draining)
 			return;
 		flush_attach(x, d, 1);
-		if (ps->disc_pending && ns - ps->disc_ns < 1000000000ull) {
+		/* usbnet_disconnect's unregister_netdev first waits for rtnl, which
+		 * many NICs leaving at once hold in turn for seconds under TCG. The
+		 * window only keeps a disconnect that unregistered nothing (the
+		 * second, data interface call) from pairing with much later work. */
+		if (ps->disc_pending && ns - ps->disc_ns < DISC_UNREG_WINDOW_NS) {
 			ps->disc_pending = 0;
 			PS_SET(d->thread, comm);
 			emit_dev(x, d, plugstorm_telemetry_v1_DeviceEvent_Kind_DETACH_BEGIN, ps->disc_ns, 0, 0);
@@ -850,10 +875,23 @@ static void on_trace_line(struct lx *x, char *line)
 		emit_if(x, d, plugstorm_telemetry_v1_IfEvent_Kind_DETACH_BEGIN, ns);
 		emit_dev(x, d, plugstorm_telemetry_v1_DeviceEvent_Kind_DRAIN_BEGIN, ns, 0,
 				plugstorm_telemetry_v1_ObjectKind_OBJECT_KIND_NETDEV);
+	} else if (strcmp(ev, "ps_todo") == 0) {
+		/* netdev_run_todo snapshots the whole global todo list under rtnl:
+		 * every interface unregistered before this entry and not yet taken
+		 * is this thread's to wait for, whoever unregistered it. With several
+		 * NICs leaving at once, that is often another kworker's interface. */
+		for (int i = 0; i < MAX_DEVS; i++) {
+			d = &x->devs[i];
+			if (d->used && d->draining == 1 && d->todo_pid == 0 && d->unreg_ns <= ns)
+				d->todo_pid = pid;
+		}
 	} else if (strcmp(ev, "ps_todo_ret") == 0) {
 		for (int i = 0; i < MAX_DEVS; i++) {
 			d = &x->devs[i];
-			if (!d->used || d->draining != 1 || d->drain_pid != pid)
+			if (!d->used || d->draining != 1)
+				continue;
+			/* Without an entry seen for it, the unregistering thread's own todo. */
+			if (d->todo_pid ? d->todo_pid != pid : d->drain_pid != pid)
 				continue;
 			/* The NETDEV_UNREGISTER notifier ran before the drain could end:
 			 * the kernel has dropped the socket references by now. */
@@ -864,12 +902,21 @@ static void on_trace_line(struct lx *x, char *line)
 			emit_dev(x, d, plugstorm_telemetry_v1_DeviceEvent_Kind_DRAIN_END, ns, 0,
 					plugstorm_telemetry_v1_ObjectKind_OBJECT_KIND_NETDEV);
 			emit_if(x, d, plugstorm_telemetry_v1_IfEvent_Kind_DETACH_END, ns);
+			if (d->free_pending) {
+				emit_dev(x, d, plugstorm_telemetry_v1_DeviceEvent_Kind_FREE, ns, 0, 0);
+				stop_tx(d);
+				d->used = 0;
+			}
 		}
 	} else if (strcmp(ev, "ps_free") == 0) {
 		d = dev_find(x, name);
 		if (!d || !d->draining)
 			return;
 		harvest_refs(x, d->ifname, d->unreg_ns + 1000);
+		if (d->draining == 1 && !d->leak) {
+			d->free_pending = 1;
+			return;
+		}
 		if (d->leak)
 			ps_log(x->a, plugstorm_telemetry_v1_Log_Level_WARN,
 					"fault leak-ref: %s's drain end and free withheld (a kernel holding the reference waits forever)",

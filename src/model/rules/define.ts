@@ -1,0 +1,58 @@
+// What a rule is. Each rule family lives in its own file next to this one:
+// statement, basis (anchors of docs/netbsd.md), what the guest must observe,
+// and the events it watches, reviewable one family at a time. A new rule is
+// a new entry in a family file (or a new file listed in ../rules.ts); its id
+// then joins the closed RuleId type and the checker cannot name a rule that
+// does not exist.
+
+import type { CapabilityName } from "../events.js";
+import type { RuleId } from "../rules.js";
+
+export type ProfileName = "netbsd" | "linux";
+export type Severity = "warning" | "error" | "fatal";
+export type Side = "host" | "guest" | "channel";
+
+/** "refs" is satisfied by either kernel-refs or agent-refs. */
+export type Observation = CapabilityName | "refs";
+
+export interface Rule<Id extends string = string> {
+  id: Id;
+  statement: string;
+  /** Principle 1..7 of the detach protocol, or null for host/channel/correspondence rules. */
+  principle: number | null;
+  /** Space-separated `docs/<file>.md#<anchor>` references to the facts the rule rests on. */
+  basis: string;
+  profiles: readonly ProfileName[];
+  severity: Severity;
+  side: Side;
+  /** What the guest must be able to observe for the rule to be judged at all. */
+  needs: readonly Observation[];
+  /** The events that can break it: "type:kind", "type:*", or "deadline:<event that armed it>". */
+  watches: readonly string[];
+  /** Judged on a deadline (trace time), not on a single event. */
+  liveness: boolean;
+}
+
+export const BOTH: readonly ProfileName[] = ["netbsd", "linux"];
+export const NETBSD: readonly ProfileName[] = ["netbsd"];
+
+/** A rule definition; keeps the id's literal type so the ids form a closed union. */
+export function rule<const Id extends string>(d: Omit<Rule<Id>, "liveness"> & { liveness?: boolean }): Rule<Id> {
+  return { ...d, liveness: d.liveness ?? false };
+}
+
+/** What a rule family's own check (e.g. rules/vnodes.ts NodeMonitor) needs from the checker. */
+export interface Judge<Ctx> {
+  /** Counts one judged case of the rule. */
+  ex(id: RuleId): void;
+  /** Reports a violation (the rule counts as judged). */
+  violate(id: RuleId, message: string, ctx: Ctx): void;
+  observes(cap: CapabilityName): boolean;
+}
+
+/** A duration for verdict messages. */
+export function fmtDur(ns: number): string {
+  if (ns >= 1e9) return `${+(ns / 1e9).toFixed(3)} s`;
+  if (ns >= 1e6) return `${+(ns / 1e6).toFixed(3)} ms`;
+  return `${ns} ns`;
+}
