@@ -64,19 +64,27 @@ run scripts/setup-host), 130/143 when interrupted (SIGINT/SIGTERM) before any
 violation. An interrupted run still writes a complete trace and its reports; so does
 a run stopped from the live view (exit 0 unless it found violations).
 `,
-  check: `usage: plugstorm check TRACE [--profile netbsd|linux] [--deadline PHASE=MS ...] [--json]
+  check: `usage: plugstorm check TRACE [--profile netbsd|linux] [--deadline PHASE=MS ...] [--rule ID] [--examples N] [-q|--quiet] [--json] [--report DIR]
 
-Replays a saved trace through the checker and prints its verdicts: the same
-verdicts the run had live, unless profile or deadlines are changed.
+Replays a saved trace through the checker: the same verdicts the run had live,
+unless profile or deadlines are changed. It prints the rules broken first, in
+the order they first broke with their counts, then the findings: each cause as
+a full verdict, its consequences (verdicts a stuck detach explains,
+docs/cascades.md) one line each under it. A trace with damaged bytes is read
+past the damage and gets a trace-intact verdict saying how much was not checked.
 
 options:
   --profile P          model profile (default: the one in the trace header)
   --deadline PHASE=MS  change one deadline (PHASE: attach, detach, removal, unload, guest);
                        repeatable. Default: the deadlines the run used, from the trace header;
-                       the defaults (2s, 2s, 1s, 2s, 30s) and what each times: docs/rules.md
-  --json               print verdicts and summary as JSON
+                       what each times and the model's defaults: docs/rules.md
+  --rule ID            show only this rule's verdicts (the exit status still counts all)
+  --examples N         full verdicts shown per rule (default 3; 0 shows all)
+  -q, --quiet          print only the last line (exit status unchanged)
+  --json               print rules, findings, verdicts, damage and summary as JSON
+  --report DIR         also write summary.txt, report.json, junit.xml, report.html into DIR
 
-Exit: 0 clean, 1 violations, 2 unreadable trace or bad option.
+Exit: 0 clean, 1 violations or a damaged trace, 2 unreadable trace or bad option.
 `,
   shrink: `usage: plugstorm shrink TRACE|STORM [--seed N] [--rule RULE] [--out FILE] [--max-runs N] [--quiet]
 
@@ -87,10 +95,13 @@ shrunk.yaml next to the input). Given a trace, the storm and seed come from its 
 Exit: 1 when a minimal failing storm was written, 2 when there is nothing to shrink
 (the storm breaks no rule, or is not a sim storm).
 `,
-  trace: `usage: plugstorm trace cat TRACE [--json]
+  trace: `usage: plugstorm trace cat TRACE [--json] [--nic ID] [--from T] [--to T]
        plugstorm trace export TRACE [--format perfetto|chrome] [-o|--output FILE]
 
-cat prints every record, one per line (--json: one JSON object per line).
+cat prints every record, one per line (--json: one JSON object per line), and
+each damaged region where it sits. --nic nic7 keeps that NIC's records (host
+actions, QMP, its guest device's frames, verdicts); --from/--to keep a window
+of trace time (seconds, or with a unit: 1500ms, 2s).
 export writes a Perfetto trace (default TRACE.perfetto-trace) or Chrome trace JSON.
 `,
   model: `usage: plugstorm model rules

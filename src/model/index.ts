@@ -42,3 +42,4 @@ export type {
   Verdict,
 } from "./verdict.js";
 export { rulesMarkdown, automataDot, automataMermaid, cutoffsMarkdown, transitionsMarkdown, CUTOFFS, FREE_SEMANTICS, PROFILE_NOTES } from "./docs.js";
+export { CascadeTracker, groupCascades, canBeConsequence, type CauseRef, type Cascade, type ThreadActivity } from "./cascade.js";

@@ -3,7 +3,7 @@
 // line for people.
 
 import { plugstorm } from "../gen/plugstorm.js";
-import { TraceChecker, formatVerdict, verdictToRecord } from "../check/index.js";
+import { TraceChecker, formatVerdict, verdictToRecord, type CheckedVerdict } from "../check/index.js";
 import { DEADLINE_FIELDS, RULES, type Deadlines, type Verdict } from "../model/index.js";
 import type { ReportVerdict } from "../report/index.js";
 import type { StormSpec } from "./spec.js";
@@ -68,6 +68,7 @@ export function toStormVerdict(v: Verdict): StormVerdict {
       message: v.message,
       tNs: v.tNs,
       recordIndex: v.recordIndex,
+      ...((v as CheckedVerdict).cause ? { cause: { ...(v as CheckedVerdict).cause! } } : {}),
     },
   };
 }
