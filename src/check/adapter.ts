@@ -287,6 +287,7 @@ export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
         nicKind: a.nicKind ?? "",
         bus: at(NIC_BUS, a.bus, "unknown"),
         mac: a.mac ?? "",
+        ...plugFaultOf(a.args),
       };
     if (kind === 2) return { type: "host-remove", t, index, actionId: a.id ?? 0, nicId: a.nicId ?? "" };
     return { type: "host-action", t, index, actionId: a.id ?? 0, action: at(ACTION_KIND, kind, "unspecified"), nicId: a.nicId ?? "" };
@@ -333,4 +334,17 @@ export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
   // qmp commands/replies, guest commands, clock samples, marks and recorded verdicts
   // (offline checks recompute verdicts) carry nothing for the rules.
   return null;
+}
+
+/** The device-side fault an emulated NIC was plugged with (ADD_NIC args.deviceFaults), as text. */
+function plugFaultOf(args: string | null | undefined): { deviceFault?: string } {
+  if (!args) return {};
+  try {
+    const v = JSON.parse(args) as { deviceFaults?: Array<{ kind?: string; what?: string; count?: number }> };
+    const f = v.deviceFaults?.[0];
+    if (f?.kind === undefined) return {};
+    return { deviceFault: [f.kind, f.what ?? (f.count !== undefined ? String(f.count) : "")].filter(Boolean).join(" ") };
+  } catch {
+    return {};
+  }
 }

@@ -3,7 +3,7 @@
 // verdicts either way; verdict records already in a trace are ignored.
 
 import { plugstorm } from "../gen/plugstorm.js";
-import { Checker, type CheckResult, type Deadlines, type ProfileName, type Summary, type Verdict } from "../model/index.js";
+import { CascadeTracker, Checker, RULE_BY_ID, type CauseRef, type CheckResult, type Deadlines, type ProfileName, type RuleReport, type Summary, type Verdict } from "../model/index.js";
 import { recordToEvent } from "./adapter.js";
 import { ConsolePanicWatch } from "./console.js";
 
@@ -11,7 +11,7 @@ const MachKind = plugstorm.trace.v1.MachineEvent.Kind;
 
 export { recordToEvent } from "./adapter.js";
 export { ConsolePanicWatch } from "./console.js";
-export type { CheckResult, Deadlines, ProfileName, Summary, Verdict, RuleReport, DriverLatency } from "../model/index.js";
+export type { CauseRef, CheckResult, Deadlines, ProfileName, Summary, Verdict, RuleReport, DriverLatency } from "../model/index.js";
 
 export interface TraceCheckerOptions {
   profile: ProfileName;
@@ -21,12 +21,94 @@ export interface TraceCheckerOptions {
 
 const NONE: readonly Verdict[] = Object.freeze([]) as readonly Verdict[];
 
+/**
+ * Bytes of a trace its reader skipped (src/trace DamagedRegion fits): what
+ * was there was not checked, so a damaged trace is never clean.
+ */
+export interface TraceDamage {
+  offset: number;
+  bytes: number;
+  kind: "corrupt" | "truncated";
+  detail: string;
+  /** Records read before the damage. */
+  atRecord: number;
+  /** Records lost, or null when that cannot be told. */
+  recordsLost: number | null;
+}
+
+/**
+ * The rule a damaged trace breaks. It is judged here, where records are read,
+ * not in the model: the model sees events, and damage is the absence of them.
+ */
+export const TRACE_INTACT = {
+  id: "trace-intact",
+  statement: "Every byte of the trace reads back as records; a region the reader had to skip was not checked, so the trace cannot pass.",
+  principle: null,
+  side: "channel",
+  severity: "error",
+  basis: "proto/TRACE.md \"Damage\"",
+} as const;
+
+/** The verdict for one damaged region; tNs is the time of the last good record before it. */
+export function damageVerdict(d: TraceDamage, tNs: number): Verdict {
+  const lost = d.recordsLost === null ? "an unknown number of records" : `${d.recordsLost} record${d.recordsLost === 1 ? "" : "s"}`;
+  return {
+    rule: TRACE_INTACT.id,
+    statement: TRACE_INTACT.statement,
+    principle: null,
+    side: TRACE_INTACT.side,
+    severity: TRACE_INTACT.severity,
+    device: "",
+    nicId: "",
+    holders: [],
+    message: `${d.bytes} byte${d.bytes === 1 ? "" : "s"} at byte ${d.offset} not checked (${d.kind}: ${d.detail}); ${lost} lost${d.kind === "truncated" ? "; the trace ends there" : "; checking resumed at the next good record"}`,
+    recordIndex: d.atRecord,
+    tNs,
+    history: [],
+  };
+}
+
+/** A verdict with its place in a cascade: cause set when it is a consequence (src/model/cascade.ts). */
+export type CheckedVerdict = Verdict & { cause?: CauseRef };
+
 export class TraceChecker {
   private readonly checker: Checker;
+  private readonly cascade = new CascadeTracker();
   private readonly console = new ConsolePanicWatch();
+  /** Verdicts of damage, each with the number of model verdicts before it (for the merged order). */
+  private readonly damageVerdicts: { v: Verdict; after: number }[] = [];
+  private modelVerdicts = 0;
 
   constructor(opts: TraceCheckerOptions) {
-    this.checker = new Checker(opts);
+    const outer = opts.onVerdict;
+    this.checker = new Checker({
+      ...opts,
+      onVerdict: (v) => {
+        this.modelVerdicts++;
+        this.classify(v);
+        outer?.(v);
+      },
+    });
+    this.onVerdict = outer;
+  }
+
+  private readonly onVerdict: ((v: Verdict) => void) | undefined;
+
+  private classify(v: Verdict): void {
+    const cause = this.cascade.verdict(v);
+    if (cause) (v as CheckedVerdict).cause = cause;
+  }
+
+  /**
+   * Reports bytes the reader skipped before the next record; tNs is the
+   * time of the last good record. Returns the verdict it makes.
+   */
+  damaged(d: TraceDamage, tNs: number): Verdict[] {
+    const v = damageVerdict(d, tNs);
+    this.classify(v);
+    this.damageVerdicts.push({ v, after: this.modelVerdicts });
+    this.onVerdict?.(v);
+    return [v];
   }
 
   /** Checks one record (index = its 0-based position in the trace); returns the verdicts it caused. */
@@ -40,7 +122,13 @@ export class TraceChecker {
     if (m && m.kind === MachKind.STARTED) this.console.reset();
     const e = recordToEvent(record, index);
     if (e === null) return NONE as Verdict[];
-    return this.checker.push(e) as Verdict[];
+    const out = this.checker.push(e) as Verdict[];
+    if (e.type === "host-add") this.cascade.hostAdd(e.nicId, e.bus);
+    else if (e.type === "device") {
+      const kind = e.kind === "detach-begin" || e.kind === "detach-end" || e.kind === "free" ? e.kind : "other";
+      this.cascade.activity({ thread: e.thread ?? "", device: e.name, nicId: e.serial ?? "", kind, index });
+    }
+    return out;
   }
 
   /** Judges deadlines due before tNs with no record (live runs: call on a timer with the trace clock). */
@@ -48,9 +136,38 @@ export class TraceChecker {
     return this.checker.advance(tNs) as Verdict[];
   }
 
-  /** Judges deadlines due before endTNs (default: last record time) and summarises. */
+  /** Judges deadlines due before endTNs (default: last record time) and summarises; damage verdicts sit where the damage was. */
   finish(endTNs?: number): CheckResult {
-    return this.checker.finish(endTNs);
+    const r = this.checker.finish(endTNs);
+    const damaged = this.damageVerdicts;
+    const verdicts: Verdict[] = [];
+    let d = 0;
+    r.verdicts.forEach((v, i) => {
+      while (d < damaged.length && damaged[d]!.after <= i) verdicts.push(damaged[d++]!.v);
+      verdicts.push(v);
+    });
+    while (d < damaged.length) verdicts.push(damaged[d++]!.v);
+    const s = r.summary;
+    const intact: RuleReport = {
+      id: TRACE_INTACT.id,
+      statement: TRACE_INTACT.statement,
+      principle: "",
+      severity: TRACE_INTACT.severity,
+      side: TRACE_INTACT.side,
+      status: damaged.length > 0 ? "violated" : "passed",
+      checks: 1,
+      violations: damaged.length,
+    };
+    const summary: Summary = {
+      ...s,
+      rules: [...s.rules.filter((x) => x.id !== TRACE_INTACT.id), intact],
+      verdicts: {
+        total: s.verdicts.total + damaged.length,
+        bySide: { ...s.verdicts.bySide, channel: s.verdicts.bySide.channel + damaged.length },
+        bySeverity: { ...s.verdicts.bySeverity, error: s.verdicts.bySeverity.error + damaged.length },
+      },
+    };
+    return { verdicts, summary };
   }
 }
 
@@ -66,16 +183,29 @@ export function checkRecords(
 }
 
 function secs(ns: number): string {
-  return `${(ns / 1e9).toFixed(6)}s`;
+  return `${(ns / 1e9).toFixed(6)} s`;
+}
+
+/**
+ * Where a verdict happened, each time named: the record that broke the rule
+ * (or started the deadline) with its time, and for a deadline when it ran out.
+ */
+export function verdictWhere(v: Verdict): string {
+  const rule = RULE_BY_ID.get(v.rule);
+  const startT = v.history.find((h) => h.index === v.recordIndex)?.tNs;
+  if (rule?.liveness) {
+    return `at record #${v.recordIndex}${startT !== undefined ? ` (t=${secs(startT)})` : ""}; deadline ran out at t=${secs(v.tNs)}`;
+  }
+  return `at record #${v.recordIndex} (t=${secs(startT ?? v.tNs)})`;
 }
 
 /** A verdict for people: what broke, where, and the events that led there. */
 export function formatVerdict(v: Verdict): string {
   const who = v.device ? `${v.device}${v.nicId ? ` (${v.nicId})` : ""}` : v.nicId || "-";
-  const lines = [
-    `${v.severity.toUpperCase()} [${v.side}] ${v.rule}: ${who} at record #${v.recordIndex}, t=${secs(v.tNs)}`,
-    `  ${v.message}`,
-  ];
+  const lines = [`${v.severity.toUpperCase()} [${v.side}] ${v.rule}: ${who} ${verdictWhere(v)}`];
+  const cause = (v as CheckedVerdict).cause;
+  if (cause) lines.push(`  consequence of verdict ${cause.ordinal + 1} (${cause.rule} on ${cause.device}${cause.nicId ? ` (${cause.nicId})` : ""}, which blocks thread ${cause.thread})`);
+  lines.push(`  ${v.message}`);
   if (v.holders.length) lines.push(`  holders: ${v.holders.join(", ")}`);
   lines.push(`  rule: ${v.statement}${v.principle !== null ? ` (principle ${v.principle})` : ""}`);
   if (v.history.length) {
@@ -132,5 +262,6 @@ export function verdictToRecord(v: Verdict): plugstorm.trace.v1.IVerdict {
     holders: v.holders.slice(),
     message: v.message,
     recordIndex: v.recordIndex,
+    ...((v as CheckedVerdict).cause ? { cause: { ...(v as CheckedVerdict).cause! } } : {}),
   };
 }

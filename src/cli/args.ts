@@ -23,7 +23,16 @@ export interface Io {
   err: NodeJS.WriteStream;
 }
 
-type Options = NonNullable<ParseArgsConfig["options"]>;
+export type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/** Every command's options, by command ("storm", "trace cat"): what --help is checked against. */
+export const COMMAND_OPTIONS: Map<string, Options> = new Map();
+
+/** Declares a command's options (once, at load) and returns them for parse(). */
+export function defineOptions<O extends Options>(command: string, options: O): O {
+  COMMAND_OPTIONS.set(command, options);
+  return options;
+}
 
 type Values<O extends Options> = {
   [K in keyof O]?: O[K] extends { multiple: true } ? string[] : O[K] extends { type: "boolean" } ? boolean : string;

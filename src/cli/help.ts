@@ -1,5 +1,7 @@
 // --help texts, one per command.
 
+import { CAMPAIGN_HELP, WORKER_HELP } from "./campaign.js";
+
 export const TOP_HELP = `plugstorm — hot-plug storms against QEMU and simulated guests, checked against a model of correct detach
 
 usage: plugstorm <command> [options]
@@ -14,12 +16,18 @@ commands:
   qmp SOCKET COMMAND [JSON]  send one QMP command to a running machine
   image [linux|netbsd]    build a guest image
   serve TRACE             replay a saved trace in the live web view (a running storm: storm --serve)
+  campaign FILE           run many storms × machines × seeds, locally or through a queue; signatures and reports
+  worker --queue URL      pull campaign jobs from a BullMQ queue on Redis and run them here
 
-Exit codes: 0 clean, 1 violations found, 2 usage or set-up error.
+Exit codes: 0 clean, 1 violations found, 2 usage or set-up error; 141 (quietly) when
+the reader of the output went away, e.g. "plugstorm model rules | head", as a Unix
+tool killed by SIGPIPE.
 Run "plugstorm <command> --help" for a command's options.
 `;
 
 export const HELP: Record<string, string> = {
+  campaign: CAMPAIGN_HELP,
+  worker: WORKER_HELP,
   storm: `usage: plugstorm storm [FILE] [options]
 
 Runs the storm in FILE (YAML; see scripts/storms/README.md), or without FILE the
@@ -47,25 +55,37 @@ options:
                            machines). The URL carries a token that unlocks the page's
                            controls: pause, resume, stop, hold/release references on a
                            NIC, remove a NIC; each is recorded in the trace.
-  --serve-linger           keep the live view up after the run until Ctrl-C (default: it
-                           closes once the report is printed)
+                           After the run the view stays up, showing the whole run, until
+                           Ctrl-C (the exit status is the run's).
+  --serve-close            close the live view once the report is printed (for scripts)
+  --serve-linger           the default with --serve: keep the view up until Ctrl-C
 
 Exit: 0 clean, 1 violations, 2 bad storm file or set-up error (e.g. QEMU missing:
 run scripts/setup-host), 130/143 when interrupted (SIGINT/SIGTERM) before any
 violation. An interrupted run still writes a complete trace and its reports; so does
 a run stopped from the live view (exit 0 unless it found violations).
 `,
-  check: `usage: plugstorm check TRACE [--profile netbsd|linux] [--deadline PHASE=MS ...] [--json]
+  check: `usage: plugstorm check TRACE [--profile netbsd|linux] [--deadline PHASE=MS ...] [--rule ID] [--examples N] [-q|--quiet] [--json] [--report DIR]
 
-Replays a saved trace through the checker and prints its verdicts: the same
-verdicts the run had live, unless profile or deadlines are changed.
+Replays a saved trace through the checker: the same verdicts the run had live,
+unless profile or deadlines are changed. It prints the rules broken first, in
+the order they first broke with their counts, then the findings: each cause as
+a full verdict, its consequences (verdicts a stuck detach explains,
+docs/cascades.md) one line each under it. A trace with damaged bytes is read
+past the damage and gets a trace-intact verdict saying how much was not checked.
 
 options:
   --profile P          model profile (default: the one in the trace header)
-  --deadline PHASE=MS  override a deadline (phases: attach, detach, removal, unload, guest); repeatable
-  --json               print verdicts and summary as JSON
+  --deadline PHASE=MS  change one deadline (PHASE: attach, detach, removal, unload, guest);
+                       repeatable. Default: the deadlines the run used, from the trace header;
+                       what each times and the model's defaults: docs/rules.md
+  --rule ID            show only this rule's verdicts (the exit status still counts all)
+  --examples N         full verdicts shown per rule (default 3; 0 shows all)
+  -q, --quiet          print only the last line (exit status unchanged)
+  --json               print rules, findings, verdicts, damage and summary as JSON
+  --report DIR         also write summary.txt, report.json, junit.xml, report.html into DIR
 
-Exit: 0 clean, 1 violations, 2 unreadable trace or bad option.
+Exit: 0 clean, 1 violations or a damaged trace, 2 unreadable trace or bad option.
 `,
   shrink: `usage: plugstorm shrink TRACE|STORM [--seed N] [--rule RULE] [--out FILE] [--max-runs N] [--quiet]
 
@@ -76,23 +96,32 @@ shrunk.yaml next to the input). Given a trace, the storm and seed come from its 
 Exit: 1 when a minimal failing storm was written, 2 when there is nothing to shrink
 (the storm breaks no rule, or is not a sim storm).
 `,
-  trace: `usage: plugstorm trace cat TRACE [--json]
-       plugstorm trace export TRACE [--format perfetto|chrome] [-o FILE]
+  trace: `usage: plugstorm trace cat TRACE [--json] [--nic ID] [--from T] [--to T]
+       plugstorm trace export TRACE [--format perfetto|chrome] [-o|--output FILE]
 
-cat prints every record, one per line (--json: one JSON object per line).
+cat prints every record, one per line (--json: one JSON object per line), and
+each damaged region where it sits. --nic nic7 keeps that NIC's records (host
+actions, QMP, its guest device's frames, verdicts); --from/--to keep a window
+of trace time (seconds, or with a unit: 1500ms, 2s).
 export writes a Perfetto trace (default TRACE.perfetto-trace) or Chrome trace JSON.
 `,
   model: `usage: plugstorm model rules
        plugstorm model diagram [--profile netbsd|linux]
 
 rules prints the rule table (Markdown, with the profiles each rule applies to);
-diagram prints a profile's device and interface automata as Graphviz dot
-(render with: dot -Tsvg).
+diagram prints a profile's device and interface automata as Graphviz dot.
+Render it with Graphviz's dot, which scripts/setup-host installs (or: apt-get
+install graphviz):  plugstorm model diagram | dot -Tsvg > automata.svg
 `,
   vm: `usage: plugstorm vm PROFILE [--accel auto|kvm|tcg] [--kernel F] [--initrd F]
 
 Starts a QEMU machine from a profile (bare, linux-guest) and keeps it running for
-interactive hot-plug. Prints the QMP socket to use with "plugstorm qmp"; Ctrl-C stops it.
+interactive hot-plug. On stderr: the QMP socket to use with "plugstorm qmp", a
+device_add/device_del pair that works as printed (it names a bus and a port: without
+a port QEMU inserts a USB hub that outlives the NIC), QEMU's events ([qemu]) and
+what the guest agent reports ([guest]: attach, detach, drain, free). The guest's
+console goes to stdout and to a console log that Ctrl-C keeps (its path is printed).
+Ctrl-C stops the machine.
 `,
   qmp: `usage: plugstorm qmp SOCKET COMMAND [JSON-ARGUMENTS] [--timeout MS]
 
@@ -124,7 +153,9 @@ start. The page can also replay a trace file dropped onto it. To watch a storm
 while it runs, use "plugstorm storm FILE --serve PORT" instead.
 
 options:
-  --speed N             replay N times faster than the run happened (default 1: real time)
+  --speed N             replay N times faster than the run happened (1 = real time). Default:
+                        the whole trace in about a minute (a simulated storm's hour of
+                        virtual time too), never slower than real time
   --max                 replay as fast as the viewer takes it
   --listen [HOST:]PORT  listen address (default 127.0.0.1 on any free port; the URL is
                         printed); a non-loopback HOST only when given explicitly

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The plugstorm command: parses arguments and calls the library. Exit codes:
 // 0 clean, 1 violations found, 2 usage or set-up error (130/143 when a clean
-// run was interrupted by SIGINT/SIGTERM).
+// run was interrupted by SIGINT/SIGTERM, 141 when the reader of our output
+// went away, as for a Unix tool killed by SIGPIPE).
 
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -11,6 +12,8 @@ import { stormCommand, shrinkCommand } from "./storm.js";
 import { checkCommand, traceCommand } from "./trace.js";
 import { imageCommand, modelCommand, qmpCommand, vmCommand } from "./misc.js";
 import { serveCommand } from "./serve.js";
+import { EXIT_BROKEN_PIPE, endQuietlyOnBrokenPipe, outputBroken } from "./pipe.js";
+import { campaignCommand, workerCommand } from "./campaign.js";
 
 type Command = (argv: string[], io: Io) => Promise<number>;
 
@@ -24,6 +27,8 @@ const COMMANDS: Record<string, Command> = {
   qmp: qmpCommand,
   image: imageCommand,
   serve: serveCommand,
+  campaign: campaignCommand,
+  worker: workerCommand,
 };
 
 export async function main(argv: string[], io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
@@ -69,11 +74,16 @@ function isMain(): boolean {
 }
 
 if (isMain()) {
+  endQuietlyOnBrokenPipe([process.stdout, process.stderr]);
   main(process.argv.slice(2)).then(
     (code) => {
-      process.exitCode = code;
+      process.exitCode = outputBroken() ? EXIT_BROKEN_PIPE : code;
     },
     (e: unknown) => {
+      if (outputBroken()) {
+        process.exitCode = EXIT_BROKEN_PIPE;
+        return;
+      }
       process.stderr.write(`plugstorm: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
       process.exitCode = EXIT_USAGE;
     },

@@ -1,15 +1,35 @@
 // plugstorm model, vm, qmp, image.
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { automataDot, rulesMarkdown } from "../model/index.js";
 import { QmpClient, QmpCommandError } from "../qmp/index.js";
 import { AssembleError, ReleaseError, buildNetbsdImage } from "../images/index.js";
-import { GUEST_PROFILES, createMachine, validateStorm, ScenarioError, type GuestProfile } from "../storm/index.js";
-import { EXIT_USAGE, UsageError, intOption, parse, type Io } from "./args.js";
+import { GUEST_PROFILES, GuestSession, createMachine, qemuProfileFor, validateStorm, ScenarioError, type GuestProfile } from "../storm/index.js";
+import type { Machine } from "../hotplug/index.js";
+import { plugstorm } from "../gen/plugstorm.js";
+import { formatRecord } from "../trace/index.js";
+import { EXIT_USAGE, UsageError, defineOptions, intOption, parse, type Io } from "./args.js";
+
+const MODEL_OPTIONS = {
+  rules: defineOptions("model rules", {}),
+  diagram: defineOptions("model diagram", { profile: { type: "string" } }),
+};
+const VM_OPTIONS = defineOptions("vm", { accel: { type: "string" }, kernel: { type: "string" }, initrd: { type: "string" } });
+const QMP_OPTIONS = defineOptions("qmp", { timeout: { type: "string" } });
+const IMAGE_OPTIONS = defineOptions("image", {
+  release: { type: "string" },
+  version: { type: "string" },
+  mirror: { type: "string" },
+  out: { type: "string" },
+  telemetry: { type: "string" },
+  kernel: { type: "string" },
+  "nanopb-src": { type: "string" },
+  "size-mib": { type: "string" },
+});
 
 function profileOption(v: string | undefined, command: string): "netbsd" | "linux" {
   if (v === undefined) return "netbsd";
@@ -20,7 +40,8 @@ function profileOption(v: string | undefined, command: string): "netbsd" | "linu
 export async function modelCommand(argv: string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== "rules" && sub !== "diagram") throw new UsageError(`expected "rules" or "diagram", got ${sub === undefined ? "nothing" : JSON.stringify(sub)}`, "model");
-  const { values } = parse(`model ${sub}`, rest, { profile: { type: "string" } }, { maxPositionals: 0 });
+  const { values } = parse(`model ${sub}`, rest, MODEL_OPTIONS.diagram, { maxPositionals: 0 });
+  if (sub === "rules" && values.profile !== undefined) throw new UsageError("rules lists every profile's rules (the table has a profiles column): it takes no --profile", "model rules");
   const profile = profileOption(values.profile, `model ${sub}`);
   // The rule table lists every rule with the profiles it applies to.
   const text = sub === "rules" ? rulesMarkdown() : automataDot(profile);
@@ -42,7 +63,7 @@ export async function vmCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "vm",
     argv,
-    { accel: { type: "string" }, kernel: { type: "string" }, initrd: { type: "string" } },
+    VM_OPTIONS,
     { maxPositionals: 1 },
   );
   const profile = positionals[0];
@@ -55,40 +76,79 @@ export async function vmCommand(argv: string[], io: Io): Promise<number> {
     if (values.initrd) machine.initrd = values.initrd;
     spec = validateStorm({ machine: machine as { type: "qemu"; profile: GuestProfile } }, "command line").machine;
   } catch (e) {
-    if (e instanceof ScenarioError) throw new UsageError(e.issues.map((i) => `${i.path.replace(/^machine\./, "--")}: ${i.message}`).join("; "), "vm");
+    if (e instanceof ScenarioError) throw new UsageError(e.issues.map((i) => `${i.path === "machine.profile" ? "PROFILE" : i.path.replace(/^machine\./, "--")}: ${i.message}`).join("; "), "vm");
     throw e;
   }
   if (spec.type !== "qemu") throw new UsageError("vm starts QEMU machines", "vm");
   // A second QMP monitor for people and `plugstorm qmp`: the first is the machine's own.
   const dir = mkdtempSync(join(tmpdir(), "plugstorm-vm-"));
   const userSock = join(dir, "qmp.sock");
-  const machine = createMachine(spec, 1, { extraArgs: ["-qmp", `unix:${userSock},server=on,wait=off`] });
+  const consoleLog = join(dir, "console.log");
+  // One full-speed port on the profile's first USB controller: without `port`
+  // QEMU puts a hub on a one-port controller, and the hub stays after device_del.
+  const usb = qemuProfileFor(spec).usb?.[0];
+  const bus = `${usb?.id ?? "usbc"}.0`;
+  let machine: Machine;
+  try {
+    machine = createMachine(spec, 1, { extraArgs: ["-qmp", `unix:${userSock},server=on,wait=off`], logDir: dir });
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  // The console and what QEMU and the guest agent report, as they happen.
+  const show = (line: string): void => void io.err.write(line.endsWith("\n") ? line : line + "\n");
+  const unobserve = machine.observe((obs) => {
+    if (obs.type === "console") io.out.write(obs.text);
+    else if (obs.type === "qmp-event") show(`[qemu] ${obs.event} ${JSON.stringify(obs.data ?? {})}`);
+    else if (obs.type === "telemetry-connected") show("[guest] telemetry channel connected");
+    else if (obs.type === "telemetry-disconnected") show(`[guest] telemetry channel closed: ${obs.reason}`);
+  });
+  const session = spec.telemetry === "none" ? undefined : new GuestSession(machine);
+  session?.attach((ev) => {
+    if (ev.type === "frame" && ev.frame.body !== "heartbeat") show(`[guest] ${guestEventText(ev.frame)}`);
+    else if (ev.type === "corrupt" || ev.type === "seq-gap") show(`[guest] ${ev.type} ${JSON.stringify({ ...ev, tNs: undefined })}`);
+  });
   const stopped = new Promise<NodeJS.Signals>((r) => {
     process.once("SIGINT", () => r("SIGINT"));
     process.once("SIGTERM", () => r("SIGTERM"));
   });
   try {
     await machine.start();
-    io.out.write(`machine ${profile} running; QMP socket: ${userSock}\n`);
-    io.out.write(`hot-plug a NIC:  plugstorm qmp ${userSock} device_add '{"driver":"usb-net","id":"nic9","bus":"usbc.0","serial":"nic9"}'\n`);
-    io.out.write(`remove it:       plugstorm qmp ${userSock} device_del '{"id":"nic9"}'\n`);
-    io.out.write("Ctrl-C stops the machine.\n");
+    io.err.write(`machine ${profile} running; QMP socket: ${userSock}\n`);
+    io.err.write(`console log: ${consoleLog}\n`);
+    io.err.write(`hot-plug a NIC:  plugstorm qmp ${userSock} device_add '{"driver":"usb-net","id":"nic9","bus":"${bus}","port":"1","serial":"nic9"}'\n`);
+    io.err.write(`remove it:       plugstorm qmp ${userSock} device_del '{"id":"nic9"}'\n`);
+    if (spec.profile === "linux-guest") {
+      io.err.write('(the guest kernel first logs "Interface 0 is not authorized for usage": the agent binds every NIC itself, then authorizes it)\n');
+    }
+    io.err.write("Ctrl-C stops the machine (the console log is kept).\n");
     const why = await Promise.race([stopped, machine.exited.then(() => "exited" as const)]);
     if (why === "exited") {
       const info = await machine.exited;
       io.err.write(`plugstorm vm: the machine exited on its own (${info.exitCode ?? info.signal}): ${info.stderrTail.trim().split("\n").slice(-3).join(" | ")}\n`);
       return EXIT_USAGE;
     }
-    io.out.write(`${why}: stopping the machine\n`);
+    io.err.write(`${why}: stopping the machine\n`);
     return 0;
   } finally {
     await machine.stop().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    unobserve();
+    session?.close();
+    // The sockets go; the logs stay for reading after the machine is gone.
+    rmSync(userSock, { force: true });
+    if (existsSync(consoleLog) && statSync(consoleLog).size > 0) io.err.write(`console log kept: ${consoleLog}\n`);
+    else rmSync(dir, { recursive: true, force: true });
   }
 }
 
+/** One line for a guest agent frame: its kind and fields, as `trace cat` prints them. */
+function guestEventText(frame: plugstorm.telemetry.v1.Frame): string {
+  const line = formatRecord(plugstorm.trace.v1.Record.create({ tNs: 0, guest: frame }));
+  return line.replace(/^.*?\bguest\s+(seq=\d+\s+)?(t=\S+\s+)?/, "");
+}
+
 export async function qmpCommand(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse("qmp", argv, { timeout: { type: "string" } }, { maxPositionals: 3 });
+  const { values, positionals } = parse("qmp", argv, QMP_OPTIONS, { maxPositionals: 3 });
   const [socket, command, jsonArgs] = positionals;
   if (!socket || !command) throw new UsageError("expected SOCKET and COMMAND", "qmp");
   let args: Record<string, unknown> | undefined;
@@ -106,7 +166,13 @@ export async function qmpCommand(argv: string[], io: Io): Promise<number> {
   try {
     client = await QmpClient.connect({ path: socket }, { connectTimeoutMs: timeoutMs, negotiateTimeoutMs: timeoutMs });
   } catch (e) {
-    io.err.write(`plugstorm qmp: cannot talk to QMP at ${socket}: ${(e as Error).message}\n`);
+    const code = (e as NodeJS.ErrnoException).code ?? /\b(ENOENT|ECONNREFUSED|EACCES)\b/.exec((e as Error).message)?.[1];
+    const why =
+      code === "ENOENT" ? "no such socket (is the machine running? \"plugstorm vm\" prints its socket)"
+      : code === "ECONNREFUSED" ? "nothing listens there (the machine has stopped?)"
+      : code === "EACCES" ? "permission denied"
+      : (e as Error).message.replace(/^cannot connect to QMP at \S+: /, "");
+    io.err.write(`plugstorm qmp: cannot talk to QMP at ${socket}: ${why}\n`);
     return EXIT_USAGE;
   }
   try {
@@ -129,16 +195,7 @@ export async function imageCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "image",
     argv,
-    {
-      release: { type: "string" },
-      version: { type: "string" },
-      mirror: { type: "string" },
-      out: { type: "string" },
-      telemetry: { type: "string" },
-      kernel: { type: "string" },
-      "nanopb-src": { type: "string" },
-      "size-mib": { type: "string" },
-    },
+    IMAGE_OPTIONS,
     { maxPositionals: 1 },
   );
   const which = positionals[0];

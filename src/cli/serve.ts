@@ -15,7 +15,10 @@ import {
   type Speed,
 } from "../serve/index.js";
 import type { StormController } from "../storm/index.js";
-import { EXIT_CLEAN, EXIT_USAGE, UsageError, parse, type Io } from "./args.js";
+import { readTrace } from "../trace/index.js";
+import { EXIT_CLEAN, EXIT_USAGE, UsageError, defineOptions, parse, type Io } from "./args.js";
+
+const SERVE_OPTIONS = defineOptions("serve", { speed: { type: "string" }, max: { type: "boolean" }, listen: { type: "string" } });
 
 /** `--serve`/`--listen` text to an address, as a usage error naming the option. */
 export function listenAddress(option: string, spec: string, command: string): ListenAddress {
@@ -101,8 +104,10 @@ export async function startStormLiveView(spec: string, io: Io): Promise<StormLiv
     finish: async (linger) => {
       feed.status("ended");
       if (linger) {
+        // Listening before saying so: a Ctrl-C right after the line must not find Node's default.
+        const signalled = untilSignal();
         io.err.write(`live view still at ${feed.pageUrl} (Ctrl-C to exit)\n`);
-        await untilSignal();
+        await signalled;
       }
       await feed.close();
     },
@@ -113,7 +118,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "serve",
     argv,
-    { speed: { type: "string" }, max: { type: "boolean" }, listen: { type: "string" } },
+    SERVE_OPTIONS,
     { maxPositionals: 1 },
   );
   const file = positionals[0];
@@ -129,6 +134,15 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     }
   }
   const addr = values.listen !== undefined ? listenAddress("listen", values.listen, "serve") : parseServeAddress("127.0.0.1:0");
+  let span: number | undefined;
+  if (!values.max && values.speed === undefined) {
+    try {
+      span = await traceSpanNs(file);
+      speed = watchableSpeed(span);
+    } catch {
+      // Unreadable: serveTrace below says why, naming the file.
+    }
+  }
   let srv;
   try {
     srv = await serveTrace(file, { host: addr.host, port: addr.port, speed });
@@ -138,14 +152,43 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
     io.err.write(`plugstorm serve: ${msg}\n`);
     return EXIT_USAGE;
   }
+  const signalled = untilSignal();
   nonLoopbackWarning(addr, io, "serve");
   const h = srv.header;
-  io.err.write(`serving ${file}${h?.scenarioName ? ` (storm "${h.scenarioName}", seed ${h.seed ?? 0})` : ""} at ${speed === "max" ? "full speed" : `${speed}x real time`}\n`);
+  const pace =
+    speed === "max" ? "as fast as the viewer takes it" : span !== undefined ? `${fmtSpan(span)} of trace time at ${speed}x: about ${fmtSpan(span / speed)} (--speed N or --max to change)` : `${speed}x real time`;
+  io.err.write(`serving ${file}${h?.scenarioName ? ` (storm "${h.scenarioName}", seed ${h.seed ?? 0})` : ""}: ${pace}\n`);
   io.err.write(`live view: ${srv.pageUrl}\n`);
   io.err.write("every viewer gets its own replay from the start; Ctrl-C to exit\n");
-  await untilSignal();
+  await signalled;
   await srv.close();
   return EXIT_CLEAN;
+}
+
+/** What `serve` aims at when not told a speed: a whole replay in about this long. */
+export const WATCHABLE_REPLAY_NS = 60e9;
+
+/** The trace time a trace covers (its last record's time). */
+async function traceSpanNs(file: string): Promise<number> {
+  const t = await readTrace(file);
+  let last = 0;
+  for await (const r of t) last = Math.max(last, Number(r.tNs ?? 0));
+  return last;
+}
+
+/** Fast enough to fit the trace into about a minute, never slower than real time; two significant digits. */
+export function watchableSpeed(spanNs: number): number {
+  const raw = spanNs / WATCHABLE_REPLAY_NS;
+  if (!(raw > 1)) return 1;
+  const digits = 10 ** Math.max(0, Math.floor(Math.log10(raw)) - 1);
+  return Math.ceil(raw / digits) * digits;
+}
+
+function fmtSpan(ns: number): string {
+  const s = ns / 1e9;
+  if (s < 1) return `${(s * 1000).toFixed(0)} ms`;
+  if (s < 120) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+  return `${(s / 60).toFixed(0)} min`;
 }
 
 function fileError(file: string, e: unknown): string {

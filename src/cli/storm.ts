@@ -1,6 +1,7 @@
 // plugstorm storm and plugstorm shrink.
 
 import { existsSync } from "node:fs";
+import { parseDocument } from "yaml";
 import { writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, basename, extname } from "node:path";
 import {
@@ -16,36 +17,44 @@ import {
   type RunResult,
   type StormSpec,
 } from "../storm/index.js";
-import { readTraceHeader } from "./trace.js";
-import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, intOption, parse, type Io } from "./args.js";
+import { readTraceHeader, type TraceRunHeader } from "./trace.js";
+import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, intOption, parse, type Io } from "./args.js";
 import { boundText, createProgress } from "./progress.js";
 import { startStormLiveView, type StormLiveView } from "./serve.js";
+import { onOutputBroken, outputBroken } from "./pipe.js";
 
 function quote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
 }
 
+const STORM_OPTIONS = defineOptions("storm", {
+  seed: { type: "string" },
+  out: { type: "string" },
+  bug: { type: "string", multiple: true },
+  "stop-on-first": { type: "boolean" },
+  shrink: { type: "boolean" },
+  "time-limit": { type: "string" },
+  "max-trace-bytes": { type: "string" },
+  "wall-clock-start": { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+  json: { type: "boolean" },
+  serve: { type: "string" },
+  "serve-linger": { type: "boolean" },
+  "serve-close": { type: "boolean" },
+});
+
 export async function stormCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "storm",
     argv,
-    {
-      seed: { type: "string" },
-      out: { type: "string" },
-      bug: { type: "string", multiple: true },
-      "stop-on-first": { type: "boolean" },
-      shrink: { type: "boolean" },
-      "time-limit": { type: "string" },
-      "max-trace-bytes": { type: "string" },
-      "wall-clock-start": { type: "string" },
-      quiet: { type: "boolean", short: "q" },
-      json: { type: "boolean" },
-      serve: { type: "string" },
-      "serve-linger": { type: "boolean" },
-    },
+    STORM_OPTIONS,
     { maxPositionals: 1 },
   );
   if (values["serve-linger"] && values.serve === undefined) throw new UsageError("--serve-linger keeps the live view of --serve open: give --serve too", "storm");
+  if (values["serve-close"] && values.serve === undefined) throw new UsageError("--serve-close closes the live view of --serve: give --serve too", "storm");
+  if (values["serve-close"] && values["serve-linger"]) throw new UsageError("give --serve-linger or --serve-close, not both", "storm");
+  // A storm can end before anyone opens the page: the live view stays up until Ctrl-C unless told otherwise.
+  const linger = values.serve !== undefined && values["serve-close"] !== true;
   const file = positionals[0];
   let spec: StormSpec;
   let text: string;
@@ -85,6 +94,9 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   const reproduceArgs = ["plugstorm", "storm", ...(file ? [file] : []), "--seed", String(seed), ...bugs.flatMap((b) => ["--bug", b])];
   if (values["stop-on-first"]) reproduceArgs.push("--stop-on-first");
   const reproduce = reproduceArgs.map(quote).join(" ");
+  // The trace must reproduce the run alone: what the command line changed goes into the storm text it holds.
+  const changedBy = { bugs: bugs.length > 0, seed: values.seed !== undefined, stopOnFirst: values["stop-on-first"] === true };
+  if (changedBy.bugs || changedBy.seed || changedBy.stopOnFirst) text = stormTextAsRun(text, spec, seed, changedBy, reproduce);
   const quiet = values.quiet === true;
   const json = values.json === true;
   const mode = quiet || json ? "off" : io.err.isTTY ? "tty" : "lines";
@@ -107,6 +119,8 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // Whoever read our output went away: stop the run, but still write its trace and reports.
+  const offBroken = onOutputBroken(() => ac.abort("output closed"));
   const limit = timeLimitMs !== undefined ? setTimeout(() => ac.abort(new DOMException("time limit", "TimeoutError")), timeLimitMs) : undefined;
 
   if (!quiet && !json) {
@@ -148,6 +162,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     progress.end();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    offBroken();
     if (limit) clearTimeout(limit);
   }
 
@@ -175,7 +190,8 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     if (shrunkFile) io.out.write(`shrunk storm: ${shrunkFile}\n`);
     io.out.write(`output: ${out}\n`);
   }
-  await live?.finish(values["serve-linger"] === true);
+  // Whoever pressed Ctrl-C during the run, or stopped reading, is not watching.
+  await live?.finish(linger && !interruptedBy && !outputBroken());
   return code;
 }
 
@@ -187,6 +203,50 @@ function parseBytes(name: string, v: string, command: string): number {
   const n = m ? Number(m[1]) * 1024 ** "_kmgt".indexOf((m[2] ?? "_").toLowerCase()) : NaN;
   if (!m || !Number.isSafeInteger(n) || n < 4096) throw new UsageError(`--${name} expects a size of at least 4096 bytes such as 500M or 2G, got ${JSON.stringify(v)}`, command);
   return n;
+}
+
+/**
+ * The storm text with the command line's --bug, --seed and --stop-on-first
+ * written in (comments and layout kept), headed by the command that ran it.
+ */
+export function stormTextAsRun(
+  text: string,
+  spec: StormSpec,
+  seed: number,
+  changedBy: { bugs: boolean; seed: boolean; stopOnFirst: boolean },
+  command: string,
+): string {
+  const doc = parseDocument(text);
+  if (changedBy.bugs && spec.machine.type === "sim") doc.setIn(["machine", "bugs"], spec.machine.bugs);
+  if (changedBy.seed) doc.setIn(["schedule", "seed"], seed);
+  if (changedBy.stopOnFirst) doc.set("stopOnFirstViolation", true);
+  const note = `# run as: ${command}\n# (its --bug, --seed and --stop-on-first are written into the storm below)\n`;
+  return note + doc.toString();
+}
+
+/**
+ * The storm as the run had it: the header's machine (with every injected bug),
+ * deadlines and model profile win over the storm text, so traces written before
+ * the text carried the command line's changes shrink as they ran too.
+ */
+function asRecorded(spec: StormSpec, h: TraceRunHeader): StormSpec {
+  const out = { ...spec };
+  const json = (s: string): unknown => {
+    try {
+      return s ? JSON.parse(s) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const machine = json(h.machineProfile) as StormSpec["machine"] | undefined;
+  if (machine?.type === "sim" && spec.machine.type === "sim" && Array.isArray(machine.bugs)) out.machine = { ...spec.machine, bugs: machine.bugs };
+  const deadlines = json(h.deadlines) as Partial<StormSpec["deadlines"]> | undefined;
+  if (deadlines && typeof deadlines === "object") {
+    out.deadlines = { ...spec.deadlines };
+    for (const p of Object.keys(out.deadlines) as (keyof StormSpec["deadlines"])[]) if (typeof deadlines[p] === "number") out.deadlines[p] = deadlines[p];
+  }
+  if (h.modelProfile === "netbsd" || h.modelProfile === "linux") out.model = h.modelProfile;
+  return out;
 }
 
 function validateStormWithBugs(spec: StormSpec, bugs: string[]): StormSpec {
@@ -234,11 +294,19 @@ function resultJson(r: RunResult, exitCode: number, shrunkFile?: string): Record
   };
 }
 
+const SHRINK_OPTIONS = defineOptions("shrink", {
+  seed: { type: "string" },
+  rule: { type: "string" },
+  out: { type: "string", short: "o" },
+  "max-runs": { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+});
+
 export async function shrinkCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "shrink",
     argv,
-    { seed: { type: "string" }, rule: { type: "string" }, out: { type: "string", short: "o" }, "max-runs": { type: "string" }, quiet: { type: "boolean", short: "q" } },
+    SHRINK_OPTIONS,
     { maxPositionals: 1 },
   );
   const input = positionals[0];
@@ -250,7 +318,7 @@ export async function shrinkCommand(argv: string[], io: Io): Promise<number> {
     else {
       const header = await readTraceHeader(input);
       if (!header.scenarioText) throw new UsageError(`${input}: the trace header holds no storm to shrink`, "shrink");
-      spec = parseStorm(header.scenarioText.replace(/^# built-in default storm\n/, ""), `${input} (storm in trace header)`);
+      spec = asRecorded(parseStorm(header.scenarioText, `${input} (storm in trace header)`), header);
       seed ??= header.seed;
     }
   } catch (e) {

@@ -1,9 +1,25 @@
 // plugstorm check and plugstorm trace cat|export.
 
-import { TraceChecker, formatVerdict, type Verdict } from "../check/index.js";
+import { TRACE_INTACT, TraceChecker, type CheckedVerdict } from "../check/index.js";
+import { formatFindings, formatRuleSummary, rulesByFirstOccurrence } from "../check/present.js";
+import { groupCascades, RULE_BY_ID } from "../model/index.js";
+import { TimelineCollector, writeReports } from "../report/index.js";
+import { traceRunReport } from "./check-report.js";
 import { DEADLINE_PHASES, modelDeadlinesFromMs, type DeadlinePhase } from "../storm/index.js";
-import { readTrace, traceCat, traceExport, type TraceFile } from "../trace/index.js";
-import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, parse, type Io } from "./args.js";
+import { damageNote, parseTraceTime, readTrace, traceCat, traceExport, type TraceFile } from "../trace/index.js";
+import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, parse, type Io } from "./args.js";
+
+const CHECK_OPTIONS = defineOptions("check", {
+  profile: { type: "string" },
+  deadline: { type: "string", multiple: true },
+  json: { type: "boolean" },
+  rule: { type: "string" },
+  examples: { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+  report: { type: "string" },
+});
+const CAT_OPTIONS = defineOptions("trace cat", { json: { type: "boolean" }, nic: { type: "string" }, from: { type: "string" }, to: { type: "string" } });
+const EXPORT_OPTIONS = defineOptions("trace export", { format: { type: "string" }, output: { type: "string", short: "o" } });
 
 /** Opens a trace, turning "not a trace" and file errors into one clear line. */
 async function openTrace(path: string, command: string): Promise<TraceFile> {
@@ -11,31 +27,57 @@ async function openTrace(path: string, command: string): Promise<TraceFile> {
     return await readTrace(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : (e as Error).message;
+    // The reader's messages often start with the path already: say it once.
+    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : (e as Error).message.replace(`${path}: `, "");
     throw new UnreadableTrace(`${command}: cannot read trace ${path}: ${why}`);
   }
 }
 
 export class UnreadableTrace extends Error {}
 
-export async function readTraceHeader(path: string): Promise<{ scenarioText: string; seed: number }> {
+export interface TraceRunHeader {
+  scenarioText: string;
+  seed: number;
+  /** The machine the run had (bugs included), as JSON; "" in traces that lack it. */
+  machineProfile: string;
+  /** The deadlines the run was checked with, as JSON. */
+  deadlines: string;
+  modelProfile: string;
+}
+
+export async function readTraceHeader(path: string): Promise<TraceRunHeader> {
   const t = await openTrace(path, "shrink").catch((e: Error) => {
     throw new UsageError(e.message.replace(/^shrink: /, ""), "shrink");
   });
-  return { scenarioText: t.header.scenarioText ?? "", seed: Number(t.header.seed ?? 0) };
+  const h = t.header;
+  return {
+    scenarioText: h.scenarioText ?? "",
+    seed: Number(h.seed ?? 0),
+    machineProfile: h.machineProfile ?? "",
+    deadlines: h.deadlines ?? "",
+    modelProfile: h.modelProfile ?? "",
+  };
 }
+
+const DEFAULT_EXAMPLES = 3;
 
 export async function checkCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "check",
     argv,
-    { profile: { type: "string" }, deadline: { type: "string", multiple: true }, json: { type: "boolean" } },
+    CHECK_OPTIONS,
     { maxPositionals: 1 },
   );
   const path = positionals[0];
   if (!path) throw new UsageError("expected a trace file", "check");
   if (values.profile !== undefined && values.profile !== "netbsd" && values.profile !== "linux") {
     throw new UsageError(`--profile expects netbsd or linux, got ${JSON.stringify(values.profile)}`, "check");
+  }
+  const examples = values.examples === undefined ? DEFAULT_EXAMPLES : /^\d+$/.test(values.examples) ? Number(values.examples) : NaN;
+  if (Number.isNaN(examples)) throw new UsageError(`--examples expects a whole number of verdicts per rule (0 for all), got ${JSON.stringify(values.examples)}`, "check");
+  const rule = values.rule;
+  if (rule !== undefined && !RULE_BY_ID.has(rule) && rule !== TRACE_INTACT.id) {
+    throw new UsageError(`--rule: no rule ${JSON.stringify(rule)} (plugstorm model rules lists them)`, "check");
   }
   let trace: TraceFile;
   try {
@@ -64,43 +106,95 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
     ms[m[1] as DeadlinePhase] = Number(m[2]);
   }
   const checker = new TraceChecker({ profile, deadlines: modelDeadlinesFromMs(ms) });
-  const verdicts: Verdict[] = [];
+  const timeline = values.report !== undefined ? new TimelineCollector() : undefined;
   let index = 0;
   let lastT = 0;
+  let regions = 0;
   for await (const r of trace) {
-    verdicts.push(...checker.push(r, index++));
+    // Damage before this record is judged where it sits, so it keeps its place among the verdicts.
+    for (; regions < trace.damaged.length; regions++) checker.damaged(trace.damaged[regions]!, lastT);
+    checker.push(r, index++);
+    // The trace's own verdict records are the run's; the report shows this check's.
+    if (!r.verdict) timeline?.push(r);
     lastT = Math.max(lastT, Number(r.tNs ?? 0));
   }
   const status = trace.status!;
+  for (; regions < status.damaged.length; regions++) checker.damaged(status.damaged[regions]!, lastT);
   const { verdicts: all, summary } = checker.finish(lastT);
-  const failing = all.filter((v) => v.severity !== "warning");
-  if (values.json) {
-    io.out.write(JSON.stringify({ trace: path, profile, records: index, tail: status, verdicts: all, summary }, null, 2) + "\n");
-  } else {
-    for (const v of all) io.out.write(formatVerdict(v) + "\n");
-    if (status.tail !== "clean") io.out.write(`note: the trace ends ${status.tail} at byte ${status.offset} (${status.detail ?? ""}); ${index} records were checked\n`);
-    io.out.write(
-      `${path}: ${index} records, profile ${profile}: ${failing.length === 0 ? "no violations" : `${failing.length} violation${failing.length === 1 ? "" : "s"}`}` +
-        (all.length > failing.length ? `, ${all.length - failing.length} warning(s)` : "") +
-        "\n",
-    );
+  const verdicts = all as CheckedVerdict[];
+  const failing = verdicts.filter((v) => v.severity !== "warning");
+  const rules = rulesByFirstOccurrence(verdicts);
+  const code = failing.length > 0 ? EXIT_VIOLATIONS : 0;
+  const causes = failing.filter((v) => !v.cause).length;
+  const ending =
+    `${path}: ${index} records, profile ${profile}: ${failing.length === 0 ? "no violations" : `${failing.length} violation${failing.length === 1 ? "" : "s"} of ${rules.filter((r) => r.severity !== "warning").length} rule(s)`}` +
+    (failing.length > causes ? ` (${causes} cause${causes === 1 ? "" : "s"}, ${failing.length - causes} consequence${failing.length - causes === 1 ? "" : "s"})` : "") +
+    (verdicts.length > failing.length ? `, ${verdicts.length - failing.length} warning(s)` : "") +
+    (status.damaged.length > 0 ? `; NOT CHECKED: ${damageNote(status)}` : "");
+  if (values.report !== undefined) {
+    for (const v of verdicts) timeline!.addVerdict(v);
+    const report = traceRunReport({ path, header: h, profile, verdicts, summary, status, timeline: timeline!.timeline(), records: index });
+    const { files } = await writeReports(values.report, report);
+    if (!values.quiet && !values.json) io.out.write(`reports: ${files.join(", ")}\n`);
   }
-  return failing.length > 0 ? EXIT_VIOLATIONS : 0;
+  if (values.json) {
+    const shown = rule === undefined ? verdicts.map((v, i) => ({ ordinal: i, ...v })) : verdicts.map((v, i) => ({ ordinal: i, ...v })).filter((v) => v.rule === rule);
+    const json = {
+      trace: path,
+      profile,
+      records: index,
+      tail: status,
+      intact: status.damaged.length === 0,
+      notChecked: { bytes: status.bytesSkipped, regions: status.damaged },
+      rules: rules.map((r) => ({ rule: r.rule, severity: r.severity, count: r.count, consequences: r.consequences, firstOrdinal: r.firstOrdinal, firstRecordIndex: r.first.recordIndex, firstTNs: r.first.tNs })),
+      findings: groupCascades(verdicts),
+      verdicts: shown,
+      summary,
+    };
+    io.out.write(JSON.stringify(json, null, 2) + "\n");
+    return code;
+  }
+  if (!values.quiet) {
+    const shownRules = rule === undefined ? rules : rules.filter((r) => r.rule === rule);
+    const lines = [...formatRuleSummary(shownRules)];
+    if (status.damaged.length > 0) lines.push(`trace damaged: ${damageNote(status)}`);
+    const findings = formatFindings(verdicts, { examples, ...(rule !== undefined ? { rule } : {}) });
+    if (findings.length > 0) lines.push("", ...findings, "");
+    for (const l of lines) io.out.write(l + "\n");
+  }
+  io.out.write(ending + "\n");
+  return code;
 }
 
 export async function traceCommand(argv: string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== "cat" && sub !== "export") throw new UsageError(`expected "cat" or "export", got ${sub === undefined ? "nothing" : JSON.stringify(sub)}`, "trace");
   if (sub === "cat") {
-    const { values, positionals } = parse("trace cat", rest, { json: { type: "boolean" } }, { maxPositionals: 1 });
+    const { values, positionals } = parse("trace cat", rest, CAT_OPTIONS, { maxPositionals: 1 });
     const path = positionals[0];
     if (!path) throw new UsageError("expected a trace file", "trace cat");
-    return traceCat(path, io.out, { json: values.json === true, err: io.err });
+    const time = (name: "from" | "to"): number | undefined => {
+      const v = values[name];
+      if (v === undefined) return undefined;
+      const ns = parseTraceTime(v);
+      if (ns === undefined) throw new UsageError(`--${name} expects a trace time in seconds (1.5) or with a unit (1500ms, 2s), got ${JSON.stringify(v)}`, "trace cat");
+      return ns;
+    };
+    const fromNs = time("from");
+    const toNs = time("to");
+    if (fromNs !== undefined && toNs !== undefined && fromNs > toNs) throw new UsageError(`--from ${values.from} is after --to ${values.to}`, "trace cat");
+    return traceCat(path, io.out, {
+      json: values.json === true,
+      err: io.err,
+      ...(values.nic !== undefined ? { nic: values.nic } : {}),
+      ...(fromNs !== undefined ? { fromNs } : {}),
+      ...(toNs !== undefined ? { toNs } : {}),
+    });
   }
   const { values, positionals } = parse(
     "trace export",
     rest,
-    { format: { type: "string" }, output: { type: "string", short: "o" } },
+    EXPORT_OPTIONS,
     { maxPositionals: 1 },
   );
   const path = positionals[0];

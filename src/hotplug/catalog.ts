@@ -22,6 +22,11 @@ export interface NicKindInfo {
   description: string;
   /** How QEMU makes it; absent when QEMU cannot (simulated machine only). */
   qemu?: QemuNicDevice;
+  /**
+   * For kinds plugstorm emulates itself (QEMU usb-redir carrying a device
+   * model from src/devices): the model's name.
+   */
+  redir?: { model: string };
   /** For USB kinds: the bConfigurationValue the guest must select. */
   usbConfiguration?: number;
   guest: Readonly<{ netbsd: GuestDriver; linux: GuestDriver }>;
@@ -52,6 +57,18 @@ export const NIC_CATALOG: Readonly<Record<NicKind, NicKindInfo>> = {
         note: "urndis(4) matches only class 0xe0/1/3 (wireless RNDIS); QEMU's RNDIS interface is class 2/2/0xff, so urndis cannot be exercised with QEMU",
       },
       linux: { driver: "rndis_host", note: "after writing 2 to bConfigurationValue" },
+    },
+  },
+  "redir-cdce": {
+    kind: "redir-cdce",
+    bus: "usb",
+    description: "plugstorm's own CDC-ECM NIC (1209:0001) through QEMU usb-redir: device-side unplug, faults and a wire answering ARP/ICMP",
+    qemu: { driver: "usb-redir", props: {} },
+    redir: { model: "cdc-ecm" },
+    usbConfiguration: 1,
+    guest: {
+      netbsd: { driver: "cdce", note: "interface class 2/6/0 (CDC ECM); not run here: no NetBSD guest on this machine" },
+      linux: { driver: "cdc_ether" },
     },
   },
   "pcmcia-ne2000": {

@@ -5,7 +5,10 @@
 // and a real one is recorded exactly as it happened.
 
 /** NIC kinds plugstorm knows; see catalog.ts for what each one is. */
-export type NicKind = "usb-net" | "usb-net-rndis" | "pcmcia-ne2000";
+import type { DeviceFault } from "../devices/index.js";
+export type { DeviceFault };
+
+export type NicKind = "usb-net" | "usb-net-rndis" | "redir-cdce" | "pcmcia-ne2000";
 
 export type NicBus = "usb" | "pcmcia";
 
@@ -15,11 +18,24 @@ export interface AddNicRequest {
   id?: string;
   /** Port (USB) or socket (PCMCIA); default: the next free one. */
   port?: string;
+  /** Emulated (redir-*) kinds only: device-side faults from the moment it is plugged (malformed descriptors, disconnect mid-enumeration, ...). */
+  faults?: DeviceFault[];
 }
+
+/**
+ * How a NIC leaves. "host": the host unplugs it (QMP device_del). The other
+ * two exist for emulated devices (usb-redir kinds) and involve no QMP until
+ * the guest has seen the unplug: "device-disconnect" is the device side
+ * sending device_disconnect, "device-close" is its connection closing; both
+ * look like a yanked cable to the guest. The port is reclaimed afterwards.
+ */
+export type RemovalVia = "host" | "device-disconnect" | "device-close";
 
 export interface RemoveNicOptions {
   /** How long to wait for the machine to finalise the removal (DEVICE_DELETED). */
   deadlineMs?: number;
+  /** Default "host". */
+  via?: RemovalVia;
   signal?: AbortSignal;
 }
 
@@ -85,6 +101,8 @@ export type MachineObservation =
   /** Raw bytes from the guest's telemetry channel (framed per proto/FRAMING.md). */
   | { type: "telemetry-bytes"; tNs: number; bytes: Uint8Array }
   | { type: "console"; tNs: number; text: string }
+  /** What an emulated device (usb-redir kinds) saw or did on its own side: connect, disconnect, faults. */
+  | { type: "device"; tNs: number; nicId: string; event: string; detail: string }
   | { type: "started"; tNs: number; accel: string; description: string }
   | { type: "exited"; tNs: number; info: ExitInfo };
 
@@ -112,6 +130,11 @@ export interface Machine {
    * (the sim) is always reachable.
    */
   probe?(timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+  /**
+   * Arms a device-side fault on a plugged emulated (redir-*) NIC. Absent on
+   * machines without emulated NICs; throws for a NIC that is not emulated.
+   */
+  injectDeviceFault?(nicId: string, fault: DeviceFault): void;
   /** Writes framed bytes to the guest's telemetry channel (host → guest commands). */
   sendTelemetry(bytes: Uint8Array): void;
   /** Stops the machine; idempotent. */

@@ -13,7 +13,10 @@ import {
   type QemuOptions,
   type TelemetryTransport,
 } from "../qemu/index.js";
-import { QmpCommandError, QmpTimeoutError, type ExecuteOptions, type QmpEvent, type QmpTraffic } from "../qmp/index.js";
+import { chardevAdd, chardevRemove, QmpCommandError, QmpTimeoutError, type ExecuteOptions, type QmpEvent, type QmpTraffic } from "../qmp/index.js";
+import path from "node:path";
+import { createDevice, FaultPlan, malformConfig, type DeviceFault, type DeviceModelName, type NicDevice } from "../devices/index.js";
+import { UsbredirListener, type SessionEvent, type UsbredirSession } from "../usbredir/index.js";
 import { nicKindInfo, qemuKinds, UnsupportedNicError } from "./catalog.js";
 import { MonotonicClock } from "./clock.js";
 import type {
@@ -38,6 +41,19 @@ export interface QemuMachineOptions extends Omit<QemuOptions, "profile" | "onCon
   removeDeadlineMs?: number;
   /** Deadline for a QMP reply. Default 10 s. */
   commandTimeoutMs?: number;
+  /** Deadline for an emulated (usb-redir) device's connection and hello after device_add. Default 5 s. */
+  redirConnectTimeoutMs?: number;
+  /** Sees every usb-redir byte of every emulated NIC (captures, debugging). */
+  redirTap?: (nicId: string, dir: "from-qemu" | "to-qemu", bytes: Uint8Array) => void;
+}
+
+/** An emulated NIC: the model, and the usb-redir connection carrying it. */
+interface RedirRecord {
+  device: NicDevice;
+  faults: FaultPlan;
+  chardev: string;
+  listener: UsbredirListener;
+  session: UsbredirSession | undefined;
 }
 
 interface NicRecord extends NicInfo {
@@ -66,6 +82,8 @@ export class QemuMachine implements Machine {
    * DEVICE_DELETED right behind it), so results take the observed times.
    */
   private readonly timings = new Map<string, { sentNs?: number; replyNs?: number }>();
+  private readonly redirs = new Map<string, RedirRecord>();
+  private readonly redirAckWaiters = new Map<string, (e: SessionEvent) => void>();
   private telemetryTransport: TelemetryTransport | undefined;
   private startCalled = false;
 
@@ -82,6 +100,8 @@ export class QemuMachine implements Machine {
     });
     this.exited = this.process.exited.then((info) => {
       this.table.clear();
+      for (const r of this.redirs.values()) void r.listener.close();
+      this.redirs.clear();
       const exit: ExitInfo = { ...info };
       this.emit({ type: "exited", tNs: this.clock.now(), info: exit });
       return exit;
@@ -131,6 +151,11 @@ export class QemuMachine implements Machine {
       throw e;
     }
     const base = { op: "add" as const, nicId: ident.id, kind: req.kind, bus: info.bus, port: port.name, mac: ident.mac };
+    if (info.redir !== undefined) return this.addRedir(req.kind, info.redir.model as DeviceModelName, port, ident, base, opts, req.faults ?? []);
+    if (req.faults !== undefined && req.faults.length > 0) {
+      this.ports.release(port.name);
+      throw new UnsupportedNicError(`NIC kind ${req.kind} is QEMU's own device: device-side faults need an emulated kind (redir-*)`);
+    }
     const before = this.clock.now();
     const sent: { id?: string } = {};
     try {
@@ -156,8 +181,156 @@ export class QemuMachine implements Machine {
     }
   }
 
+  /** The device model behind an emulated NIC (usb-redir kinds), while it is plugged. */
+  emulatedDevice(nicId: string): NicDevice | undefined {
+    return this.redirs.get(nicId)?.device;
+  }
+
+  injectDeviceFault(nicId: string, fault: DeviceFault): void {
+    const r = this.redirs.get(nicId);
+    if (r === undefined) throw new UnsupportedNicError(`NIC ${nicId} is not a plugged emulated (redir-*) NIC: device-side faults need one`);
+    r.faults.add(fault);
+    this.emit({ type: "device", tNs: this.clock.now(), nicId, event: "fault-armed", detail: JSON.stringify(fault) });
+  }
+
+  /** The usb-redir connection of an emulated NIC, once QEMU has connected. */
+  redirSession(nicId: string): UsbredirSession | undefined {
+    return this.redirs.get(nicId)?.session;
+  }
+
+  private async addRedir(
+    kind: NicKind,
+    model: DeviceModelName,
+    port: Port,
+    ident: { id: string; serial: string; mac: string },
+    base: Omit<NicOpResult, "outcome" | "sentNs">,
+    opts: AddNicOptions,
+    plugFaults: readonly DeviceFault[],
+  ): Promise<NicOpResult> {
+    const device = createDevice(model, { serial: ident.serial, mac: ident.mac });
+    const faults = new FaultPlan();
+    const nicIdForFaults = ident.id;
+    faults.onApplied = (a) => this.emit({ type: "device", tNs: this.clock.now(), nicId: nicIdForFaults, event: "fault", detail: `${a.fault} ${a.endpoint}: ${a.outcome}` });
+    for (const f of plugFaults) {
+      if (f.kind === "malformed") {
+        device.replaceConfigs((c) => malformConfig(c, f.what));
+        this.emit({ type: "device", tNs: this.clock.now(), nicId: ident.id, event: "fault", detail: `malformed configuration descriptor: ${f.what}` });
+      } else faults.add(f);
+    }
+    const chardev = `${ident.id}-redir`;
+    const sockPath = path.join(this.process.tempDir!, `redir-${ident.id}.sock`);
+    const nicId = ident.id;
+    const listener = await UsbredirListener.listen(sockPath, device, {
+      faults,
+      onEvent: (e) => this.onRedirEvent(nicId, e),
+      ...(this.options.redirTap ? { tap: (dir, b) => this.options.redirTap!(nicId, dir, b) } : {}),
+    });
+    const rec: RedirRecord = { device, faults, chardev, listener, session: undefined };
+    const before = this.clock.now();
+    const sent: { id?: string } = {};
+    const giveUp = async (outcome: "refused" | "failed", message: string, times: { sentNs: number; replyNs?: number }): Promise<NicOpResult> => {
+      await listener.close();
+      this.ports.release(port.name);
+      return { ...base, outcome, message, ...times };
+    };
+    try {
+      await chardevAdd(this.process, chardev, { type: "socket", data: { addr: { type: "unix", data: { path: sockPath } }, server: false } }, this.execOpts({}, opts.signal));
+    } catch (err) {
+      return giveUp(err instanceof QmpCommandError ? "refused" : "failed", `chardev-add: ${errorText(err)}`, { sentNs: before });
+    }
+    try {
+      await this.process.execute("device_add", { driver: "usb-redir", id: ident.id, bus: port.qemuBus, port: port.port, chardev }, this.execOpts(sent, opts.signal));
+    } catch (err) {
+      const times = this.takeTimes(sent, before);
+      await chardevRemove(this.process, chardev, this.execOpts({})).catch(() => undefined);
+      return giveUp(err instanceof QmpCommandError ? "refused" : "failed", err instanceof QmpCommandError ? err.desc : errorText(err), times);
+    }
+    const times = this.takeTimes(sent, before);
+    this.redirs.set(ident.id, rec);
+    this.table.set(ident.id, { nicId: ident.id, kind, bus: "usb", port: port.name, mac: ident.mac, state: "present", qemuPort: port });
+    // The add is done when the device is connected: QEMU's hello answered with device_connect.
+    try {
+      const timeoutMs = this.options.redirConnectTimeoutMs ?? 5000;
+      const session = await listener.session(timeoutMs);
+      rec.session = session;
+      await withTimeout(session.waitHello(), timeoutMs, `no usbredir hello from QEMU for ${ident.id} within ${timeoutMs} ms`);
+    } catch (err) {
+      // QEMU has the device but nothing is connected: the record stays so a removeNic cleans it up.
+      return { ...base, outcome: "failed", message: errorText(err), ...times };
+    }
+    return { ...base, outcome: "done", ...times };
+  }
+
+  private onRedirEvent(nicId: string, e: SessionEvent): void {
+    this.redirAckWaiters.get(nicId)?.(e);
+    const tNs = this.clock.now();
+    const emit = (event: string, detail: string): void => this.emit({ type: "device", tNs, nicId, event, detail });
+    switch (e.type) {
+      case "connected":
+        emit("connect", "");
+        return;
+      case "disconnect-sent":
+        emit("disconnect", "device_disconnect sent");
+        return;
+      case "disconnect-ack":
+        emit("disconnect-ack", "");
+        return;
+      case "closed":
+        emit("closed", `${e.reason}; ${e.pendingIn} bulk IN pending`);
+        return;
+      case "protocol-error":
+        emit("protocol-error", e.error.message);
+        return;
+      case "control":
+        if (e.status !== "success") emit("control-status", `bRequest ${e.request} wValue 0x${e.value.toString(16)}: ${e.status}`);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Device-side exit: disconnect (or close) first, then reclaim the QEMU device and port with device_del. */
+  private async removeFromDevice(nicId: string, via: "device-disconnect" | "device-close", opts: RemoveNicOptions): Promise<NicOpResult> {
+    const rec = this.table.get(nicId);
+    const redir = this.redirs.get(nicId);
+    if (rec === undefined || redir === undefined) {
+      throw new UnsupportedNicError(`NIC ${nicId} is not an emulated (usb-redir) NIC on this machine; only those can leave from the device side`);
+    }
+    const sentNs = this.clock.now();
+    const session = redir.session;
+    let eventNs: number | undefined;
+    // A device that already left (a fault, or an earlier disconnect) is only reclaimed.
+    if (session !== undefined && !session.isClosed && (via === "device-close" || session.connected)) {
+      if (via === "device-close") {
+        await session.close();
+        eventNs = this.clock.now();
+      } else {
+        const deadlineMs = opts.deadlineMs ?? this.options.removeDeadlineMs ?? 5000;
+        const acked = new Promise<void>((res) => {
+          const check = (e: SessionEvent): void => {
+            if (e.type === "disconnect-ack" || e.type === "closed") res();
+          };
+          this.redirAckWaiters.set(nicId, check);
+        });
+        session.disconnect();
+        try {
+          await withTimeout(acked, deadlineMs, `no device_disconnect_ack for ${nicId} within ${deadlineMs} ms`);
+          eventNs = this.clock.now();
+        } catch (err) {
+          this.redirAckWaiters.delete(nicId);
+          return { op: "remove", nicId, kind: rec.kind, bus: rec.bus, port: rec.port, mac: rec.mac, outcome: "removal-pending", message: errorText(err), sentNs };
+        }
+        this.redirAckWaiters.delete(nicId);
+      }
+    }
+    // The guest has seen the unplug; give the port back.
+    const reclaim = await this.removeNic(nicId, { ...opts, via: "host" });
+    return { ...reclaim, sentNs, ...(eventNs !== undefined ? { eventNs } : {}), ...(reclaim.outcome === "done" ? {} : { message: `device side left; reclaiming the port: ${reclaim.message ?? reclaim.outcome}` }) };
+  }
+
   async removeNic(nicId: string, opts: RemoveNicOptions = {}): Promise<NicOpResult> {
     this.assertRunning("removeNic");
+    if (opts.via !== undefined && opts.via !== "host") return this.removeFromDevice(nicId, opts.via, opts);
     const rec = this.table.get(nicId);
     // An id this machine did not add still goes to QEMU, which is the authority
     // on what exists; its kind and port are then unknown (reported as usb-net, "").
@@ -270,6 +443,12 @@ export class QemuMachine implements Machine {
     if (rec === undefined) return;
     this.table.delete(nicId);
     this.ports.release(rec.qemuPort.name);
+    const redir = this.redirs.get(nicId);
+    if (redir !== undefined) {
+      // QEMU deleted the chardev with the device; our end goes too.
+      this.redirs.delete(nicId);
+      void redir.listener.close();
+    }
   }
 
   private emit(obs: MachineObservation): void {
@@ -308,6 +487,14 @@ export class QemuMachine implements Machine {
   private assertRunning(op: string): void {
     if (!this.startCalled) throw new Error(`QemuMachine.${op}: machine not started`);
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, rej) => {
+    timer = setTimeout(() => rej(new Error(message)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
 function errorText(err: unknown): string {

@@ -30,10 +30,17 @@ async function tool(cmd: string, args: string[], what: string, pkg: string): Pro
   }
 }
 
-/** Extracts set archives (tar autodetects .tgz / .tar.xz) into root. */
+/**
+ * Extracts set archives into root. tar picks the decompressor from the
+ * archive itself: gzip for .tgz, xz for the .tar.xz sets of NetBSD 10.x,
+ * which tar cannot unpack without the xz program.
+ */
 export async function extractSets(files: Iterable<string>, root: string): Promise<void> {
   mkdirSync(root, { recursive: true });
-  for (const f of files) await tool("tar", ["-xpf", f, "-C", root], `extracting ${f}`, "tar");
+  for (const f of files) {
+    if (f.endsWith(".xz")) await tool("xz", ["--version"], `extracting ${f} (an xz archive) needs xz`, "xz-utils");
+    await tool("tar", ["-xpf", f, "-C", root], `extracting ${f}`, "tar");
+  }
 }
 
 /** mtree's vis(3) octal escaping for a path element. */

@@ -68,21 +68,26 @@ export const NETBSD_IMAGE_NAME = "netbsd.qcow2";
 export const NETBSD_MANIFEST_NAME = "image.json";
 
 /**
- * viocon(4) reached the netbsd-10 branch in 2024-10 (viocon.c 1.5.4.x), so
- * 10.1 is the first release whose kernel set has it; 11 and later inherit it.
- * A local release ("local", or any unparsable version) is not assumed to have it.
+ * Whether a release's source tree has viocon(4) at all: sys/dev/virtio/viocon.c
+ * has been on the netbsd-10 branch since 10.0. Whether a release's GENERIC
+ * configures it is another matter: the amd64 GENERIC line was added on
+ * -current in July 2024 and nothing shows it pulled up before 10.1. So this
+ * only decides whether `--telemetry viocon` can make sense; the guest uses
+ * viocon only if its kernel attached viocon0 (rc.d/plugstorm_agent).
  */
 export function netbsdHasViocon(version: string): boolean {
   const m = /^(\d+)(?:\.(\d+))?/.exec(version);
   if (m === null) return false;
-  const major = Number(m[1]);
-  const minor = Number(m[2] ?? 0);
-  return major > 10 || (major === 10 && minor >= 1);
+  return Number(m[1]) >= 10;
 }
 
-/** The telemetry device an image of this release uses unless told otherwise. */
-export function defaultNetbsdTelemetry(version: string): NetbsdTelemetry {
-  return netbsdHasViocon(version) ? "viocon" : "com1";
+/**
+ * The telemetry device an image uses unless told otherwise: com1, on every
+ * release. It is there in every GENERIC (`com1 at isa? port 0x2f8 irq 3`),
+ * while viocon0 exists only in a kernel that configures it.
+ */
+export function defaultNetbsdTelemetry(_version: string): NetbsdTelemetry {
+  return "com1";
 }
 
 export function netbsdGuestDir(repoRoot: string): string {
@@ -154,7 +159,7 @@ export async function buildNetbsdImage(o: NetbsdImageOptions): Promise<NetbsdIma
   const nanopb = findNanopb(o.nanopbSrc);
   if (o.kernel !== undefined && !existsSync(o.kernel)) throw new AssembleError(`--kernel ${o.kernel} does not exist`);
   if (o.telemetry === "viocon" && o.version !== undefined && /^\d+(\.\d+)*$/.test(o.version) && !netbsdHasViocon(o.version)) {
-    throw new AssembleError(`--telemetry viocon needs NetBSD 10.1 or later (viocon(4) is not in ${o.version}'s kernel); use --telemetry com1`);
+    throw new AssembleError(`--telemetry viocon needs NetBSD 10.0 or later (viocon(4) is not in ${o.version}'s source tree); use --telemetry com1`);
   }
   mkdirSync(out, { recursive: true });
   let sets: VerifiedSets;
@@ -169,7 +174,11 @@ export async function buildNetbsdImage(o: NetbsdImageOptions): Promise<NetbsdIma
     sets = await fetchRelease({ version, mirror: o.mirror ?? DEFAULT_MIRROR, dest: join(out, "release", version), log });
   }
   const telemetry = o.telemetry ?? defaultNetbsdTelemetry(version);
-  log(`telemetry on ${telemetry}${o.telemetry === undefined ? " (default for this release)" : ""}`);
+  log(
+    telemetry === "viocon"
+      ? "telemetry on viocon if the guest kernel attaches viocon0, else com1 (the guest says which on its console)"
+      : `telemetry on com1${o.telemetry === undefined ? " (the default: every GENERIC has com1; --telemetry viocon to use viocon(4) where the kernel has it)" : ""}`,
+  );
   const root = join(out, "root");
   rmSync(root, { recursive: true, force: true });
   log(`extracting ${[...sets.files.keys()].join(", ")}`);

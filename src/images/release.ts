@@ -61,9 +61,13 @@ export function locateSets(release: string): string {
   throw new ReleaseError(`${release}: no SHA512 file in ${candidates.map((c) => c).join(", ")} (expected a NetBSD release directory such as the RELEASEDIR of build.sh, or its amd64/binary/sets)`);
 }
 
-/** A set's file name in this release: .tgz (10.x) or .tar.xz (later releases). */
+/**
+ * A set's file name in this release: .tar.xz (NetBSD 10.x amd64 and later;
+ * unpacking needs xz, Debian package xz-utils) or .tgz (9.x and older, and
+ * build.sh releases made with USE_XZ_SETS=no).
+ */
 export function setFile(sums: Map<string, string>, set: string): string | undefined {
-  for (const ext of [".tgz", ".tar.xz"]) if (sums.has(set + ext)) return set + ext;
+  for (const ext of [".tar.xz", ".tgz"]) if (sums.has(set + ext)) return set + ext;
   return undefined;
 }
 
@@ -106,9 +110,30 @@ export interface FetchOptions {
   fetchImpl?: typeof fetch;
 }
 
+/** Why a request never got an answer: fetch says only "fetch failed", the cause says what. */
+function networkCause(e: unknown): string {
+  const c = (e as { cause?: unknown } | undefined)?.cause as (NodeJS.ErrnoException & { hostname?: string }) | undefined;
+  const code = c?.code;
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return `cannot resolve ${c?.hostname ?? "the host"} (${code}: no DNS, or no network)`;
+  if (code === "ECONNREFUSED") return "connection refused";
+  if (code === "ETIMEDOUT" || code === "UND_ERR_CONNECT_TIMEOUT") return "no answer (timed out)";
+  if (code === "ENETUNREACH" || code === "EHOSTUNREACH") return `${code}: no route to the host`;
+  if (c?.message) return code ? `${code}: ${c.message}` : c.message;
+  return e instanceof Error ? e.message : String(e);
+}
+
+const OFFLINE_WAYS =
+  "without network: --release DIR with a local release (build.sh's RELEASEDIR, or a copy of NetBSD-<version>/amd64 with binary/sets/SHA512 and the sets), " +
+  "or --mirror URL for a mirror this machine can reach (http://, https:// or a local web server)";
+
 async function download(url: string, to: string, f: typeof fetch): Promise<void> {
-  const res = await f(url);
-  if (!res.ok) throw new ReleaseError(`GET ${url}: HTTP ${res.status} ${res.statusText}`);
+  let res: Response;
+  try {
+    res = await f(url);
+  } catch (e) {
+    throw new ReleaseError(`GET ${url}: ${networkCause(e)}; ${OFFLINE_WAYS}`);
+  }
+  if (!res.ok) throw new ReleaseError(`GET ${url}: HTTP ${res.status} ${res.statusText}${res.status === 404 ? " (is --version a NetBSD release on this mirror?)" : ""}`);
   const buf = Buffer.from(await res.arrayBuffer());
   // Written aside and renamed: an interrupted download never looks complete.
   writeFileSync(to + ".part", buf);

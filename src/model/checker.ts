@@ -1566,6 +1566,11 @@ export class Checker {
         nic.attachTimer = null;
         const dev = nic.dev;
         if (dev !== null && dev.state !== "attaching" && dev.state !== "present") return;
+        // A device plugged faulty (malformed descriptors, gone mid-enumeration)
+        // may be refused before any driver probes, and then the guest has
+        // nothing to report: no attach is not observed, not a violation. An
+        // attach that began on it and never returned is still a hang.
+        if (dev === null && nic.addEvent.deviceFault !== undefined) return;
         nic.attachReported = true;
         this.ex(X_HOST_ADD_ATTACHES);
         this.violate("host-add-attaches", dev

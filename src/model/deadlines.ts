@@ -16,6 +16,12 @@ export interface Deadlines {
 
 const S = 1_000_000_000;
 
+/**
+ * The one set of default deadlines: what a storm gets when its file sets none,
+ * what `check` falls back to for a trace whose header records none, and what
+ * docs/rules.md lists. (A QEMU storm's guest deadline is its machine's boot
+ * timeout instead.)
+ */
 export const DEFAULT_DEADLINES: Readonly<Deadlines> = Object.freeze({
   attachNs: 30 * S,
   detachNs: 30 * S,
@@ -23,6 +29,18 @@ export const DEFAULT_DEADLINES: Readonly<Deadlines> = Object.freeze({
   unloadNs: 30 * S,
   telemetryNs: 120 * S,
 });
+
+/**
+ * The names people use for the deadlines — storm files' `deadlines:`, `check
+ * --deadline PHASE=MS`, trace headers, docs — and the field each one sets.
+ */
+export const DEADLINE_FIELDS = Object.freeze({
+  attach: "attachNs",
+  detach: "detachNs",
+  removal: "finaliseNs",
+  unload: "unloadNs",
+  guest: "telemetryNs",
+} as const satisfies Record<string, keyof Deadlines>);
 
 /** Defaults overridden by `partial`; a bad value is an error naming the field. */
 export function resolveDeadlines(partial: Partial<Deadlines> | undefined): Deadlines {

@@ -2,7 +2,16 @@
 // data the checker runs on, so the docs cannot drift from the model.
 
 import { AUTOMATA, type Automaton } from "./automata.js";
-import { DEFAULT_DEADLINES } from "./deadlines.js";
+import { DEADLINE_FIELDS, DEFAULT_DEADLINES } from "./deadlines.js";
+
+/** What each deadline times, for the rules table. */
+const DEADLINE_SPANS: Record<keyof typeof DEADLINE_FIELDS, string> = {
+  attach: "host add -> guest attach returned (or reported failure)",
+  detach: "host remove -> guest detach begun, and -> detach and free done; detach begin -> end",
+  removal: "device_del -> QEMU's DEVICE_DELETED",
+  unload: "module unload begin -> end",
+  guest: "machine start -> first guest telemetry, when NICs are added",
+};
 import { BUG_RULES, RULES, type ProfileName } from "./rules.js";
 
 /** What each profile's removal paths look like (for people; the automata are the law). */
@@ -73,11 +82,14 @@ export function rulesMarkdown(): string {
   lines.push(
     "Generated from `src/model/rules.ts`. Principles are the numbered ones of the design's detach protocol; each rule's basis links the facts of [netbsd.md](netbsd.md) it rests on;",
     "a rule whose *needs* the guest cannot observe (Hello capabilities) is reported as not observed, never passed or failed.",
-    "Liveness rules are judged on trace time against these default deadlines: " +
-      Object.entries(DEFAULT_DEADLINES)
-        .map(([k, v]) => `${k} ${v / 1e9} s`)
-        .join(", ") +
-      ".",
+    "Liveness rules (marked *deadline*) are judged on trace time against deadlines. The defaults below are the only set:",
+    "a storm whose file sets no `deadlines:` gets them (a QEMU storm's `guest` deadline is its machine's boot timeout),",
+    "its trace header records the ones its run used, and `plugstorm check` judges with those (or these, for a header",
+    "without any), changed per phase with `--deadline PHASE=MS`.",
+    "",
+    "| deadline | default | from -> to |",
+    "| --- | --- | --- |",
+    ...Object.entries(DEADLINE_FIELDS).map(([phase, field]) => `| \`${phase}\` | ${DEFAULT_DEADLINES[field] / 1e9} s | ${DEADLINE_SPANS[phase as keyof typeof DEADLINE_FIELDS]} |`),
     "",
   );
   lines.push("| id | statement | principle | profiles | severity | side | needs | watches | basis |");

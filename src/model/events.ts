@@ -116,6 +116,11 @@ export interface HostAddEvent extends At {
   nicKind: string;
   bus: BusName;
   mac: string;
+  /**
+   * An emulated NIC plugged with a device-side fault that can keep any driver
+   * from probing (malformed descriptors, disconnect mid-enumeration).
+   */
+  deviceFault?: string;
 }
 
 export interface HostRemoveEvent extends At {

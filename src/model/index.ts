@@ -25,7 +25,7 @@ export { RULES, RULE_BY_ID, ruleById, isRuleId, BUG_RULES, BUG_CLASS_RULES } fro
 export type { Rule, RuleId, ProfileName, Severity, Side, Observation } from "./rules.js";
 export { AUTOMATA, Monitor, DEVICE_STATES, DEVICE_EVENTS, IF_STATES, IF_EVENTS } from "./automata.js";
 export type { Automaton, DeviceState, DeviceInput, IfState, IfInput, Transition, Forbidden } from "./automata.js";
-export { DEFAULT_DEADLINES, resolveDeadlines } from "./deadlines.js";
+export { DEFAULT_DEADLINES, DEADLINE_FIELDS, resolveDeadlines } from "./deadlines.js";
 export type { Deadlines } from "./deadlines.js";
 export { LogHistogram } from "./histogram.js";
 export type { LatencyStats } from "./histogram.js";
@@ -42,3 +42,4 @@ export type {
   Verdict,
 } from "./verdict.js";
 export { rulesMarkdown, automataDot, automataMermaid, cutoffsMarkdown, transitionsMarkdown, CUTOFFS, FREE_SEMANTICS, PROFILE_NOTES } from "./docs.js";
+export { CascadeTracker, groupCascades, canBeConsequence, type CauseRef, type Cascade, type ThreadActivity } from "./cascade.js";

@@ -4,9 +4,9 @@
 // references held as a step plot below, and violations marked with their rule.
 
 import { axisUnit, escapeXml as x, formatNs, isoTime, niceStep } from "./format.js";
-import { describe, statusLine } from "./text.js";
+import { damageLine, describe, statusLine } from "./text.js";
 import type { DeviceLane, ReportVerdict, RunReport, Span, Timeline, ViolationMark } from "./types.js";
-import { byGravity, rulesOf, severityName, sideName } from "./verdicts.js";
+import { byFirstOccurrence, findingsOf, rulesOf, severityName, sideName } from "./verdicts.js";
 
 export interface HtmlOptions {
   /** Lanes drawn at most; lanes with violations are drawn first. Default 150. */
@@ -49,7 +49,7 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
   const maxLanes = options.maxLanes ?? 150;
   const maxRows = options.maxViolationRows ?? 300;
   const rules = rulesOf(report);
-  const broken = rules.filter((r) => r.verdicts.length > 0).sort(byGravity);
+  const broken = rules.filter((r) => r.verdicts.length > 0).sort(byFirstOccurrence);
   const status = report.exit.status;
   const badge = status === "clean" ? "pass" : status === "violations" ? "fail" : "abort";
   const c = report.counts;
@@ -87,6 +87,7 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
   ${status === "aborted" ? `<p class="abort-reason">Run aborted: ${x(report.exit.status === "aborted" ? report.exit.reason : "")}</p>` : ""}
   <dl class="meta">${meta.map(([k, v]) => `<div><dt>${x(k)}</dt><dd title="${x(v)}">${x(v)}</dd></div>`).join("")}</dl>
   <div class="repro"><span>Reproduce</span><code>${x(report.reproduce)}</code></div>
+  ${report.traceDamage ? `<p class="abort-reason trace-damage">Not checked: ${x(damageLine(report.traceDamage))}</p>` : ""}
 </header>
 <main>`);
 
@@ -94,12 +95,12 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
   if (broken.length === 0) {
     parts.push(`<p class="ok">No rule broken${rules.length ? ` — ${rules.length} rules checked` : ""}.</p>`);
   } else {
-    parts.push(`<table class="rules"><thead><tr><th>Rule</th><th>Severity</th><th class="num">Count</th><th>First violation</th></tr></thead><tbody>`);
+    parts.push(`<p class="note">In the order they first broke.</p><table class="rules"><thead><tr><th>Rule</th><th>Severity</th><th class="num">Count</th><th class="num">Consequences</th><th>First violation</th></tr></thead><tbody>`);
     for (const r of broken) {
       const sev = r.worst ?? "error";
       parts.push(
         `<tr><td><span class="rule">${x(r.rule.id)}</span>${r.rule.statement ? `<div class="stmt">${x(r.rule.statement)}</div>` : ""}</td>` +
-          `<td><span class="sev ${sev}">${x(sev)}</span></td><td class="num">${r.verdicts.length}</td><td>${x(describe(r.verdicts[0]!))}</td></tr>`,
+          `<td><span class="sev ${sev}">${x(sev)}</span></td><td class="num">${r.verdicts.length}</td><td class="num">${r.consequences}</td><td>${x(describe(r.verdicts[0]!))}</td></tr>`,
       );
     }
     parts.push(`</tbody></table>`);
@@ -146,13 +147,25 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
     // A long list is folded so the timeline and latency stay one scroll away.
     const n = report.verdicts.length;
     parts.push(`<section><h2>Violations</h2><details class="viol-list"${n <= 50 ? " open" : ""}><summary>${n} violation${n === 1 ? "" : "s"}</summary><table class="viol"><thead><tr><th>Rule</th><th>Severity</th><th>Side</th><th>Device</th><th>When</th><th>Holders</th><th>Message</th></tr></thead><tbody>`);
-    for (const v of report.verdicts.slice(0, maxRows)) {
-      const sev = severityName(v.severity);
-      const when = v.tNs != null ? `${formatNs(v.tNs)}` : v.recordIndex != null ? `record ${v.recordIndex}` : "";
-      parts.push(
-        `<tr><td><span class="rule">${x(v.rule)}</span></td><td><span class="sev ${sev}">${x(sev)}</span></td><td>${x(sideName(v.side))}</td>` +
-          `<td>${x([v.nicId, v.device].filter(Boolean).join(" / "))}</td><td class="num">${x(when)}</td><td>${x((v.holders ?? []).join(", "))}</td><td class="msg">${x(v.message)}${historyDetails(v.history)}</td></tr>`,
-      );
+    // Grouped: each cause, then the consequences under it (docs/cascades.md), causes in order.
+    let rows = 0;
+    for (const f of findingsOf(report)) {
+      if (rows >= maxRows) break;
+      const members = [f.cause, ...f.consequences];
+      for (const i of members) {
+        if (rows++ >= maxRows) break;
+        const v = report.verdicts[i]!;
+        const sev = severityName(v.severity);
+        const when = v.tNs != null ? `${formatNs(v.tNs)}` : v.recordIndex != null ? `record ${v.recordIndex}` : "";
+        const isCause = i === f.cause;
+        const head = isCause
+          ? `<span class="ord">#${i + 1}</span>${f.consequences.length ? ` <span class="cascade" title="verdicts grouped under this cause">cause of ${f.consequences.length}</span>` : ""}`
+          : `<span class="ord">#${i + 1}</span> <span class="cascade">↳ consequence of #${f.cause + 1}</span>`;
+        parts.push(
+          `<tr class="${isCause ? "cause" : "consequence"}" data-ordinal="${i + 1}"><td>${head}<br><span class="rule">${x(v.rule)}</span></td><td><span class="sev ${sev}">${x(sev)}</span></td><td>${x(sideName(v.side))}</td>` +
+            `<td>${x([v.nicId, v.device].filter(Boolean).join(" / "))}</td><td class="num">${x(when)}</td><td>${x((v.holders ?? []).join(", "))}</td><td class="msg">${x(v.message)}${historyDetails(v.history)}</td></tr>`,
+        );
+      }
     }
     parts.push(`</tbody></table></details>`);
     if (report.verdicts.length > maxRows) parts.push(`<p class="note">${report.verdicts.length - maxRows} more violations are in report.json.</p>`);
@@ -169,7 +182,8 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
 /** The lanes to draw: violating ones first (all, up to the cap), then the earliest others; drawn in time order. */
 export function chooseLanes(tl: Timeline, max: number): DeviceLane[] {
   if (tl.lanes.length <= max) return tl.lanes;
-  const bad = tl.lanes.filter((l) => l.violations.length > 0);
+  // Devices of the first violations first (#16: the first cause keeps its lane).
+  const bad = tl.lanes.filter((l) => l.violations.length > 0).sort((a, b) => (a.firstViolation ?? Infinity) - (b.firstViolation ?? Infinity));
   const good = tl.lanes.filter((l) => l.violations.length === 0);
   const pick = new Set([...bad, ...good].slice(0, max));
   return tl.lanes.filter((l) => pick.has(l));
@@ -450,6 +464,7 @@ h2 { font-size:16px; margin:0 0 12px; font-weight:650; }
 .badge { font-weight:700; font-size:12px; letter-spacing:.06em; padding:4px 10px; border-radius:999px; color:#fff; }
 .badge.pass { background:var(--ok); } .badge.fail { background:var(--bad); } .badge.abort { background:var(--warn); }
 .abort-reason { color:var(--warn); font-weight:600; margin:8px 0 0; }
+tr.consequence td:first-child { padding-left:22px; } tr.consequence { opacity:.85; } .cascade { font-size:11px; color:var(--muted, #666); } .ord { font-size:11px; color:var(--muted, #666); }
 .meta { display:grid; grid-template-columns:repeat(auto-fill,minmax(190px,1fr)); gap:8px 20px; margin:16px 0 10px; }
 .meta div { min-width:0; } .meta dt { color:var(--muted); font-size:11px; text-transform:uppercase; letter-spacing:.05em; }
 .meta dd { margin:0; font-variant-numeric:tabular-nums; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }

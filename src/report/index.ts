@@ -7,14 +7,14 @@ import { renderHtml } from "./html.js";
 import { renderJunit } from "./junit.js";
 import { renderText } from "./text.js";
 import type { RunReport } from "./types.js";
-import { rulesOf, severityName, sideName } from "./verdicts.js";
+import { findingsOf, rulesOf, severityName, sideName } from "./verdicts.js";
 
 export type * from "./types.js";
 export { TimelineCollector, type TimelineOptions } from "./timeline.js";
 export { renderText } from "./text.js";
 export { renderJunit } from "./junit.js";
 export { renderHtml, PHASE_COLOURS, type HtmlOptions } from "./html.js";
-export { rulesOf, severityName, sideName, isFailure, type RuleResult } from "./verdicts.js";
+export { rulesOf, severityName, sideName, isFailure, findingsOf, byFirstOccurrence, type RuleResult, type Finding } from "./verdicts.js";
 export { formatNs } from "./format.js";
 
 export const REPORT_FILES = ["summary.txt", "report.json", "junit.xml", "report.html"] as const;
@@ -27,9 +27,12 @@ export function renderJson(report: RunReport): string {
     status: r.outcome,
     violations: r.verdicts.length,
     ...(r.worst ? { worstSeverity: r.worst } : {}),
+    ...(r.verdicts.length > 0 ? { firstVerdict: r.firstOrdinal, consequences: r.consequences } : {}),
   }));
   const verdicts = report.verdicts.map((v) => ({ ...v, side: sideName(v.side), severity: severityName(v.severity) }));
-  return JSON.stringify({ schema: "plugstorm.report.v1", ...report, verdicts, rules }, null, 2) + "\n";
+  // Findings: every cause (a verdict that is no consequence) with the verdicts grouped under it, in order.
+  const findings = findingsOf(report);
+  return JSON.stringify({ schema: "plugstorm.report.v1", ...report, verdicts, rules, findings }, null, 2) + "\n";
 }
 
 /**

@@ -5,9 +5,9 @@
 // separate "run" case, so CI sees it even when no rule failed.
 
 import { escapeXml as x, formatNs } from "./format.js";
-import { describe, statusLine } from "./text.js";
+import { damageLine, describe, statusLine } from "./text.js";
 import type { ReportVerdict, RunReport } from "./types.js";
-import { isFailure, rulesOf, severityName } from "./verdicts.js";
+import { byFirstOccurrence, findingsOf, isFailure, rulesOf, severityName } from "./verdicts.js";
 
 const MAX_VERDICTS_PER_CASE = 100;
 
@@ -42,10 +42,17 @@ export function renderJunit(report: RunReport): string {
     ["frames_lost", String(report.counts.framesLost)],
     ["frames_corrupt", String(report.counts.corrupt)],
   ];
+  if (report.traceDamage) {
+    props.push(["trace_bytes_not_checked", String(report.traceDamage.bytes)], ["trace_damaged_regions", String(report.traceDamage.regions.length)]);
+  }
+  const findings = findingsOf(report).filter((f) => f.consequences.length > 0);
+  if (findings.length > 0) props.push(["cascade_causes", String(findings.length)], ["cascade_consequences", String(findings.reduce((n, f) => n + f.consequences.length, 0))]);
   for (const [k, v] of props) out.push(`      <property name="${x(k)}" value="${x(v)}"/>`);
   out.push(`    </properties>`);
 
-  for (const r of rules) {
+  // Broken rules in the order they first broke, then the rest as declared.
+  const ordered = [...rules.filter((r) => r.verdicts.length > 0).sort(byFirstOccurrence), ...rules.filter((r) => r.verdicts.length === 0)];
+  for (const r of ordered) {
     const name = r.rule.statement ? `${r.rule.id}: ${r.rule.statement}` : r.rule.id;
     const failing = r.verdicts.filter(isFailure);
     const warnings = r.verdicts.filter((v) => !isFailure(v));
@@ -65,10 +72,10 @@ export function renderJunit(report: RunReport): string {
     if (failing.length > 0) {
       const first = failing[0]!;
       const type = (r.worst ?? "error").toUpperCase();
-      const body = listVerdicts(failing);
+      const body = listVerdicts(failing, report);
       out.push(`      <failure message="${x(`${failing.length} violation${failing.length === 1 ? "" : "s"}: ${describe(first)}`)}" type="${x(type)}">${x(body)}</failure>`);
     }
-    if (warnings.length > 0) out.push(`      <system-out>${x(listVerdicts(warnings))}</system-out>`);
+    if (warnings.length > 0) out.push(`      <system-out>${x(listVerdicts(warnings, report))}</system-out>`);
     out.push(`    </testcase>`);
   }
 
@@ -79,7 +86,14 @@ export function renderJunit(report: RunReport): string {
   } else {
     out.push(`    <testcase classname="plugstorm.run" name="run completed" time="${seconds}"/>`);
   }
-  out.push(`    <system-out>${x(`seed ${report.seed}\nreproduce: ${report.reproduce}\n`)}</system-out>`);
+  const cascades = findings
+    .map((f) => {
+      const c = report.verdicts[f.cause]!;
+      return `cause #${f.cause + 1} ${c.rule}: ${describe(c)}\n  ${f.consequences.length} consequence(s): ${f.consequences.map((i) => `#${i + 1} ${report.verdicts[i]!.rule}`).slice(0, 50).join(", ")}${f.consequences.length > 50 ? ", …" : ""}\n`;
+    })
+    .join("");
+  const damage = report.traceDamage ? `NOT CHECKED: ${damageLine(report.traceDamage)}\n` : "";
+  out.push(`    <system-out>${x(`seed ${report.seed}\nreproduce: ${report.reproduce}\n${damage}${cascades}`)}</system-out>`);
   out.push(`  </testsuite>`);
   out.push(`</testsuites>`);
   return out.join("\n") + "\n";
@@ -87,11 +101,15 @@ export function renderJunit(report: RunReport): string {
 
 const MAX_HISTORY_LINES = 12;
 
-function listVerdicts(vs: readonly ReportVerdict[]): string {
+function listVerdicts(vs: readonly ReportVerdict[], report: RunReport): string {
   const lines = vs.slice(0, MAX_VERDICTS_PER_CASE).map((v) => {
     const at = [v.tNs != null ? `t=${formatNs(v.tNs)}` : "", v.recordIndex != null ? `record #${v.recordIndex}` : ""].filter(Boolean).join(", ");
     const where = [v.nicId, v.device].filter(Boolean).join("/");
     const out = [`[${severityName(v.severity)}]${where ? ` ${where}` : ""}${at ? ` (${at})` : ""}: ${v.message}`];
+    if (v.cause) {
+      const c = report.verdicts[v.cause.ordinal];
+      out.push(`  consequence of #${v.cause.ordinal + 1} ${v.cause.rule}${c ? `: ${describe(c)}` : ""}`);
+    }
     if (v.holders && v.holders.length) out.push(`  holders: ${v.holders.join(", ")}`);
     const history = v.history ?? [];
     if (history.length) {

@@ -3,9 +3,10 @@
 
 import { formatNs, isoTime, pad, padLeft } from "./format.js";
 import type { ReportVerdict, RunReport } from "./types.js";
-import { byGravity, rulesOf } from "./verdicts.js";
+import { byFirstOccurrence, findingsOf, rulesOf } from "./verdicts.js";
 
 const MAX_RULE_LINES = 40;
+const MAX_FINDING_LINES = 20;
 
 export function statusLine(report: RunReport): string {
   switch (report.exit.status) {
@@ -21,7 +22,7 @@ export function statusLine(report: RunReport): string {
 export function renderText(report: RunReport, files: readonly string[] = []): string {
   const out: string[] = [];
   const rules = rulesOf(report);
-  const broken = rules.filter((r) => r.failed).sort(byGravity);
+  const broken = rules.filter((r) => r.failed).sort(byFirstOccurrence);
   const warned = rules.filter((r) => !r.failed && r.verdicts.length > 0);
   const failures = broken.reduce((n, r) => n + r.verdicts.length, 0);
   const c = report.counts;
@@ -30,17 +31,31 @@ export function renderText(report: RunReport, files: readonly string[] = []): st
   out.push(`  seed ${report.seed} · guest ${report.profiles.guest} · model ${report.profiles.model} · machine ${oneLine(report.profiles.machine)}`);
   out.push(`  started ${isoTime(report.startedAtMs)} · took ${formatNs(report.durationMs * 1e6)}`);
   out.push(`  cycles ${c.cycles} · frames ${c.frames} · frames lost ${c.framesLost} · corrupt ${c.corrupt}`);
+  if (report.traceDamage) out.push(`  NOT CHECKED: ${damageLine(report.traceDamage)}`);
   out.push("");
 
   if (broken.length === 0) {
     out.push(`Rules broken: none (${rules.length} checked)`);
   } else {
-    out.push(`Rules broken: ${broken.length} of ${rules.length} checked, ${failures} violation${failures === 1 ? "" : "s"}`);
+    out.push(`Rules broken: ${broken.length} of ${rules.length} checked, ${failures} violation${failures === 1 ? "" : "s"}, in the order they first broke`);
     const idWidth = Math.min(40, Math.max(...broken.map((r) => r.rule.id.length)));
     for (const r of broken.slice(0, MAX_RULE_LINES)) {
-      out.push(`  ${pad((r.worst ?? "error").toUpperCase(), 7)}${pad(r.rule.id, idWidth)}  ${padLeft(String(r.verdicts.length), 4)}×  ${describe(r.verdicts[0]!)}`);
+      const cons = r.consequences > 0 ? ` (${r.consequences} consequence${r.consequences === 1 ? "" : "s"})` : "";
+      out.push(`  ${pad((r.worst ?? "error").toUpperCase(), 7)}${pad(r.rule.id, idWidth)}  ${padLeft(String(r.verdicts.length), 4)}×  ${describe(r.verdicts[0]!)}${cons}`);
     }
     if (broken.length > MAX_RULE_LINES) out.push(`  … and ${broken.length - MAX_RULE_LINES} more rules (see report.json)`);
+  }
+  const findings = findingsOf(report).filter((f) => f.consequences.length > 0);
+  if (findings.length > 0) {
+    out.push(`Cascades: ${findings.length} cause${findings.length === 1 ? "" : "s"} with consequences (docs/cascades.md)`);
+    for (const f of findings.slice(0, MAX_FINDING_LINES)) {
+      const cause = report.verdicts[f.cause]!;
+      const byRule = new Map<string, number>();
+      for (const i of f.consequences) byRule.set(report.verdicts[i]!.rule, (byRule.get(report.verdicts[i]!.rule) ?? 0) + 1);
+      out.push(`  #${f.cause + 1} ${cause.rule}: ${describe(cause)}`);
+      out.push(`      → ${f.consequences.length} consequence${f.consequences.length === 1 ? "" : "s"}: ${[...byRule].map(([r, n]) => `${r} ${n}×`).join(", ")}`);
+    }
+    if (findings.length > MAX_FINDING_LINES) out.push(`  … and ${findings.length - MAX_FINDING_LINES} more causes with consequences (see report.json)`);
   }
   const count = (o: string) => rules.filter((r) => r.outcome === o).length;
   const unjudged = count("not-exercised") + count("not-observed");
@@ -80,6 +95,15 @@ export function renderText(report: RunReport, files: readonly string[] = []): st
   if (report.traceFile) out.push(`Trace: ${report.traceFile}`);
   if (files.length > 0) out.push(`Reports: ${files.join(", ")}`);
   return out.join("\n") + "\n";
+}
+
+/** What a damaged trace left unchecked, in one line. */
+export function damageLine(d: NonNullable<RunReport["traceDamage"]>): string {
+  const lost = d.regions.every((r) => r.recordsLost !== null)
+    ? `${d.regions.reduce((n, r) => n + (r.recordsLost ?? 0), 0)} record(s) lost`
+    : "records lost: unknown";
+  const first = d.regions[0];
+  return `${d.bytes} byte${d.bytes === 1 ? "" : "s"} of the trace in ${d.regions.length} damaged region${d.regions.length === 1 ? "" : "s"} (${lost})${first ? `; first at byte ${first.offset}, before record #${first.atRecord}: ${first.kind}, ${first.detail}` : ""}`;
 }
 
 /** One line about a verdict: where, who held what, and what happened. */

@@ -40,6 +40,12 @@ export interface TimelineOptions {
   maxChannelMarks?: number;
   /** Samples per latency series before reservoir sampling. Default 4096. */
   latencyReservoir?: number;
+  /**
+   * Lanes named by the run's first violations (and first causes) are kept
+   * whatever else comes (#16: the first cause must keep its lane). Default 32
+   * of each, at most a quarter of maxLanes.
+   */
+  pinFirst?: number;
 }
 
 interface LaneState extends DeviceLane {
@@ -53,6 +59,10 @@ interface LaneState extends DeviceLane {
   delUnfreedNs?: number;
   finished: boolean;
   violationCount: number;
+  /** Named by one of the first violations or causes: never aggregated. */
+  pinned: boolean;
+  /** Order of this lane's first violation in the run (Infinity when none). */
+  firstViolation: number;
 }
 
 interface PendingAction {
@@ -72,6 +82,9 @@ export class TimelineCollector {
   private readonly maxRefSteps: number;
   private readonly maxViolations: number;
   private readonly maxChannel: number;
+  private readonly pinFirst: number;
+  private violationsSeen = 0;
+  private causesSeen = 0;
   private readonly lanes = new Map<string, LaneState>();
   /** Guest device or interface name -> lane key; names are reused between cycles. */
   private readonly names = new Map<string, string>();
@@ -98,6 +111,7 @@ export class TimelineCollector {
     this.maxViolations = positive("maxViolationsPerLane", options.maxViolationsPerLane ?? 64);
     this.maxChannel = positive("maxChannelMarks", options.maxChannelMarks ?? 1000);
     this.latency = new LatencyBook(positive("latencyReservoir", options.latencyReservoir ?? 4096));
+    this.pinFirst = Math.min(options.pinFirst ?? 32, Math.floor(this.maxLanes / 4));
   }
 
   /** Consumes the next trace record (in trace order). */
@@ -130,6 +144,7 @@ export class TimelineCollector {
       holders: [...(v.holders ?? [])],
       device: v.device ?? "",
       nicId: v.nicId ?? "",
+      cause: !v.cause,
     });
   }
 
@@ -450,10 +465,13 @@ export class TimelineCollector {
       holders: [...(v.holders ?? [])],
       device: v.device ?? "",
       nicId: v.nicId ?? "",
+      cause: !v.cause,
     });
   }
 
-  private mark(t: number, v: { rule: string; severity: VerdictSeverity; message: string; holders: string[]; device: string; nicId: string }): void {
+  private mark(t: number, v: { rule: string; severity: VerdictSeverity; message: string; holders: string[]; device: string; nicId: string; cause: boolean }): void {
+    const order = this.violationsSeen++;
+    const pin = order < this.pinFirst || (v.cause && this.causesSeen++ < this.pinFirst);
     const mark: ViolationMark = { tNs: t, rule: v.rule, severity: v.severity, message: v.message, holders: v.holders, ...(v.device ? { device: v.device } : {}) };
     const key = v.nicId || (v.device ? this.names.get(v.device) : undefined);
     if (!key) {
@@ -467,6 +485,8 @@ export class TimelineCollector {
       return;
     }
     lane.violationCount++;
+    if (pin) lane.pinned = true;
+    if (lane.firstViolation === Infinity) lane.firstViolation = order;
     if (lane.violations.length < this.maxViolations) lane.violations.push(mark);
     this.touch(lane, t);
   }
@@ -503,6 +523,8 @@ export class TimelineCollector {
       refTotal: 0,
       finished: false,
       violationCount: 0,
+      pinned: false,
+      firstViolation: Infinity,
     };
     this.lanes.set(key, lane);
     return lane;
@@ -517,9 +539,12 @@ export class TimelineCollector {
     let victim: LaneState | undefined;
     let victimScore = Number.POSITIVE_INFINITY;
     for (const l of this.lanes.values()) {
-      // Lower is evicted first: clean before violating, finished before live, older before newer.
+      // Pinned lanes (the first violations' devices) stay.
+      if (l.pinned) continue;
+      // Lower is evicted first: clean before violating, finished before live;
+      // among violating lanes the latest first violation goes first, else older before newer.
       const tier = (l.violationCount > 0 ? 2 : 0) + (l.finished ? 0 : 1);
-      const score = tier * 1e18 + l.lastNs;
+      const score = l.violationCount > 0 ? tier * 1e18 - l.firstViolation * 1e6 : tier * 1e18 + l.lastNs;
       if (score < victimScore) {
         victimScore = score;
         victim = l;
@@ -624,6 +649,7 @@ export class TimelineCollector {
     if (l.bus !== undefined) out.bus = l.bus;
     if (l.driver !== undefined) out.driver = l.driver;
     if (l.truncatedBeforeNs !== undefined) out.truncatedBeforeNs = l.truncatedBeforeNs;
+    if (l.firstViolation !== Infinity) out.firstViolation = l.firstViolation;
     return out;
   }
 }

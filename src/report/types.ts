@@ -29,6 +29,27 @@ export interface ReportVerdict {
   statement?: string | null;
   /** The events that led there, oldest first, when the checker gives them. */
   history?: readonly { text: string; tNs?: number }[] | null;
+  /**
+   * Set when the verdict is a consequence of an earlier one (docs/cascades.md):
+   * ordinal is the cause's position in the report's verdict list.
+   */
+  cause?: { ordinal: number; rule: string; device?: string; nicId?: string; recordIndex?: number; thread?: string } | null;
+}
+
+/** Bytes of a trace that could not be read and so were not checked (proto/TRACE.md "Damage"). */
+export interface TraceDamageReport {
+  /** Bytes skipped in all. */
+  bytes: number;
+  regions: readonly {
+    offset: number;
+    bytes: number;
+    kind: "corrupt" | "truncated";
+    detail: string;
+    /** Records read before the region. */
+    atRecord: number;
+    /** Records lost in it; null when that cannot be told. */
+    recordsLost: number | null;
+  }[];
 }
 
 /** A rule the run was checked against; every rule becomes one JUnit test case. */
@@ -101,6 +122,8 @@ export interface RunReport {
   counts: RunCounts;
   /** Where the trace was written, if anywhere (relative to the output folder or absolute). */
   traceFile?: string;
+  /** Set when the report was made from a damaged trace: what was not checked. */
+  traceDamage?: TraceDamageReport;
   timeline: Timeline;
 }
 
@@ -157,6 +180,8 @@ export interface DeviceLane {
   violations: ViolationMark[];
   /** Older detail of this lane was dropped to bound memory; detail starts here. */
   truncatedBeforeNs?: number;
+  /** Order (from 0) of this lane's first violation among the run's violations. */
+  firstViolation?: number;
 }
 
 /** Devices whose detail was dropped to bound memory, grouped by kind. */

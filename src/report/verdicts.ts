@@ -2,6 +2,7 @@
 // trace enum's numbers) and groups them by rule for the reports.
 
 import { plugstorm } from "../gen/plugstorm.js";
+import { groupCascades } from "../model/index.js";
 import type { ReportRule, ReportVerdict, RunReport, VerdictSeverity, VerdictSide } from "./types.js";
 
 export function severityName(s: ReportVerdict["severity"]): VerdictSeverity {
@@ -31,6 +32,10 @@ export interface RuleResult {
   failed: boolean;
   /** failed, warned, passed, or the checker's reason it could not judge. */
   outcome: "failed" | "warned" | "passed" | "not-exercised" | "not-observed";
+  /** Position of its first verdict in the report's list (Infinity when none). */
+  firstOrdinal: number;
+  /** Its verdicts that are consequences of an earlier cause (docs/cascades.md). */
+  consequences: number;
 }
 
 /**
@@ -54,20 +59,22 @@ export function rulesOf(report: RunReport): RuleResult[] {
       if (!prev.rule.status && rule.status) prev.rule.status = rule.status;
       continue;
     }
-    byId.set(rule.id, { rule, verdicts: [], failed: false, outcome: "passed" });
+    byId.set(rule.id, { rule, verdicts: [], failed: false, outcome: "passed", firstOrdinal: Infinity, consequences: 0 });
   }
-  for (const v of report.verdicts) {
+  report.verdicts.forEach((v, i) => {
     let r = byId.get(v.rule);
     if (!r) {
-      r = { rule: { id: v.rule, ...(v.statement ? { statement: v.statement } : {}) }, verdicts: [], failed: false, outcome: "passed" };
+      r = { rule: { id: v.rule, ...(v.statement ? { statement: v.statement } : {}) }, verdicts: [], failed: false, outcome: "passed", firstOrdinal: i, consequences: 0 };
       byId.set(v.rule, r);
     }
+    if (r.firstOrdinal === Infinity) r.firstOrdinal = i;
+    if (v.cause) r.consequences++;
     if (!r.rule.statement && v.statement) r.rule.statement = v.statement;
     r.verdicts.push(v);
     const sev = severityName(v.severity);
     if (r.worst === undefined || RANK[sev] > RANK[r.worst]) r.worst = sev;
     if (isFailure(v)) r.failed = true;
-  }
+  });
   for (const r of byId.values()) {
     r.outcome = r.failed
       ? "failed"
@@ -78,6 +85,25 @@ export function rulesOf(report: RunReport): RuleResult[] {
           : "passed";
   }
   return [...byId.values()];
+}
+
+/**
+ * Rules in the order they first broke (#16: the first cause is the first
+ * thing shown; counts go beside, they do not sort).
+ */
+export function byFirstOccurrence(a: RuleResult, b: RuleResult): number {
+  return a.firstOrdinal - b.firstOrdinal;
+}
+
+/** One finding: a cause (index in the report's verdicts) and its consequences. */
+export interface Finding {
+  cause: number;
+  consequences: number[];
+}
+
+/** The report's verdicts grouped under their causes (src/model/cascade.ts), causes in order. */
+export function findingsOf(report: RunReport): Finding[] {
+  return groupCascades(report.verdicts);
 }
 
 /** Broken rules worst first (fatal, error, ...), then by how often they broke. */

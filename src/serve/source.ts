@@ -1,10 +1,10 @@
 // Saved traces (proto/TRACE.md) as replay sources, read with src/trace's readers.
-import { parseTrace, readTrace, type TraceStatus } from "../trace/index.js";
+import { damageNote, parseTrace, readTrace, type TraceStatus } from "../trace/index.js";
 import type { TraceSource } from "./replay.js";
 
 function tailNote(s: TraceStatus | undefined): string | undefined {
-  if (!s || s.tail === "clean") return undefined;
-  return `trace ${s.tail} at byte ${s.offset} after ${s.records} records (${s.bytesLeft} bytes not read)${s.detail ? ": " + s.detail : ""}`;
+  if (!s || s.damaged.length === 0) return undefined;
+  return `trace damaged: ${damageNote(s)}`;
 }
 
 /** Opens a trace file; throws (naming the file and offset) if it is not a trace. */

@@ -3,8 +3,8 @@
 // line for people.
 
 import { plugstorm } from "../gen/plugstorm.js";
-import { TraceChecker, formatVerdict, verdictToRecord } from "../check/index.js";
-import { RULES, type Deadlines, type Verdict } from "../model/index.js";
+import { TraceChecker, formatVerdict, verdictToRecord, type CheckedVerdict } from "../check/index.js";
+import { DEADLINE_FIELDS, RULES, type Deadlines, type Verdict } from "../model/index.js";
 import type { ReportVerdict } from "../report/index.js";
 import type { StormSpec } from "./spec.js";
 
@@ -31,22 +31,14 @@ export interface StormVerdict {
 
 /** A storm's deadlines (ms per phase) as the model's (ns per field). */
 export function modelDeadlines(d: StormSpec["deadlines"]): Deadlines {
-  return {
-    attachNs: d.attach * 1e6,
-    detachNs: d.detach * 1e6,
-    finaliseNs: d.removal * 1e6,
-    unloadNs: d.unload * 1e6,
-    telemetryNs: d.guest * 1e6,
-  };
+  return modelDeadlinesFromMs(d) as Deadlines;
 }
 
-const MODEL_FIELD = { attach: "attachNs", detach: "detachNs", removal: "finaliseNs", unload: "unloadNs", guest: "telemetryNs" } as const;
-
 /** Some deadlines in ms per phase as the model's partial deadlines (the model's defaults fill the rest). */
-export function modelDeadlinesFromMs(ms: Partial<Record<keyof typeof MODEL_FIELD, number>>): Partial<Deadlines> {
+export function modelDeadlinesFromMs(ms: Partial<Record<keyof typeof DEADLINE_FIELDS, number>>): Partial<Deadlines> {
   const out: Partial<Deadlines> = {};
-  for (const [phase, v] of Object.entries(ms) as [keyof typeof MODEL_FIELD, number | undefined][]) {
-    if (v !== undefined) out[MODEL_FIELD[phase]] = v * 1e6;
+  for (const [phase, v] of Object.entries(ms) as [keyof typeof DEADLINE_FIELDS, number | undefined][]) {
+    if (v !== undefined) out[DEADLINE_FIELDS[phase]] = v * 1e6;
   }
   return out;
 }
@@ -76,6 +68,7 @@ export function toStormVerdict(v: Verdict): StormVerdict {
       message: v.message,
       tNs: v.tNs,
       recordIndex: v.recordIndex,
+      ...((v as CheckedVerdict).cause ? { cause: { ...(v as CheckedVerdict).cause! } } : {}),
     },
   };
 }

@@ -2,7 +2,7 @@
 // scheduler, the runner, shrinking, and a VM fixture for ava tests.
 export type * from "./spec.js";
 export { NIC_KINDS, HOLDER_KINDS, GUEST_PROFILES, DEADLINE_PHASES, DEFAULT_DEADLINES_MS, DRIVER_MODULES, busOf } from "./spec.js";
-export { parseStorm, validateStorm, parseDurationNs, formatIssue, ScenarioError, type ScenarioIssue } from "./validate.js";
+export { parseStorm, validateStorm, checkStormNode, parseDurationNs, formatIssue, ScenarioError, Checker as YamlChecker, type ScenarioIssue } from "./validate.js";
 export { loadStorm, loadStormFile } from "./load.js";
 export { Rng, StepSource, expandSteps } from "./schedule.js";
 export {
@@ -23,3 +23,4 @@ export { DEFAULT_STORM } from "./default.js";
 export { qemuProfileFor, createMachine, repoRoot, MachineSetupError } from "./machines.js";
 export { startVm, type VmFixture, type VmFixtureOptions } from "./fixture.js";
 export { TOOL_VERSION } from "./version.js";
+export { GuestSession } from "./session.js";

@@ -105,9 +105,9 @@ function xhciControllers(base: MachineProfile, ports: number): NonNullable<Machi
 /** qemu-xhci's p2= property goes up to 15. */
 const XHCI_MAX_USB2_PORTS = 15;
 
-export function createMachine(m: MachineSpec, seed: number, qemu: { extraArgs?: string[] } = {}): Machine {
+export function createMachine(m: MachineSpec, seed: number, qemu: { extraArgs?: string[]; logDir?: string } = {}): Machine {
   if (m.type === "sim") return new SimMachine({ seed, bugs: m.bugs });
   const profile = qemuProfileFor(m);
   if (qemu.extraArgs) profile.extraArgs = [...(profile.extraArgs ?? []), ...qemu.extraArgs];
-  return new QemuMachine({ profile, accel: m.accel, startTimeoutMs: 30_000 });
+  return new QemuMachine({ profile, accel: m.accel, startTimeoutMs: 30_000, ...(qemu.logDir ? { logDir: qemu.logDir } : {}) });
 }

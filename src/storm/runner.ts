@@ -7,7 +7,7 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { plugstorm } from "../gen/plugstorm.js";
-import { nicKindInfo, type Machine, type MachineObservation, type NicKind, type NicOpResult } from "../hotplug/index.js";
+import { nicKindInfo, type Machine, type MachineObservation, type NicKind, type NicOpResult, type RemovalVia } from "../hotplug/index.js";
 import { telemetryEventToRecord, type TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
 import { GuestSession } from "./session.js";
 import { GuestState } from "./guest-state.js";
@@ -151,7 +151,12 @@ export async function runStorm(storm: StormSpec | StormInput, opts: RunOptions =
   // A StormInput is validated first (throws ScenarioError); a StormSpec is used as is.
   const spec = typeof (storm as StormSpec).schedule?.durationNs === "number" ? (storm as StormSpec) : validateStorm(storm as StormInput);
   const run = new StormRun(spec, opts);
-  return run.run();
+  try {
+    return await run.run();
+  } finally {
+    // One signal often spans many runs (shrinking): each must take its listener away.
+    run.forgetSignal();
+  }
 }
 
 class StormRun {
@@ -213,8 +218,14 @@ class StormRun {
     this.core = this.session.core;
     if (opts.signal) {
       if (opts.signal.aborted) this.requestStop("interrupted");
-      else opts.signal.addEventListener("abort", () => this.requestStop(stopReasonOf(opts.signal!.reason)), { once: true });
+      else opts.signal.addEventListener("abort", this.onCallerAbort, { once: true });
     }
+  }
+
+  private readonly onCallerAbort = (): void => this.requestStop(stopReasonOf(this.opts.signal!.reason));
+
+  forgetSignal(): void {
+    this.opts.signal?.removeEventListener("abort", this.onCallerAbort);
   }
 
   private requestStop(reason: string): void {
@@ -478,6 +489,11 @@ class StormRun {
       case "console":
         this.append({ tNs, machine: { kind: MachKind.CONSOLE, text: obs.text } });
         return;
+      case "device":
+        // The device side of an emulated NIC: recorded as a mark until the
+        // trace schema has its own record for it.
+        this.append({ tNs, mark: { name: `device:${obs.event}`, detail: `${obs.nicId} ${obs.detail}`.trim() } });
+        return;
       case "started":
         this.append({ tNs, machine: { kind: MachKind.STARTED, accel: obs.accel, text: obs.description } });
         return;
@@ -665,7 +681,7 @@ class StormRun {
   private laneError: unknown;
   private laneWake: (() => void) | null = null;
 
-  private static readonly LANE_OPS: ReadonlySet<Step["op"]> = new Set(["add", "remove", "hold", "release", "traffic", "traffic-stop", "detach"]);
+  private static readonly LANE_OPS: ReadonlySet<Step["op"]> = new Set(["add", "remove", "hold", "release", "traffic", "traffic-stop", "detach", "device-fault"]);
 
   /** The machine id a step names: its NIC, prefixed when a long-lived machine already used the name ("" for none). */
   private nicOf(step: Step): string {
@@ -825,10 +841,15 @@ class StormRun {
     }
     switch (step.op) {
       case "add": {
-        const id = this.nextAction(ActKind.ADD_NIC, { nicId: nic, nicKind: step.kind, bus: busOf(step.kind) === "usb" ? 1 : 2 });
+        const id = this.nextAction(ActKind.ADD_NIC, {
+          nicId: nic,
+          nicKind: step.kind,
+          bus: busOf(step.kind) === "usb" ? 1 : 2,
+          ...(step.faults ? { args: JSON.stringify({ deviceFaults: step.faults }) } : {}),
+        });
         this.guest.expect(nic);
         await this.selectConfiguration(nic, step.kind);
-        const r = await this.machine.addNic({ kind: step.kind, id: nic }, { signal: this.stop.signal });
+        const r = await this.machine.addNic({ kind: step.kind, id: nic, ...(step.faults ? { faults: step.faults } : {}) }, { signal: this.stop.signal });
         this.result(id, r);
         if (r.outcome !== "done") return;
         this.plugged.add(nic);
@@ -844,7 +865,7 @@ class StormRun {
       }
       case "remove": {
         if (!this.plugged.has(nic)) return;
-        await this.removeNic(nic);
+        await this.removeNic(nic, step.via);
         return;
       }
       case "hold":
@@ -902,6 +923,16 @@ class StormRun {
       case "sleep":
         await this.sleep(step.ns);
         return;
+      case "device-fault": {
+        if (!this.plugged.has(nic)) return;
+        if (this.machine.injectDeviceFault === undefined) {
+          this.mark("device-fault-unsupported", `${nic}: a ${this.machine.type} machine has no emulated NICs`);
+          return;
+        }
+        // Recorded by the machine as a device observation (fault-armed, then each fault applied).
+        this.machine.injectDeviceFault(nic, step.fault);
+        return;
+      }
       case "fault":
         this.guestCommand(
           ActKind.GUEST_COMMAND,
@@ -913,14 +944,15 @@ class StormRun {
     }
   }
 
-  private async removeNic(nic: string): Promise<void> {
+  private async removeNic(nic: string, via?: RemovalVia): Promise<void> {
     // The live view and the schedule may both pull a NIC: only one remove is sent.
     if (this.removing.has(nic)) return;
     this.removing.add(nic);
     try {
       const d = this.spec.deadlines;
       const id = this.nextAction(ActKind.REMOVE_NIC, this.nicFields(nic));
-      const r = await this.machine.removeNic(nic, { deadlineMs: d.removal, signal: this.stop.signal });
+      if (via !== undefined && via !== "host") this.mark("remove-via", `${nic} ${via}`);
+      const r = await this.machine.removeNic(nic, { deadlineMs: d.removal, signal: this.stop.signal, ...(via !== undefined ? { via } : {}) });
       this.result(id, r);
       this.plugged.delete(nic);
       this.cyclesDone++;

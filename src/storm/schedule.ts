@@ -227,7 +227,12 @@ export class StepSource {
     }
     if (r < pSick + pUnload) this.plan(end, { op: "unload", module });
     else if (rng.chance(spec.detach.probability)) this.plan(end, { op: "detach", nic, force: false });
-    this.plan(end, { op: "remove", nic });
+    // Only emulated NICs can leave from the device side; drawn only for them,
+    // so other storms expand from their seeds exactly as before.
+    const surprise = spec.surprise;
+    if (surprise !== undefined && surprise.probability > 0 && kind.startsWith("redir-") && rng.chance(surprise.probability)) {
+      this.plan(end, { op: "remove", nic, via: surprise.via });
+    } else this.plan(end, { op: "remove", nic });
   }
 }
 

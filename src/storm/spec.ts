@@ -3,9 +3,10 @@
 // turns it into a StormSpec, where every field is present and every duration is
 // in nanoseconds, so the runner never guesses.
 
-import type { NicBus, NicKind } from "../hotplug/index.js";
+import type { DeviceFault, NicBus, NicKind, RemovalVia } from "../hotplug/index.js";
+import { DEADLINE_FIELDS, DEFAULT_DEADLINES } from "../model/index.js";
 
-export type { NicBus, NicKind };
+export type { DeviceFault, NicBus, NicKind, RemovalVia };
 
 /** A duration: a number of milliseconds, or a string with a unit ("250us", "10ms", "2s", "1m"). */
 export type DurationInput = number | string;
@@ -30,17 +31,17 @@ export type ModelProfile = "netbsd" | "linux";
 /** What a reference holder holds, named as in telemetry.proto's ObjectKind. */
 export type HolderKind = "device" | "ifnet" | "usbnet" | "devsw" | "vnode" | "netdev";
 
-export const NIC_KINDS: readonly NicKind[] = ["usb-net", "usb-net-rndis", "pcmcia-ne2000"];
+export const NIC_KINDS: readonly NicKind[] = ["usb-net", "usb-net-rndis", "redir-cdce", "pcmcia-ne2000"];
 /** NIC kinds each machine type can plug (the sim models cdce and ne at pcmcia; QEMU has no PCMCIA). */
 export const MACHINE_KINDS: Readonly<Record<"sim" | "qemu", readonly NicKind[]>> = {
   sim: ["usb-net", "pcmcia-ne2000"],
-  qemu: ["usb-net", "usb-net-rndis"],
+  qemu: ["usb-net", "usb-net-rndis", "redir-cdce"],
 };
 export const HOLDER_KINDS: readonly HolderKind[] = ["device", "ifnet", "usbnet", "devsw", "vnode", "netdev"];
 export const GUEST_PROFILES: readonly GuestProfile[] = ["bare", "linux-guest", "netbsd-guest"];
 /** Phases a deadline can be set for; the checker judges them against trace time. */
-export const DEADLINE_PHASES = ["attach", "detach", "removal", "unload", "guest"] as const;
-export type DeadlinePhase = (typeof DEADLINE_PHASES)[number];
+export type DeadlinePhase = keyof typeof DEADLINE_FIELDS;
+export const DEADLINE_PHASES = Object.keys(DEADLINE_FIELDS) as readonly DeadlinePhase[];
 
 export function busOf(kind: NicKind): NicBus {
   return kind.startsWith("pcmcia") ? "pcmcia" : "usb";
@@ -48,8 +49,8 @@ export function busOf(kind: NicKind): NicBus {
 
 /** The driver module each NIC kind binds, per model profile: what `unload` and the sick case unload. */
 export const DRIVER_MODULES: Readonly<Record<ModelProfile, Readonly<Record<NicKind, string>>>> = {
-  netbsd: { "usb-net": "if_cdce", "usb-net-rndis": "if_urndis", "pcmcia-ne2000": "if_ne_pcmcia" },
-  linux: { "usb-net": "cdc_ether", "usb-net-rndis": "rndis_host", "pcmcia-ne2000": "ne2k" },
+  netbsd: { "usb-net": "if_cdce", "usb-net-rndis": "if_urndis", "redir-cdce": "if_cdce", "pcmcia-ne2000": "if_ne_pcmcia" },
+  linux: { "usb-net": "cdc_ether", "usb-net-rndis": "rndis_host", "redir-cdce": "cdc_ether", "pcmcia-ne2000": "ne2k" },
 };
 
 /** Ports per USB controller as QEMU 7.2 offers them to full-speed devices (docs/qemu.md): the default of machine.usbPorts. */
@@ -141,6 +142,22 @@ export interface SickInput {
   delay?: DistributionInput;
 }
 
+/** A device-side fault as storm files write it. */
+export interface DeviceFaultInput {
+  fault: "stall" | "status" | "pending" | "late" | "disconnect-after-control" | "malformed";
+  endpoint?: "control" | "bulk-in" | "bulk-out";
+  status?: "ioerror" | "timeout" | "babble";
+  delay?: DurationInput;
+  count?: number;
+  what?: "total-length" | "no-endpoints" | "bad-class";
+}
+
+export interface SurpriseInput {
+  probability?: number;
+  /** Default device-disconnect. */
+  via?: "device-disconnect" | "device-close";
+}
+
 export interface ScheduleInput {
   /** Plug/unplug cycles to run (one cycle = one NIC added and removed). */
   cycles?: number;
@@ -158,8 +175,12 @@ export interface ScheduleInput {
 }
 
 export type StepInput =
-  | { add: { nic: string; kind: NicKind } }
-  | { remove: { nic: string } | string }
+  /** fault: a device-side fault from the moment of plugging (emulated kinds): malformed descriptors, or disconnect-after-control. */
+  | { add: { nic: string; kind: NicKind; fault?: DeviceFaultInput } }
+  /** A device-side fault on a plugged emulated (redir-*) NIC. */
+  | { "device-fault": { nic: string } & DeviceFaultInput }
+  /** via: how the NIC leaves (default host = device_del); device-* only for emulated (redir-*) kinds. */
+  | { remove: { nic: string; via?: RemovalVia } | string }
   | { hold: { nic: string; kind: HolderKind; count?: number; for?: DurationInput; holder?: string } }
   | { release: { nic: string; kind: HolderKind; holder?: string } }
   | { traffic: { nic: string; pps?: number } }
@@ -182,6 +203,8 @@ export interface StormInput {
   detach?: ChanceInput;
   unload?: ChanceInput;
   sick?: SickInput;
+  /** Emulated (redir-*) NICs: the share of removals done from the device side (a yanked cable) instead of device_del. */
+  surprise?: SurpriseInput;
   deadlines?: Partial<Record<DeadlinePhase, DurationInput>>;
   model?: ModelProfile;
   stopOnFirstViolation?: boolean;
@@ -222,8 +245,9 @@ export interface HolderSpec {
 }
 
 export type Step =
-  | { op: "add"; nic: string; kind: NicKind }
-  | { op: "remove"; nic: string }
+  | { op: "add"; nic: string; kind: NicKind; faults?: DeviceFault[] }
+  | { op: "device-fault"; nic: string; fault: DeviceFault }
+  | { op: "remove"; nic: string; via?: RemovalVia }
   | { op: "hold"; nic: string; kind: HolderKind; count: number; forNs: number; holder: string }
   | { op: "release"; nic: string; kind: HolderKind; holder: string }
   | { op: "traffic"; nic: string; pps: number }
@@ -255,19 +279,18 @@ export interface StormSpec {
   detach: { probability: number };
   unload: { probability: number };
   sick: { probability: number; delay: Distribution };
+  /** Absent: every removal is the host's. */
+  surprise?: { probability: number; via: "device-disconnect" | "device-close" };
   /** Deadlines per phase in ms (what the checker is given). */
   deadlines: Record<DeadlinePhase, number>;
   model: ModelProfile;
   stopOnFirstViolation: boolean;
 }
 
-export const DEFAULT_DEADLINES_MS: Readonly<Record<DeadlinePhase, number>> = {
-  attach: 2000,
-  detach: 2000,
-  removal: 1000,
-  unload: 2000,
-  guest: 30000,
-};
+/** The model's default deadlines (the only set), in ms per phase. */
+export const DEFAULT_DEADLINES_MS: Readonly<Record<DeadlinePhase, number>> = Object.freeze(
+  Object.fromEntries(DEADLINE_PHASES.map((p) => [p, DEFAULT_DEADLINES[DEADLINE_FIELDS[p]] / 1e6])) as Record<DeadlinePhase, number>,
+);
 
 /** Ports the machine offers when the storm does not say: the QEMU controller's, or the simulator's. */
 export function machinePorts(m: MachineSpec): Record<NicBus, number> {

@@ -26,6 +26,7 @@ import {
   type NicBus,
   type NicKind,
   type Step,
+  type DeviceFault,
   type StormInput,
   type StormSpec,
 } from "./spec.js";
@@ -73,7 +74,8 @@ export const MAX_CYCLES = 10_000_000;
  */
 export const MAX_DURATION_NS = 24 * 3600e9;
 
-class Checker {
+/** Field-by-field YAML checks that record every problem with its file position (storms here, campaigns in src/campaign). */
+export class Checker {
   readonly issues: ScenarioIssue[] = [];
   constructor(
     private readonly file: string,
@@ -295,10 +297,56 @@ function editDistance(a: string, b: string): number {
   return row[b.length]!;
 }
 
-const TOP_KEYS = ["name", "description", "machine", "nics", "schedule", "holders", "traffic", "detach", "unload", "sick", "deadlines", "model", "stopOnFirstViolation"];
+const TOP_KEYS = ["name", "description", "machine", "nics", "schedule", "holders", "traffic", "detach", "unload", "sick", "surprise", "deadlines", "model", "stopOnFirstViolation"];
 const SIM_KEYS = ["type", "bugs"];
 const QEMU_KEYS = ["type", "profile", "kernel", "initrd", "image", "accel", "usbController", "usbPorts", "telemetry", "memoryMb", "cpus", "bootTimeout"];
-const STEP_OPS = ["add", "remove", "hold", "release", "traffic", "traffic-stop", "detach", "unload", "sick", "sleep", "fault"] as const;
+const STEP_OPS = ["add", "remove", "hold", "release", "traffic", "traffic-stop", "detach", "unload", "sick", "sleep", "fault", "device-fault"] as const;
+const REMOVAL_VIAS = ["host", "device-disconnect", "device-close"] as const;
+const FAULT_KEYS = ["fault", "endpoint", "status", "delay", "count", "what"];
+const FAULT_NAMES = ["stall", "status", "pending", "late", "disconnect-after-control", "malformed"] as const;
+const FAULT_ENDPOINTS = ["control", "bulk-in", "bulk-out"] as const;
+
+/** A device-side fault from its storm-file form; plug-time faults (malformed) only where atPlug. */
+function readDeviceFault(ck: Checker, m: Map<string, N>, p: string, owner: N, atPlug: boolean): DeviceFault | undefined {
+  const name = ck.oneOf(ck.required(m, "fault", p, owner, `one of ${FAULT_NAMES.join(", ")}`), `${p}.fault`, FAULT_NAMES, owner);
+  if (name === undefined) return undefined;
+  const count = m.has("count") ? ck.number(m.get("count")!, `${p}.count`, { min: 1, int: true, parent: owner }) : undefined;
+  const endpoint = (): (typeof FAULT_ENDPOINTS)[number] | undefined =>
+    ck.oneOf(ck.required(m, "endpoint", p, owner, `one of ${FAULT_ENDPOINTS.join(", ")}`), `${p}.endpoint`, FAULT_ENDPOINTS, owner);
+  const c = count === undefined ? {} : { count };
+  switch (name) {
+    case "malformed": {
+      if (!atPlug) {
+        ck.fail(m.get("fault")!, `${p}.fault`, "malformed descriptors exist from the moment of plugging: give them on the add step (add.fault)");
+        return undefined;
+      }
+      const what = ck.oneOf(ck.required(m, "what", p, owner, "one of total-length, no-endpoints, bad-class"), `${p}.what`, ["total-length", "no-endpoints", "bad-class"] as const, owner);
+      return what === undefined ? undefined : { kind: "malformed", what };
+    }
+    case "disconnect-after-control": {
+      const n = ck.number(ck.required(m, "count", p, owner, "the control request (1 = the first) at which the device disconnects"), `${p}.count`, { min: 1, int: true, parent: owner });
+      return n === undefined ? undefined : { kind: name, count: n };
+    }
+    case "status": {
+      const ep = endpoint();
+      const st = ck.oneOf(ck.required(m, "status", p, owner, "one of ioerror, timeout, babble"), `${p}.status`, ["ioerror", "timeout", "babble"] as const, owner);
+      return ep === undefined || st === undefined ? undefined : { kind: name, endpoint: ep, status: st, ...c };
+    }
+    case "late": {
+      const ep = endpoint();
+      const ns = ck.duration(ck.required(m, "delay", p, owner, "how late, e.g. 200ms"), `${p}.delay`, owner);
+      return ep === undefined || ns === undefined ? undefined : { kind: name, endpoint: ep, delayMs: ns / 1e6, ...c };
+    }
+    default: {
+      if (atPlug) {
+        ck.fail(m.get("fault")!, `${p}.fault`, `${name} is armed on a plugged NIC: use a device-fault step after the add`);
+        return undefined;
+      }
+      const ep = endpoint();
+      return ep === undefined ? undefined : { kind: name, endpoint: ep, ...c };
+    }
+  }
+}
 
 /** Parses and validates YAML storm text; throws ScenarioError with every problem found. */
 export function parseStorm(text: string, file = "<storm>"): StormSpec {
@@ -348,6 +396,19 @@ function duplicateKeys(ck: Checker, root: N): void {
 export function validateStorm(input: StormInput, name = "<object>"): StormSpec {
   const doc = new Document(input);
   return build(new Checker(name, null), doc.contents as N);
+}
+
+/**
+ * Validates a storm that is one node of a larger YAML document (a campaign's
+ * inline storm): problems carry that document's positions, their paths start
+ * with `prefix`.
+ */
+export function checkStormNode(node: unknown, file: string, lineCounter: LineCounter | null, prefix: string): { spec: StormSpec | null; issues: ScenarioIssue[] } {
+  const ck = new Checker(file, lineCounter);
+  const top = ck.map(node as N, "", TOP_KEYS);
+  const spec = top ? readTop(ck, top, node as N) : null;
+  const issues = ck.issues.map((i) => ({ ...i, path: i.path ? `${prefix}.${i.path}` : prefix }));
+  return { spec: issues.length === 0 ? spec : null, issues };
 }
 
 function build(ck: Checker, root: N): StormSpec {
@@ -532,6 +593,17 @@ function readTop(ck: Checker, top: Map<string, N>, root: N): StormSpec | null {
     }
   }
 
+  let surprise: StormSpec["surprise"];
+  if (top.has("surprise")) {
+    const sn = top.get("surprise");
+    const m = ck.map(sn, "surprise", ["probability", "via"], root);
+    const probability = m?.has("probability") ? ck.probability(m.get("probability"), "surprise.probability") ?? 0 : 1;
+    const via = m?.has("via") ? ck.oneOf(m.get("via")!, "surprise.via", ["device-disconnect", "device-close"] as const, sn as N) : "device-disconnect";
+    if (via !== undefined) surprise = { probability, via };
+    if (probability > 0 && !mix.some((x) => x.kind.startsWith("redir-")))
+      ck.fail(sn, "surprise", "only emulated (redir-*) NICs can leave from the device side, and nics.mix has none");
+  }
+
   const deadlines: Record<DeadlinePhase, number> = { ...DEFAULT_DEADLINES_MS };
   if (machine?.type === "qemu") deadlines.guest = machine.bootTimeoutNs / 1e6;
   if (top.has("deadlines")) {
@@ -559,6 +631,7 @@ function readTop(ck: Checker, top: Map<string, N>, root: N): StormSpec | null {
     detach,
     unload,
     sick,
+    ...(surprise !== undefined ? { surprise } : {}),
     deadlines,
     model: modelProfile,
     stopOnFirstViolation: stop,
@@ -675,8 +748,21 @@ function readSteps(ck: Checker, node: N, parent: N, model: ModelProfile): Step[]
       return true;
     };
     switch (op) {
+      case "device-fault": {
+        const a = ck.map(v, p, ["nic", ...FAULT_KEYS], item as N);
+        if (!a) return;
+        const nic = ck.string(ck.required(a, "nic", p, v, "a NIC id"), `${p}.nic`, v);
+        if (!nicKnown(nic, v)) return;
+        if (!(kinds.get(nic) ?? "").startsWith("redir-")) {
+          ck.fail(a.get("nic")!, `${p}.nic`, `NIC "${nic}" is a ${kinds.get(nic)}: device-side faults need an emulated (redir-*) NIC`);
+          return;
+        }
+        const fault = readDeviceFault(ck, a, p, v, false);
+        if (fault) steps.push({ op, nic, fault });
+        return;
+      }
       case "add": {
-        const a = ck.map(v, p, ["nic", "kind"], item as N);
+        const a = ck.map(v, p, ["nic", "kind", "fault"], item as N);
         if (!a) return;
         const nic = ck.string(ck.required(a, "nic", p, v, "a NIC id"), `${p}.nic`, v);
         const kn = ck.required(a, "kind", p, v, `one of ${NIC_KINDS.join(", ")}`);
@@ -690,16 +776,45 @@ function readSteps(ck: Checker, node: N, parent: N, model: ModelProfile): Step[]
           ck.fail(kn, `${p}.kind`, `NIC "${nic}" was a ${kinds.get(nic)} before; give a new id to a different kind`);
           return;
         }
+        let faults: DeviceFault[] | undefined;
+        if (a.has("fault")) {
+          if (!kind.startsWith("redir-")) {
+            ck.fail(a.get("fault")!, `${p}.fault`, `a ${kind} is QEMU's own device: device-side faults need an emulated (redir-*) kind`);
+            return;
+          }
+          const fm = ck.map(a.get("fault")!, `${p}.fault`, FAULT_KEYS, v);
+          const f = fm ? readDeviceFault(ck, fm, `${p}.fault`, a.get("fault")!, true) : undefined;
+          if (!f) return;
+          faults = [f];
+        }
         present.add(nic);
         kinds.set(nic, kind);
-        steps.push({ op, nic, kind });
+        steps.push(faults ? { op, nic, kind, faults } : { op, nic, kind });
         return;
       }
-      case "remove":
+      case "remove": {
+        if (isMap(v) && v.has("via")) {
+          const a = ck.map(v, p, ["nic", "via"], item as N);
+          const nic = a ? ck.string(ck.required(a, "nic", p, v, "a NIC id"), `${p}.nic`, v) : undefined;
+          const via = a ? ck.oneOf(a.get("via")!, `${p}.via`, REMOVAL_VIAS, v) : undefined;
+          if (!nicKnown(nic, v) || via === undefined) return;
+          if (via !== "host" && !(kinds.get(nic) ?? "").startsWith("redir-")) {
+            ck.fail(a!.get("via")!, `${p}.via`, `NIC "${nic}" is a ${kinds.get(nic)}: only emulated (redir-*) NICs can leave from the device side`);
+            return;
+          }
+          present.delete(nic);
+          steps.push(via === "host" ? { op, nic } : { op, nic, via });
+          return;
+        }
+        const nic = nicOnly();
+        if (!nicKnown(nic, v)) return;
+        present.delete(nic);
+        steps.push({ op, nic });
+        return;
+      }
       case "traffic-stop": {
         const nic = nicOnly();
         if (!nicKnown(nic, v)) return;
-        if (op === "remove") present.delete(nic);
         steps.push({ op, nic });
         return;
       }

@@ -3,7 +3,7 @@
 
 import { Document, isMap, isSeq } from "yaml";
 import { fmtNs } from "./validate.js";
-import { USB_CONTROLLER_PORTS, type Distribution, type DistributionInput, type StepInput, type Step, type StormInput, type StormSpec } from "./spec.js";
+import { USB_CONTROLLER_PORTS, type DeviceFault, type DeviceFaultInput, type Distribution, type DistributionInput, type StepInput, type Step, type StormInput, type StormSpec } from "./spec.js";
 
 function dist(d: Distribution): DistributionInput {
   switch (d.type) {
@@ -16,12 +16,29 @@ function dist(d: Distribution): DistributionInput {
   }
 }
 
+function faultToInput(f: DeviceFault): DeviceFaultInput {
+  switch (f.kind) {
+    case "malformed":
+      return { fault: "malformed", what: f.what };
+    case "disconnect-after-control":
+      return { fault: f.kind, count: f.count };
+    case "late":
+      return { fault: f.kind, endpoint: f.endpoint, delay: `${f.delayMs}ms`, ...(f.count !== undefined ? { count: f.count } : {}) };
+    case "status":
+      return { fault: f.kind, endpoint: f.endpoint, status: f.status, ...(f.count !== undefined ? { count: f.count } : {}) };
+    default:
+      return { fault: f.kind, endpoint: f.endpoint, ...(f.count !== undefined ? { count: f.count } : {}) };
+  }
+}
+
 export function stepToInput(s: Step): StepInput {
   switch (s.op) {
     case "add":
-      return { add: { nic: s.nic, kind: s.kind } };
+      return { add: { nic: s.nic, kind: s.kind, ...(s.faults?.[0] ? { fault: faultToInput(s.faults[0]) } : {}) } };
+    case "device-fault":
+      return { "device-fault": { nic: s.nic, ...faultToInput(s.fault) } };
     case "remove":
-      return { remove: s.nic };
+      return { remove: s.via === undefined || s.via === "host" ? s.nic : { nic: s.nic, via: s.via } };
     case "hold": {
       const h: { nic: string; kind: typeof s.kind; count?: number; for?: string; holder: string } = { nic: s.nic, kind: s.kind, holder: s.holder };
       if (s.count !== 1) h.count = s.count;

@@ -7,8 +7,9 @@ import { writeFile } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import type { plugstorm } from "../gen/plugstorm.js";
 import { encodePerfetto, toChromeJson } from "./perfetto.js";
-import { readTrace, type TraceFile, type TraceStatus } from "./reader.js";
+import { damageNote, readTrace, type DamagedRegion, type TraceFile, type TraceStatus } from "./reader.js";
 import { formatHeader, formatRecord, headerToJson, recordToJson } from "./text.js";
+import { RecordFilter } from "./filter.js";
 import { buildTimeline } from "./timeline.js";
 
 export interface TraceCatOptions {
@@ -18,6 +19,12 @@ export interface TraceCatOptions {
   out?: Writable;
   /** Where "cannot read" goes; default process.stderr. */
   err?: Writable;
+  /** Only the records of this NIC (QEMU id). */
+  nic?: string;
+  /** Only records at or after this trace time (ns). */
+  fromNs?: number;
+  /** Only records at or before this trace time (ns). */
+  toNs?: number;
 }
 
 class Batched {
@@ -34,7 +41,21 @@ class Batched {
     const chunk = this.parts.join("");
     this.parts = [];
     this.size = 0;
-    if (!this.out.write(chunk)) await once(this.out, "drain");
+    try {
+      if (!this.out.write(chunk)) await once(this.out, "drain");
+    } catch (e) {
+      throw new OutputError(e);
+    }
+  }
+}
+
+/** Writing our output failed (the reader went away, a full disk): not a problem with the trace. */
+class OutputError extends Error {
+  constructor(readonly failure: unknown) {
+    super(failure instanceof Error ? failure.message : String(failure));
+  }
+  get brokenPipe(): boolean {
+    return (this.failure as NodeJS.ErrnoException | undefined)?.code === "EPIPE";
   }
 }
 
@@ -48,10 +69,16 @@ async function open(path: string, command: string, err: Writable): Promise<Trace
 }
 
 function tailNote(s: TraceStatus): string {
-  return `trace ends ${s.tail} at byte ${s.offset}${s.detail ? ` (${s.detail})` : ""}: ${s.bytesLeft} byte(s) not read; the ${s.records} record(s) before are good`;
+  return `trace damaged: ${damageNote(s)}; ${s.records} good record(s) read${s.tail !== "clean" ? `; it ends ${s.tail} at byte ${s.offset}` : ""}`;
 }
 
-/** Prints a trace: a header block, one line per record, a note if the tail is bad. Returns 0, or 2 if unreadable. */
+/** Where a damaged region sits among the records, for a line between them. */
+function regionNote(d: DamagedRegion): string {
+  const lost = d.recordsLost === null ? "records lost: unknown" : `${d.recordsLost} record${d.recordsLost === 1 ? "" : "s"} lost`;
+  return `damaged: ${d.bytes} byte(s) skipped at byte ${d.offset} (${d.kind}: ${d.detail}; ${lost})`;
+}
+
+/** Prints a trace: a header block, one line per record, a note if the tail is bad. Returns 0, 2 if unreadable or the output cannot be written, 141 (quietly) if the reader went away. */
 export async function traceCat(path: string, opts?: TraceCatOptions): Promise<number>;
 /** The same, with the output stream first. */
 export async function traceCat(path: string, out: Writable, opts?: Omit<TraceCatOptions, "out">): Promise<number>;
@@ -62,20 +89,41 @@ export async function traceCat(path: string, a?: TraceCatOptions | Writable, b?:
   const trace = await open(path, "trace cat", err);
   if (!trace) return 2;
   const w = new Batched(out);
+  const filtering = opts.nic !== undefined || opts.fromNs !== undefined || opts.toNs !== undefined;
+  const filter = filtering ? new RecordFilter(opts) : undefined;
   try {
     if (opts.json) await w.line(JSON.stringify({ type: "header", ...headerToJson(trace.header) }));
     else await w.line(formatHeader(trace.header));
     let i = 0;
+    let shown = 0;
+    let regions = 0;
     for await (const r of trace) {
-      await w.line(opts.json ? JSON.stringify({ type: "record", ...recordToJson(r, i) }) : formatRecord(r, trace.header, i));
+      // Damage is shown where it sits, whatever the filter: a filtered view must not look whole.
+      for (; regions < trace.damaged.length; regions++) {
+        const d = trace.damaged[regions]!;
+        await w.line(opts.json ? JSON.stringify({ type: "damaged", ...d }) : `# ${regionNote(d)}`);
+      }
+      if (filter === undefined || filter.accepts(r)) {
+        await w.line(opts.json ? JSON.stringify({ type: "record", ...recordToJson(r, i) }) : formatRecord(r, trace.header, i));
+        shown++;
+      }
       i++;
     }
     const s = trace.status!;
-    if (opts.json) await w.line(JSON.stringify({ type: "status", ...s }));
-    else await w.line(s.tail === "clean" ? `# ${s.records} records` : `# ${tailNote(s)}`);
+    for (; regions < s.damaged.length; regions++) {
+      const d = s.damaged[regions]!;
+      await w.line(opts.json ? JSON.stringify({ type: "damaged", ...d }) : `# ${regionNote(d)}`);
+    }
+    if (opts.json) await w.line(JSON.stringify({ type: "status", ...s, ...(filtering ? { shown } : {}) }));
+    else {
+      const count = filtering ? `${shown} of ${s.records} records shown` : `${s.records} records`;
+      await w.line(s.damaged.length === 0 ? `# ${count}` : `# ${count}; ${tailNote(s)}`);
+    }
     await w.flush();
   } catch (e) {
-    err.write(`plugstorm trace cat: cannot read ${path}: ${(e as Error).message}\n`);
+    // A reader that went away (`| head`) ends us quietly, as SIGPIPE ends a Unix tool.
+    if (e instanceof OutputError && e.brokenPipe) return 141;
+    err.write(`plugstorm trace cat: ${e instanceof OutputError ? "cannot write output" : `cannot read ${path}`}: ${(e as Error).message}\n`);
     return 2;
   }
   return 0;
@@ -114,7 +162,7 @@ export async function traceExport(
     err.write(`plugstorm trace export: cannot read ${path}: ${(e as Error).message}\n`);
     return 2;
   }
-  if (trace.status && trace.status.tail !== "clean") err.write(`plugstorm trace export: ${path}: ${tailNote(trace.status)}\n`);
+  if (trace.status && trace.status.damaged.length > 0) err.write(`plugstorm trace export: ${path}: ${tailNote(trace.status)}\n`);
   const tl = buildTimeline(records);
   try {
     if (opts.perfetto) await writeFile(opts.perfetto, encodePerfetto(tl));

@@ -97,3 +97,102 @@ export function parseEntry(b: Uint8Array, pos: number, end: number): EntryParse 
   if (crc32cRange(b, pos, msgEnd) !== want) return { kind: "corrupt", detail: "CRC mismatch" };
   return { kind: "ok", msgStart, msgEnd, next: msgEnd + 4 };
 }
+
+/** Reads a base-128 varint at b[p..end); returns [value, next] or a reason. */
+function varint(b: Uint8Array, p: number, end: number): [number, number] | "short" | "bad" {
+  let v = 0;
+  for (let shift = 0; shift < 64; shift += 7) {
+    if (p >= end) return "short";
+    const byte = b[p++]!;
+    if (shift < 49) v += (byte & 0x7f) * 2 ** shift;
+    if ((byte & 0x80) === 0) return [v, p];
+  }
+  return "bad";
+}
+
+/**
+ * Whether msg bytes b[start..avail) can begin a Record as the writer writes
+ * it: top-level fields t_ns (1, varint) and one or more bodies (10..21,
+ * length-delimited), at least one body, each field inside msgEnd. Cheap: it
+ * walks fields, not their contents, so a resynchronising reader can reject
+ * most offsets of a damaged region without a CRC over a length it claims.
+ * "more" means the walk reached avail before msgEnd with nothing wrong yet.
+ */
+export function recordShape(b: Uint8Array, start: number, msgEnd: number, avail: number): "yes" | "no" | "more" {
+  const end = Math.min(msgEnd, avail);
+  let p = start;
+  let bodies = 0;
+  while (p < msgEnd) {
+    if (p >= end) return "more";
+    const tag = varint(b, p, end);
+    if (tag === "short") return end < msgEnd ? "more" : "no";
+    if (tag === "bad") return "no";
+    const field = Math.floor(tag[0] / 8);
+    const wire = tag[0] & 7;
+    p = tag[1];
+    if (field === 1 && wire === 0) {
+      const v = varint(b, p, end);
+      if (v === "short") return end < msgEnd ? "more" : "no";
+      if (v === "bad") return "no";
+      p = v[1];
+    } else if (field >= 10 && field <= 21 && wire === 2) {
+      const n = varint(b, p, end);
+      if (n === "short") return end < msgEnd ? "more" : "no";
+      if (n === "bad") return "no";
+      p = n[1] + n[0];
+      bodies++;
+    } else {
+      return "no";
+    }
+  }
+  return p === msgEnd && bodies > 0 ? "yes" : "no";
+}
+
+export type ResyncScan =
+  /** A good entry (length, whole, CRC, Record shape) starts at pos; the caller still decodes it. */
+  | { kind: "found"; pos: number; msgStart: number; msgEnd: number; next: number }
+  /** Cannot tell for the entry at pos without bytes past end: read more, keep from pos. */
+  | { kind: "more"; pos: number }
+  /** No entry starts in [from, end) and end is the end of the file. */
+  | { kind: "none" };
+
+/**
+ * The resynchronisation search of proto/TRACE.md "Damage": the smallest
+ * offset >= from at which a good entry begins. eof says end is the file's end
+ * (an entry that would run past it cannot be good).
+ */
+export function findNextEntry(b: Uint8Array, from: number, end: number, eof: boolean): ResyncScan {
+  for (let p = from; p < end; p++) {
+    const len = varint(b, p, end);
+    if (len === "short") {
+      if (eof) continue;
+      return { kind: "more", pos: p };
+    }
+    if (len === "bad" || len[0] > MAX_ENTRY_BYTES) continue;
+    const msgStart = len[1];
+    const msgEnd = msgStart + len[0];
+    const shape = recordShape(b, msgStart, msgEnd, end);
+    if (shape === "no") continue;
+    if (msgEnd + 4 > end) {
+      if (eof) continue;
+      return { kind: "more", pos: p };
+    }
+    if (shape === "more") continue; // cannot happen once the message is whole
+    const want = (b[msgEnd]! | (b[msgEnd + 1]! << 8) | (b[msgEnd + 2]! << 16) | (b[msgEnd + 3]! << 24)) >>> 0;
+    if (crc32cRange(b, p, msgEnd) !== want) continue;
+    return { kind: "found", pos: p, msgStart, msgEnd, next: msgEnd + 4 };
+  }
+  return { kind: "none" };
+}
+
+/**
+ * Where the entry at b[p] would end by its own length field (for counting the
+ * records a damaged region held): -1 when the length is malformed, -2 when it
+ * is cut off at end.
+ */
+export function chainNext(b: Uint8Array, p: number, end: number): number {
+  const len = varint(b, p, end);
+  if (len === "short") return -2;
+  if (len === "bad" || len[0] > MAX_ENTRY_BYTES) return -1;
+  return len[1] + len[0] + 4;
+}

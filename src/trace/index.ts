@@ -3,8 +3,9 @@
 // viewers (Perfetto, Chrome JSON).
 export { TRACE_MAGIC, TRACE_VERSION, MAX_ENTRY_BYTES, TraceFormatError } from "./format.js";
 export { TraceWriter, TraceWriteError, INCOMPLETE_MARK, ioErrorText, type TraceWriterOptions } from "./writer.js";
-export { parseTrace, readTrace, TraceFile, type ParsedTrace, type TraceStatus } from "./reader.js";
+export { parseTrace, readTrace, TraceFile, traceIntact, damageNote, type ParsedTrace, type TraceStatus, type DamagedRegion } from "./reader.js";
 export { formatRecord, formatHeader, recordToJson, headerToJson } from "./text.js";
 export { buildTimeline, type Timeline, type TimelineEvent, type TimelineTrack } from "./timeline.js";
 export { encodePerfetto, perfettoPackets, toChromeJson, type ChromeTraceEvent } from "./perfetto.js";
 export { traceCat, traceExport, type TraceCatOptions, type TraceExportOptions } from "./commands.js";
+export { RecordFilter, parseTraceTime, type RecordFilterOptions } from "./filter.js";

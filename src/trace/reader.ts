@@ -1,32 +1,75 @@
 // Trace readers: from a Buffer (tests, tools) and from a file as an async
-// iterator (traces of long storms do not fit in memory as objects). Both stop
-// at the first entry that is not whole and good and say where (proto/TRACE.md).
+// iterator (traces of long storms do not fit in memory as objects). Both read
+// past damage: after an entry that is not whole and good they resynchronise
+// at the next good entry and count what they skipped (proto/TRACE.md "Damage").
 
 import { open } from "node:fs/promises";
 import { plugstorm } from "../gen/plugstorm.js";
-import { checkPreamble, parseEntry, preambleProblemOffset, PREAMBLE_BYTES, TraceFormatError } from "./format.js";
+import { chainNext, checkPreamble, findNextEntry, parseEntry, preambleProblemOffset, PREAMBLE_BYTES, recordShape, TraceFormatError } from "./format.js";
 
 type TraceHeader = plugstorm.trace.v1.TraceHeader;
 type TraceRecord = plugstorm.trace.v1.Record;
+
+/** Bytes of a trace that were not read as records. */
+export interface DamagedRegion {
+  /** File offset where the damage starts. */
+  offset: number;
+  /** Bytes skipped from offset to the next good entry (or to the end of the file). */
+  bytes: number;
+  /** corrupt: bad bytes; truncated: the file ends inside an entry. */
+  kind: "corrupt" | "truncated";
+  /** What was wrong at offset, for people. */
+  detail: string;
+  /** Records read before the region: the number the next good record gets. */
+  atRecord: number;
+  /**
+   * Records whose bytes were lost, when the damaged bytes chain by their own
+   * length fields exactly to the next good entry (a cut tail counts 1); null
+   * when that cannot be told.
+   */
+  recordsLost: number | null;
+}
 
 /** How a read ended. */
 export interface TraceStatus {
   /** Records read (all good). */
   records: number;
-  /** "clean": the file ended after a whole entry; otherwise the tail from `offset` is unusable. */
+  /** How the file ends: after a whole entry ("clean"), or inside damage that runs to the end. */
   tail: "clean" | "truncated" | "corrupt";
-  /** Byte offset where the good part ends (file size when clean). */
+  /** Byte offset where the good part ends (file size when the tail is clean). */
   offset: number;
   /** Bytes from offset to the end of the file that were not read as records. */
   bytesLeft: number;
   /** What was wrong with the tail, for people. */
   detail?: string;
+  /** Every region skipped, in file order, the damaged tail included. Empty: the trace is intact. */
+  damaged: DamagedRegion[];
+  /** Sum of the regions' bytes. */
+  bytesSkipped: number;
 }
 
 export interface ParsedTrace {
   header: TraceHeader;
   records: TraceRecord[];
   status: TraceStatus;
+}
+
+/** True when nothing of the trace was skipped. */
+export function traceIntact(s: TraceStatus): boolean {
+  return s.damaged.length === 0;
+}
+
+/** One line on what a damaged trace lost ("" when intact). */
+export function damageNote(s: TraceStatus): string {
+  if (s.damaged.length === 0) return "";
+  const lost = s.damaged.map((d) => d.recordsLost);
+  const known = lost.every((n) => n !== null);
+  const n = lost.reduce<number>((a, b) => a + (b ?? 0), 0);
+  const regions = s.damaged.length === 1 ? "1 damaged region" : `${s.damaged.length} damaged regions`;
+  const recs = known ? `${n} record${n === 1 ? "" : "s"} lost` : n > 0 ? `at least ${n} records lost` : "an unknown number of records lost";
+  const first = s.damaged[0]!;
+  const where = first.atRecord === 0 ? "before the first record" : `after record #${first.atRecord - 1}`;
+  return `${s.bytesSkipped} byte${s.bytesSkipped === 1 ? "" : "s"} not checked in ${regions} (${recs}); first at byte ${first.offset} ${where}: ${first.kind}, ${first.detail}`;
 }
 
 function decodeHeader(b: Uint8Array, where: string): { header: TraceHeader; next: number } {
@@ -50,34 +93,180 @@ function decodeRecord(b: Uint8Array, start: number, end: number): TraceRecord | 
   }
 }
 
+/**
+ * True when the entry at pos, not yet whole in buf, already cannot be a
+ * Record: a damaged length claiming megabytes is not read in before it is judged.
+ */
+function notARecord(buf: Uint8Array, pos: number, end: number): boolean {
+  const next = chainNext(buf, pos, end);
+  if (next < 0) return false;
+  let p = pos;
+  while (buf[p]! & 0x80) p++;
+  const msgStart = p + 1;
+  const msgEnd = next - 4;
+  return recordShape(buf, msgStart, msgEnd, end) === "no";
+}
+
+interface OpenRegion {
+  offset: number;
+  kind: "corrupt" | "truncated";
+  detail: string;
+  atRecord: number;
+  /** Where the chain of length fields from offset has got to; -1 once broken. */
+  chain: number;
+  links: number;
+}
+
+type Step =
+  | { kind: "record"; record: TraceRecord; next: number }
+  /** Read more; keep the buffer from keep on. */
+  | { kind: "more"; keep: number }
+  | { kind: "end" };
+
+/**
+ * The reading of entries after the header, over a window of the file:
+ * buf[0] is at file offset base. Shared by the in-memory and file readers so
+ * both read the same records and report the same damage.
+ */
+class EntryReader {
+  records = 0;
+  readonly damaged: DamagedRegion[] = [];
+  private open: OpenRegion | null = null;
+  /** Where the search for the next good entry goes on (file offset). */
+  private searchFrom = 0;
+  /** Offset just after the last good entry. */
+  goodEnd: number;
+
+  constructor(firstRecordOffset: number) {
+    this.goodEnd = firstRecordOffset;
+  }
+
+  step(buf: Uint8Array, pos: number, base: number, eof: boolean): Step {
+    const end = buf.length;
+    for (;;) {
+      if (this.open === null) {
+        if (pos >= end) {
+          if (eof) return { kind: "end" };
+          return { kind: "more", keep: pos };
+        }
+        const e = parseEntry(buf, pos, end);
+        if (e.kind === "ok") {
+          const r = decodeRecord(buf, e.msgStart, e.msgEnd);
+          if (typeof r !== "string") {
+            this.records++;
+            this.goodEnd = base + e.next;
+            return { kind: "record", record: r, next: e.next };
+          }
+          this.begin(base + pos, "corrupt", r);
+        } else if (e.kind === "short") {
+          // Judged on the bytes there are, the same in both readers: a damaged
+          // length claiming megabytes is not read in before it is judged.
+          if (notARecord(buf, pos, end)) this.begin(base + pos, "corrupt", "the bytes after the length are not a Record");
+          else if (!eof) return { kind: "more", keep: pos };
+          else this.begin(base + pos, "truncated", e.detail);
+        } else {
+          this.begin(base + pos, "corrupt", e.detail);
+        }
+      }
+      // In damage: follow the length chain as far as the bytes go, then search.
+      const o = this.open!;
+      let from = this.searchFrom - base;
+      for (;;) {
+        const f = findNextEntry(buf, from, end, eof);
+        this.follow(buf, base, f.kind === "none" ? end : f.pos, eof);
+        if (f.kind === "more") {
+          this.searchFrom = base + f.pos;
+          // Keep the bytes the chain still needs to read too.
+          const chainAt = o.chain >= 0 && o.chain < base + f.pos ? o.chain - base : f.pos;
+          return { kind: "more", keep: Math.max(0, Math.min(f.pos, chainAt)) };
+        }
+        if (f.kind === "none") {
+          this.close(base + end, true);
+          return { kind: "end" };
+        }
+        const r = decodeRecord(buf, f.msgStart, f.msgEnd);
+        if (typeof r === "string") {
+          from = f.pos + 1;
+          continue;
+        }
+        this.close(base + f.pos, false);
+        this.records++;
+        this.goodEnd = base + f.next;
+        return { kind: "record", record: r, next: f.next };
+      }
+    }
+  }
+
+  private begin(offset: number, kind: OpenRegion["kind"], detail: string): void {
+    this.open = { offset, kind, detail, atRecord: this.records, chain: offset, links: 0 };
+    this.searchFrom = offset + 1;
+  }
+
+  /** Advances the length chain over the bytes in buf before limit (file offsets via base). */
+  private follow(buf: Uint8Array, base: number, limit: number, eof: boolean): void {
+    const o = this.open!;
+    while (o.chain >= 0 && o.chain - base < limit && o.chain - base >= 0) {
+      const next = chainNext(buf, o.chain - base, buf.length);
+      if (next === -2 && !eof) return; // cut by the window: read on the next step
+      if (next < 0) {
+        o.chain = -1;
+        return;
+      }
+      o.chain = base + next;
+      o.links++;
+    }
+  }
+
+  private close(at: number, atEof: boolean): void {
+    const o = this.open!;
+    let lost: number | null = null;
+    if (atEof && o.kind === "truncated") lost = 1;
+    else if (o.chain === at) lost = o.links;
+    // An entry that seemed cut off by the end of the file but has good entries
+    // after it was a damaged length, not a truncation.
+    const kind = !atEof && o.kind === "truncated" ? "corrupt" : o.kind;
+    const detail = kind === o.kind ? o.detail : `length runs past the end of the file (${o.detail})`;
+    this.damaged.push({ offset: o.offset, bytes: at - o.offset, kind, detail, atRecord: o.atRecord, recordsLost: lost });
+    this.open = null;
+  }
+
+  status(fileSize: number): TraceStatus {
+    const bytesSkipped = this.damaged.reduce((n, d) => n + d.bytes, 0);
+    const last = this.damaged[this.damaged.length - 1];
+    if (last && last.offset + last.bytes === fileSize && last.offset >= this.goodEnd) {
+      return { records: this.records, tail: last.kind, offset: last.offset, bytesLeft: last.bytes, detail: last.detail, damaged: this.damaged, bytesSkipped };
+    }
+    return { records: this.records, tail: "clean", offset: fileSize, bytesLeft: 0, damaged: this.damaged, bytesSkipped };
+  }
+}
+
 /** Reads a whole trace held in memory. Throws TraceFormatError if it is not a trace. */
 export function parseTrace(bytes: Uint8Array, where = "trace"): ParsedTrace {
   const { header, next } = decodeHeader(bytes, where);
   const records: TraceRecord[] = [];
+  const reader = new EntryReader(next);
   let pos = next;
-  const end = bytes.length;
-  while (pos < end) {
-    const e = parseEntry(bytes, pos, end);
-    if (e.kind !== "ok") {
-      return { header, records, status: { records: records.length, tail: e.kind === "short" ? "truncated" : "corrupt", offset: pos, bytesLeft: end - pos, detail: e.detail } };
-    }
-    const r = decodeRecord(bytes, e.msgStart, e.msgEnd);
-    if (typeof r === "string") return { header, records, status: { records: records.length, tail: "corrupt", offset: pos, bytesLeft: end - pos, detail: r } };
-    records.push(r);
-    pos = e.next;
+  for (;;) {
+    const s = reader.step(bytes, pos, 0, true);
+    if (s.kind !== "record") break;
+    records.push(s.record);
+    pos = s.next;
   }
-  return { header, records, status: { records: records.length, tail: "clean", offset: pos, bytesLeft: 0 } };
+  return { header, records, status: reader.status(bytes.length) };
 }
 
 const CHUNK = 256 * 1024;
 
 /**
  * A trace file being read: the header is read on open; iterate for records
- * (once). `status` is set when the iteration has ended, also by break.
+ * (once). `status` is set when the iteration has ended, also by break; while
+ * it runs, `damaged` lists the regions skipped so far (a region is listed
+ * before the first record after it is yielded).
  */
 export class TraceFile implements AsyncIterable<TraceRecord> {
   status: TraceStatus | undefined;
   private used = false;
+  private reader: EntryReader | undefined;
 
   constructor(
     readonly path: string,
@@ -85,58 +274,49 @@ export class TraceFile implements AsyncIterable<TraceRecord> {
     private readonly firstRecordOffset: number,
   ) {}
 
+  /** Damaged regions met so far. */
+  get damaged(): readonly DamagedRegion[] {
+    return this.reader?.damaged ?? [];
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<TraceRecord> {
     if (this.used) throw new Error(`trace ${this.path} is already being read; open it again to re-read`);
     this.used = true;
     const fh = await open(this.path, "r");
-    let count = 0;
-    let fileOff = this.firstRecordOffset; // file offset of buf[0]
+    const reader = new EntryReader(this.firstRecordOffset);
+    this.reader = reader;
+    let base = this.firstRecordOffset; // file offset of buf[0]
     let buf: Buffer = Buffer.alloc(0);
     let pos = 0;
     let eof = false;
+    let ended = false;
     try {
       for (;;) {
-        const e = parseEntry(buf, pos, buf.length);
-        if (e.kind === "ok") {
-          const r = decodeRecord(buf, e.msgStart, e.msgEnd);
-          if (typeof r === "string") {
-            this.status = { records: count, tail: "corrupt", offset: fileOff + pos, bytesLeft: await this.left(fh, fileOff + pos), detail: r };
-            return;
-          }
-          pos = e.next;
-          count++;
-          this.status = { records: count, tail: "clean", offset: fileOff + pos, bytesLeft: 0 };
-          yield r;
+        const s = reader.step(buf, pos, base, eof);
+        if (s.kind === "record") {
+          pos = s.next;
+          yield s.record;
           continue;
         }
-        if (e.kind === "corrupt") {
-          this.status = { records: count, tail: "corrupt", offset: fileOff + pos, bytesLeft: await this.left(fh, fileOff + pos), detail: e.detail };
-          return;
-        }
-        if (eof) {
-          const left = buf.length - pos;
-          this.status = left === 0
-            ? { records: count, tail: "clean", offset: fileOff + pos, bytesLeft: 0 }
-            : { records: count, tail: "truncated", offset: fileOff + pos, bytesLeft: left, detail: e.detail };
+        if (s.kind === "end") {
+          ended = true;
           return;
         }
         // Need more bytes: keep the unread part and read on (a big entry grows the buffer).
-        const rest = buf.subarray(pos);
+        const rest = buf.subarray(s.keep);
         const more = Buffer.allocUnsafe(Math.max(CHUNK, rest.length));
-        const { bytesRead } = await fh.read(more, 0, more.length, fileOff + buf.length);
+        const { bytesRead } = await fh.read(more, 0, more.length, base + buf.length);
         if (bytesRead === 0) eof = true;
-        fileOff += pos;
+        base += s.keep;
+        pos -= s.keep;
+        if (pos < 0) pos = 0;
         buf = Buffer.concat([rest, more.subarray(0, bytesRead)]);
-        pos = 0;
       }
     } finally {
-      if (this.status === undefined) this.status = { records: count, tail: "clean", offset: fileOff + pos, bytesLeft: 0 };
+      // A reading stopped early (break) describes what it read; a finished one the whole file.
+      this.status = ended ? reader.status(base + buf.length) : { ...reader.status(reader.goodEnd), records: reader.records };
       await fh.close();
     }
-  }
-
-  private async left(fh: import("node:fs/promises").FileHandle, offset: number): Promise<number> {
-    return Math.max(0, (await fh.stat()).size - offset);
   }
 }
 

@@ -88,3 +88,24 @@ export function tempDir(t: ExecutionContext): string {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
+
+/**
+ * Runs `plugstorm ...args` with the read end of stdout (and/or stderr) closed
+ * before the child writes anything: every write it makes there fails with
+ * EPIPE, as when `| head` has already exited.
+ */
+export function runReaderGone(t: ExecutionContext, args: string[], which: { stdout?: boolean; stderr?: boolean }, opts: RunOpts = {}): Promise<Ran> {
+  const child = spawn(process.execPath, [MAIN, ...args], { cwd: opts.cwd ?? ROOT, stdio: ["ignore", "pipe", "pipe"], env: opts.env ?? process.env });
+  let stdout = "";
+  let stderr = "";
+  if (which.stdout) child.stdout!.destroy();
+  else child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+  if (which.stderr) child.stderr!.destroy();
+  else child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  const limit = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 90_000);
+  t.teardown(() => {
+    clearTimeout(limit);
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+  return new Promise((res) => child.on("close", (code, signal) => res({ code, signal, stdout, stderr })));
+}

@@ -46,7 +46,7 @@ test("storm --serve: a JSON client watches the storm, and with the token pauses,
   const storm = join(dir, "long-yank.yaml");
   writeFileSync(storm, readFileSync(USB_YANK, "utf8").replace("cycles: 200", "cycles: 100000"));
   const out = join(dir, "out");
-  const p = start(t, ["storm", storm, "--out", out, "--serve", "127.0.0.1:0"], { timeoutMs: 120_000 });
+  const p = start(t, ["storm", storm, "--out", out, "--serve", "127.0.0.1:0", "--serve-close"], { timeoutMs: 120_000 });
   const { feed, token } = await liveUrl(p);
 
   const c = client(t, feed);
@@ -221,7 +221,7 @@ test("storm --serve: a subscriber that stops reading does not slow the storm", a
   // pause at the start lets the stalled client subscribe before the storm
   // produces anything much, whatever the machine's load.
   const round = async (stalled: boolean, i: number): Promise<number> => {
-    const p = start(t, ["storm", storm, "--out", join(dir, `r${i}-${stalled}`), "--quiet", "--serve", "127.0.0.1:0"]);
+    const p = start(t, ["storm", storm, "--out", join(dir, `r${i}-${stalled}`), "--quiet", "--serve", "127.0.0.1:0", "--serve-close"]);
     const { feed, token } = await liveUrl(p);
     const ctl = client(t, `${feed}&token=${token}`);
     await ctl.waitJson("snapshot", 10_000);

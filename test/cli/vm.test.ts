@@ -5,7 +5,8 @@
 import test from "ava";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { run, start, tempDir } from "./helpers.js";
+import { execFileSync } from "node:child_process";
+import { ROOT, run, start, tempDir } from "./helpers.js";
 import { alive } from "../helpers/process.js";
 
 const SOCKET = /QMP socket: (\S+)/;
@@ -101,7 +102,50 @@ test("vm bare: the printed QMP socket answers plugstorm qmp; Ctrl-C stops QEMU a
   vm.child.kill("SIGINT");
   const end = await vm.done;
   t.is(end.code, 0, end.stderr);
-  t.regex(end.stdout, /SIGINT: stopping the machine/);
+  t.regex(end.stderr, /SIGINT: stopping the machine/);
   t.false(existsSync(dir), `${dir} was removed`);
   t.true(await gone(qemuPid!, 10_000), `QEMU (pid ${qemuPid}) has exited`);
+});
+
+test.serial("vm linux-guest: the printed device_add reaches cdc_ether, no hub is left; console shown and kept", async (t) => {
+  // Like the other suites that boot the guest, run under the machine-wide QEMU lock (flock /tmp/plugstorm-qemu.lock npm test).
+  t.timeout(600_000);
+  // The guest image, built once (the script takes its own lock and skips what is built).
+  execFileSync(join(ROOT, "scripts/build-linux-guest"), ["--quiet"], { stdio: "pipe", timeout: 300_000 });
+  const vm = start(t, ["vm", "linux-guest", "--accel", "tcg"], { timeoutMs: 590_000 });
+  let dir: string | undefined;
+  t.teardown(() => {
+    if (vm.child.exitCode === null) vm.child.kill("SIGKILL");
+    if (dir !== undefined && /plugstorm-vm-/.test(dir)) rmSync(dir, { recursive: true, force: true });
+  });
+  const hint = await vm.waitFor(/hot-plug a NIC: +plugstorm qmp (\S+) device_add '(\{.*\})'/, 240_000);
+  const [, socket, json] = /plugstorm qmp (\S+) device_add '(\{.*\})'/.exec(hint)!;
+  dir = dirname(socket!);
+  const args = JSON.parse(json!) as { id: string; bus: string; port?: string; serial: string };
+  t.truthy(args.port, "the hint names a port");
+  t.regex((await vm.waitFor(/console log: \S+/, 5000)), /console\.log$/);
+  await vm.waitFor(/\[guest\] hello /, 120_000);
+
+  const add = await run(t, ["qmp", socket!, "device_add", json!]);
+  t.is(add.code, 0, add.stderr + add.stdout);
+  const attached = await vm.waitFor(new RegExp(`\\[guest\\] device kind=ATTACH_END .*driver=cdc_ether .*serial=${args.serial}`), 60_000);
+  t.regex(attached, /cdc_ether/);
+
+  const del = await run(t, ["qmp", socket!, "device_del", JSON.stringify({ id: args.id })]);
+  t.is(del.code, 0, del.stderr);
+  await vm.waitFor(new RegExp(`\\[qemu\\] DEVICE_DELETED \\{"device":"${args.id}"`), 30_000);
+  await vm.waitFor(/\[guest\] device kind=FREE .*driver=cdc_ether/, 30_000);
+  // Nothing QEMU added on its own (a hub) outlives the NIC.
+  const anon = await run(t, ["qmp", socket!, "qom-list", '{"path":"/machine/peripheral-anon"}']);
+  t.is(anon.code, 0, anon.stderr);
+  t.notRegex(anon.stdout, /usb-hub/);
+
+  vm.child.kill("SIGINT");
+  const end = await vm.done;
+  t.is(end.code, 0, end.stderr);
+  const kept = /console log kept: (\S+)/.exec(end.stderr);
+  t.truthy(kept, end.stderr);
+  t.regex(readFileSync(kept![1]!, "utf8"), /plugstorm-guest: agent starting/);
+  t.regex(end.stdout, /plugstorm-guest: agent starting/, "the console is shown");
+  t.false(existsSync(socket!), "the QMP socket is gone");
 });

@@ -12,7 +12,15 @@ test("catalog: guest drivers per OS, RNDIS is the same QEMU device with configur
   t.is(NIC_CATALOG["pcmcia-ne2000"].bus, "pcmcia");
   t.is(NIC_CATALOG["pcmcia-ne2000"].guest.netbsd.driver, "ne");
   t.is(NIC_CATALOG["pcmcia-ne2000"].qemu, undefined);
-  t.deepEqual(qemuKinds(new Set(["usb", "pcmcia"])), ["usb-net", "usb-net-rndis"]);
+  t.deepEqual(qemuKinds(new Set(["usb", "pcmcia"])), ["usb-net", "usb-net-rndis", "redir-cdce"]);
+});
+
+test("catalog: redir-cdce is plugstorm's CDC-ECM model over usb-redir; cdce (NetBSD) and cdc_ether (Linux) must attach", (t) => {
+  const k = NIC_CATALOG["redir-cdce"];
+  t.is(k.qemu?.driver, "usb-redir");
+  t.is(k.redir?.model, "cdc-ecm");
+  t.is(k.guest.netbsd.driver, "cdce");
+  t.is(k.guest.linux.driver, "cdc_ether");
 });
 
 test("asking a QEMU machine for a PC Card NIC is a clear error", async (t) => {

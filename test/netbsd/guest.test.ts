@@ -2,12 +2,12 @@
 // the NetBSD example storms.
 import test from "ava";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { AGENT_PATH, COM1_NODE, VIOCON_NODE, bootCfg, buildAgentScript, fstab, kernelConfig, rcConf, rcdAgent, rcdBuild, ttys } from "../../src/images/index.js";
+import { AGENT_PATH, COM1_NODE, DEFAULT_DTRACE_DEADLINE_S, PLUGSTORM_TAG, bootCfg, buildAgentScript, fstab, kernelConfig, rcConf, rcdAgent, rcdBuild, ttys } from "../../src/images/index.js";
 import { buildArgv, netbsdGuestProfile } from "../../src/qemu/index.js";
 import { MachineSetupError, loadStormFile, qemuProfileFor } from "../../src/storm/index.js";
 
@@ -21,12 +21,13 @@ function shParses(text: string): string {
 
 test("rc.conf: the agent and its first-boot build on, devpubd off, the telemetry device named", (t) => {
   const lines = rcConf({ telemetry: "com1", rootDisk: "ld0", loadCdceModule: false }).split("\n");
-  for (const l of ["rc_configured=YES", "plugstorm_agent=YES", "plugstorm_build=YES", "devpubd=NO", `plugstorm_agent_transport=${COM1_NODE}`, "plugstorm_load_cdce=NO", "plugstorm_agent_flags=''"]) {
+  for (const l of ["rc_configured=YES", "plugstorm_agent=YES", "plugstorm_build=YES", "devpubd=NO", "plugstorm_telemetry=com1", "plugstorm_load_cdce=NO", "plugstorm_agent_flags=''", `plugstorm_dtrace_deadline=${DEFAULT_DTRACE_DEADLINE_S}`]) {
     t.true(lines.includes(l), l);
   }
   t.is(lines.indexOf("\t. /etc/defaults/rc.conf"), 2, "defaults first, then ours");
-  const v = rcConf({ telemetry: "viocon", rootDisk: "ld0", loadCdceModule: true, agentFlags: "-v" }).split("\n");
-  t.true(v.includes(`plugstorm_agent_transport=${VIOCON_NODE}`));
+  const v = rcConf({ telemetry: "viocon", rootDisk: "ld0", loadCdceModule: true, agentFlags: "-v", dtraceDeadlineSeconds: 600 }).split("\n");
+  t.true(v.includes("plugstorm_telemetry=viocon"));
+  t.true(v.includes("plugstorm_dtrace_deadline=600"));
   t.true(v.includes("plugstorm_load_cdce=YES"));
   t.true(v.includes("plugstorm_agent_flags=-v"));
   t.is(shParses(rcConf({ telemetry: "com1", rootDisk: "ld0", loadCdceModule: false, hostname: "it's" })), "");
@@ -41,12 +42,11 @@ test("rc.d scripts: rcorder headers, rc.subr protocol, the agent on its device w
   t.regex(agent, /^\$_rc_subr_loaded \. \/etc\/rc\.subr$/m);
   t.regex(agent, /^load_rc_config \$name\nrun_rc_command "\$1"\n$/m);
   t.true(agent.includes(`command="${AGENT_PATH}"`));
-  t.regex(agent, /"\$command" --backend netbsd --transport "\$\{plugstorm_agent_transport\}"/);
-  t.regex(agent, /for m in solaris dtrace fbt sdt; do/);
+  t.regex(agent, /"\$command" --backend netbsd --transport "\$\{plugstorm_transport\}"/);
+  t.regex(agent, /--dtrace-deadline "\$\{plugstorm_dtrace_deadline:-\d+\}"/);
+  t.regex(agent, /--console \/dev\/console/);
   t.regex(agent, /modload if_cdce/);
-  // A viocon node missing from init's tmpfs /dev is made by name, or the agent is not started.
-  t.regex(agent, /if \[ ! -c "\$\{plugstorm_agent_transport\}" \]; then\n\t\tfor mk in \/dev\/MAKEDEV \/etc\/MAKEDEV; do\n[^\n]*sh "\$mk" "\$\{plugstorm_agent_transport#\/dev\/\}"/);
-  t.regex(agent, /no device node \$\{plugstorm_agent_transport\}[^\n]*\n\t\t\treturn 1/);
+  t.notRegex(agent, /modload \$m >\/dev\/null/, "module load errors are not thrown away");
   const build = rcdBuild();
   t.is(shParses(build), "");
   t.regex(build, /^# PROVIDE: plugstorm_build$/m);
@@ -54,8 +54,78 @@ test("rc.d scripts: rcorder headers, rc.subr protocol, the agent on its device w
   t.regex(build, /build-agent\.sh "\/usr\/local\/sbin\/plugstorm-agent"/);
   const cc = buildAgentScript();
   t.is(shParses(cc), "");
-  for (const f of ["main.c", "core/agent.c", "core/framing.c", "netbsd/nb_events.c", "netbsd/backend_netbsd.c", "telemetry.pb.c", "nanopb/pb_decode.c"]) t.true(cc.includes(f), f);
+  for (const f of ["main.c", "core/agent.c", "core/framing.c", "netbsd/nb_events.c", "netbsd/nb_probes.c", "netbsd/backend_netbsd.c", "telemetry.pb.c", "nanopb/pb_decode.c"]) t.true(cc.includes(f), f);
+  t.regex(cc, /-Wall -Wextra/, "warning-free with -Wall -Wextra, as on the host");
   t.regex(cc, /-lprop/, "proplib for drvctl dictionaries");
+});
+
+/**
+ * Runs rc.d/plugstorm_agent's precmd under sh with rc.subr stubbed and fake
+ * modload, dmesg and MAKEDEV programs: what it prints and which transport it picks.
+ */
+function runPrecmd(t: { teardown: (f: () => void) => void }, o: { telemetry: string; dmesg: string; vioconNode?: string; modload: Record<string, string> }) {
+  const dir = mkdtempSync(join(tmpdir(), "nb-rcd-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const bin = join(dir, "bin");
+  mkdirSync(bin);
+  const tool = (name: string, body: string) => {
+    writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
+    chmodSync(join(bin, name), 0o755);
+  };
+  const cases = Object.entries(o.modload).map(([m, err]) => `${m}) echo "modload: ${m}: ${err}" >&2; exit 1 ;;`).join("\n");
+  tool("modload", `echo "$1" >> ${dir}/modloaded\ncase "$1" in\n${cases}\nesac\nexit 0`);
+  writeFileSync(join(dir, "dmesg.txt"), o.dmesg);
+  tool("dmesg", `cat ${dir}/dmesg.txt`);
+  const agentScript = join(dir, "plugstorm_agent");
+  writeFileSync(agentScript, rcdAgent().replaceAll(AGENT_PATH, "/bin/sh"));
+  const harness = [
+    "_rc_subr_loaded=:",
+    "load_rc_config() { :; }",
+    "run_rc_command() { :; }",
+    "checkyesno() { return 1; }",
+    `PATH=${bin}:$PATH`,
+    `. ${agentScript}`,
+    `plugstorm_telemetry=${o.telemetry}`,
+    o.vioconNode ? `plugstorm_viocon_node=${o.vioconNode}` : "",
+    "plugstorm_com1_node=/dev/null",
+    "plugstorm_agent_precmd; echo \"rc=$? transport=$plugstorm_transport\"",
+  ].join("\n");
+  const r = spawnSync("sh", ["-c", harness], { encoding: "utf8", timeout: 10_000 });
+  let loaded = "";
+  try {
+    loaded = readFileSync(join(dir, "modloaded"), "utf8");
+  } catch {
+    loaded = "";
+  }
+  return { out: r.stdout + r.stderr, loaded: loaded.trim().split("\n") };
+}
+
+test("rc.d precmd: DTrace's provider modules are dtrace_fbt and dtrace_sdt, and a failed load is printed", (t) => {
+  const r = runPrecmd(t, { telemetry: "com1", dmesg: "", modload: { solaris: "File exists", dtrace_sdt: "No such file or directory" } });
+  t.deepEqual(r.loaded, ["solaris", "dtrace", "dtrace_fbt", "dtrace_sdt"]);
+  t.regex(r.out, /plugstorm_agent: modload dtrace_sdt failed: modload: dtrace_sdt: No such file or directory/);
+  t.notRegex(r.out, /modload solaris failed/, "already loaded or built in is not an error");
+});
+
+test("rc.d precmd: drvctl, bpf and dtrace nodes are made with MAKEDEV and a missing one is an error on the console", (t) => {
+  // No MAKEDEV here and no /dev/drvctl on Linux: every node is missing.
+  const r = runPrecmd(t, { telemetry: "com1", dmesg: "", modload: {} });
+  t.regex(r.out, /ERROR: no device node \/dev\/drvctl \(MAKEDEV drvctl made none\): no device attach\/detach events \(DEVICE_LIFECYCLE\)/);
+  t.regex(r.out, /ERROR: no device node \/dev\/bpf \(MAKEDEV bpf made none\)/);
+  t.regex(r.out, /ERROR: no device node \/dev\/dtrace\/dtrace \(MAKEDEV dtrace made none\): no DTrace/);
+  t.regex(r.out, /rc=0 transport=\/dev\/null/, "the agent still starts, and lists what is missing in its Hello");
+});
+
+test("rc.d precmd: telemetry is com1 unless the booted kernel attached viocon0, and the console says which and why", (t) => {
+  const com1 = runPrecmd(t, { telemetry: "com1", dmesg: "viocon0 at virtio1\n", vioconNode: "/dev/zero", modload: {} });
+  t.regex(com1.out, /telemetry on \/dev\/null \(com1: the image was built for com1\)/);
+  const noViocon = runPrecmd(t, { telemetry: "viocon", dmesg: "com1 at isa0 port 0x2f8-0x2ff irq 3\n", vioconNode: "/dev/zero", modload: {} });
+  t.regex(noViocon.out, /telemetry on \/dev\/null \(com1: this kernel has no viocon0/);
+  const noNode = runPrecmd(t, { telemetry: "viocon", dmesg: "viocon0 at virtio1: features: 0\n", vioconNode: "/nonexistent/ttyVI00", modload: {} });
+  t.regex(noNode.out, /telemetry on \/dev\/null \(com1: viocon0 attached but MAKEDEV made no \/nonexistent\/ttyVI00\)/);
+  const viocon = runPrecmd(t, { telemetry: "viocon", dmesg: "viocon0 at virtio1: features: 0\n", vioconNode: "/dev/zero", modload: {} });
+  t.regex(viocon.out, /telemetry on \/dev\/zero \(viocon: the kernel attached viocon0\)/);
+  t.regex(viocon.out, /rc=0 transport=\/dev\/zero/);
 });
 
 test("console on com0, telemetry UART left to the agent, root on ld0a", (t) => {
@@ -68,12 +138,15 @@ test("console on com0, telemetry UART left to the agent, root on ld0a", (t) => {
   t.regex(fstab({ telemetry: "com1", rootDisk: "ld0", loadCdceModule: false }), /^\/dev\/ld0a\t\/\tffs\trw,log\t1 1$/m);
 });
 
-test("the PLUGSTORM kernel config is GENERIC without cdce, with the command that builds it", (t) => {
+test("the PLUGSTORM kernel config is GENERIC without cdce, with the branch, tag and command that build it", (t) => {
   const k = kernelConfig();
+  t.is(PLUGSTORM_TAG, "netbsd-10-1-RELEASE");
+  t.regex(k, /netbsd-10 branch at tag netbsd-10-1-RELEASE/);
+  t.regex(k, /checkout -r netbsd-10-1-RELEASE/);
   const conf = k.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("#"));
   t.deepEqual(conf, ['include "arch/amd64/conf/GENERIC"', 'ident\t"PLUGSTORM"', "no cdce*"]);
   t.regex(k, /build\.sh -U -m amd64 .*kernel=PLUGSTORM/);
-  t.regex(k, /plugstorm image netbsd --kernel/);
+  t.regex(k, /plugstorm image netbsd --version 10.1 --kernel/);
 });
 
 test("netbsd-guest: q35, the qcow2 on virtio-blk as an overlay, xhci, telemetry on com1", (t) => {
@@ -108,10 +181,10 @@ test("storms: netbsd-guest builds its machine from the image, and says what is w
   const p = qemuProfileFor({ ...m, image: img });
   t.is(p.name, "netbsd-guest");
   t.deepEqual(p.disk, { path: img, format: "qcow2", interface: "virtio", snapshot: true });
-  // The storm's default follows the 10.1+ image: viocon(4) on a virtio console.
-  t.deepEqual(p.telemetry, ["virtio-console"]);
-  t.deepEqual(qemuProfileFor({ ...m, image: img, telemetry: "uart" }).telemetry, ["uart"], "an image of the user's own on com1");
-  t.throws(() => qemuProfileFor({ ...m, image: img, telemetry: "virtio-serial" }), { instanceOf: MachineSetupError, message: /talks on viocon; set machine\.telemetry: virtio-console/ });
+  // The storm follows the image's default: com1, on the second UART.
+  t.deepEqual(p.telemetry, ["uart"]);
+  t.deepEqual(qemuProfileFor({ ...m, image: img, telemetry: "virtio-console" }).telemetry, ["virtio-console"], "an image of the user's own on viocon");
+  t.throws(() => qemuProfileFor({ ...m, image: img, telemetry: "virtio-serial" }), { instanceOf: MachineSetupError, message: /set machine\.telemetry: / });
   t.throws(() => qemuProfileFor({ ...m, image: join(dir, "absent.qcow2") }), { instanceOf: MachineSetupError, message: /absent\.qcow2 does not exist; build the image with: plugstorm image netbsd/ });
   const unload = await loadStormFile(join(repo, "scripts/storms/netbsd-unload.yaml"));
   t.is(unload.spec.model, "netbsd");

@@ -22,6 +22,7 @@ import {
   buildNetbsdImage,
   defaultNetbsdTelemetry,
   disklabelChecksum,
+  extractSets,
   fetchRelease,
   locateSets,
   parseSha512File,
@@ -40,8 +41,8 @@ function tmp(t: { teardown: (f: () => void) => void }, prefix: string): string {
 const MBR_CODE = Buffer.alloc(512, 0xe9);
 const BOOTXX = Buffer.alloc(7680, 0xb7);
 
-/** A release in build.sh's RELEASEDIR shape: <dir>/amd64/binary/sets/{*.tgz,SHA512}. */
-function fakeRelease(dir: string): string {
+/** A release in build.sh's RELEASEDIR shape: <dir>/amd64/binary/sets/{*.tgz or *.tar.xz,SHA512}. */
+function fakeRelease(dir: string, ext: ".tgz" | ".tar.xz" = ".tgz"): string {
   const sets = join(dir, "amd64", "binary", "sets");
   mkdirSync(sets, { recursive: true });
   const tree = (name: string, files: Record<string, string | Buffer>, links: Record<string, string> = {}): void => {
@@ -51,7 +52,7 @@ function fakeRelease(dir: string): string {
       writeFileSync(join(t, p), content);
     }
     for (const [p, target] of Object.entries(links)) symlinkSync(target, join(t, p));
-    execFileSync("tar", ["-czf", join(sets, `${name}.tgz`), "-C", t, "."]);
+    execFileSync("tar", [ext === ".tgz" ? "-czf" : "-cJf", join(sets, `${name}${ext}`), "-C", t, "."]);
   };
   tree(
     "base",
@@ -68,7 +69,7 @@ function fakeRelease(dir: string): string {
   tree("comp", { "usr/bin/cc": "placeholder cc\n" });
   tree("kern-GENERIC", { netbsd: "placeholder kernel\n" });
   rmSync(join(dir, "trees"), { recursive: true });
-  writeSha512(sets);
+  writeSha512(sets, ["base", "etc", "comp", "kern-GENERIC"].map((n) => n + ext));
   return sets;
 }
 
@@ -171,8 +172,8 @@ test("the image: sets + guest kit staged, FFS root, MBR, bootxx, disklabel, qcow
   t.is(readFileSync(join(root, "usr/libdata/plugstorm/plugstorm.d"), "utf8"), readFileSync(join(repo, "images/netbsd/plugstorm.d"), "utf8"));
   // Manifest the netbsd-guest profile reads.
   const man = JSON.parse(readFileSync(r.manifestPath, "utf8")) as Record<string, unknown>;
-  t.deepEqual(man, { version: "10.1", image: join(out, "netbsd.qcow2"), telemetry: "viocon", kernel: "GENERIC", rootDisk: "ld0", sets: ["base", "etc", "comp", "kern-GENERIC"] });
-  t.regex(readFileSync(join(root, "etc/rc.conf"), "utf8"), /^plugstorm_agent_transport=\/dev\/ttyVI00$/m, "10.1: the agent on viocon");
+  t.deepEqual(man, { version: "10.1", image: join(out, "netbsd.qcow2"), telemetry: "com1", kernel: "GENERIC", rootDisk: "ld0", sets: ["base", "etc", "comp", "kern-GENERIC"] });
+  t.regex(readFileSync(join(root, "etc/rc.conf"), "utf8"), /^plugstorm_telemetry=com1$/m, "10.1: the agent on com1 by default");
   // The disk.
   const info = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", join(out, "netbsd.qcow2")], { encoding: "utf8" })) as { format: string; "virtual-size": number };
   t.is(info.format, "qcow2");
@@ -214,10 +215,33 @@ test("a PLUGSTORM kernel replaces GENERIC (kept aside) and makes the guest load 
   t.false(existsSync(join(dir, "out", "netbsd.qcow2")), "stageOnly writes no disk");
 });
 
-test("telemetry: viocon from 10.1 on, com1 before and for an unnamed local release; --telemetry overrides", async (t) => {
-  for (const [v, want] of [["10.1", "viocon"], ["10.2", "viocon"], ["11.0", "viocon"], ["12", "viocon"], ["10.0", "com1"], ["9.4", "com1"], ["local", "com1"], ["ten", "com1"]] as const) {
-    t.is(defaultNetbsdTelemetry(v), want, v);
+test.serial("NetBSD 10.x sets are .tar.xz: verified, preferred over a .tgz of the same set, unpacked with xz, and a missing xz is named", async (t) => {
+  const dir = tmp(t, "nb-xz-");
+  const sets = fakeRelease(join(dir, "rel"), ".tar.xz");
+  const v = await verifySets(sets);
+  t.deepEqual([...v.files.values()].map((f) => f.slice(sets.length + 1)), ["base.tar.xz", "etc.tar.xz", "comp.tar.xz", "kern-GENERIC.tar.xz"]);
+  const r = await buildNetbsdImage({ repoRoot: repo, release: join(dir, "rel"), out: join(dir, "out"), nanopbSrc: fakeNanopb(dir), stageOnly: true });
+  t.is(readFileSync(join(r.root, "netbsd"), "utf8"), "placeholder kernel\n", "extracted from kern-GENERIC.tar.xz");
+  // Both shapes listed (a mirror in transition): the .tar.xz is taken.
+  execFileSync("tar", ["-czf", join(sets, "base.tgz"), "-C", join(r.root), "netbsd"]);
+  writeSha512(sets, ["base.tgz", "base.tar.xz", "etc.tar.xz", "comp.tar.xz", "kern-GENERIC.tar.xz"]);
+  t.true((await verifySets(sets)).files.get("base")!.endsWith("base.tar.xz"));
+  // No xz on PATH: the error says which package brings it.
+  const bin = join(dir, "bin");
+  mkdirSync(bin);
+  const tarPath = execFileSync("sh", ["-c", "command -v tar"], { encoding: "utf8" }).trim();
+  symlinkSync(tarPath, join(bin, "tar"));
+  const saved = process.env.PATH;
+  process.env.PATH = bin;
+  try {
+    await t.throwsAsync(extractSets([join(sets, "etc.tar.xz")], join(dir, "x")), { instanceOf: AssembleError, message: /etc\.tar\.xz \(an xz archive\) needs xz: xz not found \(Debian package: xz-utils\)/ });
+  } finally {
+    process.env.PATH = saved;
   }
+});
+
+test("telemetry: com1 by default on every release (viocon0 is in a kernel only if its GENERIC configures it); --telemetry viocon from 10.0 on", async (t) => {
+  for (const v of ["10.1", "10.2", "11.0", "10.0", "9.4", "local", "ten"]) t.is(defaultNetbsdTelemetry(v), "com1", v);
   const dir = tmp(t, "nb-tele-");
   fakeRelease(join(dir, "rel"));
   const nanopb = fakeNanopb(dir);
@@ -225,13 +249,14 @@ test("telemetry: viocon from 10.1 on, com1 before and for an unnamed local relea
     buildNetbsdImage({ repoRoot: repo, release: join(dir, "rel"), out: join(dir, out), nanopbSrc: nanopb, stageOnly: true, ...o });
   const com1 = await stage({ version: "10.1", telemetry: "com1" }, "o1");
   t.is(com1.manifest.telemetry, "com1");
-  t.regex(readFileSync(join(com1.root, "etc/rc.conf"), "utf8"), /^plugstorm_agent_transport=\/dev\/tty01$/m);
+  t.regex(readFileSync(join(com1.root, "etc/rc.conf"), "utf8"), /^plugstorm_telemetry=com1$/m);
   const local = await stage({}, "o2");
   t.like(local.manifest, { version: "local", telemetry: "com1" });
   const forced = await stage({ telemetry: "viocon" }, "o3");
   t.is(forced.manifest.telemetry, "viocon", "a local release may be told it has viocon");
-  t.regex(readFileSync(join(forced.root, "etc/rc.conf"), "utf8"), /^plugstorm_agent_transport=\/dev\/ttyVI00$/m);
-  await t.throwsAsync(stage({ version: "9.4", telemetry: "viocon" }, "o4"), { instanceOf: AssembleError, message: /--telemetry viocon needs NetBSD 10\.1 or later .*9\.4.*use --telemetry com1/ });
+  t.regex(readFileSync(join(forced.root, "etc/rc.conf"), "utf8"), /^plugstorm_telemetry=viocon$/m);
+  t.like((await stage({ version: "10.0", telemetry: "viocon" }, "o5")).manifest, { telemetry: "viocon" });
+  await t.throwsAsync(stage({ version: "9.4", telemetry: "viocon" }, "o4"), { instanceOf: AssembleError, message: /--telemetry viocon needs NetBSD 10\.0 or later .*9\.4.*use --telemetry com1/ });
 });
 
 test("missing inputs fail fast, before any download, saying what to pass", async (t) => {

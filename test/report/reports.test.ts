@@ -2,7 +2,7 @@ import test from "ava";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { renderJunit, writeReports, type RunReport } from "../../src/report/index.js";
+import { renderHtml, renderJunit, renderText, writeReports, type RunReport } from "../../src/report/index.js";
 import { NASTY, RULES, syntheticReport } from "./fixture.js";
 import { findAll, parseXml } from "./xml.js";
 
@@ -172,4 +172,36 @@ test("the checker's own verdicts and summary are taken as they are", async (t) =
   }
   const { renderText } = await import("../../src/report/index.js");
   t.regex(renderText(report), new RegExp(`Rules broken: ${failing.size} of ${inProfile.length} checked`));
+});
+
+test("rules are listed in the order they first broke, with counts beside, not by count (#16)", (t) => {
+  const base = syntheticReport();
+  const cause = { rule: "host-remove-frees", severity: "error", nicId: "nic1", device: "cdce0", message: "cdce0 leaked", tNs: 1 };
+  const many = Array.from({ length: 30 }, (_, i) => ({ rule: "host-add-attaches", severity: "error", nicId: `nic${i + 2}`, message: "no attach", tNs: 10 + i, cause: { ordinal: 0, rule: "host-remove-frees" } }));
+  const report: RunReport = { ...base, verdicts: [cause, ...many], rules: [] };
+  const text = renderText(report);
+  const lines = text.split("\n");
+  const frees = lines.findIndex((l) => /ERROR\s+host-remove-frees\s+1×/.test(l));
+  const adds = lines.findIndex((l) => /ERROR\s+host-add-attaches\s+30×.*\(30 consequences\)/.test(l));
+  t.true(frees > 0 && adds > frees, text);
+  const html = renderHtml(report);
+  t.true(html.indexOf(">host-remove-frees<") < html.indexOf(">host-add-attaches<"));
+  const junit = renderJunit(report);
+  t.true(junit.indexOf('name="host-remove-frees') < junit.indexOf('name="host-add-attaches'));
+});
+
+test("a report made from a damaged trace says how much was not checked, in all four formats", async (t) => {
+  const report: RunReport = {
+    ...syntheticReport(),
+    traceDamage: { bytes: 95, regions: [{ offset: 10118, bytes: 95, kind: "corrupt", detail: "CRC mismatch", atRecord: 121, recordsLost: 1 }] },
+  };
+  const { dir, text } = await written(t, report);
+  t.regex(text, /NOT CHECKED: 95 bytes of the trace in 1 damaged region \(1 record\(s\) lost\); first at byte 10118, before record #121: corrupt, CRC mismatch/);
+  const json = JSON.parse(await readFile(join(dir, "report.json"), "utf8")) as RunReport;
+  t.deepEqual(json.traceDamage, report.traceDamage);
+  const junit = await readFile(join(dir, "junit.xml"), "utf8");
+  parseXml(junit);
+  t.regex(junit, /<property name="trace_bytes_not_checked" value="95"\/>/);
+  t.regex(junit, /NOT CHECKED: 95 bytes/);
+  t.regex(await readFile(join(dir, "report.html"), "utf8"), /class="abort-reason trace-damage">Not checked: 95 bytes/);
 });

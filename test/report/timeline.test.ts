@@ -180,3 +180,20 @@ test("guest phases are timed on the guest clock: frames that arrive together sti
   t.like(row("attach"), { n: 1, p50Ns: 7 * ms });
   t.like(row("detach"), { n: 1, p50Ns: 12 * ms });
 });
+
+test("the lanes of the first violations are kept however many violating lanes follow (#16)", (t) => {
+  const K = tr.HostAction.Kind;
+  const c = new TimelineCollector({ maxLanes: 16 });
+  let tNs = 0;
+  for (let i = 1; i <= 400; i++) {
+    c.push({ tNs: (tNs += 1000), action: { id: i, kind: K.ADD_NIC, nicId: `nic${i}`, nicKind: "usb-net" } });
+    c.addVerdict({ rule: i === 1 ? "host-remove-frees" : "host-add-attaches", severity: "error", nicId: `nic${i}`, message: "x", ...(i > 1 ? { cause: { ordinal: 0, rule: "host-remove-frees" } } : {}) }, (tNs += 10));
+  }
+  const tl = c.timeline();
+  t.is(tl.lanes.length, 16);
+  const keys = tl.lanes.map((l) => l.key);
+  t.true(keys.includes("nic1"), keys.join(","));
+  // The first four violations' lanes (16 / 4 pinned) are all kept.
+  for (const k of ["nic1", "nic2", "nic3", "nic4"]) t.true(keys.includes(k), k);
+  t.is(tl.lanes.find((l) => l.key === "nic1")!.firstViolation, 0);
+});

@@ -209,3 +209,33 @@ test("a simulated storm with an injected leak: its trace served, every NIC has a
   const { ink, colours } = await inkOf(page, png);
   t.true(ink > 0.05 && colours > 20, "the screenshot is not blank");
 });
+
+test("live: consequences fold under their cause with their count; the first violations stay listed past the window", async (t) => {
+  const feed = await startLiveServer({ model: { maxVerdicts: 40, keepFirst: 3 } });
+  t.teardown(() => feed.close());
+  const page = await browser(t);
+  await page.goto(feed.pageUrl);
+  await page.locator("#conn", { hasText: "connected" }).waitFor({ timeout: 10_000 });
+  feed.header(HEADER);
+  const recs = stormRecords();
+  recs.forEach((r, i) => feed.record(r, i));
+  // Record 0's verdict (nic2's leak) is the cause; 200 later stuck adds are its consequences.
+  const T = plugstorm.trace.v1;
+  for (let i = 0; i < 200; i++) {
+    feed.record(
+      {
+        tNs: 70_000_000 + i,
+        verdict: { rule: "host-add-attaches", side: T.Verdict.Side.GUEST, severity: T.Verdict.Severity.ERROR, nicId: `nic${100 + i}`, message: "no attach", recordIndex: recs.length + i, cause: { ordinal: 0, rule: "detach-drains-refs", device: "cdce2", nicId: "nic2" } },
+      },
+      recs.length + i,
+    );
+  }
+  await page.locator("#c-verdicts", { hasText: "201" }).waitFor({ timeout: 10_000 });
+  const cause = page.locator('#violations > li.cause[data-n="0"]');
+  await cause.waitFor();
+  t.regex((await cause.locator("details.cons > summary").textContent()) ?? "", /^200 consequences of this$/);
+  t.is(await page.locator("#violations > li").count(), 1, "one finding at the top level");
+  const nested = await cause.locator("details.cons li.consequence").count();
+  t.true(nested > 0 && nested <= 40, `${nested} consequences kept under the cause`);
+  t.regex((await page.locator("#v-note").textContent()) ?? "", /201 \(1 cause\).*later ones not kept; the first are/);
+});

@@ -11,6 +11,13 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__NetBSD__) || defined(PS_USE_KQUEUE)
+/* viocon(4)'s cdevsw has d_poll = nopoll (seltrue: always ready) but
+ * d_kqfilter = ttykqfilter, which is honest: device transports are
+ * watched through a kqueue, whose own descriptor is what gets polled. */
+#define PS_KQUEUE 1
+#include <sys/event.h>
+#endif
 
 #include <pb_decode.h>
 #include <pb_encode.h>
@@ -24,6 +31,8 @@
 #define QUEUE_LEN 4096
 #define WIRE_CAP (8 * (PS_MAX_ENCODED + 2))
 #define MAX_POLL 64
+/* Ready-without-data wakeups in a row before poll() is deemed to lie. */
+#define SPURIOUS_LIMIT 8
 
 struct pending {
 	ps_frame_t f;
@@ -49,7 +58,28 @@ struct ps_agent {
 	char boot_id[40];
 	int done;
 	int exit_status;
+	/* The transport's readiness cannot be trusted (ready, yet no data and no
+	 * room): it is then read and written on a timer instead of spinning. */
+	unsigned spurious;
+	int poll_lies;
+	uint64_t next_lying_io;
+	int kq;              /* kqueue watching the device transport, or -1 */
+	int kq_write;        /* EVFILT_WRITE armed */
+	uint64_t lying_ns;   /* timer period for a transport whose poll lies */
+	/* Start-up findings (ps_report), told again at the start of every
+	 * session: found before any host listened, a Log frame would have
+	 * passed its deadline in the queue. */
+	struct {
+		plugstorm_telemetry_v1_Log_Level level;
+		char text[200];
+	} findings[12];
+	int nfindings;
 };
+
+const struct ps_agent_config *ps_agent_cfg(const struct ps_agent *a)
+{
+	return a->cfg;
+}
 
 uint64_t ps_now_ns(void)
 {
@@ -115,6 +145,33 @@ void ps_log(struct ps_agent *a, plugstorm_telemetry_v1_Log_Level level, const ch
 	ps_emit(a, &f);
 }
 
+void ps_report(struct ps_agent *a, plugstorm_telemetry_v1_Log_Level level, const char *fmt, ...)
+{
+	char text[200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "plugstorm-agent: %s\n", text);
+	if (a->cfg->console) {
+		int fd = open(a->cfg->console, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0) {
+			char line[224];
+			int n = snprintf(line, sizeof line, "plugstorm-agent: %s\r\n", text);
+			if (n > 0 && write(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) < 0)
+				n = 0;
+			close(fd);
+		}
+	}
+	if (a->nfindings < (int)(sizeof a->findings / sizeof a->findings[0])) {
+		a->findings[a->nfindings].level = level;
+		PS_SET(a->findings[a->nfindings].text, text);
+		a->nfindings++;
+	}
+	if (a->acked)
+		ps_log(a, level, "%s", text);
+}
+
 static size_t encode_frame(const ps_frame_t *f, uint8_t *out)
 {
 	uint8_t buf[PS_MAX_PAYLOAD];
@@ -166,6 +223,9 @@ static void send_hello(struct ps_agent *a)
 	h->capabilities_count = (pb_size_t)a->cfg->backend->capabilities(a->be, h->capabilities,
 			(int)(sizeof h->capabilities / sizeof h->capabilities[0]));
 	h->protocol_version = PS_PROTOCOL_VERSION;
+	if (a->cfg->backend->unavailable)
+		h->unavailable_count = (pb_size_t)a->cfg->backend->unavailable(a->be, h->unavailable,
+				(int)(sizeof h->unavailable / sizeof h->unavailable[0]));
 
 	a->seq = 1;
 	/* Before HelloAck the wire holds only an older Hello: replace it, with a
@@ -209,8 +269,10 @@ static void pump(struct ps_agent *a, uint64_t now)
 	}
 }
 
-static void flush(struct ps_agent *a, uint64_t now)
+/* Returns the bytes written. */
+static size_t flush(struct ps_agent *a, uint64_t now)
 {
+	size_t before = a->wire_off;
 	while (a->wire_off < a->wire_len) {
 		ssize_t n = write(a->out_fd, a->wire + a->wire_off, a->wire_len - a->wire_off);
 		if (n > 0) {
@@ -221,15 +283,16 @@ static void flush(struct ps_agent *a, uint64_t now)
 		if (n < 0 && (errno == EINTR))
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
+			break;
 		if (a->is_stdio) {
 			a->done = 1;
-			return;
+			return 0;
 		}
 		ps_debug(a, "write: %s", strerror(errno));
 		end_session(a, "write failed");
-		return;
+		return 0;
 	}
+	return a->wire_off >= before ? a->wire_off - before : 0;
 }
 
 /* ------------------------------------------------------------------ input */
@@ -294,6 +357,11 @@ static void on_command(void *ctx, const uint8_t *payload, size_t n)
 			ack(a, c.id, 0, NULL, 0);
 			ps_log(a, plugstorm_telemetry_v1_Log_Level_INFO, "backend %s; faults: %s",
 					a->cfg->backend->name, a->cfg->backend->faults);
+			if (a->cfg->transport_note && a->cfg->transport_note[0])
+				ps_log(a, plugstorm_telemetry_v1_Log_Level_INFO, "transport %s: %s",
+						a->cfg->transport, a->cfg->transport_note);
+			for (int i = 0; i < a->nfindings; i++)
+				ps_log(a, a->findings[i].level, "%s", a->findings[i].text);
 		} else {
 			ack(a, c.id, 0, "already streaming", 0);
 		}
@@ -319,31 +387,98 @@ static void on_command(void *ctx, const uint8_t *payload, size_t n)
 	ack(a, c.id, err, msg[0] ? msg : NULL, 0);
 }
 
-static void read_input(struct ps_agent *a, uint64_t now)
+/* Returns the bytes read, or -1 at end of file (the host went away). */
+static ssize_t read_input(struct ps_agent *a, uint64_t now)
 {
 	uint8_t buf[4096];
+	ssize_t total = 0;
 	for (;;) {
 		ssize_t n = read(a->in_fd, buf, sizeof buf);
 		if (n > 0) {
 			ps_splitter_feed(&a->rx, buf, (size_t)n);
+			total += n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
+			return total;
 		if (a->is_stdio) {
 			a->done = 1;
-			return;
+			return -1;
 		}
 		/* A virtio port reads 0 (and polls POLLHUP) while no host is attached. */
 		if (a->connected || a->acked)
 			end_session(a, "host went away");
 		a->connected = 0;
 		a->in_paused_until = now + NS / 5;
-		return;
+		return -1;
 	}
 }
+
+/* A wakeup for the transport that found nothing to read and no room to
+ * write: seltrue-style poll (viocon). Enough in a row and the transport is
+ * served on a timer, so a 1-vCPU guest is not starved by this loop. */
+static void transport_idle_wakeup(struct ps_agent *a, int useful)
+{
+	if (useful) {
+		a->spurious = 0;
+		return;
+	}
+	if (a->poll_lies || ++a->spurious < SPURIOUS_LIMIT)
+		return;
+	a->poll_lies = 1;
+	ps_report(a, plugstorm_telemetry_v1_Log_Level_WARN, "transport %s: poll() says ready with nothing "
+			"to read or write; reading and writing it every %llu ms instead of spinning",
+			a->cfg->transport, (unsigned long long)(a->lying_ns / 1000000));
+}
+
+#ifdef PS_KQUEUE
+static void kq_watch(struct ps_agent *a)
+{
+	a->kq = kqueue();
+	if (a->kq < 0) {
+		ps_report(a, plugstorm_telemetry_v1_Log_Level_WARN, "kqueue: %s; falling back to poll()", strerror(errno));
+		return;
+	}
+	fcntl(a->kq, F_SETFD, FD_CLOEXEC);
+	struct kevent ev;
+	EV_SET(&ev, a->in_fd, EVFILT_READ, EV_ADD, 0, 0, 0);
+	if (kevent(a->kq, &ev, 1, NULL, 0, NULL) < 0) {
+		ps_report(a, plugstorm_telemetry_v1_Log_Level_WARN, "kevent EVFILT_READ on %s: %s; falling back to poll()",
+				a->cfg->transport, strerror(errno));
+		close(a->kq);
+		a->kq = -1;
+	}
+	a->kq_write = 0;
+}
+
+/* Arms the one-shot write filter while frames wait, and says what is ready. */
+static void kq_arm_write(struct ps_agent *a)
+{
+	if (a->kq < 0 || a->kq_write || a->wire_off >= a->wire_len)
+		return;
+	struct kevent ev;
+	EV_SET(&ev, a->out_fd, EVFILT_WRITE, EV_ADD | EV_ONESHOT, 0, 0, 0);
+	if (kevent(a->kq, &ev, 1, NULL, 0, NULL) == 0)
+		a->kq_write = 1;
+}
+
+static void kq_ready(struct ps_agent *a, int *readable, int *writable)
+{
+	struct kevent evs[4];
+	struct timespec zero = { 0, 0 };
+	int n = kevent(a->kq, NULL, 0, evs, 4, &zero);
+	for (int i = 0; i < n; i++) {
+		if (evs[i].filter == EVFILT_READ)
+			*readable = 1;
+		if (evs[i].filter == EVFILT_WRITE) {
+			*writable = 1;
+			a->kq_write = 0;
+		}
+	}
+}
+#endif
 
 /* ------------------------------------------------------------------ loop */
 
@@ -402,6 +537,9 @@ static int open_transport(struct ps_agent *a)
 		}
 	}
 	a->in_fd = a->out_fd = fd;
+#ifdef PS_KQUEUE
+	kq_watch(a);
+#endif
 	return 0;
 }
 
@@ -415,6 +553,8 @@ int ps_agent_run(const struct ps_agent_config *cfg)
 
 	a->cfg = cfg;
 	a->in_fd = a->out_fd = -1;
+	a->kq = -1;
+	a->lying_ns = cfg->lying_poll_interval_ns ? cfg->lying_poll_interval_ns : NS / 50;
 	a->is_stdio = strcmp(cfg->transport, "stdio") == 0;
 	ps_splitter_init(&a->rx, on_command, a);
 	make_boot_id(a);
@@ -463,20 +603,40 @@ int ps_agent_run(const struct ps_agent_config *cfg)
 			cfg->backend->tick(a->be, now);
 
 		struct pollfd pfd[MAX_POLL];
-		int n = 0, in_idx = -1;
-		if (a->in_fd >= 0 && now >= a->in_paused_until) {
+		int n = 0, in_idx = -1, out_idx = -1;
+#ifdef PS_KQUEUE
+		int kq_idx = -1;
+#endif
+		int serve = a->in_fd >= 0 && now >= a->in_paused_until;
+		int want_out = a->wire_off < a->wire_len;
+		if (serve && a->poll_lies) {
+			/* Served on the timer below, never polled. */
+		}
+#ifdef PS_KQUEUE
+		else if (serve && a->kq >= 0) {
+			kq_arm_write(a);
+			kq_idx = n;
+			pfd[n].fd = a->kq;
+			pfd[n].events = POLLIN;
+			n++;
+		}
+#endif
+		else if (serve) {
 			in_idx = n;
 			pfd[n].fd = a->in_fd;
 			pfd[n].events = POLLIN;
-			if (a->wire_off < a->wire_len)
-				pfd[n].events |= POLLOUT;
-			if (a->out_fd != a->in_fd) {
-				pfd[n].events = POLLIN;
-				n++;
-				pfd[n].fd = a->out_fd;
-				pfd[n].events = a->wire_off < a->wire_len ? POLLOUT : 0;
+			if (a->out_fd == a->in_fd) {
+				if (want_out)
+					pfd[n].events |= POLLOUT;
+				out_idx = n;
 			}
 			n++;
+			if (a->out_fd != a->in_fd && want_out) {
+				out_idx = n;
+				pfd[n].fd = a->out_fd;
+				pfd[n].events = POLLOUT;
+				n++;
+			}
 		}
 		int be_first = n;
 		n += cfg->backend->pollfds(a->be, pfd + n, MAX_POLL - n);
@@ -490,6 +650,8 @@ int ps_agent_run(const struct ps_agent_config *cfg)
 				wake = min64(wake, a->in_paused_until);
 			if (a->acked && a->q_len > 0)
 				wake = min64(wake, now + NS / 100); /* wire full: retry soon */
+			if (serve && a->poll_lies)
+				wake = min64(wake, a->next_lying_io);
 		}
 		now = ps_now_ns();
 		int timeout = wake <= now ? 0 : (int)min64((wake - now + 999999) / 1000000, 60000);
@@ -498,11 +660,29 @@ int ps_agent_run(const struct ps_agent_config *cfg)
 			perror("plugstorm-agent: poll");
 			return 1;
 		}
+		now = ps_now_ns();
+		if (serve && a->poll_lies && now >= a->next_lying_io) {
+			a->next_lying_io = now + a->lying_ns;
+			read_input(a, now);
+			flush(a, now);
+		}
 		if (r <= 0)
 			continue;
-		now = ps_now_ns();
+		int readable = 0, writable = 0;
 		if (in_idx >= 0 && (pfd[in_idx].revents & (POLLIN | POLLHUP | POLLERR)))
-			read_input(a, now);
+			readable = 1;
+		if (out_idx >= 0 && (pfd[out_idx].revents & POLLOUT))
+			writable = 1;
+#ifdef PS_KQUEUE
+		if (kq_idx >= 0 && (pfd[kq_idx].revents & POLLIN))
+			kq_ready(a, &readable, &writable);
+#endif
+		if (readable || writable) {
+			ssize_t got = readable ? read_input(a, now) : 0;
+			size_t put = writable ? flush(a, now) : 0;
+			/* EOF (got < 0) is news too: the host went away. */
+			transport_idle_wakeup(a, got != 0 || put > 0 || a->in_fd < 0 || a->done);
+		}
 		if (be_first < n)
 			cfg->backend->ready(a->be, pfd + be_first, n - be_first);
 	}

@@ -38,6 +38,8 @@ struct ps_backend_ops {
 	/* Device commands (HoldRefs, ReleaseRefs, traffic, faults, ...): 0 or an errno; msg explains. */
 	int (*command)(void *be, const ps_command_t *cmd, char *msg, size_t msglen);
 	void (*stats)(void *be, uint32_t *devices, uint32_t *refs, uint64_t *events_lost);
+	/* Optional: what the backend cannot observe and why (Hello.unavailable). */
+	int (*unavailable)(void *be, char (*out)[96], int max);
 	/* Faults this backend can inject, comma separated, for the Log after HelloAck. */
 	const char *faults;
 };
@@ -59,7 +61,22 @@ struct ps_agent_config {
 	 * channel may make no progress before the session is abandoned. */
 	uint64_t frame_deadline_ns;
 	uint64_t stall_ns;
+	/* Why this transport was chosen (logged after HelloAck), or NULL. */
+	const char *transport_note;
+	/* Where start-up findings also go (the guest console, the host's boot
+	 * log), or NULL for stderr only. */
+	const char *console;
+	/* How long the backend may wait for DTrace to come up. */
+	uint64_t dtrace_deadline_ns;
+	/* How often the transport is read when its poll() cannot be trusted. */
+	uint64_t lying_poll_interval_ns;
 };
+
+const struct ps_agent_config *ps_agent_cfg(const struct ps_agent *a);
+/* A start-up finding: to stderr, to the console if configured, and as a Log
+ * frame (sent once the host has acknowledged the Hello). */
+void ps_report(struct ps_agent *a, plugstorm_telemetry_v1_Log_Level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 uint64_t ps_now_ns(void);
 /* Queues a frame (body set, seq assigned here; guest_time_ns 0 = now). Never blocks. */

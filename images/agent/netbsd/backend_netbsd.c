@@ -1,9 +1,11 @@
-/* The NetBSD guest backend. Built only on NetBSD (base cc, by
- * images/netbsd/build-agent.sh inside the guest); written by construction from
- * netbsd.md and the NetBSD sources, never compiled on the Linux build host.
- * Everything that can be checked without NetBSD headers (the D script parser,
- * drvctl event and RTM_IFANNOUNCE to frame mapping) is in nb_events.c and is
- * unit-tested on the host; this file only does the system calls.
+/* The NetBSD guest backend. Built on NetBSD (base cc, by build-agent.sh
+ * inside the guest); written from NetBSD's sources (images/netbsd/README.md,
+ * "NetBSD facts"). On the Linux host it is only compiled against stand-in
+ * declarations (tools/netbsd-stubs). Everything that can be checked without
+ * NetBSD (the D script parser and its probe groups, drvctl event and
+ * RTM_IFANNOUNCE to frame mapping, lost-event accounting) is in nb_events.c
+ * and nb_probes.c and is unit-tested on the host; this file only does the
+ * system calls.
  *
  * Sources:
  *   /dev/drvctl DRVGETEVENT   device-attach (before ca_attach) / device-detach
@@ -13,13 +15,18 @@
  *   DRVCTLCOMMAND             get-properties: "serialnumber" (usbd_properties)
  *   PF_ROUTE RTM_IFANNOUNCE   interface arrival / departure
  *   getifaddrs AF_LINK        MAC address and counters
- *   dtrace -q -Z -s plugstorm.d   detach phases, drains, device references
+ *   dtrace -q -s (plugstorm.d's groups whose probes `dtrace -l` lists)
+ *                             detach phases, drains, ifnet references
+ * Device nodes: /dev/drvctl, /dev/bpf, /dev/dtrace/dtrace are checked at
+ * start; a missing one is reported (console, Log, Hello.unavailable) and only
+ * what needs it is given up.
  * Commands: HoldRefs = /dev/bpf descriptors attached with BIOCSETIF,
  * DetachDevice = DRVDETACHDEV (flags 0: the driver may veto), UnloadModule =
  * modctl(MODCTL_UNLOAD). */
 #ifdef __NetBSD__
 #include <sys/types.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/module.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -41,9 +48,15 @@
 
 #include "core/agent.h"
 #include "netbsd/nb_events.h"
+#include "netbsd/nb_probes.h"
 
 #define NB_DSCRIPT "/usr/libdata/plugstorm/plugstorm.d"
 #define NB_DTRACE "/usr/sbin/dtrace"
+#define NB_DTRACE_NODE "/dev/dtrace/dtrace"
+#define NB_BPF_NODE "/dev/bpf"
+#define NB_DTRACE_LOG "/var/log/plugstorm-dtrace.log"
+/* A clause that fails to compile is dropped and dtrace started again, this often at most. */
+#define NB_DTRACE_TRIES 4
 #define NB_MAX_REFS 64
 #define NB_INFO_RETRY_NS 1000000000ull
 /* An attach with no interface after this long is reported as it is (a
@@ -80,6 +93,10 @@ struct nb {
 	struct nb_pending pend[PS_NB_MAX_DEVS];
 	uint32_t holder_seq;
 	uint64_t events_lost;
+	int have_bpf;
+	struct ps_nb_claims claims;
+	int nmissing;
+	char missing[4][96];
 	/* Traffic: one bpf descriptor per interface sending at a rate. */
 	int tx_fd;
 	char tx_if[24];
@@ -328,10 +345,12 @@ static void send_one(struct nb *x)
 
 /* ------------------------------------------------------------------ dtrace */
 
-static int dtrace_start(struct nb *x)
+/* Runs argv with stdout into a pipe (returned in *out_fd) and stderr into
+ * err_path (appended); returns the pid or -1. */
+static pid_t spawn(char *const argv[], int *out_fd, const char *err_path)
 {
 	int p[2];
-	if (access(NB_DTRACE, X_OK) != 0 || access(NB_DSCRIPT, R_OK) != 0 || pipe(p) != 0)
+	if (pipe(p) != 0)
 		return -1;
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -341,40 +360,213 @@ static int dtrace_start(struct nb *x)
 	}
 	if (pid == 0) {
 		dup2(p[1], 1);
+		int e = open(err_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (e >= 0)
+			dup2(e, 2);
 		close(p[0]);
 		close(p[1]);
-		execl(NB_DTRACE, "dtrace", "-q", "-Z", "-s", NB_DSCRIPT, (char *)NULL);
+		execv(argv[0], argv);
 		_exit(127);
 	}
 	close(p[1]);
-	/* Compiling the script takes seconds under TCG: wait for its BEGIN line. */
-	uint64_t deadline = ps_now_ns() + 30000000000ull;
+	*out_fd = p[0];
+	return pid;
+}
+
+/* Reads a child's whole stdout (bounded) and reaps it; returns its exit status or -1. */
+static int run_capture(char *const argv[], char *buf, size_t cap)
+{
+	int fd;
+	pid_t pid = spawn(argv, &fd, NB_DTRACE_LOG);
+	if (pid < 0)
+		return -1;
+	size_t n = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + n, cap - 1 - n);
+		if (r > 0 && n + (size_t)r < cap - 1) {
+			n += (size_t)r;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		break;
+	}
+	buf[n] = '\0';
+	close(fd);
+	int st;
+	if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
+/* The probes that exist among the script's: one `dtrace -l -Z -n ...` for
+ * all, or one `dtrace -l -n P` each if that lists nothing. */
+static void list_probes(const struct ps_nb_dscript *ds, struct ps_nb_probe_set *set)
+{
+	static char out[1 << 16];
+	char *argv[2 + 2 + 2 * PS_NB_MAX_GROUPS * PS_NB_GROUP_PROBES + 1];
+	int n = 0;
+	argv[n++] = __UNCONST(NB_DTRACE);
+	argv[n++] = __UNCONST("-l");
+	argv[n++] = __UNCONST("-Z");
+	for (int i = 0; i < ds->ngroups; i++)
+		for (int k = 0; k < ds->g[i].nprobes; k++) {
+			argv[n++] = __UNCONST("-n");
+			argv[n++] = __UNCONST(ds->g[i].probes[k]);
+		}
+	argv[n] = NULL;
+	if (run_capture(argv, out, sizeof out) >= 0 && ps_nb_parse_dtrace_list(out, set) > 0)
+		return;
+	for (int i = 0; i < ds->ngroups; i++)
+		for (int k = 0; k < ds->g[i].nprobes; k++) {
+			char *one[] = { __UNCONST(NB_DTRACE), __UNCONST("-l"), __UNCONST("-n"), __UNCONST(ds->g[i].probes[k]), NULL };
+			if (run_capture(one, out, sizeof out) == 0)
+				ps_nb_parse_dtrace_list(out, set);
+		}
+}
+
+/* The last line of the dtrace log (its error when it gave up). */
+static void last_error(char *buf, size_t cap)
+{
+	buf[0] = '\0';
+	int fd = open(NB_DTRACE_LOG, O_RDONLY);
+	if (fd < 0)
+		return;
+	off_t end = lseek(fd, 0, SEEK_END);
+	off_t from = end > (off_t)cap - 1 ? end - (off_t)cap + 1 : 0;
+	ssize_t r = pread(fd, buf, cap - 1, from);
+	close(fd);
+	buf[r > 0 ? r : 0] = '\0';
+	size_t n = strlen(buf);
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	char *nl = strrchr(buf, '\n');
+	if (nl)
+		memmove(buf, nl + 1, strlen(nl + 1) + 1);
+}
+
+/* Waits for PSREADY until the deadline: 1 ready, 0 dtrace exited, -1 deadline passed. */
+static int wait_ready(int fd, pid_t pid, uint64_t deadline)
+{
 	char line[64];
 	size_t n = 0;
 	while (ps_now_ns() < deadline) {
-		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
 		if (poll(&pf, 1, 500) <= 0)
 			continue;
-		ssize_t r = read(p[0], line + n, 1);
-		if (r <= 0)
-			break;
+		ssize_t r = read(fd, line + n, 1);
+		if (r <= 0) {
+			waitpid(pid, NULL, 0);
+			return 0;
+		}
 		if (line[n] == '\n') {
 			line[n] = '\0';
-			if (strcmp(line, "PSREADY") == 0) {
-				fcntl(p[0], F_SETFL, O_NONBLOCK);
-				x->dtrace_fd = p[0];
-				x->dtrace_pid = pid;
-				return 0;
-			}
+			if (strcmp(line, "PSREADY") == 0)
+				return 1;
 			n = 0;
 		} else if (n + 1 < sizeof line) {
 			n++;
 		}
 	}
-	close(p[0]);
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
 	return -1;
+}
+
+static void dtrace_start(struct nb *x)
+{
+	const struct ps_agent_config *cfg = ps_agent_cfg(x->a);
+	static char text[1 << 16], composed[1 << 16];
+	static struct ps_nb_dscript ds;
+	static struct ps_nb_probe_set set;
+	struct stat st;
+	int running = 0;
+	char why[160] = "";
+
+	if (stat(NB_DTRACE_NODE, &st) != 0 || !S_ISCHR(st.st_mode))
+		snprintf(why, sizeof why, "no device node %s (MAKEDEV dtrace; modload dtrace)", NB_DTRACE_NODE);
+	else if (access(NB_DTRACE, X_OK) != 0)
+		snprintf(why, sizeof why, "%s: %s", NB_DTRACE, strerror(errno));
+	int sfd = why[0] ? -1 : open(NB_DSCRIPT, O_RDONLY);
+	if (!why[0] && sfd < 0)
+		snprintf(why, sizeof why, "%s: %s", NB_DSCRIPT, strerror(errno));
+	if (sfd >= 0) {
+		ssize_t r = read(sfd, text, sizeof text - 1);
+		close(sfd);
+		text[r > 0 ? r : 0] = '\0';
+		char err[160];
+		if (ps_nb_dscript_parse(text, &ds, err, sizeof err) != 0)
+			snprintf(why, sizeof why, "%s: %s", NB_DSCRIPT, err);
+	}
+	if (why[0]) {
+		ps_report(x->a, plugstorm_telemetry_v1_Log_Level_WARN, "DTrace not used: %s", why);
+		ps_nb_claims(&ds, 0, &x->claims);
+		return;
+	}
+
+	uint64_t t0 = ps_now_ns(), deadline = t0 + cfg->dtrace_deadline_ns;
+	list_probes(&ds, &set);
+	ps_nb_plan(&ds, &set);
+	for (int try = 0; try < NB_DTRACE_TRIES && !running; try++) {
+		char path[] = "/tmp/plugstorm-agent.XXXXXX";
+		int tfd = mkstemp(path);
+		long len = ps_nb_compose(&ds, composed, sizeof composed);
+		if (tfd < 0 || len < 0 || write(tfd, composed, (size_t)len) != len) {
+			if (tfd >= 0) {
+				close(tfd);
+				unlink(path);
+			}
+			snprintf(why, sizeof why, "cannot write the script to /tmp");
+			break;
+		}
+		close(tfd);
+		/* Every kept probe was listed by dtrace -l: no -Z. */
+		char *argv[] = { __UNCONST(NB_DTRACE), __UNCONST("-q"), __UNCONST("-s"), path, NULL };
+		int fd;
+		pid_t pid = spawn(argv, &fd, NB_DTRACE_LOG);
+		if (pid < 0) {
+			unlink(path);
+			snprintf(why, sizeof why, "cannot start %s: %s", NB_DTRACE, strerror(errno));
+			break;
+		}
+		/* Loading CTF and enabling the probes takes long under TCG. */
+		int r = wait_ready(fd, pid, deadline);
+		unlink(path);
+		if (r == 1) {
+			fcntl(fd, F_SETFL, O_NONBLOCK);
+			x->dtrace_fd = fd;
+			x->dtrace_pid = pid;
+			running = 1;
+			break;
+		}
+		close(fd);
+		if (r < 0) {
+			kill(pid, SIGTERM);
+			waitpid(pid, NULL, 0);
+			snprintf(why, sizeof why, "not ready after %llu s (the deadline: rc.conf plugstorm_dtrace_deadline, --dtrace-deadline)",
+				 (unsigned long long)(cfg->dtrace_deadline_ns / 1000000000ull));
+			break;
+		}
+		char err[200];
+		last_error(err, sizeof err);
+		struct ps_nb_group *g = ps_nb_group_at_line(&ds, ps_nb_error_line(err));
+		if (!g) {
+			snprintf(why, sizeof why, "dtrace exited: %.120s", err);
+			break;
+		}
+		g->present = 0;
+		snprintf(g->why, sizeof g->why, "does not compile: %.70s", err);
+	}
+	uint64_t took = ps_now_ns() - t0;
+	if (running)
+		ps_report(x->a, plugstorm_telemetry_v1_Log_Level_INFO, "DTrace ready in %llu.%01llu s (deadline %llu s)",
+			  (unsigned long long)(took / 1000000000ull), (unsigned long long)(took / 100000000ull % 10),
+			  (unsigned long long)(cfg->dtrace_deadline_ns / 1000000000ull));
+	else
+		ps_report(x->a, plugstorm_telemetry_v1_Log_Level_WARN, "DTrace %s after %llu s: falling back to drvctl and the routing socket",
+			  why, (unsigned long long)(took / 1000000000ull));
+	for (int i = 0; running && i < ds.ngroups; i++)
+		if (!ds.g[i].present)
+			ps_report(x->a, plugstorm_telemetry_v1_Log_Level_WARN, "DTrace group %s not used: %s", ds.g[i].name, ds.g[i].why);
+	ps_nb_claims(&ds, running, &x->claims);
 }
 
 static void dline(struct nb *x, const char *line)
@@ -390,6 +582,7 @@ static void dline(struct nb *x, const char *line)
 		return;
 	if (d.kind == PS_NB_D_IFDETACH_ENTRY)
 		refs_dropped(x, d.arg1);
+	ps_nb_set_clock(&x->st, ps_now_ns());
 	ps_frame_t fr[4];
 	emit_all(x, fr, ps_nb_dline_frames(&x->st, &d, fr, 4));
 }
@@ -438,15 +631,10 @@ static void drvctl_read(struct nb *x)
 		prop_dictionary_get_string(ev, "device", &device);
 		prop_dictionary_get_string(ev, "parent", &parent);
 		if (event && device) {
-			struct ps_nb_dev *known = ps_nb_find(&x->st, device);
-			/* A detach for a device whose attach never came, or an attach for
-			 * one still present: the 64-deep queue dropped something. */
-			if (strcmp(event, "device-detach") == 0 && (!known || !known->present))
-				x->events_lost++;
-			if (strcmp(event, "device-attach") == 0 && known && known->present)
-				x->events_lost++;
-			ps_frame_t fr[4];
-			int n = ps_nb_drvctl_frames(&x->st, event, device, parent ? parent : "", NULL, ps_now_ns(), fr, 4);
+			/* nb_events counts what looks lost (queue drops). */
+			ps_nb_set_clock(&x->st, ps_now_ns());
+			ps_frame_t fr[6];
+			int n = ps_nb_drvctl_frames(&x->st, event, device, parent ? parent : "", NULL, ps_now_ns(), fr, 6);
 			if (n > 0)
 				emit_all(x, fr, n);
 		}
@@ -480,8 +668,11 @@ static void route_read(struct nb *x)
 	for (;;) {
 		ssize_t r = recv(x->route, &m, sizeof m, MSG_DONTWAIT);
 		if (r < 0) {
-			if (errno == ENOBUFS)
-				x->events_lost++; /* the socket buffer overflowed */
+			if (errno == ENOBUFS) {
+				/* SO_RERROR: the socket buffer overflowed and the kernel
+				 * dropped at least one message (an arrival or departure). */
+				ps_nb_route_overflow(&x->st);
+			}
 			if (errno == ENOBUFS || errno == EINTR)
 				continue;
 			return; /* EAGAIN: drained */
@@ -518,26 +709,46 @@ static void route_read(struct nb *x)
 
 /* ------------------------------------------------------------------ ops */
 
+static void node_missing(struct nb *x, const char *node, const char *why, const char *without)
+{
+	ps_report(x->a, plugstorm_telemetry_v1_Log_Level_ERROR, "%s: %s: %s", node, why, without);
+	if (x->nmissing < 4)
+		snprintf(x->missing[x->nmissing++], sizeof x->missing[0], "%.24s: %.30s (%.36s)", node, why, without);
+}
+
 static void *nb_open(struct ps_agent *a, char *err, size_t errlen)
 {
 	struct nb *x = &nb_be;
+	struct stat st;
 	memset(x, 0, sizeof *x);
 	x->a = a;
 	x->dtrace_fd = -1;
 	x->tx_fd = -1;
+	(void)err;
+	(void)errlen;
 	/* FREAD|FWRITE is required for DRVGETEVENT; the queue exists only while open. */
 	x->drvctl = open(DRVCTLDEV, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (x->drvctl < 0) {
-		snprintf(err, errlen, "open %s: %s", DRVCTLDEV, strerror(errno));
-		return NULL;
-	}
+	if (x->drvctl < 0)
+		node_missing(x, DRVCTLDEV, strerror(errno), "no device events");
+	x->have_bpf = stat(NB_BPF_NODE, &st) == 0 && S_ISCHR(st.st_mode);
+	if (!x->have_bpf)
+		node_missing(x, NB_BPF_NODE, "no such character device", "no held refs or traffic");
 	x->route = socket(PF_ROUTE, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (x->route < 0) {
-		snprintf(err, errlen, "routing socket: %s", strerror(errno));
-		close(x->drvctl);
-		return NULL;
+		node_missing(x, "routing socket", strerror(errno), "no interface events");
+	} else {
+		/* Without SO_RERROR a full socket buffer drops announcements
+		 * silently; with it, recv says ENOBUFS and the loss is counted. */
+		int on = 1;
+		if (setsockopt(x->route, SOL_SOCKET, SO_RERROR, &on, sizeof on) != 0)
+			ps_report(a, plugstorm_telemetry_v1_Log_Level_WARN, "SO_RERROR on the routing socket: %s: "
+				  "lost interface announcements cannot be counted", strerror(errno));
 	}
-	ps_nb_init(&x->st, dtrace_start(x) == 0);
+	dtrace_start(x);
+	ps_nb_init(&x->st, x->claims.have_dtrace);
+	if (x->claims.have_dtrace)
+		ps_nb_set_probes(&x->st, &x->claims.probes);
+	x->st.have_drvctl = x->drvctl >= 0;
 	return x;
 }
 
@@ -546,20 +757,36 @@ static int nb_caps(void *be, plugstorm_telemetry_v1_Capability *out, int max)
 	struct nb *x = be;
 	plugstorm_telemetry_v1_Capability c[16];
 	int n = 0;
-	c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_DEVICE_LIFECYCLE;
-	c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_IFNET;
-	c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_AGENT_REFS;
-	c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_TRAFFIC;
-	c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_DETACH_COMMAND;
-	c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_MODULES;
-	if (x->st.have_dtrace) {
-		c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_DETACH_PHASES;
-		c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_KERNEL_REFS;
-		c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_FREE;
+	if (x->drvctl >= 0) {
+		c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_DEVICE_LIFECYCLE;
+		c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_DETACH_COMMAND;
 	}
+	if (x->route >= 0)
+		c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_IFNET;
+	if (x->have_bpf) {
+		c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_AGENT_REFS;
+		c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_TRAFFIC;
+	}
+	c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_MODULES;
+	/* Only what the probes that really run can give (nb_probes.c). */
+	for (int i = 0; i < x->claims.ncaps && n < 16; i++)
+		c[n++] = x->claims.caps[i];
+	if (x->claims.commit_point && x->drvctl >= 0)
+		c[n++] = plugstorm_telemetry_v1_Capability_CAPABILITY_COMMIT_POINT;
 	if (n > max)
 		n = max;
 	memcpy(out, c, (size_t)n * sizeof c[0]);
+	return n;
+}
+
+static int nb_unavailable(void *be, char (*out)[96], int max)
+{
+	struct nb *x = be;
+	int n = 0;
+	for (int i = 0; i < x->nmissing && n < max; i++)
+		PS_SET(out[n++], x->missing[i]);
+	for (int i = 0; i < x->claims.nunavailable && n < max; i++)
+		PS_SET(out[n++], x->claims.unavailable[i]);
 	return n;
 }
 
@@ -567,9 +794,9 @@ static int nb_pollfds(void *be, struct pollfd *out, int max)
 {
 	struct nb *x = be;
 	int n = 0;
-	if (n < max)
+	if (x->drvctl >= 0 && n < max)
 		out[n++] = (struct pollfd){ .fd = x->drvctl, .events = POLLIN };
-	if (n < max)
+	if (x->route >= 0 && n < max)
 		out[n++] = (struct pollfd){ .fd = x->route, .events = POLLIN };
 	if (x->dtrace_fd >= 0 && n < max)
 		out[n++] = (struct pollfd){ .fd = x->dtrace_fd, .events = POLLIN };
@@ -596,7 +823,7 @@ static void nb_ready(void *be, const struct pollfd *pfd, int n)
 static uint64_t nb_next_tick(void *be)
 {
 	struct nb *x = be;
-	uint64_t t = UINT64_MAX;
+	uint64_t t = x->st.route_lost != x->st.route_lost_told ? 0 : ps_nb_next_join(&x->st);
 	for (int i = 0; i < PS_NB_MAX_DEVS; i++)
 		if (x->pend[i].used && x->pend[i].arrived_ns + 50000000ull < t)
 			t = x->pend[i].arrived_ns + 50000000ull;
@@ -614,6 +841,13 @@ static uint64_t nb_next_tick(void *be)
 static void nb_tick(void *be, uint64_t now)
 {
 	struct nb *x = be;
+	{
+		ps_frame_t lf[4];
+		emit_all(x, lf, ps_nb_loss_log(&x->st, lf, 1));
+		int n;
+		while ((n = ps_nb_flush_joins(&x->st, now, lf, 4)) > 0)
+			emit_all(x, lf, n);
+	}
 	for (int i = 0; i < PS_NB_MAX_DEVS; i++)
 		if (x->pend[i].used)
 			flush_pending(x, &x->pend[i], now >= x->pend[i].arrived_ns + NB_INFO_RETRY_NS);
@@ -697,9 +931,15 @@ static int nb_command(void *be, const ps_command_t *c, char *msg, size_t ml)
 			snprintf(msg, ml, "DRVDETACHDEV cannot force");
 			return ENOTSUP;
 		}
+		if (x->drvctl < 0) {
+			snprintf(msg, ml, "no %s", DRVCTLDEV);
+			return ENODEV;
+		}
 		if (ioctl(x->drvctl, DRVDETACHDEV, &da) < 0) {
 			int e = errno;
 			snprintf(msg, ml, "DRVDETACHDEV %s: %s", da.devname, strerror(e));
+			ps_frame_t fr[2];
+			emit_all(x, fr, ps_nb_detach_result(&x->st, da.devname, e, ps_now_ns(), fr, 2));
 			return e;
 		}
 		snprintf(msg, ml, "detached %s", da.devname);
@@ -729,7 +969,7 @@ static void nb_stats(void *be, uint32_t *devices, uint32_t *refs, uint64_t *lost
 		r += x->refs[i].used;
 	*devices = d;
 	*refs = r;
-	*lost = x->events_lost;
+	*lost = x->events_lost + x->st.events_lost;
 }
 
 const struct ps_backend_ops ps_backend_netbsd = {
@@ -743,6 +983,7 @@ const struct ps_backend_ops ps_backend_netbsd = {
 	.tick = nb_tick,
 	.command = nb_command,
 	.stats = nb_stats,
+	.unavailable = nb_unavailable,
 	.faults = "",
 };
 #endif /* __NetBSD__ */

@@ -5,10 +5,18 @@
  *   D <plugstorm.d output line>         a line of the D script
  *   E <event> <device> <parent> <serial|-> <mac|->   a drvctl event
  *   I arrival|departure <ifname>        an RTM_IFANNOUNCE message
- * drvctl events are stamped 500 ns, routing messages 600 ns.
+ *   probes <return> <devfree> <ifrefs>  which probes DTrace has (0|1 each)
+ *   R <device> <errno>                  a DRVDETACHDEV the agent made returned
+ *   depth <tid>                         prints "depth <tid> <n>" on stderr
+ *   clock <ns>                          the agent's clock from now on
+ *   flush                               emits what waited too long to join
+ *   overflow                            recv on the routing socket said ENOBUFS
+ *   tick                                the backend's tick: a loss Log if any
+ * drvctl events are stamped 500 ns, routing messages 600 ns, results 700 ns.
  * Malformed input: "line N: why" on stderr, exit status 1 at the end. */
 #include <pb_encode.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/framing.h"
@@ -47,6 +55,34 @@ int main(void)
 		int n = 0;
 		if (strncmp(line, "dtrace ", 7) == 0) {
 			ps_nb_init(&st, line[7] == '1');
+		} else if (strncmp(line, "probes ", 7) == 0) {
+			struct ps_nb_probes p;
+			if (sscanf(line + 7, "%d %d %d", &p.detach_return, &p.devfree, &p.ifnet_refs) != 3) {
+				fprintf(stderr, "line %d: probes needs three 0|1 values\n", lineno);
+				bad = 1;
+				continue;
+			}
+			ps_nb_set_probes(&st, &p);
+		} else if (strncmp(line, "R ", 2) == 0) {
+			char dev[32];
+			int err;
+			if (sscanf(line + 2, "%31s %d", dev, &err) != 2) {
+				fprintf(stderr, "line %d: R needs device errno\n", lineno);
+				bad = 1;
+				continue;
+			}
+			n = ps_nb_detach_result(&st, dev, err, 700, fr, 4);
+		} else if (strncmp(line, "clock ", 6) == 0) {
+			ps_nb_set_clock(&st, strtoull(line + 6, NULL, 10));
+		} else if (strcmp(line, "flush") == 0) {
+			n = ps_nb_flush_joins(&st, st.clock_ns, fr, 4);
+		} else if (strcmp(line, "overflow") == 0) {
+			ps_nb_route_overflow(&st);
+		} else if (strcmp(line, "tick") == 0) {
+			n = ps_nb_loss_log(&st, fr, 4);
+		} else if (strncmp(line, "depth ", 6) == 0) {
+			unsigned long long tid = strtoull(line + 6, NULL, 10);
+			fprintf(stderr, "depth %llu %d\n", tid, ps_nb_thread_depth(&st, tid));
 		} else if (strncmp(line, "D ", 2) == 0) {
 			struct ps_nb_dline d;
 			char err[128];
@@ -87,7 +123,8 @@ int main(void)
 		}
 		put(fr, n);
 	}
-	fprintf(stderr, "unattributed %llu usbdi %llu\n", (unsigned long long)st.unattributed, (unsigned long long)st.xfer_events);
+	fprintf(stderr, "unattributed %llu usbdi %llu unreturned %llu lost %llu\n", (unsigned long long)st.unattributed,
+		(unsigned long long)st.xfer_events, (unsigned long long)st.unreturned, (unsigned long long)st.events_lost);
 	fflush(stdout);
 	return bad;
 }

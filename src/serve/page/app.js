@@ -243,45 +243,84 @@ function resetVerdicts() {
   S.firstVerdictN = 0;
 }
 
+/** @param {any} v */
+function verdictItem(v) {
+  const li = document.createElement("li");
+  li.dataset.n = String(v.n);
+  li.dataset.key = v.key;
+  li.dataset.rule = v.rule;
+  li.title = `verdict ${v.n + 1}, record #${v.recordIndex}` + (v.holders.length ? `; holders: ${v.holders.join(", ")}` : "");
+  const sev = document.createElement("span");
+  sev.className = "sev " + v.severity;
+  sev.textContent = v.severity;
+  const rule = document.createElement("span");
+  rule.className = "rule";
+  rule.textContent = v.rule;
+  const dev = document.createElement("span");
+  dev.className = "dev";
+  dev.textContent = [v.nicId, v.device].filter(Boolean).join(" / ");
+  const time = document.createElement("time");
+  time.textContent = fmtT(v.tNs - Math.max(0, S.model.tFirstNs));
+  const msg = document.createElement("span");
+  msg.className = "msg";
+  msg.textContent = v.message;
+  li.append(time, sev, rule, dev, msg);
+  return li;
+}
+
+/**
+ * The violations list: causes in run order, each consequence under its cause
+ * (docs/cascades.md) in a folded list with its count; a consequence whose
+ * cause is no longer kept stands on its own, labelled.
+ */
 function renderVerdicts() {
   const list = $("violations");
   const vs = S.model.verdicts;
   const total = S.model.counters.verdicts;
   if (S.renderedVerdicts >= total) return;
-  // Verdicts dropped from the model's window are dropped from the list too.
-  const firstN = vs.length > 0 ? vs[0].n : total;
-  while (list.firstChild && Number(/** @type {HTMLElement} */ (list.firstChild).dataset.n) < firstN) list.firstChild.remove();
+  // Verdicts dropped from the model's window are dropped from the list too (the first ones never are).
+  const kept = new Set(vs.map((v) => v.n));
+  for (const li of [...list.querySelectorAll("li[data-n]")]) if (!kept.has(Number(/** @type {HTMLElement} */ (li).dataset.n))) li.remove();
   const frag = document.createDocumentFragment();
   for (const v of vs) {
     if (v.n < S.renderedVerdicts) continue;
-    const li = document.createElement("li");
-    li.dataset.n = String(v.n);
-    li.dataset.key = v.key;
-    li.dataset.rule = v.rule;
-    li.title = `record #${v.recordIndex}` + (v.holders.length ? `; holders: ${v.holders.join(", ")}` : "");
-    const sev = document.createElement("span");
-    sev.className = "sev " + v.severity;
-    sev.textContent = v.severity;
-    const rule = document.createElement("span");
-    rule.className = "rule";
-    rule.textContent = v.rule;
-    const dev = document.createElement("span");
-    dev.className = "dev";
-    dev.textContent = [v.nicId, v.device].filter(Boolean).join(" / ");
-    const time = document.createElement("time");
-    time.textContent = fmtT(v.tNs - Math.max(0, S.model.tFirstNs));
-    const msg = document.createElement("span");
-    msg.className = "msg";
-    msg.textContent = v.message;
-    li.append(time, sev, rule, dev, msg);
+    const li = verdictItem(v);
+    const causeLi = v.causeN >= 0 ? list.querySelector(`li.cause[data-n="${v.causeN}"]`) ?? frag.querySelector?.(`li.cause[data-n="${v.causeN}"]`) : null;
+    if (v.causeN >= 0 && causeLi) {
+      li.classList.add("consequence");
+      let box = /** @type {HTMLDetailsElement | null} */ (causeLi.querySelector("details.cons"));
+      if (!box) {
+        box = document.createElement("details");
+        box.className = "cons";
+        const sum = document.createElement("summary");
+        box.append(sum, document.createElement("ol"));
+        causeLi.append(box);
+      }
+      box.querySelector("ol")?.append(li);
+      continue;
+    }
+    if (v.causeN >= 0) {
+      li.classList.add("consequence", "orphan");
+      const note = document.createElement("span");
+      note.className = "cascade";
+      note.textContent = `consequence of verdict ${v.causeN + 1}`;
+      li.append(note);
+    } else li.classList.add("cause");
     frag.append(li);
   }
   const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
   list.append(frag);
+  // Counts beside each cause: all its consequences, also those no longer kept.
+  for (const v of vs) {
+    if (v.causeN >= 0 || v.consequences === 0) continue;
+    const sum = list.querySelector(`li.cause[data-n="${v.n}"] > details.cons > summary`);
+    if (sum) sum.textContent = `${v.consequences} consequence${v.consequences === 1 ? "" : "s"} of this`;
+  }
   if (atBottom) list.scrollTop = list.scrollHeight;
   S.renderedVerdicts = total;
   const dropped = S.model.counters.verdictsDropped;
-  $("v-note").textContent = `${total}` + (dropped ? ` (first ${dropped} not kept)` : "");
+  const causes = S.model.causesSeen;
+  $("v-note").textContent = `${total}` + (causes < total ? ` (${causes} cause${causes === 1 ? "" : "s"})` : "") + (dropped ? ` (${dropped} later ones not kept; the first are)` : "");
 }
 
 $("violations").addEventListener("click", (ev) => {

@@ -7,6 +7,8 @@ export interface ModelLimits {
   maxDevices: number;
   /** Verdicts kept (the counter keeps counting). */
   maxVerdicts: number;
+  /** The first verdicts, and the first causes, kept whatever comes (and their devices). */
+  keepFirst: number;
   /** Phase spans and reference points kept per device (older points are thinned). */
   maxPointsPerDevice: number;
   /** Recent record index -> time entries kept to place verdicts in time. */
@@ -69,6 +71,8 @@ export interface DeviceView {
   marks: { t: number; n: number; severity: string }[];
   vetoes: number;
   firstNs: number;
+  /** Named by one of the first verdicts or causes: never dropped to bound memory. */
+  pinned: boolean;
 }
 
 export interface VerdictView {
@@ -85,6 +89,12 @@ export interface VerdictView {
   tNs: number;
   /** Device key of the lane it belongs to ("" when none). */
   key: string;
+  /** Verdict number of its cause when it is a consequence (docs/cascades.md), else -1. */
+  causeN: number;
+  /** For a cause: consequences seen so far. */
+  consequences: number;
+  /** One of the first verdicts or first causes: kept whatever comes. */
+  pinned: boolean;
 }
 
 export interface ModelJSON {
@@ -98,6 +108,7 @@ export interface ModelJSON {
   nextOrder: number;
   devices: DeviceView[];
   verdicts: VerdictView[];
+  causesSeen: number;
   names: [string, string][];
   actions: [number, { kind: string; nicId: string }][];
   frameTimes: number[];
@@ -115,6 +126,8 @@ export declare class LiveModel {
   nextIndex: number;
   devices: Map<string, DeviceView>;
   verdicts: VerdictView[];
+  causesSeen: number;
+  findVerdict(n: number): VerdictView | undefined;
   readonly now: number;
   /** Applies a record in its JSON form (Record.toObject with enums as strings). */
   apply(rec: Record<string, unknown>, index?: number): void;

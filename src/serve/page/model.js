@@ -6,9 +6,12 @@
 // is loaded without a bundler; typed by model.d.ts.
 
 /** Protocol version of the snapshot's `model` object. */
-export const MODEL_VERSION = 1;
+export const MODEL_VERSION = 2;
 
-const DEFAULTS = { maxDevices: 2000, maxVerdicts: 1000, maxPointsPerDevice: 2000, indexTimes: 2048 };
+// keepFirst: the first verdicts of the run, and the first causes (verdicts no
+// earlier one explains, docs/cascades.md), are kept whatever comes after, and
+// so are the devices they name (#16: the first cause is the first thing shown).
+const DEFAULTS = { maxDevices: 2000, maxVerdicts: 1000, maxPointsPerDevice: 2000, indexTimes: 2048, keepFirst: 100 };
 
 /** Host-side phases that mean the NIC is no longer plugged in. */
 const HOST_GONE = new Set(["removed", "refused", "failed"]);
@@ -38,8 +41,10 @@ export class LiveModel {
     this.nextOrder = 0;
     /** @type {Map<string, any>} */
     this.devices = new Map();
-    /** @type {any[]} */
+    /** @type {any[]} kept verdicts in run order: the first ones and first causes always, then the latest */
     this.verdicts = [];
+    /** Causes seen so far (verdicts that are no consequence). */
+    this.causesSeen = 0;
     /** @type {Map<string, string>} guest device or interface name, or "mac:" + MAC -> device key */
     this.names = new Map();
     /** @type {Map<number, {kind: string, nicId: string}>} host action id -> what it was, until its result */
@@ -92,8 +97,10 @@ export class LiveModel {
     const at = typeof v.recordIndex === "number" ? this.timeOf(v.recordIndex) : undefined;
     const t = at ?? tNs ?? this.tLastNs;
     const key = this.keyFor(v.nicId, v.device);
+    const cause = v.cause && typeof v.cause === "object" ? v.cause : null;
+    const n = this.counters.verdicts;
     const entry = {
-      n: this.counters.verdicts,
+      n,
       rule: str(v.rule),
       side: str(v.side) || "SIDE_UNSPECIFIED",
       severity: str(v.severity) || "SEVERITY_UNSPECIFIED",
@@ -104,17 +111,51 @@ export class LiveModel {
       recordIndex: typeof v.recordIndex === "number" ? v.recordIndex : (ownIndex ?? -1),
       tNs: t,
       key: key ?? "",
+      /** Verdict number of its cause when it is a consequence, else -1. */
+      causeN: cause ? num(cause.ordinal) : -1,
+      /** For a cause: how many consequences it has had so far. */
+      consequences: 0,
+      /** Kept whatever comes: one of the first verdicts or first causes. */
+      pinned: false,
     };
+    if (entry.causeN < 0) this.causesSeen++;
+    entry.pinned = n < this.limits.keepFirst || (entry.causeN < 0 && this.causesSeen <= this.limits.keepFirst);
+    if (entry.causeN >= 0) {
+      const c = this.findVerdict(entry.causeN);
+      if (c) c.consequences++;
+    }
     this.counters.verdicts++;
     this.verdicts.push(entry);
     if (this.verdicts.length > this.limits.maxVerdicts) {
-      this.verdicts.shift();
+      // The oldest verdict that is not pinned goes; the first ones stay.
+      const i = this.verdicts.findIndex((x) => !x.pinned);
+      this.verdicts.splice(i < 0 ? 0 : i, 1);
       this.counters.verdictsDropped++;
     }
     if (key) {
       const d = this.devices.get(key);
-      if (d) d.marks.push({ t, n: entry.n, severity: entry.severity });
+      if (d) {
+        d.marks.push({ t, n: entry.n, severity: entry.severity });
+        if (entry.pinned) d.pinned = true;
+      }
     }
+  }
+
+  /**
+   * A kept verdict by its number (binary search: verdicts are in run order).
+   * @param {number} n
+   */
+  findVerdict(n) {
+    const vs = this.verdicts;
+    let lo = 0;
+    let hi = vs.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (vs[mid].n === n) return vs[mid];
+      if (vs[mid].n < n) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
   }
 
   // ------------------------------------------------------------ host side
@@ -340,6 +381,7 @@ export class LiveModel {
       marks: [],
       vetoes: 0,
       firstNs: t,
+      pinned: false,
     };
     this.devices.set(key, d);
     this.counters.devicesSeen++;
@@ -350,12 +392,15 @@ export class LiveModel {
   /** Keeps memory bounded on long storms: forget the oldest finished device. */
   dropOldest() {
     for (const [k, d] of this.devices) {
+      if (d.pinned) continue;
       const finished = HOST_GONE.has(d.host.phase) || d.host.phase === "";
       if (finished && (d.guest.phase === "freed" || d.guest.phase === "")) return this.forget(d);
     }
-    // Everything is still live: drop the oldest anyway rather than grow without bound.
-    const first = this.devices.values().next().value;
-    if (first !== undefined) this.forget(first);
+    // Everything is still live: drop the oldest anyway rather than grow
+    // without bound, but never a device the first violations name.
+    for (const d of this.devices.values()) {
+      if (!d.pinned) return this.forget(d);
+    }
   }
 
   /** @param {any} d */
@@ -441,6 +486,7 @@ export class LiveModel {
       nextOrder: this.nextOrder,
       devices: [...this.devices.values()],
       verdicts: this.verdicts,
+      causesSeen: this.causesSeen,
       names: [...this.names],
       actions: [...this.actions],
       frameTimes: this.frameTimes,
@@ -465,6 +511,7 @@ export class LiveModel {
     m.nextOrder = o.nextOrder;
     for (const d of o.devices) m.devices.set(d.key, d);
     m.verdicts = o.verdicts;
+    m.causesSeen = o.causesSeen ?? 0;
     m.names = new Map(o.names);
     m.actions = new Map(o.actions);
     m.frameTimes = o.frameTimes;

@@ -1,0 +1,43 @@
+// A local worker: a child process that runs one job at a time for the pool
+// (src/campaign/pool.ts) over the IPC channel. It stops its storm, and with
+// it the storm's VM, when told to, on SIGINT/SIGTERM (a Ctrl-C reaches the
+// whole process group) and when the parent goes away.
+
+import { JobInterrupted, JobSetupError, runJob } from "./job.js";
+import type { ChildMessage, ParentMessage } from "./pool.js";
+
+let current: AbortController | null = null;
+let stopping = false;
+
+function send(m: ChildMessage): void {
+  if (process.connected) process.send!(m);
+}
+
+function stop(): void {
+  stopping = true;
+  current?.abort("interrupted");
+  if (!current) process.exit(0);
+}
+
+process.on("SIGINT", stop);
+process.on("SIGTERM", stop);
+process.on("disconnect", stop);
+
+process.on("message", (m: ParentMessage) => {
+  if (m.type === "stop") return stop();
+  if (m.type !== "run" || current) return;
+  const ac = new AbortController();
+  current = ac;
+  runJob(m.job, m.tracesDir, ac.signal).then(
+    (result) => send({ type: "done", jobId: m.job.id, result }),
+    (e: unknown) => {
+      if (e instanceof JobInterrupted) send({ type: "interrupted", jobId: m.job.id });
+      else send({ type: "failed", jobId: m.job.id, error: e instanceof Error ? e.message : String(e), setup: e instanceof JobSetupError });
+    },
+  ).finally(() => {
+    current = null;
+    if (stopping) process.exit(0);
+  });
+});
+
+send({ type: "ready" });

@@ -1,0 +1,126 @@
+// One job: one storm on one machine with one seed, run where a worker is
+// (a local child process or a BullMQ worker host). Its trace and reports go
+// into the job's folder under the campaign's traces folder; what comes back
+// is small: status, counts and the job's findings by signature.
+
+import { mkdir, stat, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { runStorm, stormToYaml, validateStorm, type StormVerdict } from "../storm/index.js";
+import { causeOf } from "./cascade.js";
+import { TraceContext, signatureOf, type Signature } from "./signature.js";
+import type { CampaignJob } from "./spec.js";
+
+export interface JobFinding {
+  signature: Signature;
+  /** Signature id of the first cause this is a consequence of; null: a first cause. */
+  causeId: string | null;
+  /** Verdicts with this signature in the job. */
+  count: number;
+  /** The first of them. */
+  example: { device: string; nicId: string; message: string; tNs: number; recordIndex: number };
+}
+
+export interface JobResult {
+  jobId: string;
+  storm: string;
+  machine: string;
+  seed: number;
+  repetition: number;
+  hash: string;
+  machineType: "sim" | "qemu";
+  status: "clean" | "violations";
+  exitCode: 0 | 1;
+  abortReason: string | null;
+  cycles: number;
+  records: number;
+  traceBytes: number;
+  durationMs: number;
+  finishedAt: string;
+  /** hostname:pid of the worker that ran it. */
+  worker: string;
+  /** The job's folder, relative to the traces folder. */
+  dir: string;
+  findings: JobFinding[];
+}
+
+/** A run that could not give a verdict (no QEMU, no image, a machine that died): retried, then marked failed. */
+export class JobSetupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "JobSetupError";
+  }
+}
+
+/** The run was stopped from outside (Ctrl-C, a worker shutting down): not a result. */
+export class JobInterrupted extends Error {
+  constructor() {
+    super("interrupted");
+    this.name = "JobInterrupted";
+  }
+}
+
+/** The job's folder name under the traces folder. */
+export function jobDir(job: Pick<CampaignJob, "id">): string {
+  return job.id;
+}
+
+export async function runJob(job: CampaignJob, tracesDir: string, signal?: AbortSignal): Promise<JobResult> {
+  const spec = validateStorm(job.input, `job ${job.id}`);
+  const out = join(tracesDir, jobDir(job));
+  await mkdir(out, { recursive: true });
+  const stormFile = join(out, "storm.yaml");
+  const yaml = stormToYaml(job.input, `campaign job ${job.id} (seed ${job.seed})`);
+  await writeFile(stormFile, yaml);
+  const t0 = Date.now();
+  const r = await runStorm(spec, {
+    out,
+    seed: job.seed,
+    scenarioText: yaml,
+    reproduce: `plugstorm storm ${stormFile} --seed ${job.seed}`,
+    ...(signal ? { signal } : {}),
+  });
+  if (signal?.aborted) throw new JobInterrupted();
+  if (r.status === "aborted" || r.exitCode === 2) throw new JobSetupError(r.abortReason ?? "the storm stopped before it could give a verdict");
+  const failing = r.verdicts.filter((v) => v.failing);
+  const findings = failing.length > 0 && r.traceFile ? findingsOf(failing, spec.model, await TraceContext.fromFile(r.traceFile)) : [];
+  const traceBytes = r.traceFile ? (await stat(r.traceFile)).size : 0;
+  return {
+    jobId: job.id,
+    storm: job.storm,
+    machine: job.machine,
+    seed: job.seed,
+    repetition: job.repetition,
+    hash: job.hash,
+    machineType: spec.machine.type,
+    status: r.status,
+    exitCode: r.status === "violations" ? 1 : 0,
+    abortReason: r.abortReason ?? null,
+    cycles: r.cyclesDone,
+    records: r.records,
+    traceBytes,
+    durationMs: Date.now() - t0,
+    finishedAt: new Date().toISOString(),
+    worker: `${hostname()}:${process.pid}`,
+    dir: jobDir(job),
+    findings,
+  };
+}
+
+/** Failing verdicts of one run, by signature, each consequence tied to its first cause. */
+export function findingsOf(failing: readonly StormVerdict[], profile: string, ctx: TraceContext): JobFinding[] {
+  const sigs = failing.map((v) => signatureOf(v, profile, ctx));
+  const causes = causeOf(failing);
+  const byKey = new Map<string, JobFinding>();
+  failing.forEach((v, i) => {
+    const c = causes[i];
+    const causeId = c === null || c === undefined ? null : sigs[c]!.id;
+    // A signature that is its own cause (the same bug again on the same device) stays a first cause.
+    const cid = causeId === sigs[i]!.id ? null : causeId;
+    const key = `${sigs[i]!.id}<${cid ?? ""}`;
+    const f = byKey.get(key);
+    if (f) f.count++;
+    else byKey.set(key, { signature: sigs[i]!, causeId: cid, count: 1, example: { device: v.device, nicId: v.nicId, message: v.message, tNs: v.tNs, recordIndex: v.recordIndex } });
+  });
+  return [...byKey.values()];
+}

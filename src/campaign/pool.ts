@@ -1,0 +1,120 @@
+// The local worker pool: child processes (child.ts), each running one storm
+// at a time, so storms on the sim machine use every core and a QEMU storm's
+// VM belongs to a process that stops it when asked.
+
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { CampaignJob } from "./spec.js";
+import { JobInterrupted, JobSetupError, type JobResult } from "./job.js";
+
+export type ParentMessage = { type: "run"; job: CampaignJob; tracesDir: string } | { type: "stop" };
+export type ChildMessage =
+  | { type: "ready" }
+  | { type: "done"; jobId: string; result: JobResult }
+  | { type: "failed"; jobId: string; error: string; setup: boolean }
+  | { type: "interrupted"; jobId: string };
+
+/** The worker process died under a job (crash, OOM, killed): the job may run again. */
+export class WorkerDied extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "WorkerDied";
+  }
+}
+
+interface Waiting {
+  job: CampaignJob;
+  tracesDir: string;
+  resolve: (r: JobResult) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  child: ChildProcess;
+  busy: Waiting | null;
+  exited: Promise<void>;
+}
+
+const CHILD = fileURLToPath(new URL("./child.js", import.meta.url));
+
+export class WorkerPool {
+  private readonly slots = new Set<Slot>();
+  private readonly queue: Waiting[] = [];
+  private stopped = false;
+
+  constructor(readonly size: number) {
+    if (!(size >= 1)) throw new RangeError(`pool size must be at least 1, got ${size}`);
+  }
+
+  /** Jobs running now. */
+  get running(): number {
+    let n = 0;
+    for (const s of this.slots) if (s.busy) n++;
+    return n;
+  }
+
+  /** Runs a job on a free worker (waits for one); rejects with JobSetupError, WorkerDied or JobInterrupted. */
+  run(job: CampaignJob, tracesDir: string): Promise<JobResult> {
+    if (this.stopped) return Promise.reject(new JobInterrupted());
+    return new Promise((resolve, reject) => {
+      this.queue.push({ job, tracesDir, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0 && !this.stopped) {
+      let slot = [...this.slots].find((s) => !s.busy);
+      if (!slot) {
+        if (this.slots.size >= this.size) return;
+        slot = this.spawn();
+      }
+      const w = this.queue.shift()!;
+      slot.busy = w;
+      slot.child.send({ type: "run", job: w.job, tracesDir: w.tracesDir } satisfies ParentMessage);
+    }
+  }
+
+  private spawn(): Slot {
+    // Output of storms in children is not wanted; errors come back as messages.
+    const child = fork(CHILD, [], { stdio: ["ignore", "ignore", "inherit", "ipc"], serialization: "advanced" });
+    let exitedResolve!: () => void;
+    const slot: Slot = { child, busy: null, exited: new Promise((r) => (exitedResolve = r)) };
+    this.slots.add(slot);
+    child.on("message", (m: ChildMessage) => {
+      const w = slot.busy;
+      if (m.type === "ready" || !w || m.jobId !== w.job.id) return;
+      slot.busy = null;
+      if (m.type === "done") w.resolve(m.result);
+      else if (m.type === "interrupted") w.reject(new JobInterrupted());
+      else w.reject(m.setup ? new JobSetupError(m.error) : new Error(m.error));
+      this.pump();
+    });
+    child.on("exit", (code, signal) => {
+      this.slots.delete(slot);
+      exitedResolve();
+      const w = slot.busy;
+      slot.busy = null;
+      if (w) w.reject(this.stopped ? new JobInterrupted() : new WorkerDied(`worker process ${child.pid} ${signal ? `killed by ${signal}` : `exited with ${code}`} during job ${w.job.id}`));
+      this.pump();
+    });
+    return slot;
+  }
+
+  /** Stops every running job (their storms stop their VMs), waits for the workers to exit; queued jobs are rejected as interrupted. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const w of this.queue.splice(0)) w.reject(new JobInterrupted());
+    const exits = [...this.slots].map((s) => {
+      if (s.child.connected) s.child.send({ type: "stop" } satisfies ParentMessage);
+      else s.child.kill("SIGTERM");
+      return s.exited;
+    });
+    await Promise.all(exits);
+  }
+
+  /** PIDs of the worker processes (tests check they are gone). */
+  pids(): number[] {
+    return [...this.slots].map((s) => s.child.pid!).filter((p) => p !== undefined);
+  }
+}

@@ -1,0 +1,306 @@
+// Campaigns across hosts on BullMQ and Redis. The campaign process enqueues
+// its jobs (job ids derived from the campaign, so enqueueing twice adds
+// nothing) and collects the results the workers return; `plugstorm worker`
+// processes on any host pull jobs and run each on their own local worker pool.
+// A worker that dies mid-job stops renewing the job's lock: BullMQ's stalled
+// check puts the job back for another worker. A job that fails `attempts`
+// times is marked failed. Results are saved once per job id, so a job that
+// ran twice (a worker killed after finishing) is counted once.
+
+import { createHash } from "node:crypto";
+import { hostname } from "node:os";
+import { Queue, Worker, type Job } from "bullmq";
+import { Redis } from "ioredis";
+import type { CampaignDriver, DriverEnd, DriverSink } from "./campaign.js";
+import { JobSetupError, type JobResult } from "./job.js";
+import { WorkerPool } from "./pool.js";
+import type { CampaignJob, CampaignSpec } from "./spec.js";
+
+/** The one queue every campaign and worker on a Redis shares; a job's name is its campaign's key. */
+export const QUEUE_NAME = "plugstorm-jobs";
+export const PASSWORD_ENV = "PLUGSTORM_REDIS_PASSWORD";
+
+export interface RedisConnection {
+  host: string;
+  port: number;
+  db: number;
+  username?: string;
+  password?: string;
+  tls?: Record<string, never>;
+  /** Wait for Redis to come back rather than fail commands (a restart must lose nothing). */
+  maxRetriesPerRequest: null;
+}
+
+export class QueueUsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "QueueUsageError";
+  }
+}
+
+/** redis://[USER@]HOST:PORT[/DB] or rediss:// (TLS); the password only from PLUGSTORM_REDIS_PASSWORD. */
+export function parseRedisUrl(url: string, env: NodeJS.ProcessEnv): RedisConnection {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new QueueUsageError(`--queue expects redis://HOST:PORT, got ${JSON.stringify(url)}`);
+  }
+  if (u.protocol !== "redis:" && u.protocol !== "rediss:") throw new QueueUsageError(`--queue expects redis://HOST:PORT or rediss://HOST:PORT, got ${JSON.stringify(url)}`);
+  if (u.password) throw new QueueUsageError(`--queue: no password in the URL (it would show in ps and shell history); put it in ${PASSWORD_ENV}`);
+  if (!u.hostname) throw new QueueUsageError(`--queue: no host in ${JSON.stringify(url)}`);
+  const db = u.pathname && u.pathname !== "/" ? Number(u.pathname.slice(1)) : 0;
+  if (!Number.isInteger(db) || db < 0) throw new QueueUsageError(`--queue: the database after the / must be a number, got ${JSON.stringify(u.pathname.slice(1))}`);
+  const conn: RedisConnection = { host: u.hostname.replace(/^\[|\]$/g, ""), port: u.port ? Number(u.port) : 6379, db, maxRetriesPerRequest: null };
+  if (u.username) conn.username = decodeURIComponent(u.username);
+  const pw = env[PASSWORD_ENV];
+  if (pw) conn.password = pw;
+  if (u.protocol === "rediss:") conn.tls = {};
+  return conn;
+}
+
+export interface QueueJobData {
+  job: CampaignJob;
+  tracesDir: string;
+}
+
+/** A campaign's key: its name and a hash of its jobs and output folder (resuming it finds its jobs again). */
+export function campaignKey(spec: CampaignSpec, tracesDir: string): string {
+  const h = createHash("sha256").update(JSON.stringify([tracesDir, spec.jobs.map((j) => [j.id, j.hash])])).digest("hex").slice(0, 10);
+  return `${spec.name}-${h}`;
+}
+
+const POLL_MS = 200;
+/** Jobs on the queue at a time, per campaign. */
+export const DEFAULT_WINDOW = 1000;
+const SCAN_MS = 3000;
+
+/**
+ * A client of our own: BullMQ loads ioredis itself only through require(),
+ * which an ES module does not have; and our own client is ours to close.
+ */
+function client(c: RedisConnection): Redis {
+  const r = new Redis({ ...c, lazyConnect: false });
+  // Errors while Redis is away are expected; ioredis reconnects and callers see the outcome of their commands.
+  r.on("error", () => {});
+  return r;
+}
+
+/** Where a collected job's time went (the bench's queue latency), from BullMQ's own stamps. */
+export interface QueueJobTimes {
+  /** Added -> a worker took it. */
+  waitMs: number;
+  /** Taken -> finished on the worker. */
+  runMs: number;
+  /** Finished -> collected here (polling). */
+  collectMs: number;
+  /** The result as stored in Redis, bytes. */
+  resultBytes: number;
+}
+
+export class QueueDriver implements CampaignDriver {
+  private readonly queue: Queue<QueueJobData, JobResult>;
+  private readonly redis: Redis;
+  readonly times: QueueJobTimes[] = [];
+
+  constructor(
+    readonly connection: RedisConnection,
+    private readonly opts: { onNote?: (t: string) => void; pollMs?: number; window?: number } = {},
+  ) {
+    this.redis = client(connection);
+    this.queue = new Queue(QUEUE_NAME, { connection: this.redis });
+    // Redis going away is reported by the polling loop; ioredis reconnects by itself.
+    this.queue.on("error", () => {});
+  }
+
+  async run(jobs: CampaignJob[], spec: CampaignSpec, tracesDir: string, sink: DriverSink, stop: { signal: AbortSignal; budget: AbortSignal }): Promise<DriverEnd> {
+    const key = campaignKey(spec, tracesDir);
+    const qid = (j: CampaignJob): string => `${key}.${j.id}`;
+    // Only a window of jobs is on the queue at a time: Redis memory and the
+    // lost-job scan stay bounded however large the campaign.
+    const pending = [...jobs];
+    const outstanding = new Map<string, CampaignJob>();
+    const window = this.opts.window ?? DEFAULT_WINDOW;
+    const add = async (list: CampaignJob[]): Promise<void> => {
+      for (let i = 0; i < list.length; i += 500) {
+        await this.queue.addBulk(
+          list.slice(i, i + 500).map((j) => ({
+            name: key,
+            data: { job: j, tracesDir },
+            opts: { jobId: qid(j), attempts: spec.attempts, removeOnComplete: false, removeOnFail: false },
+          })),
+        );
+      }
+    };
+    let lastScan = Date.now();
+    let down = false;
+    let drained = false;
+    const pollMs = this.opts.pollMs ?? POLL_MS;
+    while ((outstanding.size > 0 || (pending.length > 0 && !drained)) && !stop.signal.aborted) {
+      try {
+        if ((stop.budget.aborted || stop.signal.aborted) && !drained) {
+          drained = true;
+          await this.removeWaiting([...outstanding.keys()], outstanding);
+          if (outstanding.size === 0) break;
+        }
+        if (!drained && pending.length > 0 && outstanding.size < window) {
+          const batch = pending.slice(0, window - outstanding.size);
+          await add(batch);
+          pending.splice(0, batch.length);
+          for (const j of batch) outstanding.set(qid(j), j);
+        }
+        for (const job of (await this.queue.getJobs(["completed", "failed"], 0, 999)) as Job<QueueJobData, JobResult>[]) {
+          if (!job?.id || job.name !== key || !outstanding.has(job.id)) continue;
+          await this.collect(job, outstanding, sink);
+        }
+        sink.running(await this.activeOf(key, outstanding));
+        if (Date.now() - lastScan >= SCAN_MS) {
+          // Jobs Redis no longer has (it restarted without its data) go back on the queue.
+          lastScan = Date.now();
+          const lost: CampaignJob[] = [];
+          for (const [id, j] of outstanding) {
+            const job = await this.queue.getJob(id);
+            if (!job) lost.push(j);
+            else if (job.finishedOn) await this.collect(job as Job<QueueJobData, JobResult>, outstanding, sink);
+          }
+          if (lost.length > 0 && !drained) {
+            this.opts.onNote?.(`${lost.length} job${lost.length === 1 ? "" : "s"} missing from Redis: enqueued again`);
+            await add(lost);
+          }
+        }
+        if (down) this.opts.onNote?.("Redis is back");
+        down = false;
+      } catch (e) {
+        if (!down) this.opts.onNote?.(`Redis unreachable (${e instanceof Error ? e.message : String(e)}); retrying`);
+        down = true;
+      }
+      await sleep(pollMs, stop.signal);
+    }
+    if (stop.signal.aborted) {
+      // Running jobs finish on their workers; --resume collects them.
+      await this.removeWaiting([...outstanding.keys()], outstanding).catch(() => {});
+      return "interrupted";
+    }
+    return drained ? "budget" : "complete";
+  }
+
+  private async collect(job: Job<QueueJobData, JobResult>, outstanding: Map<string, CampaignJob>, sink: DriverSink): Promise<void> {
+    const j = outstanding.get(job.id!);
+    if (!j) return;
+    const state = await job.getState();
+    if (state === "completed" && job.returnvalue) {
+      const now = Date.now();
+      const taken = job.processedOn ?? job.timestamp;
+      const finished = job.finishedOn ?? now;
+      this.times.push({ waitMs: taken - job.timestamp, runMs: finished - taken, collectMs: now - finished, resultBytes: Buffer.byteLength(JSON.stringify(job.returnvalue)) });
+      await sink.result(job.returnvalue);
+    } else if (state === "failed") {
+      await sink.failed({ jobId: j.id, storm: j.storm, machine: j.machine, seed: j.seed, attempts: job.attemptsMade, error: job.failedReason || "failed", at: new Date(job.finishedOn ?? Date.now()).toISOString() });
+    } else return;
+    outstanding.delete(job.id!);
+    await job.remove().catch(() => {});
+  }
+
+  private async activeOf(key: string, outstanding: Map<string, CampaignJob>): Promise<number> {
+    const active = await this.queue.getJobs(["active"], 0, 999);
+    return active.filter((j) => j?.name === key && outstanding.has(j.id!)).length;
+  }
+
+  /** Takes this campaign's jobs no worker has started off the queue. */
+  private async removeWaiting(ids: string[], outstanding: Map<string, CampaignJob>): Promise<void> {
+    for (const id of ids) {
+      const job = await this.queue.getJob(id);
+      if (!job) continue;
+      const state = await job.getState();
+      if (state === "waiting" || state === "delayed" || state === "prioritized" || state === "waiting-children") {
+        await job.remove();
+        outstanding.delete(id);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+    this.redis.disconnect();
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+export interface QueueWorkerOptions {
+  concurrency: number;
+  /** How long a job's lock lasts without renewal; a dead worker's job is retried after about this long. */
+  lockMs?: number;
+  /** How often workers look for stalled jobs. */
+  stalledMs?: number;
+  /** Stalls (dead workers) a job survives before it is marked failed. */
+  maxStalled?: number;
+  onJob?: (e: { jobId: string; state: "started" | "done" | "failed"; result?: JobResult; error?: string }) => void;
+  onError?: (e: Error) => void;
+}
+
+/** Pulls jobs from the queue and runs each on a local worker pool until closed. */
+export class QueueWorker {
+  private readonly pool: WorkerPool;
+  private readonly worker: Worker<QueueJobData, JobResult>;
+  private readonly redis: Redis;
+  readonly name = `${hostname()}:${process.pid}`;
+
+  constructor(connection: RedisConnection, opts: QueueWorkerOptions) {
+    this.pool = new WorkerPool(opts.concurrency);
+    this.redis = client(connection);
+    this.worker = new Worker<QueueJobData, JobResult>(
+      QUEUE_NAME,
+      async (job) => {
+        const d = job.data;
+        opts.onJob?.({ jobId: d.job.id, state: "started" });
+        try {
+          const r = await this.pool.run(d.job, d.tracesDir);
+          opts.onJob?.({ jobId: d.job.id, state: "done", result: r });
+          return { ...r, worker: this.name };
+        } catch (e) {
+          const msg = e instanceof Error ? e.message : String(e);
+          opts.onJob?.({ jobId: d.job.id, state: "failed", error: msg });
+          throw e instanceof JobSetupError ? e : new Error(msg);
+        }
+      },
+      {
+        connection: this.redis,
+        concurrency: opts.concurrency,
+        lockDuration: opts.lockMs ?? 30_000,
+        stalledInterval: opts.stalledMs ?? 30_000,
+        maxStalledCount: opts.maxStalled ?? 2,
+      },
+    );
+    this.worker.on("error", (e) => opts.onError?.(e));
+  }
+
+  /** Resolves when connected and pulling. */
+  async ready(): Promise<void> {
+    await this.worker.waitUntilReady();
+  }
+
+  /** Waits for running jobs to finish, then stops. */
+  async close(): Promise<void> {
+    await this.worker.close();
+    await this.pool.stop();
+    this.redis.disconnect();
+  }
+
+  /** Stops running jobs now (their storms stop their VMs); their locks lapse and other workers take them. */
+  async abort(): Promise<void> {
+    await this.pool.stop();
+    await this.worker.close(true);
+    this.redis.disconnect();
+  }
+}

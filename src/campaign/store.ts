@@ -1,0 +1,107 @@
+// A campaign's output folder: the plan, one result file per finished job
+// (written whole, then renamed: a result is there or it is not), one file per
+// job marked failed, the reports and the shrunk storms. Job traces live under
+// the traces folder (by default jobs/ here).
+
+import { existsSync } from "node:fs";
+import { mkdir, readFile, readdir, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { JobResult } from "./job.js";
+import type { CampaignSpec } from "./spec.js";
+
+export interface FailedJob {
+  jobId: string;
+  storm: string;
+  machine: string;
+  seed: number;
+  attempts: number;
+  error: string;
+  at: string;
+}
+
+export interface PlanFile {
+  name: string;
+  file: string;
+  traces: string;
+  jobs: { id: string; hash: string }[];
+  createdAt: string;
+}
+
+export class CampaignStore {
+  readonly results: string;
+  readonly failed: string;
+  readonly traces: string;
+
+  constructor(
+    readonly dir: string,
+    traces: string | null,
+  ) {
+    this.results = join(dir, "results");
+    this.failed = join(dir, "failed");
+    this.traces = traces ?? join(dir, "jobs");
+  }
+
+  async init(spec: CampaignSpec, resume: boolean): Promise<void> {
+    const plan = join(this.dir, "campaign.json");
+    if (existsSync(plan)) {
+      const old = JSON.parse(await readFile(plan, "utf8")) as PlanFile;
+      if (!resume) throw new StoreError(`${this.dir} holds campaign "${old.name}" already: give --resume to go on with it, or another --out`);
+      if (old.name !== spec.name) throw new StoreError(`${this.dir} holds campaign "${old.name}", not "${spec.name}": give another --out`);
+    }
+    await mkdir(this.results, { recursive: true });
+    await mkdir(this.failed, { recursive: true });
+    await mkdir(this.traces, { recursive: true });
+    const p: PlanFile = { name: spec.name, file: spec.file, traces: this.traces, jobs: spec.jobs.map((j) => ({ id: j.id, hash: j.hash })), createdAt: new Date().toISOString() };
+    await atomicWrite(plan, JSON.stringify(p, null, 2) + "\n");
+  }
+
+  /** Finished results whose storm is unchanged, by job id. */
+  async finished(spec: CampaignSpec): Promise<Map<string, JobResult>> {
+    const hashes = new Map(spec.jobs.map((j) => [j.id, j.hash]));
+    const out = new Map<string, JobResult>();
+    if (!existsSync(this.results)) return out;
+    for (const f of await readdir(this.results)) {
+      if (!f.endsWith(".json")) continue;
+      const r = JSON.parse(await readFile(join(this.results, f), "utf8")) as JobResult;
+      if (hashes.get(r.jobId) === r.hash) out.set(r.jobId, r);
+    }
+    return out;
+  }
+
+  /** Saves a result once: false when the job had one already (a job that ran twice is counted once). */
+  async saveResult(r: JobResult): Promise<boolean> {
+    const f = join(this.results, `${r.jobId}.json`);
+    if (existsSync(f)) return false;
+    await atomicWrite(f, JSON.stringify(r) + "\n");
+    return true;
+  }
+
+  async saveFailed(f: FailedJob): Promise<void> {
+    await atomicWrite(join(this.failed, `${f.jobId}.json`), JSON.stringify(f) + "\n");
+  }
+
+  async failedJobs(spec: CampaignSpec): Promise<FailedJob[]> {
+    const ids = new Set(spec.jobs.map((j) => j.id));
+    if (!existsSync(this.failed)) return [];
+    const out: FailedJob[] = [];
+    for (const f of (await readdir(this.failed)).sort()) {
+      if (!f.endsWith(".json")) continue;
+      const j = JSON.parse(await readFile(join(this.failed, f), "utf8")) as FailedJob;
+      if (ids.has(j.jobId) && !existsSync(join(this.results, f))) out.push(j);
+    }
+    return out;
+  }
+}
+
+export class StoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StoreError";
+  }
+}
+
+export async function atomicWrite(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, text);
+  await rename(tmp, path);
+}

@@ -1,0 +1,101 @@
+// What `plugstorm check` prints: the rules broken in the order they first
+// broke (counts beside), then findings: each cause with its consequences
+// (docs/cascades.md), a few examples per rule.
+
+import { groupCascades } from "../model/index.js";
+import { formatVerdict, verdictWhere, type CheckedVerdict } from "./index.js";
+
+export interface RuleFirst {
+  rule: string;
+  /** Worst severity among its verdicts. */
+  severity: "warning" | "error" | "fatal";
+  count: number;
+  /** Verdicts that are consequences of another (docs/cascades.md). */
+  consequences: number;
+  /** Its first verdict and that verdict's position in the list. */
+  first: CheckedVerdict;
+  firstOrdinal: number;
+}
+
+const RANK = { warning: 0, error: 1, fatal: 2 } as const;
+
+/** Rules with verdicts, ordered by their first verdict. */
+export function rulesByFirstOccurrence(verdicts: readonly CheckedVerdict[]): RuleFirst[] {
+  const by = new Map<string, RuleFirst>();
+  verdicts.forEach((v, i) => {
+    let r = by.get(v.rule);
+    if (!r) by.set(v.rule, (r = { rule: v.rule, severity: v.severity, count: 0, consequences: 0, first: v, firstOrdinal: i }));
+    r.count++;
+    if (v.cause) r.consequences++;
+    if (RANK[v.severity] > RANK[r.severity]) r.severity = v.severity;
+  });
+  return [...by.values()];
+}
+
+export interface CheckTextOptions {
+  /** Full verdicts shown per rule; 0 for all. */
+  examples: number;
+  /** Only this rule's verdicts. */
+  rule?: string;
+}
+
+function who(v: CheckedVerdict): string {
+  return v.device ? `${v.device}${v.nicId ? ` (${v.nicId})` : ""}` : v.nicId || "-";
+}
+
+/** The per-rule summary: one line per rule, in order of first occurrence. */
+export function formatRuleSummary(rules: readonly RuleFirst[]): string[] {
+  if (rules.length === 0) return [];
+  const w = Math.max(4, ...rules.map((r) => r.rule.length));
+  const cw = Math.max(5, ...rules.map((r) => String(r.count).length + 1));
+  const out = [`rules broken, in the order they first broke:`, `  ${"sev".padEnd(7)} ${"rule".padEnd(w)}  ${"count".padStart(cw)}  first`];
+  for (const r of rules) {
+    const cons = r.consequences > 0 ? ` [${r.consequences === r.count ? "all" : r.consequences} consequence${r.consequences === 1 ? "" : "s"} of earlier causes]` : "";
+    out.push(`  ${r.severity.toUpperCase().padEnd(7)} ${r.rule.padEnd(w)}  ${`${r.count}×`.padStart(cw)}  ${who(r.first)} ${verdictWhere(r.first)}${cons}`);
+  }
+  return out;
+}
+
+/**
+ * The findings: each cause as a full verdict (up to `examples` per rule),
+ * with its consequences one line each under it (up to `examples` per rule
+ * too); what was left out is counted, never silently dropped.
+ */
+export function formatFindings(verdicts: readonly CheckedVerdict[], opts: CheckTextOptions): string[] {
+  const out: string[] = [];
+  const shown = new Map<string, number>();
+  const omitted = new Map<string, number>();
+  const take = (rule: string): boolean => {
+    const n = shown.get(rule) ?? 0;
+    if (opts.examples > 0 && n >= opts.examples) {
+      omitted.set(rule, (omitted.get(rule) ?? 0) + 1);
+      return false;
+    }
+    shown.set(rule, n + 1);
+    return true;
+  };
+  for (const g of groupCascades(verdicts)) {
+    const cause = verdicts[g.cause]!;
+    const cons = g.consequences;
+    const wanted = opts.rule === undefined || cause.rule === opts.rule;
+    const consWanted = opts.rule === undefined ? cons : cons.filter((i) => verdicts[i]!.rule === opts.rule);
+    const head = wanted && take(cause.rule);
+    if (head) out.push(`${g.cause + 1}. ${formatVerdict(cause)}`);
+    if (consWanted.length === 0) continue;
+    if (!head) {
+      // Consequences of a cause not shown still say what they hang from.
+      out.push(`${g.cause + 1}. (cause not shown: ${cause.rule} on ${who(cause)} ${verdictWhere(cause)})`);
+    }
+    out.push(`   ${cons.length} consequence${cons.length === 1 ? "" : "s"} of it${consWanted.length < cons.length ? ` (${consWanted.length} of rule ${opts.rule})` : ""}:`);
+    for (const i of consWanted) {
+      const v = verdicts[i]!;
+      if (!take(v.rule)) continue;
+      out.push(`     ${i + 1}. ${v.severity.toUpperCase()} ${v.rule}: ${who(v)} ${verdictWhere(v)}: ${v.message.split("\n")[0]}`);
+    }
+  }
+  if (omitted.size > 0) {
+    const parts = [...omitted].map(([r, n]) => `${n} ${r}`);
+    out.push(`not shown (limit ${opts.examples} per rule; --examples 0 shows all, --rule ID one rule): ${parts.join(", ")}`);
+  }
+  return out;
+}

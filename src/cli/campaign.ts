@@ -1,0 +1,277 @@
+// plugstorm campaign and plugstorm worker.
+
+import { relative, resolve } from "node:path";
+import {
+  LocalDriver,
+  StoreError,
+  defaultParallelism,
+  loadQueue,
+  SIM_JOB_MB,
+  loadCampaignFile,
+  runCampaign,
+  type CampaignDriver,
+  type CampaignProgress,
+  type CampaignSpec,
+} from "../campaign/index.js";
+import { ScenarioError } from "../storm/index.js";
+import { EXIT_USAGE, UsageError, intOption, parse, type Io } from "./args.js";
+
+export const CAMPAIGN_HELP = `usage: plugstorm campaign FILE [options]
+
+Runs a campaign (YAML; see scripts/campaigns/README.md): storms × machines ×
+seeds × repetitions, as jobs on a pool of local worker processes, or through a
+BullMQ queue on Redis that "plugstorm worker" processes on any number of hosts
+pull from. Every job keeps its trace and reports; verdicts are deduplicated by
+signature into summary.txt, report.json, junit.xml and report.html in the
+output folder, with the shrunk minimal storm of each sim signature.
+
+Default parallelism: min(cores, (available memory - 512 MiB) / memory per job),
+where a job needs 200 MiB on the sim machine and the guest's RAM + 300 MiB on
+QEMU. Ctrl-C stops every running storm (and its VM) and keeps every finished
+result; --resume then runs only what is left.
+
+options:
+  --out DIR          output folder (default: campaigns/<campaign name>/)
+  --resume           go on with the campaign in --out: skip finished jobs
+  --parallelism N    local workers (default: computed, see above)
+  --queue URL        enqueue on Redis (redis://HOST:PORT[/DB], rediss:// for TLS) and
+                     collect the results workers report; the password, if any,
+                     comes from PLUGSTORM_REDIS_PASSWORD, never the command line
+  --window N         with --queue: jobs on the queue at a time (default 1000); more
+                     are added as results come in
+  --verbose, -v      a line for every job started and finished
+  --quiet, -q        print only the output folder
+  --json             print the campaign report as JSON on stdout
+
+Exit codes: 0 no signature, 1 signatures found, 2 usage or set-up error, or
+jobs failed with nothing found; 130 interrupted.
+`;
+
+function fmtMs(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return "?";
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  return m < 60 ? `${m}m${String(s % 60).padStart(2, "0")}s` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
+}
+
+export function campaignProgressText(p: CampaignProgress): string {
+  const finished = p.skipped + p.done;
+  return (
+    `jobs ${finished}/${p.total} done · ${p.running} running · ${p.failed} failed · ${p.signatures} signature${p.signatures === 1 ? "" : "s"} · ` +
+    `${fmtMs(p.elapsedMs)} elapsed${Number.isNaN(p.etaMs) ? "" : ` · ETA ${fmtMs(p.etaMs)}`}`
+  );
+}
+
+export async function campaignCommand(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(
+    "campaign",
+    argv,
+    { out: { type: "string" }, resume: { type: "boolean" }, parallelism: { type: "string" }, queue: { type: "string" }, window: { type: "string" }, quiet: { type: "boolean", short: "q" }, json: { type: "boolean" }, verbose: { type: "boolean", short: "v" } },
+    { maxPositionals: 1 },
+  );
+  const file = positionals[0];
+  if (!file) throw new UsageError("expected a campaign file", "campaign");
+  let spec: CampaignSpec;
+  try {
+    spec = (await loadCampaignFile(file)).spec;
+  } catch (e) {
+    if (e instanceof ScenarioError) {
+      io.err.write(`plugstorm campaign: the campaign is not valid (${e.issues.length} problem${e.issues.length === 1 ? "" : "s"}); nothing was run:\n${e.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw e;
+  }
+  const quiet = values.quiet === true || values.json === true;
+  const say = (t: string): void => void (quiet ? undefined : io.err.write(t + "\n"));
+  const out = resolve(values.out ?? resolve("campaigns", spec.name));
+  let driver: CampaignDriver;
+  let closeDriver: (() => Promise<void>) | undefined;
+  if (values.queue !== undefined) {
+    const { QueueDriver, parseRedisUrl, QueueUsageError } = await loadQueue();
+    let conn;
+    try {
+      conn = parseRedisUrl(values.queue, process.env);
+    } catch (e) {
+      if (e instanceof QueueUsageError) throw new UsageError(e.message, "campaign");
+      throw e;
+    }
+    const window = intOption("window", values.window, "campaign", 1);
+    const qd = new QueueDriver(conn, { onNote: say, ...(window !== undefined ? { window } : {}) });
+    driver = qd;
+    closeDriver = () => qd.close();
+    say(`campaign "${spec.name}": ${spec.jobs.length} jobs on queue ${values.queue} (run "plugstorm worker --queue ${values.queue}" on the hosts)`);
+  } else {
+    const n = intOption("parallelism", values.parallelism, "campaign", 1);
+    let parallelism = n ?? spec.parallelism;
+    let why = n !== undefined ? "--parallelism" : "the campaign file";
+    if (parallelism === null) ({ n: parallelism, why } = defaultParallelism(spec.jobs.map((j) => j.memoryMb)));
+    driver = new LocalDriver(parallelism);
+    say(`campaign "${spec.name}": ${spec.jobs.length} jobs, ${parallelism} at a time (${why})`);
+  }
+  say(`output: ${relative(process.cwd(), out) || "."}`);
+
+  const ac = new AbortController();
+  let interruptedBy: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (interruptedBy) {
+      io.err.write(`plugstorm campaign: second ${sig}, exiting without waiting\n`);
+      process.exit(sig === "SIGINT" ? 130 : 143);
+    }
+    interruptedBy = sig;
+    say(`${sig}: stopping every running storm; finished results are kept (--resume goes on)`);
+    ac.abort("interrupted");
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const tty = io.err.isTTY && !quiet;
+  let lastLine = 0;
+  let live = "";
+  let printed = "";
+  let lastP: { p: CampaignProgress; at: number } | null = null;
+  // Off a terminal: the state every 5 s, also when nothing calls back meanwhile (times brought up to now).
+  const ticker = !tty && !quiet ? setInterval(() => {
+    if (!lastP) return;
+    const dt = Date.now() - lastP.at;
+    const text = campaignProgressText({ ...lastP.p, elapsedMs: lastP.p.elapsedMs + dt, etaMs: Math.max(0, lastP.p.etaMs - dt) });
+    if (text !== printed) {
+      printed = text;
+      lastLine = Date.now();
+      io.err.write(`progress: ${text}\n`);
+    }
+  }, 5000) : undefined;
+  ticker?.unref();
+  const line = (t: string): void => {
+    if (quiet) return;
+    io.err.write(tty ? `\r\x1b[2K${t}\n${live}` : `${t}\n`);
+  };
+  try {
+    const r = await runCampaign(spec, {
+      out,
+      resume: values.resume === true,
+      driver,
+      signal: ac.signal,
+      onProgress: (p) => {
+        if (quiet) return;
+        const now = Date.now();
+        lastP = { p, at: now };
+        live = campaignProgressText(p);
+        if (tty) {
+          if (now - lastLine >= 100) io.err.write(`\r\x1b[2K${live.slice(0, (io.err.columns ?? 120) - 1)}`);
+        } else if (now - lastLine < 5000 || live === printed) return;
+        else {
+          printed = live;
+          io.err.write(`progress: ${live}\n`);
+        }
+        lastLine = now;
+      },
+      onSignature: (s, job) => line(`new signature [${s.id}] ${s.title} (job ${job.jobId})`),
+      onFailed: (f) => line(`job ${f.jobId} failed after ${f.attempts} attempt${f.attempts === 1 ? "" : "s"}: ${f.error}`),
+      onNote: line,
+      ...(values.verbose
+        ? {
+            onJobStarted: (j: { id: string }) => line(`job ${j.id}: started`),
+            onJobDone: (r: { jobId: string; status: string; findings: { causeId: string | null }[] }) =>
+              line(`job ${r.jobId}: ${r.status}${r.findings.length ? ` (${r.findings.filter((f) => f.causeId === null).length} first-cause signatures)` : ""}`),
+          }
+        : {}),
+    });
+    if (tty) io.err.write("\r\x1b[2K");
+    if (values.json) io.out.write(JSON.stringify(r.report) + "\n");
+    else if (values.quiet) io.out.write(`${r.outDir}\n`);
+    else io.out.write(`${r.text}reports: ${r.files.map((f) => relative(process.cwd(), f)).join(", ")}\n`);
+    if (r.exitCode === 1) return 1;
+    if (interruptedBy) return interruptedBy === "SIGINT" ? 130 : 143;
+    return r.exitCode;
+  } catch (e) {
+    if (e instanceof StoreError) throw new UsageError(e.message, "campaign");
+    throw e;
+  } finally {
+    if (ticker) clearInterval(ticker);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await closeDriver?.();
+  }
+}
+
+export const WORKER_HELP = `usage: plugstorm worker --queue URL [options]
+
+Pulls campaign jobs from the BullMQ queue on Redis at URL and runs each on this
+host's own pool of worker processes (and their VMs), reporting results and
+signatures back through the queue; job traces go where the campaign says (a
+folder every host sees at the same path). A worker that dies mid-job stops
+renewing its job's lock: after --lock-ms another worker runs the job again.
+The Redis password, if any, comes from PLUGSTORM_REDIS_PASSWORD.
+
+SIGINT/SIGTERM: finish the running jobs, take no new ones, exit; a second
+signal stops the running storms at once (their jobs go to other workers).
+
+options:
+  --queue URL        redis://HOST:PORT[/DB] or rediss://HOST:PORT[/DB] (TLS)
+  --concurrency N    jobs at a time here (default: computed as for campaign, for sim jobs)
+  --lock-ms MS       job lock duration (default 30000)
+  --stalled-ms MS    how often to look for stalled jobs (default 30000)
+  --max-stalled N    stalls a job survives before it is marked failed (default 2)
+  --quiet, -q        no line per job
+`;
+
+export async function workerCommand(argv: string[], io: Io): Promise<number> {
+  const { values } = parse(
+    "worker",
+    argv,
+    { queue: { type: "string" }, concurrency: { type: "string" }, "lock-ms": { type: "string" }, "stalled-ms": { type: "string" }, "max-stalled": { type: "string" }, quiet: { type: "boolean", short: "q" } },
+    { maxPositionals: 0 },
+  );
+  if (values.queue === undefined) throw new UsageError("--queue redis://HOST:PORT is required", "worker");
+  const { QueueWorker, parseRedisUrl, QueueUsageError } = await loadQueue();
+  
+  let conn;
+  try {
+    conn = parseRedisUrl(values.queue, process.env);
+  } catch (e) {
+    if (e instanceof QueueUsageError) throw new UsageError(e.message, "worker");
+    throw e;
+  }
+  const concurrency = intOption("concurrency", values.concurrency, "worker", 1) ?? defaultParallelism(Array(1024).fill(SIM_JOB_MB)).n;
+  let lastError = "";
+  const opts: ConstructorParameters<typeof QueueWorker>[1] = {
+    concurrency,
+    onJob: (e) => {
+      if (values.quiet) return;
+      if (e.state === "started") io.err.write(`job ${e.jobId}: started\n`);
+      else if (e.state === "done") io.err.write(`job ${e.jobId}: ${e.result!.status}${e.result!.findings.length ? ` (${e.result!.findings.length} signature${e.result!.findings.length === 1 ? "" : "s"})` : ""}\n`);
+      else io.err.write(`job ${e.jobId}: failed: ${e.error}\n`);
+    },
+    // Redis away: one line per new error, not one per reconnect attempt.
+    onError: (e) => {
+      if (e.message === lastError) return;
+      lastError = e.message;
+      io.err.write(`worker: ${e.message}\n`);
+    },
+  };
+  const lockMs = intOption("lock-ms", values["lock-ms"], "worker", 100);
+  const stalledMs = intOption("stalled-ms", values["stalled-ms"], "worker", 100);
+  const maxStalled = intOption("max-stalled", values["max-stalled"], "worker", 1);
+  if (lockMs !== undefined) opts.lockMs = lockMs;
+  if (stalledMs !== undefined) opts.stalledMs = stalledMs;
+  if (maxStalled !== undefined) opts.maxStalled = maxStalled;
+  const w = new QueueWorker(conn, opts);
+  await w.ready();
+  if (!values.quiet) io.err.write(`worker ${w.name}: ${concurrency} at a time, pulling from ${values.queue}\n`);
+  let signals = 0;
+  await new Promise<void>((resolveDone) => {
+    const onSignal = (sig: NodeJS.Signals): void => {
+      signals++;
+      if (signals === 1) {
+        io.err.write(`${sig}: finishing running jobs, taking no new ones\n`);
+        void w.close().then(resolveDone);
+      } else {
+        io.err.write(`${sig}: stopping running jobs now\n`);
+        void w.abort().then(resolveDone);
+      }
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+  return 0;
+}

@@ -1,0 +1,58 @@
+// The four reports (text, JSON, JUnit, HTML) of `plugstorm check --report DIR`:
+// a RunReport made from a saved trace and its check, damage included.
+
+import type { CheckedVerdict, Summary } from "../check/index.js";
+import type { plugstorm } from "../gen/plugstorm.js";
+import type { ReportVerdict, RunReport, Timeline } from "../report/index.js";
+import { TOOL_VERSION } from "../storm/index.js";
+import type { TraceStatus } from "../trace/index.js";
+
+export interface TraceCheckFacts {
+  path: string;
+  header: plugstorm.trace.v1.TraceHeader;
+  profile: string;
+  verdicts: readonly CheckedVerdict[];
+  summary: Summary;
+  status: TraceStatus;
+  timeline: Timeline;
+  records: number;
+}
+
+export function toReportVerdict(v: CheckedVerdict): ReportVerdict {
+  return {
+    rule: v.rule,
+    side: v.side,
+    severity: v.severity,
+    device: v.device,
+    nicId: v.nicId,
+    holders: [...v.holders],
+    message: v.message,
+    tNs: v.tNs,
+    recordIndex: v.recordIndex,
+    statement: v.statement,
+    history: v.history.map((h) => ({ text: h.text, tNs: h.tNs })),
+    ...(v.cause ? { cause: { ...v.cause } } : {}),
+  };
+}
+
+export function traceRunReport(f: TraceCheckFacts): RunReport {
+  const h = f.header;
+  const failing = f.verdicts.some((v) => v.severity !== "warning");
+  const report: RunReport = {
+    toolVersion: TOOL_VERSION,
+    scenarioName: h.scenarioName || f.path,
+    seed: Number(h.seed ?? 0),
+    profiles: { machine: h.machineProfile || "", guest: h.guestProfile || "", model: f.profile },
+    startedAtMs: Number(h.wallClockStartMs ?? 0),
+    durationMs: (f.timeline.endNs - Math.min(f.timeline.startNs, f.timeline.endNs)) / 1e6,
+    reproduce: `plugstorm check ${f.path}`,
+    exit: failing ? { status: "violations" } : { status: "clean" },
+    verdicts: f.verdicts.map(toReportVerdict),
+    summary: f.summary as unknown as RunReport["summary"],
+    counts: { cycles: f.summary.cycles, frames: f.summary.guestFrames, framesLost: f.summary.framesLost, corrupt: f.summary.corruptFrames },
+    traceFile: f.path,
+    timeline: f.timeline,
+  };
+  if (f.status.damaged.length > 0) report.traceDamage = { bytes: f.status.bytesSkipped, regions: f.status.damaged.map((d) => ({ ...d })) };
+  return report;
+}

@@ -1,0 +1,10 @@
+// USB NIC device models: descriptors, class requests and data paths as plain
+// objects, with no I/O. A transport (src/usbredir) carries them to a guest.
+export type * from "./model.js";
+export { UsbDevice, REQ } from "./usb-device.js";
+export { DT, configDescriptor, deviceDescriptor, stringDescriptor, parseConfig, DescriptorError, type ConfigFields, type InterfaceFields, type EndpointFields, type DeviceDescriptorFields } from "./descriptors.js";
+export { EthernetWire, linkLocal, parseMac, formatMac } from "./wire.js";
+export { FrameQueue, wireFor, macString, RX_QUEUE_FRAMES, type NicIdentityData } from "./nic.js";
+export { CdcEcmDevice, ECM_EP, ECM_IDS } from "./cdc-ecm.js";
+export { FaultPlan, malformConfig, MALFORMED, type DeviceFault, type FaultEndpoint, type FaultVerdict, type AppliedFault, type MalformedWhat } from "./faults.js";
+export { createDevice, DEVICE_MODELS, type DeviceModelName, type NicDevice } from "./registry.js";

@@ -1,0 +1,188 @@
+// Cascades: consequence verdicts grouped under their first cause. A pass that
+// runs beside the checker over its verdicts (the checker is unchanged), fed a
+// few facts about devices and event threads.
+//
+// The rule (also in docs/cascades.md):
+// - A device D *blocks* thread T from D's detach-begin in T until T shows
+//   progress: D's detach-end or free, or any event of another device in T.
+//   (NetBSD runs a USB bus's attaches and detaches in that bus's event
+//   thread, a PCMCIA socket's in the socket's thread, one at a time: while a
+//   detach waits for a leaked reference, nothing else on that bus attaches or
+//   detaches; netbsd.md §4, §8.6.)
+// - The *cause* of a blocking episode is the first failing verdict that names D
+//   while D blocks T. It is never grouped under anything.
+// - A later failing verdict of a liveness rule about a device or NIC
+//   (host-add-attaches, host-remove-detaches, host-remove-frees,
+//   detach-completes, ...; not channel rules) is a *consequence* of that cause
+//   when the episode is still open at the verdict and either
+//     (a) it names D itself, or
+//     (b) the record that started its deadline came after the episode began,
+//         and the work it waited for runs in T: the device it names last ran
+//         in T, or (a NIC the guest never showed a device for) every thread
+//         that has served that NIC's bus is blocked; with several blocked,
+//         the earliest cause is its cause.
+// - Only an earlier verdict can be a cause, so the first verdict of a run is
+//   always a cause, and a safety verdict (a rule broken by an event) is never
+//   a consequence.
+
+import { RULE_BY_ID } from "./rules.js";
+import type { Verdict } from "./verdict.js";
+
+/** What a cascade's consequence points at: its cause. */
+export interface CauseRef {
+  /** Position of the cause in the run's verdict list (0-based). */
+  ordinal: number;
+  rule: string;
+  device: string;
+  nicId: string;
+  recordIndex: number;
+  /** The thread the cause's device blocked. */
+  thread: string;
+}
+
+/** A guest device event as the cascade tracker needs it. */
+export interface ThreadActivity {
+  thread: string;
+  device: string;
+  /** The NIC (QEMU id) the device event names by its serial, "" when none. */
+  nicId: string;
+  kind: "detach-begin" | "detach-end" | "free" | "other";
+  index: number;
+}
+
+interface Episode {
+  device: string;
+  thread: string;
+  sinceIndex: number;
+  cause: CauseRef | null;
+}
+
+/** Whether a rule's verdicts can be consequences of a blocked thread. */
+export function canBeConsequence(rule: string): boolean {
+  const r = RULE_BY_ID.get(rule);
+  return r !== undefined && r.liveness && r.side !== "channel";
+}
+
+/**
+ * Joins kept for the most recent names only: a storm of a million cycles
+ * must not grow the tracker (a stale join only makes a verdict its own finding).
+ */
+const MAX_JOINS = 8192;
+
+function remember<K, V>(m: Map<K, V>, k: K, v: V): void {
+  m.delete(k);
+  m.set(k, v);
+  if (m.size > MAX_JOINS) m.delete(m.keys().next().value as K);
+}
+
+export class CascadeTracker {
+  private readonly busOfNic = new Map<string, string>();
+  private readonly nicOfDevice = new Map<string, string>();
+  private readonly deviceOfNic = new Map<string, string>();
+  private readonly threadOfDevice = new Map<string, string>();
+  /** Threads that have served each bus kind. */
+  private readonly threadsOfBus = new Map<string, Set<string>>();
+  /** Open blocking episodes by thread. */
+  private readonly blocked = new Map<string, Episode>();
+  private ordinal = 0;
+
+  /** A host add: which bus the NIC is on. */
+  hostAdd(nicId: string, bus: string): void {
+    remember(this.busOfNic, nicId, bus);
+  }
+
+  /** A guest device event with its thread ("" when the guest did not say). */
+  activity(a: ThreadActivity): void {
+    if (a.nicId && this.nicOfDevice.get(a.device) !== a.nicId) {
+      remember(this.nicOfDevice, a.device, a.nicId);
+      remember(this.deviceOfNic, a.nicId, a.device);
+    }
+    const ep = a.thread ? this.blocked.get(a.thread) : undefined;
+    if (ep && (a.device !== ep.device || a.kind === "detach-end" || a.kind === "free")) this.blocked.delete(a.thread);
+    // A device that ends or is freed no longer blocks whichever thread it blocked.
+    if (a.kind === "detach-end" || a.kind === "free") {
+      for (const [t, e] of this.blocked) if (e.device === a.device) this.blocked.delete(t);
+    }
+    if (!a.thread) return;
+    if (this.threadOfDevice.get(a.device) !== a.thread) remember(this.threadOfDevice, a.device, a.thread);
+    const nic = a.nicId || this.nicOfDevice.get(a.device) || "";
+    const bus = nic ? this.busOfNic.get(nic) : undefined;
+    if (bus) {
+      let s = this.threadsOfBus.get(bus);
+      if (!s) this.threadsOfBus.set(bus, (s = new Set()));
+      s.add(a.thread);
+    }
+    if (a.kind === "detach-begin") this.blocked.set(a.thread, { device: a.device, thread: a.thread, sinceIndex: a.index, cause: null });
+  }
+
+  /**
+   * Classifies the next verdict of the run (call for every verdict, in
+   * order): its cause when it is a consequence, else null.
+   */
+  verdict(v: Pick<Verdict, "rule" | "severity" | "device" | "nicId" | "recordIndex">): CauseRef | null {
+    const ordinal = this.ordinal++;
+    if (v.severity === "warning") return null;
+    const device = v.device || (v.nicId ? this.deviceOfNic.get(v.nicId) ?? "" : "");
+    // Is this about a device that blocks a thread? Then it is that episode's cause, or a consequence of it.
+    if (device) {
+      for (const ep of this.blocked.values()) {
+        if (ep.device !== device) continue;
+        if (ep.cause === null) {
+          ep.cause = { ordinal, rule: v.rule, device, nicId: v.nicId || this.nicOfDevice.get(device) || "", recordIndex: v.recordIndex, thread: ep.thread };
+          return null;
+        }
+        return canBeConsequence(v.rule) ? ep.cause : null;
+      }
+    }
+    if (!canBeConsequence(v.rule)) return null;
+    const candidates: Episode[] = [];
+    const thread = device ? this.threadOfDevice.get(device) : undefined;
+    if (thread !== undefined) {
+      const ep = this.blocked.get(thread);
+      if (ep) candidates.push(ep);
+    } else {
+      const bus = v.nicId ? this.busOfNic.get(v.nicId) : undefined;
+      const threads = bus ? this.threadsOfBus.get(bus) : undefined;
+      if (!threads || threads.size === 0) return null;
+      for (const t of threads) {
+        const ep = this.blocked.get(t);
+        if (!ep) return null;
+        candidates.push(ep);
+      }
+    }
+    let best: CauseRef | null = null;
+    for (const ep of candidates) {
+      if (ep.cause === null || v.recordIndex <= ep.sinceIndex) return null;
+      if (best === null || ep.cause.ordinal < best.ordinal) best = ep.cause;
+    }
+    return best;
+  }
+}
+
+/** One finding: a cause and the verdicts grouped under it, by ordinal. */
+export interface Cascade {
+  cause: number;
+  consequences: number[];
+}
+
+/**
+ * Groups a verdict list by the causes its verdicts name: every verdict that
+ * is not a consequence heads a finding (in list order), each consequence is
+ * listed under its cause. A consequence whose cause is missing from the list
+ * heads its own finding, so nothing is ever hidden.
+ */
+export function groupCascades(verdicts: readonly { cause?: { ordinal: number } | null }[]): Cascade[] {
+  const groups: Cascade[] = [];
+  const byCause = new Map<number, Cascade>();
+  verdicts.forEach((v, i) => {
+    const c = v.cause ? byCause.get(v.cause.ordinal) : undefined;
+    if (c && v.cause!.ordinal < i) {
+      c.consequences.push(i);
+      return;
+    }
+    const g = { cause: i, consequences: [] };
+    groups.push(g);
+    byCause.set(i, g);
+  });
+  return groups;
+}

@@ -1,0 +1,172 @@
+// End to end with plugstorm as the USB device: the Linux guest boots under
+// QEMU, a redir-cdce NIC (our CDC-ECM model over usb-redir) is hot-added,
+// cdc_ether binds it with our serial and MAC, frames cross it both ways (the
+// guest's traffic into our wire, our ICMPv6 pings answered by the guest's
+// kernel), and it leaves by device_del and by a device-side disconnect (a
+// yanked cable), each ending in the guest's detach and free. Run under
+// `flock /tmp/plugstorm-qemu.lock`.
+import test from "ava";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { plugstorm } from "../../src/gen/plugstorm.js";
+import { QemuMachine, type MachineObservation } from "../../src/hotplug/index.js";
+import { linuxGuestImage, linuxGuestProfile } from "../../src/qemu/index.js";
+import { encodeHostCommand, GuestStreamDecoder } from "../../src/telemetry/index.js";
+import { loadStormFile, runStorm } from "../../src/storm/index.js";
+import { parseTrace } from "../../src/trace/index.js";
+
+import Frame = plugstorm.telemetry.v1.Frame;
+import DeviceKind = plugstorm.telemetry.v1.DeviceEvent.Kind;
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+
+test.before(() => {
+  execFileSync(join(root, "scripts/build-linux-guest"), ["--quiet"], { stdio: "pipe", timeout: 300_000 });
+});
+
+/** Waits on a condition re-checked whenever the machine observes something; fails with what was seen. */
+class Seen {
+  readonly decoder = new GuestStreamDecoder();
+  readonly frames: Frame[] = [];
+  readonly obs: MachineObservation[] = [];
+  console = "";
+  private waiters = new Set<() => void>();
+  feed(o: MachineObservation): void {
+    this.obs.push(o);
+    if (o.type === "telemetry-bytes") for (const x of this.decoder.push(o.bytes)) if (x.type === "frame") this.frames.push(x.frame);
+    if (o.type === "console") this.console += o.text;
+    for (const w of [...this.waiters]) w();
+  }
+  wait<T>(what: string, get: () => T | undefined, ms: number): Promise<T> {
+    return new Promise((res, rej) => {
+      const check = (): void => {
+        const v = get();
+        if (v === undefined) return;
+        done();
+        res(v);
+      };
+      const timer = setTimeout(() => {
+        done();
+        rej(new Error(`no ${what} within ${ms} ms\nframes: ${JSON.stringify(this.frames.slice(-30).map((f) => Frame.toObject(f, { enums: String })))}\nconsole:\n${this.console.slice(-2000)}`));
+      }, ms);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+  device(kind: DeviceKind, p: (f: Frame) => boolean): Frame | undefined {
+    return this.frames.find((f) => f.body === "device" && f.device?.kind === kind && p(f));
+  }
+}
+
+test.serial("Linux guest, redir-cdce: cdc_ether attaches our CDC-ECM model (serial, MAC), frames cross both ways, device_del and a device-side disconnect each end in detach and free", async (t) => {
+  const machine = new QemuMachine({ profile: linuxGuestProfile(linuxGuestImage(root)), startTimeoutMs: 20_000 });
+  t.teardown(() => machine.stop());
+  const seen = new Seen();
+  machine.observe((o) => seen.feed(o));
+  let cmdId = 0;
+  const send = (c: plugstorm.telemetry.v1.ICommand): number => {
+    const id = ++cmdId;
+    machine.sendTelemetry(encodeHostCommand({ ...c, id }));
+    return id;
+  };
+  const ack = (id: number): Promise<Frame> => seen.wait(`ack ${id}`, () => seen.frames.find((f) => f.body === "ack" && Number(f.ack?.id) === id), 5000);
+  await machine.start();
+  await seen.wait("Hello", () => seen.frames.find((f) => f.body === "hello"), 40_000);
+  t.is((await ack(send({ helloAck: { hostTimeNs: machine.clock.now(), hostVersion: "plugstorm e2e" } }))).ack?.error, 0);
+
+  for (const via of ["host", "device-disconnect"] as const) {
+    const add = await machine.addNic({ kind: "redir-cdce" });
+    t.is(add.outcome, "done", add.message);
+    const nic = add.nicId;
+    const attach = await seen.wait(`ATTACH_END for ${nic}`, () => seen.device(DeviceKind.ATTACH_END, (f) => f.device?.serial === nic), 20_000);
+    t.is(attach.device?.driver, "cdc_ether");
+    t.is(attach.device?.mac, add.mac);
+    t.is(attach.device?.error, 0);
+    const name = attach.device?.name ?? "";
+    const dev = machine.emulatedDevice(nic)!;
+
+    // The guest's traffic reaches our wire; our pings reach the guest's kernel and come back.
+    const tr = await ack(send({ startTraffic: { serial: nic, packetsPerSecond: 200 } }));
+    t.is(tr.ack?.error, 0, tr.ack?.message ?? "");
+    await seen.wait("guest frames on the wire", () => (dev.counters.framesFromGuest >= 20 ? true : undefined), 10_000);
+    let seq = 0;
+    const pinger = setInterval(() => dev.sendToGuest(dev.wire.pingGuest(add.mac, ++seq)), 100);
+    try {
+      await seen.wait("an ICMPv6 echo reply from the guest", () => (dev.counters.pingReplies > 0 ? true : undefined), 15_000);
+    } finally {
+      clearInterval(pinger);
+    }
+    t.true(dev.counters.framesToGuest > 0);
+    t.log(`${nic} via ${via}: wire ${JSON.stringify(dev.counters)}`);
+
+    const rm = await machine.removeNic(nic, { via });
+    t.is(rm.outcome, "done", rm.message);
+    await seen.wait(`FREE of ${name}`, () => seen.device(DeviceKind.FREE, (f) => f.device?.name === name && Number(f.seq) > Number(attach.seq)), 15_000);
+    const detach = seen.device(DeviceKind.DETACH_BEGIN, (f) => f.device?.name === name && Number(f.seq) > Number(attach.seq));
+    t.truthy(detach, "DETACH_BEGIN before FREE");
+    if (via === "device-disconnect") {
+      // The guest saw the unplug before any QMP went out for this NIC.
+      const disc = seen.obs.findIndex((o) => o.type === "device" && o.nicId === nic && o.event === "disconnect");
+      const del = seen.obs.findIndex((o) => o.type === "qmp-command" && o.command === "device_del" && (o.arguments as { id: string }).id === nic);
+      t.true(disc >= 0 && del > disc);
+    }
+  }
+  t.is(seen.decoder.stats.corrupt, 0);
+  t.is(seen.decoder.stats.lost, 0);
+  t.false(seen.obs.some((o) => o.type === "device" && o.event === "protocol-error"), "no malformed usbredir traffic either way");
+});
+
+// ---------------------------------------------------------------------------
+// Storms through the runner and the checker (linux model) on redir-cdce.
+
+test.serial("storm scripts/storms/redir-cdce-linux.yaml: 20 cycles, 3 in flight, traffic through our device, half the removals from the device side: no verdict, every cycle, both exits in the trace", async (t) => {
+  const { spec, text } = await loadStormFile(join(root, "scripts/storms/redir-cdce-linux.yaml"));
+  const out = mkdtempSync(join(tmpdir(), "plugstorm-redir-"));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  const r = await runStorm(spec, { out, scenarioText: text, reports: false });
+  t.deepEqual(r.verdicts.map((v) => `${v.rule}: ${v.message}`), []);
+  t.is(r.status, "clean");
+  t.is(r.cyclesDone, 20);
+  t.is(r.framesLost, 0);
+  const recs = parseTrace(readFileSync(r.traceFile!), r.traceFile!).records;
+  const marks = recs.flatMap((x) => (x.mark ? [`${x.mark.name} ${x.mark.detail}`] : []));
+  const surprises = marks.filter((m) => m.startsWith("remove-via ")).length;
+  t.true(surprises > 0 && surprises < 20, `${surprises} device-side removals of 20`);
+  t.is(marks.filter((m) => m.startsWith("device:disconnect ")).length, surprises, "each one sent device_disconnect");
+  t.is(marks.filter((m) => m.startsWith("device:connect ")).length, 20, "every add connected");
+  t.false(marks.some((m) => m.startsWith("device:protocol-error")));
+  const attaches = recs.filter((x) => x.guest?.device?.kind === DeviceKind.ATTACH_END && x.guest.device.driver === "cdc_ether");
+  t.is(attaches.length, 20);
+  t.is(recs.filter((x) => x.guest?.device?.kind === DeviceKind.FREE).length, 20);
+});
+
+test.serial("storm scripts/storms/redir-cdce-faults.yaml: pending, late, stalled and babbling transfers, a disconnect mid-enumeration and a bad class triple: the guest survives each, no verdict, each fault in the trace", async (t) => {
+  const { spec, text } = await loadStormFile(join(root, "scripts/storms/redir-cdce-faults.yaml"));
+  const out = mkdtempSync(join(tmpdir(), "plugstorm-redir-"));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  const r = await runStorm(spec, { out, scenarioText: text, reports: false });
+  t.deepEqual(r.verdicts.map((v) => `${v.rule}: ${v.message}`), []);
+  t.is(r.status, "clean");
+  t.is(r.cyclesDone, 5);
+  const recs = parseTrace(readFileSync(r.traceFile!), r.traceFile!).records;
+  const marks = recs.flatMap((x) => (x.mark?.name === "device:fault" ? [x.mark.detail ?? ""] : []));
+  const has = (re: RegExp): boolean => marks.some((m) => re.test(m));
+  t.true(has(/^a pending bulk-in 0x81: pending$/), marks.join("\n"));
+  t.true(has(/^a late bulk-out 0x02: late 50 ms$/));
+  t.true(has(/^b disconnect-after-control control #3 .*: disconnect$/));
+  t.true(has(/^c malformed configuration descriptor: bad-class$/));
+  t.true(has(/^e stall bulk-out 0x02: stall$/));
+  t.true(has(/^e status bulk-in 0x81: babble$/));
+  // b and c never reached a driver; a, e and g attached and were freed.
+  const attached = recs.filter((x) => x.guest?.device?.kind === DeviceKind.ATTACH_END).map((x) => String(x.guest?.device?.serial ?? ""));
+  t.deepEqual(attached, ["a", "e", "g"]);
+  t.is(recs.filter((x) => x.guest?.device?.kind === DeviceKind.FREE).length, 3);
+});

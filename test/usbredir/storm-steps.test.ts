@@ -1,0 +1,53 @@
+// Storm files for emulated NICs: device-side exits and faults parse to steps,
+// write back to the same YAML, and are refused, with the field named, where
+// they cannot apply.
+import test from "ava";
+import { ScenarioError, expandSteps, parseStorm, specToInput, stormToYaml } from "../../src/storm/index.js";
+
+const LINUX = "machine: { type: qemu, profile: linux-guest }\nmodel: linux\n";
+
+test("remove.via, device-fault and add.fault become steps and round-trip through YAML", (t) => {
+  const s = parseStorm(`${LINUX}nics: { mix: [{ kind: redir-cdce, count: 1 }] }
+schedule:
+  steps:
+    - add: { nic: a, kind: redir-cdce, fault: { fault: malformed, what: bad-class } }
+    - remove: a
+    - add: { nic: b, kind: redir-cdce }
+    - device-fault: { nic: b, fault: late, endpoint: bulk-in, delay: 20ms, count: 2 }
+    - device-fault: { nic: b, fault: status, endpoint: control, status: timeout }
+    - remove: { nic: b, via: device-close }
+`);
+  t.deepEqual(s.schedule.steps, [
+    { op: "add", nic: "a", kind: "redir-cdce", faults: [{ kind: "malformed", what: "bad-class" }] },
+    { op: "remove", nic: "a" },
+    { op: "add", nic: "b", kind: "redir-cdce" },
+    { op: "device-fault", nic: "b", fault: { kind: "late", endpoint: "bulk-in", delayMs: 20, count: 2 } },
+    { op: "device-fault", nic: "b", fault: { kind: "status", endpoint: "control", status: "timeout" } },
+    { op: "remove", nic: "b", via: "device-close" },
+  ]);
+  t.deepEqual(parseStorm(stormToYaml(specToInput(s))).schedule.steps, s.schedule.steps);
+});
+
+test("surprise: a share of random removals of emulated NICs leave from the device side, drawn from the seed", (t) => {
+  const s = parseStorm(`${LINUX}nics: { mix: [{ kind: redir-cdce, count: 2 }] }
+schedule: { cycles: 40, maxInFlight: 2, seed: 3 }
+surprise: { probability: 0.5 }
+`);
+  const removes = expandSteps(s).filter((x) => x.op === "remove");
+  const device = removes.filter((x) => x.op === "remove" && x.via === "device-disconnect").length;
+  t.is(removes.length, 40);
+  t.true(device > 5 && device < 35, `${device} of 40`);
+  t.deepEqual(expandSteps(s), expandSteps(s), "same seed, same schedule");
+});
+
+test("device-side exits and faults are refused on QEMU's own NICs, and plug-time faults on a plugged NIC, with the field named", (t) => {
+  const issues = (text: string): string[] => {
+    const e = t.throws(() => parseStorm(text), { instanceOf: ScenarioError }) as ScenarioError;
+    return e.issues.map((i) => `${i.path}: ${i.message}`);
+  };
+  t.regex(issues(`${LINUX}schedule:\n  steps:\n    - add: { nic: a, kind: usb-net }\n    - remove: { nic: a, via: device-disconnect }\n`)[0]!, /steps\[1\]\.remove\.via: .*only emulated \(redir-\*\) NICs/);
+  t.regex(issues(`${LINUX}schedule:\n  steps:\n    - add: { nic: a, kind: usb-net }\n    - device-fault: { nic: a, fault: stall, endpoint: control }\n`)[0]!, /device-fault\.nic: .*need an emulated/);
+  t.regex(issues(`${LINUX}schedule:\n  steps:\n    - add: { nic: a, kind: redir-cdce }\n    - device-fault: { nic: a, fault: malformed, what: bad-class }\n`)[0]!, /device-fault\.fault: malformed descriptors exist from the moment of plugging/);
+  t.regex(issues(`${LINUX}schedule:\n  steps:\n    - add: { nic: a, kind: redir-cdce }\n    - device-fault: { nic: a, fault: stall }\n`)[0]!, /endpoint/);
+  t.regex(issues(`${LINUX}nics: { mix: [{ kind: usb-net, count: 1 }] }\nsurprise: { probability: 0.3 }\n`)[0]!, /^surprise: only emulated/);
+});
