@@ -47,7 +47,7 @@ const CHANNEL: readonly (ChannelKind | null)[] = [
   "session-start",
   "ack-timeout",
 ];
-const MACHINE: readonly (MachineKind | null)[] = [null, "started", "stopped", "exited", null];
+const MACHINE: readonly (MachineKind | null)[] = [null, "started", "stopped", "exited", null, "unresponsive", "responsive"];
 const GUEST_OS: readonly GuestOsName[] = ["unknown", "netbsd", "linux", "sim-netbsd"];
 const CAPABILITY: readonly (CapabilityName | null)[] = [
   null,

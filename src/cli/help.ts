@@ -44,6 +44,7 @@ options:
   --stop-on-first          stop at the first violation
   --shrink                 after a violation (sim only), write a minimal storm to DIR/shrunk.yaml
   --time-limit DURATION    stop cleanly after this much wall time (e.g. 30s, 5m)
+  --max-trace-bytes SIZE   stop cleanly once the trace holds this much (default 2G; e.g. 500M)
   --wall-clock-start MS    trace header wall-clock start (default: 0 on sim so traces of
                            one seed are byte-identical; the current time on QEMU)
   --quiet                  no progress and no summary; print only the output folder

@@ -20,14 +20,21 @@ function fmtDuration(ms: number): string {
 }
 
 export function progressText(p: StormProgress, framesPerSec: number): string {
-  const total = p.cyclesTotal >= 1e6 ? "?" : String(p.cyclesTotal);
-  const eta = p.cyclesDone > 0 && p.cyclesTotal < 1e6 ? (p.elapsedMs / p.cyclesDone) * (p.cyclesTotal - p.cyclesDone) : NaN;
+  const total = p.cyclesBound ? String(p.cyclesTotal) : "?";
+  const eta = p.cyclesDone > 0 && p.cyclesBound ? (p.elapsedMs / p.cyclesDone) * (p.cyclesTotal - p.cyclesDone) : NaN;
   return (
     `cycles ${p.cyclesDone}/${total} · in flight ${p.inFlight} · verdicts ${p.verdicts}` +
     (p.violations > 0 ? ` (${p.violations} failing)` : "") +
     ` · ${Math.round(framesPerSec)} frames/s · ${fmtDuration(p.elapsedMs)} elapsed` +
     (Number.isNaN(eta) ? "" : ` · ETA ${fmtDuration(eta)}`)
   );
+}
+
+/** What bounds the storm, for the "started" line: its cycles, its duration of machine time, or both. */
+export function boundText(p: Pick<StormProgress, "cyclesTotal" | "cyclesBound" | "durationNs">): string {
+  const duration = p.durationNs > 0 ? `${fmtDuration(p.durationNs / 1e6)} of machine time` : "";
+  if (!p.cyclesBound) return `time-limited (${duration})`;
+  return duration ? `${p.cyclesTotal} cycles or ${duration}, whichever ends first` : `${p.cyclesTotal} cycles`;
 }
 
 export function createProgress(stream: NodeJS.WriteStream, mode: "tty" | "lines" | "off", everyMs = 5000): ProgressSink {

@@ -19,7 +19,7 @@ import {
 } from "../storm/index.js";
 import { readTraceHeader, type TraceRunHeader } from "./trace.js";
 import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, intOption, parse, type Io } from "./args.js";
-import { createProgress } from "./progress.js";
+import { boundText, createProgress } from "./progress.js";
 import { startStormLiveView, type StormLiveView } from "./serve.js";
 import { onOutputBroken, outputBroken } from "./pipe.js";
 
@@ -34,6 +34,7 @@ const STORM_OPTIONS = defineOptions("storm", {
   "stop-on-first": { type: "boolean" },
   shrink: { type: "boolean" },
   "time-limit": { type: "string" },
+  "max-trace-bytes": { type: "string" },
   "wall-clock-start": { type: "string" },
   quiet: { type: "boolean", short: "q" },
   json: { type: "boolean" },
@@ -85,7 +86,10 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     const ns = parseDurationNs(values["time-limit"]);
     if (ns === undefined || ns === 0) throw new UsageError(`--time-limit expects a duration like 30s or 5m, got ${JSON.stringify(values["time-limit"])}`, "storm");
     timeLimitMs = ns / 1e6;
+    // setTimeout fires at once past 2^31-1 ms.
+    if (timeLimitMs > MAX_TIMER_MS) throw new UsageError(`--time-limit must be at most ${MAX_TIMER_MS / 86_400_000 | 0} days, got ${values["time-limit"]}`, "storm");
   }
+  const maxTraceBytes = values["max-trace-bytes"] !== undefined ? parseBytes("max-trace-bytes", values["max-trace-bytes"], "storm") : undefined;
   const wallClockStartMs = intOption("wall-clock-start", values["wall-clock-start"], "storm");
   const reproduceArgs = ["plugstorm", "storm", ...(file ? [file] : []), "--seed", String(seed), ...bugs.flatMap((b) => ["--bug", b])];
   if (values["stop-on-first"]) reproduceArgs.push("--stop-on-first");
@@ -135,7 +139,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
       onProgress: (p) => {
         if (p.phase === "running" && !announced) {
           announced = true;
-          if (!quiet && !json) progress.line(`started: ${p.cyclesTotal >= 1e6 ? "time-limited" : `${p.cyclesTotal} cycles`}, output in ${relative(process.cwd(), out) || "."}`);
+          if (!quiet && !json) progress.line(`started: ${boundText(p)}, output in ${relative(process.cwd(), out) || "."}`);
         }
         progress.update(p);
       },
@@ -144,6 +148,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
       },
     };
     if (values["stop-on-first"]) opts.stopOnFirstViolation = true;
+    if (maxTraceBytes !== undefined) opts.maxTraceBytes = maxTraceBytes;
     if (live) {
       opts.live = live.feed;
       opts.onController = (c) => live.attach(c);
@@ -170,7 +175,10 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   }
 
   const code = result.exitCode === EXIT_USAGE ? EXIT_USAGE : result.exitCode === EXIT_VIOLATIONS ? 1 : interruptedBy ? (interruptedBy === "SIGINT" ? 130 : 143) : result.exitCode;
-  if (code === EXIT_USAGE && result.abortReason) io.err.write(`plugstorm storm: ${result.abortReason}\n`);
+  if (result.writeErrors.length > 0) {
+    // One line per file that could not be written; everything else was written.
+    for (const w of result.writeErrors) io.err.write(`plugstorm storm: ${w.message}${w.file === result.traceFile ? "; the trace ends there, marked incomplete" : ""}\n`);
+  } else if (code === EXIT_USAGE && result.abortReason) io.err.write(`plugstorm storm: ${result.abortReason}\n`);
   if (json) {
     io.out.write(JSON.stringify(resultJson(result, code, shrunkFile)) + "\n");
   } else if (quiet) {
@@ -185,6 +193,16 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   // Whoever pressed Ctrl-C during the run, or stopped reading, is not watching.
   await live?.finish(linger && !interruptedBy && !outputBroken());
   return code;
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A size in bytes: 1000000, 500M, 2G, 64KiB (K/M/G are powers of 1024 either way). */
+function parseBytes(name: string, v: string, command: string): number {
+  const m = /^(\d+)\s*(k|m|g|t)?(i?b)?$/i.exec(v.trim());
+  const n = m ? Number(m[1]) * 1024 ** "_kmgt".indexOf((m[2] ?? "_").toLowerCase()) : NaN;
+  if (!m || !Number.isSafeInteger(n) || n < 4096) throw new UsageError(`--${name} expects a size of at least 4096 bytes such as 500M or 2G, got ${JSON.stringify(v)}`, command);
+  return n;
 }
 
 /**
@@ -268,6 +286,7 @@ function resultJson(r: RunResult, exitCode: number, shrunkFile?: string): Record
     corrupt: r.corrupt,
     durationMs: r.durationMs,
     abortReason: r.abortReason ?? null,
+    writeErrors: r.writeErrors,
     failedRules: r.failedRules,
     verdicts: r.verdicts.map((v) => v.report),
     reproduce: r.reproduce,

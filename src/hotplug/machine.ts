@@ -124,6 +124,13 @@ export interface Machine {
   /** Subscribe to observations; returns the unsubscribe function. */
   observe(observer: MachineObserver): () => void;
   /**
+   * Asks the machine whether it is still there (QEMU: a QMP query-status):
+   * true when it answers within timeoutMs, false when it does not; rejects when
+   * it is gone (exited, connection lost) or on abort. A machine without it
+   * (the sim) is always reachable.
+   */
+  probe?(timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+  /**
    * Arms a device-side fault on a plugged emulated (redir-*) NIC. Absent on
    * machines without emulated NICs; throws for a NIC that is not emulated.
    */

@@ -373,6 +373,17 @@ export class QemuMachine implements Machine {
     }
   }
 
+  async probe(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    try {
+      await this.process.execute("query-status", undefined, { timeoutMs, ...(signal ? { signal } : {}) });
+      return true;
+    } catch (err) {
+      // Only silence is unresponsiveness; a dead QEMU or a lost connection is its own story.
+      if (err instanceof QmpTimeoutError) return false;
+      throw err;
+    }
+  }
+
   nics(): NicInfo[] {
     return [...this.table.values()].map(({ qemuPort: _p, ...info }) => ({ ...info }));
   }

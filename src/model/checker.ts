@@ -237,6 +237,7 @@ const X_LIFECYCLE_ORDER = ruleIndex("lifecycle-order");
 const X_MACHINE_DOES_NOT_CRASH = ruleIndex("machine-does-not-crash");
 const X_NO_EVENT_AFTER_FREE = ruleIndex("no-event-after-free");
 const X_NO_FRAMES_LOST = ruleIndex("no-frames-lost");
+const X_MACHINE_RESPONSIVE = ruleIndex("machine-responsive");
 const X_NO_IFNET_ACCESS_AFTER_IF_DETACH = ruleIndex("no-ifnet-access-after-if-detach");
 const X_NO_REF_AFTER_DETACH_BEGIN = ruleIndex("no-ref-after-detach-begin");
 const X_NO_SLEEP_IN_INTERRUPT = ruleIndex("no-sleep-in-interrupt");
@@ -286,6 +287,8 @@ export class Checker {
     observes: (cap) => this.observed.has(cap),
   });
   private readonly timers = new TimerQueue<Payload>();
+  /** Trace time the machine stopped answering the host's heartbeat; -1 while it answers. */
+  private unreachableSince = -1;
   private readonly lat = new Map<string, Lat>();
 
   private all: Verdict[] = [];
@@ -1403,9 +1406,21 @@ export class Checker {
       if (this.guestFrames === 0) this.armTelemetry(e);
       return;
     }
+    if (e.kind === "unresponsive" || e.kind === "responsive") {
+      // The host could not reach the machine: its verdict, and no deadline runs meanwhile.
+      this.ex(X_MACHINE_RESPONSIVE);
+      if (e.kind === "unresponsive" && this.unreachableSince < 0) {
+        this.unreachableSince = e.t;
+        this.violate("machine-responsive", `the machine stopped answering the host's QMP heartbeat${e.text ? `: ${e.text}` : ""}; deadlines are suspended until it answers`, { at: e });
+      } else if (e.kind === "responsive" && this.unreachableSince >= 0) {
+        this.timers.shift(e.t - this.unreachableSince);
+        this.unreachableSince = -1;
+      }
+      return;
+    }
     if (e.kind === "exited") {
       this.ex(X_MACHINE_DOES_NOT_CRASH);
-      this.violate("machine-does-not-crash", `the machine exited on its own (code ${e.exitCode}${e.signal ? `, signal ${e.signal}` : ""})${e.text ? `: ${e.text}` : ""}`, { at: e });
+      this.violate("machine-does-not-crash", `the machine exited on its own (${e.signal ? `signal ${e.signal}` : `code ${e.exitCode}`})${e.text ? `: ${e.text}` : ""}`, { at: e });
     }
     if (this.guestDeadAt < 0) this.guestDeadAt = e.t;
   }
@@ -1483,6 +1498,7 @@ export class Checker {
   }
 
   private fireDue(t: number): void {
+    if (this.unreachableSince >= 0) return;
     for (;;) {
       const tm = this.timers.popDue(t);
       if (tm === undefined) return;

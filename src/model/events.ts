@@ -101,7 +101,7 @@ export type ChannelKind =
   | "seq-gap"
   | "session-start"
   | "ack-timeout";
-export type MachineKind = "started" | "stopped" | "exited";
+export type MachineKind = "started" | "stopped" | "exited" | "unresponsive" | "responsive";
 
 /** Where an event sits in the trace: record time (host clock, ns) and record index. */
 export interface At {
@@ -350,6 +350,6 @@ export function describeEvent(e: ModelEvent): string {
     case "channel":
       return `${head} channel ${e.kind}${e.lost ? ` lost ${e.lost}` : ""}${e.message ? ` ${e.message}` : ""}`;
     case "machine":
-      return `${head} machine ${e.kind}${e.kind === "exited" ? ` code ${e.exitCode}${e.signal ? ` signal ${e.signal}` : ""}` : ""}`;
+      return `${head} machine ${e.kind}${e.kind === "exited" ? (e.signal ? ` signal ${e.signal}` : ` code ${e.exitCode}`) : ""}`;
   }
 }

@@ -58,6 +58,12 @@ export class TimerQueue<P> {
     }
   }
 
+  /** Moves every timer delta later (all of them, cancelled too, so the heap's order holds as it is). */
+  shift(delta: number): void {
+    if (!(delta > 0)) return;
+    for (const t of this.heap) t.due += delta;
+  }
+
   /** Live timers, earliest first (for the end-of-run summary). */
   pending(): Timer<P>[] {
     return this.heap.filter((x) => !x.cancelled).sort((a, b) => a.due - b.due || a.seq - b.seq);

@@ -6,6 +6,7 @@
 import type { Duplex } from "node:stream";
 import type { WebSocket } from "ws";
 import { LiveModel, type ModelLimits } from "./page/model.js";
+import { OPCODE_BINARY, dataFrame, textFrame } from "./frames.js";
 import {
   CloseCode,
   FEED_PROTOCOL,
@@ -83,6 +84,15 @@ export class Client {
     });
   }
 
+  /**
+   * Writes ready-made WebSocket frames (see frames.ts) straight to the socket,
+   * in order with what ws itself sends (ws writes to the same socket at once:
+   * the server has no per-message compression).
+   */
+  sendFrames(frames: Buffer): void {
+    this.socket.write(frames);
+  }
+
   sendJson(msg: ServerMessage): void {
     if (this.closing || this.ws.readyState !== this.ws.OPEN) return;
     this.ws.send(JSON.stringify(msg));
@@ -97,12 +107,34 @@ export interface HubOptions {
   onError: (err: unknown, where: string) => void;
 }
 
+interface PendingBatch {
+  /** Frames for JSON and for binary subscribers, in order. */
+  json: Buffer[];
+  binary: Buffer[];
+  needJson: boolean;
+  needBinary: boolean;
+  bytes: number;
+  /** Trace records among the messages, and their first and last index. */
+  records: number;
+  fromIndex: number;
+  toIndex: number;
+}
+
+/** The longest a queued message waits for its batch to be written. */
+const BATCH_MS = 25;
+
+/** A batch is written at once past this size, so one subscriber's write stays small. */
+const MAX_BATCH_BYTES = 256 * 1024;
+
 export class Hub {
   readonly model: LiveModel;
   readonly clients = new Set<Client>();
   status: FeedStatus = "idle";
   speed: number | "max" | undefined;
   private timer: NodeJS.Timeout | null = null;
+  /** Subscribers per format, so a message is encoded only in the formats someone reads. */
+  private readonly formats = { json: 0, binary: 0 };
+  private pending: PendingBatch | null = null;
 
   constructor(readonly opts: HubOptions) {
     this.model = new LiveModel(opts.model);
@@ -110,8 +142,13 @@ export class Hub {
 
   /** Adds a subscriber: it gets a snapshot now and every message from here on. */
   add(client: Client): void {
+    // The snapshot holds every message queued so far: those go to the others first.
+    this.flush();
     this.clients.add(client);
-    client.ws.on("close", () => this.clients.delete(client));
+    this.formats[client.format]++;
+    client.ws.on("close", () => {
+      if (this.clients.delete(client)) this.formats[client.format]--;
+    });
     client.sendJson(this.snapshot(client, false));
   }
 
@@ -161,6 +198,7 @@ export class Hub {
   }
 
   setStatus(status: FeedStatus): void {
+    this.flush();
     this.status = status;
     const msg: ServerMessage = this.speed === undefined ? { type: "status", status } : { type: "status", status, speed: this.speed };
     const text = JSON.stringify(msg);
@@ -176,6 +214,7 @@ export class Hub {
 
   /** Ends the feed for everyone: close code 1000 with the reason given. */
   closeAll(reason: string): void {
+    this.flush();
     this.stopTimer();
     for (const c of this.clients) {
       c.closing = true;
@@ -183,15 +222,63 @@ export class Hub {
     }
   }
 
-  /** Sends one message to every subscriber, encoding each format at most once and only for those who get it. */
+  /**
+   * Queues one message for every subscriber: encoded and framed once per
+   * format someone reads, and written to each subscriber as one buffer per
+   * batch (the messages of BATCH_MS, or 256 KiB). A
+   * subscriber pays a write per batch, not a send per record.
+   */
   private fanOut(index: number, bin: () => Uint8Array, text: () => string): void {
-    let b: Uint8Array | undefined;
-    let s: string | undefined;
+    if (this.clients.size === 0) return;
+    const p = (this.pending ??= this.newBatch());
+    if (p.needJson) {
+      const f = textFrame(text());
+      p.json.push(f);
+      p.bytes += f.length;
+    }
+    if (p.needBinary) {
+      const f = dataFrame(OPCODE_BINARY, bin());
+      p.binary.push(f);
+      p.bytes += f.length;
+    }
+    if (index >= 0) {
+      if (p.records === 0) p.fromIndex = index;
+      p.toIndex = index;
+      p.records++;
+    }
+    if (p.bytes >= MAX_BATCH_BYTES) this.flush();
+  }
+
+  private newBatch(): PendingBatch {
+    // A write per subscriber per batch is the cost that grows with readers: a
+    // batch waits up to BATCH_MS (far below what a page shows) to take more.
+    setTimeout(() => this.flush(), BATCH_MS).unref();
+    // Only formats some subscriber will be sent: one that is behind gets a resync snapshot instead.
+    let needJson = false;
+    let needBinary = false;
     for (const c of this.clients) {
-      if (!this.ready(c, index)) continue;
-      c.batch();
-      if (c.format === "binary") c.ws.send((b ??= bin()), { binary: true });
-      else c.ws.send((s ??= text()), { binary: false });
+      if (c.closing || c.behind) continue;
+      if (c.format === "binary") needBinary = true;
+      else needJson = true;
+    }
+    return { json: [], binary: [], needJson, needBinary, bytes: 0, records: 0, fromIndex: -1, toIndex: -1 };
+  }
+
+  /** Writes the queued batch to every subscriber ready for it; those that are not count its records as missed. */
+  flush(): void {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = null;
+    let json: Buffer | undefined;
+    let binary: Buffer | undefined;
+    for (const c of this.clients) {
+      if (!this.readyFor(c, p)) continue;
+      try {
+        if (c.format === "binary") c.sendFrames((binary ??= Buffer.concat(p.binary)));
+        else c.sendFrames((json ??= Buffer.concat(p.json)));
+      } catch (err) {
+        this.opts.onError(err, "send");
+      }
     }
   }
 
@@ -199,6 +286,20 @@ export class Hub {
     if (!this.ready(c, index)) return;
     c.batch();
     c.ws.send(data, { binary: typeof data !== "string" });
+  }
+
+  /** ready() for a whole batch: its records are missed together. */
+  private readyFor(c: Client, p: PendingBatch): boolean {
+    if (p.records === 0) return this.ready(c, -1);
+    if (!this.ready(c, p.fromIndex)) {
+      if (c.behind) {
+        // ready() counted the first record: count the rest of the batch.
+        c.behind.count += p.records - 1;
+        c.behind.toIndex = p.toIndex;
+      }
+      return false;
+    }
+    return true;
   }
 
   /** Whether c should get the next message; counts the record as missed when not. */
@@ -237,6 +338,8 @@ export class Hub {
   }
 
   private checkBehind(): void {
+    // Queued messages are counted (sent or missed) before anyone resyncs or is closed.
+    this.flush();
     const lim = this.opts.limits;
     let any = false;
     for (const c of this.clients) {

@@ -4,7 +4,7 @@
 import { FeedServer, type Controller, type ServerOptions } from "./server.js";
 import type { FeedStatus, HeaderInput, RecordInput, VerdictInput } from "./protocol.js";
 import { parseSpeed, type Speed, type TraceSource } from "./replay.js";
-import { openTraceBytes, openTraceFile } from "./source.js";
+import { openTraceFile } from "./source.js";
 
 export type { Controller, ServerOptions } from "./server.js";
 export type { BackpressureLimits } from "./hub.js";
@@ -60,7 +60,7 @@ export interface LiveFeed {
 /** Starts the live view of a storm. Listens on 127.0.0.1 unless opts.host says otherwise. */
 export async function startLiveServer(opts: LiveServerOptions = {}): Promise<LiveFeed> {
   const srv = new FeedServer(
-    { openTraceBytes, ...opts },
+    { openTraceFile, ...opts },
     opts.controller ? { kind: "live", controller: opts.controller } : { kind: "live" },
   );
   await srv.listen();
@@ -126,7 +126,7 @@ export async function serveTrace(path: string, opts: ServeTraceOptions = {}): Pr
   const first: TraceSource = await openTraceFile(path);
   const header = first.header;
   await closeSource(first);
-  const srv = new FeedServer({ openTraceBytes, ...opts }, { kind: "replay", open: () => openTraceFile(path), speed });
+  const srv = new FeedServer({ openTraceFile, ...opts }, { kind: "replay", open: () => openTraceFile(path), speed });
   await srv.listen();
   const base = srv.baseUrl;
   return {

@@ -2,7 +2,11 @@
 // `plugstorm serve TRACE` (replays): the page, the feed endpoint, trace
 // uploads from the page, and the control messages a token unlocks.
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -43,8 +47,13 @@ export interface ServerOptions {
   model?: Partial<ModelLimits>;
   /** Largest trace the page may upload, bytes (default 256 MiB). */
   maxUploadBytes?: number;
-  /** Parses an uploaded trace file; without it the page's drag and drop is refused. */
-  openTraceBytes?: (bytes: Uint8Array) => Promise<TraceSource>;
+  /**
+   * Opens an uploaded trace, saved to a temporary file, for streaming (it must
+   * not read the whole file into memory); without it the page's drag and drop is refused.
+   */
+  openTraceFile?: (path: string) => Promise<TraceSource>;
+  /** Where uploads are saved while they wait for and feed their replay; default the OS temporary folder. */
+  uploadDir?: string;
   /** Default speed of replays started from the page: 1 = real time (default "max"). */
   uploadSpeed?: Speed;
   /** Where errors of the feed itself go (never thrown into the producer); default stderr. */
@@ -60,6 +69,16 @@ interface PendingReplay {
   source: TraceSource;
   speed: Speed;
   timer: NodeJS.Timeout;
+}
+
+/**
+ * The one uploaded trace being read: received, checked, waiting for its
+ * viewer, then replayed. One at a time bounds what uploads can cost a running
+ * storm (one streaming reader's buffer) whatever their size or number.
+ */
+interface UploadSlot {
+  dir: string;
+  id: string | null;
 }
 
 const LIVE_OPS: ControlOp[] = ["pause", "resume", "stop", "holdRefs", "releaseRefs", "removeNic"];
@@ -98,6 +117,7 @@ export class FeedServer {
   private readonly maxPayload: number;
   private readonly onError: (err: unknown, where: string) => void;
   private readonly pending = new Map<string, PendingReplay>();
+  private upload: UploadSlot | null = null;
   private readonly replayers = new Set<Replayer>();
   /** Every open WebSocket, whatever feed it watches, so close() can end them all. */
   private readonly sockets = new Set<WebSocket>();
@@ -168,6 +188,9 @@ export class FeedServer {
       for (const r of this.replayers) r.stop();
       for (const p of this.pending.values()) clearTimeout(p.timer);
       this.pending.clear();
+      if (this.upload && this.upload.id === null) {
+        // Still receiving: the request's own handler frees the slot.
+      } else this.freeUpload();
       this.live?.closeAll("feed closed");
       for (const ws of this.sockets) ws.close(CloseCode.GOING_AWAY, "server closing");
       this.wss.close();
@@ -222,15 +245,39 @@ export class FeedServer {
       if (url.pathname === "/feed") return this.text(res, 426, "/feed is a WebSocket endpoint (see PROTOCOL.md)");
       return this.text(res, 404, `not found: ${url.pathname}`);
     }
-    if (req.method === "POST" && url.pathname === "/replay") return this.upload(req, res, url);
+    if (req.method === "POST" && url.pathname === "/replay") return this.receiveUpload(req, res, url);
     return this.text(res, 405, `method ${req.method ?? ""} not allowed on ${url.pathname}`);
   }
 
-  private async upload(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  /**
+   * Uploads need the control token, except on a replay server that listens on
+   * loopback only (there the page holds nothing a local user could not read
+   * from the file anyway). A live storm's uploads always need it: a replay
+   * costs the storm's process, whoever asks.
+   */
+  private uploadNeedsToken(): boolean {
+    return this.mode.kind === "live" || !isLoopback(this.host);
+  }
+
+  private async receiveUpload(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     if (!originAllowed(req.headers.origin, req.headers.host)) {
       return this.text(res, 403, `Origin "${req.headers.origin ?? ""}" refused: uploads only from this server's own page`);
     }
-    const open = this.opts.openTraceBytes;
+    if (this.uploadNeedsToken()) {
+      const given = req.headers["x-plugstorm-token"] ?? url.searchParams.get("token") ?? undefined;
+      if (!tokenMatches(given, this.token)) {
+        return this.text(
+          res,
+          401,
+          given === undefined
+            ? "uploads need the control token (header x-plugstorm-token): open the page with the URL printed when the server started"
+            : "wrong control token",
+        );
+      }
+      const peer = req.socket.remoteAddress ?? "";
+      if (!isLoopback(peer) && isLoopback(this.host)) return this.text(res, 403, "uploads refused from a non-local address");
+    }
+    const open = this.opts.openTraceFile;
     if (!open) return this.text(res, 501, "this server cannot read trace files (no trace reader configured)");
     let speed: Speed;
     try {
@@ -238,33 +285,76 @@ export class FeedServer {
     } catch (err) {
       return this.text(res, 400, errText(err));
     }
-    if (this.pending.size >= 4) return this.text(res, 429, "too many uploaded traces waiting for their viewer; try again shortly");
+    if (this.closed) return this.text(res, 503, "server closing");
+    if (this.upload) {
+      return this.text(res, 429, "another uploaded trace is being read (one at a time); try again when its replay has ended");
+    }
     const max = this.opts.maxUploadBytes ?? 256 << 20;
     const declared = Number(req.headers["content-length"] ?? "0");
     if (declared > max) return this.text(res, 413, `trace file of ${declared} bytes is over the ${max}-byte upload limit`);
-    const chunks: Buffer[] = [];
+    const slot: UploadSlot = { dir: mkdtempSync(join(this.opts.uploadDir ?? tmpdir(), "plugstorm-upload-")), id: null };
+    this.upload = slot;
+    const file = join(slot.dir, "upload.pstrace");
     let size = 0;
-    for await (const chunk of req) {
-      const b = chunk as Buffer;
-      size += b.length;
-      if (size > max) {
+    let over = false;
+    const limit = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        size += chunk.length;
+        if (size > max) {
+          over = true;
+          cb(new Error("over the upload limit"));
+        } else cb(null, chunk);
+      },
+    });
+    try {
+      await pipeline(req, limit, createWriteStream(file, { mode: 0o600 }));
+    } catch (err) {
+      this.freeUpload();
+      if (over) {
         this.text(res, 413, `trace file over the ${max}-byte upload limit`);
         req.destroy();
-        return;
+      } else if (req.readableAborted) {
+        res.destroy(); // The client went away mid-upload: nobody to answer.
+      } else {
+        this.onError(err, "saving an upload");
+        this.text(res, 507, `the upload could not be saved on the server: ${errText(err)}`);
       }
-      chunks.push(b);
+      return;
     }
     let source: TraceSource;
     try {
-      source = await open(new Uint8Array(Buffer.concat(chunks)));
+      source = await open(file);
     } catch (err) {
-      return this.text(res, 400, `not a plugstorm trace: ${errText(err)}`);
+      this.freeUpload();
+      return this.text(res, 400, `not a plugstorm trace: ${errText(err).replaceAll(file, "uploaded trace")}`);
+    }
+    if (this.closed) {
+      void closeSource(source);
+      this.freeUpload();
+      return this.text(res, 503, "server closing");
     }
     const id = randomBytes(8).toString("hex");
-    const timer = setTimeout(() => this.pending.delete(id), 120_000);
+    slot.id = id;
+    const timer = setTimeout(() => {
+      this.pending.delete(id);
+      void closeSource(source);
+      if (this.upload === slot) this.freeUpload();
+    }, 120_000);
     timer.unref();
     this.pending.set(id, { source, speed, timer });
     this.json(res, 201, { id, feed: `/feed?format=json&replay=${id}`, bytes: size });
+  }
+
+  /** Removes the uploaded file and lets the next upload in. */
+  private freeUpload(): void {
+    const slot = this.upload;
+    if (!slot) return;
+    this.upload = null;
+    try {
+      rmSync(slot.dir, { recursive: true, force: true });
+    } catch (err) {
+      this.onError(err, `removing uploaded trace ${slot.dir}`);
+    }
   }
 
   private text(res: ServerResponse, status: number, body: string): void {
@@ -321,8 +411,19 @@ export class FeedServer {
       // ws has already started the close handshake with the right code; the
       // error itself (oversize frame, bad UTF-8, reset) is the client's problem.
       ws.on("error", () => undefined);
-      if (pending) return this.attachReplay(client, async () => pending.source, pending.speed);
-      if (this.mode.kind === "replay") return this.attachReplay(client, this.mode.open, this.mode.speed);
+      if (pending) {
+        const r = this.attachReplay(client, async () => pending.source, pending.speed);
+        if (r) void r.done.then(() => this.freeUpload());
+        else {
+          void closeSource(pending.source);
+          this.freeUpload();
+        }
+        return;
+      }
+      if (this.mode.kind === "replay") {
+        this.attachReplay(client, this.mode.open, this.mode.speed);
+        return;
+      }
       const hub = this.live;
       if (!hub) return;
       const target: ControlTarget | null = this.mode.controller ? liveTarget(this.mode.controller, hub) : null;
@@ -331,11 +432,11 @@ export class FeedServer {
     });
   }
 
-  private attachReplay(client: Client, open: () => Promise<TraceSource>, speed: Speed): void {
+  private attachReplay(client: Client, open: () => Promise<TraceSource>, speed: Speed): Replayer | null {
     if (this.replayers.size >= MAX_REPLAYS) {
       client.closing = true;
       client.ws.close(CloseCode.TRY_AGAIN, `${MAX_REPLAYS} replays are running already; close another viewer`);
-      return;
+      return null;
     }
     const hub = this.newHub("replay");
     hub.add(client);
@@ -358,6 +459,7 @@ export class FeedServer {
     void r.done.then(() => {
       if (hub.status === "stopped" || hub.status === "ended") this.replayers.delete(r);
     });
+    return r;
   }
 
   private onMessage(client: Client, hub: Hub, target: ControlTarget | null, data: RawData, isBinary: boolean): void {
@@ -412,9 +514,12 @@ export class FeedServer {
   }
 
   private async control(client: Client, hub: Hub, target: ControlTarget | null, m: Record<string, unknown>): Promise<void> {
-    const id = m["id"] ?? null;
+    const rawId = m["id"] ?? null;
+    // An id is echoed in the reply: a number (PROTOCOL.md), so a client cannot make the server echo text it chose.
+    const id = rawId === null || (typeof rawId === "number" && Number.isSafeInteger(rawId)) ? rawId : null;
     const op = typeof m["op"] === "string" ? m["op"] : "";
     const fail = (code: ErrorCode, error: string): void => client.sendJson({ type: "reply", id, op, ok: false, code, error });
+    if (id !== rawId) return fail("bad-request", `"id" must be an integer, got ${JSON.stringify(rawId).slice(0, 40)}: the control message was not run`);
     try {
       if (!target || !target.ops.includes(op as ControlOp)) {
         const ops = target?.ops ?? [];
@@ -443,6 +548,15 @@ export class FeedServer {
     } catch (err) {
       fail(err instanceof RequestError ? err.code : "failed", errText(err));
     }
+  }
+}
+
+/** Ends a source's reading early (closes its file). */
+async function closeSource(s: TraceSource): Promise<void> {
+  try {
+    await s.records[Symbol.asyncIterator]().return?.();
+  } catch {
+    // Nothing was open.
   }
 }
 

@@ -79,6 +79,13 @@ interface NicRec {
 const USB_QEMU_BUS = "usbc.0";
 const PCMCIA_QEMU_BUS = "pcic0";
 
+/**
+ * Wall time one pump step may take before it hands the event loop back (the
+ * next step is queued at once): timers and signals of the host, such as a
+ * time limit or Ctrl-C, get in within this much even during a long dwell.
+ */
+export const PUMP_BUDGET_MS = 5;
+
 export class SimMachine implements Machine {
   readonly type = "sim" as const;
   readonly clock: MachineClock;
@@ -358,10 +365,11 @@ export class SimMachine implements Machine {
     setImmediate(this.pump);
   }
 
+  /** @see PUMP_BUDGET_MS */
   private readonly pump = (): void => {
     this.pumpQueued = false;
     if (this.stopped || this.pending.size === 0) return;
-    this.sched.runUntilYield();
+    this.sched.runUntilYield(PUMP_BUDGET_MS);
     this.queuePump();
   };
 

@@ -75,10 +75,14 @@ export class Scheduler {
 
   /**
    * Runs events in (time, insertion) order until one of them requests a yield
-   * (returns true) or the queue is empty (returns false).
+   * or budgetMs of wall time has passed (returns true), or the queue is empty
+   * (returns false).
    */
-  runUntilYield(): boolean {
+  runUntilYield(budgetMs = Infinity): boolean {
     const h = this.heap;
+    // The wall clock is read every 256 events only: reading it costs more than most events.
+    const until = budgetMs === Infinity ? Infinity : performance.now() + budgetMs;
+    let n = 0;
     for (;;) {
       const e = h[0];
       if (e === undefined) return false;
@@ -90,6 +94,10 @@ export class Scheduler {
         this.yieldRequested = false;
         return true;
       }
+      // Out of wall time: stop between events (the order of events is unchanged,
+      // so a run stays a function of its seed) and let the host's timers and
+      // signals in, e.g. a time limit or Ctrl-C during a long dwell.
+      if ((++n & 255) === 0 && performance.now() >= until) return true;
     }
   }
 

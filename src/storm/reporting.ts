@@ -1,8 +1,11 @@
 // From a finished run to the RunReport src/report renders (text, JSON, JUnit,
 // HTML). The timeline is collected live from the same records the trace holds.
 
-import { writeReports, type RunReport, type Timeline } from "../report/index.js";
-import type { RunResult } from "./runner.js";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { REPORT_FILES, renderHtml, renderJson, renderJunit, renderText, type RunReport, type Timeline } from "../report/index.js";
+import { ioErrorText } from "../trace/index.js";
+import type { RunResult } from "./result.js";
 import { TOOL_VERSION } from "./version.js";
 
 export function buildRunReport(r: RunResult, startedAtMs: number, timeline: Timeline, rules?: readonly string[]): RunReport {
@@ -35,7 +38,35 @@ export function buildRunReport(r: RunResult, startedAtMs: number, timeline: Time
   return report;
 }
 
-/** Writes the report files; returns their paths and the text summary. */
-export async function writeRunReports(outDir: string, report: RunReport): Promise<{ files: string[]; text: string }> {
-  return writeReports(outDir, report);
+/**
+ * Writes the report files, each to a temporary name renamed into place (a
+ * reader never sees half a report). A file that cannot be written (disk full,
+ * I/O error) leaves no temporary file behind and does not stop the others:
+ * returns the paths written, the text summary (whether or not summary.txt
+ * could be written) and each failure naming its file.
+ */
+export async function writeRunReports(outDir: string, report: RunReport): Promise<{ files: string[]; text: string; errors: Array<{ file: string; message: string }> }> {
+  const paths = REPORT_FILES.map((n) => join(outDir, n));
+  const text = renderText(report, paths);
+  const render: Array<() => string> = [() => text, () => renderJson(report), () => renderJunit(report), () => renderHtml(report)];
+  const files: string[] = [];
+  const errors: Array<{ file: string; message: string }> = [];
+  try {
+    await mkdir(outDir, { recursive: true });
+  } catch (err) {
+    return { files, text, errors: [{ file: outDir, message: `cannot create ${outDir}: ${ioErrorText(err)}` }] };
+  }
+  // One at a time: on a nearly full disk the small files go first and the big one can fail alone.
+  for (const [i, path] of paths.entries()) {
+    const tmp = `${path}.tmp-${process.pid}`;
+    try {
+      await writeFile(tmp, render[i]!(), "utf8");
+      await rename(tmp, path);
+      files.push(path);
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      errors.push({ file: path, message: `cannot write ${path}: ${ioErrorText(err)}` });
+    }
+  }
+  return { files, text, errors };
 }

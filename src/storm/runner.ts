@@ -13,11 +13,12 @@ import { GuestSession } from "./session.js";
 import { GuestState } from "./guest-state.js";
 import { StepSource } from "./schedule.js";
 import { busOf, type HolderKind, type Step, type StormInput, type StormSpec } from "./spec.js";
-import { validateStorm } from "./validate.js";
+import { MAX_CYCLES, validateStorm } from "./validate.js";
 import { createMachine } from "./machines.js";
 import { LiveChecker, type StormVerdict } from "./checking.js";
 import { openTraceOut, type TraceOut } from "./trace-out.js";
 import { buildRunReport, writeRunReports } from "./reporting.js";
+import type { RunResult, RunStatus } from "./result.js";
 import { TimelineCollector } from "../report/index.js";
 import { TOOL_VERSION } from "./version.js";
 
@@ -31,6 +32,10 @@ export interface StormProgress {
   phase: "starting" | "running" | "finishing" | "done";
   cyclesDone: number;
   cyclesTotal: number;
+  /** Whether cyclesTotal bounds the run; false when only the schedule's duration does. */
+  cyclesBound: boolean;
+  /** The schedule's duration of machine time, ns; 0 when it has none. */
+  durationNs: number;
   /** NICs plugged now. */
   inFlight: number;
   verdicts: number;
@@ -71,6 +76,16 @@ export interface RunOptions {
   live?: LiveSink;
   /** Called once, before the machine starts, with what a live view may do to this run. */
   onController?: (c: StormController) => void;
+  /** The run stops (as at a time limit) once its trace file holds this many bytes; default DEFAULT_MAX_TRACE_BYTES. */
+  maxTraceBytes?: number;
+}
+
+/** 2 GiB: hours of a busy QEMU storm, about two minutes of a sim storm's fastest flood. */
+export const DEFAULT_MAX_TRACE_BYTES = 2 * 1024 ** 3;
+
+/** abortReason of a run stopped by its trace size limit. */
+export function traceLimitReason(bytes: number): string {
+  return `trace size limit: the trace reached ${bytes} bytes (--max-trace-bytes)`;
 }
 
 /** Where a run's records go as they happen; calls must not throw or block (the runner guards anyway). */
@@ -97,39 +112,20 @@ export interface StormController {
   removeNic(nicId: string): Promise<void>;
 }
 
+/** How often the host probes a machine that can be probed, and how long it waits for the answer. */
+const HEARTBEAT_EVERY_NS = 1e9;
+const HEARTBEAT_TIMEOUT_MS = 2000;
+
+function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => (open = r));
+  return { wait, open };
+}
+
 /** abortReason of a run stopped by its live view's stop control. */
 export const LIVE_STOP_REASON = "stopped from the live view";
 
-export type RunStatus = "clean" | "violations" | "aborted";
-
-export interface RunResult {
-  status: RunStatus;
-  /** 0 clean, 1 violations, 2 aborted by a set-up error. An interrupted run with violations is 1. */
-  exitCode: 0 | 1 | 2;
-  /** Why the run ended early: "interrupted", "deadline", "violation", a machine error. */
-  abortReason?: string;
-  seed: number;
-  spec: StormSpec;
-  outDir: string | null;
-  traceFile: string | null;
-  reportFiles: string[];
-  /** The text summary (also in summary.txt when reports were written). */
-  reportText?: string;
-  verdicts: StormVerdict[];
-  /** Rules the failing verdicts name, in order of first appearance. */
-  failedRules: string[];
-  summary: unknown;
-  cyclesDone: number;
-  records: number;
-  frames: number;
-  framesLost: number;
-  corrupt: number;
-  durationMs: number;
-  machineEndNs: number;
-  /** The steps actually executed, in order: an explicit storm that replays this run. */
-  executed: Step[];
-  reproduce: string;
-}
+export type { RunStatus, RunResult } from "./result.js";
 
 class StopRun extends Error {
   constructor(readonly reason: string) {
@@ -191,10 +187,14 @@ class StormRun {
   private readonly plugged = new Set<string>();
   private machineDead: string | undefined;
   private readonly reproduce: string;
+  private readonly maxTraceBytes: number;
   // Live-view control: the gate the step loop waits on while paused, NICs a
   // remove is under way for (so the schedule's own remove does not repeat
   // it), NICs removed from the live view, and control operations in flight.
   private pauseGate: { wait: Promise<void>; open: () => void } | null = null;
+  /** Set while the machine does not answer its heartbeat: the step loop waits on the gate. */
+  private heartbeatAnswered = false;
+  private unreachable: { sinceNs: number; gate: { wait: Promise<void>; open: () => void } } | null = null;
   private readonly removing = new Set<string>();
   private readonly removedLive = new Set<string>();
   private readonly controlOps = new Set<Promise<unknown>>();
@@ -211,6 +211,7 @@ class StormRun {
     this.outDir = opts.out === null ? null : resolve(opts.out ?? defaultOutDir(this.seed));
     this.timeline = this.outDir && (opts.reports ?? true) ? new TimelineCollector() : null;
     this.reproduce = opts.reproduce ?? `plugstorm storm <storm file> --seed ${this.seed}`;
+    this.maxTraceBytes = opts.maxTraceBytes ?? DEFAULT_MAX_TRACE_BYTES;
     this.checker = new LiveChecker(spec);
     this.ownSession = !opts.session;
     this.session = opts.session ?? new GuestSession(this.machine);
@@ -233,6 +234,7 @@ class StormRun {
     this.source.stopNewCycles();
     this.stop.abort(new StopRun(reason));
     this.pauseGate?.open();
+    this.unreachable?.gate.open();
     this.wakeLaneWaiter();
     this.wakePhaseWaiters();
   }
@@ -322,7 +324,8 @@ class StormRun {
       modelProfile: spec.model,
       deadlines: JSON.stringify(spec.deadlines),
     };
-    this.trace = await openTraceOut(traceFile, header);
+    // A trace that cannot be written ends the run: what it saw could not be kept.
+    this.trace = await openTraceOut(traceFile, header, (err) => this.requestStop(err.message));
     this.toLive((live) => live.header(header));
     this.controlClosed = null;
     this.opts.onController?.(this.controller());
@@ -356,9 +359,10 @@ class StormRun {
       this.mark("storm-begin", JSON.stringify({ seed: this.seed, cycles: this.source.totalCycles }));
       await this.awaitGuest();
       const pinger = this.machine.type === "qemu" ? this.pingLoop() : Promise.resolve();
+      const heartbeat = this.heartbeatLoop();
       await this.loop();
       this.stop.abort(new StopRun("done"));
-      await pinger;
+      await Promise.all([pinger, heartbeat]);
     } catch (e) {
       if (this.stopReason === undefined && !(e instanceof StopRun) && !isAbort(e)) {
         setupError = e instanceof Error ? e.message : String(e);
@@ -384,7 +388,7 @@ class StormRun {
     // A run that could not set up (no QEMU, no image) judged nothing worth reporting as a violation.
     const status: RunStatus = setupError !== undefined ? "aborted" : failing.length > 0 ? "violations" : aborted ? "aborted" : "clean";
     const exitCode: 0 | 1 | 2 =
-      setupError !== undefined ? 2 : failing.length > 0 ? 1 : aborted && stopReason !== "interrupted" && stopReason !== "deadline" && stopReason !== LIVE_STOP_REASON ? 2 : 0;
+      setupError !== undefined ? 2 : failing.length > 0 ? 1 : aborted && !stoppedAsAsked(stopReason) ? 2 : 0;
     const stats = this.core.stats;
     const result: RunResult = {
       status,
@@ -394,6 +398,7 @@ class StormRun {
       outDir: this.outDir,
       traceFile,
       reportFiles: [],
+      writeErrors: this.trace.error && traceFile ? [{ file: traceFile, message: this.trace.error.message }] : [],
       verdicts: this.verdicts,
       failedRules: [...new Set(failing.map((v) => v.rule))],
       summary: this.checker.summary,
@@ -413,7 +418,9 @@ class StormRun {
       const written = await writeRunReports(this.outDir, report);
       result.reportFiles = written.files;
       result.reportText = written.text;
+      result.writeErrors.push(...written.errors);
     }
+    if (result.writeErrors.length > 0) result.exitCode = 2;
     this.progress("done");
     return result;
   }
@@ -422,7 +429,10 @@ class StormRun {
 
   private append(rec: IRecord): number {
     const index = this.records++;
-    this.trace!.append(rec);
+    const trace = this.trace!;
+    trace.append(rec);
+    // What is appended after the stop (the end marks, the checker's last verdicts) is small and bounded.
+    if (trace.size >= this.maxTraceBytes && this.stopReason === undefined) this.requestStop(traceLimitReason(this.maxTraceBytes));
     this.toLive((live) => live.record(rec, index));
     this.timeline?.push(rec);
     const verdicts = this.checker.push(rec, index);
@@ -555,6 +565,41 @@ class StormRun {
     this.mark(ok ? "guest-ready" : "no-guest", ok ? "" : `no Hello within ${this.spec.deadlines.guest} ms`);
   }
 
+  /**
+   * Machines that can be probed (QEMU): a QMP query-status every second. One
+   * that goes unanswered records UNRESPONSIVE (the checker's machine-responsive
+   * verdict; it suspends deadlines) and holds the step loop; the first answer
+   * after that records RESPONSIVE and lets the storm go on.
+   */
+  private async heartbeatLoop(): Promise<void> {
+    const machine = this.machine;
+    if (!machine.probe) return;
+    try {
+      for (;;) {
+        await this.sleep(HEARTBEAT_EVERY_NS);
+        const sentNs = machine.clock.now();
+        // A probe that throws means the machine is gone (its exit is recorded and judged) or the run stopped.
+        const answered = await machine.probe(HEARTBEAT_TIMEOUT_MS, this.stop.signal);
+        if (answered && !this.heartbeatAnswered) {
+          // Once: the trace shows the heartbeat ran (and the rule was judged).
+          this.heartbeatAnswered = true;
+          if (!this.unreachable) this.append({ tNs: machine.clock.now(), machine: { kind: MachKind.RESPONSIVE, text: "answering the host's QMP heartbeat" } });
+        }
+        if (!answered && !this.unreachable) {
+          this.unreachable = { sinceNs: sentNs, gate: gate() };
+          this.append({ tNs: machine.clock.now(), machine: { kind: MachKind.UNRESPONSIVE, text: `no answer to QMP query-status within ${HEARTBEAT_TIMEOUT_MS} ms` } });
+        } else if (answered && this.unreachable) {
+          const { sinceNs, gate: g } = this.unreachable;
+          this.unreachable = null;
+          this.append({ tNs: machine.clock.now(), machine: { kind: MachKind.RESPONSIVE, text: `answering again after ${((machine.clock.now() - sinceNs) / 1e9).toFixed(1)} s` } });
+          g.open();
+        }
+      }
+    } catch {
+      // Stopped.
+    }
+  }
+
   /** Real machines: a Ping every second gives clock samples for aligning guest and host time. */
   private async pingLoop(): Promise<void> {
     try {
@@ -576,6 +621,8 @@ class StormRun {
       phase,
       cyclesDone: this.cyclesDone,
       cyclesTotal: this.source.totalCycles,
+      cyclesBound: !(this.spec.schedule.steps === null && this.spec.schedule.durationNs > 0 && this.spec.schedule.cycles >= MAX_CYCLES),
+      durationNs: this.spec.schedule.durationNs,
       inFlight: this.plugged.size,
       verdicts: this.verdicts.length,
       violations: this.verdicts.filter((v) => v.failing).length,
@@ -596,6 +643,8 @@ class StormRun {
       for (let step = this.source.next(); step; step = this.source.next()) {
         // Paused from the live view: nothing waits on the machine, so sim time stands still.
         while (this.pauseGate && !this.stop.signal.aborted) await this.pauseGate.wait;
+        // A machine that does not answer cannot take hot-plug commands: wait until it does.
+        while (this.unreachable && !this.stop.signal.aborted) await this.unreachable.gate.wait;
         if (durationNs > 0 && this.machine.clock.now() - startNs >= durationNs) this.source.stopNewCycles();
         if (this.stop.signal.aborted) break;
         this.executed.push(step);
@@ -947,6 +996,11 @@ function json(v: unknown): string {
   } catch {
     return String(v);
   }
+}
+
+/** Stops the user asked for, or set a bound for: a run that ends by one of them is not a failure. */
+function stoppedAsAsked(reason: string | undefined): boolean {
+  return reason === "interrupted" || reason === "deadline" || reason === LIVE_STOP_REASON || (reason?.startsWith("trace size limit:") ?? false);
 }
 
 function isAbort(e: unknown): boolean {

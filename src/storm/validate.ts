@@ -42,12 +42,20 @@ export interface ScenarioIssue {
   message: string;
 }
 
+/** Problems listed in a ScenarioError's message at most (all are in `issues`). */
+const MAX_LISTED_ISSUES = 50;
+
 export class ScenarioError extends Error {
   constructor(readonly issues: ScenarioIssue[]) {
-    super(issues.map(formatIssue).join("\n"));
+    const listed = issues.slice(0, MAX_LISTED_ISSUES).map(formatIssue);
+    if (issues.length > MAX_LISTED_ISSUES) listed.push(`... and ${issues.length - MAX_LISTED_ISSUES} more problems`);
+    super(listed.join("\n"));
     this.name = "ScenarioError";
   }
 }
+
+/** The largest storm file read (1 MiB): over twenty thousand explicit steps, far above any real storm. */
+export const MAX_STORM_BYTES = 1024 * 1024;
 
 export function formatIssue(i: ScenarioIssue): string {
   const where = i.line > 0 ? `${i.file}:${i.line}:${i.col}` : i.file;
@@ -56,7 +64,15 @@ export function formatIssue(i: ScenarioIssue): string {
 
 type N = Node | null | undefined;
 
-const MAX_CYCLES = 10_000_000;
+/** The most cycles a storm may ask for; also the cycles of a storm bounded by its duration only. */
+export const MAX_CYCLES = 10_000_000;
+
+/**
+ * The longest duration a storm may give (24 hours): machine time is a float of
+ * nanoseconds, exact only below 2^53 (about 104 days), and sums of a run's
+ * dwells, sleeps and deadlines must stay exact.
+ */
+export const MAX_DURATION_NS = 24 * 3600e9;
 
 /** Field-by-field YAML checks that record every problem with its file position (storms here, campaigns in src/campaign). */
 export class Checker {
@@ -75,6 +91,11 @@ export class Checker {
   fail(node: N, path: string, message: string, fallback?: N): void {
     const { line, col } = this.pos(node, fallback);
     this.issues.push({ file: this.file, line, col, path, message });
+  }
+
+  duplicate(key: N, path: string, name: string, first: N, map: N): void {
+    const at = this.pos(first);
+    this.fail(key, path, `duplicate key "${name}"${at.line > 0 ? ` (first at line ${at.line}, column ${at.col})` : ""}: a key may appear once in a mapping`, map);
   }
 
   describe(node: N): string {
@@ -175,6 +196,9 @@ export class Checker {
     const ns = parseDurationNs(v);
     if (ns === undefined) {
       this.fail(node, path, `expected a duration (milliseconds, or a number with a unit: 500us, 10ms, 2s, 1m); got ${this.describe(node)}`, parent);
+    } else if (ns > MAX_DURATION_NS) {
+      this.fail(node, path, `expected a duration of at most ${fmtNs(MAX_DURATION_NS)} (24 hours); got ${this.describe(node)}`, parent);
+      return undefined;
     }
     return ns;
   }
@@ -213,7 +237,7 @@ export class Checker {
     const mean = this.duration(this.required(e, "mean", at, value, "a duration"), `${at}.mean`, value);
     const max = e.has("max") ? this.duration(e.get("max"), `${at}.max`, value) : undefined;
     if (mean === undefined) return undefined;
-    return { type: "exponential", meanNs: mean, maxNs: max ?? mean * 10 };
+    return { type: "exponential", meanNs: mean, maxNs: max ?? Math.min(mean * 10, MAX_DURATION_NS) };
   }
 
   probability(node: N, path: string, parent?: N): number | undefined {
@@ -326,8 +350,13 @@ function readDeviceFault(ck: Checker, m: Map<string, N>, p: string, owner: N, at
 
 /** Parses and validates YAML storm text; throws ScenarioError with every problem found. */
 export function parseStorm(text: string, file = "<storm>"): StormSpec {
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > MAX_STORM_BYTES) {
+    throw new ScenarioError([{ file, line: 0, col: 0, path: "", message: `the storm is ${bytes} bytes, over the ${MAX_STORM_BYTES}-byte (1 MiB) limit for storm files` }]);
+  }
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  // yaml's own uniqueKeys check compares every key with every earlier one: duplicateKeys does it in linear time.
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false });
   const ck = new Checker(file, lc);
   if (doc.errors.length > 0) {
     for (const e of doc.errors) {
@@ -336,7 +365,31 @@ export function parseStorm(text: string, file = "<storm>"): StormSpec {
     }
     throw new ScenarioError(ck.issues);
   }
+  duplicateKeys(ck, doc.contents as N);
+  if (ck.issues.length > 0) throw new ScenarioError(ck.issues);
   return build(ck, doc.contents as N);
+}
+
+/** Reports every key that repeats an earlier key of its mapping, anywhere in the document, with where the first one is. */
+function duplicateKeys(ck: Checker, root: N): void {
+  const stack: Array<[N, string]> = [[root, ""]];
+  while (stack.length > 0) {
+    const [node, path] = stack.pop()!;
+    if (isSeq(node)) {
+      node.items.forEach((item, i) => stack.push([item as N, `${path}[${i}]`]));
+    } else if (isMap(node)) {
+      const seen = new Map<string, N>();
+      for (const pair of node.items) {
+        const key = pair.key as N;
+        const name = isScalar(key) ? String(key.value) : "?";
+        const at = path ? `${path}.${name}` : name;
+        const first = seen.get(name);
+        if (first !== undefined) ck.duplicate(key, at, name, first, node);
+        else if (isScalar(key)) seen.set(name, key);
+        stack.push([pair.value as N, at]);
+      }
+    }
+  }
 }
 
 /** Validates a storm given as a TypeScript object; same rules as the YAML form. */

@@ -32,6 +32,12 @@ export type ChannelOutput =
   | { type: "seq-gap"; expected: number; got: number; lost: number }
   /** seq went back (or repeated) without a Hello: a confused agent or a duplicated frame. Precedes that frame. */
   | { type: "seq-backward"; expected: number; got: number }
+  /**
+   * seq jumped forward by more than MAX_SEQ_GAP: no loss the agent can cause,
+   * so not counted as lost frames (a hostile or broken guest would otherwise
+   * set the count at will); counted as one corrupt frame. Precedes that frame.
+   */
+  | { type: "seq-jump"; expected: number; got: number }
   /** A Hello began a new session (seq restarts). Precedes the Hello frame. */
   | { type: "session-start"; seq: number; hello: plugstorm.telemetry.v1.Hello.$Properties };
 
@@ -57,10 +63,21 @@ export interface DecoderStats {
  * channel events out. Before any Hello, seq is expected to start at 1 (a host
  * that joins late reports what it missed as loss).
  */
+/**
+ * The largest seq gap counted as lost frames: 2^20. The agent's send queue
+ * holds 256 frames (images/agent/core/agent.c, QUEUE_LEN) and a frame it drops
+ * still uses up a seq, so a long stall of the host can show as a gap of
+ * thousands; a million is beyond any stall a storm survives, and bounds what
+ * one frame can add to the count.
+ */
+export const MAX_SEQ_GAP = 1 << 20;
+
 export class GuestStreamDecoder implements FrameSink {
   readonly stats: DecoderStats = { frames: 0, corrupt: 0, oversize: 0, bytesSkipped: 0, lost: 0, sessions: 0, bytes: 0 };
   private readonly splitter = new FrameSplitter();
   private expected: number;
+  /** The highest seq seen in this session. */
+  private highest = 0;
   private out: ChannelOutput[] = [];
 
   constructor(opts: { firstSeq?: number } = {}) {
@@ -112,13 +129,23 @@ export class GuestStreamDecoder implements FrameSink {
     if (frame.hello != null) {
       this.stats.sessions++;
       this.out.push({ type: "session-start", seq, hello: frame.hello });
-    } else if (seq > this.expected) {
-      const lost = seq - this.expected;
-      this.stats.lost += lost;
-      this.out.push({ type: "seq-gap", expected: this.expected, got: seq, lost });
+      this.highest = seq;
     } else if (seq < this.expected) {
       this.out.push({ type: "seq-backward", expected: this.expected, got: seq });
+    } else if (seq > this.expected) {
+      // Counted from past the highest seq of the session, so a guest that goes
+      // back and forth cannot count the same seqs as lost again.
+      const from = Math.max(this.expected, this.highest + 1);
+      if (seq - from > MAX_SEQ_GAP) {
+        this.stats.corrupt++;
+        this.out.push({ type: "seq-jump", expected: this.expected, got: seq });
+      } else if (seq > from) {
+        const lost = seq - from;
+        this.stats.lost += lost;
+        this.out.push({ type: "seq-gap", expected: from, got: seq, lost });
+      }
     }
+    if (seq > this.highest) this.highest = seq;
     this.expected = seq + 1;
     this.stats.frames++;
     this.out.push({ type: "frame", frame });

@@ -17,6 +17,7 @@ export {
   encodeHostCommand,
   GuestStreamDecoder,
   HostCommandDecoder,
+  MAX_SEQ_GAP,
   type ChannelOutput,
   type CommandResult,
   type CorruptReason,

@@ -3,6 +3,7 @@
 
 import { plugstorm } from "../gen/plugstorm.js";
 import type { TelemetryEvent } from "./channel.js";
+import { MAX_SEQ_GAP } from "./codec.js";
 
 const K = plugstorm.trace.v1.ChannelEvent.Kind;
 
@@ -22,6 +23,14 @@ export function telemetryEventToRecord(ev: TelemetryEvent): plugstorm.trace.v1.I
       return { tNs, channel: { kind: K.OVERSIZE_FRAME, bytesSkipped: ev.bytesSkipped } };
     case "seq-gap":
       return { tNs, channel: { kind: K.SEQ_GAP, expectedSeq: ev.expected, gotSeq: ev.got, message: `${ev.lost} frame(s) lost` } };
+    case "seq-jump":
+      return {
+        tNs,
+        channel: {
+          kind: K.CORRUPT_FRAME,
+          message: `seq jumped from ${ev.expected} to ${ev.got}, over the ${MAX_SEQ_GAP}-frame gap the agent can cause: not counted as lost frames`,
+        },
+      };
     case "seq-backward":
       return { tNs, channel: { kind: K.SEQ_GAP, expectedSeq: ev.expected, gotSeq: ev.got, message: "seq went backwards without a Hello" } };
     case "session-start":

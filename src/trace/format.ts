@@ -39,6 +39,13 @@ export function checkPreamble(b: Uint8Array): string | undefined {
   return undefined;
 }
 
+/** The byte offset checkPreamble's problem is at: the version's (8) when the magic is good, else 0. */
+export function preambleProblemOffset(b: Uint8Array): number {
+  if (b.length < PREAMBLE_BYTES) return 0;
+  for (let i = 0; i < TRACE_MAGIC.length; i++) if (b[i] !== TRACE_MAGIC[i]) return 0;
+  return TRACE_MAGIC.length;
+}
+
 /** Appends one entry for msg to out at pos (out must have room: entrySize(msg.length)). Returns the new pos. */
 export function writeEntry(out: Uint8Array, pos: number, msg: Uint8Array): number {
   const start = pos;

@@ -2,7 +2,7 @@
 // readers, a text/JSON form for people and tools, and exports for trace
 // viewers (Perfetto, Chrome JSON).
 export { TRACE_MAGIC, TRACE_VERSION, MAX_ENTRY_BYTES, TraceFormatError } from "./format.js";
-export { TraceWriter, type TraceWriterOptions } from "./writer.js";
+export { TraceWriter, TraceWriteError, INCOMPLETE_MARK, ioErrorText, type TraceWriterOptions } from "./writer.js";
 export { parseTrace, readTrace, TraceFile, traceIntact, damageNote, type ParsedTrace, type TraceStatus, type DamagedRegion } from "./reader.js";
 export { formatRecord, formatHeader, recordToJson, headerToJson } from "./text.js";
 export { buildTimeline, type Timeline, type TimelineEvent, type TimelineTrack } from "./timeline.js";

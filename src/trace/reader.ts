@@ -5,7 +5,7 @@
 
 import { open } from "node:fs/promises";
 import { plugstorm } from "../gen/plugstorm.js";
-import { chainNext, checkPreamble, findNextEntry, parseEntry, PREAMBLE_BYTES, recordShape, TraceFormatError } from "./format.js";
+import { chainNext, checkPreamble, findNextEntry, parseEntry, preambleProblemOffset, PREAMBLE_BYTES, recordShape, TraceFormatError } from "./format.js";
 
 type TraceHeader = plugstorm.trace.v1.TraceHeader;
 type TraceRecord = plugstorm.trace.v1.Record;
@@ -74,7 +74,7 @@ export function damageNote(s: TraceStatus): string {
 
 function decodeHeader(b: Uint8Array, where: string): { header: TraceHeader; next: number } {
   const bad = checkPreamble(b);
-  if (bad) throw new TraceFormatError(where, 0, bad);
+  if (bad) throw new TraceFormatError(where, preambleProblemOffset(b), bad);
   const e = parseEntry(b, PREAMBLE_BYTES, b.length);
   if (e.kind !== "ok") throw new TraceFormatError(where, PREAMBLE_BYTES, `header entry ${e.kind === "short" ? "cut off" : "corrupt"}: ${e.detail}`);
   try {
@@ -335,7 +335,7 @@ export async function readTrace(path: string): Promise<TraceFile> {
       const { bytesRead } = await fh.read(b, 0, b.length, 0);
       const view = b.subarray(0, bytesRead);
       const bad = checkPreamble(view);
-      if (bad) throw new TraceFormatError(path, 0, bad);
+      if (bad) throw new TraceFormatError(path, preambleProblemOffset(view), bad);
       const e = parseEntry(view, PREAMBLE_BYTES, view.length);
       if (e.kind === "short" && bytesRead < total) {
         size *= 4;

@@ -2,7 +2,7 @@
 // write per flush, so a killed process leaves a file that ends on an entry
 // boundary, and a live run's file is never more than ~100 ms behind.
 
-import { closeSync, openSync, writeSync } from "node:fs";
+import { closeSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import { plugstorm } from "../gen/plugstorm.js";
 import { entrySize, MAX_ENTRY_BYTES, preamble, writeEntry } from "./format.js";
 
@@ -26,6 +26,36 @@ export interface TraceWriterOptions {
   flushIntervalMs?: number;
   /** Flush as soon as this much is buffered (default 1 MiB). */
   maxBufferBytes?: number;
+  /**
+   * Called once, at the first write that fails (disk full, I/O error): the
+   * writer then stops writing (see TraceWriter.error). Never called for create().
+   */
+  onError?: (err: TraceWriteError) => void;
+}
+
+/** Name of the mark record a writer appends, if it still can, after a write failed: the trace ends early there. */
+export const INCOMPLETE_MARK = "trace-incomplete";
+
+/** A write to a trace file that failed; the message names the file. */
+export class TraceWriteError extends Error {
+  constructor(
+    readonly path: string,
+    readonly code: string | undefined,
+    cause: unknown,
+  ) {
+    super(`cannot write ${path}: ${ioErrorText(cause)}`, { cause });
+    this.name = "TraceWriteError";
+  }
+}
+
+/** "no space left on device (ENOSPC)" from Node's "ENOSPC: no space left on device, write". */
+export function ioErrorText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (e && typeof e.code === "string" && typeof e.message === "string") {
+    const m = /^[A-Z0-9_]+: (.*?)(?:, \w+(?: '.*')?)?$/.exec(e.message);
+    return `${m ? m[1] : e.message} (${e.code})`;
+  }
+  return err instanceof Error ? err.message : String(err);
 }
 
 export class TraceWriter {
@@ -37,6 +67,13 @@ export class TraceWriter {
   private written = 0;
   private readonly interval: number;
   private readonly maxBuffer: number;
+  private failure: TraceWriteError | undefined;
+  private dropped = 0;
+  private lastTNs: plugstorm.trace.v1.IRecord["tNs"] = 0;
+  /** Records in the file (count at the last successful flush). */
+  private flushedRecords = 0;
+
+  private readonly onError: ((err: TraceWriteError) => void) | undefined;
 
   private constructor(
     readonly path: string,
@@ -44,6 +81,7 @@ export class TraceWriter {
     opts: TraceWriterOptions,
   ) {
     this.fd = fd;
+    this.onError = opts.onError;
     this.interval = opts.flushIntervalMs ?? 100;
     this.maxBuffer = opts.maxBufferBytes ?? 1024 * 1024;
     this.buf = new Uint8Array(Math.min(this.maxBuffer, 64 * 1024) + 64);
@@ -61,6 +99,12 @@ export class TraceWriter {
     w.put(preamble());
     w.putEntry(plugstorm.trace.v1.TraceHeader.encode(header).finish());
     w.flush();
+    // A trace that cannot even hold its header is no trace: say so now.
+    if (w.failure) {
+      const err = w.failure;
+      w.close();
+      throw err;
+    }
     return w;
   }
 
@@ -74,6 +118,21 @@ export class TraceWriter {
     return this.written;
   }
 
+  /** Size of the file once everything appended is written: bytes written plus bytes buffered. */
+  get size(): number {
+    return this.written + this.used;
+  }
+
+  /** The first write that failed; from then on appended records are dropped (counted in `dropped`). */
+  get error(): TraceWriteError | undefined {
+    return this.failure;
+  }
+
+  /** Records appended after a write failed, not in the file. */
+  get droppedRecords(): number {
+    return this.dropped;
+  }
+
   get closed(): boolean {
     return this.fd === undefined;
   }
@@ -81,6 +140,12 @@ export class TraceWriter {
   /** Appends a record; returns its 0-based index. Throws after close(). */
   append(record: plugstorm.trace.v1.IRecord): number {
     if (this.fd === undefined) throw new Error(`trace ${this.path} is closed`);
+    const index = this.count++;
+    if (this.failure) {
+      this.dropped++;
+      return index;
+    }
+    this.lastTNs = record.tNs;
     this.putEntry(plugstorm.trace.v1.Record.encode(record).finish());
     if (this.used >= this.maxBuffer) this.flush();
     else if (this.timer === undefined) {
@@ -91,7 +156,7 @@ export class TraceWriter {
       // A trace waiting for its next flush must not keep the process alive.
       this.timer.unref();
     }
-    return this.count++;
+    return index;
   }
 
   /** Writes everything buffered now. */
@@ -100,11 +165,52 @@ export class TraceWriter {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.fd === undefined || this.used === 0) return;
+    if (this.fd === undefined || this.used === 0 || this.failure) return;
     let off = 0;
-    while (off < this.used) off += writeSync(this.fd, this.buf, off, this.used - off);
+    try {
+      // At explicit offsets: after a failed write the file is cut back, and the next write must land at the cut.
+      while (off < this.used) off += writeSync(this.fd, this.buf, off, this.used - off, this.written + off);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
     this.written += this.used;
     this.used = 0;
+    this.flushedRecords = this.count;
+  }
+
+  /**
+   * A write failed (disk full, I/O error): cut the file back to the last whole
+   * flush, so it reads clean to there, and end it with an INCOMPLETE_MARK
+   * record if that still fits (the cut freed at least the failed write's bytes).
+   * Nothing is written after that; the error goes to onError, never thrown
+   * (flushes run from timers and from exit).
+   */
+  private fail(cause: unknown): void {
+    const fd = this.fd!;
+    this.failure = new TraceWriteError(this.path, (cause as NodeJS.ErrnoException | undefined)?.code, cause);
+    this.dropped += this.count - this.flushedRecords;
+    this.used = 0;
+    try {
+      ftruncateSync(fd, this.written);
+      const mark = plugstorm.trace.v1.Record.encode({ tNs: this.lastTNs ?? 0, mark: { name: INCOMPLETE_MARK, detail: this.failure.message } }).finish();
+      const out = new Uint8Array(entrySize(mark.length));
+      const end = writeEntry(out, 0, mark);
+      let off = 0;
+      try {
+        while (off < end) off += writeSync(fd, out, off, end - off, this.written + off);
+        this.written += end;
+      } catch {
+        ftruncateSync(fd, this.written);
+      }
+    } catch {
+      // The file cannot even be cut back: a reader finds a truncated tail, which it reports as such.
+    }
+    try {
+      this.onError?.(this.failure);
+    } catch {
+      // The owner's trouble; the writer has stopped either way.
+    }
   }
 
   /** Flushes and closes; idempotent. */

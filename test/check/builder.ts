@@ -191,6 +191,16 @@ export class TraceBuilder {
   machineStopped(): this {
     return this.push({ machine: { kind: TR.MachineEvent.Kind.STOPPED } });
   }
+  /** The host's heartbeat is answered (the first answer of a run is recorded). */
+  machineResponsive(): this {
+    return this.push({ machine: { kind: TR.MachineEvent.Kind.RESPONSIVE, text: "answering the host's QMP heartbeat" } });
+  }
+  /** The host's heartbeat goes unanswered for ns, then is answered again. */
+  machineUnresponsive(ns: number): this {
+    this.push({ machine: { kind: TR.MachineEvent.Kind.UNRESPONSIVE, text: "no answer to QMP query-status within 2000 ms" } });
+    this.t += ns;
+    return this.push({ machine: { kind: TR.MachineEvent.Kind.RESPONSIVE } });
+  }
   machineExited(code = 1, signal = ""): this {
     return this.push({ machine: { kind: TR.MachineEvent.Kind.EXITED, exitCode: code, signal } });
   }

@@ -406,6 +406,12 @@ const CASES: Case[] = [
     who: { side: "host" },
   },
   {
+    rule: "machine-responsive",
+    bad: () => base().machineUnresponsive(5 * S).log("tick"),
+    good: () => base().machineResponsive().wait(5 * S).log("tick"),
+    who: { side: "host" },
+  },
+  {
     rule: "profile-matches-guest",
     bad: () => trace().hello({ os: "linux" }),
     good: () => trace().hello({ os: "netbsd" }),

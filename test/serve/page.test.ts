@@ -140,9 +140,10 @@ test("saved trace: plugstorm serve TRACE replays it, and a trace dropped on a li
   t.is(await page.locator("#c-records").textContent(), String(stormRecords().length));
 
   // The same file through the page's file picker (what drag and drop does) on a live server.
+  // A live storm's page uploads with the token of its URL (the server refuses uploads without it).
   const live = await startLiveServer();
   t.teardown(() => live.close());
-  await page.goto(live.url);
+  await page.goto(live.pageUrl);
   await page.locator("#conn", { hasText: "connected" }).waitFor();
   await page.setInputFiles("#file", path);
   await page.locator("#status", { hasText: "replay ended" }).waitFor({ timeout: 10_000 });

@@ -8,6 +8,7 @@ import {
   GuestStreamDecoder,
   HostCommandDecoder,
   MAX_ENCODED,
+  MAX_SEQ_GAP,
   type ChannelOutput,
 } from "../../src/telemetry/index.js";
 
@@ -39,6 +40,8 @@ function summary(out: ChannelOutput[]): string[] {
         return `gap:${o.expected}-${o.got}:${o.lost}`;
       case "seq-backward":
         return `back:${o.expected}-${o.got}`;
+      case "seq-jump":
+        return `jump:${o.expected}-${o.got}`;
       case "session-start":
         return `session:${o.hello.agentVersion}`;
     }
@@ -175,4 +178,17 @@ test("random garbage between frames: never throws, bounded, good frames recovere
     { numRuns: 150 },
   );
   t.pass();
+});
+
+test("a guest cannot inflate the lost-frame count through seq numbers", (t) => {
+  const d = new GuestStreamDecoder();
+  // A real gap counts; a jump past MAX_SEQ_GAP is one corrupt frame, not 2^40 lost ones.
+  t.deepEqual(summary(d.push(Buffer.concat([hello(1), ref(2), ref(10)].map(encodeGuestFrame)))), ["session:test 0", "frame:1:hello", "frame:2:ref", "gap:3-10:7", "frame:10:ref"]);
+  t.deepEqual(summary(d.push(encodeGuestFrame(ref(2 ** 40)))), [`jump:11-${2 ** 40}`, `frame:${2 ** 40}:ref`]);
+  // Back and forth: seqs already passed are never counted as lost again.
+  const bytes: Uint8Array[] = [];
+  for (let i = 0; i < 1000; i++) bytes.push(encodeGuestFrame(ref(3)), encodeGuestFrame(ref(2 ** 40 + MAX_SEQ_GAP)));
+  d.push(Buffer.concat(bytes));
+  t.is(d.stats.lost, 7 + MAX_SEQ_GAP - 1, "the lost count is bounded by the highest seq reached, not by how often it is reached");
+  t.is(d.stats.corrupt, 1);
 });

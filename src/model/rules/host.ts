@@ -54,6 +54,18 @@ export const HOST_RULES = [
     basis: "docs/netbsd.md#qemu",
   }),
   rule({
+    id: "machine-responsive",
+    severity: "error",
+    side: "host",
+    principle: null,
+    profiles: BOTH,
+    needs: [],
+    watches: ["machine:unresponsive", "machine:responsive"],
+    statement:
+      "The machine keeps answering the host's QMP heartbeat; while it does not (stopped, hung), no deadline runs.",
+    basis: "docs/netbsd.md#qemu",
+  }),
+  rule({
     id: "profile-matches-guest",
     severity: "warning",
     side: "host",

@@ -616,7 +616,8 @@ async function upload(file) {
   try {
     res = await fetch(`/replay?speed=${encodeURIComponent(speed === "1" ? "max" : speed)}`, {
       method: "POST",
-      headers: { "content-type": "application/octet-stream" },
+      // The server asks for the control token before it reads an upload (a live storm's always).
+      headers: token ? { "content-type": "application/octet-stream", "x-plugstorm-token": token } : { "content-type": "application/octet-stream" },
       body: file,
     });
   } catch (err) {

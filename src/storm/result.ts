@@ -1,0 +1,43 @@
+// What a finished run hands back: its own module, so the runner and the
+// report builder both depend on it and not on each other.
+
+import type { StormVerdict } from "./checking.js";
+import type { Step, StormSpec } from "./spec.js";
+
+export type RunStatus = "clean" | "violations" | "aborted";
+
+export interface RunResult {
+  status: RunStatus;
+  /** 0 clean, 1 violations, 2 aborted by a set-up error, a machine error or a file that could not be written. An interrupted run with violations is 1. */
+  exitCode: 0 | 1 | 2;
+  /** Why the run ended early: "interrupted", "deadline", "violation", a machine error. */
+  abortReason?: string;
+  seed: number;
+  spec: StormSpec;
+  outDir: string | null;
+  traceFile: string | null;
+  reportFiles: string[];
+  /** The text summary (also in summary.txt when reports were written). */
+  reportText?: string;
+  /**
+   * Files that could not be written (disk full, I/O error), with why: the
+   * trace (then cut back to its last whole flush and marked incomplete) or
+   * reports. Any makes exitCode 2; the other reports are written all the same.
+   */
+  writeErrors: Array<{ file: string; message: string }>;
+  verdicts: StormVerdict[];
+  /** Rules the failing verdicts name, in order of first appearance. */
+  failedRules: string[];
+  summary: unknown;
+  cyclesDone: number;
+  records: number;
+  frames: number;
+  framesLost: number;
+  corrupt: number;
+  durationMs: number;
+  machineEndNs: number;
+  /** The steps actually executed, in order: an explicit storm that replays this run. */
+  executed: Step[];
+  reproduce: string;
+}
+
