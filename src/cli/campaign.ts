@@ -14,7 +14,7 @@ import {
   type CampaignSpec,
 } from "../campaign/index.js";
 import { ScenarioError } from "../storm/index.js";
-import { EXIT_USAGE, UsageError, intOption, parse, type Io } from "./args.js";
+import { EXIT_USAGE, UsageError, defineOptions, intOption, parse, type Io } from "./args.js";
 
 export const CAMPAIGN_HELP = `usage: plugstorm campaign FILE [options]
 
@@ -63,11 +63,14 @@ export function campaignProgressText(p: CampaignProgress): string {
   );
 }
 
+const CAMPAIGN_OPTIONS = defineOptions("campaign", { out: { type: "string" }, resume: { type: "boolean" }, parallelism: { type: "string" }, queue: { type: "string" }, window: { type: "string" }, quiet: { type: "boolean", short: "q" }, json: { type: "boolean" }, verbose: { type: "boolean", short: "v" } });
+const WORKER_OPTIONS = defineOptions("worker", { queue: { type: "string" }, concurrency: { type: "string" }, "lock-ms": { type: "string" }, "stalled-ms": { type: "string" }, "max-stalled": { type: "string" }, quiet: { type: "boolean", short: "q" } });
+
 export async function campaignCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     "campaign",
     argv,
-    { out: { type: "string" }, resume: { type: "boolean" }, parallelism: { type: "string" }, queue: { type: "string" }, window: { type: "string" }, quiet: { type: "boolean", short: "q" }, json: { type: "boolean" }, verbose: { type: "boolean", short: "v" } },
+    CAMPAIGN_OPTIONS,
     { maxPositionals: 1 },
   );
   const file = positionals[0];
@@ -219,7 +222,7 @@ export async function workerCommand(argv: string[], io: Io): Promise<number> {
   const { values } = parse(
     "worker",
     argv,
-    { queue: { type: "string" }, concurrency: { type: "string" }, "lock-ms": { type: "string" }, "stalled-ms": { type: "string" }, "max-stalled": { type: "string" }, quiet: { type: "boolean", short: "q" } },
+    WORKER_OPTIONS,
     { maxPositionals: 0 },
   );
   if (values.queue === undefined) throw new UsageError("--queue redis://HOST:PORT is required", "worker");

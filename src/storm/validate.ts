@@ -688,8 +688,8 @@ function readMachine(ck: Checker, node: N, root: N): MachineSpec | undefined {
     : profile === "bare"
       ? "none"
       : profile === "netbsd-guest"
-        ? // What `plugstorm image netbsd` sets up for 10.1 and later: viocon(4) on a virtio console.
-          "virtio-console"
+        ? // What `plugstorm image netbsd` sets up by default: com1 (a 10.1 GENERIC may have no viocon0).
+          "uart"
         : "virtio-serial";
   if (profile === "bare" && telemetry !== undefined && telemetry !== "none") {
     ck.fail(m.get("telemetry"), "machine.telemetry", "a bare machine runs no guest, so it has no telemetry channel: expected none");

@@ -53,7 +53,15 @@ const NOT_RUN: Record<string, string> = {
   "cp images/netbsd/PLUGSTORM src/sys/arch/amd64/conf/": "in a NetBSD source tree",
   "cd src && ./build.sh -U -m amd64 -j4 -O ../obj -T ../tools tools kernel=PLUGSTORM": "in a NetBSD source tree",
   "cat /var/log/plugstorm-build.log /var/log/plugstorm-agent.log": "inside the NetBSD guest",
+  "cat /var/log/plugstorm-build.log /var/log/plugstorm-agent.log /var/log/plugstorm-dtrace.log": "inside the NetBSD guest",
   "dtrace -q -Z -s /usr/libdata/plugstorm/plugstorm.d": "inside the NetBSD guest",
+  "dtrace -l -n 'fbt::config_detach:' -n 'fbt::if_get:'": "inside the NetBSD guest",
+  "modstat | grep dtrace; ls -l /dev/drvctl /dev/bpf /dev/dtrace/dtrace": "inside the NetBSD guest",
+  "cvs -d anoncvs@anoncvs.NetBSD.org:/cvsroot checkout -r netbsd-10-1-RELEASE -P src": "fetches NetBSD's source: no network here",
+  "[--mirror URL] [--out DIR] [--telemetry com1|viocon] [--nanopb-src DIR] [--size-mib N]": "the options of the lines above, not a command",
+  "redis-server --bind 10.0.0.5 --requirepass \"$PLUGSTORM_REDIS_PASSWORD\" --appendonly yes": "a deployment on a private network; the campaign tests start their own Redis on loopback",
+  "PLUGSTORM_REDIS_PASSWORD=... npx plugstorm campaign nightly.yaml --queue redis://10.0.0.5:6379 --out /shared/plugstorm/nightly": "a deployment on a private network; test/campaign runs the same through a loopback Redis",
+  "PLUGSTORM_REDIS_PASSWORD=... npx plugstorm worker --queue redis://10.0.0.5:6379": "a deployment on a private network; test/campaign runs the same through a loopback Redis",
 };
 
 interface Ctx {
@@ -154,6 +162,25 @@ const EXPECT: Record<string, Expect> = {
     const live = (JSON.parse(readFileSync(join(c.run!, "report.json"), "utf8")) as { verdicts: { rule: string; recordIndex: number }[] }).verdicts;
     c.t.deepEqual(offline.map(key).sort(), live.map(key).sort());
   },
+  "plugstorm check runs/<run>/trace.pstrace -q": async (c, args) => {
+    const r = await plugstorm(c, args);
+    c.t.is(r.code, 1, "quiet keeps the exit status");
+    c.t.is(r.stdout.trim().split("\n").length, 1, r.stdout);
+  },
+  "plugstorm check runs/<run>/trace.pstrace --rule host-add-attaches --examples 0": async (c, args) => {
+    const r = await plugstorm(c, args);
+    c.t.is(r.code, 1, "one rule shown, every verdict still counted");
+    const shown = [...r.stdout.matchAll(/^\s*\d+\. (?:FATAL|ERROR|WARNING) ([\w-]+):/gm)].map((m) => m[1]);
+    c.t.true(shown.length > 3, `--examples 0 shows them all: ${r.stdout.slice(0, 400)}`);
+    c.t.deepEqual([...new Set(shown)], ["host-add-attaches"]);
+  },
+  "plugstorm trace cat runs/<run>/trace.pstrace --nic nic7 --from 1.5 --to 4s": async (c, args) => {
+    const r = await plugstorm(c, args);
+    c.t.is(r.code, 0, r.stderr);
+    const times = [...r.stdout.matchAll(/^[+!]?\s*(\d+\.\d+) #/gm)].map((m) => Number(m[1]));
+    c.t.true(times.every((x) => x >= 1.5 && x <= 4), "inside the window");
+    c.t.false(/nicId=nic(?!7\b)\d+/.test(r.stdout), "only nic7's records");
+  },
   "plugstorm shrink runs/<run>/trace.pstrace": async (c, args) => {
     const r = await plugstorm(c, args);
     c.t.is(r.code, 1, r.stderr);
@@ -174,7 +201,8 @@ const EXPECT: Record<string, Expect> = {
   "plugstorm image netbsd --version 10.1 --nanopb-src ~/nanopb": offlineImage("10.1"),
   "plugstorm image netbsd --release /usr/obj/releasedir": localImageError(/nanopb runtime sources .* not found|no SHA512 file/),
   "plugstorm image netbsd --kernel .../PLUGSTORM/netbsd": localImageError(/nanopb runtime sources .* not found|PLUGSTORM\/netbsd/),
-  "plugstorm image netbsd --kernel ../obj/sys/arch/amd64/compile/PLUGSTORM/netbsd": localImageError(/nanopb runtime sources .* not found|PLUGSTORM\/netbsd/),
+  "plugstorm image netbsd --version 10.1 --kernel ../obj/sys/arch/amd64/compile/PLUGSTORM/netbsd": localImageError(/nanopb runtime sources .* not found|PLUGSTORM\/netbsd/),
+  "plugstorm storm scripts/storms/redir-cdce-faults.yaml": stormRun(0, [/storm "redir-cdce-faults"/, /PASS/]),
   "plugstorm storm scripts/storms/netbsd-usb.yaml": netbsdStorm,
   "plugstorm storm scripts/storms/netbsd-unload.yaml": netbsdStorm,
 };
@@ -252,11 +280,13 @@ test("the TypeScript runStorm example in scripts/storms/README.md returns what i
   t.is(mod.default.status, said![1]!);
 });
 
-test("images/netbsd/README.md no longer says storms cannot use virtio-console, the netbsd-guest default", async (t) => {
+test("images/netbsd/README.md and the storm default agree: com1 (uart) unless the image was built for viocon", async (t) => {
   const { validateStorm } = await import("../../src/storm/index.js");
   const m = validateStorm({ machine: { type: "qemu", profile: "netbsd-guest" } }).machine;
-  t.is(m.type === "qemu" ? m.telemetry : undefined, "virtio-console");
+  // The image talks on com1 unless its kernel has viocon0 (images/netbsd/README.md), so storms default to uart.
+  t.is(m.type === "qemu" ? m.telemetry : undefined, "uart");
   const doc = readFileSync(join(ROOT, "images/netbsd/README.md"), "utf8");
   t.notRegex(doc, /does not accept yet/);
-  t.regex(doc, /`virtio-console` is the netbsd-guest\s+profile's default/);
+  t.regex(doc, /Default: com1/);
+  t.regex(doc, /`virtio-console`/);
 });

@@ -1,4 +1,4 @@
-// Lanes on the real Linux guest: 64 NICs in flight on one VM (31+ root hubs
+// Lanes on the real Linux guest: 40 NICs in flight on one VM (31+ root hubs
 // would exhaust Linux's USB bus numbers, so lanes past 31 sit on usb-hubs,
 // see src/qemu/profiles/linux-guest.ts). The verdicts must not change with the
 // lane count: a clean storm gives none, and a leak is still named, with its
@@ -18,9 +18,11 @@ import RefKind = plugstorm.telemetry.v1.RefEvent.Kind;
 import ActKind = plugstorm.trace.v1.HostAction.Kind;
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-const LANES = 64;
-const MACHINE = { type: "qemu", profile: "linux-guest", accel: "auto", telemetry: "virtio-serial", bootTimeout: "120s", usbPorts: LANES, memoryMb: 1024 } as const;
-const DEADLINES = { attach: "10s", detach: "5s", removal: "2s", guest: "120s" } as const;
+// 40: past 16 controllers (PCIe root ports) and past 31 (usb-hubs), so both layouts are exercised.
+const LANES = 40;
+const MACHINE = { type: "qemu", profile: "linux-guest", accel: "auto", telemetry: "virtio-serial", bootTimeout: "120s", usbPorts: LANES, memoryMb: 896 } as const;
+// Generous: ava runs another QEMU test file beside this one, and the verdicts, not the speed, are under test here.
+const DEADLINES = { attach: "30s", detach: "5s", removal: "5s", guest: "120s" } as const;
 
 let vm: VmFixture | undefined;
 const dirs: string[] = [];
@@ -52,7 +54,7 @@ test.serial(`${LANES} lanes: a clean storm with every lane busy gives no verdict
   const r = await vm!.storm(storm, { out: out(), reports: false });
   t.deepEqual(r.verdicts.filter((v) => v.failing).map((v) => v.rule), [], verdictText(r));
   t.is(r.cyclesDone, cycles);
-  // Every lane carried NICs: the adds went to all 64 ports.
+  // Every lane carried NICs: the adds went to every port.
   const recs = parseTrace(readFileSync(r.traceFile!), r.traceFile!).records;
   const ports = new Set(recs.flatMap((x) => (x.action?.kind === ActKind.REMOVE_NIC && x.action.port ? [x.action.port] : [])));
   t.is(ports.size, LANES, [...ports].join(" "));
@@ -69,10 +71,10 @@ test.serial(`${LANES} lanes: a leaked reference among ${LANES} NICs leaving at o
         { sleep: "6s" },
         { fault: { name: "leak-ref", nic: "nic17", arg: "netdev" } },
         ...nics.map((nic) => ({ remove: nic })),
-        { sleep: "3s" },
+        { sleep: "6s" },
       ],
     },
-    deadlines: { ...DEADLINES, detach: "2s" },
+    deadlines: DEADLINES,
     model: "linux",
   };
   const r = await vm!.storm(storm, { out: out(), reports: false });
@@ -86,7 +88,7 @@ test.serial(`${LANES} lanes: a leaked reference among ${LANES} NICs leaving at o
   const leak = failing[0]!;
   t.deepEqual(leak.holders, [acquire!.guest!.ref!.holder!]);
   const removeRec = recs.find((x) => x.action?.kind === ActKind.REMOVE_NIC && x.action.nicId === leak.nicId)!;
-  t.is(leak.tNs, Number(removeRec.tNs) + 2e9, "due at the detach deadline (2 s) after nic17's remove");
+  t.is(leak.tNs, Number(removeRec.tNs) + 5e9, "due at the detach deadline (5 s) after nic17's remove");
   const reported = recs.find((x) => x.verdict?.rule === "host-remove-frees")!;
   const lag = Number(reported.tNs) - leak.tNs;
   t.true(lag >= 0 && lag <= 1e9, `reported ${lag / 1e6} ms after the deadline`);
