@@ -131,10 +131,10 @@ export class Replayer {
         }
         if (this.stopped) break;
         this.hub.record(rec, index++);
-        // Paced, a record goes out when it is due, not with the next batch; at
-        // full speed every 64 records, so the viewer's backpressure (maxBuffered)
-        // is seen while the replay runs, not a batch later.
-        if (this.speed !== "max" || index % 64 === 0) this.hub.flush();
+        // A replay has one viewer and nothing to share a batch with: each record
+        // goes out as it is replayed (when due, and with the viewer's
+        // backpressure seen at once).
+        this.hub.flush();
         this.lastTNs = t;
         if (++sinceYield >= 500) {
           sinceYield = 0;
