@@ -26,8 +26,11 @@ int main(int argc, char **argv)
 {
 	struct ps_agent_config cfg = {
 		.transport = "stdio",
-		.frame_deadline_ns = 2000000000ull,
-		.stall_ns = 3000000000ull,
+		/* Generous: under TCG on a busy host the runner can go seconds
+		 * without reading, and a dropped frame is a lost kernel event the
+		 * checker then misreads as a lost detach. */
+		.frame_deadline_ns = 20000000000ull,
+		.stall_ns = 30000000000ull,
 		.dtrace_deadline_ns = 300ull * 1000000000ull,
 		.lying_poll_interval_ns = 20000000ull,
 #if defined(__linux__)
