@@ -66,20 +66,35 @@ export function canBeConsequence(rule: string): boolean {
 /**
  * Joins kept for the most recent names only: a storm of a million cycles
  * must not grow the tracker (a stale join only makes a verdict its own finding).
+ * Two generations: new joins go into the young map; when it is full it
+ * becomes the old one and the previous old one is dropped. Constant time and
+ * no copying (evicting one key per insert from a Map walks its dead slots).
  */
 const MAX_JOINS = 8192;
 
-function remember<K, V>(m: Map<K, V>, k: K, v: V): void {
-  m.delete(k);
-  m.set(k, v);
-  if (m.size > MAX_JOINS) m.delete(m.keys().next().value as K);
+class RecentMap<V> {
+  private young = new Map<string, V>();
+  private old = new Map<string, V>();
+
+  get(k: string): V | undefined {
+    return this.young.get(k) ?? this.old.get(k);
+  }
+
+  set(k: string, v: V): void {
+    if (this.get(k) === v) return;
+    this.young.set(k, v);
+    if (this.young.size >= MAX_JOINS) {
+      this.old = this.young;
+      this.young = new Map();
+    }
+  }
 }
 
 export class CascadeTracker {
-  private readonly busOfNic = new Map<string, string>();
-  private readonly nicOfDevice = new Map<string, string>();
-  private readonly deviceOfNic = new Map<string, string>();
-  private readonly threadOfDevice = new Map<string, string>();
+  private readonly busOfNic = new RecentMap<string>();
+  private readonly nicOfDevice = new RecentMap<string>();
+  private readonly deviceOfNic = new RecentMap<string>();
+  private readonly threadOfDevice = new RecentMap<string>();
   /** Threads that have served each bus kind. */
   private readonly threadsOfBus = new Map<string, Set<string>>();
   /** Open blocking episodes by thread. */
@@ -88,14 +103,14 @@ export class CascadeTracker {
 
   /** A host add: which bus the NIC is on. */
   hostAdd(nicId: string, bus: string): void {
-    remember(this.busOfNic, nicId, bus);
+    this.busOfNic.set(nicId, bus);
   }
 
   /** A guest device event with its thread ("" when the guest did not say). */
   activity(a: ThreadActivity): void {
     if (a.nicId && this.nicOfDevice.get(a.device) !== a.nicId) {
-      remember(this.nicOfDevice, a.device, a.nicId);
-      remember(this.deviceOfNic, a.nicId, a.device);
+      this.nicOfDevice.set(a.device, a.nicId);
+      this.deviceOfNic.set(a.nicId, a.device);
     }
     const ep = a.thread ? this.blocked.get(a.thread) : undefined;
     if (ep && (a.device !== ep.device || a.kind === "detach-end" || a.kind === "free")) this.blocked.delete(a.thread);
@@ -104,7 +119,7 @@ export class CascadeTracker {
       for (const [t, e] of this.blocked) if (e.device === a.device) this.blocked.delete(t);
     }
     if (!a.thread) return;
-    if (this.threadOfDevice.get(a.device) !== a.thread) remember(this.threadOfDevice, a.device, a.thread);
+    this.threadOfDevice.set(a.device, a.thread);
     const nic = a.nicId || this.nicOfDevice.get(a.device) || "";
     const bus = nic ? this.busOfNic.get(nic) : undefined;
     if (bus) {
