@@ -3,7 +3,7 @@
 // verdicts either way; verdict records already in a trace are ignored.
 
 import { plugstorm } from "../gen/plugstorm.js";
-import { CascadeTracker, Checker, RULE_BY_ID, type CauseRef, type CheckResult, type Deadlines, type ProfileName, type RuleReport, type Summary, type Verdict } from "../model/index.js";
+import { CascadeTracker, Checker, RULE_BY_ID, ruleById, type CauseRef, type CheckResult, type Deadlines, type ProfileName, type RuleReport, type Summary, type Verdict } from "../model/index.js";
 import { recordToEvent } from "./adapter.js";
 import { ConsolePanicWatch } from "./console.js";
 
@@ -11,6 +11,7 @@ const MachKind = plugstorm.trace.v1.MachineEvent.Kind;
 
 export { recordToEvent } from "./adapter.js";
 export { ConsolePanicWatch } from "./console.js";
+export { toReportVerdict, type ReportVerdictOptions } from "./report-verdict.js";
 export type { CauseRef, CheckResult, Deadlines, ProfileName, Summary, Verdict, RuleReport, DriverLatency } from "../model/index.js";
 
 export interface TraceCheckerOptions {
@@ -37,17 +38,11 @@ export interface TraceDamage {
 }
 
 /**
- * The rule a damaged trace breaks. It is judged here, where records are read,
- * not in the model: the model sees events, and damage is the absence of them.
+ * The rule a damaged trace breaks (src/model/rules/trace.ts). It is judged
+ * here, where records are read, not in the model: the model sees events, and
+ * damage is the absence of them.
  */
-export const TRACE_INTACT = {
-  id: "trace-intact",
-  statement: "Every byte of the trace reads back as records; a region the reader had to skip was not checked, so the trace cannot pass.",
-  principle: null,
-  side: "channel",
-  severity: "error",
-  basis: "proto/TRACE.md \"Damage\"",
-} as const;
+export const TRACE_INTACT = ruleById("trace-intact");
 
 /** The verdict for one damaged region; tNs is the time of the last good record before it. */
 export function damageVerdict(d: TraceDamage, tNs: number): Verdict {

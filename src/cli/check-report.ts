@@ -1,9 +1,9 @@
 // The four reports (text, JSON, JUnit, HTML) of `plugstorm check --report DIR`:
 // a RunReport made from a saved trace and its check, damage included.
 
-import type { CheckedVerdict, Summary } from "../check/index.js";
+import { toReportVerdict, type CheckedVerdict, type Summary } from "../check/index.js";
 import type { plugstorm } from "../gen/plugstorm.js";
-import type { ReportVerdict, RunReport, Timeline } from "../report/index.js";
+import type { RunReport, Timeline } from "../report/index.js";
 import { TOOL_VERSION } from "../storm/index.js";
 import type { TraceStatus } from "../trace/index.js";
 
@@ -18,23 +18,6 @@ export interface TraceCheckFacts {
   records: number;
 }
 
-export function toReportVerdict(v: CheckedVerdict): ReportVerdict {
-  return {
-    rule: v.rule,
-    side: v.side,
-    severity: v.severity,
-    device: v.device,
-    nicId: v.nicId,
-    holders: [...v.holders],
-    message: v.message,
-    tNs: v.tNs,
-    recordIndex: v.recordIndex,
-    statement: v.statement,
-    history: v.history.map((h) => ({ text: h.text, tNs: h.tNs })),
-    ...(v.cause ? { cause: { ...v.cause } } : {}),
-  };
-}
-
 export function traceRunReport(f: TraceCheckFacts): RunReport {
   const h = f.header;
   const failing = f.verdicts.some((v) => v.severity !== "warning");
@@ -47,7 +30,7 @@ export function traceRunReport(f: TraceCheckFacts): RunReport {
     durationMs: (f.timeline.endNs - Math.min(f.timeline.startNs, f.timeline.endNs)) / 1e6,
     reproduce: `plugstorm check ${f.path}`,
     exit: failing ? { status: "violations" } : { status: "clean" },
-    verdicts: f.verdicts.map(toReportVerdict),
+    verdicts: f.verdicts.map((v) => toReportVerdict(v, { history: true })),
     summary: f.summary as unknown as RunReport["summary"],
     counts: { cycles: f.summary.cycles, frames: f.summary.guestFrames, framesLost: f.summary.framesLost, corrupt: f.summary.corruptFrames },
     traceFile: f.path,

@@ -1,6 +1,6 @@
 // plugstorm check and plugstorm trace cat|export.
 
-import { TRACE_INTACT, TraceChecker, type CheckedVerdict } from "../check/index.js";
+import { TraceChecker, type CheckedVerdict } from "../check/index.js";
 import { formatFindings, formatRuleSummary, rulesByFirstOccurrence } from "../check/present.js";
 import { groupCascades, RULE_BY_ID } from "../model/index.js";
 import { TimelineCollector, writeReports } from "../report/index.js";
@@ -76,7 +76,7 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
   const examples = values.examples === undefined ? DEFAULT_EXAMPLES : /^\d+$/.test(values.examples) ? Number(values.examples) : NaN;
   if (Number.isNaN(examples)) throw new UsageError(`--examples expects a whole number of verdicts per rule (0 for all), got ${JSON.stringify(values.examples)}`, "check");
   const rule = values.rule;
-  if (rule !== undefined && !RULE_BY_ID.has(rule) && rule !== TRACE_INTACT.id) {
+  if (rule !== undefined && !RULE_BY_ID.has(rule)) {
     throw new UsageError(`--rule: no rule ${JSON.stringify(rule)} (plugstorm model rules lists them)`, "check");
   }
   let trace: TraceFile;

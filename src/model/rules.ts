@@ -14,6 +14,7 @@ import { INTERFACE_RULES } from "./rules/interface.js";
 import { LIFETIME_RULES } from "./rules/lifetime.js";
 import { MODULE_RULES } from "./rules/modules.js";
 import { REFERENCE_RULES } from "./rules/references.js";
+import { TRACE_RULES } from "./rules/trace.js";
 import { VNODE_RULES } from "./rules/vnodes.js";
 
 export type { Observation, ProfileName, Rule, Severity, Side } from "./rules/define.js";
@@ -29,6 +30,7 @@ const ALL = [
   ...CORRESPONDENCE_RULES,
   ...HOST_RULES,
   ...CHANNEL_RULES,
+  ...TRACE_RULES,
 ] as const;
 
 /** Every rule id the model knows. */

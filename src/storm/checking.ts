@@ -3,7 +3,7 @@
 // line for people.
 
 import { plugstorm } from "../gen/plugstorm.js";
-import { TraceChecker, formatVerdict, verdictToRecord, type CheckedVerdict } from "../check/index.js";
+import { TraceChecker, formatVerdict, toReportVerdict, verdictToRecord } from "../check/index.js";
 import { DEADLINE_FIELDS, RULES, type Deadlines, type Verdict } from "../model/index.js";
 import type { ReportVerdict } from "../report/index.js";
 import type { StormSpec } from "./spec.js";
@@ -58,18 +58,7 @@ export function toStormVerdict(v: Verdict): StormVerdict {
     failing: v.severity !== "warning",
     text: formatVerdict(v),
     record,
-    report: {
-      rule: v.rule,
-      side: v.side,
-      severity: v.severity,
-      device: v.device,
-      nicId: v.nicId,
-      holders: [...v.holders],
-      message: v.message,
-      tNs: v.tNs,
-      recordIndex: v.recordIndex,
-      ...((v as CheckedVerdict).cause ? { cause: { ...(v as CheckedVerdict).cause! } } : {}),
-    },
+    report: toReportVerdict(v),
   };
 }
 

@@ -31,14 +31,21 @@ export interface Rule<Id extends string = string> {
   watches: readonly string[];
   /** Judged on a deadline (trace time), not on a single event. */
   liveness: boolean;
+  /**
+   * Who judges it: the model's checker (from events), or the trace reader
+   * (src/check, from what it could not read). Default "model".
+   */
+  judgedBy: "model" | "trace-reader";
 }
 
 export const BOTH: readonly ProfileName[] = ["netbsd", "linux"];
 export const NETBSD: readonly ProfileName[] = ["netbsd"];
 
 /** A rule definition; keeps the id's literal type so the ids form a closed union. */
-export function rule<const Id extends string>(d: Omit<Rule<Id>, "liveness"> & { liveness?: boolean }): Rule<Id> {
-  return { ...d, liveness: d.liveness ?? false };
+export function rule<const Id extends string>(
+  d: Omit<Rule<Id>, "liveness" | "judgedBy"> & { liveness?: boolean; judgedBy?: Rule["judgedBy"] },
+): Rule<Id> {
+  return { ...d, liveness: d.liveness ?? false, judgedBy: d.judgedBy ?? "model" };
 }
 
 /** What a rule family's own check (e.g. rules/vnodes.ts NodeMonitor) needs from the checker. */
