@@ -1,6 +1,7 @@
 // Context: what sleeps runs in thread context; PCMCIA removal deactivates in the interrupt first.
 // Judged in src/model/checker.ts by detachBegin, detachWait, onDevice (drain-begin), onRef (device acquire), onIf (detach-begin), onModule.
 
+import type { ExecContext } from "../events.js";
 import { BOTH, NETBSD, rule } from "./define.js";
 
 export const CONTEXT_RULES = [
@@ -41,3 +42,8 @@ export const CONTEXT_RULES = [
     basis: "docs/netbsd.md#pcmcia",
   }),
 ] as const;
+
+/** Execution contexts in which a thread may not sleep (spl raised, or a softint). */
+export function cannotSleep(context: ExecContext): boolean {
+  return context === "interrupt" || context === "softint";
+}

@@ -1,9 +1,17 @@
-// References: every reference taken is released, drains wait for them, and no new one is taken past its kind's cut-off.
-// Judged in src/model/checker.ts by onRef (the ledger; the cut-offs are below), drainEnd, detachEnd, detachReported, onIf (detach-end).
+// References: every reference taken is released, drains wait for them, and
+// no new one is taken past its kind's cut-off. The rules, the cut-offs
+// (netbsdCutoff / linuxCutoff), then their check (ReferenceMonitor: the
+// per-device ledger of holders, drains, devmon's device-detach report).
+// Tests: test/check/rules.test.ts (a breaking and a keeping trace per rule),
+// test/check/netbsd-orders.test.ts (psrefs before if_deactivate, acquires before the commit).
 
 import type { DeviceState, IfState } from "../automata.js";
-import type { ObjectKind } from "../events.js";
+import type { Core } from "../core.js";
+import type { DeviceEvent, ObjectKind, RefEvent } from "../events.js";
+import { DEVICE_KINDS, holdersOf, refsHeld, type Dev } from "../state.js";
+import { cannotSleep } from "./context.js";
 import { BOTH, rule } from "./define.js";
+import { judgeTasks } from "./interface.js";
 
 export const REFERENCE_RULES = [
   rule({
@@ -121,4 +129,151 @@ export function linuxCutoff(d: CutoffView, kind: ObjectKind): string | null {
   if ((kind === "ifnet" || kind === "netdev") && (d.ifState === "detaching" || d.ifState === "detached"))
     return `unregister_netdev began (the interface is ${d.ifState})`;
   return null;
+}
+
+/** Judges reference events against each device's ledger, and the drains. */
+export class ReferenceMonitor {
+  private readonly X_DETACH_DRAINS_REFS: number;
+  private readonly X_DRAIN_COMPLETES_EMPTY: number;
+  private readonly X_NO_EVENT_AFTER_FREE: number;
+  private readonly X_NO_REF_AFTER_DETACH_BEGIN: number;
+  private readonly X_NO_SLEEP_IN_INTERRUPT: number;
+  private readonly X_RELEASE_ONLY_HELD: number;
+  /** References on objects of no known device (module refs, trace began mid-run). */
+  private readonly looseLedger = new Map<string, Map<string, number>>();
+
+  constructor(private readonly c: Core) {
+    this.X_DETACH_DRAINS_REFS = c.ix("detach-drains-refs");
+    this.X_DRAIN_COMPLETES_EMPTY = c.ix("drain-completes-empty");
+    this.X_NO_EVENT_AFTER_FREE = c.ix("no-event-after-free");
+    this.X_NO_REF_AFTER_DETACH_BEGIN = c.ix("no-ref-after-detach-begin");
+    this.X_NO_SLEEP_IN_INTERRUPT = c.ix("no-sleep-in-interrupt");
+    this.X_RELEASE_ONLY_HELD = c.ix("release-only-held");
+  }
+
+  resolveRefDev(e: RefEvent): { dev: Dev | undefined; name: string } {
+    const c = this.c;
+    if (e.device) return { dev: c.devices.get(e.device), name: e.device };
+    if (e.objectKind === "ifnet" || e.objectKind === "netdev" || e.objectKind === "ifaddr") {
+      const d = c.ifnames.get(e.object) ?? c.devices.get(e.object);
+      return { dev: d, name: d?.name ?? c.ifTombs.get(e.object) ?? e.object };
+    }
+    return { dev: c.devices.get(e.object), name: e.object };
+  }
+
+  onRef(e: RefEvent): void {
+    const c = this.c;
+    const { dev, name } = this.resolveRefDev(e);
+    if (dev === undefined) {
+      const tomb = c.findTomb(name, 0);
+      if (tomb) {
+        // A lookup refusing a freed device is the right answer; anything else touches freed memory.
+        if (e.kind === "acquire-failed") c.ex(this.X_NO_EVENT_AFTER_FREE);
+        else c.uaf(e, tomb, `${e.kind} of ${e.objectKind} ${e.object} by ${e.holder}`);
+        return;
+      }
+      this.looseRef(e);
+      return;
+    }
+    c.ringPush(dev, e);
+    if (e.kind === "acquire-failed") {
+      c.ex(this.X_NO_REF_AFTER_DETACH_BEGIN);
+      return;
+    }
+    if (e.kind === "acquire") {
+      c.ex(this.X_NO_SLEEP_IN_INTERRUPT);
+      c.ex(this.X_NO_REF_AFTER_DETACH_BEGIN);
+      if (e.objectKind === "device" && cannotSleep(e.context)) {
+        c.violate("no-sleep-in-interrupt", `${dev.name}: device_lookup_acquire (may sleep) by ${e.holder} in ${e.context} context`, { at: e, dev, holders: [e.holder] });
+      } else {
+        const past = c.profile === "netbsd" ? netbsdCutoff(dev, e.objectKind) : linuxCutoff(dev, e.objectKind);
+        if (past !== null)
+          c.violate("no-ref-after-detach-begin", `${dev.name}: ${e.holder}${e.holderDesc ? ` (${e.holderDesc})` : ""} acquired a ${e.objectKind} reference on ${e.object} after ${past}`, { at: e, dev, holders: [e.holder] });
+      }
+      let m = dev.ledger.get(e.objectKind);
+      if (m === undefined) dev.ledger.set(e.objectKind, (m = new Map()));
+      m.set(e.holder, (m.get(e.holder) ?? 0) + 1);
+      if (e.holderDesc) (dev.descs ??= new Map()).set(e.holder, e.holderDesc);
+      dev.refTotal++;
+      if (dev.refTotal > c.maxRefs.count) c.maxRefs = { count: dev.refTotal, device: dev.name, nicId: dev.nic?.id ?? "", tNs: e.t };
+      return;
+    }
+    // release
+    c.ex(this.X_RELEASE_ONLY_HELD);
+    const m = dev.ledger.get(e.objectKind);
+    const n = m?.get(e.holder) ?? 0;
+    if (n <= 0) {
+      c.violate("release-only-held", `${dev.name}: ${e.holder} released a ${e.objectKind} reference on ${e.object} it does not hold`, { at: e, dev, holders: [e.holder] });
+      return;
+    }
+    if (n === 1) {
+      m!.delete(e.holder);
+      dev.descs?.delete(e.holder);
+    } else m!.set(e.holder, n - 1);
+    dev.refTotal--;
+  }
+
+  /** References on objects that belong to no known device (module refs, trace began mid-run). */
+  looseRef(e: RefEvent): void {
+    const c = this.c;
+    if (e.kind === "acquire-failed") return;
+    const key = `${e.objectKind}:${e.object}`;
+    let m = this.looseLedger.get(key);
+    if (e.kind === "acquire") {
+      if (m === undefined) this.looseLedger.set(key, (m = new Map()));
+      m.set(e.holder, (m.get(e.holder) ?? 0) + 1);
+      return;
+    }
+    // A release without a seen acquire here may predate the trace; only judge what we saw.
+    if (m === undefined) return;
+    const n = m.get(e.holder) ?? 0;
+    c.ex(this.X_RELEASE_ONLY_HELD);
+    if (n <= 0) {
+      c.violate("release-only-held", `${e.holder} released a ${e.objectKind} reference on ${e.object} it does not hold`, { at: e, device: e.device || e.object, holders: [e.holder] });
+      return;
+    }
+    if (n === 1) m.delete(e.holder);
+    else m.set(e.holder, n - 1);
+    if (m.size === 0) this.looseLedger.delete(key);
+  }
+
+  drainEnd(dev: Dev, e: DeviceEvent): void {
+    const c = this.c;
+    if (e.objectKind === "device" && dev.attempt) dev.attempt.devDrained = true;
+    const began = dev.drains?.get(e.objectKind);
+    if (began !== undefined) {
+      dev.drains!.delete(e.objectKind);
+      c.latFor(dev.driver).drain.add(e.t - began);
+    }
+    c.ex(this.X_DRAIN_COMPLETES_EMPTY);
+    const held = dev.refTotal === 0 ? undefined : dev.ledger.get(e.objectKind);
+    if (held !== undefined && held.size > 0) {
+      const h = holdersOf(dev, new Set<ObjectKind>([e.objectKind]));
+      c.violate("drain-completes-empty", `${dev.name}: ${e.objectKind} drain ended with references still held: ${h.text}`, { at: e, dev, holders: h.ids });
+    }
+  }
+
+  /** devmon's "device-detach": sent after the localcount drain (netbsd.md#devmon). */
+  detachReported(dev: Dev, e: DeviceEvent): void {
+    const c = this.c;
+    c.ex(this.X_DETACH_DRAINS_REFS);
+    const draining = dev.drains?.has("device") === true;
+    if (draining || refsHeld(dev, DEVICE_KINDS) > 0) {
+      const h = holdersOf(dev, DEVICE_KINDS);
+      c.violate("detach-drains-refs", `${dev.name}: devmon reported device-detach ${draining ? "while the localcount drain runs" : "with device references outstanding"}${h.text ? `: ${h.text}` : ""}`, { at: e, dev, holders: h.ids });
+    }
+  }
+
+  /** A reference drain begins: it sleeps, and it is a cut-off for some kinds. */
+  drainBegin(dev: Dev, e: DeviceEvent): void {
+    const c = this.c;
+    c.ex(this.X_NO_SLEEP_IN_INTERRUPT);
+    if (cannotSleep(e.context))
+      c.violate("no-sleep-in-interrupt", `${dev.name}: ${e.objectKind} reference drain (sleeps) started in ${e.context} context`, { at: e, dev });
+    (dev.drains ??= new Map()).set(e.objectKind, e.t);
+    if (e.objectKind === "device") {
+      c.seesDeviceDrain = true;
+      if (dev.attempt) dev.attempt.devDrainBegun = true;
+    } else if (e.objectKind === "usbnet" && dev.attempt) judgeTasks(c, dev, dev.attempt, e, "its unp_refcnt drain began");
+  }
 }
