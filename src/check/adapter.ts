@@ -128,6 +128,26 @@ function at<T>(table: readonly T[], v: number | null | undefined, dflt: T): T {
   return x === undefined ? dflt : x;
 }
 
+/** The wire number of a name in one of the tables above (its index): the mapping's other direction. */
+function wire<T>(table: readonly (T | null)[], name: T, what: string): number {
+  const i = table.indexOf(name);
+  if (i < 0) throw new Error(`${what} "${String(name)}" has no wire number`);
+  return i;
+}
+
+/**
+ * Model names -> telemetry/trace enum numbers, from the same tables the
+ * adapter reads records with; for anything that writes records (tests, tools).
+ */
+export const toWire = {
+  capability: (c: CapabilityName): number => wire(CAPABILITY, c, "capability"),
+  context: (c: ExecContext): number => wire(CONTEXT, c, "execution context"),
+  objectKind: (k: ObjectKind): number => wire(OBJECT, k, "object kind"),
+  detachStep: (s: DetachStepName): number => wire(DETACH_STEP, s, "detach step"),
+  vetoReason: (v: VetoReason): number => wire(VETO, v, "veto reason"),
+  outcome: (o: HostOutcome): number => wire(OUTCOME, o, "host outcome"),
+} as const;
+
 const DEVICE_KEY = '"device":"';
 
 function deviceDeletedId(data: string): string {

@@ -9,7 +9,7 @@ import { ConsolePanicWatch } from "./console.js";
 
 const MachKind = plugstorm.trace.v1.MachineEvent.Kind;
 
-export { recordToEvent } from "./adapter.js";
+export { recordToEvent, toWire } from "./adapter.js";
 export { ConsolePanicWatch } from "./console.js";
 export { toReportVerdict, type ReportVerdictOptions } from "./report-verdict.js";
 export type { CauseRef, CheckResult, Deadlines, ProfileName, Summary, Verdict, RuleReport, DriverLatency } from "../model/index.js";

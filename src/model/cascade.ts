@@ -104,28 +104,45 @@ export class CascadeTracker {
   /** A host add: which bus the NIC is on. */
   hostAdd(nicId: string, bus: string): void {
     this.busOfNic.set(nicId, bus);
+    this.lastDevice = "";
   }
+
+  /**
+   * The last device event's joins (device, thread, NIC): a device reports its
+   * events in bursts from one thread, and a burst repeats joins already made.
+   */
+  private lastDevice = "";
+  private lastThread = "";
+  private lastNic = "";
 
   /** A guest device event with its thread ("" when the guest did not say). */
   activity(a: ThreadActivity): void {
-    if (a.nicId && this.nicOfDevice.get(a.device) !== a.nicId) {
+    const joined = a.device === this.lastDevice && a.thread === this.lastThread && (a.nicId === "" || a.nicId === this.lastNic);
+    if (!joined && a.nicId && this.nicOfDevice.get(a.device) !== a.nicId) {
       this.nicOfDevice.set(a.device, a.nicId);
       this.deviceOfNic.set(a.nicId, a.device);
     }
-    const ep = a.thread ? this.blocked.get(a.thread) : undefined;
-    if (ep && (a.device !== ep.device || a.kind === "detach-end" || a.kind === "free")) this.blocked.delete(a.thread);
-    // A device that ends or is freed no longer blocks whichever thread it blocked.
-    if (a.kind === "detach-end" || a.kind === "free") {
-      for (const [t, e] of this.blocked) if (e.device === a.device) this.blocked.delete(t);
+    if (this.blocked.size > 0) {
+      const ep = a.thread ? this.blocked.get(a.thread) : undefined;
+      if (ep && (a.device !== ep.device || a.kind === "detach-end" || a.kind === "free")) this.blocked.delete(a.thread);
+      // A device that ends or is freed no longer blocks whichever thread it blocked.
+      if (a.kind === "detach-end" || a.kind === "free") {
+        for (const [t, e] of this.blocked) if (e.device === a.device) this.blocked.delete(t);
+      }
     }
     if (!a.thread) return;
-    this.threadOfDevice.set(a.device, a.thread);
-    const nic = a.nicId || this.nicOfDevice.get(a.device) || "";
-    const bus = nic ? this.busOfNic.get(nic) : undefined;
-    if (bus) {
-      let s = this.threadsOfBus.get(bus);
-      if (!s) this.threadsOfBus.set(bus, (s = new Set()));
-      s.add(a.thread);
+    if (!joined) {
+      this.threadOfDevice.set(a.device, a.thread);
+      const nic = a.nicId || this.nicOfDevice.get(a.device) || "";
+      const bus = nic ? this.busOfNic.get(nic) : undefined;
+      if (bus) {
+        let s = this.threadsOfBus.get(bus);
+        if (!s) this.threadsOfBus.set(bus, (s = new Set()));
+        s.add(a.thread);
+      }
+      this.lastDevice = a.device;
+      this.lastThread = a.thread;
+      this.lastNic = nic;
     }
     if (a.kind === "detach-begin") this.blocked.set(a.thread, { device: a.device, thread: a.thread, sinceIndex: a.index, cause: null });
   }

@@ -2,26 +2,22 @@
 // appends protobuf Record objects exactly as the storm would record them
 // (host actions, QMP events, guest telemetry frames with increasing seq).
 
+import { toWire } from "../../src/check/index.js";
 import { plugstorm } from "../../src/gen/plugstorm.js";
+import type { CapabilityName, DetachStepName, ExecContext, HostOutcome, ObjectKind, VetoReason } from "../../src/model/index.js";
 
 type IRecord = plugstorm.trace.v1.IRecord;
 const T = plugstorm.telemetry.v1;
 const TR = plugstorm.trace.v1;
 
-export type Cap =
-  | "device-lifecycle"
-  | "detach-phases"
-  | "kernel-refs"
-  | "agent-refs"
-  | "ifnet"
-  | "vnodes"
-  | "modules"
-  | "free"
-  | "context"
-  | "commit-point"
-  | "detach-steps"
-  | "vnode-flags"
-  | "module-flags";
+/** The model's names for what the records carry; encoded with the adapter's own tables (toWire). */
+export type Cap = CapabilityName;
+export type Ctx = Exclude<ExecContext, "unknown">;
+export type Obj = Exclude<ObjectKind, "unknown" | "other">;
+export type Step = Exclude<DetachStepName, "unknown">;
+export type Veto = Exclude<VetoReason, "unknown">;
+export type Outcome = Exclude<HostOutcome, "unknown">;
+
 /** What a guest reported before the commit point, steps and flags existed. */
 export const BASE_CAPS: readonly Cap[] = [
   "device-lifecycle",
@@ -34,94 +30,7 @@ export const BASE_CAPS: readonly Cap[] = [
   "free",
   "context",
 ];
-export const FULL_CAPS: readonly Cap[] = [
-  "device-lifecycle",
-  "detach-phases",
-  "kernel-refs",
-  "agent-refs",
-  "ifnet",
-  "vnodes",
-  "modules",
-  "free",
-  "context",
-  "commit-point",
-  "detach-steps",
-  "vnode-flags",
-  "module-flags",
-];
-const CAP_NUM: Record<Cap, plugstorm.telemetry.v1.Capability> = {
-  "device-lifecycle": T.Capability.CAPABILITY_DEVICE_LIFECYCLE,
-  "detach-phases": T.Capability.CAPABILITY_DETACH_PHASES,
-  "kernel-refs": T.Capability.CAPABILITY_KERNEL_REFS,
-  "agent-refs": T.Capability.CAPABILITY_AGENT_REFS,
-  ifnet: T.Capability.CAPABILITY_IFNET,
-  vnodes: T.Capability.CAPABILITY_VNODES,
-  modules: T.Capability.CAPABILITY_MODULES,
-  free: T.Capability.CAPABILITY_FREE,
-  context: T.Capability.CAPABILITY_CONTEXT,
-  "commit-point": T.Capability.CAPABILITY_COMMIT_POINT,
-  "detach-steps": T.Capability.CAPABILITY_DETACH_STEPS,
-  "vnode-flags": T.Capability.CAPABILITY_VNODE_FLAGS,
-  "module-flags": T.Capability.CAPABILITY_MODULE_FLAGS,
-};
-
-export type Ctx = "interrupt" | "softint" | "thread";
-const CTX: Record<Ctx, plugstorm.telemetry.v1.ExecContext> = {
-  interrupt: T.ExecContext.EXEC_CONTEXT_INTERRUPT,
-  softint: T.ExecContext.EXEC_CONTEXT_SOFTINT,
-  thread: T.ExecContext.EXEC_CONTEXT_THREAD,
-};
-
-export type Obj =
-  | "device"
-  | "ifnet"
-  | "usbnet"
-  | "devsw"
-  | "vnode"
-  | "transfer"
-  | "module"
-  | "netdev"
-  | "softc-refcnt"
-  | "ifaddr"
-  | "usb-task";
-const OBJ: Record<Obj, plugstorm.telemetry.v1.ObjectKind> = {
-  device: T.ObjectKind.OBJECT_KIND_DEVICE,
-  ifnet: T.ObjectKind.OBJECT_KIND_IFNET,
-  usbnet: T.ObjectKind.OBJECT_KIND_USBNET,
-  devsw: T.ObjectKind.OBJECT_KIND_DEVSW,
-  vnode: T.ObjectKind.OBJECT_KIND_VNODE,
-  transfer: T.ObjectKind.OBJECT_KIND_TRANSFER,
-  module: T.ObjectKind.OBJECT_KIND_MODULE,
-  netdev: T.ObjectKind.OBJECT_KIND_NETDEV,
-  "softc-refcnt": T.ObjectKind.OBJECT_KIND_SOFTC_REFCNT,
-  ifaddr: T.ObjectKind.OBJECT_KIND_IFADDR,
-  "usb-task": T.ObjectKind.OBJECT_KIND_USB_TASK,
-};
-
-export type Step = "dying" | "stop" | "task-wait" | "ether-ifdetach" | "task-wait-again" | "refs-drained";
-const STEP: Record<Step, plugstorm.telemetry.v1.DeviceEvent.DetachStep> = {
-  dying: T.DeviceEvent.DetachStep.DETACH_STEP_DYING,
-  stop: T.DeviceEvent.DetachStep.DETACH_STEP_STOP,
-  "task-wait": T.DeviceEvent.DetachStep.DETACH_STEP_TASK_WAIT,
-  "ether-ifdetach": T.DeviceEvent.DetachStep.DETACH_STEP_ETHER_IFDETACH,
-  "task-wait-again": T.DeviceEvent.DetachStep.DETACH_STEP_TASK_WAIT_AGAIN,
-  "refs-drained": T.DeviceEvent.DetachStep.DETACH_STEP_REFS_DRAINED,
-};
-export type Veto = "dependents" | "detach-refused" | "not-permitted";
-const VETO: Record<Veto, plugstorm.telemetry.v1.ModuleEvent.VetoReason> = {
-  dependents: T.ModuleEvent.VetoReason.VETO_REASON_DEPENDENTS,
-  "detach-refused": T.ModuleEvent.VetoReason.VETO_REASON_DETACH_REFUSED,
-  "not-permitted": T.ModuleEvent.VetoReason.VETO_REASON_NOT_PERMITTED,
-};
-
-export type Outcome = "done" | "refused" | "removal-pending" | "never-finalised" | "failed";
-const OUTCOME: Record<Outcome, plugstorm.trace.v1.HostResult.Outcome> = {
-  done: TR.HostResult.Outcome.DONE,
-  refused: TR.HostResult.Outcome.REFUSED,
-  "removal-pending": TR.HostResult.Outcome.REMOVAL_PENDING,
-  "never-finalised": TR.HostResult.Outcome.NEVER_FINALISED,
-  failed: TR.HostResult.Outcome.FAILED,
-};
+export const FULL_CAPS: readonly Cap[] = [...BASE_CAPS, "commit-point", "detach-steps", "vnode-flags", "module-flags"];
 
 export interface DevOpts {
   serial?: string;
@@ -208,7 +117,7 @@ export class TraceBuilder {
     this.seq = 0;
     const os = o.os === "linux" ? T.GuestOs.GUEST_OS_LINUX : o.os === "netbsd" ? T.GuestOs.GUEST_OS_NETBSD : T.GuestOs.GUEST_OS_SIM_NETBSD;
     return this.frame({
-      hello: { agentVersion: "test 0", os, protocolVersion: 1, capabilities: (o.caps ?? FULL_CAPS).map((c) => CAP_NUM[c]) },
+      hello: { agentVersion: "test 0", os, protocolVersion: 1, capabilities: (o.caps ?? FULL_CAPS).map(toWire.capability) },
     });
   }
   heartbeat(dropped = 0, lost = 0): this {
@@ -242,7 +151,7 @@ export class TraceBuilder {
     const bus = (o.bus ?? (kind.startsWith("pcmcia") ? "pcmcia" : "usb")) === "pcmcia" ? TR.NicBus.NIC_BUS_PCMCIA : TR.NicBus.NIC_BUS_USB;
     this.push({ action: { id, kind: TR.HostAction.Kind.ADD_NIC, nicId: nic, nicKind: kind, bus, mac: o.mac ?? macOf(nic), port: "1" } });
     const outcome = o.outcome === undefined ? "done" : o.outcome;
-    if (outcome !== null) this.push({ result: { actionId: id, outcome: OUTCOME[outcome], nicId: nic, message: o.message ?? "" } });
+    if (outcome !== null) this.push({ result: { actionId: id, outcome: toWire.outcome(outcome), nicId: nic, message: o.message ?? "" } });
     return this;
   }
 
@@ -252,7 +161,7 @@ export class TraceBuilder {
     this.push({ action: { id, kind: TR.HostAction.Kind.REMOVE_NIC, nicId: nic } });
     if (o.deleted ?? (o.outcome === undefined || o.outcome === "done")) this.deviceDeleted(nic);
     const outcome = o.outcome === undefined ? "done" : o.outcome;
-    if (outcome !== null) this.push({ result: { actionId: id, outcome: OUTCOME[outcome], nicId: nic, message: o.message ?? "" } });
+    if (outcome !== null) this.push({ result: { actionId: id, outcome: toWire.outcome(outcome), nicId: nic, message: o.message ?? "" } });
     return this;
   }
 
@@ -275,10 +184,10 @@ export class TraceBuilder {
       instance: o.instance ?? 0,
       ifname: o.ifname ?? "",
     };
-    if (o.context) d.context = CTX[o.context];
+    if (o.context) d.context = toWire.context(o.context);
     if (o.force !== undefined) d.flags = { force: o.force };
-    if (o.objectKind) d.objectKind = OBJ[o.objectKind];
-    if (o.step) d.step = STEP[o.step];
+    if (o.objectKind) d.objectKind = toWire.objectKind(o.objectKind);
+    if (o.step) d.step = toWire.detachStep(o.step);
     if (o.deferred) d.deferred = true;
     return this.frame({ device: d });
   }
@@ -326,14 +235,14 @@ export class TraceBuilder {
   private ref(kind: plugstorm.telemetry.v1.RefEvent.Kind, device: string, holder: string, o: RefOpts): this {
     const r: plugstorm.telemetry.v1.IRefEvent = {
       kind,
-      objectKind: OBJ[o.kind ?? "device"],
+      objectKind: toWire.objectKind(o.kind ?? "device"),
       object: o.object ?? device,
       holder,
       holderDesc: o.desc ?? "",
       countAfter: -1,
       device,
     };
-    if (o.context) r.context = CTX[o.context];
+    if (o.context) r.context = toWire.context(o.context);
     return this.frame({ ref: r });
   }
   acquire(device: string, holder: string, o: RefOpts = {}): this {
@@ -350,7 +259,7 @@ export class TraceBuilder {
 
   private ifev(kind: plugstorm.telemetry.v1.IfEvent.Kind, ifname: string, device: string, accessor = "", context?: Ctx): this {
     const e: plugstorm.telemetry.v1.IIfEvent = { kind, ifname, device, accessor };
-    if (context) e.context = CTX[context];
+    if (context) e.context = toWire.context(context);
     return this.frame({ ifnet: e });
   }
   ifAttach(ifname: string, device = ifname): this {
@@ -408,7 +317,7 @@ export class TraceBuilder {
   }
   unloadEnd(name: string, error = 0, o: { builtin?: boolean; veto?: Veto } = {}): this {
     const m: plugstorm.telemetry.v1.IModuleEvent = { kind: T.ModuleEvent.Kind.UNLOAD_END, name, error, builtin: o.builtin ?? false };
-    if (o.veto) m.vetoReason = VETO[o.veto];
+    if (o.veto) m.vetoReason = toWire.vetoReason(o.veto);
     return this.frame({ module: m });
   }
 
