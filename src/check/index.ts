@@ -108,21 +108,22 @@ export class TraceChecker {
 
   /** Checks one record (index = its 0-based position in the trace); returns the verdicts it caused. */
   push(record: plugstorm.trace.v1.IRecord, index: number): Verdict[] {
-    const m = record.machine;
-    if (m && m.kind === MachKind.CONSOLE) {
+    const e = recordToEvent(record, index);
+    if (e === null) {
+      // Console output maps to no event: the panic watch reads it here.
+      const m = record.machine;
+      if (!m || m.kind !== MachKind.CONSOLE) return NONE as Verdict[];
       const panic = this.console.feed(m.text ?? "");
       if (panic === null) return NONE as Verdict[];
       return this.checker.push({ type: "panic", t: record.tNs ?? 0, index, message: panic, device: "" }) as Verdict[];
     }
-    if (m && m.kind === MachKind.STARTED) this.console.reset();
-    const e = recordToEvent(record, index);
-    if (e === null) return NONE as Verdict[];
+    const type = e.type;
+    if (type === "machine" && e.kind === "started") this.console.reset();
     const out = this.checker.push(e) as Verdict[];
-    if (e.type === "host-add") this.cascade.hostAdd(e.nicId, e.bus);
-    else if (e.type === "device") {
+    if (type === "device") {
       const kind = e.kind === "detach-begin" || e.kind === "detach-end" || e.kind === "free" ? e.kind : "other";
       this.cascade.activity({ thread: e.thread ?? "", device: e.name, nicId: e.serial ?? "", kind, index });
-    }
+    } else if (type === "host-add") this.cascade.hostAdd(e.nicId, e.bus);
     return out;
   }
 

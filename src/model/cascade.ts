@@ -81,7 +81,8 @@ class RecentMap<V> {
   }
 
   set(k: string, v: V): void {
-    if (this.get(k) === v) return;
+    // Already joined this generation; a join found only in the old one moves up.
+    if (this.young.get(k) === v) return;
     this.young.set(k, v);
     if (this.young.size >= MAX_JOINS) {
       this.old = this.young;

@@ -191,8 +191,13 @@ export function ringList(dev: Dev): ModelEvent[] {
 export const TOMB_HISTORY = 8;
 
 export function lastOf(dev: Dev, n: number): ModelEvent[] {
-  const all = ringList(dev);
-  return all.length <= n ? all : all.slice(all.length - n);
+  const ring = dev.ring;
+  const len = ring.length;
+  const k = len < n ? len : n;
+  const out = new Array<ModelEvent>(k);
+  // Oldest at ringPos: the last k events end just before it.
+  for (let i = 0; i < k; i++) out[i] = ring[(dev.ringPos + len - k + i) % len]!;
+  return out;
 }
 
 export function tombHistory(t: Tomb): ModelEvent[] {

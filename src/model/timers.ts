@@ -85,8 +85,11 @@ export class TimerQueue<P> {
     const h = this.heap;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!this.less(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
+      const x = h[i]!;
+      const y = h[p]!;
+      if (!this.less(x, y)) break;
+      h[i] = y;
+      h[p] = x;
       i = p;
     }
   }
@@ -100,7 +103,9 @@ export class TimerQueue<P> {
       if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
       if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
       if (m === i) return;
-      [h[i], h[m]] = [h[m]!, h[i]!];
+      const x = h[i]!;
+      h[i] = h[m]!;
+      h[m] = x;
       i = m;
     }
   }

@@ -9,6 +9,7 @@ import type { At, HostAddEvent, ModelEvent } from "../events.js";
 import type { Payload } from "../state.js";
 import type { Timer } from "../timers.js";
 import { BOTH, fmtDur, rule } from "./define.js";
+
 export const CHANNEL_RULES = [
   rule({
     id: "no-frames-lost",

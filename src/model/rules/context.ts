@@ -1,5 +1,9 @@
-// Context: what sleeps runs in thread context; PCMCIA removal deactivates in the interrupt first.
-// Judged in src/model/checker.ts by detachBegin, detachWait, onDevice (drain-begin), onRef (device acquire), onIf (detach-begin), onModule.
+// Context: what sleeps runs in thread context; PCMCIA removal deactivates in
+// the interrupt first. These rules have no events of their own: the families
+// whose events sleep judge them with cannotSleep (below) where they happen:
+// DetachMonitor (config_detach, the PCMCIA detach), ReferenceMonitor (drains,
+// device_lookup_acquire), InterfaceMonitor (if_detach), ModuleMonitor (unload).
+// Tests: test/check/rules.test.ts (a breaking and a keeping trace per rule).
 
 import type { ExecContext } from "../events.js";
 import { BOTH, NETBSD, rule } from "./define.js";

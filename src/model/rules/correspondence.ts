@@ -10,6 +10,7 @@ import type { HostAddEvent, HostRemoveEvent } from "../events.js";
 import { holdersOf, type Nic, type Payload } from "../state.js";
 import type { Timer } from "../timers.js";
 import { BOTH, fmtDur, rule } from "./define.js";
+
 export const CORRESPONDENCE_RULES = [
   rule({
     id: "host-add-attaches",

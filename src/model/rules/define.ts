@@ -1,10 +1,11 @@
-// What a rule is. Each rule family lives in its own file next to this one:
-// statement, basis (anchors of docs/netbsd.md), what the guest must observe,
-// and the events it watches, reviewable one family at a time. A new rule is
-// a new entry in a family file (or a new file listed in ../rules.ts); its id
-// then joins the closed RuleId type and the checker cannot name a rule that
-// does not exist.
-
+// What a rule is. Each rule family lives in its own file next to this one,
+// as Linux's RV monitors do: its rules (statement, basis in docs/netbsd.md,
+// what the guest must observe, the events it watches), then the monitor that
+// judges them over the checker's state (../core.ts), and a pointer to its
+// tests. A new rule of a family is an entry and its check in that one file;
+// its id joins the closed RuleId type, so the checker cannot name a rule that
+// does not exist. A new family is a new file, listed in ../rules.ts and
+// routed to by ../checker.ts.
 import type { CapabilityName } from "../events.js";
 import type { RuleId } from "../rules.js";
 

@@ -13,6 +13,7 @@ import type { Timer } from "../timers.js";
 import { cannotSleep } from "./context.js";
 import { BOTH, NETBSD, fmtDur, rule } from "./define.js";
 import { judgeTasks } from "./interface.js";
+
 export const DETACH_RULES = [
   rule({
     id: "single-detach-in-progress",

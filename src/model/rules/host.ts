@@ -10,6 +10,7 @@ import type { ModelEvent } from "../events.js";
 import type { Payload } from "../state.js";
 import type { Timer } from "../timers.js";
 import { BOTH, fmtDur, rule } from "./define.js";
+
 export const HOST_RULES = [
   rule({
     id: "qemu-accepts-command",

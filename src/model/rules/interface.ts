@@ -11,6 +11,7 @@ import type { DeviceEvent, IfEvent } from "../events.js";
 import { PSREF_KINDS, USB_TASK, holdersOf, refsHeld, tombHistory, type Attempt, type Dev } from "../state.js";
 import { cannotSleep } from "./context.js";
 import { BOTH, NETBSD, rule } from "./define.js";
+
 export const INTERFACE_RULES = [
   rule({
     id: "no-ifnet-access-after-if-detach",

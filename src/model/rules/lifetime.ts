@@ -10,6 +10,7 @@ import type { DeviceEvent } from "../events.js";
 import { DRAINED, ENOENT, holdersOf, refsHeld, tombHistory, type Dev, type Tomb } from "../state.js";
 import { BOTH, rule } from "./define.js";
 import { judgeTasks } from "./interface.js";
+
 export const LIFETIME_RULES = [
   rule({
     id: "free-after-drain",

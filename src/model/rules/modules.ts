@@ -3,6 +3,7 @@
 // (ModuleMonitor) together; the checker owns the timers and the devices and
 // lends them through ModuleHost. sick-case-completes is also judged by the
 // checker's detach deadline, for the detach side of the race.
+// Tests: test/check/rules.test.ts, point 5 of test/check/netbsd-orders.test.ts.
 
 import type { DeviceState } from "../automata.js";
 import type { At, ModuleEvent } from "../events.js";

@@ -1,6 +1,8 @@
 // Device nodes: after the revoke only deadfs answers, with its fixed errors,
 // and d_close runs once per open. The rules and their check, together: the
 // checker resolves the device a vnode event names and hands it to NodeMonitor.
+// Tests: test/check/rules.test.ts, test/check/races.test.ts, and point 6 of
+// test/check/netbsd-orders.test.ts.
 
 import type { VnodeEvent } from "../events.js";
 import { NETBSD, rule, type Judge } from "./define.js";
