@@ -67,6 +67,18 @@ function pcmciaRemoval(between: (b: TraceBuilder) => TraceBuilder, inDrain: (b: 
 const revoked = (b: TraceBuilder): TraceBuilder =>
   b.vnodeOpen(UGEN, "cdce0", "fd3").hostRemove("nic1").detachBegin("cdce0").methodCall(UGEN, "cdce0", "close", "", { forced: true }).revoke(UGEN, "cdce0");
 
+/** usb0's detach runs to its return while drvctl sleeps; the sleeper's deviter defers the free past both returns. */
+const winnerDefersFree = (b: TraceBuilder): TraceBuilder =>
+  b
+    .ifDetachBegin("cdce0")
+    .ifDetachEnd("cdce0")
+    .commit("cdce0")
+    .drainBegin("cdce0", "device")
+    .drainEnd("cdce0", "device")
+    .detachEnd("cdce0", { thread: "usb0", deferred: true })
+    .detachEnd("cdce0", { thread: "drvctl", error: ENOENT })
+    .free("cdce0");
+
 /** Both callers reported at config_detach's entry by an agent without DETACH_WAIT. */
 const bothAtEntry = (b: TraceBuilder): TraceBuilder =>
   b.hostRemove("nic1").detachBegin("cdce0", { thread: "usb0" }).detachBegin("cdce0", { thread: "drvctl", force: false }).ifDetachBegin("cdce0").ifDetachEnd("cdce0");
@@ -174,18 +186,7 @@ const ROWS: readonly Row[] = [
       {
         // The sleeper's deviter defers the free.
         trace: () =>
-          usb()
-            .hostRemove("nic1")
-            .detachBegin("cdce0", { thread: "usb0" })
-            .detachWait("cdce0", { thread: "drvctl" })
-            .ifDetachBegin("cdce0")
-            .ifDetachEnd("cdce0")
-            .commit("cdce0")
-            .drainBegin("cdce0", "device")
-            .drainEnd("cdce0", "device")
-            .detachEnd("cdce0", { thread: "usb0", deferred: true })
-            .detachEnd("cdce0", { thread: "drvctl", error: ENOENT })
-            .free("cdce0"),
+          winnerDefersFree(usb().hostRemove("nic1").detachBegin("cdce0", { thread: "usb0" }).detachWait("cdce0", { thread: "drvctl" })),
         passes: ["single-detach-in-progress", "detach-once"],
       },
       {
@@ -207,18 +208,7 @@ const ROWS: readonly Row[] = [
       {
         // The sleeper's report may come before the winner's begin; the winner then defers the free.
         trace: () =>
-          usb()
-            .hostRemove("nic1")
-            .detachWait("cdce0", { thread: "drvctl" })
-            .detachBegin("cdce0", { thread: "usb0" })
-            .ifDetachBegin("cdce0")
-            .ifDetachEnd("cdce0")
-            .commit("cdce0")
-            .drainBegin("cdce0", "device")
-            .drainEnd("cdce0", "device")
-            .detachEnd("cdce0", { thread: "usb0", deferred: true })
-            .detachEnd("cdce0", { thread: "drvctl", error: ENOENT })
-            .free("cdce0"),
+          winnerDefersFree(usb().hostRemove("nic1").detachWait("cdce0", { thread: "drvctl" }).detachBegin("cdce0", { thread: "usb0" })),
         passes: ["single-detach-in-progress"],
       },
     ],
