@@ -29,6 +29,9 @@ import type { CheckResult, DriverLatency, HistoryEntry, RuleReport, Summary, Ver
 
 const MAX_OPEN_ACTIONS = 4096;
 
+/** A verdict's message, or how to make it from the device and the event (made only for a verdict). */
+export type Message<E> = string | ((dev: Dev, at: E) => string);
+
 /** A host action awaiting its result. */
 export interface HostActionRef {
   action: string;
@@ -323,8 +326,12 @@ export class Core {
     if (nic.mac && this.nicsByMac.get(nic.mac) === nic) this.nicsByMac.delete(nic.mac);
   }
 
-  /** Steps the device automaton; on an illegal event reports the rule the table names. */
-  stepDev(dev: Dev, input: DeviceInput, at: ModelEvent, what?: string): boolean {
+  /**
+   * Steps the device automaton; on an illegal event reports the rule the
+   * table names, with `what` (a function is called only then: no message is
+   * built for the legal steps of the hot path).
+   */
+  stepDev<E extends ModelEvent>(dev: Dev, input: DeviceInput, at: E, what?: Message<E>): boolean {
     const to = this.devMon.step(dev.state, input);
     if (to !== undefined) {
       dev.state = to;
@@ -333,11 +340,11 @@ export class Core {
     }
     const rule = this.devMon.ruleFor(dev.state, input);
     this.exercise(rule);
-    this.violate(rule, what ?? `${input} while ${dev.name} is ${dev.state}`, { at, dev });
+    this.violate(rule, what === undefined ? `${input} while ${dev.name} is ${dev.state}` : typeof what === "string" ? what : what(dev, at), { at, dev });
     return false;
   }
 
-  stepIf(dev: Dev, input: IfInput, at: ModelEvent, what?: string): boolean {
+  stepIf<E extends ModelEvent>(dev: Dev, input: IfInput, at: E, what?: Message<E>): boolean {
     const to = this.ifMon.step(dev.ifState, input);
     if (to !== undefined) {
       dev.ifState = to;
@@ -345,7 +352,7 @@ export class Core {
     }
     const rule = this.ifMon.ruleFor(dev.ifState, input);
     this.exercise(rule);
-    this.violate(rule, what ?? `interface ${dev.ifname || dev.name}: ${input} while ${dev.ifState}`, { at, dev });
+    this.violate(rule, what === undefined ? `interface ${dev.ifname || dev.name}: ${input} while ${dev.ifState}` : typeof what === "string" ? what : what(dev, at), { at, dev });
     return false;
   }
 

@@ -138,6 +138,8 @@ export const DETACH_RULES = [
   }),
 ] as const;
 
+const noSuchNic = (_dev: Dev, e: DeviceEvent): string => `guest attached ${e.name} (serial "${e.serial}", mac "${e.mac}") but the host added no such NIC`;
+
 /** Judges a device's attach and detach: the device automaton's steps and what they cannot say as data. */
 export class DetachMonitor {
   private readonly X_ATTACH_SUCCEEDS: number;
@@ -188,7 +190,7 @@ export class DetachMonitor {
     const dev = c.newDev(e.name, e, nic, nic ? "present" : "absent");
     c.ringPush(dev, e);
     c.ex(this.X_GUEST_DEVICE_ADDED_BY_HOST);
-    if (c.stepDev(dev, "attach-begin", e, `guest attached ${e.name} (serial "${e.serial}", mac "${e.mac}") but the host added no such NIC`) === false)
+    if (c.stepDev(dev, "attach-begin", e, noSuchNic) === false)
       dev.state = "attaching";
     dev.attachBeginT = e.t;
     return dev;

@@ -5,7 +5,7 @@
 // Tests: test/check/rules.test.ts (a breaking and a keeping trace per rule),
 // test/check/behaviour.test.ts.
 
-import type { Core } from "../core.js";
+import type { Core, HostActionRef } from "../core.js";
 import type { ModelEvent } from "../events.js";
 import type { Payload } from "../state.js";
 import type { Timer } from "../timers.js";
@@ -87,6 +87,11 @@ export const HOST_RULES = [
   }),
 ] as const;
 
+/** A host action as verdicts name it ("add nic3"). */
+function actionText(a: HostActionRef | undefined, actionId: number): string {
+  return a ? `${a.action}${a.nicId ? ` ${a.nicId}` : ""}` : `action ${actionId}`;
+}
+
 /** Judges what the host and QEMU report. */
 export class HostMonitor {
   private readonly X_HOST_ACTION_COMPLETES: number;
@@ -110,9 +115,9 @@ export class HostMonitor {
     const a = c.actions.get(e.actionId);
     c.actions.delete(e.actionId);
     const nic = a?.nic ?? (e.nicId ? c.nics.get(e.nicId) ?? null : null);
-    const what = a ? `${a.action}${a.nicId ? ` ${a.nicId}` : ""}` : `action ${e.actionId}`;
     switch (e.outcome) {
-      case "refused":
+      case "refused": {
+        const what = actionText(a, e.actionId);
         c.ex(this.X_QEMU_ACCEPTS_COMMAND);
         c.violate("qemu-accepts-command", `QEMU refused ${what}: ${e.message}`, { at: e, nic, nicId: e.nicId || a?.nicId || "" });
         if (nic && a?.action === "add") {
@@ -126,9 +131,11 @@ export class HostMonitor {
           nic.removeEvent = null;
         }
         return;
+      }
       case "removal-pending":
-      case "never-finalised":
+      case "never-finalised": {
         if (nic && (nic.finaliseReported || nic.deleted)) return;
+        const what = actionText(a, e.actionId);
         c.ex(this.X_HOST_REMOVE_FINALISED);
         c.violate("host-remove-finalised", `${what}: ${e.outcome === "never-finalised" ? "the machine stopped before the removal was finalised" : "no DEVICE_DELETED within the deadline"}${e.message ? ` (${e.message})` : ""}`, { at: e, nic, nicId: e.nicId || a?.nicId || "" });
         if (nic) {
@@ -136,9 +143,10 @@ export class HostMonitor {
           c.timers.cancel(nic.finaliseTimer);
         }
         return;
+      }
       case "failed":
         c.ex(this.X_HOST_ACTION_COMPLETES);
-        c.violate("host-action-completes", `${what} failed: ${e.message}`, { at: e, nic, nicId: e.nicId || a?.nicId || "" });
+        c.violate("host-action-completes", `${actionText(a, e.actionId)} failed: ${e.message}`, { at: e, nic, nicId: e.nicId || a?.nicId || "" });
         return;
       default:
         c.ex(this.X_QEMU_ACCEPTS_COMMAND);

@@ -39,6 +39,9 @@ export const INTERFACE_RULES = [
   }),
 ] as const;
 
+const touchedAfterIfDetach = (dev: Dev, e: IfEvent): string =>
+  `${dev.name}: interface ${e.ifname} touched (${e.kind}${e.accessor ? ` by ${e.accessor}` : ""}) after if_detach returned`;
+
 /** Judges ifnet events and usbnet_detach's steps. */
 export class InterfaceMonitor {
   private readonly X_IF_DETACH_WAITS_FOR_PSREFS: number;
@@ -125,7 +128,7 @@ export class InterfaceMonitor {
       case "down":
       case "access":
         c.ex(this.X_NO_IFNET_ACCESS_AFTER_IF_DETACH);
-        c.stepIf(dev, "access", e, `${dev.name}: interface ${e.ifname} touched (${e.kind}${e.accessor ? ` by ${e.accessor}` : ""}) after if_detach returned`);
+        c.stepIf(dev, "access", e, touchedAfterIfDetach);
         return;
       case "counters":
         return;

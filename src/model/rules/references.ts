@@ -151,21 +151,26 @@ export class ReferenceMonitor {
     this.X_RELEASE_ONLY_HELD = c.ix("release-only-held");
   }
 
-  resolveRefDev(e: RefEvent): { dev: Dev | undefined; name: string } {
+  /** The live device a reference event names: by its device, else by the object (an interface name for psrefs). */
+  private refDev(e: RefEvent): Dev | undefined {
     const c = this.c;
-    if (e.device) return { dev: c.devices.get(e.device), name: e.device };
-    if (e.objectKind === "ifnet" || e.objectKind === "netdev" || e.objectKind === "ifaddr") {
-      const d = c.ifnames.get(e.object) ?? c.devices.get(e.object);
-      return { dev: d, name: d?.name ?? c.ifTombs.get(e.object) ?? e.object };
-    }
-    return { dev: c.devices.get(e.object), name: e.object };
+    if (e.device) return c.devices.get(e.device);
+    if (e.objectKind === "ifnet" || e.objectKind === "netdev" || e.objectKind === "ifaddr") return c.ifnames.get(e.object) ?? c.devices.get(e.object);
+    return c.devices.get(e.object);
+  }
+
+  /** The name of the device a reference event names when it is not live (to find its tombstone). */
+  private refDevName(e: RefEvent): string {
+    if (e.device) return e.device;
+    if (e.objectKind === "ifnet" || e.objectKind === "netdev" || e.objectKind === "ifaddr") return this.c.ifTombs.get(e.object) ?? e.object;
+    return e.object;
   }
 
   onRef(e: RefEvent): void {
     const c = this.c;
-    const { dev, name } = this.resolveRefDev(e);
+    const dev = this.refDev(e);
     if (dev === undefined) {
-      const tomb = c.findTomb(name, 0);
+      const tomb = c.findTomb(this.refDevName(e), 0);
       if (tomb) {
         // A lookup refusing a freed device is the right answer; anything else touches freed memory.
         if (e.kind === "acquire-failed") c.ex(this.X_NO_EVENT_AFTER_FREE);
