@@ -165,7 +165,8 @@ function throughput(): void {
   const baseRate = (n / baseMs) * 1000;
   console.log(`check: ${n} records (${throughputCycles} clean NetBSD USB cycles), best of 5`);
   console.log(`  adapter only : ${(baseRate / 1e6).toFixed(2)} M records/s (baseline)`);
-  console.log(`  full checker : ${(rate / 1e6).toFixed(2)} M records/s = ${(rate / baseRate).toFixed(2)}x baseline; goal >= 1.00 M/s: ${rate >= 1e6 ? "met" : "NOT met"}`);
+  // Issue #11's goal, on a quiet machine; on a loaded one the ratio to the baseline is the number to compare.
+  console.log(`  full checker : ${(rate / 1e6).toFixed(2)} M records/s = ${(rate / baseRate).toFixed(2)}x baseline; goal >= 3.00 M/s: ${rate >= 3e6 ? "met" : "NOT met"}`);
   void sink;
 }
 
@@ -194,7 +195,7 @@ function streaming(): void {
   console.log(`  streaming    : ${i} records in ${(streamMs / 1000).toFixed(1)} s incl. re-stamping (${((i / streamMs) * 1000 / 1e6).toFixed(2)} M records/s)`);
   console.log(
     `  heap above start: ${(atEarly - heap0).toFixed(2)} MiB after ${early} cycles, ${(atEnd - heap0).toFixed(2)} MiB after ${total} cycles ` +
-      `(growth ${(atEnd - atEarly).toFixed(2)} MiB for ${total / early}x the cycles)`,
+      `(growth ${(atEnd - atEarly).toFixed(2)} MiB for ${total / early}x the cycles; flat: ${atEnd - atEarly < 1 ? "yes" : "NO"})`,
   );
 }
 
