@@ -7,7 +7,7 @@
 // them to catch use after free) and latencies go to fixed-size histograms.
 
 import type { DeviceState } from "./automata.js";
-import { Core } from "./core.js";
+import { Core, type CheckerOptions } from "./core.js";
 import type { Deadlines } from "./deadlines.js";
 import { isGuestEvent, type DeviceEvent, type ModelEvent, type VnodeEvent } from "./events.js";
 import type { ProfileName } from "./rules.js";
@@ -24,17 +24,7 @@ import { holdersOf, newAttempt, type Dev, type Payload, type ViolationCtx } from
 import type { Timer } from "./timers.js";
 import type { CheckResult, Verdict } from "./verdict.js";
 
-export interface CheckerOptions {
-  profile: ProfileName;
-  deadlines?: Partial<Deadlines>;
-  onVerdict?: (v: Verdict) => void;
-  /** Events kept per device for a verdict's history (default 16). */
-  historySize?: number;
-  /** Freed devices remembered to catch use after free (default 256). */
-  tombstones?: number;
-  /** Verdicts kept for the result (default 10000); later ones are counted only. */
-  maxVerdicts?: number;
-}
+export type { CheckerOptions };
 
 const EMPTY: readonly Verdict[] = Object.freeze([]) as readonly Verdict[];
 

@@ -4,7 +4,6 @@
 // judge events with it; the dispatcher (checker.ts) routes events to them.
 
 import { AUTOMATA, Monitor, type DeviceInput, type DeviceState, type IfInput, type IfState } from "./automata.js";
-import type { CheckerOptions } from "./checker.js";
 import { resolveDeadlines, type Deadlines } from "./deadlines.js";
 import { ALL_CAPABILITIES, describeEvent, type At, type CapabilityName, type DeviceEvent, type ModelEvent } from "./events.js";
 import { LogHistogram } from "./histogram.js";
@@ -28,6 +27,19 @@ import { TimerQueue, type Timer } from "./timers.js";
 import type { CheckResult, DriverLatency, HistoryEntry, RuleReport, Summary, Verdict } from "./verdict.js";
 
 const MAX_OPEN_ACTIONS = 4096;
+
+export interface CheckerOptions {
+  profile: ProfileName;
+  deadlines?: Partial<Deadlines>;
+  onVerdict?: (v: Verdict) => void;
+  /** Events kept per device for a verdict's history (default 16). */
+  historySize?: number;
+  /** Freed devices remembered to catch use after free (default 256). */
+  tombstones?: number;
+  /** Verdicts kept for the result (default 10000); later ones are counted only. */
+  maxVerdicts?: number;
+}
+
 
 /** A verdict's message, or how to make it from the device and the event (made only for a verdict). */
 export type Message<E> = string | ((dev: Dev, at: E) => string);
