@@ -13,9 +13,10 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { plugstorm } from "../../src/gen/plugstorm.js";
-import { QemuMachine, type MachineObservation } from "../../src/hotplug/index.js";
+import { QemuMachine } from "../../src/hotplug/index.js";
 import { linuxGuestImage, linuxGuestProfile } from "../../src/qemu/index.js";
-import { encodeHostCommand, GuestStreamDecoder } from "../../src/telemetry/index.js";
+import { encodeHostCommand } from "../../src/telemetry/index.js";
+import { Seen } from "../helpers/seen.js";
 import { loadStormFile, runStorm } from "../../src/storm/index.js";
 import { parseTrace } from "../../src/trace/index.js";
 
@@ -27,44 +28,6 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 test.before(() => {
   execFileSync(join(root, "scripts/build-linux-guest"), ["--quiet"], { stdio: "pipe", timeout: 300_000 });
 });
-
-/** Waits on a condition re-checked whenever the machine observes something; fails with what was seen. */
-class Seen {
-  readonly decoder = new GuestStreamDecoder();
-  readonly frames: Frame[] = [];
-  readonly obs: MachineObservation[] = [];
-  console = "";
-  private waiters = new Set<() => void>();
-  feed(o: MachineObservation): void {
-    this.obs.push(o);
-    if (o.type === "telemetry-bytes") for (const x of this.decoder.push(o.bytes)) if (x.type === "frame") this.frames.push(x.frame);
-    if (o.type === "console") this.console += o.text;
-    for (const w of [...this.waiters]) w();
-  }
-  wait<T>(what: string, get: () => T | undefined, ms: number): Promise<T> {
-    return new Promise((res, rej) => {
-      const check = (): void => {
-        const v = get();
-        if (v === undefined) return;
-        done();
-        res(v);
-      };
-      const timer = setTimeout(() => {
-        done();
-        rej(new Error(`no ${what} within ${ms} ms\nframes: ${JSON.stringify(this.frames.slice(-30).map((f) => Frame.toObject(f, { enums: String })))}\nconsole:\n${this.console.slice(-2000)}`));
-      }, ms);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-      check();
-    });
-  }
-  device(kind: DeviceKind, p: (f: Frame) => boolean): Frame | undefined {
-    return this.frames.find((f) => f.body === "device" && f.device?.kind === kind && p(f));
-  }
-}
 
 test.serial("Linux guest, redir-cdce: cdc_ether attaches our CDC-ECM model (serial, MAC), frames cross both ways, device_del and a device-side disconnect each end in detach and free", async (t) => {
   const machine = new QemuMachine({ profile: linuxGuestProfile(linuxGuestImage(root)), startTimeoutMs: 20_000 });
