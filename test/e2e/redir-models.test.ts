@@ -92,3 +92,51 @@ for (const c of CASES) {
     t.false(seen.obs.some((o) => o.type === "device" && o.event === "protocol-error"), "no malformed usbredir traffic either way");
   });
 }
+
+// ---------------------------------------------------------------------------
+// Storms through the runner and the checker (linux model).
+
+async function storm(file: string, t: { teardown: (f: () => void) => void }) {
+  const { spec, text } = await loadStormFile(join(root, "scripts/storms", file));
+  const out = mkdtempSync(join(tmpdir(), "plugstorm-redir-"));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  const r = await runStorm(spec, { out, scenarioText: text, reports: false });
+  const recs = parseTrace(readFileSync(r.traceFile!), r.traceFile!).records;
+  const marks = recs.flatMap((x) => (x.mark ? [`${x.mark.name} ${x.mark.detail}`] : []));
+  return { r, recs, marks };
+}
+
+for (const [file, driver] of [["redir-rndis-linux.yaml", "rndis_host"], ["redir-ax88772-linux.yaml", "asix"]] as const) {
+  test.serial(`storm scripts/storms/${file}: 12 cycles, 3 in flight, traffic through our device, about half the removals from the device side: no verdict, every cycle attached by ${driver} and freed`, async (t) => {
+    const { r, recs, marks } = await storm(file, t);
+    t.deepEqual(r.verdicts.map((v) => `${v.rule}: ${v.message}`), []);
+    t.is(r.status, "clean");
+    t.is(r.cyclesDone, 12);
+    t.is(r.framesLost, 0);
+    const surprises = marks.filter((m) => m.startsWith("remove-via ")).length;
+    t.true(surprises > 0 && surprises < 12, `${surprises} device-side removals of 12`);
+    t.is(marks.filter((m) => m.startsWith("device:disconnect ")).length, surprises, "each one sent device_disconnect");
+    t.false(marks.some((m) => m.startsWith("device:protocol-error")));
+    t.is(recs.filter((x) => x.guest?.device?.kind === DeviceKind.ATTACH_END && x.guest.device.driver === driver && !x.guest.device.error).length, 12);
+    t.is(recs.filter((x) => x.guest?.device?.kind === DeviceKind.FREE).length, 12);
+  });
+}
+
+for (const [file, faults] of [
+  ["redir-rndis-faults.yaml", [/^a pending bulk-in 0x81: pending$/, /^a late bulk-out 0x02: late 50 ms$/, /^d malformed configuration descriptor: no-endpoints$/, /^e stall bulk-out 0x02: stall$/, /^e status bulk-in 0x81: babble$/]],
+  ["redir-ax88772-faults.yaml", [/^a pending bulk-in 0x82: pending$/, /^a late bulk-out 0x03: late 50 ms$/, /^b disconnect-after-control control #5 .*: disconnect$/, /^d malformed configuration descriptor: no-endpoints$/, /^e stall bulk-out 0x03: stall$/, /^e status bulk-in 0x82: ioerror$/]],
+] as const) {
+  test.serial(`storm scripts/storms/${file}: the guest survives every fault; the one verdict is d's failed attach (no endpoints), joined to d by its serial`, async (t) => {
+    const { r, recs, marks } = await storm(file, t);
+    const verdicts = r.verdicts.map((v) => `${v.rule}: ${v.message}`);
+    t.is(verdicts.length, 1, verdicts.join("\n"));
+    t.regex(verdicts[0] ?? "", /^attach-succeeds: attach of \S+ failed with error \d+$/);
+    t.is(r.verdicts[0]?.nicId, "d");
+    t.is(r.status, "clean", "a failed attach is a warning");
+    const faultMarks = marks.filter((m) => m.startsWith("device:fault ")).map((m) => m.slice("device:fault ".length));
+    for (const re of faults) t.true(faultMarks.some((m) => re.test(m)), `${re} in\n${faultMarks.join("\n")}`);
+    const attached = recs.filter((x) => x.guest?.device?.kind === DeviceKind.ATTACH_END).map((x) => `${x.guest?.device?.serial ?? ""}:${x.guest?.device?.error ? "failed" : "ok"}`);
+    t.deepEqual(attached, ["a:ok", "d:failed", "e:ok", "g:ok"]);
+    t.is(recs.filter((x) => x.guest?.device?.kind === DeviceKind.FREE).length, 3);
+  });
+}

@@ -111,14 +111,17 @@ test.serial("storm scripts/storms/redir-cdce-linux.yaml: 20 cycles, 3 in flight,
   t.is(recs.filter((x) => x.guest?.device?.kind === DeviceKind.FREE).length, 20);
 });
 
-test.serial("storm scripts/storms/redir-cdce-faults.yaml: pending, late, stalled and babbling transfers, a disconnect mid-enumeration and a bad class triple: the guest survives each, no verdict, each fault in the trace", async (t) => {
+test.serial("storm scripts/storms/redir-cdce-faults.yaml: pending, late, stalled and babbling transfers, a disconnect mid-enumeration, a bad class triple and a data interface without endpoints: the guest survives each; the one verdict is d's failed attach, joined to d; each fault in the trace", async (t) => {
   const { spec, text } = await loadStormFile(join(root, "scripts/storms/redir-cdce-faults.yaml"));
   const out = mkdtempSync(join(tmpdir(), "plugstorm-redir-"));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
   const r = await runStorm(spec, { out, scenarioText: text, reports: false });
-  t.deepEqual(r.verdicts.map((v) => `${v.rule}: ${v.message}`), []);
-  t.is(r.status, "clean");
-  t.is(r.cyclesDone, 5);
+  const verdicts = r.verdicts.map((v) => `${v.rule}: ${v.message}`);
+  t.is(verdicts.length, 1, verdicts.join("\n"));
+  t.regex(verdicts[0] ?? "", /^attach-succeeds: attach of \S+ failed with error 22$/);
+  t.is(r.verdicts[0]?.nicId, "d");
+  t.is(r.status, "clean", "a failed attach is a warning");
+  t.is(r.cyclesDone, 6);
   const recs = parseTrace(readFileSync(r.traceFile!), r.traceFile!).records;
   const marks = recs.flatMap((x) => (x.mark?.name === "device:fault" ? [x.mark.detail ?? ""] : []));
   const has = (re: RegExp): boolean => marks.some((m) => re.test(m));
@@ -126,10 +129,11 @@ test.serial("storm scripts/storms/redir-cdce-faults.yaml: pending, late, stalled
   t.true(has(/^a late bulk-out 0x02: late 50 ms$/));
   t.true(has(/^b disconnect-after-control control #3 .*: disconnect$/));
   t.true(has(/^c malformed configuration descriptor: bad-class$/));
+  t.true(has(/^d malformed configuration descriptor: no-endpoints$/));
   t.true(has(/^e stall bulk-out 0x02: stall$/));
   t.true(has(/^e status bulk-in 0x81: babble$/));
-  // b and c never reached a driver; a, e and g attached and were freed.
-  const attached = recs.filter((x) => x.guest?.device?.kind === DeviceKind.ATTACH_END).map((x) => String(x.guest?.device?.serial ?? ""));
-  t.deepEqual(attached, ["a", "e", "g"]);
+  // b and c never reached a driver; d's probe failed (reported with its serial, no MAC); a, e and g attached and were freed.
+  const attached = recs.filter((x) => x.guest?.device?.kind === DeviceKind.ATTACH_END).map((x) => `${x.guest?.device?.serial ?? ""}:${x.guest?.device?.error ?? 0}`);
+  t.deepEqual(attached, ["a:0", "d:22", "e:0", "g:0"]);
   t.is(recs.filter((x) => x.guest?.device?.kind === DeviceKind.FREE).length, 3);
 });
