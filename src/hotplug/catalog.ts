@@ -80,7 +80,7 @@ export const NIC_CATALOG: Readonly<Record<NicKind, NicKindInfo>> = {
     usbConfiguration: 1,
     guest: {
       netbsd: { driver: "urndis", note: "urndis_match takes interface class 0xe0/1/3 (wireless controller, RF, RNDIS); not run here: no NetBSD guest on this machine" },
-      linux: { driver: "rndis_host", note: "a locally administered permanent address (ours, 52:54:00:...) makes rndis_host pick a random MAC: the checker joins on the serial" },
+      linux: { driver: "rndis_host" },
     },
   },
   "redir-ax88772": {
