@@ -51,7 +51,7 @@ export const AX_CMD = {
   SW_RESET: 0x20,
   SW_PHY_STATUS: 0x21,
   SW_PHY_SELECT: 0x22,
-  /** AX88772B: bulk-in queue control (axe sets it; asix leaves it alone). */
+  /** AX88772B: bulk-in queue control (Linux asix writes 0x8000/0x8001 at reset). */
   BULKIN_QCTRL: 0x2a,
 } as const;
 

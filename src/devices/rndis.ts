@@ -91,7 +91,7 @@ export function rndisConfig(): Uint8Array {
         extra: [
           Uint8Array.of(5, DT.cs_interface, 0x00, 0x10, 0x01), // header, CDC 1.10
           Uint8Array.of(5, DT.cs_interface, 0x01, 0x00, 1), // call management: none, data interface 1
-          // ACM with no capabilities: rndis_host refuses an RNDIS function claiming ACM capabilities.
+          // ACM with no capabilities: Linux's CDC bind takes an "RNDIS" interface with ACM capabilities for a modem.
           Uint8Array.of(4, DT.cs_interface, 0x02, 0x00),
           Uint8Array.of(5, DT.cs_interface, 0x06, 0, 1), // union: master 0, slave 1
         ],
