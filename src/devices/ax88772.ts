@@ -12,10 +12,10 @@
 // end on a packet boundary.
 
 import { configDescriptor, type DeviceDescriptorFields } from "./descriptors.js";
-import type { ControlReply, SetupPacket, TransferStatus, WireCounters } from "./model.js";
-import { FrameQueue, wireFor, type NicIdentityData } from "./nic.js";
-import { OK, STALL, UsbDevice } from "./usb-device.js";
-import { parseMac, type EthernetWire } from "./wire.js";
+import type { ControlReply, SetupPacket, TransferStatus } from "./model.js";
+import { EthernetUsbDevice, type NicIdentityData } from "./nic.js";
+import { OK, STALL } from "./usb-device.js";
+import { parseMac } from "./wire.js";
 
 export const AX88772B_IDS = { vendorId: 0x0b95, productId: 0x772b } as const;
 export const AX_EP = { intr: 0x81, bulkIn: 0x82, bulkOut: 0x03 } as const;
@@ -129,11 +129,8 @@ export function parseAxFrames(data: Uint8Array): { frames: Uint8Array[]; error?:
   return { frames };
 }
 
-export class Ax88772bDevice extends UsbDevice {
+export class Ax88772bDevice extends EthernetUsbDevice {
   readonly model = "ax88772b";
-  readonly wire: EthernetWire;
-  readonly identity: NicIdentityData;
-  private readonly toGuest: FrameQueue;
   private nodeId: Uint8Array;
   private readonly eeprom = new Uint16Array(0x40).fill(0xffff);
   private swMii = false;
@@ -151,23 +148,20 @@ export class Ax88772bDevice extends UsbDevice {
   badFrames = 0;
 
   constructor(identity: NicIdentityData) {
-    super({
-      speed: "high",
-      device: ax88772bDeviceFields(),
-      configs: [ax88772bConfig()],
-      strings: new Map([[1, "ASIX Elec. Corp."], [2, "AX88772B"], [3, identity.serial]]),
-    });
-    this.identity = identity;
+    super(
+      {
+        speed: "high",
+        device: ax88772bDeviceFields(),
+        configs: [ax88772bConfig()],
+        strings: new Map([[1, "ASIX Elec. Corp."], [2, "AX88772B"], [3, identity.serial]]),
+      },
+      identity,
+      AX_EP.bulkIn,
+    );
     const mac = parseMac(identity.mac);
     this.nodeId = mac.slice();
     for (let i = 0; i < 3; i++) this.eeprom[EEPROM_NODE_ID + i] = mac[2 * i]! | (mac[2 * i + 1]! << 8);
-    this.wire = wireFor(identity.mac);
-    this.toGuest = new FrameQueue(this.wire.counters);
     this.resetPhy();
-  }
-
-  get counters(): WireCounters {
-    return this.wire.counters;
   }
 
   get dataPathUp(): boolean {
@@ -177,16 +171,6 @@ export class Ax88772bDevice extends UsbDevice {
   /** The MAC the chip answers with now (the host may have written another). */
   get macAddress(): Uint8Array {
     return this.nodeId;
-  }
-
-  sendToGuest(frame: Uint8Array): boolean {
-    if (!this.dataPathUp) {
-      this.wire.counters.framesDropped++;
-      return false;
-    }
-    const ok = this.toGuest.push(frame);
-    if (ok) this.onInReady?.(AX_EP.bulkIn);
-    return ok;
   }
 
   private resetPhy(): void {
@@ -354,7 +338,7 @@ export class Ax88772bDevice extends UsbDevice {
     if (data.length === 0) return "success";
     const { frames, error } = parseAxFrames(data);
     if (error !== undefined) this.badFrames++;
-    for (const f of frames) for (const reply of this.wire.receive(f)) this.sendToGuest(reply);
+    this.fromGuest(frames);
     return "success";
   }
 

@@ -13,10 +13,10 @@
 // header, then the Ethernet frame.
 
 import { configDescriptor, DT, type DeviceDescriptorFields } from "./descriptors.js";
-import type { ControlReply, SetupPacket, TransferStatus, WireCounters } from "./model.js";
-import { FrameQueue, macString, wireFor, type NicIdentityData } from "./nic.js";
-import { OK, STALL, UsbDevice } from "./usb-device.js";
-import { parseMac, type EthernetWire } from "./wire.js";
+import type { ControlReply, SetupPacket, TransferStatus } from "./model.js";
+import { EthernetUsbDevice, macString, type NicIdentityData } from "./nic.js";
+import { OK, STALL } from "./usb-device.js";
+import { parseMac } from "./wire.js";
 
 /** pid.codes (0x1209) test product id: not claimed by any vendor driver. */
 export const RNDIS_IDS = { vendorId: 0x1209, productId: 0x0002 } as const;
@@ -148,12 +148,9 @@ function u32le(...words: number[]): Uint8Array {
   return b;
 }
 
-export class RndisDevice extends UsbDevice {
+export class RndisDevice extends EthernetUsbDevice {
   readonly model = "rndis";
-  readonly wire: EthernetWire;
-  readonly identity: NicIdentityData;
   private readonly mac: Uint8Array;
-  private readonly toGuest: FrameQueue;
   private responses: Uint8Array[] = [];
   private notifications = 0;
   /** The host sent INITIALIZE (and no HALT or RESET since). */
@@ -166,34 +163,21 @@ export class RndisDevice extends UsbDevice {
   badPackets = 0;
 
   constructor(identity: NicIdentityData) {
-    super({
-      speed: "high",
-      device: rndisDeviceFields(),
-      configs: [rndisConfig()],
-      strings: new Map([[1, "plugstorm"], [2, "plugstorm RNDIS"], [3, identity.serial], [4, macString(identity.mac)]]),
-    });
-    this.identity = identity;
+    super(
+      {
+        speed: "high",
+        device: rndisDeviceFields(),
+        configs: [rndisConfig()],
+        strings: new Map([[1, "plugstorm"], [2, "plugstorm RNDIS"], [3, identity.serial], [4, macString(identity.mac)]]),
+      },
+      identity,
+      RNDIS_EP.bulkIn,
+    );
     this.mac = parseMac(identity.mac);
-    this.wire = wireFor(identity.mac);
-    this.toGuest = new FrameQueue(this.wire.counters);
-  }
-
-  get counters(): WireCounters {
-    return this.wire.counters;
   }
 
   get dataPathUp(): boolean {
     return this.configuration === 1 && this.initialized && this.packetFilter !== 0;
-  }
-
-  sendToGuest(frame: Uint8Array): boolean {
-    if (!this.dataPathUp) {
-      this.wire.counters.framesDropped++;
-      return false;
-    }
-    const ok = this.toGuest.push(frame);
-    if (ok) this.onInReady?.(RNDIS_EP.bulkIn);
-    return ok;
   }
 
   protected override configured(_value: number): void {
@@ -354,7 +338,7 @@ export class RndisDevice extends UsbDevice {
     const { frames, error } = parsePackets(data);
     if (error !== undefined) this.badPackets++;
     if (!this.initialized) return "success"; // a halted function drops what it is sent
-    for (const f of frames) for (const reply of this.wire.receive(f)) this.sendToGuest(reply);
+    this.fromGuest(frames);
     return "success";
   }
 

@@ -14,14 +14,11 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { plugstorm } from "../../src/gen/plugstorm.js";
-import { QemuMachine, type NicKind } from "../../src/hotplug/index.js";
-import { linuxGuestImage, linuxGuestProfile } from "../../src/qemu/index.js";
-import { encodeHostCommand } from "../../src/telemetry/index.js";
+import type { NicKind } from "../../src/hotplug/index.js";
 import { loadStormFile, runStorm } from "../../src/storm/index.js";
 import { parseTrace } from "../../src/trace/index.js";
-import { Seen } from "../helpers/seen.js";
+import { bootLinuxGuest } from "../helpers/seen.js";
 
-import Frame = plugstorm.telemetry.v1.Frame;
 import DeviceKind = plugstorm.telemetry.v1.DeviceEvent.Kind;
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -37,20 +34,7 @@ const CASES: { kind: NicKind; driver: string }[] = [
 
 for (const c of CASES) {
   test.serial(`Linux guest, ${c.kind}: ${c.driver} attaches our model, frames cross both ways, device_del and a device-side disconnect each end in detach and free`, async (t) => {
-    const machine = new QemuMachine({ profile: linuxGuestProfile(linuxGuestImage(root)), startTimeoutMs: 20_000 });
-    t.teardown(() => machine.stop());
-    const seen = new Seen();
-    machine.observe((o) => seen.feed(o));
-    let cmdId = 0;
-    const send = (cmd: plugstorm.telemetry.v1.ICommand): number => {
-      const id = ++cmdId;
-      machine.sendTelemetry(encodeHostCommand({ ...cmd, id }));
-      return id;
-    };
-    const ack = (id: number): Promise<Frame> => seen.wait(`ack ${id}`, () => seen.frames.find((f) => f.body === "ack" && Number(f.ack?.id) === id), 5000);
-    await machine.start();
-    await seen.wait("Hello", () => seen.frames.find((f) => f.body === "hello"), 40_000);
-    t.is((await ack(send({ helloAck: { hostTimeNs: machine.clock.now(), hostVersion: "plugstorm e2e" } }))).ack?.error, 0);
+    const { machine, seen, send, ack } = await bootLinuxGuest(t, root);
 
     for (const via of ["host", "device-disconnect"] as const) {
       const add = await machine.addNic({ kind: c.kind });
