@@ -133,8 +133,8 @@ export const DETACH_RULES = [
     needs: ["device-lifecycle"],
     watches: ["device:attach-end"],
     statement:
-      "The driver's attach of a hot-added NIC succeeds.",
-    basis: "docs/netbsd.md#cdce",
+      "The driver's attach of a hot-added NIC succeeds. On Linux a failed probe leaves no instance, so its NIC's removal expects no detach.",
+    basis: "docs/netbsd.md#cdce docs/netbsd.md#linux-usbnet-probe-failure",
   }),
 ] as const;
 
@@ -209,6 +209,11 @@ export class DetachMonitor {
     c.latFor(dev.driver).attach.add(e.t - (nic && nic.dev === dev ? nic.addEvent.t : dev.attachBeginT));
     c.ex(this.X_ATTACH_SUCCEEDS);
     if (failed) c.violate("attach-succeeds", `attach of ${dev.name} failed with error ${e.error}`, { at: e, dev });
+    // Linux: the failed probe already freed what it made; nothing will detach.
+    if (dev.state === "freed") {
+      c.dropDev(dev, true);
+      return;
+    }
     if (dev.ifState !== "none") dev.state = "running";
   }
 
