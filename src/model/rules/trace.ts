@@ -1,6 +1,7 @@
 // The trace itself: every byte reads back as records. Judged where records
 // are read (src/check TraceChecker.damaged, from the reader's damaged regions),
 // not by the model's checker, which sees events and cannot see their absence.
+// Tests: test/trace/damage.test.ts.
 
 import { BOTH, rule } from "./define.js";
 
