@@ -4,7 +4,8 @@
 // live, and always ends with a complete trace and a report, whether the storm
 // finished, found a violation, hit its deadline or was interrupted.
 //
-// This file is the run's life and its step executor. Its parts, one job each:
+// This file is the run's life: set up, the step loop, the host's heartbeat,
+// the end. Its parts, one job each: steps.ts (carries out one step),
 // pacing.ts (waits on the machine clock and on guest state), lanes.ts (steps
 // of several NICs in flight), recorder.ts (trace, live view, timeline and
 // checker, in one order), observations.ts (machine events as records),
@@ -14,12 +15,12 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { plugstorm } from "../gen/plugstorm.js";
-import { nicKindInfo, type Machine, type NicKind, type NicOpResult, type RemovalVia } from "../hotplug/index.js";
+import type { Machine } from "../hotplug/index.js";
 import { telemetryEventToRecord, type TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
 import { GuestSession } from "./session.js";
 import { GuestState } from "./guest-state.js";
 import { StepSource } from "./schedule.js";
-import { busOf, type HolderKind, type Step, type StormInput, type StormSpec } from "./spec.js";
+import type { Step, StormInput, StormSpec } from "./spec.js";
 import { MAX_CYCLES, validateStorm } from "./validate.js";
 import { createMachine } from "./machines.js";
 import { LiveChecker, type StormVerdict } from "./checking.js";
@@ -34,12 +35,10 @@ import { Lanes } from "./lanes.js";
 import { Recorder, type LiveSink } from "./recorder.js";
 import { observationRecord } from "./observations.js";
 import { Gate, LiveControl, type StormController } from "./control.js";
+import { ActKind, objectKindName, StepExecutor } from "./steps.js";
 
 type IRecord = plugstorm.trace.v1.IRecord;
-const ActKind = plugstorm.trace.v1.HostAction.Kind;
-const Outcome = plugstorm.trace.v1.HostResult.Outcome;
 const MachKind = plugstorm.trace.v1.MachineEvent.Kind;
-const ObjKind = plugstorm.telemetry.v1.ObjectKind;
 
 export interface StormProgress {
   phase: "starting" | "running" | "finishing" | "done";
@@ -143,18 +142,16 @@ class StormRun {
   private readonly ownSession: boolean;
   private detachSession: (() => void) | null = null;
   private readonly checker: LiveChecker;
-  /** Set once the trace is open (run()); nothing records before that. */
+  /** Set once the trace is open (run()); nothing records or executes before that. */
   private rec!: Recorder;
+  private steps!: StepExecutor;
   private readonly timeline: TimelineCollector | null;
-  private actionId = 0;
-  private cyclesDone = 0;
   private readonly executed: Step[] = [];
   private readonly t0Wall = Date.now();
   private readonly source: StepSource;
   private readonly outDir: string | null;
   private unobserve: (() => void) | null = null;
   private lastProgressWall = 0;
-  private readonly plugged = new Set<string>();
   private readonly reproduce: string;
   private readonly maxTraceBytes: number;
   private readonly lanes: Lanes;
@@ -162,10 +159,6 @@ class StormRun {
   /** Set while the machine does not answer its heartbeat: the step loop waits on the gate. */
   private heartbeatAnswered = false;
   private unreachable: { sinceNs: number; gate: Gate } | null = null;
-  // NICs a remove is under way for (so the schedule's own remove does not
-  // repeat it), and NICs removed from the live view.
-  private readonly removing = new Set<string>();
-  private readonly removedLive = new Set<string>();
   private controlClosed: string | null = "the storm has not started yet";
 
   constructor(
@@ -187,9 +180,9 @@ class StormRun {
     this.core = this.session.core;
     this.lanes = new Lanes(
       {
-        execute: (step) => this.execute(step),
-        nicOf: (step) => this.nicOf(step),
-        plugged: (nic) => this.plugged.has(nic),
+        execute: (step) => this.steps.execute(step),
+        nicOf: (step) => this.steps.nicOf(step),
+        plugged: (nic) => this.steps.plugged.has(nic),
         signal: this.pacer.signal,
       },
       this.machine.type !== "sim" && spec.schedule.maxInFlight > 1 && spec.schedule.steps === null,
@@ -209,12 +202,11 @@ class StormRun {
         this.liveGuestCommand(ActKind.RELEASE_REFS, nicId, { kind: "all", holder: "", from: "live view" }, { releaseRefs: { serial: nicId } });
       },
       removeNic: async (nicId) => {
-        if (!this.plugged.has(nicId) || this.removing.has(nicId)) {
-          throw new Error(`removeNic: ${nicId} is not plugged in${this.removing.has(nicId) ? " (a remove is under way)" : ""}; plugged now: ${[...this.plugged].join(", ") || "none"}`);
+        const steps = this.steps;
+        if (!steps.plugged.has(nicId) || steps.isRemoving(nicId)) {
+          throw new Error(`removeNic: ${nicId} is not plugged in${steps.isRemoving(nicId) ? " (a remove is under way)" : ""}; plugged now: ${[...steps.plugged].join(", ") || "none"}`);
         }
-        this.removedLive.add(nicId);
-        this.mark("live-remove", nicId);
-        await this.removeNic(nicId);
+        await steps.removeFromLiveView(nicId);
       },
     });
     if (opts.signal) {
@@ -241,14 +233,15 @@ class StormRun {
   }
 
   /** A live-view guest command the agent cannot hear is still recorded, but the caller is told. */
-  private liveGuestCommand(...args: Parameters<StormRun["guestCommand"]>): void {
-    this.guestCommand(...args);
-    if (!this.agentTalking()) throw new Error("recorded, but no guest agent is talking to the host: nothing was sent");
+  private liveGuestCommand(...args: Parameters<StepExecutor["guestCommand"]>): void {
+    this.steps.guestCommand(...args);
+    if (!this.steps.agentTalking()) throw new Error("recorded, but no guest agent is talking to the host: nothing was sent");
   }
 
   private knownNic(nicId: string): void {
-    if (this.plugged.has(nicId) || this.machine.nics().some((n) => n.nicId === nicId)) return;
-    throw new Error(`no NIC ${nicId} on the machine; plugged now: ${[...this.plugged].join(", ") || "none"}`);
+    const plugged = this.steps.plugged;
+    if (plugged.has(nicId) || this.machine.nics().some((n) => n.nicId === nicId)) return;
+    throw new Error(`no NIC ${nicId} on the machine; plugged now: ${[...plugged].join(", ") || "none"}`);
   }
 
   async run(): Promise<RunResult> {
@@ -273,6 +266,7 @@ class StormRun {
       verdict: (v) => this.onVerdict(v),
       full: (bytes) => this.requestStop({ kind: "max-trace-bytes", bytes }),
     });
+    this.steps = new StepExecutor(spec, this.machine, this.guest, this.core, this.pacer, this.rec, this.opts.nicPrefix ?? "");
     this.rec.header(header);
     this.controlClosed = null;
     this.opts.onController?.(this.control.controller());
@@ -325,7 +319,7 @@ class StormRun {
     this.progress("finishing");
     const stop: StopReason = this.stopReason ?? { kind: "completed" };
     const endNs = this.machine.clock.now();
-    this.mark("storm-end", JSON.stringify({ cycles: this.cyclesDone, reason: stopText(stop) }));
+    this.mark("storm-end", JSON.stringify({ cycles: this.steps.cyclesDone, reason: stopText(stop) }));
     for (const v of this.checker.finish(endNs)) this.rec.verdict(v, endNs);
     this.unobserve?.();
     this.detachSession?.();
@@ -348,7 +342,7 @@ class StormRun {
       verdicts,
       failedRules: [...new Set(failing.map((v) => v.rule))],
       summary: this.checker.summary,
-      cyclesDone: this.cyclesDone,
+      cyclesDone: this.steps.cyclesDone,
       records: this.rec.records,
       frames: stats.frames,
       framesLost: stats.lost,
@@ -469,11 +463,11 @@ class StormRun {
     this.lastProgressWall = now;
     this.opts.onProgress({
       phase,
-      cyclesDone: this.cyclesDone,
+      cyclesDone: this.steps.cyclesDone,
       cyclesTotal: this.source.totalCycles,
       cyclesBound: !(this.spec.schedule.steps === null && this.spec.schedule.durationNs > 0 && this.spec.schedule.cycles >= MAX_CYCLES),
       durationNs: this.spec.schedule.durationNs,
-      inFlight: this.plugged.size,
+      inFlight: this.steps.plugged.size,
       verdicts: this.rec.verdicts.length,
       violations: this.rec.failing,
       frames: this.core.stats.frames,
@@ -508,224 +502,6 @@ class StormRun {
       await this.lanes.drain();
     }
     await this.lanes.finish();
-  }
-
-  /** The machine id a step names: its NIC, prefixed when a long-lived machine already used the name ("" for none). */
-  private nicOf(step: Step): string {
-    return "nic" in step && step.nic ? (this.opts.nicPrefix ?? "") + step.nic : "";
-  }
-
-  private nextAction(kind: number, fields: Omit<plugstorm.trace.v1.IHostAction, "id" | "kind">): number {
-    const id = ++this.actionId;
-    this.append({ tNs: this.machine.clock.now(), action: { id, kind, ...fields } });
-    return id;
-  }
-
-  private result(actionId: number, r: NicOpResult): void {
-    const outcome = {
-      done: Outcome.DONE,
-      refused: Outcome.REFUSED,
-      "removal-pending": Outcome.REMOVAL_PENDING,
-      "never-finalised": Outcome.NEVER_FINALISED,
-      failed: Outcome.FAILED,
-    }[r.outcome];
-    const res: plugstorm.trace.v1.IHostResult = { actionId, outcome, sentNs: r.sentNs, nicId: r.nicId };
-    if (r.message) res.message = r.message;
-    if (r.replyNs !== undefined) res.replyNs = r.replyNs;
-    if (r.eventNs !== undefined) res.eventNs = r.eventNs;
-    this.append({ tNs: this.machine.clock.now(), result: res });
-  }
-
-  private nicFields(nic: string): Omit<plugstorm.trace.v1.IHostAction, "id" | "kind"> {
-    const info = this.machine.nics().find((n) => n.nicId === nic);
-    if (!info) return { nicId: nic };
-    return { nicId: nic, nicKind: info.kind, bus: info.bus === "usb" ? 1 : 2, port: info.port, mac: info.mac };
-  }
-
-  /** For USB kinds told apart only by configuration (usb-net-rndis): the guest
-   * must know it before the device enumerates, or the default configuration's
-   * driver binds first and the NIC goes through two lifecycles. Awaited, so the
-   * agent has it before device_add. */
-  private async selectConfiguration(nic: string, kind: NicKind): Promise<void> {
-    const value = nicKindInfo(kind).usbConfiguration;
-    if (value === undefined || value === 1 || !this.agentTalking()) return;
-    try {
-      const ack = await this.core.send({ selectConfiguration: { serial: nic, value } }, { signal: this.pacer.signal, deadlineMs: this.spec.deadlines.attach });
-      if (ack.error !== 0) this.mark("select-configuration-failed", `${nic}: configuration ${value}: ${ack.message} (error ${ack.error})`);
-    } catch (e) {
-      this.mark("select-configuration-failed", `${nic}: configuration ${value}: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
-
-  private agentTalking(): boolean {
-    return this.guest.hello && !this.core.closed;
-  }
-
-  private guestCommand(kind: number, nic: string | undefined, args: Record<string, unknown>, body: Parameters<TelemetryCore["post"]>[0]): void {
-    this.nextAction(kind, { ...(nic ? this.nicFields(nic) : {}), args: JSON.stringify(args) });
-    if (!this.agentTalking()) return;
-    this.core.post(body);
-  }
-
-  private async execute(step: Step): Promise<void> {
-    const d = this.spec.deadlines;
-    const nic = this.nicOf(step);
-    if (nic && this.removedLive.has(nic)) {
-      // The live view pulled this NIC out: the schedule's own steps on it have nothing left to act on.
-      if (step.op !== "add") {
-        this.mark("step-skipped", `${step.op} ${nic}: removed from the live view`);
-        return;
-      }
-      this.removedLive.delete(nic);
-    }
-    switch (step.op) {
-      case "add": {
-        const id = this.nextAction(ActKind.ADD_NIC, {
-          nicId: nic,
-          nicKind: step.kind,
-          bus: busOf(step.kind) === "usb" ? 1 : 2,
-          ...(step.faults ? { args: JSON.stringify({ deviceFaults: step.faults }) } : {}),
-        });
-        this.guest.expect(nic);
-        await this.selectConfiguration(nic, step.kind);
-        const r = await this.machine.addNic({ kind: step.kind, id: nic, ...(step.faults ? { faults: step.faults } : {}) }, { signal: this.pacer.signal });
-        this.result(id, r);
-        if (r.outcome !== "done") return;
-        this.plugged.add(nic);
-        this.guest.setMac(nic, r.mac);
-        if (this.agentTalking()) {
-          const st = (): boolean => {
-            const g = this.guest.nic(nic);
-            return !!g && (g.attached || g.attachFailed);
-          };
-          await this.waitUntil(st, d.attach * 1e6);
-        }
-        return;
-      }
-      case "remove": {
-        if (!this.plugged.has(nic)) return;
-        await this.removeNic(nic, step.via);
-        return;
-      }
-      case "hold":
-        this.guestCommand(
-          ActKind.HOLD_REFS,
-          nic,
-          { kind: step.kind, count: step.count, forNs: step.forNs, holder: step.holder },
-          { holdRefs: { serial: nic, kind: objectKind(step.kind), count: step.count, holdNs: step.forNs, holder: step.holder } },
-        );
-        return;
-      case "release":
-        this.guestCommand(
-          ActKind.RELEASE_REFS,
-          nic,
-          { kind: step.kind, holder: step.holder },
-          { releaseRefs: { serial: nic, kind: objectKind(step.kind), holder: step.holder } },
-        );
-        return;
-      case "traffic":
-        this.guestCommand(ActKind.START_TRAFFIC, nic, { pps: step.pps }, { startTraffic: { serial: nic, packetsPerSecond: step.pps } });
-        return;
-      case "traffic-stop":
-        this.guestCommand(ActKind.STOP_TRAFFIC, nic, {}, { stopTraffic: { serial: nic } });
-        return;
-      case "detach": {
-        this.guestCommand(ActKind.DETACH_DEVICE, nic, { force: step.force }, { detachDevice: { serial: nic, flags: { force: step.force } } });
-        if (this.agentTalking()) {
-          // drvctl -d returns when the detach finished or was vetoed: the ack says which.
-          await this.waitUntil(() => this.guest.nic(nic)?.gone === true || this.core.inFlight === 0, d.detach * 1e6);
-        }
-        return;
-      }
-      case "unload": {
-        const before = this.guest.unloadsEnded(step.module);
-        this.guestCommand(ActKind.UNLOAD_MODULE, undefined, { module: step.module }, { unloadModule: { name: step.module } });
-        if (this.agentTalking()) await this.waitUntil(() => this.guest.unloadsEnded(step.module) > before, d.unload * 1e6);
-        return;
-      }
-      case "sick": {
-        if (!this.plugged.has(nic)) return;
-        const ended = this.guest.unloadsEnded(step.module);
-        this.guestCommand(ActKind.UNLOAD_MODULE, nic, { module: step.module, sick: true, delayNs: step.delayNs }, { unloadModule: { name: step.module } });
-        if (this.agentTalking()) {
-          // Pull the card once the unload is detaching this NIC (or has finished with it).
-          await this.waitUntil(() => {
-            const g = this.guest.nic(nic);
-            return !!g && (g.detachBegun || g.gone) || this.guest.unloadsEnded(step.module) > ended;
-          }, d.unload * 1e6);
-        }
-        await this.sleep(step.delayNs);
-        await this.removeNic(nic);
-        if (this.agentTalking()) await this.waitUntil(() => this.guest.unloadsEnded(step.module) > ended, d.unload * 1e6);
-        return;
-      }
-      case "sleep":
-        await this.sleep(step.ns);
-        return;
-      case "device-fault": {
-        if (!this.plugged.has(nic)) return;
-        if (this.machine.injectDeviceFault === undefined) {
-          this.mark("device-fault-unsupported", `${nic}: a ${this.machine.type} machine has no emulated NICs`);
-          return;
-        }
-        // Recorded by the machine as a device observation (fault-armed, then each fault applied).
-        this.machine.injectDeviceFault(nic, step.fault);
-        return;
-      }
-      case "fault":
-        this.guestCommand(
-          ActKind.GUEST_COMMAND,
-          nic || undefined,
-          { fault: step.name, arg: step.arg },
-          { injectFault: { name: step.name, serial: nic, arg: step.arg } },
-        );
-        return;
-    }
-  }
-
-  private async removeNic(nic: string, via?: RemovalVia): Promise<void> {
-    // The live view and the schedule may both pull a NIC: only one remove is sent.
-    if (this.removing.has(nic)) return;
-    this.removing.add(nic);
-    try {
-      const d = this.spec.deadlines;
-      const id = this.nextAction(ActKind.REMOVE_NIC, this.nicFields(nic));
-      if (via !== undefined && via !== "host") this.mark("remove-via", `${nic} ${via}`);
-      const r = await this.machine.removeNic(nic, { deadlineMs: d.removal, signal: this.pacer.signal, ...(via !== undefined ? { via } : {}) });
-      this.result(id, r);
-      this.plugged.delete(nic);
-      this.cyclesDone++;
-      const g = this.guest.nic(nic);
-      if (this.agentTalking() && g && (g.attached || g.detachBegun) && !g.gone) {
-        await this.waitUntil(() => this.guest.nic(nic)?.gone === true, d.detach * 1e6);
-      }
-      this.guest.forget(nic);
-    } finally {
-      this.removing.delete(nic);
-    }
-  }
-}
-
-/** "ifnet" for OBJECT_KIND_IFNET: the spelling storm files use. */
-function objectKindName(k: number): string {
-  const name = (ObjKind as unknown as Record<number, string | undefined>)[k];
-  return name ? name.replace(/^OBJECT_KIND_/, "").toLowerCase() : String(k);
-}
-
-function objectKind(k: HolderKind): number {
-  switch (k) {
-    case "device":
-      return ObjKind.OBJECT_KIND_DEVICE;
-    case "ifnet":
-      return ObjKind.OBJECT_KIND_IFNET;
-    case "usbnet":
-      return ObjKind.OBJECT_KIND_USBNET;
-    case "devsw":
-      return ObjKind.OBJECT_KIND_DEVSW;
-    case "vnode":
-      return ObjKind.OBJECT_KIND_VNODE;
-    case "netdev":
-      return ObjKind.OBJECT_KIND_NETDEV;
   }
 }
 
