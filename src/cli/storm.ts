@@ -288,6 +288,7 @@ function resultJson(r: RunResult, exitCode: number, shrunkFile?: string): Record
     corrupt: r.corrupt,
     durationMs: r.durationMs,
     abortReason: r.abortReason ?? null,
+    stop: r.stop,
     writeErrors: r.writeErrors,
     failedRules: r.failedRules,
     verdicts: r.verdicts.map((v) => v.report),
