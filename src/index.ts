@@ -14,7 +14,11 @@ export {
   ScenarioError,
   ShrinkError,
   LIVE_STOP_REASON,
+  DEFAULT_MAX_TRACE_BYTES,
   DEFAULT_STORM,
+  exitCodeOf,
+  type StopReason,
+  type ExitCode,
   type RunOptions,
   type RunResult,
   type RunStatus,
@@ -30,7 +34,6 @@ export {
   type VmFixture,
   type VmFixtureOptions,
 } from "./storm/index.js";
-export { DEFAULT_MAX_TRACE_BYTES } from "./storm/runner.js";
 export { checkTrace, type CheckTraceOptions, type TraceCheck } from "./check-trace.js";
 export { TraceChecker, checkRecords, formatVerdict, type CheckResult, type Verdict, type Summary, type RuleReport, type Deadlines, type ProfileName } from "./check/index.js";
 export { RULES, ruleById, type Rule, type Severity, type Side } from "./model/index.js";

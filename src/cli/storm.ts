@@ -15,6 +15,7 @@ import {
   shrinkStorm,
   validateStorm,
   type RunResult,
+  type StopReason,
   type StormSpec,
 } from "../storm/index.js";
 import { readTraceHeader, type TraceRunHeader } from "./trace.js";
@@ -115,13 +116,13 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     interruptedBy = sig;
     progress.line(`${sig}: stopping; the trace and reports are being written`);
     live?.status("stopping");
-    ac.abort("interrupted");
+    ac.abort({ kind: "signal", signal: sig === "SIGTERM" ? "SIGTERM" : "SIGINT" } satisfies StopReason);
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   // Whoever read our output went away: stop the run, but still write its trace and reports.
-  const offBroken = onOutputBroken(() => ac.abort("output closed"));
-  const limit = timeLimitMs !== undefined ? setTimeout(() => ac.abort(new DOMException("time limit", "TimeoutError")), timeLimitMs) : undefined;
+  const offBroken = onOutputBroken(() => ac.abort({ kind: "output-closed" } satisfies StopReason));
+  const limit = timeLimitMs !== undefined ? setTimeout(() => ac.abort({ kind: "time-limit" } satisfies StopReason), timeLimitMs) : undefined;
 
   if (!quiet && !json) {
     io.err.write(`storm "${spec.name}" on ${spec.machine.type === "sim" ? "the sim machine" : `QEMU (${spec.machine.profile})`}, seed ${seed}\n`);
@@ -174,7 +175,8 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     await writeFile(shrunkFile, shrunk.yaml);
   }
 
-  const code = result.exitCode === EXIT_USAGE ? EXIT_USAGE : result.exitCode === EXIT_VIOLATIONS ? 1 : interruptedBy ? (interruptedBy === "SIGINT" ? 130 : 143) : result.exitCode;
+  // The run's own exit code (outcome.ts's exitCodeOf): the signal that stopped it is in its stop reason.
+  const code = result.exitCode;
   if (result.writeErrors.length > 0) {
     // One line per file that could not be written; everything else was written.
     for (const w of result.writeErrors) io.err.write(`plugstorm storm: ${w.message}${w.file === result.traceFile ? "; the trace ends there, marked incomplete" : ""}\n`);
@@ -286,6 +288,7 @@ function resultJson(r: RunResult, exitCode: number, shrunkFile?: string): Record
     corrupt: r.corrupt,
     durationMs: r.durationMs,
     abortReason: r.abortReason ?? null,
+    stop: r.stop,
     writeErrors: r.writeErrors,
     failedRules: r.failedRules,
     verdicts: r.verdicts.map((v) => v.report),

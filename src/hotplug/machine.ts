@@ -80,6 +80,19 @@ export interface MachineClock {
   now(): number;
   /** Resolves after ns of machine time; rejects with the signal's reason when aborted. */
   sleep(ns: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Optional: a sleep its caller can end early, as cheaply as it starts. A
+   * runner waits tens of thousands of times per storm on a fast machine; an
+   * AbortController for each wait costs more than the wait. `done` resolves
+   * after ns, or at once (at the machine time of the call) when end() is
+   * called, and rejects only when the machine stops.
+   */
+  timer?(ns: number): MachineTimer;
+}
+
+export interface MachineTimer {
+  readonly done: Promise<void>;
+  end(): void;
 }
 
 export interface ExitInfo {

@@ -26,6 +26,7 @@ import {
   type MachineClock,
   type MachineObservation,
   type MachineObserver,
+  type MachineTimer,
   type NicBus,
   type NicInfo,
   type NicKind,
@@ -159,6 +160,7 @@ export class SimMachine implements Machine {
     this.clock = {
       now: () => sched.now,
       sleep: (ns: number, signal?: AbortSignal) => this.sleep(ns, signal),
+      timer: (ns: number) => this.timer(ns),
     };
   }
 
@@ -320,13 +322,29 @@ export class SimMachine implements Machine {
 
   // ------------------------------------------------------------ time
 
-  private sleep(ns: number, signal?: AbortSignal): Promise<void> {
+  /** A rejected promise when ns cannot be slept now, else undefined. */
+  private sleepable(ns: number): Promise<void> | undefined {
     if (!(ns >= 0) || !Number.isFinite(ns)) return Promise.reject(new RangeError(`SimMachine.clock.sleep: ns must be a finite number >= 0, got ${ns}`));
     if (this.stopped) return Promise.reject(new Error("SimMachine.clock.sleep: machine stopped"));
+    return undefined;
+  }
+
+  private sleep(ns: number, signal?: AbortSignal): Promise<void> {
+    const refused = this.sleepable(ns);
+    if (refused) return refused;
     const t = this.sched.now + ns;
     return this.operation<void>(signal, (settle) => {
       this.sched.at(t, settleVoid, settle);
     }, null);
+  }
+
+  private timer(ns: number): MachineTimer {
+    let end: () => void = noop;
+    const done = this.sleepable(ns) ?? this.operation<void>(undefined, (settle) => {
+      this.sched.at(this.sched.now + ns, settleVoid, settle);
+      end = settle;
+    }, null);
+    return { done, end: () => end() };
   }
 
   /**
@@ -394,6 +412,8 @@ export class SimMachine implements Machine {
     if (this.stopped) throw new Error(`SimMachine.${op}: machine stopped`);
   }
 }
+
+function noop(): void {}
 
 function settleVoid(a: unknown): void {
   (a as (r: void) => void)();

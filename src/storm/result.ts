@@ -2,15 +2,23 @@
 // report builder both depend on it and not on each other.
 
 import type { StormVerdict } from "./checking.js";
+import type { ExitCode, RunStatus, StopReason } from "./outcome.js";
 import type { Step, StormSpec } from "./spec.js";
 
-export type RunStatus = "clean" | "violations" | "aborted";
+export type { ExitCode, RunStatus, StopReason } from "./outcome.js";
 
 export interface RunResult {
   status: RunStatus;
-  /** 0 clean, 1 violations, 2 aborted by a set-up error, a machine error or a file that could not be written. An interrupted run with violations is 1. */
-  exitCode: 0 | 1 | 2;
-  /** Why the run ended early: "interrupted", "deadline", "violation", a machine error. */
+  /**
+   * 0 clean, 1 violations, 2 aborted by a set-up error, a machine error or a
+   * file that could not be written, 130/143 stopped by SIGINT/SIGTERM (the
+   * caller's signal aborted with a "signal" StopReason). An interrupted run
+   * with violations is 1. Worked out by exitCodeOf (outcome.ts) alone.
+   */
+  exitCode: ExitCode;
+  /** Why the run stopped ("completed" when it ran to its end). */
+  stop: StopReason;
+  /** Why the run ended early, in words (stopText): "interrupted", "deadline", "violation", a machine error. */
   abortReason?: string;
   seed: number;
   spec: StormSpec;

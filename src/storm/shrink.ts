@@ -136,7 +136,7 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   }
   const seed = opts.seed ?? spec.schedule.seed;
   const first = await runStorm({ ...spec, stopOnFirstViolation: true }, { out: null, seed, signal: opts.signal });
-  if (first.status === "aborted" && first.abortReason === "interrupted") throw new ShrinkError("interrupted");
+  if (first.stop.kind === "interrupted" || first.stop.kind === "signal" || first.stop.kind === "time-limit") throw new ShrinkError("interrupted");
   const rule = opts.rule ?? first.failedRules[0];
   if (rule === undefined) throw new ShrinkError(`the storm breaks no rule with seed ${seed}: nothing to shrink`);
   if (!first.failedRules.includes(rule)) {

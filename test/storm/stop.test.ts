@@ -100,8 +100,9 @@ test("--time-limit and SIGTERM end a long-dwell storm; --max-trace-bytes ends it
 
   const capped = await start(t, ["storm", file, "--out", join(dir, "c"), "--max-trace-bytes", "1M", "--json"]).done;
   t.is(capped.code, 0, capped.stderr);
-  const j = JSON.parse(capped.stdout) as { abortReason: string; status: string };
+  const j = JSON.parse(capped.stdout) as { abortReason: string; status: string; stop: unknown };
   t.is(j.status, "aborted");
+  t.deepEqual(j.stop, { kind: "max-trace-bytes", bytes: 1 << 20 });
   t.regex(j.abortReason, /^trace size limit: the trace reached 1048576 bytes/);
   const size = statSync(join(dir, "c", "trace.pstrace")).size;
   t.true(size >= 1 << 20 && size < (1 << 20) + 64 * 1024, `trace of ${size} bytes`);

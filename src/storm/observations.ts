@@ -1,0 +1,56 @@
+// What the machine reports, as trace records: QMP traffic, console output,
+// device-side events of emulated NICs, start and exit. Telemetry is not here:
+// the guest session decodes it into its own records.
+
+import { plugstorm } from "../gen/plugstorm.js";
+import type { MachineObservation } from "../hotplug/index.js";
+
+type IRecord = plugstorm.trace.v1.IRecord;
+const MachKind = plugstorm.trace.v1.MachineEvent.Kind;
+
+/** The record for an observation, or null for telemetry (the guest session makes those). */
+export function observationRecord(obs: MachineObservation): IRecord | null {
+  const tNs = obs.tNs;
+  switch (obs.type) {
+    case "qmp-command":
+      return { tNs, qmpCommand: { id: obs.id, command: obs.command, arguments: json(obs.arguments) } };
+    case "qmp-reply": {
+      const r: plugstorm.trace.v1.IQmpReply = { id: obs.id, ok: obs.ok };
+      if (obs.ok) r.result = json(obs.result ?? {});
+      if (obs.errorClass) r.errorClass = obs.errorClass;
+      if (obs.errorDesc) r.errorDesc = obs.errorDesc;
+      return { tNs, qmpReply: r };
+    }
+    case "qmp-event":
+      return { tNs, qmpEvent: { event: obs.event, data: json(obs.data ?? {}), qemuTimeUs: obs.qemuTimeUs } };
+    case "telemetry-connected":
+    case "telemetry-disconnected":
+    case "telemetry-bytes":
+      return null;
+    case "console":
+      return { tNs, machine: { kind: MachKind.CONSOLE, text: obs.text } };
+    case "device":
+      // The device side of an emulated NIC: recorded as a mark until the
+      // trace schema has its own record for it.
+      return { tNs, mark: { name: `device:${obs.event}`, detail: `${obs.nicId} ${obs.detail}`.trim() } };
+    case "started":
+      return { tNs, machine: { kind: MachKind.STARTED, accel: obs.accel, text: obs.description } };
+    case "exited": {
+      const m: plugstorm.trace.v1.IMachineEvent = {
+        kind: obs.info.requested ? MachKind.STOPPED : MachKind.EXITED,
+        text: obs.info.stderrTail,
+      };
+      if (obs.info.exitCode !== null) m.exitCode = obs.info.exitCode;
+      if (obs.info.signal) m.signal = obs.info.signal;
+      return { tNs, machine: m };
+    }
+  }
+}
+
+function json(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? "null";
+  } catch {
+    return String(v);
+  }
+}

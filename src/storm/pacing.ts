@@ -1,0 +1,100 @@
+// Waiting on the machine's clock: for a time, or until what the guest reported
+// makes a condition hold, whichever comes first. The runner's steps pace
+// themselves with it; frames are delivered synchronously, so a waiter fires
+// the moment the frame that satisfies it is recorded.
+//
+// A run makes tens of thousands of waits on a fast machine, and an
+// AbortController (plus a listener on the run's stop signal) for each cost
+// more than the wait itself: on a clock with timers (the sim machine's) a wait
+// is a timer that notify() or stop() ends; on other clocks it is a sleep with
+// an AbortController of its own. Either way no wait listens on the stop
+// signal: stop() ends every wait under way.
+
+import type { MachineClock } from "../hotplug/index.js";
+
+const DONE = Symbol("condition met");
+
+interface Waiter {
+  /** Null for a plain sleep. */
+  cond: (() => boolean) | null;
+  /** Ends the wait: for a condition met, or for the stop (with its reason). */
+  end: (reason: unknown) => void;
+}
+
+export class Pacer {
+  private readonly waiters = new Set<Waiter>();
+  private readonly stopper = new AbortController();
+
+  constructor(private readonly clock: MachineClock) {}
+
+  /** Aborted (with the reason given to stop) once the run stops: for machine operations that take a signal. */
+  get signal(): AbortSignal {
+    return this.stopper.signal;
+  }
+
+  get stopped(): boolean {
+    return this.stopper.signal.aborted;
+  }
+
+  /** Ends every wait and sleep under way, and every later one at once, with reason. */
+  stop(reason: unknown): void {
+    if (this.stopper.signal.aborted) return;
+    this.stopper.abort(reason);
+    for (const w of this.waiters) w.end(reason);
+    this.waiters.clear();
+  }
+
+  /** Something the conditions read has changed: end the waits whose condition now holds. */
+  notify(): void {
+    if (this.waiters.size === 0) return;
+    for (const w of this.waiters) {
+      if (w.cond?.()) {
+        this.waiters.delete(w);
+        // Called from inside the machine's event delivery: the machine hands
+        // control back at this instant when a waited-on operation ends.
+        w.end(DONE);
+      }
+    }
+  }
+
+  /** Waits on the machine clock until cond holds or deadlineNs passes; true when it holds. Throws the stop reason once stopped. */
+  async waitUntil(cond: () => boolean, deadlineNs: number): Promise<boolean> {
+    if (cond()) return true;
+    await this.wait(cond, deadlineNs);
+    return cond();
+  }
+
+  /** Sleeps ns of machine time; throws the stop reason once stopped. */
+  async sleep(ns: number): Promise<void> {
+    if (ns <= 0) return;
+    await this.wait(null, ns);
+  }
+
+  private async wait(cond: (() => boolean) | null, ns: number): Promise<void> {
+    const stop = this.stopper.signal;
+    if (stop.aborted) throw stop.reason;
+    const clock = this.clock;
+    if (clock.timer) {
+      const t = clock.timer(ns);
+      const w: Waiter = { cond, end: t.end };
+      this.waiters.add(w);
+      try {
+        await t.done;
+      } finally {
+        this.waiters.delete(w);
+      }
+      if (stop.aborted && !cond?.()) throw stop.reason;
+      return;
+    }
+    const wake = new AbortController();
+    const w: Waiter = { cond, end: (reason) => wake.abort(reason) };
+    this.waiters.add(w);
+    try {
+      await clock.sleep(ns, wake.signal);
+    } catch (e) {
+      if (e !== DONE && !cond?.()) throw e;
+    } finally {
+      this.waiters.delete(w);
+    }
+  }
+}

@@ -1,0 +1,273 @@
+// The step executor: carries out one storm step on the machine and its guest,
+// records the host's action and its result, and waits (on the machine clock,
+// within the storm's deadlines) for what the step must see before the next
+// one: the guest's attach after an add, its detach after a remove, the end of
+// a module unload. It keeps which NICs are plugged and how many cycles ended.
+
+import { plugstorm } from "../gen/plugstorm.js";
+import { nicKindInfo, type Machine, type NicKind, type NicOpResult, type RemovalVia } from "../hotplug/index.js";
+import type { TelemetryCore } from "../telemetry/index.js";
+import type { GuestState } from "./guest-state.js";
+import type { Pacer } from "./pacing.js";
+import type { Recorder } from "./recorder.js";
+import { busOf, type HolderKind, type Step, type StormSpec } from "./spec.js";
+
+const ActKind = plugstorm.trace.v1.HostAction.Kind;
+const Outcome = plugstorm.trace.v1.HostResult.Outcome;
+const ObjKind = plugstorm.telemetry.v1.ObjectKind;
+
+export { ActKind };
+
+export class StepExecutor {
+  /** NICs plugged in now. */
+  readonly plugged = new Set<string>();
+  /** Cycles whose remove finished. */
+  cyclesDone = 0;
+  private actionId = 0;
+  // NICs a remove is under way for (so the schedule's own remove does not
+  // repeat it), and NICs removed from the live view.
+  private readonly removing = new Set<string>();
+  private readonly removedLive = new Set<string>();
+
+  constructor(
+    private readonly spec: StormSpec,
+    private readonly machine: Machine,
+    private readonly guest: GuestState,
+    private readonly core: TelemetryCore,
+    private readonly pacer: Pacer,
+    private readonly rec: Recorder,
+    /** Prefix for NIC ids on the machine (a long-lived machine never reuses one). */
+    private readonly nicPrefix: string,
+  ) {}
+
+  /** Whether a remove of the NIC is under way. */
+  isRemoving(nic: string): boolean {
+    return this.removing.has(nic);
+  }
+
+  /** The live view pulls a NIC out: the schedule's later steps on it are skipped. */
+  async removeFromLiveView(nic: string): Promise<void> {
+    this.removedLive.add(nic);
+    this.rec.mark(this.machine.clock.now(), "live-remove", nic);
+    await this.removeNic(nic);
+  }
+
+  /** The machine id a step names: its NIC, prefixed when a long-lived machine already used the name ("" for none). */
+  nicOf(step: Step): string {
+    return "nic" in step && step.nic ? (this.nicPrefix ?? "") + step.nic : "";
+  }
+
+  nextAction(kind: number, fields: Omit<plugstorm.trace.v1.IHostAction, "id" | "kind">): number {
+    const id = ++this.actionId;
+    this.rec.append({ tNs: this.machine.clock.now(), action: { id, kind, ...fields } });
+    return id;
+  }
+
+  private result(actionId: number, r: NicOpResult): void {
+    const outcome = {
+      done: Outcome.DONE,
+      refused: Outcome.REFUSED,
+      "removal-pending": Outcome.REMOVAL_PENDING,
+      "never-finalised": Outcome.NEVER_FINALISED,
+      failed: Outcome.FAILED,
+    }[r.outcome];
+    const res: plugstorm.trace.v1.IHostResult = { actionId, outcome, sentNs: r.sentNs, nicId: r.nicId };
+    if (r.message) res.message = r.message;
+    if (r.replyNs !== undefined) res.replyNs = r.replyNs;
+    if (r.eventNs !== undefined) res.eventNs = r.eventNs;
+    this.rec.append({ tNs: this.machine.clock.now(), result: res });
+  }
+
+  private nicFields(nic: string): Omit<plugstorm.trace.v1.IHostAction, "id" | "kind"> {
+    const info = this.machine.nics().find((n) => n.nicId === nic);
+    if (!info) return { nicId: nic };
+    return { nicId: nic, nicKind: info.kind, bus: info.bus === "usb" ? 1 : 2, port: info.port, mac: info.mac };
+  }
+
+  /** For USB kinds told apart only by configuration (usb-net-rndis): the guest
+   * must know it before the device enumerates, or the default configuration's
+   * driver binds first and the NIC goes through two lifecycles. Awaited, so the
+   * agent has it before device_add. */
+  private async selectConfiguration(nic: string, kind: NicKind): Promise<void> {
+    const value = nicKindInfo(kind).usbConfiguration;
+    if (value === undefined || value === 1 || !this.agentTalking()) return;
+    try {
+      const ack = await this.core.send({ selectConfiguration: { serial: nic, value } }, { signal: this.pacer.signal, deadlineMs: this.spec.deadlines.attach });
+      if (ack.error !== 0) this.rec.mark(this.machine.clock.now(), "select-configuration-failed", `${nic}: configuration ${value}: ${ack.message} (error ${ack.error})`);
+    } catch (e) {
+      this.rec.mark(this.machine.clock.now(), "select-configuration-failed", `${nic}: configuration ${value}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  agentTalking(): boolean {
+    return this.guest.hello && !this.core.closed;
+  }
+
+  guestCommand(kind: number, nic: string | undefined, args: Record<string, unknown>, body: Parameters<TelemetryCore["post"]>[0]): void {
+    this.nextAction(kind, { ...(nic ? this.nicFields(nic) : {}), args: JSON.stringify(args) });
+    if (!this.agentTalking()) return;
+    this.core.post(body);
+  }
+
+  async execute(step: Step): Promise<void> {
+    const d = this.spec.deadlines;
+    const nic = this.nicOf(step);
+    if (nic && this.removedLive.has(nic)) {
+      // The live view pulled this NIC out: the schedule's own steps on it have nothing left to act on.
+      if (step.op !== "add") {
+        this.rec.mark(this.machine.clock.now(), "step-skipped", `${step.op} ${nic}: removed from the live view`);
+        return;
+      }
+      this.removedLive.delete(nic);
+    }
+    switch (step.op) {
+      case "add": {
+        const id = this.nextAction(ActKind.ADD_NIC, {
+          nicId: nic,
+          nicKind: step.kind,
+          bus: busOf(step.kind) === "usb" ? 1 : 2,
+          ...(step.faults ? { args: JSON.stringify({ deviceFaults: step.faults }) } : {}),
+        });
+        this.guest.expect(nic);
+        await this.selectConfiguration(nic, step.kind);
+        const r = await this.machine.addNic({ kind: step.kind, id: nic, ...(step.faults ? { faults: step.faults } : {}) }, { signal: this.pacer.signal });
+        this.result(id, r);
+        if (r.outcome !== "done") return;
+        this.plugged.add(nic);
+        this.guest.setMac(nic, r.mac);
+        if (this.agentTalking()) {
+          const st = (): boolean => {
+            const g = this.guest.nic(nic);
+            return !!g && (g.attached || g.attachFailed);
+          };
+          await this.pacer.waitUntil(st, d.attach * 1e6);
+        }
+        return;
+      }
+      case "remove": {
+        if (!this.plugged.has(nic)) return;
+        await this.removeNic(nic, step.via);
+        return;
+      }
+      case "hold":
+        this.guestCommand(
+          ActKind.HOLD_REFS,
+          nic,
+          { kind: step.kind, count: step.count, forNs: step.forNs, holder: step.holder },
+          { holdRefs: { serial: nic, kind: objectKind(step.kind), count: step.count, holdNs: step.forNs, holder: step.holder } },
+        );
+        return;
+      case "release":
+        this.guestCommand(
+          ActKind.RELEASE_REFS,
+          nic,
+          { kind: step.kind, holder: step.holder },
+          { releaseRefs: { serial: nic, kind: objectKind(step.kind), holder: step.holder } },
+        );
+        return;
+      case "traffic":
+        this.guestCommand(ActKind.START_TRAFFIC, nic, { pps: step.pps }, { startTraffic: { serial: nic, packetsPerSecond: step.pps } });
+        return;
+      case "traffic-stop":
+        this.guestCommand(ActKind.STOP_TRAFFIC, nic, {}, { stopTraffic: { serial: nic } });
+        return;
+      case "detach": {
+        this.guestCommand(ActKind.DETACH_DEVICE, nic, { force: step.force }, { detachDevice: { serial: nic, flags: { force: step.force } } });
+        if (this.agentTalking()) {
+          // drvctl -d returns when the detach finished or was vetoed: the ack says which.
+          await this.pacer.waitUntil(() => this.guest.nic(nic)?.gone === true || this.core.inFlight === 0, d.detach * 1e6);
+        }
+        return;
+      }
+      case "unload": {
+        const before = this.guest.unloadsEnded(step.module);
+        this.guestCommand(ActKind.UNLOAD_MODULE, undefined, { module: step.module }, { unloadModule: { name: step.module } });
+        if (this.agentTalking()) await this.pacer.waitUntil(() => this.guest.unloadsEnded(step.module) > before, d.unload * 1e6);
+        return;
+      }
+      case "sick": {
+        if (!this.plugged.has(nic)) return;
+        const ended = this.guest.unloadsEnded(step.module);
+        this.guestCommand(ActKind.UNLOAD_MODULE, nic, { module: step.module, sick: true, delayNs: step.delayNs }, { unloadModule: { name: step.module } });
+        if (this.agentTalking()) {
+          // Pull the card once the unload is detaching this NIC (or has finished with it).
+          await this.pacer.waitUntil(() => {
+            const g = this.guest.nic(nic);
+            return !!g && (g.detachBegun || g.gone) || this.guest.unloadsEnded(step.module) > ended;
+          }, d.unload * 1e6);
+        }
+        await this.pacer.sleep(step.delayNs);
+        await this.removeNic(nic);
+        if (this.agentTalking()) await this.pacer.waitUntil(() => this.guest.unloadsEnded(step.module) > ended, d.unload * 1e6);
+        return;
+      }
+      case "sleep":
+        await this.pacer.sleep(step.ns);
+        return;
+      case "device-fault": {
+        if (!this.plugged.has(nic)) return;
+        if (this.machine.injectDeviceFault === undefined) {
+          this.rec.mark(this.machine.clock.now(), "device-fault-unsupported", `${nic}: a ${this.machine.type} machine has no emulated NICs`);
+          return;
+        }
+        // Recorded by the machine as a device observation (fault-armed, then each fault applied).
+        this.machine.injectDeviceFault(nic, step.fault);
+        return;
+      }
+      case "fault":
+        this.guestCommand(
+          ActKind.GUEST_COMMAND,
+          nic || undefined,
+          { fault: step.name, arg: step.arg },
+          { injectFault: { name: step.name, serial: nic, arg: step.arg } },
+        );
+        return;
+    }
+  }
+
+  async removeNic(nic: string, via?: RemovalVia): Promise<void> {
+    // The live view and the schedule may both pull a NIC: only one remove is sent.
+    if (this.removing.has(nic)) return;
+    this.removing.add(nic);
+    try {
+      const d = this.spec.deadlines;
+      const id = this.nextAction(ActKind.REMOVE_NIC, this.nicFields(nic));
+      if (via !== undefined && via !== "host") this.rec.mark(this.machine.clock.now(), "remove-via", `${nic} ${via}`);
+      const r = await this.machine.removeNic(nic, { deadlineMs: d.removal, signal: this.pacer.signal, ...(via !== undefined ? { via } : {}) });
+      this.result(id, r);
+      this.plugged.delete(nic);
+      this.cyclesDone++;
+      const g = this.guest.nic(nic);
+      if (this.agentTalking() && g && (g.attached || g.detachBegun) && !g.gone) {
+        await this.pacer.waitUntil(() => this.guest.nic(nic)?.gone === true, d.detach * 1e6);
+      }
+      this.guest.forget(nic);
+    } finally {
+      this.removing.delete(nic);
+    }
+  }
+}
+
+/** "ifnet" for OBJECT_KIND_IFNET: the spelling storm files use. */
+export function objectKindName(k: number): string {
+  const name = (ObjKind as unknown as Record<number, string | undefined>)[k];
+  return name ? name.replace(/^OBJECT_KIND_/, "").toLowerCase() : String(k);
+}
+
+function objectKind(k: HolderKind): number {
+  switch (k) {
+    case "device":
+      return ObjKind.OBJECT_KIND_DEVICE;
+    case "ifnet":
+      return ObjKind.OBJECT_KIND_IFNET;
+    case "usbnet":
+      return ObjKind.OBJECT_KIND_USBNET;
+    case "devsw":
+      return ObjKind.OBJECT_KIND_DEVSW;
+    case "vnode":
+      return ObjKind.OBJECT_KIND_VNODE;
+    case "netdev":
+      return ObjKind.OBJECT_KIND_NETDEV;
+  }
+}
+
