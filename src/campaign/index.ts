@@ -6,7 +6,6 @@ export { runCampaign, LocalDriver, type CampaignDriver, type CampaignOptions, ty
 export { runJob, findingsOf, JobSetupError, JobInterrupted, type JobResult, type JobFinding } from "./job.js";
 export { WorkerPool, WorkerDied } from "./pool.js";
 export { TraceContext, signatureOf, makeSignature, type Signature } from "./signature.js";
-export { causeOf } from "./cascade.js";
 export { buildCampaignReport, type CampaignReport, type Finding } from "./report.js";
 export { renderCampaignText, renderCampaignJunit, renderCampaignHtml, writeCampaignReports, CAMPAIGN_REPORT_FILES } from "./render.js";
 export { CampaignStore, StoreError, type FailedJob } from "./store.js";
