@@ -4,7 +4,7 @@ export type { CampaignSpec, CampaignJob, CampaignMachine } from "./spec.js";
 export { loadCampaignFile, parseCampaign, SIM_JOB_MB, QEMU_OVERHEAD_MB } from "./validate.js";
 export { runCampaign, LocalDriver, type CampaignDriver, type CampaignOptions, type CampaignProgress, type CampaignResult, type DriverEnd, type DriverSink } from "./campaign.js";
 export { runJob, findingsOf, JobSetupError, JobInterrupted, type JobResult, type JobFinding } from "./job.js";
-export { WorkerPool, WorkerDied } from "./pool.js";
+export { WorkerPool, WorkerDied, type WorkerStats } from "./pool.js";
 export { TraceContext, signatureOf, makeSignature, type Signature } from "./signature.js";
 export { buildCampaignReport, type CampaignReport, type Finding } from "./report.js";
 export { renderCampaignText, renderCampaignJunit, renderCampaignHtml, writeCampaignReports, CAMPAIGN_REPORT_FILES } from "./render.js";
