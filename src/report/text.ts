@@ -1,7 +1,7 @@
 // The short text summary the CLI prints at the end of a run: what broke, how
 // often, how fast things were, what was lost, and how to run it again.
 
-import { formatNs, isoTime, pad, padLeft } from "./format.js";
+import { formatNs, isoTime, machineLine, notObservedItem, pad, padLeft } from "./format.js";
 import type { ReportVerdict, RunReport } from "./types.js";
 import { byFirstOccurrence, findingsOf, rulesOf } from "./verdicts.js";
 
@@ -30,6 +30,7 @@ export function renderText(report: RunReport, files: readonly string[] = []): st
   out.push(`${report.toolVersion} · storm "${report.scenarioName}" · ${statusLine(report)}`);
   out.push(`  seed ${report.seed} · guest ${report.profiles.guest} · model ${report.profiles.model}`);
   out.push(`  machine: ${machineLine(report.profiles.machine)}`);
+  if (report.notObserved && report.notObserved.length > 0) out.push(`  not observed: ${report.notObserved.map(notObservedItem).join("; ")}`);
   out.push(`  started ${isoTime(report.startedAtMs)} · took ${formatNs(report.durationMs * 1e6)}`);
   out.push(`  cycles ${c.cycles} · frames ${c.frames} · frames lost ${c.framesLost} · corrupt ${c.corrupt}`);
   if (report.traceDamage) out.push(`  NOT CHECKED: ${damageLine(report.traceDamage)}`);
@@ -119,36 +120,4 @@ export function describe(v: ReportVerdict): string {
 function oneLine(s: string): string {
   const flat = s.replace(/\s+/g, " ").trim();
   return flat.length > 160 ? flat.slice(0, 157) + "…" : flat;
-}
-
-/**
- * The machine a run used, whole and on one line: its type, then what was
- * injected into it (always said, "bugs: none" too: a summary that hides an
- * injected bug reads as a real finding), then the rest, durations with units.
- */
-export function machineLine(json: string): string {
-  let m: unknown;
-  try {
-    m = JSON.parse(json);
-  } catch {
-    return json.replace(/\s+/g, " ").trim();
-  }
-  if (typeof m !== "object" || m === null || Array.isArray(m)) return flatValue(m);
-  const rec = m as Record<string, unknown>;
-  const parts = [String(rec.type ?? "?")];
-  if (rec.type === "sim" || "bugs" in rec) parts.push(`bugs: ${Array.isArray(rec.bugs) && rec.bugs.length > 0 ? rec.bugs.join(", ") : "none"}`);
-  for (const [k, v] of Object.entries(rec)) if (k !== "type" && k !== "bugs") parts.push(`${k} ${flatField(k, v)}`);
-  return parts.join(" · ");
-}
-
-function flatField(key: string, v: unknown): string {
-  if (typeof v === "number" && /Ns$/.test(key)) return formatNs(v);
-  if (typeof v === "number" && /Ms$/.test(key)) return formatNs(v * 1e6);
-  return flatValue(v);
-}
-
-function flatValue(v: unknown): string {
-  if (Array.isArray(v)) return v.map(flatValue).join(", ");
-  if (typeof v === "object" && v !== null) return `{${Object.entries(v).map(([k, x]) => `${k} ${flatField(k, x)}`).join(", ")}}`;
-  return String(v);
 }

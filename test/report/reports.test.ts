@@ -224,3 +224,14 @@ test("the summary shows the machine whole, compactly, with what was injected int
   sim.profiles.machine = JSON.stringify({ type: "sim", bugs: [] });
   t.true(renderText(sim).includes("  machine: sim · bugs: none\n"), "a clean machine says so");
 });
+
+test("what the guest agent cannot observe is said in the summary and report.html as 'not observed: WHAT (why)'", (t) => {
+  const r = syntheticReport();
+  t.false(renderText(r).includes("not observed"), "nothing said when the agent sees everything");
+  r.notObserved = ["DETACH_PHASES: fbt::config_detach:entry missing", "/dev/drvctl: no device node (MAKEDEV drvctl)"];
+  t.true(renderText(r).includes("  not observed: DETACH_PHASES (fbt::config_detach:entry missing); /dev/drvctl (no device node (MAKEDEV drvctl))\n"));
+  const html = renderHtml(r);
+  t.regex(html, /<div class="wide"><dt>Not observed<\/dt><dd[^>]*>DETACH_PHASES \(fbt::config_detach:entry missing\); \/dev\/drvctl/);
+  // The machine too takes a whole row, wrapped, not an ellipsis.
+  t.regex(html, /<div class="wide"><dt>Machine<\/dt><dd[^>]*>q35-xhci<\/dd>/);
+});

@@ -308,3 +308,21 @@ test("the live page's durations follow the reports' rule (one style for page, te
   t.is(formatDuration(1.59e9), "1.59 s");
   t.is(formatDuration(250e6), "250 ms");
 });
+
+test("the live page says what the guest agent cannot observe, from its Hello, to pages that join later too", async (t) => {
+  const feed = await startLiveServer({});
+  t.teardown(() => feed.close());
+  const page = await browser(t);
+  await page.goto(feed.pageUrl);
+  await page.locator("#conn", { hasText: "connected" }).waitFor({ timeout: 10_000 });
+  feed.header(HEADER);
+  t.true(await page.locator("#not-observed").isHidden());
+  feed.record({ tNs: 1_000_000, guest: { seq: 1, guestTimeNs: 1_000_000, hello: { agentVersion: "plugstorm-agent 0.1.0", unavailable: ["DETACH_PHASES: fbt::config_detach:entry missing"] } } }, 0);
+  const want = "not observed: DETACH_PHASES (fbt::config_detach:entry missing)";
+  await page.locator("#not-observed", { hasText: want }).waitFor({ timeout: 10_000 });
+  // A page opened afterwards gets it from the snapshot.
+  const late = await browser(t);
+  await late.goto(feed.pageUrl);
+  await late.locator("#not-observed", { hasText: want }).waitFor({ timeout: 10_000 });
+  t.pass();
+});

@@ -421,6 +421,10 @@ function draw() {
   $("c-devices").textContent = String(m.devices.size);
   $("c-records").textContent = String(c.records);
   $("c-time").textContent = fmtT(m.tLastNs - Math.max(0, m.tFirstNs));
+  const no = $("not-observed");
+  no.hidden = m.notObserved.length === 0;
+  // Said as the text summary says it (src/report/format.ts notObservedItem): "WHAT (why)".
+  no.textContent = `not observed: ${m.notObserved.map((s) => (s.indexOf(": ") > 0 ? `${s.slice(0, s.indexOf(": "))} (${s.slice(s.indexOf(": ") + 2)})` : s)).join("; ")}`;
   const h = m.header;
   if (h) $("run").textContent = `${h.scenarioName ?? "storm"} · seed ${h.seed ?? 0} · ${h.guestProfile ?? "?"} guest · ${h.modelProfile ?? ""} model`;
   const st = $("status");
