@@ -175,3 +175,48 @@ test("the time budget: no job starts after it; the report says so and --resume r
   t.is(rep.jobs.notRun, 2);
   t.regex(readFileSync(join(out, "junit.xml"), "utf8"), /<skipped message="2 jobs not run \(budget\)"/);
 });
+
+/** The README's campaign transcripts (```text blocks starting "$ npx plugstorm campaign scripts/campaigns/two-guests.yaml"). */
+function readmeCampaignBlocks(): string[] {
+  const text = readFileSync(join(ROOT, "README.md"), "utf8");
+  return [...text.matchAll(/```text\n((?:\$ npx plugstorm worker[^\n]*\n)?\$ npx plugstorm campaign scripts\/campaigns\/two-guests\.yaml[^\n]*\n[\s\S]*?)```/g)].map((m) => m[1]!);
+}
+
+test("the README's local and queue campaign transcripts say what a real run of that campaign reports", async (t) => {
+  const blocks = readmeCampaignBlocks();
+  t.is(blocks.length, 2, "a local and a two-worker queue campaign");
+  t.true(blocks.some((b) => b.includes("--queue redis://")));
+  const d = tempDir(t);
+  const file = join(d, "two-guests.yaml");
+  writeFileSync(file, readFileSync(TWO_GUESTS, "utf8").replaceAll("../storms/", `${ROOT}/scripts/storms/`).replace(/shrink: .*/, "shrink: false"));
+  const out = join(d, "c");
+  const r = await run(t, ["campaign", file, "--out", out, "--parallelism", "2"]);
+  t.is(r.code, 1, r.stderr);
+  const rep = report(out);
+  const byId = new Map(rep.findings.map((f) => [f.signature.id, f]));
+  // The queue gives the same signatures as a local run (test/campaign/queue.test.ts), so both transcripts are held to this run.
+  for (const block of blocks) {
+    const lines = block.split("\n");
+    let current: (typeof rep.findings)[number] | undefined;
+    let checked = 0;
+    for (const line of lines) {
+      let m: RegExpExecArray | null;
+      if ((m = /^(\d+) signatures:$/.exec(line))) t.is(Number(m[1]), rep.findings.length, line);
+      else if ((m = /^campaign "two-guests" \(complete\): (\d+)\/(\d+) jobs finished · (\d+) clean · (\d+) with violations/.exec(line)))
+        t.deepEqual(m.slice(1).map(Number), [rep.jobs.finished, rep.jobs.total, rep.jobs.clean, rep.jobs.violations], line);
+      else if ((m = /^new signature \[([0-9a-f]{12})\] (.*) \(job \S+\)$/.exec(line))) t.is(byId.get(m[1]!)?.signature.title, m[2], line);
+      else if ((m = /^\[([0-9a-f]{12})\] (.*)$/.exec(line))) {
+        current = byId.get(m[1]!);
+        t.is(current?.signature.title, m[2], line);
+        checked++;
+      } else if ((m = /^ {2}(\d+) verdicts in (\d+) jobs · guests: (.*) · storms: (.*)$/.exec(line))) {
+        t.deepEqual([Number(m[1]), Number(m[2]), m[3], m[4]], [current!.count, current!.jobs, current!.guests.join(", "), current!.storms.join(", ")], line);
+      } else if ((m = /^ {2}consequence: (.*) \((\d+) in (\d+) jobs\)$/.exec(line))) {
+        const c = current!.consequences.find((x) => x.signature.title === m![1]);
+        t.truthy(c, line);
+        t.deepEqual([c!.count, c!.jobs], [Number(m[2]), Number(m[3])], line);
+      }
+    }
+    t.is(checked, rep.findings.length, "every signature is shown");
+  }
+});
