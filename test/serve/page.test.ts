@@ -28,6 +28,28 @@ async function browser(t: ExecutionContext): Promise<Page> {
   return page;
 }
 
+/** A live server and a page connected to it, both ended by the test. */
+async function openLive(t: ExecutionContext, opts: Parameters<typeof startLiveServer>[0] = {}): Promise<{ feed: Awaited<ReturnType<typeof startLiveServer>>; page: Page }> {
+  const feed = await startLiveServer(opts);
+  t.teardown(() => feed.close());
+  const page = await browser(t);
+  await page.goto(feed.pageUrl);
+  await page.locator("#conn", { hasText: "connected" }).waitFor({ timeout: 10_000 });
+  return { feed, page };
+}
+
+/** A controller that notes which run controls reached it. */
+function notingController(ops: string[]): Controller {
+  return {
+    pause: () => void ops.push("pause"),
+    resume: () => void ops.push("resume"),
+    stop: () => void ops.push("stop"),
+    holdRefs: () => undefined,
+    releaseRefs: () => undefined,
+    removeNic: () => undefined,
+  };
+}
+
 /** A short storm: nic1 clean, nic2 leaks a reference, and the checker's verdict on it as a trace record. */
 function stormRecords(): RecordInput[] {
   const recs = [...nicLife(1, 0), ...nicLife(2, 30_000_000, { leak: true, refs: 2 })];
@@ -260,19 +282,7 @@ async function clipped(page: Page): Promise<string[]> {
 
 test("live page (#16 item 12): lane labels and the legend are whole at any width; durations as the reports write them; controls disabled once the run ends", async (t) => {
   const ops: string[] = [];
-  const controller: Controller = {
-    pause: () => void ops.push("pause"),
-    resume: () => void ops.push("resume"),
-    stop: () => void ops.push("stop"),
-    holdRefs: () => undefined,
-    releaseRefs: () => undefined,
-    removeNic: () => undefined,
-  };
-  const feed = await startLiveServer({ controller });
-  t.teardown(() => feed.close());
-  const page = await browser(t);
-  await page.goto(feed.pageUrl);
-  await page.locator("#conn", { hasText: "connected" }).waitFor({ timeout: 10_000 });
+  const { feed, page } = await openLive(t, { controller: notingController(ops) });
   feed.header(HEADER);
   feed.status("running");
   // A long-numbered NIC stuck detaching with a reference held: the longest label the page writes.
@@ -310,11 +320,7 @@ test("the live page's durations follow the reports' rule (one style for page, te
 });
 
 test("the live page says what the guest agent cannot observe, from its Hello, to pages that join later too", async (t) => {
-  const feed = await startLiveServer({});
-  t.teardown(() => feed.close());
-  const page = await browser(t);
-  await page.goto(feed.pageUrl);
-  await page.locator("#conn", { hasText: "connected" }).waitFor({ timeout: 10_000 });
+  const { feed, page } = await openLive(t);
   feed.header(HEADER);
   t.true(await page.locator("#not-observed").isHidden());
   feed.record({ tNs: 1_000_000, guest: { seq: 1, guestTimeNs: 1_000_000, hello: { agentVersion: "plugstorm-agent 0.1.0", unavailable: ["DETACH_PHASES: fbt::config_detach:entry missing"] } } }, 0);
