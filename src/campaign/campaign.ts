@@ -9,7 +9,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { shrinkStorm, validateStorm } from "../storm/index.js";
 import { JobInterrupted, JobSetupError, type JobResult } from "./job.js";
-import { WorkerPool, WorkerDied } from "./pool.js";
+import { WorkerPool, WorkerDied, type WorkerStats } from "./pool.js";
 import { buildCampaignReport, type CampaignReport } from "./report.js";
 import { writeCampaignReports } from "./render.js";
 import { CampaignStore, type FailedJob } from "./store.js";
@@ -192,11 +192,15 @@ async function shrinkSignatures(spec: CampaignSpec, results: Iterable<JobResult>
 
 /** Runs jobs on a pool of local child processes; a job is retried on a set-up error or a dead worker, then marked failed. */
 export class LocalDriver implements CampaignDriver {
+  /** The worker processes of the last run (benchmarks judge parallel speed by their CPU time). */
+  workers: WorkerStats[] = [];
+
   constructor(readonly parallelism: number) {}
 
   async run(jobs: CampaignJob[], spec: CampaignSpec, tracesDir: string, sink: DriverSink, stop: { signal: AbortSignal; budget: AbortSignal }): Promise<DriverEnd> {
     const pool = new WorkerPool(this.parallelism);
     const queue = [...jobs];
+    const saving: Promise<unknown>[] = [];
     let running = 0;
     const onAbort = (): void => void pool.stop();
     stop.signal.addEventListener("abort", onAbort, { once: true });
@@ -209,7 +213,11 @@ export class LocalDriver implements CampaignDriver {
         try {
           for (let attempt = 1; ; attempt++) {
             try {
-              await sink.result(await pool.run(job, tracesDir));
+              // Saving the result is the parent's work: the lane takes its next job meanwhile, so the worker does not wait on the disk.
+              const saved = sink.result(await pool.run(job, tracesDir));
+              // Handled here so a failed save is not an unhandled rejection before the end, where it is thrown.
+              saved.catch(() => undefined);
+              saving.push(saved);
               break;
             } catch (e) {
               if (e instanceof JobInterrupted || stop.signal.aborted) return;
@@ -228,8 +236,10 @@ export class LocalDriver implements CampaignDriver {
     };
     try {
       await Promise.all(Array.from({ length: Math.min(this.parallelism, jobs.length) }, lane));
+      await Promise.all(saving);
     } finally {
       stop.signal.removeEventListener("abort", onAbort);
+      this.workers = pool.stats();
       await pool.stop();
     }
     return stop.signal.aborted ? "interrupted" : queue.length > 0 && stop.budget.aborted ? "budget" : "complete";

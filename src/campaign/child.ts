@@ -9,6 +9,12 @@ import type { ChildMessage, ParentMessage } from "./pool.js";
 let current: AbortController | null = null;
 let stopping = false;
 
+/** CPU time this process has used so far (all its threads: GC and I/O helpers count too), ms. */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
 function send(m: ChildMessage): void {
   if (process.connected) process.send!(m);
 }
@@ -29,7 +35,7 @@ process.on("message", (m: ParentMessage) => {
   const ac = new AbortController();
   current = ac;
   runJob(m.job, m.tracesDir, ac.signal).then(
-    (result) => send({ type: "done", jobId: m.job.id, result }),
+    (result) => send({ type: "done", jobId: m.job.id, result, cpuMs: cpuMs() }),
     (e: unknown) => {
       if (e instanceof JobInterrupted) send({ type: "interrupted", jobId: m.job.id });
       else send({ type: "failed", jobId: m.job.id, error: e instanceof Error ? e.message : String(e), setup: e instanceof JobSetupError });
@@ -40,4 +46,4 @@ process.on("message", (m: ParentMessage) => {
   });
 });
 
-send({ type: "ready" });
+send({ type: "ready", cpuMs: cpuMs() });

@@ -7,7 +7,6 @@ import { mkdir, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { runStorm, stormToYaml, validateStorm, type StormVerdict } from "../storm/index.js";
-import { causeOf } from "./cascade.js";
 import { TraceContext, signatureOf, type Signature } from "./signature.js";
 import type { CampaignJob } from "./spec.js";
 
@@ -82,8 +81,7 @@ export async function runJob(job: CampaignJob, tracesDir: string, signal?: Abort
   });
   if (signal?.aborted) throw new JobInterrupted();
   if (r.status === "aborted" || r.exitCode === 2) throw new JobSetupError(r.abortReason ?? "the storm stopped before it could give a verdict");
-  const failing = r.verdicts.filter((v) => v.failing);
-  const findings = failing.length > 0 && r.traceFile ? findingsOf(failing, spec.model, await TraceContext.fromFile(r.traceFile)) : [];
+  const findings = r.verdicts.some((v) => v.failing) && r.traceFile ? findingsOf(r.verdicts, spec.model, await TraceContext.fromFile(r.traceFile)) : [];
   const traceBytes = r.traceFile ? (await stat(r.traceFile)).size : 0;
   return {
     jobId: job.id,
@@ -107,20 +105,27 @@ export async function runJob(job: CampaignJob, tracesDir: string, signal?: Abort
   };
 }
 
-/** Failing verdicts of one run, by signature, each consequence tied to its first cause. */
-export function findingsOf(failing: readonly StormVerdict[], profile: string, ctx: TraceContext): JobFinding[] {
-  const sigs = failing.map((v) => signatureOf(v, profile, ctx));
-  const causes = causeOf(failing);
+/**
+ * Failing verdicts of one run, by signature, each consequence tied to its
+ * first cause. `verdicts` is the run's whole verdict list in order: the
+ * model's cascade pass (src/model/cascade.ts) names a consequence's cause by
+ * its position in that list, and that is the only grouping rule.
+ */
+export function findingsOf(verdicts: readonly StormVerdict[], profile: string, ctx: TraceContext): JobFinding[] {
+  const sigs = verdicts.map((v) => (v.failing ? signatureOf(v, profile, ctx) : null));
   const byKey = new Map<string, JobFinding>();
-  failing.forEach((v, i) => {
-    const c = causes[i];
-    const causeId = c === null || c === undefined ? null : sigs[c]!.id;
+  verdicts.forEach((v, i) => {
+    const sig = sigs[i];
+    if (!sig) return;
+    const ordinal = v.report.cause?.ordinal;
+    // A cause missing from the list, or not before its consequence, leaves the verdict a first cause: nothing is hidden.
+    const cause = ordinal !== undefined && ordinal !== null && ordinal < i ? sigs[ordinal] : null;
     // A signature that is its own cause (the same bug again on the same device) stays a first cause.
-    const cid = causeId === sigs[i]!.id ? null : causeId;
-    const key = `${sigs[i]!.id}<${cid ?? ""}`;
+    const cid = cause && cause.id !== sig.id ? cause.id : null;
+    const key = `${sig.id}<${cid ?? ""}`;
     const f = byKey.get(key);
     if (f) f.count++;
-    else byKey.set(key, { signature: sigs[i]!, causeId: cid, count: 1, example: { device: v.device, nicId: v.nicId, message: v.message, tNs: v.tNs, recordIndex: v.recordIndex } });
+    else byKey.set(key, { signature: sig, causeId: cid, count: 1, example: { device: v.device, nicId: v.nicId, message: v.message, tNs: v.tNs, recordIndex: v.recordIndex } });
   });
   return [...byKey.values()];
 }

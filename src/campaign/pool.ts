@@ -9,8 +9,8 @@ import { JobInterrupted, JobSetupError, type JobResult } from "./job.js";
 
 export type ParentMessage = { type: "run"; job: CampaignJob; tracesDir: string } | { type: "stop" };
 export type ChildMessage =
-  | { type: "ready" }
-  | { type: "done"; jobId: string; result: JobResult }
+  | { type: "ready"; cpuMs: number }
+  | { type: "done"; jobId: string; result: JobResult; cpuMs: number }
   | { type: "failed"; jobId: string; error: string; setup: boolean }
   | { type: "interrupted"; jobId: string };
 
@@ -33,6 +33,27 @@ interface Slot {
   child: ChildProcess;
   busy: Waiting | null;
   exited: Promise<void>;
+  stats: WorkerStats;
+  /** When the running job was sent (performance.now()). */
+  sentAt: number;
+}
+
+/**
+ * What one worker process did, for judging parallel speed on a shared host:
+ * CPU time does not depend on how busy the other users keep the cores.
+ */
+export interface WorkerStats {
+  pid: number;
+  jobs: number;
+  /** CPU time of the process when it was ready for its first job (Node start-up and loading the code), ms. */
+  startCpuMs: number;
+  /** CPU time of the process (start-up included) when it last finished a job, ms. */
+  cpuMs: number;
+  /** Wall time from handing it a job to its result, summed, ms. */
+  busyMs: number;
+  /** When it was spawned and when it last gave a result (performance.now()), ms. */
+  spawnedAt: number;
+  lastDoneAt: number;
 }
 
 const CHILD = fileURLToPath(new URL("./child.js", import.meta.url));
@@ -40,6 +61,7 @@ const CHILD = fileURLToPath(new URL("./child.js", import.meta.url));
 export class WorkerPool {
   private readonly slots = new Set<Slot>();
   private readonly queue: Waiting[] = [];
+  private readonly all: WorkerStats[] = [];
   private stopped = false;
 
   constructor(readonly size: number) {
@@ -71,6 +93,7 @@ export class WorkerPool {
       }
       const w = this.queue.shift()!;
       slot.busy = w;
+      slot.sentAt = performance.now();
       slot.child.send({ type: "run", job: w.job, tracesDir: w.tracesDir } satisfies ParentMessage);
     }
   }
@@ -79,13 +102,27 @@ export class WorkerPool {
     // Output of storms in children is not wanted; errors come back as messages.
     const child = fork(CHILD, [], { stdio: ["ignore", "ignore", "inherit", "ipc"], serialization: "advanced" });
     let exitedResolve!: () => void;
-    const slot: Slot = { child, busy: null, exited: new Promise((r) => (exitedResolve = r)) };
+    const now = performance.now();
+    const stats: WorkerStats = { pid: child.pid ?? -1, jobs: 0, startCpuMs: 0, cpuMs: 0, busyMs: 0, spawnedAt: now, lastDoneAt: now };
+    this.all.push(stats);
+    const slot: Slot = { child, busy: null, exited: new Promise((r) => (exitedResolve = r)), stats, sentAt: now };
     this.slots.add(slot);
     child.on("message", (m: ChildMessage) => {
+      if (m.type === "ready") {
+        stats.startCpuMs = m.cpuMs;
+        return;
+      }
       const w = slot.busy;
-      if (m.type === "ready" || !w || m.jobId !== w.job.id) return;
+      if (!w || m.jobId !== w.job.id) return;
       slot.busy = null;
-      if (m.type === "done") w.resolve(m.result);
+      const t = performance.now();
+      stats.busyMs += t - slot.sentAt;
+      stats.lastDoneAt = t;
+      if (m.type === "done") {
+        stats.jobs++;
+        stats.cpuMs = m.cpuMs;
+        w.resolve(m.result);
+      }
       else if (m.type === "interrupted") w.reject(new JobInterrupted());
       else w.reject(m.setup ? new JobSetupError(m.error) : new Error(m.error));
       this.pump();
@@ -111,6 +148,11 @@ export class WorkerPool {
       return s.exited;
     });
     await Promise.all(exits);
+  }
+
+  /** Every worker process this pool started (alive or not), in spawn order: a pool that respawns shows more than its size. */
+  stats(): WorkerStats[] {
+    return this.all.map((s) => ({ ...s }));
   }
 
   /** PIDs of the worker processes (tests check they are gone). */

@@ -23,6 +23,7 @@ import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, intOption, pars
 import { boundText, createProgress } from "./progress.js";
 import { startStormLiveView, type StormLiveView } from "./serve.js";
 import { onOutputBroken, outputBroken } from "./pipe.js";
+import { notObservedItem } from "../report/index.js";
 
 function quote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
@@ -146,6 +147,10 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
       },
       onVerdict: (v) => {
         if (v.failing) progress.line(`violation: ${v.text}`);
+      },
+      onGuestHello: (h) => {
+        // What the agent cannot see is neither a pass nor a violation: say it before any verdict.
+        if (!json && h.notObserved.length > 0) progress.line(`not observed: ${h.notObserved.map(notObservedItem).join("; ")}`);
       },
     };
     if (values["stop-on-first"]) opts.stopOnFirstViolation = true;

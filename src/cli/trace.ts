@@ -6,7 +6,7 @@ import { groupCascades, RULE_BY_ID } from "../model/index.js";
 import { TimelineCollector, writeReports } from "../report/index.js";
 import { traceRunReport } from "./check-report.js";
 import { DEADLINE_PHASES, modelDeadlinesFromMs, type DeadlinePhase } from "../storm/index.js";
-import { damageNote, parseTraceTime, readTrace, traceCat, traceExport, type TraceFile } from "../trace/index.js";
+import { damageNote, parseTraceTime, readTrace, traceCat, traceExport, whyUnreadable, type TraceFile } from "../trace/index.js";
 import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, parse, type Io } from "./args.js";
 
 const CHECK_OPTIONS = defineOptions("check", {
@@ -26,10 +26,7 @@ async function openTrace(path: string, command: string): Promise<TraceFile> {
   try {
     return await readTrace(path);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    // The reader's messages often start with the path already: say it once.
-    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : (e as Error).message.replace(`${path}: `, "");
-    throw new UnreadableTrace(`${command}: cannot read trace ${path}: ${why}`);
+    throw new UnreadableTrace(`${command}: cannot read trace ${path}: ${whyUnreadable(path, e)}`);
   }
 }
 

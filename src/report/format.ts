@@ -30,6 +30,44 @@ export function escapeXml(s: string): string {
     .replace(/'/g, "&apos;");
 }
 
+/**
+ * The machine a run used, whole and on one line: its type, then what was
+ * injected into it (always said, "bugs: none" too: a summary that hides an
+ * injected bug reads as a real finding), then the rest, durations with units.
+ */
+export function machineLine(json: string): string {
+  let m: unknown;
+  try {
+    m = JSON.parse(json);
+  } catch {
+    return json.replace(/\s+/g, " ").trim();
+  }
+  if (typeof m !== "object" || m === null || Array.isArray(m)) return flatValue(m);
+  const rec = m as Record<string, unknown>;
+  const parts = [String(rec.type ?? "?")];
+  if (rec.type === "sim" || "bugs" in rec) parts.push(`bugs: ${Array.isArray(rec.bugs) && rec.bugs.length > 0 ? rec.bugs.join(", ") : "none"}`);
+  for (const [k, v] of Object.entries(rec)) if (k !== "type" && k !== "bugs") parts.push(`${k} ${flatField(k, v)}`);
+  return parts.join(" · ");
+}
+
+function flatField(key: string, v: unknown): string {
+  if (typeof v === "number" && /Ns$/.test(key)) return formatNs(v);
+  if (typeof v === "number" && /Ms$/.test(key)) return formatNs(v * 1e6);
+  return flatValue(v);
+}
+
+function flatValue(v: unknown): string {
+  if (Array.isArray(v)) return v.map(flatValue).join(", ");
+  if (typeof v === "object" && v !== null) return `{${Object.entries(v).map(([k, x]) => `${k} ${flatField(k, x)}`).join(", ")}}`;
+  return String(v);
+}
+
+/** One item of a guest agent's "cannot observe" list ("WHAT: why") as "WHAT (why)". */
+export function notObservedItem(s: string): string {
+  const i = s.indexOf(": ");
+  return i > 0 ? `${s.slice(0, i)} (${s.slice(i + 2)})` : s;
+}
+
 export function pad(s: string, n: number): string {
   return s.length >= n ? s : s + " ".repeat(n - s.length);
 }

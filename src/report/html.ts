@@ -3,7 +3,7 @@
 // The timeline draws one lane per device: QEMU's side above the guest's, the
 // references held as a step plot below, and violations marked with their rule.
 
-import { axisUnit, escapeXml as x, formatNs, isoTime, niceStep } from "./format.js";
+import { axisUnit, escapeXml as x, formatNs, isoTime, machineLine, niceStep, notObservedItem } from "./format.js";
 import { damageLine, describe, statusLine } from "./text.js";
 import type { DeviceLane, ReportVerdict, RunReport, Span, Timeline, ViolationMark } from "./types.js";
 import { byFirstOccurrence, findingsOf, rulesOf, severityName, sideName } from "./verdicts.js";
@@ -56,11 +56,13 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
   const tl = report.timeline;
   const chosen = chooseLanes(tl, maxLanes);
 
-  const meta: Array<[string, string]> = [
+  // Wide entries take a whole row and wrap: a machine cut off hides what was injected into it.
+  const meta: Array<[string, string, "wide"?]> = [
     ["Seed", String(report.seed)],
     ["Guest", report.profiles.guest],
     ["Model", report.profiles.model],
-    ["Machine", report.profiles.machine],
+    ["Machine", machineLine(report.profiles.machine), "wide"],
+    ...(report.notObserved && report.notObserved.length > 0 ? [["Not observed", report.notObserved.map(notObservedItem).join("; "), "wide"] as [string, string, "wide"]] : []),
     ["Started", isoTime(report.startedAtMs).replace("T", " ").replace(/\.\d+Z$/, " UTC")],
     ["Duration", formatNs(report.durationMs * 1e6)],
     ["Cycles", String(c.cycles)],
@@ -85,7 +87,7 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
   <div class="title"><span class="badge ${badge}">${x(status === "clean" ? "PASS" : status === "violations" ? "VIOLATIONS" : "ABORTED")}</span>
   <h1>${x(report.scenarioName)}</h1><span class="tool">${x(report.toolVersion)}</span></div>
   ${status === "aborted" ? `<p class="abort-reason">Run aborted: ${x(report.exit.status === "aborted" ? report.exit.reason : "")}</p>` : ""}
-  <dl class="meta">${meta.map(([k, v]) => `<div><dt>${x(k)}</dt><dd title="${x(v)}">${x(v)}</dd></div>`).join("")}</dl>
+  <dl class="meta">${meta.map(([k, v, wide]) => `<div${wide ? ' class="wide"' : ""}><dt>${x(k)}</dt><dd title="${x(v)}">${x(v)}</dd></div>`).join("")}</dl>
   <div class="repro"><span>Reproduce</span><code>${x(report.reproduce)}</code></div>
   ${report.traceDamage ? `<p class="abort-reason trace-damage">Not checked: ${x(damageLine(report.traceDamage))}</p>` : ""}
 </header>
@@ -468,6 +470,7 @@ tr.consequence td:first-child { padding-left:22px; } tr.consequence { opacity:.8
 .meta { display:grid; grid-template-columns:repeat(auto-fill,minmax(190px,1fr)); gap:8px 20px; margin:16px 0 10px; }
 .meta div { min-width:0; } .meta dt { color:var(--muted); font-size:11px; text-transform:uppercase; letter-spacing:.05em; }
 .meta dd { margin:0; font-variant-numeric:tabular-nums; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
+.meta div.wide { grid-column:1 / -1; } .meta div.wide dd { white-space:normal; overflow-wrap:anywhere; }
 .repro { display:flex; gap:10px; align-items:baseline; } .repro span { color:var(--muted); font-size:11px; text-transform:uppercase; letter-spacing:.05em; }
 code { font:12.5px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; background:#eef0f4; padding:2px 6px; border-radius:4px; word-break:break-all; }
 main { padding:16px 28px 28px; display:flex; flex-direction:column; gap:16px; }

@@ -1,7 +1,7 @@
 // The short text summary the CLI prints at the end of a run: what broke, how
 // often, how fast things were, what was lost, and how to run it again.
 
-import { formatNs, isoTime, pad, padLeft } from "./format.js";
+import { formatNs, isoTime, machineLine, notObservedItem, pad, padLeft } from "./format.js";
 import type { ReportVerdict, RunReport } from "./types.js";
 import { byFirstOccurrence, findingsOf, rulesOf } from "./verdicts.js";
 
@@ -28,7 +28,9 @@ export function renderText(report: RunReport, files: readonly string[] = []): st
   const c = report.counts;
 
   out.push(`${report.toolVersion} · storm "${report.scenarioName}" · ${statusLine(report)}`);
-  out.push(`  seed ${report.seed} · guest ${report.profiles.guest} · model ${report.profiles.model} · machine ${oneLine(report.profiles.machine)}`);
+  out.push(`  seed ${report.seed} · guest ${report.profiles.guest} · model ${report.profiles.model}`);
+  out.push(`  machine: ${machineLine(report.profiles.machine)}`);
+  if (report.notObserved && report.notObserved.length > 0) out.push(`  not observed: ${report.notObserved.map(notObservedItem).join("; ")}`);
   out.push(`  started ${isoTime(report.startedAtMs)} · took ${formatNs(report.durationMs * 1e6)}`);
   out.push(`  cycles ${c.cycles} · frames ${c.frames} · frames lost ${c.framesLost} · corrupt ${c.corrupt}`);
   if (report.traceDamage) out.push(`  NOT CHECKED: ${damageLine(report.traceDamage)}`);

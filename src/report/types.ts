@@ -124,6 +124,8 @@ export interface RunReport {
   traceFile?: string;
   /** Set when the report was made from a damaged trace: what was not checked. */
   traceDamage?: TraceDamageReport;
+  /** What the guest agent said it cannot observe, each "WHAT: why" (its Hello's unavailable list): the rules that need it are not checked. */
+  notObserved?: string[];
   timeline: Timeline;
 }
 

@@ -92,6 +92,7 @@ const PAGE_FILES: Record<string, { file: string; type: string }> = {
   "/index.html": { file: "index.html", type: "text/html; charset=utf-8" },
   "/app.js": { file: "app.js", type: "text/javascript; charset=utf-8" },
   "/model.js": { file: "model.js", type: "text/javascript; charset=utf-8" },
+  "/duration.js": { file: "duration.js", type: "text/javascript; charset=utf-8" },
   "/style.css": { file: "style.css", type: "text/css; charset=utf-8" },
 };
 

@@ -28,6 +28,8 @@ export class GuestState {
   /** A Hello has been seen: an agent is talking. */
   hello = false;
   capabilities = new Set<number>();
+  /** What the agent said it cannot observe, each "WHAT: why" (Hello.unavailable). */
+  unavailable: string[] = [];
   private readonly nics = new Map<string, NicGuestState>();
   private readonly deviceToNic = new Map<string, string>();
   private readonly macToNic = new Map<string, string>();
@@ -60,6 +62,7 @@ export class GuestState {
     if (f.body === "hello" && f.hello) {
       this.hello = true;
       this.capabilities = new Set((f.hello.capabilities ?? []).map(Number));
+      this.unavailable = (f.hello.unavailable ?? []).map(String);
       return;
     }
     if (f.body === "device" && f.device) {

@@ -35,6 +35,7 @@ export function buildRunReport(r: RunResult, startedAtMs: number, timeline: Time
   };
   if (rules) report.rules = rules;
   if (r.traceFile) report.traceFile = "trace.pstrace";
+  if (r.notObserved.length > 0) report.notObserved = [...r.notObserved];
   return report;
 }
 

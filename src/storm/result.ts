@@ -47,5 +47,7 @@ export interface RunResult {
   /** The steps actually executed, in order: an explicit storm that replays this run. */
   executed: Step[];
   reproduce: string;
+  /** What the guest agent said it cannot observe, each "WHAT: why" (Hello.unavailable): not checked, never a pass. */
+  notObserved: string[];
 }
 

@@ -72,6 +72,8 @@ export interface RunOptions {
   seed?: number;
   onVerdict?: (v: StormVerdict) => void;
   onProgress?: (p: StormProgress) => void;
+  /** The guest agent said Hello; notObserved: what it cannot observe, each "WHAT: why" (Hello.unavailable). */
+  onGuestHello?: (hello: { agentVersion: string; kernelVersion: string; notObserved: string[] }) => void;
   /** Trace header wall-clock start; default 0 on the sim machine (so traces are byte-identical), now on QEMU. */
   wallClockStartMs?: number;
   /** The storm text as written, stored in the trace header; default: the spec as JSON. */
@@ -351,6 +353,7 @@ class StormRun {
       machineEndNs: endNs,
       executed: this.executed,
       reproduce: this.reproduce,
+      notObserved: [...this.guest.unavailable],
     };
     if (stop.kind !== "completed") result.abortReason = stopText(stop);
     if (this.outDir && this.timeline) {
@@ -387,6 +390,10 @@ class StormRun {
     this.rec.append(telemetryEventToRecord(ev));
     if (ev.type === "frame") {
       this.guest.onFrame(ev.frame);
+      if (ev.frame.body === "hello" && ev.frame.hello && this.opts.onGuestHello) {
+        const h = ev.frame.hello;
+        this.opts.onGuestHello({ agentVersion: h.agentVersion ?? "", kernelVersion: h.kernelVersion ?? "", notObserved: [...this.guest.unavailable] });
+      }
       this.pacer.notify();
     }
   }

@@ -59,11 +59,23 @@ class OutputError extends Error {
   }
 }
 
+/**
+ * Why a trace could not be read, without the path (the reader's own messages
+ * start with it, and every caller says "cannot read trace PATH: " first).
+ */
+export function whyUnreadable(path: string, e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "ENOENT") return "no such file";
+  if (code === "EISDIR") return "is a directory";
+  const m = e instanceof Error ? e.message : String(e);
+  return m.startsWith(`${path}: `) ? m.slice(path.length + 2) : m;
+}
+
 async function open(path: string, command: string, err: Writable): Promise<TraceFile | undefined> {
   try {
     return await readTrace(path);
   } catch (e) {
-    err.write(`plugstorm ${command}: cannot read ${path}: ${(e as Error).message}\n`);
+    err.write(`plugstorm ${command}: cannot read trace ${path}: ${whyUnreadable(path, e)}\n`);
     return undefined;
   }
 }
@@ -123,7 +135,7 @@ export async function traceCat(path: string, a?: TraceCatOptions | Writable, b?:
   } catch (e) {
     // A reader that went away (`| head`) ends us quietly, as SIGPIPE ends a Unix tool.
     if (e instanceof OutputError && e.brokenPipe) return 141;
-    err.write(`plugstorm trace cat: ${e instanceof OutputError ? "cannot write output" : `cannot read ${path}`}: ${(e as Error).message}\n`);
+    err.write(`plugstorm trace cat: ${e instanceof OutputError ? `cannot write output: ${e.message}` : `cannot read trace ${path}: ${whyUnreadable(path, e)}`}\n`);
     return 2;
   }
   return 0;
@@ -159,7 +171,7 @@ export async function traceExport(
   try {
     for await (const r of trace) records.push(r);
   } catch (e) {
-    err.write(`plugstorm trace export: cannot read ${path}: ${(e as Error).message}\n`);
+    err.write(`plugstorm trace export: cannot read trace ${path}: ${whyUnreadable(path, e)}\n`);
     return 2;
   }
   if (trace.status && trace.status.damaged.length > 0) err.write(`plugstorm trace export: ${path}: ${tailNote(trace.status)}\n`);

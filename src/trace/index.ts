@@ -7,5 +7,5 @@ export { parseTrace, readTrace, TraceFile, traceIntact, damageNote, type ParsedT
 export { formatRecord, formatHeader, recordToJson, headerToJson } from "./text.js";
 export { buildTimeline, type Timeline, type TimelineEvent, type TimelineTrack } from "./timeline.js";
 export { encodePerfetto, perfettoPackets, toChromeJson, type ChromeTraceEvent } from "./perfetto.js";
-export { traceCat, traceExport, type TraceCatOptions, type TraceExportOptions } from "./commands.js";
+export { traceCat, traceExport, whyUnreadable, type TraceCatOptions, type TraceExportOptions } from "./commands.js";
 export { RecordFilter, parseTraceTime, type RecordFilterOptions } from "./filter.js";

@@ -57,7 +57,10 @@ test("a two-guest campaign: the injected leak is one signature, on the leaky gue
   const html = readFileSync(join(out, "report.html"), "utf8");
   for (const f of rep.findings) t.true(html.includes(f.signature.id));
   t.true(html.includes(`href="${usb[0]!.examples[0]!.trace}"`));
-  t.regex(readFileSync(join(out, "summary.txt"), "utf8"), /2 signatures/);
+  // The PC Card leak: one first-cause signature for the leak itself.
+  const pcmciaLeak = rep.findings.filter((f) => f.storms.includes("pcmcia-eject-sick") && f.signature.rule === "host-remove-frees");
+  t.is(pcmciaLeak.length, 1);
+  t.true(readFileSync(join(out, "summary.txt"), "utf8").includes(`${rep.findings.length} signatures`));
   t.regex(r.stderr, /12 jobs, 2 at a time \(--parallelism\)/);
   t.regex(r.stderr, /new signature \[[0-9a-f]{12}\] host-remove-frees/);
 });
@@ -171,4 +174,49 @@ test("the time budget: no job starts after it; the report says so and --resume r
   t.is(rep.jobs.finished, 1, "the job started before the budget ran out finished");
   t.is(rep.jobs.notRun, 2);
   t.regex(readFileSync(join(out, "junit.xml"), "utf8"), /<skipped message="2 jobs not run \(budget\)"/);
+});
+
+/** The README's campaign transcripts (```text blocks starting "$ npx plugstorm campaign scripts/campaigns/two-guests.yaml"). */
+function readmeCampaignBlocks(): string[] {
+  const text = readFileSync(join(ROOT, "README.md"), "utf8");
+  return [...text.matchAll(/```text\n((?:\$ npx plugstorm worker[^\n]*\n)?\$ npx plugstorm campaign scripts\/campaigns\/two-guests\.yaml[^\n]*\n[\s\S]*?)```/g)].map((m) => m[1]!);
+}
+
+test("the README's local and queue campaign transcripts say what a real run of that campaign reports", async (t) => {
+  const blocks = readmeCampaignBlocks();
+  t.is(blocks.length, 2, "a local and a two-worker queue campaign");
+  t.true(blocks.some((b) => b.includes("--queue redis://")));
+  const d = tempDir(t);
+  const file = join(d, "two-guests.yaml");
+  writeFileSync(file, readFileSync(TWO_GUESTS, "utf8").replaceAll("../storms/", `${ROOT}/scripts/storms/`).replace(/shrink: .*/, "shrink: false"));
+  const out = join(d, "c");
+  const r = await run(t, ["campaign", file, "--out", out, "--parallelism", "2"]);
+  t.is(r.code, 1, r.stderr);
+  const rep = report(out);
+  const byId = new Map(rep.findings.map((f) => [f.signature.id, f]));
+  // The queue gives the same signatures as a local run (test/campaign/queue.test.ts), so both transcripts are held to this run.
+  for (const block of blocks) {
+    const lines = block.split("\n");
+    let current: (typeof rep.findings)[number] | undefined;
+    let checked = 0;
+    for (const line of lines) {
+      let m: RegExpExecArray | null;
+      if ((m = /^(\d+) signatures:$/.exec(line))) t.is(Number(m[1]), rep.findings.length, line);
+      else if ((m = /^campaign "two-guests" \(complete\): (\d+)\/(\d+) jobs finished · (\d+) clean · (\d+) with violations/.exec(line)))
+        t.deepEqual(m.slice(1).map(Number), [rep.jobs.finished, rep.jobs.total, rep.jobs.clean, rep.jobs.violations], line);
+      else if ((m = /^new signature \[([0-9a-f]{12})\] (.*) \(job \S+\)$/.exec(line))) t.is(byId.get(m[1]!)?.signature.title, m[2], line);
+      else if ((m = /^\[([0-9a-f]{12})\] (.*)$/.exec(line))) {
+        current = byId.get(m[1]!);
+        t.is(current?.signature.title, m[2], line);
+        checked++;
+      } else if ((m = /^ {2}(\d+) verdicts in (\d+) jobs · guests: (.*) · storms: (.*)$/.exec(line))) {
+        t.deepEqual([Number(m[1]), Number(m[2]), m[3], m[4]], [current!.count, current!.jobs, current!.guests.join(", "), current!.storms.join(", ")], line);
+      } else if ((m = /^ {2}consequence: (.*) \((\d+) in (\d+) jobs\)$/.exec(line))) {
+        const c = current!.consequences.find((x) => x.signature.title === m![1]);
+        t.truthy(c, line);
+        t.deepEqual([c!.count, c!.jobs], [Number(m[2]), Number(m[3])], line);
+      }
+    }
+    t.is(checked, rep.findings.length, "every signature is shown");
+  }
 });

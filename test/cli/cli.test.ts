@@ -167,6 +167,15 @@ test("model and trace commands read what storm wrote", async (t) => {
   const notTrace = await run(t, ["check", join(out, "summary.txt")]);
   t.is(notTrace.code, 2);
   t.regex(notTrace.stderr, /cannot read trace/);
+  // Every command that reads a trace says what and where once (#16 item 12: a prefix was repeated).
+  const summary = join(out, "summary.txt");
+  for (const args of [["check", summary], ["trace", "cat", summary], ["trace", "export", summary], ["shrink", summary]]) {
+    const e = await run(t, args);
+    t.is(e.code, 2, args.join(" "));
+    const first = e.stderr.split("\n")[0]!;
+    t.is(first.split(summary).length - 1, 1, `the path once: ${first}`);
+    t.regex(first, new RegExp(`^plugstorm ${args[0] === "trace" ? `trace ${args[1]}` : args[0]}: cannot read trace .*summary\\.txt: not a plugstorm trace: `));
+  }
   const rules = await run(t, ["model", "rules"]);
   t.is(rules.code, 0);
   t.regex(rules.stdout, /free-with-zero-refs/);

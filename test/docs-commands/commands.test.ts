@@ -153,7 +153,7 @@ const EXPECT: Record<string, Expect> = {
   "plugstorm storm": stormRun(0, [/storm "default"/, /guest sim/, /PASS/]),
   "plugstorm storm scripts/storms/usb-yank.yaml": stormRun(0, [/storm "usb-yank"/, /PASS/]),
   "plugstorm storm scripts/storms/usb-yank.yaml --seed 42": stormRun(0, [/seed 42/, /PASS/]),
-  "plugstorm storm --bug leak-ref": stormRun(1, [/VIOLATIONS/, /"bugs":\["leak-ref"\]/]),
+  "plugstorm storm --bug leak-ref": stormRun(1, [/VIOLATIONS/, /machine: sim · bugs: leak-ref\n/]),
   "plugstorm check runs/<run>/trace.pstrace": async (c, args) => {
     const r = await plugstorm(c, [...args, "--json"]);
     c.t.is(r.code, 1, "same verdicts: the run broke rules, so does its replay");

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { renderHtml, renderJunit, renderText, writeReports, type RunReport } from "../../src/report/index.js";
+import { formatNs } from "../../src/report/index.js";
 import { NASTY, RULES, syntheticReport } from "./fixture.js";
 import { findAll, parseXml } from "./xml.js";
 
@@ -204,4 +205,33 @@ test("a report made from a damaged trace says how much was not checked, in all f
   t.regex(junit, /<property name="trace_bytes_not_checked" value="95"\/>/);
   t.regex(junit, /NOT CHECKED: 95 bytes/);
   t.regex(await readFile(join(dir, "report.html"), "utf8"), /class="abort-reason trace-damage">Not checked: 95 bytes/);
+});
+
+test("the summary shows the machine whole, compactly, with what was injected into it first (#16 item 12)", (t) => {
+  const longPath = `/home/dev/src/netbsd/obj/${"sys/arch/amd64/compile/".repeat(4)}PLUGSTORM/netbsd`;
+  const qemu = syntheticReport();
+  qemu.profiles.machine = JSON.stringify({ type: "qemu", profile: "netbsd-guest", kernel: longPath, accel: "tcg", usbController: "qemu-xhci", usbPorts: 4, telemetry: { kind: "virtio-serial" }, memoryMb: 512, bootTimeoutNs: 120e9 });
+  const line = renderText(qemu).split("\n").find((l) => l.startsWith("  machine: "))!;
+  t.truthy(line);
+  t.true(line.includes(longPath), "nothing cut off");
+  t.false(line.includes("…"));
+  t.regex(line, /^ {2}machine: qemu · profile netbsd-guest · kernel /);
+  t.true(line.includes(`bootTimeoutNs ${formatNs(120e9)}`), "durations with their unit, not raw ns");
+  t.regex(line, /telemetry \{kind virtio-serial\}/);
+  const sim = syntheticReport();
+  sim.profiles.machine = JSON.stringify({ type: "sim", bugs: ["leak-ref", "free-before-drain"] });
+  t.true(renderText(sim).includes("  machine: sim · bugs: leak-ref, free-before-drain\n"));
+  sim.profiles.machine = JSON.stringify({ type: "sim", bugs: [] });
+  t.true(renderText(sim).includes("  machine: sim · bugs: none\n"), "a clean machine says so");
+});
+
+test("what the guest agent cannot observe is said in the summary and report.html as 'not observed: WHAT (why)'", (t) => {
+  const r = syntheticReport();
+  t.false(renderText(r).includes("not observed"), "nothing said when the agent sees everything");
+  r.notObserved = ["DETACH_PHASES: fbt::config_detach:entry missing", "/dev/drvctl: no device node (MAKEDEV drvctl)"];
+  t.true(renderText(r).includes("  not observed: DETACH_PHASES (fbt::config_detach:entry missing); /dev/drvctl (no device node (MAKEDEV drvctl))\n"));
+  const html = renderHtml(r);
+  t.regex(html, /<div class="wide"><dt>Not observed<\/dt><dd[^>]*>DETACH_PHASES \(fbt::config_detach:entry missing\); \/dev\/drvctl/);
+  // The machine too takes a whole row, wrapped, not an ellipsis.
+  t.regex(html, /<div class="wide"><dt>Machine<\/dt><dd[^>]*>q35-xhci<\/dd>/);
 });

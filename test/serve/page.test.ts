@@ -8,6 +8,8 @@ import { serveTrace, startLiveServer, type Controller, type RecordInput } from "
 import { TraceWriter, parseTrace } from "../../src/trace/index.js";
 import { loadStorm, runStorm } from "../../src/storm/index.js";
 import { HEADER, leakVerdict, nicLife } from "./helpers.js";
+import { formatDuration } from "../../src/serve/page/duration.js";
+import { formatNs } from "../../src/report/index.js";
 
 const ARTIFACTS = join(process.cwd(), "test-artifacts");
 
@@ -24,6 +26,28 @@ async function browser(t: ExecutionContext): Promise<Page> {
     if (errors.length) t.log(`page errors: ${errors.join("; ")}`);
   });
   return page;
+}
+
+/** A live server and a page connected to it, both ended by the test. */
+async function openLive(t: ExecutionContext, opts: Parameters<typeof startLiveServer>[0] = {}): Promise<{ feed: Awaited<ReturnType<typeof startLiveServer>>; page: Page }> {
+  const feed = await startLiveServer(opts);
+  t.teardown(() => feed.close());
+  const page = await browser(t);
+  await page.goto(feed.pageUrl);
+  await page.locator("#conn", { hasText: "connected" }).waitFor({ timeout: 10_000 });
+  return { feed, page };
+}
+
+/** A controller that notes which run controls reached it. */
+function notingController(ops: string[]): Controller {
+  return {
+    pause: () => void ops.push("pause"),
+    resume: () => void ops.push("resume"),
+    stop: () => void ops.push("stop"),
+    holdRefs: () => undefined,
+    releaseRefs: () => undefined,
+    removeNic: () => undefined,
+  };
 }
 
 /** A short storm: nic1 clean, nic2 leaks a reference, and the checker's verdict on it as a trace record. */
@@ -238,4 +262,73 @@ test("live: consequences fold under their cause with their count; the first viol
   const nested = await cause.locator("details.cons li.consequence").count();
   t.true(nested > 0 && nested <= 40, `${nested} consequences kept under the cause`);
   t.regex((await page.locator("#v-note").textContent()) ?? "", /201 \(1 cause\).*later ones not kept; the first are/);
+});
+
+/** Labels and legend entries whose text is cut: each line of a lane label, each legend entry, and any part outside the page. */
+async function clipped(page: Page): Promise<string[]> {
+  const fn = `(() => {
+    const out = [];
+    for (const el of document.querySelectorAll(".lane-label > div"))
+      if (el.scrollWidth > el.clientWidth + 1) out.push("label line '" + el.textContent + "' needs " + el.scrollWidth + " px, has " + el.clientWidth);
+    const tl = document.getElementById("timeline").getBoundingClientRect();
+    for (const el of document.querySelectorAll(".legend .item")) {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.right > tl.right + 0.5 || r.left < tl.left - 0.5 || el.scrollWidth > el.clientWidth + 1) out.push("legend entry '" + el.textContent + "' at " + r.left + ".." + r.right + " outside " + tl.left + ".." + tl.right);
+    }
+    return out;
+  })()`;
+  return page.evaluate(fn) as Promise<string[]>;
+}
+
+test("live page (#16 item 12): lane labels and the legend are whole at any width; durations as the reports write them; controls disabled once the run ends", async (t) => {
+  const ops: string[] = [];
+  const { feed, page } = await openLive(t, { controller: notingController(ops) });
+  feed.header(HEADER);
+  feed.status("running");
+  // A long-numbered NIC stuck detaching with a reference held: the longest label the page writes.
+  const recs = [...nicLife(1234, 0, { leak: true, refs: 3, actionBase: 5000 }), ...nicLife(2, 3_500_000_000, { actionBase: 6000 })];
+  recs.forEach((r, i) => feed.record(r, i));
+  const stuck = page.locator('.lane-label.stuck[data-key="nic1234"]');
+  await stuck.waitFor({ timeout: 10_000 });
+  t.regex((await stuck.textContent()) ?? "", /removed \/ detaching \(stuck\) · refs held 1/);
+  for (const width of [1400, 1000]) {
+    await page.setViewportSize({ width, height: 700 });
+    // Two animation frames: one to lay out at the new width, one for the label column to fit.
+    await page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => requestAnimationFrame(r))))");
+    t.deepEqual(await clipped(page), [], `at ${width} px`);
+  }
+
+  // Durations: the counters and the axis say them as the text and HTML reports do.
+  const traceTime = (await page.locator("#c-time").textContent()) ?? "";
+  const records = recs.map((r) => Number(r.tNs));
+  t.is(traceTime, formatNs(Math.max(...records) - Math.min(...records)));
+
+  // While it runs, the controls work; once the run-ended message arrives they are disabled.
+  const pause = page.locator('#controls button[data-op="pause"]');
+  t.true(await pause.isEnabled());
+  feed.status("ended");
+  await page.locator("#status", { hasText: "ended" }).waitFor({ timeout: 10_000 });
+  for (const op of ["pause", "resume", "stop"]) t.true(await page.locator(`#controls button[data-op="${op}"]`).isDisabled(), `${op} after the end`);
+  await pause.click({ force: true });
+  t.deepEqual(ops, [], "nothing reaches the runner after it ended");
+});
+
+test("the live page's durations follow the reports' rule (one style for page, text and HTML)", (t) => {
+  for (let ns = 1; ns < 1e12; ns *= 1.37) for (const v of [ns, -ns, Math.round(ns)]) t.is(formatDuration(v), formatNs(v), String(v));
+  t.is(formatDuration(1.59e9), "1.59 s");
+  t.is(formatDuration(250e6), "250 ms");
+});
+
+test("the live page says what the guest agent cannot observe, from its Hello, to pages that join later too", async (t) => {
+  const { feed, page } = await openLive(t);
+  feed.header(HEADER);
+  t.true(await page.locator("#not-observed").isHidden());
+  feed.record({ tNs: 1_000_000, guest: { seq: 1, guestTimeNs: 1_000_000, hello: { agentVersion: "plugstorm-agent 0.1.0", unavailable: ["DETACH_PHASES: fbt::config_detach:entry missing"] } } }, 0);
+  const want = "not observed: DETACH_PHASES (fbt::config_detach:entry missing)";
+  await page.locator("#not-observed", { hasText: want }).waitFor({ timeout: 10_000 });
+  // A page opened afterwards gets it from the snapshot.
+  const late = await browser(t);
+  await late.goto(feed.pageUrl);
+  await late.locator("#not-observed", { hasText: want }).waitFor({ timeout: 10_000 });
+  t.pass();
 });

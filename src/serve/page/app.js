@@ -3,9 +3,12 @@
 // canvas. Only the lanes in view are drawn, so hundreds of devices cost what
 // a screenful costs.
 import { LiveModel } from "./model.js";
+import { formatDuration } from "./duration.js";
 
 const LANE_H = 46;
-const LABEL_W = 190;
+/** The label column is at least this wide, and grows (to 40% of the lanes) until no label is cut. */
+const LABEL_MIN_W = 190;
+let LABEL_W = LABEL_MIN_W;
 const HOST_COLORS = {
   adding: "#a9c9ec", present: "#3d7cc9", removing: "#f08c3a", stuck: "#b3261e",
   refused: "#9e9e9e", failed: "#616161",
@@ -122,6 +125,7 @@ function onMessage(m) {
     case "status":
       S.status = m.status;
       if (m.speed !== undefined) /** @type {HTMLSelectElement} */ ($("speed")).value = String(m.speed);
+      updateControls();
       break;
     case "missed":
       notice(`missed ${m.count} records (#${m.fromIndex}–#${m.toIndex}) while this page was behind`);
@@ -161,11 +165,23 @@ function notice(text) {
 
 // ---------------------------------------------------------------- controls
 
+/** Whether the run (or replay) is over or on its way out: nothing left to pause, resume, stop or hot-remove. */
+function runOver() {
+  return S.status === "ended" || S.status === "stopped" || S.status === "stopping";
+}
+
 function updateControls() {
   const ctl = $("controls");
+  const over = runOver();
   ctl.hidden = !(S.control && S.ops.length > 0);
-  for (const b of ctl.querySelectorAll("button")) b.hidden = !S.ops.includes(b.dataset.op);
+  for (const b of ctl.querySelectorAll("button")) {
+    b.hidden = !S.ops.includes(b.dataset.op);
+    b.disabled = over;
+    b.title = over ? `the run has ${S.status === "stopping" ? "been told to stop" : "ended"}` : "";
+  }
   $("speed").hidden = !S.ops.includes("speed");
+  /** @type {HTMLSelectElement} */ ($("speed")).disabled = over;
+  for (const id of ["hold", "release", "remove", "hold-count", "hold-kind"]) /** @type {HTMLButtonElement} */ ($(id)).disabled = over;
   $("back-live").hidden = S.source === "live" || !S.wasLive;
   renderSelection();
 }
@@ -405,6 +421,10 @@ function draw() {
   $("c-devices").textContent = String(m.devices.size);
   $("c-records").textContent = String(c.records);
   $("c-time").textContent = fmtT(m.tLastNs - Math.max(0, m.tFirstNs));
+  const no = $("not-observed");
+  no.hidden = m.notObserved.length === 0;
+  // Said as the text summary says it (src/report/format.ts notObservedItem): "WHAT (why)".
+  no.textContent = `not observed: ${m.notObserved.map((s) => (s.indexOf(": ") > 0 ? `${s.slice(0, s.indexOf(": "))} (${s.slice(s.indexOf(": ") + 2)})` : s)).join("; ")}`;
   const h = m.header;
   if (h) $("run").textContent = `${h.scenarioName ?? "storm"} · seed ${h.seed ?? 0} · ${h.guestProfile ?? "?"} guest · ${h.modelProfile ?? ""} model`;
   const st = $("status");
@@ -463,6 +483,7 @@ function draw() {
       labelEls.delete(k);
     }
   }
+  fitLabels(W);
   renderVerdicts();
   if (!$("selection").hidden || S.selectedKey) renderSelection();
 }
@@ -554,6 +575,23 @@ function refsPlot(g, d, y, h, x, now) {
   g.stroke();
 }
 
+/**
+ * Widens the label column until no visible label is cut (a label says which
+ * NIC, which devices and which phases: cutting it hides the answer), up to
+ * 40% of the lanes' width; past that a label ends in "…" and its tooltip
+ * holds the whole text. It never narrows again, so lanes do not jump.
+ */
+function fitLabels(W) {
+  let need = 0;
+  // Each line clips itself (for the ellipsis): its scrollWidth is what it needs; 13 px are the label's padding and border.
+  for (const el of labelEls.values()) for (const line of el.children) need = Math.max(need, line.scrollWidth + 13);
+  const w = Math.max(LABEL_MIN_W, Math.min(Math.ceil(need), Math.floor(W * 0.4)));
+  if (w <= LABEL_W) return;
+  LABEL_W = w;
+  lanesEl.style.setProperty("--label-w", `${w}px`);
+  S.dirty = true;
+}
+
 function placeLabel(d, row, now) {
   let el = labelEls.get(d.key);
   if (!el) {
@@ -591,7 +629,10 @@ function placeLabel(d, row, now) {
   refs.className = "sub";
   refs.textContent = ` · refs held ${d.refs}`;
   line2.append(ph, refs);
-  el.append(b, names, line2);
+  const line1 = document.createElement("div");
+  line1.append(b, names);
+  el.append(line1, line2);
+  el.title = `${line1.textContent}\n${line2.textContent}`;
 }
 
 function niceStep(raw) {
@@ -600,12 +641,7 @@ function niceStep(raw) {
   return 10 * p;
 }
 
-function fmtT(ns) {
-  const s = ns / 1e9;
-  if (Math.abs(s) >= 100) return `${s.toFixed(0)} s`;
-  if (Math.abs(s) >= 1) return `${s.toFixed(2)} s`;
-  return `${(ns / 1e6).toFixed(1)} ms`;
-}
+const fmtT = formatDuration;
 
 // ---------------------------------------------------------------- saved traces
 

@@ -101,6 +101,8 @@ export interface ModelJSON {
   version: number;
   limits: ModelLimits;
   header: Record<string, unknown> | null;
+  /** What the guest agent said it cannot observe, each "WHAT: why" (Hello.unavailable). */
+  notObserved?: string[];
   counters: Counters;
   tFirstNs: number;
   tLastNs: number;
@@ -120,6 +122,7 @@ export declare class LiveModel {
   constructor(limits?: Partial<ModelLimits>);
   limits: ModelLimits;
   header: Record<string, unknown> | null;
+  notObserved: string[];
   counters: Counters;
   tFirstNs: number;
   tLastNs: number;

@@ -22,6 +22,9 @@ export class LiveModel {
     this.limits = { ...DEFAULTS, ...(limits ?? {}) };
     /** @type {Record<string, unknown> | null} */
     this.header = null;
+    /** What the guest agent said it cannot observe, each "WHAT: why" (its Hello's unavailable list). */
+    /** @type {string[]} */
+    this.notObserved = [];
     this.counters = {
       records: 0,
       guestFrames: 0,
@@ -218,6 +221,7 @@ export class LiveModel {
   /** @param {any} f @param {number} t */
   guestFrame(f, t) {
     this.counters.guestFrames++;
+    if (f.hello) this.notObserved = Array.isArray(f.hello.unavailable) ? f.hello.unavailable.map(String) : [];
     if (f.device) this.deviceEvent(f.device, t);
     else if (f.ref) this.refEvent(f.ref, t);
     else if (f.ifnet) this.ifEvent(f.ifnet, t);
@@ -479,6 +483,7 @@ export class LiveModel {
       version: MODEL_VERSION,
       limits: this.limits,
       header: this.header,
+      notObserved: this.notObserved,
       counters: this.counters,
       tFirstNs: this.tFirstNs,
       tLastNs: this.tLastNs,
@@ -504,6 +509,7 @@ export class LiveModel {
     }
     const m = new LiveModel(o.limits);
     m.header = o.header ?? null;
+    m.notObserved = Array.isArray(o.notObserved) ? o.notObserved.map(String) : [];
     m.counters = { ...m.counters, ...o.counters };
     m.tFirstNs = o.tFirstNs;
     m.tLastNs = o.tLastNs;

@@ -1,0 +1,40 @@
+import test from "ava";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { WorkerPool, parseCampaign } from "../../src/campaign/index.js";
+import { alive } from "../helpers/process.js";
+
+const CAMPAIGN = `name: reuse
+storms:
+  - storm:
+      name: short
+      machine: { type: sim }
+      nics: { mix: [ { kind: usb-net, count: 2 } ] }
+      schedule: { cycles: 10, maxInFlight: 2, dwell: 2ms }
+seeds: 1..6
+shrink: false
+`;
+
+test("the pool reuses its worker processes: 6 jobs on a pool of 2 start 2 processes, and each says what CPU it used", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "plugstorm-pool-"));
+  const pool = new WorkerPool(2);
+  t.teardown(async () => {
+    await pool.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const spec = await parseCampaign(CAMPAIGN, "<test>");
+  const results = await Promise.all(spec.jobs.map((j) => pool.run(j, dir)));
+  t.is(results.length, 6);
+  const stats = pool.stats();
+  t.is(stats.length, 2, "no process per job");
+  t.is(stats.reduce((s, k) => s + k.jobs, 0), 6);
+  t.is(new Set(results.map((r) => r.worker.split(":")[1])).size, 2);
+  for (const k of stats) {
+    t.true(k.startCpuMs > 0 && k.cpuMs > k.startCpuMs, JSON.stringify(k));
+    t.true(k.busyMs > 0 && k.lastDoneAt >= k.spawnedAt);
+  }
+  const pids = pool.pids();
+  await pool.stop();
+  for (const p of pids) t.false(alive(p), `worker ${p} still runs after stop`);
+});
