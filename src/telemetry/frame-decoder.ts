@@ -109,22 +109,41 @@ function delimited(end: number): number {
   return e;
 }
 
+/**
+ * Strings recently decoded, by a hash of their bytes: a storm repeats a few
+ * names (cdce0, rx xfer 3, uhub0) millions of times, and comparing bytes
+ * with a known string costs less than building a new one.
+ */
+const RECENT_SIZE = 1024;
+const recent: (string | undefined)[] = new Array<string | undefined>(RECENT_SIZE).fill(undefined);
+
 /** An ASCII string (the agents send nothing else); other text takes the protobufjs path. */
 function ascii(end: number): string {
   const e = delimited(end);
   if (!ok) return "";
   const start = pos;
-  let s = "";
+  let h = 0;
   for (; pos < e; pos++) {
     const c = buf[pos]!;
     if (c & 0x80) {
       ok = false;
       return "";
     }
-    s += String.fromCharCode(c);
+    h = (Math.imul(h, 31) + c) | 0;
   }
-  // Short strings (names, holders) build fastest by appending; long ones in one call.
-  return e - start > 24 ? String.fromCharCode.apply(null, buf.subarray(start, e) as unknown as number[]) : s;
+  const n = e - start;
+  const slot = (h ^ (h >>> 10)) & (RECENT_SIZE - 1);
+  const known = recent[slot];
+  if (known !== undefined && known.length === n) {
+    let i = 0;
+    while (i < n && known.charCodeAt(i) === buf[start + i]) i++;
+    if (i === n) return known;
+  }
+  let s = "";
+  if (n > 24) s = String.fromCharCode.apply(null, buf.subarray(start, e) as unknown as number[]);
+  else for (let i = start; i < e; i++) s += String.fromCharCode(buf[i]!);
+  recent[slot] = s;
+  return s;
 }
 
 // Each message decoder mirrors the generated one: set when non-default,
