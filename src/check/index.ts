@@ -3,7 +3,7 @@
 // verdicts either way; verdict records already in a trace are ignored.
 
 import { plugstorm } from "../gen/plugstorm.js";
-import { CascadeTracker, Checker, RULE_BY_ID, ruleById, type CauseRef, type CheckResult, type Deadlines, type ProfileName, type RuleReport, type Summary, type Verdict } from "../model/index.js";
+import { CascadeTracker, Checker, RULE_BY_ID, formatNs, ruleById, type CauseRef, type CheckResult, type Deadlines, type ProfileName, type RuleReport, type Summary, type Verdict } from "../model/index.js";
 import { recordToEvent } from "./adapter.js";
 import { ConsolePanicWatch } from "./console.js";
 
@@ -211,10 +211,6 @@ export function formatVerdict(v: Verdict): string {
   return lines.join("\n");
 }
 
-function ms(ns: number): string {
-  return ns >= 1e9 ? `${(ns / 1e9).toFixed(2)} s` : ns >= 1e6 ? `${(ns / 1e6).toFixed(2)} ms` : `${(ns / 1e3).toFixed(1)} µs`;
-}
-
 /** The end-of-run summary for people: counts, latencies per driver, rule statuses. */
 export function formatSummary(s: Summary): string {
   const v = s.verdicts;
@@ -224,7 +220,7 @@ export function formatSummary(s: Summary): string {
     `frames lost ${s.framesLost}, corrupt ${s.corruptFrames}; most references held at once: ${s.maxRefsHeld.count}${s.maxRefsHeld.device ? ` on ${s.maxRefsHeld.device}${s.maxRefsHeld.nicId ? ` (${s.maxRefsHeld.nicId})` : ""}` : ""}`,
   ];
   for (const l of s.latency) {
-    const f = (name: string, x: typeof l.attach) => (x.count ? `${name} p50 ${ms(x.p50Ns)} p99 ${ms(x.p99Ns)} max ${ms(x.maxNs)} (n=${x.count})` : "");
+    const f = (name: string, x: typeof l.attach) => (x.count ? `${name} p50 ${formatNs(x.p50Ns)} p99 ${formatNs(x.p99Ns)} max ${formatNs(x.maxNs)} (n=${x.count})` : "");
     lines.push(`  ${l.driver}: ${[f("attach", l.attach), f("detach", l.detach), f("removal", l.removal), f("drain", l.drain)].filter(Boolean).join("; ")}`);
   }
   if (s.pendingCount) lines.push(`deadlines not yet due at the end: ${s.pendingCount}`);

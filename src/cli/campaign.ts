@@ -13,6 +13,7 @@ import {
   type CampaignProgress,
   type CampaignSpec,
 } from "../campaign/index.js";
+import { formatElapsedMs } from "../model/index.js";
 import { ScenarioError } from "../storm/index.js";
 import { EXIT_USAGE, UsageError, defineOptions, intOption, parse, type Io } from "./args.js";
 
@@ -47,19 +48,12 @@ Exit codes: 0 no signature, 1 signatures found, 2 usage or set-up error, or
 jobs failed with nothing found; 130 interrupted.
 `;
 
-function fmtMs(ms: number): string {
-  if (!Number.isFinite(ms) || ms < 0) return "?";
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  return m < 60 ? `${m}m${String(s % 60).padStart(2, "0")}s` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
-}
 
 export function campaignProgressText(p: CampaignProgress): string {
   const finished = p.skipped + p.done;
   return (
     `jobs ${finished}/${p.total} done · ${p.running} running · ${p.failed} failed · ${p.signatures} signature${p.signatures === 1 ? "" : "s"} · ` +
-    `${fmtMs(p.elapsedMs)} elapsed${Number.isNaN(p.etaMs) ? "" : ` · ETA ${fmtMs(p.etaMs)}`}`
+    `${formatElapsedMs(p.elapsedMs)} elapsed${Number.isNaN(p.etaMs) ? "" : ` · ETA ${formatElapsedMs(p.etaMs)}`}`
   );
 }
 

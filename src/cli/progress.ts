@@ -1,6 +1,7 @@
 // Progress on stderr: a live line on a terminal, a plain line every few
 // seconds otherwise (CI logs), nothing with --quiet or --json.
 
+import { formatElapsedMs } from "../model/index.js";
 import type { StormProgress } from "../storm/index.js";
 
 export interface ProgressSink {
@@ -10,14 +11,6 @@ export interface ProgressSink {
   end(): void;
 }
 
-function fmtDuration(ms: number): string {
-  if (!Number.isFinite(ms) || ms < 0) return "?";
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${String(s % 60).padStart(2, "0")}s`;
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
-}
 
 export function progressText(p: StormProgress, framesPerSec: number): string {
   const total = p.cyclesBound ? String(p.cyclesTotal) : "?";
@@ -25,14 +18,14 @@ export function progressText(p: StormProgress, framesPerSec: number): string {
   return (
     `cycles ${p.cyclesDone}/${total} · in flight ${p.inFlight} · verdicts ${p.verdicts}` +
     (p.violations > 0 ? ` (${p.violations} failing)` : "") +
-    ` · ${Math.round(framesPerSec)} frames/s · ${fmtDuration(p.elapsedMs)} elapsed` +
-    (Number.isNaN(eta) ? "" : ` · ETA ${fmtDuration(eta)}`)
+    ` · ${Math.round(framesPerSec)} frames/s · ${formatElapsedMs(p.elapsedMs)} elapsed` +
+    (Number.isNaN(eta) ? "" : ` · ETA ${formatElapsedMs(eta)}`)
   );
 }
 
 /** What bounds the storm, for the "started" line: its cycles, its duration of machine time, or both. */
 export function boundText(p: Pick<StormProgress, "cyclesTotal" | "cyclesBound" | "durationNs">): string {
-  const duration = p.durationNs > 0 ? `${fmtDuration(p.durationNs / 1e6)} of machine time` : "";
+  const duration = p.durationNs > 0 ? `${formatElapsedMs(p.durationNs / 1e6)} of machine time` : "";
   if (!p.cyclesBound) return `time-limited (${duration})`;
   return duration ? `${p.cyclesTotal} cycles or ${duration}, whichever ends first` : `${p.cyclesTotal} cycles`;
 }

@@ -14,6 +14,7 @@ import {
   type ListenAddress,
   type Speed,
 } from "../serve/index.js";
+import { formatNs } from "../model/index.js";
 import type { StormController } from "../storm/index.js";
 import { readTrace } from "../trace/index.js";
 import { EXIT_CLEAN, EXIT_USAGE, UsageError, defineOptions, parse, type Io } from "./args.js";
@@ -156,7 +157,7 @@ export async function serveCommand(argv: string[], io: Io): Promise<number> {
   nonLoopbackWarning(addr, io, "serve");
   const h = srv.header;
   const pace =
-    speed === "max" ? "as fast as the viewer takes it" : span !== undefined ? `${fmtSpan(span)} of trace time at ${speed}x: about ${fmtSpan(span / speed)} (--speed N or --max to change)` : `${speed}x real time`;
+    speed === "max" ? "as fast as the viewer takes it" : span !== undefined ? `${formatNs(span)} of trace time at ${speed}x: about ${formatNs(span / speed)} (--speed N or --max to change)` : `${speed}x real time`;
   io.err.write(`serving ${file}${h?.scenarioName ? ` (storm "${h.scenarioName}", seed ${h.seed ?? 0})` : ""}: ${pace}\n`);
   io.err.write(`live view: ${srv.pageUrl}\n`);
   io.err.write("every viewer gets its own replay from the start; Ctrl-C to exit\n");
@@ -184,12 +185,6 @@ export function watchableSpeed(spanNs: number): number {
   return Math.ceil(raw / digits) * digits;
 }
 
-function fmtSpan(ns: number): string {
-  const s = ns / 1e9;
-  if (s < 1) return `${(s * 1000).toFixed(0)} ms`;
-  if (s < 120) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
-  return `${(s / 60).toFixed(0)} min`;
-}
 
 function fileError(file: string, e: unknown): string {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;

@@ -9,6 +9,7 @@ import {
   QemuProcess,
   describeExit,
   usbPorts,
+  type AccelChoice,
   type MachineProfile,
   type QemuOptions,
   type TelemetryTransport,
@@ -45,6 +46,13 @@ export interface QemuMachineOptions extends Omit<QemuOptions, "profile" | "onCon
   redirConnectTimeoutMs?: number;
   /** Sees every usb-redir byte of every emulated NIC (captures, debugging). */
   redirTap?: (nicId: string, dir: "from-qemu" | "to-qemu", bytes: Uint8Array) => void;
+  /**
+   * With KVM chosen by `auto`: how long a running (not paused) guest has to
+   * show a sign of life, any byte on its serial console or telemetry
+   * channel, before QEMU is restarted under TCG. Default 15 s: a guest under
+   * a working KVM prints or says Hello within a second or two.
+   */
+  lifeTimeoutMs?: number;
 }
 
 /** An emulated NIC: the model, and the usb-redir connection carrying it. */
@@ -69,7 +77,10 @@ export class QemuMachine implements Machine {
   readonly profile: MachineProfile;
 
   private readonly options: QemuMachineOptions;
-  private readonly process: QemuProcess;
+  private process: QemuProcess;
+  private resolveExited!: (e: ExitInfo) => void;
+  /** The current process wrote to its console. */
+  private consoleSeen = false;
   private readonly ports: PortAllocator;
   private readonly identities = new IdentityAllocator();
   private readonly table = new Map<string, NicRecord>();
@@ -93,19 +104,71 @@ export class QemuMachine implements Machine {
     this.ports = new PortAllocator(this.profile.usb.map((u) => ({ bus: "usb" as const, qemuBus: `${u.id}.0`, ports: usbPorts(u) })));
     this.capacity = { usb: this.ports.capacity("usb"), pcmcia: 0 };
     this.supportedKinds = qemuKinds(new Set<NicBus>(this.capacity.usb > 0 ? ["usb"] : []));
-    this.process = new QemuProcess({
-      ...options,
+    this.exited = new Promise((resolve) => (this.resolveExited = resolve));
+    this.process = this.newProcess();
+  }
+
+  /** A QEMU process whose console and exit are this machine's while it is the current one. */
+  private newProcess(accelChoice?: AccelChoice): QemuProcess {
+    const p: QemuProcess = new QemuProcess({
+      ...this.options,
+      ...(accelChoice ? { accelChoice } : {}),
       profile: this.profile,
-      onConsole: (text) => this.emit({ type: "console", tNs: this.clock.now(), text }),
+      onConsole: (text) => {
+        if (p !== this.process) return;
+        this.consoleSeen = true;
+        this.emit({ type: "console", tNs: this.clock.now(), text });
+      },
     });
-    this.exited = this.process.exited.then((info) => {
+    void p.exited.then((info) => {
+      // A process given up for a fallback restart ends quietly.
+      if (p !== this.process) return;
       this.table.clear();
       for (const r of this.redirs.values()) void r.listener.close();
       this.redirs.clear();
       const exit: ExitInfo = { ...info };
       this.emit({ type: "exited", tNs: this.clock.now(), info: exit });
-      return exit;
+      this.resolveExited(exit);
     });
+    return p;
+  }
+
+  /**
+   * Whether the guest shows a sign of life within ms: console output, or
+   * telemetry bytes waiting on a channel (looked at, not read: the channel's
+   * owner reads them later).
+   */
+  private async signOfLife(ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      if (this.consoleSeen || this.process.exitStatus !== undefined) return true;
+      for (const t of this.profile.telemetry ?? []) {
+        const s = this.process.telemetry(t);
+        if (s && (s.bytesRead > 0 || s.readableLength > 0)) return true;
+      }
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /**
+   * KVM that opens is not KVM that runs (README.md, "QEMU facts"): when `auto` chose it
+   * and the guest stays silent past lifeTimeoutMs, QEMU is restarted under
+   * TCG, and the started event says why.
+   */
+  private async fallBackIfLifeless(): Promise<void> {
+    const choice = this.process.accel;
+    if (!choice?.unproven || this.profile.paused) return;
+    const ms = this.options.lifeTimeoutMs ?? 15_000;
+    if (await this.signOfLife(ms)) return;
+    const old = this.process;
+    this.consoleSeen = false;
+    this.process = this.newProcess({
+      accel: "tcg",
+      reason: `KVM chosen (${choice.reason}) but the guest showed no sign of life (no console or telemetry output) within ${ms / 1000} s: restarted under TCG`,
+    });
+    await old.stop({ quitTimeoutMs: 1000, termTimeoutMs: 1000 });
+    await this.process.start();
   }
 
   /** The QEMU process (argv, accel choice, pid, QMP client) for callers that need more than the Machine interface. */
@@ -118,6 +181,7 @@ export class QemuMachine implements Machine {
     this.startCalled = true;
     this.clock.startNow();
     await this.process.start();
+    await this.fallBackIfLifeless();
     this.process.qmp.observe((t) => this.onTraffic(t));
     const accel = this.process.accel!;
     this.emit({ type: "started", tNs: this.clock.now(), accel: accel.accel, description: `QEMU, profile ${this.profile.name}, ${accel.accel} (${accel.reason})` });

@@ -28,6 +28,7 @@ export type { Automaton, DeviceState, DeviceInput, IfState, IfInput, Transition,
 export { DEFAULT_DEADLINES, DEADLINE_FIELDS, resolveDeadlines } from "./deadlines.js";
 export type { Deadlines } from "./deadlines.js";
 export { LogHistogram } from "./histogram.js";
+export { formatElapsedMs, formatMs, formatNs } from "./duration.js";
 export type { LatencyStats } from "./histogram.js";
 export { Checker, checkEvents } from "./checker.js";
 export type { CheckerOptions } from "./checker.js";

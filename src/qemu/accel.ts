@@ -1,6 +1,7 @@
 // Which accelerator can run a guest here. /dev/kvm existing is not enough:
 // the kvm_pvm back-end answers like KVM but cannot run an unmodified guest
-// kernel (docs/qemu.md), so auto picks TCG there.
+// kernel (README.md, "QEMU facts"), so auto picks TCG there; a KVM that
+// opens elsewhere is still only a guess until the guest runs under it.
 
 import fs from "node:fs";
 import type { Accel, AccelRequest } from "./profile.js";
@@ -8,6 +9,12 @@ import type { Accel, AccelRequest } from "./profile.js";
 export interface AccelChoice {
   accel: Accel;
   reason: string;
+  /**
+   * KVM picked by `auto` from what the host shows: a KVM that opens may still
+   * not run a guest (README.md, "QEMU facts"), so the machine checks for signs of life
+   * and falls back to TCG (src/hotplug/qemu-machine.ts).
+   */
+  unproven?: true;
 }
 
 export interface AccelProbe {
@@ -31,5 +38,5 @@ export function chooseAccel(request: AccelRequest, probe: AccelProbe = {}): Acce
   } catch (e) {
     return { accel: "tcg", reason: `cannot open ${devKvm}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
   }
-  return { accel: "kvm", reason: `${devKvm} is usable` };
+  return { accel: "kvm", reason: `${devKvm} opens`, unproven: true };
 }

@@ -19,7 +19,7 @@ import {
   type QmpExecutor,
   type WaitOptions,
 } from "../qmp/index.js";
-import { chooseAccel, type AccelChoice } from "./accel.js";
+import { chooseAccel, type AccelChoice, type AccelProbe } from "./accel.js";
 import { buildArgv, telemetryChardevId, validateProfile, type AccelRequest, type MachineProfile, type TelemetryTransport } from "./profile.js";
 import { StderrTail } from "./stderr.js";
 
@@ -62,6 +62,10 @@ export function describeExit(e: QemuExitInfo): string {
 export interface QemuOptions {
   profile: MachineProfile;
   accel?: AccelRequest;
+  /** Where `auto` looks for KVM (tests point it elsewhere to force a choice). */
+  accelProbe?: AccelProbe;
+  /** Use exactly this accelerator choice (a fallback restart), whatever `accel` says. */
+  accelChoice?: AccelChoice;
   /** Default qemu-system-x86_64 from PATH. */
   binary?: string;
   /** Parent of the private temp dir; default os.tmpdir(). */
@@ -164,7 +168,7 @@ export class QemuProcess implements QmpExecutor {
     // sockaddr_un holds 108 bytes; a deep tmpRoot would fail later with a bare EINVAL.
     const longest = path.join(this.options.tmpRoot ?? os.tmpdir(), "plugstorm-qemu-XXXXXX", "telemetry-virtio-console.sock");
     if (Buffer.byteLength(longest) > 107) refuse(new QemuStartError(`temp dir root ${this.options.tmpRoot ?? os.tmpdir()} is too long for unix socket paths (108 bytes max); set tmpRoot to a shorter directory`));
-    this.accelChoice = chooseAccel(this.options.accel ?? "auto");
+    this.accelChoice = this.options.accelChoice ?? chooseAccel(this.options.accel ?? "auto", this.options.accelProbe);
     const dir = fs.mkdtempSync(path.join(this.options.tmpRoot ?? os.tmpdir(), "plugstorm-qemu-"));
     this.dir = dir;
     const logDir = this.options.logDir ?? dir;

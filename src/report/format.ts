@@ -1,20 +1,7 @@
 // Small formatting helpers shared by the text, JUnit and HTML reports.
 
-/** A duration in ns as a short human string with a unit: 850 ns, 12.4 µs, 3.10 ms, 2.5 s. */
-export function formatNs(ns: number): string {
-  const a = Math.abs(ns);
-  if (a < 1e3) return `${Math.round(ns)} ns`;
-  if (a < 1e6) return `${trim(ns / 1e3)} µs`;
-  if (a < 1e9) return `${trim(ns / 1e6)} ms`;
-  if (a < 60e9) return `${trim(ns / 1e9)} s`;
-  const m = Math.floor(ns / 60e9);
-  return `${m} min ${trim((ns - m * 60e9) / 1e9)} s`;
-}
-
-function trim(v: number): string {
-  const a = Math.abs(v);
-  return a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : v.toFixed(2);
-}
+/** Durations are written one way across the project (src/model/duration.ts). */
+export { formatNs } from "../model/index.js";
 
 /** Escapes text for XML/HTML element content and attribute values (either quote). */
 export function escapeXml(s: string): string {

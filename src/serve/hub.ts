@@ -6,7 +6,7 @@
 import type { Duplex } from "node:stream";
 import type { WebSocket } from "ws";
 import { LiveModel, type ModelLimits } from "./page/model.js";
-import { OPCODE_BINARY, dataFrame, textFrame } from "./frames.js";
+import { OPCODE_BINARY, dataFrame, deflatedTextFrame, textFrame } from "./frames.js";
 import {
   CloseCode,
   FEED_PROTOCOL,
@@ -64,6 +64,12 @@ export class Client {
     /** Whether the peer address may control at all (loopback, or a non-local bind chosen by the user). */
     readonly peerMayControl: boolean,
     public authed: boolean,
+    /**
+     * batched (JSON mode only): live messages come grouped, one "batch"
+     * message per write (PROTOCOL.md); deflate: the peer takes batches
+     * compressed once for all (frames.ts, deflatedTextFrame).
+     */
+    readonly feed: { batched: boolean; deflate: boolean } = { batched: false, deflate: false },
   ) {}
 
   get control(): boolean {
@@ -108,8 +114,8 @@ export interface HubOptions {
 }
 
 interface PendingBatch {
-  /** Frames for JSON and for binary subscribers, in order. */
-  json: Buffer[];
+  /** The JSON text of each message and the binary frames, in order. */
+  json: string[];
   binary: Buffer[];
   needJson: boolean;
   needBinary: boolean;
@@ -223,18 +229,21 @@ export class Hub {
   }
 
   /**
-   * Queues one message for every subscriber: encoded and framed once per
-   * format someone reads, and written to each subscriber as one buffer per
-   * batch (the messages of BATCH_MS, or 256 KiB). A
-   * subscriber pays a write per batch, not a send per record.
+   * Queues one message for every subscriber: encoded once per format someone
+   * reads, and written to each subscriber as one buffer per batch (the
+   * messages of BATCH_MS, or 256 KiB). A subscriber pays a write per batch,
+   * not a send per record; a batched JSON subscriber also reads one
+   * WebSocket message per batch, which is what lets hundreds of them read
+   * along on the storm's own machine.
    */
   private fanOut(index: number, bin: () => Uint8Array, text: () => string): void {
     if (this.clients.size === 0) return;
     const p = (this.pending ??= this.newBatch());
     if (p.needJson) {
-      const f = textFrame(text());
-      p.json.push(f);
-      p.bytes += f.length;
+      const j = text();
+      p.json.push(j);
+      // Characters, not UTF-8 bytes: the limit only needs to be about right.
+      p.bytes += j.length;
     }
     if (p.needBinary) {
       const f = dataFrame(OPCODE_BINARY, bin());
@@ -269,13 +278,22 @@ export class Hub {
     const p = this.pending;
     if (!p) return;
     this.pending = null;
+    // Each wire form is built once, on first need, and the same Buffer goes to all.
     let json: Buffer | undefined;
+    let batchText: string | undefined;
+    let batch: Buffer | undefined;
+    let batchDeflated: Buffer | undefined;
     let binary: Buffer | undefined;
     for (const c of this.clients) {
       if (!this.readyFor(c, p)) continue;
       try {
         if (c.format === "binary") c.sendFrames((binary ??= Buffer.concat(p.binary)));
-        else c.sendFrames((json ??= Buffer.concat(p.json)));
+        else if (c.feed.batched) {
+          batchText ??= `{"type":"batch","messages":[${p.json.join(",")}]}`;
+          if (c.feed.deflate) c.sendFrames((batchDeflated ??= deflatedTextFrame(batchText)));
+          else c.sendFrames((batch ??= textFrame(batchText)));
+        }
+        else c.sendFrames((json ??= Buffer.concat(p.json.map(textFrame))));
       } catch (err) {
         this.opts.onError(err, "send");
       }

@@ -11,6 +11,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import { acceptsSharedDeflate } from "./frames.js";
 import { plugstorm } from "../gen/plugstorm.js";
 import { DEFAULT_HOST, hostAllowed, isLoopback, newToken, originAllowed, tokenMatches } from "./access.js";
 import { Client, DEFAULT_BACKPRESSURE, Hub, type BackpressureLimits, type Format } from "./hub.js";
@@ -114,6 +115,8 @@ export class FeedServer {
   readonly live: Hub | null;
   private readonly http: Server;
   private readonly wss: WebSocketServer;
+  /** Upgrade requests whose negotiated permessage-deflate lets batches be compressed once for all. */
+  private readonly sharedDeflate = new WeakSet<IncomingMessage>();
   private readonly limits: BackpressureLimits;
   private readonly maxPayload: number;
   private readonly onError: (err: unknown, where: string) => void;
@@ -146,7 +149,19 @@ export class FeedServer {
     this.maxPayload = opts.maxPayload ?? 64 * 1024;
     // ws itself closes with a bare 1009 past its own cap; below that, onMessage
     // closes with 1009 and a reason naming the limit.
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(4 * this.maxPayload, 1 << 20), clientTracking: false });
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: Math.max(4 * this.maxPayload, 1 << 20),
+      clientTracking: false,
+      // Negotiated so that batches can go out compressed once for every peer
+      // (hub.ts); ws itself compresses nothing (threshold), so what it sends
+      // stays in order with the frames the hub writes to the socket.
+      perMessageDeflate: { serverNoContextTakeover: true, threshold: Infinity },
+    });
+    this.wss.on("headers", (headers, req) => {
+      const ext = headers.find((h) => h.toLowerCase().startsWith("sec-websocket-extensions:"));
+      if (acceptsSharedDeflate(ext?.slice(ext.indexOf(":") + 1))) this.sharedDeflate.add(req);
+    });
     this.http = createServer((req, res) => {
       this.handleHttp(req, res).catch((err) => {
         this.onError(err, "http");
@@ -390,6 +405,9 @@ export class FeedServer {
     }
     const fmt = url.searchParams.get("format") ?? "binary";
     if (fmt !== "binary" && fmt !== "json") return this.refuse(socket, 400, `format must be "binary" or "json", got "${fmt}"`);
+    const batchParam = url.searchParams.get("batch");
+    if (batchParam !== null && batchParam !== "0" && batchParam !== "1") return this.refuse(socket, 400, `batch must be 0 or 1, got "${batchParam}"`);
+    if (batchParam === "1" && fmt !== "json") return this.refuse(socket, 400, `batch=1 needs format=json (binary messages are one FeedEvent each)`);
     const replayId = url.searchParams.get("replay");
     const pending = replayId ? this.pending.get(replayId) : undefined;
     if (replayId && !pending) return this.refuse(socket, 404, `no uploaded trace waiting under id ${replayId} (each upload can be watched once, within 2 minutes)`);
@@ -408,7 +426,10 @@ export class FeedServer {
       }
       this.sockets.add(ws);
       ws.once("close", () => this.sockets.delete(ws));
-      const client = new Client(ws, socket, fmt as Format, peerMayControl, authed);
+      const client = new Client(ws, socket, fmt as Format, peerMayControl, authed, {
+        batched: batchParam === "1",
+        deflate: batchParam === "1" && this.sharedDeflate.has(req),
+      });
       // ws has already started the close handshake with the right code; the
       // error itself (oversize frame, bad UTF-8, reset) is the client's problem.
       ws.on("error", () => undefined);

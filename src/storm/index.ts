@@ -4,7 +4,8 @@ export type * from "./spec.js";
 export { NIC_KINDS, HOLDER_KINDS, GUEST_PROFILES, DEADLINE_PHASES, DEFAULT_DEADLINES_MS, DRIVER_MODULES, busOf } from "./spec.js";
 export { parseStorm, validateStorm, checkStormNode, parseDurationNs, formatIssue, ScenarioError, Checker as YamlChecker, type ScenarioIssue } from "./validate.js";
 export { loadStorm, loadStormFile } from "./load.js";
-export { Rng, StepSource, expandSteps } from "./schedule.js";
+export { StepSource, expandSteps, drawDuration } from "./schedule.js";
+export { Rng } from "../sim/index.js";
 export {
   runStorm,
   defaultOutDir,

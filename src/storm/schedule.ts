@@ -3,69 +3,18 @@
 // seed names one exact sequence on every machine, and the sequence written out
 // is an explicit storm that runs the same way.
 
+// One seeded generator for the whole project: the simulation's (the same
+// xoshiro128** the scheduler always used, so seeds keep naming the same schedules).
+import { Rng } from "../sim/index.js";
 import { DRIVER_MODULES, busOf, type Distribution, type NicBus, type NicKind, type Step, type StormSpec } from "./spec.js";
 
-/** splitmix32-seeded xoshiro128**: small, fast, and the same on every platform. */
-export class Rng {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
-
-  constructor(seed: number) {
-    let x = seed >>> 0;
-    const next = (): number => {
-      x = (x + 0x9e3779b9) >>> 0;
-      let z = x;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-      return (z ^ (z >>> 16)) >>> 0;
-    };
-    this.s0 = next();
-    this.s1 = next();
-    this.s2 = next();
-    this.s3 = next();
-  }
-
-  /** Uniform 32-bit unsigned. */
-  u32(): number {
-    const result = Math.imul(rotl(Math.imul(this.s1, 5) >>> 0, 7), 9) >>> 0;
-    const t = (this.s1 << 9) >>> 0;
-    this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
-    return result;
-  }
-
-  /** Uniform in [0, 1). */
-  float(): number {
-    return this.u32() / 2 ** 32;
-  }
-
-  /** Uniform integer in [lo, hi]. */
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.float() * (hi - lo + 1));
-  }
-
-  chance(p: number): boolean {
-    return p >= 1 || (p > 0 && this.float() < p);
-  }
-
-  /** Nanoseconds drawn from a distribution, whole microseconds so written storms stay readable. */
-  duration(d: Distribution): number {
-    let ns: number;
-    if (d.type === "fixed") ns = d.ns;
-    else if (d.type === "uniform") ns = d.minNs + this.float() * (d.maxNs - d.minNs);
-    else ns = Math.min(d.maxNs, -Math.log(1 - this.float()) * d.meanNs);
-    return d.type === "fixed" ? ns : Math.round(ns / 1000) * 1000;
-  }
-}
-
-function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
+/** Nanoseconds drawn from a distribution, whole microseconds so written storms stay readable. */
+export function drawDuration(rng: Rng, d: Distribution): number {
+  let ns: number;
+  if (d.type === "fixed") ns = d.ns;
+  else if (d.type === "uniform") ns = d.minNs + rng.float() * (d.maxNs - d.minNs);
+  else ns = Math.min(d.maxNs, -Math.log(1 - rng.float()) * d.meanNs);
+  return d.type === "fixed" ? ns : Math.round(ns / 1000) * 1000;
 }
 
 interface Planned {
@@ -196,8 +145,8 @@ export class StepSource {
     const kind = this.pickKind(true)!;
     const nic = `nic${this.nicCounter++}`;
     this.started++;
-    this.nextStartNs = t0 + (spec.schedule.rate > 0 ? Math.round(rng.duration({ type: "exponential", meanNs: 1e9 / spec.schedule.rate, maxNs: 10e9 / spec.schedule.rate })) : 0);
-    const dwell = rng.duration(spec.schedule.dwell);
+    this.nextStartNs = t0 + (spec.schedule.rate > 0 ? Math.round(drawDuration(rng, { type: "exponential", meanNs: 1e9 / spec.schedule.rate, maxNs: 10e9 / spec.schedule.rate })) : 0);
+    const dwell = drawDuration(rng, spec.schedule.dwell);
     const end = t0 + dwell;
     // Everything of one cycle happens in [t0, end]; the add goes out now.
     this.inFlight.set(nic, kind);
@@ -206,12 +155,12 @@ export class StepSource {
       if (!rng.chance(h.probability)) continue;
       // "until-removal": the agent lets go 1-5 ms after the card is pulled, so
       // the detach has to wait for it (held forever, it would be our leak).
-      const forNs = h.hold === null ? dwell + rng.duration({ type: "uniform", minNs: 1e6, maxNs: 5e6 }) : Math.max(1000, rng.duration(h.hold));
+      const forNs = h.hold === null ? dwell + drawDuration(rng, { type: "uniform", minNs: 1e6, maxNs: 5e6 }) : Math.max(1000, drawDuration(rng, h.hold));
       this.plan(t0, { op: "hold", nic, kind: h.kind, count: h.count, forNs, holder: `h-${nic}-${h.kind}` });
     }
     if (rng.chance(spec.traffic.probability)) {
       this.plan(t0, { op: "traffic", nic, pps: spec.traffic.packetsPerSecond });
-      const stopAt = t0 + rng.duration(spec.traffic.duration);
+      const stopAt = t0 + drawDuration(rng, spec.traffic.duration);
       if (stopAt < end) this.plan(stopAt, { op: "traffic-stop", nic });
     }
     const module = DRIVER_MODULES[spec.model][kind];
@@ -222,7 +171,7 @@ export class StepSource {
     const pSick = alone ? spec.sick.probability : 0;
     const pUnload = alone ? spec.unload.probability : 0;
     if (r < pSick) {
-      this.plan(end, { op: "sick", nic, module, delayNs: rng.duration(spec.sick.delay) });
+      this.plan(end, { op: "sick", nic, module, delayNs: drawDuration(rng, spec.sick.delay) });
       return;
     }
     if (r < pSick + pUnload) this.plan(end, { op: "unload", module });

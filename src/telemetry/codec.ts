@@ -4,6 +4,7 @@
 
 import { plugstorm } from "../gen/plugstorm.js";
 import { FrameSplitter, frameEncode, type FrameSink, type FrameErrorReason } from "./framing.js";
+import { decodeFrame } from "./frame-decoder.js";
 
 import Frame = plugstorm.telemetry.v1.Frame;
 import Command = plugstorm.telemetry.v1.Command;
@@ -119,7 +120,7 @@ export class GuestStreamDecoder implements FrameSink {
   payload(bytes: Uint8Array, length: number, encodedSize: number): void {
     let frame: plugstorm.telemetry.v1.Frame;
     try {
-      frame = Frame.decode(bytes, length);
+      frame = decodeFrame(bytes, length);
     } catch {
       this.error("protobuf", encodedSize);
       return;

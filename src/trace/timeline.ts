@@ -3,9 +3,11 @@
 // track per NIC (add/remove slices, QMP commands and events about it), and
 // flows following each removal from the host's device_del through the guest's
 // detach to its last reference release and the free. Pairing is by device name
-// and *_BEGIN/*_END kind only: this is a picture, not the checker.
+// and *_BEGIN/*_END kind only: this is a picture, not the checker. Guest
+// events sit at the guest's own time (guest-clock.ts), host events at receipt.
 
 import { plugstorm } from "../gen/plugstorm.js";
+import { GuestClockMap } from "./guest-clock.js";
 
 type TraceRecord = plugstorm.trace.v1.Record;
 const DevKind = plugstorm.telemetry.v1.DeviceEvent.Kind;
@@ -138,8 +140,11 @@ export function buildTimeline(records: readonly TraceRecord[]): Timeline {
   const refs = new Map<string, number>();
   let nextFlow = 1;
 
+  const guestClock = new GuestClockMap(records);
+
   records.forEach((r, i) => {
-    const ts = r.tNs;
+    // Guest events at the guest's own time, on the host clock through the recorded clock samples.
+    const ts = (r.guest?.guestTimeNs ? guestClock.hostTimeOf(i, Number(r.guest.guestTimeNs)) : undefined) ?? r.tNs;
     if (r.action) {
       const a = r.action;
       const nic = a.nicId || "";

@@ -195,7 +195,7 @@ const EXPECT: Record<string, Expect> = {
     c.t.true(statSync(join(c.run!, "trace.perfetto-trace")).size > 0);
   },
   "plugstorm storm --serve 8080": served(/live view still at \S+ \(Ctrl-C to exit\)/),
-  "plugstorm serve runs/<run>/trace.pstrace": served(/about \d+ s/),
+  "plugstorm serve runs/<run>/trace.pstrace": served(/about [\d.]+ (?:s|min)\b/),
   "plugstorm image netbsd": offlineImage("10.1"),
   "plugstorm image netbsd --version 10.0": offlineImage("10.0"),
   "plugstorm image netbsd --version 10.1 --nanopb-src ~/nanopb": offlineImage("10.1"),

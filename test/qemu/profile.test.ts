@@ -92,14 +92,14 @@ test("auto acceleration: TCG on a kvm_pvm host, without /dev/kvm, or when it can
   const kvm = path.join(root, "kvm");
   t.like(chooseAccel("auto", { sysModule: sys, devKvm: kvm }), { accel: "tcg", reason: `${kvm} does not exist` });
   fs.writeFileSync(kvm, "");
-  t.like(chooseAccel("auto", { sysModule: sys, devKvm: kvm }), { accel: "kvm" });
+  t.like(chooseAccel("auto", { sysModule: sys, devKvm: kvm }), { accel: "kvm", unproven: true }, "auto's KVM is a guess until a guest runs under it");
   fs.chmodSync(kvm, 0o000);
   if (process.getuid?.() !== 0) t.regex(chooseAccel("auto", { sysModule: sys, devKvm: kvm }).reason, /cannot open .*kvm: EACCES/);
   fs.mkdirSync(path.join(sys, "kvm_pvm"));
   const c = chooseAccel("auto", { sysModule: sys, devKvm: kvm });
   t.is(c.accel, "tcg");
   t.regex(c.reason, /kvm_pvm exists/);
-  t.is(chooseAccel("kvm", { sysModule: sys, devKvm: kvm }).accel, "kvm");
+  t.deepEqual(chooseAccel("kvm", { sysModule: sys, devKvm: kvm }), { accel: "kvm", reason: "KVM requested" }, "asked-for KVM is never given up");
 });
 
 test("stderr tail keeps the lines that matter and counts the usbnet noise", (t) => {

@@ -19,8 +19,9 @@ export class TestClient {
   readonly closed: Promise<{ code: number; reason: string }>;
   private waiters: (() => void)[] = [];
 
-  constructor(url: string, headers?: Record<string, string>) {
+  constructor(url: string, headers?: Record<string, string>, options: WebSocket.ClientOptions = {}) {
     this.ws = new WebSocket(url, {
+      ...options,
       ...(headers ? { headers } : {}),
       // Keeps the TCP socket so a test can stop reading from it.
       createConnection: ((opts: NetConnectOpts) => {

@@ -58,9 +58,5 @@ export interface Judge<Ctx> {
   observes(cap: CapabilityName): boolean;
 }
 
-/** A duration for verdict messages. */
-export function fmtDur(ns: number): string {
-  if (ns >= 1e9) return `${+(ns / 1e9).toFixed(3)} s`;
-  if (ns >= 1e6) return `${+(ns / 1e6).toFixed(3)} ms`;
-  return `${ns} ns`;
-}
+/** A duration for verdict messages: the project's one style. */
+export { formatNs as fmtDur } from "../duration.js";

@@ -62,7 +62,8 @@ function connect(path) {
     S.ws.close(1000, "switching feed");
   }
   S.feedPath = path;
-  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${path}`;
+  // batch=1: live messages arrive grouped, one "batch" message per server write (PROTOCOL.md).
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${path}${/[?&]batch=/.test(path) ? "" : "&batch=1"}`;
   const ws = new WebSocket(url);
   S.ws = ws;
   setConn("connecting", "");
@@ -112,6 +113,9 @@ function onMessage(m) {
       if (m.resync) notice("this page fell behind: resynchronised from a snapshot");
       resetVerdicts();
       updateControls();
+      break;
+    case "batch":
+      for (const x of m.messages) onMessage(x);
       break;
     case "header":
       S.model.header = m.header;

@@ -1,0 +1,454 @@
+// A hand-written decoder for the Frames a storm sends most (reference, device,
+// interface and heartbeat events), producing exactly the objects protobufjs's
+// generated Frame.decode produces: the same classes, the same own properties
+// in the same order, defaults left to the prototype.
+//
+// It only takes the plain path: known fields with their declared wire types,
+// ASCII strings, every varint and length inside its message, one body. On
+// anything else (an unknown or repeated-message field, non-ASCII text, a
+// truncated varint, another body type) it gives up without side effects and
+// protobufjs decodes the whole payload, so odd and malformed input gets
+// protobufjs's answer, including its errors.
+
+import { plugstorm } from "../gen/plugstorm.js";
+
+const v1 = plugstorm.telemetry.v1;
+type Frame = plugstorm.telemetry.v1.Frame;
+
+// Decoder state as module variables: one decode runs at a time (synchronous),
+// and plain variables keep the hot loop free of property loads.
+let buf: Uint8Array = new Uint8Array(0);
+let pos = 0;
+/** Cleared when the plain path cannot go on; every reader checks it. */
+let ok = true;
+let lo = 0;
+let hi = 0;
+
+/** A varint of at most 5 bytes as protobufjs's uint32() reads it (bits past 32 dropped). */
+function varint32(end: number): number {
+  let value = 0;
+  for (let shift = 0; shift < 35; shift += 7) {
+    if (pos >= end) break;
+    const b = buf[pos++]!;
+    value = (value | ((b & 127) << shift)) >>> 0;
+    if (b < 128) return value;
+  }
+  // Longer or cut short: protobufjs either reads on (up to 10 bytes) or throws.
+  ok = false;
+  return 0;
+}
+
+/** A varint of up to 10 bytes into lo/hi, bit for bit as protobufjs's LongBits. */
+function varint64(end: number): void {
+  lo = 0;
+  hi = 0;
+  let b = 0;
+  for (let i = 0; i < 4; i++) {
+    if (pos >= end) {
+      ok = false;
+      return;
+    }
+    b = buf[pos++]!;
+    lo = (lo | ((b & 127) << (i * 7))) >>> 0;
+    if (b < 128) return;
+  }
+  if (pos >= end) {
+    ok = false;
+    return;
+  }
+  b = buf[pos++]!;
+  lo = (lo | ((b & 127) << 28)) >>> 0;
+  hi = (hi | ((b & 127) >> 4)) >>> 0;
+  if (b < 128) return;
+  for (let i = 0; i < 5; i++) {
+    if (pos >= end) {
+      ok = false;
+      return;
+    }
+    b = buf[pos++]!;
+    hi = (hi | ((b & 127) << (i * 7 + 3))) >>> 0;
+    if (b < 128) return;
+  }
+  ok = false;
+}
+
+function uint64(end: number): number {
+  varint64(end);
+  return lo + hi * 4294967296;
+}
+
+function int64(end: number): number {
+  varint64(end);
+  if (hi >>> 31) {
+    const l = (~lo + 1) >>> 0;
+    let h = ~hi >>> 0;
+    if (!l) h = (h + 1) >>> 0;
+    return -(l + h * 4294967296);
+  }
+  return lo + hi * 4294967296;
+}
+
+/** protobufjs's bool(): any non-zero 7-bit group in up to 10 bytes is true. */
+function bool(end: number): boolean {
+  let value = false;
+  for (let i = 0; i < 10; i++) {
+    if (pos >= end) break;
+    const b = buf[pos++]!;
+    if (b & 127) value = true;
+    if (b < 128) return value;
+  }
+  ok = false;
+  return false;
+}
+
+/** The end of a length-delimited field that starts at pos, inside end. */
+function delimited(end: number): number {
+  const n = varint32(end);
+  const e = pos + n;
+  if (e > end) ok = false;
+  return e;
+}
+
+/**
+ * Strings recently decoded, by a hash of their bytes: a storm repeats a few
+ * names (cdce0, rx xfer 3, uhub0) millions of times, and comparing bytes
+ * with a known string costs less than building a new one.
+ */
+const RECENT_SIZE = 1024;
+const recent: (string | undefined)[] = new Array<string | undefined>(RECENT_SIZE).fill(undefined);
+
+/** An ASCII string (the agents send nothing else); other text takes the protobufjs path. */
+function ascii(end: number): string {
+  const e = delimited(end);
+  if (!ok) return "";
+  const start = pos;
+  let h = 0;
+  for (; pos < e; pos++) {
+    const c = buf[pos]!;
+    if (c & 0x80) {
+      ok = false;
+      return "";
+    }
+    h = (Math.imul(h, 31) + c) | 0;
+  }
+  const n = e - start;
+  const slot = (h ^ (h >>> 10)) & (RECENT_SIZE - 1);
+  const known = recent[slot];
+  if (known !== undefined && known.length === n) {
+    let i = 0;
+    while (i < n && known.charCodeAt(i) === buf[start + i]) i++;
+    if (i === n) return known;
+  }
+  let s = "";
+  if (n > 24) s = String.fromCharCode.apply(null, buf.subarray(start, e) as unknown as number[]);
+  else for (let i = start; i < e; i++) s += String.fromCharCode(buf[i]!);
+  recent[slot] = s;
+  return s;
+}
+
+// Each message decoder mirrors the generated one: set when non-default,
+// delete when a later occurrence brings the default back.
+
+function refEvent(end: number): plugstorm.telemetry.v1.RefEvent {
+  const m = new v1.RefEvent();
+  let v: number | string;
+  while (ok && pos < end) {
+    switch (varint32(end)) {
+      case 8:
+        if ((v = varint32(end) | 0)) m.kind = v;
+        else delete (m as Partial<typeof m>).kind;
+        break;
+      case 16:
+        if ((v = varint32(end) | 0)) m.objectKind = v;
+        else delete (m as Partial<typeof m>).objectKind;
+        break;
+      case 26:
+        if ((v = ascii(end)).length) m.object = v;
+        else delete (m as Partial<typeof m>).object;
+        break;
+      case 34:
+        if ((v = ascii(end)).length) m.holder = v;
+        else delete (m as Partial<typeof m>).holder;
+        break;
+      case 42:
+        if ((v = ascii(end)).length) m.holderDesc = v;
+        else delete (m as Partial<typeof m>).holderDesc;
+        break;
+      case 48:
+        if ((v = int64(end)) !== 0) m.countAfter = v;
+        else delete (m as Partial<typeof m>).countAfter;
+        break;
+      case 56:
+        if ((v = varint32(end) | 0)) m.context = v;
+        else delete (m as Partial<typeof m>).context;
+        break;
+      case 66:
+        if ((v = ascii(end)).length) m.device = v;
+        else delete (m as Partial<typeof m>).device;
+        break;
+      default:
+        ok = false;
+    }
+  }
+  return m;
+}
+
+function detachFlags(end: number): plugstorm.telemetry.v1.DetachFlags {
+  const m = new v1.DetachFlags();
+  let v: boolean;
+  while (ok && pos < end) {
+    switch (varint32(end)) {
+      case 8:
+        if ((v = bool(end))) m.force = v;
+        else delete (m as Partial<typeof m>).force;
+        break;
+      case 16:
+        if ((v = bool(end))) m.quiet = v;
+        else delete (m as Partial<typeof m>).quiet;
+        break;
+      case 24:
+        if ((v = bool(end))) m.shutdown = v;
+        else delete (m as Partial<typeof m>).shutdown;
+        break;
+      case 32:
+        if ((v = bool(end))) m.poweroff = v;
+        else delete (m as Partial<typeof m>).poweroff;
+        break;
+      default:
+        ok = false;
+    }
+  }
+  return m;
+}
+
+function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
+  const m = new v1.DeviceEvent();
+  let v: number | string | boolean;
+  let flags = false;
+  while (ok && pos < end) {
+    switch (varint32(end)) {
+      case 8:
+        if ((v = varint32(end) | 0)) m.kind = v;
+        else delete (m as Partial<typeof m>).kind;
+        break;
+      case 18:
+        if ((v = ascii(end)).length) m.name = v;
+        else delete (m as Partial<typeof m>).name;
+        break;
+      case 26:
+        if ((v = ascii(end)).length) m.driver = v;
+        else delete (m as Partial<typeof m>).driver;
+        break;
+      case 34:
+        if ((v = ascii(end)).length) m.parent = v;
+        else delete (m as Partial<typeof m>).parent;
+        break;
+      case 40:
+        if ((v = varint32(end) | 0)) m.bus = v;
+        else delete (m as Partial<typeof m>).bus;
+        break;
+      case 50:
+        if ((v = ascii(end)).length) m.port = v;
+        else delete (m as Partial<typeof m>).port;
+        break;
+      case 58:
+        if ((v = ascii(end)).length) m.serial = v;
+        else delete (m as Partial<typeof m>).serial;
+        break;
+      case 66:
+        if ((v = ascii(end)).length) m.mac = v;
+        else delete (m as Partial<typeof m>).mac;
+        break;
+      case 72:
+        if ((v = varint32(end) | 0)) m.context = v;
+        else delete (m as Partial<typeof m>).context;
+        break;
+      case 82:
+        if ((v = ascii(end)).length) m.thread = v;
+        else delete (m as Partial<typeof m>).thread;
+        break;
+      case 90: {
+        // A second occurrence merges into the first: protobufjs's business.
+        if (flags) {
+          ok = false;
+          break;
+        }
+        flags = true;
+        const e = delimited(end);
+        if (ok) m.flags = detachFlags(e);
+        break;
+      }
+      case 96:
+        if ((v = varint32(end) | 0)) m.error = v;
+        else delete (m as Partial<typeof m>).error;
+        break;
+      case 104:
+        if ((v = varint32(end) | 0)) m.objectKind = v;
+        else delete (m as Partial<typeof m>).objectKind;
+        break;
+      case 112:
+        if ((v = varint32(end))) m.instance = v;
+        else delete (m as Partial<typeof m>).instance;
+        break;
+      case 122:
+        if ((v = ascii(end)).length) m.ifname = v;
+        else delete (m as Partial<typeof m>).ifname;
+        break;
+      case 128:
+        if ((v = varint32(end) | 0)) m.step = v;
+        else delete (m as Partial<typeof m>).step;
+        break;
+      case 136:
+        if ((v = bool(end))) m.deferred = v;
+        else delete (m as Partial<typeof m>).deferred;
+        break;
+      default:
+        ok = false;
+    }
+  }
+  return m;
+}
+
+function ifEvent(end: number): plugstorm.telemetry.v1.IfEvent {
+  const m = new v1.IfEvent();
+  let v: number | string;
+  while (ok && pos < end) {
+    switch (varint32(end)) {
+      case 8:
+        if ((v = varint32(end) | 0)) m.kind = v;
+        else delete (m as Partial<typeof m>).kind;
+        break;
+      case 18:
+        if ((v = ascii(end)).length) m.ifname = v;
+        else delete (m as Partial<typeof m>).ifname;
+        break;
+      case 26:
+        if ((v = ascii(end)).length) m.device = v;
+        else delete (m as Partial<typeof m>).device;
+        break;
+      case 32:
+        if ((v = uint64(end)) !== 0) m.txPackets = v;
+        else delete (m as Partial<typeof m>).txPackets;
+        break;
+      case 40:
+        if ((v = uint64(end)) !== 0) m.rxPackets = v;
+        else delete (m as Partial<typeof m>).rxPackets;
+        break;
+      case 48:
+        if ((v = uint64(end)) !== 0) m.txBytes = v;
+        else delete (m as Partial<typeof m>).txBytes;
+        break;
+      case 56:
+        if ((v = uint64(end)) !== 0) m.rxBytes = v;
+        else delete (m as Partial<typeof m>).rxBytes;
+        break;
+      case 66:
+        if ((v = ascii(end)).length) m.accessor = v;
+        else delete (m as Partial<typeof m>).accessor;
+        break;
+      case 72:
+        if ((v = varint32(end) | 0)) m.context = v;
+        else delete (m as Partial<typeof m>).context;
+        break;
+      default:
+        ok = false;
+    }
+  }
+  return m;
+}
+
+function heartbeat(end: number): plugstorm.telemetry.v1.Heartbeat {
+  const m = new v1.Heartbeat();
+  let v: number;
+  while (ok && pos < end) {
+    switch (varint32(end)) {
+      case 8:
+        if ((v = uint64(end)) !== 0) m.framesSent = v;
+        else delete (m as Partial<typeof m>).framesSent;
+        break;
+      case 16:
+        if ((v = uint64(end)) !== 0) m.framesDropped = v;
+        else delete (m as Partial<typeof m>).framesDropped;
+        break;
+      case 24:
+        if ((v = uint64(end)) !== 0) m.eventsLost = v;
+        else delete (m as Partial<typeof m>).eventsLost;
+        break;
+      case 32:
+        if ((v = varint32(end))) m.devicesPresent = v;
+        else delete (m as Partial<typeof m>).devicesPresent;
+        break;
+      case 40:
+        if ((v = varint32(end))) m.refsHeld = v;
+        else delete (m as Partial<typeof m>).refsHeld;
+        break;
+      default:
+        ok = false;
+    }
+  }
+  return m;
+}
+
+/**
+ * Decodes bytes[0, length) on the plain path, or returns undefined (having
+ * changed nothing) when protobufjs must decide.
+ */
+export function decodeFramePlain(bytes: Uint8Array, length: number): Frame | undefined {
+  buf = bytes;
+  pos = 0;
+  ok = true;
+  const end = length;
+  const m = new v1.Frame();
+  let body = false;
+  let v: number;
+  while (ok && pos < end) {
+    const tag = varint32(end);
+    if (tag === 8) {
+      if ((v = uint64(end)) !== 0) m.seq = v;
+      else delete (m as Partial<Frame>).seq;
+      continue;
+    }
+    if (tag === 16) {
+      if ((v = uint64(end)) !== 0) m.guestTimeNs = v;
+      else delete (m as Partial<Frame>).guestTimeNs;
+      continue;
+    }
+    // A second body replaces or merges into the first: protobufjs's business.
+    if (body) return undefined;
+    body = true;
+    switch (tag) {
+      case 98: {
+        const e = delimited(end);
+        if (ok) m.ref = refEvent(e);
+        break;
+      }
+      case 90: {
+        const e = delimited(end);
+        if (ok) m.device = deviceEvent(e);
+        break;
+      }
+      case 106: {
+        const e = delimited(end);
+        if (ok) m.ifnet = ifEvent(e);
+        break;
+      }
+      case 138: {
+        const e = delimited(end);
+        if (ok) m.heartbeat = heartbeat(e);
+        break;
+      }
+      default:
+        return undefined;
+    }
+  }
+  return ok ? m : undefined;
+}
+
+/**
+ * Decodes one Frame payload (bytes[0, length), length defaulting to all of
+ * it): the hand-written path where it applies, protobufjs otherwise. Throws
+ * what protobufjs throws for a payload that is not a Frame.
+ */
+export function decodeFrame(bytes: Uint8Array, length: number = bytes.length): Frame {
+  return decodeFramePlain(bytes, length) ?? v1.Frame.decode(bytes, length);
+}

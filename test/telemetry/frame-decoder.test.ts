@@ -1,0 +1,193 @@
+// The hand-written Frame decoder against protobufjs, the reference: the same
+// objects for every valid frame, the same refusal for every broken one.
+import test from "ava";
+import fc from "fast-check";
+import { plugstorm } from "../../src/gen/plugstorm.js";
+import { decodeFrame, encodeGuestFrame, frameEncode, GuestStreamDecoder } from "../../src/telemetry/index.js";
+import { decodeFramePlain } from "../../src/telemetry/frame-decoder.js";
+
+fc.configureGlobal({ seed: Number(process.env["FC_SEED"] ?? 20261202) });
+
+const v1 = plugstorm.telemetry.v1;
+
+/** What decoding gave: the object, or the class and message of what was thrown. */
+function outcome(fn: () => unknown): { value: unknown } | { threw: string } {
+  try {
+    return { value: fn() };
+  } catch (e) {
+    return { threw: `${(e as Error).constructor.name}: ${(e as Error).message}` };
+  }
+}
+
+// Mostly what agents send, plus the edges: empty, non-ASCII, long strings;
+// zero, negative and beyond-2^32 numbers; enum values the schema lacks.
+const text = fc.oneof(
+  { weight: 6, arbitrary: fc.constantFrom("", "cdce0", "rx xfer 3", "uhub0", "nic12", "52:54:00:12:34:56") },
+  { weight: 2, arbitrary: fc.string({ maxLength: 40 }) },
+  { weight: 1, arbitrary: fc.string({ unit: "grapheme", maxLength: 8 }) },
+  { weight: 1, arbitrary: fc.string({ minLength: 25, maxLength: 90 }) },
+);
+const enumValue = fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 0, max: 16 }) }, { weight: 1, arbitrary: fc.integer({ min: -3, max: 1 << 30 }) });
+const u32 = fc.oneof(fc.integer({ min: 0, max: 300 }), fc.nat({ max: 0xffffffff }));
+const u64 = fc.oneof(fc.integer({ min: 0, max: 300 }), fc.maxSafeNat());
+const i64 = fc.oneof(fc.integer({ min: -1, max: 300 }), fc.maxSafeInteger());
+const opt = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined, freq: 3 });
+
+const refBody = fc.record(
+  { kind: enumValue, objectKind: enumValue, object: text, holder: text, holderDesc: text, countAfter: i64, context: enumValue, device: text },
+  { requiredKeys: [] },
+);
+const deviceBody = fc.record(
+  {
+    kind: enumValue, name: text, driver: text, parent: text, bus: enumValue, port: text, serial: text, mac: text, context: enumValue,
+    thread: text, flags: fc.record({ force: fc.boolean(), quiet: fc.boolean(), shutdown: fc.boolean(), poweroff: fc.boolean() }, { requiredKeys: [] }),
+    error: fc.integer({ min: -20, max: 200 }), objectKind: enumValue, instance: u32, ifname: text, step: enumValue, deferred: fc.boolean(),
+  },
+  { requiredKeys: [] },
+);
+const ifBody = fc.record(
+  { kind: enumValue, ifname: text, device: text, txPackets: u64, rxPackets: u64, txBytes: u64, rxBytes: u64, accessor: text, context: enumValue },
+  { requiredKeys: [] },
+);
+const heartbeatBody = fc.record({ framesSent: u64, framesDropped: u64, eventsLost: u64, devicesPresent: u32, refsHeld: u32 }, { requiredKeys: [] });
+const body = fc.oneof(
+  refBody.map((ref) => ({ ref })),
+  deviceBody.map((device) => ({ device })),
+  ifBody.map((ifnet) => ({ ifnet })),
+  heartbeatBody.map((heartbeat) => ({ heartbeat })),
+  fc.record({ log: fc.record({ level: enumValue, text }) }),
+  fc.record({ hello: fc.record({ agentVersion: text, os: enumValue, capabilities: fc.array(enumValue, { maxLength: 4 }) }) }),
+  fc.constant({}),
+);
+const frame: fc.Arbitrary<plugstorm.telemetry.v1.IFrame> = fc
+  .tuple(opt(u64), opt(u64), body)
+  .map(([seq, guestTimeNs, b]) => ({ ...(seq === undefined ? {} : { seq }), ...(guestTimeNs === undefined ? {} : { guestTimeNs }), ...b }));
+
+/** The few wire-format writes the raw fields need. */
+class WireWriter {
+  private readonly out: number[] = [];
+  tag(field: number, wire: number): void {
+    this.varint(field * 8 + wire);
+  }
+  varint(n: number): void {
+    while (n >= 0x80) {
+      this.out.push((n & 0x7f) | 0x80);
+      n = Math.floor(n / 128);
+    }
+    this.out.push(n);
+  }
+  bytes(b: Uint8Array): void {
+    this.out.push(...b);
+  }
+  delimited(b: Uint8Array): void {
+    this.varint(b.length);
+    this.bytes(b);
+  }
+  finish(): Uint8Array {
+    return Uint8Array.from(this.out);
+  }
+}
+
+// Raw fields the encoder never writes but a wire may carry: unknown fields of
+// every wire type, repeats (last one wins, messages merge), zeros after
+// values, padded varints, a second body.
+const rawField = fc.oneof(
+  fc.tuple(fc.integer({ min: 1, max: 60 }), fc.constantFrom(0, 1, 2, 5), fc.uint8Array({ maxLength: 6 })).map(([field, wire, data]) => {
+    const w = new WireWriter();
+    w.tag(field, wire);
+    if (wire === 0) w.varint(data.length * 37);
+    else if (wire === 1) w.bytes(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
+    else if (wire === 5) w.bytes(new Uint8Array([9, 8, 7, 6]));
+    else w.delimited(data);
+    return w.finish();
+  }),
+  fc.tuple(fc.constantFrom(1, 2), fc.integer({ min: 0, max: 5 })).map(([field, pad]) => {
+    // A padded varint: 0x81 0x80 .. 0x00 is 1 with extra continuation bytes.
+    const w = new WireWriter();
+    w.tag(field, 0);
+    w.bytes(new Uint8Array([...Array<number>(pad).fill(0x80).map((b, i) => (i === 0 ? 0x81 : b)), pad === 0 ? 1 : 0]));
+    return w.finish();
+  }),
+  frame.map((f) => v1.Frame.encode(f).finish()),
+);
+
+test("property: the hand decoder gives protobufjs's objects for arbitrary valid frames", (t) => {
+  let plain = 0;
+  let runs = 0;
+  fc.assert(
+    fc.property(frame, (f) => {
+      const bytes = v1.Frame.encode(f).finish();
+      const want = v1.Frame.decode(bytes);
+      const got = decodeFrame(bytes);
+      runs++;
+      if (decodeFramePlain(bytes, bytes.length) !== undefined) plain++;
+      t.deepEqual(got, want);
+      t.is(Object.getPrototypeOf(got), Object.getPrototypeOf(want));
+      t.deepEqual(Object.keys(got), Object.keys(want));
+      if (want.body !== undefined && want.body !== "log" && want.body !== "hello") t.deepEqual(Object.keys(got[want.body]!), Object.keys(want[want.body]!));
+    }),
+    { numRuns: 3000 },
+  );
+  // The property means little if the hand path never ran.
+  t.true(plain > runs / 3, `hand path taken for ${plain} of ${runs} frames`);
+});
+
+test("property: concatenated raw fields (unknown, repeated, padded, second bodies) decode alike or fail alike", (t) => {
+  fc.assert(
+    fc.property(fc.array(rawField, { minLength: 1, maxLength: 5 }), (fields) => {
+      const bytes = Uint8Array.from(fields.flatMap((f) => [...f]));
+      t.deepEqual(outcome(() => decodeFrame(bytes)), outcome(() => v1.Frame.decode(bytes)));
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+test("property: mutated frames are refused as protobufjs refuses them, and the stream decoder counts them", (t) => {
+  const mutation = fc.oneof(
+    fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })).map(([at, b]) => ({ kind: "set" as const, at, b })),
+    fc.nat().map((at) => ({ kind: "cut" as const, at })),
+    fc.tuple(fc.nat(), fc.uint8Array({ minLength: 1, maxLength: 4 })).map(([at, b]) => ({ kind: "insert" as const, at, b })),
+  );
+  fc.assert(
+    fc.property(frame, fc.array(mutation, { minLength: 1, maxLength: 3 }), (f, ms) => {
+      let bytes = v1.Frame.encode(f).finish();
+      for (const m of ms) {
+        const at = bytes.length === 0 ? 0 : m.at % bytes.length;
+        if (m.kind === "set") bytes[at] = m.b;
+        else if (m.kind === "cut") bytes = bytes.slice(0, at);
+        else bytes = Uint8Array.from([...bytes.subarray(0, at), ...m.b, ...bytes.subarray(at)]);
+      }
+      const want = outcome(() => v1.Frame.decode(bytes));
+      t.deepEqual(outcome(() => decodeFrame(bytes)), want);
+      if (bytes.length === 0) return;
+      // Framed, the same bytes are a frame or one corrupt "protobuf" frame; nothing throws.
+      const d = new GuestStreamDecoder();
+      const out = d.push(frameEncode(bytes));
+      if ("threw" in want) t.deepEqual(out, [{ type: "corrupt", reason: "protobuf", bytesSkipped: frameEncode(bytes).length - 1 }]);
+      else t.deepEqual(out.find((o) => o.type === "frame"), { type: "frame", frame: want.value as plugstorm.telemetry.v1.Frame });
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+test("a countAfter of -1 (unknown) and 64-bit times decode exactly", (t) => {
+  const f = { seq: 2 ** 40 + 3, guestTimeNs: Number.MAX_SAFE_INTEGER, ref: { kind: 1, object: "cdce0", countAfter: -1 } };
+  const bytes = v1.Frame.encode(f).finish();
+  const got = decodeFramePlain(bytes, bytes.length);
+  t.truthy(got, "the hand path took it");
+  t.is(got!.seq, 2 ** 40 + 3);
+  t.is(got!.guestTimeNs, Number.MAX_SAFE_INTEGER);
+  t.is(got!.ref!.countAfter, -1);
+  t.deepEqual(got, v1.Frame.decode(bytes));
+});
+
+test("a non-ASCII string and a truncated body fall back to protobufjs", (t) => {
+  const utf = v1.Frame.encode({ seq: 1, device: { name: "cdcé0" } }).finish();
+  t.is(decodeFramePlain(utf, utf.length), undefined);
+  t.is(decodeFrame(utf).device!.name, "cdcé0");
+  const whole = encodeGuestFrame({ seq: 1, ref: { object: "cdce0" } });
+  t.true(whole.length > 0);
+  const cut = v1.Frame.encode({ seq: 1, ref: { object: "cdce0" } }).finish().slice(0, -2);
+  t.is(decodeFramePlain(cut, cut.length), undefined);
+  t.throws(() => decodeFrame(cut), { instanceOf: RangeError });
+});
