@@ -1,5 +1,5 @@
 // The Machine interface: what a storm needs from a machine, implemented by the
-// QEMU machine (src/hotplug/qemu-machine.ts) and the simulated one (src/sim/).
+// QEMU machine (src/qemu/machine.ts) and the simulated one (src/sim/).
 // Everything a machine observes is delivered synchronously, in order, to its
 // observers with the machine's own clock, so a simulated run is deterministic
 // and a real one is recorded exactly as it happened.

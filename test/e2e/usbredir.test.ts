@@ -13,7 +13,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { plugstorm } from "../../src/gen/plugstorm.js";
-import { QemuMachine, type MachineObservation } from "../../src/hotplug/index.js";
+import type { MachineObservation } from "../../src/hotplug/index.js";
+import { QemuMachine } from "../../src/qemu/index.js";
 import { linuxGuestImage, linuxGuestProfile } from "../../src/qemu/index.js";
 import { encodeHostCommand, GuestStreamDecoder } from "../../src/telemetry/index.js";
 import { loadStormFile, runStorm } from "../../src/storm/index.js";

@@ -3,7 +3,8 @@
 // so this checks the connection itself: hellos, device_connect accepted (QEMU
 // lists the device at high speed), both exits, and what each leaves behind.
 import test from "ava";
-import { QemuMachine, type MachineObservation } from "../../src/hotplug/index.js";
+import type { MachineObservation } from "../../src/hotplug/index.js";
+import { QemuMachine } from "../../src/qemu/index.js";
 import { humanMonitorCommand, listPeripherals } from "../../src/qmp/index.js";
 import { HOST_VERSION } from "../../src/usbredir/index.js";
 

@@ -3,36 +3,32 @@
 // deadline. For USB, DEVICE_DELETED is QEMU finalising the unplug, never the
 // guest finishing its detach: only guest telemetry can tell that.
 
-import {
-  BARE_PROFILE,
-  QemuExitedError,
-  QemuProcess,
-  describeExit,
-  usbPorts,
-  type MachineProfile,
-  type QemuOptions,
-  type TelemetryTransport,
-} from "../qemu/index.js";
-import { chardevAdd, chardevRemove, QmpCommandError, QmpTimeoutError, type ExecuteOptions, type QmpEvent, type QmpTraffic } from "../qmp/index.js";
+import { QemuExitedError, QemuProcess, describeExit, type QemuOptions } from "./process.js";
+import { BARE_PROFILE, usbPorts, type MachineProfile, type TelemetryTransport } from "./profile.js";
+import { chardevAdd, chardevRemove, deviceAdd, deviceDel, queryStatus, QmpCommandError, QmpTimeoutError, type ExecuteOptions, type QmpEvent, type QmpTraffic } from "../qmp/index.js";
 import path from "node:path";
 import { createDevice, FaultPlan, malformConfig, type DeviceFault, type DeviceModelName, type NicDevice } from "../devices/index.js";
 import { UsbredirListener, type SessionEvent, type UsbredirSession } from "../usbredir/index.js";
-import { nicKindInfo, qemuKinds, UnsupportedNicError } from "./catalog.js";
 import { MonotonicClock } from "./clock.js";
-import type {
-  AddNicOptions,
-  AddNicRequest,
-  ExitInfo,
-  Machine,
-  MachineObservation,
-  MachineObserver,
-  NicBus,
-  NicInfo,
-  NicKind,
-  NicOpResult,
-  RemoveNicOptions,
-} from "./machine.js";
-import { IdentityAllocator, PortAllocator, type Port } from "./ports.js";
+import {
+  IdentityAllocator,
+  nicKindInfo,
+  PortAllocator,
+  qemuKinds,
+  UnsupportedNicError,
+  type AddNicOptions,
+  type AddNicRequest,
+  type ExitInfo,
+  type Machine,
+  type MachineObservation,
+  type MachineObserver,
+  type NicBus,
+  type NicInfo,
+  type NicKind,
+  type NicOpResult,
+  type RemoveNicOptions,
+  type Port,
+} from "../hotplug/index.js";
 
 export interface QemuMachineOptions extends Omit<QemuOptions, "profile" | "onConsole"> {
   /** Default the `bare` profile. */
@@ -159,8 +155,8 @@ export class QemuMachine implements Machine {
     const before = this.clock.now();
     const sent: { id?: string } = {};
     try {
-      await this.process.execute(
-        "device_add",
+      await deviceAdd(
+        this.process,
         { driver: info.qemu.driver, id: ident.id, bus: port.qemuBus, port: port.port, mac: ident.mac, serial: ident.serial, ...info.qemu.props },
         this.execOpts(sent, opts.signal),
       );
@@ -239,7 +235,7 @@ export class QemuMachine implements Machine {
       return giveUp(err instanceof QmpCommandError ? "refused" : "failed", `chardev-add: ${errorText(err)}`, { sentNs: before });
     }
     try {
-      await this.process.execute("device_add", { driver: "usb-redir", id: ident.id, bus: port.qemuBus, port: port.port, chardev }, this.execOpts(sent, opts.signal));
+      await deviceAdd(this.process, { driver: "usb-redir", id: ident.id, bus: port.qemuBus, port: port.port, chardev }, this.execOpts(sent, opts.signal));
     } catch (err) {
       const times = this.takeTimes(sent, before);
       await chardevRemove(this.process, chardev, this.execOpts({})).catch(() => undefined);
@@ -350,7 +346,7 @@ export class QemuMachine implements Machine {
     const before = this.clock.now();
     const sent: { id?: string } = {};
     try {
-      await this.process.execute("device_del", { id: nicId }, this.execOpts(sent, opts.signal));
+      await deviceDel(this.process, nicId, this.execOpts(sent, opts.signal));
     } catch (err) {
       armed.cancel();
       const { sentNs, replyNs } = this.takeTimes(sent, before);
@@ -375,7 +371,7 @@ export class QemuMachine implements Machine {
 
   async probe(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     try {
-      await this.process.execute("query-status", undefined, { timeoutMs, ...(signal ? { signal } : {}) });
+      await queryStatus(this.process, { timeoutMs, ...(signal ? { signal } : {}) });
       return true;
     } catch (err) {
       // Only silence is unresponsiveness; a dead QEMU or a lost connection is its own story.
