@@ -101,10 +101,30 @@ export type MachineObservation =
   /** Raw bytes from the guest's telemetry channel (framed per proto/FRAMING.md). */
   | { type: "telemetry-bytes"; tNs: number; bytes: Uint8Array }
   | { type: "console"; tNs: number; text: string }
-  /** What an emulated device (usb-redir kinds) saw or did on its own side: connect, disconnect, faults. */
-  | { type: "device"; tNs: number; nicId: string; event: string; detail: string }
+  /** What an emulated device (usb-redir kinds) saw or did on its own side: connect, disconnect, faults, transfer counts. */
+  | DeviceSideObservation
   | { type: "started"; tNs: number; accel: string; description: string }
   | { type: "exited"; tNs: number; info: ExitInfo };
+
+export type DeviceSideEvent = "connect" | "disconnect" | "disconnect-ack" | "closed" | "protocol-error" | "control-status" | "fault-armed" | "fault" | "transfers";
+
+export interface DeviceSideObservation {
+  type: "device";
+  tNs: number;
+  nicId: string;
+  event: DeviceSideEvent;
+  detail: string;
+  /** fault, fault-armed: the fault's kind, where it hit, and what the host got. */
+  fault?: { kind: string; endpoint: string; status?: string };
+  /** transfers: bulk and interrupt transfers QEMU submitted since the device connected. */
+  transfers?: TransferCounts;
+}
+
+export interface TransferCounts {
+  bulkIn: number;
+  bulkOut: number;
+  interrupt: number;
+}
 
 export type MachineObserver = (obs: MachineObservation) => void;
 
@@ -135,6 +155,12 @@ export interface Machine {
    * machines without emulated NICs; throws for a NIC that is not emulated.
    */
   injectDeviceFault?(nicId: string, fault: DeviceFault): void;
+  /**
+   * Emits a "transfers" observation with an emulated NIC's transfer counts
+   * now (nothing for a NIC that is not emulated or already gone). Absent on
+   * machines without emulated NICs.
+   */
+  reportDeviceTransfers?(nicId: string): void;
   /** Writes framed bytes to the guest's telemetry channel (host → guest commands). */
   sendTelemetry(bytes: Uint8Array): void;
   /** Stops the machine; idempotent. */

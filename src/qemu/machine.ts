@@ -27,6 +27,7 @@ import {
   type NicKind,
   type NicOpResult,
   type RemoveNicOptions,
+  type DeviceSideEvent,
   type Port,
 } from "../hotplug/index.js";
 
@@ -186,7 +187,14 @@ export class QemuMachine implements Machine {
     const r = this.redirs.get(nicId);
     if (r === undefined) throw new UnsupportedNicError(`NIC ${nicId} is not a plugged emulated (redir-*) NIC: device-side faults need one`);
     r.faults.add(fault);
-    this.emit({ type: "device", tNs: this.clock.now(), nicId, event: "fault-armed", detail: JSON.stringify(fault) });
+    const endpoint = "endpoint" in fault ? fault.endpoint : fault.kind === "malformed" ? "configuration descriptor" : "control";
+    this.emit({ type: "device", tNs: this.clock.now(), nicId, event: "fault-armed", detail: JSON.stringify(fault), fault: { kind: fault.kind, endpoint } });
+  }
+
+  reportDeviceTransfers(nicId: string): void {
+    const session = this.redirs.get(nicId)?.session;
+    if (session === undefined || session.isClosed) return;
+    this.emit({ type: "device", tNs: this.clock.now(), nicId, event: "transfers", detail: "", transfers: { ...session.submitted } });
   }
 
   /** The usb-redir connection of an emulated NIC, once QEMU has connected. */
@@ -206,11 +214,19 @@ export class QemuMachine implements Machine {
     const device = createDevice(model, { serial: ident.serial, mac: ident.mac });
     const faults = new FaultPlan();
     const nicIdForFaults = ident.id;
-    faults.onApplied = (a) => this.emit({ type: "device", tNs: this.clock.now(), nicId: nicIdForFaults, event: "fault", detail: `${a.fault} ${a.endpoint}: ${a.outcome}` });
+    faults.onApplied = (a) =>
+      this.emit({ type: "device", tNs: this.clock.now(), nicId: nicIdForFaults, event: "fault", detail: `${a.fault} ${a.endpoint}: ${a.outcome}`, fault: { kind: a.fault, endpoint: a.endpoint, status: a.outcome } });
     for (const f of plugFaults) {
       if (f.kind === "malformed") {
         device.replaceConfigs((c) => malformConfig(c, f.what));
-        this.emit({ type: "device", tNs: this.clock.now(), nicId: ident.id, event: "fault", detail: `malformed configuration descriptor: ${f.what}` });
+        this.emit({
+          type: "device",
+          tNs: this.clock.now(),
+          nicId: ident.id,
+          event: "fault",
+          detail: `malformed configuration descriptor: ${f.what}`,
+          fault: { kind: "malformed", endpoint: "configuration descriptor", status: f.what },
+        });
       } else faults.add(f);
     }
     const chardev = `${ident.id}-redir`;
@@ -260,7 +276,7 @@ export class QemuMachine implements Machine {
   private onRedirEvent(nicId: string, e: SessionEvent): void {
     this.redirAckWaiters.get(nicId)?.(e);
     const tNs = this.clock.now();
-    const emit = (event: string, detail: string): void => this.emit({ type: "device", tNs, nicId, event, detail });
+    const emit = (event: DeviceSideEvent, detail: string): void => this.emit({ type: "device", tNs, nicId, event, detail });
     switch (e.type) {
       case "connected":
         emit("connect", "");
@@ -273,6 +289,7 @@ export class QemuMachine implements Machine {
         return;
       case "closed":
         emit("closed", `${e.reason}; ${e.pendingIn} bulk IN pending`);
+        this.emit({ type: "device", tNs, nicId, event: "transfers", detail: "at close", transfers: { ...e.submitted } });
         return;
       case "protocol-error":
         emit("protocol-error", e.error.message);

@@ -21,6 +21,7 @@ import { buildRunReport, writeRunReports } from "./reporting.js";
 import type { RunResult, RunStatus } from "./result.js";
 import { TimelineCollector } from "../report/index.js";
 import { TOOL_VERSION } from "./version.js";
+import { deviceSideRecord } from "./device-record.js";
 
 type IRecord = plugstorm.trace.v1.IRecord;
 const ActKind = plugstorm.trace.v1.HostAction.Kind;
@@ -216,6 +217,13 @@ class StormRun {
     this.ownSession = !opts.session;
     this.session = opts.session ?? new GuestSession(this.machine);
     this.core = this.session.core;
+    // The device side's transfer counts the moment the guest is done with a
+    // NIC: the rule device-idle-after-detach compares later counts with these.
+    // setImmediate lets transfers QEMU wrote before the guest's detach-end frame
+    // (same poll round) be counted first.
+    this.guest.onGone = (nic) => {
+      if (this.machine.reportDeviceTransfers) setImmediate(() => this.machine.reportDeviceTransfers?.(nic));
+    };
     if (opts.signal) {
       if (opts.signal.aborted) this.requestStop("interrupted");
       else opts.signal.addEventListener("abort", this.onCallerAbort, { once: true });
@@ -490,9 +498,7 @@ class StormRun {
         this.append({ tNs, machine: { kind: MachKind.CONSOLE, text: obs.text } });
         return;
       case "device":
-        // The device side of an emulated NIC: recorded as a mark until the
-        // trace schema has its own record for it.
-        this.append({ tNs, mark: { name: `device:${obs.event}`, detail: `${obs.nicId} ${obs.detail}`.trim() } });
+        this.append({ tNs, device: deviceSideRecord(obs) });
         return;
       case "started":
         this.append({ tNs, machine: { kind: MachKind.STARTED, accel: obs.accel, text: obs.description } });

@@ -85,7 +85,7 @@ test.serial("redir-cdce: device-side disconnect: QEMU acks and drops the device 
   t.is(ra.outcome, "done", ra.message);
   const rb = await m.removeNic(b.nicId, { via: "device-close" });
   t.is(rb.outcome, "done", rb.message);
-  t.deepEqual(deviceEvents(obs, b.nicId), ["connect", "closed"]);
+  t.deepEqual(deviceEvents(obs, b.nicId), ["connect", "closed", "transfers"]);
   t.deepEqual(m.nics(), []);
   t.deepEqual((await listPeripherals(m.qemu)).filter((n) => n !== "usbc"), []);
 });
