@@ -36,6 +36,7 @@ import { fmtDur } from "./rules/define.js";
 import { ModuleMonitor, type PendingUnload } from "./rules/modules.js";
 import { linuxCutoff, netbsdCutoff } from "./rules/references.js";
 import { NodeMonitor, nodeOf, type DeviceNodes, type NodeState } from "./rules/vnodes.js";
+import { DeviceSideMonitor } from "./rules/device-side.js";
 import { TimerQueue, type Timer } from "./timers.js";
 import type { CheckResult, DriverLatency, HistoryEntry, RuleReport, Summary, Verdict } from "./verdict.js";
 
@@ -286,6 +287,16 @@ export class Checker {
     },
     observes: (cap) => this.observed.has(cap),
   });
+  private readonly deviceSide = new DeviceSideMonitor<ViolationCtx>(
+    {
+      ex: (id) => this.ex(ruleIndex(id)),
+      violate: (id, message, ctx) => {
+        this.violate(id, message, ctx);
+      },
+      observes: (cap) => this.observed.has(cap),
+    },
+    (e, device) => ({ at: e, nicId: e.nicId, ...(device ? { device } : {}) }),
+  );
   private readonly timers = new TimerQueue<Payload>();
   /** Trace time the machine stopped answering the host's heartbeat; -1 while it answers. */
   private unreachableSince = -1;
@@ -366,6 +377,10 @@ export class Checker {
     switch (e.type) {
       case "device":
         this.onDevice(e);
+        this.deviceSide.onGuestDevice(e);
+        break;
+      case "device-side":
+        this.deviceSide.onTransfers(e);
         break;
       case "ref":
         this.onRef(e);
