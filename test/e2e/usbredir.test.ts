@@ -17,7 +17,8 @@ import type { MachineObservation } from "../../src/hotplug/index.js";
 import { QemuMachine } from "../../src/qemu/index.js";
 import { linuxGuestImage, linuxGuestProfile } from "../../src/qemu/index.js";
 import { encodeHostCommand, GuestStreamDecoder } from "../../src/telemetry/index.js";
-import { loadStormFile, runStorm } from "../../src/storm/index.js";
+import { loadStormFile, parseStorm, runStorm } from "../../src/storm/index.js";
+import { checkRecords } from "../../src/check/index.js";
 import { parseTrace } from "../../src/trace/index.js";
 
 import Frame = plugstorm.telemetry.v1.Frame;
@@ -173,4 +174,33 @@ test.serial("storm scripts/storms/redir-cdce-faults.yaml: pending, late, stalled
   const attached = recs.filter((x) => x.guest?.device?.kind === DeviceKind.ATTACH_END).map((x) => String(x.guest?.device?.serial ?? ""));
   t.deepEqual(attached, ["a", "e", "g"]);
   t.is(recs.filter((x) => x.guest?.device?.kind === DeviceKind.FREE).length, 3);
+});
+
+test.serial("redir-cdce: the guest unbinds cdc_ether with traffic running, then the NIC is removed: the device side's transfer counts stop at the detach, device-idle-after-detach is judged and passes", async (t) => {
+  const out = mkdtempSync(join(tmpdir(), "plugstorm-redir-"));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  const spec = parseStorm(`name: redir-idle-after-detach
+machine: { type: qemu, profile: linux-guest, accel: auto, telemetry: virtio-serial, bootTimeout: 60s }
+nics: { mix: [{ kind: redir-cdce, count: 1 }] }
+schedule:
+  steps:
+    - add: { nic: a, kind: redir-cdce }
+    - traffic: { nic: a, pps: 500 }
+    - sleep: 300ms
+    - detach: a
+    - sleep: 500ms
+    - remove: a
+deadlines: { removal: 2s, guest: 60s }
+model: linux
+`);
+  const r = await runStorm(spec, { out, reports: false });
+  t.deepEqual(r.verdicts.map((v) => `${v.rule}: ${v.message}`), []);
+  const recs = parseTrace(readFileSync(r.traceFile!), r.traceFile!).records;
+  const counts = recs.flatMap((x) => (x.device?.kind === DeviceSideKind.TRANSFERS ? [x.device] : []));
+  t.true(counts.length >= 2, `a count at the detach and one at close: ${counts.length}`);
+  const first = counts[0]!;
+  t.true(Number(first.bulkIn) > 0, "the guest had bulk IN requests queued before it detached");
+  for (const c of counts) t.deepEqual([Number(c.bulkIn), Number(c.bulkOut), Number(c.interrupt)], [Number(first.bulkIn), Number(first.bulkOut), Number(first.interrupt)]);
+  const rule = checkRecords(recs, { profile: "linux" }).summary.rules.find((x) => x.id === "device-idle-after-detach");
+  t.is(rule?.status, "passed");
 });
