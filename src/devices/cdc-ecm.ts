@@ -6,10 +6,9 @@
 // NetBSD binds cdce.
 
 import { DT, configDescriptor, type DeviceDescriptorFields } from "./descriptors.js";
-import type { ControlReply, SetupPacket, TransferStatus, WireCounters } from "./model.js";
-import { FrameQueue, macString, wireFor, type NicIdentityData } from "./nic.js";
-import { OK, STALL, UsbDevice } from "./usb-device.js";
-import type { EthernetWire } from "./wire.js";
+import type { ControlReply, SetupPacket, TransferStatus } from "./model.js";
+import { EthernetUsbDevice, macString, type NicIdentityData } from "./nic.js";
+import { OK, STALL } from "./usb-device.js";
 
 /** pid.codes (0x1209) test product id: not claimed by any vendor driver. */
 export const ECM_IDS = { vendorId: 0x1209, productId: 0x0001 } as const;
@@ -59,45 +58,28 @@ export function ecmConfig(): Uint8Array {
   });
 }
 
-export class CdcEcmDevice extends UsbDevice {
+export class CdcEcmDevice extends EthernetUsbDevice {
   readonly model = "cdc-ecm";
-  readonly wire: EthernetWire;
-  readonly identity: NicIdentityData;
-  private readonly toGuest: FrameQueue;
   private notifications: Uint8Array[] = [];
   /** Last packet filter the host set (CDC ECM 6.2.4). */
   packetFilter = 0;
 
   constructor(identity: NicIdentityData) {
-    super({
-      speed: "high",
-      device: ecmDeviceFields(),
-      configs: [ecmConfig()],
-      strings: new Map([[1, "plugstorm"], [2, "plugstorm CDC-ECM"], [3, identity.serial], [4, macString(identity.mac)]]),
-    });
-    this.identity = identity;
-    this.wire = wireFor(identity.mac);
-    this.toGuest = new FrameQueue(this.wire.counters);
-  }
-
-  get counters(): WireCounters {
-    return this.wire.counters;
+    super(
+      {
+        speed: "high",
+        device: ecmDeviceFields(),
+        configs: [ecmConfig()],
+        strings: new Map([[1, "plugstorm"], [2, "plugstorm CDC-ECM"], [3, identity.serial], [4, macString(identity.mac)]]),
+      },
+      identity,
+      ECM_EP.bulkIn,
+    );
   }
 
   /** True while the data interface has its bulk endpoints (alt 1). */
   get dataPathUp(): boolean {
     return this.configuration === 1 && this.altSetting(1) === 1;
-  }
-
-  /** Queues a frame for the guest (e.g. a ping); false when it cannot go now. */
-  sendToGuest(frame: Uint8Array): boolean {
-    if (!this.dataPathUp) {
-      this.wire.counters.framesDropped++;
-      return false;
-    }
-    const ok = this.toGuest.push(frame);
-    if (ok) this.onInReady?.(ECM_EP.bulkIn);
-    return ok;
   }
 
   protected override classOrVendor(s: SetupPacket, _data: Uint8Array): ControlReply {
@@ -139,7 +121,7 @@ export class CdcEcmDevice extends UsbDevice {
   bulkOut(endpoint: number, data: Uint8Array): TransferStatus {
     if (endpoint !== ECM_EP.bulkOut || !this.dataPathUp) return "stall";
     if (data.length === 0) return "success"; // a zero-length packet ends a transfer
-    for (const reply of this.wire.receive(data)) this.sendToGuest(reply);
+    this.fromGuest([data]);
     return "success";
   }
 

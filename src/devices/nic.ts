@@ -3,6 +3,7 @@
 
 import { EthernetWire, parseMac } from "./wire.js";
 import type { WireCounters } from "./model.js";
+import { UsbDevice, type UsbDeviceData } from "./usb-device.js";
 
 export interface NicIdentityData {
   /** USB serial string: the QEMU id (nic<N>). */
@@ -54,4 +55,49 @@ export class FrameQueue {
 /** USB string for a MAC as CDC's iMACAddress wants it: 12 hex digits. */
 export function macString(mac: string): string {
   return mac.replace(/:/g, "").toUpperCase();
+}
+
+/**
+ * A USB Ethernet NIC: a USB device with a wire behind it. Frames for the guest
+ * wait in a receive queue and wake the bulk IN endpoint; what the guest sends
+ * goes to the wire, whose answers come back the same way.
+ */
+export abstract class EthernetUsbDevice extends UsbDevice {
+  readonly wire: EthernetWire;
+  readonly identity: NicIdentityData;
+  protected readonly toGuest: FrameQueue;
+
+  constructor(
+    data: UsbDeviceData,
+    identity: NicIdentityData,
+    private readonly bulkInEndpoint: number,
+  ) {
+    super(data);
+    this.identity = identity;
+    this.wire = wireFor(identity.mac);
+    this.toGuest = new FrameQueue(this.wire.counters);
+  }
+
+  get counters(): WireCounters {
+    return this.wire.counters;
+  }
+
+  /** True while frames can flow to the guest. */
+  abstract get dataPathUp(): boolean;
+
+  /** Queues a frame for the guest (e.g. a ping); false when it cannot go now. */
+  sendToGuest(frame: Uint8Array): boolean {
+    if (!this.dataPathUp) {
+      this.wire.counters.framesDropped++;
+      return false;
+    }
+    const ok = this.toGuest.push(frame);
+    if (ok) this.onInReady?.(this.bulkInEndpoint);
+    return ok;
+  }
+
+  /** Frames the guest sent: each reaches the wire, and the wire's answers go back to the guest. */
+  protected fromGuest(frames: Iterable<Uint8Array>): void {
+    for (const f of frames) for (const reply of this.wire.receive(f)) this.sendToGuest(reply);
+  }
 }

@@ -1,6 +1,8 @@
 // Models by name, as the NIC catalog refers to them.
 
+import { Ax88772bDevice } from "./ax88772.js";
 import { CdcEcmDevice } from "./cdc-ecm.js";
+import { RndisDevice } from "./rndis.js";
 import type { UsbDeviceModel, WireCounters } from "./model.js";
 import type { NicIdentityData } from "./nic.js";
 
@@ -16,6 +18,8 @@ export interface NicDevice extends UsbDeviceModel {
 
 export const DEVICE_MODELS = {
   "cdc-ecm": (id: NicIdentityData): NicDevice => new CdcEcmDevice(id),
+  rndis: (id: NicIdentityData): NicDevice => new RndisDevice(id),
+  ax88772b: (id: NicIdentityData): NicDevice => new Ax88772bDevice(id),
 } as const;
 
 export type DeviceModelName = keyof typeof DEVICE_MODELS;

@@ -71,6 +71,30 @@ export const NIC_CATALOG: Readonly<Record<NicKind, NicKindInfo>> = {
       linux: { driver: "cdc_ether" },
     },
   },
+  "redir-rndis": {
+    kind: "redir-rndis",
+    bus: "usb",
+    description: "plugstorm's own RNDIS NIC (1209:0002, control interface 0xe0/1/3) through QEMU usb-redir",
+    qemu: { driver: "usb-redir", props: {} },
+    redir: { model: "rndis" },
+    usbConfiguration: 1,
+    guest: {
+      netbsd: { driver: "urndis", note: "urndis_match takes interface class 0xe0/1/3 (wireless controller, RF, RNDIS); not run here: no NetBSD guest on this machine" },
+      linux: { driver: "rndis_host" },
+    },
+  },
+  "redir-ax88772": {
+    kind: "redir-ax88772",
+    bus: "usb",
+    description: "plugstorm's own ASIX AX88772B (0b95:772b): vendor requests, embedded PHY at MII 0x10, framed bulk, through QEMU usb-redir",
+    qemu: { driver: "usb-redir", props: {} },
+    redir: { model: "ax88772b" },
+    usbConfiguration: 1,
+    guest: {
+      netbsd: { driver: "axe", note: "matched by vendor and product (AX88772B); not run here: no NetBSD guest on this machine" },
+      linux: { driver: "asix" },
+    },
+  },
   "pcmcia-ne2000": {
     kind: "pcmcia-ne2000",
     bus: "pcmcia",

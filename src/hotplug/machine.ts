@@ -8,7 +8,7 @@
 import type { DeviceFault } from "../devices/index.js";
 export type { DeviceFault };
 
-export type NicKind = "usb-net" | "usb-net-rndis" | "redir-cdce" | "pcmcia-ne2000";
+export type NicKind = "usb-net" | "usb-net-rndis" | "redir-cdce" | "redir-rndis" | "redir-ax88772" | "pcmcia-ne2000";
 
 export type NicBus = "usb" | "pcmcia";
 

@@ -70,7 +70,6 @@ const commonDevice: readonly DevT[] = [
   { from: "absent", event: "host-add", to: "present", note: "host device_add" },
   { from: "present", event: "attach-begin", to: "attaching", note: "config_attach / probe" },
   { from: "attaching", event: "attach-end", to: "attached" },
-  { from: "attaching", event: "attach-failed", to: "attached", note: "attach error: device stays, no interface" },
   { from: "attaching", event: "if-attach", to: "attaching", note: "interface attaches inside ca_attach" },
   { from: "attached", event: "if-attach", to: "running" },
   { from: "attached", event: "detach-begin", to: "detaching" },
@@ -98,6 +97,7 @@ export const NETBSD_DEVICE: Automaton<DeviceState, DeviceInput> = {
   events: DEVICE_EVENTS,
   transitions: [
     ...commonDevice,
+    { from: "attaching", event: "attach-failed", to: "attached", note: "attach error: config_attach keeps the device_t, with no interface, until it is detached" },
     { from: "running", event: "deactivate", to: "deactivated", note: "DVACT_DEACTIVATE (PCMCIA removal interrupt)" },
     { from: "attached", event: "deactivate", to: "deactivated" },
     { from: "deactivated", event: "detach-begin", to: "detaching", note: "event thread config_detach(FORCE)" },
@@ -140,6 +140,9 @@ export const LINUX_DEVICE: Automaton<DeviceState, DeviceInput> = {
   events: DEVICE_EVENTS.filter((e) => e !== "deactivate" && e !== "detach-wait" && e !== "commit"),
   transitions: [
     ...commonDevice,
+    // A failed probe leaves no instance: usbnet_probe's error path unbinds and
+    // frees its netdev before returning the error, and no disconnect follows.
+    { from: "attaching", event: "attach-failed", to: "freed", note: "probe error: usbnet_probe frees its netdev (free_netdev) before returning" },
     // usbnet_disconnect -> unregister_netdev (netdev_run_todo waits for the
     // refcount) -> free_netdev, all before usbnet_disconnect returns: the free
     // ends the detach. The checker still requires the interface unregistered,

@@ -902,6 +902,11 @@ export class Checker {
     this.latFor(dev.driver).attach.add(e.t - (nic && nic.dev === dev ? nic.addEvent.t : dev.attachBeginT));
     this.ex(X_ATTACH_SUCCEEDS);
     if (failed) this.violate("attach-succeeds", `attach of ${dev.name} failed with error ${e.error}`, { at: e, dev });
+    // Linux: the failed probe already freed what it made; nothing will detach.
+    if (dev.state === "freed") {
+      this.dropDev(dev, true);
+      return;
+    }
     if (dev.ifState !== "none") dev.state = "running";
   }
 

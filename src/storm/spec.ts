@@ -31,11 +31,11 @@ export type ModelProfile = "netbsd" | "linux";
 /** What a reference holder holds, named as in telemetry.proto's ObjectKind. */
 export type HolderKind = "device" | "ifnet" | "usbnet" | "devsw" | "vnode" | "netdev";
 
-export const NIC_KINDS: readonly NicKind[] = ["usb-net", "usb-net-rndis", "redir-cdce", "pcmcia-ne2000"];
+export const NIC_KINDS: readonly NicKind[] = ["usb-net", "usb-net-rndis", "redir-cdce", "redir-rndis", "redir-ax88772", "pcmcia-ne2000"];
 /** NIC kinds each machine type can plug (the sim models cdce and ne at pcmcia; QEMU has no PCMCIA). */
 export const MACHINE_KINDS: Readonly<Record<"sim" | "qemu", readonly NicKind[]>> = {
   sim: ["usb-net", "pcmcia-ne2000"],
-  qemu: ["usb-net", "usb-net-rndis", "redir-cdce"],
+  qemu: ["usb-net", "usb-net-rndis", "redir-cdce", "redir-rndis", "redir-ax88772"],
 };
 export const HOLDER_KINDS: readonly HolderKind[] = ["device", "ifnet", "usbnet", "devsw", "vnode", "netdev"];
 export const GUEST_PROFILES: readonly GuestProfile[] = ["bare", "linux-guest", "netbsd-guest"];
@@ -49,8 +49,8 @@ export function busOf(kind: NicKind): NicBus {
 
 /** The driver module each NIC kind binds, per model profile: what `unload` and the sick case unload. */
 export const DRIVER_MODULES: Readonly<Record<ModelProfile, Readonly<Record<NicKind, string>>>> = {
-  netbsd: { "usb-net": "if_cdce", "usb-net-rndis": "if_urndis", "redir-cdce": "if_cdce", "pcmcia-ne2000": "if_ne_pcmcia" },
-  linux: { "usb-net": "cdc_ether", "usb-net-rndis": "rndis_host", "redir-cdce": "cdc_ether", "pcmcia-ne2000": "ne2k" },
+  netbsd: { "usb-net": "if_cdce", "usb-net-rndis": "if_urndis", "redir-cdce": "if_cdce", "redir-rndis": "if_urndis", "redir-ax88772": "if_axe", "pcmcia-ne2000": "if_ne_pcmcia" },
+  linux: { "usb-net": "cdc_ether", "usb-net-rndis": "rndis_host", "redir-cdce": "cdc_ether", "redir-rndis": "rndis_host", "redir-ax88772": "asix", "pcmcia-ne2000": "ne2k" },
 };
 
 /** Ports per USB controller as QEMU 7.2 offers them to full-speed devices (docs/qemu.md): the default of machine.usbPorts. */

@@ -203,6 +203,7 @@ const EXPECT: Record<string, Expect> = {
   "plugstorm image netbsd --kernel .../PLUGSTORM/netbsd": localImageError(/nanopb runtime sources .* not found|PLUGSTORM\/netbsd/),
   "plugstorm image netbsd --version 10.1 --kernel ../obj/sys/arch/amd64/compile/PLUGSTORM/netbsd": localImageError(/nanopb runtime sources .* not found|PLUGSTORM\/netbsd/),
   "plugstorm storm scripts/storms/redir-cdce-faults.yaml": stormRun(0, [/storm "redir-cdce-faults"/, /PASS/]),
+  "plugstorm storm scripts/storms/redir-ax88772-faults.yaml": stormRun(0, [/storm "redir-ax88772-faults"/, /PASS/, /Warnings: attach-succeeds 1×/]),
   "plugstorm storm scripts/storms/netbsd-usb.yaml": netbsdStorm,
   "plugstorm storm scripts/storms/netbsd-unload.yaml": netbsdStorm,
 };

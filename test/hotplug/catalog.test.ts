@@ -1,4 +1,5 @@
 import test from "ava";
+import { DEVICE_MODELS } from "../../src/devices/index.js";
 import { IdentityAllocator, macFor, NIC_CATALOG, PortAllocator, PortError, qemuKinds, UnsupportedNicError } from "../../src/hotplug/index.js";
 import { QemuMachine } from "../../src/qemu/index.js";
 
@@ -13,7 +14,7 @@ test("catalog: guest drivers per OS, RNDIS is the same QEMU device with configur
   t.is(NIC_CATALOG["pcmcia-ne2000"].bus, "pcmcia");
   t.is(NIC_CATALOG["pcmcia-ne2000"].guest.netbsd.driver, "ne");
   t.is(NIC_CATALOG["pcmcia-ne2000"].qemu, undefined);
-  t.deepEqual(qemuKinds(new Set(["usb", "pcmcia"])), ["usb-net", "usb-net-rndis", "redir-cdce"]);
+  t.deepEqual(qemuKinds(new Set(["usb", "pcmcia"])), ["usb-net", "usb-net-rndis", "redir-cdce", "redir-rndis", "redir-ax88772"]);
 });
 
 test("catalog: redir-cdce is plugstorm's CDC-ECM model over usb-redir; cdce (NetBSD) and cdc_ether (Linux) must attach", (t) => {
@@ -22,6 +23,18 @@ test("catalog: redir-cdce is plugstorm's CDC-ECM model over usb-redir; cdce (Net
   t.is(k.redir?.model, "cdc-ecm");
   t.is(k.guest.netbsd.driver, "cdce");
   t.is(k.guest.linux.driver, "cdc_ether");
+});
+
+test("catalog: redir-rndis and redir-ax88772 name a registered device model and the drivers that must attach (NetBSD urndis and axe, Linux rndis_host and asix)", (t) => {
+  for (const [kind, model, netbsd, linux] of [["redir-rndis", "rndis", "urndis", "rndis_host"], ["redir-ax88772", "ax88772b", "axe", "asix"]] as const) {
+    const k = NIC_CATALOG[kind];
+    t.is(k.qemu?.driver, "usb-redir");
+    t.is(k.redir?.model, model);
+    t.true(model in DEVICE_MODELS, `${model} is in src/devices/registry.ts`);
+    t.is(k.guest.netbsd.driver, netbsd);
+    t.regex(k.guest.netbsd.note ?? "", /not run here/);
+    t.is(k.guest.linux.driver, linux);
+  }
 });
 
 test("asking a QEMU machine for a PC Card NIC is a clear error", async (t) => {

@@ -151,6 +151,16 @@ struct lx {
 	struct name_count names[MAX_NAMES];
 	uint64_t leaked;
 	unsigned holder_seq;
+	/* The interface this agent is asking the bus to probe right now, and its
+	 * USB device's identity. The probe runs inside that write, in this
+	 * process: a usbnet_probe that fails there, before it named a netdev, is
+	 * that interface's failed attach (for the model, a failed attach of
+	 * that NIC, not a device the host never added). */
+	int self_pid;
+	char probing_if[32];
+	char probing_serial[32];
+	char probing_port[48];
+	char probing_parent[24];
 };
 
 static struct lx g_lx;
@@ -369,7 +379,8 @@ static void flush_attach(struct lx *x, struct dev *d, int force)
 	int complete = dev_read_info(x, d);
 	if (!complete && !force && ps_now_ns() < d->info_deadline)
 		return;
-	if (!complete)
+	/* A failed probe has no netdev (so no MAC): its serial is all there is. */
+	if (!complete && !(d->attach_error && d->serial[0]))
 		ps_log(x->a, plugstorm_telemetry_v1_Log_Level_WARN,
 				"%s: identity incomplete (serial \"%s\", mac \"%s\", driver \"%s\")",
 				d->ifname, d->serial, d->mac, d->driver);
@@ -842,6 +853,13 @@ static void on_trace_line(struct lx *x, char *line)
 				return;
 			d->attach_begin_ns = ps->probe_ns;
 			PS_SET(d->thread, comm);
+			if (pid == x->self_pid && x->probing_if[0]) {
+				/* No netdev and no MAC: named after the USB interface, joined by serial. */
+				PS_SET(d->ifname, x->probing_if);
+				PS_SET(d->serial, x->probing_serial);
+				PS_SET(d->port, x->probing_port);
+				PS_SET(d->parent, x->probing_parent);
+			}
 		}
 		d->attach_end_ns = ns;
 		d->attach_error = ret < 0 ? (int)-ret : 0;
@@ -982,10 +1000,29 @@ static void authorize_interfaces(struct lx *x, const char *dir)
 			PS_SET(names[n++], e->d_name);
 	}
 	closedir(dp);
+	char path[300], real[PATH_MAX];
+	snprintf(path, sizeof path, "%s/serial", dir);
+	x->probing_serial[0] = x->probing_port[0] = x->probing_parent[0] = 0;
+	if (read_file(path, x->probing_serial, sizeof x->probing_serial) < 0)
+		x->probing_serial[0] = 0;
+	if (realpath(dir, real)) {
+		PS_SET(x->probing_port, base(real));
+		char *slash = strrchr(real, '/');
+		if (slash) {
+			*slash = 0;
+			PS_SET(x->probing_parent, base(real));
+		}
+	}
 	for (int i = 0; i < n; i++) {
+		PS_SET(x->probing_if, names[i]);
 		int err = write_file("/sys/bus/usb/drivers_probe", names[i], 0);
 		if (err)
 			ps_debug(x->a, "probe %s: %s", names[i], strerror(-err));
+		/* The probe's trace lines are in the buffer now: read them while
+		 * the interface they belong to is known. */
+		if (x->trace_fd >= 0)
+			read_trace(x);
+		x->probing_if[0] = 0;
 	}
 }
 
@@ -1135,6 +1172,7 @@ static void *lx_open(struct ps_agent *a, char *err, size_t el)
 	memset(x, 0, sizeof *x);
 	x->a = a;
 	x->trace_fd = -1;
+	x->self_pid = (int)getpid();
 	x->nl_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT);
 	if (x->nl_fd < 0) {
 		snprintf(err, el, "netlink uevent socket: %s", strerror(errno));
