@@ -153,3 +153,18 @@ model: linux
   const rule = checkRecords(recs, { profile: "linux" }).summary.rules.find((x) => x.id === "device-idle-after-detach");
   t.is(rule?.status, "passed");
 });
+
+test.serial("storm scripts/storms/redir-random-faults.yaml: faults drawn per cycle on the three models; the guest survives them all (no verdict) and each drawn fault is armed in the trace", async (t) => {
+  const { spec, text } = await loadStormFile(join(root, "scripts/storms/redir-random-faults.yaml"));
+  const out = mkdtempSync(join(tmpdir(), "plugstorm-redir-"));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  const r = await runStorm(spec, { out, scenarioText: text, reports: false });
+  t.deepEqual(r.verdicts.map((v) => `${v.rule}: ${v.message}`), []);
+  t.is(r.status, "clean");
+  t.is(r.cyclesDone, 12);
+  const drawn = r.executed.filter((s) => s.op === "device-fault");
+  t.true(drawn.length > 0);
+  const recs = parseTrace(readFileSync(r.traceFile!), r.traceFile!).records;
+  const armed = recs.flatMap((x) => (x.device?.kind === DeviceSideKind.FAULT_ARMED ? [`${x.device.nicId} ${x.device.fault} ${x.device.endpoint}`] : []));
+  t.deepEqual(armed.sort(), drawn.map((s) => (s.op === "device-fault" && "endpoint" in s.fault ? `${s.nic} ${s.fault.kind} ${s.fault.endpoint}` : "")).sort());
+});
