@@ -6,7 +6,7 @@ import { writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { QemuMachine } from "../src/hotplug/index.js";
+import { QemuMachine } from "../src/qemu/index.js";
 import { linuxGuestImage, linuxGuestProfile } from "../src/qemu/index.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");

@@ -3,7 +3,7 @@
 // throughput is reported as a ratio to the sequential run.
 
 import { pathToFileURL } from "node:url";
-import { QemuMachine } from "../../src/hotplug/index.js";
+import { QemuMachine } from "../../src/qemu/index.js";
 import { fmt, summary } from "./lib/stats.js";
 
 

@@ -14,7 +14,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startVm, type StormInput } from "../../src/storm/index.js";
-import type { QemuMachine } from "../../src/hotplug/index.js";
+import type { QemuMachine } from "../../src/qemu/index.js";
 import { pctMs, verifiedCycles } from "./lib/verified.js";
 
 const LANES = (process.env.PLUGSTORM_BENCH_LANES ?? "1,8,16,32,64").split(",").map(Number);

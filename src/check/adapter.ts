@@ -148,6 +148,7 @@ export const toWire = {
   outcome: (o: HostOutcome): number => wire(OUTCOME, o, "host outcome"),
 } as const;
 
+const DeviceSideKind = plugstorm.trace.v1.DeviceSide.Kind;
 const DEVICE_KEY = '"device":"';
 
 function deviceDeletedId(data: string): string {
@@ -350,6 +351,10 @@ export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
     const kind = at(MACHINE, m.kind, null);
     if (kind === null) return null;
     return { type: "machine", t, index, kind, exitCode: m.exitCode ?? 0, signal: m.signal ?? "", text: m.text ?? "" };
+  }
+  const ds = r.device;
+  if (ds && ds.kind === DeviceSideKind.TRANSFERS) {
+    return { type: "device-side", t, index, nicId: ds.nicId ?? "", bulkIn: Number(ds.bulkIn ?? 0), bulkOut: Number(ds.bulkOut ?? 0), interrupt: Number(ds.interrupt ?? 0) };
   }
   // qmp commands/replies, guest commands, clock samples, marks and recorded verdicts
   // (offline checks recompute verdicts) carry nothing for the rules.

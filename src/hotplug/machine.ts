@@ -1,5 +1,5 @@
 // The Machine interface: what a storm needs from a machine, implemented by the
-// QEMU machine (src/hotplug/qemu-machine.ts) and the simulated one (src/sim/).
+// QEMU machine (src/qemu/machine.ts) and the simulated one (src/sim/).
 // Everything a machine observes is delivered synchronously, in order, to its
 // observers with the machine's own clock, so a simulated run is deterministic
 // and a real one is recorded exactly as it happened.
@@ -114,10 +114,30 @@ export type MachineObservation =
   /** Raw bytes from the guest's telemetry channel (framed per proto/FRAMING.md). */
   | { type: "telemetry-bytes"; tNs: number; bytes: Uint8Array }
   | { type: "console"; tNs: number; text: string }
-  /** What an emulated device (usb-redir kinds) saw or did on its own side: connect, disconnect, faults. */
-  | { type: "device"; tNs: number; nicId: string; event: string; detail: string }
+  /** What an emulated device (usb-redir kinds) saw or did on its own side: connect, disconnect, faults, transfer counts. */
+  | DeviceSideObservation
   | { type: "started"; tNs: number; accel: string; description: string }
   | { type: "exited"; tNs: number; info: ExitInfo };
+
+export type DeviceSideEvent = "connect" | "disconnect" | "disconnect-ack" | "closed" | "protocol-error" | "control-status" | "fault-armed" | "fault" | "transfers";
+
+export interface DeviceSideObservation {
+  type: "device";
+  tNs: number;
+  nicId: string;
+  event: DeviceSideEvent;
+  detail: string;
+  /** fault, fault-armed: the fault's kind, where it hit, and what the host got. */
+  fault?: { kind: string; endpoint: string; status?: string };
+  /** transfers: bulk and interrupt transfers QEMU submitted since the device connected. */
+  transfers?: TransferCounts;
+}
+
+export interface TransferCounts {
+  bulkIn: number;
+  bulkOut: number;
+  interrupt: number;
+}
 
 export type MachineObserver = (obs: MachineObservation) => void;
 
@@ -148,6 +168,12 @@ export interface Machine {
    * machines without emulated NICs; throws for a NIC that is not emulated.
    */
   injectDeviceFault?(nicId: string, fault: DeviceFault): void;
+  /**
+   * Emits a "transfers" observation with an emulated NIC's transfer counts
+   * now (nothing for a NIC that is not emulated or already gone). Absent on
+   * machines without emulated NICs.
+   */
+  reportDeviceTransfers?(nicId: string): void;
   /** Writes framed bytes to the guest's telemetry channel (host → guest commands). */
   sendTelemetry(bytes: Uint8Array): void;
   /** Stops the machine; idempotent. */

@@ -14,6 +14,7 @@ import type { ProfileName } from "./rules.js";
 import { ChannelMonitor } from "./rules/channel.js";
 import { CorrespondenceMonitor } from "./rules/correspondence.js";
 import { DetachMonitor } from "./rules/detach.js";
+import { DeviceSideMonitor } from "./rules/device-side.js";
 import { HostMonitor } from "./rules/host.js";
 import { InterfaceMonitor } from "./rules/interface.js";
 import { LifetimeMonitor } from "./rules/lifetime.js";
@@ -40,6 +41,7 @@ export class Checker {
   private readonly host: HostMonitor;
   private readonly channel: ChannelMonitor;
   private readonly nodes: NodeMonitor<ViolationCtx>;
+  private readonly deviceSide: DeviceSideMonitor<ViolationCtx>;
   private readonly modules: ModuleMonitor<Dev, ViolationCtx, Timer<Payload>>;
   private finished = false;
 
@@ -65,6 +67,7 @@ export class Checker {
       observes: (cap: Parameters<Core["observed"]["has"]>[0]) => c.observed.has(cap),
     };
     this.nodes = new NodeMonitor<ViolationCtx>(judge);
+    this.deviceSide = new DeviceSideMonitor<ViolationCtx>(judge, (e, device) => ({ at: e, nicId: e.nicId, ...(device ? { device } : {}) }));
     this.modules = new ModuleMonitor<Dev, ViolationCtx, Timer<Payload>>({
       ...judge,
       device: (name) => c.devices.get(name),
@@ -94,6 +97,10 @@ export class Checker {
     switch (e.type) {
       case "device":
         this.onDevice(e);
+        this.deviceSide.onGuestDevice(e);
+        break;
+      case "device-side":
+        this.deviceSide.onTransfers(e);
         break;
       case "ref":
         this.refs.onRef(e);

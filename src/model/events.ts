@@ -264,6 +264,15 @@ export interface MachineEvent extends At {
   text: string;
 }
 
+/** The device side of an emulated NIC: transfer counts since it connected (trace DeviceSide TRANSFERS). */
+export interface DeviceSideEvent extends At {
+  type: "device-side";
+  nicId: string;
+  bulkIn: number;
+  bulkOut: number;
+  interrupt: number;
+}
+
 export type ModelEvent =
   | HostAddEvent
   | HostRemoveEvent
@@ -280,7 +289,8 @@ export type ModelEvent =
   | HeartbeatEvent
   | GuestOtherEvent
   | ChannelEvent
-  | MachineEvent;
+  | MachineEvent
+  | DeviceSideEvent;
 
 /** Guest frames are the events that prove the telemetry channel carries something. */
 export function isGuestEvent(e: ModelEvent): boolean {
@@ -349,6 +359,8 @@ export function describeEvent(e: ModelEvent): string {
       return `${head} guest frame`;
     case "channel":
       return `${head} channel ${e.kind}${e.lost ? ` lost ${e.lost}` : ""}${e.message ? ` ${e.message}` : ""}`;
+    case "device-side":
+      return `${head} device side ${e.nicId}: bulk in ${e.bulkIn} out ${e.bulkOut} interrupt ${e.interrupt}`;
     case "machine":
       return `${head} machine ${e.kind}${e.kind === "exited" ? (e.signal ? ` signal ${e.signal}` : ` code ${e.exitCode}`) : ""}`;
   }

@@ -9,6 +9,7 @@ import { CONTEXT_RULES } from "./rules/context.js";
 import { CORRESPONDENCE_RULES } from "./rules/correspondence.js";
 import type { Rule } from "./rules/define.js";
 import { DETACH_RULES } from "./rules/detach.js";
+import { DEVICE_SIDE_RULES } from "./rules/device-side.js";
 import { HOST_RULES } from "./rules/host.js";
 import { INTERFACE_RULES } from "./rules/interface.js";
 import { LIFETIME_RULES } from "./rules/lifetime.js";
@@ -31,6 +32,7 @@ const ALL = [
   ...HOST_RULES,
   ...CHANNEL_RULES,
   ...TRACE_RULES,
+  ...DEVICE_SIDE_RULES,
 ] as const;
 
 /** Every rule id the model knows. */

@@ -1,4 +1,5 @@
-// Public face of the QEMU process layer.
+// Public face of the QEMU layer: one QEMU process, and the Machine contract
+// (src/hotplug/) implemented on it.
 export {
   QemuProcess,
   QemuExitedError,
@@ -33,3 +34,5 @@ export { chooseAccel, type AccelChoice, type AccelProbe } from "./accel.js";
 export { StderrTail, STDERR_NOISE } from "./stderr.js";
 export { LINUX_MAX_XHCI_CONTROLLERS, linuxGuestImage, linuxGuestProfile, linuxGuestUsb, type LinuxGuestImage, type LinuxGuestOptions } from "./profiles/linux-guest.js";
 export { netbsdGuestPaths, netbsdGuestProfile, netbsdTelemetryTransport, type NetbsdGuestImage, type NetbsdGuestOptions } from "./profiles/netbsd-guest.js";
+export { QemuMachine, type QemuMachineOptions } from "./machine.js";
+export { MonotonicClock } from "./clock.js";

@@ -2,6 +2,7 @@
 
 /** Durations are written one way across the project (src/model/duration.ts). */
 export { formatNs } from "../model/index.js";
+import { formatNs } from "../model/index.js";
 
 /** Escapes text for XML/HTML element content and attribute values (either quote). */
 export function escapeXml(s: string): string {

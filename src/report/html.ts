@@ -5,7 +5,7 @@
 
 import { axisUnit, escapeXml as x, formatNs, isoTime, machineLine, niceStep, notObservedItem } from "./format.js";
 import { damageLine, describe, statusLine } from "./text.js";
-import type { DeviceLane, ReportVerdict, RunReport, Span, Timeline, ViolationMark } from "./types.js";
+import type { DeviceLane, FaultMark, ReportVerdict, RunReport, Span, Timeline, ViolationMark } from "./types.js";
 import { byFirstOccurrence, findingsOf, rulesOf, severityName, sideName } from "./verdicts.js";
 
 export interface HtmlOptions {
@@ -28,6 +28,7 @@ export const PHASE_COLOURS: Record<string, string> = {
   free: "#222222",
   device_deleted: "#4b2a99",
   channel: "#e0a100",
+  fault: "#0b7a3e",
 };
 
 const PHASE_LABEL: Record<string, string> = {
@@ -216,7 +217,7 @@ function legend(): string {
   return `<div class="legend">
 <div class="legend-row"><span class="legend-head">QEMU</span>${bar("device_add")}${bar("device_del")}${bar("removal")}<span class="key"><svg width="10" height="12" aria-hidden="true"><rect x="4" width="2.5" height="12" fill="${PHASE_COLOURS.device_deleted}"/></svg>DEVICE_DELETED</span></div>
 <div class="legend-row"><span class="legend-head">Guest</span>${bar("attach")}${bar("detach")}${bar("drain")}<span class="key"><svg width="12" height="12" aria-hidden="true"><path d="M6 0 L12 6 L6 12 L0 6 Z" fill="${PHASE_COLOURS.deactivate}"/></svg>deactivate</span><span class="key"><svg width="12" height="12" aria-hidden="true"><circle cx="6" cy="6" r="4" fill="#fff" stroke="${PHASE_COLOURS.free}" stroke-width="2"/></svg>free</span></div>
-<div class="legend-row"><span class="legend-head">Other</span><span class="key"><svg width="26" height="12" aria-hidden="true"><path d="M0 11 H7 V6 H15 V2 H26" fill="none" stroke="${PHASE_COLOURS.refs}" stroke-width="1.5"/></svg>references held</span><span class="key"><svg width="12" height="12" aria-hidden="true"><path d="M1 1 H11 L6 10 Z" fill="${PHASE_COLOURS.violation}"/></svg>violation (hover for the rule and message)</span><span class="key"><svg width="22" height="10" aria-hidden="true"><rect width="22" height="10" rx="2" fill="#bbb" stroke="${PHASE_COLOURS.violation}" stroke-width="2"/></svg>failed / refused / vetoed</span><span class="key"><svg width="22" height="10" aria-hidden="true"><rect width="22" height="10" fill="url(#legend-open)"/><defs><pattern id="legend-open" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#999"/></pattern></defs></svg>never ended</span><span class="key"><svg width="12" height="12" aria-hidden="true"><path d="M6 0 L12 12 L0 12 Z" fill="${PHASE_COLOURS.channel}"/></svg>frames lost / corrupt</span></div>
+<div class="legend-row"><span class="legend-head">Other</span><span class="key"><svg width="26" height="12" aria-hidden="true"><path d="M0 11 H7 V6 H15 V2 H26" fill="none" stroke="${PHASE_COLOURS.refs}" stroke-width="1.5"/></svg>references held</span><span class="key"><svg width="12" height="12" aria-hidden="true"><path d="M1 1 H11 L6 10 Z" fill="${PHASE_COLOURS.violation}"/></svg>violation (hover for the rule and message)</span><span class="key"><svg width="22" height="10" aria-hidden="true"><rect width="22" height="10" rx="2" fill="#bbb" stroke="${PHASE_COLOURS.violation}" stroke-width="2"/></svg>failed / refused / vetoed</span><span class="key"><svg width="22" height="10" aria-hidden="true"><rect width="22" height="10" fill="url(#legend-open)"/><defs><pattern id="legend-open" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#999"/></pattern></defs></svg>never ended</span><span class="key"><svg width="12" height="12" aria-hidden="true"><path d="M6 0 L12 12 L0 12 Z" fill="${PHASE_COLOURS.channel}"/></svg>frames lost / corrupt</span><span class="key"><svg width="10" height="14" aria-hidden="true"><path d="M6 0 L2 7 H6 L4 14 L9 6 H5 Z" fill="${PHASE_COLOURS.fault}"/></svg>device-side fault (emulated NICs)</span></div>
 </div>`;
 }
 
@@ -363,6 +364,7 @@ function laneSvg(lane: DeviceLane, y: number, index: number, g: Geometry, sx: (t
     const tx = sx(lane.truncatedBeforeNs);
     out.push(`<text class="cut" x="${f(tx)}" y="${g.guestY + g.guestH}" text-anchor="end">⟨<title>older detail dropped before ${x(formatNs(lane.truncatedBeforeNs))}</title></text>`);
   }
+  for (const fm of lane.faults ?? []) out.push(faultMark(fm, sx(fm.tNs), g.hostY, g.hostH, name));
   for (const v of lane.violations) out.push(violationMark(v, sx(v.tNs), 1, g.laneH - 2, name));
   out.push(`</g>`);
   return out.join("");
@@ -380,6 +382,12 @@ function spanRect(s: Span, sx: (t: number) => number, endNs: number, pattern: st
   let r = `<rect class="${cls}" x="${f(a)}" y="${y}" width="${f(w)}" height="${h}" rx="${Math.min(2, w / 2).toFixed(1)}" fill="${colour}"><title>${x(title)}</title></rect>`;
   if (open) r += `<rect x="${f(a)}" y="${y}" width="${f(w)}" height="${h}" fill="url(#${pattern})" pointer-events="none"/>`;
   return r;
+}
+
+/** A device-side fault: a lightning-bolt tick on the host row, where the device side lives. */
+function faultMark(m: FaultMark, fx: number, y: number, h: number, lane: string): string {
+  const title = `device fault ${m.fault} on ${lane}: ${m.endpoint} → ${m.status} at ${formatNs(m.tNs)}`;
+  return `<path class="fault" data-fault="${x(m.fault)}" d="M${f(fx + 1)} ${y - 2} L${f(fx - 3)} ${f(y + h / 2 + 1)} H${f(fx + 1)} L${f(fx - 1)} ${y + h + 2} L${f(fx + 4)} ${f(y + h / 2 - 1)} H${f(fx)} Z" fill="${PHASE_COLOURS.fault}"><title>${x(title)}</title></path>`;
 }
 
 function violationMark(v: ViolationMark, vx: number, y: number, h: number, lane: string): string {

@@ -9,6 +9,7 @@ import { LatencyBook } from "./latency.js";
 import type {
   ChannelMark,
   DeviceLane,
+  FaultMark,
   LaneAggregate,
   ReportVerdict,
   Span,
@@ -128,6 +129,7 @@ export class TimelineCollector {
     else if (record.guest) this.onFrame(t, record.guest);
     else if (record.channel) this.onChannel(t, record.channel);
     else if (record.verdict) this.onVerdictRecord(t, record.verdict);
+    else if (record.device) this.onDeviceSide(t, record.device);
   }
 
   /**
@@ -441,6 +443,19 @@ export class TimelineCollector {
     }
   }
 
+  // ------------------------------------------------------ device side
+
+  private onDeviceSide(t: number, d: plugstorm.trace.v1.DeviceSide.$Properties): void {
+    if (d.kind !== plugstorm.trace.v1.DeviceSide.Kind.FAULT || !d.nicId) return;
+    const lane = this.lane(d.nicId, t, false);
+    if (!lane) return;
+    const mark: FaultMark = { tNs: t, fault: d.fault ?? "", endpoint: d.endpoint ?? "", status: d.status ?? "" };
+    const faults = (lane.faults ??= []);
+    if (faults.length < this.maxViolations) faults.push(mark);
+    else lane.faultsDropped = (lane.faultsDropped ?? 0) + 1;
+    this.touch(lane, t);
+  }
+
   // -------------------------------------------------------- channel, verdicts
 
   private onChannel(t: number, c: plugstorm.trace.v1.ChannelEvent.$Properties): void {
@@ -648,6 +663,8 @@ export class TimelineCollector {
     if (l.nicKind !== undefined) out.nicKind = l.nicKind;
     if (l.bus !== undefined) out.bus = l.bus;
     if (l.driver !== undefined) out.driver = l.driver;
+    if (l.faults !== undefined) out.faults = l.faults.map((m) => ({ ...m }));
+    if (l.faultsDropped !== undefined) out.faultsDropped = l.faultsDropped;
     if (l.truncatedBeforeNs !== undefined) out.truncatedBeforeNs = l.truncatedBeforeNs;
     if (l.firstViolation !== Infinity) out.firstViolation = l.firstViolation;
     return out;

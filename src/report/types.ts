@@ -161,6 +161,17 @@ export interface ViolationMark {
   device?: string;
 }
 
+/** A device-side fault that took effect on an emulated NIC (usb-redir kinds). */
+export interface FaultMark {
+  tNs: number;
+  /** stall, status, pending, late, disconnect-after-control, malformed. */
+  fault: string;
+  /** Where it hit: "bulk-in 0x81", "control bRequest 6 wValue 0x200", "configuration descriptor". */
+  endpoint: string;
+  /** What the host got: stall, ioerror, pending, "late 50 ms", disconnect, or the malformation. */
+  status: string;
+}
+
 /** One device (one QEMU id, or one guest device the host never added). */
 export interface DeviceLane {
   /** nic<N>, or "guest:<name>" for a guest device that no host add explains. */
@@ -180,6 +191,9 @@ export interface DeviceLane {
   /** References held over time: [tNs, count] steps, count after each change. */
   refs: Array<[number, number]>;
   violations: ViolationMark[];
+  /** Device-side faults (emulated NICs), at most a bounded number; faultsDropped counts the rest. */
+  faults?: FaultMark[];
+  faultsDropped?: number;
   /** Older detail of this lane was dropped to bound memory; detail starts here. */
   truncatedBeforeNs?: number;
   /** Order (from 0) of this lane's first violation among the run's violations. */

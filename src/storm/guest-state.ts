@@ -25,6 +25,8 @@ export interface NicGuestState {
 }
 
 export class GuestState {
+  /** Called once per NIC when the guest has finished detaching it (detach end, or free). */
+  onGone: ((nicId: string) => void) | undefined;
   /** A Hello has been seen: an agent is talking. */
   hello = false;
   capabilities = new Set<number>();
@@ -81,7 +83,10 @@ export class GuestState {
         if (err === 0) st.attached = true;
         else st.attachFailed = true;
       } else if (kind === DEV_DETACH_BEGIN) st.detachBegun = true;
-      else if ((kind === DEV_DETACH_END && err === 0) || kind === DEV_FREE) st.gone = true;
+      else if ((kind === DEV_DETACH_END && err === 0) || kind === DEV_FREE) {
+        if (!st.gone) this.onGone?.(nicId);
+        st.gone = true;
+      }
       return;
     }
     if (f.body === "module" && f.module) {

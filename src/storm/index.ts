@@ -23,7 +23,7 @@ export {
   type LiveSink,
 } from "./runner.js";
 export { modelDeadlines, modelDeadlinesFromMs, toStormVerdict, type StormVerdict } from "./checking.js";
-export { shrinkStorm, normalizeSteps, ShrinkError, type ShrinkOptions, type ShrinkResult } from "./shrink.js";
+export { shrinkStorm, normalizeSteps, searchSmallest, ShrinkError, type ShrinkOptions, type ShrinkResult } from "./shrink.js";
 export { specToInput, stormToYaml, stepToInput } from "./write.js";
 export { DEFAULT_STORM } from "./default.js";
 export { qemuProfileFor, createMachine, repoRoot, MachineSetupError } from "./machines.js";

@@ -1,11 +1,11 @@
 // Builds the machine a storm names. The runner only sees the Machine
 // interface; this is the one place that knows the sim and QEMU constructors.
 
-import { QemuMachine, type Machine } from "../hotplug/index.js";
+import type { Machine } from "../hotplug/index.js";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PROFILES, BARE_PROFILE, usbPorts, linuxGuestImage, linuxGuestProfile, netbsdGuestPaths, netbsdGuestProfile, netbsdTelemetryTransport, type MachineProfile, type NetbsdGuestImage } from "../qemu/index.js";
+import { QemuMachine, PROFILES, BARE_PROFILE, usbPorts, linuxGuestImage, linuxGuestProfile, netbsdGuestPaths, netbsdGuestProfile, netbsdTelemetryTransport, type MachineProfile, type NetbsdGuestImage } from "../qemu/index.js";
 import { SimMachine } from "../sim/index.js";
 import { usbPortsOf, type MachineSpec, type QemuMachineSpec } from "./spec.js";
 

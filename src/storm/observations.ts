@@ -4,6 +4,7 @@
 
 import { plugstorm } from "../gen/plugstorm.js";
 import type { MachineObservation } from "../hotplug/index.js";
+import { deviceSideRecord } from "./device-record.js";
 
 type IRecord = plugstorm.trace.v1.IRecord;
 const MachKind = plugstorm.trace.v1.MachineEvent.Kind;
@@ -30,9 +31,7 @@ export function observationRecord(obs: MachineObservation): IRecord | null {
     case "console":
       return { tNs, machine: { kind: MachKind.CONSOLE, text: obs.text } };
     case "device":
-      // The device side of an emulated NIC: recorded as a mark until the
-      // trace schema has its own record for it.
-      return { tNs, mark: { name: `device:${obs.event}`, detail: `${obs.nicId} ${obs.detail}`.trim() } };
+      return { tNs, device: deviceSideRecord(obs) };
     case "started":
       return { tNs, machine: { kind: MachKind.STARTED, accel: obs.accel, text: obs.description } };
     case "exited": {

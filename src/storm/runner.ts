@@ -211,6 +211,13 @@ class StormRun {
         await steps.removeFromLiveView(nicId);
       },
     });
+    // The device side's transfer counts the moment the guest is done with a
+    // NIC: the rule device-idle-after-detach compares later counts with these.
+    // setImmediate lets transfers QEMU wrote before the guest's detach-end frame
+    // (same poll round) be counted first.
+    this.guest.onGone = (nic) => {
+      if (this.machine.reportDeviceTransfers) setImmediate(() => this.machine.reportDeviceTransfers?.(nic));
+    };
     if (opts.signal) {
       if (opts.signal.aborted) this.requestStop(stopReasonOf(opts.signal.reason));
       else opts.signal.addEventListener("abort", this.onCallerAbort, { once: true });

@@ -6,7 +6,7 @@
 // One seeded generator for the whole project: the simulation's (the same
 // xoshiro128** the scheduler always used, so seeds keep naming the same schedules).
 import { Rng } from "../sim/index.js";
-import { DRIVER_MODULES, busOf, type Distribution, type NicBus, type NicKind, type Step, type StormSpec } from "./spec.js";
+import { DRIVER_MODULES, busOf, isPlugTimeFault, type DeviceFault, type Distribution, type NicBus, type NicKind, type Step, type StormSpec } from "./spec.js";
 
 /** Nanoseconds drawn from a distribution, whole microseconds so written storms stay readable. */
 export function drawDuration(rng: Rng, d: Distribution): number {
@@ -150,7 +150,8 @@ export class StepSource {
     const end = t0 + dwell;
     // Everything of one cycle happens in [t0, end]; the add goes out now.
     this.inFlight.set(nic, kind);
-    this.plan(t0, { op: "add", nic, kind });
+    const add: Step & { op: "add" } = { op: "add", nic, kind };
+    this.plan(t0, add);
     for (const h of spec.holders) {
       if (!rng.chance(h.probability)) continue;
       // "until-removal": the agent lets go 1-5 ms after the card is pulled, so
@@ -163,6 +164,9 @@ export class StepSource {
       const stopAt = t0 + drawDuration(rng, spec.traffic.duration);
       if (stopAt < end) this.plan(stopAt, { op: "traffic-stop", nic });
     }
+    // Drawn only for emulated NICs of storms that have faults, so every other
+    // storm expands from its seed exactly as before.
+    if (spec.faults !== undefined && kind.startsWith("redir-")) drawFaultsFor(spec, rng, add, t0, dwell, (t, step) => this.plan(t, step));
     const module = DRIVER_MODULES[spec.model][kind];
     // Unloading a module detaches every instance of its driver: only do it when
     // this NIC is its driver's only instance, so other cycles are not disturbed.
@@ -182,6 +186,22 @@ export class StepSource {
     if (surprise !== undefined && surprise.probability > 0 && kind.startsWith("redir-") && rng.chance(surprise.probability)) {
       this.plan(end, { op: "remove", nic, via: surprise.via });
     } else this.plan(end, { op: "remove", nic });
+  }
+}
+
+/** Each fault of the storm's faults section, drawn for one cycle: plug-time ones join the add, the others are armed at a drawn point before the removal. */
+function drawFaultsFor(spec: StormSpec, rng: Rng, add: Step & { op: "add" }, t0: number, dwell: number, plan: (tNs: number, step: Step) => void): void {
+  for (const c of spec.faults ?? []) {
+    if (!rng.chance(c.probability)) continue;
+    const t = c.fault;
+    const fault: DeviceFault = t.kind === "late" ? { kind: "late", endpoint: t.endpoint, delayMs: Math.round(drawDuration(rng, t.delay) / 1e3) / 1e3, ...(t.count !== undefined ? { count: t.count } : {}) } : t;
+    if (isPlugTimeFault(fault)) {
+      (add.faults ??= []).push(fault);
+      continue;
+    }
+    // Within the dwell; planned before the removal at its end, so it comes out first on a tie.
+    const after = c.after === null ? drawDuration(rng, { type: "uniform", minNs: 0, maxNs: dwell }) : drawDuration(rng, c.after);
+    plan(t0 + Math.min(after, dwell), { op: "device-fault", nic: add.nic, fault });
   }
 }
 

@@ -99,6 +99,17 @@ export function* candidates(steps: readonly Step[]): Generator<Step[]> {
     if (s.op === "sick" && s.delayNs > 0) variants.push({ ...s, delayNs: 0 });
     if (s.op === "sick") variants.push({ op: "remove", nic: s.nic });
     if (s.op === "detach" && s.force) variants.push({ ...s, force: false });
+    // A plug with several device-side faults: each one left out in turn.
+    if (s.op === "add" && s.faults !== undefined) {
+      for (let j = 0; j < s.faults.length; j++) {
+        const rest = s.faults.filter((_, k) => k !== j);
+        const { faults: _all, ...plain } = s;
+        variants.push(rest.length > 0 ? { ...plain, faults: rest } : plain);
+      }
+    }
+    if (s.op === "device-fault" && s.fault.kind !== "malformed" && s.fault.kind !== "disconnect-after-control" && (s.fault.count ?? Infinity) > 1) {
+      variants.push({ ...s, fault: { ...s.fault, count: 1 } });
+    }
     for (const v of variants) {
       const c = [...steps.slice(0, i), v, ...steps.slice(i + 1)];
       if (fresh(c)) yield c;
@@ -121,9 +132,23 @@ class StepListArbitrary extends fc.Arbitrary<Step[]> {
   }
 }
 
+/**
+ * Walks candidates() from steps, always moving to the first candidate that
+ * still fails, until none does; `fails` keeps whatever bookkeeping it needs
+ * (the best list found). The search itself knows nothing of machines.
+ */
+export async function searchSmallest(steps: Step[], fails: (steps: Step[]) => Promise<boolean>, seed: number): Promise<void> {
+  await fc.check(
+    fc.asyncProperty(new StepListArbitrary(steps), async (c) => !(await fails(c))),
+    { numRuns: 1, seed, endOnFailure: false },
+  );
+}
+
 function explicitSpec(spec: StormSpec, steps: Step[], seed: number): StormSpec {
+  // Drawn faults are in the steps now (device-fault steps, add.faults).
+  const { faults: _drawn, ...rest } = spec;
   return {
-    ...spec,
+    ...rest,
     schedule: { ...spec.schedule, seed, steps, cycles: steps.filter((s) => s.op === "add").length, durationNs: 0 },
     stopOnFirstViolation: true,
   };
@@ -161,10 +186,7 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   if (!(await fails(original))) {
     throw new ShrinkError(`the executed steps of seed ${seed} did not break ${rule} again when replayed: the run is not reproducible`);
   }
-  await fc.check(
-    fc.asyncProperty(new StepListArbitrary(original), async (steps) => !(await fails(steps))),
-    { numRuns: 1, seed, endOnFailure: false },
-  );
+  await searchSmallest(original, fails, seed);
   const minimal = explicitSpec(spec, best.steps, seed);
   const header = [
     `Shrunk by plugstorm from storm "${spec.name}" seed ${seed}:`,

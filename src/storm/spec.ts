@@ -152,6 +152,18 @@ export interface DeviceFaultInput {
   what?: "total-length" | "no-endpoints" | "bad-class";
 }
 
+/**
+ * A device-side fault a random schedule draws per cycle of an emulated
+ * (redir-*) NIC. Transfer faults are armed `after` the plug (default: a
+ * uniform point of the NIC's dwell); malformed and disconnect-after-control
+ * come with the plug. late's delay is a distribution here, drawn per cycle.
+ */
+export interface FaultChanceInput extends Omit<DeviceFaultInput, "delay"> {
+  probability?: number;
+  delay?: DistributionInput;
+  after?: DistributionInput;
+}
+
 export interface SurpriseInput {
   probability?: number;
   /** Default device-disconnect. */
@@ -175,8 +187,8 @@ export interface ScheduleInput {
 }
 
 export type StepInput =
-  /** fault: a device-side fault from the moment of plugging (emulated kinds): malformed descriptors, or disconnect-after-control. */
-  | { add: { nic: string; kind: NicKind; fault?: DeviceFaultInput } }
+  /** fault: device-side faults from the moment of plugging (emulated kinds): malformed descriptors, or disconnect-after-control; one or a list. */
+  | { add: { nic: string; kind: NicKind; fault?: DeviceFaultInput | DeviceFaultInput[] } }
   /** A device-side fault on a plugged emulated (redir-*) NIC. */
   | { "device-fault": { nic: string } & DeviceFaultInput }
   /** via: how the NIC leaves (default host = device_del); device-* only for emulated (redir-*) kinds. */
@@ -205,6 +217,8 @@ export interface StormInput {
   sick?: SickInput;
   /** Emulated (redir-*) NICs: the share of removals done from the device side (a yanked cable) instead of device_del. */
   surprise?: SurpriseInput;
+  /** Emulated (redir-*) NICs: device-side faults each cycle draws with its probability. */
+  faults?: FaultChanceInput[];
   deadlines?: Partial<Record<DeadlinePhase, DurationInput>>;
   model?: ModelProfile;
   stopOnFirstViolation?: boolean;
@@ -244,6 +258,22 @@ export interface HolderSpec {
   hold: Distribution | null;
 }
 
+type LateFault = Extract<DeviceFault, { kind: "late" }>;
+/** A device-side fault before the draw: late's delay still a distribution. */
+export type FaultTemplate = Exclude<DeviceFault, LateFault> | (Omit<LateFault, "delayMs"> & { delay: Distribution });
+
+export interface FaultChanceSpec {
+  probability: number;
+  fault: FaultTemplate;
+  /** When after the plug a transfer fault is armed; null: a uniform point of the dwell. Unused for plug-time faults. */
+  after: Distribution | null;
+}
+
+/** Faults that exist from the moment of plugging: given with the add, not armed later. */
+export function isPlugTimeFault(f: { kind: DeviceFault["kind"] }): boolean {
+  return f.kind === "malformed" || f.kind === "disconnect-after-control";
+}
+
 export type Step =
   | { op: "add"; nic: string; kind: NicKind; faults?: DeviceFault[] }
   | { op: "device-fault"; nic: string; fault: DeviceFault }
@@ -281,6 +311,8 @@ export interface StormSpec {
   sick: { probability: number; delay: Distribution };
   /** Absent: every removal is the host's. */
   surprise?: { probability: number; via: "device-disconnect" | "device-close" };
+  /** Absent or empty: no device-side faults drawn. */
+  faults?: FaultChanceSpec[];
   /** Deadlines per phase in ms (what the checker is given). */
   deadlines: Record<DeadlinePhase, number>;
   model: ModelProfile;

@@ -16,6 +16,7 @@ import {
   USB_CONTROLLER_PORTS,
   USB_PORTS_RANGE,
   busOf,
+  isPlugTimeFault,
   machinePorts,
   type DeadlinePhase,
   type Distribution,
@@ -27,6 +28,8 @@ import {
   type NicKind,
   type Step,
   type DeviceFault,
+  type FaultChanceSpec,
+  type FaultTemplate,
   type StormInput,
   type StormSpec,
 } from "./spec.js";
@@ -297,7 +300,7 @@ function editDistance(a: string, b: string): number {
   return row[b.length]!;
 }
 
-const TOP_KEYS = ["name", "description", "machine", "nics", "schedule", "holders", "traffic", "detach", "unload", "sick", "surprise", "deadlines", "model", "stopOnFirstViolation"];
+const TOP_KEYS = ["name", "description", "machine", "nics", "schedule", "holders", "traffic", "detach", "unload", "sick", "surprise", "faults", "deadlines", "model", "stopOnFirstViolation"];
 const SIM_KEYS = ["type", "bugs"];
 const QEMU_KEYS = ["type", "profile", "kernel", "initrd", "image", "accel", "usbController", "usbPorts", "telemetry", "memoryMb", "cpus", "bootTimeout"];
 const STEP_OPS = ["add", "remove", "hold", "release", "traffic", "traffic-stop", "detach", "unload", "sick", "sleep", "fault", "device-fault"] as const;
@@ -306,20 +309,28 @@ const FAULT_KEYS = ["fault", "endpoint", "status", "delay", "count", "what"];
 const FAULT_NAMES = ["stall", "status", "pending", "late", "disconnect-after-control", "malformed"] as const;
 const FAULT_ENDPOINTS = ["control", "bulk-in", "bulk-out"] as const;
 
-/** A device-side fault from its storm-file form; plug-time faults (malformed) only where atPlug. */
-function readDeviceFault(ck: Checker, m: Map<string, N>, p: string, owner: N, atPlug: boolean): DeviceFault | undefined {
+/**
+ * A device-side fault from its storm-file form. where says where it is
+ * written: "plug" (add.fault), "armed" (a device-fault step), "drawn" (the
+ * faults section, where late's delay is a distribution).
+ */
+function readFaultTemplate(ck: Checker, m: Map<string, N>, p: string, owner: N, where: "plug" | "armed" | "drawn"): FaultTemplate | undefined {
   const name = ck.oneOf(ck.required(m, "fault", p, owner, `one of ${FAULT_NAMES.join(", ")}`), `${p}.fault`, FAULT_NAMES, owner);
   if (name === undefined) return undefined;
   const count = m.has("count") ? ck.number(m.get("count")!, `${p}.count`, { min: 1, int: true, parent: owner }) : undefined;
   const endpoint = (): (typeof FAULT_ENDPOINTS)[number] | undefined =>
     ck.oneOf(ck.required(m, "endpoint", p, owner, `one of ${FAULT_ENDPOINTS.join(", ")}`), `${p}.endpoint`, FAULT_ENDPOINTS, owner);
   const c = count === undefined ? {} : { count };
+  if (where === "armed" && name === "malformed") {
+    ck.fail(m.get("fault")!, `${p}.fault`, "malformed descriptors exist from the moment of plugging: give them on the add step (add.fault)");
+    return undefined;
+  }
+  if (where === "plug" && (name === "stall" || name === "pending")) {
+    ck.fail(m.get("fault")!, `${p}.fault`, `${name} is armed on a plugged NIC: use a device-fault step after the add`);
+    return undefined;
+  }
   switch (name) {
     case "malformed": {
-      if (!atPlug) {
-        ck.fail(m.get("fault")!, `${p}.fault`, "malformed descriptors exist from the moment of plugging: give them on the add step (add.fault)");
-        return undefined;
-      }
       const what = ck.oneOf(ck.required(m, "what", p, owner, "one of total-length, no-endpoints, bad-class"), `${p}.what`, ["total-length", "no-endpoints", "bad-class"] as const, owner);
       return what === undefined ? undefined : { kind: "malformed", what };
     }
@@ -334,18 +345,28 @@ function readDeviceFault(ck: Checker, m: Map<string, N>, p: string, owner: N, at
     }
     case "late": {
       const ep = endpoint();
-      const ns = ck.duration(ck.required(m, "delay", p, owner, "how late, e.g. 200ms"), `${p}.delay`, owner);
-      return ep === undefined || ns === undefined ? undefined : { kind: name, endpoint: ep, delayMs: ns / 1e6, ...c };
+      const dn = ck.required(m, "delay", p, owner, where === "drawn" ? "how late, a distribution, e.g. { uniform: { min: 5ms, max: 200ms } }" : "how late, e.g. 200ms");
+      let delay: Distribution | undefined;
+      if (where === "drawn") delay = ck.distribution(dn, `${p}.delay`, owner);
+      else {
+        const ns = ck.duration(dn, `${p}.delay`, owner);
+        delay = ns === undefined ? undefined : { type: "fixed", ns };
+      }
+      return ep === undefined || delay === undefined ? undefined : { kind: name, endpoint: ep, delay, ...c };
     }
     default: {
-      if (atPlug) {
-        ck.fail(m.get("fault")!, `${p}.fault`, `${name} is armed on a plugged NIC: use a device-fault step after the add`);
-        return undefined;
-      }
       const ep = endpoint();
       return ep === undefined ? undefined : { kind: name, endpoint: ep, ...c };
     }
   }
+}
+
+/** A fault written in a step: late's delay is one duration. */
+function readDeviceFault(ck: Checker, m: Map<string, N>, p: string, owner: N, where: "plug" | "armed"): DeviceFault | undefined {
+  const t = readFaultTemplate(ck, m, p, owner, where);
+  if (t === undefined || t.kind !== "late") return t;
+  const { delay, ...rest } = t;
+  return { ...rest, delayMs: (delay as { ns: number }).ns / 1e6 };
 }
 
 /** Parses and validates YAML storm text; throws ScenarioError with every problem found. */
@@ -604,6 +625,8 @@ function readTop(ck: Checker, top: Map<string, N>, root: N): StormSpec | null {
       ck.fail(sn, "surprise", "only emulated (redir-*) NICs can leave from the device side, and nics.mix has none");
   }
 
+  const faults = top.has("faults") ? readFaultChances(ck, top.get("faults")!, root, mix, sched.steps !== null) : [];
+
   const deadlines: Record<DeadlinePhase, number> = { ...DEFAULT_DEADLINES_MS };
   if (machine?.type === "qemu") deadlines.guest = machine.bootTimeoutNs / 1e6;
   if (top.has("deadlines")) {
@@ -632,10 +655,42 @@ function readTop(ck: Checker, top: Map<string, N>, root: N): StormSpec | null {
     unload,
     sick,
     ...(surprise !== undefined ? { surprise } : {}),
+    ...(faults.length > 0 ? { faults } : {}),
     deadlines,
     model: modelProfile,
     stopOnFirstViolation: stop,
   };
+}
+
+const FAULT_CHANCE_KEYS = [...FAULT_KEYS, "probability", "after"];
+
+/** The faults section: device-side faults a random schedule draws per cycle of an emulated NIC. */
+function readFaultChances(ck: Checker, node: N, root: N, mix: readonly { kind: NicKind }[], explicit: boolean): FaultChanceSpec[] {
+  if (!isSeq(node)) {
+    ck.fail(node, "faults", `expected a list of { fault, endpoint, ..., probability, after }; got ${ck.describe(node)}`, root);
+    return [];
+  }
+  if (explicit) ck.fail(node, "faults", "faults are drawn by the random schedule: with schedule.steps, write device-fault steps (or add.fault) instead", root);
+  else if (node.items.length > 0 && !mix.some((x) => x.kind.startsWith("redir-")))
+    ck.fail(node, "faults", "device-side faults need emulated (redir-*) NICs, and nics.mix has none", root);
+  const out: FaultChanceSpec[] = [];
+  node.items.forEach((item, i) => {
+    const at = `faults[${i}]`;
+    const m = ck.map(item as N, at, FAULT_CHANCE_KEYS, node);
+    if (!m) return;
+    const probability = m.has("probability") ? ck.probability(m.get("probability")!, `${at}.probability`, item as N) : 1;
+    const fault = readFaultTemplate(ck, m, at, item as N, "drawn");
+    let after: Distribution | null | undefined = null;
+    if (m.has("after")) {
+      if (fault !== undefined && isPlugTimeFault(fault)) {
+        ck.fail(m.get("after")!, `${at}.after`, `${fault.kind} comes with the plug: it has no "after"`);
+        return;
+      }
+      after = ck.distribution(m.get("after")!, `${at}.after`, item as N);
+    }
+    if (probability !== undefined && fault !== undefined && after !== undefined) out.push({ probability, fault, after });
+  });
+  return out;
 }
 
 function readMachine(ck: Checker, node: N, root: N): MachineSpec | undefined {
@@ -757,7 +812,7 @@ function readSteps(ck: Checker, node: N, parent: N, model: ModelProfile): Step[]
           ck.fail(a.get("nic")!, `${p}.nic`, `NIC "${nic}" is a ${kinds.get(nic)}: device-side faults need an emulated (redir-*) NIC`);
           return;
         }
-        const fault = readDeviceFault(ck, a, p, v, false);
+        const fault = readDeviceFault(ck, a, p, v, "armed");
         if (fault) steps.push({ op, nic, fault });
         return;
       }
@@ -782,10 +837,15 @@ function readSteps(ck: Checker, node: N, parent: N, model: ModelProfile): Step[]
             ck.fail(a.get("fault")!, `${p}.fault`, `a ${kind} is QEMU's own device: device-side faults need an emulated (redir-*) kind`);
             return;
           }
-          const fm = ck.map(a.get("fault")!, `${p}.fault`, FAULT_KEYS, v);
-          const f = fm ? readDeviceFault(ck, fm, `${p}.fault`, a.get("fault")!, true) : undefined;
-          if (!f) return;
-          faults = [f];
+          const fn = a.get("fault")!;
+          const items = isSeq(fn) ? (fn.items as N[]).map((x, j) => [x, `${p}.fault[${j}]`] as const) : [[fn, `${p}.fault`] as const];
+          faults = [];
+          for (const [x, at] of items) {
+            const fm = ck.map(x, at, FAULT_KEYS, fn);
+            const f = fm ? readDeviceFault(ck, fm, at, x, "plug") : undefined;
+            if (!f) return;
+            faults.push(f);
+          }
         }
         present.add(nic);
         kinds.set(nic, kind);

@@ -3,7 +3,7 @@
 
 import { Document, isMap, isSeq } from "yaml";
 import { fmtNs } from "./validate.js";
-import { USB_CONTROLLER_PORTS, type DeviceFault, type DeviceFaultInput, type Distribution, type DistributionInput, type StepInput, type Step, type StormInput, type StormSpec } from "./spec.js";
+import { USB_CONTROLLER_PORTS, type DeviceFault, type DeviceFaultInput, type Distribution, type DistributionInput, type FaultChanceInput, type FaultChanceSpec, type StepInput, type Step, type StormInput, type StormSpec } from "./spec.js";
 
 function dist(d: Distribution): DistributionInput {
   switch (d.type) {
@@ -31,10 +31,21 @@ function faultToInput(f: DeviceFault): DeviceFaultInput {
   }
 }
 
+function faultChanceToInput(c: FaultChanceSpec): FaultChanceInput {
+  const f = c.fault;
+  const base: FaultChanceInput =
+    f.kind === "late"
+      ? { fault: f.kind, endpoint: f.endpoint, delay: dist(f.delay), ...(f.count !== undefined ? { count: f.count } : {}) }
+      : faultToInput(f);
+  return { ...base, probability: c.probability, ...(c.after !== null ? { after: dist(c.after) } : {}) };
+}
+
 export function stepToInput(s: Step): StepInput {
   switch (s.op) {
-    case "add":
-      return { add: { nic: s.nic, kind: s.kind, ...(s.faults?.[0] ? { fault: faultToInput(s.faults[0]) } : {}) } };
+    case "add": {
+      const faults = (s.faults ?? []).map(faultToInput);
+      return { add: { nic: s.nic, kind: s.kind, ...(faults.length === 1 ? { fault: faults[0]! } : faults.length > 1 ? { fault: faults } : {}) } };
+    }
     case "device-fault":
       return { "device-fault": { nic: s.nic, ...faultToInput(s.fault) } };
     case "remove":
@@ -117,6 +128,8 @@ export function specToInput(spec: StormSpec, steps?: readonly Step[]): StormInpu
     if (spec.detach.probability > 0) input.detach = { probability: spec.detach.probability };
     if (spec.unload.probability > 0) input.unload = { probability: spec.unload.probability };
     if (spec.sick.probability > 0) input.sick = { probability: spec.sick.probability, delay: dist(spec.sick.delay) };
+    if (spec.surprise !== undefined) input.surprise = { ...spec.surprise };
+    if (spec.faults !== undefined && spec.faults.length > 0) input.faults = spec.faults.map(faultChanceToInput);
   }
   input.deadlines = Object.fromEntries(Object.entries(spec.deadlines).map(([k, v]) => [k, fmtNs(Math.round(v * 1e6))]));
   input.model = spec.model;
@@ -131,6 +144,8 @@ export function stormToYaml(input: StormInput, header?: string): string {
   if (isSeq(steps)) for (const item of steps.items) if (isMap(item)) for (const pair of item.items) if (isMap(pair.value)) pair.value.flow = true;
   const mix = doc.getIn(["nics", "mix"], true);
   if (isSeq(mix)) for (const item of mix.items) if (isMap(item)) item.flow = true;
+  const faults = doc.getIn(["faults"], true);
+  if (isSeq(faults)) for (const item of faults.items) if (isMap(item)) item.flow = true;
   const body = doc.toString({ lineWidth: 0 });
   return header ? header.split("\n").map((l) => `# ${l}`.trimEnd()).join("\n") + "\n" + body : body;
 }

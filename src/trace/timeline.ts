@@ -257,6 +257,13 @@ export function buildTimeline(records: readonly TraceRecord[]): Timeline {
     } else if (r.verdict) {
       const v = r.verdict;
       instant(ts, v.device ? devTrack(v.device) : verdictTrack(), `violation ${v.rule ?? ""}`, { message: v.message || "", holders: (v.holders ?? []).join(", ") });
+    } else if (r.device) {
+      const d = r.device;
+      const k = (plugstorm.trace.v1.DeviceSide.Kind[d.kind ?? 0] ?? "?").toLowerCase().replace(/_/g, " ");
+      const tr = d.nicId ? nicTrack(d.nicId) : hostRoot();
+      if (d.kind === plugstorm.trace.v1.DeviceSide.Kind.FAULT) instant(ts, tr, `device fault ${d.fault ?? ""}`, { fault: d.fault || "", endpoint: d.endpoint || "", status: d.status || "" });
+      else if (d.kind === plugstorm.trace.v1.DeviceSide.Kind.TRANSFERS) instant(ts, tr, "device transfers", { bulk_in: n(d.bulkIn), bulk_out: n(d.bulkOut), interrupt: n(d.interrupt) });
+      else instant(ts, tr, `device ${k}`, { fault: d.fault || "", endpoint: d.endpoint || "", text: d.text || "" });
     } else if (r.mark) {
       instant(ts, marksTrack(), r.mark.name || "mark", { detail: r.mark.detail || "" });
     } else if (r.machine) {

@@ -29,7 +29,7 @@ export type SessionEvent =
   | { type: "disconnect-sent" }
   | { type: "disconnect-ack" }
   | { type: "protocol-error"; error: UsbredirDecodeError }
-  | { type: "closed"; reason: string; pendingIn: number };
+  | { type: "closed"; reason: string; pendingIn: number; submitted: { bulkIn: number; bulkOut: number; interrupt: number } };
 
 /**
  * A fault hook: consulted before each transfer is answered from the model.
@@ -75,6 +75,8 @@ export class UsbredirSession {
   private readonly timers = new Set<NodeJS.Timeout>();
   private interruptId = 0n;
   private controlCount = 0;
+  /** Bulk and interrupt transfers QEMU submitted on this connection: what "nothing after detach" is judged on. */
+  readonly submitted = { bulkIn: 0, bulkOut: 0, interrupt: 0 };
   private connectedFlag = false;
   private closedFlag = false;
   private helloWaiters: Array<() => void> = [];
@@ -93,7 +95,7 @@ export class UsbredirSession {
         for (const t of this.timers) clearTimeout(t);
         this.timers.clear();
         device.onInReady = undefined;
-        this.emit({ type: "closed", reason, pendingIn: this.pendingIn.length + this.held.length });
+        this.emit({ type: "closed", reason, pendingIn: this.pendingIn.length + this.held.length, submitted: { ...this.submitted } });
         resolve(reason);
       };
       socket.on("close", () => done("socket closed"));
@@ -242,6 +244,7 @@ export class UsbredirSession {
       }
       case "start_interrupt_receiving": {
         const ok = this.device.endpoints().some((e) => e.address === m.endpoint && e.type === EP_TYPE.interrupt && isIn(e.address));
+        this.submitted.interrupt++;
         if (ok) this.receiving.add(m.endpoint);
         this.send({ type: "interrupt_receiving_status", id: m.id, status: ok ? STATUS.success : STATUS.inval, endpoint: m.endpoint });
         this.emit({ type: "interrupt-receiving", endpoint: m.endpoint, on: ok });
@@ -277,6 +280,7 @@ export class UsbredirSession {
         return;
       case "interrupt_packet":
         // NICs have no interrupt OUT endpoint; QEMU polls interrupt IN through receiving.
+        this.submitted.interrupt++;
         this.send({ ...m, status: STATUS.stall, length: 0, data: new Uint8Array(0) });
         return;
       case "iso_packet":
@@ -325,6 +329,8 @@ export class UsbredirSession {
   }
 
   private onBulk(m: BulkPacket): void {
+    if (isIn(m.endpoint)) this.submitted.bulkIn++;
+    else this.submitted.bulkOut++;
     if (isIn(m.endpoint)) {
       // An IN request's fault applies when it would complete (pump): the
       // guest queues its receive requests long before data comes.

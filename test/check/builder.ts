@@ -165,6 +165,11 @@ export class TraceBuilder {
     return this;
   }
 
+  /** The emulated device's transfer counts (trace DeviceSide TRANSFERS). */
+  deviceTransfers(nic: string, bulkIn: number, bulkOut: number, interrupt = 0): this {
+    return this.push({ device: { kind: TR.DeviceSide.Kind.TRANSFERS, nicId: nic, bulkIn, bulkOut, interrupt } });
+  }
+
   deviceDeleted(nic: string): this {
     return this.push({ qmpEvent: { event: "DEVICE_DELETED", data: JSON.stringify({ device: nic, path: `/machine/peripheral/${nic}` }) } });
   }

@@ -430,6 +430,12 @@ const CASES: Case[] = [
     who: { side: "channel" },
   },
   {
+    rule: "device-idle-after-detach",
+    bad: () => base().deviceTransfers("nic1", 40, 9, 1).netbsdDetach("cdce0").deviceTransfers("nic1", 44, 9, 1).deviceTransfers("nic1", 45, 9, 1),
+    good: () => base().deviceTransfers("nic1", 40, 9, 1).netbsdDetach("cdce0").deviceTransfers("nic1", 44, 9, 1).deviceTransfers("nic1", 44, 9, 1),
+    who: { device: "cdce0", nicId: "nic1", side: "guest" },
+  },
+  {
     rule: "commands-acknowledged",
     bad: () => base().ackTimeout(),
     good: () => base().log("ack"),

@@ -12,7 +12,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { plugstorm } from "../../src/gen/plugstorm.js";
-import { QemuMachine } from "../../src/hotplug/index.js";
+import { QemuMachine } from "../../src/qemu/index.js";
 import { linuxGuestImage, linuxGuestProfile } from "../../src/qemu/index.js";
 import { encodeHostCommand, GuestStreamDecoder, type ChannelOutput } from "../../src/telemetry/index.js";
 import { createMachine, runStorm, startVm, type RunResult, type StormInput, type VmFixture } from "../../src/storm/index.js";

@@ -20,6 +20,7 @@ import { parseTrace } from "../../src/trace/index.js";
 import { bootLinuxGuest } from "../helpers/seen.js";
 
 import DeviceKind = plugstorm.telemetry.v1.DeviceEvent.Kind;
+import DeviceSideKind = plugstorm.trace.v1.DeviceSide.Kind;
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -85,20 +86,22 @@ async function storm(file: string, t: { teardown: (f: () => void) => void }) {
   const r = await runStorm(spec, { out, scenarioText: text, reports: false });
   const recs = parseTrace(readFileSync(r.traceFile!), r.traceFile!).records;
   const marks = recs.flatMap((x) => (x.mark ? [`${x.mark.name} ${x.mark.detail}`] : []));
-  return { r, recs, marks };
+  // The device side's own records: connection events and faults (NIC, fault, endpoint, what the host got).
+  const side = recs.flatMap((x) => (x.device ? [x.device] : []));
+  return { r, recs, marks, side };
 }
 
 for (const [file, driver] of [["redir-rndis-linux.yaml", "rndis_host"], ["redir-ax88772-linux.yaml", "asix"]] as const) {
   test.serial(`storm scripts/storms/${file}: 12 cycles, 3 in flight, traffic through our device, about half the removals from the device side: no verdict, every cycle attached by ${driver} and freed`, async (t) => {
-    const { r, recs, marks } = await storm(file, t);
+    const { r, recs, marks, side } = await storm(file, t);
     t.deepEqual(r.verdicts.map((v) => `${v.rule}: ${v.message}`), []);
     t.is(r.status, "clean");
     t.is(r.cyclesDone, 12);
     t.is(r.framesLost, 0);
     const surprises = marks.filter((m) => m.startsWith("remove-via ")).length;
     t.true(surprises > 0 && surprises < 12, `${surprises} device-side removals of 12`);
-    t.is(marks.filter((m) => m.startsWith("device:disconnect ")).length, surprises, "each one sent device_disconnect");
-    t.false(marks.some((m) => m.startsWith("device:protocol-error")));
+    t.is(side.filter((d) => d.kind === DeviceSideKind.DISCONNECTED).length, surprises, "each one sent device_disconnect");
+    t.false(side.some((d) => d.kind === DeviceSideKind.PROTOCOL_ERROR));
     t.is(recs.filter((x) => x.guest?.device?.kind === DeviceKind.ATTACH_END && x.guest.device.driver === driver && !x.guest.device.error).length, 12);
     t.is(recs.filter((x) => x.guest?.device?.kind === DeviceKind.FREE).length, 12);
   });
@@ -109,13 +112,13 @@ for (const [file, faults] of [
   ["redir-ax88772-faults.yaml", [/^a pending bulk-in 0x82: pending$/, /^a late bulk-out 0x03: late 50 ms$/, /^b disconnect-after-control control #3 .*: disconnect$/, /^d malformed configuration descriptor: no-endpoints$/, /^e stall bulk-out 0x03: stall$/, /^e status bulk-in 0x82: ioerror$/]],
 ] as const) {
   test.serial(`storm scripts/storms/${file}: the guest survives every fault; the one verdict is d's failed attach (no endpoints), joined to d by its serial`, async (t) => {
-    const { r, recs, marks } = await storm(file, t);
+    const { r, recs, side } = await storm(file, t);
     const verdicts = r.verdicts.map((v) => `${v.rule}: ${v.message}`);
     t.is(verdicts.length, 1, verdicts.join("\n"));
     t.regex(verdicts[0] ?? "", /^attach-succeeds: attach of \S+ failed with error \d+$/);
     t.is(r.verdicts[0]?.nicId, "d");
     t.is(r.status, "clean", "a failed attach is a warning");
-    const faultMarks = marks.filter((m) => m.startsWith("device:fault ")).map((m) => m.slice("device:fault ".length));
+    const faultMarks = side.filter((d) => d.kind === DeviceSideKind.FAULT).map((d) => `${d.nicId} ${d.fault} ${d.endpoint}: ${d.status}`);
     for (const re of faults) t.true(faultMarks.some((m) => re.test(m)), `${re} in\n${faultMarks.join("\n")}`);
     const attached = recs.filter((x) => x.guest?.device?.kind === DeviceKind.ATTACH_END).map((x) => `${x.guest?.device?.serial ?? ""}:${x.guest?.device?.error ? "failed" : "ok"}`);
     t.deepEqual(attached, ["a:ok", "d:failed", "e:ok", "g:ok"]);

@@ -1,6 +1,7 @@
 // Waiting on what a machine observes (telemetry frames, console, device
 // events), for e2e tests: each wait has a deadline and fails with what was seen.
-import { QemuMachine, type MachineObservation } from "../../src/hotplug/index.js";
+import type { MachineObservation } from "../../src/hotplug/index.js";
+import { QemuMachine } from "../../src/qemu/index.js";
 import { plugstorm } from "../../src/gen/plugstorm.js";
 import { linuxGuestImage, linuxGuestProfile } from "../../src/qemu/index.js";
 import { encodeHostCommand, GuestStreamDecoder } from "../../src/telemetry/index.js";

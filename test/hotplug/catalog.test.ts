@@ -1,6 +1,7 @@
 import test from "ava";
 import { DEVICE_MODELS } from "../../src/devices/index.js";
-import { IdentityAllocator, macFor, NIC_CATALOG, PortAllocator, PortError, QemuMachine, qemuKinds, UnsupportedNicError } from "../../src/hotplug/index.js";
+import { IdentityAllocator, macFor, NIC_CATALOG, PortAllocator, PortError, qemuKinds, UnsupportedNicError } from "../../src/hotplug/index.js";
+import { QemuMachine } from "../../src/qemu/index.js";
 
 test("catalog: guest drivers per OS, RNDIS is the same QEMU device with configuration 2", (t) => {
   t.is(NIC_CATALOG["usb-net"].guest.netbsd.driver, "cdce");

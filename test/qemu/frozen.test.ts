@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { plugstorm } from "../../src/gen/plugstorm.js";
-import type { QemuMachine } from "../../src/hotplug/index.js";
+import type { QemuMachine } from "../../src/qemu/index.js";
 import { createMachine, runStorm, type StormInput } from "../../src/storm/index.js";
 import { parseTrace } from "../../src/trace/index.js";
 

@@ -51,3 +51,58 @@ test("device-side exits and faults are refused on QEMU's own NICs, and plug-time
   t.regex(issues(`${LINUX}schedule:\n  steps:\n    - add: { nic: a, kind: redir-cdce }\n    - device-fault: { nic: a, fault: stall }\n`)[0]!, /endpoint/);
   t.regex(issues(`${LINUX}nics: { mix: [{ kind: usb-net, count: 1 }] }\nsurprise: { probability: 0.3 }\n`)[0]!, /^surprise: only emulated/);
 });
+
+const FAULTY = `${LINUX}nics: { mix: [{ kind: redir-cdce, count: 2 }, { kind: usb-net, count: 1 }] }
+schedule: { cycles: 60, maxInFlight: 3, seed: 7, dwell: { uniform: { min: 10ms, max: 50ms } } }
+faults:
+  - { fault: stall, endpoint: bulk-in, probability: 0.3, count: 2 }
+  - { fault: late, endpoint: bulk-out, delay: { uniform: { min: 5ms, max: 200ms } }, probability: 0.3, after: 2ms }
+  - { fault: malformed, what: bad-class, probability: 0.2 }
+  - { fault: disconnect-after-control, count: 4, probability: 0.2 }
+`;
+
+test("faults: a random schedule draws device-side faults per emulated NIC from the seed, plug-time ones on the add", (t) => {
+  const s = parseStorm(FAULTY);
+  const steps = expandSteps(s);
+  t.deepEqual(expandSteps(s), steps, "same seed, same faults");
+  t.notDeepEqual(expandSteps(s, 8), steps, "another seed, other faults");
+  const kindOf = new Map(steps.flatMap((x) => (x.op === "add" ? [[x.nic, x.kind] as const] : [])));
+  const armed = steps.filter((x) => x.op === "device-fault");
+  const plugFaults = steps.flatMap((x) => (x.op === "add" ? (x.faults ?? []) : []));
+  t.true(armed.length > 5, `${armed.length} armed faults`);
+  t.true(plugFaults.some((f) => f.kind === "malformed") && plugFaults.some((f) => f.kind === "disconnect-after-control"));
+  for (const f of armed) t.is(kindOf.get(f.nic), "redir-cdce", "only emulated NICs get device-side faults");
+  for (const x of steps) if (x.op === "add" && x.kind === "usb-net") t.is(x.faults, undefined);
+  for (const f of armed) {
+    if (f.fault.kind === "late") t.true(f.fault.delayMs >= 5 && f.fault.delayMs <= 200, `late ${f.fault.delayMs} ms`);
+    // Each fault lands while its NIC is plugged: after its add, before its removal.
+    const i = steps.indexOf(f);
+    t.true(steps.findIndex((x) => x.op === "add" && x.nic === f.nic) < i);
+    t.true(steps.findIndex((x) => x.op === "remove" && x.nic === f.nic) > i);
+  }
+  // The expanded storm written as steps runs the same faults; the random storm written back keeps its faults section.
+  t.deepEqual(parseStorm(stormToYaml(specToInput(s, steps))).schedule.steps, steps);
+  const again = parseStorm(stormToYaml(specToInput(s)));
+  t.deepEqual(again.faults, s.faults);
+  t.deepEqual(expandSteps(again), steps);
+});
+
+test("faults: a storm without a faults section expands exactly as before", (t) => {
+  const without = parseStorm(`${LINUX}nics: { mix: [{ kind: redir-cdce, count: 2 }] }\nschedule: { cycles: 30, maxInFlight: 2, seed: 5 }\n`);
+  const never = parseStorm(`${LINUX}nics: { mix: [{ kind: redir-cdce, count: 2 }] }\nschedule: { cycles: 30, maxInFlight: 2, seed: 5 }\nfaults: []\n`);
+  t.deepEqual(expandSteps(never), expandSteps(without));
+  t.false(expandSteps(without).some((x) => x.op === "device-fault"));
+});
+
+test("faults: bad entries are refused with file:line:col and the field named", (t) => {
+  const first = (text: string): string => {
+    const e = t.throws(() => parseStorm(text, "f.yaml"), { instanceOf: ScenarioError }) as ScenarioError;
+    return e.message;
+  };
+  t.regex(first(`${LINUX}nics: { mix: [{ kind: redir-cdce }] }\nfaults:\n  - { fault: stall, endpoint: bulk-in, probability: 1.5 }\n`), /f\.yaml:5:\d+.*faults\[0\]\.probability/);
+  t.regex(first(`${LINUX}nics: { mix: [{ kind: redir-cdce }] }\nfaults:\n  - { fault: late, endpoint: bulk-in }\n`), /f\.yaml:5:\d+.*faults\[0\].*delay/);
+  t.regex(first(`${LINUX}nics: { mix: [{ kind: redir-cdce }] }\nfaults:\n  - { fault: stal, endpoint: bulk-in }\n`), /f\.yaml:5:\d+.*faults\[0\]\.fault.*stall/);
+  t.regex(first(`${LINUX}nics: { mix: [{ kind: redir-cdce }] }\nfaults:\n  - { fault: malformed, what: bad-class, after: 3ms }\n`), /f\.yaml:5:\d+.*faults\[0\]\.after: malformed comes with the plug/);
+  t.regex(first(`${LINUX}nics: { mix: [{ kind: usb-net }] }\nfaults:\n  - { fault: stall, endpoint: bulk-in }\n`), /f\.yaml:5:\d+.*faults: .*nics\.mix has none/);
+  t.regex(first(`${LINUX}nics: { mix: [{ kind: redir-cdce }] }\nschedule:\n  steps:\n    - add: { nic: a, kind: redir-cdce }\n    - remove: a\nfaults:\n  - { fault: stall, endpoint: bulk-in }\n`), /faults: faults are drawn by the random schedule/);
+});

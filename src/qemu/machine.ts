@@ -3,37 +3,34 @@
 // deadline. For USB, DEVICE_DELETED is QEMU finalising the unplug, never the
 // guest finishing its detach: only guest telemetry can tell that.
 
-import {
-  BARE_PROFILE,
-  QemuExitedError,
-  QemuProcess,
-  describeExit,
-  usbPorts,
-  type AccelChoice,
-  type MachineProfile,
-  type QemuOptions,
-  type TelemetryTransport,
-} from "../qemu/index.js";
-import { chardevAdd, chardevRemove, QmpCommandError, QmpTimeoutError, type ExecuteOptions, type QmpEvent, type QmpTraffic } from "../qmp/index.js";
+import type { AccelChoice } from "./accel.js";
+import { QemuExitedError, QemuProcess, describeExit, type QemuOptions } from "./process.js";
+import { BARE_PROFILE, usbPorts, type MachineProfile, type TelemetryTransport } from "./profile.js";
+import { chardevAdd, chardevRemove, deviceAdd, deviceDel, queryStatus, QmpCommandError, QmpTimeoutError, type ExecuteOptions, type QmpEvent, type QmpTraffic } from "../qmp/index.js";
 import path from "node:path";
 import { createDevice, FaultPlan, malformConfig, type DeviceFault, type DeviceModelName, type NicDevice } from "../devices/index.js";
 import { UsbredirListener, type SessionEvent, type UsbredirSession } from "../usbredir/index.js";
-import { nicKindInfo, qemuKinds, UnsupportedNicError } from "./catalog.js";
 import { MonotonicClock } from "./clock.js";
-import type {
-  AddNicOptions,
-  AddNicRequest,
-  ExitInfo,
-  Machine,
-  MachineObservation,
-  MachineObserver,
-  NicBus,
-  NicInfo,
-  NicKind,
-  NicOpResult,
-  RemoveNicOptions,
-} from "./machine.js";
-import { IdentityAllocator, PortAllocator, type Port } from "./ports.js";
+import {
+  IdentityAllocator,
+  nicKindInfo,
+  PortAllocator,
+  qemuKinds,
+  UnsupportedNicError,
+  type AddNicOptions,
+  type AddNicRequest,
+  type ExitInfo,
+  type Machine,
+  type MachineObservation,
+  type MachineObserver,
+  type NicBus,
+  type NicInfo,
+  type NicKind,
+  type NicOpResult,
+  type RemoveNicOptions,
+  type DeviceSideEvent,
+  type Port,
+} from "../hotplug/index.js";
 
 export interface QemuMachineOptions extends Omit<QemuOptions, "profile" | "onConsole"> {
   /** Default the `bare` profile. */
@@ -223,8 +220,8 @@ export class QemuMachine implements Machine {
     const before = this.clock.now();
     const sent: { id?: string } = {};
     try {
-      await this.process.execute(
-        "device_add",
+      await deviceAdd(
+        this.process,
         { driver: info.qemu.driver, id: ident.id, bus: port.qemuBus, port: port.port, mac: ident.mac, serial: ident.serial, ...info.qemu.props },
         this.execOpts(sent, opts.signal),
       );
@@ -254,7 +251,14 @@ export class QemuMachine implements Machine {
     const r = this.redirs.get(nicId);
     if (r === undefined) throw new UnsupportedNicError(`NIC ${nicId} is not a plugged emulated (redir-*) NIC: device-side faults need one`);
     r.faults.add(fault);
-    this.emit({ type: "device", tNs: this.clock.now(), nicId, event: "fault-armed", detail: JSON.stringify(fault) });
+    const endpoint = "endpoint" in fault ? fault.endpoint : fault.kind === "malformed" ? "configuration descriptor" : "control";
+    this.emit({ type: "device", tNs: this.clock.now(), nicId, event: "fault-armed", detail: JSON.stringify(fault), fault: { kind: fault.kind, endpoint } });
+  }
+
+  reportDeviceTransfers(nicId: string): void {
+    const session = this.redirs.get(nicId)?.session;
+    if (session === undefined || session.isClosed) return;
+    this.emit({ type: "device", tNs: this.clock.now(), nicId, event: "transfers", detail: "", transfers: { ...session.submitted } });
   }
 
   /** The usb-redir connection of an emulated NIC, once QEMU has connected. */
@@ -274,11 +278,19 @@ export class QemuMachine implements Machine {
     const device = createDevice(model, { serial: ident.serial, mac: ident.mac });
     const faults = new FaultPlan();
     const nicIdForFaults = ident.id;
-    faults.onApplied = (a) => this.emit({ type: "device", tNs: this.clock.now(), nicId: nicIdForFaults, event: "fault", detail: `${a.fault} ${a.endpoint}: ${a.outcome}` });
+    faults.onApplied = (a) =>
+      this.emit({ type: "device", tNs: this.clock.now(), nicId: nicIdForFaults, event: "fault", detail: `${a.fault} ${a.endpoint}: ${a.outcome}`, fault: { kind: a.fault, endpoint: a.endpoint, status: a.outcome } });
     for (const f of plugFaults) {
       if (f.kind === "malformed") {
         device.replaceConfigs((c) => malformConfig(c, f.what));
-        this.emit({ type: "device", tNs: this.clock.now(), nicId: ident.id, event: "fault", detail: `malformed configuration descriptor: ${f.what}` });
+        this.emit({
+          type: "device",
+          tNs: this.clock.now(),
+          nicId: ident.id,
+          event: "fault",
+          detail: `malformed configuration descriptor: ${f.what}`,
+          fault: { kind: "malformed", endpoint: "configuration descriptor", status: f.what },
+        });
       } else faults.add(f);
     }
     const chardev = `${ident.id}-redir`;
@@ -303,7 +315,7 @@ export class QemuMachine implements Machine {
       return giveUp(err instanceof QmpCommandError ? "refused" : "failed", `chardev-add: ${errorText(err)}`, { sentNs: before });
     }
     try {
-      await this.process.execute("device_add", { driver: "usb-redir", id: ident.id, bus: port.qemuBus, port: port.port, chardev }, this.execOpts(sent, opts.signal));
+      await deviceAdd(this.process, { driver: "usb-redir", id: ident.id, bus: port.qemuBus, port: port.port, chardev }, this.execOpts(sent, opts.signal));
     } catch (err) {
       const times = this.takeTimes(sent, before);
       await chardevRemove(this.process, chardev, this.execOpts({})).catch(() => undefined);
@@ -328,7 +340,7 @@ export class QemuMachine implements Machine {
   private onRedirEvent(nicId: string, e: SessionEvent): void {
     this.redirAckWaiters.get(nicId)?.(e);
     const tNs = this.clock.now();
-    const emit = (event: string, detail: string): void => this.emit({ type: "device", tNs, nicId, event, detail });
+    const emit = (event: DeviceSideEvent, detail: string): void => this.emit({ type: "device", tNs, nicId, event, detail });
     switch (e.type) {
       case "connected":
         emit("connect", "");
@@ -341,6 +353,7 @@ export class QemuMachine implements Machine {
         return;
       case "closed":
         emit("closed", `${e.reason}; ${e.pendingIn} bulk IN pending`);
+        this.emit({ type: "device", tNs, nicId, event: "transfers", detail: "at close", transfers: { ...e.submitted } });
         return;
       case "protocol-error":
         emit("protocol-error", e.error.message);
@@ -414,7 +427,7 @@ export class QemuMachine implements Machine {
     const before = this.clock.now();
     const sent: { id?: string } = {};
     try {
-      await this.process.execute("device_del", { id: nicId }, this.execOpts(sent, opts.signal));
+      await deviceDel(this.process, nicId, this.execOpts(sent, opts.signal));
     } catch (err) {
       armed.cancel();
       const { sentNs, replyNs } = this.takeTimes(sent, before);
@@ -439,7 +452,7 @@ export class QemuMachine implements Machine {
 
   async probe(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     try {
-      await this.process.execute("query-status", undefined, { timeoutMs, ...(signal ? { signal } : {}) });
+      await queryStatus(this.process, { timeoutMs, ...(signal ? { signal } : {}) });
       return true;
     } catch (err) {
       // Only silence is unresponsiveness; a dead QEMU or a lost connection is its own story.

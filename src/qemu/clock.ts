@@ -1,7 +1,7 @@
 // The real machine's clock: monotonic nanoseconds since start, from
 // process.hrtime so it never jumps with the wall clock.
 
-import type { MachineClock } from "./machine.js";
+import type { MachineClock } from "../hotplug/index.js";
 
 export class MonotonicClock implements MachineClock {
   private origin: bigint | undefined;

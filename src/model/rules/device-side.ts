@@ -1,0 +1,96 @@
+// The device side of an emulated NIC (plugstorm behind QEMU's usb-redir)
+// sees every transfer QEMU hands the device. The rule and its check together:
+// the checker hands this monitor the guest's device events and the device
+// side's transfer counts; a NIC whose device side is never heard from is not
+// judged.
+
+import type { DeviceEvent, DeviceSideEvent } from "../events.js";
+import { BOTH, rule, type Judge } from "./define.js";
+
+export const DEVICE_SIDE_RULES = [
+  rule({
+    id: "device-idle-after-detach",
+    severity: "error",
+    side: "guest",
+    principle: null,
+    profiles: BOTH,
+    needs: ["device-lifecycle"],
+    watches: ["device-side:transfers"],
+    statement:
+      "Once the guest has finished detaching a NIC (detach end, or free), no bulk or interrupt transfer is submitted to its device: the emulated device's transfer counts do not grow after the first count taken then. Control transfers are not judged.",
+    basis: "docs/netbsd.md#usbnet-pipes-closed docs/netbsd.md#linux-urbs-killed docs/netbsd.md#device-side",
+  }),
+] as const;
+
+interface Counts {
+  bulkIn: number;
+  bulkOut: number;
+  interrupt: number;
+}
+
+interface NicSide {
+  /** The guest finished detaching it; later counts are judged. */
+  detached: boolean;
+  /** The first count after the detach ended; undefined until it comes. */
+  base: Counts | undefined;
+  /** One verdict per detach. */
+  reported: boolean;
+}
+
+/** NICs and names remembered at most; the oldest go first (a long run plugs millions). */
+const MAX_REMEMBERED = 8192;
+
+function remember<K, V>(m: Map<K, V>, k: K, v: V): void {
+  m.delete(k);
+  m.set(k, v);
+  if (m.size > MAX_REMEMBERED) m.delete(m.keys().next().value as K);
+}
+
+export class DeviceSideMonitor<Ctx> {
+  private readonly nics = new Map<string, NicSide>();
+  /** Guest device name -> NIC id, from device events that carry the serial. */
+  private readonly names = new Map<string, string>();
+
+  constructor(
+    private readonly judge: Judge<Ctx>,
+    private readonly ctx: (e: DeviceSideEvent, device: string) => Ctx,
+  ) {}
+
+  onGuestDevice(e: DeviceEvent): void {
+    if (e.serial !== "" && e.name !== "") remember(this.names, e.name, e.serial);
+    const nicId = e.serial !== "" ? e.serial : this.names.get(e.name);
+    if (nicId === undefined) return;
+    if (e.kind === "attach-begin") remember(this.nics, nicId, { detached: false, base: undefined, reported: false });
+    else if ((e.kind === "detach-end" && e.error === 0) || e.kind === "free") {
+      const st = this.nics.get(nicId);
+      if (st === undefined) remember(this.nics, nicId, { detached: true, base: undefined, reported: false });
+      else st.detached = true;
+    }
+  }
+
+  onTransfers(e: DeviceSideEvent): void {
+    const st = this.nics.get(e.nicId);
+    if (st === undefined || !st.detached) return;
+    if (st.base === undefined) {
+      st.base = { bulkIn: e.bulkIn, bulkOut: e.bulkOut, interrupt: e.interrupt };
+      return;
+    }
+    const b = st.base;
+    const grew: string[] = [];
+    if (e.bulkIn > b.bulkIn) grew.push(`${e.bulkIn - b.bulkIn} bulk IN`);
+    if (e.bulkOut > b.bulkOut) grew.push(`${e.bulkOut - b.bulkOut} bulk OUT`);
+    if (e.interrupt > b.interrupt) grew.push(`${e.interrupt - b.interrupt} interrupt`);
+    if (st.reported) return;
+    if (grew.length === 0) {
+      this.judge.ex("device-idle-after-detach");
+      return;
+    }
+    st.reported = true;
+    const device = [...this.names].find(([, n]) => n === e.nicId)?.[0] ?? "";
+    this.judge.violate(
+      "device-idle-after-detach",
+      `${e.nicId}${device ? ` (${device})` : ""}: ${grew.join(", ")} transfer(s) submitted to the device after the guest had finished detaching it`,
+      this.ctx(e, device),
+    );
+  }
+}
