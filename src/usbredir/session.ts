@@ -174,7 +174,9 @@ export class UsbredirSession {
   async reconnectStorm(times: number, gapMs: number): Promise<void> {
     for (let i = 0; i < times && !this.closedFlag; i++) {
       if (this.connectedFlag) {
-        const acked = this.next((e) => e.type === "disconnect-ack");
+        // A peer without the ack capability never sends one: gapMs is all the wait there is.
+        const acks = this.codec.peer?.caps.has("device_disconnect_ack") === true;
+        const acked = acks ? this.next((e) => e.type === "disconnect-ack") : Promise.resolve();
         this.disconnect();
         await acked;
       }
