@@ -151,7 +151,7 @@ export class CdcEcmDevice extends EthernetUsbDevice {
     }
   }
 
-  /** Short: a runt, shorter than an Ethernet header, which usbnet's rx_complete (Linux) and cdce_rxeof (NetBSD) drop as a length error. */
+  /** Short: a runt, shorter than an Ethernet header, which Linux usbnet's rx_process drops as rx_length_errors (cdc_ether has no rx_fixup of its own). */
   shortIn(_endpoint: number, transfer: Uint8Array): Uint8Array {
     this.wire.counters.framesToGuest--;
     this.wire.counters.framesDropped++;

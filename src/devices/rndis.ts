@@ -369,8 +369,8 @@ export class RndisDevice extends EthernetUsbDevice {
   /**
    * Short: the PACKET_MSG keeps its MessageLength and DataLength, the
    * transfer ends halfway through the frame. Linux's rndis_rx_fixup drops a
-   * message longer than what arrived (rx_frame_errors); NetBSD's urndis_decap
-   * drops one whose MessageLength exceeds the transfer (an input error).
+   * message longer than what arrived and counts rx_frame_errors. NetBSD's
+   * urndis is not measured here.
    */
   shortIn(_endpoint: number, transfer: Uint8Array): Uint8Array {
     this.wire.counters.framesToGuest--;
