@@ -27,7 +27,8 @@ export type DeviceFault =
   | { kind: "short"; endpoint: "bulk-in"; count?: number }
   /**
    * Leave from the device side at the moment `count` bulk IN requests are
-   * outstanding (QEMU queues one per IN endpoint, so 1 is what a NIC sees).
+   * outstanding (QEMU pipelines bulk IN to a usb-host that announces
+   * 32bits_bulk_length, as ours does, so several can be).
    */
   | { kind: "disconnect-pending"; count: number }
   /**
