@@ -49,6 +49,8 @@ export type FaultVerdict = "pass" | "pending" | "disconnect" | "short" | { statu
 /** What a plan asks of the device itself, outside any transfer (a reconnect storm). */
 export interface FaultActions {
   reconnect(times: number, gapMs: number): void;
+  /** Asks inQueued again about the requests already outstanding (a fault armed while they wait). */
+  recheckPending(): void;
 }
 
 export interface AppliedFault {
@@ -82,6 +84,8 @@ export class FaultPlan {
       return;
     }
     this.armed.push({ fault: f, left: f.kind === "disconnect-after-control" || f.kind === "disconnect-pending" ? 1 : n });
+    // The guest's receive requests may all be outstanding already, with no new one coming until data flows.
+    if (f.kind === "disconnect-pending") this.actions?.recheckPending();
   }
 
   /** The device's connection: reconnect storms act through it (a storm asked for earlier starts now). */

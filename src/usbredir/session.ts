@@ -109,7 +109,7 @@ export class UsbredirSession {
     });
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     this.write(this.codec.hello());
-    opts.faults?.bind?.({ reconnect: (times, gapMs) => void this.reconnectStorm(times, gapMs) });
+    opts.faults?.bind?.({ reconnect: (times, gapMs) => void this.reconnectStorm(times, gapMs), recheckPending: () => this.recheckPending() });
   }
 
   get connected(): boolean {
@@ -185,6 +185,12 @@ export class UsbredirSession {
       this.connect();
       await this.pause(gapMs);
     }
+  }
+
+  private recheckPending(): void {
+    const first = this.pendingIn[0] ?? this.held[0];
+    if (!this.connectedFlag || first === undefined) return;
+    if (this.opts.faults?.inQueued?.(first.endpoint, this.pendingInCount) === "disconnect") this.disconnect();
   }
 
   /** Resolves at the first event that matches, or when the connection closes. */

@@ -35,11 +35,13 @@ test("reconnect acts through the bound connection, at once or as soon as one is 
   const asked: string[] = [];
   p.add({ kind: "reconnect", count: 3, gapMs: 200 });
   t.deepEqual(asked, [], "no connection yet");
-  p.bind({ reconnect: (n, gap) => asked.push(`${n}x${gap}`) });
+  p.bind({ reconnect: (n, gap) => asked.push(`${n}x${gap}`), recheckPending: () => asked.push("recheck") });
   t.deepEqual(asked, ["3x200"]);
   p.add({ kind: "reconnect", count: 1, gapMs: 0 });
   t.deepEqual(asked, ["3x200", "1x0"]);
   t.deepEqual(p.active, [], "nothing stays armed");
+  p.add({ kind: "disconnect-pending", count: 1 });
+  t.deepEqual(asked, ["3x200", "1x0", "recheck"], "a disconnect-pending armed on a bound connection looks at what is outstanding now");
   t.deepEqual(applied.map((a) => a.outcome), ["3 disconnect/connect cycles, 200 ms apart", "1 disconnect/connect cycles, 0 ms apart"]);
   t.throws(() => p.add({ kind: "reconnect", count: 0, gapMs: 10 }), { message: /count must be at least 1, got 0/ });
   t.throws(() => p.add({ kind: "reconnect", count: 1, gapMs: -1 }), { message: /gap must be at least 0 ms, got -1/ });

@@ -211,6 +211,19 @@ test("disconnect-pending: device_disconnect goes the moment a bulk IN request is
   t.false(g.session().connected);
 });
 
+test("disconnect-pending armed while a bulk IN request already waits: the device leaves at once, with it pending", async (t) => {
+  const faults = new FaultPlan();
+  const g = await connect(t, new CdcEcmDevice(ID), faults);
+  await g.next("device_connect");
+  await dataPathUp(g);
+  g.bulk(5n, ECM_EP.bulkIn, 1600);
+  g.bulk(6n, ECM_EP.bulkIn, 1600);
+  for (let i = 0; i < 100 && g.session().pendingInCount < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  faults.add({ kind: "disconnect-pending", count: 2 });
+  await g.next("device_disconnect");
+  t.deepEqual(g.events.filter((e) => e.type === "disconnect-sent"), [{ type: "disconnect-sent", pendingIn: 2 }]);
+});
+
 test("reconnect storm: each cycle waits for QEMU's disconnect ack, then a fresh device_connect on the same connection with the same identity; the ids of QEMU's new enumeration are answered", async (t) => {
   const faults = new FaultPlan();
   const g = await connect(t, new CdcEcmDevice(ID), faults);
