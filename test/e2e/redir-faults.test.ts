@@ -93,6 +93,7 @@ test.serial("storm scripts/storms/redir-reconnect-linux.yaml: short packets, a y
   const r = await runStorm(spec, { out, scenarioText: text, reports: false });
   const recs = parseTrace(readFileSync(r.traceFile!), r.traceFile!).records;
   const marks = recs.flatMap((x) => (x.mark ? [`${x.mark.name} ${x.mark.detail}`] : []));
+  if (r.verdicts.length > 0) t.log(`verdicts on ${r.verdicts.map((v) => v.nicId).join(", ")}; marks:\n${marks.join("\n")}`);
   t.deepEqual(r.verdicts.map((v) => `${v.rule}: ${v.message}`), []);
   t.is(r.status, "clean");
   const faults = marks.filter((m) => m.startsWith("device:fault ")).map((m) => m.slice("device:fault ".length));
