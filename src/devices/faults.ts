@@ -20,13 +20,38 @@ export type DeviceFault =
   | { kind: "late"; endpoint: FaultEndpoint; delayMs: number; count?: number }
   /** Disconnect from the device side when the count-th control request arrives (mid-enumeration for small counts). */
   | { kind: "disconnect-after-control"; count: number }
+  /**
+   * Complete bulk IN transfers short: the transfer ends before the frame its
+   * own header announces (each model's framing: see UsbDeviceModel.shortIn).
+   */
+  | { kind: "short"; endpoint: "bulk-in"; count?: number }
+  /**
+   * Leave from the device side at the moment `count` bulk IN requests are
+   * outstanding (QEMU pipelines bulk IN to a usb-host that announces
+   * 32bits_bulk_length, as ours does, so several can be).
+   */
+  | { kind: "disconnect-pending"; count: number }
+  /**
+   * A reconnect storm: device_disconnect then device_connect on the same
+   * chardev, `count` times, gapMs apart; each connect is a fresh enumeration
+   * of the same device (same serial and MAC, so the checker joins every
+   * attach to the one NIC).
+   */
+  | { kind: "reconnect"; count: number; gapMs: number }
   /** Descriptors a correct host must refuse or survive; only at plug time. */
   | { kind: "malformed"; what: MalformedWhat };
 
 export type MalformedWhat = "total-length" | "no-endpoints" | "bad-class";
 export const MALFORMED: readonly MalformedWhat[] = ["total-length", "no-endpoints", "bad-class"];
 
-export type FaultVerdict = "pass" | "pending" | "disconnect" | { status: TransferStatus } | { delayMs: number };
+export type FaultVerdict = "pass" | "pending" | "disconnect" | "short" | { status: TransferStatus } | { delayMs: number };
+
+/** What a plan asks of the device itself, outside any transfer (a reconnect storm). */
+export interface FaultActions {
+  reconnect(times: number, gapMs: number): void;
+  /** Asks inQueued again about the requests already outstanding (a fault armed while they wait). */
+  recheckPending(): void;
+}
 
 export interface AppliedFault {
   fault: DeviceFault["kind"];
@@ -35,6 +60,7 @@ export interface AppliedFault {
   outcome: string;
 }
 
+/** Faults armed until a transfer or a count reaches them; reconnect acts at once. */
 interface Armed {
   fault: DeviceFault;
   left: number;
@@ -42,13 +68,44 @@ interface Armed {
 
 export class FaultPlan {
   private readonly armed: Armed[] = [];
+  private actions: FaultActions | undefined;
+  /** Reconnect storms asked for before the device's connection existed. */
+  private readonly deferred: Array<Extract<DeviceFault, { kind: "reconnect" }>> = [];
   onApplied: ((a: AppliedFault) => void) | undefined;
 
   add(f: DeviceFault): void {
     if (f.kind === "malformed") throw new RangeError("malformed descriptors are a plug-time fault: give them when the device is made (malformDescriptors)");
     const n = "count" in f && f.count !== undefined ? f.count : Infinity;
     if (!(n >= 1)) throw new RangeError(`fault ${f.kind}: count must be at least 1, got ${n}`);
-    this.armed.push({ fault: f, left: f.kind === "disconnect-after-control" ? 1 : n });
+    if (f.kind === "reconnect") {
+      if (!(f.gapMs >= 0)) throw new RangeError(`fault reconnect: gap must be at least 0 ms, got ${f.gapMs}`);
+      if (this.actions === undefined) this.deferred.push(f);
+      else this.reconnect(f);
+      return;
+    }
+    this.armed.push({ fault: f, left: f.kind === "disconnect-after-control" || f.kind === "disconnect-pending" ? 1 : n });
+    // The guest's receive requests may all be outstanding already, with no new one coming until data flows.
+    if (f.kind === "disconnect-pending") this.actions?.recheckPending();
+  }
+
+  /** The device's connection: reconnect storms act through it (a storm asked for earlier starts now). */
+  bind(actions: FaultActions | undefined): void {
+    this.actions = actions;
+    if (actions !== undefined) for (const f of this.deferred.splice(0)) this.reconnect(f);
+  }
+
+  private reconnect(f: Extract<DeviceFault, { kind: "reconnect" }>): void {
+    this.report(f, "device", `${f.count} disconnect/connect cycles, ${f.gapMs} ms apart`);
+    this.actions!.reconnect(f.count, f.gapMs);
+  }
+
+  /** After a bulk IN request joins the outstanding ones; pending is how many are outstanding now. */
+  inQueued(endpoint: number, pending: number): FaultVerdict {
+    const a = this.armed.find((x) => x.fault.kind === "disconnect-pending");
+    if (a === undefined || a.fault.kind !== "disconnect-pending" || pending < a.fault.count) return "pass";
+    this.spend(a);
+    this.report(a.fault, `bulk-in 0x${endpoint.toString(16).padStart(2, "0")}`, `disconnect with ${pending} bulk IN pending`);
+    return "disconnect";
   }
 
   clear(): void {
@@ -94,6 +151,9 @@ export class FaultPlan {
       case "late":
         this.report(f, where, `late ${f.delayMs} ms`);
         return { delayMs: f.delayMs };
+      case "short":
+        this.report(f, where, "short");
+        return "short";
       default:
         return "pass";
     }

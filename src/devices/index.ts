@@ -8,5 +8,5 @@ export { EthernetUsbDevice, FrameQueue, wireFor, macString, RX_QUEUE_FRAMES, typ
 export { CdcEcmDevice, ECM_EP, ECM_IDS } from "./cdc-ecm.js";
 export { RndisDevice, RNDIS_EP, RNDIS_IDS, RNDIS_CLASS, MSG as RNDIS_MSG, OID as RNDIS_OID, RNDIS_STATUS, packetMessage, parsePackets, PACKET_HEADER as RNDIS_PACKET_HEADER } from "./rndis.js";
 export { Ax88772bDevice, AX_EP, AX_CMD, AX88772B_IDS, AX_PHY_ID, EMBEDDED_PHY, RX_CTL_START, axFrame, parseAxFrames } from "./ax88772.js";
-export { FaultPlan, malformConfig, MALFORMED, type DeviceFault, type FaultEndpoint, type FaultVerdict, type AppliedFault, type MalformedWhat } from "./faults.js";
+export { FaultPlan, malformConfig, MALFORMED, type DeviceFault, type FaultEndpoint, type FaultVerdict, type AppliedFault, type MalformedWhat, type FaultActions } from "./faults.js";
 export { createDevice, DEVICE_MODELS, type DeviceModelName, type NicDevice } from "./registry.js";

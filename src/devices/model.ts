@@ -79,6 +79,12 @@ export interface UsbDeviceModel {
   bulkOut(endpoint: number, data: Uint8Array): TransferStatus;
   /** Takes what an IN endpoint has ready, at most maxLength bytes; undefined when nothing is. */
   takeIn(endpoint: number, maxLength: number): Uint8Array | undefined;
+  /**
+   * A bulk IN transfer (what takeIn gave) cut short the way this device's
+   * framing lets a host notice: a header promising more than the transfer
+   * holds, or a runt. Frames cut off are counted dropped, not delivered.
+   */
+  shortIn?(endpoint: number, transfer: Uint8Array): Uint8Array;
   /** Whether an IN endpoint has something to give (without taking it). */
   hasIn(endpoint: number): boolean;
   /** Called by the model when an IN endpoint gets something to give. */

@@ -365,4 +365,18 @@ export class RndisDevice extends EthernetUsbDevice {
       this.wire.counters.framesDropped++;
     }
   }
+
+  /**
+   * Short: the PACKET_MSG keeps its MessageLength and DataLength, the
+   * transfer ends halfway through the frame. Linux's rndis_rx_fixup drops a
+   * message longer than what arrived and counts rx_frame_errors. NetBSD's
+   * urndis is not measured here.
+   */
+  shortIn(_endpoint: number, transfer: Uint8Array): Uint8Array {
+    this.wire.counters.framesToGuest--;
+    this.wire.counters.framesDropped++;
+    const dataLength = transfer.length >= PACKET_HEADER ? new DataView(transfer.buffer, transfer.byteOffset).getUint32(12, true) : 0;
+    return transfer.subarray(0, PACKET_HEADER + (dataLength >> 1));
+  }
+
 }

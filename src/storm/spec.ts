@@ -144,10 +144,12 @@ export interface SickInput {
 
 /** A device-side fault as storm files write it. */
 export interface DeviceFaultInput {
-  fault: "stall" | "status" | "pending" | "late" | "disconnect-after-control" | "malformed";
+  fault: "stall" | "status" | "pending" | "late" | "short" | "disconnect-after-control" | "disconnect-pending" | "reconnect" | "malformed";
   endpoint?: "control" | "bulk-in" | "bulk-out";
   status?: "ioerror" | "timeout" | "babble";
   delay?: DurationInput;
+  /** reconnect: the pause after QEMU's disconnect ack and after each connect (default 1s). */
+  gap?: DurationInput;
   count?: number;
   what?: "total-length" | "no-endpoints" | "bad-class";
 }

@@ -305,8 +305,10 @@ const SIM_KEYS = ["type", "bugs"];
 const QEMU_KEYS = ["type", "profile", "kernel", "initrd", "image", "accel", "usbController", "usbPorts", "telemetry", "memoryMb", "cpus", "bootTimeout"];
 const STEP_OPS = ["add", "remove", "hold", "release", "traffic", "traffic-stop", "detach", "unload", "sick", "sleep", "fault", "device-fault"] as const;
 const REMOVAL_VIAS = ["host", "device-disconnect", "device-close"] as const;
-const FAULT_KEYS = ["fault", "endpoint", "status", "delay", "count", "what"];
-const FAULT_NAMES = ["stall", "status", "pending", "late", "disconnect-after-control", "malformed"] as const;
+const FAULT_KEYS = ["fault", "endpoint", "status", "delay", "gap", "count", "what"];
+const FAULT_NAMES = ["stall", "status", "pending", "late", "short", "disconnect-after-control", "disconnect-pending", "reconnect", "malformed"] as const;
+/** reconnect's default gap: past the ≈390 ms the Linux guest takes to bind a reconnected NIC (docs/usbredir.md). */
+const RECONNECT_GAP_NS = 1e9;
 const FAULT_ENDPOINTS = ["control", "bulk-in", "bulk-out"] as const;
 
 /**
@@ -337,6 +339,26 @@ function readFaultTemplate(ck: Checker, m: Map<string, N>, p: string, owner: N, 
     case "disconnect-after-control": {
       const n = ck.number(ck.required(m, "count", p, owner, "the control request (1 = the first) at which the device disconnects"), `${p}.count`, { min: 1, int: true, parent: owner });
       return n === undefined ? undefined : { kind: name, count: n };
+    }
+    case "short": {
+      if (where === "plug") {
+        ck.fail(m.get("fault")!, `${p}.fault`, "short is armed on a plugged NIC: use a device-fault step after the add");
+        return undefined;
+      }
+      const ep = ck.oneOf(ck.required(m, "endpoint", p, owner, "bulk-in (short packets are bulk IN transfers)"), `${p}.endpoint`, ["bulk-in"] as const, owner);
+      return ep === undefined ? undefined : { kind: name, endpoint: ep, ...c };
+    }
+    case "disconnect-pending":
+    case "reconnect": {
+      if (where === "plug") {
+        ck.fail(m.get("fault")!, `${p}.fault`, `${name} is armed on a plugged NIC: use a device-fault step after the add`);
+        return undefined;
+      }
+      if (m.has("endpoint")) ck.fail(m.get("endpoint")!, `${p}.endpoint`, `${name} acts on the whole device: it takes no endpoint`);
+      if (name === "disconnect-pending") return { kind: name, count: count ?? 1 };
+      const times = ck.number(ck.required(m, "count", p, owner, "how many disconnect/connect cycles"), `${p}.count`, { min: 1, int: true, parent: owner });
+      const gapNs = m.has("gap") ? ck.duration(m.get("gap")!, `${p}.gap`, owner) : RECONNECT_GAP_NS;
+      return times === undefined || gapNs === undefined ? undefined : { kind: name, count: times, gapMs: gapNs / 1e6 };
     }
     case "status": {
       const ep = endpoint();

@@ -21,7 +21,10 @@ function faultToInput(f: DeviceFault): DeviceFaultInput {
     case "malformed":
       return { fault: "malformed", what: f.what };
     case "disconnect-after-control":
+    case "disconnect-pending":
       return { fault: f.kind, count: f.count };
+    case "reconnect":
+      return { fault: f.kind, count: f.count, gap: `${f.gapMs}ms` };
     case "late":
       return { fault: f.kind, endpoint: f.endpoint, delay: `${f.delayMs}ms`, ...(f.count !== undefined ? { count: f.count } : {}) };
     case "status":

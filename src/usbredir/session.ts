@@ -6,7 +6,7 @@
 
 import type { Duplex } from "node:stream";
 
-import type { ActiveEndpoint, FaultVerdict, TransferStatus, UsbDeviceModel } from "../devices/index.js";
+import type { ActiveEndpoint, FaultActions, FaultVerdict, TransferStatus, UsbDeviceModel } from "../devices/index.js";
 import { CapSet, EP_TYPE, SPEED, STATUS, STATUS_NAMES, type CapName } from "./proto.js";
 import { UsbredirCodec, UsbredirDecodeError } from "./codec.js";
 import { epIndex, isIn, type BulkPacket, type ControlPacket, type EndpointDesc, type UsbredirMessage } from "./messages.js";
@@ -26,7 +26,7 @@ export type SessionEvent =
   | { type: "control"; requestType: number; request: number; value: number; index: number; length: number; status: string; replied: number }
   | { type: "interrupt-receiving"; endpoint: number; on: boolean }
   | { type: "cancel"; id: bigint; found: boolean }
-  | { type: "disconnect-sent" }
+  | { type: "disconnect-sent"; pendingIn: number }
   | { type: "disconnect-ack" }
   | { type: "protocol-error"; error: UsbredirDecodeError }
   | { type: "closed"; reason: string; pendingIn: number; submitted: { bulkIn: number; bulkOut: number; interrupt: number } };
@@ -41,6 +41,10 @@ export type TransferVerdict = FaultVerdict;
 export interface TransferFaults {
   control?(setup: { requestType: number; request: number; value: number; index: number; length: number }, count: number): TransferVerdict;
   bulk?(endpoint: number, length: number): TransferVerdict;
+  /** After a bulk IN request joins the outstanding ones: "disconnect" leaves with them all pending. */
+  inQueued?(endpoint: number, pending: number): TransferVerdict;
+  /** The session offers what a plan can do outside transfers (reconnect storms); undefined once closed. */
+  bind?(actions: FaultActions | undefined): void;
 }
 
 export interface SessionOptions {
@@ -80,6 +84,8 @@ export class UsbredirSession {
   private connectedFlag = false;
   private closedFlag = false;
   private helloWaiters: Array<() => void> = [];
+  /** Event waiters; each says whether it is done. */
+  private readonly waiters: Array<(e: SessionEvent) => boolean> = [];
   /** Settles when the connection is gone; resolves with why. */
   readonly closed: Promise<string>;
 
@@ -95,6 +101,7 @@ export class UsbredirSession {
         for (const t of this.timers) clearTimeout(t);
         this.timers.clear();
         device.onInReady = undefined;
+        this.opts.faults?.bind?.(undefined);
         this.emit({ type: "closed", reason, pendingIn: this.pendingIn.length + this.held.length, submitted: { ...this.submitted } });
         resolve(reason);
       };
@@ -104,6 +111,7 @@ export class UsbredirSession {
     });
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     this.write(this.codec.hello());
+    opts.faults?.bind?.({ reconnect: (times, gapMs) => void this.reconnectStorm(times, gapMs), recheckPending: () => this.recheckPending() });
   }
 
   get connected(): boolean {
@@ -141,6 +149,8 @@ export class UsbredirSession {
       vendorId: i.vendorId, productId: i.productId, deviceVersionBcd: i.bcdDevice,
     });
     this.connectedFlag = true;
+    // Each connect is a fresh enumeration: mid-enumeration faults count from it.
+    this.controlCount = 0;
     this.emit({ type: "connected" });
   }
 
@@ -148,12 +158,58 @@ export class UsbredirSession {
   disconnect(): void {
     if (!this.connectedFlag || this.closedFlag) return;
     this.connectedFlag = false;
+    const pendingIn = this.pendingInCount;
     this.send({ type: "device_disconnect", id: 0n });
     this.pendingIn.length = 0;
     this.held.length = 0;
     this.receiving.clear();
     this.device.reset();
-    this.emit({ type: "disconnect-sent" });
+    this.emit({ type: "disconnect-sent", pendingIn });
+  }
+
+  /**
+   * The same device leaving and coming back `times` times on this
+   * connection, no QMP involved. Each reconnect waits for QEMU's
+   * device_disconnect_ack (QEMU has detached the device by then) and gapMs;
+   * QEMU then enumerates it afresh. Ends early if the connection goes.
+   */
+  async reconnectStorm(times: number, gapMs: number): Promise<void> {
+    for (let i = 0; i < times && !this.closedFlag; i++) {
+      if (this.connectedFlag) {
+        // A peer without the ack capability never sends one: gapMs is all the wait there is.
+        const acks = this.codec.peer?.caps.has("device_disconnect_ack") === true;
+        const acked = acks ? this.next((e) => e.type === "disconnect-ack") : Promise.resolve();
+        this.disconnect();
+        await acked;
+      }
+      await this.pause(gapMs);
+      if (this.closedFlag) return;
+      this.connect();
+      await this.pause(gapMs);
+    }
+  }
+
+  private recheckPending(): void {
+    const first = this.pendingIn[0] ?? this.held[0];
+    if (!this.connectedFlag || first === undefined) return;
+    if (this.opts.faults?.inQueued?.(first.endpoint, this.pendingInCount) === "disconnect") this.disconnect();
+  }
+
+  /** Resolves at the first event that matches, or when the connection closes. */
+  private next(match: (e: SessionEvent) => boolean): Promise<void> {
+    return new Promise((res) => this.waiters.push((e) => (match(e) || e.type === "closed" ? (res(), true) : false)));
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((res) => {
+      if (this.closedFlag) return res();
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        res();
+      }, ms);
+      this.timers.add(t);
+      void this.closed.then(() => res());
+    });
   }
 
   /** Closes the connection (the chardev sees its peer go). */
@@ -164,6 +220,7 @@ export class UsbredirSession {
 
   private emit(e: SessionEvent): void {
     this.opts.onEvent?.(e);
+    for (let i = this.waiters.length - 1; i >= 0; i--) if (this.waiters[i]!(e)) this.waiters.splice(i, 1);
   }
 
   private write(b: Uint8Array): void {
@@ -335,6 +392,11 @@ export class UsbredirSession {
       // An IN request's fault applies when it would complete (pump): the
       // guest queues its receive requests long before data comes.
       this.pendingIn.push({ id: m.id, endpoint: m.endpoint, length: m.length, streamId: m.streamId });
+      // Before the pump can complete it: the request is outstanding right now.
+      if (this.opts.faults?.inQueued?.(m.endpoint, this.pendingInCount) === "disconnect") {
+        this.disconnect();
+        return;
+      }
       this.pump(m.endpoint);
       return;
     }
@@ -388,11 +450,12 @@ export class UsbredirSession {
         this.send({ type: "bulk_packet", id: p.id, endpoint, status: statusCode(v.status), length: 0, streamId: p.streamId, data: new Uint8Array(0) });
         continue;
       }
-      const d = this.device.takeIn(endpoint, p.length);
-      if (d === undefined) {
+      const taken = this.device.takeIn(endpoint, p.length);
+      if (taken === undefined) {
         this.pendingIn.unshift(p);
         return;
       }
+      const d = v === "short" ? (this.device.shortIn?.(endpoint, taken) ?? taken.subarray(0, taken.length >> 1)) : taken;
       const complete = (): void => this.send({ type: "bulk_packet", id: p.id, endpoint, status: STATUS.success, length: d.length, streamId: p.streamId, data: d });
       if (typeof v === "object" && "delayMs" in v) this.later(v.delayMs, complete);
       else complete();

@@ -132,3 +132,19 @@ test("bulk OUT: the guest's framed ARP request reaches the wire, the trailing 0x
   t.regex(parseAxFrames(bad).error!, /at byte 0: length and complement disagree/);
   t.regex(parseAxFrames(framed.subarray(0, 20)).error!, /runs past the transfer/);
 });
+
+test("short: a transfer of two frames cut halfway through the first, whose header still promises all of it; both frames count as dropped", (t) => {
+  const d = new Ax88772bDevice(ID);
+  d.setConfiguration(1);
+  t.is(vout(d, AX_CMD.WRITE_RX_CTL, RX_CTL_START).status, "success");
+  t.true(d.sendToGuest(new Uint8Array(60).fill(1)));
+  t.true(d.sendToGuest(new Uint8Array(70).fill(2)));
+  const full = d.takeIn(AX_EP.bulkIn, 2048)!;
+  t.is(parseAxFrames(full).frames.length, 2);
+  t.is(d.counters.framesToGuest, 2);
+  const s = d.shortIn(AX_EP.bulkIn, full);
+  t.is(s.length, 4 + 30);
+  t.deepEqual([...s.subarray(0, 4)], [...axFrame(new Uint8Array(60)).subarray(0, 4)], "the header says 60 bytes");
+  t.regex(parseAxFrames(s).error ?? "", /frame of 60 bytes at byte 0 runs past the transfer \(34 bytes\)/);
+  t.deepEqual([d.counters.framesToGuest, d.counters.framesDropped], [0, 2]);
+});

@@ -225,3 +225,15 @@ test("wire: the guest agents' traffic frames (ethertype 0x88b5) come back to the
   t.is(d.takeIn(ECM_EP.bulkIn, 1600), undefined);
   t.is(d.counters.framesFromGuest, 2);
 });
+
+test("short: a bulk IN transfer cut to a runt, shorter than an Ethernet header; the frame counts as dropped, not delivered", (t) => {
+  const d = up();
+  t.true(d.sendToGuest(new Uint8Array(60).fill(7)));
+  const full = d.takeIn(ECM_EP.bulkIn, 1600)!;
+  t.is(d.counters.framesToGuest, 1);
+  const s = d.shortIn(ECM_EP.bulkIn, full);
+  t.true(s.length < 14, `${s.length} bytes`);
+  t.deepEqual([...s], [...full.subarray(0, s.length)]);
+  t.is(d.counters.framesToGuest, 0);
+  t.is(d.counters.framesDropped, 1);
+});

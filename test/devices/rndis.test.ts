@@ -159,3 +159,16 @@ test("before INITIALIZE or after HALT, frames from the guest are dropped and not
   t.is(d.counters.framesDropped, 1);
   t.is(d.bulkOut(0x05, new Uint8Array(4)), "stall");
 });
+
+test("short: the PACKET_MSG keeps its MessageLength and DataLength and the transfer ends inside the frame, so a host's parse fails naming the message; the frame counts as dropped", (t) => {
+  const d = up();
+  t.true(d.sendToGuest(new Uint8Array(100).fill(9)));
+  const full = d.takeIn(RNDIS_EP.bulkIn, 16384)!;
+  const s = d.shortIn(RNDIS_EP.bulkIn, full);
+  t.is(word(s, 1), RNDIS_PACKET_HEADER + 100, "MessageLength still promises the whole frame");
+  t.is(word(s, 3), 100, "DataLength too");
+  t.true(s.length > RNDIS_PACKET_HEADER && s.length < full.length, `${s.length} of ${full.length} bytes`);
+  t.regex(parsePackets(s).error ?? "", /MessageLength 144 does not fit the 94 bytes left/);
+  t.is(parsePackets(s).frames.length, 0);
+  t.deepEqual([d.counters.framesToGuest, d.counters.framesDropped], [0, 1]);
+});

@@ -168,3 +168,80 @@ test("malformed descriptors: wTotalLength past the end, a data interface without
   t.deepEqual(d.endpoints().map((e) => e.address), [ECM_EP.notify], "no bulk pair to use");
   t.throws(() => new FaultPlan().add({ kind: "malformed", what: "bad-class" }), { message: /plug-time/ });
 });
+
+/** Configures the CDC-ECM data path over the wire, as a host would, so bulk transfers flow. */
+async function dataPathUp(g: Awaited<ReturnType<typeof connect>>): Promise<void> {
+  g.send({ type: "set_configuration", id: 100n, configuration: 1 });
+  await g.next("configuration_status");
+  g.send({ type: "set_alt_setting", id: 101n, interface: 1, alt: 1 });
+  await g.next("alt_setting_status");
+}
+
+test("short: a bulk IN request is completed with a runt (fewer bytes than a frame header); the next one is whole again", async (t) => {
+  const faults = new FaultPlan();
+  const g = await connect(t, new CdcEcmDevice(ID), faults);
+  await g.next("device_connect");
+  await dataPathUp(g);
+  faults.add({ kind: "short", endpoint: "bulk-in", count: 1 });
+  const dev = g.session().device as CdcEcmDevice;
+  g.bulk(1n, ECM_EP.bulkIn, 1600);
+  g.bulk(2n, ECM_EP.bulkIn, 1600);
+  for (let i = 0; i < 100 && g.session().pendingInCount < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  dev.sendToGuest(new Uint8Array(60).fill(1));
+  dev.sendToGuest(new Uint8Array(60).fill(2));
+  const a = await g.next("bulk_packet");
+  const b = await g.next("bulk_packet");
+  t.deepEqual([a.id, a.status, a.length < 14], [1n, STATUS.success, true], `short: ${a.length} bytes`);
+  t.deepEqual([b.id, b.status, b.length], [2n, STATUS.success, 60]);
+  t.deepEqual([dev.counters.framesToGuest, dev.counters.framesDropped], [1, 1]);
+});
+
+test("disconnect-pending: device_disconnect goes the moment a bulk IN request is outstanding, and the session counts it pending at disconnect", async (t) => {
+  const faults = new FaultPlan();
+  const applied: string[] = [];
+  faults.onApplied = (a) => applied.push(`${a.fault} ${a.endpoint}: ${a.outcome}`);
+  const g = await connect(t, new CdcEcmDevice(ID), faults);
+  await g.next("device_connect");
+  await dataPathUp(g);
+  faults.add({ kind: "disconnect-pending", count: 1 });
+  g.bulk(5n, ECM_EP.bulkIn, 1600);
+  await g.next("device_disconnect");
+  t.deepEqual(g.events.filter((e) => e.type === "disconnect-sent"), [{ type: "disconnect-sent", pendingIn: 1 }]);
+  t.deepEqual(applied, ["disconnect-pending bulk-in 0x81: disconnect with 1 bulk IN pending"]);
+  t.false(g.session().connected);
+});
+
+test("disconnect-pending armed while a bulk IN request already waits: the device leaves at once, with it pending", async (t) => {
+  const faults = new FaultPlan();
+  const g = await connect(t, new CdcEcmDevice(ID), faults);
+  await g.next("device_connect");
+  await dataPathUp(g);
+  g.bulk(5n, ECM_EP.bulkIn, 1600);
+  g.bulk(6n, ECM_EP.bulkIn, 1600);
+  for (let i = 0; i < 100 && g.session().pendingInCount < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  faults.add({ kind: "disconnect-pending", count: 2 });
+  await g.next("device_disconnect");
+  t.deepEqual(g.events.filter((e) => e.type === "disconnect-sent"), [{ type: "disconnect-sent", pendingIn: 2 }]);
+});
+
+test("reconnect storm: each cycle waits for QEMU's disconnect ack, then a fresh device_connect on the same connection with the same identity; the ids of QEMU's new enumeration are answered", async (t) => {
+  const faults = new FaultPlan();
+  const g = await connect(t, new CdcEcmDevice(ID), faults);
+  const first = await g.next("device_connect");
+  faults.add({ kind: "reconnect", count: 2, gapMs: 20 });
+  for (let i = 0; i < 2; i++) {
+    await g.next("device_disconnect");
+    // Without the ack the device stays away: the guest side has not let it go yet.
+    await new Promise((r) => setTimeout(r, 60));
+    t.false(g.got.some((m) => m.type === "device_connect"), `cycle ${i}: no connect before the ack`);
+    g.send({ type: "device_disconnect_ack", id: 0n });
+    const again = await g.next("device_connect");
+    t.deepEqual([again.vendorId, again.productId, again.deviceClass], [first.vendorId, first.productId, first.deviceClass]);
+    // A fresh enumeration: descriptors are served again, serial unchanged.
+    g.control(BigInt(20 + i), 0x80, 6, 0x0303, 0x0409, 255);
+    const serial = await g.next("control_packet");
+    t.is(serial.status, STATUS.success);
+    t.is(String.fromCharCode(...Array.from({ length: (serial.data[0]! - 2) / 2 }, (_, k) => serial.data[2 + 2 * k]!)), ID.serial);
+  }
+  t.deepEqual(g.events.filter((e) => e.type === "connected" || e.type === "disconnect-sent").map((e) => e.type), ["connected", "disconnect-sent", "connected", "disconnect-sent", "connected"]);
+});

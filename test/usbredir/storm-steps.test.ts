@@ -106,3 +106,39 @@ test("faults: bad entries are refused with file:line:col and the field named", (
   t.regex(first(`${LINUX}nics: { mix: [{ kind: usb-net }] }\nfaults:\n  - { fault: stall, endpoint: bulk-in }\n`), /f\.yaml:5:\d+.*faults: .*nics\.mix has none/);
   t.regex(first(`${LINUX}nics: { mix: [{ kind: redir-cdce }] }\nschedule:\n  steps:\n    - add: { nic: a, kind: redir-cdce }\n    - remove: a\nfaults:\n  - { fault: stall, endpoint: bulk-in }\n`), /faults: faults are drawn by the random schedule/);
 });
+
+test("short, disconnect-pending and reconnect: parse to fault steps with their defaults and round-trip through YAML", (t) => {
+  const s = parseStorm(`${LINUX}nics: { mix: [{ kind: redir-ax88772, count: 1 }] }
+schedule:
+  steps:
+    - add: { nic: a, kind: redir-ax88772 }
+    - device-fault: { nic: a, fault: short, endpoint: bulk-in, count: 3 }
+    - device-fault: { nic: a, fault: disconnect-pending }
+    - device-fault: { nic: a, fault: disconnect-pending, count: 2 }
+    - device-fault: { nic: a, fault: reconnect, count: 3 }
+    - device-fault: { nic: a, fault: reconnect, count: 1, gap: 250ms }
+    - remove: a
+`);
+  t.deepEqual((s.schedule.steps ?? []).filter((x) => x.op === "device-fault").map((x) => (x.op === "device-fault" ? x.fault : undefined)), [
+    { kind: "short", endpoint: "bulk-in", count: 3 },
+    { kind: "disconnect-pending", count: 1 },
+    { kind: "disconnect-pending", count: 2 },
+    { kind: "reconnect", count: 3, gapMs: 1000 },
+    { kind: "reconnect", count: 1, gapMs: 250 },
+  ]);
+  t.deepEqual(parseStorm(stormToYaml(specToInput(s))).schedule.steps, s.schedule.steps);
+});
+
+test("short, disconnect-pending and reconnect: bad fields are refused with file, line, column and field", (t) => {
+  const issues = (steps: string): string[] => {
+    const e = t.throws(() => parseStorm(`${LINUX}schedule:\n  steps:\n    - add: { nic: a, kind: redir-cdce }\n${steps}`, "f.yaml"), { instanceOf: ScenarioError }) as ScenarioError;
+    return e.issues.map((i) => `${i.file}:${i.line}:${i.col} ${i.path}: ${i.message}`);
+  };
+  t.regex(issues("    - device-fault: { nic: a, fault: short, endpoint: bulk-out }\n")[0]!, /^f\.yaml:6:\d+ schedule\.steps\[1\]\.device-fault\.endpoint: .*bulk-in/);
+  t.regex(issues("    - device-fault: { nic: a, fault: short }\n")[0]!, /^f\.yaml:6:\d+ .*endpoint.*bulk-in/);
+  t.regex(issues("    - device-fault: { nic: a, fault: reconnect }\n")[0]!, /^f\.yaml:6:\d+ .*count.*disconnect\/connect cycles/);
+  t.regex(issues("    - device-fault: { nic: a, fault: reconnect, count: 0 }\n")[0]!, /^f\.yaml:6:\d+ .*count/);
+  t.regex(issues("    - device-fault: { nic: a, fault: reconnect, count: 2, gap: soon }\n")[0]!, /^f\.yaml:6:\d+ .*gap/);
+  t.regex(issues("    - device-fault: { nic: a, fault: disconnect-pending, endpoint: bulk-in }\n")[0]!, /^f\.yaml:6:\d+ .*endpoint: disconnect-pending acts on the whole device: it takes no endpoint/);
+  t.regex(issues("    - add: { nic: b, kind: redir-cdce, fault: { fault: reconnect, count: 2 } }\n")[0]!, /^f\.yaml:6:\d+ .*fault: reconnect is armed on a plugged NIC/);
+});
