@@ -18,6 +18,7 @@ import { parseTrace } from "../../src/trace/index.js";
 import { bootLinuxGuest } from "../helpers/seen.js";
 
 import DeviceKind = plugstorm.telemetry.v1.DeviceEvent.Kind;
+import DeviceSideKind = plugstorm.trace.v1.DeviceSide.Kind;
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -92,7 +93,14 @@ test.serial("storm scripts/storms/redir-reconnect-linux.yaml: short packets, a y
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
   const r = await runStorm(spec, { out, scenarioText: text, reports: false });
   const recs = parseTrace(readFileSync(r.traceFile!), r.traceFile!).records;
-  const marks = recs.flatMap((x) => (x.mark ? [`${x.mark.name} ${x.mark.detail}`] : []));
+  // Device-side records (trace.proto DeviceSide) read as "device:EVENT NIC TEXT" lines, marks as "NAME DETAIL".
+  const sideName: Partial<Record<number, string>> = { [DeviceSideKind.FAULT]: "fault", [DeviceSideKind.CONNECTED]: "connect", [DeviceSideKind.DISCONNECTED]: "disconnect" };
+  const marks = recs.flatMap((x) => {
+    if (x.mark) return [`${x.mark.name} ${x.mark.detail}`];
+    const d = x.device;
+    const name = d ? sideName[d.kind ?? -1] : undefined;
+    return d && name ? [`device:${name} ${`${d.nicId ?? ""} ${d.text ?? ""}`.trim()}`] : [];
+  });
   if (r.verdicts.length > 0) t.log(`verdicts on ${r.verdicts.map((v) => v.nicId).join(", ")}; marks:\n${marks.join("\n")}`);
   t.deepEqual(r.verdicts.map((v) => `${v.rule}: ${v.message}`), []);
   t.is(r.status, "clean");

@@ -3,6 +3,8 @@
 // the checker hands this monitor the guest's device events and the device
 // side's transfer counts; a NIC whose device side is never heard from is not
 // judged.
+// Tests: test/check/rules.test.ts (a breaking and a keeping trace per rule),
+// test/model/device-side.test.ts.
 
 import type { DeviceEvent, DeviceSideEvent } from "../events.js";
 import { BOTH, rule, type Judge } from "./define.js";
