@@ -24,7 +24,7 @@ export interface UsbControllerSpec {
 }
 
 /**
- * Guest→host telemetry channel kinds (see docs/qemu.md "Guest → host channels").
+ * Guest→host telemetry channel kinds (see the README's "QEMU facts").
  * `virtio-console` is a virtconsole on port 0 of its own virtio-serial device:
  * the only port a driver without MULTIPORT (NetBSD's viocon(4)) can reach.
  */

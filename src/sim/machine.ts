@@ -264,7 +264,7 @@ export class SimMachine implements Machine {
         return;
       }
       const again = rec.info.state === "removing";
-      // USB unplug is QEMU's own business: ~52 ms after device_del (docs/qemu.md); a PC Card socket powers off faster.
+      // USB unplug is QEMU's own business: ~52 ms after device_del (the README's "QEMU facts"); a PC Card socket powers off faster.
       const tDel = rec.info.bus === "usb" ? sentNs + this.rng.int(51_300_000, 54_700_000) : tReply + this.rng.int(1_000_000, 3_000_000);
       const tDeadline = sentNs + deadlineMs * 1e6;
       const finalise = !(this.opts.neverFinalise === true) && !again;

@@ -53,7 +53,7 @@ export const DRIVER_MODULES: Readonly<Record<ModelProfile, Readonly<Record<NicKi
   linux: { "usb-net": "cdc_ether", "usb-net-rndis": "rndis_host", "redir-cdce": "cdc_ether", "redir-rndis": "rndis_host", "redir-ax88772": "asix", "pcmcia-ne2000": "ne2k" },
 };
 
-/** Ports per USB controller as QEMU 7.2 offers them to full-speed devices (docs/qemu.md): the default of machine.usbPorts. */
+/** Ports per USB controller as QEMU 7.2 offers them to full-speed devices (the README's "QEMU facts"): the default of machine.usbPorts. */
 export const USB_CONTROLLER_PORTS: Readonly<Record<UsbController, number>> = {
   "qemu-xhci": 4,
   "piix3-usb-uhci": 2,
