@@ -3,4 +3,4 @@
 // what they drive (src/qemu/, src/sim/).
 export type * from "./machine.js";
 export { NIC_CATALOG, nicKindInfo, qemuKinds, UnsupportedNicError, type NicKindInfo, type QemuNicDevice, type GuestDriver } from "./catalog.js";
-export { PortAllocator, PortError, IdentityAllocator, macFor, type ControllerPorts, type Port, type NicIdentity } from "./ports.js";
+export { PortAllocator, PortError, IdentityAllocator, allocateNicSlot, macFor, type ControllerPorts, type Port, type NicIdentity } from "./ports.js";

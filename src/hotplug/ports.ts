@@ -113,3 +113,14 @@ export class IdentityAllocator {
     return { n, id: chosen, serial: chosen, mac: macFor(n) };
   }
 }
+
+/** A port and an identity for a new NIC, both or neither: the port goes back when the identity is refused. */
+export function allocateNicSlot(ports: PortAllocator, identities: IdentityAllocator, bus: NicBus, req: { port?: string; id?: string }): { port: Port; ident: NicIdentity } {
+  const port = ports.allocate(bus, req.port);
+  try {
+    return { port, ident: identities.allocate(req.id) };
+  } catch (e) {
+    ports.release(port.name);
+    throw e;
+  }
+}

@@ -13,6 +13,7 @@ import { UsbredirListener, type SessionEvent, type UsbredirSession } from "../us
 import { MonotonicClock } from "./clock.js";
 import {
   IdentityAllocator,
+  allocateNicSlot,
   nicKindInfo,
   PortAllocator,
   qemuKinds,
@@ -203,14 +204,7 @@ export class QemuMachine implements Machine {
       throw new UnsupportedNicError(`NIC kind ${req.kind} needs a ${info.bus} controller; profile ${this.profile.name} has none`);
     }
     this.assertRunning("addNic");
-    const port = this.ports.allocate(info.bus, req.port);
-    let ident;
-    try {
-      ident = this.identities.allocate(req.id);
-    } catch (e) {
-      this.ports.release(port.name);
-      throw e;
-    }
+    const { port, ident } = allocateNicSlot(this.ports, this.identities, info.bus, req);
     const base = { op: "add" as const, nicId: ident.id, kind: req.kind, bus: info.bus, port: port.name, mac: ident.mac };
     if (info.redir !== undefined) return this.addRedir(req.kind, info.redir.model as DeviceModelName, port, ident, base, opts, req.faults ?? []);
     if (req.faults !== undefined && req.faults.length > 0) {

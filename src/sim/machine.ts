@@ -16,6 +16,7 @@
 
 import {
   IdentityAllocator,
+  allocateNicSlot,
   nicKindInfo,
   PortAllocator,
   UnsupportedNicError,
@@ -193,14 +194,7 @@ export class SimMachine implements Machine {
     if (!this.supportedKinds.includes(req.kind)) {
       throw new UnsupportedNicError(`NIC kind ${req.kind}: no NetBSD driver attaches to it (${info.guest.netbsd.note ?? "unsupported"}), so the simulated machine does not offer it`);
     }
-    const port = this.ports.allocate(info.bus, req.port);
-    let ident;
-    try {
-      ident = this.identities.allocate(req.id);
-    } catch (e) {
-      this.ports.release(port.name);
-      throw e;
-    }
+    const { port, ident } = allocateNicSlot(this.ports, this.identities, info.bus, req);
     const usb = info.bus === "usb";
     const args = {
       driver: usb ? "usb-net" : "ne2k_pcmcia",
