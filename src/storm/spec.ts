@@ -148,7 +148,7 @@ export interface DeviceFaultInput {
   endpoint?: "control" | "bulk-in" | "bulk-out";
   status?: "ioerror" | "timeout" | "babble";
   delay?: DurationInput;
-  /** reconnect: the pause after QEMU's disconnect ack and after each connect (default 1s). */
+  /** reconnect: the pause after QEMU's disconnect ack, and after the host has configured each reconnected device (default 1s). */
   gap?: DurationInput;
   count?: number;
   what?: "total-length" | "no-endpoints" | "bad-class";

@@ -307,7 +307,7 @@ const STEP_OPS = ["add", "remove", "hold", "release", "traffic", "traffic-stop",
 const REMOVAL_VIAS = ["host", "device-disconnect", "device-close"] as const;
 const FAULT_KEYS = ["fault", "endpoint", "status", "delay", "gap", "count", "what"];
 const FAULT_NAMES = ["stall", "status", "pending", "late", "short", "disconnect-after-control", "disconnect-pending", "reconnect", "malformed"] as const;
-/** reconnect's default gap: past the ≈390 ms the Linux guest takes to bind a reconnected NIC (docs/usbredir.md). */
+/** reconnect's default gap, counted from QEMU's disconnect ack and from the host's SET_CONFIGURATION after each connect (docs/usbredir.md). */
 const RECONNECT_GAP_NS = 1e9;
 const FAULT_ENDPOINTS = ["control", "bulk-in", "bulk-out"] as const;
 

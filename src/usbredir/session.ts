@@ -14,6 +14,8 @@ import { epIndex, isIn, type BulkPacket, type ControlPacket, type EndpointDesc, 
 /** Capabilities plugstorm announces. No bulk streams, filters or buffered bulk: NICs need none. */
 export const HOST_CAPS: readonly CapName[] = ["connect_device_version", "device_disconnect_ack", "ep_info_max_packet_size", "64bits_ids", "32bits_bulk_length"];
 
+/** How long a reconnect storm waits for the host to configure the device before it goes on regardless: the model's default attach deadline. */
+const CONFIGURE_WAIT_MS = 30_000;
 export const HOST_VERSION = "plugstorm usbredir host 0.1";
 
 /** What a session saw, for traces and tests. */
@@ -171,11 +173,18 @@ export class UsbredirSession {
    * The same device leaving and coming back `times` times on this
    * connection, no QMP involved. Each reconnect waits for QEMU's
    * device_disconnect_ack (QEMU has detached the device by then) and gapMs;
-   * QEMU then enumerates it afresh. Ends early if the connection goes.
+   * QEMU then enumerates it afresh. The device leaves only once the host has
+   * taken it into use (set a configuration, which Linux's usb core and
+   * NetBSD's drivers do as the driver attaches), then gapMs later: a gap
+   * counted from the connect alone raced the guest's enumeration, which a
+   * loaded TCG guest can stretch past any fixed gap, and the driver never
+   * attached. Ends early if the connection goes.
    */
   async reconnectStorm(times: number, gapMs: number): Promise<void> {
     for (let i = 0; i < times && !this.closedFlag; i++) {
       if (this.connectedFlag) {
+        await this.configuredByHost(CONFIGURE_WAIT_MS);
+        if (this.closedFlag) return;
         // A peer without the ack capability never sends one: gapMs is all the wait there is.
         const acks = this.codec.peer?.caps.has("device_disconnect_ack") === true;
         const acked = acks ? this.next((e) => e.type === "disconnect-ack") : Promise.resolve();
@@ -185,8 +194,25 @@ export class UsbredirSession {
       await this.pause(gapMs);
       if (this.closedFlag) return;
       this.connect();
+      await this.configuredByHost(CONFIGURE_WAIT_MS);
       await this.pause(gapMs);
     }
+  }
+
+  /** Resolves once the host has set a configuration, when the connection closes, or after ms (a host that never configures it). */
+  private configuredByHost(ms: number): Promise<void> {
+    if (!this.connectedFlag || this.device.configuration !== 0) return Promise.resolve();
+    return new Promise((res) => {
+      const done = (): void => {
+        clearTimeout(t);
+        this.timers.delete(t);
+        res();
+      };
+      const t = setTimeout(done, ms);
+      this.timers.add(t);
+      const ends = (e: SessionEvent): boolean => (e.type === "configuration" && e.value !== 0 && e.status === "success") || e.type === "closed" || e.type === "disconnect-sent";
+      this.waiters.push((e) => (ends(e) ? (done(), true) : false));
+    });
   }
 
   private recheckPending(): void {

@@ -224,12 +224,17 @@ test("disconnect-pending armed while a bulk IN request already waits: the device
   t.deepEqual(g.events.filter((e) => e.type === "disconnect-sent"), [{ type: "disconnect-sent", pendingIn: 2 }]);
 });
 
-test("reconnect storm: each cycle waits for QEMU's disconnect ack, then a fresh device_connect on the same connection with the same identity; the ids of QEMU's new enumeration are answered", async (t) => {
+test("reconnect storm: the device leaves only once the host has configured it; each cycle waits for QEMU's disconnect ack, then a fresh device_connect on the same connection with the same identity; the ids of QEMU's new enumeration are answered", async (t) => {
   const faults = new FaultPlan();
   const g = await connect(t, new CdcEcmDevice(ID), faults);
   const first = await g.next("device_connect");
   faults.add({ kind: "reconnect", count: 2, gapMs: 20 });
   for (let i = 0; i < 2; i++) {
+    // Still enumerating (no configuration yet): the device stays, or the driver would never attach.
+    await new Promise((r) => setTimeout(r, 60));
+    t.false(g.got.some((m) => m.type === "device_disconnect"), `cycle ${i}: no disconnect before the host configures the device`);
+    g.send({ type: "set_configuration", id: BigInt(100 + i), configuration: 1 });
+    t.is((await g.next("configuration_status")).status, STATUS.success);
     await g.next("device_disconnect");
     // Without the ack the device stays away: the guest side has not let it go yet.
     await new Promise((r) => setTimeout(r, 60));
