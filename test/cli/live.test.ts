@@ -1,6 +1,6 @@
 // The live view from the command line: `storm --serve` feeds and obeys a
 // WebSocket client while the storm runs, `serve TRACE` replays a saved trace,
-// and a subscriber that stops reading does not hold a storm back.
+// and a subscriber that stops reading is cut off instead of holding a storm back.
 
 import test from "ava";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -210,48 +210,42 @@ test("serve and storm --serve: bad input exits 2 naming what was wrong", async (
   }
 });
 
-test("storm --serve: a subscriber that stops reading does not slow the storm", async (t) => {
+// What a subscriber that stops reading costs the storm is a speed claim, printed
+// by `npm run bench -- serve`; this test holds the behaviour behind it: the
+// server stops queueing for that subscriber, and the run is unchanged.
+test("storm --serve: a subscriber that stops reading is cut off, not buffered for, and the storm runs to its end", async (t) => {
   const dir = tempDir(t);
   // usb-yank at 1000 cycles: ~8 MB of JSON records, past what a subscriber may
   // have waiting (4 MiB) plus what the stalled socket's buffers absorb.
   const storm = join(dir, "yank-1000.yaml");
   writeFileSync(storm, readFileSync(USB_YANK, "utf8").replace("cycles: 200", "cycles: 1000"));
-  // The time from the resume to the end of the run, best of a few rounds,
-  // with only a steering client, then with one more that never reads. The
-  // pause at the start lets the stalled client subscribe before the storm
+  // The pause at the start lets the stalled client subscribe before the storm
   // produces anything much, whatever the machine's load.
-  const round = async (stalled: boolean, i: number): Promise<number> => {
-    const p = start(t, ["storm", storm, "--out", join(dir, `r${i}-${stalled}`), "--quiet", "--serve", "127.0.0.1:0", "--serve-close"]);
-    const { feed, token } = await liveUrl(p);
-    const ctl = client(t, `${feed}&token=${token}`);
-    await ctl.waitJson("snapshot", 10_000);
-    for (;;) {
-      const id = ctl.received.length + 100;
-      ctl.send({ type: "control", id, op: "pause" });
-      const r = await ctl.waitJson("reply", 5000, 0, (j) => j["id"] === id);
-      if (r["ok"]) break;
-      // Refused only while the run is still setting up.
-      t.regex(String(r["error"]), /not started yet/);
-    }
-    if (stalled) {
-      const s = client(t, feed);
-      await s.waitJson("snapshot", 10_000);
-      s.socket!.pause();
-    }
-    const t0 = performance.now();
-    ctl.send({ type: "control", id: 1, op: "resume" });
-    await ctl.waitJson("status", 60_000, 0, (j) => j["status"] === "ended");
-    const ms = performance.now() - t0;
-    const r = await p.done;
-    t.is(r.code, 0, r.stderr);
-    return ms;
-  };
-  let base = Infinity;
-  let slow = Infinity;
-  for (let i = 0; i < 2; i++) {
-    base = Math.min(base, await round(false, i));
-    slow = Math.min(slow, await round(true, i));
+  const p = start(t, ["storm", storm, "--out", join(dir, "run"), "--quiet", "--serve", "127.0.0.1:0", "--serve-close"]);
+  const { feed, token } = await liveUrl(p);
+  const ctl = client(t, `${feed}&token=${token}`);
+  await ctl.waitJson("snapshot", 10_000);
+  for (;;) {
+    const id = ctl.received.length + 100;
+    ctl.send({ type: "control", id, op: "pause" });
+    const r = await ctl.waitJson("reply", 5000, 0, (j) => j["id"] === id);
+    if (r["ok"]) break;
+    // Refused only while the run is still setting up.
+    t.regex(String(r["error"]), /not started yet/);
   }
-  t.log(`storm after resume: ${base.toFixed(0)} ms alone, ${slow.toFixed(0)} ms with a stalled subscriber (${(slow / base).toFixed(2)}x)`);
-  t.true(slow < 3 * base, `a stalled subscriber slowed the storm ${(slow / base).toFixed(2)}x`);
+  const s = client(t, feed);
+  await s.waitJson("snapshot", 10_000);
+  s.socket!.pause();
+  ctl.send({ type: "control", id: 1, op: "resume" });
+  await ctl.waitJson("status", 60_000, 0, (j) => j["status"] === "ended");
+  const r = await p.done;
+  t.is(r.code, 0, r.stderr);
+  s.socket!.resume();
+  await s.closed;
+  const total = parseTrace(readFileSync(join(dir, "run", "trace.pstrace"))).records.length;
+  const got = records(s).map((x) => x.index);
+  t.true(got.length < total / 2, `the stalled client was sent ${got.length} of the run's ${total} records: it was cut off`);
+  // It subscribed while the storm was paused: from its snapshot on, a run of records in order, none twice.
+  t.deepEqual(got, got.map((_, k) => got[0]! + k), "what it was sent is contiguous from its snapshot, in order, none twice");
+  t.regex(readFileSync(join(dir, "run", "summary.txt"), "utf8"), /cycles 1000 /, "the storm ran all its cycles");
 });
