@@ -1,9 +1,10 @@
-// A local worker: a child process that runs one job at a time for the pool
+// A local worker: a child process that runs one job (or shrink) at a time for the pool
 // (src/campaign/pool.ts) over the IPC channel. It stops its storm, and with
 // it the storm's VM, when told to, on SIGINT/SIGTERM (a Ctrl-C reaches the
 // whole process group) and when the parent goes away.
 
 import { JobInterrupted, JobSetupError, runJob } from "./job.js";
+import { runShrink } from "./shrinks.js";
 import type { ChildMessage, ParentMessage } from "./pool.js";
 
 let current: AbortController | null = null;
@@ -31,14 +32,22 @@ process.on("disconnect", stop);
 
 process.on("message", (m: ParentMessage) => {
   if (m.type === "stop") return stop();
-  if (m.type !== "run" || current) return;
+  if (current) return;
   const ac = new AbortController();
   current = ac;
-  runJob(m.job, m.tracesDir, ac.signal).then(
-    (result) => send({ type: "done", jobId: m.job.id, result, cpuMs: cpuMs() }),
+  const id = m.type === "run" ? m.job.id : m.id;
+  const work: Promise<ChildMessage> =
+    m.type === "run"
+      ? runJob(m.job, m.tracesDir, ac.signal).then((result) => ({ type: "done", jobId: id, result, cpuMs: cpuMs() }))
+      : runShrink(m.task, ac.signal).then((yaml) => {
+          if (ac.signal.aborted) throw new JobInterrupted();
+          return { type: "shrunk", jobId: id, yaml, cpuMs: cpuMs() };
+        });
+  work.then(
+    send,
     (e: unknown) => {
-      if (e instanceof JobInterrupted) send({ type: "interrupted", jobId: m.job.id });
-      else send({ type: "failed", jobId: m.job.id, error: e instanceof Error ? e.message : String(e), setup: e instanceof JobSetupError });
+      if (e instanceof JobInterrupted || ac.signal.aborted) send({ type: "interrupted", jobId: id });
+      else send({ type: "failed", jobId: id, error: e instanceof Error ? e.message : String(e), setup: e instanceof JobSetupError });
     },
   ).finally(() => {
     current = null;

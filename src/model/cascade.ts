@@ -22,7 +22,7 @@
 //         that has served that NIC's unit is blocked; with several blocked,
 //         the earliest cause is its cause. The unit is what one event thread
 //         serves: a USB NIC's bus; a PC Card's socket when its add names one
-//         (each socket has its own thread; netbsd.md §pcmcia-threads), else
+//         (each socket has its own thread; netbsd.md#pcmcia-threads), else
 //         the pcmcia bus.
 // - Only an earlier verdict can be a cause, so the first verdict of a run is
 //   always a cause, and a safety verdict (a rule broken by an event) is never
