@@ -174,13 +174,22 @@ export async function runCampaign(spec: CampaignSpec, opts: CampaignOptions): Pr
 
 /** Runs jobs on a pool of local child processes; a job is retried on a set-up error or a dead worker, then marked failed. */
 export class LocalDriver implements CampaignDriver {
-  /** The worker processes of the last run (benchmarks judge parallel speed by their CPU time). */
+  /** The worker processes of the last run (benchmarks judge parallel speed by their CPU time); a given pool's are counted since it started. */
   workers: WorkerStats[] = [];
 
-  constructor(readonly parallelism: number) {}
+  /**
+   * A pool given is used and left running (its workers, started and warmed
+   * up once, serve campaign after campaign); by default each run has its own.
+   */
+  constructor(
+    readonly parallelism: number,
+    private readonly opts: { pool?: WorkerPool } = {},
+  ) {
+    if (opts.pool && opts.pool.size !== parallelism) throw new RangeError(`LocalDriver: the pool has ${opts.pool.size} workers, the parallelism is ${parallelism}`);
+  }
 
   async run(jobs: CampaignJob[], spec: CampaignSpec, tracesDir: string, sink: DriverSink, stop: { signal: AbortSignal; budget: AbortSignal }): Promise<DriverEnd> {
-    const pool = new WorkerPool(this.parallelism);
+    const pool = this.opts.pool ?? new WorkerPool(this.parallelism);
     const queue = [...jobs];
     const saving: Promise<unknown>[] = [];
     let running = 0;
@@ -242,7 +251,7 @@ export class LocalDriver implements CampaignDriver {
     } finally {
       stop.signal.removeEventListener("abort", onAbort);
       this.workers = pool.stats();
-      await pool.stop();
+      if (!this.opts.pool || stop.signal.aborted) await pool.stop();
     }
     return stop.signal.aborted ? "interrupted" : queue.length > 0 && stop.budget.aborted ? "budget" : "complete";
   }

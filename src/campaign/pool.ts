@@ -11,9 +11,9 @@ import type { ShrinkTask } from "./shrinks.js";
 
 export type ParentMessage = { type: "run"; job: CampaignJob; tracesDir: string } | { type: "shrink"; id: string; task: ShrinkTask } | { type: "stop" };
 export type ChildMessage =
-  | { type: "ready"; cpuMs: number }
-  | { type: "done"; jobId: string; result: JobResult; cpuMs: number }
-  | { type: "shrunk"; jobId: string; yaml: string; cpuMs: number }
+  | { type: "ready"; cpuMs: number; mainCpuMs: number | null }
+  | { type: "done"; jobId: string; result: JobResult; cpuMs: number; mainCpuMs: number | null }
+  | { type: "shrunk"; jobId: string; yaml: string; cpuMs: number; mainCpuMs: number | null }
   | { type: "failed"; jobId: string; error: string; setup: boolean }
   | { type: "interrupted"; jobId: string };
 
@@ -55,6 +55,12 @@ export interface WorkerStats {
   startCpuMs: number;
   /** CPU time of the process (start-up included) when it last finished a job, ms. */
   cpuMs: number;
+  /**
+   * Of cpuMs, the main (JavaScript) thread's, ms; null where the system does
+   * not say. The rest ran on V8's helper threads (optimising compiler, GC)
+   * and libuv's pool, which take a share of another core.
+   */
+  mainCpuMs: number | null;
   /** Wall time from handing it a job to its result, summed, ms. */
   busyMs: number;
   /** When it was spawned and when it last gave a result (performance.now()), ms. */
@@ -119,7 +125,7 @@ export class WorkerPool {
     const child = fork(CHILD, [], { stdio: ["ignore", "ignore", "inherit", "ipc"], serialization: "advanced" });
     let exitedResolve!: () => void;
     const now = performance.now();
-    const stats: WorkerStats = { pid: child.pid ?? -1, jobs: 0, shrinks: 0, startCpuMs: 0, cpuMs: 0, busyMs: 0, spawnedAt: now, lastDoneAt: now };
+    const stats: WorkerStats = { pid: child.pid ?? -1, jobs: 0, shrinks: 0, startCpuMs: 0, cpuMs: 0, mainCpuMs: null, busyMs: 0, spawnedAt: now, lastDoneAt: now };
     this.all.push(stats);
     const slot: Slot = { child, busy: null, exited: new Promise((r) => (exitedResolve = r)), stats, sentAt: now };
     this.slots.add(slot);
@@ -137,10 +143,12 @@ export class WorkerPool {
       if (m.type === "done") {
         stats.jobs++;
         stats.cpuMs = m.cpuMs;
+        stats.mainCpuMs = m.mainCpuMs;
         w.resolve(m.result);
       } else if (m.type === "shrunk") {
         stats.shrinks++;
         stats.cpuMs = m.cpuMs;
+        stats.mainCpuMs = m.mainCpuMs;
         w.resolve(m.yaml);
       }
       else if (m.type === "interrupted") w.reject(new JobInterrupted());
