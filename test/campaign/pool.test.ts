@@ -1,8 +1,8 @@
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LocalDriver, WorkerPool, parseCampaign, runCampaign } from "../../src/campaign/index.js";
+import { LocalDriver, WorkerPool, parseCampaign, runCampaign, type CampaignSpec } from "../../src/campaign/index.js";
 import { alive } from "../helpers/process.js";
 
 const CAMPAIGN = `name: reuse
@@ -16,14 +16,19 @@ seeds: 1..6
 shrink: false
 `;
 
-test("the pool reuses its worker processes: 6 jobs on a pool of 2 start 2 processes, and each says what CPU it used", async (t) => {
+/** A folder and a pool of 2, both gone after the test, and the campaign's spec. */
+async function setUp(t: ExecutionContext): Promise<{ dir: string; pool: WorkerPool; spec: CampaignSpec }> {
   const dir = mkdtempSync(join(tmpdir(), "plugstorm-pool-"));
   const pool = new WorkerPool(2);
   t.teardown(async () => {
     await pool.stop();
     rmSync(dir, { recursive: true, force: true });
   });
-  const spec = await parseCampaign(CAMPAIGN, "<test>");
+  return { dir, pool, spec: await parseCampaign(CAMPAIGN, "<test>") };
+}
+
+test("the pool reuses its worker processes: 6 jobs on a pool of 2 start 2 processes, and each says what CPU it used", async (t) => {
+  const { dir, pool, spec } = await setUp(t);
   const results = await Promise.all(spec.jobs.map((j) => pool.run(j, dir)));
   t.is(results.length, 6);
   const stats = pool.stats();
@@ -42,13 +47,7 @@ test("the pool reuses its worker processes: 6 jobs on a pool of 2 start 2 proces
 });
 
 test("a LocalDriver given a pool runs campaign after campaign on the same worker processes and leaves them running", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "plugstorm-pool-"));
-  const pool = new WorkerPool(2);
-  t.teardown(async () => {
-    await pool.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const spec = await parseCampaign(CAMPAIGN, "<test>");
+  const { dir, pool, spec } = await setUp(t);
   for (const run of ["a", "b"]) {
     const driver = new LocalDriver(2, { pool });
     const r = await runCampaign(spec, { out: join(dir, run), driver });
