@@ -1,17 +1,15 @@
 // Running a campaign: the jobs not finished yet go to a driver (the local
 // worker pool, or a BullMQ queue that workers on other hosts pull from);
-// every result is saved as it arrives, counted once; at the end the sim
-// signatures get their minimal storms and the reports are written.
+// every result is saved as it arrives, counted once; the sim signatures get
+// their minimal storms (on the pool's workers as they fall idle, or here
+// after a queued campaign's jobs), and the reports wait for them.
 
-import { setMaxListeners } from "node:events";
-import { existsSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
-import { shrinkStorm, validateStorm } from "../storm/index.js";
+import { resolve } from "node:path";
 import { JobInterrupted, JobSetupError, type JobResult } from "./job.js";
 import { WorkerPool, WorkerDied, type WorkerStats } from "./pool.js";
 import { buildCampaignReport, type CampaignReport } from "./report.js";
 import { writeCampaignReports } from "./render.js";
+import { ShrinkPlan, runShrink } from "./shrinks.js";
 import { CampaignStore, type FailedJob } from "./store.js";
 import type { CampaignJob, CampaignSpec } from "./spec.js";
 import type { Signature } from "./signature.js";
@@ -25,6 +23,12 @@ export interface DriverSink {
   running(n: number): void;
   /** A job went to a worker (the local pool knows; a queue's workers say so in their own logs). */
   started?(job: CampaignJob): void;
+  /**
+   * Minimal storms to make: a driver with workers of its own takes them
+   * (take/complete) when it has no job for a worker; what it leaves is run
+   * by the campaign process after the driver returns.
+   */
+  shrinks?: ShrinkPlan;
 }
 
 export interface CampaignDriver {
@@ -80,6 +84,8 @@ export async function runCampaign(spec: CampaignSpec, opts: CampaignOptions): Pr
   const pending = spec.jobs.filter((j) => !finished.has(j.id));
   const seen = new Set<string>();
   for (const r of finished.values()) for (const f of r.findings) if (f.causeId === null) seen.add(f.signature.id);
+  const shrinks = new ShrinkPlan(spec, outDir, opts.onNote);
+  for (const r of finished.values()) shrinks.result(r);
   const failed = new Map<string, FailedJob>();
   const t0 = Date.now();
   let done = 0;
@@ -92,6 +98,8 @@ export async function runCampaign(spec: CampaignSpec, opts: CampaignOptions): Pr
   const sink: DriverSink = {
     async result(r) {
       if (results.has(r.jobId)) return false;
+      // Told before the save: a driver may ask for shrinks as soon as this returns.
+      shrinks.result(r);
       const fresh = await store.saveResult(r);
       results.set(r.jobId, r);
       if (!fresh) return false;
@@ -108,6 +116,7 @@ export async function runCampaign(spec: CampaignSpec, opts: CampaignOptions): Pr
     },
     async failed(f) {
       if (results.has(f.jobId)) return;
+      shrinks.failed(f.jobId);
       failed.set(f.jobId, f);
       await store.saveFailed(f);
       opts.onFailed?.(f);
@@ -120,6 +129,7 @@ export async function runCampaign(spec: CampaignSpec, opts: CampaignOptions): Pr
     started(job) {
       opts.onJobStarted?.(job);
     },
+    shrinks,
   };
   const budget = new AbortController();
   const timer = spec.budgetMs > 0 ? setTimeout(() => budget.abort("budget"), spec.budgetMs) : undefined;
@@ -133,7 +143,18 @@ export async function runCampaign(spec: CampaignSpec, opts: CampaignOptions): Pr
   }
 
   const failedAll = await store.failedJobs(spec);
-  const shrunk = end === "interrupted" || signal.aborted ? new Map<string, string>() : await shrinkSignatures(spec, results.values(), outDir, opts.onNote, signal);
+  shrinks.allIn();
+  if (end !== "interrupted" && !signal.aborted) {
+    // What the driver did not take (a queued campaign's shrinks, or all of them when every job was finished before).
+    for (let t = await shrinks.take(); t !== null && !signal.aborted; t = await shrinks.take()) {
+      try {
+        await shrinks.complete(t, { yaml: await runShrink(t, signal) });
+      } catch (e) {
+        await shrinks.complete(t, { error: e instanceof Error ? e.message : String(e) });
+      }
+    }
+  }
+  const shrunk = end === "interrupted" || signal.aborted ? new Map<string, string>() : shrinks.shrunk();
   const report = buildCampaignReport({
     name: spec.name,
     file: spec.file,
@@ -151,60 +172,50 @@ export async function runCampaign(spec: CampaignSpec, opts: CampaignOptions): Pr
   return { report, files, text, outDir, end: signal.aborted ? "interrupted" : end, exitCode };
 }
 
-/** For each first-cause signature seen on the sim machine, the shrunk storm of its first example (kept across resumes). */
-async function shrinkSignatures(spec: CampaignSpec, results: Iterable<JobResult>, outDir: string, note: ((t: string) => void) | undefined, signal: AbortSignal): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  if (spec.shrinkRuns === 0) return out;
-  const jobs = new Map(spec.jobs.map((j) => [j.id, j]));
-  const dir = join(outDir, "shrunk");
-  const sorted = [...results].sort((a, b) => a.finishedAt.localeCompare(b.finishedAt) || a.jobId.localeCompare(b.jobId));
-  for (const r of sorted) {
-    if (r.machineType !== "sim") continue;
-    for (const f of r.findings) {
-      if (f.causeId !== null || out.has(f.signature.id)) continue;
-      const file = join(dir, `${f.signature.id}.yaml`);
-      out.set(f.signature.id, file);
-      if (existsSync(file)) continue;
-      const job = jobs.get(r.jobId);
-      if (!job || signal.aborted) continue;
-      note?.(`shrinking ${f.signature.id} (${f.signature.rule}) from ${r.jobId}`);
-      // Each storm run adds a listener to the signal it is given and keeps it
-      // (src/storm/runner.ts): give the shrinker a signal of its own that is
-      // dropped afterwards, so the campaign's signal does not collect them.
-      const own = new AbortController();
-      setMaxListeners(spec.shrinkRuns + 10, own.signal);
-      const forward = (): void => own.abort(signal.reason);
-      signal.addEventListener("abort", forward, { once: true });
-      try {
-        const s = await shrinkStorm(validateStorm(job.input), { seed: r.seed, rule: f.signature.rule, maxRuns: spec.shrinkRuns, signal: own.signal });
-        await mkdir(dir, { recursive: true });
-        await writeFile(file, `# minimal storm for signature ${f.signature.id}: ${f.signature.title}\n# shrunk from job ${r.jobId}; run it: plugstorm storm ${file}\n${s.yaml}`);
-      } catch (e) {
-        out.delete(f.signature.id);
-        note?.(`could not shrink ${f.signature.id}: ${e instanceof Error ? e.message : String(e)}`);
-      } finally {
-        signal.removeEventListener("abort", forward);
-      }
-    }
-  }
-  return out;
-}
-
 /** Runs jobs on a pool of local child processes; a job is retried on a set-up error or a dead worker, then marked failed. */
 export class LocalDriver implements CampaignDriver {
-  /** The worker processes of the last run (benchmarks judge parallel speed by their CPU time). */
+  /** The worker processes of the last run (benchmarks judge parallel speed by their CPU time); a given pool's are counted since it started. */
   workers: WorkerStats[] = [];
 
-  constructor(readonly parallelism: number) {}
+  /**
+   * A pool given is used and left running (its workers, started and warmed
+   * up once, serve campaign after campaign); by default each run has its own.
+   */
+  constructor(
+    readonly parallelism: number,
+    private readonly opts: { pool?: WorkerPool } = {},
+  ) {
+    if (opts.pool && opts.pool.size !== parallelism) throw new RangeError(`LocalDriver: the pool has ${opts.pool.size} workers, the parallelism is ${parallelism}`);
+  }
 
   async run(jobs: CampaignJob[], spec: CampaignSpec, tracesDir: string, sink: DriverSink, stop: { signal: AbortSignal; budget: AbortSignal }): Promise<DriverEnd> {
-    const pool = new WorkerPool(this.parallelism);
+    const pool = this.opts.pool ?? new WorkerPool(this.parallelism);
     const queue = [...jobs];
     const saving: Promise<unknown>[] = [];
     let running = 0;
-    const onAbort = (): void => void pool.stop();
+    const shrinks = sink.shrinks?.enabled ? sink.shrinks : undefined;
+    const onAbort = (): void => {
+      shrinks?.close();
+      void pool.stop();
+    };
     stop.signal.addEventListener("abort", onAbort, { once: true });
+    // Jobs first, then shrinks: a lane with no job left shrinks (on its
+    // worker) until none will come; the last lane out of jobs says so.
     const lane = async (): Promise<void> => {
+      await jobLane();
+      if (running === 0) shrinks?.allIn();
+      if (!shrinks) return;
+      for (let t = await shrinks.take(); t !== null; t = await shrinks.take()) {
+        if (stop.signal.aborted) return;
+        try {
+          await shrinks.complete(t, { yaml: await pool.shrink(t) });
+        } catch (e) {
+          if (e instanceof JobInterrupted || stop.signal.aborted) return;
+          await shrinks.complete(t, { error: e instanceof Error ? e.message : String(e) });
+        }
+      }
+    };
+    const jobLane = async (): Promise<void> => {
       while (queue.length > 0 && !stop.signal.aborted && !stop.budget.aborted) {
         const job = queue.shift()!;
         running++;
@@ -235,12 +246,12 @@ export class LocalDriver implements CampaignDriver {
       }
     };
     try {
-      await Promise.all(Array.from({ length: Math.min(this.parallelism, jobs.length) }, lane));
+      await Promise.all(Array.from({ length: shrinks ? this.parallelism : Math.min(this.parallelism, jobs.length) }, lane));
       await Promise.all(saving);
     } finally {
       stop.signal.removeEventListener("abort", onAbort);
       this.workers = pool.stats();
-      await pool.stop();
+      if (!this.opts.pool || stop.signal.aborted) await pool.stop();
     }
     return stop.signal.aborted ? "interrupted" : queue.length > 0 && stop.budget.aborted ? "budget" : "complete";
   }

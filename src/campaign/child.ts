@@ -1,9 +1,11 @@
-// A local worker: a child process that runs one job at a time for the pool
+// A local worker: a child process that runs one job (or shrink) at a time for the pool
 // (src/campaign/pool.ts) over the IPC channel. It stops its storm, and with
 // it the storm's VM, when told to, on SIGINT/SIGTERM (a Ctrl-C reaches the
 // whole process group) and when the parent goes away.
 
+import { readFileSync } from "node:fs";
 import { JobInterrupted, JobSetupError, runJob } from "./job.js";
+import { runShrink } from "./shrinks.js";
 import type { ChildMessage, ParentMessage } from "./pool.js";
 
 let current: AbortController | null = null;
@@ -13,6 +15,21 @@ let stopping = false;
 function cpuMs(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
+}
+
+/**
+ * CPU time of the main (JavaScript) thread alone, ms; null where the system
+ * does not say (Linux: /proc, in USER_HZ ticks of 10 ms). The rest of the
+ * process's CPU is V8's helper threads (optimising compiler, GC) and libuv's pool.
+ */
+function mainCpuMs(): number | null {
+  try {
+    const stat = readFileSync("/proc/thread-self/stat", "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return null;
+  }
 }
 
 function send(m: ChildMessage): void {
@@ -31,14 +48,22 @@ process.on("disconnect", stop);
 
 process.on("message", (m: ParentMessage) => {
   if (m.type === "stop") return stop();
-  if (m.type !== "run" || current) return;
+  if (current) return;
   const ac = new AbortController();
   current = ac;
-  runJob(m.job, m.tracesDir, ac.signal).then(
-    (result) => send({ type: "done", jobId: m.job.id, result, cpuMs: cpuMs() }),
+  const id = m.type === "run" ? m.job.id : m.id;
+  const work: Promise<ChildMessage> =
+    m.type === "run"
+      ? runJob(m.job, m.tracesDir, ac.signal).then((result) => ({ type: "done", jobId: id, result, cpuMs: cpuMs(), mainCpuMs: mainCpuMs() }))
+      : runShrink(m.task, ac.signal).then((yaml) => {
+          if (ac.signal.aborted) throw new JobInterrupted();
+          return { type: "shrunk", jobId: id, yaml, cpuMs: cpuMs(), mainCpuMs: mainCpuMs() };
+        });
+  work.then(
+    send,
     (e: unknown) => {
-      if (e instanceof JobInterrupted) send({ type: "interrupted", jobId: m.job.id });
-      else send({ type: "failed", jobId: m.job.id, error: e instanceof Error ? e.message : String(e), setup: e instanceof JobSetupError });
+      if (e instanceof JobInterrupted || ac.signal.aborted) send({ type: "interrupted", jobId: id });
+      else send({ type: "failed", jobId: id, error: e instanceof Error ? e.message : String(e), setup: e instanceof JobSetupError });
     },
   ).finally(() => {
     current = null;
@@ -46,4 +71,4 @@ process.on("message", (m: ParentMessage) => {
   });
 });
 
-send({ type: "ready", cpuMs: cpuMs() });
+send({ type: "ready", cpuMs: cpuMs(), mainCpuMs: mainCpuMs() });

@@ -1,16 +1,19 @@
 // The local worker pool: child processes (child.ts), each running one storm
-// at a time, so storms on the sim machine use every core and a QEMU storm's
-// VM belongs to a process that stops it when asked.
+// (a job, or a shrink's storm runs) at a time, so storms on the sim machine
+// use every core and a QEMU storm's VM belongs to a process that stops it
+// when asked.
 
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { CampaignJob } from "./spec.js";
 import { JobInterrupted, JobSetupError, type JobResult } from "./job.js";
+import type { ShrinkTask } from "./shrinks.js";
 
-export type ParentMessage = { type: "run"; job: CampaignJob; tracesDir: string } | { type: "stop" };
+export type ParentMessage = { type: "run"; job: CampaignJob; tracesDir: string } | { type: "shrink"; id: string; task: ShrinkTask } | { type: "stop" };
 export type ChildMessage =
-  | { type: "ready"; cpuMs: number }
-  | { type: "done"; jobId: string; result: JobResult; cpuMs: number }
+  | { type: "ready"; cpuMs: number; mainCpuMs: number | null }
+  | { type: "done"; jobId: string; result: JobResult; cpuMs: number; mainCpuMs: number | null }
+  | { type: "shrunk"; jobId: string; yaml: string; cpuMs: number; mainCpuMs: number | null }
   | { type: "failed"; jobId: string; error: string; setup: boolean }
   | { type: "interrupted"; jobId: string };
 
@@ -23,9 +26,10 @@ export class WorkerDied extends Error {
 }
 
 interface Waiting {
-  job: CampaignJob;
-  tracesDir: string;
-  resolve: (r: JobResult) => void;
+  /** The job's id, or the shrink's: what the child's answer names. */
+  id: string;
+  message: ParentMessage;
+  resolve: (r: JobResult | string) => void;
   reject: (e: Error) => void;
 }
 
@@ -45,10 +49,18 @@ interface Slot {
 export interface WorkerStats {
   pid: number;
   jobs: number;
+  /** Shrinks it ran (each many storm runs). */
+  shrinks: number;
   /** CPU time of the process when it was ready for its first job (Node start-up and loading the code), ms. */
   startCpuMs: number;
   /** CPU time of the process (start-up included) when it last finished a job, ms. */
   cpuMs: number;
+  /**
+   * Of cpuMs, the main (JavaScript) thread's, ms; null where the system does
+   * not say. The rest ran on V8's helper threads (optimising compiler, GC)
+   * and libuv's pool, which take a share of another core.
+   */
+  mainCpuMs: number | null;
   /** Wall time from handing it a job to its result, summed, ms. */
   busyMs: number;
   /** When it was spawned and when it last gave a result (performance.now()), ms. */
@@ -77,9 +89,19 @@ export class WorkerPool {
 
   /** Runs a job on a free worker (waits for one); rejects with JobSetupError, WorkerDied or JobInterrupted. */
   run(job: CampaignJob, tracesDir: string): Promise<JobResult> {
+    return this.submit(job.id, { type: "run", job, tracesDir }) as Promise<JobResult>;
+  }
+
+  /** Shrinks a sim storm on a free worker; resolves with the minimal storm's YAML. */
+  shrink(task: ShrinkTask): Promise<string> {
+    const id = `shrink ${task.signature.id} ${task.jobId}`;
+    return this.submit(id, { type: "shrink", id, task }) as Promise<string>;
+  }
+
+  private submit(id: string, message: ParentMessage): Promise<JobResult | string> {
     if (this.stopped) return Promise.reject(new JobInterrupted());
     return new Promise((resolve, reject) => {
-      this.queue.push({ job, tracesDir, resolve, reject });
+      this.queue.push({ id, message, resolve, reject });
       this.pump();
     });
   }
@@ -94,7 +116,7 @@ export class WorkerPool {
       const w = this.queue.shift()!;
       slot.busy = w;
       slot.sentAt = performance.now();
-      slot.child.send({ type: "run", job: w.job, tracesDir: w.tracesDir } satisfies ParentMessage);
+      slot.child.send(w.message);
     }
   }
 
@@ -103,7 +125,7 @@ export class WorkerPool {
     const child = fork(CHILD, [], { stdio: ["ignore", "ignore", "inherit", "ipc"], serialization: "advanced" });
     let exitedResolve!: () => void;
     const now = performance.now();
-    const stats: WorkerStats = { pid: child.pid ?? -1, jobs: 0, startCpuMs: 0, cpuMs: 0, busyMs: 0, spawnedAt: now, lastDoneAt: now };
+    const stats: WorkerStats = { pid: child.pid ?? -1, jobs: 0, shrinks: 0, startCpuMs: 0, cpuMs: 0, mainCpuMs: null, busyMs: 0, spawnedAt: now, lastDoneAt: now };
     this.all.push(stats);
     const slot: Slot = { child, busy: null, exited: new Promise((r) => (exitedResolve = r)), stats, sentAt: now };
     this.slots.add(slot);
@@ -113,7 +135,7 @@ export class WorkerPool {
         return;
       }
       const w = slot.busy;
-      if (!w || m.jobId !== w.job.id) return;
+      if (!w || m.jobId !== w.id) return;
       slot.busy = null;
       const t = performance.now();
       stats.busyMs += t - slot.sentAt;
@@ -121,7 +143,13 @@ export class WorkerPool {
       if (m.type === "done") {
         stats.jobs++;
         stats.cpuMs = m.cpuMs;
+        stats.mainCpuMs = m.mainCpuMs;
         w.resolve(m.result);
+      } else if (m.type === "shrunk") {
+        stats.shrinks++;
+        stats.cpuMs = m.cpuMs;
+        stats.mainCpuMs = m.mainCpuMs;
+        w.resolve(m.yaml);
       }
       else if (m.type === "interrupted") w.reject(new JobInterrupted());
       else w.reject(m.setup ? new JobSetupError(m.error) : new Error(m.error));
@@ -132,7 +160,7 @@ export class WorkerPool {
       exitedResolve();
       const w = slot.busy;
       slot.busy = null;
-      if (w) w.reject(this.stopped ? new JobInterrupted() : new WorkerDied(`worker process ${child.pid} ${signal ? `killed by ${signal}` : `exited with ${code}`} during job ${w.job.id}`));
+      if (w) w.reject(this.stopped ? new JobInterrupted() : new WorkerDied(`worker process ${child.pid} ${signal ? `killed by ${signal}` : `exited with ${code}`} during ${w.message.type === "shrink" ? "" : "job "}${w.id}`));
       this.pump();
     });
     return slot;

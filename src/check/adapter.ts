@@ -307,6 +307,7 @@ export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
         nicId: a.nicId ?? "",
         nicKind: a.nicKind ?? "",
         bus: at(NIC_BUS, a.bus, "unknown"),
+        ...(a.port ? { port: a.port } : {}),
         mac: a.mac ?? "",
         ...plugFaultOf(a.args),
       };

@@ -123,7 +123,7 @@ export class TraceChecker {
     if (type === "device") {
       const kind = e.kind === "detach-begin" || e.kind === "detach-end" || e.kind === "free" ? e.kind : "other";
       this.cascade.activity({ thread: e.thread ?? "", device: e.name, nicId: e.serial ?? "", kind, index });
-    } else if (type === "host-add") this.cascade.hostAdd(e.nicId, e.bus);
+    } else if (type === "host-add") this.cascade.hostAdd(e.nicId, e.bus, e.port);
     return out;
   }
 

@@ -152,6 +152,12 @@ export interface Machine {
   /** Starts the machine; resolves once it can take hot-plug commands. */
   start(): Promise<void>;
   addNic(req: AddNicRequest, opts?: AddNicOptions): Promise<NicOpResult>;
+  /**
+   * The port (socket) an add on `bus` naming none would take now, by the
+   * name results use; undefined when all are in use. Lets a host action
+   * record where a NIC goes before the add is sent.
+   */
+  nextPort?(bus: NicBus): string | undefined;
   removeNic(nicId: string, opts?: RemoveNicOptions): Promise<NicOpResult>;
   nics(): NicInfo[];
   /** Subscribe to observations; returns the unsubscribe function. */

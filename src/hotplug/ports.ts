@@ -46,6 +46,11 @@ export class PortAllocator {
     return this.all.filter((p) => p.bus === bus && !this.used.has(p.name)).length;
   }
 
+  /** The port allocate(bus) would take now, without taking it; undefined when all are in use. */
+  peek(bus: NicBus): Port | undefined {
+    return this.all.find((x) => x.bus === bus && !this.used.has(x.name));
+  }
+
   /** Takes `wanted` (a port name) or the first free port on `bus`. */
   allocate(bus: NicBus, wanted?: string): Port {
     if (wanted !== undefined) {

@@ -19,8 +19,11 @@
 //     (b) the record that started its deadline came after the episode began,
 //         and the work it waited for runs in T: the device it names last ran
 //         in T, or (a NIC the guest never showed a device for) every thread
-//         that has served that NIC's bus is blocked; with several blocked,
-//         the earliest cause is its cause.
+//         that has served that NIC's unit is blocked; with several blocked,
+//         the earliest cause is its cause. The unit is what one event thread
+//         serves: a USB NIC's bus; a PC Card's socket when its add names one
+//         (each socket has its own thread; netbsd.md#pcmcia-threads), else
+//         the pcmcia bus.
 // - Only an earlier verdict can be a cause, so the first verdict of a run is
 //   always a cause, and a safety verdict (a rule broken by an event) is never
 //   a consequence.
@@ -91,20 +94,30 @@ class RecentMap<V> {
   }
 }
 
+/**
+ * The unit a NIC's attach waits on: what one event thread serves. A PC Card
+ * socket has a thread of its own, so a card is keyed by its socket when the
+ * add names it; a USB port is explored by its bus's one thread.
+ */
+function unitOf(bus: string, port: string | undefined): string {
+  return bus === "pcmcia" && port ? `pcmcia ${port}` : bus;
+}
+
 export class CascadeTracker {
-  private readonly busOfNic = new RecentMap<string>();
+  /** The unit (unitOf) each NIC was added on. */
+  private readonly unitOfNic = new RecentMap<string>();
   private readonly nicOfDevice = new RecentMap<string>();
   private readonly deviceOfNic = new RecentMap<string>();
   private readonly threadOfDevice = new RecentMap<string>();
-  /** Threads that have served each bus kind. */
-  private readonly threadsOfBus = new Map<string, Set<string>>();
+  /** Threads that have served each unit. */
+  private readonly threadsOfUnit = new Map<string, Set<string>>();
   /** Open blocking episodes by thread. */
   private readonly blocked = new Map<string, Episode>();
   private ordinal = 0;
 
-  /** A host add: which bus the NIC is on. */
-  hostAdd(nicId: string, bus: string): void {
-    this.busOfNic.set(nicId, bus);
+  /** A host add: which bus the NIC is on, and the port or socket when the trace names it. */
+  hostAdd(nicId: string, bus: string, port?: string): void {
+    this.unitOfNic.set(nicId, unitOf(bus, port));
     this.lastDevice = "";
   }
 
@@ -135,10 +148,10 @@ export class CascadeTracker {
     if (!joined) {
       this.threadOfDevice.set(a.device, a.thread);
       const nic = a.nicId || this.nicOfDevice.get(a.device) || "";
-      const bus = nic ? this.busOfNic.get(nic) : undefined;
-      if (bus) {
-        let s = this.threadsOfBus.get(bus);
-        if (!s) this.threadsOfBus.set(bus, (s = new Set()));
+      const unit = nic ? this.unitOfNic.get(nic) : undefined;
+      if (unit) {
+        let s = this.threadsOfUnit.get(unit);
+        if (!s) this.threadsOfUnit.set(unit, (s = new Set()));
         s.add(a.thread);
       }
       this.lastDevice = a.device;
@@ -174,8 +187,8 @@ export class CascadeTracker {
       const ep = this.blocked.get(thread);
       if (ep) candidates.push(ep);
     } else {
-      const bus = v.nicId ? this.busOfNic.get(v.nicId) : undefined;
-      const threads = bus ? this.threadsOfBus.get(bus) : undefined;
+      const unit = v.nicId ? this.unitOfNic.get(v.nicId) : undefined;
+      const threads = unit ? this.threadsOfUnit.get(unit) : undefined;
       if (!threads || threads.size === 0) return null;
       for (const t of threads) {
         const ep = this.blocked.get(t);

@@ -115,6 +115,8 @@ export interface HostAddEvent extends At {
   nicId: string;
   nicKind: string;
   bus: BusName;
+  /** Port or socket the host plugged it into ("pcic0:1"), when the trace says. */
+  port?: string;
   mac: string;
   /**
    * An emulated NIC plugged with a device-side fault that can keep any driver

@@ -188,6 +188,10 @@ export class SimMachine implements Machine {
     this.agent.receive(bytes);
   }
 
+  nextPort(bus: NicBus): string | undefined {
+    return this.ports.peek(bus)?.name;
+  }
+
   async addNic(req: AddNicRequest, opts: AddNicOptions = {}): Promise<NicOpResult> {
     this.assertRunning("addNic");
     const info = nicKindInfo(req.kind);

@@ -122,15 +122,20 @@ export class StepExecutor {
     }
     switch (step.op) {
       case "add": {
+        // A PC Card's socket is recorded with its add: each socket has its own
+        // event thread, and the cascade pass keys a card the guest never showed
+        // by its socket (docs/cascades.md). The add then takes exactly that socket.
+        const socket = busOf(step.kind) === "pcmcia" ? this.machine.nextPort?.("pcmcia") : undefined;
         const id = this.nextAction(ActKind.ADD_NIC, {
           nicId: nic,
           nicKind: step.kind,
           bus: busOf(step.kind) === "usb" ? 1 : 2,
+          ...(socket ? { port: socket } : {}),
           ...(step.faults ? { args: JSON.stringify({ deviceFaults: step.faults }) } : {}),
         });
         this.guest.expect(nic);
         await this.selectConfiguration(nic, step.kind);
-        const r = await this.machine.addNic({ kind: step.kind, id: nic, ...(step.faults ? { faults: step.faults } : {}) }, { signal: this.pacer.signal });
+        const r = await this.machine.addNic({ kind: step.kind, id: nic, ...(socket ? { port: socket } : {}), ...(step.faults ? { faults: step.faults } : {}) }, { signal: this.pacer.signal });
         this.result(id, r);
         if (r.outcome !== "done") return;
         this.plugged.add(nic);

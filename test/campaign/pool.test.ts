@@ -1,8 +1,8 @@
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WorkerPool, parseCampaign } from "../../src/campaign/index.js";
+import { LocalDriver, WorkerPool, parseCampaign, runCampaign, type CampaignSpec } from "../../src/campaign/index.js";
 import { alive } from "../helpers/process.js";
 
 const CAMPAIGN = `name: reuse
@@ -16,14 +16,19 @@ seeds: 1..6
 shrink: false
 `;
 
-test("the pool reuses its worker processes: 6 jobs on a pool of 2 start 2 processes, and each says what CPU it used", async (t) => {
+/** A folder and a pool of 2, both gone after the test, and the campaign's spec. */
+async function setUp(t: ExecutionContext): Promise<{ dir: string; pool: WorkerPool; spec: CampaignSpec }> {
   const dir = mkdtempSync(join(tmpdir(), "plugstorm-pool-"));
   const pool = new WorkerPool(2);
   t.teardown(async () => {
     await pool.stop();
     rmSync(dir, { recursive: true, force: true });
   });
-  const spec = await parseCampaign(CAMPAIGN, "<test>");
+  return { dir, pool, spec: await parseCampaign(CAMPAIGN, "<test>") };
+}
+
+test("the pool reuses its worker processes: 6 jobs on a pool of 2 start 2 processes, and each says what CPU it used", async (t) => {
+  const { dir, pool, spec } = await setUp(t);
   const results = await Promise.all(spec.jobs.map((j) => pool.run(j, dir)));
   t.is(results.length, 6);
   const stats = pool.stats();
@@ -33,8 +38,24 @@ test("the pool reuses its worker processes: 6 jobs on a pool of 2 start 2 proces
   for (const k of stats) {
     t.true(k.startCpuMs > 0 && k.cpuMs > k.startCpuMs, JSON.stringify(k));
     t.true(k.busyMs > 0 && k.lastDoneAt >= k.spawnedAt);
+    // The JavaScript thread's share (Linux says; it counts in 10 ms ticks).
+    if (k.mainCpuMs !== null) t.true(k.mainCpuMs > 0 && k.mainCpuMs <= k.cpuMs + 20, JSON.stringify(k));
   }
   const pids = pool.pids();
   await pool.stop();
   for (const p of pids) t.false(alive(p), `worker ${p} still runs after stop`);
+});
+
+test("a LocalDriver given a pool runs campaign after campaign on the same worker processes and leaves them running", async (t) => {
+  const { dir, pool, spec } = await setUp(t);
+  for (const run of ["a", "b"]) {
+    const driver = new LocalDriver(2, { pool });
+    const r = await runCampaign(spec, { out: join(dir, run), driver });
+    t.is(r.report.jobs.finished, 6);
+  }
+  const stats = pool.stats();
+  t.is(stats.length, 2, "the second campaign started no process");
+  t.is(stats.reduce((s, k) => s + k.jobs, 0), 12);
+  for (const p of pool.pids()) t.true(alive(p), `worker ${p} stopped with the campaign`);
+  t.throws(() => new LocalDriver(3, { pool }), { message: /the pool has 2 workers, the parallelism is 3/ });
 });

@@ -146,10 +146,10 @@ export class TraceBuilder {
 
   // ---------------------------------------------------------------- host
 
-  hostAdd(nic: string, kind = "usb-net", o: { bus?: "usb" | "pcmcia"; mac?: string; outcome?: Outcome | null; message?: string } = {}): this {
+  hostAdd(nic: string, kind = "usb-net", o: { bus?: "usb" | "pcmcia"; port?: string; mac?: string; outcome?: Outcome | null; message?: string } = {}): this {
     const id = ++this.actionId;
     const bus = (o.bus ?? (kind.startsWith("pcmcia") ? "pcmcia" : "usb")) === "pcmcia" ? TR.NicBus.NIC_BUS_PCMCIA : TR.NicBus.NIC_BUS_USB;
-    this.push({ action: { id, kind: TR.HostAction.Kind.ADD_NIC, nicId: nic, nicKind: kind, bus, mac: o.mac ?? macOf(nic), port: "1" } });
+    this.push({ action: { id, kind: TR.HostAction.Kind.ADD_NIC, nicId: nic, nicKind: kind, bus, mac: o.mac ?? macOf(nic), port: o.port ?? "1" } });
     const outcome = o.outcome === undefined ? "done" : o.outcome;
     if (outcome !== null) this.push({ result: { actionId: id, outcome: toWire.outcome(outcome), nicId: nic, message: o.message ?? "" } });
     return this;

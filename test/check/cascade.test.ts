@@ -8,6 +8,9 @@ import { BUG_RULES, CascadeTracker, groupCascades, RULE_BY_ID } from "../../src/
 import { BUG_NAMES } from "../../src/sim/index.js";
 import { renderHtml, renderJson, renderJunit, renderText, type RunReport } from "../../src/report/index.js";
 import { run, tempDir } from "../cli/helpers.js";
+import { trace } from "./builder.js";
+
+const S = 1e9;
 import { runBugScenario } from "../sim/scenarios.js";
 
 const v = (rule: string, device: string, nicId: string, recordIndex: number) => ({ rule, severity: "error" as const, device, nicId, recordIndex });
@@ -59,6 +62,68 @@ test("a NIC that never attached is a consequence only when every thread of its b
   t.is(c.verdict(v("host-remove-frees", "ne1", "nic4", 12)), null, "second cause");
   c.hostAdd("nic12", "pcmcia");
   t.like(c.verdict(v("host-add-attaches", "", "nic12", 14)), { ordinal: 0 }, "both blocked: the earliest cause");
+});
+
+test("a PC Card the guest never showed is keyed by its socket: a stuck socket thread explains adds into that socket only", (t) => {
+  const c = new CascadeTracker();
+  c.hostAdd("nic3", "pcmcia", "pcic0:1");
+  c.activity({ thread: "pcic0,0,1", device: "ne0", nicId: "nic3", kind: "other", index: 1 });
+  c.hostAdd("nic4", "pcmcia", "pcic0:0");
+  c.activity({ thread: "pcic0,0,0", device: "ne1", nicId: "nic4", kind: "other", index: 2 });
+  c.activity({ thread: "pcic0,0,1", device: "ne0", nicId: "nic3", kind: "detach-begin", index: 10 });
+  t.is(c.verdict(v("host-remove-frees", "ne0", "nic3", 9)), null, "the leak is the cause");
+  c.hostAdd("nic5", "pcmcia", "pcic0:1");
+  t.like(c.verdict(v("host-add-attaches", "", "nic5", 11)), { ordinal: 0, device: "ne0", thread: "pcic0,0,1" }, "socket 1's only thread is stuck");
+  c.hostAdd("nic6", "pcmcia", "pcic0:0");
+  t.is(c.verdict(v("host-add-attaches", "", "nic6", 12)), null, "socket 0's thread is free: the add failed on its own");
+  c.hostAdd("nic7", "pcmcia", "pcic0:2");
+  t.is(c.verdict(v("host-add-attaches", "", "nic7", 13)), null, "a socket no thread has served yet is not known to be stuck");
+});
+
+test("PC Card, the legal NetBSD order: deactivate in the interrupt, a forced detach stuck in the socket's thread, then adds into both sockets", (t) => {
+  // One card per socket attaches in its socket's thread; the card in socket 1
+  // leaks a device reference and is pulled: pcic_intr_socket deactivates it,
+  // pcic_event_thread (pcic0,0,1) begins config_detach(DETACH_FORCE) and
+  // waits in the device drain for good (netbsd.md#pcmcia, #pcmcia-threads).
+  const b = trace()
+    .machineStarted()
+    .hello()
+    .hostAdd("nic1", "pcmcia-ne2000", { port: "pcic0:0" })
+    .attachBegin("ne0", { serial: "nic1", bus: "pcmcia", driver: "ne", thread: "pcic0,0,0" })
+    .ifAttach("ne0")
+    .attachEnd("ne0", { bus: "pcmcia", thread: "pcic0,0,0" })
+    .hostAdd("nic2", "pcmcia-ne2000", { port: "pcic0:1" })
+    .attachBegin("ne1", { serial: "nic2", bus: "pcmcia", driver: "ne", thread: "pcic0,0,1" })
+    .ifAttach("ne1")
+    .attachEnd("ne1", { bus: "pcmcia", thread: "pcic0,0,1" })
+    .acquire("ne1", "h-leak", { kind: "device" })
+    .hostRemove("nic2")
+    .deactivate("ne1", { context: "interrupt", bus: "pcmcia" })
+    .ifDeactivate("ne1")
+    .detachBegin("ne1", { force: true, thread: "pcic0,0,1", bus: "pcmcia" })
+    .ifDetachBegin("ne1")
+    .ifDetachEnd("ne1")
+    .commit("ne1", { thread: "pcic0,0,1", bus: "pcmcia" })
+    .drainBegin("ne1", "device", { thread: "pcic0,0,1", bus: "pcmcia" })
+    .wait(2 * S)
+    // A card into the stuck socket never attaches; socket 0's card is pulled and a new one put in, and that one fails on its own.
+    .hostAdd("nic3", "pcmcia-ne2000", { port: "pcic0:1" })
+    .hostRemove("nic1")
+    .deactivate("ne0", { context: "interrupt", bus: "pcmcia" })
+    .ifDeactivate("ne0")
+    .netbsdDetach("ne0", { thread: "pcic0,0,0", bus: "pcmcia" })
+    .hostAdd("nic4", "pcmcia-ne2000", { port: "pcic0:0" })
+    .wait(31 * S)
+    .log("tick");
+  const vs = checkRecords(b.records(), { profile: "netbsd" }).verdicts as CheckedVerdict[];
+  const leak = vs.findIndex((x) => x.rule === "host-remove-frees" && x.nicId === "nic2");
+  t.true(leak >= 0, vs.map((x) => `${x.rule} ${x.nicId}`).join("; "));
+  t.is(vs[leak]!.cause, undefined, "the leak heads its finding");
+  const stuck = vs.find((x) => x.rule === "host-add-attaches" && x.nicId === "nic3");
+  t.like(stuck?.cause, { ordinal: leak, rule: "host-remove-frees", thread: "pcic0,0,1" }, "the add into the stuck socket is the leak's consequence");
+  const own = vs.find((x) => x.rule === "host-add-attaches" && x.nicId === "nic4");
+  t.truthy(own, "the add into socket 0 missed its deadline");
+  t.is(own!.cause, undefined, "socket 0's thread was free: its own finding");
 });
 
 test("a verdict before any cause, or with no device, heads its own finding", (t) => {
