@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { recordToEvent } from "../check/index.js";
-import { RULE_BY_ID, type ModelEvent } from "../model/index.js";
+import { NicMatcher, RULE_BY_ID, type ModelEvent } from "../model/index.js";
 import { parseTrace } from "../trace/index.js";
 import type { StormVerdict } from "../storm/index.js";
 
@@ -51,20 +51,25 @@ export class TraceContext {
   private readonly devices = new Map<string, DeviceLife>();
   private readonly nicKinds = new Map<string, string>();
   private readonly nicDevice = new Map<string, string>();
+  private readonly match = new NicMatcher();
 
   constructor(records: Iterable<Parameters<typeof recordToEvent>[0]>) {
     let i = 0;
     for (const r of records) {
       const e = recordToEvent(r, i);
       this.events.push(e);
-      if (e?.type === "host-add") this.nicKinds.set(e.nicId, e.nicKind);
+      if (e?.type === "host-add") {
+        this.nicKinds.set(e.nicId, e.nicKind);
+        this.match.addNic(e.nicId, e.mac);
+      }
       if (e?.type === "device") {
         let d = this.devices.get(e.name);
         if (!d) this.devices.set(e.name, (d = { changes: [], driver: "", nicId: "" }));
         if (e.driver) d.driver = e.driver;
-        if (e.serial) {
-          d.nicId = e.serial;
-          this.nicDevice.set(e.serial, e.name);
+        const nicId = this.match.match(e);
+        if (nicId) {
+          d.nicId = nicId;
+          this.nicDevice.set(nicId, e.name);
         }
         let phase = PHASE_OF[e.kind] ?? e.kind;
         // A vetoed detach leaves the device attached.

@@ -29,6 +29,7 @@ export { DEFAULT_DEADLINES, DEADLINE_FIELDS, resolveDeadlines } from "./deadline
 export type { Deadlines } from "./deadlines.js";
 export { LogHistogram } from "./histogram.js";
 export { formatElapsedMs, formatMs, formatNs } from "./duration.js";
+export { NicMatcher, type NicKeys, type NicMatcherOptions } from "./nic-match.js";
 export type { LatencyStats } from "./histogram.js";
 export { Checker, checkEvents } from "./checker.js";
 export type { CheckerOptions } from "./checker.js";

@@ -6,6 +6,7 @@
 
 import { plugstorm } from "../gen/plugstorm.js";
 import { LatencyBook } from "./latency.js";
+import { NicMatcher } from "../model/index.js";
 import type {
   ChannelMark,
   DeviceLane,
@@ -87,8 +88,8 @@ export class TimelineCollector {
   private violationsSeen = 0;
   private causesSeen = 0;
   private readonly lanes = new Map<string, LaneState>();
-  /** Guest device or interface name -> lane key; names are reused between cycles. */
-  private readonly names = new Map<string, string>();
+  /** Guest device or interface name -> lane key (the NIC, or guest:NAME for a device no NIC explains); names are reused between cycles. */
+  private readonly names = new NicMatcher({ maxJoins: MAX_NAME_BINDINGS });
   private readonly qmpIds = new Map<string, { command: string; nicId: string }>();
   private readonly actions = new Map<number, PendingAction>();
   private readonly evicted = new Set<string>();
@@ -329,18 +330,14 @@ export class TimelineCollector {
 
   private onDevice(t: number, d: plugstorm.telemetry.v1.DeviceEvent.$Properties): void {
     const name = d.name ?? "";
-    const serial = d.serial ?? "";
     const kind = d.kind ?? 0;
-    let key: string | undefined;
-    if (serial) {
-      key = serial;
-      if (name) this.bind(name, serial);
-    } else if (name) {
-      key = this.names.get(name) ?? `guest:${name}`;
-      if (!this.names.has(name)) this.bind(name, key);
+    let key = this.names.match(d);
+    if (!key && name) {
+      key = `guest:${name}`;
+      this.names.bind(name, key);
+      this.names.bind(d.ifname, key);
     }
     if (!key) return;
-    if (d.ifname) this.bind(d.ifname, key);
     const lane = this.lane(key, t, kind === DevKind.ATTACH_BEGIN);
     if (!lane) return;
     if (name && !lane.devices.includes(name) && lane.devices.length < 16) lane.devices.push(name);
@@ -417,7 +414,7 @@ export class TimelineCollector {
     const objectKind = r.objectKind ?? 0;
     const object = r.object ?? "";
     const owner = r.device || (objectKind === ObjKind.OBJECT_KIND_DEVICE ? object : "") || object;
-    const key = this.names.get(owner) ?? (r.device ? this.names.get(object) : undefined);
+    const key = this.names.ofName(owner) ?? (r.device ? this.names.ofName(object) : undefined);
     if (!key) return;
     const lane = this.lane(key, t, false);
     if (!lane) return;
@@ -438,8 +435,8 @@ export class TimelineCollector {
 
   private onIf(i: plugstorm.telemetry.v1.IfEvent.$Properties): void {
     if ((i.kind ?? 0) === IfKind.ATTACH && i.ifname && i.device) {
-      const key = this.names.get(i.device);
-      if (key) this.bind(i.ifname, key);
+      const key = this.names.ofName(i.device);
+      if (key) this.names.bind(i.ifname, key);
     }
   }
 
@@ -488,7 +485,7 @@ export class TimelineCollector {
     const order = this.violationsSeen++;
     const pin = order < this.pinFirst || (v.cause && this.causesSeen++ < this.pinFirst);
     const mark: ViolationMark = { tNs: t, rule: v.rule, severity: v.severity, message: v.message, holders: v.holders, ...(v.device ? { device: v.device } : {}) };
-    const key = v.nicId || (v.device ? this.names.get(v.device) : undefined);
+    const key = v.nicId || this.names.ofName(v.device);
     if (!key) {
       if (this.runViolations.length < MAX_RUN_VIOLATIONS) this.runViolations.push(mark);
       return;
@@ -583,12 +580,6 @@ export class TimelineCollector {
   private readonly evictedGroups = new Map<string, string>();
   private groupOfEvicted(key: string): string {
     return this.evictedGroups.get(key) ?? "other";
-  }
-
-  private bind(name: string, key: string): void {
-    this.names.delete(name);
-    this.names.set(name, key);
-    if (this.names.size > MAX_NAME_BINDINGS) this.names.delete(this.names.keys().next().value!);
   }
 
   private openSpan(lane: LaneState, side: "host" | "guest", key: string, span: Span): void {

@@ -100,8 +100,13 @@ export class Client {
   }
 
   sendJson(msg: ServerMessage): void {
+    this.sendText(JSON.stringify(msg));
+  }
+
+  /** A message already encoded (one text for many subscribers). */
+  sendText(text: string): void {
     if (this.closing || this.ws.readyState !== this.ws.OPEN) return;
-    this.ws.send(JSON.stringify(msg));
+    this.ws.send(text);
   }
 }
 
@@ -126,11 +131,23 @@ interface PendingBatch {
   toIndex: number;
 }
 
-/** The longest a queued message waits for its batch to be written. */
-const BATCH_MS = 25;
+/**
+ * How long a queued message waits for its batch to be written: 1 ms per
+ * subscriber, at least 25 and at most 250. Every batch costs the storm a
+ * write (a system call, and a wake-up of the reader) per subscriber, so the
+ * wait grows with them and the storm pays for about 1,000 writes a second
+ * whether 20 or 200 read along; a person watching sees no difference.
+ */
+export function batchMs(subscribers: number): number {
+  return Math.min(250, Math.max(25, subscribers));
+}
 
-/** A batch is written at once past this size, so one subscriber's write stays small. */
-const MAX_BATCH_BYTES = 256 * 1024;
+/**
+ * A batch is written at once past this size (some 7,000 records as JSON):
+ * a bound on the memory a batch holds and on one write, well below the
+ * 4 MiB of unsent bytes that make a subscriber slow.
+ */
+export const MAX_BATCH_BYTES = 2 << 20;
 
 export class Hub {
   readonly model: LiveModel;
@@ -141,6 +158,8 @@ export class Hub {
   /** Subscribers per format, so a message is encoded only in the formats someone reads. */
   private readonly formats = { json: 0, binary: 0 };
   private pending: PendingBatch | null = null;
+  /** Writes the pending batch when its wait is over (cleared when it goes out sooner). */
+  private flushTimer: NodeJS.Timeout | null = null;
 
   constructor(readonly opts: HubOptions) {
     this.model = new LiveModel(opts.model);
@@ -164,11 +183,16 @@ export class Hub {
       protocol: FEED_PROTOCOL,
       source: this.opts.source,
       status: this.status,
-      control: this.opts.source === "replay" ? true : client.control,
+      control: this.controlOf(client),
       ops: this.opts.ops,
       resync,
       model: this.model.toJSON(),
     };
+  }
+
+  /** What a snapshot tells the client about control (the only part of it that differs between clients). */
+  private controlOf(client: Client): boolean {
+    return this.opts.source === "replay" ? true : client.control;
   }
 
   header(h: HeaderInput): void {
@@ -231,7 +255,7 @@ export class Hub {
   /**
    * Queues one message for every subscriber: encoded once per format someone
    * reads, and written to each subscriber as one buffer per batch (the
-   * messages of BATCH_MS, or 256 KiB). A subscriber pays a write per batch,
+   * messages of batchMs, or MAX_BATCH_BYTES). A subscriber pays a write per batch,
    * not a send per record; a batched JSON subscriber also reads one
    * WebSocket message per batch, which is what lets hundreds of them read
    * along on the storm's own machine.
@@ -260,8 +284,9 @@ export class Hub {
 
   private newBatch(): PendingBatch {
     // A write per subscriber per batch is the cost that grows with readers: a
-    // batch waits up to BATCH_MS (far below what a page shows) to take more.
-    setTimeout(() => this.flush(), BATCH_MS).unref();
+    // batch waits (batchMs) to take more.
+    this.flushTimer = setTimeout(() => this.flush(), batchMs(this.clients.size));
+    this.flushTimer.unref();
     // Only formats some subscriber will be sent: one that is behind gets a resync snapshot instead.
     let needJson = false;
     let needBinary = false;
@@ -278,6 +303,8 @@ export class Hub {
     const p = this.pending;
     if (!p) return;
     this.pending = null;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
     // Each wire form is built once, on first need, and the same Buffer goes to all.
     let json: Buffer | undefined;
     let batchText: string | undefined;
@@ -360,6 +387,9 @@ export class Hub {
     this.flush();
     const lim = this.opts.limits;
     let any = false;
+    // Many subscribers fall behind together (a burst, a busy machine): the
+    // model is encoded once per pass for all of them, not once each.
+    const resync = new Map<boolean, string>();
     for (const c of this.clients) {
       const b = c.behind;
       if (!b || c.closing) continue;
@@ -367,7 +397,9 @@ export class Hub {
         c.behind = null;
         try {
           c.sendJson({ type: "missed", count: b.count, fromIndex: b.fromIndex, toIndex: b.toIndex });
-          c.sendJson(this.snapshot(c, true));
+          let text = resync.get(this.controlOf(c));
+          if (text === undefined) resync.set(this.controlOf(c), (text = JSON.stringify(this.snapshot(c, true))));
+          c.sendText(text);
         } catch (err) {
           this.opts.onError(err, "resync");
         }

@@ -4,6 +4,7 @@
 // Only pacing depends on this; judging is the checker's job.
 
 import type { plugstorm } from "../gen/plugstorm.js";
+import { NicMatcher } from "../model/index.js";
 
 type Frame = plugstorm.telemetry.v1.Frame;
 
@@ -33,19 +34,19 @@ export class GuestState {
   /** What the agent said it cannot observe, each "WHAT: why" (Hello.unavailable). */
   unavailable: string[] = [];
   private readonly nics = new Map<string, NicGuestState>();
-  private readonly deviceToNic = new Map<string, string>();
-  private readonly macToNic = new Map<string, string>();
+  /** Only NICs the host is adding or has added: a guest's stray serial joins none. */
+  private readonly match = new NicMatcher({ isNic: (id) => this.nics.has(id) });
   private readonly unloadEnds = new Map<string, number>();
   private readonly unloadStarts = new Map<string, number>();
 
   /** Called before a NIC is added, so its frames can be joined by serial or MAC. */
   expect(nicId: string, mac?: string): void {
     this.nics.set(nicId, { attached: false, attachFailed: false, detachBegun: false, gone: false });
-    if (mac) this.macToNic.set(mac.toLowerCase(), nicId);
+    this.match.addNic(nicId, mac);
   }
 
   setMac(nicId: string, mac: string): void {
-    if (mac) this.macToNic.set(mac.toLowerCase(), nicId);
+    this.match.addNic(nicId, mac);
   }
 
   nic(nicId: string): NicGuestState | undefined {
@@ -70,9 +71,7 @@ export class GuestState {
     if (f.body === "device" && f.device) {
       const d = f.device;
       const name = d.name ?? "";
-      let nicId = (d.serial && this.nics.has(d.serial) ? d.serial : undefined) ?? (d.mac ? this.macToNic.get(d.mac.toLowerCase()) : undefined);
-      if (nicId && name) this.deviceToNic.set(name, nicId);
-      nicId ??= this.deviceToNic.get(name);
+      const nicId = this.match.match(d);
       if (!nicId) return;
       const st = this.nics.get(nicId);
       if (!st) return;
@@ -100,9 +99,7 @@ export class GuestState {
   }
 
   forget(nicId: string): void {
-    const st = this.nics.get(nicId);
-    if (st?.device && this.deviceToNic.get(st.device) === nicId) this.deviceToNic.delete(st.device);
+    // Joins to it answer nothing from here (isNic).
     this.nics.delete(nicId);
-    for (const [mac, n] of this.macToNic) if (n === nicId) this.macToNic.delete(mac);
   }
 }

@@ -1,10 +1,11 @@
 // Which records `plugstorm trace cat` shows: those of one NIC, those in a
-// window of trace time. A guest device is joined to its NIC by the serial its
-// device events carry (the NIC's QEMU id), as the checker joins them; a name
-// belongs to the NIC of its latest device event with a serial, so a reused
-// name (cdce0 again after a free) follows the new NIC.
+// window of trace time. A guest device is joined to its NIC as the checker
+// joins them (src/model's NicMatcher: serial, MAC, then names joined by
+// earlier events), so a reused name (cdce0 again after a free) follows the
+// new NIC.
 
 import type { plugstorm } from "../gen/plugstorm.js";
+import { NicMatcher } from "../model/index.js";
 
 type TraceRecord = plugstorm.trace.v1.Record;
 
@@ -17,8 +18,8 @@ export interface RecordFilterOptions {
 }
 
 export class RecordFilter {
-  /** Guest device name -> the NIC it currently belongs to. */
-  private readonly owner = new Map<string, string>();
+  /** Guest device -> the NIC it currently belongs to. */
+  private readonly match = new NicMatcher();
   /** QMP command ids sent about the NIC, so their replies show too. */
   private readonly qmpIds = new Set<string>();
 
@@ -48,22 +49,18 @@ export class RecordFilter {
     }
     if (r.qmpReply) return r.qmpReply.id ? this.qmpIds.delete(r.qmpReply.id) : false;
     if (r.qmpEvent) return mentionsId(r.qmpEvent.data ?? "", nic) || (r.qmpEvent.data ?? "").includes(`/${nic}"`);
-    if (r.verdict) return r.verdict.nicId === nic || (!r.verdict.nicId && this.owner.get(r.verdict.device ?? "") === nic);
+    if (r.verdict) return r.verdict.nicId === nic || (!r.verdict.nicId && this.match.ofName(r.verdict.device) === nic);
     const g = r.guest;
     if (g) {
-      const d = g.device;
-      if (d) {
-        if (d.serial && d.name) this.owner.set(d.name, d.serial);
-        return (d.serial || this.owner.get(d.name ?? "")) === nic;
-      }
+      if (g.device) return this.match.match(g.device) === nic;
       const named = g.ref?.device ?? g.ifnet?.device ?? g.vnode?.device ?? g.panic?.device ?? "";
-      return named !== "" && this.owner.get(named) === nic;
+      return named !== "" && this.match.ofName(named) === nic;
     }
     if (r.guestCommand) {
       const c = r.guestCommand as unknown as Record<string, { device?: string } | undefined>;
       const body = (r.guestCommand as unknown as { body?: string }).body;
       const dev = body ? c[body]?.device : undefined;
-      return dev !== undefined && (dev === nic || this.owner.get(dev) === nic);
+      return dev !== undefined && (dev === nic || this.match.ofName(dev) === nic);
     }
     return false;
   }

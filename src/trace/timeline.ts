@@ -7,6 +7,7 @@
 // events sit at the guest's own time (guest-clock.ts), host events at receipt.
 
 import { plugstorm } from "../gen/plugstorm.js";
+import { NicMatcher } from "../model/index.js";
 import { GuestClockMap } from "./guest-clock.js";
 
 type TraceRecord = plugstorm.trace.v1.Record;
@@ -134,7 +135,7 @@ export function buildTimeline(records: readonly TraceRecord[]): Timeline {
     });
 
   const actions = new Map<number, { kind: number; nic: string; name: string }>();
-  const devNic = new Map<string, string>(); // guest device -> QEMU id, from the USB serial
+  const devNic = new NicMatcher(); // guest device -> QEMU id, as the checker joins them
   const removalFlow = new Map<string, number>(); // QEMU id -> flow of its pending removal
   const devFlow = new Map<string, number>(); // device -> flow of its detach
   const refs = new Map<string, number>();
@@ -181,10 +182,10 @@ export function buildTimeline(records: readonly TraceRecord[]): Timeline {
       if (g.device && g.device.name) {
         const d = g.device;
         const dev = d.name!;
-        if (d.serial) devNic.set(dev, d.serial);
+        const nicOfDev = devNic.match(d);
         const tr = devTrack(dev);
         const args: Args = { seq: n(g.seq), guest_time_ns: n(g.guestTimeNs) };
-        if (d.serial) args["nic"] = d.serial;
+        if (nicOfDev) args["nic"] = nicOfDev;
         if (d.context) args["context"] = (plugstorm.telemetry.v1.ExecContext[d.context] ?? "").replace("EXEC_CONTEXT_", "").toLowerCase();
         if (d.thread) args["thread"] = d.thread;
         switch (d.kind) {
@@ -195,7 +196,7 @@ export function buildTimeline(records: readonly TraceRecord[]): Timeline {
             end(ts, tr, "attach", { ...args, error: d.error ?? 0 });
             break;
           case DevKind.DETACH_BEGIN: {
-            const nic = devNic.get(dev);
+            const nic = nicOfDev;
             let f = nic !== undefined ? removalFlow.get(nic) : undefined;
             if (nic !== undefined) removalFlow.delete(nic);
             if (f === undefined) f = nextFlow++;

@@ -8,6 +8,7 @@
 
 import type { DeviceEvent, DeviceSideEvent } from "../events.js";
 import { BOTH, rule, type Judge } from "./define.js";
+import { NicMatcher } from "../nic-match.js";
 
 export const DEVICE_SIDE_RULES = [
   rule({
@@ -51,7 +52,7 @@ function remember<K, V>(m: Map<K, V>, k: K, v: V): void {
 export class DeviceSideMonitor<Ctx> {
   private readonly nics = new Map<string, NicSide>();
   /** Guest device name -> NIC id, from device events that carry the serial. */
-  private readonly names = new Map<string, string>();
+  private readonly names = new NicMatcher({ maxJoins: MAX_REMEMBERED });
 
   constructor(
     private readonly judge: Judge<Ctx>,
@@ -59,8 +60,7 @@ export class DeviceSideMonitor<Ctx> {
   ) {}
 
   onGuestDevice(e: DeviceEvent): void {
-    if (e.serial !== "" && e.name !== "") remember(this.names, e.name, e.serial);
-    const nicId = e.serial !== "" ? e.serial : this.names.get(e.name);
+    const nicId = this.names.match({ serial: e.serial, name: e.name });
     if (nicId === undefined) return;
     if (e.kind === "attach-begin") remember(this.nics, nicId, { detached: false, base: undefined, reported: false });
     else if ((e.kind === "detach-end" && e.error === 0) || e.kind === "free") {
@@ -88,7 +88,7 @@ export class DeviceSideMonitor<Ctx> {
       return;
     }
     st.reported = true;
-    const device = [...this.names].find(([, n]) => n === e.nicId)?.[0] ?? "";
+    const device = this.names.entries().find(([, n]) => n === e.nicId)?.[0] ?? "";
     this.judge.violate(
       "device-idle-after-detach",
       `${e.nicId}${device ? ` (${device})` : ""}: ${grew.join(", ")} transfer(s) submitted to the device after the guest had finished detaching it`,

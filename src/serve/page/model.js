@@ -5,6 +5,11 @@
 // cannot disagree about what a record means. Plain JavaScript because the page
 // is loaded without a bundler; typed by model.d.ts.
 
+// The build's own join of guest devices to NICs (src/model/nic-match.ts),
+// compiled: the server serves it at /model/nic-match.js, where this path
+// lands from /model.js in a browser, as it does from dist/src/serve/page/ in Node.
+import { NicMatcher } from "../../model/nic-match.js";
+
 /** Protocol version of the snapshot's `model` object. */
 export const MODEL_VERSION = 2;
 
@@ -48,8 +53,8 @@ export class LiveModel {
     this.verdicts = [];
     /** Causes seen so far (verdicts that are no consequence). */
     this.causesSeen = 0;
-    /** @type {Map<string, string>} guest device or interface name, or "mac:" + MAC -> device key */
-    this.names = new Map();
+    /** Guest device or interface name, or MAC -> device key (a NIC id, or guest:NAME); only keys of devices kept answer. */
+    this.match = new NicMatcher({ isNic: (/** @type {string} */ key) => this.devices.has(key) });
     /** @type {Map<number, {kind: string, nicId: string}>} host action id -> what it was, until its result */
     this.actions = new Map();
     /** Guest frame times within the last second of trace time, for frames/s. */
@@ -175,7 +180,7 @@ export class LiveModel {
       d.bus = busName(a.bus) || d.bus;
       d.port = str(a.port) || d.port;
       d.mac = str(a.mac) || d.mac;
-      if (d.mac) this.names.set("mac:" + d.mac, d.key);
+      this.match.addNic(d.key, d.mac);
       this.setPhase(d, "host", "adding", t);
     } else if (a.kind === "REMOVE_NIC") {
       const d = this.devices.get(nicId);
@@ -235,15 +240,15 @@ export class LiveModel {
   /** @param {any} e @param {number} t */
   deviceEvent(e, t) {
     const name = str(e.name);
-    let key = this.keyFor(str(e.serial), name, str(e.mac));
+    let key = this.match.match(e) ?? this.keyFor("", name);
     if (!key && e.kind === "ATTACH_BEGIN") key = str(e.serial) || "guest:" + name;
     if (!key) return;
     const d = this.device(key, t);
     if (name) {
-      this.names.set(name, key);
+      this.match.bind(name, key);
       if (!d.names.includes(name)) d.names.push(name);
     }
-    if (e.ifname) this.names.set(str(e.ifname), key);
+    this.match.bind(str(e.ifname), key);
     if (e.driver) d.driver = str(e.driver);
     if (!d.bus) d.bus = busName(e.bus);
     switch (e.kind) {
@@ -321,7 +326,7 @@ export class LiveModel {
     const key = this.keyFor("", str(e.device)) ?? this.keyFor("", str(e.ifname));
     const d = key ? this.devices.get(key) : undefined;
     if (!d) return;
-    if (e.ifname) this.names.set(str(e.ifname), d.key);
+    this.match.bind(str(e.ifname), d.key);
     if (e.kind === "UP" && d.guest.phase === "attached") this.setPhase(d, "guest", "running", t);
     else if (e.kind === "DOWN" && d.guest.phase === "running") this.setPhase(d, "guest", "attached", t);
   }
@@ -353,13 +358,7 @@ export class LiveModel {
    * @returns {string | undefined}
    */
   keyFor(serialOrNic, name, mac) {
-    if (serialOrNic && this.devices.has(serialOrNic)) return serialOrNic;
-    const byMac = mac ? this.names.get("mac:" + mac) : undefined;
-    if (byMac && this.devices.has(byMac)) return byMac;
-    const byName = name ? this.names.get(name) : undefined;
-    if (byName && this.devices.has(byName)) return byName;
-    if (name && this.devices.has("guest:" + name)) return "guest:" + name;
-    return undefined;
+    return this.match.peek({ serial: serialOrNic, mac, name }) ?? (name && this.devices.has("guest:" + name) ? "guest:" + name : undefined);
   }
 
   /** @param {string} key @param {number} t */
@@ -411,8 +410,7 @@ export class LiveModel {
   forget(d) {
     this.devices.delete(d.key);
     this.counters.devicesDropped++;
-    if (d.mac && this.names.get("mac:" + d.mac) === d.key) this.names.delete("mac:" + d.mac);
-    for (const n of d.names) if (this.names.get(n) === d.key) this.names.delete(n);
+    // Its names and MAC now join nothing (the matcher asks this.devices).
   }
 
   /**
@@ -492,7 +490,7 @@ export class LiveModel {
       devices: [...this.devices.values()],
       verdicts: this.verdicts,
       causesSeen: this.causesSeen,
-      names: [...this.names],
+      names: this.match.entries(),
       actions: [...this.actions],
       frameTimes: this.frameTimes,
       ring: [this.ringIndex, this.ringT],
@@ -518,7 +516,7 @@ export class LiveModel {
     for (const d of o.devices) m.devices.set(d.key, d);
     m.verdicts = o.verdicts;
     m.causesSeen = o.causesSeen ?? 0;
-    m.names = new Map(o.names);
+    m.match.restore(o.names);
     m.actions = new Map(o.actions);
     m.frameTimes = o.frameTimes;
     if (Array.isArray(o.ring) && o.ring[0].length === m.ringIndex.length) {
