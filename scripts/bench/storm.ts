@@ -94,7 +94,7 @@ interface Call {
 
 /** A runner pass on a machine that notes each call the runner makes on it. */
 async function recordCalls(s: StormSpec): Promise<{ calls: Call[]; endNs: number; frames: number }> {
-  const m = new SimMachine({ seed: s.schedule.seed });
+  const m = simMachine(s, s.schedule.seed);
   const calls: Call[] = [];
   const now = (): number => m.clock.now();
   const recording = new Proxy(m, {
@@ -114,9 +114,14 @@ async function recordCalls(s: StormSpec): Promise<{ calls: Call[]; endNs: number
   return { calls, endNs, frames };
 }
 
+/** The sim machine a storm names (with its injected bugs). */
+function simMachine(s: StormSpec, seed: number): SimMachine {
+  return new SimMachine({ seed, bugs: s.machine.type === "sim" ? s.machine.bugs : [] });
+}
+
 /** The recorded calls at their machine times on a fresh machine: no decoding, recording or checking. */
-async function replayCalls(rec: { calls: readonly Call[]; endNs: number }, seed: number): Promise<{ ms: number; frames: number }> {
-  const m = new SimMachine({ seed });
+async function replayCalls(rec: { calls: readonly Call[]; endNs: number }, seed: number, s?: StormSpec): Promise<{ ms: number; frames: number }> {
+  const m = s ? simMachine(s, seed) : new SimMachine({ seed });
   const c0 = process.cpuUsage();
   await m.start();
   for (const c of rec.calls) {
@@ -195,14 +200,32 @@ export async function run(): Promise<void> {
     console.log(`runner    no output                                  ${bare.toFixed(0).padStart(5)} ms ${rate(bare)}  ${ratio(bare)}`);
     console.log(`shrinker  one replay of the step list                ${shrinkRun.toFixed(0).padStart(5)} ms ${rate(shrinkRun)}  ${ratio(shrinkRun)}`);
 
-    // A real shrink, for its runs per second (each run is a replay as above, of fewer steps).
+    // A real shrink of a storm with a known violation, against the bare
+    // machine doing each of its runs' work: every storm the shrinker ran is
+    // run again with its calls noted, and those calls replayed bare.
     const leaky = spec(40, { machine: { type: "sim", bugs: ["leak-ref"] } as StormSpec["machine"] });
+    await shrinkStorm(leaky, { maxRuns: 150 });
     let runs = 0;
-    const shrinkMs = await timed(async () => {
-      const r = await shrinkStorm(leaky, { maxRuns: 150 });
-      runs = r.runs;
+    const ran: Array<{ spec: StormSpec; seed: number }> = [];
+    const shrinkMs = await best(REPEATS, () =>
+      timed(async () => {
+        ran.length = 0;
+        const r = await shrinkStorm(leaky, { maxRuns: 150, onRun: (x) => ran.push(x) });
+        runs = r.runs;
+      }),
+    );
+    const recorded: Array<{ rec: Awaited<ReturnType<typeof recordCalls>>; spec: StormSpec; seed: number }> = [];
+    for (const r of ran) recorded.push({ rec: await recordCalls({ ...r.spec, schedule: { ...r.spec.schedule, seed: r.seed } }), ...r });
+    const bareRuns = await best(REPEATS, async () => {
+      let ms = 0;
+      for (const r of recorded) ms += (await replayCalls(r.rec, r.seed, r.spec)).ms;
+      return ms;
     });
-    console.log(`shrinker  a leaky 40-cycle storm: ${runs} runs in ${shrinkMs.toFixed(0)} ms, ${(shrinkMs / runs).toFixed(1)} ms/run`);
+    const shrinkRatio = shrinkMs / bareRuns;
+    console.log(
+      `shrinker  a leaky 40-cycle storm, ${runs} runs      ${shrinkMs.toFixed(0).padStart(5)} ms ${`${((runs * 1000) / shrinkMs).toFixed(0)} runs/s`.padStart(14)}  ` +
+        `${shrinkRatio.toFixed(2)}x the same runs bare (${bareRuns.toFixed(0)} ms, ${((runs * 1000) / bareRuns).toFixed(0)} runs/s; goal <= ${GOAL}x ${shrinkRatio <= GOAL ? "met" : "NOT met"})`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
