@@ -687,8 +687,11 @@ function num(v: number | null | undefined): number {
 /** A string field of a JSON object given as text; "" when absent or not JSON. */
 export function jsonField(text: string | null | undefined, field: string): string {
   if (!text) return "";
-  const flat = flatStringField(text, field);
-  if (flat !== undefined) return flat;
+  return flatStringField(text, field) ?? parsedField(text, field);
+}
+
+/** jsonField through JSON.parse: the answer for any text. */
+export function parsedField(text: string, field: string): string {
   try {
     const v: unknown = JSON.parse(text);
     if (v && typeof v === "object" && field in v) {

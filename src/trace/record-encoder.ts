@@ -93,44 +93,32 @@ function long(v: number, zz: boolean): void {
 // Field writers: each writes the field when protobufjs would (not null, not
 // the default), with tag the field's key byte(s) as a varint value.
 
-function u64(tag: number, v: unknown): void {
-  if (v == null || v === 0) return;
+/** Whether a number field is written (set, not 0, a number; anything else leaves the record to protobufjs); writes its tag if so. */
+function numberTag(tag: number, v: unknown): v is number {
+  if (v == null || v === 0) return false;
   if (typeof v !== "number") {
     ok = false;
-    return;
+    return false;
   }
   varint32(tag);
-  long(v, false);
+  return true;
+}
+
+function u64(tag: number, v: unknown): void {
+  if (numberTag(tag, v)) long(v, false);
 }
 
 function s64(tag: number, v: unknown): void {
-  if (v == null || v === 0) return;
-  if (typeof v !== "number") {
-    ok = false;
-    return;
-  }
-  varint32(tag);
-  long(v, true);
+  if (numberTag(tag, v)) long(v, true);
 }
 
 function u32(tag: number, v: unknown): void {
-  if (v == null || v === 0) return;
-  if (typeof v !== "number") {
-    ok = false;
-    return;
-  }
-  varint32(tag);
-  varint32(v >>> 0);
+  if (numberTag(tag, v)) varint32(v >>> 0);
 }
 
 /** int32 and enums: negative values take 10 bytes. */
 function i32(tag: number, v: unknown): void {
-  if (v == null || v === 0) return;
-  if (typeof v !== "number") {
-    ok = false;
-    return;
-  }
-  varint32(tag);
+  if (!numberTag(tag, v)) return;
   const n = v | 0;
   if (n < 0) long(n, false);
   else varint32(n);
@@ -184,19 +172,21 @@ function plain(m: Obj, cls: { prototype: unknown }): boolean {
 }
 
 /**
- * Starts a nested message v of class cls (written whenever it is set, even
- * empty): returns where its length goes, or -1 when it is off the plain path.
- * A field set and not null is an own property once its parent passed plain():
- * neither prototype allowed there holds a non-null message.
+ * A nested message v of class cls, written whenever it is set (even empty)
+ * by body. A field set and not null is an own property once its parent passed
+ * plain(): neither prototype allowed there holds a non-null message.
  */
-function open(tag: number, v: object, cls: { prototype: unknown }): number {
+function nested<T extends object>(tag: number, v: T | null | undefined, cls: { prototype: unknown }, body: (m: T) => void): void {
+  if (v == null) return;
   if (typeof v !== "object" || !plain(v as Obj, cls)) {
     ok = false;
-    return -1;
+    return;
   }
   varint32(tag);
   room(1);
-  return pos++;
+  const lenPos = pos++;
+  body(v);
+  delimit(lenPos);
 }
 
 /** Puts the length of what follows lenPos (one byte reserved) there, moving the content when it needs more. */
@@ -230,7 +220,6 @@ function detachFlags(m: plugstorm.telemetry.v1.IDetachFlags): void {
 }
 
 function deviceEvent(m: plugstorm.telemetry.v1.IDeviceEvent): void {
-  let at: number;
   i32(8, m.kind);
   str(18, m.name);
   str(26, m.driver);
@@ -241,10 +230,7 @@ function deviceEvent(m: plugstorm.telemetry.v1.IDeviceEvent): void {
   str(66, m.mac);
   i32(72, m.context);
   str(82, m.thread);
-  if (m.flags != null && (at = open(90, m.flags, v1.DetachFlags)) >= 0) {
-    detachFlags(m.flags);
-    delimit(at);
-  }
+  nested(90, m.flags, v1.DetachFlags, detachFlags);
   i32(96, m.error);
   i32(104, m.objectKind);
   u32(112, m.instance);
@@ -292,33 +278,17 @@ function heartbeat(m: plugstorm.telemetry.v1.IHeartbeat): void {
 }
 
 function frame(m: plugstorm.telemetry.v1.IFrame): void {
-  let at: number;
   if (m.hello != null || m.vnode != null || m.module != null || m.log != null || m.panic != null) {
     ok = false;
     return;
   }
   u64(8, m.seq);
   u64(16, m.guestTimeNs);
-  if (m.device != null && (at = open(90, m.device, v1.DeviceEvent)) >= 0) {
-    deviceEvent(m.device);
-    delimit(at);
-  }
-  if (m.ref != null && (at = open(98, m.ref, v1.RefEvent)) >= 0) {
-    refEvent(m.ref);
-    delimit(at);
-  }
-  if (m.ifnet != null && (at = open(106, m.ifnet, v1.IfEvent)) >= 0) {
-    ifEvent(m.ifnet);
-    delimit(at);
-  }
-  if (m.ack != null && (at = open(130, m.ack, v1.CommandAck)) >= 0) {
-    commandAck(m.ack);
-    delimit(at);
-  }
-  if (m.heartbeat != null && (at = open(138, m.heartbeat, v1.Heartbeat)) >= 0) {
-    heartbeat(m.heartbeat);
-    delimit(at);
-  }
+  nested(90, m.device, v1.DeviceEvent, deviceEvent);
+  nested(98, m.ref, v1.RefEvent, refEvent);
+  nested(106, m.ifnet, v1.IfEvent, ifEvent);
+  nested(130, m.ack, v1.CommandAck, commandAck);
+  nested(138, m.heartbeat, v1.Heartbeat, heartbeat);
 }
 
 function helloAck(m: plugstorm.telemetry.v1.IHelloAck): void {
@@ -359,13 +329,9 @@ function stopTraffic(m: plugstorm.telemetry.v1.IStopTraffic): void {
 }
 
 function detachDevice(m: plugstorm.telemetry.v1.IDetachDevice): void {
-  let at: number;
   str(10, m.device);
   str(18, m.serial);
-  if (m.flags != null && (at = open(26, m.flags, v1.DetachFlags)) >= 0) {
-    detachFlags(m.flags);
-    delimit(at);
-  }
+  nested(26, m.flags, v1.DetachFlags, detachFlags);
 }
 
 function unloadModule(m: plugstorm.telemetry.v1.IUnloadModule): void {
@@ -380,48 +346,20 @@ function injectFault(m: plugstorm.telemetry.v1.IInjectFault): void {
 }
 
 function command(m: plugstorm.telemetry.v1.ICommand): void {
-  let at: number;
   if (m.openNode != null || m.closeNode != null || m.selectConfiguration != null) {
     ok = false;
     return;
   }
   u64(8, m.id);
-  if (m.helloAck != null && (at = open(82, m.helloAck, v1.HelloAck)) >= 0) {
-    helloAck(m.helloAck);
-    delimit(at);
-  }
-  if (m.ping != null && (at = open(90, m.ping, v1.Ping)) >= 0) {
-    ping(m.ping);
-    delimit(at);
-  }
-  if (m.holdRefs != null && (at = open(98, m.holdRefs, v1.HoldRefs)) >= 0) {
-    holdRefs(m.holdRefs);
-    delimit(at);
-  }
-  if (m.releaseRefs != null && (at = open(106, m.releaseRefs, v1.ReleaseRefs)) >= 0) {
-    releaseRefs(m.releaseRefs);
-    delimit(at);
-  }
-  if (m.startTraffic != null && (at = open(130, m.startTraffic, v1.StartTraffic)) >= 0) {
-    startTraffic(m.startTraffic);
-    delimit(at);
-  }
-  if (m.stopTraffic != null && (at = open(138, m.stopTraffic, v1.StopTraffic)) >= 0) {
-    stopTraffic(m.stopTraffic);
-    delimit(at);
-  }
-  if (m.detachDevice != null && (at = open(146, m.detachDevice, v1.DetachDevice)) >= 0) {
-    detachDevice(m.detachDevice);
-    delimit(at);
-  }
-  if (m.unloadModule != null && (at = open(154, m.unloadModule, v1.UnloadModule)) >= 0) {
-    unloadModule(m.unloadModule);
-    delimit(at);
-  }
-  if (m.injectFault != null && (at = open(162, m.injectFault, v1.InjectFault)) >= 0) {
-    injectFault(m.injectFault);
-    delimit(at);
-  }
+  nested(82, m.helloAck, v1.HelloAck, helloAck);
+  nested(90, m.ping, v1.Ping, ping);
+  nested(98, m.holdRefs, v1.HoldRefs, holdRefs);
+  nested(106, m.releaseRefs, v1.ReleaseRefs, releaseRefs);
+  nested(130, m.startTraffic, v1.StartTraffic, startTraffic);
+  nested(138, m.stopTraffic, v1.StopTraffic, stopTraffic);
+  nested(146, m.detachDevice, v1.DetachDevice, detachDevice);
+  nested(154, m.unloadModule, v1.UnloadModule, unloadModule);
+  nested(162, m.injectFault, v1.InjectFault, injectFault);
 }
 
 // ---------------------------------------------------------------- trace.v1
@@ -481,48 +419,20 @@ function mark(m: plugstorm.trace.v1.IMark): void {
 }
 
 function record(m: IRecord): void {
-  let at: number;
   if (!plain(m as Obj, t1.Record) || m.channel != null || m.verdict != null || m.machine != null || m.device != null) {
     ok = false;
     return;
   }
   u64(8, m.tNs);
-  if (m.action != null && (at = open(82, m.action, t1.HostAction)) >= 0) {
-    hostAction(m.action);
-    delimit(at);
-  }
-  if (m.result != null && (at = open(90, m.result, t1.HostResult)) >= 0) {
-    hostResult(m.result);
-    delimit(at);
-  }
-  if (m.qmpCommand != null && (at = open(98, m.qmpCommand, t1.QmpCommand)) >= 0) {
-    qmpCommand(m.qmpCommand);
-    delimit(at);
-  }
-  if (m.qmpReply != null && (at = open(106, m.qmpReply, t1.QmpReply)) >= 0) {
-    qmpReply(m.qmpReply);
-    delimit(at);
-  }
-  if (m.qmpEvent != null && (at = open(114, m.qmpEvent, t1.QmpEvent)) >= 0) {
-    qmpEvent(m.qmpEvent);
-    delimit(at);
-  }
-  if (m.guest != null && (at = open(122, m.guest, v1.Frame)) >= 0) {
-    frame(m.guest);
-    delimit(at);
-  }
-  if (m.guestCommand != null && (at = open(130, m.guestCommand, v1.Command)) >= 0) {
-    command(m.guestCommand);
-    delimit(at);
-  }
-  if (m.clock != null && (at = open(146, m.clock, t1.ClockSample)) >= 0) {
-    clockSample(m.clock);
-    delimit(at);
-  }
-  if (m.mark != null && (at = open(170, m.mark, t1.Mark)) >= 0) {
-    mark(m.mark);
-    delimit(at);
-  }
+  nested(82, m.action, t1.HostAction, hostAction);
+  nested(90, m.result, t1.HostResult, hostResult);
+  nested(98, m.qmpCommand, t1.QmpCommand, qmpCommand);
+  nested(106, m.qmpReply, t1.QmpReply, qmpReply);
+  nested(114, m.qmpEvent, t1.QmpEvent, qmpEvent);
+  nested(122, m.guest, v1.Frame, frame);
+  nested(130, m.guestCommand, v1.Command, command);
+  nested(146, m.clock, t1.ClockSample, clockSample);
+  nested(170, m.mark, t1.Mark, mark);
 }
 
 /**

@@ -3,23 +3,13 @@
 // through JSON.parse. Either way the answer is JSON.parse's.
 import test from "ava";
 import fc from "fast-check";
-import { jsonField } from "../../src/report/timeline.js";
+import { jsonField, parsedField } from "../../src/report/timeline.js";
 
 fc.configureGlobal({ seed: Number(process.env["FC_SEED"] ?? 20261203) });
 
-/** What jsonField answered before it had a scanner. */
+/** What jsonField answered before it had a scanner: JSON.parse's answer. */
 function reference(text: string, field: string): string {
-  if (!text) return "";
-  try {
-    const v: unknown = JSON.parse(text);
-    if (v && typeof v === "object" && field in v) {
-      const f = (v as Record<string, unknown>)[field];
-      return typeof f === "string" ? f : "";
-    }
-  } catch {
-    // Not JSON.
-  }
-  return "";
+  return text ? parsedField(text, field) : "";
 }
 
 const key = fc.oneof(fc.constantFrom("id", "driver", "device", "path", "i", "idx", "Id", "d\"id", "id\\u0041"), fc.string({ maxLength: 6 }));
