@@ -89,6 +89,8 @@ export class TimelineCollector {
   private readonly lanes = new Map<string, LaneState>();
   /** Guest device or interface name -> lane key; names are reused between cycles. */
   private readonly names = new Map<string, string>();
+  /** The name bound last: the newest entry of names. */
+  private lastBound: string | undefined;
   private readonly qmpIds = new Map<string, { command: string; nicId: string }>();
   private readonly actions = new Map<number, PendingAction>();
   private readonly evicted = new Set<string>();
@@ -586,6 +588,10 @@ export class TimelineCollector {
   }
 
   private bind(name: string, key: string): void {
+    // Binding again what was bound last changes nothing (same entry, still
+    // the newest); a device event binds its name and interface, often the same.
+    if (name === this.lastBound && this.names.get(name) === key) return;
+    this.lastBound = name;
     this.names.delete(name);
     this.names.set(name, key);
     if (this.names.size > MAX_NAME_BINDINGS) this.names.delete(this.names.keys().next().value!);
