@@ -16,7 +16,8 @@
 //
 // Every measurement is CPU time, the best of a few short runs after a
 // warm-up: the machine is shared (wall time swings 3x under other load), and
-// the first runs pay for JIT compilation.
+// the first runs pay for JIT compilation. The sides take turns, a round at a
+// time, so load that comes and goes weighs on each alike.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -94,7 +95,7 @@ interface Call {
 
 /** A runner pass on a machine that notes each call the runner makes on it. */
 async function recordCalls(s: StormSpec): Promise<{ calls: Call[]; endNs: number; frames: number }> {
-  const m = new SimMachine({ seed: s.schedule.seed });
+  const m = simMachine(s, s.schedule.seed);
   const calls: Call[] = [];
   const now = (): number => m.clock.now();
   const recording = new Proxy(m, {
@@ -114,9 +115,14 @@ async function recordCalls(s: StormSpec): Promise<{ calls: Call[]; endNs: number
   return { calls, endNs, frames };
 }
 
+/** The sim machine a storm names (with its injected bugs). */
+function simMachine(s: StormSpec, seed: number): SimMachine {
+  return new SimMachine({ seed, bugs: s.machine.type === "sim" ? s.machine.bugs : [] });
+}
+
 /** The recorded calls at their machine times on a fresh machine: no decoding, recording or checking. */
-async function replayCalls(rec: { calls: readonly Call[]; endNs: number }, seed: number): Promise<{ ms: number; frames: number }> {
-  const m = new SimMachine({ seed });
+async function replayCalls(rec: { calls: readonly Call[]; endNs: number }, seed: number, s?: StormSpec): Promise<{ ms: number; frames: number }> {
+  const m = s ? simMachine(s, seed) : new SimMachine({ seed });
   const c0 = process.cpuUsage();
   await m.start();
   for (const c of rec.calls) {
@@ -131,12 +137,6 @@ async function replayCalls(rec: { calls: readonly Call[]; endNs: number }, seed:
   await m.stop();
   const c = process.cpuUsage(c0);
   return { ms: (c.user + c.system) / 1000, frames };
-}
-
-async function best(n: number, f: () => Promise<number>): Promise<number> {
-  let b = Infinity;
-  for (let i = 0; i < n; i++) b = Math.min(b, await f());
-  return b;
 }
 
 /** CPU milliseconds (user + system, every thread of the process) f takes: other load on a shared machine disturbs it less than wall time. */
@@ -172,18 +172,24 @@ export async function run(): Promise<void> {
     const rec = await recordCalls(s);
     await replayCalls(rec, seed);
     let replayFrames = 0;
-    // The baseline is short and cheap: more tries, so a lucky or unlucky slice of a shared CPU matters less.
-    const base = await best(3 * REPEATS, async () => {
-      const r = await replayCalls(rec, seed);
-      replayFrames = r.frames;
-      return r.ms;
-    });
-    const noWait = await best(REPEATS, () => bareMachine(steps, seed, true));
-    const quiet = await best(REPEATS, () => bareMachine(steps, seed, false));
-    let n = 0;
-    const full = await best(REPEATS, () => timed(() => runStorm(s, { out: join(dir, `run${n++}`) })));
-    const bare = await best(REPEATS, () => timed(() => runStorm(s, { out: null })));
-    const shrinkRun = await best(REPEATS, () => timed(() => runStorm(replay, { out: null })));
+    // Round by round, each side once a round (the baseline, short and cheap,
+    // three times), keeping each side's best: load that comes and goes on a
+    // shared CPU then weighs on every side alike, not on whichever ran last.
+    let base = Infinity, noWait = Infinity, quiet = Infinity, full = Infinity, bare = Infinity, shrinkRun = Infinity;
+    for (let round = 0; round < REPEATS; round++) {
+      for (let i = 0; i < 3; i++) {
+        const r = await replayCalls(rec, seed);
+        replayFrames = r.frames;
+        base = Math.min(base, r.ms);
+      }
+      noWait = Math.min(noWait, await bareMachine(steps, seed, true));
+      quiet = Math.min(quiet, await bareMachine(steps, seed, false));
+      const out = join(dir, `run${round}`);
+      full = Math.min(full, await timed(() => runStorm(s, { out })));
+      rmSync(out, { recursive: true, force: true });
+      bare = Math.min(bare, await timed(() => runStorm(s, { out: null })));
+      shrinkRun = Math.min(shrinkRun, await timed(() => runStorm(replay, { out: null })));
+    }
 
     const rate = (ms: number): string => `${Math.round((CYCLES * 1000) / ms)} cycles/s`.padStart(14);
     const ratio = (ms: number): string => `${(ms / base).toFixed(2)}x baseline (goal <= ${GOAL}x ${ms / base <= GOAL ? "met" : "NOT met"})`;
@@ -195,14 +201,27 @@ export async function run(): Promise<void> {
     console.log(`runner    no output                                  ${bare.toFixed(0).padStart(5)} ms ${rate(bare)}  ${ratio(bare)}`);
     console.log(`shrinker  one replay of the step list                ${shrinkRun.toFixed(0).padStart(5)} ms ${rate(shrinkRun)}  ${ratio(shrinkRun)}`);
 
-    // A real shrink, for its runs per second (each run is a replay as above, of fewer steps).
+    // A real shrink of a storm with a known violation, against the bare
+    // machine doing each of its runs' work: every storm the shrinker ran is
+    // run again with its calls noted, and those calls replayed bare.
     const leaky = spec(40, { machine: { type: "sim", bugs: ["leak-ref"] } as StormSpec["machine"] });
-    let runs = 0;
-    const shrinkMs = await timed(async () => {
-      const r = await shrinkStorm(leaky, { maxRuns: 150 });
-      runs = r.runs;
-    });
-    console.log(`shrinker  a leaky 40-cycle storm: ${runs} runs in ${shrinkMs.toFixed(0)} ms, ${(shrinkMs / runs).toFixed(1)} ms/run`);
+    const ran: Array<{ spec: StormSpec; seed: number }> = [];
+    const runs = (await shrinkStorm(leaky, { maxRuns: 150, onRun: (x) => ran.push(x) })).runs;
+    const recorded: Array<{ rec: Awaited<ReturnType<typeof recordCalls>>; spec: StormSpec; seed: number }> = [];
+    for (const r of ran) recorded.push({ rec: await recordCalls({ ...r.spec, schedule: { ...r.spec.schedule, seed: r.seed } }), ...r });
+    let shrinkMs = Infinity;
+    let bareRuns = Infinity;
+    for (let round = 0; round < REPEATS; round++) {
+      shrinkMs = Math.min(shrinkMs, await timed(() => shrinkStorm(leaky, { maxRuns: 150 })));
+      let ms = 0;
+      for (const r of recorded) ms += (await replayCalls(r.rec, r.seed, r.spec)).ms;
+      bareRuns = Math.min(bareRuns, ms);
+    }
+    const shrinkRatio = shrinkMs / bareRuns;
+    console.log(
+      `shrinker  a leaky 40-cycle storm, ${runs} runs      ${shrinkMs.toFixed(0).padStart(5)} ms ${`${((runs * 1000) / shrinkMs).toFixed(0)} runs/s`.padStart(14)}  ` +
+        `${shrinkRatio.toFixed(2)}x the same runs bare (${bareRuns.toFixed(0)} ms, ${((runs * 1000) / bareRuns).toFixed(0)} runs/s; goal <= ${GOAL}x ${shrinkRatio <= GOAL ? "met" : "NOT met"})`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -14,7 +14,7 @@ interface Series {
 }
 
 export class LatencyBook {
-  private readonly series = new Map<string, Series>();
+  private readonly series = new Map<string, Map<string, Series>>();
   private rng = 0x9e3779b9;
 
   constructor(private readonly reservoir = 4096) {
@@ -25,11 +25,16 @@ export class LatencyBook {
 
   add(driver: string, phase: string, ns: number): void {
     if (!Number.isFinite(ns) || ns < 0) return;
-    const key = `${driver}\u0000${phase}`;
-    let s = this.series.get(key);
+    // By driver, then phase: no key string is built per sample.
+    let phases = this.series.get(driver);
+    if (!phases) {
+      phases = new Map();
+      this.series.set(driver, phases);
+    }
+    let s = phases.get(phase);
     if (!s) {
       s = { driver, phase, n: 0, max: 0, samples: [] };
-      this.series.set(key, s);
+      phases.set(phase, s);
     }
     s.n++;
     if (ns > s.max) s.max = ns;
@@ -43,7 +48,7 @@ export class LatencyBook {
 
   stats(): LatencyStats[] {
     const out: LatencyStats[] = [];
-    for (const s of this.series.values()) {
+    for (const s of [...this.series.values()].flatMap((phases) => [...phases.values()])) {
       const sorted = [...s.samples].sort((a, b) => a - b);
       out.push({
         driver: s.driver,

@@ -676,8 +676,13 @@ function num(v: number | null | undefined): number {
 }
 
 /** A string field of a JSON object given as text; "" when absent or not JSON. */
-function jsonField(text: string | null | undefined, field: string): string {
+export function jsonField(text: string | null | undefined, field: string): string {
   if (!text) return "";
+  return flatStringField(text, field) ?? parsedField(text, field);
+}
+
+/** jsonField through JSON.parse: the answer for any text. */
+export function parsedField(text: string, field: string): string {
   try {
     const v: unknown = JSON.parse(text);
     if (v && typeof v === "object" && field in v) {
@@ -690,13 +695,71 @@ function jsonField(text: string | null | undefined, field: string): string {
   return "";
 }
 
+/**
+ * jsonField's answer without JSON.parse for what QMP arguments and event data
+ * are (a flat object of strings without escapes: {"driver":"usb-net","id":"nic3"}),
+ * which every run has thousands of; undefined for any other text.
+ */
+function flatStringField(text: string, field: string): string | undefined {
+  const n = text.length;
+  let i = skipSpace(text, 0);
+  if (text.charCodeAt(i) !== 0x7b /* { */) return undefined;
+  i = skipSpace(text, i + 1);
+  let found = "";
+  if (text.charCodeAt(i) === 0x7d /* } */) return skipSpace(text, i + 1) === n ? found : undefined;
+  for (;;) {
+    const keyStart = i + 1;
+    const keyEnd = plainString(text, i);
+    if (keyEnd < 0) return undefined;
+    i = skipSpace(text, keyEnd + 1);
+    if (text.charCodeAt(i) !== 0x3a /* : */) return undefined;
+    i = skipSpace(text, i + 1);
+    const valueStart = i + 1;
+    const valueEnd = plainString(text, i);
+    if (valueEnd < 0) return undefined;
+    // Keys are compared in place: no string is made for the ones not asked for. The last one wins, as in JSON.parse.
+    if (keyEnd - keyStart === field.length && text.startsWith(field, keyStart)) found = text.slice(valueStart, valueEnd);
+    i = skipSpace(text, valueEnd + 1);
+    const c = text.charCodeAt(i);
+    if (c === 0x7d /* } */) return skipSpace(text, i + 1) === n ? found : undefined;
+    if (c !== 0x2c /* , */) return undefined;
+    i = skipSpace(text, i + 1);
+  }
+}
+
+/** The index of the closing quote of a JSON string at i with no escapes or control characters; -1 otherwise. */
+function plainString(text: string, i: number): number {
+  if (text.charCodeAt(i) !== 0x22) return -1;
+  for (let j = i + 1; j < text.length; j++) {
+    const c = text.charCodeAt(j);
+    if (c === 0x22) return j;
+    if (c === 0x5c || c < 0x20) return -1;
+  }
+  return -1;
+}
+
+function skipSpace(text: string, i: number): number {
+  for (;;) {
+    const c = text.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return i;
+    i++;
+  }
+}
+
 function outcomeName(o: number): string {
   return (plugstorm.trace.v1.HostResult.Outcome[o] ?? `outcome ${o}`).toLowerCase().replace(/_/g, " ");
 }
 
+const objectKindNames = new Map<number, string>();
 export function objectKindName(k: number): string {
-  const name = plugstorm.telemetry.v1.ObjectKind[k];
-  return name ? name.replace(/^OBJECT_KIND_/, "").toLowerCase() : `kind${k}`;
+  let n = objectKindNames.get(k);
+  if (n === undefined) {
+    const name = plugstorm.telemetry.v1.ObjectKind[k];
+    n = name ? name.replace(/^OBJECT_KIND_/, "").toLowerCase() : `kind${k}`;
+    // Every drain event names its kind: remember the few the schema has.
+    if (objectKindNames.size < 64) objectKindNames.set(k, n);
+  }
+  return n;
 }
 
 function contextName(c: number): string {

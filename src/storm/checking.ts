@@ -74,7 +74,7 @@ export class LiveChecker {
       deadlines: modelDeadlines(spec.deadlines),
       onVerdict: (v) => this.atFinish?.push(v),
     });
-    this.rules = RULES.filter((r) => r.profiles.includes(spec.model)).map((r) => r.id);
+    this.rules = [...rulesOf(spec.model)];
   }
 
   push(rec: plugstorm.trace.v1.IRecord, index: number): StormVerdict[] {
@@ -94,3 +94,14 @@ export class LiveChecker {
 }
 
 const NO_VERDICTS: StormVerdict[] = [];
+
+/** The rules a model profile checks, worked out once per profile (a shrink starts thousands of checkers). */
+const rulesByModel = new Map<string, readonly string[]>();
+function rulesOf(model: StormSpec["model"]): readonly string[] {
+  let ids = rulesByModel.get(model);
+  if (!ids) {
+    ids = RULES.filter((r) => r.profiles.includes(model)).map((r) => r.id);
+    rulesByModel.set(model, ids);
+  }
+  return ids;
+}

@@ -109,7 +109,14 @@ export { LIVE_STOP_REASON, traceLimitReason, exitCodeOf, stopText, type StopReas
 /** What the run's waits throw once it stops: unwinds the step being executed. */
 class StopRun extends Error {
   constructor(readonly reason: StopReason) {
-    super(stopText(reason));
+    // Control flow, caught inside the run: no stack to capture (a shrink makes thousands).
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      super(stopText(reason));
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
   }
 }
 
@@ -258,7 +265,9 @@ class StormRun {
     if (this.outDir) mkdirSync(this.outDir, { recursive: true });
     const traceFile = this.outDir ? join(this.outDir, "trace.pstrace") : null;
     const wallStart = this.opts.wallClockStartMs ?? (this.machine.type === "sim" ? 0 : Date.now());
-    const header: plugstorm.trace.v1.ITraceHeader = {
+    // Only a trace file and a live view read the header: a shrinking run (no
+    // output) does not write its storm out as JSON once per run.
+    const header: plugstorm.trace.v1.ITraceHeader | null = traceFile || this.opts.live ? {
       toolVersion: TOOL_VERSION,
       scenarioName: spec.name,
       scenarioText: this.opts.scenarioText ?? JSON.stringify(spec, null, 2),
@@ -268,7 +277,7 @@ class StormRun {
       wallClockStartMs: wallStart,
       modelProfile: spec.model,
       deadlines: JSON.stringify(spec.deadlines),
-    };
+    } : null;
     // A trace that cannot be written ends the run: what it saw could not be kept.
     const trace = await openTraceOut(traceFile, header, (err) => this.requestStop({ kind: "write-error", message: err.message }));
     this.rec = new Recorder(trace, this.checker, this.timeline, this.opts.live, this.maxTraceBytes, {
@@ -276,7 +285,7 @@ class StormRun {
       full: (bytes) => this.requestStop({ kind: "max-trace-bytes", bytes }),
     });
     this.steps = new StepExecutor(spec, this.machine, this.guest, this.core, this.pacer, this.rec, this.opts.nicPrefix ?? "");
-    this.rec.header(header);
+    if (header) this.rec.header(header);
     this.controlClosed = null;
     this.opts.onController?.(this.control.controller());
     this.unobserve = this.machine.observe((obs) => {

@@ -25,6 +25,8 @@ export interface ShrinkOptions {
   maxRuns?: number;
   signal?: AbortSignal;
   onProgress?: (p: { runs: number; steps: number; originalSteps: number }) => void;
+  /** After each storm run, the storm it ran (the first is the storm as given; benchmarks replay them). */
+  onRun?: (run: { spec: StormSpec; seed: number; failed: boolean }) => void;
 }
 
 export interface ShrinkResult {
@@ -160,7 +162,9 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
     throw new ShrinkError(`shrinking runs the storm hundreds of times and needs the deterministic sim machine; this storm runs on ${spec.machine.type}`);
   }
   const seed = opts.seed ?? spec.schedule.seed;
-  const first = await runStorm({ ...spec, stopOnFirstViolation: true }, { out: null, seed, signal: opts.signal });
+  const firstSpec: StormSpec = { ...spec, stopOnFirstViolation: true };
+  const first = await runStorm(firstSpec, { out: null, seed, signal: opts.signal });
+  opts.onRun?.({ spec: firstSpec, seed, failed: first.failedRules.length > 0 });
   if (first.stop.kind === "interrupted" || first.stop.kind === "signal" || first.stop.kind === "time-limit") throw new ShrinkError("interrupted");
   const rule = opts.rule ?? first.failedRules[0];
   if (rule === undefined) throw new ShrinkError(`the storm breaks no rule with seed ${seed}: nothing to shrink`);
@@ -175,8 +179,10 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   const fails = async (steps: Step[]): Promise<boolean> => {
     if (runs >= maxRuns || opts.signal?.aborted) return false;
     runs++;
-    const r = await runStorm(explicitSpec(spec, steps, seed), { out: null, seed, signal: opts.signal });
+    const candidate = explicitSpec(spec, steps, seed);
+    const r = await runStorm(candidate, { out: null, seed, signal: opts.signal });
     const hit = r.failedRules.includes(rule);
+    opts.onRun?.({ spec: candidate, seed, failed: hit });
     if (hit && steps.length <= best.steps.length) best = { steps, result: r };
     opts.onProgress?.({ runs, steps: best.steps.length, originalSteps: original.length });
     return hit;

@@ -63,6 +63,26 @@ export class StepExecutor {
     return id;
   }
 
+  /** A host action on a NIC (its catalog kind, bus, port and MAC as the machine has them), with args as JSON. */
+  private nicAction(kind: number, nic: string | undefined, args?: string): number {
+    const id = ++this.actionId;
+    // Built field by field in the order nextAction gives them: many per cycle, and spreads cost more than the rest.
+    const action: plugstorm.trace.v1.IHostAction = { id, kind };
+    if (nic) {
+      action.nicId = nic;
+      const info = this.machine.nics().find((n) => n.nicId === nic);
+      if (info) {
+        action.nicKind = info.kind;
+        action.bus = info.bus === "usb" ? 1 : 2;
+        action.port = info.port;
+        action.mac = info.mac;
+      }
+    }
+    if (args !== undefined) action.args = args;
+    this.rec.append({ tNs: this.machine.clock.now(), action });
+    return id;
+  }
+
   private result(actionId: number, r: NicOpResult): void {
     const outcome = {
       done: Outcome.DONE,
@@ -76,12 +96,6 @@ export class StepExecutor {
     if (r.replyNs !== undefined) res.replyNs = r.replyNs;
     if (r.eventNs !== undefined) res.eventNs = r.eventNs;
     this.rec.append({ tNs: this.machine.clock.now(), result: res });
-  }
-
-  private nicFields(nic: string): Omit<plugstorm.trace.v1.IHostAction, "id" | "kind"> {
-    const info = this.machine.nics().find((n) => n.nicId === nic);
-    if (!info) return { nicId: nic };
-    return { nicId: nic, nicKind: info.kind, bus: info.bus === "usb" ? 1 : 2, port: info.port, mac: info.mac };
   }
 
   /** For USB kinds told apart only by configuration (usb-net-rndis): the guest
@@ -104,7 +118,7 @@ export class StepExecutor {
   }
 
   guestCommand(kind: number, nic: string | undefined, args: Record<string, unknown>, body: Parameters<TelemetryCore["post"]>[0]): void {
-    this.nextAction(kind, { ...(nic ? this.nicFields(nic) : {}), args: JSON.stringify(args) });
+    this.nicAction(kind, nic, JSON.stringify(args));
     if (!this.agentTalking()) return;
     this.core.post(body);
   }
@@ -236,7 +250,7 @@ export class StepExecutor {
     this.removing.add(nic);
     try {
       const d = this.spec.deadlines;
-      const id = this.nextAction(ActKind.REMOVE_NIC, this.nicFields(nic));
+      const id = this.nicAction(ActKind.REMOVE_NIC, nic);
       if (via !== undefined && via !== "host") this.rec.mark(this.machine.clock.now(), "remove-via", `${nic} ${via}`);
       const r = await this.machine.removeNic(nic, { deadlineMs: d.removal, signal: this.pacer.signal, ...(via !== undefined ? { via } : {}) });
       this.result(id, r);

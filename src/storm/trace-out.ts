@@ -15,10 +15,10 @@ export interface TraceOut {
 
 export async function openTraceOut(
   path: string | null,
-  header: plugstorm.trace.v1.ITraceHeader,
+  header: plugstorm.trace.v1.ITraceHeader | null,
   onError: (err: TraceWriteError) => void = () => {},
 ): Promise<TraceOut> {
-  if (path === null) return { append() {}, size: 0, error: undefined, close: async () => {} };
+  if (path === null || header === null) return { append() {}, size: 0, error: undefined, close: async () => {} };
   const w = TraceWriter.create(path, header, { onError });
   return {
     append: (r) => {

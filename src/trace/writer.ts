@@ -4,7 +4,9 @@
 
 import { closeSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import { plugstorm } from "../gen/plugstorm.js";
+import { crc32cRange } from "../telemetry/index.js";
 import { entrySize, MAX_ENTRY_BYTES, preamble, writeEntry } from "./format.js";
+import { encodeRecordInto, encodedBuffer } from "./record-encoder.js";
 
 /**
  * The flush timer is unref'd so a trace never keeps a process alive; a process
@@ -146,7 +148,7 @@ export class TraceWriter {
       return index;
     }
     this.lastTNs = record.tNs;
-    this.putEntry(plugstorm.trace.v1.Record.encode(record).finish());
+    this.putRecord(record);
     if (this.used >= this.maxBuffer) this.flush();
     else if (this.timer === undefined) {
       this.timer = setTimeout(() => {
@@ -224,6 +226,48 @@ export class TraceWriter {
       closeSync(this.fd);
       this.fd = undefined;
     }
+  }
+
+  /**
+   * The record's entry, encoded in place: the message one byte past the
+   * entry's start (where a length under 128 goes; a longer one moves it),
+   * then the CRC. Records off the hand-written encoder's path go through
+   * protobufjs; both give the same bytes.
+   */
+  private putRecord(record: plugstorm.trace.v1.IRecord): void {
+    this.reserve(64);
+    const start = this.used;
+    const end = encodeRecordInto(record, this.buf, start + 1);
+    if (end < 0) {
+      this.putEntry(plugstorm.trace.v1.Record.encode(record).finish());
+      return;
+    }
+    let buf = encodedBuffer();
+    const len = end - start - 1;
+    if (len > MAX_ENTRY_BYTES) throw new RangeError(`trace record of ${len} bytes is over the ${MAX_ENTRY_BYTES}-byte limit`);
+    let n = 1;
+    for (let l = len >>> 7; l > 0; l >>>= 7) n++;
+    if (end + n - 1 + 4 > buf.length) {
+      const nb = new Uint8Array(Math.max(buf.length * 2, end + n + 4));
+      nb.set(buf.subarray(0, end));
+      buf = nb;
+    }
+    this.buf = buf;
+    if (n > 1) buf.copyWithin(start + n, start + 1, end);
+    let p = start;
+    let l = len;
+    while (l > 0x7f) {
+      buf[p++] = (l & 0x7f) | 0x80;
+      l >>>= 7;
+    }
+    buf[p++] = l;
+    p += len;
+    const crc = crc32cRange(buf, start, p);
+    buf[p++] = crc & 0xff;
+    buf[p++] = (crc >>> 8) & 0xff;
+    buf[p++] = (crc >>> 16) & 0xff;
+    buf[p++] = crc >>> 24;
+    this.used = p;
   }
 
   private putEntry(msg: Uint8Array): void {

@@ -1,0 +1,456 @@
+// A hand-written encoder for the Records a storm writes most (guest frames of
+// device, reference, interface, ack and heartbeat events; host actions and
+// results; QMP traffic; guest commands; clock samples; marks), giving exactly
+// the bytes protobufjs's generated Record.encode gives: the same fields in the
+// same order, defaults left out, 64-bit numbers and negative int32s as
+// protobufjs writes them.
+//
+// It writes straight into the trace writer's buffer (no Writer, no copy of
+// the message). On anything off the plain path (another body type, a
+// non-ASCII string, a value of an unexpected JS type, $unknowns) it gives up
+// and the caller encodes the record with protobufjs, so odd records get
+// protobufjs's bytes.
+
+import { plugstorm } from "../gen/plugstorm.js";
+
+const v1 = plugstorm.telemetry.v1;
+const t1 = plugstorm.trace.v1;
+
+type IRecord = plugstorm.trace.v1.IRecord;
+type Obj = Record<string, unknown>;
+
+// Encoder state as module variables: one encode runs at a time (synchronous).
+let buf: Uint8Array = new Uint8Array(0);
+let pos = 0;
+/** Cleared when the plain path cannot go on; checked once at the end. */
+let ok = true;
+
+const hasOwn = Object.prototype.hasOwnProperty;
+
+function room(n: number): void {
+  if (pos + n <= buf.length) return;
+  let size = buf.length * 2;
+  while (size < pos + n) size *= 2;
+  const nb = new Uint8Array(size);
+  nb.set(buf.subarray(0, pos));
+  buf = nb;
+}
+
+function varint32(v: number): void {
+  room(5);
+  while (v > 127) {
+    buf[pos++] = (v & 127) | 128;
+    v >>>= 7;
+  }
+  buf[pos++] = v;
+}
+
+/** protobufjs's writeVarint64 of LongBits(lo, hi). */
+function varint64(lo: number, hi: number): void {
+  room(10);
+  while (hi) {
+    buf[pos++] = (lo & 127) | 128;
+    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+    hi >>>= 7;
+  }
+  while (lo > 127) {
+    buf[pos++] = (lo & 127) | 128;
+    lo = lo >>> 7;
+  }
+  buf[pos++] = lo;
+}
+
+/** LongBits.fromNumber(v), then zig-zag when zz: the bits protobufjs writes for a number. */
+function long(v: number, zz: boolean): void {
+  if (!zz && v >= 0 && v < 4294967296) {
+    varint32(v >>> 0);
+    return;
+  }
+  let lo = 0;
+  let hi = 0;
+  if (v !== 0) {
+    const sign = v < 0;
+    if (sign) v = -v;
+    lo = v >>> 0;
+    hi = ((v - lo) / 4294967296) >>> 0;
+    if (sign) {
+      hi = ~hi >>> 0;
+      lo = ~lo >>> 0;
+      if (++lo > 4294967295) {
+        lo = 0;
+        if (++hi > 4294967295) hi = 0;
+      }
+    }
+  }
+  if (zz) {
+    const mask = hi >> 31;
+    hi = (((hi << 1) | (lo >>> 31)) ^ mask) >>> 0;
+    lo = ((lo << 1) ^ mask) >>> 0;
+  }
+  varint64(lo, hi);
+}
+
+// Field writers: each writes the field when protobufjs would (not null, not
+// the default), with tag the field's key byte(s) as a varint value.
+
+/** Whether a number field is written (set, not 0, a number; anything else leaves the record to protobufjs); writes its tag if so. */
+function numberTag(tag: number, v: unknown): v is number {
+  if (v == null || v === 0) return false;
+  if (typeof v !== "number") {
+    ok = false;
+    return false;
+  }
+  varint32(tag);
+  return true;
+}
+
+function u64(tag: number, v: unknown): void {
+  if (numberTag(tag, v)) long(v, false);
+}
+
+function s64(tag: number, v: unknown): void {
+  if (numberTag(tag, v)) long(v, true);
+}
+
+function u32(tag: number, v: unknown): void {
+  if (numberTag(tag, v)) varint32(v >>> 0);
+}
+
+/** int32 and enums: negative values take 10 bytes. */
+function i32(tag: number, v: unknown): void {
+  if (!numberTag(tag, v)) return;
+  const n = v | 0;
+  if (n < 0) long(n, false);
+  else varint32(n);
+}
+
+function bool(tag: number, v: unknown): void {
+  if (v == null || v === false) return;
+  if (typeof v !== "boolean") {
+    ok = false;
+    return;
+  }
+  varint32(tag);
+  room(1);
+  buf[pos++] = 1;
+}
+
+/** ASCII only: other text takes the protobufjs path (its UTF-8 writers differ on lone surrogates). */
+function str(tag: number, v: unknown): void {
+  if (v == null || v === "") return;
+  if (typeof v !== "string") {
+    ok = false;
+    return;
+  }
+  const n = v.length;
+  varint32(tag);
+  varint32(n);
+  room(n);
+  const b = buf;
+  let p = pos;
+  for (let i = 0; i < n; i++) {
+    const c = v.charCodeAt(i);
+    if (c > 0x7f) {
+      ok = false;
+      return;
+    }
+    b[p++] = c;
+  }
+  pos = p;
+}
+
+/**
+ * Whether m's fields are all its own or defaults: protobufjs writes only own
+ * properties, and the writers above read through the prototype, so any
+ * prototype but a plain object's or the message class's (which holds the
+ * defaults) is left to protobufjs. So are $unknowns.
+ */
+function plain(m: Obj, cls: { prototype: unknown }): boolean {
+  const p: unknown = Object.getPrototypeOf(m);
+  if (p !== Object.prototype && p !== cls.prototype && p !== null) return false;
+  return m.$unknowns == null || !hasOwn.call(m, "$unknowns");
+}
+
+/**
+ * A nested message v of class cls, written whenever it is set (even empty)
+ * by body. A field set and not null is an own property once its parent passed
+ * plain(): neither prototype allowed there holds a non-null message.
+ */
+function nested<T extends object>(tag: number, v: T | null | undefined, cls: { prototype: unknown }, body: (m: T) => void): void {
+  if (v == null) return;
+  if (typeof v !== "object" || !plain(v as Obj, cls)) {
+    ok = false;
+    return;
+  }
+  varint32(tag);
+  room(1);
+  const lenPos = pos++;
+  body(v);
+  delimit(lenPos);
+}
+
+/** Puts the length of what follows lenPos (one byte reserved) there, moving the content when it needs more. */
+function delimit(lenPos: number): void {
+  const len = pos - lenPos - 1;
+  if (len < 128) {
+    buf[lenPos] = len;
+    return;
+  }
+  let n = 1;
+  for (let l = len >>> 7; l > 0; l >>>= 7) n++;
+  room(n - 1);
+  buf.copyWithin(lenPos + n, lenPos + 1, pos);
+  pos += n - 1;
+  let p = lenPos;
+  let l = len;
+  while (l > 127) {
+    buf[p++] = (l & 127) | 128;
+    l >>>= 7;
+  }
+  buf[p] = l;
+}
+
+// ---------------------------------------------------------------- telemetry.v1
+
+function detachFlags(m: plugstorm.telemetry.v1.IDetachFlags): void {
+  bool(8, m.force);
+  bool(16, m.quiet);
+  bool(24, m.shutdown);
+  bool(32, m.poweroff);
+}
+
+function deviceEvent(m: plugstorm.telemetry.v1.IDeviceEvent): void {
+  i32(8, m.kind);
+  str(18, m.name);
+  str(26, m.driver);
+  str(34, m.parent);
+  i32(40, m.bus);
+  str(50, m.port);
+  str(58, m.serial);
+  str(66, m.mac);
+  i32(72, m.context);
+  str(82, m.thread);
+  nested(90, m.flags, v1.DetachFlags, detachFlags);
+  i32(96, m.error);
+  i32(104, m.objectKind);
+  u32(112, m.instance);
+  str(122, m.ifname);
+  i32(128, m.step);
+  bool(136, m.deferred);
+}
+
+function refEvent(m: plugstorm.telemetry.v1.IRefEvent): void {
+  i32(8, m.kind);
+  i32(16, m.objectKind);
+  str(26, m.object);
+  str(34, m.holder);
+  str(42, m.holderDesc);
+  u64(48, m.countAfter);
+  i32(56, m.context);
+  str(66, m.device);
+}
+
+function ifEvent(m: plugstorm.telemetry.v1.IIfEvent): void {
+  i32(8, m.kind);
+  str(18, m.ifname);
+  str(26, m.device);
+  u64(32, m.txPackets);
+  u64(40, m.rxPackets);
+  u64(48, m.txBytes);
+  u64(56, m.rxBytes);
+  str(66, m.accessor);
+  i32(72, m.context);
+}
+
+function commandAck(m: plugstorm.telemetry.v1.ICommandAck): void {
+  u64(8, m.id);
+  i32(16, m.error);
+  str(26, m.message);
+  u64(32, m.hostTimeNs);
+}
+
+function heartbeat(m: plugstorm.telemetry.v1.IHeartbeat): void {
+  u64(8, m.framesSent);
+  u64(16, m.framesDropped);
+  u64(24, m.eventsLost);
+  u32(32, m.devicesPresent);
+  u32(40, m.refsHeld);
+}
+
+function frame(m: plugstorm.telemetry.v1.IFrame): void {
+  if (m.hello != null || m.vnode != null || m.module != null || m.log != null || m.panic != null) {
+    ok = false;
+    return;
+  }
+  u64(8, m.seq);
+  u64(16, m.guestTimeNs);
+  nested(90, m.device, v1.DeviceEvent, deviceEvent);
+  nested(98, m.ref, v1.RefEvent, refEvent);
+  nested(106, m.ifnet, v1.IfEvent, ifEvent);
+  nested(130, m.ack, v1.CommandAck, commandAck);
+  nested(138, m.heartbeat, v1.Heartbeat, heartbeat);
+}
+
+function helloAck(m: plugstorm.telemetry.v1.IHelloAck): void {
+  u64(8, m.hostTimeNs);
+  str(18, m.hostVersion);
+}
+
+function ping(m: plugstorm.telemetry.v1.IPing): void {
+  u64(8, m.hostTimeNs);
+}
+
+function holdRefs(m: plugstorm.telemetry.v1.IHoldRefs): void {
+  str(10, m.device);
+  str(18, m.serial);
+  i32(24, m.kind);
+  u32(32, m.count);
+  u64(40, m.holdNs);
+  str(50, m.holder);
+}
+
+function releaseRefs(m: plugstorm.telemetry.v1.IReleaseRefs): void {
+  str(10, m.device);
+  str(18, m.serial);
+  i32(24, m.kind);
+  u32(32, m.count);
+  str(42, m.holder);
+}
+
+function startTraffic(m: plugstorm.telemetry.v1.IStartTraffic): void {
+  str(10, m.device);
+  str(18, m.serial);
+  u32(24, m.packetsPerSecond);
+}
+
+function stopTraffic(m: plugstorm.telemetry.v1.IStopTraffic): void {
+  str(10, m.device);
+  str(18, m.serial);
+}
+
+function detachDevice(m: plugstorm.telemetry.v1.IDetachDevice): void {
+  str(10, m.device);
+  str(18, m.serial);
+  nested(26, m.flags, v1.DetachFlags, detachFlags);
+}
+
+function unloadModule(m: plugstorm.telemetry.v1.IUnloadModule): void {
+  str(10, m.name);
+}
+
+function injectFault(m: plugstorm.telemetry.v1.IInjectFault): void {
+  str(10, m.name);
+  str(18, m.device);
+  str(26, m.serial);
+  str(34, m.arg);
+}
+
+function command(m: plugstorm.telemetry.v1.ICommand): void {
+  if (m.openNode != null || m.closeNode != null || m.selectConfiguration != null) {
+    ok = false;
+    return;
+  }
+  u64(8, m.id);
+  nested(82, m.helloAck, v1.HelloAck, helloAck);
+  nested(90, m.ping, v1.Ping, ping);
+  nested(98, m.holdRefs, v1.HoldRefs, holdRefs);
+  nested(106, m.releaseRefs, v1.ReleaseRefs, releaseRefs);
+  nested(130, m.startTraffic, v1.StartTraffic, startTraffic);
+  nested(138, m.stopTraffic, v1.StopTraffic, stopTraffic);
+  nested(146, m.detachDevice, v1.DetachDevice, detachDevice);
+  nested(154, m.unloadModule, v1.UnloadModule, unloadModule);
+  nested(162, m.injectFault, v1.InjectFault, injectFault);
+}
+
+// ---------------------------------------------------------------- trace.v1
+
+function hostAction(m: plugstorm.trace.v1.IHostAction): void {
+  u64(8, m.id);
+  i32(16, m.kind);
+  str(26, m.nicId);
+  str(34, m.nicKind);
+  i32(40, m.bus);
+  str(50, m.port);
+  str(58, m.mac);
+  str(66, m.args);
+}
+
+function hostResult(m: plugstorm.trace.v1.IHostResult): void {
+  u64(8, m.actionId);
+  i32(16, m.outcome);
+  str(26, m.message);
+  u64(32, m.sentNs);
+  u64(40, m.replyNs);
+  u64(48, m.eventNs);
+  str(58, m.nicId);
+}
+
+function qmpCommand(m: plugstorm.trace.v1.IQmpCommand): void {
+  str(10, m.id);
+  str(18, m.command);
+  str(26, m.arguments);
+}
+
+function qmpReply(m: plugstorm.trace.v1.IQmpReply): void {
+  str(10, m.id);
+  bool(16, m.ok);
+  str(26, m.result);
+  str(34, m.errorClass);
+  str(42, m.errorDesc);
+}
+
+function qmpEvent(m: plugstorm.trace.v1.IQmpEvent): void {
+  str(10, m.event);
+  str(18, m.data);
+  u64(24, m.qemuTimeUs);
+}
+
+function clockSample(m: plugstorm.trace.v1.IClockSample): void {
+  u64(8, m.hostSendNs);
+  u64(16, m.hostRecvNs);
+  u64(24, m.guestTimeNs);
+  s64(32, m.offsetNs);
+  u64(40, m.errorNs);
+}
+
+function mark(m: plugstorm.trace.v1.IMark): void {
+  str(10, m.name);
+  str(18, m.detail);
+}
+
+function record(m: IRecord): void {
+  if (!plain(m as Obj, t1.Record) || m.channel != null || m.verdict != null || m.machine != null || m.device != null) {
+    ok = false;
+    return;
+  }
+  u64(8, m.tNs);
+  nested(82, m.action, t1.HostAction, hostAction);
+  nested(90, m.result, t1.HostResult, hostResult);
+  nested(98, m.qmpCommand, t1.QmpCommand, qmpCommand);
+  nested(106, m.qmpReply, t1.QmpReply, qmpReply);
+  nested(114, m.qmpEvent, t1.QmpEvent, qmpEvent);
+  nested(122, m.guest, v1.Frame, frame);
+  nested(130, m.guestCommand, v1.Command, command);
+  nested(146, m.clock, t1.ClockSample, clockSample);
+  nested(170, m.mark, t1.Mark, mark);
+}
+
+/**
+ * Encodes rec as protobufjs's Record.encode would, into out from at. Returns
+ * the end of the message, or -1 when the record is off the plain path (then
+ * nothing before `at` was touched, and the caller encodes it with
+ * protobufjs). The bytes may end up in a larger copy of out: see
+ * encodedBuffer().
+ */
+export function encodeRecordInto(rec: IRecord, out: Uint8Array, at: number): number {
+  buf = out;
+  pos = at;
+  ok = true;
+  record(rec);
+  return ok ? pos : -1;
+}
+
+/** The buffer the last encodeRecordInto wrote to: out, or a larger copy of it when out was too small. */
+export function encodedBuffer(): Uint8Array {
+  return buf;
+}
