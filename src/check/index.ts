@@ -121,8 +121,8 @@ export class TraceChecker {
     if (type === "machine" && e.kind === "started") this.console.reset();
     const out = this.checker.push(e) as Verdict[];
     if (type === "device") {
-      const kind = e.kind === "detach-begin" || e.kind === "detach-end" || e.kind === "free" ? e.kind : "other";
-      this.cascade.activity({ thread: e.thread ?? "", device: e.name, nicId: e.serial ?? "", kind, index });
+      const k = e.kind;
+      this.cascade.deviceEvent(e.thread, e.name, e.serial, k === "detach-begin" || k === "detach-end" || k === "free" ? k : "other", index);
     } else if (type === "host-add") this.cascade.hostAdd(e.nicId, e.bus);
     return out;
   }

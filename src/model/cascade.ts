@@ -25,6 +25,7 @@
 //   always a cause, and a safety verdict (a rule broken by an event) is never
 //   a consequence.
 
+import { RecentMap } from "./recent.js";
 import { RULE_BY_ID } from "./rules.js";
 import type { Verdict } from "./verdict.js";
 
@@ -66,36 +67,14 @@ export function canBeConsequence(rule: string): boolean {
 /**
  * Joins kept for the most recent names only: a storm of a million cycles
  * must not grow the tracker (a stale join only makes a verdict its own finding).
- * Two generations: new joins go into the young map; when it is full it
- * becomes the old one and the previous old one is dropped. Constant time and
- * no copying (evicting one key per insert from a Map walks its dead slots).
  */
 const MAX_JOINS = 8192;
 
-class RecentMap<V> {
-  private young = new Map<string, V>();
-  private old = new Map<string, V>();
-
-  get(k: string): V | undefined {
-    return this.young.get(k) ?? this.old.get(k);
-  }
-
-  set(k: string, v: V): void {
-    // Already joined this generation; a join found only in the old one moves up.
-    if (this.young.get(k) === v) return;
-    this.young.set(k, v);
-    if (this.young.size >= MAX_JOINS) {
-      this.old = this.young;
-      this.young = new Map();
-    }
-  }
-}
-
 export class CascadeTracker {
-  private readonly busOfNic = new RecentMap<string>();
-  private readonly nicOfDevice = new RecentMap<string>();
-  private readonly deviceOfNic = new RecentMap<string>();
-  private readonly threadOfDevice = new RecentMap<string>();
+  private readonly busOfNic = new RecentMap<string, string>(MAX_JOINS);
+  private readonly nicOfDevice = new RecentMap<string, string>(MAX_JOINS);
+  private readonly deviceOfNic = new RecentMap<string, string>(MAX_JOINS);
+  private readonly threadOfDevice = new RecentMap<string, string>(MAX_JOINS);
   /** Threads that have served each bus kind. */
   private readonly threadsOfBus = new Map<string, Set<string>>();
   /** Open blocking episodes by thread. */
@@ -118,34 +97,40 @@ export class CascadeTracker {
 
   /** A guest device event with its thread ("" when the guest did not say). */
   activity(a: ThreadActivity): void {
-    const joined = a.device === this.lastDevice && a.thread === this.lastThread && (a.nicId === "" || a.nicId === this.lastNic);
-    if (!joined && a.nicId && this.nicOfDevice.get(a.device) !== a.nicId) {
-      this.nicOfDevice.set(a.device, a.nicId);
-      this.deviceOfNic.set(a.nicId, a.device);
+    this.deviceEvent(a.thread, a.device, a.nicId, a.kind, a.index);
+  }
+
+  /** activity() with the fields as arguments: the checker calls it on every device event, so no object is made for it. */
+  deviceEvent(thread: string, device: string, nicId: string, kind: ThreadActivity["kind"], index: number): void {
+    const joined = device === this.lastDevice && thread === this.lastThread && (nicId === "" || nicId === this.lastNic);
+    if (!joined && nicId && this.nicOfDevice.get(device) !== nicId) {
+      this.nicOfDevice.set(device, nicId);
+      this.deviceOfNic.set(nicId, device);
     }
+    const ends = kind === "detach-end" || kind === "free";
     if (this.blocked.size > 0) {
-      const ep = a.thread ? this.blocked.get(a.thread) : undefined;
-      if (ep && (a.device !== ep.device || a.kind === "detach-end" || a.kind === "free")) this.blocked.delete(a.thread);
+      const ep = thread ? this.blocked.get(thread) : undefined;
+      if (ep && (device !== ep.device || ends)) this.blocked.delete(thread);
       // A device that ends or is freed no longer blocks whichever thread it blocked.
-      if (a.kind === "detach-end" || a.kind === "free") {
-        for (const [t, e] of this.blocked) if (e.device === a.device) this.blocked.delete(t);
+      if (ends && this.blocked.size > 0) {
+        for (const [t, e] of this.blocked) if (e.device === device) this.blocked.delete(t);
       }
     }
-    if (!a.thread) return;
+    if (!thread) return;
     if (!joined) {
-      this.threadOfDevice.set(a.device, a.thread);
-      const nic = a.nicId || this.nicOfDevice.get(a.device) || "";
+      this.threadOfDevice.set(device, thread);
+      const nic = nicId || this.nicOfDevice.get(device) || "";
       const bus = nic ? this.busOfNic.get(nic) : undefined;
       if (bus) {
         let s = this.threadsOfBus.get(bus);
         if (!s) this.threadsOfBus.set(bus, (s = new Set()));
-        s.add(a.thread);
+        s.add(thread);
       }
-      this.lastDevice = a.device;
-      this.lastThread = a.thread;
+      this.lastDevice = device;
+      this.lastThread = thread;
       this.lastNic = nic;
     }
-    if (a.kind === "detach-begin") this.blocked.set(a.thread, { device: a.device, thread: a.thread, sinceIndex: a.index, cause: null });
+    if (kind === "detach-begin") this.blocked.set(thread, { device, thread, sinceIndex: index, cause: null });
   }
 
   /**

@@ -1,0 +1,44 @@
+// A map that remembers the most recently set keys only, for joins and
+// per-NIC state a run of millions of plugs must not grow without bound.
+//
+// Two generations: new keys go into the young map; when it is full it becomes
+// the old one and the previous old one is dropped. Every key set among the
+// last `limit` distinct ones is kept (an LRU of that size would keep no more).
+// Constant time and no copying: evicting one key per insert from a single Map
+// (delete its first key) walks the dead slots deletions leave at the front of
+// V8's hash table, which made that eviction quadratic between rehashes.
+
+export class RecentMap<K, V> {
+  private young = new Map<K, V>();
+  private old = new Map<K, V>();
+
+  constructor(private readonly limit: number) {
+    if (!(limit >= 1)) throw new Error(`RecentMap: limit must be at least 1, got ${limit}`);
+  }
+
+  get(k: K): V | undefined {
+    const v = this.young.get(k);
+    return v !== undefined ? v : this.old.get(k);
+  }
+
+  /** Sets k (it becomes recent); setting the value a young key already has costs one lookup. */
+  set(k: K, v: V): void {
+    const young = this.young;
+    const had = young.get(k);
+    if (had === v) return;
+    // Re-setting moves the key to the end, so iteration stays in order of last change.
+    if (had !== undefined) young.delete(k);
+    young.set(k, v);
+    if (young.size >= this.limit) {
+      this.old = young;
+      this.young = new Map();
+    }
+  }
+
+  /** The first key (oldest change first) whose value is v, or undefined. For verdict messages, not the hot path. */
+  keyOf(v: V): K | undefined {
+    for (const [k, x] of this.old) if (x === v && !this.young.has(k)) return k;
+    for (const [k, x] of this.young) if (x === v) return k;
+    return undefined;
+  }
+}
