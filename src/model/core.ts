@@ -219,14 +219,20 @@ export class Core {
   }
 
   latFor(driver: string): Lat {
+    // A run has a few drivers and asks for one several times per cycle: the last one answers without a lookup.
+    if (driver === this.latDriver && this.latLast !== null) return this.latLast;
     const key = driver || "(unknown)";
     let l = this.lat.get(key);
     if (l === undefined) {
       l = { attach: new LogHistogram(), detach: new LogHistogram(), removal: new LogHistogram(), drain: new LogHistogram() };
       this.lat.set(key, l);
     }
+    this.latDriver = driver;
+    this.latLast = l;
     return l;
   }
+  private latDriver = "";
+  private latLast: Lat | null = null;
 
   newDev(name: string, e: DeviceEvent | null, nic: Nic | null, state: DeviceState): Dev {
     const dev: Dev = {

@@ -12,22 +12,32 @@ export class RecentMap<K, V> {
   private young = new Map<K, V>();
   private old = new Map<K, V>();
 
-  constructor(private readonly limit: number) {
+  /**
+   * ordered: keyOf() answers in order of last change (a changed key moves to
+   * the end, which costs a lookup and a delete per set); without it a set is
+   * one Map.set.
+   */
+  constructor(
+    private readonly limit: number,
+    private readonly ordered = false,
+  ) {
     if (!(limit >= 1)) throw new Error(`RecentMap: limit must be at least 1, got ${limit}`);
   }
 
+  /** Values are never undefined: undefined means absent. */
   get(k: K): V | undefined {
     const v = this.young.get(k);
     return v !== undefined ? v : this.old.get(k);
   }
 
-  /** Sets k (it becomes recent); setting the value a young key already has costs one lookup. */
+  /** Sets k; it is then among the recent keys. */
   set(k: K, v: V): void {
     const young = this.young;
-    const had = young.get(k);
-    if (had === v) return;
-    // Re-setting moves the key to the end, so iteration stays in order of last change.
-    if (had !== undefined) young.delete(k);
+    if (this.ordered) {
+      const had = young.get(k);
+      if (had === v) return;
+      if (had !== undefined) young.delete(k);
+    }
     young.set(k, v);
     if (young.size >= this.limit) {
       this.old = young;
@@ -35,7 +45,7 @@ export class RecentMap<K, V> {
     }
   }
 
-  /** The first key (oldest change first) whose value is v, or undefined. For verdict messages, not the hot path. */
+  /** The first key (ordered: oldest change first) whose value is v, or undefined. For verdict messages, not the hot path. */
   keyOf(v: V): K | undefined {
     for (const [k, x] of this.old) if (x === v && !this.young.has(k)) return k;
     for (const [k, x] of this.young) if (x === v) return k;

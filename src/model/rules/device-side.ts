@@ -46,7 +46,7 @@ const MAX_REMEMBERED = 8192;
 export class DeviceSideMonitor<Ctx> {
   private readonly nics = new RecentMap<string, NicSide>(MAX_REMEMBERED);
   /** Guest device name -> NIC id, from device events that carry the serial. */
-  private readonly names = new RecentMap<string, string>(MAX_REMEMBERED);
+  private readonly names = new RecentMap<string, string>(MAX_REMEMBERED, true);
 
   constructor(
     private readonly judge: Judge<Ctx>,

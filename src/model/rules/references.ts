@@ -247,7 +247,9 @@ export class ReferenceMonitor {
     if (e.objectKind === "device" && dev.attempt) dev.attempt.devDrained = true;
     const began = dev.drains?.get(e.objectKind);
     if (began !== undefined) {
-      dev.drains!.delete(e.objectKind);
+      // The last drain's map is dropped, not emptied: V8 reallocates a Map's table when it empties (in a runtime call).
+      if (dev.drains!.size === 1) dev.drains = null;
+      else dev.drains!.delete(e.objectKind);
       c.latFor(dev.driver).drain.add(e.t - began);
     }
     c.ex(this.X_DRAIN_COMPLETES_EMPTY);
