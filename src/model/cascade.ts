@@ -77,8 +77,12 @@ export class CascadeTracker {
   private readonly threadOfDevice = new RecentMap<string, string>(MAX_JOINS);
   /** Threads that have served each bus kind. */
   private readonly threadsOfBus = new Map<string, Set<string>>();
-  /** Open blocking episodes by thread. */
-  private readonly blocked = new Map<string, Episode>();
+  /**
+   * Open blocking episodes, one per thread, in the order their threads were
+   * first blocked (a Map's order). An array: there are a few at most, and a
+   * Map emptied after every detach reallocates its table each time.
+   */
+  private readonly blocked: Episode[] = [];
   private ordinal = 0;
 
   /** A host add: which bus the NIC is on. */
@@ -108,12 +112,13 @@ export class CascadeTracker {
       this.deviceOfNic.set(nicId, device);
     }
     const ends = kind === "detach-end" || kind === "free";
-    if (this.blocked.size > 0) {
-      const ep = thread ? this.blocked.get(thread) : undefined;
-      if (ep && (device !== ep.device || ends)) this.blocked.delete(thread);
+    const blocked = this.blocked;
+    if (blocked.length > 0) {
+      const i = thread ? this.episodeAt(thread) : -1;
+      if (i >= 0 && (device !== blocked[i]!.device || ends)) blocked.splice(i, 1);
       // A device that ends or is freed no longer blocks whichever thread it blocked.
-      if (ends && this.blocked.size > 0) {
-        for (const [t, e] of this.blocked) if (e.device === device) this.blocked.delete(t);
+      if (ends) {
+        for (let j = blocked.length - 1; j >= 0; j--) if (blocked[j]!.device === device) blocked.splice(j, 1);
       }
     }
     if (!thread) return;
@@ -130,7 +135,25 @@ export class CascadeTracker {
       this.lastThread = thread;
       this.lastNic = nic;
     }
-    if (kind === "detach-begin") this.blocked.set(thread, { device, thread, sinceIndex: index, cause: null });
+    if (kind === "detach-begin") {
+      // As Map.set: a thread already blocked keeps its place.
+      const ep: Episode = { device, thread, sinceIndex: index, cause: null };
+      const i = this.episodeAt(thread);
+      if (i >= 0) blocked[i] = ep;
+      else blocked.push(ep);
+    }
+  }
+
+  /** The open episode of a thread, by position, or -1. */
+  private episodeAt(thread: string): number {
+    const blocked = this.blocked;
+    for (let i = 0; i < blocked.length; i++) if (blocked[i]!.thread === thread) return i;
+    return -1;
+  }
+
+  private episode(thread: string): Episode | undefined {
+    const i = this.episodeAt(thread);
+    return i >= 0 ? this.blocked[i] : undefined;
   }
 
   /**
@@ -143,7 +166,7 @@ export class CascadeTracker {
     const device = v.device || (v.nicId ? this.deviceOfNic.get(v.nicId) ?? "" : "");
     // Is this about a device that blocks a thread? Then it is that episode's cause, or a consequence of it.
     if (device) {
-      for (const ep of this.blocked.values()) {
+      for (const ep of this.blocked) {
         if (ep.device !== device) continue;
         if (ep.cause === null) {
           ep.cause = { ordinal, rule: v.rule, device, nicId: v.nicId || this.nicOfDevice.get(device) || "", recordIndex: v.recordIndex, thread: ep.thread };
@@ -156,14 +179,14 @@ export class CascadeTracker {
     const candidates: Episode[] = [];
     const thread = device ? this.threadOfDevice.get(device) : undefined;
     if (thread !== undefined) {
-      const ep = this.blocked.get(thread);
+      const ep = this.episode(thread);
       if (ep) candidates.push(ep);
     } else {
       const bus = v.nicId ? this.busOfNic.get(v.nicId) : undefined;
       const threads = bus ? this.threadsOfBus.get(bus) : undefined;
       if (!threads || threads.size === 0) return null;
       for (const t of threads) {
-        const ep = this.blocked.get(t);
+        const ep = this.episode(t);
         if (!ep) return null;
         candidates.push(ep);
       }

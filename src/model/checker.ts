@@ -207,7 +207,7 @@ export class Checker {
   /** Finds (or adopts) the device an event names, then hands the event to the family that judges its kind. */
   private onDevice(e: DeviceEvent): void {
     const c = this.c;
-    let dev = c.devices.get(e.name);
+    let dev = c.device(e.name);
     if (dev !== undefined && e.instance !== 0 && dev.instance !== 0 && e.instance !== dev.instance && e.kind !== "attach-begin") {
       const tomb = c.findTomb(e.name, e.instance);
       if (tomb) return this.lifetime.onTombDevice(e, tomb);
@@ -265,7 +265,7 @@ export class Checker {
   /** Resolves the device a vnode event names; the node rules (rules/vnodes.ts) judge it. */
   private onVnode(e: VnodeEvent): void {
     const c = this.c;
-    const dev = e.device ? c.devices.get(e.device) : undefined;
+    const dev = e.device ? c.device(e.device) : undefined;
     let vs: NodeState | undefined;
     if (dev === undefined) {
       const tomb = e.device ? c.findTomb(e.device, 0) : undefined;

@@ -154,7 +154,7 @@ export class ReferenceMonitor {
   /** The live device a reference event names: by its device, else by the object (an interface name for psrefs). */
   private refDev(e: RefEvent): Dev | undefined {
     const c = this.c;
-    if (e.device) return c.devices.get(e.device);
+    if (e.device) return c.device(e.device);
     if (e.objectKind === "ifnet" || e.objectKind === "netdev" || e.objectKind === "ifaddr") return c.ifnames.get(e.object) ?? c.devices.get(e.object);
     return c.devices.get(e.object);
   }
