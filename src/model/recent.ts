@@ -13,9 +13,9 @@ export class RecentMap<K, V> {
   private old = new Map<K, V>();
 
   /**
-   * ordered: keyOf() answers in order of last change (a changed key moves to
-   * the end, which costs a lookup and a delete per set); without it a set is
-   * one Map.set.
+   * ordered: keyOf() answers in order of last set (a key set again moves to
+   * the end, which costs a lookup and a delete); without it a set is one
+   * Map.set and keys stay where they were first set.
    */
   constructor(
     private readonly limit: number,
@@ -33,11 +33,8 @@ export class RecentMap<K, V> {
   /** Sets k; it is then among the recent keys. */
   set(k: K, v: V): void {
     const young = this.young;
-    if (this.ordered) {
-      const had = young.get(k);
-      if (had === v) return;
-      if (had !== undefined) young.delete(k);
-    }
+    // Ordered: a key set again moves to the end, as in an LRU map, even with the value it had.
+    if (this.ordered && young.has(k)) young.delete(k);
     young.set(k, v);
     if (young.size >= this.limit) {
       this.old = young;
@@ -45,7 +42,7 @@ export class RecentMap<K, V> {
     }
   }
 
-  /** The first key (ordered: oldest change first) whose value is v, or undefined. For verdict messages, not the hot path. */
+  /** The first key (ordered: least recently set first) whose value is v, or undefined. For verdict messages, not the hot path. */
   keyOf(v: V): K | undefined {
     for (const [k, x] of this.old) if (x === v && !this.young.has(k)) return k;
     for (const [k, x] of this.young) if (x === v) return k;
