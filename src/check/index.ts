@@ -3,7 +3,7 @@
 // verdicts either way; verdict records already in a trace are ignored.
 
 import { plugstorm } from "../gen/plugstorm.js";
-import { CascadeTracker, Checker, RULE_BY_ID, formatNs, ruleById, type CauseRef, type CheckResult, type Deadlines, type ProfileName, type RuleReport, type Summary, type Verdict } from "../model/index.js";
+import { CascadeTracker, Checker, RULE_BY_ID, formatNs, ruleById, type CauseRef, type CheckResult, type Deadlines, type DeviceEvent, type HostAddEvent, type MachineEvent, type ProfileName, type RuleReport, type Summary, type Verdict } from "../model/index.js";
 import { recordToEvent } from "./adapter.js";
 import { ConsolePanicWatch } from "./console.js";
 
@@ -118,13 +118,25 @@ export class TraceChecker {
       return this.checker.push({ type: "panic", t: record.tNs ?? 0, index, message: panic, device: "" }) as Verdict[];
     }
     const type = e.type;
-    if (type === "machine" && e.kind === "started") this.console.reset();
+    if (type === "machine") this.machine(e);
     const out = this.checker.push(e) as Verdict[];
-    if (type === "device") {
-      const kind = e.kind === "detach-begin" || e.kind === "detach-end" || e.kind === "free" ? e.kind : "other";
-      this.cascade.activity({ thread: e.thread ?? "", device: e.name, nicId: e.serial ?? "", kind, index });
-    } else if (type === "host-add") this.cascade.hostAdd(e.nicId, e.bus, e.port);
+    // The fields are read in helpers of one event type each: read here, on events of every type, each read would be a slow megamorphic one.
+    if (type === "device") this.deviceActivity(e, index);
+    else if (type === "host-add") this.hostAdd(e);
     return out;
+  }
+
+  private machine(e: MachineEvent): void {
+    if (e.kind === "started") this.console.reset();
+  }
+
+  private deviceActivity(e: DeviceEvent, index: number): void {
+    const k = e.kind;
+    this.cascade.deviceEvent(e.thread, e.name, e.serial, k === "detach-begin" || k === "detach-end" || k === "free" ? k : "other", index);
+  }
+
+  private hostAdd(e: HostAddEvent): void {
+    this.cascade.hostAdd(e.nicId, e.bus, e.port);
   }
 
   /** Judges deadlines due before tNs with no record (live runs: call on a timer with the trace clock). */

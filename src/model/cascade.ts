@@ -28,6 +28,7 @@
 //   always a cause, and a safety verdict (a rule broken by an event) is never
 //   a consequence.
 
+import { RecentMap } from "./recent.js";
 import { RULE_BY_ID } from "./rules.js";
 import type { Verdict } from "./verdict.js";
 
@@ -69,30 +70,8 @@ export function canBeConsequence(rule: string): boolean {
 /**
  * Joins kept for the most recent names only: a storm of a million cycles
  * must not grow the tracker (a stale join only makes a verdict its own finding).
- * Two generations: new joins go into the young map; when it is full it
- * becomes the old one and the previous old one is dropped. Constant time and
- * no copying (evicting one key per insert from a Map walks its dead slots).
  */
 const MAX_JOINS = 8192;
-
-class RecentMap<V> {
-  private young = new Map<string, V>();
-  private old = new Map<string, V>();
-
-  get(k: string): V | undefined {
-    return this.young.get(k) ?? this.old.get(k);
-  }
-
-  set(k: string, v: V): void {
-    // Already joined this generation; a join found only in the old one moves up.
-    if (this.young.get(k) === v) return;
-    this.young.set(k, v);
-    if (this.young.size >= MAX_JOINS) {
-      this.old = this.young;
-      this.young = new Map();
-    }
-  }
-}
 
 /**
  * The unit a NIC's attach waits on: what one event thread serves. A PC Card
@@ -105,14 +84,18 @@ function unitOf(bus: string, port: string | undefined): string {
 
 export class CascadeTracker {
   /** The unit (unitOf) each NIC was added on. */
-  private readonly unitOfNic = new RecentMap<string>();
-  private readonly nicOfDevice = new RecentMap<string>();
-  private readonly deviceOfNic = new RecentMap<string>();
-  private readonly threadOfDevice = new RecentMap<string>();
+  private readonly unitOfNic = new RecentMap<string, string>(MAX_JOINS);
+  private readonly nicOfDevice = new RecentMap<string, string>(MAX_JOINS);
+  private readonly deviceOfNic = new RecentMap<string, string>(MAX_JOINS);
+  private readonly threadOfDevice = new RecentMap<string, string>(MAX_JOINS);
   /** Threads that have served each unit. */
   private readonly threadsOfUnit = new Map<string, Set<string>>();
-  /** Open blocking episodes by thread. */
-  private readonly blocked = new Map<string, Episode>();
+  /**
+   * Open blocking episodes, one per thread, in the order their threads were
+   * first blocked (a Map's order). An array: there are a few at most, and a
+   * Map emptied after every detach reallocates its table each time.
+   */
+  private readonly blocked: Episode[] = [];
   private ordinal = 0;
 
   /** A host add: which bus the NIC is on, and the port or socket when the trace names it. */
@@ -131,34 +114,59 @@ export class CascadeTracker {
 
   /** A guest device event with its thread ("" when the guest did not say). */
   activity(a: ThreadActivity): void {
-    const joined = a.device === this.lastDevice && a.thread === this.lastThread && (a.nicId === "" || a.nicId === this.lastNic);
-    if (!joined && a.nicId && this.nicOfDevice.get(a.device) !== a.nicId) {
-      this.nicOfDevice.set(a.device, a.nicId);
-      this.deviceOfNic.set(a.nicId, a.device);
+    this.deviceEvent(a.thread, a.device, a.nicId, a.kind, a.index);
+  }
+
+  /** activity() with the fields as arguments: the checker calls it on every device event, so no object is made for it. */
+  deviceEvent(thread: string, device: string, nicId: string, kind: ThreadActivity["kind"], index: number): void {
+    const joined = device === this.lastDevice && thread === this.lastThread && (nicId === "" || nicId === this.lastNic);
+    if (!joined && nicId && this.nicOfDevice.get(device) !== nicId) {
+      this.nicOfDevice.set(device, nicId);
+      this.deviceOfNic.set(nicId, device);
     }
-    if (this.blocked.size > 0) {
-      const ep = a.thread ? this.blocked.get(a.thread) : undefined;
-      if (ep && (a.device !== ep.device || a.kind === "detach-end" || a.kind === "free")) this.blocked.delete(a.thread);
+    const ends = kind === "detach-end" || kind === "free";
+    const blocked = this.blocked;
+    if (blocked.length > 0) {
+      const i = thread ? this.episodeAt(thread) : -1;
+      if (i >= 0 && (device !== blocked[i]!.device || ends)) blocked.splice(i, 1);
       // A device that ends or is freed no longer blocks whichever thread it blocked.
-      if (a.kind === "detach-end" || a.kind === "free") {
-        for (const [t, e] of this.blocked) if (e.device === a.device) this.blocked.delete(t);
+      if (ends) {
+        for (let j = blocked.length - 1; j >= 0; j--) if (blocked[j]!.device === device) blocked.splice(j, 1);
       }
     }
-    if (!a.thread) return;
+    if (!thread) return;
     if (!joined) {
-      this.threadOfDevice.set(a.device, a.thread);
-      const nic = a.nicId || this.nicOfDevice.get(a.device) || "";
+      this.threadOfDevice.set(device, thread);
+      const nic = nicId || this.nicOfDevice.get(device) || "";
       const unit = nic ? this.unitOfNic.get(nic) : undefined;
       if (unit) {
         let s = this.threadsOfUnit.get(unit);
         if (!s) this.threadsOfUnit.set(unit, (s = new Set()));
-        s.add(a.thread);
+        s.add(thread);
       }
-      this.lastDevice = a.device;
-      this.lastThread = a.thread;
+      this.lastDevice = device;
+      this.lastThread = thread;
       this.lastNic = nic;
     }
-    if (a.kind === "detach-begin") this.blocked.set(a.thread, { device: a.device, thread: a.thread, sinceIndex: a.index, cause: null });
+    if (kind === "detach-begin") {
+      // As Map.set: a thread already blocked keeps its place.
+      const ep: Episode = { device, thread, sinceIndex: index, cause: null };
+      const i = this.episodeAt(thread);
+      if (i >= 0) blocked[i] = ep;
+      else blocked.push(ep);
+    }
+  }
+
+  /** The open episode of a thread, by position, or -1. */
+  private episodeAt(thread: string): number {
+    const blocked = this.blocked;
+    for (let i = 0; i < blocked.length; i++) if (blocked[i]!.thread === thread) return i;
+    return -1;
+  }
+
+  private episode(thread: string): Episode | undefined {
+    const i = this.episodeAt(thread);
+    return i >= 0 ? this.blocked[i] : undefined;
   }
 
   /**
@@ -171,7 +179,7 @@ export class CascadeTracker {
     const device = v.device || (v.nicId ? this.deviceOfNic.get(v.nicId) ?? "" : "");
     // Is this about a device that blocks a thread? Then it is that episode's cause, or a consequence of it.
     if (device) {
-      for (const ep of this.blocked.values()) {
+      for (const ep of this.blocked) {
         if (ep.device !== device) continue;
         if (ep.cause === null) {
           ep.cause = { ordinal, rule: v.rule, device, nicId: v.nicId || this.nicOfDevice.get(device) || "", recordIndex: v.recordIndex, thread: ep.thread };
@@ -184,14 +192,14 @@ export class CascadeTracker {
     const candidates: Episode[] = [];
     const thread = device ? this.threadOfDevice.get(device) : undefined;
     if (thread !== undefined) {
-      const ep = this.blocked.get(thread);
+      const ep = this.episode(thread);
       if (ep) candidates.push(ep);
     } else {
       const unit = v.nicId ? this.unitOfNic.get(v.nicId) : undefined;
       const threads = unit ? this.threadsOfUnit.get(unit) : undefined;
       if (!threads || threads.size === 0) return null;
       for (const t of threads) {
-        const ep = this.blocked.get(t);
+        const ep = this.episode(t);
         if (!ep) return null;
         candidates.push(ep);
       }

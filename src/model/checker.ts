@@ -9,7 +9,7 @@
 import type { DeviceState } from "./automata.js";
 import { Core, type CheckerOptions } from "./core.js";
 import type { Deadlines } from "./deadlines.js";
-import { isGuestEvent, type DeviceEvent, type ModelEvent, type VnodeEvent } from "./events.js";
+import { isGuestType, type DeviceEvent, type ModelEvent, type VnodeEvent } from "./events.js";
 import type { ProfileName } from "./rules.js";
 import { ChannelMonitor } from "./rules/channel.js";
 import { CorrespondenceMonitor } from "./rules/correspondence.js";
@@ -89,12 +89,15 @@ export class Checker {
     if (this.finished) throw new Error("Checker.push after finish()");
     const c = this.c;
     c.batch = null;
-    const t = e.t > c.now ? e.t : c.now;
+    // Events of every type pass here: each field read is a slow megamorphic one, so each is read once.
+    const type = e.type;
+    const et = e.t;
+    const t = et > c.now ? et : c.now;
     c.now = t;
     this.fireDue(t);
     c.events++;
-    if (isGuestEvent(e)) this.channel.onGuestFrame();
-    switch (e.type) {
+    if (isGuestType(type)) this.channel.onGuestFrame();
+    switch (type) {
       case "device":
         this.onDevice(e);
         this.deviceSide.onGuestDevice(e);
@@ -204,7 +207,7 @@ export class Checker {
   /** Finds (or adopts) the device an event names, then hands the event to the family that judges its kind. */
   private onDevice(e: DeviceEvent): void {
     const c = this.c;
-    let dev = c.devices.get(e.name);
+    let dev = c.device(e.name);
     if (dev !== undefined && e.instance !== 0 && dev.instance !== 0 && e.instance !== dev.instance && e.kind !== "attach-begin") {
       const tomb = c.findTomb(e.name, e.instance);
       if (tomb) return this.lifetime.onTombDevice(e, tomb);
@@ -262,7 +265,7 @@ export class Checker {
   /** Resolves the device a vnode event names; the node rules (rules/vnodes.ts) judge it. */
   private onVnode(e: VnodeEvent): void {
     const c = this.c;
-    const dev = e.device ? c.devices.get(e.device) : undefined;
+    const dev = e.device ? c.device(e.device) : undefined;
     let vs: NodeState | undefined;
     if (dev === undefined) {
       const tomb = e.device ? c.findTomb(e.device, 0) : undefined;

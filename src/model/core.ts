@@ -219,14 +219,20 @@ export class Core {
   }
 
   latFor(driver: string): Lat {
+    // A run has a few drivers and asks for one several times per cycle: the last one answers without a lookup.
+    if (driver === this.latDriver && this.latLast !== null) return this.latLast;
     const key = driver || "(unknown)";
     let l = this.lat.get(key);
     if (l === undefined) {
       l = { attach: new LogHistogram(), detach: new LogHistogram(), removal: new LogHistogram(), drain: new LogHistogram() };
       this.lat.set(key, l);
     }
+    this.latDriver = driver;
+    this.latLast = l;
     return l;
   }
+  private latDriver = "";
+  private latLast: Lat | null = null;
 
   newDev(name: string, e: DeviceEvent | null, nic: Nic | null, state: DeviceState): Dev {
     const dev: Dev = {
@@ -264,6 +270,8 @@ export class Core {
     const old = this.devices.get(name);
     if (old !== undefined) this.dropDev(old, false);
     this.devices.set(name, dev);
+    this.lastName = name;
+    this.lastDev = dev;
     if (dev.ifname) this.ifnames.set(dev.ifname, dev);
     this.devicesSeen++;
     return dev;
@@ -280,6 +288,21 @@ export class Core {
     }
     return null;
   }
+
+  /**
+   * devices.get, with the last answer kept: a device reports its events in
+   * bursts, and each lookup by a name read from a record hashes that string.
+   * Only newDev and dropDev change `devices`, and they keep this true.
+   */
+  device(name: string): Dev | undefined {
+    if (name === this.lastName) return this.lastDev;
+    const d = this.devices.get(name);
+    this.lastName = name;
+    this.lastDev = d;
+    return d;
+  }
+  private lastName: string | null = null;
+  private lastDev: Dev | undefined = undefined;
 
   findTomb(name: string, instance: number): Tomb | undefined {
     const tomb = this.tombs.get(name);
@@ -302,7 +325,10 @@ export class Core {
   dropDev(dev: Dev, freed: boolean): void {
     this.timers.cancel(dev.detachTimer);
     dev.detachTimer = null;
-    if (this.devices.get(dev.name) === dev) this.devices.delete(dev.name);
+    if (this.devices.get(dev.name) === dev) {
+      this.devices.delete(dev.name);
+      if (this.lastName === dev.name) this.lastDev = undefined;
+    }
     if (dev.ifname && this.ifnames.get(dev.ifname) === dev) this.ifnames.delete(dev.ifname);
     dev.state = "freed";
     if (!freed) return;

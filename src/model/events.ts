@@ -296,7 +296,12 @@ export type ModelEvent =
 
 /** Guest frames are the events that prove the telemetry channel carries something. */
 export function isGuestEvent(e: ModelEvent): boolean {
-  switch (e.type) {
+  return isGuestType(e.type);
+}
+
+/** isGuestEvent by the event's type alone (the checker reads the type once per event). */
+export function isGuestType(type: ModelEvent["type"]): boolean {
+  switch (type) {
     case "hello":
     case "device":
     case "ref":

@@ -180,7 +180,7 @@ export class DetachMonitor {
 
   attachBegin(e: DeviceEvent): Dev {
     const c = this.c;
-    const old = c.devices.get(e.name);
+    const old = c.device(e.name);
     if (old !== undefined && old.state !== "freed") {
       c.ex(this.X_LIFECYCLE_ORDER);
       c.violate("lifecycle-order", `${e.name} attached again while the previous instance is ${old.state} (never freed)`, { at: e, dev: old });

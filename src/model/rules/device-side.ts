@@ -7,8 +7,8 @@
 // test/model/device-side.test.ts.
 
 import type { DeviceEvent, DeviceSideEvent } from "../events.js";
+import { RecentMap } from "../recent.js";
 import { BOTH, rule, type Judge } from "./define.js";
-import { NicMatcher } from "../nic-match.js";
 
 export const DEVICE_SIDE_RULES = [
   rule({
@@ -40,19 +40,13 @@ interface NicSide {
   reported: boolean;
 }
 
-/** NICs and names remembered at most; the oldest go first (a long run plugs millions). */
+/** NICs and names remembered at least (the most recent); a long run plugs millions. */
 const MAX_REMEMBERED = 8192;
 
-function remember<K, V>(m: Map<K, V>, k: K, v: V): void {
-  m.delete(k);
-  m.set(k, v);
-  if (m.size > MAX_REMEMBERED) m.delete(m.keys().next().value as K);
-}
-
 export class DeviceSideMonitor<Ctx> {
-  private readonly nics = new Map<string, NicSide>();
+  private readonly nics = new RecentMap<string, NicSide>(MAX_REMEMBERED);
   /** Guest device name -> NIC id, from device events that carry the serial. */
-  private readonly names = new NicMatcher({ maxJoins: MAX_REMEMBERED });
+  private readonly names = new RecentMap<string, string>(MAX_REMEMBERED, true);
 
   constructor(
     private readonly judge: Judge<Ctx>,
@@ -60,12 +54,17 @@ export class DeviceSideMonitor<Ctx> {
   ) {}
 
   onGuestDevice(e: DeviceEvent): void {
-    const nicId = this.names.match({ serial: e.serial, name: e.name });
+    if (e.serial !== "" && e.name !== "") this.names.set(e.name, e.serial);
+    // Only an attach and the end of a detach change what is judged; every other device event stops here.
+    const kind = e.kind;
+    const begins = kind === "attach-begin";
+    if (!begins && !((kind === "detach-end" && e.error === 0) || kind === "free")) return;
+    const nicId = e.serial !== "" ? e.serial : this.names.get(e.name);
     if (nicId === undefined) return;
-    if (e.kind === "attach-begin") remember(this.nics, nicId, { detached: false, base: undefined, reported: false });
-    else if ((e.kind === "detach-end" && e.error === 0) || e.kind === "free") {
+    if (begins) this.nics.set(nicId, { detached: false, base: undefined, reported: false });
+    else {
       const st = this.nics.get(nicId);
-      if (st === undefined) remember(this.nics, nicId, { detached: true, base: undefined, reported: false });
+      if (st === undefined) this.nics.set(nicId, { detached: true, base: undefined, reported: false });
       else st.detached = true;
     }
   }
@@ -88,7 +87,7 @@ export class DeviceSideMonitor<Ctx> {
       return;
     }
     st.reported = true;
-    const device = this.names.entries().find(([, n]) => n === e.nicId)?.[0] ?? "";
+    const device = this.names.keyOf(e.nicId) ?? "";
     this.judge.violate(
       "device-idle-after-detach",
       `${e.nicId}${device ? ` (${device})` : ""}: ${grew.join(", ")} transfer(s) submitted to the device after the guest had finished detaching it`,

@@ -60,7 +60,7 @@ export class InterfaceMonitor {
 
   onIf(e: IfEvent): void {
     const c = this.c;
-    let dev = e.device ? c.devices.get(e.device) : undefined;
+    let dev = e.device ? c.device(e.device) : undefined;
     if (dev === undefined) dev = c.ifnames.get(e.ifname);
     if (dev === undefined) {
       const name = e.device || c.ifTombs.get(e.ifname) || "";

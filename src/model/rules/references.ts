@@ -154,7 +154,7 @@ export class ReferenceMonitor {
   /** The live device a reference event names: by its device, else by the object (an interface name for psrefs). */
   private refDev(e: RefEvent): Dev | undefined {
     const c = this.c;
-    if (e.device) return c.devices.get(e.device);
+    if (e.device) return c.device(e.device);
     if (e.objectKind === "ifnet" || e.objectKind === "netdev" || e.objectKind === "ifaddr") return c.ifnames.get(e.object) ?? c.devices.get(e.object);
     return c.devices.get(e.object);
   }
@@ -247,7 +247,9 @@ export class ReferenceMonitor {
     if (e.objectKind === "device" && dev.attempt) dev.attempt.devDrained = true;
     const began = dev.drains?.get(e.objectKind);
     if (began !== undefined) {
-      dev.drains!.delete(e.objectKind);
+      // The last drain's map is dropped, not emptied: V8 reallocates a Map's table when it empties (in a runtime call).
+      if (dev.drains!.size === 1) dev.drains = null;
+      else dev.drains!.delete(e.objectKind);
       c.latFor(dev.driver).drain.add(e.t - began);
     }
     c.ex(this.X_DRAIN_COMPLETES_EMPTY);

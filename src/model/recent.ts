@@ -1,0 +1,51 @@
+// A map that remembers the most recently set keys only, for joins and
+// per-NIC state a run of millions of plugs must not grow without bound.
+//
+// Two generations: new keys go into the young map; when it is full it becomes
+// the old one and the previous old one is dropped. Every key set among the
+// last `limit` distinct ones is kept (an LRU of that size would keep no more).
+// Constant time and no copying: evicting one key per insert from a single Map
+// (delete its first key) walks the dead slots deletions leave at the front of
+// V8's hash table, which made that eviction quadratic between rehashes.
+
+export class RecentMap<K, V> {
+  private young = new Map<K, V>();
+  private old = new Map<K, V>();
+
+  /**
+   * ordered: keyOf() answers in order of last set (a key set again moves to
+   * the end, which costs a lookup and a delete); without it a set is one
+   * Map.set and keys stay where they were first set.
+   */
+  constructor(
+    private readonly limit: number,
+    private readonly ordered = false,
+  ) {
+    if (!(limit >= 1)) throw new Error(`RecentMap: limit must be at least 1, got ${limit}`);
+  }
+
+  /** Values are never undefined: undefined means absent. */
+  get(k: K): V | undefined {
+    const v = this.young.get(k);
+    return v !== undefined ? v : this.old.get(k);
+  }
+
+  /** Sets k; it is then among the recent keys. */
+  set(k: K, v: V): void {
+    const young = this.young;
+    // Ordered: a key set again moves to the end, as in an LRU map, even with the value it had.
+    if (this.ordered && young.has(k)) young.delete(k);
+    young.set(k, v);
+    if (young.size >= this.limit) {
+      this.old = young;
+      this.young = new Map();
+    }
+  }
+
+  /** The first key (ordered: least recently set first) whose value is v, or undefined. For verdict messages, not the hot path. */
+  keyOf(v: V): K | undefined {
+    for (const [k, x] of this.old) if (x === v && !this.young.has(k)) return k;
+    for (const [k, x] of this.young) if (x === v) return k;
+    return undefined;
+  }
+}

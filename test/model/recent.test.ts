@@ -1,0 +1,51 @@
+// RecentMap: the bounded joins of the device-side monitor and the cascade
+// tracker. It must keep at least the last `limit` keys set (what the LRU map
+// it replaced kept), and, ordered, answer keyOf in order of last set.
+import test from "ava";
+import { RecentMap } from "../../src/model/recent.js";
+
+test("every key among the last `limit` set is kept, however many came before", (t) => {
+  const m = new RecentMap<string, number>(8);
+  for (let i = 0; i < 1000; i++) {
+    m.set(`nic${i}`, i);
+    for (let j = Math.max(0, i - 7); j <= i; j++) t.is(m.get(`nic${j}`), j);
+  }
+  // Bounded: far older keys are gone.
+  t.is(m.get("nic0"), undefined);
+  t.is(m.get("nic900"), undefined);
+});
+
+test("a key set again is recent again, and its newest value answers", (t) => {
+  const m = new RecentMap<string, string>(4);
+  m.set("cdce0", "nic1");
+  for (let i = 0; i < 3; i++) m.set(`other${i}`, "x");
+  m.set("cdce0", "nic9");
+  for (let i = 3; i < 6; i++) m.set(`other${i}`, "x");
+  t.is(m.get("cdce0"), "nic9");
+});
+
+test("ordered: keyOf finds the least recently set key with that value, as the LRU map did", (t) => {
+  const m = new RecentMap<string, string>(100, true);
+  m.set("cdce0", "nic5");
+  m.set("cdce1", "nic5");
+  t.is(m.keyOf("nic5"), "cdce0");
+  // Set again, even to the value it had: it moves behind cdce1.
+  m.set("cdce0", "nic5");
+  t.is(m.keyOf("nic5"), "cdce1");
+  m.set("cdce1", "nic6");
+  t.is(m.keyOf("nic5"), "cdce0");
+  t.is(m.keyOf("nic7"), undefined);
+});
+
+test("ordered: keyOf sees across the generations, and a key moved to the young one is found there", (t) => {
+  const m = new RecentMap<string, string>(3, true);
+  m.set("a", "nic1");
+  m.set("b", "nic1");
+  m.set("c", "x"); // the young map is full: a, b, c become the old generation
+  m.set("a", "nic1"); // a is young now
+  t.is(m.keyOf("nic1"), "b");
+});
+
+test("a limit below 1 is refused, naming it", (t) => {
+  t.throws(() => new RecentMap(0), { message: /limit must be at least 1, got 0/ });
+});
