@@ -116,7 +116,7 @@ export class WorkerPool {
       const w = this.queue.shift()!;
       slot.busy = w;
       slot.sentAt = performance.now();
-      slot.child.send(w.message);
+      this.post(slot, w.message);
     }
   }
 
@@ -129,6 +129,8 @@ export class WorkerPool {
     this.all.push(stats);
     const slot: Slot = { child, busy: null, exited: new Promise((r) => (exitedResolve = r)), stats, sentAt: now };
     this.slots.add(slot);
+    // A kill of a process already gone, or a send after the channel closed: the exit handler says what happened to its job.
+    child.on("error", () => {});
     child.on("message", (m: ChildMessage) => {
       if (m.type === "ready") {
         stats.startCpuMs = m.cpuMs;
@@ -171,11 +173,24 @@ export class WorkerPool {
     this.stopped = true;
     for (const w of this.queue.splice(0)) w.reject(new JobInterrupted());
     const exits = [...this.slots].map((s) => {
-      if (s.child.connected) s.child.send({ type: "stop" } satisfies ParentMessage);
+      if (s.child.connected) this.post(s, { type: "stop" } satisfies ParentMessage);
       else s.child.kill("SIGTERM");
       return s.exited;
     });
     await Promise.all(exits);
+  }
+
+  /**
+   * Sends to a worker that may have died a moment ago: Ctrl-C reaches the
+   * workers (one process group) as it reaches us, and `connected` stays true
+   * until the channel's close is read. The send then fails with EPIPE, which
+   * without a callback is an 'error' event that kills the campaign before it
+   * saves what finished. Killing the worker lets its exit handler settle its job.
+   */
+  private post(slot: Slot, message: unknown): void {
+    slot.child.send(message as Parameters<ChildProcess["send"]>[0], (err) => {
+      if (err) slot.child.kill("SIGKILL");
+    });
   }
 
   /** Every worker process this pool started (alive or not), in spawn order: a pool that respawns shows more than its size. */

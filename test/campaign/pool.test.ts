@@ -1,8 +1,8 @@
 import test, { type ExecutionContext } from "ava";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LocalDriver, WorkerPool, parseCampaign, runCampaign, type CampaignSpec } from "../../src/campaign/index.js";
+import { JobInterrupted, LocalDriver, WorkerPool, parseCampaign, runCampaign, type CampaignSpec } from "../../src/campaign/index.js";
 import { alive } from "../helpers/process.js";
 
 const CAMPAIGN = `name: reuse
@@ -58,4 +58,26 @@ test("a LocalDriver given a pool runs campaign after campaign on the same worker
   t.is(stats.reduce((s, k) => s + k.jobs, 0), 12);
   for (const p of pool.pids()) t.true(alive(p), `worker ${p} stopped with the campaign`);
   t.throws(() => new LocalDriver(3, { pool }), { message: /the pool has 2 workers, the parallelism is 3/ });
+});
+
+/** Whether a process has died and not been reaped yet (what a worker is between Ctrl-C and Node reading its exit). */
+function zombie(pid: number): boolean {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
+}
+
+test("a stop just after the workers died (Ctrl-C reaches them too) ends cleanly: their jobs are interrupted, and the send to a dead worker is no crash", async (t) => {
+  const { dir, pool, spec } = await setUp(t);
+  const runs = spec.jobs.slice(0, 2).map((j) => pool.run(j, dir));
+  t.is(pool.running, 2);
+  const pids = pool.pids();
+  for (const p of pids) process.kill(p, "SIGKILL");
+  // Dead, and this process has not turned its event loop to read it: the channels still look connected, so stop() writes to them.
+  const deadline = Date.now() + 5000;
+  for (const p of pids) while (!zombie(p)) if (Date.now() > deadline) throw new Error(`worker ${p} did not die`);
+  const stopped = pool.stop();
+  const outcomes = await Promise.allSettled(runs);
+  await stopped;
+  for (const o of outcomes) t.true(o.status === "rejected" && o.reason instanceof JobInterrupted, String(o.status === "rejected" ? o.reason : "fulfilled"));
+  for (const p of pids) t.false(alive(p));
 });
