@@ -119,12 +119,25 @@ export interface HubOptions {
 }
 
 interface PendingBatch {
-  /** The JSON text of each message and the binary frames, in order. */
-  json: string[];
+  /**
+   * The JSON messages, as objects: they are turned into text at flush, one
+   * JSON.stringify for the whole batch when every JSON subscriber takes
+   * batches (a call per record costs the storm half again as much); and the
+   * binary frames, in order.
+   */
+  json: ServerMessage[];
   binary: Buffer[];
   needJson: boolean;
   needBinary: boolean;
+  /** Bytes of the binary frames. */
   bytes: number;
+  /**
+   * Characters of the JSON messages sampled (the first and every
+   * JSON_SAMPLE_EVERY-th): their mean estimates the JSON part of the batch
+   * against MAX_BATCH_BYTES before any text exists.
+   */
+  sampledChars: number;
+  samples: number;
   /** Trace records among the messages, and their first and last index. */
   records: number;
   fromIndex: number;
@@ -148,6 +161,9 @@ export function batchMs(subscribers: number): number {
  * 4 MiB of unsent bytes that make a subscriber slow.
  */
 export const MAX_BATCH_BYTES = 2 << 20;
+
+/** One JSON message in this many is made text as it comes, to size its batch (the rest wait for the batch's one stringify). */
+export const JSON_SAMPLE_EVERY = 64;
 
 export class Hub {
   readonly model: LiveModel;
@@ -199,7 +215,7 @@ export class Hub {
     try {
       const json = headerToJson(h);
       this.model.header = json;
-      this.fanOut(-1, () => encodeHeaderEvent(h), () => JSON.stringify({ type: "header", header: json } satisfies ServerMessage));
+      this.fanOut(-1, () => encodeHeaderEvent(h), () => ({ type: "header", header: json }));
     } catch (err) {
       this.opts.onError(err, "header");
     }
@@ -210,7 +226,7 @@ export class Hub {
       const i = typeof index === "number" && Number.isSafeInteger(index) && index >= 0 ? index : this.model.nextIndex;
       const json = recordToJson(rec);
       this.model.apply(json, i);
-      this.fanOut(i, () => encodeRecordEvent(rec, i), () => JSON.stringify({ type: "record", index: i, record: json } satisfies ServerMessage));
+      this.fanOut(i, () => encodeRecordEvent(rec, i), () => ({ type: "record", index: i, record: json }));
     } catch (err) {
       this.opts.onError(err, "record");
     }
@@ -221,7 +237,7 @@ export class Hub {
       const t = typeof tNs === "number" ? tNs : this.model.now;
       const json = verdictToJson(v);
       this.model.applyVerdict(json, t);
-      this.fanOut(-1, () => encodeVerdictEvent(v, t), () => JSON.stringify({ type: "verdict", tNs: t, verdict: json } satisfies ServerMessage));
+      this.fanOut(-1, () => encodeVerdictEvent(v, t), () => ({ type: "verdict", tNs: t, verdict: json }));
     } catch (err) {
       this.opts.onError(err, "verdict");
     }
@@ -254,20 +270,27 @@ export class Hub {
 
   /**
    * Queues one message for every subscriber: encoded once per format someone
-   * reads, and written to each subscriber as one buffer per batch (the
+   * reads (JSON as an object, made text once at flush), and written to each
+   * subscriber as one buffer per batch (the
    * messages of batchMs, or MAX_BATCH_BYTES). A subscriber pays a write per batch,
    * not a send per record; a batched JSON subscriber also reads one
    * WebSocket message per batch, which is what lets hundreds of them read
    * along on the storm's own machine.
    */
-  private fanOut(index: number, bin: () => Uint8Array, text: () => string): void {
+  private fanOut(index: number, bin: () => Uint8Array, json: () => ServerMessage): void {
     if (this.clients.size === 0) return;
     const p = (this.pending ??= this.newBatch());
+    let jsonBytes = 0;
     if (p.needJson) {
-      const j = text();
-      p.json.push(j);
-      // Characters, not UTF-8 bytes: the limit only needs to be about right.
-      p.bytes += j.length;
+      // The model holds json's parts but never changes them: they are still what was sent when made text at flush.
+      const m = json();
+      if (p.json.length % JSON_SAMPLE_EVERY === 0) {
+        // Characters, not UTF-8 bytes: the limit only needs to be about right.
+        p.sampledChars += JSON.stringify(m).length;
+        p.samples++;
+      }
+      p.json.push(m);
+      jsonBytes = (p.json.length * p.sampledChars) / p.samples;
     }
     if (p.needBinary) {
       const f = dataFrame(OPCODE_BINARY, bin());
@@ -279,7 +302,7 @@ export class Hub {
       p.toIndex = index;
       p.records++;
     }
-    if (p.bytes >= MAX_BATCH_BYTES) this.flush();
+    if (p.bytes + jsonBytes >= MAX_BATCH_BYTES) this.flush();
   }
 
   private newBatch(): PendingBatch {
@@ -295,7 +318,7 @@ export class Hub {
       if (c.format === "binary") needBinary = true;
       else needJson = true;
     }
-    return { json: [], binary: [], needJson, needBinary, bytes: 0, records: 0, fromIndex: -1, toIndex: -1 };
+    return { json: [], binary: [], needJson, needBinary, bytes: 0, sampledChars: 0, samples: 0, records: 0, fromIndex: -1, toIndex: -1 };
   }
 
   /** Writes the queued batch to every subscriber ready for it; those that are not count its records as missed. */
@@ -305,26 +328,43 @@ export class Hub {
     this.pending = null;
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
+    const ready: Client[] = [];
+    let oneByOne = false;
+    for (const c of this.clients) {
+      if (!this.readyFor(c, p)) continue;
+      ready.push(c);
+      if (c.format === "json" && !c.feed.batched) oneByOne = true;
+    }
     // Each wire form is built once, on first need, and the same Buffer goes to all.
+    let texts: string[] | undefined;
     let json: Buffer | undefined;
     let batchText: string | undefined;
     let batch: Buffer | undefined;
     let batchDeflated: Buffer | undefined;
     let binary: Buffer | undefined;
-    for (const c of this.clients) {
-      if (!this.readyFor(c, p)) continue;
+    try {
+      if (oneByOne) texts = p.json.map((m) => JSON.stringify(m));
+    } catch (err) {
+      this.opts.onError(err, "send");
+      return;
+    }
+    for (const c of ready) {
       try {
         if (c.format === "binary") c.sendFrames((binary ??= Buffer.concat(p.binary)));
         else if (c.feed.batched) {
-          batchText ??= `{"type":"batch","messages":[${p.json.join(",")}]}`;
+          batchText ??= this.batchText(p.json, texts);
           if (c.feed.deflate) c.sendFrames((batchDeflated ??= deflatedTextFrame(batchText)));
           else c.sendFrames((batch ??= textFrame(batchText)));
-        }
-        else c.sendFrames((json ??= Buffer.concat(p.json.map(textFrame))));
+        } else c.sendFrames((json ??= Buffer.concat(texts!.map(textFrame))));
       } catch (err) {
         this.opts.onError(err, "send");
       }
     }
+  }
+
+  /** A batch message's text: from the messages' texts when they were needed anyway, else one stringify for all. */
+  private batchText(msgs: ServerMessage[], texts: string[] | undefined): string {
+    return texts ? `{"type":"batch","messages":[${texts.join(",")}]}` : JSON.stringify({ type: "batch", messages: msgs });
   }
 
   private deliver(c: Client, data: string | Uint8Array, index: number): void {

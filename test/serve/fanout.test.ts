@@ -4,7 +4,7 @@
 import test from "ava";
 import type { Duplex } from "node:stream";
 import type { WebSocket } from "ws";
-import { Client, DEFAULT_BACKPRESSURE, Hub, batchMs } from "../../src/serve/hub.js";
+import { Client, DEFAULT_BACKPRESSURE, Hub, JSON_SAMPLE_EVERY, MAX_BATCH_BYTES, batchMs } from "../../src/serve/hub.js";
 import { nicLife } from "./helpers.js";
 
 class FakeWs {
@@ -31,11 +31,11 @@ class FakeSocket {
   uncork(): void {}
 }
 
-function subscribers(hub: Hub, n: number): { ws: FakeWs; socket: FakeSocket; client: Client }[] {
+function subscribers(hub: Hub, n: number, deflate = true): { ws: FakeWs; socket: FakeSocket; client: Client }[] {
   return Array.from({ length: n }, () => {
     const ws = new FakeWs();
     const socket = new FakeSocket();
-    const client = new Client(ws as unknown as WebSocket, socket as unknown as Duplex, "json", true, false, { batched: true, deflate: true });
+    const client = new Client(ws as unknown as WebSocket, socket as unknown as Duplex, "json", true, false, { batched: true, deflate });
     hub.add(client);
     return { ws, socket, client };
   });
@@ -79,4 +79,45 @@ test("subscribers resyncing together share one encoding of the snapshot", (t) =>
     t.like(snap, { type: "snapshot", resync: true, control: false });
     t.is(s.client.behind, null);
   }
+});
+
+/** The text of an uncompressed text frame as frames.ts builds it. */
+function frameText(f: Buffer): string {
+  const head = f[1]! < 126 ? 2 : f[1] === 126 ? 4 : 10;
+  return f.subarray(head).toString("utf8");
+}
+
+test("batched subscribers' JSON is made text once per batch, not once per record", (t) => {
+  const h = hub();
+  const [sub] = subscribers(h, 1, false);
+  const recs = Array.from({ length: 10 }, () => nicLife(1, 0, { refs: 40 })).flat();
+  const stringify = JSON.stringify;
+  let calls = 0;
+  JSON.stringify = ((...args: Parameters<typeof stringify>) => {
+    calls++;
+    return stringify(...args);
+  }) as typeof stringify;
+  try {
+    recs.forEach((r, i) => h.record(r, i));
+    h.flush();
+  } finally {
+    JSON.stringify = stringify;
+  }
+  t.is(calls, Math.ceil(recs.length / JSON_SAMPLE_EVERY) + 1, `${recs.length} records: the sampled ones (to size the batch) and the batch`);
+  const batch = JSON.parse(frameText(sub!.socket.writes[0]!)) as { type: string; messages: { type: string; index: number }[] };
+  t.is(batch.type, "batch");
+  t.deepEqual(batch.messages.map((m) => m.index), recs.map((_, i) => i));
+});
+
+test("a batch of large records goes out before it is much over MAX_BATCH_BYTES, sized from samples", (t) => {
+  const h = hub();
+  const [sub] = subscribers(h, 1, false);
+  const big = "x".repeat(20_000);
+  for (let i = 0; i < 400; i++) h.record({ tNs: i, qmpEvent: { event: "BIG", data: big } }, i);
+  h.flush();
+  const sizes = sub!.socket.writes.map((w) => w.length);
+  t.true(sizes.length >= 4, `8 MB in ${sizes.length} writes`);
+  t.true(sizes.every((n) => n < MAX_BATCH_BYTES + 2 * big.length), sizes.join(", "));
+  const indexes = sub!.socket.writes.flatMap((w) => (JSON.parse(frameText(w)) as { messages: { index: number }[] }).messages.map((m) => m.index));
+  t.deepEqual(indexes, Array.from({ length: 400 }, (_, i) => i), "every record, in order");
 });
