@@ -7,11 +7,12 @@
 // The readers run in another process, as browsers would, so their work is
 // not billed to the storm's event loop. On a 2-core machine they still
 // compete with the storm for CPU (ws inflates every batch for each of them,
-// on its thread pool, which spreads over every core): the goal line keeps
-// them on one core (taskset), standing for readers on a machine of their
-// own, and a second line lets them use every core, as they would if run
-// beside the storm. The storm's CPU time per cycle is the cost that does not
-// depend on how the machine is shared.
+// as they read): the goal line keeps them on one core and the storm (this
+// process, every thread of it, baseline runs too) on another (taskset), so
+// the readers stand for browsers on machines of their own and the ratio is
+// what serving them costs the storm; a second line lets the readers use
+// every core, as they would if run beside the storm. The storm's CPU time
+// per cycle is the cost that does not depend on how the machine is shared.
 import { spawn, spawnSync } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
@@ -34,6 +35,14 @@ interface Run {
 
 /** The core the readers are kept on, when the machine has two or more and taskset is there. */
 const READER_CORE = availableParallelism() >= 2 && spawnSync("taskset", ["-V"]).status === 0 ? availableParallelism() - 1 : undefined;
+/** The core the storm is kept on, away from the pinned readers. */
+const STORM_CORE = 0;
+
+/** Keeps this process, all its threads (V8's, libuv's), on one core; threads started later inherit it. */
+function pinSelf(core: number): void {
+  const r = spawnSync("taskset", ["-a", "-p", "-c", String(core), String(process.pid)], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`bench fanout: taskset could not keep the storm on core ${core}: ${r.stderr.trim()}`);
+}
 
 async function measure(readers: number, oneCore: boolean): Promise<Run> {
   const feed = await startLiveServer();
@@ -66,6 +75,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const spread = (xs: number[]): string => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
 
 export async function run(): Promise<void> {
+  if (READER_CORE !== undefined) pinSelf(STORM_CORE);
   await measure(0, false); // warm-up
   // Alternated, each with readers against the baseline just before it: load
   // from others on a shared machine hits both sides of a ratio alike.
@@ -80,7 +90,7 @@ export async function run(): Promise<void> {
   const ratios = (xs: Run[]): number[] => xs.map((x, i) => x.rate / base[i]!.rate);
   const cpu = pinned.map((x, i) => base[i]!.cpuPerCycle / x.cpuPerCycle);
   const last = pinned[pinned.length - 1]!;
-  const where = READER_CORE === undefined ? "sharing every core (no taskset or one core)" : `kept on core ${READER_CORE}`;
+  const where = READER_CORE === undefined ? "sharing every core (no taskset or one core)" : `kept on core ${READER_CORE}, the storm on core ${STORM_CORE}`;
   console.log(`baseline  no readers                     ${Math.round(median(base.map((b) => b.rate)))} cycles/s (median of ${RUNS})`);
   console.log(
     `${READERS} reading JSON clients ${where}: ${median(ratios(pinned)).toFixed(2)}x baseline (goal >= 0.80; ${RUNS} runs ${spread(ratios(pinned))}); ` +
