@@ -70,14 +70,37 @@ export interface WorkerStats {
 
 const CHILD = fileURLToPath(new URL("./child.js", import.meta.url));
 
+/**
+ * V8 flags for the worker processes, after Node's own (the parent's
+ * execArgv): none. A fresh worker's warm-up is V8 optimising the storm's
+ * ~360 hot functions (about 450 TurboFan compiles over its first 8 jobs, few
+ * of them repeats), not GC (~50 scavenges of ~1 ms). Flags tried against
+ * it (`npm run bench -- warmup`) moved CPU between threads or cost the warm
+ * jobs more than they saved: no TurboFan inlining saved ~8% of a fresh
+ * worker's CPU but cost its JavaScript thread 8-20%; Sparkplug for every
+ * function and a larger young generation changed less than the noise.
+ */
+export const WORKER_V8_FLAGS: readonly string[] = [];
+
+export interface WorkerPoolOptions {
+  /** V8/Node flags for the workers, after the parent's own; default WORKER_V8_FLAGS. */
+  v8Flags?: readonly string[];
+}
+
 export class WorkerPool {
   private readonly slots = new Set<Slot>();
   private readonly queue: Waiting[] = [];
   private readonly all: WorkerStats[] = [];
   private stopped = false;
 
-  constructor(readonly size: number) {
+  private readonly execArgv: string[];
+
+  constructor(
+    readonly size: number,
+    opts: WorkerPoolOptions = {},
+  ) {
     if (!(size >= 1)) throw new RangeError(`pool size must be at least 1, got ${size}`);
+    this.execArgv = [...process.execArgv, ...(opts.v8Flags ?? WORKER_V8_FLAGS)];
   }
 
   /** Jobs running now. */
@@ -122,7 +145,7 @@ export class WorkerPool {
 
   private spawn(): Slot {
     // Output of storms in children is not wanted; errors come back as messages.
-    const child = fork(CHILD, [], { stdio: ["ignore", "ignore", "inherit", "ipc"], serialization: "advanced" });
+    const child = fork(CHILD, [], { execArgv: this.execArgv, stdio: ["ignore", "ignore", "inherit", "ipc"], serialization: "advanced" });
     let exitedResolve!: () => void;
     const now = performance.now();
     const stats: WorkerStats = { pid: child.pid ?? -1, jobs: 0, shrinks: 0, startCpuMs: 0, cpuMs: 0, mainCpuMs: null, busyMs: 0, spawnedAt: now, lastDoneAt: now };

@@ -81,3 +81,27 @@ test("a stop just after the workers died (Ctrl-C reaches them too) ends cleanly:
   for (const o of outcomes) t.true(o.status === "rejected" && o.reason instanceof JobInterrupted, String(o.status === "rejected" ? o.reason : "fulfilled"));
   for (const p of pids) t.false(alive(p));
 });
+
+test("the workers run with the pool's V8 flags after the parent's own", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "plugstorm-pool-"));
+  const pool = new WorkerPool(1, { v8Flags: ["--max-semi-space-size=16"] });
+  t.teardown(async () => {
+    await pool.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const spec = await parseCampaign(CAMPAIGN, "<test>");
+  const r = await pool.run(spec.jobs[0]!, dir);
+  t.is(r.status, "clean");
+  const [pid] = pool.pids();
+  let cmdline: string[];
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  } catch {
+    return t.pass("no /proc here to read a process's arguments");
+  }
+  const at = cmdline.indexOf("--max-semi-space-size=16");
+  t.true(at > 0, cmdline.join(" "));
+  // The parent's flags (ava's loaders, if any) come first: the pool's may override them.
+  t.deepEqual(cmdline.slice(1, 1 + process.execArgv.length), process.execArgv);
+  t.true(at >= 1 + process.execArgv.length);
+});
