@@ -298,6 +298,9 @@ export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
   const a = r.action;
   if (a) {
     const kind = a.kind ?? 0;
+    // The common add (no port, no fault): one literal, without the spreads' copies and shapes.
+    if (kind === 1 && !a.port && !a.args)
+      return { type: "host-add", t, index, actionId: a.id ?? 0, nicId: a.nicId ?? "", nicKind: a.nicKind ?? "", bus: at(NIC_BUS, a.bus, "unknown"), mac: a.mac ?? "" };
     if (kind === 1)
       return {
         type: "host-add",

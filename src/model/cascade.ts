@@ -82,12 +82,21 @@ function unitOf(bus: string, port: string | undefined): string {
   return bus === "pcmcia" && port ? `pcmcia ${port}` : bus;
 }
 
+/** What is joined to a guest device name ("" for not known). */
+interface DeviceJoin {
+  nic: string;
+  thread: string;
+}
+
 export class CascadeTracker {
   /** The unit (unitOf) each NIC was added on. */
   private readonly unitOfNic = new RecentMap<string, string>(MAX_JOINS);
-  private readonly nicOfDevice = new RecentMap<string, string>(MAX_JOINS);
   private readonly deviceOfNic = new RecentMap<string, string>(MAX_JOINS);
-  private readonly threadOfDevice = new RecentMap<string, string>(MAX_JOINS);
+  /**
+   * A device's joins in one record, updated in place: one lookup per device
+   * event that joins, not one per join.
+   */
+  private readonly devices = new RecentMap<string, DeviceJoin>(MAX_JOINS);
   /** Threads that have served each unit. */
   private readonly threadsOfUnit = new Map<string, Set<string>>();
   /**
@@ -102,6 +111,12 @@ export class CascadeTracker {
   hostAdd(nicId: string, bus: string, port?: string): void {
     this.unitOfNic.set(nicId, unitOf(bus, port));
     this.lastDevice = "";
+  }
+
+  private deviceJoin(device: string): DeviceJoin {
+    let j = this.devices.touch(device);
+    if (j === undefined) this.devices.set(device, (j = { nic: "", thread: "" }));
+    return j;
   }
 
   /**
@@ -120,9 +135,13 @@ export class CascadeTracker {
   /** activity() with the fields as arguments: the checker calls it on every device event, so no object is made for it. */
   deviceEvent(thread: string, device: string, nicId: string, kind: ThreadActivity["kind"], index: number): void {
     const joined = device === this.lastDevice && thread === this.lastThread && (nicId === "" || nicId === this.lastNic);
-    if (!joined && nicId && this.nicOfDevice.get(device) !== nicId) {
-      this.nicOfDevice.set(device, nicId);
-      this.deviceOfNic.set(nicId, device);
+    let dj: DeviceJoin | undefined;
+    if (!joined && nicId) {
+      dj = this.deviceJoin(device);
+      if (dj.nic !== nicId) {
+        dj.nic = nicId;
+        this.deviceOfNic.set(nicId, device);
+      }
     }
     const ends = kind === "detach-end" || kind === "free";
     const blocked = this.blocked;
@@ -136,8 +155,9 @@ export class CascadeTracker {
     }
     if (!thread) return;
     if (!joined) {
-      this.threadOfDevice.set(device, thread);
-      const nic = nicId || this.nicOfDevice.get(device) || "";
+      dj ??= this.deviceJoin(device);
+      dj.thread = thread;
+      const nic = nicId || dj.nic;
       const unit = nic ? this.unitOfNic.get(nic) : undefined;
       if (unit) {
         let s = this.threadsOfUnit.get(unit);
@@ -182,7 +202,7 @@ export class CascadeTracker {
       for (const ep of this.blocked) {
         if (ep.device !== device) continue;
         if (ep.cause === null) {
-          ep.cause = { ordinal, rule: v.rule, device, nicId: v.nicId || this.nicOfDevice.get(device) || "", recordIndex: v.recordIndex, thread: ep.thread };
+          ep.cause = { ordinal, rule: v.rule, device, nicId: v.nicId || this.devices.get(device)?.nic || "", recordIndex: v.recordIndex, thread: ep.thread };
           return null;
         }
         return canBeConsequence(v.rule) ? ep.cause : null;
@@ -190,7 +210,7 @@ export class CascadeTracker {
     }
     if (!canBeConsequence(v.rule)) return null;
     const candidates: Episode[] = [];
-    const thread = device ? this.threadOfDevice.get(device) : undefined;
+    const thread = device ? this.devices.get(device)?.thread || undefined : undefined;
     if (thread !== undefined) {
       const ep = this.episode(thread);
       if (ep) candidates.push(ep);

@@ -8,6 +8,8 @@
 // (delete its first key) walks the dead slots deletions leave at the front of
 // V8's hash table, which made that eviction quadratic between rehashes.
 
+const NO_KEY: unique symbol = Symbol("no key");
+
 export class RecentMap<K, V> {
   private young = new Map<K, V>();
   private old = new Map<K, V>();
@@ -24,22 +26,60 @@ export class RecentMap<K, V> {
     if (!(limit >= 1)) throw new Error(`RecentMap: limit must be at least 1, got ${limit}`);
   }
 
+  /**
+   * The last key found or set and its value: a NIC's or a device's events
+   * come together, so most lookups ask for the key asked for last, and a
+   * lookup in a map of thousands of keys costs cache misses. Exact: a value
+   * changes only by set (which updates it), a key leaves only when the
+   * generations turn (which clears it). young: the key is in the young map.
+   */
+  private lastKey: K | typeof NO_KEY = NO_KEY;
+  private lastValue: V | undefined = undefined;
+  private lastYoung = false;
+
   /** Values are never undefined: undefined means absent. */
   get(k: K): V | undefined {
-    const v = this.young.get(k);
-    return v !== undefined ? v : this.old.get(k);
+    if (k === this.lastKey) return this.lastValue;
+    let v = this.young.get(k);
+    let young = true;
+    if (v === undefined) {
+      v = this.old.get(k);
+      if (v === undefined) return undefined;
+      young = false;
+    }
+    this.lastKey = k;
+    this.lastValue = v;
+    this.lastYoung = young;
+    return v;
   }
 
   /** Sets k; it is then among the recent keys. */
   set(k: K, v: V): void {
     const young = this.young;
-    // Ordered: a key set again moves to the end, as in an LRU map, even with the value it had.
-    if (this.ordered && young.has(k)) young.delete(k);
+    // Ordered: a key set again moves to the end, as in an LRU map, even with the value it had (delete of an absent key is the lookup has() would be).
+    if (this.ordered) young.delete(k);
     young.set(k, v);
     if (young.size >= this.limit) {
       this.old = young;
       this.young = new Map();
+      this.lastKey = NO_KEY;
+      this.lastValue = undefined;
+      return;
     }
+    this.lastKey = k;
+    this.lastValue = v;
+    this.lastYoung = true;
+  }
+
+  /**
+   * get, and the key counts as set again (it stays among the recent keys)
+   * without a set when it is young already: for mutable per-key records,
+   * updated in place. Not for ordered maps (it does not move a young key).
+   */
+  touch(k: K): V | undefined {
+    const v = this.get(k);
+    if (v !== undefined && !this.lastYoung) this.set(k, v);
+    return v;
   }
 
   /** The first key (ordered: least recently set first) whose value is v, or undefined. For verdict messages, not the hot path. */

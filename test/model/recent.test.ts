@@ -49,3 +49,32 @@ test("ordered: keyOf sees across the generations, and a key moved to the young o
 test("a limit below 1 is refused, naming it", (t) => {
   t.throws(() => new RecentMap(0), { message: /limit must be at least 1, got 0/ });
 });
+
+test("the last key asked for answers as the maps do: a new value, and a key the generations dropped", (t) => {
+  const m = new RecentMap<string, string>(2);
+  m.set("nic1", "a");
+  t.is(m.get("nic1"), "a");
+  m.set("nic1", "b");
+  t.is(m.get("nic1"), "b");
+  m.set("nic2", "c"); // young full: nic1, nic2 are the old generation
+  t.is(m.get("nic1"), "b");
+  m.set("nic3", "d");
+  m.set("nic4", "e"); // turns again: nic1 is dropped, though it was asked for last but one
+  t.is(m.get("nic2"), undefined);
+  t.is(m.get("nic1"), undefined);
+  t.is(m.get("nic4"), "e");
+});
+
+test("touch: a key of the old generation is recent again, a young one stays, an absent one is not made", (t) => {
+  const m = new RecentMap<string, { n: number }>(2);
+  const a = { n: 1 };
+  m.set("a", a);
+  m.set("b", { n: 2 }); // a, b old
+  t.is(m.get("a"), a); // asked for from the old generation
+  t.is(m.touch("a"), a); // so touch moves it to the young one
+  m.set("c", { n: 3 }); // young full (a, c): b's generation is dropped
+  t.is(m.get("b"), undefined);
+  t.is(m.get("a"), a);
+  t.is(m.touch("zz"), undefined);
+  t.is(m.get("zz"), undefined);
+});
