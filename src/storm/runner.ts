@@ -406,7 +406,7 @@ class StormRun {
     this.rec.append(telemetryEventToRecord(ev));
     if (ev.type === "frame") {
       this.guest.onFrame(ev.frame);
-      if (ev.frame.body === "hello" && ev.frame.hello && this.opts.onGuestHello) {
+      if (ev.frame.hello && this.opts.onGuestHello) {
         const h = ev.frame.hello;
         this.opts.onGuestHello({ agentVersion: h.agentVersion ?? "", kernelVersion: h.kernelVersion ?? "", notObserved: [...this.guest.unavailable] });
       }
@@ -515,7 +515,8 @@ class StormRun {
         if (durationNs > 0 && this.machine.clock.now() - startNs >= durationNs) this.source.stopNewCycles();
         if (this.pacer.signal.aborted) break;
         this.executed.push(step);
-        await this.lanes.dispatch(step);
+        const running = this.lanes.dispatch(step);
+        if (running) await running;
         if (!announced) {
           announced = true;
           this.progress("running");
