@@ -201,7 +201,8 @@ export class StepExecutor {
           ...(step.faults ? { args: JSON.stringify({ deviceFaults: step.faults }) } : {}),
         });
         this.guest.expect(nic);
-        await this.selectConfiguration(nic, step.kind);
+        // Most kinds need no configuration chosen: no async call (and its promise) for them.
+        if (needsConfiguration(step.kind)) await this.selectConfiguration(nic, step.kind);
         const r = await this.machine.addNic({ kind: step.kind, id: nic, ...(socket ? { port: socket } : {}), ...(step.faults ? { faults: step.faults } : {}) }, { signal: this.pacer.signal });
         this.result(id, r);
         if (r.outcome !== "done") return;
@@ -280,6 +281,12 @@ export class StepExecutor {
       this.removing.delete(nic);
     }
   }
+}
+
+/** Whether the guest must be told a USB configuration before a NIC of this kind is plugged (see selectConfiguration). */
+function needsConfiguration(kind: NicKind): boolean {
+  const value = nicKindInfo(kind).usbConfiguration;
+  return value !== undefined && value !== 1;
 }
 
 /** "ifnet" for OBJECT_KIND_IFNET: the spelling storm files use. */
