@@ -281,7 +281,7 @@ export class TimelineCollector {
     this.qmpIds.delete(r.id);
     const lane = this.lane(pending.nicId, t, false);
     if (!lane) return;
-    const key = `host:${pending.command}`;
+    const key = pending.command === "device_add" ? "host:device_add" : "host:device_del";
     const span = lane.open.get(key);
     if (!span) return;
     lane.open.delete(key);
@@ -383,12 +383,12 @@ export class TimelineCollector {
       }
       case DevKind.DRAIN_BEGIN: {
         const obj = objectKindName(d.objectKind ?? 0);
-        this.openSpan(lane, "guest", `guest:drain:${obj}`, { phase: "drain", startNs: t, note: obj });
+        this.openSpan(lane, "guest", drainSpanKey(d.objectKind ?? 0), { phase: "drain", startNs: t, note: obj });
         break;
       }
       case DevKind.DRAIN_END: {
         const obj = objectKindName(d.objectKind ?? 0);
-        this.closeSpan(lane, `guest:drain:${obj}`, t, driver, `drain:${obj}`);
+        this.closeSpan(lane, drainSpanKey(d.objectKind ?? 0), t, driver, drainPhase(d.objectKind ?? 0));
         break;
       }
       case DevKind.FREE:
@@ -770,6 +770,10 @@ export const objectKindName = enumNamer((k) => {
   const name = plugstorm.telemetry.v1.ObjectKind[k];
   return name ? name.replace(/^OBJECT_KIND_/, "").toLowerCase() : `kind${k}`;
 });
+
+/** A drain's open-span key and latency phase, made once per object kind (a Map lookup of a string built per event hashes it anew). */
+const drainSpanKey = enumNamer((k) => `guest:drain:${objectKindName(k)}`);
+const drainPhase = enumNamer((k) => `drain:${objectKindName(k)}`);
 
 const contextName = enumNamer((c) => (plugstorm.telemetry.v1.ExecContext[c] ?? "").replace(/^EXEC_CONTEXT_/, "").toLowerCase());
 
