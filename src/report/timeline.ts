@@ -281,7 +281,7 @@ export class TimelineCollector {
     this.qmpIds.delete(r.id);
     const lane = this.lane(pending.nicId, t, false);
     if (!lane) return;
-    const key = `host:${pending.command}`;
+    const key = pending.command === "device_add" ? "host:device_add" : "host:device_del";
     const span = lane.open.get(key);
     if (!span) return;
     lane.open.delete(key);
@@ -361,7 +361,7 @@ export class TimelineCollector {
         break;
       }
       case DevKind.DEACTIVATE:
-        lane.points.push({ kind: "deactivate", tNs: t, ...(d.context ? { note: contextName(d.context) } : {}) });
+        lane.points.push(d.context ? { kind: "deactivate", tNs: t, note: contextName(d.context) } : { kind: "deactivate", tNs: t });
         break;
       case DevKind.DETACH_BEGIN: {
         const f = d.flags;
@@ -383,12 +383,12 @@ export class TimelineCollector {
       }
       case DevKind.DRAIN_BEGIN: {
         const obj = objectKindName(d.objectKind ?? 0);
-        this.openSpan(lane, "guest", `guest:drain:${obj}`, { phase: "drain", startNs: t, note: obj });
+        this.openSpan(lane, "guest", drainSpanKey(d.objectKind ?? 0), { phase: "drain", startNs: t, note: obj });
         break;
       }
       case DevKind.DRAIN_END: {
         const obj = objectKindName(d.objectKind ?? 0);
-        this.closeSpan(lane, `guest:drain:${obj}`, t, driver, `drain:${obj}`);
+        this.closeSpan(lane, drainSpanKey(d.objectKind ?? 0), t, driver, drainPhase(d.objectKind ?? 0));
         break;
       }
       case DevKind.FREE:
@@ -746,25 +746,36 @@ function skipSpace(text: string, i: number): number {
   }
 }
 
-function outcomeName(o: number): string {
-  return (plugstorm.trace.v1.HostResult.Outcome[o] ?? `outcome ${o}`).toLowerCase().replace(/_/g, " ");
+/**
+ * An enum value's name as drawn, worked out once per value: every host result,
+ * deactivation and drain names one, and a regex replace per event cost more
+ * than the rest of the event.
+ */
+function enumNamer(name: (v: number) => string): (v: number) => string {
+  const names = new Map<number, string>();
+  return (v) => {
+    let n = names.get(v);
+    if (n === undefined) {
+      n = name(v);
+      // A schema has a few values; a corrupt trace may bring any number: remember only the first.
+      if (names.size < 64) names.set(v, n);
+    }
+    return n;
+  };
 }
 
-const objectKindNames = new Map<number, string>();
-export function objectKindName(k: number): string {
-  let n = objectKindNames.get(k);
-  if (n === undefined) {
-    const name = plugstorm.telemetry.v1.ObjectKind[k];
-    n = name ? name.replace(/^OBJECT_KIND_/, "").toLowerCase() : `kind${k}`;
-    // Every drain event names its kind: remember the few the schema has.
-    if (objectKindNames.size < 64) objectKindNames.set(k, n);
-  }
-  return n;
-}
+const outcomeName = enumNamer((o) => (plugstorm.trace.v1.HostResult.Outcome[o] ?? `outcome ${o}`).toLowerCase().replace(/_/g, " "));
 
-function contextName(c: number): string {
-  return (plugstorm.telemetry.v1.ExecContext[c] ?? "").replace(/^EXEC_CONTEXT_/, "").toLowerCase();
-}
+export const objectKindName = enumNamer((k) => {
+  const name = plugstorm.telemetry.v1.ObjectKind[k];
+  return name ? name.replace(/^OBJECT_KIND_/, "").toLowerCase() : `kind${k}`;
+});
+
+/** A drain's open-span key and latency phase, made once per object kind (a Map lookup of a string built per event hashes it anew). */
+const drainSpanKey = enumNamer((k) => `guest:drain:${objectKindName(k)}`);
+const drainPhase = enumNamer((k) => `drain:${objectKindName(k)}`);
+
+const contextName = enumNamer((c) => (plugstorm.telemetry.v1.ExecContext[c] ?? "").replace(/^EXEC_CONTEXT_/, "").toLowerCase());
 
 const ERRNO: Record<number, string> = { 1: "EPERM", 2: "ENOENT", 5: "EIO", 6: "ENXIO", 9: "EBADF", 12: "ENOMEM", 16: "EBUSY", 19: "ENODEV", 22: "EINVAL"};
 export function errnoName(e: number): string {

@@ -62,13 +62,16 @@ export class GuestState {
   }
 
   onFrame(f: Frame): void {
-    if (f.body === "hello" && f.hello) {
+    // Not f.body: protobufjs's oneof getter scans the members on every read,
+    // and every frame comes here. hello is the oneof's first member, so a set
+    // hello is body "hello"; each test below rules out the members before it.
+    if (f.hello) {
       this.hello = true;
       this.capabilities = new Set((f.hello.capabilities ?? []).map(Number));
       this.unavailable = (f.hello.unavailable ?? []).map(String);
       return;
     }
-    if (f.body === "device" && f.device) {
+    if (f.device) {
       const d = f.device;
       const name = d.name ?? "";
       const nicId = this.match.match(d);
@@ -88,7 +91,7 @@ export class GuestState {
       }
       return;
     }
-    if (f.body === "module" && f.module) {
+    if (f.module && f.ref == null && f.ifnet == null && f.vnode == null) {
       const name = f.module.name ?? "";
       const kind = Number(f.module.kind ?? 0);
       if (kind === MOD_UNLOAD_END) this.unloadEnds.set(name, (this.unloadEnds.get(name) ?? 0) + 1);

@@ -12,7 +12,7 @@ import type { Step } from "./spec.js";
 /** What the lanes need from the run. */
 export interface LaneHost {
   /** Runs one step to its end (its waits included). */
-  execute(step: Step): Promise<void>;
+  execute(step: Step): Promise<void> | undefined;
   /** The machine id of the NIC a step names ("" for none). */
   nicOf(step: Step): string;
   /** Whether a NIC is plugged in now. */
@@ -55,12 +55,20 @@ export class Lanes {
     this.wakePhaseWaiters();
   }
 
-  /** Starts a step on its lane (or runs it, when it has none); throws the first lane's error. */
-  async dispatch(step: Step): Promise<void> {
+  /**
+   * Starts a step on its lane (or runs it, when it has none); throws the first
+   * lane's error. A promise only when there is something to wait for: a step
+   * run in turn that waits for nothing (a guest command) is done on return.
+   */
+  dispatch(step: Step): Promise<void> | undefined {
     if (this.laneError !== undefined) throw this.laneError;
+    if (!this.enabled || step.op === "sleep") return this.host.execute(step);
+    return this.dispatchToLane(step);
+  }
+
+  private async dispatchToLane(step: Step): Promise<void> {
     const host = this.host;
     const nic = host.nicOf(step);
-    if (!this.enabled || step.op === "sleep") return host.execute(step);
     if (!nic || !LANE_OPS.has(step.op)) {
       // Module unloads and faults touch every NIC: run them with no lane under way.
       await this.drain();

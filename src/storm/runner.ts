@@ -120,6 +120,12 @@ class StopRun extends Error {
   }
 }
 
+/** The stop that ends a run's loops when its storm ran to its end: one for every run (a shrink makes thousands). */
+let completedStop: StopRun | undefined;
+function completed(): StopRun {
+  return (completedStop ??= new StopRun({ kind: "completed" }));
+}
+
 /** Default output folder: runs/<UTC time>-seed<seed>/ (colons left out for every file system). */
 export function defaultOutDir(seed: number, now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
@@ -323,7 +329,7 @@ class StormRun {
       const heartbeat = this.heartbeatLoop();
       await this.loop();
       // Ends the loops above (the stop reason stays unset: the storm ran to its end).
-      this.pacer.stop(new StopRun({ kind: "completed" }));
+      this.pacer.stop(completed());
       await Promise.all([pinger, heartbeat]);
     } catch (e) {
       if (this.stopReason === undefined && !(e instanceof StopRun) && !isAbort(e)) {
@@ -406,7 +412,7 @@ class StormRun {
     this.rec.append(telemetryEventToRecord(ev));
     if (ev.type === "frame") {
       this.guest.onFrame(ev.frame);
-      if (ev.frame.body === "hello" && ev.frame.hello && this.opts.onGuestHello) {
+      if (ev.frame.hello && this.opts.onGuestHello) {
         const h = ev.frame.hello;
         this.opts.onGuestHello({ agentVersion: h.agentVersion ?? "", kernelVersion: h.kernelVersion ?? "", notObserved: [...this.guest.unavailable] });
       }
@@ -515,7 +521,8 @@ class StormRun {
         if (durationNs > 0 && this.machine.clock.now() - startNs >= durationNs) this.source.stopNewCycles();
         if (this.pacer.signal.aborted) break;
         this.executed.push(step);
-        await this.lanes.dispatch(step);
+        const running = this.lanes.dispatch(step);
+        if (running) await running;
         if (!announced) {
           announced = true;
           this.progress("running");

@@ -70,15 +70,15 @@ export class StepSource {
           continue;
         }
       }
-      const head = this.queue.shift();
+      const head = this.queue[0];
       if (!head) return null;
       if (head.tNs > this.nowNs) {
         // Emit the wait first; the event itself comes on the next call.
-        this.queue.unshift(head);
         const ns = head.tNs - this.nowNs;
         this.nowNs = head.tNs;
         return { op: "sleep", ns };
       }
+      this.queue.shift();
       if (head.step.op === "remove" || head.step.op === "sick") this.inFlight.delete(head.step.nic);
       return head.step;
     }
@@ -101,9 +101,12 @@ export class StepSource {
     return null;
   }
 
+  /** Whether pickKind would find a kind; asked before every step, so it builds no list. */
   private canStart(): boolean {
     if (this.inFlight.size >= this.spec.schedule.maxInFlight) return false;
-    return this.pickKind(false) !== null;
+    const use = this.busUse();
+    for (const m of this.spec.nics.mix) if (this.hasRoom(m, use)) return true;
+    return false;
   }
 
   private busUse(): Record<NicBus, number> {
@@ -112,15 +115,17 @@ export class StepSource {
     return use;
   }
 
+  private hasRoom(m: StormSpec["nics"]["mix"][number], use: Record<NicBus, number>): boolean {
+    if (m.weight <= 0) return false;
+    let mine = 0;
+    for (const k of this.inFlight.values()) if (k === m.kind) mine++;
+    return mine < m.count && use[busOf(m.kind)] < this.spec.nics.ports[busOf(m.kind)];
+  }
+
   /** A kind with room left (its own count and its bus's ports), by weight. */
   private pickKind(draw: boolean): NicKind | null {
     const use = this.busUse();
-    const candidates = this.spec.nics.mix.filter((m) => {
-      if (m.weight <= 0) return false;
-      let mine = 0;
-      for (const k of this.inFlight.values()) if (k === m.kind) mine++;
-      return mine < m.count && use[busOf(m.kind)] < this.spec.nics.ports[busOf(m.kind)];
-    });
+    const candidates = this.spec.nics.mix.filter((m) => this.hasRoom(m, use));
     if (candidates.length === 0) return null;
     if (!draw) return candidates[0]!.kind;
     const total = candidates.reduce((s, m) => s + m.weight, 0);
@@ -170,7 +175,8 @@ export class StepSource {
     const module = DRIVER_MODULES[spec.model][kind];
     // Unloading a module detaches every instance of its driver: only do it when
     // this NIC is its driver's only instance, so other cycles are not disturbed.
-    const alone = [...this.inFlight].every(([n, k]) => n === nic || DRIVER_MODULES[spec.model][k] !== module);
+    let alone = true;
+    for (const [n, k] of this.inFlight) if (n !== nic && DRIVER_MODULES[spec.model][k] === module) alone = false;
     const r = rng.float();
     const pSick = alone ? spec.sick.probability : 0;
     const pUnload = alone ? spec.unload.probability : 0;

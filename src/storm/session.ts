@@ -20,7 +20,7 @@ export class GuestSession {
       clock: machine.clock,
       hostVersion: TOOL_VERSION,
       onEvent: (ev) => {
-        if (ev.type === "frame" && ev.frame.body === "hello") this.lastHello = ev.frame;
+        if (ev.type === "frame" && ev.frame.hello != null) this.lastHello = ev.frame; // body "hello": the oneof's first member
         if (ev.type === "disconnected") this.lastHello = undefined;
         this.handler?.(ev);
       },

@@ -123,17 +123,70 @@ export class StepExecutor {
     this.core.post(body);
   }
 
-  async execute(step: Step): Promise<void> {
-    const d = this.spec.deadlines;
+  /**
+   * Carries out a step; a promise only for steps that wait (on the machine or
+   * the guest). Most steps of a storm only send a guest command: done here
+   * and now, they cost no promise chain per step.
+   */
+  execute(step: Step): Promise<void> | undefined {
     const nic = this.nicOf(step);
     if (nic && this.removedLive.has(nic)) {
       // The live view pulled this NIC out: the schedule's own steps on it have nothing left to act on.
       if (step.op !== "add") {
         this.rec.mark(this.machine.clock.now(), "step-skipped", `${step.op} ${nic}: removed from the live view`);
-        return;
+        return undefined;
       }
       this.removedLive.delete(nic);
     }
+    switch (step.op) {
+      case "hold":
+        this.guestCommand(
+          ActKind.HOLD_REFS,
+          nic,
+          { kind: step.kind, count: step.count, forNs: step.forNs, holder: step.holder },
+          { holdRefs: { serial: nic, kind: objectKind(step.kind), count: step.count, holdNs: step.forNs, holder: step.holder } },
+        );
+        return undefined;
+      case "release":
+        this.guestCommand(
+          ActKind.RELEASE_REFS,
+          nic,
+          { kind: step.kind, holder: step.holder },
+          { releaseRefs: { serial: nic, kind: objectKind(step.kind), holder: step.holder } },
+        );
+        return undefined;
+      case "traffic":
+        this.guestCommand(ActKind.START_TRAFFIC, nic, { pps: step.pps }, { startTraffic: { serial: nic, packetsPerSecond: step.pps } });
+        return undefined;
+      case "traffic-stop":
+        this.guestCommand(ActKind.STOP_TRAFFIC, nic, {}, { stopTraffic: { serial: nic } });
+        return undefined;
+      case "device-fault": {
+        if (!this.plugged.has(nic)) return undefined;
+        if (this.machine.injectDeviceFault === undefined) {
+          this.rec.mark(this.machine.clock.now(), "device-fault-unsupported", `${nic}: a ${this.machine.type} machine has no emulated NICs`);
+          return undefined;
+        }
+        // Recorded by the machine as a device observation (fault-armed, then each fault applied).
+        this.machine.injectDeviceFault(nic, step.fault);
+        return undefined;
+      }
+      case "fault":
+        this.guestCommand(
+          ActKind.GUEST_COMMAND,
+          nic || undefined,
+          { fault: step.name, arg: step.arg },
+          { injectFault: { name: step.name, serial: nic, arg: step.arg } },
+        );
+        return undefined;
+      default:
+        return this.waitingStep(step, nic);
+    }
+  }
+
+  /** The steps that wait: plugging, pulling, detaching, unloading, sleeping. */
+  private async waitingStep(step: Step, nic: string): Promise<void> {
+    const d = this.spec.deadlines;
     switch (step.op) {
       case "add": {
         // A PC Card's socket is recorded with its add: each socket has its own
@@ -148,7 +201,8 @@ export class StepExecutor {
           ...(step.faults ? { args: JSON.stringify({ deviceFaults: step.faults }) } : {}),
         });
         this.guest.expect(nic);
-        await this.selectConfiguration(nic, step.kind);
+        // Most kinds need no configuration chosen: no async call (and its promise) for them.
+        if (needsConfiguration(step.kind)) await this.selectConfiguration(nic, step.kind);
         const r = await this.machine.addNic({ kind: step.kind, id: nic, ...(socket ? { port: socket } : {}), ...(step.faults ? { faults: step.faults } : {}) }, { signal: this.pacer.signal });
         this.result(id, r);
         if (r.outcome !== "done") return;
@@ -168,28 +222,6 @@ export class StepExecutor {
         await this.removeNic(nic, step.via);
         return;
       }
-      case "hold":
-        this.guestCommand(
-          ActKind.HOLD_REFS,
-          nic,
-          { kind: step.kind, count: step.count, forNs: step.forNs, holder: step.holder },
-          { holdRefs: { serial: nic, kind: objectKind(step.kind), count: step.count, holdNs: step.forNs, holder: step.holder } },
-        );
-        return;
-      case "release":
-        this.guestCommand(
-          ActKind.RELEASE_REFS,
-          nic,
-          { kind: step.kind, holder: step.holder },
-          { releaseRefs: { serial: nic, kind: objectKind(step.kind), holder: step.holder } },
-        );
-        return;
-      case "traffic":
-        this.guestCommand(ActKind.START_TRAFFIC, nic, { pps: step.pps }, { startTraffic: { serial: nic, packetsPerSecond: step.pps } });
-        return;
-      case "traffic-stop":
-        this.guestCommand(ActKind.STOP_TRAFFIC, nic, {}, { stopTraffic: { serial: nic } });
-        return;
       case "detach": {
         this.guestCommand(ActKind.DETACH_DEVICE, nic, { force: step.force }, { detachDevice: { serial: nic, flags: { force: step.force } } });
         if (this.agentTalking()) {
@@ -223,23 +255,7 @@ export class StepExecutor {
       case "sleep":
         await this.pacer.sleep(step.ns);
         return;
-      case "device-fault": {
-        if (!this.plugged.has(nic)) return;
-        if (this.machine.injectDeviceFault === undefined) {
-          this.rec.mark(this.machine.clock.now(), "device-fault-unsupported", `${nic}: a ${this.machine.type} machine has no emulated NICs`);
-          return;
-        }
-        // Recorded by the machine as a device observation (fault-armed, then each fault applied).
-        this.machine.injectDeviceFault(nic, step.fault);
-        return;
-      }
-      case "fault":
-        this.guestCommand(
-          ActKind.GUEST_COMMAND,
-          nic || undefined,
-          { fault: step.name, arg: step.arg },
-          { injectFault: { name: step.name, serial: nic, arg: step.arg } },
-        );
+      default:
         return;
     }
   }
@@ -265,6 +281,12 @@ export class StepExecutor {
       this.removing.delete(nic);
     }
   }
+}
+
+/** Whether the guest must be told a USB configuration before a NIC of this kind is plugged (see selectConfiguration). */
+function needsConfiguration(kind: NicKind): boolean {
+  const value = nicKindInfo(kind).usbConfiguration;
+  return value !== undefined && value !== 1;
 }
 
 /** "ifnet" for OBJECT_KIND_IFNET: the spelling storm files use. */

@@ -86,8 +86,8 @@ export interface FrameSink {
  * bytesSkipped counts the bytes of a bad frame, not its delimiter.
  */
 export class FrameSplitter {
-  /** Bytes of the frame in progress when it spans pushes. */
-  private readonly pending = new Uint8Array(MAX_ENCODED);
+  /** Bytes of the frame in progress when it spans pushes; made when one first does (a sim machine's chunks are whole frames, and a shrink starts thousands of channels). */
+  private pending: Uint8Array | null = null;
   private pendingLen = 0;
   /** In oversize mode: bytes dropped so far, waiting for the next 0x00. */
   private skipping = false;
@@ -155,13 +155,14 @@ export class FrameSplitter {
           this.skipping = true;
         }
       } else if (z < 0) {
-        this.pending.set(chunk.subarray(pos, segEnd), this.pendingLen);
+        (this.pending ??= new Uint8Array(MAX_ENCODED)).set(chunk.subarray(pos, segEnd), this.pendingLen);
         this.pendingLen += segLen;
       } else {
-        this.pending.set(chunk.subarray(pos, segEnd), this.pendingLen);
+        const pending = (this.pending ??= new Uint8Array(MAX_ENCODED));
+        pending.set(chunk.subarray(pos, segEnd), this.pendingLen);
         const n = this.pendingLen + segLen;
         this.pendingLen = 0;
-        if (n > 0) this.decode(this.pending, 0, n, sink);
+        if (n > 0) this.decode(pending, 0, n, sink);
       }
       pos = z < 0 ? len : z + 1;
     }
