@@ -48,15 +48,31 @@ export function preambleProblemOffset(b: Uint8Array): number {
 
 /** Appends one entry for msg to out at pos (out must have room: entrySize(msg.length)). Returns the new pos. */
 export function writeEntry(out: Uint8Array, pos: number, msg: Uint8Array): number {
+  out.set(msg, pos + lengthBytes(msg.length));
+  return sealEntry(out, pos, msg.length);
+}
+
+/** Bytes of an entry's length varint for a message of n bytes. */
+export function lengthBytes(n: number): number {
+  let k = 1;
+  for (let l = n >>> 7; l > 0; l >>>= 7) k++;
+  return k;
+}
+
+/**
+ * Completes the entry at pos around the n-byte message already placed at
+ * pos + lengthBytes(n) (encoded there in place, or copied by writeEntry):
+ * writes its length before it and its CRC after it. Returns the entry's end.
+ */
+export function sealEntry(out: Uint8Array, pos: number, n: number): number {
   const start = pos;
-  let n = msg.length;
-  while (n > 0x7f) {
-    out[pos++] = (n & 0x7f) | 0x80;
-    n >>>= 7;
+  let l = n;
+  while (l > 0x7f) {
+    out[pos++] = (l & 0x7f) | 0x80;
+    l >>>= 7;
   }
-  out[pos++] = n;
-  out.set(msg, pos);
-  pos += msg.length;
+  out[pos++] = l;
+  pos += n;
   const crc = crc32cRange(out, start, pos);
   out[pos++] = crc & 0xff;
   out[pos++] = (crc >>> 8) & 0xff;

@@ -4,8 +4,7 @@
 
 import { closeSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import { plugstorm } from "../gen/plugstorm.js";
-import { crc32cRange } from "../telemetry/index.js";
-import { entrySize, MAX_ENTRY_BYTES, preamble, writeEntry } from "./format.js";
+import { entrySize, lengthBytes, MAX_ENTRY_BYTES, preamble, sealEntry, writeEntry } from "./format.js";
 import { encodeRecordInto, encodedBuffer } from "./record-encoder.js";
 
 /**
@@ -245,8 +244,7 @@ export class TraceWriter {
     let buf = encodedBuffer();
     const len = end - start - 1;
     if (len > MAX_ENTRY_BYTES) throw new RangeError(`trace record of ${len} bytes is over the ${MAX_ENTRY_BYTES}-byte limit`);
-    let n = 1;
-    for (let l = len >>> 7; l > 0; l >>>= 7) n++;
+    const n = lengthBytes(len);
     if (end + n - 1 + 4 > buf.length) {
       const nb = new Uint8Array(Math.max(buf.length * 2, end + n + 4));
       nb.set(buf.subarray(0, end));
@@ -254,20 +252,7 @@ export class TraceWriter {
     }
     this.buf = buf;
     if (n > 1) buf.copyWithin(start + n, start + 1, end);
-    let p = start;
-    let l = len;
-    while (l > 0x7f) {
-      buf[p++] = (l & 0x7f) | 0x80;
-      l >>>= 7;
-    }
-    buf[p++] = l;
-    p += len;
-    const crc = crc32cRange(buf, start, p);
-    buf[p++] = crc & 0xff;
-    buf[p++] = (crc >>> 8) & 0xff;
-    buf[p++] = (crc >>> 16) & 0xff;
-    buf[p++] = crc >>> 24;
-    this.used = p;
+    this.used = sealEntry(buf, start, len);
   }
 
   private putEntry(msg: Uint8Array): void {
