@@ -16,9 +16,11 @@
 // at a time: ids are never reused on a machine, and a party that drops a NIC
 // says so through isNic, after which joins to it answer nothing.
 //
-// Pure, no imports: the checker, the runner, the trace tools, the reports and
-// the live page (which loads the compiled file as /model/nic-match.js) all
-// join with this one.
+// Pure, importing only recent.ts: the checker, the runner, the trace tools,
+// the reports and the live page (which loads the compiled files as
+// /model/nic-match.js and /model/recent.js) all join with this one.
+
+import { RecentMap } from "./recent.js";
 
 /** What a guest event says about the device it is about (absent and "" mean the same). */
 export interface NicKeys {
@@ -43,18 +45,12 @@ const MAC = "mac:";
 
 export class NicMatcher {
   private readonly isNic: (id: string) => boolean;
-  private readonly maxJoins: number;
-  /**
-   * name, ifname or "mac:" + lower-case MAC -> NIC id. Two generations: new
-   * joins go into the young map; when it is full it becomes the old one and
-   * the previous old one is dropped (constant time, no copying).
-   */
-  private young = new Map<string, string>();
-  private old = new Map<string, string>();
+  /** name, ifname or "mac:" + lower-case MAC -> NIC id. */
+  private readonly joins: RecentMap<string, string>;
 
   constructor(opts: NicMatcherOptions = {}) {
     this.isNic = opts.isNic ?? (() => true);
-    this.maxJoins = opts.maxJoins ?? 8192;
+    this.joins = new RecentMap(opts.maxJoins ?? 8192);
   }
 
   /** The host made a NIC with this MAC (before adding it, so the guest's first event joins). */
@@ -95,12 +91,7 @@ export class NicMatcher {
 
   /** The joins that still answer, oldest first, for a snapshot ("mac:" + MAC for a MAC). */
   entries(): [string, string][] {
-    const out = new Map(this.old);
-    for (const [k, v] of this.young) {
-      out.delete(k);
-      out.set(k, v);
-    }
-    return [...out].filter(([, v]) => this.isNic(v));
+    return this.joins.entries().filter(([, v]) => this.isNic(v));
   }
 
   /** Restores entries() of another matcher. */
@@ -110,17 +101,12 @@ export class NicMatcher {
 
   private known(key: string): string | undefined {
     if (!key) return undefined;
-    const nic = this.young.get(key) ?? this.old.get(key);
+    const nic = this.joins.get(key);
     return nic !== undefined && this.isNic(nic) ? nic : undefined;
   }
 
   private join(key: string, nic: string): void {
-    if (this.young.get(key) === nic) return;
-    this.young.set(key, nic);
-    // A join found only in the old generation moves up; the stale copy is shadowed.
-    if (this.young.size >= this.maxJoins) {
-      this.old = this.young;
-      this.young = new Map();
-    }
+    // touch: a join found only in the old generation moves up, so a join still in use is never dropped.
+    if (this.joins.touch(key) !== nic) this.joins.set(key, nic);
   }
 }

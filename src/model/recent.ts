@@ -82,6 +82,14 @@ export class RecentMap<K, V> {
     return v;
   }
 
+  /** Every key still kept with its value, least recently set first (unordered: a key set again counts from its first set in its generation). */
+  entries(): [K, V][] {
+    const out: [K, V][] = [];
+    for (const [k, v] of this.old) if (!this.young.has(k)) out.push([k, v]);
+    for (const e of this.young) out.push(e);
+    return out;
+  }
+
   /** The first key (ordered: least recently set first) whose value is v, or undefined. For verdict messages, not the hot path. */
   keyOf(v: V): K | undefined {
     for (const [k, x] of this.old) if (x === v && !this.young.has(k)) return k;

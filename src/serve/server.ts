@@ -96,6 +96,8 @@ const PAGE_FILES: Record<string, { file: string; type: string }> = {
   "/duration.js": { file: "duration.js", type: "text/javascript; charset=utf-8" },
   // model.js imports it as ../../model/nic-match.js: the compiled module beside this one's folder in dist.
   "/model/nic-match.js": { file: "../../model/nic-match.js", type: "text/javascript; charset=utf-8" },
+  // ...which imports ./recent.js.
+  "/model/recent.js": { file: "../../model/recent.js", type: "text/javascript; charset=utf-8" },
   "/style.css": { file: "style.css", type: "text/css; charset=utf-8" },
 };
 
