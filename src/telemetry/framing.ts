@@ -68,10 +68,30 @@ export function frameEncode(payload: Uint8Array): Uint8Array {
   return out.length === o ? out : out.slice(0, o);
 }
 
-/** Receives decoded frames synchronously; `bytes` is only valid during the call. */
+/**
+ * COBS output buffer of every splitter: MAX_ENCODED since a frame of up to
+ * that size decodes shorter; a Buffer, so protobufjs reads strings from it
+ * with Node's native UTF-8 decoder. One per process, not one per splitter: a
+ * shrink starts two channels per run (host and sim agent), and a 4 KiB
+ * off-heap buffer each was a good part of a short run's set-up and GC. Sharing
+ * is safe as a frame's bytes are used only until its sink's payload() has
+ * decoded them (no message keeps a view: the protos have no bytes fields), and
+ * a splitter fed from inside a sink starts its own frame at scratch[0] while
+ * the outer one has no bytes of its frame left to read.
+ */
+let scratchBuffer: Uint8Array | null = null;
+function sharedScratch(): Uint8Array {
+  return (scratchBuffer ??= typeof Buffer === "function" ? Buffer.allocUnsafeSlow(MAX_ENCODED) : new Uint8Array(MAX_ENCODED));
+}
+
+/**
+ * Receives decoded frames synchronously; `bytes` is only valid during the
+ * call, and only until the sink feeds any splitter (they share one buffer):
+ * decode or copy them first.
+ */
 export interface FrameSink {
   /**
-   * payload is bytes[0, length): a view into the splitter's scratch buffer;
+   * payload is bytes[0, length): a view into the splitters' scratch buffer;
    * encodedSize is the frame's size on the wire without its delimiter.
    */
   payload(bytes: Uint8Array, length: number, encodedSize: number): void;
@@ -92,11 +112,8 @@ export class FrameSplitter {
   /** In oversize mode: bytes dropped so far, waiting for the next 0x00. */
   private skipping = false;
   private skipped = 0;
-  /**
-   * COBS output; MAX_ENCODED since a frame of up to that size decodes shorter.
-   * A Buffer, so protobufjs reads strings from it with Node's native UTF-8 decoder.
-   */
-  private readonly scratch: Uint8Array = typeof Buffer === "function" ? Buffer.allocUnsafeSlow(MAX_ENCODED) : new Uint8Array(MAX_ENCODED);
+  /** COBS output: the process's one scratch buffer (see sharedScratch). */
+  private readonly scratch: Uint8Array = sharedScratch();
 
   /** Bytes buffered for the frame in progress (never more than MAX_ENCODED). */
   get buffered(): number {
