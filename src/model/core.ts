@@ -60,6 +60,31 @@ function ruleIndex(id: RuleId): number {
   return i;
 }
 
+/** A profile's compiled automata and rule membership: read-only, so built once per process (a shrink starts thousands of checkers). */
+interface ProfileTables {
+  devMon: Monitor<DeviceState, DeviceInput>;
+  ifMon: Monitor<IfState, IfInput>;
+  inProfile: readonly boolean[];
+  /** observed and active by the capabilities a guest reported (joined with commas). */
+  byCaps: Map<string, { observed: Set<CapabilityName>; active: boolean[] }>;
+}
+/** Distinct capability sets remembered per profile: a few agents' Hellos, bounded against a hostile trace. */
+const MAX_KNOWN_CAPABILITY_SETS = 64;
+const TABLES = new Map<ProfileName, ProfileTables>();
+function profileTables(profile: ProfileName): ProfileTables {
+  let t = TABLES.get(profile);
+  if (t === undefined) {
+    t = {
+      devMon: new Monitor(AUTOMATA[profile].device),
+      ifMon: new Monitor(AUTOMATA[profile].ifnet),
+      inProfile: RULES.map((r) => r.profiles.includes(profile)),
+      byCaps: new Map(),
+    };
+    TABLES.set(profile, t);
+  }
+  return t;
+}
+
 export class Core {
   private readonly X_NO_EVENT_AFTER_FREE = ruleIndex("no-event-after-free");
   private readonly X_HOST_REMOVE_FREES = ruleIndex("host-remove-frees");
@@ -76,9 +101,9 @@ export class Core {
 
   private readonly checks = new Float64Array(RULES.length);
   private readonly violations = new Float64Array(RULES.length);
-  private readonly inProfile: boolean[];
-  active: boolean[];
-  observed: Set<CapabilityName> = new Set(ALL_CAPABILITIES);
+  private readonly inProfile: readonly boolean[];
+  active!: boolean[];
+  observed!: Set<CapabilityName>;
   capabilities: CapabilityName[] | null = null;
 
   readonly nics = new Map<string, Nic>();
@@ -129,18 +154,36 @@ export class Core {
     this.historySize = Math.max(1, opts.historySize ?? 16);
     this.maxTombs = Math.max(1, opts.tombstones ?? 256);
     this.maxVerdicts = Math.max(0, opts.maxVerdicts ?? 10000);
-    this.devMon = new Monitor(AUTOMATA[this.profile].device);
-    this.ifMon = new Monitor(AUTOMATA[this.profile].ifnet);
+    const tables = profileTables(this.profile);
+    this.devMon = tables.devMon;
+    this.ifMon = tables.ifMon;
     this.alwaysForced = this.profile === "linux";
-    this.inProfile = RULES.map((r) => r.profiles.includes(this.profile));
-    this.active = this.computeActive();
+    this.inProfile = tables.inProfile;
+    this.observeOnly(ALL_CAPABILITIES);
   }
 
   /** The guest's Hello: which rules can be judged follows from what it observes. */
   setCapabilities(caps: readonly CapabilityName[]): void {
     this.capabilities = caps.slice();
+    this.observeOnly(caps);
+  }
+
+  /**
+   * observed and active for caps: shared by the checkers of a profile that see
+   * the same capabilities (neither is changed in place, only replaced).
+   */
+  private observeOnly(caps: readonly CapabilityName[]): void {
+    const known = profileTables(this.profile).byCaps;
+    const key = caps.join(",");
+    const hit = known.get(key);
+    if (hit !== undefined) {
+      this.observed = hit.observed;
+      this.active = hit.active;
+      return;
+    }
     this.observed = new Set(caps);
     this.active = this.computeActive();
+    if (known.size < MAX_KNOWN_CAPABILITY_SETS) known.set(key, { observed: this.observed, active: this.active });
   }
 
   /** Every verdict kept so far and the summary. */
