@@ -144,6 +144,11 @@ export class TraceChecker {
     return this.checker.advance(tNs) as Verdict[];
   }
 
+  /** finish() without the result: judges the deadlines due before endTNs; finish() later summarises (Checker.close). */
+  close(endTNs?: number): void {
+    this.checker.close(endTNs);
+  }
+
   /** Judges deadlines due before endTNs (default: last record time) and summarises; damage verdicts sit where the damage was. */
   finish(endTNs?: number): CheckResult {
     const r = this.checker.finish(endTNs);

@@ -64,9 +64,10 @@ export function toStormVerdict(v: Verdict): StormVerdict {
 
 export class LiveChecker {
   private readonly checker: TraceChecker;
-  summary: unknown = null;
   readonly rules: string[];
   private atFinish: Verdict[] | null = null;
+  private closed = false;
+  private summarised: { summary: unknown } | null = null;
 
   constructor(spec: StormSpec) {
     this.checker = new TraceChecker({
@@ -85,11 +86,21 @@ export class LiveChecker {
   /** Judges the deadlines due by endNs; returns only the verdicts that judging gave. */
   finish(endNs: number): StormVerdict[] {
     this.atFinish = [];
-    const r = this.checker.finish(endNs);
-    this.summary = r.summary;
+    this.checker.close(endNs);
+    this.closed = true;
     const fresh = this.atFinish;
     this.atFinish = null;
     return fresh.map(toStormVerdict);
+  }
+
+  /**
+   * The checker's summary once finish() has run (null before): made when first
+   * read, as a shrink's runs never read theirs. The check is over by then, so
+   * it is the summary finish() would have made.
+   */
+  get summary(): unknown {
+    if (!this.closed) return null;
+    return (this.summarised ??= { summary: this.checker.finish().summary }).summary;
   }
 }
 

@@ -183,7 +183,7 @@ class StormRun {
     this.seed = opts.seed ?? spec.schedule.seed;
     this.ownMachine = !opts.machine;
     this.machine = opts.machine ?? createMachine(spec.machine, this.seed);
-    this.pacer = new Pacer(this.machine.clock);
+    const pacer = (this.pacer = new Pacer(this.machine.clock));
     this.source = new StepSource(spec, this.seed);
     this.outDir = opts.out === null ? null : resolve(opts.out ?? defaultOutDir(this.seed));
     this.timeline = this.outDir && (opts.reports ?? true) ? new TimelineCollector() : null;
@@ -198,7 +198,10 @@ class StormRun {
         execute: (step) => this.steps.execute(step),
         nicOf: (step) => this.steps.nicOf(step),
         plugged: (nic) => this.steps.plugged.has(nic),
-        signal: this.pacer.signal,
+        // Read only by lanes in flight (QEMU): the pacer makes its signal when first asked.
+        get signal() {
+          return pacer.signal;
+        },
       },
       this.machine.type !== "sim" && spec.schedule.maxInFlight > 1 && spec.schedule.steps === null,
       spec.schedule.maxInFlight,
@@ -353,6 +356,7 @@ class StormRun {
     const verdicts = this.rec.verdicts;
     const failing = verdicts.filter((v) => v.failing);
     const stats = this.core.stats;
+    const checker = this.checker;
     const result: RunResult = {
       status: statusOf({ stop, failing: failing.length, writeErrors: 0 }),
       exitCode: 0,
@@ -365,7 +369,13 @@ class StormRun {
       writeErrors: trace.error && traceFile ? [{ file: traceFile, message: trace.error.message }] : [],
       verdicts,
       failedRules: [...new Set(failing.map((v) => v.rule))],
-      summary: this.checker.summary,
+      // Made when first read (a shrink's runs never read theirs); a plain value once set.
+      get summary(): unknown {
+        return checker.summary;
+      },
+      set summary(v: unknown) {
+        Object.defineProperty(this, "summary", { value: v, writable: true, enumerable: true, configurable: true });
+      },
       cyclesDone: this.steps.cyclesDone,
       records: this.rec.records,
       frames: stats.frames,
@@ -517,9 +527,9 @@ class StormRun {
         // Paused from the live view: nothing waits on the machine, so sim time stands still.
         for (let g = this.control.paused; g && !this.pacer.stopped; g = this.control.paused) await g.wait;
         // A machine that does not answer cannot take hot-plug commands: wait until it does.
-        while (this.unreachable && !this.pacer.signal.aborted) await this.unreachable.gate.wait;
+        while (this.unreachable && !this.pacer.stopped) await this.unreachable.gate.wait;
         if (durationNs > 0 && this.machine.clock.now() - startNs >= durationNs) this.source.stopNewCycles();
-        if (this.pacer.signal.aborted) break;
+        if (this.pacer.stopped) break;
         this.executed.push(step);
         const running = this.lanes.dispatch(step);
         if (running) await running;
