@@ -25,23 +25,36 @@ interface Waiter {
 
 export class Pacer {
   private readonly waiters = new Set<Waiter>();
-  private readonly stopper = new AbortController();
+  /**
+   * Made when a machine operation first asks for the signal: a shrink's short
+   * runs often make none, and an AbortController and its abort event cost
+   * about as much as such a run's own waits.
+   */
+  private stopper: AbortController | null = null;
+  private isStopped = false;
+  private reason: unknown;
 
   constructor(private readonly clock: MachineClock) {}
 
   /** Aborted (with the reason given to stop) once the run stops: for machine operations that take a signal. */
   get signal(): AbortSignal {
+    if (this.stopper === null) {
+      this.stopper = new AbortController();
+      if (this.isStopped) this.stopper.abort(this.reason);
+    }
     return this.stopper.signal;
   }
 
   get stopped(): boolean {
-    return this.stopper.signal.aborted;
+    return this.isStopped;
   }
 
   /** Ends every wait and sleep under way, and every later one at once, with reason. */
   stop(reason: unknown): void {
-    if (this.stopper.signal.aborted) return;
-    this.stopper.abort(reason);
+    if (this.isStopped) return;
+    this.isStopped = true;
+    this.reason = reason;
+    this.stopper?.abort(reason);
     for (const w of this.waiters) w.end(reason);
     this.waiters.clear();
   }
@@ -76,8 +89,7 @@ export class Pacer {
   }
 
   private async wait(cond: (() => boolean) | null, ns: number): Promise<void> {
-    const stop = this.stopper.signal;
-    if (stop.aborted) throw stop.reason;
+    if (this.isStopped) throw this.reason;
     const clock = this.clock;
     if (clock.timer) {
       const t = clock.timer(ns);
@@ -88,7 +100,7 @@ export class Pacer {
       } finally {
         this.waiters.delete(w);
       }
-      if (stop.aborted && !cond?.()) throw stop.reason;
+      if (this.isStopped && !cond?.()) throw this.reason;
       return;
     }
     const wake = new AbortController();
