@@ -153,6 +153,38 @@ test("the checker is driven by model events directly and is pure: same events, s
   }, { message: /after finish/ });
 });
 
+test("close() judges the last deadlines as finish() does; finish() after it gives finish()'s result and judges nothing again", (t) => {
+  // A NIC added and never attached: its attach deadline is judged at the end.
+  const events: ModelEvent[] = [
+    ev({ type: "hello", capabilities: [] } as Partial<ModelEvent> & { type: "hello" }, 0),
+    ev({ type: "host-add", actionId: 1, nicId: "nic1", nicKind: "usb-net", bus: "usb", mac: "" }, 1),
+  ];
+  const endNs = 600e9;
+  const run = (close: boolean) => {
+    const seen: string[] = [];
+    const c = new Checker({ profile: "netbsd", onVerdict: (v) => seen.push(v.rule) });
+    for (const e of events) c.push(e);
+    if (close) {
+      c.close(endNs);
+      const atClose = seen.length;
+      const res = c.finish(endNs + 1e9);
+      t.is(seen.length, atClose, "finish() after close() judges nothing more");
+      return { seen, res };
+    }
+    return { seen, res: c.finish(endNs) };
+  };
+  const eager = run(false);
+  const closed = run(true);
+  t.true(eager.seen.length > 0, "the end judged a deadline");
+  t.deepEqual(closed, eager);
+  // Checkers of one profile share their tables: a Hello with fewer capabilities changes only its own checker.
+  const full = new Checker({ profile: "netbsd" }).finish().summary.rules.filter((r) => r.status === "not-observed").length;
+  const some = new Checker({ profile: "netbsd" });
+  some.push(ev({ type: "hello", capabilities: [] } as Partial<ModelEvent> & { type: "hello" }, 0));
+  t.true(some.finish().summary.rules.filter((r) => r.status === "not-observed").length > full);
+  t.is(new Checker({ profile: "netbsd" }).finish().summary.rules.filter((r) => r.status === "not-observed").length, full);
+});
+
 test("memory stays bounded: freed devices are dropped and tombstones are capped", (t) => {
   const c = new Checker({ profile: "netbsd", tombstones: 8 });
   let i = 0;

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseTrace } from "../../src/trace/index.js";
 import { checkRecords } from "../../src/check/index.js";
-import { loadStorm, runStorm, shrinkStorm, type StormInput } from "../../src/storm/index.js";
+import { loadStorm, parseStorm, runStorm, shrinkStorm, type StormInput } from "../../src/storm/index.js";
 
 const STORM: StormInput = {
   name: "det",
@@ -89,4 +89,9 @@ test("the shrinker finds a smaller explicit storm that breaks the same rule", as
   const again = await runStorm(s.spec, { out: null });
   t.true(again.failedRules.includes(s.rule));
   t.regex(s.yaml, /steps:/);
+  // The spec is validated from the input the YAML was written from: it is the YAML's storm.
+  t.deepEqual(s.spec, parseStorm(s.yaml, "<shrunk storm>"));
+  // The result's summary is made when first read, and is there to read.
+  t.truthy((again.summary as { rules?: unknown[] } | null)?.rules?.length);
+  t.deepEqual(JSON.parse(JSON.stringify(again)).summary, JSON.parse(JSON.stringify(again.summary)));
 });
