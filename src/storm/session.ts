@@ -34,7 +34,7 @@ export class GuestSession {
           this.core.disconnected(obs.reason, obs.tNs);
           return;
         case "telemetry-bytes":
-          this.core.receive(obs.bytes, obs.tNs);
+          this.core.deliver(obs.bytes, obs.tNs);
           return;
         default:
           return;

@@ -133,9 +133,15 @@ export class TelemetryCore {
 
   /** Bytes from the guest; returns the events they caused (also given to onEvent). */
   receive(bytes: Uint8Array, tNs = this.clock.now()): TelemetryEvent[] {
-    return this.capture(() => {
-      for (const out of this.decoder.push(bytes)) this.handle(out, tNs);
-    });
+    return this.capture(() => this.deliver(bytes, tNs));
+  }
+
+  /**
+   * receive() for a caller that takes the events from onEvent only: no list
+   * of them is built (a closure and two arrays a chunk, on every frame of a run).
+   */
+  deliver(bytes: Uint8Array, tNs: number): void {
+    for (const out of this.decoder.push(bytes)) this.handle(out, tNs);
   }
 
   /**
@@ -307,7 +313,7 @@ export class TelemetryChannel implements AsyncIterable<TelemetryEvent> {
       },
       onEvent: (ev) => this.enqueue(ev),
     });
-    stream.on("data", (chunk: Buffer) => this.core.receive(chunk));
+    stream.on("data", (chunk: Buffer) => this.core.deliver(chunk, this.core.clock.now()));
     const gone = (reason: string) => {
       if (!this.core.closed) this.core.disconnected(reason);
     };
