@@ -7,6 +7,7 @@ import { AUTOMATA, Monitor, type DeviceInput, type DeviceState, type IfInput, ty
 import { resolveDeadlines, type Deadlines } from "./deadlines.js";
 import { ALL_CAPABILITIES, describeEvent, type At, type CapabilityName, type DeviceEvent, type ModelEvent } from "./events.js";
 import { LogHistogram } from "./histogram.js";
+import { OpenActions } from "./open-actions.js";
 import { RULES, type ProfileName, type Rule, type RuleId, type Severity, type Side } from "./rules.js";
 import {
   TOMB_HISTORY,
@@ -88,7 +89,7 @@ export class Core {
   readonly tombs = new Map<string, Tomb>();
   readonly ifTombs = new Map<string, string>();
   /** Host actions awaiting their result, by action id. */
-  readonly actions = new Map<number, HostActionRef>();
+  readonly actions = new OpenActions<HostActionRef>(MAX_OPEN_ACTIONS);
   readonly timers = new TimerQueue<Payload>();
   /** Trace time the machine stopped answering the host's heartbeat; -1 while it answers. */
   unreachableSince = -1;
@@ -397,7 +398,6 @@ export class Core {
   /** Actions awaiting their result; bounded, as some actions (guest commands) may never get one. */
   trackAction(id: number, a: HostActionRef): void {
     this.actions.set(id, a);
-    if (this.actions.size > MAX_OPEN_ACTIONS) this.actions.delete(this.actions.keys().next().value!);
   }
 
   /** Whether a guest-side deadline can be judged at all; may postpone it. */
