@@ -208,25 +208,16 @@ export const LINUX_IF: Automaton<IfState, IfInput> = {
   forbidden: ifForbidden,
 };
 
-/**
- * A state's legal events and where each leads. A plain object: the checker
- * steps an automaton on most events, and a property load by a constant
- * name (every state and event name is one) costs less than a Map lookup.
- * Own properties only are read (the names are not Object.prototype's).
- */
-type Row<S extends string> = Partial<Record<string, S>>;
-
 /** A compiled automaton: O(1) lookups by (state, event). */
 export class Monitor<S extends string, E extends string> {
-  private readonly next: Partial<Record<string, Row<S>>> = {};
+  private readonly next = new Map<string, Map<string, S>>();
   private readonly bad = new Map<string, Map<string, RuleId>>();
 
   constructor(readonly spec: Automaton<S, E>) {
     for (const t of spec.transitions) {
-      if (Object.hasOwn(Object.prototype, t.from) || Object.hasOwn(Object.prototype, t.event))
-        throw new Error(`automaton ${spec.name}: state or event "${t.from}"/"${t.event}" shadows an Object.prototype property`);
-      const row = (this.next[t.from] ??= {});
-      row[t.event] = t.to;
+      let m = this.next.get(t.from);
+      if (m === undefined) this.next.set(t.from, (m = new Map()));
+      m.set(t.event, t.to);
     }
     for (const f of spec.forbidden) {
       let m = this.bad.get(f.from);
@@ -237,8 +228,7 @@ export class Monitor<S extends string, E extends string> {
 
   /** The next state, or undefined when the event is illegal in `from`. */
   step(from: S, event: E): S | undefined {
-    const row = this.next[from];
-    return row === undefined ? undefined : row[event];
+    return this.next.get(from)?.get(event);
   }
 
   /** The rule an illegal (state, event) breaks. */
