@@ -88,10 +88,21 @@ interface DeviceJoin {
   thread: string;
 }
 
+/** What is joined to a NIC id since its last add ("" for not known). */
+interface NicJoin {
+  /** The unit (unitOf) it was added on. */
+  unit: string;
+  /** The device that named it last. */
+  device: string;
+}
+
 export class CascadeTracker {
-  /** The unit (unitOf) each NIC was added on. */
-  private readonly unitOfNic = new RecentMap<string, string>(MAX_JOINS);
-  private readonly deviceOfNic = new RecentMap<string, string>(MAX_JOINS);
+  /**
+   * A NIC's joins in one record: one insert into a map of thousands of keys
+   * per NIC, not one per join (each costs cache misses), and the device's
+   * join updates it in place.
+   */
+  private readonly nics = new RecentMap<string, NicJoin>(MAX_JOINS);
   /**
    * A device's joins in one record, updated in place: one lookup per device
    * event that joins, not one per join.
@@ -109,8 +120,15 @@ export class CascadeTracker {
 
   /** A host add: which bus the NIC is on, and the port or socket when the trace names it. */
   hostAdd(nicId: string, bus: string, port?: string): void {
-    this.unitOfNic.set(nicId, unitOf(bus, port));
+    // A new plug: a device that named this id before belongs to an earlier one.
+    this.nics.set(nicId, { unit: unitOf(bus, port), device: "" });
     this.lastDevice = "";
+  }
+
+  private nicJoin(nicId: string): NicJoin {
+    let j = this.nics.touch(nicId);
+    if (j === undefined) this.nics.set(nicId, (j = { unit: "", device: "" }));
+    return j;
   }
 
   private deviceJoin(device: string): DeviceJoin {
@@ -138,10 +156,10 @@ export class CascadeTracker {
     let dj: DeviceJoin | undefined;
     if (!joined && nicId) {
       dj = this.deviceJoin(device);
-      if (dj.nic !== nicId) {
-        dj.nic = nicId;
-        this.deviceOfNic.set(nicId, device);
-      }
+      dj.nic = nicId;
+      // Usually the NIC set or found last (its add came just before): no lookup.
+      const nj = this.nicJoin(nicId);
+      if (nj.device !== device) nj.device = device;
     }
     const ends = kind === "detach-end" || kind === "free";
     const blocked = this.blocked;
@@ -158,7 +176,7 @@ export class CascadeTracker {
       dj ??= this.deviceJoin(device);
       dj.thread = thread;
       const nic = nicId || dj.nic;
-      const unit = nic ? this.unitOfNic.get(nic) : undefined;
+      const unit = nic ? this.nics.get(nic)?.unit : undefined;
       if (unit) {
         let s = this.threadsOfUnit.get(unit);
         if (!s) this.threadsOfUnit.set(unit, (s = new Set()));
@@ -196,7 +214,7 @@ export class CascadeTracker {
   verdict(v: Pick<Verdict, "rule" | "severity" | "device" | "nicId" | "recordIndex">): CauseRef | null {
     const ordinal = this.ordinal++;
     if (v.severity === "warning") return null;
-    const device = v.device || (v.nicId ? this.deviceOfNic.get(v.nicId) ?? "" : "");
+    const device = v.device || (v.nicId ? this.nics.get(v.nicId)?.device ?? "" : "");
     // Is this about a device that blocks a thread? Then it is that episode's cause, or a consequence of it.
     if (device) {
       for (const ep of this.blocked) {
@@ -215,7 +233,7 @@ export class CascadeTracker {
       const ep = this.episode(thread);
       if (ep) candidates.push(ep);
     } else {
-      const unit = v.nicId ? this.unitOfNic.get(v.nicId) : undefined;
+      const unit = v.nicId ? this.nics.get(v.nicId)?.unit : undefined;
       const threads = unit ? this.threadsOfUnit.get(unit) : undefined;
       if (!threads || threads.size === 0) return null;
       for (const t of threads) {

@@ -7,6 +7,7 @@ import { AUTOMATA, Monitor, type DeviceInput, type DeviceState, type IfInput, ty
 import { resolveDeadlines, type Deadlines } from "./deadlines.js";
 import { ALL_CAPABILITIES, describeEvent, type At, type CapabilityName, type DeviceEvent, type ModelEvent } from "./events.js";
 import { LogHistogram } from "./histogram.js";
+import { OpenActions } from "./open-actions.js";
 import { RULES, type ProfileName, type Rule, type RuleId, type Severity, type Side } from "./rules.js";
 import {
   TOMB_HISTORY,
@@ -53,6 +54,17 @@ export interface HostActionRef {
 }
 
 const RULE_INDEX = new Map<RuleId, number>(RULES.map((r, i) => [r.id, i]));
+
+/**
+ * m without k. A map its last entry leaves comes back new: these maps hold a
+ * device or NIC or two and empty once per cycle, and V8 reallocates an emptied
+ * Map's table in a runtime call, where a new Map is a plain allocation.
+ */
+function without<K, V>(m: Map<K, V>, k: K): Map<K, V> {
+  if (m.size === 1 && m.has(k)) return new Map();
+  m.delete(k);
+  return m;
+}
 
 function ruleIndex(id: RuleId): number {
   const i = RULE_INDEX.get(id);
@@ -106,14 +118,15 @@ export class Core {
   observed!: Set<CapabilityName>;
   capabilities: CapabilityName[] | null = null;
 
-  readonly nics = new Map<string, Nic>();
-  readonly nicsByMac = new Map<string, Nic>();
-  readonly devices = new Map<string, Dev>();
-  readonly ifnames = new Map<string, Dev>();
+  // Not readonly: a map its last entry leaves is replaced (see without()).
+  nics = new Map<string, Nic>();
+  nicsByMac = new Map<string, Nic>();
+  devices = new Map<string, Dev>();
+  ifnames = new Map<string, Dev>();
   readonly tombs = new Map<string, Tomb>();
   readonly ifTombs = new Map<string, string>();
   /** Host actions awaiting their result, by action id. */
-  readonly actions = new Map<number, HostActionRef>();
+  readonly actions = new OpenActions<HostActionRef>(MAX_OPEN_ACTIONS);
   readonly timers = new TimerQueue<Payload>();
   /** Trace time the machine stopped answering the host's heartbeat; -1 while it answers. */
   unreachableSince = -1;
@@ -369,10 +382,10 @@ export class Core {
     this.timers.cancel(dev.detachTimer);
     dev.detachTimer = null;
     if (this.devices.get(dev.name) === dev) {
-      this.devices.delete(dev.name);
+      this.devices = without(this.devices, dev.name);
       if (this.lastName === dev.name) this.lastDev = undefined;
     }
-    if (dev.ifname && this.ifnames.get(dev.ifname) === dev) this.ifnames.delete(dev.ifname);
+    if (dev.ifname && this.ifnames.get(dev.ifname) === dev) this.ifnames = without(this.ifnames, dev.ifname);
     dev.state = "freed";
     if (!freed) return;
     this.deviceFreed(dev);
@@ -403,8 +416,8 @@ export class Core {
     this.timers.cancel(nic.attachTimer);
     this.timers.cancel(nic.removeTimer);
     this.timers.cancel(nic.finaliseTimer);
-    if (this.nics.get(nic.id) === nic) this.nics.delete(nic.id);
-    if (nic.mac && this.nicsByMac.get(nic.mac) === nic) this.nicsByMac.delete(nic.mac);
+    if (this.nics.get(nic.id) === nic) this.nics = without(this.nics, nic.id);
+    if (nic.mac && this.nicsByMac.get(nic.mac) === nic) this.nicsByMac = without(this.nicsByMac, nic.mac);
   }
 
   /**
@@ -440,7 +453,6 @@ export class Core {
   /** Actions awaiting their result; bounded, as some actions (guest commands) may never get one. */
   trackAction(id: number, a: HostActionRef): void {
     this.actions.set(id, a);
-    if (this.actions.size > MAX_OPEN_ACTIONS) this.actions.delete(this.actions.keys().next().value!);
   }
 
   /** Whether a guest-side deadline can be judged at all; may postpone it. */

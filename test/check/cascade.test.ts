@@ -126,6 +126,19 @@ test("PC Card, the legal NetBSD order: deactivate in the interrupt, a forced det
   t.is(own!.cause, undefined, "socket 0's thread was free: its own finding");
 });
 
+test("a NIC id added again is a new plug: the device that named the earlier one is not taken for it", (t) => {
+  const c = new CascadeTracker();
+  c.hostAdd("nic1", "usb");
+  c.activity({ thread: "usb0", device: "cdce0", nicId: "nic1", kind: "detach-begin", index: 2 });
+  t.is(c.verdict(v("host-remove-frees", "cdce0", "nic1", 1)), null, "the leak is the cause");
+  t.like(c.verdict(v("host-remove-detaches", "", "nic1", 3)), { ordinal: 0, device: "cdce0" }, "before the id is added again, it names cdce0");
+  c.hostAdd("nic1", "pcmcia", "pcic0:0");
+  t.is(c.verdict(v("host-add-attaches", "", "nic1", 5)), null, "the new plug waits on a socket no stuck thread serves");
+  c.activity({ thread: "pcic0,0,0", device: "ne0", nicId: "nic1", kind: "detach-begin", index: 6 });
+  t.is(c.verdict(v("host-remove-frees", "", "nic1", 7)), null, "the device that names it now is joined: its first verdict is its cause");
+  t.like(c.verdict(v("detach-completes", "", "nic1", 8)), { ordinal: 3, device: "ne0", thread: "pcic0,0,0" });
+});
+
 test("a verdict before any cause, or with no device, heads its own finding", (t) => {
   const c = tracker();
   c.hostAdd("nic9", "usb");

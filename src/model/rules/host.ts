@@ -112,8 +112,7 @@ export class HostMonitor {
 
   onHostResult(e: ModelEvent & { type: "host-result" }): void {
     const c = this.c;
-    const a = c.actions.get(e.actionId);
-    c.actions.delete(e.actionId);
+    const a = c.actions.take(e.actionId);
     const nic = a?.nic ?? (e.nicId ? c.nics.get(e.nicId) ?? null : null);
     switch (e.outcome) {
       case "refused": {

@@ -212,7 +212,10 @@ export class ReferenceMonitor {
       return;
     }
     if (n === 1) {
-      m!.delete(e.holder);
+      // The last holder's map (and the ledger, the last kind's) is dropped, not emptied: V8 reallocates a Map's table when it empties (in a runtime call).
+      if (m!.size > 1) m!.delete(e.holder);
+      else if (dev.ledger.size > 1) dev.ledger.delete(e.objectKind);
+      else dev.ledger = new Map();
       dev.descs?.delete(e.holder);
     } else m!.set(e.holder, n - 1);
     dev.refTotal--;
