@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JobInterrupted, LocalDriver, WorkerPool, parseCampaign, runCampaign, type CampaignSpec } from "../../src/campaign/index.js";
+import { ALL_CORES_V8_FLAGS, WORKER_V8_FLAGS, workerExecArgv } from "../../src/campaign/pool.js";
 import { alive } from "../helpers/process.js";
 
 const CAMPAIGN = `name: reuse
@@ -104,4 +105,33 @@ test("the workers run with the pool's V8 flags after the parent's own", async (t
   // The parent's flags (ava's loaders, if any) come first: the pool's may override them.
   t.deepEqual(cmdline.slice(1, 1 + process.execArgv.length), process.execArgv);
   t.true(at >= 1 + process.execArgv.length);
+});
+
+test("a pool whose workers take every core adds the all-cores flags after its own; a smaller pool does not", (t) => {
+  const parent = ["--parent-flag"];
+  const opts = { v8Flags: ["--pool-flag"], allCoresV8Flags: ["--all-cores-flag"], cores: 2 };
+  t.deepEqual(workerExecArgv(1, opts, parent), ["--parent-flag", "--pool-flag"]);
+  t.deepEqual(workerExecArgv(2, opts, parent), ["--parent-flag", "--pool-flag", "--all-cores-flag"]);
+  t.deepEqual(workerExecArgv(3, opts, parent), ["--parent-flag", "--pool-flag", "--all-cores-flag"]);
+  // Without a pool's own flags, the defaults: WORKER_V8_FLAGS, then (every core taken) ALL_CORES_V8_FLAGS.
+  t.deepEqual(workerExecArgv(1, { cores: 1 }, parent), [...parent, ...WORKER_V8_FLAGS, ...ALL_CORES_V8_FLAGS]);
+  t.deepEqual(workerExecArgv(1, { cores: 2 }, parent), [...parent, ...WORKER_V8_FLAGS]);
+});
+
+test("a pool's worker processes start with the all-cores flags when the pool takes every core", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "plugstorm-pool-"));
+  const pool = new WorkerPool(1, { v8Flags: [], allCoresV8Flags: ["--max-semi-space-size=8"], cores: 1 });
+  t.teardown(async () => {
+    await pool.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const spec = await parseCampaign(CAMPAIGN, "<test>");
+  t.is((await pool.run(spec.jobs[0]!, dir)).status, "clean");
+  let cmdline: string[];
+  try {
+    cmdline = readFileSync(`/proc/${pool.pids()[0]}/cmdline`, "utf8").split("\0");
+  } catch {
+    return t.pass("no /proc here to read a process's arguments");
+  }
+  t.true(cmdline.includes("--max-semi-space-size=8"), cmdline.join(" "));
 });
