@@ -5,6 +5,7 @@
 // is folded into per-kind aggregates that the report names.
 
 import { plugstorm } from "../gen/plugstorm.js";
+import { CleanLaneQueue } from "./clean-lanes.js";
 import { LatencyBook } from "./latency.js";
 import { NicMatcher } from "../model/index.js";
 import type {
@@ -65,6 +66,10 @@ interface LaneState extends DeviceLane {
   pinned: boolean;
   /** Order of this lane's first violation in the run (Infinity when none). */
   firstViolation: number;
+  /** Creation order (the lane map's order), for eviction ties. */
+  seq: number;
+  /** In the clean-lane queue already. */
+  queued: boolean;
 }
 
 interface PendingAction {
@@ -99,6 +104,9 @@ export class TimelineCollector {
   private channelDropped = 0;
   private readonly runViolations: ViolationMark[] = [];
   private devicesSeen = 0;
+  private laneSeq = 0;
+  /** Finished, clean lanes, the first to be folded away. */
+  private readonly clean = new CleanLaneQueue<LaneState>();
   private records = 0;
   private startNs = Number.POSITIVE_INFINITY;
   /** guest_time_ns of the frame being handled, and of each open guest span's start. */
@@ -246,7 +254,7 @@ export class TimelineCollector {
           this.latency.add(kindName, "removal", event - sent);
           lane.delSentNs = undefined;
           lane.points.push({ kind: "device_deleted", tNs: event });
-          lane.finished = true;
+          this.finish(lane);
         }
       }
     }
@@ -315,7 +323,7 @@ export class TimelineCollector {
     if (lane.delSentNs !== undefined) this.latency.add(lane.nicKind ?? "nic", "removal", t - lane.delSentNs);
     lane.delSentNs = undefined;
     lane.points.push({ kind: "device_deleted", tNs: t });
-    lane.finished = true;
+    this.finish(lane);
     this.touch(lane, t);
   }
 
@@ -400,7 +408,7 @@ export class TimelineCollector {
           this.latency.add(lane.nicKind ?? driver, "del→freed", t - lane.delUnfreedNs);
           lane.delUnfreedNs = undefined;
         }
-        lane.finished = true;
+        this.finish(lane);
         break;
       default:
         break;
@@ -537,6 +545,8 @@ export class TimelineCollector {
       violationCount: 0,
       pinned: false,
       firstViolation: Infinity,
+      seq: this.laneSeq++,
+      queued: false,
     };
     this.lanes.set(key, lane);
     return lane;
@@ -546,8 +556,35 @@ export class TimelineCollector {
     if (t > lane.lastNs) lane.lastNs = t;
   }
 
+  private finish(lane: LaneState): void {
+    lane.finished = true;
+    if (lane.queued || !this.isClean(lane)) return;
+    lane.queued = true;
+    this.clean.add(lane);
+    // Entries of lanes that left the queue's reach some other way (violations, evicted by the scan) go at the top only: never let them pile up.
+    if (this.clean.size > 4 * this.maxLanes + 64) this.clean.reset([...this.lanes.values()].filter((l) => l.queued && this.isClean(l)));
+  }
+
+  /** Finished and clean: the tier evicted first. */
+  private isClean(l: LaneState): boolean {
+    return l.finished && l.violationCount === 0 && !l.pinned;
+  }
+
   /** Folds the least interesting lane into the aggregates: finished and clean first, oldest first. */
   private evictOne(): void {
+    // The scan's choice when a clean lane exists, without the scan: a clean
+    // lane's score is its lastNs, below every other tier's while under 1e18.
+    let victim = this.clean.take((l) => this.lanes.get(l.key) === l && this.isClean(l));
+    if (victim && !(victim.lastNs < 1e18)) {
+      this.clean.add(victim);
+      victim = undefined;
+    }
+    if (!victim) victim = this.scanForVictim();
+    if (victim) this.foldAway(victim);
+  }
+
+  /** The lane to fold away, looking at every lane. */
+  private scanForVictim(): LaneState | undefined {
     let victim: LaneState | undefined;
     let victimScore = Number.POSITIVE_INFINITY;
     for (const l of this.lanes.values()) {
@@ -562,7 +599,10 @@ export class TimelineCollector {
         victim = l;
       }
     }
-    if (!victim) return;
+    return victim;
+  }
+
+  private foldAway(victim: LaneState): void {
     this.lanes.delete(victim.key);
     const group = groupOf(victim);
     const agg = this.aggregates.get(group) ?? { group, devices: 0, violations: 0, hostSpans: 0, guestSpans: 0 };
