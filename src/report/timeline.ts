@@ -53,6 +53,8 @@ export interface TimelineOptions {
 
 interface LaneState extends DeviceLane {
   open: Map<string, Span>;
+  /** guest_time_ns at the start of each open guest span, by the same key (none when the frame had no guest time). */
+  openGuestNs: Map<string, number>;
   refCounts: Map<string, number>;
   refTotal: number;
   /** Host time device_add / device_del was sent, for cross-side latencies. */
@@ -109,9 +111,8 @@ export class TimelineCollector {
   private readonly clean = new CleanLaneQueue<LaneState>();
   private records = 0;
   private startNs = Number.POSITIVE_INFINITY;
-  /** guest_time_ns of the frame being handled, and of each open guest span's start. */
+  /** guest_time_ns of the frame being handled. */
   private guestNowNs = 0;
-  private readonly guestStartNs = new WeakMap<Span, number>();
   private endNs = 0;
 
   constructor(options: TimelineOptions = {}) {
@@ -539,6 +540,7 @@ export class TimelineCollector {
       refs: [],
       violations: [],
       open: new Map(),
+      openGuestNs: new Map(),
       refCounts: new Map(),
       refTotal: 0,
       finished: false,
@@ -623,7 +625,11 @@ export class TimelineCollector {
   }
 
   private openSpan(lane: LaneState, side: "host" | "guest", key: string, span: Span): void {
-    if (side === "guest" && this.guestNowNs > 0) this.guestStartNs.set(span, this.guestNowNs);
+    // Kept beside the open span by key, not in a WeakMap keyed by the span: WeakMap entries are slow to add and weigh on every GC.
+    if (side === "guest") {
+      if (this.guestNowNs > 0) lane.openGuestNs.set(key, this.guestNowNs);
+      else lane.openGuestNs.delete(key);
+    }
     const previous = lane.open.get(key);
     if (previous) previous.note = [previous.note, "never ended"].filter(Boolean).join(", ");
     lane.open.set(key, span);
@@ -637,7 +643,7 @@ export class TimelineCollector {
     span.endNs = t;
     // Guest phases are timed on the guest's clock: an agent may send a phase's
     // frames together, so their arrival times say nothing about its length.
-    const guestStart = this.guestStartNs.get(span);
+    const guestStart = lane.openGuestNs.get(key);
     const took = guestStart !== undefined && this.guestNowNs >= guestStart ? this.guestNowNs - guestStart : t - span.startNs;
     this.latency.add(driver, phase, took);
     return span;
