@@ -55,7 +55,8 @@ interface LaneState extends DeviceLane {
   open: Map<string, Span>;
   /** guest_time_ns at the start of each open guest span, by the same key (none when the frame had no guest time). */
   openGuestNs: Map<string, number>;
-  refCounts: Map<string, number>;
+  /** References held per object kind, then per object (no "kind:object" string built and hashed per event). */
+  refCounts: Map<number, Map<string, number>>;
   refTotal: number;
   /** Host time device_add / device_del was sent, for cross-side latencies. */
   addSentNs?: number;
@@ -427,12 +428,13 @@ export class TimelineCollector {
     if (!key) return;
     const lane = this.lane(key, t, false);
     if (!lane) return;
-    const objKey = `${objectKind}:${object}`;
-    const before = lane.refCounts.get(objKey) ?? 0;
+    let counts = lane.refCounts.get(objectKind);
+    if (!counts) lane.refCounts.set(objectKind, (counts = new Map()));
+    const before = counts.get(object) ?? 0;
     const countAfter = r.countAfter == null ? -1 : num(r.countAfter);
     const after = countAfter >= 0 ? countAfter : Math.max(0, before + (kind === RefKind.ACQUIRE ? 1 : -1));
-    if (after === 0) lane.refCounts.delete(objKey);
-    else lane.refCounts.set(objKey, after);
+    if (after === 0) counts.delete(object);
+    else counts.set(object, after);
     lane.refTotal += after - before;
     lane.refs.push([t, lane.refTotal]);
     if (lane.refs.length > this.maxRefSteps) {
