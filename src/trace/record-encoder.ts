@@ -418,7 +418,7 @@ function command(m: plugstorm.telemetry.v1.ICommand): void {
 
 // ---------------------------------------------------------------- trace.v1
 
-function hostAction(m: plugstorm.trace.v1.IHostAction): void {
+function hostActionBody(m: plugstorm.trace.v1.IHostAction): void {
   u64(8, m.id);
   i32(16, m.kind);
   str(26, m.nicId);
@@ -429,7 +429,7 @@ function hostAction(m: plugstorm.trace.v1.IHostAction): void {
   str(66, m.args);
 }
 
-function hostResult(m: plugstorm.trace.v1.IHostResult): void {
+function hostResultBody(m: plugstorm.trace.v1.IHostResult): void {
   u64(8, m.actionId);
   i32(16, m.outcome);
   str(26, m.message);
@@ -439,13 +439,13 @@ function hostResult(m: plugstorm.trace.v1.IHostResult): void {
   str(58, m.nicId);
 }
 
-function qmpCommand(m: plugstorm.trace.v1.IQmpCommand): void {
+function qmpCommandBody(m: plugstorm.trace.v1.IQmpCommand): void {
   str(10, m.id);
   str(18, m.command);
   str(26, m.arguments);
 }
 
-function qmpReply(m: plugstorm.trace.v1.IQmpReply): void {
+function qmpReplyBody(m: plugstorm.trace.v1.IQmpReply): void {
   str(10, m.id);
   bool(16, m.ok);
   str(26, m.result);
@@ -453,7 +453,7 @@ function qmpReply(m: plugstorm.trace.v1.IQmpReply): void {
   str(42, m.errorDesc);
 }
 
-function qmpEvent(m: plugstorm.trace.v1.IQmpEvent): void {
+function qmpEventBody(m: plugstorm.trace.v1.IQmpEvent): void {
   str(10, m.event);
   str(18, m.data);
   u64(24, m.qemuTimeUs);
@@ -467,52 +467,128 @@ function clockSample(m: plugstorm.trace.v1.IClockSample): void {
   u64(40, m.errorNs);
 }
 
-function mark(m: plugstorm.trace.v1.IMark): void {
+function markBody(m: plugstorm.trace.v1.IMark): void {
   str(10, m.name);
   str(18, m.detail);
 }
 
 function record(m: IRecord): void {
-  let p: number;
+  if (Object.getPrototypeOf(m) === Object.prototype) {
+    literalRecord(m as Obj);
+    return;
+  }
   if (!plain(m as Obj, t1.Record) || m.channel != null || m.verdict != null || m.machine != null || m.device != null) {
     ok = false;
     return;
   }
-  u64(8, m.tNs);
-  if ((p = open(82, m.action, t1.HostAction)) >= 0) {
-    hostAction(m.action!);
+  recordFields(m.tNs, m.action, m.result, m.qmpCommand, m.qmpReply, m.qmpEvent, m.guest, m.guestCommand, m.clock, m.mark);
+}
+
+/**
+ * A record made as an object literal (the runner's every record) has a field
+ * or two of a dozen, each of its own shape: reading every field by name was a
+ * megamorphic lookup of an absent property each, so its own keys are walked
+ * instead. Plain path here means fields are enumerable own properties, as an
+ * object literal makes them.
+ */
+function literalRecord(m: Obj): void {
+  let tNs: unknown, action: unknown, result: unknown, qmpCommand: unknown, qmpReply: unknown, qmpEvent: unknown;
+  let guest: unknown, guestCommand: unknown, clock: unknown, mark: unknown;
+  for (const k in m) {
+    const v = m[k];
+    if (v == null) continue;
+    switch (k) {
+      case "tNs":
+        tNs = v;
+        break;
+      case "action":
+        action = v;
+        break;
+      case "result":
+        result = v;
+        break;
+      case "qmpCommand":
+        qmpCommand = v;
+        break;
+      case "qmpReply":
+        qmpReply = v;
+        break;
+      case "qmpEvent":
+        qmpEvent = v;
+        break;
+      case "guest":
+        guest = v;
+        break;
+      case "guestCommand":
+        guestCommand = v;
+        break;
+      case "clock":
+        clock = v;
+        break;
+      case "mark":
+        mark = v;
+        break;
+      case "channel":
+      case "verdict":
+      case "machine":
+      case "device":
+      case "$unknowns":
+        ok = false;
+        return;
+    }
+  }
+  recordFields(tNs, action, result, qmpCommand, qmpReply, qmpEvent, guest, guestCommand, clock, mark);
+}
+
+/** A Record's fields this encoder writes, in field order (body types are checked by open()). */
+function recordFields(
+  tNs: unknown,
+  action: unknown,
+  result: unknown,
+  qmpCommand: unknown,
+  qmpReply: unknown,
+  qmpEvent: unknown,
+  guest: unknown,
+  guestCommand: unknown,
+  clock: unknown,
+  mark: unknown,
+): void {
+  let p: number;
+  u64(8, tNs);
+  if ((p = open(82, action, t1.HostAction)) >= 0) {
+    hostActionBody(action as plugstorm.trace.v1.IHostAction);
     delimit(p);
   }
-  if ((p = open(90, m.result, t1.HostResult)) >= 0) {
-    hostResult(m.result!);
+  if ((p = open(90, result, t1.HostResult)) >= 0) {
+    hostResultBody(result as plugstorm.trace.v1.IHostResult);
     delimit(p);
   }
-  if ((p = open(98, m.qmpCommand, t1.QmpCommand)) >= 0) {
-    qmpCommand(m.qmpCommand!);
+  if ((p = open(98, qmpCommand, t1.QmpCommand)) >= 0) {
+    qmpCommandBody(qmpCommand as plugstorm.trace.v1.IQmpCommand);
     delimit(p);
   }
-  if ((p = open(106, m.qmpReply, t1.QmpReply)) >= 0) {
-    qmpReply(m.qmpReply!);
+  if ((p = open(106, qmpReply, t1.QmpReply)) >= 0) {
+    qmpReplyBody(qmpReply as plugstorm.trace.v1.IQmpReply);
     delimit(p);
   }
-  if ((p = open(114, m.qmpEvent, t1.QmpEvent)) >= 0) {
-    qmpEvent(m.qmpEvent!);
+  if ((p = open(114, qmpEvent, t1.QmpEvent)) >= 0) {
+    qmpEventBody(qmpEvent as plugstorm.trace.v1.IQmpEvent);
     delimit(p);
   }
-  if ((p = open(122, m.guest, v1.Frame)) >= 0) {
-    frame(m.guest!);
+  if ((p = open(122, guest, v1.Frame)) >= 0) {
+    frame(guest as plugstorm.telemetry.v1.IFrame);
     delimit(p);
   }
-  if ((p = open(130, m.guestCommand, v1.Command)) >= 0) {
-    command(m.guestCommand!);
+  if ((p = open(130, guestCommand, v1.Command)) >= 0) {
+    command(guestCommand as plugstorm.telemetry.v1.ICommand);
     delimit(p);
   }
-  if ((p = open(146, m.clock, t1.ClockSample)) >= 0) {
-    clockSample(m.clock!);
+  if ((p = open(146, clock, t1.ClockSample)) >= 0) {
+    clockSample(clock as plugstorm.trace.v1.IClockSample);
     delimit(p);
   }
-  if ((p = open(170, m.mark, t1.Mark)) >= 0) {
-    mark(m.mark!);
+  if ((p = open(170, mark, t1.Mark)) >= 0) {
+    markBody(mark as plugstorm.trace.v1.IMark);
     delimit(p);
   }
 }
