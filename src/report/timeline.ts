@@ -52,9 +52,9 @@ export interface TimelineOptions {
 }
 
 interface LaneState extends DeviceLane {
-  open: Map<string, Span>;
+  open: Slots<Span>;
   /** guest_time_ns at the start of each open guest span, by the same key (none when the frame had no guest time). */
-  openGuestNs: Map<string, number>;
+  openGuestNs: Slots<number>;
   /** References held per object kind, then per object (no "kind:object" string built and hashed per event). */
   refCounts: Map<number, Map<string, number>>;
   refTotal: number;
@@ -439,12 +439,13 @@ export class TimelineCollector {
         break;
       case DevKind.DETACH_BEGIN: {
         const f = d.flags;
-        const flags = [f?.force && "force", f?.quiet && "quiet", f?.shutdown && "shutdown", f?.poweroff && "poweroff"].filter(Boolean);
-        this.openSpan(lane, "guest", "guest:detach", {
-          phase: "detach",
-          startNs: t,
-          ...(flags.length ? { note: `flags ${flags.join("|")}` } : {}),
-        });
+        // Most detaches have no flags: no arrays or spread for them.
+        if (f && (f.force || f.quiet || f.shutdown || f.poweroff)) {
+          const flags = [f.force && "force", f.quiet && "quiet", f.shutdown && "shutdown", f.poweroff && "poweroff"].filter(Boolean);
+          this.openSpan(lane, "guest", "guest:detach", { phase: "detach", startNs: t, note: `flags ${flags.join("|")}` });
+        } else {
+          this.openSpan(lane, "guest", "guest:detach", { phase: "detach", startNs: t });
+        }
         break;
       }
       case DevKind.DETACH_END: {
@@ -605,8 +606,8 @@ export class TimelineCollector {
       points: [],
       refs: [],
       violations: [],
-      open: new Map(),
-      openGuestNs: new Map(),
+      open: new Slots(),
+      openGuestNs: new Slots(),
       refCounts: new Map(),
       refTotal: 0,
       finished: false,
@@ -771,6 +772,27 @@ export class TimelineCollector {
     if (l.truncatedBeforeNs !== undefined) out.truncatedBeforeNs = l.truncatedBeforeNs;
     if (l.firstViolation !== Infinity) out.firstViolation = l.firstViolation;
     return out;
+  }
+}
+
+/**
+ * A lane's few open-span slots (host:device_add, guest:detach, ...), filled
+ * and emptied on nearly every event: a Map reallocates its table as it grows
+ * and shrinks around its few keys, where an emptied slot here is only unset.
+ */
+class Slots<V> {
+  private readonly slots: Record<string, V | undefined> = Object.create(null) as Record<string, V | undefined>;
+
+  get(key: string): V | undefined {
+    return this.slots[key];
+  }
+
+  set(key: string, value: V): void {
+    this.slots[key] = value;
+  }
+
+  delete(key: string): void {
+    this.slots[key] = undefined;
   }
 }
 
