@@ -56,6 +56,8 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
   const c = report.counts;
   const tl = report.timeline;
   const chosen = chooseLanes(tl, maxLanes);
+  // Both views draw the same lanes: their tooltips are made once.
+  const titles: Titles = new Map();
 
   // Wide entries take a whole row and wrap: a machine cut off hides what was injected into it.
   const meta: Array<[string, string, "wide"?]> = [
@@ -129,10 +131,10 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
     // In a long storm each device lives for a sliver of the run: lined up at
     // their first event, cycles become comparable and the odd one stands out.
     parts.push(`<h3>Cycles lined up at each device's first event</h3>`);
-    parts.push(`<div class="timeline-wrap">${timelineSvg(tl, chosen, "aligned")}</div>`);
+    parts.push(`<div class="timeline-wrap">${timelineSvg(tl, chosen, "aligned", titles)}</div>`);
     parts.push(`<h3>Whole run</h3>`);
   }
-  parts.push(`<div class="timeline-wrap">${timelineSvg(tl, chosen, "run")}</div>`);
+  parts.push(`<div class="timeline-wrap">${timelineSvg(tl, chosen, "run", titles)}</div>`);
   parts.push(`</section>`);
 
   if (tl.latency.length > 0) {
@@ -249,7 +251,16 @@ function wantsAlignedView(tl: Timeline, lanes: readonly DeviceLane[]): boolean {
   return spans[Math.floor(spans.length / 2)]! < run / 8;
 }
 
-function timelineSvg(tl: Timeline, lanes: readonly DeviceLane[], mode: "run" | "aligned"): string {
+/** Escaped tooltip text by the lane, span or point it is about, for what does not depend on the view. */
+type Titles = Map<object, string>;
+
+function memo(titles: Titles, key: object, make: () => string): string {
+  let t = titles.get(key);
+  if (t === undefined) titles.set(key, (t = make()));
+  return t;
+}
+
+function timelineSvg(tl: Timeline, lanes: readonly DeviceLane[], mode: "run" | "aligned", titles: Titles): string {
   const g = geometry(lanes.length);
   const aligned = mode === "aligned";
   // Trace time starts at 0: keep 0 on the axis unless the run starts far from it.
@@ -298,19 +309,19 @@ function timelineSvg(tl: Timeline, lanes: readonly DeviceLane[], mode: "run" | "
 
   lanes.forEach((lane, i) => {
     const off = aligned ? lane.firstNs : 0;
-    out.push(laneSvg(lane, top + i * g.laneH, i, g, (t) => sx(t - off), off + t1, aligned));
+    out.push(laneSvg(lane, top + i * g.laneH, i, g, (t) => sx(t - off), off + t1, aligned, titles));
   });
   out.push(`</svg>`);
   return out.join("\n");
 }
 
-function laneSvg(lane: DeviceLane, y: number, index: number, g: Geometry, sx: (t: number) => number, endNs: number, aligned: boolean): string {
+function laneSvg(lane: DeviceLane, y: number, index: number, g: Geometry, sx: (t: number) => number, endNs: number, aligned: boolean, titles: Titles): string {
   const out: string[] = [];
   const name = lane.nicId ?? lane.key;
   const pattern = aligned ? "open-aligned" : "open-run";
   out.push(`<g class="${aligned ? "cycle" : "lane"} lane-row${lane.violations.length ? " bad" : ""}" data-lane="${x(lane.key)}" transform="translate(0 ${y})">`);
   out.push(`<rect class="lane-bg${index % 2 ? " odd" : ""}" x="0" y="0" width="${W}" height="${g.laneH}"/>`);
-  out.push(`<title>${x(laneTitle(lane))}</title>`);
+  out.push(`<title>${memo(titles, lane, () => x(laneTitle(lane)))}</title>`);
   // Labels.
   const sub = [lane.nicKind, lane.devices.join(", "), lane.driver && !lane.devices.some((d) => d.startsWith(lane.driver!)) ? lane.driver : ""].filter(Boolean).join(" · ");
   out.push(`<text class="lane-title" x="12" y="${g.compact ? 14 : 18}">${x(clip(name, 24))}${lane.violations.length ? ` <tspan class="lane-bad">● ${lane.violations.length}</tspan>` : ""}</text>`);
@@ -323,21 +334,21 @@ function laneSvg(lane: DeviceLane, y: number, index: number, g: Geometry, sx: (t
   if (!g.compact) out.push(`<text class="row-tag" x="${X0 - 6}" y="${g.refsY + g.refsH - 2}" text-anchor="end">refs</text>`);
   out.push(`<line class="sep" x1="${X0}" x2="${X1}" y1="${(g.hostY + g.hostH + g.guestY) / 2}" y2="${(g.hostY + g.hostH + g.guestY) / 2}"/>`);
 
-  for (const s of thin(lane.host, sx)) out.push(spanRect(s, sx, endNs, pattern, g.hostY, g.hostH, name));
-  for (const s of thin(lane.guest.filter((s) => s.phase !== "drain"), sx)) out.push(spanRect(s, sx, endNs, pattern, g.guestY, g.guestH, name));
-  for (const s of thin(lane.guest.filter((s) => s.phase === "drain"), sx)) out.push(spanRect(s, sx, endNs, pattern, g.drainY, g.drainH, name));
+  for (const s of thin(lane.host, sx)) out.push(spanRect(s, sx, endNs, pattern, g.hostY, g.hostH, name, titles));
+  for (const s of thin(lane.guest.filter((s) => s.phase !== "drain"), sx)) out.push(spanRect(s, sx, endNs, pattern, g.guestY, g.guestH, name, titles));
+  for (const s of thin(lane.guest.filter((s) => s.phase === "drain"), sx)) out.push(spanRect(s, sx, endNs, pattern, g.drainY, g.drainH, name, titles));
 
   for (const p of lane.points) {
     const px = sx(p.tNs);
-    const label = `${name}: ${p.kind.replace(/_/g, " ")} at ${formatNs(p.tNs)}${p.note ? ` (${p.note})` : ""}`;
+    const label = memo(titles, p, () => x(`${name}: ${p.kind.replace(/_/g, " ")} at ${formatNs(p.tNs)}${p.note ? ` (${p.note})` : ""}`));
     if (p.kind === "device_deleted") {
-      out.push(`<rect x="${f(px - 1.25)}" y="${g.hostY - 2}" width="2.5" height="${g.hostH + 4}" fill="${PHASE_COLOURS.device_deleted}"><title>${x(label)}</title></rect>`);
+      out.push(`<rect x="${f(px - 1.25)}" y="${g.hostY - 2}" width="2.5" height="${g.hostH + 4}" fill="${PHASE_COLOURS.device_deleted}"><title>${label}</title></rect>`);
     } else if (p.kind === "deactivate") {
       const cy = g.guestY + g.guestH / 2;
       const r = g.compact ? 4 : 5;
-      out.push(`<path d="M${f(px)} ${f(cy - r)} L${f(px + r)} ${f(cy)} L${f(px)} ${f(cy + r)} L${f(px - r)} ${f(cy)} Z" fill="${PHASE_COLOURS.deactivate}" stroke="#fff" stroke-width="0.8"><title>${x(label)}</title></path>`);
+      out.push(`<path d="M${f(px)} ${f(cy - r)} L${f(px + r)} ${f(cy)} L${f(px)} ${f(cy + r)} L${f(px - r)} ${f(cy)} Z" fill="${PHASE_COLOURS.deactivate}" stroke="#fff" stroke-width="0.8"><title>${label}</title></path>`);
     } else {
-      out.push(`<circle cx="${f(px)}" cy="${f(g.guestY + g.guestH / 2)}" r="${g.compact ? 3 : 4}" fill="#fff" stroke="${PHASE_COLOURS.free}" stroke-width="2"><title>${x(label)}</title></circle>`);
+      out.push(`<circle cx="${f(px)}" cy="${f(g.guestY + g.guestH / 2)}" r="${g.compact ? 3 : 4}" fill="#fff" stroke="${PHASE_COLOURS.free}" stroke-width="2"><title>${label}</title></circle>`);
     }
   }
 
@@ -370,18 +381,24 @@ function laneSvg(lane: DeviceLane, y: number, index: number, g: Geometry, sx: (t
   return out.join("");
 }
 
-function spanRect(s: Span, sx: (t: number) => number, endNs: number, pattern: string, y: number, h: number, lane: string): string {
+function spanRect(s: Span, sx: (t: number) => number, endNs: number, pattern: string, y: number, h: number, lane: string, titles: Titles): string {
   const open = s.endNs === undefined;
   const a = sx(s.startNs);
   const b = sx(open ? endNs : s.endNs!);
   const w = Math.max(1.5, b - a);
   const colour = PHASE_COLOURS[s.phase] ?? "#888";
-  const dur = open ? `still running at the end (${formatNs(endNs - s.startNs)}+)` : formatNs(s.endNs! - s.startNs);
-  const title = `${lane}: ${PHASE_LABEL[s.phase] ?? s.phase} ${dur}, ${formatNs(s.startNs)} → ${open ? "…" : formatNs(s.endNs!)}${s.note ? ` — ${s.note}` : ""}`;
+  // An open bar's text says how long it ran to the end of the view: only a finished one's is the same in both views.
+  const title = open ? spanTitle(s, lane, endNs) : memo(titles, s, () => spanTitle(s, lane, endNs));
   const cls = `bar ${s.phase}${s.failed ? " failed" : ""}${open ? " open" : ""}`;
-  let r = `<rect class="${cls}" x="${f(a)}" y="${y}" width="${f(w)}" height="${h}" rx="${Math.min(2, w / 2).toFixed(1)}" fill="${colour}"><title>${x(title)}</title></rect>`;
+  let r = `<rect class="${cls}" x="${f(a)}" y="${y}" width="${f(w)}" height="${h}" rx="${Math.min(2, w / 2).toFixed(1)}" fill="${colour}"><title>${title}</title></rect>`;
   if (open) r += `<rect x="${f(a)}" y="${y}" width="${f(w)}" height="${h}" fill="url(#${pattern})" pointer-events="none"/>`;
   return r;
+}
+
+function spanTitle(s: Span, lane: string, endNs: number): string {
+  const open = s.endNs === undefined;
+  const dur = open ? `still running at the end (${formatNs(endNs - s.startNs)}+)` : formatNs(s.endNs! - s.startNs);
+  return x(`${lane}: ${PHASE_LABEL[s.phase] ?? s.phase} ${dur}, ${formatNs(s.startNs)} → ${open ? "…" : formatNs(s.endNs!)}${s.note ? ` — ${s.note}` : ""}`);
 }
 
 /** A device-side fault: a lightning-bolt tick on the host row, where the device side lives. */

@@ -5,6 +5,7 @@
 // is folded into per-kind aggregates that the report names.
 
 import { plugstorm } from "../gen/plugstorm.js";
+import { CleanLaneQueue } from "./clean-lanes.js";
 import { LatencyBook } from "./latency.js";
 import { NicMatcher } from "../model/index.js";
 import type {
@@ -51,8 +52,11 @@ export interface TimelineOptions {
 }
 
 interface LaneState extends DeviceLane {
-  open: Map<string, Span>;
-  refCounts: Map<string, number>;
+  open: Slots<Span>;
+  /** guest_time_ns at the start of each open guest span, by the same key (none when the frame had no guest time). */
+  openGuestNs: Slots<number>;
+  /** References held per object kind, then per object (no "kind:object" string built and hashed per event). */
+  refCounts: Map<number, Map<string, number>>;
   refTotal: number;
   /** Host time device_add / device_del was sent, for cross-side latencies. */
   addSentNs?: number;
@@ -65,6 +69,10 @@ interface LaneState extends DeviceLane {
   pinned: boolean;
   /** Order of this lane's first violation in the run (Infinity when none). */
   firstViolation: number;
+  /** Creation order (the lane map's order), for eviction ties. */
+  seq: number;
+  /** In the clean-lane queue already. */
+  queued: boolean;
 }
 
 interface PendingAction {
@@ -99,11 +107,13 @@ export class TimelineCollector {
   private channelDropped = 0;
   private readonly runViolations: ViolationMark[] = [];
   private devicesSeen = 0;
+  private laneSeq = 0;
+  /** Finished, clean lanes, the first to be folded away. */
+  private readonly clean = new CleanLaneQueue<LaneState>();
   private records = 0;
   private startNs = Number.POSITIVE_INFINITY;
-  /** guest_time_ns of the frame being handled, and of each open guest span's start. */
+  /** guest_time_ns of the frame being handled. */
   private guestNowNs = 0;
-  private readonly guestStartNs = new WeakMap<Span, number>();
   private endNs = 0;
 
   constructor(options: TimelineOptions = {}) {
@@ -122,15 +132,79 @@ export class TimelineCollector {
     this.records++;
     if (t < this.startNs) this.startNs = t;
     if (t > this.endNs) this.endNs = t;
-    if (record.action) this.onAction(t, record.action);
-    else if (record.result) this.onResult(t, record.result);
-    else if (record.qmpCommand) this.onQmpCommand(t, record.qmpCommand);
-    else if (record.qmpReply) this.onQmpReply(t, record.qmpReply);
-    else if (record.qmpEvent) this.onQmpEvent(t, record.qmpEvent);
-    else if (record.guest) this.onFrame(t, record.guest);
-    else if (record.channel) this.onChannel(t, record.channel);
-    else if (record.verdict) this.onVerdictRecord(t, record.verdict);
-    else if (record.device) this.onDeviceSide(t, record.device);
+    if (Object.getPrototypeOf(record) === Object.prototype) {
+      this.pushLiteral(t, record);
+      return;
+    }
+    this.dispatch(t, record.action, record.result, record.qmpCommand, record.qmpReply, record.qmpEvent, record.guest, record.channel, record.verdict, record.device);
+  }
+
+  /**
+   * A record made as an object literal (the runner's every record): its own
+   * keys are walked, as reading each body by name was a megamorphic lookup of
+   * an absent property each (records come in a dozen shapes).
+   */
+  private pushLiteral(t: number, record: IRecord): void {
+    let action: IRecord["action"], result: IRecord["result"], qmpCommand: IRecord["qmpCommand"], qmpReply: IRecord["qmpReply"], qmpEvent: IRecord["qmpEvent"];
+    let guest: IRecord["guest"], channel: IRecord["channel"], verdict: IRecord["verdict"], device: IRecord["device"];
+    for (const k in record) {
+      // Read through k: V8's for-in keeps the key's slot at hand for this load.
+      const v: unknown = (record as Record<string, unknown>)[k];
+      switch (k) {
+        case "action":
+          action = v as IRecord["action"];
+          break;
+        case "result":
+          result = v as IRecord["result"];
+          break;
+        case "qmpCommand":
+          qmpCommand = v as IRecord["qmpCommand"];
+          break;
+        case "qmpReply":
+          qmpReply = v as IRecord["qmpReply"];
+          break;
+        case "qmpEvent":
+          qmpEvent = v as IRecord["qmpEvent"];
+          break;
+        case "guest":
+          guest = v as IRecord["guest"];
+          break;
+        case "channel":
+          channel = v as IRecord["channel"];
+          break;
+        case "verdict":
+          verdict = v as IRecord["verdict"];
+          break;
+        case "device":
+          device = v as IRecord["device"];
+          break;
+      }
+    }
+    this.dispatch(t, action, result, qmpCommand, qmpReply, qmpEvent, guest, channel, verdict, device);
+  }
+
+  /** The one body a record is drawn by, the first set in this order. */
+  private dispatch(
+    t: number,
+    action: IRecord["action"],
+    result: IRecord["result"],
+    qmpCommand: IRecord["qmpCommand"],
+    qmpReply: IRecord["qmpReply"],
+    qmpEvent: IRecord["qmpEvent"],
+    guest: IRecord["guest"],
+    channel: IRecord["channel"],
+    verdict: IRecord["verdict"],
+    device: IRecord["device"],
+  ): void {
+    if (action) this.onAction(t, action);
+    else if (result) this.onResult(t, result);
+    else if (qmpCommand) this.onQmpCommand(t, qmpCommand);
+    else if (qmpReply) this.onQmpReply(t, qmpReply);
+    else if (qmpEvent) this.onQmpEvent(t, qmpEvent);
+    else if (guest) this.onFrame(t, guest);
+    else if (channel) this.onChannel(t, channel);
+    else if (verdict) this.onVerdictRecord(t, verdict);
+    else if (device) this.onDeviceSide(t, device);
   }
 
   /**
@@ -246,7 +320,7 @@ export class TimelineCollector {
           this.latency.add(kindName, "removal", event - sent);
           lane.delSentNs = undefined;
           lane.points.push({ kind: "device_deleted", tNs: event });
-          lane.finished = true;
+          this.finish(lane);
         }
       }
     }
@@ -315,7 +389,7 @@ export class TimelineCollector {
     if (lane.delSentNs !== undefined) this.latency.add(lane.nicKind ?? "nic", "removal", t - lane.delSentNs);
     lane.delSentNs = undefined;
     lane.points.push({ kind: "device_deleted", tNs: t });
-    lane.finished = true;
+    this.finish(lane);
     this.touch(lane, t);
   }
 
@@ -365,12 +439,13 @@ export class TimelineCollector {
         break;
       case DevKind.DETACH_BEGIN: {
         const f = d.flags;
-        const flags = [f?.force && "force", f?.quiet && "quiet", f?.shutdown && "shutdown", f?.poweroff && "poweroff"].filter(Boolean);
-        this.openSpan(lane, "guest", "guest:detach", {
-          phase: "detach",
-          startNs: t,
-          ...(flags.length ? { note: `flags ${flags.join("|")}` } : {}),
-        });
+        // Most detaches have no flags: no arrays or spread for them.
+        if (f && (f.force || f.quiet || f.shutdown || f.poweroff)) {
+          const flags = [f.force && "force", f.quiet && "quiet", f.shutdown && "shutdown", f.poweroff && "poweroff"].filter(Boolean);
+          this.openSpan(lane, "guest", "guest:detach", { phase: "detach", startNs: t, note: `flags ${flags.join("|")}` });
+        } else {
+          this.openSpan(lane, "guest", "guest:detach", { phase: "detach", startNs: t });
+        }
         break;
       }
       case DevKind.DETACH_END: {
@@ -400,7 +475,7 @@ export class TimelineCollector {
           this.latency.add(lane.nicKind ?? driver, "del→freed", t - lane.delUnfreedNs);
           lane.delUnfreedNs = undefined;
         }
-        lane.finished = true;
+        this.finish(lane);
         break;
       default:
         break;
@@ -418,12 +493,13 @@ export class TimelineCollector {
     if (!key) return;
     const lane = this.lane(key, t, false);
     if (!lane) return;
-    const objKey = `${objectKind}:${object}`;
-    const before = lane.refCounts.get(objKey) ?? 0;
+    let counts = lane.refCounts.get(objectKind);
+    if (!counts) lane.refCounts.set(objectKind, (counts = new Map()));
+    const before = counts.get(object) ?? 0;
     const countAfter = r.countAfter == null ? -1 : num(r.countAfter);
     const after = countAfter >= 0 ? countAfter : Math.max(0, before + (kind === RefKind.ACQUIRE ? 1 : -1));
-    if (after === 0) lane.refCounts.delete(objKey);
-    else lane.refCounts.set(objKey, after);
+    if (after === 0) counts.delete(object);
+    else counts.set(object, after);
     lane.refTotal += after - before;
     lane.refs.push([t, lane.refTotal]);
     if (lane.refs.length > this.maxRefSteps) {
@@ -530,13 +606,16 @@ export class TimelineCollector {
       points: [],
       refs: [],
       violations: [],
-      open: new Map(),
+      open: new Slots(),
+      openGuestNs: new Slots(),
       refCounts: new Map(),
       refTotal: 0,
       finished: false,
       violationCount: 0,
       pinned: false,
       firstViolation: Infinity,
+      seq: this.laneSeq++,
+      queued: false,
     };
     this.lanes.set(key, lane);
     return lane;
@@ -546,8 +625,35 @@ export class TimelineCollector {
     if (t > lane.lastNs) lane.lastNs = t;
   }
 
+  private finish(lane: LaneState): void {
+    lane.finished = true;
+    if (lane.queued || !this.isClean(lane)) return;
+    lane.queued = true;
+    this.clean.add(lane);
+    // Entries of lanes that left the queue's reach some other way (violations, evicted by the scan) go at the top only: never let them pile up.
+    if (this.clean.size > 4 * this.maxLanes + 64) this.clean.reset([...this.lanes.values()].filter((l) => l.queued && this.isClean(l)));
+  }
+
+  /** Finished and clean: the tier evicted first. */
+  private isClean(l: LaneState): boolean {
+    return l.finished && l.violationCount === 0 && !l.pinned;
+  }
+
   /** Folds the least interesting lane into the aggregates: finished and clean first, oldest first. */
   private evictOne(): void {
+    // The scan's choice when a clean lane exists, without the scan: a clean
+    // lane's score is its lastNs, below every other tier's while under 1e18.
+    let victim = this.clean.take((l) => this.lanes.get(l.key) === l && this.isClean(l));
+    if (victim && !(victim.lastNs < 1e18)) {
+      this.clean.add(victim);
+      victim = undefined;
+    }
+    if (!victim) victim = this.scanForVictim();
+    if (victim) this.foldAway(victim);
+  }
+
+  /** The lane to fold away, looking at every lane. */
+  private scanForVictim(): LaneState | undefined {
     let victim: LaneState | undefined;
     let victimScore = Number.POSITIVE_INFINITY;
     for (const l of this.lanes.values()) {
@@ -562,7 +668,10 @@ export class TimelineCollector {
         victim = l;
       }
     }
-    if (!victim) return;
+    return victim;
+  }
+
+  private foldAway(victim: LaneState): void {
     this.lanes.delete(victim.key);
     const group = groupOf(victim);
     const agg = this.aggregates.get(group) ?? { group, devices: 0, violations: 0, hostSpans: 0, guestSpans: 0 };
@@ -583,7 +692,11 @@ export class TimelineCollector {
   }
 
   private openSpan(lane: LaneState, side: "host" | "guest", key: string, span: Span): void {
-    if (side === "guest" && this.guestNowNs > 0) this.guestStartNs.set(span, this.guestNowNs);
+    // Kept beside the open span by key, not in a WeakMap keyed by the span: WeakMap entries are slow to add and weigh on every GC.
+    if (side === "guest") {
+      if (this.guestNowNs > 0) lane.openGuestNs.set(key, this.guestNowNs);
+      else lane.openGuestNs.delete(key);
+    }
     const previous = lane.open.get(key);
     if (previous) previous.note = [previous.note, "never ended"].filter(Boolean).join(", ");
     lane.open.set(key, span);
@@ -597,7 +710,7 @@ export class TimelineCollector {
     span.endNs = t;
     // Guest phases are timed on the guest's clock: an agent may send a phase's
     // frames together, so their arrival times say nothing about its length.
-    const guestStart = this.guestStartNs.get(span);
+    const guestStart = lane.openGuestNs.get(key);
     const took = guestStart !== undefined && this.guestNowNs >= guestStart ? this.guestNowNs - guestStart : t - span.startNs;
     this.latency.add(driver, phase, took);
     return span;
@@ -659,6 +772,27 @@ export class TimelineCollector {
     if (l.truncatedBeforeNs !== undefined) out.truncatedBeforeNs = l.truncatedBeforeNs;
     if (l.firstViolation !== Infinity) out.firstViolation = l.firstViolation;
     return out;
+  }
+}
+
+/**
+ * A lane's few open-span slots (host:device_add, guest:detach, ...), filled
+ * and emptied on nearly every event: a Map reallocates its table as it grows
+ * and shrinks around its few keys, where an emptied slot here is only unset.
+ */
+class Slots<V> {
+  private readonly slots: Record<string, V | undefined> = Object.create(null) as Record<string, V | undefined>;
+
+  get(key: string): V | undefined {
+    return this.slots[key];
+  }
+
+  set(key: string, value: V): void {
+    this.slots[key] = value;
+  }
+
+  delete(key: string): void {
+    this.slots[key] = undefined;
   }
 }
 

@@ -172,21 +172,23 @@ function plain(m: Obj, cls: { prototype: unknown }): boolean {
 }
 
 /**
- * A nested message v of class cls, written whenever it is set (even empty)
- * by body. A field set and not null is an own property once its parent passed
- * plain(): neither prototype allowed there holds a non-null message.
+ * Opens a nested message v of class cls, written whenever it is set (even
+ * empty): writes its tag and reserves its length byte, returning where that
+ * goes (for delimit() once the body is written), or -1 when v is absent or
+ * off the plain path. Each caller writes the body itself: one shared helper
+ * calling a body function per message type made that call megamorphic, the
+ * encoder's largest cost. A field set and not null is an own property once its
+ * parent passed plain(): neither prototype allowed there holds a non-null message.
  */
-function nested<T extends object>(tag: number, v: T | null | undefined, cls: { prototype: unknown }, body: (m: T) => void): void {
-  if (v == null) return;
+function open(tag: number, v: unknown, cls: { prototype: unknown }): number {
+  if (v == null) return -1;
   if (typeof v !== "object" || !plain(v as Obj, cls)) {
     ok = false;
-    return;
+    return -1;
   }
   varint32(tag);
   room(1);
-  const lenPos = pos++;
-  body(v);
-  delimit(lenPos);
+  return pos++;
 }
 
 /** Puts the length of what follows lenPos (one byte reserved) there, moving the content when it needs more. */
@@ -220,6 +222,7 @@ function detachFlags(m: plugstorm.telemetry.v1.IDetachFlags): void {
 }
 
 function deviceEvent(m: plugstorm.telemetry.v1.IDeviceEvent): void {
+  let p: number;
   i32(8, m.kind);
   str(18, m.name);
   str(26, m.driver);
@@ -230,7 +233,10 @@ function deviceEvent(m: plugstorm.telemetry.v1.IDeviceEvent): void {
   str(66, m.mac);
   i32(72, m.context);
   str(82, m.thread);
-  nested(90, m.flags, v1.DetachFlags, detachFlags);
+  if ((p = open(90, m.flags, v1.DetachFlags)) >= 0) {
+    detachFlags(m.flags!);
+    delimit(p);
+  }
   i32(96, m.error);
   i32(104, m.objectKind);
   u32(112, m.instance);
@@ -278,17 +284,33 @@ function heartbeat(m: plugstorm.telemetry.v1.IHeartbeat): void {
 }
 
 function frame(m: plugstorm.telemetry.v1.IFrame): void {
+  let p: number;
   if (m.hello != null || m.vnode != null || m.module != null || m.log != null || m.panic != null) {
     ok = false;
     return;
   }
   u64(8, m.seq);
   u64(16, m.guestTimeNs);
-  nested(90, m.device, v1.DeviceEvent, deviceEvent);
-  nested(98, m.ref, v1.RefEvent, refEvent);
-  nested(106, m.ifnet, v1.IfEvent, ifEvent);
-  nested(130, m.ack, v1.CommandAck, commandAck);
-  nested(138, m.heartbeat, v1.Heartbeat, heartbeat);
+  if ((p = open(90, m.device, v1.DeviceEvent)) >= 0) {
+    deviceEvent(m.device!);
+    delimit(p);
+  }
+  if ((p = open(98, m.ref, v1.RefEvent)) >= 0) {
+    refEvent(m.ref!);
+    delimit(p);
+  }
+  if ((p = open(106, m.ifnet, v1.IfEvent)) >= 0) {
+    ifEvent(m.ifnet!);
+    delimit(p);
+  }
+  if ((p = open(130, m.ack, v1.CommandAck)) >= 0) {
+    commandAck(m.ack!);
+    delimit(p);
+  }
+  if ((p = open(138, m.heartbeat, v1.Heartbeat)) >= 0) {
+    heartbeat(m.heartbeat!);
+    delimit(p);
+  }
 }
 
 function helloAck(m: plugstorm.telemetry.v1.IHelloAck): void {
@@ -329,9 +351,13 @@ function stopTraffic(m: plugstorm.telemetry.v1.IStopTraffic): void {
 }
 
 function detachDevice(m: plugstorm.telemetry.v1.IDetachDevice): void {
+  let p: number;
   str(10, m.device);
   str(18, m.serial);
-  nested(26, m.flags, v1.DetachFlags, detachFlags);
+  if ((p = open(26, m.flags, v1.DetachFlags)) >= 0) {
+    detachFlags(m.flags!);
+    delimit(p);
+  }
 }
 
 function unloadModule(m: plugstorm.telemetry.v1.IUnloadModule): void {
@@ -346,25 +372,53 @@ function injectFault(m: plugstorm.telemetry.v1.IInjectFault): void {
 }
 
 function command(m: plugstorm.telemetry.v1.ICommand): void {
+  let p: number;
   if (m.openNode != null || m.closeNode != null || m.selectConfiguration != null) {
     ok = false;
     return;
   }
   u64(8, m.id);
-  nested(82, m.helloAck, v1.HelloAck, helloAck);
-  nested(90, m.ping, v1.Ping, ping);
-  nested(98, m.holdRefs, v1.HoldRefs, holdRefs);
-  nested(106, m.releaseRefs, v1.ReleaseRefs, releaseRefs);
-  nested(130, m.startTraffic, v1.StartTraffic, startTraffic);
-  nested(138, m.stopTraffic, v1.StopTraffic, stopTraffic);
-  nested(146, m.detachDevice, v1.DetachDevice, detachDevice);
-  nested(154, m.unloadModule, v1.UnloadModule, unloadModule);
-  nested(162, m.injectFault, v1.InjectFault, injectFault);
+  if ((p = open(82, m.helloAck, v1.HelloAck)) >= 0) {
+    helloAck(m.helloAck!);
+    delimit(p);
+  }
+  if ((p = open(90, m.ping, v1.Ping)) >= 0) {
+    ping(m.ping!);
+    delimit(p);
+  }
+  if ((p = open(98, m.holdRefs, v1.HoldRefs)) >= 0) {
+    holdRefs(m.holdRefs!);
+    delimit(p);
+  }
+  if ((p = open(106, m.releaseRefs, v1.ReleaseRefs)) >= 0) {
+    releaseRefs(m.releaseRefs!);
+    delimit(p);
+  }
+  if ((p = open(130, m.startTraffic, v1.StartTraffic)) >= 0) {
+    startTraffic(m.startTraffic!);
+    delimit(p);
+  }
+  if ((p = open(138, m.stopTraffic, v1.StopTraffic)) >= 0) {
+    stopTraffic(m.stopTraffic!);
+    delimit(p);
+  }
+  if ((p = open(146, m.detachDevice, v1.DetachDevice)) >= 0) {
+    detachDevice(m.detachDevice!);
+    delimit(p);
+  }
+  if ((p = open(154, m.unloadModule, v1.UnloadModule)) >= 0) {
+    unloadModule(m.unloadModule!);
+    delimit(p);
+  }
+  if ((p = open(162, m.injectFault, v1.InjectFault)) >= 0) {
+    injectFault(m.injectFault!);
+    delimit(p);
+  }
 }
 
 // ---------------------------------------------------------------- trace.v1
 
-function hostAction(m: plugstorm.trace.v1.IHostAction): void {
+function hostActionBody(m: plugstorm.trace.v1.IHostAction): void {
   u64(8, m.id);
   i32(16, m.kind);
   str(26, m.nicId);
@@ -375,7 +429,7 @@ function hostAction(m: plugstorm.trace.v1.IHostAction): void {
   str(66, m.args);
 }
 
-function hostResult(m: plugstorm.trace.v1.IHostResult): void {
+function hostResultBody(m: plugstorm.trace.v1.IHostResult): void {
   u64(8, m.actionId);
   i32(16, m.outcome);
   str(26, m.message);
@@ -385,13 +439,13 @@ function hostResult(m: plugstorm.trace.v1.IHostResult): void {
   str(58, m.nicId);
 }
 
-function qmpCommand(m: plugstorm.trace.v1.IQmpCommand): void {
+function qmpCommandBody(m: plugstorm.trace.v1.IQmpCommand): void {
   str(10, m.id);
   str(18, m.command);
   str(26, m.arguments);
 }
 
-function qmpReply(m: plugstorm.trace.v1.IQmpReply): void {
+function qmpReplyBody(m: plugstorm.trace.v1.IQmpReply): void {
   str(10, m.id);
   bool(16, m.ok);
   str(26, m.result);
@@ -399,7 +453,7 @@ function qmpReply(m: plugstorm.trace.v1.IQmpReply): void {
   str(42, m.errorDesc);
 }
 
-function qmpEvent(m: plugstorm.trace.v1.IQmpEvent): void {
+function qmpEventBody(m: plugstorm.trace.v1.IQmpEvent): void {
   str(10, m.event);
   str(18, m.data);
   u64(24, m.qemuTimeUs);
@@ -413,26 +467,130 @@ function clockSample(m: plugstorm.trace.v1.IClockSample): void {
   u64(40, m.errorNs);
 }
 
-function mark(m: plugstorm.trace.v1.IMark): void {
+function markBody(m: plugstorm.trace.v1.IMark): void {
   str(10, m.name);
   str(18, m.detail);
 }
 
 function record(m: IRecord): void {
+  if (Object.getPrototypeOf(m) === Object.prototype) {
+    literalRecord(m as Obj);
+    return;
+  }
   if (!plain(m as Obj, t1.Record) || m.channel != null || m.verdict != null || m.machine != null || m.device != null) {
     ok = false;
     return;
   }
-  u64(8, m.tNs);
-  nested(82, m.action, t1.HostAction, hostAction);
-  nested(90, m.result, t1.HostResult, hostResult);
-  nested(98, m.qmpCommand, t1.QmpCommand, qmpCommand);
-  nested(106, m.qmpReply, t1.QmpReply, qmpReply);
-  nested(114, m.qmpEvent, t1.QmpEvent, qmpEvent);
-  nested(122, m.guest, v1.Frame, frame);
-  nested(130, m.guestCommand, v1.Command, command);
-  nested(146, m.clock, t1.ClockSample, clockSample);
-  nested(170, m.mark, t1.Mark, mark);
+  recordFields(m.tNs, m.action, m.result, m.qmpCommand, m.qmpReply, m.qmpEvent, m.guest, m.guestCommand, m.clock, m.mark);
+}
+
+/**
+ * A record made as an object literal (the runner's every record) has a field
+ * or two of a dozen, each of its own shape: reading every field by name was a
+ * megamorphic lookup of an absent property each, so its own keys are walked
+ * instead. Plain path here means fields are enumerable own properties, as an
+ * object literal makes them.
+ */
+function literalRecord(m: Obj): void {
+  let tNs: unknown, action: unknown, result: unknown, qmpCommand: unknown, qmpReply: unknown, qmpEvent: unknown;
+  let guest: unknown, guestCommand: unknown, clock: unknown, mark: unknown;
+  for (const k in m) {
+    const v = m[k];
+    if (v == null) continue;
+    switch (k) {
+      case "tNs":
+        tNs = v;
+        break;
+      case "action":
+        action = v;
+        break;
+      case "result":
+        result = v;
+        break;
+      case "qmpCommand":
+        qmpCommand = v;
+        break;
+      case "qmpReply":
+        qmpReply = v;
+        break;
+      case "qmpEvent":
+        qmpEvent = v;
+        break;
+      case "guest":
+        guest = v;
+        break;
+      case "guestCommand":
+        guestCommand = v;
+        break;
+      case "clock":
+        clock = v;
+        break;
+      case "mark":
+        mark = v;
+        break;
+      case "channel":
+      case "verdict":
+      case "machine":
+      case "device":
+      case "$unknowns":
+        ok = false;
+        return;
+    }
+  }
+  recordFields(tNs, action, result, qmpCommand, qmpReply, qmpEvent, guest, guestCommand, clock, mark);
+}
+
+/** A Record's fields this encoder writes, in field order (body types are checked by open()). */
+function recordFields(
+  tNs: unknown,
+  action: unknown,
+  result: unknown,
+  qmpCommand: unknown,
+  qmpReply: unknown,
+  qmpEvent: unknown,
+  guest: unknown,
+  guestCommand: unknown,
+  clock: unknown,
+  mark: unknown,
+): void {
+  let p: number;
+  u64(8, tNs);
+  if ((p = open(82, action, t1.HostAction)) >= 0) {
+    hostActionBody(action as plugstorm.trace.v1.IHostAction);
+    delimit(p);
+  }
+  if ((p = open(90, result, t1.HostResult)) >= 0) {
+    hostResultBody(result as plugstorm.trace.v1.IHostResult);
+    delimit(p);
+  }
+  if ((p = open(98, qmpCommand, t1.QmpCommand)) >= 0) {
+    qmpCommandBody(qmpCommand as plugstorm.trace.v1.IQmpCommand);
+    delimit(p);
+  }
+  if ((p = open(106, qmpReply, t1.QmpReply)) >= 0) {
+    qmpReplyBody(qmpReply as plugstorm.trace.v1.IQmpReply);
+    delimit(p);
+  }
+  if ((p = open(114, qmpEvent, t1.QmpEvent)) >= 0) {
+    qmpEventBody(qmpEvent as plugstorm.trace.v1.IQmpEvent);
+    delimit(p);
+  }
+  if ((p = open(122, guest, v1.Frame)) >= 0) {
+    frame(guest as plugstorm.telemetry.v1.IFrame);
+    delimit(p);
+  }
+  if ((p = open(130, guestCommand, v1.Command)) >= 0) {
+    command(guestCommand as plugstorm.telemetry.v1.ICommand);
+    delimit(p);
+  }
+  if ((p = open(146, clock, t1.ClockSample)) >= 0) {
+    clockSample(clock as plugstorm.trace.v1.IClockSample);
+    delimit(p);
+  }
+  if ((p = open(170, mark, t1.Mark)) >= 0) {
+    markBody(mark as plugstorm.trace.v1.IMark);
+    delimit(p);
+  }
 }
 
 /**
