@@ -125,6 +125,30 @@ test("histogram quantiles stay within one bucket (~19%) of the exact ones", (t) 
   t.pass();
 });
 
+test("histogram: the same quantiles before and after its first samples are folded into buckets", (t) => {
+  // The reference: every sample counted into quarter-octave buckets from the start.
+  const reference = (xs: readonly number[], q: number): number => {
+    const counts = new Float64Array(256);
+    for (const x of xs) counts[Math.min(255, Math.floor(Math.log2(x < 1 ? 1 : x) * 4))]! += 1;
+    const rank = Math.max(1, Math.ceil(q * xs.length));
+    let seen = 0;
+    for (let b = 0; b < 256; b++) {
+      seen += counts[b]!;
+      if (seen >= rank) return Math.min(Math.max(Math.pow(2, (b + 1) / 4), Math.min(...xs)), Math.max(...xs));
+    }
+    return Math.max(...xs);
+  };
+  fc.assert(
+    fc.property(fc.array(fc.double({ min: 0, max: 1e13, noNaN: true }), { minLength: 1, maxLength: 80 }), fc.double({ min: 0, max: 1, noNaN: true }), (xs, q) => {
+      const h = new LogHistogram();
+      for (const x of xs) h.add(x);
+      return h.quantile(q) === reference(xs, q) && h.quantile(0.5) === reference(xs, 0.5) && h.quantile(0.99) === reference(xs, 0.99);
+    }),
+    { numRuns: 300 },
+  );
+  t.is(new LogHistogram().quantile(0.5), 0);
+});
+
 function ev(e: Partial<ModelEvent> & { type: ModelEvent["type"] }, i: number): ModelEvent {
   return { t: i * 1e6, index: i, ...e } as ModelEvent;
 }
