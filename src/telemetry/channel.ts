@@ -18,6 +18,11 @@ export interface ChannelClock {
   now(): number;
   /** Resolves after ns on this clock; rejects with the signal's reason when aborted. */
   sleep(ns: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * A sleep that end() finishes early (resolving done), where the clock has
+   * one: a command's deadline is then no AbortController and abort event.
+   */
+  timer?(ns: number): { readonly done: Promise<void>; end(): void };
 }
 
 /** A monotonic wall clock starting at 0 when created. */
@@ -178,18 +183,29 @@ export class TelemetryCore {
     const deadlineMs = opts.deadlineMs ?? 5000;
     opts.signal?.throwIfAborted();
     if (this.closedReason !== undefined) throw new ChannelClosedError(commandName(body), this.closedReason);
-    const timer = new AbortController();
+    // Every command waits on its deadline; a shrink's runs send dozens each.
+    // A clock with timers ends the wait without an AbortController.
+    let timer: { readonly done: Promise<void>; end(): void } | AbortController | undefined;
     let onAbort: (() => void) | undefined;
     try {
       return await new Promise((resolve, reject) => {
         const { id, pending } = this.write(body);
+        const ns = deadlineMs * 1e6;
+        let deadline: Promise<void>;
+        if (this.clock.timer) {
+          const t = (timer = this.clock.timer(ns));
+          deadline = t.done;
+        } else {
+          const c = (timer = new AbortController());
+          deadline = this.clock.sleep(ns, c.signal);
+        }
         pending.settle = (r) => (r.ok ? resolve({ ack: r.ack, sample: r.sample }) : reject(r.error));
         onAbort = () => {
           this.pending.delete(id);
           reject(opts.signal?.reason);
         };
         opts.signal?.addEventListener("abort", onAbort, { once: true });
-        this.clock.sleep(deadlineMs * 1e6, timer.signal).then(
+        deadline.then(
           () => {
             if (this.pending.get(id) !== pending) return;
             this.pending.delete(id);
@@ -200,7 +216,8 @@ export class TelemetryCore {
         );
       });
     } finally {
-      timer.abort();
+      if (timer instanceof AbortController) timer.abort();
+      else timer?.end();
       if (onAbort) opts.signal?.removeEventListener("abort", onAbort);
     }
   }

@@ -114,6 +114,50 @@ test("sync core: a missing ack times out on the channel clock with a typed error
   t.deepEqual(late.map((e) => e.type), ["frame"]);
 });
 
+/** A manual clock with timers (as the sim machine's clock has): end() resolves a timer early. */
+class ManualTimerClock extends ManualClock {
+  live = 0;
+  timer(ns: number): { done: Promise<void>; end(): void } {
+    let end = (): void => {};
+    this.live++;
+    const done = new Promise<void>((resolve) => {
+      const finish = (): void => {
+        end = () => {};
+        this.live--;
+        resolve();
+      };
+      end = finish;
+      void this.sleep(ns).then(() => end());
+    });
+    return { done, end: () => end() };
+  }
+}
+
+test("sync core: on a clock with timers, a command's deadline is a timer that its ack ends, and a missing ack still times out", async (t) => {
+  const clock = new ManualTimerClock();
+  const written: Uint8Array[] = [];
+  const events: TelemetryEvent[] = [];
+  const core = new TelemetryCore({ clock, write: (b) => written.push(b), onEvent: (e) => events.push(e) });
+  const guest = new HostCommandDecoder();
+  const acked = core.send({ ping: { hostTimeNs: 0 } }, { deadlineMs: 3 });
+  t.is(clock.live, 1);
+  const cmd = guest.push(written[written.length - 1]!)[0]!;
+  if (!cmd.ok) return t.fail();
+  core.receive(ackFrame(1, cmd.command.id, 5));
+  await acked;
+  t.is(clock.live, 0, "the ack ended the deadline's timer");
+  clock.advance(3_000_000);
+  await Promise.resolve();
+  t.false(events.some((e) => e.type === "ack-timeout"), "an ended deadline times nothing out");
+
+  const lost = core.send({ ping: { hostTimeNs: 0 } }, { deadlineMs: 3 });
+  clock.advance(3_000_000);
+  const err = await t.throwsAsync(lost, { instanceOf: CommandTimeoutError });
+  t.is(err!.deadlineMs, 3);
+  t.is(clock.live, 0);
+  t.is(events.filter((e) => e.type === "ack-timeout").length, 1);
+});
+
 test("sync core: abort rejects with the signal's reason, disconnect rejects the rest", async (t) => {
   const clock = new ManualClock();
   const core = new TelemetryCore({ clock, write: () => {} });
