@@ -111,8 +111,11 @@ export class Core {
   readonly ifMon: Monitor<IfState, IfInput>;
   readonly alwaysForced: boolean;
 
-  private readonly checks = new Float64Array(RULES.length);
-  private readonly violations = new Float64Array(RULES.length);
+  // Plain arrays, not Float64Arrays: 45 rules make 360 bytes, past what V8
+  // keeps on its heap, so each would be an ArrayBuffer with a backing store
+  // allocated outside it, once per checker (a shrink makes one per run).
+  private readonly checks: number[] = new Array<number>(RULES.length).fill(0);
+  private readonly violations: number[] = new Array<number>(RULES.length).fill(0);
   private readonly inProfile: readonly boolean[];
   active!: boolean[];
   observed!: Set<CapabilityName>;
