@@ -48,6 +48,23 @@ export class NicMatcher {
   /** name, ifname or "mac:" + lower-case MAC -> NIC id. */
   private readonly joins: RecentMap<string, string>;
 
+  /** The last MAC turned into its join key, and that key: a NIC's events come together, so this saves a lower-casing and a concatenation per event. */
+  private macIn: string | undefined = undefined;
+  private macOut = "";
+
+  /**
+   * What match() last found joined already: while joins.writes stays at
+   * seenWrites, the keys of these (a name, an interface name, a MAC as the
+   * guest spelt it) are young and joined to seenNic, so joining them again
+   * would change nothing and is skipped. A device's events repeat the same
+   * keys, and each join was a lookup (the MAC's after building its key).
+   */
+  private seenNic: string | undefined = undefined;
+  private seenWrites = -1;
+  private seenName: string | undefined = undefined;
+  private seenIfname: string | undefined = undefined;
+  private seenMac: string | undefined = undefined;
+
   constructor(opts: NicMatcherOptions = {}) {
     this.isNic = opts.isNic ?? (() => true);
     this.joins = new RecentMap(opts.maxJoins ?? 8192);
@@ -55,7 +72,7 @@ export class NicMatcher {
 
   /** The host made a NIC with this MAC (before adding it, so the guest's first event joins). */
   addNic(nicId: string, mac: string | null | undefined): void {
-    if (mac) this.join(MAC + mac.toLowerCase(), nicId);
+    if (mac) this.join(this.macKey(mac), nicId);
   }
 
   /**
@@ -63,20 +80,53 @@ export class NicMatcher {
    * names (and MAC) for the events that name the device only.
    */
   match(keys: NicKeys): string | undefined {
-    const nic = this.peek(keys);
+    const serial = keys.serial, mac = keys.mac, name = keys.name, ifname = keys.ifname;
+    const nic = this.peekKeys(serial, mac, name, ifname);
     if (nic === undefined) return undefined;
     // Only a match by serial or MAC rebinds a name: a match by name merely confirms it.
-    const direct = (keys.serial && keys.serial === nic) || (keys.mac && this.known(MAC + keys.mac.toLowerCase()) === nic);
-    if (direct && keys.name) this.join(keys.name, nic);
-    if (keys.ifname) this.join(keys.ifname, nic);
-    if (direct && keys.mac && keys.serial === nic) this.join(MAC + keys.mac.toLowerCase(), nic);
+    const bySerial = !!serial && serial === nic;
+    const direct = bySerial || (!!mac && this.known(this.macKey(mac)) === nic);
+    const joins = this.joins;
+    const fresh = nic === this.seenNic && joins.writes === this.seenWrites;
+    const before = joins.writes;
+    if (direct && name && !(fresh && name === this.seenName)) this.join(name, nic);
+    if (ifname && !(fresh && ifname === this.seenIfname)) this.join(ifname, nic);
+    const joinMac = direct && !!mac && bySerial;
+    if (joinMac && !(fresh && mac === this.seenMac)) this.join(this.macKey(mac!), nic);
+    if (joins.writes !== before) {
+      // A set may have turned the generations: nothing is known young until a call sets nothing.
+      this.seenNic = undefined;
+      this.seenWrites = -1;
+      return nic;
+    }
+    if (!fresh) {
+      this.seenNic = nic;
+      this.seenWrites = before;
+      this.seenName = this.seenIfname = this.seenMac = undefined;
+    }
+    if (direct && name) this.seenName = name;
+    if (ifname) this.seenIfname = ifname;
+    if (joinMac) this.seenMac = mac!;
     return nic;
   }
 
   /** The NIC match() would answer, learning nothing. */
   peek(keys: NicKeys): string | undefined {
-    if (keys.serial && this.isNic(keys.serial)) return keys.serial;
-    return (keys.mac ? this.known(MAC + keys.mac.toLowerCase()) : undefined) ?? this.known(keys.name || "") ?? this.known(keys.ifname || "");
+    return this.peekKeys(keys.serial, keys.mac, keys.name, keys.ifname);
+  }
+
+  private peekKeys(serial: string | null | undefined, mac: string | null | undefined, name: string | null | undefined, ifname: string | null | undefined): string | undefined {
+    if (serial && this.isNic(serial)) return serial;
+    return (mac ? this.known(this.macKey(mac)) : undefined) ?? this.known(name || "") ?? this.known(ifname || "");
+  }
+
+  /** "mac:" + the lower-case MAC. */
+  private macKey(mac: string): string {
+    if (mac !== this.macIn) {
+      this.macIn = mac;
+      this.macOut = MAC + mac.toLowerCase();
+    }
+    return this.macOut;
   }
 
   /** Joins a guest device or interface name to a NIC learnt some other way (an interface event naming its device). */

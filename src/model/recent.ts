@@ -37,6 +37,9 @@ export class RecentMap<K, V> {
   private lastValue: V | undefined = undefined;
   private lastYoung = false;
 
+  /** Counts set()s (a touch of an old key is one): a caller that saw no set since it last looked knows every key it found young is young still, with the value it had. */
+  writes = 0;
+
   /** Values are never undefined: undefined means absent. */
   get(k: K): V | undefined {
     if (k === this.lastKey) return this.lastValue;
@@ -55,6 +58,7 @@ export class RecentMap<K, V> {
 
   /** Sets k; it is then among the recent keys. */
   set(k: K, v: V): void {
+    this.writes++;
     const young = this.young;
     // Ordered: a key set again moves to the end, as in an LRU map, even with the value it had (delete of an absent key is the lookup has() would be).
     if (this.ordered) young.delete(k);

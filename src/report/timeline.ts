@@ -595,10 +595,14 @@ export class TimelineCollector {
     this.evicted.delete(key);
     if (this.lanes.size >= this.maxLanes) this.evictOne();
     this.devicesSeen++;
+    // Every field set here, optional ones as undefined (exportLane leaves those out): one shape for all lanes, built without a spread.
     const lane: LaneState = {
       key,
-      ...(key.startsWith("guest:") ? {} : { nicId: key }),
+      nicId: key.startsWith("guest:") ? undefined : key,
+      nicKind: undefined,
+      bus: undefined,
       devices: [],
+      driver: undefined,
       firstNs: t,
       lastNs: t,
       host: [],
@@ -616,6 +620,12 @@ export class TimelineCollector {
       firstViolation: Infinity,
       seq: this.laneSeq++,
       queued: false,
+      faults: undefined,
+      faultsDropped: undefined,
+      truncatedBeforeNs: undefined,
+      addSentNs: undefined,
+      delSentNs: undefined,
+      delUnfreedNs: undefined,
     };
     this.lanes.set(key, lane);
     return lane;

@@ -76,3 +76,28 @@ test("joins are bounded, the latest kept; entries restore another matcher", (t) 
   t.deepEqual(copy.entries(), m.entries());
   t.is(copy.ofName("cdce9999"), "nic9999");
 });
+
+// match() skips joins it found made already while nothing was set since: a
+// device's repeated events must still keep their joins recent and let a
+// name that moved to another NIC move back.
+test("repeated events keep their joins while other joins turn the generations over; a name moved away and back follows", (t) => {
+  const m = new NicMatcher({ maxJoins: 4 });
+  const ev: NicKeys = { serial: "nic1", mac: "52:54:00:00:00:0A", name: "cdce0", ifname: "cdce0-if" };
+  for (let i = 0; i < 50; i++) {
+    t.is(m.match({ ...ev }), "nic1");
+    t.is(m.match({ ...ev }), "nic1");
+    m.bind(`other${i}`, "nic2");
+  }
+  t.is(m.ofName("cdce0"), "nic1", "the name stayed recent");
+  t.is(m.ofName("cdce0-if"), "nic1", "the interface name stayed recent");
+  t.is(m.peek({ mac: "52:54:00:00:00:0a" }), "nic1", "the MAC join stayed recent");
+
+  t.is(m.match({ serial: "nic2", name: "cdce0", ifname: "cdce0-if" }), "nic2");
+  t.is(m.ofName("cdce0"), "nic2");
+  t.is(m.match({ ...ev }), "nic1");
+  t.is(m.ofName("cdce0"), "nic1", "moved back");
+  t.is(m.ofName("cdce0-if"), "nic1");
+  m.bind("cdce0", "nic3");
+  t.is(m.match({ serial: "nic1", name: "cdce0" }), "nic1");
+  t.is(m.ofName("cdce0"), "nic1", "a bind in between is undone by the next direct match");
+});
