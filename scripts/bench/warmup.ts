@@ -25,8 +25,8 @@ const JOBS = 12;
 /** Jobs counted as the warm-up; the rest are the warm part. */
 const FIRST = 4;
 
-/** Flag sets tried; the first (no flags at all) is the baseline, the second the pool's default. */
-const FLAG_SETS: readonly (readonly string[])[] = [[], WORKER_V8_FLAGS, ["--always-sparkplug"], ["--no-turbo-inlining"]];
+/** Flag sets tried; the first (no flags at all) is the baseline; the pool's default (WORKER_V8_FLAGS) is added when it has any. */
+const FLAG_SETS: readonly (readonly string[])[] = [[], ...(WORKER_V8_FLAGS.length ? [WORKER_V8_FLAGS] : []), ["--max-semi-space-size=32"], ["--always-sparkplug"], ["--no-turbo-inlining"]];
 
 interface Cpu {
   all: number;

@@ -72,24 +72,21 @@ export interface WorkerStats {
 const CHILD = fileURLToPath(new URL("./child.js", import.meta.url));
 
 /**
- * V8 flags for the worker processes, after Node's own (the parent's
- * execArgv). A sim job allocates ~63 MB (the sim's frames, the telemetry
- * codecs, the checker, the report's timeline and HTML), much of it living
- * for a few cycles: with the default young generation (semi-spaces grow to
- * 16 MB) a job takes 4-5 scavenges, each promoting ~1 MB that the old
- * generation's marking (on helper threads) then has to find dead. 32 MB
- * semi-spaces cut the scavenges by 40% (116 -> 69 over one worker's first
- * 24 jobs, their JavaScript-thread pauses 417 -> 359 ms) with peak RSS
- * unchanged (~165 MB); warm single workers, 6 and 8 alternating runs of 12
- * jobs: 5.0 -> 5.75 and 4.64 -> 4.72 jobs/s median, helper CPU 0.28 -> 0.16
- * and 0.14 -> 0.11 of the JavaScript thread's. 64 MB gave no more.
+ * V8 flags for every worker process, after Node's own (the parent's
+ * execArgv): none. A sim job allocates ~63 MB (the sim's frames, the
+ * telemetry codecs, the checker, the report's timeline and HTML) and takes
+ * 4-5 scavenges with V8's default young generation. 32 MB semi-spaces cut
+ * those by 40% but did not make a lone worker faster on the quiet host
+ * (alternating warm pools, 24-job campaigns, medians of 4: 7.03 vs 7.60 and
+ * 6.12 vs 7.05 jobs/s, with the flag slower both times), so it is not a
+ * default; the loaded host had shown the opposite within its noise.
  * A fresh worker's warm-up is V8 optimising the storm's ~360 hot functions
  * (about 450 TurboFan compiles over its first ~20 jobs, few of them
  * repeats), which flags did not cut (`npm run bench -- warmup`): no TurboFan
  * inlining saved ~8% of a fresh worker's CPU but cost its JavaScript thread
  * 8-20%; Sparkplug for every function changed less than the noise.
  */
-export const WORKER_V8_FLAGS: readonly string[] = ["--max-semi-space-size=32"];
+export const WORKER_V8_FLAGS: readonly string[] = [];
 
 /**
  * Flags added, after WORKER_V8_FLAGS, when the pool's workers take every
@@ -97,16 +94,14 @@ export const WORKER_V8_FLAGS: readonly string[] = ["--max-semi-space-size=32"];
  * thread alone: a lone worker's parallel scavenges and concurrent marking
  * run free on an idle core, but when every core runs a worker they take
  * the CPU of another worker, and split over threads they cost more in all
- * (tasks, barriers, marking while the program changes what it marks): over
- * 24 jobs it adds ~5 ms a job of GC pauses to the JavaScript thread and takes
- * ~20 ms a job off the helpers (their CPU 0.15 -> 0.05 of the JavaScript
- * thread's). Warm 2-worker pools on 2 cores, alternating runs of 12 jobs
- * on a shared, loaded host: against 32 MB semi-spaces alone 11.3 -> 12.2
- * jobs/s median (6 runs, CPU per job 164 -> 153 ms); both flags against
- * none 8.30 -> 7.96 (8 runs, faster in 5 of the 8 pairs): that host's noise
- * is as large as the gain, a quiet host should say. Peak RSS ~165 -> ~215 MB over 24 jobs
- * (the heap grows further between main-thread markings). Capping V8's
- * helper threads instead (--v8-pool-size=1) gained less.
+ * (tasks, barriers, marking while the program changes what it marks): it
+ * adds ~5 ms a job of GC pauses to the JavaScript thread and takes ~20 ms a
+ * job off the helpers (their CPU 0.15 -> 0.05 of the JavaScript thread's).
+ * Warm 2-worker pools on the quiet 2-core host, alternating 24-job
+ * campaigns, medians of 4 runs: 12.01 -> 12.79 and 12.65 -> 13.08 jobs/s
+ * (3-6%). Peak RSS grows (~165 -> ~215 MB over 24 jobs: the heap grows
+ * further between main-thread markings). Capping V8's helper threads
+ * instead (--v8-pool-size=1) gained less.
  */
 export const ALL_CORES_V8_FLAGS: readonly string[] = ["--single-threaded-gc"];
 
