@@ -158,8 +158,7 @@ export class CascadeTracker {
       dj = this.deviceJoin(device);
       dj.nic = nicId;
       // Usually the NIC set or found last (its add came just before): no lookup.
-      const nj = this.nicJoin(nicId);
-      if (nj.device !== device) nj.device = device;
+      this.nicJoin(nicId).device = device;
     }
     const ends = kind === "detach-end" || kind === "free";
     const blocked = this.blocked;

@@ -11,7 +11,9 @@
 const SMALL = 16;
 
 export class OpenActions<V> {
-  private readonly ids = new Float64Array(SMALL);
+  // A plain array, not a Float64Array: 16 ids make 128 bytes, past what V8 keeps
+  // on its heap, so each checker would allocate a backing store outside it (core.ts).
+  private readonly ids: number[] = new Array<number>(SMALL).fill(0);
   private readonly vals: (V | undefined)[] = new Array<V | undefined>(SMALL).fill(undefined);
   private n = 0;
   private big: Map<number, V> | null = null;
@@ -76,9 +78,12 @@ export class OpenActions<V> {
 
   private removeAt(i: number): void {
     const n = --this.n;
-    this.ids.copyWithin(i, i + 1, n + 1);
+    const ids = this.ids;
     const vals = this.vals;
-    for (let k = i; k < n; k++) vals[k] = vals[k + 1];
+    for (let k = i; k < n; k++) {
+      ids[k] = ids[k + 1]!;
+      vals[k] = vals[k + 1];
+    }
     vals[n] = undefined;
   }
 }

@@ -103,8 +103,8 @@ export class StepExecutor {
    * driver binds first and the NIC goes through two lifecycles. Awaited, so the
    * agent has it before device_add. */
   private async selectConfiguration(nic: string, kind: NicKind): Promise<void> {
-    const value = nicKindInfo(kind).usbConfiguration;
-    if (value === undefined || value === 1 || !this.agentTalking()) return;
+    if (!needsConfiguration(kind) || !this.agentTalking()) return;
+    const value = nicKindInfo(kind).usbConfiguration!;
     try {
       const ack = await this.core.send({ selectConfiguration: { serial: nic, value } }, { signal: this.pacer.signal, deadlineMs: this.spec.deadlines.attach });
       if (ack.error !== 0) this.rec.mark(this.machine.clock.now(), "select-configuration-failed", `${nic}: configuration ${value}: ${ack.message} (error ${ack.error})`);
