@@ -12,15 +12,17 @@ async function server(t: { teardown(fn: () => Promise<void> | void): void }): Pr
   return feed;
 }
 
-/** The live messages a client got after its snapshot, batches opened up. */
+/** The live messages a client got after its snapshot, batches opened up as PROTOCOL.md says. */
 function flat(received: Msg[]): Record<string, unknown>[] {
   return received.slice(1).flatMap((m) => {
     if (m.binary) throw new Error("a JSON subscriber got a binary message");
-    return m.json["type"] === "batch" ? (m.json["messages"] as Record<string, unknown>[]) : [m.json];
+    if (m.json["type"] !== "batch") return [m.json];
+    let i = m.json["from"] as number;
+    return (m.json["messages"] as Record<string, unknown>[]).map((x) => (typeof x["type"] === "string" ? x : { type: "record", index: i++, record: x }));
   });
 }
 
-test("batched subscribers, compressed or not, get exactly the messages a plain JSON subscriber gets, grouped", async (t) => {
+test("batched subscribers, compressed or not, get exactly the messages a plain JSON subscriber gets, grouped, records unwrapped", async (t) => {
   const feed = await server(t);
   const plain = new TestClient(`${feed.feedUrl}?format=json`);
   const deflated = new TestClient(`${feed.feedUrl}?format=json&batch=1`);
@@ -47,6 +49,9 @@ test("batched subscribers, compressed or not, get exactly the messages a plain J
     const batches = c.received.slice(1);
     t.true(batches.every((m) => !m.binary && m.json["type"] === "batch"), "every live message is a batch");
     t.true(batches.length < want.length / 4, `${batches.length} batches for ${want.length} messages`);
+    const elements = batches.flatMap((m) => (m.binary ? [] : (m.json["messages"] as Record<string, unknown>[])));
+    t.is(elements.filter((x) => x["type"] === undefined).length, recs.length, "each record as itself, no wrapper");
+    t.true(elements.every((x) => x["type"] === undefined || x["type"] === "header" || x["type"] === "verdict"));
   }
   // The same messages in far fewer bytes: the server did send the shared compressed frames.
   t.true(deflated.socket!.bytesRead * 2 < uncompressed.socket!.bytesRead, `${deflated.socket!.bytesRead} vs ${uncompressed.socket!.bytesRead} bytes`);
