@@ -14,6 +14,7 @@ import {
   encodeRecordEvent,
   encodeVerdictEvent,
   headerToJson,
+  recordToBatchJson,
   recordToJson,
   verdictToJson,
   type ControlOp,
@@ -247,10 +248,12 @@ export class Hub {
   record(rec: RecordInput, index?: number): void {
     try {
       const i = typeof index === "number" && Number.isSafeInteger(index) && index >= 0 ? index : this.model.nextIndex;
-      const json = recordToJson(rec);
+      // The batch form (no oneof "body" fields) is what the model reads too;
+      // a plain JSON subscriber's message (with them) is made only if one reads.
+      const json = recordToBatchJson(rec);
       this.model.apply(json, i);
       // In a batch a record is itself, its index counted from the batch's "from".
-      this.fanOut(i, () => encodeRecordEvent(rec, i), () => ({ type: "record", index: i, record: json }), json);
+      this.fanOut(i, () => encodeRecordEvent(rec, i), () => ({ type: "record", index: i, record: recordToJson(rec) }), json);
     } catch (err) {
       this.opts.onError(err, "record");
     }

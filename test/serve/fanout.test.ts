@@ -5,7 +5,7 @@ import test from "ava";
 import type { Duplex } from "node:stream";
 import type { WebSocket } from "ws";
 import { BATCH_CHUNK, Client, DEFAULT_BACKPRESSURE, Hub, MAX_BATCH_BYTES, batchMs } from "../../src/serve/hub.js";
-import { recordToJson } from "../../src/serve/protocol.js";
+import { recordToBatchJson } from "../../src/serve/protocol.js";
 import { HEADER, leakVerdict, nicLife } from "./helpers.js";
 
 class FakeWs {
@@ -122,7 +122,8 @@ test("batched subscribers' JSON is made text a chunk of elements at a time, not 
   t.is(batch.type, "batch");
   t.is(batch.from, 0);
   t.deepEqual(recordIndexes(batch), recs.map((_, i) => i));
-  t.deepEqual(batch.messages[3], JSON.parse(JSON.stringify(recordToJson(recs[3]!))) as Record<string, unknown>, "a record is its JSON form alone");
+  t.deepEqual(batch.messages[3], JSON.parse(JSON.stringify(recordToBatchJson(recs[3]!))) as Record<string, unknown>, "a record is its JSON form alone");
+  t.false(JSON.stringify(batch.messages).includes('"body"'), "without the oneof members' names");
 });
 
 test("a batch's records are consecutive: a gap in the numbers starts a new batch; headers and verdicts ride along with their type", (t) => {
