@@ -20,7 +20,12 @@ import { fileURLToPath } from "node:url";
 import { startLiveServer } from "../../src/serve/index.js";
 import { DEFAULT_STORM, runStorm, validateStorm } from "../../src/storm/index.js";
 
-const CYCLES = 1000;
+/**
+ * Cycles per run: at ~2,000 cycles/s and 200 ms batch windows a 1,000-cycle
+ * run was 2 or 3 windows, and the ratio moved in steps of a whole batch;
+ * 5,000 make a dozen or more. Same storm, only longer.
+ */
+const CYCLES = 5000;
 const READERS = 200;
 const RUNS = 3;
 
@@ -91,7 +96,7 @@ export async function run(): Promise<void> {
   const cpu = pinned.map((x, i) => base[i]!.cpuPerCycle / x.cpuPerCycle);
   const last = pinned[pinned.length - 1]!;
   const where = READER_CORE === undefined ? "sharing every core (no taskset or one core)" : `kept on core ${READER_CORE}, the storm on core ${STORM_CORE}`;
-  console.log(`baseline  no readers                     ${Math.round(median(base.map((b) => b.rate)))} cycles/s (median of ${RUNS})`);
+  console.log(`baseline  no readers                     ${Math.round(median(base.map((b) => b.rate)))} cycles/s (median of ${RUNS} runs of ${CYCLES} cycles)`);
   console.log(
     `${READERS} reading JSON clients ${where}: ${median(ratios(pinned)).toFixed(2)}x baseline (goal >= 0.80; ${RUNS} runs ${spread(ratios(pinned))}); ` +
       `${last.read} messages read (${(last.read / READERS).toFixed(0)} per client, ${last.records} records), ${last.missed} "missed"`,

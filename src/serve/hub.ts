@@ -14,6 +14,7 @@ import {
   encodeRecordEvent,
   encodeVerdictEvent,
   headerToJson,
+  recordToBatchJson,
   recordToJson,
   verdictToJson,
   type ControlOp,
@@ -120,25 +121,37 @@ export interface HubOptions {
 
 interface PendingBatch {
   /**
-   * The JSON messages, as objects: they are turned into text at flush, one
-   * JSON.stringify for the whole batch when every JSON subscriber takes
-   * batches (a call per record costs the storm half again as much); and the
-   * binary frames, in order.
+   * For one-message-per-record JSON subscribers (batch=0): the messages as
+   * objects, made text at flush. Empty unless one reads this batch.
    */
   json: ServerMessage[];
+  /**
+   * For batched subscribers (batch=1): the batch's elements (PROTOCOL.md: a
+   * record as itself, anything else as its message), made text a chunk of
+   * BATCH_CHUNK at a time as they come: the batch holds text, not thousands
+   * of objects for its whole window, and its size is known as it grows.
+   */
+  chunks: string[];
+  chunk: unknown[];
+  /** Characters of chunks. */
+  chunkChars: number;
+  /** Characters of the open chunk's first element, made text alone: the open chunk's size is estimated from it. */
+  firstChars: number;
   binary: Buffer[];
-  needJson: boolean;
+  /** Whether a subscriber takes one JSON message per record, batched JSON, binary. */
+  needPlain: boolean;
+  needBatched: boolean;
   needBinary: boolean;
   /** Bytes of the binary frames. */
   bytes: number;
   /**
-   * Characters of the JSON messages sampled (the first and every
-   * JSON_SAMPLE_EVERY-th): their mean estimates the JSON part of the batch
+   * Characters of the plain JSON messages sampled (the first and every
+   * JSON_SAMPLE_EVERY-th): their mean estimates that part of the batch
    * against MAX_BATCH_BYTES before any text exists.
    */
   sampledChars: number;
   samples: number;
-  /** Trace records among the messages, and their first and last index. */
+  /** Trace records among the messages, and their first and last index (consecutive: fanOut starts a new batch at a gap). */
   records: number;
   fromIndex: number;
   toIndex: number;
@@ -162,8 +175,18 @@ export function batchMs(subscribers: number): number {
  */
 export const MAX_BATCH_BYTES = 2 << 20;
 
-/** One JSON message in this many is made text as it comes, to size its batch (the rest wait for the batch's one stringify). */
+/** One plain JSON message in this many is made text as it comes, to size its batch (the rest wait for the batch's flush). */
 export const JSON_SAMPLE_EVERY = 64;
+
+/**
+ * Batched JSON is made text this many elements at a time: one stringify call
+ * per chunk costs about what one per batch does (a call per record cost the
+ * storm half again as much), and no element object outlives its chunk in the batch.
+ */
+export const BATCH_CHUNK = 256;
+
+/** ...or fewer, when they are large: a chunk of about this many characters is made text at once. */
+const MAX_CHUNK_CHARS = 256 << 10;
 
 export class Hub {
   readonly model: LiveModel;
@@ -215,7 +238,8 @@ export class Hub {
     try {
       const json = headerToJson(h);
       this.model.header = json;
-      this.fanOut(-1, () => encodeHeaderEvent(h), () => ({ type: "header", header: json }));
+      const msg: ServerMessage = { type: "header", header: json };
+      this.fanOut(-1, () => encodeHeaderEvent(h), msg, msg);
     } catch (err) {
       this.opts.onError(err, "header");
     }
@@ -224,9 +248,12 @@ export class Hub {
   record(rec: RecordInput, index?: number): void {
     try {
       const i = typeof index === "number" && Number.isSafeInteger(index) && index >= 0 ? index : this.model.nextIndex;
-      const json = recordToJson(rec);
+      // The batch form (no oneof "body" fields) is what the model reads too;
+      // a plain JSON subscriber's message (with them) is made only if one reads.
+      const json = recordToBatchJson(rec);
       this.model.apply(json, i);
-      this.fanOut(i, () => encodeRecordEvent(rec, i), () => ({ type: "record", index: i, record: json }));
+      // In a batch a record is itself, its index counted from the batch's "from".
+      this.fanOut(i, () => encodeRecordEvent(rec, i), () => ({ type: "record", index: i, record: recordToJson(rec) }), json);
     } catch (err) {
       this.opts.onError(err, "record");
     }
@@ -237,7 +264,8 @@ export class Hub {
       const t = typeof tNs === "number" ? tNs : this.model.now;
       const json = verdictToJson(v);
       this.model.applyVerdict(json, t);
-      this.fanOut(-1, () => encodeVerdictEvent(v, t), () => ({ type: "verdict", tNs: t, verdict: json }));
+      const msg: ServerMessage = { type: "verdict", tNs: t, verdict: json };
+      this.fanOut(-1, () => encodeVerdictEvent(v, t), msg, msg);
     } catch (err) {
       this.opts.onError(err, "verdict");
     }
@@ -269,21 +297,24 @@ export class Hub {
   }
 
   /**
-   * Queues one message for every subscriber: encoded once per format someone
-   * reads (JSON as an object, made text once at flush), and written to each
-   * subscriber as one buffer per batch (the
-   * messages of batchMs, or MAX_BATCH_BYTES). A subscriber pays a write per batch,
-   * not a send per record; a batched JSON subscriber also reads one
-   * WebSocket message per batch, which is what lets hundreds of them read
-   * along on the storm's own machine.
+   * Queues one message for every subscriber: encoded once per form someone
+   * reads (plain JSON as an object, made text at flush; batched JSON as an
+   * element of the batch, made text a chunk at a time; binary as a frame), and
+   * written to each subscriber as one buffer per batch (the messages of
+   * batchMs, or MAX_BATCH_BYTES). A subscriber pays a write per batch, not a
+   * send per record; a batched JSON subscriber also reads one WebSocket
+   * message per batch, which is what lets hundreds of them read along on the
+   * storm's own machine.
    */
-  private fanOut(index: number, bin: () => Uint8Array, json: () => ServerMessage): void {
+  private fanOut(index: number, bin: () => Uint8Array, plain: ServerMessage | (() => ServerMessage), element: unknown): void {
     if (this.clients.size === 0) return;
+    // A batch's records are numbered from its first (PROTOCOL.md): a gap in the numbers starts a new batch.
+    if (index >= 0 && this.pending && this.pending.records > 0 && index !== this.pending.toIndex + 1) this.flush();
     const p = (this.pending ??= this.newBatch());
     let jsonBytes = 0;
-    if (p.needJson) {
-      // The model holds json's parts but never changes them: they are still what was sent when made text at flush.
-      const m = json();
+    if (p.needPlain) {
+      // The model holds the messages' parts but never changes them: they are still what was sent when made text at flush.
+      const m = typeof plain === "function" ? plain() : plain;
       if (p.json.length % JSON_SAMPLE_EVERY === 0) {
         // Characters, not UTF-8 bytes: the limit only needs to be about right.
         p.sampledChars += JSON.stringify(m).length;
@@ -291,6 +322,14 @@ export class Hub {
       }
       p.json.push(m);
       jsonBytes = (p.json.length * p.sampledChars) / p.samples;
+    }
+    if (p.needBatched) {
+      // Characters, not UTF-8 bytes, as above.
+      if (p.chunk.length === 0) p.firstChars = JSON.stringify(element).length;
+      p.chunk.push(element);
+      const open = p.chunk.length * p.firstChars;
+      if (p.chunk.length === BATCH_CHUNK || open >= MAX_CHUNK_CHARS) this.closeChunk(p);
+      jsonBytes = Math.max(jsonBytes, p.chunkChars + (p.chunk.length > 0 ? open : 0));
     }
     if (p.needBinary) {
       const f = dataFrame(OPCODE_BINARY, bin());
@@ -305,20 +344,46 @@ export class Hub {
     if (p.bytes + jsonBytes >= MAX_BATCH_BYTES) this.flush();
   }
 
+  /** Makes the batch's open chunk text: "[e1,e2,...]", opened up when the batch is joined. */
+  private closeChunk(p: PendingBatch): void {
+    const text = JSON.stringify(p.chunk);
+    p.chunks.push(text);
+    p.chunkChars += text.length;
+    p.chunk = [];
+  }
+
   private newBatch(): PendingBatch {
     // A write per subscriber per batch is the cost that grows with readers: a
     // batch waits (batchMs) to take more.
     this.flushTimer = setTimeout(() => this.flush(), batchMs(this.clients.size));
     this.flushTimer.unref();
-    // Only formats some subscriber will be sent: one that is behind gets a resync snapshot instead.
-    let needJson = false;
+    // Only forms some subscriber will be sent: one that is behind gets a resync snapshot instead.
+    let needPlain = false;
+    let needBatched = false;
     let needBinary = false;
     for (const c of this.clients) {
       if (c.closing || c.behind) continue;
       if (c.format === "binary") needBinary = true;
-      else needJson = true;
+      else if (c.feed.batched) needBatched = true;
+      else needPlain = true;
     }
-    return { json: [], binary: [], needJson, needBinary, bytes: 0, sampledChars: 0, samples: 0, records: 0, fromIndex: -1, toIndex: -1 };
+    return {
+      json: [],
+      chunks: [],
+      chunk: [],
+      chunkChars: 0,
+      firstChars: 0,
+      binary: [],
+      needPlain,
+      needBatched,
+      needBinary,
+      bytes: 0,
+      sampledChars: 0,
+      samples: 0,
+      records: 0,
+      fromIndex: -1,
+      toIndex: -1,
+    };
   }
 
   /** Writes the queued batch to every subscriber ready for it; those that are not count its records as missed. */
@@ -352,7 +417,7 @@ export class Hub {
       try {
         if (c.format === "binary") c.sendFrames((binary ??= Buffer.concat(p.binary)));
         else if (c.feed.batched) {
-          batchText ??= this.batchText(p.json, texts);
+          batchText ??= this.batchText(p);
           if (c.feed.deflate) c.sendFrames((batchDeflated ??= deflatedTextFrame(batchText)));
           else c.sendFrames((batch ??= textFrame(batchText)));
         } else c.sendFrames((json ??= Buffer.concat(texts!.map(textFrame))));
@@ -362,9 +427,11 @@ export class Hub {
     }
   }
 
-  /** A batch message's text: from the messages' texts when they were needed anyway, else one stringify for all. */
-  private batchText(msgs: ServerMessage[], texts: string[] | undefined): string {
-    return texts ? `{"type":"batch","messages":[${texts.join(",")}]}` : JSON.stringify({ type: "batch", messages: msgs });
+  /** A batch message's text (PROTOCOL.md): its chunks opened up and joined, "from" the number of its first record. */
+  private batchText(p: PendingBatch): string {
+    if (p.chunk.length > 0) this.closeChunk(p);
+    const from = p.records > 0 ? `,"from":${p.fromIndex}` : "";
+    return `{"type":"batch"${from},"messages":[${p.chunks.map((c) => c.slice(1, -1)).join(",")}]}`;
   }
 
   private deliver(c: Client, data: string | Uint8Array, index: number): void {

@@ -4,8 +4,9 @@
 import test from "ava";
 import type { Duplex } from "node:stream";
 import type { WebSocket } from "ws";
-import { Client, DEFAULT_BACKPRESSURE, Hub, JSON_SAMPLE_EVERY, MAX_BATCH_BYTES, batchMs } from "../../src/serve/hub.js";
-import { nicLife } from "./helpers.js";
+import { BATCH_CHUNK, Client, DEFAULT_BACKPRESSURE, Hub, MAX_BATCH_BYTES, batchMs } from "../../src/serve/hub.js";
+import { recordToBatchJson } from "../../src/serve/protocol.js";
+import { HEADER, leakVerdict, nicLife } from "./helpers.js";
 
 class FakeWs {
   readonly OPEN = 1;
@@ -87,7 +88,19 @@ function frameText(f: Buffer): string {
   return f.subarray(head).toString("utf8");
 }
 
-test("batched subscribers' JSON is made text once per batch, not once per record", (t) => {
+interface BatchMsg {
+  type: string;
+  from?: number;
+  messages: Record<string, unknown>[];
+}
+
+/** The records' indexes in a batch: counted from "from", one per element without a type. */
+function recordIndexes(b: BatchMsg): number[] {
+  let i = b.from!;
+  return b.messages.filter((x) => x["type"] === undefined).map(() => i++);
+}
+
+test("batched subscribers' JSON is made text a chunk of elements at a time, not once per record", (t) => {
   const h = hub();
   const [sub] = subscribers(h, 1, false);
   const recs = Array.from({ length: 10 }, () => nicLife(1, 0, { refs: 40 })).flat();
@@ -103,13 +116,42 @@ test("batched subscribers' JSON is made text once per batch, not once per record
   } finally {
     JSON.stringify = stringify;
   }
-  t.is(calls, Math.ceil(recs.length / JSON_SAMPLE_EVERY) + 1, `${recs.length} records: the sampled ones (to size the batch) and the batch`);
-  const batch = JSON.parse(frameText(sub!.socket.writes[0]!)) as { type: string; messages: { type: string; index: number }[] };
+  t.true(recs.length > 2 * BATCH_CHUNK, `${recs.length} records`);
+  t.is(calls, 2 * Math.ceil(recs.length / BATCH_CHUNK), `${recs.length} records: per chunk of ${BATCH_CHUNK}, its first element (to size the batch) and the chunk`);
+  const batch = JSON.parse(frameText(sub!.socket.writes[0]!)) as BatchMsg;
   t.is(batch.type, "batch");
-  t.deepEqual(batch.messages.map((m) => m.index), recs.map((_, i) => i));
+  t.is(batch.from, 0);
+  t.deepEqual(recordIndexes(batch), recs.map((_, i) => i));
+  t.deepEqual(batch.messages[3], JSON.parse(JSON.stringify(recordToBatchJson(recs[3]!))) as Record<string, unknown>, "a record is its JSON form alone");
+  t.false(JSON.stringify(batch.messages).includes('"body"'), "without the oneof members' names");
 });
 
-test("a batch of large records goes out before it is much over MAX_BATCH_BYTES, sized from samples", (t) => {
+test("a batch's records are consecutive: a gap in the numbers starts a new batch; headers and verdicts ride along with their type", (t) => {
+  const h = hub();
+  const [sub] = subscribers(h, 1, false);
+  const recs = nicLife(1, 0, { refs: 2 });
+  h.header(HEADER);
+  h.record(recs[0]!, 10);
+  h.record(recs[1]!, 11);
+  h.verdict(leakVerdict(1, 11));
+  h.record(recs[2]!, 20);
+  h.record(recs[3]!, 21);
+  h.flush();
+  const batches = sub!.socket.writes.map((w) => JSON.parse(frameText(w)) as BatchMsg);
+  t.is(batches.length, 2);
+  t.deepEqual(batches.map((b) => b.messages.map((x) => (x["type"] as string | undefined) ?? "record")), [
+    ["header", "record", "record", "verdict"],
+    ["record", "record"],
+  ]);
+  t.deepEqual(batches.map(recordIndexes), [[10, 11], [20, 21]]);
+  h.verdict(leakVerdict(1, 21));
+  h.flush();
+  const last = JSON.parse(frameText(sub!.socket.writes[2]!)) as BatchMsg;
+  t.false("from" in last, "no records, no from");
+  t.is(last.messages[0]!["type"], "verdict");
+});
+
+test("a batch of large records goes out before it is much over MAX_BATCH_BYTES, sized as its chunks are made text", (t) => {
   const h = hub();
   const [sub] = subscribers(h, 1, false);
   const big = "x".repeat(20_000);
@@ -118,6 +160,6 @@ test("a batch of large records goes out before it is much over MAX_BATCH_BYTES, 
   const sizes = sub!.socket.writes.map((w) => w.length);
   t.true(sizes.length >= 4, `8 MB in ${sizes.length} writes`);
   t.true(sizes.every((n) => n < MAX_BATCH_BYTES + 2 * big.length), sizes.join(", "));
-  const indexes = sub!.socket.writes.flatMap((w) => (JSON.parse(frameText(w)) as { messages: { index: number }[] }).messages.map((m) => m.index));
+  const indexes = sub!.socket.writes.flatMap((w) => recordIndexes(JSON.parse(frameText(w)) as BatchMsg));
   t.deepEqual(indexes, Array.from({ length: 400 }, (_, i) => i), "every record, in order");
 });

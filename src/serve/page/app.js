@@ -114,9 +114,15 @@ function onMessage(m) {
       resetVerdicts();
       updateControls();
       break;
-    case "batch":
-      for (const x of m.messages) onMessage(x);
+    case "batch": {
+      // A record is itself, numbered from the batch's "from"; anything else is its message (PROTOCOL.md).
+      let i = m.from;
+      for (const x of m.messages) {
+        if (typeof x.type === "string") onMessage(x);
+        else S.model.apply(x, i++);
+      }
       break;
+    }
     case "header":
       S.model.header = m.header;
       break;

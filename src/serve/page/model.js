@@ -21,6 +21,43 @@ const DEFAULTS = { maxDevices: 2000, maxVerdicts: 1000, maxPointsPerDevice: 2000
 /** Host-side phases that mean the NIC is no longer plugged in. */
 const HOST_GONE = new Set(["removed", "refused", "failed"]);
 
+/** Whether a device is done on both sides (or has not begun on one): the kind the model forgets first. @param {any} d */
+function finished(d) {
+  return (HOST_GONE.has(d.host.phase) || d.host.phase === "") && (d.guest.phase === "freed" || d.guest.phase === "");
+}
+
+/** Adds d to a min-heap of devices on `order`. @param {any[]} h @param {any} d */
+function heapPush(h, d) {
+  let i = h.length;
+  h.push(d);
+  while (i > 0) {
+    const up = (i - 1) >> 1;
+    if (h[up].order <= d.order) break;
+    h[i] = h[up];
+    i = up;
+  }
+  h[i] = d;
+}
+
+/** Takes the device of least `order` from a non-empty min-heap. @param {any[]} h */
+function heapPop(h) {
+  const top = h[0];
+  const last = h.pop();
+  if (h.length > 0) {
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= h.length) break;
+      if (c + 1 < h.length && h[c + 1].order < h[c].order) c++;
+      if (h[c].order >= last.order) break;
+      h[i] = h[c];
+      i = c;
+    }
+    h[i] = last;
+  }
+  return top;
+}
+
 export class LiveModel {
   /** @param {Partial<typeof DEFAULTS>} [limits] */
   constructor(limits) {
@@ -49,6 +86,14 @@ export class LiveModel {
     this.nextOrder = 0;
     /** @type {Map<string, any>} */
     this.devices = new Map();
+    /**
+     * Devices that became finished, oldest added first (a heap on `order`;
+     * entries no longer finished or kept are passed over when they come up):
+     * dropOldest takes the oldest finished device from it instead of walking
+     * the devices, most of them live on a long storm, once per device added.
+     * @type {any[]}
+     */
+    this.finishedHeap = [];
     /** @type {any[]} kept verdicts in run order: the first ones and first causes always, then the latest */
     this.verdicts = [];
     /** Causes seen so far (verdicts that are no consequence). */
@@ -387,6 +432,8 @@ export class LiveModel {
       pinned: false,
     };
     this.devices.set(key, d);
+    // Nothing yet on either side: finished, until a phase says otherwise.
+    heapPush(this.finishedHeap, d);
     this.counters.devicesSeen++;
     if (this.devices.size > this.limits.maxDevices) this.dropOldest();
     return d;
@@ -394,10 +441,11 @@ export class LiveModel {
 
   /** Keeps memory bounded on long storms: forget the oldest finished device. */
   dropOldest() {
-    for (const [k, d] of this.devices) {
-      if (d.pinned) continue;
-      const finished = HOST_GONE.has(d.host.phase) || d.host.phase === "";
-      if (finished && (d.guest.phase === "freed" || d.guest.phase === "")) return this.forget(d);
+    const h = this.finishedHeap;
+    while (h.length > 0) {
+      const d = heapPop(h);
+      // A device pinned, forgotten or live again since it went in is passed over (one finished again went in again).
+      if (!d.pinned && this.devices.get(d.key) === d && finished(d)) return this.forget(d);
     }
     // Everything is still live: drop the oldest anyway rather than grow
     // without bound, but never a device the first violations name.
@@ -431,8 +479,10 @@ export class LiveModel {
     }
     if (spans.length > this.limits.maxPointsPerDevice) spans.shift();
     const was = s.phase;
+    const wasFinished = finished(d);
     s.phase = phase;
     s.since = t;
+    if (!wasFinished && finished(d)) heapPush(this.finishedHeap, d);
     if (side === "host" && was !== phase) {
       this.counters.inFlight += (inFlight(phase) ? 1 : 0) - (inFlight(was) ? 1 : 0);
       if (phase === "removed") this.counters.cycles++;
@@ -513,7 +563,10 @@ export class LiveModel {
     m.tLastNs = o.tLastNs;
     m.nextIndex = o.nextIndex;
     m.nextOrder = o.nextOrder;
-    for (const d of o.devices) m.devices.set(d.key, d);
+    for (const d of o.devices) {
+      m.devices.set(d.key, d);
+      if (finished(d)) heapPush(m.finishedHeap, d);
+    }
     m.verdicts = o.verdicts;
     m.causesSeen = o.causesSeen ?? 0;
     m.match.restore(o.names);
