@@ -64,7 +64,7 @@ export function toStormVerdict(v: Verdict): StormVerdict {
 
 export class LiveChecker {
   private readonly checker: TraceChecker;
-  readonly rules: string[];
+  private readonly model: StormSpec["model"];
   private atFinish: Verdict[] | null = null;
   private closed = false;
   private summarised: { summary: unknown } | null = null;
@@ -72,10 +72,15 @@ export class LiveChecker {
   constructor(spec: StormSpec) {
     this.checker = new TraceChecker({
       profile: spec.model,
-      deadlines: modelDeadlines(spec.deadlines),
+      deadlines: deadlinesOf(spec.deadlines),
       onVerdict: (v) => this.atFinish?.push(v),
     });
-    this.rules = [...rulesOf(spec.model)];
+    this.model = spec.model;
+  }
+
+  /** The rules this run's model profile checks (for its report): a copy made when asked, as a shrink's runs never ask. */
+  get rules(): string[] {
+    return [...rulesOf(this.model)];
   }
 
   push(rec: plugstorm.trace.v1.IRecord, index: number): StormVerdict[] {
@@ -105,6 +110,21 @@ export class LiveChecker {
 }
 
 const NO_VERDICTS: StormVerdict[] = [];
+
+/**
+ * A storm's deadlines as the model's, converted once per deadlines object: a
+ * shrink's candidates share their storm's, and starts a checker for each.
+ * The checker only reads them (it fills in its defaults in a copy of its own).
+ */
+const deadlinesBySpec = new WeakMap<StormSpec["deadlines"], Deadlines>();
+function deadlinesOf(d: StormSpec["deadlines"]): Deadlines {
+  let m = deadlinesBySpec.get(d);
+  if (!m) {
+    m = modelDeadlines(d);
+    deadlinesBySpec.set(d, m);
+  }
+  return m;
+}
 
 /** The rules a model profile checks, worked out once per profile (a shrink starts thousands of checkers). */
 const rulesByModel = new Map<string, readonly string[]>();

@@ -17,8 +17,8 @@ export interface LaneHost {
   nicOf(step: Step): string;
   /** Whether a NIC is plugged in now. */
   plugged(nic: string): boolean;
-  /** The run's stop signal: aborted once the run stops. */
-  readonly signal: AbortSignal;
+  /** The run's stop signal: aborted once the run stops (a method: see the runner's host). */
+  signal(): AbortSignal;
 }
 
 const LANE_OPS: ReadonlySet<Step["op"]> = new Set(["add", "remove", "hold", "release", "traffic", "traffic-stop", "detach", "device-fault"]);
@@ -80,23 +80,23 @@ export class Lanes {
     if (step.op === "add") {
       // The schedule counts a NIC out when its remove is issued; a lane's remove may
       // still be under way, so keep the machine at maxInFlight NICs at most.
-      while (this.laneNics.size >= this.maxInFlight && this.laneError === undefined && !host.signal.aborted) {
+      while (this.laneNics.size >= this.maxInFlight && this.laneError === undefined && !host.signal().aborted) {
         await new Promise<void>((r) => (this.laneWake = r));
       }
       if (this.laneError !== undefined) throw this.laneError;
-      if (host.signal.aborted) throw host.signal.reason;
+      if (host.signal().aborted) throw host.signal().reason;
       this.laneNics.add(nic);
     }
     const prev = this.lanes.get(nic) ?? Promise.resolve();
     const lane = prev.then(async () => {
-      if (this.laneError !== undefined || host.signal.aborted) return;
+      if (this.laneError !== undefined || host.signal().aborted) return;
       // Attaches and removals are kept apart (see `attaching`).
       const phase = step.op === "add" ? this.attaching : step.op === "remove" || step.op === "detach" ? this.removingPhase : null;
       const other = step.op === "add" ? this.removingPhase : this.attaching;
       try {
         if (phase) {
-          while (other.size > 0 && !host.signal.aborted) await new Promise<void>((r) => this.phaseWaiters.push(r));
-          if (host.signal.aborted) return;
+          while (other.size > 0 && !host.signal().aborted) await new Promise<void>((r) => this.phaseWaiters.push(r));
+          if (host.signal().aborted) return;
           phase.add(nic);
         }
         await host.execute(step);

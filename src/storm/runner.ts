@@ -198,10 +198,12 @@ class StormRun {
         execute: (step) => this.steps.execute(step),
         nicOf: (step) => this.steps.nicOf(step),
         plugged: (nic) => this.steps.plugged.has(nic),
-        // Read only by lanes in flight (QEMU): the pacer makes its signal when first asked.
-        get signal() {
-          return pacer.signal;
-        },
+        // Read only by lanes in flight (QEMU): the pacer makes its signal when
+        // first asked. A method, not a getter: an object literal's accessor
+        // capturing this run gets a hidden class of its own, which V8's
+        // transition tree keeps (weakly, but scavenges keep it) until a full
+        // GC, and the whole run with it: every run promoted and collected late.
+        signal: () => pacer.signal,
       },
       this.machine.type !== "sim" && spec.schedule.maxInFlight > 1 && spec.schedule.steps === null,
       spec.schedule.maxInFlight,
@@ -369,13 +371,8 @@ class StormRun {
       writeErrors: trace.error && traceFile ? [{ file: traceFile, message: trace.error.message }] : [],
       verdicts,
       failedRules: [...new Set(failing.map((v) => v.rule))],
-      // Made when first read (a shrink's runs never read theirs); a plain value once set.
-      get summary(): unknown {
-        return checker.summary;
-      },
-      set summary(v: unknown) {
-        Object.defineProperty(this, "summary", { value: v, writable: true, enumerable: true, configurable: true });
-      },
+      // Made lazily (see withLazySummary); this holds its place among the fields.
+      summary: undefined,
       cyclesDone: this.steps.cyclesDone,
       records: this.rec.records,
       frames: stats.frames,
@@ -387,6 +384,7 @@ class StormRun {
       reproduce: this.reproduce,
       notObserved: [...this.guest.unavailable],
     };
+    withLazySummary(result, checker);
     if (stop.kind !== "completed") result.abortReason = stopText(stop);
     if (this.outDir && this.timeline) {
       const report = buildRunReport(result, wallStart || this.t0Wall, this.timeline.timeline(), this.checker.rules);
@@ -544,6 +542,33 @@ class StormRun {
     await this.lanes.finish();
   }
 }
+
+/** Where a result's lazy summary comes from (not enumerable: no copy or JSON of the result sees it). */
+const SUMMARY_SOURCE = Symbol("summary source");
+type LazyResult = RunResult & { [SUMMARY_SOURCE]: LiveChecker };
+/**
+ * result.summary is made when first read (a shrink's runs never read theirs),
+ * and is a plain value once set. The accessor is the same two functions for
+ * every result: accessors made per result (an object literal's get/set over
+ * the run's checker) gave each result a hidden class of its own, which V8's
+ * transition tree keeps alive through scavenges, and with it the whole run
+ * (checker, machine, session) until the next full GC: in a shrink's short
+ * runs that was most of the GC time.
+ */
+function withLazySummary(result: RunResult, checker: LiveChecker): void {
+  Object.defineProperty(result, SUMMARY_SOURCE, { value: checker });
+  Object.defineProperty(result, "summary", LAZY_SUMMARY);
+}
+const LAZY_SUMMARY: PropertyDescriptor = {
+  get(this: LazyResult): unknown {
+    return this[SUMMARY_SOURCE].summary;
+  },
+  set(this: LazyResult, v: unknown): void {
+    Object.defineProperty(this, "summary", { value: v, writable: true, enumerable: true, configurable: true });
+  },
+  enumerable: true,
+  configurable: true,
+};
 
 function isAbort(e: unknown): boolean {
   return e instanceof Error && (e.name === "AbortError" || e instanceof StopRun);

@@ -5,7 +5,7 @@
 // a module unload. It keeps which NICs are plugged and how many cycles ended.
 
 import { plugstorm } from "../gen/plugstorm.js";
-import { nicKindInfo, type Machine, type NicKind, type NicOpResult, type RemovalVia } from "../hotplug/index.js";
+import { nicKindInfo, type AddNicRequest, type Machine, type NicKind, type NicOpResult, type RemovalVia, type RemoveNicOptions } from "../hotplug/index.js";
 import type { TelemetryCore } from "../telemetry/index.js";
 import type { GuestState } from "./guest-state.js";
 import type { Pacer } from "./pacing.js";
@@ -57,16 +57,10 @@ export class StepExecutor {
     return "nic" in step && step.nic ? (this.nicPrefix ?? "") + step.nic : "";
   }
 
-  nextAction(kind: number, fields: Omit<plugstorm.trace.v1.IHostAction, "id" | "kind">): number {
-    const id = ++this.actionId;
-    this.rec.append({ tNs: this.machine.clock.now(), action: { id, kind, ...fields } });
-    return id;
-  }
-
   /** A host action on a NIC (its catalog kind, bus, port and MAC as the machine has them), with args as JSON. */
   private nicAction(kind: number, nic: string | undefined, args?: string): number {
     const id = ++this.actionId;
-    // Built field by field in the order nextAction gives them: many per cycle, and spreads cost more than the rest.
+    // Built field by field: many per cycle, and spreads cost more than the rest.
     const action: plugstorm.trace.v1.IHostAction = { id, kind };
     if (nic) {
       action.nicId = nic;
@@ -193,17 +187,21 @@ export class StepExecutor {
         // event thread, and the cascade pass keys a card the guest never showed
         // by its socket (docs/cascades.md). The add then takes exactly that socket.
         const socket = busOf(step.kind) === "pcmcia" ? this.machine.nextPort?.("pcmcia") : undefined;
-        const id = this.nextAction(ActKind.ADD_NIC, {
-          nicId: nic,
-          nicKind: step.kind,
-          bus: busOf(step.kind) === "usb" ? 1 : 2,
-          ...(socket ? { port: socket } : {}),
-          ...(step.faults ? { args: JSON.stringify({ deviceFaults: step.faults }) } : {}),
-        });
+        // The action and the request are built field by field, optional ones
+        // set when present (same fields, same order as spreading them in): a
+        // spread of a conditional literal is a slow generic clone.
+        const id = ++this.actionId;
+        const action: plugstorm.trace.v1.IHostAction = { id, kind: ActKind.ADD_NIC, nicId: nic, nicKind: step.kind, bus: busOf(step.kind) === "usb" ? 1 : 2 };
+        if (socket) action.port = socket;
+        if (step.faults) action.args = JSON.stringify({ deviceFaults: step.faults });
+        this.rec.append({ tNs: this.machine.clock.now(), action });
         this.guest.expect(nic);
         // Most kinds need no configuration chosen: no async call (and its promise) for them.
         if (needsConfiguration(step.kind)) await this.selectConfiguration(nic, step.kind);
-        const r = await this.machine.addNic({ kind: step.kind, id: nic, ...(socket ? { port: socket } : {}), ...(step.faults ? { faults: step.faults } : {}) }, { signal: this.pacer.signal });
+        const req: AddNicRequest = { kind: step.kind, id: nic };
+        if (socket) req.port = socket;
+        if (step.faults) req.faults = step.faults;
+        const r = await this.machine.addNic(req, { signal: this.pacer.signal });
         this.result(id, r);
         if (r.outcome !== "done") return;
         this.plugged.add(nic);
@@ -268,7 +266,9 @@ export class StepExecutor {
       const d = this.spec.deadlines;
       const id = this.nicAction(ActKind.REMOVE_NIC, nic);
       if (via !== undefined && via !== "host") this.rec.mark(this.machine.clock.now(), "remove-via", `${nic} ${via}`);
-      const r = await this.machine.removeNic(nic, { deadlineMs: d.removal, signal: this.pacer.signal, ...(via !== undefined ? { via } : {}) });
+      const opts: RemoveNicOptions = { deadlineMs: d.removal, signal: this.pacer.signal };
+      if (via !== undefined) opts.via = via;
+      const r = await this.machine.removeNic(nic, opts);
       this.result(id, r);
       this.plugged.delete(nic);
       this.cyclesDone++;

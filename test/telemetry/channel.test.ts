@@ -205,6 +205,49 @@ test("every channel event becomes a trace record that encodes and decodes", asyn
   t.like(gap.channel, { kind: plugstorm.trace.v1.ChannelEvent.Kind.SEQ_GAP, expectedSeq: 2, gotSeq: 4 });
 });
 
+test("a posted command is what Command.fromObject makes of the body and its id: fields, their order, defaults dropped, bytes", (t) => {
+  // Bodies of every shape the runner and the live view send, with the defaults and absent fields they carry.
+  const bodies: Parameters<TelemetryCore["post"]>[0][] = [
+    { helloAck: { hostTimeNs: 20_000_000, hostVersion: "0.1.0" } },
+    { holdRefs: { serial: "nic7", kind: v1.ObjectKind.OBJECT_KIND_IFNET, count: 1, holdNs: 577_000, holder: "h-nic7-ifnet" } },
+    { holdRefs: { serial: "nic1", kind: v1.ObjectKind.OBJECT_KIND_DEVICE, count: 3, holdNs: 0, holder: "live-view" } },
+    { releaseRefs: { serial: "nic1" } },
+    { releaseRefs: { serial: "nic2", kind: v1.ObjectKind.OBJECT_KIND_VNODE, holder: "" } },
+    { startTraffic: { serial: "nic3", packetsPerSecond: 2000 } },
+    { stopTraffic: { serial: "nic3" } },
+    { detachDevice: { serial: "nic4", flags: { force: false } } },
+    { detachDevice: { serial: "nic4", flags: { force: true } } },
+    { unloadModule: { name: "if_cdce" } },
+    { injectFault: { name: "slow-task", serial: "", arg: undefined } },
+    { ping: { hostTimeNs: 5 } },
+    { selectConfiguration: { serial: "nic5", value: 2 } },
+    {},
+  ];
+  const sent: plugstorm.telemetry.v1.Command[] = [];
+  const written: Uint8Array[] = [];
+  const core = new TelemetryCore({
+    clock: new ManualClock(),
+    write: (b) => written.push(b),
+    onEvent: (e) => {
+      if (e.type === "command") sent.push(e.command);
+    },
+  });
+  for (const b of bodies) core.post(b);
+  t.is(sent.length, bodies.length);
+  bodies.forEach((b, i) => {
+    const want = v1.Command.fromObject({ ...b, id: i + 1 });
+    const got = sent[i]!;
+    t.true(got instanceof v1.Command);
+    t.deepEqual(Object.keys(got), Object.keys(want), `body ${i}: own fields in order`);
+    t.deepEqual(got.toJSON(), want.toJSON(), `body ${i}`);
+    for (const k of Object.keys(want) as (keyof typeof want)[]) {
+      const w: unknown = want[k];
+      if (w !== null && typeof w === "object") t.is(Object.getPrototypeOf(got[k]), Object.getPrototypeOf(w), `body ${i}: ${String(k)} is a message of its class`);
+    }
+    t.deepEqual([...v1.Command.encode(got).finish()], [...v1.Command.encode(want).finish()], `body ${i}: bytes`);
+  });
+});
+
 test("ClockAligner keeps the tightest sample of its window", (t) => {
   const a = new ClockAligner(2);
   a.add(0, 100, 1050);
