@@ -13,7 +13,7 @@
 // protobufjs's bytes.
 
 import { plugstorm } from "../gen/plugstorm.js";
-import { canonicalArena, canonicalStart, takeCanonicalFrame } from "../telemetry/canonical-frames.js";
+import { canonicalArena, canonicalStart, copyBytes, takeCanonicalFrame } from "../telemetry/canonical-frames.js";
 
 const v1 = plugstorm.telemetry.v1;
 const t1 = plugstorm.trace.v1;
@@ -603,11 +603,9 @@ function recordFields(
  */
 function received(n: number): void {
   room(n);
-  const a = canonicalArena;
-  const b = buf;
-  let p = pos;
-  for (let k = canonicalStart(), e = k + n; k < e; k++) b[p++] = a[k]!;
-  pos = p;
+  const start = canonicalStart();
+  copyBytes(canonicalArena, start, start + n, buf, pos);
+  pos += n;
 }
 
 /**
