@@ -9,8 +9,18 @@
 // truncated varint, another body type) it gives up without side effects and
 // protobufjs decodes the whole payload, so odd and malformed input gets
 // protobufjs's answer, including its errors.
+//
+// On the way it notes whether the bytes are canonical: exactly what
+// protobufjs (and the trace's record encoder) would write for the decoded
+// frame. That is fields in field-number order, each once; minimal varints; no
+// default value written (0, "", false); no number the encoder would write
+// otherwise (a negative int32 or int64 takes 10 bytes there; a uint64 past
+// 2^53 is rounded by the decode); bools as 1. Every other difference is
+// already off the plain path. Canonical bytes are kept for the trace writer
+// to copy instead of encoding the frame again (see canonical-frames.ts).
 
 import { plugstorm } from "../gen/plugstorm.js";
+import { keepCanonicalFrame, keepingCanonicalFrames } from "./canonical-frames.js";
 
 const v1 = plugstorm.telemetry.v1;
 type Frame = plugstorm.telemetry.v1.Frame;
@@ -21,6 +31,8 @@ let buf: Uint8Array = new Uint8Array(0);
 let pos = 0;
 /** Cleared when the plain path cannot go on; every reader checks it. */
 let ok = true;
+/** Cleared when the bytes are not what the encoder writes for what they decode to. */
+let canon = true;
 let lo = 0;
 let hi = 0;
 
@@ -31,11 +43,28 @@ function varint32(end: number): number {
     if (pos >= end) break;
     const b = buf[pos++]!;
     value = (value | ((b & 127) << shift)) >>> 0;
-    if (b < 128) return value;
+    if (b < 128) {
+      // A padded varint (last byte 0), or bits past 32 that the read dropped.
+      if (b === 0 ? shift !== 0 : shift === 28 && b > 15) canon = false;
+      return value;
+    }
   }
   // Longer or cut short: protobufjs either reads on (up to 10 bytes) or throws.
   ok = false;
   return 0;
+}
+
+/** An int32 or enum field's value (a negative one is 10 bytes canonical, more than varint32 reads). */
+function int32(end: number): number {
+  const v = varint32(end) | 0;
+  if (v <= 0) canon = false;
+  return v;
+}
+
+function uint32(end: number): number {
+  const v = varint32(end);
+  if (v === 0) canon = false;
+  return v;
 }
 
 /** A varint of up to 10 bytes into lo/hi, bit for bit as protobufjs's LongBits. */
@@ -50,7 +79,10 @@ function varint64(end: number): void {
     }
     b = buf[pos++]!;
     lo = (lo | ((b & 127) << (i * 7))) >>> 0;
-    if (b < 128) return;
+    if (b < 128) {
+      if (b === 0 && i !== 0) canon = false;
+      return;
+    }
   }
   if (pos >= end) {
     ok = false;
@@ -59,7 +91,10 @@ function varint64(end: number): void {
   b = buf[pos++]!;
   lo = (lo | ((b & 127) << 28)) >>> 0;
   hi = (hi | ((b & 127) >> 4)) >>> 0;
-  if (b < 128) return;
+  if (b < 128) {
+    if (b === 0) canon = false;
+    return;
+  }
   for (let i = 0; i < 5; i++) {
     if (pos >= end) {
       ok = false;
@@ -67,18 +102,26 @@ function varint64(end: number): void {
     }
     b = buf[pos++]!;
     hi = (hi | ((b & 127) << (i * 7 + 3))) >>> 0;
-    if (b < 128) return;
+    if (b < 128) {
+      // A canonical value is under 2^53 (see uint64): 8 bytes at most.
+      if (b === 0 || i >= 3) canon = false;
+      return;
+    }
   }
   ok = false;
 }
 
+/** A uint64 field's value: past 2^53 the number is rounded, and the encoder would write the rounded one. */
 function uint64(end: number): number {
   varint64(end);
+  if (hi > 0x1fffff || (lo | hi) === 0) canon = false;
   return lo + hi * 4294967296;
 }
 
+/** An int64 field's value; a negative one is canonical only in 10 bytes, which the encoder's rounding may not give back: never kept. */
 function int64(end: number): number {
   varint64(end);
+  if (hi > 0x1fffff || (lo | hi) === 0) canon = false;
   if (hi >>> 31) {
     const l = (~lo + 1) >>> 0;
     let h = ~hi >>> 0;
@@ -91,6 +134,8 @@ function int64(end: number): number {
 /** protobufjs's bool(): any non-zero 7-bit group in up to 10 bytes is true. */
 function bool(end: number): boolean {
   let value = false;
+  // The encoder writes true as the one byte 1, and false not at all.
+  if (pos >= end || buf[pos] !== 1) canon = false;
   for (let i = 0; i < 10; i++) {
     if (pos >= end) break;
     const b = buf[pos++]!;
@@ -132,6 +177,7 @@ function ascii(end: number): string {
     h = (Math.imul(h, 31) + c) | 0;
   }
   const n = e - start;
+  if (n === 0) canon = false;
   const slot = (h ^ (h >>> 10)) & (RECENT_SIZE - 1);
   const known = recent[slot];
   if (known !== undefined && known.length === n) {
@@ -152,14 +198,17 @@ function ascii(end: number): string {
 function refEvent(end: number): plugstorm.telemetry.v1.RefEvent {
   const m = new v1.RefEvent();
   let v: number | string;
+  let tag = 0;
+  let last = 0;
   while (ok && pos < end) {
-    switch (varint32(end)) {
+    if ((tag = varint32(end)) <= last) canon = false;
+    switch ((last = tag)) {
       case 8:
-        if ((v = varint32(end) | 0)) m.kind = v;
+        if ((v = int32(end))) m.kind = v;
         else delete (m as Partial<typeof m>).kind;
         break;
       case 16:
-        if ((v = varint32(end) | 0)) m.objectKind = v;
+        if ((v = int32(end))) m.objectKind = v;
         else delete (m as Partial<typeof m>).objectKind;
         break;
       case 26:
@@ -179,7 +228,7 @@ function refEvent(end: number): plugstorm.telemetry.v1.RefEvent {
         else delete (m as Partial<typeof m>).countAfter;
         break;
       case 56:
-        if ((v = varint32(end) | 0)) m.context = v;
+        if ((v = int32(end))) m.context = v;
         else delete (m as Partial<typeof m>).context;
         break;
       case 66:
@@ -196,8 +245,11 @@ function refEvent(end: number): plugstorm.telemetry.v1.RefEvent {
 function detachFlags(end: number): plugstorm.telemetry.v1.DetachFlags {
   const m = new v1.DetachFlags();
   let v: boolean;
+  let tag = 0;
+  let last = 0;
   while (ok && pos < end) {
-    switch (varint32(end)) {
+    if ((tag = varint32(end)) <= last) canon = false;
+    switch ((last = tag)) {
       case 8:
         if ((v = bool(end))) m.force = v;
         else delete (m as Partial<typeof m>).force;
@@ -225,10 +277,13 @@ function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
   const m = new v1.DeviceEvent();
   let v: number | string | boolean;
   let flags = false;
+  let tag = 0;
+  let last = 0;
   while (ok && pos < end) {
-    switch (varint32(end)) {
+    if ((tag = varint32(end)) <= last) canon = false;
+    switch ((last = tag)) {
       case 8:
-        if ((v = varint32(end) | 0)) m.kind = v;
+        if ((v = int32(end))) m.kind = v;
         else delete (m as Partial<typeof m>).kind;
         break;
       case 18:
@@ -244,7 +299,7 @@ function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
         else delete (m as Partial<typeof m>).parent;
         break;
       case 40:
-        if ((v = varint32(end) | 0)) m.bus = v;
+        if ((v = int32(end))) m.bus = v;
         else delete (m as Partial<typeof m>).bus;
         break;
       case 50:
@@ -260,7 +315,7 @@ function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
         else delete (m as Partial<typeof m>).mac;
         break;
       case 72:
-        if ((v = varint32(end) | 0)) m.context = v;
+        if ((v = int32(end))) m.context = v;
         else delete (m as Partial<typeof m>).context;
         break;
       case 82:
@@ -279,15 +334,15 @@ function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
         break;
       }
       case 96:
-        if ((v = varint32(end) | 0)) m.error = v;
+        if ((v = int32(end))) m.error = v;
         else delete (m as Partial<typeof m>).error;
         break;
       case 104:
-        if ((v = varint32(end) | 0)) m.objectKind = v;
+        if ((v = int32(end))) m.objectKind = v;
         else delete (m as Partial<typeof m>).objectKind;
         break;
       case 112:
-        if ((v = varint32(end))) m.instance = v;
+        if ((v = uint32(end))) m.instance = v;
         else delete (m as Partial<typeof m>).instance;
         break;
       case 122:
@@ -295,7 +350,7 @@ function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
         else delete (m as Partial<typeof m>).ifname;
         break;
       case 128:
-        if ((v = varint32(end) | 0)) m.step = v;
+        if ((v = int32(end))) m.step = v;
         else delete (m as Partial<typeof m>).step;
         break;
       case 136:
@@ -312,10 +367,13 @@ function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
 function ifEvent(end: number): plugstorm.telemetry.v1.IfEvent {
   const m = new v1.IfEvent();
   let v: number | string;
+  let tag = 0;
+  let last = 0;
   while (ok && pos < end) {
-    switch (varint32(end)) {
+    if ((tag = varint32(end)) <= last) canon = false;
+    switch ((last = tag)) {
       case 8:
-        if ((v = varint32(end) | 0)) m.kind = v;
+        if ((v = int32(end))) m.kind = v;
         else delete (m as Partial<typeof m>).kind;
         break;
       case 18:
@@ -347,7 +405,7 @@ function ifEvent(end: number): plugstorm.telemetry.v1.IfEvent {
         else delete (m as Partial<typeof m>).accessor;
         break;
       case 72:
-        if ((v = varint32(end) | 0)) m.context = v;
+        if ((v = int32(end))) m.context = v;
         else delete (m as Partial<typeof m>).context;
         break;
       default:
@@ -360,8 +418,11 @@ function ifEvent(end: number): plugstorm.telemetry.v1.IfEvent {
 function heartbeat(end: number): plugstorm.telemetry.v1.Heartbeat {
   const m = new v1.Heartbeat();
   let v: number;
+  let tag = 0;
+  let last = 0;
   while (ok && pos < end) {
-    switch (varint32(end)) {
+    if ((tag = varint32(end)) <= last) canon = false;
+    switch ((last = tag)) {
       case 8:
         if ((v = uint64(end)) !== 0) m.framesSent = v;
         else delete (m as Partial<typeof m>).framesSent;
@@ -375,11 +436,11 @@ function heartbeat(end: number): plugstorm.telemetry.v1.Heartbeat {
         else delete (m as Partial<typeof m>).eventsLost;
         break;
       case 32:
-        if ((v = varint32(end))) m.devicesPresent = v;
+        if ((v = uint32(end))) m.devicesPresent = v;
         else delete (m as Partial<typeof m>).devicesPresent;
         break;
       case 40:
-        if ((v = varint32(end))) m.refsHeld = v;
+        if ((v = uint32(end))) m.refsHeld = v;
         else delete (m as Partial<typeof m>).refsHeld;
         break;
       default:
@@ -397,12 +458,16 @@ export function decodeFramePlain(bytes: Uint8Array, length: number): Frame | und
   buf = bytes;
   pos = 0;
   ok = true;
+  canon = true;
   const end = length;
   const m = new v1.Frame();
   let body = false;
   let v: number;
+  let last = 0;
   while (ok && pos < end) {
     const tag = varint32(end);
+    if (tag <= last) canon = false;
+    last = tag;
     if (tag === 8) {
       if ((v = uint64(end)) !== 0) m.seq = v;
       else delete (m as Partial<Frame>).seq;
@@ -450,5 +515,13 @@ export function decodeFramePlain(bytes: Uint8Array, length: number): Frame | und
  * what protobufjs throws for a payload that is not a Frame.
  */
 export function decodeFrame(bytes: Uint8Array, length: number = bytes.length): Frame {
-  return decodeFramePlain(bytes, length) ?? v1.Frame.decode(bytes, length);
+  const m = decodeFramePlain(bytes, length);
+  if (m === undefined) return v1.Frame.decode(bytes, length);
+  if (canon && keepingCanonicalFrames()) keepCanonicalFrame(m, bytes, length);
+  return m;
+}
+
+/** Whether the last decodeFramePlain that returned a frame found its bytes canonical (see the top of this file). */
+export function lastDecodeCanonical(): boolean {
+  return canon;
 }

@@ -6,12 +6,14 @@
 // protobufjs writes them.
 //
 // It writes straight into the trace writer's buffer (no Writer, no copy of
-// the message). On anything off the plain path (another body type, a
+// the message). A guest frame whose received bytes are what it would write
+// (the decoder checks as it decodes) is copied from those bytes instead. On anything off the plain path (another body type, a
 // non-ASCII string, a value of an unexpected JS type, $unknowns) it gives up
 // and the caller encodes the record with protobufjs, so odd records get
 // protobufjs's bytes.
 
 import { plugstorm } from "../gen/plugstorm.js";
+import { canonicalArena, canonicalStart, copyBytes, takeCanonicalFrame } from "../telemetry/canonical-frames.js";
 
 const v1 = plugstorm.telemetry.v1;
 const t1 = plugstorm.trace.v1;
@@ -576,7 +578,9 @@ function recordFields(
     delimit(p);
   }
   if ((p = open(122, guest, v1.Frame)) >= 0) {
-    frame(guest as plugstorm.telemetry.v1.IFrame);
+    const n = takeCanonicalFrame(guest as object);
+    if (n >= 0) received(n);
+    else frame(guest as plugstorm.telemetry.v1.IFrame);
     delimit(p);
   }
   if ((p = open(130, guestCommand, v1.Command)) >= 0) {
@@ -591,6 +595,17 @@ function recordFields(
     markBody(mark as plugstorm.trace.v1.IMark);
     delimit(p);
   }
+}
+
+/**
+ * A guest frame as it was received: n bytes the decoder found to be exactly
+ * what frame() writes for it (src/telemetry/canonical-frames.ts).
+ */
+function received(n: number): void {
+  room(n);
+  const start = canonicalStart();
+  copyBytes(canonicalArena, start, start + n, buf, pos);
+  pos += n;
 }
 
 /**

@@ -6,6 +6,7 @@ import { closeSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import { plugstorm } from "../gen/plugstorm.js";
 import { entrySize, lengthBytes, MAX_ENTRY_BYTES, preamble, sealEntry, writeEntry } from "./format.js";
 import { encodeRecordInto, encodedBuffer } from "./record-encoder.js";
+import { retainCanonicalFrames } from "../telemetry/canonical-frames.js";
 
 /**
  * The flush timer is unref'd so a trace never keeps a process alive; a process
@@ -88,6 +89,8 @@ export class TraceWriter {
     this.buf = new Uint8Array(Math.min(this.maxBuffer, 64 * 1024) + 64);
     openWriters.add(this);
     if (openWriters.size === 1) process.on("exit", flushAll);
+    // Frames decoded from now on keep their received bytes for putRecord to copy.
+    retainCanonicalFrames(1);
   }
 
   /**
@@ -222,6 +225,7 @@ export class TraceWriter {
     } finally {
       openWriters.delete(this);
       if (openWriters.size === 0) process.off("exit", flushAll);
+      retainCanonicalFrames(-1);
       closeSync(this.fd);
       this.fd = undefined;
     }

@@ -10,7 +10,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { plugstorm } from "../../src/gen/plugstorm.js";
-import { GuestStreamDecoder } from "../../src/telemetry/index.js";
+import { FrameSplitter, GuestStreamDecoder } from "../../src/telemetry/index.js";
+import { decodeFramePlain, lastDecodeCanonical } from "../../src/telemetry/frame-decoder.js";
 
 import Frame = plugstorm.telemetry.v1.Frame;
 import DK = plugstorm.telemetry.v1.DeviceEvent.Kind;
@@ -397,4 +398,19 @@ test("every line the D script can print parses, and the parser knows no event th
   for (const e of parserEvents) t.true(printed.has(e), `the script prints "${e}"`);
   const r = drive(script);
   t.is(r.status, 0, r.stderr);
+});
+
+test("the agent's nanopb frames are what the host's encoder writes (canonical): the trace copies them as received", (t) => {
+  // Detach flags, strings, enums, a deferred FREE, interface events: most of what a real detach sends.
+  const script = ATTACH + [...UNPLUG, "D PS 1100 42 detach-return - 0", "D PS 1110 42 port-return - 0"].join("\n") + "\n";
+  const r = spawnSync(tool, [], { input: script, timeout: 10_000 });
+  t.is(r.status, 0, r.stderr.toString());
+  const payloads = new FrameSplitter().push(r.stdout).flatMap((s) => (s.ok ? [s.payload] : []));
+  t.true(payloads.length >= 18);
+  for (const p of payloads) {
+    const f = decodeFramePlain(p, p.length);
+    t.truthy(f, "on the decoder's plain path");
+    t.true(lastDecodeCanonical(), `canonical: ${JSON.stringify(f?.toJSON())}`);
+    t.deepEqual(Uint8Array.from(Frame.encode(f!).finish()), Uint8Array.from(p));
+  }
 });

@@ -1,0 +1,115 @@
+// The received bytes of recently decoded Frames that are exactly what the
+// trace's encoder would write for them ("canonical"), so the trace writer can
+// copy them instead of encoding the frame again (most of a storm's records
+// are guest frames). decodeFrame keeps them; the writer takes them by the
+// frame object. Bytes are copied at decode time: the splitters' scratch
+// buffer they arrive in is reused by the next frame.
+//
+// A frame's bytes are given out once, to the first taker, which the runner's
+// recorder is before anyone but the channel (which only reads) has the
+// frame: a frame changed after decoding must not be written as received, and
+// one recorded again later (a Hello carried to the next run) is encoded anew.
+//
+// Kept only while some trace writer is open (retainCanonicalFrames): a run
+// with no trace (a shrink's runs) copies nothing.
+
+/** Frames kept: a chunk from a socket can hold many; beyond this the oldest are encoded anew. */
+const SLOTS = 128;
+/** Bytes per slot; a longer frame (rare: the agent's strings are short) is encoded anew. */
+const STRIDE = 512;
+
+/** The slots' bytes: slot i at i * STRIDE. Exported for the taker to copy from (see takeCanonicalFrame). */
+export const canonicalArena = new Uint8Array(SLOTS * STRIDE);
+const frames: (object | null)[] = new Array<object | null>(SLOTS).fill(null);
+const lengths: number[] = new Array<number>(SLOTS).fill(0);
+/** Slots written so far (the next one is head % SLOTS). */
+let head = 0;
+/** Slots before this were taken or passed over by a take. */
+let tail = 0;
+/** Open trace writers: keeping is on while there is one. */
+let retained = 0;
+let takenStart = 0;
+
+/** Turns keeping on (+1) or off (-1) for one trace writer. */
+export function retainCanonicalFrames(delta: 1 | -1): void {
+  retained = Math.max(0, retained + delta);
+  if (retained === 0) {
+    // Nothing will take them: drop the references to the frames.
+    frames.fill(null);
+    tail = head;
+  }
+}
+
+/** Whether decoders should keep canonical bytes now. */
+export function keepingCanonicalFrames(): boolean {
+  return retained > 0;
+}
+
+/** Keeps bytes[0, length), the canonical encoding of frame. */
+export function keepCanonicalFrame(frame: object, bytes: Uint8Array, length: number): void {
+  if (length > STRIDE) return;
+  const i = head % SLOTS;
+  const at = i * STRIDE;
+  if (bytes !== source) wordsOf(bytes);
+  const w = sourceWords;
+  if (w !== null) {
+    // Four bytes a step: both sides start 4-aligned (a slot, the scratch buffer).
+    const words = length >> 2;
+    const a = arenaWords;
+    for (let k = 0, o = at >> 2; k < words; k++, o++) a[o] = w[k]!;
+    for (let k = words << 2; k < length; k++) canonicalArena[at + k] = bytes[k]!;
+  } else {
+    copyBytes(bytes, 0, length, canonicalArena, at);
+  }
+  frames[i] = frame;
+  lengths[i] = length;
+  head++;
+  if (head - tail > SLOTS) tail = head - SLOTS;
+}
+
+/**
+ * The canonical bytes of frame if they were kept and not taken yet: returns
+ * their length, their start in canonicalArena being canonicalStart() (until
+ * the next decode), and gives them up. -1 when there are none.
+ */
+export function takeCanonicalFrame(frame: object): number {
+  // Records come in decode order, so the frame is nearly always at tail.
+  for (let k = tail; k < head; k++) {
+    const i = k % SLOTS;
+    if (frames[i] === frame) {
+      frames[i] = null;
+      tail = k + 1;
+      takenStart = i * STRIDE;
+      return lengths[i]!;
+    }
+  }
+  return -1;
+}
+
+const arenaWords = new Int32Array(canonicalArena.buffer);
+/** The buffer frames last came in (the splitters' one scratch buffer, nearly always) and a word view of it, or null when it is not 4-aligned. */
+let source: Uint8Array | null = null;
+let sourceWords: Int32Array | null = null;
+
+function wordsOf(bytes: Uint8Array): void {
+  source = bytes;
+  sourceWords = bytes.byteOffset % 4 === 0 ? new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length >> 2) : null;
+}
+
+/**
+ * to[at..] = from[start, end): a byte loop for short runs (set() needs a
+ * subarray view, an allocation, and a call costing ~60 ns), set() for longer
+ * ones (the loop costs ~1 ns a byte).
+ */
+export function copyBytes(from: Uint8Array, start: number, end: number, to: Uint8Array, at: number): void {
+  if (end - start <= 48) {
+    for (let k = start; k < end; k++) to[at++] = from[k]!;
+  } else {
+    to.set(from.subarray(start, end), at);
+  }
+}
+
+/** Where the bytes the last successful takeCanonicalFrame gave start in canonicalArena. */
+export function canonicalStart(): number {
+  return takenStart;
+}
