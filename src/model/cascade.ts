@@ -72,6 +72,11 @@ export function canBeConsequence(rule: string): boolean {
  * must not grow the tracker (a stale join only makes a verdict its own finding).
  */
 const MAX_JOINS = 8192;
+/**
+ * Keys per generation of the NIC joins (RecentMap): a NIC's join is an insert
+ * per NIC, cheaper into a map of a thousand keys than of thousands.
+ */
+const JOIN_GENERATION = 1024;
 
 /**
  * The unit a NIC's attach waits on: what one event thread serves. A PC Card
@@ -88,21 +93,24 @@ interface DeviceJoin {
   thread: string;
 }
 
-/** What is joined to a NIC id since its last add ("" for not known). */
+/** What is joined to a NIC id since its last add ("" for not known); never changed, replaced (see joinOf). */
 interface NicJoin {
   /** The unit (unitOf) it was added on. */
-  unit: string;
+  readonly unit: string;
   /** The device that named it last. */
-  device: string;
+  readonly device: string;
 }
+
+/** Distinct (unit, device) joins shared at most; past that each is made anew (correct, only slower). */
+const MAX_SHARED_JOINS = 1024;
 
 export class CascadeTracker {
   /**
    * A NIC's joins in one record: one insert into a map of thousands of keys
-   * per NIC, not one per join (each costs cache misses), and the device's
-   * join updates it in place.
+   * per NIC, not one per join (each costs cache misses); the device's join
+   * replaces it with the shared join of its unit and that device.
    */
-  private readonly nics = new RecentMap<string, NicJoin>(MAX_JOINS);
+  private readonly nics = new RecentMap<string, NicJoin>(MAX_JOINS, false, JOIN_GENERATION);
   /**
    * A device's joins in one record, updated in place: one lookup per device
    * event that joins, not one per join.
@@ -121,14 +129,39 @@ export class CascadeTracker {
   /** A host add: which bus the NIC is on, and the port or socket when the trace names it. */
   hostAdd(nicId: string, bus: string, port?: string): void {
     // A new plug: a device that named this id before belongs to an earlier one.
-    this.nics.set(nicId, { unit: unitOf(bus, port), device: "" });
+    this.nics.set(nicId, this.joinOf(unitOf(bus, port), ""));
     this.lastDevice = "";
   }
 
-  private nicJoin(nicId: string): NicJoin {
-    let j = this.nics.touch(nicId);
-    if (j === undefined) this.nics.set(nicId, (j = { unit: "", device: "" }));
+  /**
+   * The join of a unit and a device, one object for each pair: NICs are
+   * remembered by the thousand, and a join made per NIC lived long enough to
+   * be copied and promoted by the young-generation GC; a run has a few units
+   * and device names, so the shared joins are few.
+   */
+  private joinOf(unit: string, device: string): NicJoin {
+    let byDevice = this.joins.get(unit);
+    if (byDevice === undefined) {
+      if (this.sharedJoins >= MAX_SHARED_JOINS) return { unit, device };
+      this.joins.set(unit, (byDevice = new Map()));
+    }
+    let j = byDevice.get(device);
+    if (j === undefined) {
+      j = { unit, device };
+      if (this.sharedJoins < MAX_SHARED_JOINS) {
+        byDevice.set(device, j);
+        this.sharedJoins++;
+      }
+    }
     return j;
+  }
+  private readonly joins = new Map<string, Map<string, NicJoin>>();
+  private sharedJoins = 0;
+
+  /** The device that names a NIC now (its unit kept; a NIC not known yet has none). */
+  private nicNamedBy(nicId: string, device: string): void {
+    const j = this.nics.touch(nicId);
+    if (j === undefined || j.device !== device) this.nics.set(nicId, this.joinOf(j?.unit ?? "", device));
   }
 
   private deviceJoin(device: string): DeviceJoin {
@@ -158,7 +191,7 @@ export class CascadeTracker {
       dj = this.deviceJoin(device);
       dj.nic = nicId;
       // Usually the NIC set or found last (its add came just before): no lookup.
-      this.nicJoin(nicId).device = device;
+      this.nicNamedBy(nicId, device);
     }
     const ends = kind === "detach-end" || kind === "free";
     const blocked = this.blocked;

@@ -1,9 +1,13 @@
 // A map that remembers the most recently set keys only, for joins and
 // per-NIC state a run of millions of plugs must not grow without bound.
 //
-// Two generations: new keys go into the young map; when it is full it becomes
-// the old one and the previous old one is dropped. Every key set among the
-// last `limit` distinct ones is kept (an LRU of that size would keep no more).
+// Generations: new keys go into the young map; when it is full it becomes the
+// newest old one, and the oldest beyond what `limit` needs is dropped. Every
+// key set among the last `limit` distinct ones is kept (an LRU of that size
+// would keep no more). By default the young map holds `limit` keys and one
+// old generation is kept; a smaller generation size keeps more, smaller ones
+// (inserts into a map of thousands of keys cost cache misses and table
+// growth; into one of a thousand much less).
 // Constant time and no copying: evicting one key per insert from a single Map
 // (delete its first key) walks the dead slots deletions leave at the front of
 // V8's hash table, which made that eviction quadratic between rehashes.
@@ -12,18 +16,28 @@ const NO_KEY: unique symbol = Symbol("no key");
 
 export class RecentMap<K, V> {
   private young = new Map<K, V>();
-  private old = new Map<K, V>();
+  /** Full generations, oldest first. */
+  private readonly olds: Map<K, V>[] = [];
+  /** Keys a generation holds. */
+  private readonly generation: number;
+  /** Old generations kept: enough that they hold `limit` keys. */
+  private readonly keep: number;
 
   /**
    * ordered: keyOf() answers in order of last set (a key set again moves to
    * the end, which costs a lookup and a delete); without it a set is one
-   * Map.set and keys stay where they were first set.
+   * Map.set and keys stay where they were first set. generationSize: keys
+   * per generation (default and at most `limit`).
    */
   constructor(
-    private readonly limit: number,
+    limit: number,
     private readonly ordered = false,
+    generationSize = limit,
   ) {
     if (!(limit >= 1)) throw new Error(`RecentMap: limit must be at least 1, got ${limit}`);
+    if (!(generationSize >= 1)) throw new Error(`RecentMap: generation size must be at least 1, got ${generationSize}`);
+    this.generation = Math.min(limit, Math.floor(generationSize));
+    this.keep = Math.ceil(limit / this.generation);
   }
 
   /**
@@ -46,7 +60,8 @@ export class RecentMap<K, V> {
     let v = this.young.get(k);
     let young = true;
     if (v === undefined) {
-      v = this.old.get(k);
+      const olds = this.olds;
+      for (let i = olds.length - 1; i >= 0 && v === undefined; i--) v = olds[i]!.get(k);
       if (v === undefined) return undefined;
       young = false;
     }
@@ -63,8 +78,10 @@ export class RecentMap<K, V> {
     // Ordered: a key set again moves to the end, as in an LRU map, even with the value it had (delete of an absent key is the lookup has() would be).
     if (this.ordered) young.delete(k);
     young.set(k, v);
-    if (young.size >= this.limit) {
-      this.old = young;
+    if (young.size >= this.generation) {
+      const olds = this.olds;
+      olds.push(young);
+      if (olds.length > this.keep) olds.shift();
       this.young = new Map();
       this.lastKey = NO_KEY;
       this.lastValue = undefined;
@@ -89,15 +106,23 @@ export class RecentMap<K, V> {
   /** Every key still kept with its value, least recently set first (unordered: a key set again counts from its first set in its generation). */
   entries(): [K, V][] {
     const out: [K, V][] = [];
-    for (const [k, v] of this.old) if (!this.young.has(k)) out.push([k, v]);
-    for (const e of this.young) out.push(e);
+    const gens = [...this.olds, this.young];
+    gens.forEach((m, g) => {
+      for (const [k, v] of m) if (!setLater(gens, g, k)) out.push([k, v]);
+    });
     return out;
   }
 
   /** The first key (ordered: least recently set first) whose value is v, or undefined. For verdict messages, not the hot path. */
   keyOf(v: V): K | undefined {
-    for (const [k, x] of this.old) if (x === v && !this.young.has(k)) return k;
-    for (const [k, x] of this.young) if (x === v) return k;
+    const gens = [...this.olds, this.young];
+    for (let g = 0; g < gens.length; g++) for (const [k, x] of gens[g]!) if (x === v && !setLater(gens, g, k)) return k;
     return undefined;
   }
+}
+
+/** Whether a generation after gens[g] holds k (its entry there is the current one). */
+function setLater<K, V>(gens: readonly Map<K, V>[], g: number, k: K): boolean {
+  for (let h = g + 1; h < gens.length; h++) if (gens[h]!.has(k)) return true;
+  return false;
 }

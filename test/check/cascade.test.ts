@@ -139,6 +139,21 @@ test("a NIC id added again is a new plug: the device that named the earlier one 
   t.like(c.verdict(v("detach-completes", "", "nic1", 8)), { ordinal: 3, device: "ne0", thread: "pcic0,0,0" });
 });
 
+test("NICs joined to the same device name in turn keep their own joins: naming one again changes no other", (t) => {
+  const c = new CascadeTracker();
+  c.hostAdd("nic1", "usb");
+  c.activity({ thread: "usb0", device: "cdce0", nicId: "nic1", kind: "other", index: 1 });
+  c.hostAdd("nic2", "usb");
+  c.activity({ thread: "usb0", device: "cdce0", nicId: "nic2", kind: "other", index: 2 }); // the same unit and name: one shared join
+  c.activity({ thread: "usb1", device: "cdce1", nicId: "nic1", kind: "other", index: 3 }); // nic1 is named by cdce1 now
+  c.activity({ thread: "usb0", device: "cdce0", nicId: "nic2", kind: "detach-begin", index: 4 });
+  c.activity({ thread: "usb1", device: "cdce1", nicId: "nic1", kind: "detach-begin", index: 5 });
+  t.is(c.verdict(v("host-remove-frees", "", "nic2", 6)), null, "nic2 still names cdce0: the first verdict on it is cdce0's cause");
+  t.is(c.verdict(v("host-remove-frees", "", "nic1", 7)), null, "nic1 names cdce1, a device of its own: its own cause");
+  t.like(c.verdict(v("detach-completes", "", "nic2", 8)), { ordinal: 0, device: "cdce0", thread: "usb0" });
+  t.like(c.verdict(v("detach-completes", "", "nic1", 9)), { ordinal: 1, device: "cdce1", thread: "usb1" });
+});
+
 test("a verdict before any cause, or with no device, heads its own finding", (t) => {
   const c = tracker();
   c.hostAdd("nic9", "usb");

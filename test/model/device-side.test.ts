@@ -84,3 +84,25 @@ test("a DeviceSide TRANSFERS trace record becomes the model's device-side event;
   const fault = T.Record.decode(T.Record.encode({ tNs: 5e6, device: { kind: T.DeviceSide.Kind.FAULT, nicId: "nic3", fault: "stall" } }).finish());
   t.is(recordToEvent(fault, 5), null);
 });
+
+test("NICs share no state: each detached NIC's base is its own first count, and a verdict on one leaves the next judged", (t) => {
+  const k = checker("linux");
+  k.push(k.dev(10, "attach-begin", "usb0", "nic1"));
+  k.push(k.dev(20, "free", "usb0", "nic1"));
+  k.push(k.counts(21, "nic1", 10, 10, 1)); // nic1's base
+  k.push(k.dev(30, "attach-begin", "usb1", "nic2"));
+  k.push(k.counts(31, "nic2", 50, 50, 5)); // attached: not judged, no base
+  k.push(k.dev(40, "free", "usb1", "nic2"));
+  k.push(k.counts(41, "nic2", 60, 60, 6)); // nic2's base: not judged against nic1's
+  k.push(k.counts(50, "nic1", 11, 10, 1)); // nic1 grew
+  k.push(k.counts(51, "nic1", 12, 10, 1)); // one verdict per detach
+  k.push(k.counts(60, "nic2", 60, 60, 6)); // nic2 did not
+  k.push(k.dev(70, "attach-begin", "usb2", "nic3"));
+  k.push(k.dev(80, "free", "usb2", "nic3"));
+  k.push(k.counts(81, "nic3", 1, 1, 1));
+  k.push(k.counts(90, "nic3", 1, 1, 2)); // nic3 grew: judged, as nic1's verdict touched nothing shared
+  t.deepEqual(k.idle().map((v) => v.message), [
+    "nic1 (usb0): 1 bulk IN transfer(s) submitted to the device after the guest had finished detaching it",
+    "nic3 (usb2): 1 interrupt transfer(s) submitted to the device after the guest had finished detaching it",
+  ]);
+});

@@ -78,3 +78,35 @@ test("touch: a key of the old generation is recent again, a young one stays, an 
   t.is(m.touch("zz"), undefined);
   t.is(m.get("zz"), undefined);
 });
+
+test("in generations smaller than the limit: every key among the last `limit` set is kept, and no more than a generation beyond", (t) => {
+  const m = new RecentMap<string, number>(8, false, 3);
+  for (let i = 0; i < 200; i++) {
+    m.set(`nic${i}`, i);
+    for (let j = Math.max(0, i - 7); j <= i; j++) t.is(m.get(`nic${j}`), j);
+  }
+  // 3 full generations of 3 (what 8 needs) and the young one: at most 11 kept.
+  t.true(m.entries().length <= 11);
+  t.is(m.get("nic150"), undefined);
+});
+
+test("in generations: a key set again answers its newest value, keyOf and entries see it once, where it was set last", (t) => {
+  const m = new RecentMap<string, string>(4, true, 2);
+  m.set("a", "nic1");
+  m.set("b", "nic1"); // a, b: a full generation
+  m.set("c", "x");
+  m.set("d", "x"); // c, d too
+  m.set("a", "nic2"); // a is young, with a new value
+  t.is(m.get("a"), "nic2");
+  t.is(m.keyOf("nic1"), "b", "a's old value is not its value");
+  t.deepEqual(m.entries(), [["b", "nic1"], ["c", "x"], ["d", "x"], ["a", "nic2"]]);
+  t.is(m.touch("c"), "x"); // from an old generation: moves up, and fills the young one (a, c): the generation of a, b is dropped
+  m.set("e", "y");
+  t.is(m.get("b"), undefined);
+  t.is(m.get("c"), "x");
+  t.deepEqual(m.entries().map(([k]) => k), ["d", "a", "c", "e"]);
+});
+
+test("a generation size below 1 is refused, naming it", (t) => {
+  t.throws(() => new RecentMap(8, false, 0), { message: /generation size must be at least 1, got 0/ });
+});

@@ -33,18 +33,29 @@ interface Counts {
 
 interface NicSide {
   /** The guest finished detaching it; later counts are judged. */
-  detached: boolean;
+  readonly detached: boolean;
   /** The first count after the detach ended; undefined until it comes. */
-  base: Counts | undefined;
-  /** One verdict per detach. */
+  readonly base: Counts | undefined;
+  /** One verdict per detach (set only on a NIC's own record: one with a base). */
   reported: boolean;
 }
 
+/**
+ * The two states every NIC passes through, shared by all NICs (never changed):
+ * a record of its own is made only when its device side is counted after the
+ * detach. Thousands of NICs are remembered, and a record made per NIC lived
+ * long enough to be copied and promoted by the young-generation GC.
+ */
+const ATTACHED: NicSide = { detached: false, base: undefined, reported: false };
+const DETACHED: NicSide = { detached: true, base: undefined, reported: false };
+
 /** NICs and names remembered at least (the most recent); a long run plugs millions. */
 const MAX_REMEMBERED = 8192;
+/** Keys per generation of the NICs remembered (RecentMap): an insert per NIC is cheaper into a map of a thousand keys than of thousands. */
+const NIC_GENERATION = 1024;
 
 export class DeviceSideMonitor<Ctx> {
-  private readonly nics = new RecentMap<string, NicSide>(MAX_REMEMBERED);
+  private readonly nics = new RecentMap<string, NicSide>(MAX_REMEMBERED, false, NIC_GENERATION);
   /** Guest device name -> NIC id, from device events that carry the serial. */
   private readonly names = new RecentMap<string, string>(MAX_REMEMBERED, true);
 
@@ -61,11 +72,11 @@ export class DeviceSideMonitor<Ctx> {
     if (!begins && !((kind === "detach-end" && e.error === 0) || kind === "free")) return;
     const nicId = e.serial !== "" ? e.serial : this.names.get(e.name);
     if (nicId === undefined) return;
-    if (begins) this.nics.set(nicId, { detached: false, base: undefined, reported: false });
+    if (begins) this.nics.set(nicId, ATTACHED);
     else {
+      // A NIC detached already keeps its record (its base and verdict).
       const st = this.nics.get(nicId);
-      if (st === undefined) this.nics.set(nicId, { detached: true, base: undefined, reported: false });
-      else st.detached = true;
+      if (st === undefined || !st.detached) this.nics.set(nicId, DETACHED);
     }
   }
 
@@ -73,7 +84,8 @@ export class DeviceSideMonitor<Ctx> {
     const st = this.nics.get(e.nicId);
     if (st === undefined || !st.detached) return;
     if (st.base === undefined) {
-      st.base = { bulkIn: e.bulkIn, bulkOut: e.bulkOut, interrupt: e.interrupt };
+      // The shared DETACHED state: the NIC's own record from here on.
+      this.nics.set(e.nicId, { detached: true, base: { bulkIn: e.bulkIn, bulkOut: e.bulkOut, interrupt: e.interrupt }, reported: st.reported });
       return;
     }
     const b = st.base;
