@@ -8,6 +8,7 @@ import { plugstorm } from "../gen/plugstorm.js";
 import { CleanLaneQueue } from "./clean-lanes.js";
 import { LatencyBook } from "./latency.js";
 import { NicMatcher } from "../model/index.js";
+import { objectKindName } from "../telemetry/index.js";
 import type {
   ChannelMark,
   DeviceLane,
@@ -909,11 +910,6 @@ function enumNamer(name: (v: number) => string): (v: number) => string {
 }
 
 const outcomeName = enumNamer((o) => (plugstorm.trace.v1.HostResult.Outcome[o] ?? `outcome ${o}`).toLowerCase().replace(/_/g, " "));
-
-export const objectKindName = enumNamer((k) => {
-  const name = plugstorm.telemetry.v1.ObjectKind[k];
-  return name ? name.replace(/^OBJECT_KIND_/, "").toLowerCase() : `kind${k}`;
-});
 
 /** A drain's open-span key and latency phase, made once per object kind (a Map lookup of a string built per event hashes it anew). */
 const drainSpanKey = enumNamer((k) => `guest:drain:${objectKindName(k)}`);

@@ -16,7 +16,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { plugstorm } from "../gen/plugstorm.js";
 import type { Machine } from "../hotplug/index.js";
-import { telemetryEventToRecord, type TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
+import { objectKindName, telemetryEventToRecord, type TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
 import { GuestSession } from "./session.js";
 import { GuestState } from "./guest-state.js";
 import { StepSource } from "./schedule.js";
@@ -35,7 +35,7 @@ import { Lanes } from "./lanes.js";
 import { Recorder, type LiveSink } from "./recorder.js";
 import { observationRecord } from "./observations.js";
 import { Gate, LiveControl, type StormController } from "./control.js";
-import { ActKind, objectKindName, StepExecutor } from "./steps.js";
+import { ActKind, StepExecutor } from "./steps.js";
 
 type IRecord = plugstorm.trace.v1.IRecord;
 const MachKind = plugstorm.trace.v1.MachineEvent.Kind;

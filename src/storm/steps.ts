@@ -289,12 +289,6 @@ function needsConfiguration(kind: NicKind): boolean {
   return value !== undefined && value !== 1;
 }
 
-/** "ifnet" for OBJECT_KIND_IFNET: the spelling storm files use. */
-export function objectKindName(k: number): string {
-  const name = (ObjKind as unknown as Record<number, string | undefined>)[k];
-  return name ? name.replace(/^OBJECT_KIND_/, "").toLowerCase() : String(k);
-}
-
 function objectKind(k: HolderKind): number {
   switch (k) {
     case "device":

@@ -40,3 +40,4 @@ export {
   type TelemetryEvent,
 } from "./channel.js";
 export { telemetryEventToRecord } from "./records.js";
+export { objectKindName } from "./names.js";

@@ -8,13 +8,13 @@
 
 import { plugstorm } from "../gen/plugstorm.js";
 import { NicMatcher } from "../model/index.js";
+import { objectKindName } from "../telemetry/index.js";
 import { GuestClockMap } from "./guest-clock.js";
 
 type TraceRecord = plugstorm.trace.v1.Record;
 const DevKind = plugstorm.telemetry.v1.DeviceEvent.Kind;
 const RefKind = plugstorm.telemetry.v1.RefEvent.Kind;
 const ActKind = plugstorm.trace.v1.HostAction.Kind;
-const ObjKind = plugstorm.telemetry.v1.ObjectKind;
 
 export interface TimelineTrack {
   uuid: number;
@@ -37,11 +37,6 @@ export type TimelineEvent =
 export interface Timeline {
   tracks: TimelineTrack[];
   events: TimelineEvent[];
-}
-
-function objectKindName(k: number | null | undefined): string {
-  const name = ObjKind[k ?? 0] ?? `kind ${k}`;
-  return name.replace(/^OBJECT_KIND_/, "").toLowerCase();
 }
 
 function n(v: number | null | undefined): number {
@@ -209,10 +204,10 @@ export function buildTimeline(records: readonly TraceRecord[]): Timeline {
             end(ts, tr, "detach", { ...args, error: d.error ?? 0 });
             break;
           case DevKind.DRAIN_BEGIN:
-            begin(ts, tr, `drain ${objectKindName(d.objectKind)}`, args);
+            begin(ts, tr, `drain ${objectKindName(d.objectKind ?? 0)}`, args);
             break;
           case DevKind.DRAIN_END:
-            end(ts, tr, `drain ${objectKindName(d.objectKind)}`, args);
+            end(ts, tr, `drain ${objectKindName(d.objectKind ?? 0)}`, args);
             break;
           case DevKind.DEACTIVATE:
             instant(ts, tr, "deactivate", args);
@@ -237,7 +232,7 @@ export function buildTimeline(records: readonly TraceRecord[]): Timeline {
         }
         if (lastRelease.has(i)) {
           const f = devFlow.get(dev);
-          instant(ts, devTrack(dev), "last release", { holder: ref.holder || "", object: objectKindName(ref.objectKind) }, f !== undefined ? [f] : undefined);
+          instant(ts, devTrack(dev), "last release", { holder: ref.holder || "", object: objectKindName(ref.objectKind ?? 0) }, f !== undefined ? [f] : undefined);
         } else if (ref.kind === RefKind.ACQUIRE_FAILED) {
           instant(ts, devTrack(dev), "acquire refused", { holder: ref.holder || "" });
         }
