@@ -7,6 +7,7 @@ import { AUTOMATA, Monitor, type DeviceInput, type DeviceState, type IfInput, ty
 import { resolveDeadlines, type Deadlines } from "./deadlines.js";
 import { ALL_CAPABILITIES, describeEvent, type At, type CapabilityName, type DeviceEvent, type ModelEvent } from "./events.js";
 import { LogHistogram } from "./histogram.js";
+import { without } from "./maps.js";
 import { OpenActions } from "./open-actions.js";
 import { RULES, type ProfileName, type Rule, type RuleId, type Severity, type Side } from "./rules.js";
 import {
@@ -54,17 +55,6 @@ export interface HostActionRef {
 }
 
 const RULE_INDEX = new Map<RuleId, number>(RULES.map((r, i) => [r.id, i]));
-
-/**
- * m without k. A map its last entry leaves comes back new: these maps hold a
- * device or NIC or two and empty once per cycle, and V8 reallocates an emptied
- * Map's table in a runtime call, where a new Map is a plain allocation.
- */
-function without<K, V>(m: Map<K, V>, k: K): Map<K, V> {
-  if (m.size === 1 && m.has(k)) return new Map();
-  m.delete(k);
-  return m;
-}
 
 function ruleIndex(id: RuleId): number {
   const i = RULE_INDEX.get(id);
@@ -121,7 +111,7 @@ export class Core {
   observed!: Set<CapabilityName>;
   capabilities: CapabilityName[] | null = null;
 
-  // Not readonly: a map its last entry leaves is replaced (see without()).
+  // Not readonly: a map its last entry leaves is replaced (see without(), maps.ts).
   nics = new Map<string, Nic>();
   nicsByMac = new Map<string, Nic>();
   devices = new Map<string, Dev>();
