@@ -57,7 +57,12 @@ export class StepExecutor {
     return "nic" in step && step.nic ? (this.nicPrefix ?? "") + step.nic : "";
   }
 
-  /** A host action on a NIC (its catalog kind, bus, port and MAC as the machine has them), with args as JSON. */
+  /**
+   * A host action on a NIC (its catalog kind, bus, port and MAC as the machine
+   * has them), with args as JSON. An add builds its own (waitingStep): the
+   * machine has no such NIC yet, so its kind and bus come from the step, its
+   * port is the socket chosen ahead, and it has no MAC until plugged.
+   */
   private nicAction(kind: number, nic: string | undefined, args?: string): number {
     const id = ++this.actionId;
     // Built field by field: many per cycle, and spreads cost more than the rest.
@@ -187,6 +192,7 @@ export class StepExecutor {
         // event thread, and the cascade pass keys a card the guest never showed
         // by its socket (docs/cascades.md). The add then takes exactly that socket.
         const socket = busOf(step.kind) === "pcmcia" ? this.machine.nextPort?.("pcmcia") : undefined;
+        // Not nicAction: that reads the NIC from the machine, which has none yet.
         // The action and the request are built field by field, optional ones
         // set when present (same fields, same order as spreading them in): a
         // spread of a conditional literal is a slow generic clone.
