@@ -9,6 +9,8 @@ import { CleanLaneQueue } from "./clean-lanes.js";
 import { LatencyBook } from "./latency.js";
 import { NicMatcher } from "../model/index.js";
 import { objectKindName } from "../telemetry/index.js";
+// The walk alone (a leaf module): trace's index would load the whole trace side, which reaches back here.
+import { RecordBody, recordBodyValue, recordLiteralBody } from "../trace/record-body.js";
 import type {
   ChannelMark,
   DeviceLane,
@@ -140,48 +142,44 @@ export class TimelineCollector {
     this.dispatch(t, record.action, record.result, record.qmpCommand, record.qmpReply, record.qmpEvent, record.guest, record.channel, record.verdict, record.device);
   }
 
-  /**
-   * A record made as an object literal (the runner's every record): its own
-   * keys are walked, as reading each body by name was a megamorphic lookup of
-   * an absent property each (records come in a dozen shapes).
-   */
+  /** A record made as an object literal (the runner's every record): the body its own keys carry (see recordLiteralBody). */
   private pushLiteral(t: number, record: IRecord): void {
-    let action: IRecord["action"], result: IRecord["result"], qmpCommand: IRecord["qmpCommand"], qmpReply: IRecord["qmpReply"], qmpEvent: IRecord["qmpEvent"];
-    let guest: IRecord["guest"], channel: IRecord["channel"], verdict: IRecord["verdict"], device: IRecord["device"];
-    for (const k in record) {
-      // Read through k: V8's for-in keeps the key's slot at hand for this load.
-      const v: unknown = (record as Record<string, unknown>)[k];
-      switch (k) {
-        case "action":
-          action = v as IRecord["action"];
-          break;
-        case "result":
-          result = v as IRecord["result"];
-          break;
-        case "qmpCommand":
-          qmpCommand = v as IRecord["qmpCommand"];
-          break;
-        case "qmpReply":
-          qmpReply = v as IRecord["qmpReply"];
-          break;
-        case "qmpEvent":
-          qmpEvent = v as IRecord["qmpEvent"];
-          break;
-        case "guest":
-          guest = v as IRecord["guest"];
-          break;
-        case "channel":
-          channel = v as IRecord["channel"];
-          break;
-        case "verdict":
-          verdict = v as IRecord["verdict"];
-          break;
-        case "device":
-          device = v as IRecord["device"];
-          break;
-      }
+    const body = recordLiteralBody(record);
+    if (body === RecordBody.UNUSUAL) {
+      this.dispatch(t, record.action, record.result, record.qmpCommand, record.qmpReply, record.qmpEvent, record.guest, record.channel, record.verdict, record.device);
+      return;
     }
-    this.dispatch(t, action, result, qmpCommand, qmpReply, qmpEvent, guest, channel, verdict, device);
+    const v = recordBodyValue();
+    if (!v) return;
+    switch (body) {
+      case RecordBody.ACTION:
+        this.onAction(t, v as NonNullable<IRecord["action"]>);
+        return;
+      case RecordBody.RESULT:
+        this.onResult(t, v as NonNullable<IRecord["result"]>);
+        return;
+      case RecordBody.QMP_COMMAND:
+        this.onQmpCommand(t, v as NonNullable<IRecord["qmpCommand"]>);
+        return;
+      case RecordBody.QMP_REPLY:
+        this.onQmpReply(t, v as NonNullable<IRecord["qmpReply"]>);
+        return;
+      case RecordBody.QMP_EVENT:
+        this.onQmpEvent(t, v as NonNullable<IRecord["qmpEvent"]>);
+        return;
+      case RecordBody.GUEST:
+        this.onFrame(t, v as NonNullable<IRecord["guest"]>);
+        return;
+      case RecordBody.CHANNEL:
+        this.onChannel(t, v as NonNullable<IRecord["channel"]>);
+        return;
+      case RecordBody.VERDICT:
+        this.onVerdictRecord(t, v as NonNullable<IRecord["verdict"]>);
+        return;
+      case RecordBody.DEVICE:
+        this.onDeviceSide(t, v as NonNullable<IRecord["device"]>);
+        return;
+    }
   }
 
   /** The one body a record is drawn by, the first set in this order. */

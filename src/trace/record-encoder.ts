@@ -13,6 +13,7 @@
 // protobufjs's bytes.
 
 import { plugstorm } from "../gen/plugstorm.js";
+import { RecordBody, recordBodyValue, recordLiteralBody, recordTNs } from "./record-body.js";
 import { canonicalArena, canonicalStart, copyBytes, takeCanonicalFrame } from "../telemetry/canonical-frames.js";
 
 const v1 = plugstorm.telemetry.v1;
@@ -476,124 +477,100 @@ function markBody(m: plugstorm.trace.v1.IMark): void {
 
 function record(m: IRecord): void {
   if (Object.getPrototypeOf(m) === Object.prototype) {
-    literalRecord(m as Obj);
-    return;
-  }
-  if (!plain(m as Obj, t1.Record) || m.channel != null || m.verdict != null || m.machine != null || m.device != null) {
+    const body = recordLiteralBody(m);
+    if (body !== RecordBody.UNUSUAL) {
+      u64(8, recordTNs());
+      if (body !== RecordBody.NONE) recordBody(body, recordBodyValue());
+      return;
+    }
+    // Two bodies or unknown fields: read by name, as an instance is.
+    if ((m as Obj)["$unknowns"] != null) {
+      ok = false;
+      return;
+    }
+  } else if (!plain(m as Obj, t1.Record)) {
     ok = false;
     return;
   }
-  recordFields(m.tNs, m.action, m.result, m.qmpCommand, m.qmpReply, m.qmpEvent, m.guest, m.guestCommand, m.clock, m.mark);
-}
-
-/**
- * A record made as an object literal (the runner's every record) has a field
- * or two of a dozen, each of its own shape: reading every field by name was a
- * megamorphic lookup of an absent property each, so its own keys are walked
- * instead. Plain path here means fields are enumerable own properties, as an
- * object literal makes them.
- */
-function literalRecord(m: Obj): void {
-  let tNs: unknown, action: unknown, result: unknown, qmpCommand: unknown, qmpReply: unknown, qmpEvent: unknown;
-  let guest: unknown, guestCommand: unknown, clock: unknown, mark: unknown;
-  for (const k in m) {
-    const v = m[k];
-    if (v == null) continue;
-    switch (k) {
-      case "tNs":
-        tNs = v;
-        break;
-      case "action":
-        action = v;
-        break;
-      case "result":
-        result = v;
-        break;
-      case "qmpCommand":
-        qmpCommand = v;
-        break;
-      case "qmpReply":
-        qmpReply = v;
-        break;
-      case "qmpEvent":
-        qmpEvent = v;
-        break;
-      case "guest":
-        guest = v;
-        break;
-      case "guestCommand":
-        guestCommand = v;
-        break;
-      case "clock":
-        clock = v;
-        break;
-      case "mark":
-        mark = v;
-        break;
-      case "channel":
-      case "verdict":
-      case "machine":
-      case "device":
-      case "$unknowns":
-        ok = false;
-        return;
-    }
+  if (m.channel != null || m.verdict != null || m.machine != null || m.device != null) {
+    ok = false;
+    return;
   }
-  recordFields(tNs, action, result, qmpCommand, qmpReply, qmpEvent, guest, guestCommand, clock, mark);
+  u64(8, m.tNs);
+  recordBody(RecordBody.ACTION, m.action);
+  recordBody(RecordBody.RESULT, m.result);
+  recordBody(RecordBody.QMP_COMMAND, m.qmpCommand);
+  recordBody(RecordBody.QMP_REPLY, m.qmpReply);
+  recordBody(RecordBody.QMP_EVENT, m.qmpEvent);
+  recordBody(RecordBody.GUEST, m.guest);
+  recordBody(RecordBody.GUEST_COMMAND, m.guestCommand);
+  recordBody(RecordBody.CLOCK, m.clock);
+  recordBody(RecordBody.MARK, m.mark);
 }
 
-/** A Record's fields this encoder writes, in field order (body types are checked by open()). */
-function recordFields(
-  tNs: unknown,
-  action: unknown,
-  result: unknown,
-  qmpCommand: unknown,
-  qmpReply: unknown,
-  qmpEvent: unknown,
-  guest: unknown,
-  guestCommand: unknown,
-  clock: unknown,
-  mark: unknown,
-): void {
+/** One body of a Record this encoder writes (types are checked by open()); the others leave the record to protobufjs. */
+function recordBody(body: RecordBody, v: unknown): void {
   let p: number;
-  u64(8, tNs);
-  if ((p = open(82, action, t1.HostAction)) >= 0) {
-    hostActionBody(action as plugstorm.trace.v1.IHostAction);
-    delimit(p);
-  }
-  if ((p = open(90, result, t1.HostResult)) >= 0) {
-    hostResultBody(result as plugstorm.trace.v1.IHostResult);
-    delimit(p);
-  }
-  if ((p = open(98, qmpCommand, t1.QmpCommand)) >= 0) {
-    qmpCommandBody(qmpCommand as plugstorm.trace.v1.IQmpCommand);
-    delimit(p);
-  }
-  if ((p = open(106, qmpReply, t1.QmpReply)) >= 0) {
-    qmpReplyBody(qmpReply as plugstorm.trace.v1.IQmpReply);
-    delimit(p);
-  }
-  if ((p = open(114, qmpEvent, t1.QmpEvent)) >= 0) {
-    qmpEventBody(qmpEvent as plugstorm.trace.v1.IQmpEvent);
-    delimit(p);
-  }
-  if ((p = open(122, guest, v1.Frame)) >= 0) {
-    const n = takeCanonicalFrame(guest as object);
-    if (n >= 0) received(n);
-    else frame(guest as plugstorm.telemetry.v1.IFrame);
-    delimit(p);
-  }
-  if ((p = open(130, guestCommand, v1.Command)) >= 0) {
-    command(guestCommand as plugstorm.telemetry.v1.ICommand);
-    delimit(p);
-  }
-  if ((p = open(146, clock, t1.ClockSample)) >= 0) {
-    clockSample(clock as plugstorm.trace.v1.IClockSample);
-    delimit(p);
-  }
-  if ((p = open(170, mark, t1.Mark)) >= 0) {
-    markBody(mark as plugstorm.trace.v1.IMark);
-    delimit(p);
+  switch (body) {
+    case RecordBody.ACTION:
+      if ((p = open(82, v, t1.HostAction)) >= 0) {
+        hostActionBody(v as plugstorm.trace.v1.IHostAction);
+        delimit(p);
+      }
+      return;
+    case RecordBody.RESULT:
+      if ((p = open(90, v, t1.HostResult)) >= 0) {
+        hostResultBody(v as plugstorm.trace.v1.IHostResult);
+        delimit(p);
+      }
+      return;
+    case RecordBody.QMP_COMMAND:
+      if ((p = open(98, v, t1.QmpCommand)) >= 0) {
+        qmpCommandBody(v as plugstorm.trace.v1.IQmpCommand);
+        delimit(p);
+      }
+      return;
+    case RecordBody.QMP_REPLY:
+      if ((p = open(106, v, t1.QmpReply)) >= 0) {
+        qmpReplyBody(v as plugstorm.trace.v1.IQmpReply);
+        delimit(p);
+      }
+      return;
+    case RecordBody.QMP_EVENT:
+      if ((p = open(114, v, t1.QmpEvent)) >= 0) {
+        qmpEventBody(v as plugstorm.trace.v1.IQmpEvent);
+        delimit(p);
+      }
+      return;
+    case RecordBody.GUEST:
+      if ((p = open(122, v, v1.Frame)) >= 0) {
+        const n = takeCanonicalFrame(v as object);
+        if (n >= 0) received(n);
+        else frame(v as plugstorm.telemetry.v1.IFrame);
+        delimit(p);
+      }
+      return;
+    case RecordBody.GUEST_COMMAND:
+      if ((p = open(130, v, v1.Command)) >= 0) {
+        command(v as plugstorm.telemetry.v1.ICommand);
+        delimit(p);
+      }
+      return;
+    case RecordBody.CLOCK:
+      if ((p = open(146, v, t1.ClockSample)) >= 0) {
+        clockSample(v as plugstorm.trace.v1.IClockSample);
+        delimit(p);
+      }
+      return;
+    case RecordBody.MARK:
+      if ((p = open(170, v, t1.Mark)) >= 0) {
+        markBody(v as plugstorm.trace.v1.IMark);
+        delimit(p);
+      }
+      return;
+    default:
+      // channel, verdict, machine, device: protobufjs writes them.
+      ok = false;
   }
 }
 
