@@ -11,6 +11,7 @@ import { without } from "./maps.js";
 import { OpenActions } from "./open-actions.js";
 import { RULES, type ProfileName, type Rule, type RuleId, type Severity, type Side } from "./rules.js";
 import {
+  NO_REFS,
   TOMB_HISTORY,
   holdersOf,
   isModelEvent,
@@ -298,7 +299,7 @@ export class Core {
       loser: null,
       waiters: null,
       deactivateContext: null,
-      ledger: new Map(),
+      ledger: NO_REFS,
       descs: null,
       refTotal: 0,
       drains: null,

@@ -103,7 +103,8 @@ export interface Dev {
   /** Threads sleeping in config_detach_enter (DETACH_WAIT) on this device. */
   waiters: string[] | null;
   deactivateContext: ExecContext | null;
-  ledger: Map<ObjectKind, Map<string, number>>;
+  /** Holders by kind; NO_REFS (shared, never written) while the device holds none: see ledgerToWrite. */
+  ledger: ReadonlyMap<ObjectKind, Map<string, number>>;
   descs: Map<string, string> | null;
   refTotal: number;
   drains: Map<ObjectKind, number> | null;
@@ -153,6 +154,23 @@ export interface ViolationCtx {
   holders?: string[];
   history?: readonly ModelEvent[];
   tNs?: number;
+}
+
+/**
+ * The ledger of a device holding no references: one for all devices, never
+ * written (ledgerToWrite replaces it first). A device made a Map at its attach
+ * and another at its last release, which it mostly never wrote: a device that
+ * takes its references in one burst now makes one Map, one that takes none none.
+ */
+export const NO_REFS: ReadonlyMap<ObjectKind, Map<string, number>> = new Map();
+
+/** dev's ledger, to add to: its own, made now if it still has the shared NO_REFS. */
+export function ledgerToWrite(dev: Dev): Map<ObjectKind, Map<string, number>> {
+  const l = dev.ledger;
+  if (l !== NO_REFS) return l as Map<ObjectKind, Map<string, number>>;
+  const own = new Map<ObjectKind, Map<string, number>>();
+  dev.ledger = own;
+  return own;
 }
 
 /** Holders still holding on `dev`, restricted to `kinds` (all when omitted), as "kind:holder". */

@@ -8,7 +8,7 @@
 import type { DeviceState, IfState } from "../automata.js";
 import type { Core } from "../core.js";
 import type { DeviceEvent, ObjectKind, RefEvent } from "../events.js";
-import { DEVICE_KINDS, holdersOf, refsHeld, type Dev } from "../state.js";
+import { DEVICE_KINDS, NO_REFS, holdersOf, ledgerToWrite, refsHeld, type Dev } from "../state.js";
 import { cannotSleep } from "./context.js";
 import { BOTH, rule } from "./define.js";
 import { judgeTasks } from "./interface.js";
@@ -196,7 +196,7 @@ export class ReferenceMonitor {
           c.violate("no-ref-after-detach-begin", `${dev.name}: ${e.holder}${e.holderDesc ? ` (${e.holderDesc})` : ""} acquired a ${e.objectKind} reference on ${e.object} after ${past}`, { at: e, dev, holders: [e.holder] });
       }
       let m = dev.ledger.get(e.objectKind);
-      if (m === undefined) dev.ledger.set(e.objectKind, (m = new Map()));
+      if (m === undefined) ledgerToWrite(dev).set(e.objectKind, (m = new Map()));
       m.set(e.holder, (m.get(e.holder) ?? 0) + 1);
       if (e.holderDesc) (dev.descs ??= new Map()).set(e.holder, e.holderDesc);
       dev.refTotal++;
@@ -213,9 +213,10 @@ export class ReferenceMonitor {
     }
     if (n === 1) {
       // The last holder's map (and the ledger, the last kind's) is dropped, not emptied: V8 reallocates a Map's table when it empties (in a runtime call).
+      // A ledger of more than one kind is the device's own (NO_REFS holds none).
       if (m!.size > 1) m!.delete(e.holder);
-      else if (dev.ledger.size > 1) dev.ledger.delete(e.objectKind);
-      else dev.ledger = new Map();
+      else if (dev.ledger.size > 1) (dev.ledger as Map<ObjectKind, Map<string, number>>).delete(e.objectKind);
+      else dev.ledger = NO_REFS;
       dev.descs?.delete(e.holder);
     } else m!.set(e.holder, n - 1);
     dev.refTotal--;
