@@ -280,18 +280,18 @@ export class TimelineCollector {
     const event = num(r.eventNs);
     const kindName = lane.nicKind ?? "nic";
     if (action.kind === ActKind.ADD_NIC) {
-      const existing = lane.open.get("host:device_add") ?? this.lastSpan(lane.host, "device_add", action.tNs);
+      const existing = lane.open.get(Slot.DEVICE_ADD) ?? this.lastSpan(lane.host, "device_add", action.tNs);
       if (existing) {
-        this.closeAnnotate(lane, "host:device_add", existing, reply || t, failed ? outcomeText : undefined, failed);
+        this.closeAnnotate(lane, Slot.DEVICE_ADD, existing, reply || t, failed ? outcomeText : undefined, failed);
       } else {
         this.addSpan(lane, "host", { phase: "device_add", startNs: sent, endNs: reply || t, ...(failed ? { note: outcomeText, failed } : {}) });
         this.latency.add(kindName, "device_add", (reply || t) - sent);
         lane.addSentNs = sent;
       }
     } else {
-      const del = lane.open.get("host:device_del") ?? this.lastSpan(lane.host, "device_del", action.tNs);
+      const del = lane.open.get(Slot.DEVICE_DEL) ?? this.lastSpan(lane.host, "device_del", action.tNs);
       if (del) {
-        this.closeAnnotate(lane, "host:device_del", del, reply || t, outcome === Outcome.REFUSED ? outcomeText : undefined, outcome === Outcome.REFUSED);
+        this.closeAnnotate(lane, Slot.DEVICE_DEL, del, reply || t, outcome === Outcome.REFUSED ? outcomeText : undefined, outcome === Outcome.REFUSED);
       } else {
         this.addSpan(lane, "host", { phase: "device_del", startNs: sent, endNs: reply || t, ...(outcome === Outcome.REFUSED ? { note: outcomeText, failed: true } : {}) });
         this.latency.add(kindName, "device_del", (reply || t) - sent);
@@ -299,12 +299,12 @@ export class TimelineCollector {
         lane.delUnfreedNs = sent;
       }
       if (outcome === Outcome.REFUSED) return;
-      const removal = lane.open.get("host:removal") ?? this.lastSpan(lane.host, "removal", action.tNs);
+      const removal = lane.open.get(Slot.REMOVAL) ?? this.lastSpan(lane.host, "removal", action.tNs);
       if (removal) {
         if (removal.endNs === undefined && event) this.finishRemoval(lane, event);
         if (failed) {
           // Pending or never finalised: the bar stays open-ended, with the reason.
-          lane.open.delete("host:removal");
+          lane.open.delete(Slot.REMOVAL);
           removal.note = outcomeText;
           removal.failed = true;
         }
@@ -340,11 +340,11 @@ export class TimelineCollector {
       const driver = jsonField(c.arguments, "driver");
       if (driver && !lane.nicKind) lane.nicKind = driver;
       lane.addSentNs = t;
-      this.openSpan(lane, "host", "host:device_add", { phase: "device_add", startNs: t });
+      this.openSpan(lane, "host", Slot.DEVICE_ADD, { phase: "device_add", startNs: t });
     } else {
       lane.delSentNs = t;
       lane.delUnfreedNs = t;
-      this.openSpan(lane, "host", "host:device_del", { phase: "device_del", startNs: t });
+      this.openSpan(lane, "host", Slot.DEVICE_DEL, { phase: "device_del", startNs: t });
     }
   }
 
@@ -354,7 +354,7 @@ export class TimelineCollector {
     this.qmpIds.delete(r.id);
     const lane = this.lane(pending.nicId, t, false);
     if (!lane) return;
-    const key = pending.command === "device_add" ? "host:device_add" : "host:device_del";
+    const key = pending.command === "device_add" ? Slot.DEVICE_ADD : Slot.DEVICE_DEL;
     const span = lane.open.get(key);
     if (!span) return;
     lane.open.delete(key);
@@ -367,7 +367,7 @@ export class TimelineCollector {
       return;
     }
     if (pending.command === "device_del") {
-      this.openSpan(lane, "host", "host:removal", { phase: "removal", startNs: t });
+      this.openSpan(lane, "host", Slot.REMOVAL, { phase: "removal", startNs: t });
     }
   }
 
@@ -380,9 +380,9 @@ export class TimelineCollector {
   }
 
   private finishRemoval(lane: LaneState, t: number): void {
-    const span = lane.open.get("host:removal");
+    const span = lane.open.get(Slot.REMOVAL);
     if (span) {
-      lane.open.delete("host:removal");
+      lane.open.delete(Slot.REMOVAL);
       span.endNs = t;
     }
     if (lane.delSentNs !== undefined) this.latency.add(lane.nicKind ?? "nic", "removal", t - lane.delSentNs);
@@ -419,10 +419,10 @@ export class TimelineCollector {
     const err = d.error ?? 0;
     switch (kind) {
       case DevKind.ATTACH_BEGIN:
-        this.openSpan(lane, "guest", "guest:attach", { phase: "attach", startNs: t });
+        this.openSpan(lane, "guest", Slot.ATTACH, { phase: "attach", startNs: t });
         break;
       case DevKind.ATTACH_END: {
-        const span = this.closeSpan(lane, "guest:attach", t, driver, "attach");
+        const span = this.closeSpan(lane, Slot.ATTACH, t, driver, "attach");
         if (span && err !== 0) {
           span.failed = true;
           span.note = `error ${errnoName(err)}`;
@@ -441,14 +441,14 @@ export class TimelineCollector {
         // Most detaches have no flags: no arrays or spread for them.
         if (f && (f.force || f.quiet || f.shutdown || f.poweroff)) {
           const flags = [f.force && "force", f.quiet && "quiet", f.shutdown && "shutdown", f.poweroff && "poweroff"].filter(Boolean);
-          this.openSpan(lane, "guest", "guest:detach", { phase: "detach", startNs: t, note: `flags ${flags.join("|")}` });
+          this.openSpan(lane, "guest", Slot.DETACH, { phase: "detach", startNs: t, note: `flags ${flags.join("|")}` });
         } else {
-          this.openSpan(lane, "guest", "guest:detach", { phase: "detach", startNs: t });
+          this.openSpan(lane, "guest", Slot.DETACH, { phase: "detach", startNs: t });
         }
         break;
       }
       case DevKind.DETACH_END: {
-        const span = this.closeSpan(lane, "guest:detach", t, driver, "detach");
+        const span = this.closeSpan(lane, Slot.DETACH, t, driver, "detach");
         if (span && err !== 0) {
           span.failed = true;
           span.note = [span.note, `error ${errnoName(err)}`].filter(Boolean).join(", ");
@@ -457,18 +457,18 @@ export class TimelineCollector {
       }
       case DevKind.DRAIN_BEGIN: {
         const obj = objectKindName(d.objectKind ?? 0);
-        this.openSpan(lane, "guest", drainSpanKey(d.objectKind ?? 0), { phase: "drain", startNs: t, note: obj });
+        this.openSpan(lane, "guest", drainSlot(d.objectKind ?? 0), { phase: "drain", startNs: t, note: obj });
         break;
       }
       case DevKind.DRAIN_END: {
         const obj = objectKindName(d.objectKind ?? 0);
-        this.closeSpan(lane, drainSpanKey(d.objectKind ?? 0), t, driver, drainPhase(d.objectKind ?? 0));
+        this.closeSpan(lane, drainSlot(d.objectKind ?? 0), t, driver, drainPhase(d.objectKind ?? 0));
         break;
       }
       case DevKind.FREE:
         // Linux frees inside the disconnect (free_netdev before usbnet_disconnect
         // returns): no DETACH_END comes, the free ends the detach.
-        this.closeSpan(lane, "guest:detach", t, driver, "detach");
+        this.closeSpan(lane, Slot.DETACH, t, driver, "detach");
         lane.points.push({ kind: "free", tNs: t });
         if (lane.delUnfreedNs !== undefined) {
           this.latency.add(lane.nicKind ?? driver, "del→freed", t - lane.delUnfreedNs);
@@ -700,7 +700,7 @@ export class TimelineCollector {
     return this.evictedGroups.get(key) ?? "other";
   }
 
-  private openSpan(lane: LaneState, side: "host" | "guest", key: string, span: Span): void {
+  private openSpan(lane: LaneState, side: "host" | "guest", key: number, span: Span): void {
     // Kept beside the open span by key, not in a WeakMap keyed by the span: WeakMap entries are slow to add and weigh on every GC.
     if (side === "guest") {
       if (this.guestNowNs > 0) lane.openGuestNs.set(key, this.guestNowNs);
@@ -712,7 +712,7 @@ export class TimelineCollector {
     this.addSpan(lane, side, span);
   }
 
-  private closeSpan(lane: LaneState, key: string, t: number, driver: string, phase: string): Span | undefined {
+  private closeSpan(lane: LaneState, key: number, t: number, driver: string, phase: string): Span | undefined {
     const span = lane.open.get(key);
     if (!span) return undefined;
     lane.open.delete(key);
@@ -725,7 +725,7 @@ export class TimelineCollector {
     return span;
   }
 
-  private closeAnnotate(lane: LaneState, key: string, span: Span, end: number, note: string | undefined, failed: boolean): void {
+  private closeAnnotate(lane: LaneState, key: number, span: Span, end: number, note: string | undefined, failed: boolean): void {
     if (lane.open.get(key) === span) {
       lane.open.delete(key);
       span.endNs = end;
@@ -784,24 +784,46 @@ export class TimelineCollector {
   }
 }
 
+/** A lane's open-span slots: host and guest phases, then one per drain object kind (drainSlot). */
+const enum Slot {
+  DEVICE_ADD = 0,
+  DEVICE_DEL = 1,
+  REMOVAL = 2,
+  ATTACH = 3,
+  DETACH = 4,
+  DRAIN = 5,
+}
+
+/** Slots held in a lane's array: the phases and the drains of the first 16 object kinds (the schema's, with room). */
+const ARRAY_SLOTS = Slot.DRAIN + 16;
+
+/** The open-span slot of a drain of an object kind: one per kind, none shared with a phase. */
+function drainSlot(kind: number): number {
+  return kind >= 0 ? Slot.DRAIN + kind : kind;
+}
+
 /**
- * A lane's few open-span slots (host:device_add, guest:detach, ...), filled
- * and emptied on nearly every event: a Map reallocates its table as it grows
- * and shrinks around its few keys, where an emptied slot here is only unset.
+ * A lane's open spans by slot, filled and emptied on nearly every event: an
+ * array indexed by slot (a key string hashed per event, into an object in
+ * dictionary mode per lane, cost more). A drain of an object kind a corrupt
+ * trace made up goes in a map.
  */
 class Slots<V> {
-  private readonly slots: Record<string, V | undefined> = Object.create(null) as Record<string, V | undefined>;
+  private readonly slots: (V | undefined)[] = new Array<V | undefined>(ARRAY_SLOTS).fill(undefined);
+  private more: Map<number, V> | undefined = undefined;
 
-  get(key: string): V | undefined {
-    return this.slots[key];
+  get(slot: number): V | undefined {
+    return slot >= 0 && slot < ARRAY_SLOTS ? this.slots[slot] : this.more?.get(slot);
   }
 
-  set(key: string, value: V): void {
-    this.slots[key] = value;
+  set(slot: number, value: V): void {
+    if (slot >= 0 && slot < ARRAY_SLOTS) this.slots[slot] = value;
+    else (this.more ??= new Map()).set(slot, value);
   }
 
-  delete(key: string): void {
-    this.slots[key] = undefined;
+  delete(slot: number): void {
+    if (slot >= 0 && slot < ARRAY_SLOTS) this.slots[slot] = undefined;
+    else this.more?.delete(slot);
   }
 }
 
@@ -909,8 +931,7 @@ function enumNamer(name: (v: number) => string): (v: number) => string {
 
 const outcomeName = enumNamer((o) => (plugstorm.trace.v1.HostResult.Outcome[o] ?? `outcome ${o}`).toLowerCase().replace(/_/g, " "));
 
-/** A drain's open-span key and latency phase, made once per object kind (a Map lookup of a string built per event hashes it anew). */
-const drainSpanKey = enumNamer((k) => `guest:drain:${objectKindName(k)}`);
+/** A drain's latency phase, made once per object kind (a Map lookup of a string built per event hashes it anew). */
 const drainPhase = enumNamer((k) => `drain:${objectKindName(k)}`);
 
 const contextName = enumNamer((c) => (plugstorm.telemetry.v1.ExecContext[c] ?? "").replace(/^EXEC_CONTEXT_/, "").toLowerCase());
