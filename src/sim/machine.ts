@@ -138,13 +138,19 @@ export class SimMachine implements Machine {
       () => this.sched.now,
       (tNs, bytes) => this.emit({ type: "telemetry-bytes", tNs, bytes }),
     );
-    const k = new Kernel(this.sched, this.rng, out, bugs, {
-      timing,
-      vetoBusyDetach: opts.vetoBusyDetach === true,
-      departureAfterDrain: (opts.departure ?? (seed % 2 === 0 ? "after-drain" : "before-drain")) === "after-drain",
-    });
+    const k = new Kernel(
+      this.sched,
+      this.rng,
+      out,
+      bugs,
+      {
+        timing,
+        vetoBusyDetach: opts.vetoBusyDetach === true,
+        departureAfterDrain: (opts.departure ?? (seed % 2 === 0 ? "after-drain" : "before-drain")) === "after-drain",
+      },
+      (text) => this.emit({ type: "console", tNs: this.sched.now, text }),
+    );
     this.kernel = k;
-    k.console = (text) => this.emit({ type: "console", tNs: this.sched.now, text });
     const vfs = new Vfs(k);
     k.drivers.set("cdce", cdceDriver(vfs));
     k.drivers.set("ne", neDriver(vfs));

@@ -151,7 +151,7 @@ class StormRun {
   private readonly ownMachine: boolean;
   private readonly pacer: Pacer;
   private stopReason: StopReason | undefined;
-  private readonly guest = new GuestState();
+  private readonly guest: GuestState;
   private readonly core: TelemetryCore;
   private readonly session: GuestSession;
   private readonly ownSession: boolean;
@@ -182,7 +182,12 @@ class StormRun {
   ) {
     this.seed = opts.seed ?? spec.schedule.seed;
     this.ownMachine = !opts.machine;
-    this.machine = opts.machine ?? createMachine(spec.machine, this.seed);
+    const machine = (this.machine = opts.machine ?? createMachine(spec.machine, this.seed));
+    // The device side's transfer counts the moment the guest is done with a
+    // NIC: the rule device-idle-after-detach compares later counts with these.
+    // setImmediate lets transfers QEMU wrote before the guest's detach-end frame
+    // (same poll round) be counted first. (A machine without them needs no callback.)
+    this.guest = new GuestState(machine.reportDeviceTransfers ? (nic) => setImmediate(() => machine.reportDeviceTransfers?.(nic)) : undefined);
     const pacer = (this.pacer = new Pacer(this.machine.clock));
     this.source = new StepSource(spec, this.seed);
     this.outDir = opts.out === null ? null : resolve(opts.out ?? defaultOutDir(this.seed));
@@ -229,13 +234,6 @@ class StormRun {
         await steps.removeFromLiveView(nicId);
       },
     });
-    // The device side's transfer counts the moment the guest is done with a
-    // NIC: the rule device-idle-after-detach compares later counts with these.
-    // setImmediate lets transfers QEMU wrote before the guest's detach-end frame
-    // (same poll round) be counted first.
-    this.guest.onGone = (nic) => {
-      if (this.machine.reportDeviceTransfers) setImmediate(() => this.machine.reportDeviceTransfers?.(nic));
-    };
     if (opts.signal) {
       if (opts.signal.aborted) this.requestStop(stopReasonOf(opts.signal.reason));
       else opts.signal.addEventListener("abort", this.onCallerAbort, { once: true });
