@@ -183,25 +183,30 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   // on the sim machine is a function of its steps and seed, so a candidate met
   // before is judged by its first run: it counts as a run (the budget and the
   // report count candidates judged, as before) but is not run again (no onRun).
-  // Kept per candidate: its digest, and the result when it broke the rule.
-  const judged = new Map<string, RunResult | null>();
+  // Kept per candidate: its digest and whether it broke the rule, not its
+  // result (results kept alive are promoted by every minor GC). A candidate
+  // that broke it and would become the best again (the search never goes back
+  // to a longer list, so only one as short) takes the best's result when it is
+  // that very list, and is run again otherwise.
+  const judged = new Map<string, boolean>();
   const fails = async (steps: Step[]): Promise<boolean> => {
     if (runs >= maxRuns || opts.signal?.aborted) return false;
     runs++;
     const key = createHash("sha256").update(JSON.stringify(steps)).digest("base64");
-    let failing = judged.get(key);
-    if (failing === undefined) {
+    let hit = judged.get(key);
+    let result = hit === true && steps.length <= best.steps.length && same(steps, best.steps) ? best.result : undefined;
+    if (hit === undefined || (hit && result === undefined && steps.length <= best.steps.length)) {
       const candidate = explicitSpec(spec, steps, seed);
       const r = await runStorm(candidate, { out: null, seed, signal: opts.signal });
-      const hit = r.failedRules.includes(rule);
+      hit = r.failedRules.includes(rule);
+      result = r;
       opts.onRun?.({ spec: candidate, seed, failed: hit });
-      failing = hit ? r : null;
       // Only a run that ended by itself says what the candidate does.
-      if (r.stop.kind === "completed" || r.stop.kind === "violation") judged.set(key, failing);
+      if (r.stop.kind === "completed" || r.stop.kind === "violation") judged.set(key, hit);
     }
-    if (failing !== null && steps.length <= best.steps.length) best = { steps, result: failing };
+    if (hit && steps.length <= best.steps.length) best = { steps, result: result! };
     opts.onProgress?.({ runs, steps: best.steps.length, originalSteps: original.length });
-    return failing !== null;
+    return hit;
   };
 
   // The original must fail as an explicit list too (it is the starting point).
