@@ -180,11 +180,7 @@ function vetoes(k: Kernel, vfs: Vfs, dev: SimDevice, flags: DetachFlags): boolea
 // old space, points back at the closure and so at the whole machine, which
 // every minor GC then kept (each short shrink run's machine promoted whole).
 
-export function cdceDriver(vfs: Vfs): Driver {
-  return new CdceDriver(vfs);
-}
-
-class CdceDriver implements Driver {
+export class CdceDriver implements Driver {
   readonly name = "cdce";
   readonly module = "if_cdce";
   constructor(private readonly vfs: Vfs) {}
@@ -274,11 +270,7 @@ function mcastTask(a: unknown): void {
   }
 }
 
-export function neDriver(vfs: Vfs): Driver {
-  return new NeDriver(vfs);
-}
-
-class NeDriver implements Driver {
+export class NeDriver implements Driver {
   readonly name = "ne";
   readonly module = "if_ne";
   constructor(private readonly vfs: Vfs) {}
