@@ -6,7 +6,7 @@
 import { plugstorm } from "../gen/plugstorm.js";
 import { HostCommandDecoder } from "../telemetry/index.js";
 import { BUG_NAMES, isBugName } from "./bugs.js";
-import { EINVAL, ENXIO, ESRCH, type Kernel, OK, RK, type SimDevice } from "./kernel.js";
+import { EINVAL, ENXIO, ESRCH, type DetachFlags, type Kernel, OK, RK, type SimDevice } from "./kernel.js";
 import type { Modules } from "./modules.js";
 import { ifGet, ifPut, ifStop, ifUp, usbnetBusy, usbnetUnbusy } from "./net.js";
 import type { EventHandle, Yield } from "./scheduler.js";
@@ -115,7 +115,8 @@ export class Agent {
     return n + this.vfs.openCount;
   }
 
-  private ack(id: number, error: number, message = "", hostTimeNs = 0): void {
+  /** @internal The agent's command threads (below) answer through it. */
+  ack(id: number, error: number, message = "", hostTimeNs = 0): void {
     const ack: plugstorm.telemetry.v1.CommandAck.$Properties = { id, error };
     if (message !== "") ack.message = message.slice(0, 96);
     if (hostTimeNs !== 0) ack.hostTimeNs = hostTimeNs;
@@ -159,11 +160,7 @@ export class Agent {
       case "openNode": {
         const path = cmd.openNode?.path ?? "";
         const holder = cmd.openNode?.holder || `agent-open-${id}`;
-        const vfs = this.vfs;
-        k.sched.spawn(holder, (function* (self: Agent): Generator<Yield, void, void> {
-          const rv = yield* vfs.open(path, holder);
-          self.ack(id, rv);
-        })(this));
+        k.sched.spawn(holder, openThread(this, this.vfs, path, holder, id));
         return;
       }
       case "closeNode": {
@@ -212,19 +209,12 @@ export class Agent {
           return;
         }
         const flags = { force: d.flags?.force === true, quiet: d.flags?.quiet === true };
-        k.sched.spawn("drvctl", (function* (self: Agent): Generator<Yield, void, void> {
-          const rv = yield* k.configDetach(dev, flags);
-          self.ack(id, rv);
-        })(this));
+        k.sched.spawn("drvctl", drvctlThread(this, k, dev, flags, id));
         return;
       }
       case "unloadModule": {
         const name = cmd.unloadModule?.name ?? "";
-        const mods = this.mods;
-        k.sched.spawn("modunload", (function* (self: Agent): Generator<Yield, void, void> {
-          const rv = yield* mods.unload(name);
-          self.ack(id, rv);
-        })(this));
+        k.sched.spawn("modunload", modunloadThread(this, this.mods, name, id));
         return;
       }
       case "injectFault": {
@@ -367,6 +357,25 @@ export class Agent {
     this.helloTimer?.cancel();
     this.heartbeatTimer?.cancel();
   }
+}
+
+// The agent's command threads: module functions, not generator functions
+// written inside handle() (one closure per command, and V8 gives each its own
+// map for its generators, which kept the machine through minor GCs).
+
+function* openThread(agent: Agent, vfs: Vfs, path: string, holder: string, id: number): Generator<Yield, void, void> {
+  const rv = yield* vfs.open(path, holder);
+  agent.ack(id, rv);
+}
+
+function* drvctlThread(agent: Agent, k: Kernel, dev: SimDevice, flags: DetachFlags, id: number): Generator<Yield, void, void> {
+  const rv = yield* k.configDetach(dev, flags);
+  agent.ack(id, rv);
+}
+
+function* modunloadThread(agent: Agent, mods: Modules, name: string, id: number): Generator<Yield, void, void> {
+  const rv = yield* mods.unload(name);
+  agent.ack(id, rv);
 }
 
 function* acquireDevice(k: Kernel, h: Holder, done: (ok: boolean) => void): Generator<Yield, void, void> {

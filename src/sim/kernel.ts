@@ -163,6 +163,8 @@ export interface KernelConfig {
   vetoBusyDetach: boolean;
 }
 
+function noConsole(): void {}
+
 export class Kernel {
   /** config_misc_cv. */
   readonly cfgmisc = new WaitChan("cfgmisc");
@@ -182,8 +184,6 @@ export class Kernel {
   hostThread = "agent";
   /** Called when a device is freed (buses and modules wait on it). */
   readonly freeCv = new WaitChan("devfree");
-  /** Kernel messages for the machine's console (panics and warnings only). */
-  console: (text: string) => void = () => undefined;
 
   constructor(
     readonly sched: Scheduler,
@@ -191,6 +191,14 @@ export class Kernel {
     readonly out: FrameSink,
     readonly bugs: BugSet,
     readonly cfg: KernelConfig,
+    /**
+     * Kernel messages for the machine's console (panics and warnings only).
+     * Given here, not set on the kernel after it is made: a closure stored
+     * into a made object's field kept (old-space map to closure to context)
+     * the whole machine alive through minor GCs, so every short shrink run
+     * promoted its machine.
+     */
+    readonly console: (text: string) => void = noConsole,
   ) {}
 
   get now(): number {

@@ -41,7 +41,7 @@ import { PcmciaSocket, UsbBus } from "./buses.js";
 import { FrameSink } from "./frames.js";
 import { DEFAULT_TIMING, Kernel, type KernelTiming } from "./kernel.js";
 import { Modules } from "./modules.js";
-import { cdceDriver, neDriver } from "./net.js";
+import { CdceDriver, NeDriver } from "./net.js";
 import { Rng } from "./rng.js";
 import { type EventHandle, Scheduler } from "./scheduler.js";
 import { Vfs } from "./vfs.js";
@@ -138,16 +138,22 @@ export class SimMachine implements Machine {
       () => this.sched.now,
       (tNs, bytes) => this.emit({ type: "telemetry-bytes", tNs, bytes }),
     );
-    const k = new Kernel(this.sched, this.rng, out, bugs, {
-      timing,
-      vetoBusyDetach: opts.vetoBusyDetach === true,
-      departureAfterDrain: (opts.departure ?? (seed % 2 === 0 ? "after-drain" : "before-drain")) === "after-drain",
-    });
+    const k = new Kernel(
+      this.sched,
+      this.rng,
+      out,
+      bugs,
+      {
+        timing,
+        vetoBusyDetach: opts.vetoBusyDetach === true,
+        departureAfterDrain: (opts.departure ?? (seed % 2 === 0 ? "after-drain" : "before-drain")) === "after-drain",
+      },
+      (text) => this.emit({ type: "console", tNs: this.sched.now, text }),
+    );
     this.kernel = k;
-    k.console = (text) => this.emit({ type: "console", tNs: this.sched.now, text });
     const vfs = new Vfs(k);
-    k.drivers.set("cdce", cdceDriver(vfs));
-    k.drivers.set("ne", neDriver(vfs));
+    k.drivers.set("cdce", new CdceDriver(vfs));
+    k.drivers.set("ne", new NeDriver(vfs));
     const mods = new Modules(k);
     const builtin = new Set(opts.builtinModules ?? []);
     for (const b of builtin) if (b !== "if_cdce" && b !== "if_ne") throw new RangeError(`SimMachine: builtinModules: no module "${b}"; known: if_cdce, if_ne`);

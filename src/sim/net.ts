@@ -173,78 +173,88 @@ function vetoes(k: Kernel, vfs: Vfs, dev: SimDevice, flags: DetachFlags): boolea
   return k.cfg.vetoBusyDetach && vfs.isOpen(dev);
 }
 
-export function cdceDriver(vfs: Vfs): Driver {
-  return {
-    name: "cdce",
-    module: "if_cdce",
-    *attach(k: Kernel, dev: SimDevice): Generator<Yield, void, void> {
-      // cdce_attach: descriptors, data interface alt settings, MAC string.
-      yield k.timing.attachNs;
-      const un = new Usbnet(dev);
-      dev.un = un;
-      un.attached = true;
-      ifAttach(k, dev);
-    },
-    // usbnet_detach.
-    *detach(k: Kernel, dev: SimDevice, flags: DetachFlags): Generator<Yield, number, void> {
-      if (vetoes(k, vfs, dev, flags)) return EBUSY;
-      yield* vfs.vdevgone(dev);
-      const un = dev.un;
-      if (un === null || !un.attached) return 0;
-      const traffic = dev.ifp !== null && dev.ifp.traffic;
-      un.dying = true;
-      k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_DYING });
-      // The stack keeps sending until if_deactivate: psrefs in the early steps are legal.
-      if (traffic) packetInFlight(k, dev);
-      if (dev.ifp !== null && dev.ifp.running) {
-        un.stopping = true;
-        k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_STOP });
-        yield k.timing.stepNs;
-        ifStop(k, dev, false);
-      }
-      // usb_rem_task_wait(mcasttask)
-      k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_TASK_WAIT });
+// The drivers are classes, their generator methods on the prototype: one
+// function per method for every machine. A generator method of an object
+// literal made per machine is a closure of its own, and V8 gives each such
+// generator function its own map for the generators it makes; that map, in
+// old space, points back at the closure and so at the whole machine, which
+// every minor GC then kept (each short shrink run's machine promoted whole).
+
+export class CdceDriver implements Driver {
+  readonly name = "cdce";
+  readonly module = "if_cdce";
+  constructor(private readonly vfs: Vfs) {}
+
+  *attach(k: Kernel, dev: SimDevice): Generator<Yield, void, void> {
+    // cdce_attach: descriptors, data interface alt settings, MAC string.
+    yield k.timing.attachNs;
+    const un = new Usbnet(dev);
+    dev.un = un;
+    un.attached = true;
+    ifAttach(k, dev);
+  }
+
+  // usbnet_detach.
+  *detach(k: Kernel, dev: SimDevice, flags: DetachFlags): Generator<Yield, number, void> {
+    const vfs = this.vfs;
+    if (vetoes(k, vfs, dev, flags)) return EBUSY;
+    yield* vfs.vdevgone(dev);
+    const un = dev.un;
+    if (un === null || !un.attached) return 0;
+    const traffic = dev.ifp !== null && dev.ifp.traffic;
+    un.dying = true;
+    k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_DYING });
+    // The stack keeps sending until if_deactivate: psrefs in the early steps are legal.
+    if (traffic) packetInFlight(k, dev);
+    if (dev.ifp !== null && dev.ifp.running) {
+      un.stopping = true;
+      k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_STOP });
+      yield k.timing.stepNs;
+      ifStop(k, dev, false);
+    }
+    // usb_rem_task_wait(mcasttask)
+    k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_TASK_WAIT });
+    dequeueMcastTask(k, un);
+    yield k.timing.stepNs;
+    if (traffic) packetInFlight(k, dev);
+    k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_ETHER_IFDETACH });
+    if (dev.ifp !== null) yield* ifDetach(k, dev.ifp);
+    if (k.bugs.strikes("task-after-if-detach", dev.xname, dev.nicId)) {
+      // The bug: no second usb_rem_task_wait; the task if_detach's multicast purge queued runs
+      // on the task thread while usbnet_detach goes on, and takes IFNET_LOCK without checking unp_dying.
+      if (un.mcastQueued) k.sched.after(0, mcastTask, { k, dev });
+    } else {
+      k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_TASK_WAIT_AGAIN });
       dequeueMcastTask(k, un);
       yield k.timing.stepNs;
-      if (traffic) packetInFlight(k, dev);
-      k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_ETHER_IFDETACH });
-      if (dev.ifp !== null) yield* ifDetach(k, dev.ifp);
-      if (k.bugs.strikes("task-after-if-detach", dev.xname, dev.nicId)) {
-        // The bug: no second usb_rem_task_wait; the task if_detach's multicast purge queued runs
-        // on the task thread while usbnet_detach goes on, and takes IFNET_LOCK without checking unp_dying.
-        if (un.mcastQueued) k.sched.after(0, mcastTask, { k, dev });
-      } else {
-        k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_TASK_WAIT_AGAIN });
-        dequeueMcastTask(k, un);
-        yield k.timing.stepNs;
+    }
+    // unp_refcnt--; while (unp_refcnt >= 0) cv_wait(&unp_detachcv)
+    k.emitDevice(DK.DRAIN_BEGIN, dev, { objectKind: OK.OBJECT_KIND_USBNET });
+    if (k.bugs.strikes("detach-wait-timeout", dev.xname, dev.nicId)) {
+      const deadline = k.now + k.timing.usbDetachWaitNs;
+      while (un.refcnt > 0 && k.now < deadline) yield new TimedWait(un.detachCv, deadline - k.now);
+      if (un.refcnt > 0) {
+        k.log(LOG.WARN, `${dev.xname}: didn't detach`);
+        k.console(`${dev.xname}: didn't detach\n`);
       }
-      // unp_refcnt--; while (unp_refcnt >= 0) cv_wait(&unp_detachcv)
-      k.emitDevice(DK.DRAIN_BEGIN, dev, { objectKind: OK.OBJECT_KIND_USBNET });
-      if (k.bugs.strikes("detach-wait-timeout", dev.xname, dev.nicId)) {
-        const deadline = k.now + k.timing.usbDetachWaitNs;
-        while (un.refcnt > 0 && k.now < deadline) yield new TimedWait(un.detachCv, deadline - k.now);
-        if (un.refcnt > 0) {
-          k.log(LOG.WARN, `${dev.xname}: didn't detach`);
-          k.console(`${dev.xname}: didn't detach\n`);
-        }
-      } else {
-        while (un.refcnt > 0) yield un.detachCv;
-      }
-      k.emitDevice(DK.DRAIN_END, dev, { objectKind: OK.OBJECT_KIND_USBNET });
-      k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_REFS_DRAINED });
-      un.attached = false;
-      return 0;
-    },
-    deactivate(k: Kernel, dev: SimDevice): number {
-      // usbnet_activate
-      if (dev.ifp !== null) ifDeactivate(k, dev.ifp);
-      if (dev.un !== null) {
-        dev.un.dying = true;
-        dev.un.stopping = true;
-      }
-      return 0;
-    },
-  };
+    } else {
+      while (un.refcnt > 0) yield un.detachCv;
+    }
+    k.emitDevice(DK.DRAIN_END, dev, { objectKind: OK.OBJECT_KIND_USBNET });
+    k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_REFS_DRAINED });
+    un.attached = false;
+    return 0;
+  }
+
+  deactivate(k: Kernel, dev: SimDevice): number {
+    // usbnet_activate
+    if (dev.ifp !== null) ifDeactivate(k, dev.ifp);
+    if (dev.un !== null) {
+      dev.un.dying = true;
+      dev.un.stopping = true;
+    }
+    return 0;
+  }
 }
 
 function mcastTask(a: unknown): void {
@@ -260,35 +270,38 @@ function mcastTask(a: unknown): void {
   }
 }
 
-export function neDriver(vfs: Vfs): Driver {
-  return {
-    name: "ne",
-    module: "if_ne",
-    *attach(k: Kernel, dev: SimDevice): Generator<Yield, void, void> {
-      // pcmcia_function_enable, ne2000_attach (reset, MAC from the PROM).
-      yield k.timing.attachNs;
-      ifAttach(k, dev);
-    },
-    // ne_pcmcia_detach → ne2000_detach → dp8390_detach.
-    *detach(k: Kernel, dev: SimDevice, flags: DetachFlags): Generator<Yield, number, void> {
-      if (vetoes(k, vfs, dev, flags)) return EBUSY;
-      yield* vfs.vdevgone(dev);
-      if (dev.ifp === null) return 0;
-      if (dev.ifp.running) ifStop(k, dev, false);
-      yield k.timing.stepNs;
-      yield* ifDetach(k, dev.ifp);
-      return 0;
-    },
-    deactivate(k: Kernel, dev: SimDevice): number {
-      // dp8390_activate: if_deactivate and nothing else.
-      if (dev.ifp === null) return 0;
-      ifDeactivate(k, dev.ifp);
-      if (k.bugs.strikes("sleep-in-interrupt", dev.xname, dev.nicId)) {
-        // The bug: the handler waits for the interface's psref holders at splhigh.
-        k.emitDevice(DK.DRAIN_BEGIN, dev, { objectKind: OK.OBJECT_KIND_IFNET });
-        k.emitDevice(DK.DRAIN_END, dev, { objectKind: OK.OBJECT_KIND_IFNET });
-      }
-      return 0;
-    },
-  };
+export class NeDriver implements Driver {
+  readonly name = "ne";
+  readonly module = "if_ne";
+  constructor(private readonly vfs: Vfs) {}
+
+  *attach(k: Kernel, dev: SimDevice): Generator<Yield, void, void> {
+    // pcmcia_function_enable, ne2000_attach (reset, MAC from the PROM).
+    yield k.timing.attachNs;
+    ifAttach(k, dev);
+  }
+
+  // ne_pcmcia_detach → ne2000_detach → dp8390_detach.
+  *detach(k: Kernel, dev: SimDevice, flags: DetachFlags): Generator<Yield, number, void> {
+    const vfs = this.vfs;
+    if (vetoes(k, vfs, dev, flags)) return EBUSY;
+    yield* vfs.vdevgone(dev);
+    if (dev.ifp === null) return 0;
+    if (dev.ifp.running) ifStop(k, dev, false);
+    yield k.timing.stepNs;
+    yield* ifDetach(k, dev.ifp);
+    return 0;
+  }
+
+  deactivate(k: Kernel, dev: SimDevice): number {
+    // dp8390_activate: if_deactivate and nothing else.
+    if (dev.ifp === null) return 0;
+    ifDeactivate(k, dev.ifp);
+    if (k.bugs.strikes("sleep-in-interrupt", dev.xname, dev.nicId)) {
+      // The bug: the handler waits for the interface's psref holders at splhigh.
+      k.emitDevice(DK.DRAIN_BEGIN, dev, { objectKind: OK.OBJECT_KIND_IFNET });
+      k.emitDevice(DK.DRAIN_END, dev, { objectKind: OK.OBJECT_KIND_IFNET });
+    }
+    return 0;
+  }
 }

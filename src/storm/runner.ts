@@ -126,6 +126,13 @@ function completed(): StopRun {
   return (completedStop ??= new StopRun({ kind: "completed" }));
 }
 
+/** Likewise one for every run stopped at a violation, the way each of a shrink's failing runs ends (the reason carries nothing else). */
+let violationStop: StopRun | undefined;
+function stopRunFor(reason: StopReason): StopRun {
+  if (reason.kind === "violation") return (violationStop ??= new StopRun(reason));
+  return new StopRun(reason);
+}
+
 /** Default output folder: runs/<UTC time>-seed<seed>/ (colons left out for every file system). */
 export function defaultOutDir(seed: number, now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
@@ -151,7 +158,7 @@ class StormRun {
   private readonly ownMachine: boolean;
   private readonly pacer: Pacer;
   private stopReason: StopReason | undefined;
-  private readonly guest = new GuestState();
+  private readonly guest: GuestState;
   private readonly core: TelemetryCore;
   private readonly session: GuestSession;
   private readonly ownSession: boolean;
@@ -182,7 +189,12 @@ class StormRun {
   ) {
     this.seed = opts.seed ?? spec.schedule.seed;
     this.ownMachine = !opts.machine;
-    this.machine = opts.machine ?? createMachine(spec.machine, this.seed);
+    const machine = (this.machine = opts.machine ?? createMachine(spec.machine, this.seed));
+    // The device side's transfer counts the moment the guest is done with a
+    // NIC: the rule device-idle-after-detach compares later counts with these.
+    // setImmediate lets transfers QEMU wrote before the guest's detach-end frame
+    // (same poll round) be counted first. (A machine without them needs no callback.)
+    this.guest = new GuestState(machine.reportDeviceTransfers ? (nic) => setImmediate(() => machine.reportDeviceTransfers?.(nic)) : undefined);
     const pacer = (this.pacer = new Pacer(this.machine.clock));
     this.source = new StepSource(spec, this.seed);
     this.outDir = opts.out === null ? null : resolve(opts.out ?? defaultOutDir(this.seed));
@@ -229,13 +241,6 @@ class StormRun {
         await steps.removeFromLiveView(nicId);
       },
     });
-    // The device side's transfer counts the moment the guest is done with a
-    // NIC: the rule device-idle-after-detach compares later counts with these.
-    // setImmediate lets transfers QEMU wrote before the guest's detach-end frame
-    // (same poll round) be counted first.
-    this.guest.onGone = (nic) => {
-      if (this.machine.reportDeviceTransfers) setImmediate(() => this.machine.reportDeviceTransfers?.(nic));
-    };
     if (opts.signal) {
       if (opts.signal.aborted) this.requestStop(stopReasonOf(opts.signal.reason));
       else opts.signal.addEventListener("abort", this.onCallerAbort, { once: true });
@@ -253,7 +258,7 @@ class StormRun {
     if (this.stopReason !== undefined) return;
     this.stopReason = reason;
     this.source.stopNewCycles();
-    this.pacer.stop(new StopRun(reason));
+    this.pacer.stop(stopRunFor(reason));
     this.control.release();
     this.unreachable?.gate.open();
     this.lanes.stopped();
@@ -359,7 +364,9 @@ class StormRun {
     const failing = verdicts.filter((v) => v.failing);
     const stats = this.core.stats;
     const checker = this.checker;
-    const result: RunResult = {
+    // In two parts, the lazy summary (see withLazySummary) added between them
+    // in its place among the fields.
+    const head: Partial<RunResult> = {
       status: statusOf({ stop, failing: failing.length, writeErrors: 0 }),
       exitCode: 0,
       stop,
@@ -371,20 +378,19 @@ class StormRun {
       writeErrors: trace.error && traceFile ? [{ file: traceFile, message: trace.error.message }] : [],
       verdicts,
       failedRules: [...new Set(failing.map((v) => v.rule))],
-      // Made lazily (see withLazySummary); this holds its place among the fields.
-      summary: undefined,
-      cyclesDone: this.steps.cyclesDone,
-      records: this.rec.records,
-      frames: stats.frames,
-      framesLost: stats.lost,
-      corrupt: stats.corrupt + stats.oversize,
-      durationMs: Date.now() - this.t0Wall,
-      machineEndNs: endNs,
-      executed: this.executed,
-      reproduce: this.reproduce,
-      notObserved: [...this.guest.unavailable],
     };
+    const result = head as RunResult;
     withLazySummary(result, checker);
+    result.cyclesDone = this.steps.cyclesDone;
+    result.records = this.rec.records;
+    result.frames = stats.frames;
+    result.framesLost = stats.lost;
+    result.corrupt = stats.corrupt + stats.oversize;
+    result.durationMs = Date.now() - this.t0Wall;
+    result.machineEndNs = endNs;
+    result.executed = this.executed;
+    result.reproduce = this.reproduce;
+    result.notObserved = [...this.guest.unavailable];
     if (stop.kind !== "completed") result.abortReason = stopText(stop);
     if (this.outDir && this.timeline) {
       const report = buildRunReport(result, wallStart || this.t0Wall, this.timeline.timeline(), this.checker.rules);
@@ -553,7 +559,10 @@ type LazyResult = RunResult & { [SUMMARY_SOURCE]: LiveChecker };
  * the run's checker) gave each result a hidden class of its own, which V8's
  * transition tree keeps alive through scavenges, and with it the whole run
  * (checker, machine, session) until the next full GC: in a shrink's short
- * runs that was most of the GC time.
+ * runs that was most of the GC time. It is added as a new property, so every
+ * result takes the same cached transition: turning an existing data property
+ * into an accessor (a placeholder in the literal) made a fresh hidden class
+ * per result, by a slow path.
  */
 function withLazySummary(result: RunResult, checker: LiveChecker): void {
   Object.defineProperty(result, SUMMARY_SOURCE, { value: checker });

@@ -4,6 +4,7 @@
 // from it); the candidates are ours: whole NIC cycles out, then runs of steps,
 // then single steps made simpler (shorter sleeps and holds, fewer references).
 
+import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { runStorm, type RunResult } from "./runner.js";
 import type { Step, StormSpec } from "./spec.js";
@@ -25,7 +26,7 @@ export interface ShrinkOptions {
   maxRuns?: number;
   signal?: AbortSignal;
   onProgress?: (p: { runs: number; steps: number; originalSteps: number }) => void;
-  /** After each storm run, the storm it ran (the first is the storm as given; benchmarks replay them). */
+  /** After each storm run, the storm it ran (the first is the storm as given; benchmarks replay them). A candidate met again is not run again: runs can exceed the calls. */
   onRun?: (run: { spec: StormSpec; seed: number; failed: boolean }) => void;
 }
 
@@ -62,7 +63,8 @@ export function normalizeSteps(steps: readonly Step[]): Step[] {
 }
 
 function same(a: readonly Step[], b: readonly Step[]): boolean {
-  return a.length === b.length && a.every((s, i) => JSON.stringify(s) === JSON.stringify(b[i]));
+  // Candidates share most of their step objects with the list they came from: the same object needs no JSON.
+  return a.length === b.length && a.every((s, i) => s === b[i] || JSON.stringify(s) === JSON.stringify(b[i]));
 }
 
 /** Smaller or simpler step lists than `steps`, biggest cuts first. */
@@ -176,14 +178,33 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   let runs = 1;
   let best: { steps: Step[]; result: RunResult } = { steps: original, result: first };
 
+  // The search comes back to the same candidates (after each simpler step it
+  // tries the same cuts again: no steps, the plug without the hold...). A run
+  // on the sim machine is a function of its steps and seed, so a candidate met
+  // before is judged by its first run: it counts as a run (the budget and the
+  // report count candidates judged, as before) but is not run again (no onRun).
+  // Kept per candidate: its digest and whether it broke the rule, not its
+  // result (results kept alive are promoted by every minor GC). A candidate
+  // that broke it and would become the best again (the search never goes back
+  // to a longer list, so only one as short) takes the best's result when it is
+  // that very list, and is run again otherwise.
+  const judged = new Map<string, boolean>();
   const fails = async (steps: Step[]): Promise<boolean> => {
     if (runs >= maxRuns || opts.signal?.aborted) return false;
     runs++;
-    const candidate = explicitSpec(spec, steps, seed);
-    const r = await runStorm(candidate, { out: null, seed, signal: opts.signal });
-    const hit = r.failedRules.includes(rule);
-    opts.onRun?.({ spec: candidate, seed, failed: hit });
-    if (hit && steps.length <= best.steps.length) best = { steps, result: r };
+    const key = createHash("sha256").update(JSON.stringify(steps)).digest("base64");
+    let hit = judged.get(key);
+    let result = hit === true && steps.length <= best.steps.length && same(steps, best.steps) ? best.result : undefined;
+    if (hit === undefined || (hit && result === undefined && steps.length <= best.steps.length)) {
+      const candidate = explicitSpec(spec, steps, seed);
+      const r = await runStorm(candidate, { out: null, seed, signal: opts.signal });
+      hit = r.failedRules.includes(rule);
+      result = r;
+      opts.onRun?.({ spec: candidate, seed, failed: hit });
+      // Only a run that ended by itself says what the candidate does.
+      if (r.stop.kind === "completed" || r.stop.kind === "violation") judged.set(key, hit);
+    }
+    if (hit && steps.length <= best.steps.length) best = { steps, result: result! };
     opts.onProgress?.({ runs, steps: best.steps.length, originalSteps: original.length });
     return hit;
   };

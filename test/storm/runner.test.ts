@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseTrace } from "../../src/trace/index.js";
 import { checkRecords } from "../../src/check/index.js";
-import { loadStorm, parseStorm, runStorm, shrinkStorm, type StormInput } from "../../src/storm/index.js";
+import { loadStorm, parseStorm, runStorm, shrinkStorm, type StormInput, type StormSpec } from "../../src/storm/index.js";
 
 const STORM: StormInput = {
   name: "det",
@@ -79,6 +79,23 @@ test("an abort signal ends the run cleanly with a complete trace", async (t) => 
   t.is(trace.status.tail, "clean");
   t.is(trace.records.at(-1)!.mark?.name, "storm-end");
   t.true(r.reportFiles.some((f) => f.endsWith("report.json")));
+});
+
+test("the shrinker judges a candidate met again by its first run: it counts, but no storm runs twice", async (t) => {
+  const spec = loadStorm({ ...STORM, machine: { type: "sim", bugs: ["leak-ref"] }, schedule: { ...STORM.schedule, cycles: 40 } });
+  const ran: Array<{ spec: StormSpec; seed: number; failed: boolean }> = [];
+  let judged = 0;
+  const s = await shrinkStorm(spec, { maxRuns: 400, onRun: (r) => ran.push(r), onProgress: (p) => (judged = p.runs) });
+  t.is(judged, s.runs);
+  t.true(ran.length < s.runs, `${ran.length} storms run for ${s.runs} candidates judged`);
+  // The first entry is the storm as given; every candidate after it was run once.
+  const lists = ran.slice(1).map((r) => JSON.stringify(r.spec.schedule.steps));
+  t.is(new Set(lists).size, lists.length);
+  // What the memo relies on: a candidate run again fares as it did.
+  for (const r of ran.slice(1)) {
+    const again = await runStorm(r.spec, { out: null, seed: r.seed });
+    t.is(again.failedRules.includes(s.rule), r.failed);
+  }
 });
 
 test("the shrinker finds a smaller explicit storm that breaks the same rule", async (t) => {
