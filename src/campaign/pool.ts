@@ -109,7 +109,8 @@ export const WORKER_V8_FLAGS: readonly string[] = [];
  * with and without it, CPU per job, medians: warm pools 24-job campaigns
  * 205 -> 196, 219 -> 198, 233 -> 209 ms (6, 10 and 12 rounds; lower in 8 of
  * 12 paired rounds, equal in 3); fresh pools, 120-job campaigns, 4 rounds:
- * 286 -> 277 ms (lower in 3 of 4). 64 MB gained no more than 32. The lone
+ * 286 -> 277 ms (lower in 3 of 4); `npm run bench -- campaign` could not
+ * tell it from that host's noise. 64 MB gained no more than 32. The lone
  * worker on a 2-core host keeps V8's defaults: its scavenges run in
  * parallel on the idle core, and 32 MB semi-spaces made it slower on the
  * quiet host (see WORKER_V8_FLAGS). Smaller semi-spaces (2-8 MB, to stay in
