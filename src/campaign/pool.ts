@@ -102,8 +102,21 @@ export const WORKER_V8_FLAGS: readonly string[] = [];
  * (3-6%). Peak RSS grows (~165 -> ~215 MB over 24 jobs: the heap grows
  * further between main-thread markings). Capping V8's helper threads
  * instead (--v8-pool-size=1) gained less.
+ * With the GC on the JavaScript thread, 32 MB semi-spaces (V8's default
+ * grows them to 16 MB): a 400-cycle sim job then takes 2 scavenges instead
+ * of 4, each a pass over a young generation that two workers' caches share.
+ * On the loaded 2-core host (load average 3-7), 2-worker pools alternating
+ * with and without it, CPU per job, medians: warm pools 24-job campaigns
+ * 205 -> 196, 219 -> 198, 233 -> 209 ms (6, 10 and 12 rounds; lower in 8 of
+ * 12 paired rounds, equal in 3); fresh pools, 120-job campaigns, 4 rounds:
+ * 286 -> 277 ms (lower in 3 of 4); `npm run bench -- campaign` could not
+ * tell it from that host's noise. 64 MB gained no more than 32. The lone
+ * worker on a 2-core host keeps V8's defaults: its scavenges run in
+ * parallel on the idle core, and 32 MB semi-spaces made it slower on the
+ * quiet host (see WORKER_V8_FLAGS). Smaller semi-spaces (2-8 MB, to stay in
+ * the caches) cost two workers more CPU per job (more scavenges, more promoted).
  */
-export const ALL_CORES_V8_FLAGS: readonly string[] = ["--single-threaded-gc"];
+export const ALL_CORES_V8_FLAGS: readonly string[] = ["--single-threaded-gc", "--max-semi-space-size=32"];
 
 export interface WorkerPoolOptions {
   /** V8/Node flags for the workers, after the parent's own; default WORKER_V8_FLAGS. */
