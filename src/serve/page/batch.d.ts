@@ -1,0 +1,6 @@
+/** A batched JSON message's elements in order, records' numbers made whole again in place (PROTOCOL.md). */
+export function openBatch(
+  m: { from?: number; messages: Array<Record<string, any>> },
+  onRecord: (index: number, record: Record<string, any>) => void,
+  onMessage: (message: Record<string, any>) => void,
+): void;

@@ -1,0 +1,149 @@
+// Batched records' growing numbers as differences (PROTOCOL.md, batched
+// JSON): the server writes them (delta.ts), the page and Node clients make
+// them whole (page/batch.js), and the records the live model holds are never
+// seen changed.
+import test from "ava";
+import fc from "fast-check";
+import type { Duplex } from "node:stream";
+import { constants, inflateRawSync } from "node:zlib";
+import type { WebSocket } from "ws";
+import { newDeltaState, stringifyWithDeltas } from "../../src/serve/delta.js";
+import { deflatedTextFrame } from "../../src/serve/frames.js";
+import { Client, DEFAULT_BACKPRESSURE, Hub } from "../../src/serve/hub.js";
+import { openBatch } from "../../src/serve/page/batch.js";
+import { recordToBatchJson } from "../../src/serve/protocol.js";
+import { HEADER, leakVerdict, nicLife } from "./helpers.js";
+
+type Obj = Record<string, unknown>;
+
+const num = fc.option(fc.integer({ min: -1e12, max: 4e15 }), { nil: undefined });
+/** A record-like element: every field the differences touch, each there or not; or a message with a type. */
+const element = fc.oneof(
+  fc.record(
+    {
+      tNs: num,
+      guest: fc.option(fc.record({ seq: num, guestTimeNs: num, device: fc.constant({ kind: "FREE", name: "cdce0" }) }, { requiredKeys: ["device"] }), { nil: undefined }),
+      result: fc.option(fc.record({ sentNs: num, replyNs: num, eventNs: num, actionId: fc.nat() }, { requiredKeys: ["actionId"] }), { nil: undefined }),
+      qmpEvent: fc.option(fc.record({ qemuTimeUs: num, event: fc.constant("DEVICE_DELETED") }, { requiredKeys: ["event"] }), { nil: undefined }),
+    },
+    { requiredKeys: [] },
+  ),
+  fc.record({ type: fc.constantFrom("header", "verdict"), tNs: num }),
+);
+
+/** x without keys whose value is undefined: what JSON text keeps of it. */
+const asSent = (x: unknown): unknown => JSON.parse(JSON.stringify(x));
+
+test("records' numbers made differences in chunks, over one state, open back to the records; the elements are left as they were", (t) => {
+  fc.assert(
+    fc.property(fc.array(element, { maxLength: 60 }), fc.integer({ min: 1, max: 20 }), fc.nat(1000), (els, size, from) => {
+      const before = asSent(els);
+      const st = newDeltaState();
+      const parts: string[] = [];
+      for (let i = 0; i < els.length; i += size) parts.push(stringifyWithDeltas(els.slice(i, i + size), st).slice(1, -1));
+      t.deepEqual(asSent(els), before, "the elements are unchanged");
+      const batch = JSON.parse(`{"type":"batch","from":${from},"messages":[${parts.filter((p) => p).join(",")}]}`) as { from: number; messages: Obj[] };
+      const opened: unknown[] = [];
+      const indexes: number[] = [];
+      openBatch(
+        batch,
+        (i, x) => {
+          indexes.push(i);
+          opened.push(x);
+        },
+        (x) => opened.push(x),
+      );
+      t.deepEqual(opened, before);
+      t.deepEqual(indexes, Array.from({ length: indexes.length }, (_, k) => from + k), "records numbered from the batch's from");
+    }),
+  );
+});
+
+test("growing numbers go out as small differences: a first record's from zero, each next one's from the last", (t) => {
+  const els: Obj[] = [
+    { tNs: 1_000_000_000, guest: { seq: 40, guestTimeNs: 1_000_000_500 } },
+    { tNs: 1_000_002_000, guest: { seq: 41, guestTimeNs: 1_000_002_000 } },
+    { type: "verdict", tNs: 5 },
+    { tNs: 1_000_002_000, result: { sentNs: 999_000_000, replyNs: 1_000_001_000 } },
+    { qmpEvent: { qemuTimeUs: 1_700_000_000_000_000 } },
+    { tNs: 1_000_003_000, qmpEvent: { qemuTimeUs: 1_700_000_000_000_900 } },
+  ];
+  t.deepEqual(JSON.parse(stringifyWithDeltas(els, newDeltaState())), [
+    { tNs: 1_000_000_000, guest: { seq: 40, guestTimeNs: 500 } },
+    { tNs: 2000, guest: { seq: 1, guestTimeNs: 0 } },
+    { type: "verdict", tNs: 5 },
+    { tNs: 0, result: { sentNs: -1_002_000, replyNs: -1000 } },
+    { qmpEvent: { qemuTimeUs: 1_700_000_000_000_000 } },
+    { tNs: 1000, qmpEvent: { qemuTimeUs: 900 } },
+  ]);
+});
+
+test("the elements are put back when stringify throws", (t) => {
+  const rec = { tNs: 7_000, guest: { seq: 3, guestTimeNs: 7_000 } };
+  const st = newDeltaState();
+  st.t = 5_000;
+  t.throws(() => stringifyWithDeltas([rec, { tNs: 9_000, bad: 1n }], st), { instanceOf: TypeError });
+  t.deepEqual(rec, { tNs: 7_000, guest: { seq: 3, guestTimeNs: 7_000 } });
+});
+
+class FakeWs {
+  readonly OPEN = 1;
+  readyState = 1;
+  bufferedAmount = 0;
+  send(): void {}
+  on(): void {}
+  once(): void {}
+  close(): void {}
+  terminate(): void {}
+}
+
+class FakeSocket {
+  readonly writes: Buffer[] = [];
+  write(b: Buffer): boolean {
+    this.writes.push(b);
+    return true;
+  }
+  cork(): void {}
+  uncork(): void {}
+}
+
+const newHub = (): Hub => new Hub({ source: "live", ops: [], limits: DEFAULT_BACKPRESSURE, onError: (err) => { throw err; } });
+
+/** The payload of a shared deflate frame, inflated. */
+function inflateFrame(f: Buffer): string {
+  const head = f[1]! < 126 ? 2 : f[1] === 126 ? 4 : 10;
+  return inflateRawSync(Buffer.concat([f.subarray(head), Buffer.from([0, 0, 0xff, 0xff])]), { finishFlush: constants.Z_SYNC_FLUSH }).toString("utf8");
+}
+
+test("a hub's batched readers get every record whole once opened, its model the same as a hub's without readers, in fewer bytes than whole numbers take", (t) => {
+  const withReaders = newHub();
+  const alone = newHub();
+  const socket = new FakeSocket();
+  withReaders.add(new Client(new FakeWs() as unknown as WebSocket, socket as unknown as Duplex, "json", true, false, { batched: true, deflate: true }));
+  const recs = Array.from({ length: 30 }, (_, n) => nicLife(n + 1, n * 50_000_000, { refs: 20 })).flat();
+  for (const h of [withReaders, alone]) {
+    h.header(HEADER);
+    recs.forEach((r, i) => h.record(r, i));
+    h.verdict(leakVerdict(3, 40), 123);
+    h.flush();
+  }
+  t.deepEqual(withReaders.model.toJSON(), alone.model.toJSON(), "the model's records were never left as differences");
+  const texts = socket.writes.map(inflateFrame);
+  const got: Obj[] = [];
+  for (const text of texts) openBatch(JSON.parse(text) as { from: number; messages: Obj[] }, (index, record) => got.push({ index, record }), (m) => got.push(m));
+  t.deepEqual(
+    got.filter((m) => "index" in m),
+    recs.map((r, index) => ({ index, record: asSent(recordToBatchJson(r)) })),
+  );
+  t.is(got[0]!["type"], "header");
+  t.like(got[got.length - 1], { type: "verdict", tNs: 123 });
+  // Whole numbers, for comparison: the same batch text with each record as it is.
+  const plain = texts.map((text) => {
+    const b = JSON.parse(text) as { messages: Obj[] };
+    openBatch(b, () => {}, () => {});
+    return deflatedTextFrame(JSON.stringify(b)).length;
+  });
+  const sent = socket.writes.reduce((n, w) => n + w.length, 0);
+  const wholeBytes = plain.reduce((n, x) => n + x, 0);
+  t.true(sent < 0.8 * wholeBytes, `${sent} bytes sent, ${wholeBytes} with whole numbers`);
+});
