@@ -11,11 +11,19 @@ export interface DeltaState {
   seq: number;
   /** The last QMP event's qemuTimeUs. */
   qemuUs: number;
+  /** The batch's last guest device event of each device name. */
+  devices: Map<string, Obj>;
 }
 
 export function newDeltaState(): DeltaState {
-  return { t: 0, seq: 0, qemuUs: 0 };
+  return { t: 0, seq: 0, qemuUs: 0, devices: new Map() };
 }
+
+// A guest device event marked "$same" leaves out these fields where they equal
+// the batch's previous event of the same device name: two thirds of a device
+// event's text, and the page's list (page/batch.js) is the one rule.
+
+import { SAME_DEVICE_FIELDS } from "./page/batch.js";
 
 type Obj = Record<string, unknown>;
 
@@ -33,8 +41,10 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
   let t = st.t;
   let seq = st.seq;
   let qemuUs = st.qemuUs;
-  for (const e of chunk) {
-    const x = e as Obj;
+  // The chunk as it is sent: device events that repeat their device's fields replaced by copies without them.
+  let out: unknown[] | null = null;
+  for (let i = 0; i < chunk.length; i++) {
+    const x = chunk[i] as Obj;
     if (typeof x["type"] === "string") continue;
     // Only numbers: an absent field is zero (defaults left out) and moves nothing, as page/batch.js reads it.
     const tNs = x["tNs"];
@@ -53,6 +63,12 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
         seq = s;
       }
       relative(g, "guestTimeNs", at);
+      const d = g["device"] as Obj | undefined;
+      if (d && typeof d["name"] === "string") {
+        const same = leftOut(d, st.devices.get(d["name"]));
+        st.devices.set(d["name"], d);
+        if (same) (out ??= chunk.slice())[i] = { ...x, guest: { ...g, device: same } };
+      }
     }
     const r = x["result"] as Obj | undefined;
     if (r) {
@@ -71,7 +87,7 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
     }
   }
   try {
-    return JSON.stringify(chunk);
+    return JSON.stringify(out ?? chunk);
   } finally {
     restore(chunk);
     st.t = t;
@@ -79,6 +95,28 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
     st.qemuUs = qemuUs;
   }
 }
+
+/**
+ * d without the fields it shares with prev, marked "$same"; null when it has
+ * none to leave out, or lacks one prev has (left out, it would be read as prev's).
+ */
+function leftOut(d: Obj, prev: Obj | undefined): Obj | null {
+  if (!prev) return null;
+  let shared = 0;
+  for (const k of SAME_DEVICE_FIELDS) {
+    const v = d[k];
+    if (v === undefined) {
+      if (prev[k] !== undefined) return null;
+    } else if (v === prev[k]) shared++;
+  }
+  if (shared === 0) return null;
+  const out: Obj = {};
+  for (const k in d) if (!(SAME.has(k) && d[k] === prev[k])) out[k] = d[k];
+  out["$same"] = 1;
+  return out;
+}
+
+const SAME: ReadonlySet<string> = new Set(SAME_DEVICE_FIELDS);
 
 function relative(o: Obj, key: string, at: number): void {
   const v = o[key];

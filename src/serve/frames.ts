@@ -7,12 +7,12 @@ export const OPCODE_TEXT = 0x1;
 export const OPCODE_BINARY = 0x2;
 
 /**
- * zlib's default level for the once-per-batch compression: it costs the storm
- * about 1.3 µs a record more than level 1, once, and saves ~40% of the bytes
- * that are then copied into every reader's socket (on the default storm's
- * batches, with differences for numbers: 17.4 B a record at level 1, 10.3 at
- * 6, 10.0 at 9 for twice 6's time). With 200 readers those copies were the
- * storm's largest cost (bench fanout: its system time fell ~5x).
+ * zlib's default level for the once-per-batch compression: on the default
+ * storm's protocol 3 batches it costs the storm ~0.65 µs a record more than
+ * level 1, once, and saves 45% of the bytes then copied into every reader's
+ * socket (14.2 B a record at level 1, 7.8 at 6). With 200 readers those
+ * copies were the storm's largest cost (bench fanout: its system time fell ~5x
+ * with protocol 3's first form at level 6).
  */
 export const DEFLATE_LEVEL = 6;
 

@@ -17,12 +17,26 @@ import { HEADER, leakVerdict, nicLife } from "./helpers.js";
 type Obj = Record<string, unknown>;
 
 const num = fc.option(fc.integer({ min: -1e12, max: 4e15 }), { nil: undefined });
+/** A guest device event: of one of two devices, its repeated fields each there or not, often the same as before. */
+const device = fc.record(
+  {
+    kind: fc.constantFrom("ATTACH_BEGIN", "FREE"),
+    name: fc.constantFrom("cdce0", "cdce1"),
+    driver: fc.constantFrom("cdce", "axe"),
+    port: fc.constantFrom("uhub0 port 1", "uhub0 port 2"),
+    instance: fc.constantFrom(1, 2),
+    mac: fc.constant("52:54:00:00:00:01"),
+    ifname: fc.constantFrom("cdce0", "cdce1"),
+    objectKind: fc.constant("OBJECT_KIND_IFNET"),
+  },
+  { requiredKeys: ["kind"] },
+);
 /** A record-like element: every field the differences touch, each there or not; or a message with a type. */
 const element = fc.oneof(
   fc.record(
     {
       tNs: num,
-      guest: fc.option(fc.record({ seq: num, guestTimeNs: num, device: fc.constant({ kind: "FREE", name: "cdce0" }) }, { requiredKeys: ["device"] }), { nil: undefined }),
+      guest: fc.option(fc.record({ seq: num, guestTimeNs: num, device: fc.option(device, { nil: undefined }) }, { requiredKeys: [] }), { nil: undefined }),
       result: fc.option(fc.record({ sentNs: num, replyNs: num, eventNs: num, actionId: fc.nat() }, { requiredKeys: ["actionId"] }), { nil: undefined }),
       qmpEvent: fc.option(fc.record({ qemuTimeUs: num, event: fc.constant("DEVICE_DELETED") }, { requiredKeys: ["event"] }), { nil: undefined }),
     },
@@ -76,6 +90,29 @@ test("growing numbers go out as small differences: a first record's from zero, e
     { qmpEvent: { qemuTimeUs: 1_700_000_000_000_000 } },
     { tNs: 1000, qmpEvent: { qemuTimeUs: 900 } },
   ]);
+});
+
+test("a device event leaves out the fields it repeats of the batch's previous event of that device, and only when it lacks none that one has", (t) => {
+  const dev = (extra: Obj): Obj => ({ name: "cdce2", driver: "cdce", port: "uhub0 port 3", mac: "52:54:00:00:00:03", instance: 1, ...extra });
+  const els: Obj[] = [
+    { guest: { device: dev({ kind: "ATTACH_BEGIN" }) } },
+    { guest: { device: dev({ kind: "ATTACH_END", objectKind: "OBJECT_KIND_DEVICE" }) } },
+    { guest: { device: dev({ kind: "DETACH_BEGIN", instance: 2 }) } },
+    { guest: { device: { kind: "FREE", name: "cdce2" } } },
+    { guest: { device: dev({ kind: "FREE" }) } },
+  ];
+  const before = asSent(els);
+  t.deepEqual(
+    (JSON.parse(stringifyWithDeltas(els, newDeltaState())) as { guest: { device: Obj } }[]).map((x) => x.guest.device),
+    [
+      dev({ kind: "ATTACH_BEGIN" }),
+      { kind: "ATTACH_END", name: "cdce2", objectKind: "OBJECT_KIND_DEVICE", $same: 1 },
+      { kind: "DETACH_BEGIN", name: "cdce2", instance: 2, $same: 1 },
+      { kind: "FREE", name: "cdce2" },
+      dev({ kind: "FREE" }),
+    ],
+  );
+  t.deepEqual(asSent(els), before, "the model's objects are left whole");
 });
 
 test("the elements are put back when stringify throws", (t) => {

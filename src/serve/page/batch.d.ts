@@ -4,3 +4,5 @@ export function openBatch(
   onRecord: (index: number, record: Record<string, any>) => void,
   onMessage: (message: Record<string, any>) => void,
 ): void;
+/** A device's fields its events repeat (PROTOCOL.md, batched JSON). */
+export const SAME_DEVICE_FIELDS: readonly string[];
