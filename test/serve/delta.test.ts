@@ -1,18 +1,11 @@
-// Batched records' growing numbers as differences (PROTOCOL.md, batched
-// JSON): the server writes them (delta.ts), the page and Node clients make
-// them whole (page/batch.js), and the records the live model holds are never
-// seen changed.
+// Batched records' growing numbers as differences, device events without
+// what they repeat (PROTOCOL.md, batched JSON): the server writes them
+// (delta.ts), the page and Node clients make them whole (page/batch.js), and
+// the records the live model holds are never seen changed.
 import test from "ava";
 import fc from "fast-check";
-import type { Duplex } from "node:stream";
-import { constants, inflateRawSync } from "node:zlib";
-import type { WebSocket } from "ws";
 import { newDeltaState, stringifyWithDeltas } from "../../src/serve/delta.js";
-import { deflatedTextFrame } from "../../src/serve/frames.js";
-import { Client, DEFAULT_BACKPRESSURE, Hub } from "../../src/serve/hub.js";
 import { openBatch } from "../../src/serve/page/batch.js";
-import { recordToBatchJson } from "../../src/serve/protocol.js";
-import { HEADER, leakVerdict, nicLife } from "./helpers.js";
 
 type Obj = Record<string, unknown>;
 
@@ -121,66 +114,4 @@ test("the elements are put back when stringify throws", (t) => {
   st.t = 5_000;
   t.throws(() => stringifyWithDeltas([rec, { tNs: 9_000, bad: 1n }], st), { instanceOf: TypeError });
   t.deepEqual(rec, { tNs: 7_000, guest: { seq: 3, guestTimeNs: 7_000 } });
-});
-
-class FakeWs {
-  readonly OPEN = 1;
-  readyState = 1;
-  bufferedAmount = 0;
-  send(): void {}
-  on(): void {}
-  once(): void {}
-  close(): void {}
-  terminate(): void {}
-}
-
-class FakeSocket {
-  readonly writes: Buffer[] = [];
-  write(b: Buffer): boolean {
-    this.writes.push(b);
-    return true;
-  }
-  cork(): void {}
-  uncork(): void {}
-}
-
-const newHub = (): Hub => new Hub({ source: "live", ops: [], limits: DEFAULT_BACKPRESSURE, onError: (err) => { throw err; } });
-
-/** The payload of a shared deflate frame, inflated. */
-function inflateFrame(f: Buffer): string {
-  const head = f[1]! < 126 ? 2 : f[1] === 126 ? 4 : 10;
-  return inflateRawSync(Buffer.concat([f.subarray(head), Buffer.from([0, 0, 0xff, 0xff])]), { finishFlush: constants.Z_SYNC_FLUSH }).toString("utf8");
-}
-
-test("a hub's batched readers get every record whole once opened, its model the same as a hub's without readers, in fewer bytes than whole numbers take", (t) => {
-  const withReaders = newHub();
-  const alone = newHub();
-  const socket = new FakeSocket();
-  withReaders.add(new Client(new FakeWs() as unknown as WebSocket, socket as unknown as Duplex, "json", true, false, { batched: true, deflate: true }));
-  const recs = Array.from({ length: 30 }, (_, n) => nicLife(n + 1, n * 50_000_000, { refs: 20 })).flat();
-  for (const h of [withReaders, alone]) {
-    h.header(HEADER);
-    recs.forEach((r, i) => h.record(r, i));
-    h.verdict(leakVerdict(3, 40), 123);
-    h.flush();
-  }
-  t.deepEqual(withReaders.model.toJSON(), alone.model.toJSON(), "the model's records were never left as differences");
-  const texts = socket.writes.map(inflateFrame);
-  const got: Obj[] = [];
-  for (const text of texts) openBatch(JSON.parse(text) as { from: number; messages: Obj[] }, (index, record) => got.push({ index, record }), (m) => got.push(m));
-  t.deepEqual(
-    got.filter((m) => "index" in m),
-    recs.map((r, index) => ({ index, record: asSent(recordToBatchJson(r)) })),
-  );
-  t.is(got[0]!["type"], "header");
-  t.like(got[got.length - 1], { type: "verdict", tNs: 123 });
-  // Whole numbers, for comparison: the same batch text with each record as it is.
-  const plain = texts.map((text) => {
-    const b = JSON.parse(text) as { messages: Obj[] };
-    openBatch(b, () => {}, () => {});
-    return deflatedTextFrame(JSON.stringify(b)).length;
-  });
-  const sent = socket.writes.reduce((n, w) => n + w.length, 0);
-  const wholeBytes = plain.reduce((n, x) => n + x, 0);
-  t.true(sent < 0.8 * wholeBytes, `${sent} bytes sent, ${wholeBytes} with whole numbers`);
 });
