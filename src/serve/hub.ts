@@ -6,6 +6,7 @@
 import type { Duplex } from "node:stream";
 import type { WebSocket } from "ws";
 import { LiveModel, type ModelLimits } from "./page/model.js";
+import { newDeltaState, stringifyWithDeltas, type DeltaState } from "./delta.js";
 import { OPCODE_BINARY, dataFrame, deflatedTextFrame, textFrame } from "./frames.js";
 import {
   CloseCode,
@@ -137,6 +138,8 @@ interface PendingBatch {
   chunkChars: number;
   /** Characters of the open chunk's first element, made text alone: the open chunk's size is estimated from it. */
   firstChars: number;
+  /** Where the batch's records' differences stand (delta.ts): chunks are made text in order. */
+  delta: DeltaState;
   binary: Buffer[];
   /** Whether a subscriber takes one JSON message per record, batched JSON, binary. */
   needPlain: boolean;
@@ -344,9 +347,9 @@ export class Hub {
     if (p.bytes + jsonBytes >= MAX_BATCH_BYTES) this.flush();
   }
 
-  /** Makes the batch's open chunk text: "[e1,e2,...]", opened up when the batch is joined. */
+  /** Makes the batch's open chunk text: "[e1,e2,...]", opened up when the batch is joined; records' growing numbers as differences (PROTOCOL.md). */
   private closeChunk(p: PendingBatch): void {
-    const text = JSON.stringify(p.chunk);
+    const text = stringifyWithDeltas(p.chunk, p.delta);
     p.chunks.push(text);
     p.chunkChars += text.length;
     p.chunk = [];
@@ -373,6 +376,7 @@ export class Hub {
       chunk: [],
       chunkChars: 0,
       firstChars: 0,
+      delta: newDeltaState(),
       binary: [],
       needPlain,
       needBatched,

@@ -94,6 +94,7 @@ const PAGE_FILES: Record<string, { file: string; type: string }> = {
   "/app.js": { file: "app.js", type: "text/javascript; charset=utf-8" },
   "/model.js": { file: "model.js", type: "text/javascript; charset=utf-8" },
   "/duration.js": { file: "duration.js", type: "text/javascript; charset=utf-8" },
+  "/batch.js": { file: "batch.js", type: "text/javascript; charset=utf-8" },
   // model.js imports it as ../../model/nic-match.js: the compiled module beside this one's folder in dist.
   "/model/nic-match.js": { file: "../../model/nic-match.js", type: "text/javascript; charset=utf-8" },
   // ...which imports ./recent.js.

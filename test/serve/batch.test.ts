@@ -4,6 +4,7 @@ import test from "ava";
 import { constants, inflateRawSync } from "node:zlib";
 import { startLiveServer, type LiveFeed } from "../../src/serve/index.js";
 import { acceptsSharedDeflate, deflatedTextFrame } from "../../src/serve/frames.js";
+import { openBatch } from "../../src/serve/page/batch.js";
 import { HEADER, TestClient, leakVerdict, nicLife, type Msg } from "./helpers.js";
 
 async function server(t: { teardown(fn: () => Promise<void> | void): void }): Promise<LiveFeed> {
@@ -24,8 +25,9 @@ function flat(received: Msg[]): Record<string, unknown>[] {
   return received.slice(1).flatMap((m) => {
     if (m.binary) throw new Error("a JSON subscriber got a binary message");
     if (m.json["type"] !== "batch") return [m.json];
-    let i = m.json["from"] as number;
-    return (m.json["messages"] as Record<string, unknown>[]).map((x) => (typeof x["type"] === "string" ? x : { type: "record", index: i++, record: x }));
+    const out: Record<string, unknown>[] = [];
+    openBatch(m.json as Parameters<typeof openBatch>[0], (index, record) => out.push({ type: "record", index, record }), (x) => out.push(x));
+    return out;
   });
 }
 

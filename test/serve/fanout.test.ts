@@ -3,9 +3,12 @@
 // encoding of a batch or of a resync snapshot for all.
 import test from "ava";
 import type { Duplex } from "node:stream";
+import { constants, inflateRawSync } from "node:zlib";
 import type { WebSocket } from "ws";
+import { deflatedTextFrame } from "../../src/serve/frames.js";
 import { BATCH_CHUNK, Client, DEFAULT_BACKPRESSURE, Hub, MAX_BATCH_BYTES, batchMs } from "../../src/serve/hub.js";
 import { recordToBatchJson } from "../../src/serve/protocol.js";
+import { openBatch } from "../../src/serve/page/batch.js";
 import { HEADER, leakVerdict, nicLife } from "./helpers.js";
 
 class FakeWs {
@@ -122,7 +125,9 @@ test("batched subscribers' JSON is made text a chunk of elements at a time, not 
   t.is(batch.type, "batch");
   t.is(batch.from, 0);
   t.deepEqual(recordIndexes(batch), recs.map((_, i) => i));
-  t.deepEqual(batch.messages[3], JSON.parse(JSON.stringify(recordToBatchJson(recs[3]!))) as Record<string, unknown>, "a record is its JSON form alone");
+  const opened: Record<string, unknown>[] = [];
+  openBatch(batch, (_, x) => opened.push(x), () => t.fail("no headers or verdicts here"));
+  t.deepEqual(opened, JSON.parse(JSON.stringify(recs.map(recordToBatchJson))) as Record<string, unknown>[], "a record is its JSON form alone, once its numbers are made whole");
   t.false(JSON.stringify(batch.messages).includes('"body"'), "without the oneof members' names");
 });
 
@@ -162,4 +167,42 @@ test("a batch of large records goes out before it is much over MAX_BATCH_BYTES, 
   t.true(sizes.every((n) => n < MAX_BATCH_BYTES + 2 * big.length), sizes.join(", "));
   const indexes = sub!.socket.writes.flatMap((w) => recordIndexes(JSON.parse(frameText(w)) as BatchMsg));
   t.deepEqual(indexes, Array.from({ length: 400 }, (_, i) => i), "every record, in order");
+});
+
+/** The payload of a shared deflate frame, inflated. */
+function inflateFrame(f: Buffer): string {
+  const head = f[1]! < 126 ? 2 : f[1] === 126 ? 4 : 10;
+  return inflateRawSync(Buffer.concat([f.subarray(head), Buffer.from([0, 0, 0xff, 0xff])]), { finishFlush: constants.Z_SYNC_FLUSH }).toString("utf8");
+}
+
+test("a hub's batched readers get every record whole once opened, its model the same as a hub's without readers, in fewer bytes than whole records take", (t) => {
+  const withReaders = hub();
+  const alone = hub();
+  const socket = subscribers(withReaders, 1)[0]!.socket;
+  const recs = Array.from({ length: 30 }, (_, n) => nicLife(n + 1, n * 50_000_000, { refs: 20 })).flat();
+  for (const h of [withReaders, alone]) {
+    h.header(HEADER);
+    recs.forEach((r, i) => h.record(r, i));
+    h.verdict(leakVerdict(3, 40), 123);
+    h.flush();
+  }
+  t.deepEqual(withReaders.model.toJSON(), alone.model.toJSON(), "the model's records were never left as differences");
+  const texts = socket.writes.map(inflateFrame);
+  const got: Record<string, unknown>[] = [];
+  for (const text of texts) openBatch(JSON.parse(text) as BatchMsg, (index, record) => got.push({ index, record }), (m) => got.push(m));
+  t.deepEqual(
+    got.filter((m) => "index" in m),
+    recs.map((r, index) => ({ index, record: JSON.parse(JSON.stringify(recordToBatchJson(r))) })),
+  );
+  t.is(got[0]!["type"], "header");
+  t.like(got[got.length - 1], { type: "verdict", tNs: 123 });
+  // For comparison: the same batches with each record whole (protocol 2's form), deflated alike.
+  const plain = texts.map((text) => {
+    const b = JSON.parse(text) as BatchMsg;
+    openBatch(b, () => {}, () => {});
+    return deflatedTextFrame(JSON.stringify(b)).length;
+  });
+  const sent = socket.writes.reduce((n, w) => n + w.length, 0);
+  const wholeBytes = plain.reduce((n, x) => n + x, 0);
+  t.true(sent < 0.8 * wholeBytes, `${sent} bytes sent, ${wholeBytes} with whole records`);
 });

@@ -4,6 +4,7 @@
 // a screenful costs.
 import { LiveModel } from "./model.js";
 import { formatDuration } from "./duration.js";
+import { openBatch } from "./batch.js";
 
 const LANE_H = 46;
 /** The label column is at least this wide, and grows (to 40% of the lanes) until no label is cut. */
@@ -114,15 +115,10 @@ function onMessage(m) {
       resetVerdicts();
       updateControls();
       break;
-    case "batch": {
-      // A record is itself, numbered from the batch's "from"; anything else is its message (PROTOCOL.md).
-      let i = m.from;
-      for (const x of m.messages) {
-        if (typeof x.type === "string") onMessage(x);
-        else S.model.apply(x, i++);
-      }
+    case "batch":
+      // A record is itself, numbered from the batch's "from", its growing numbers as differences; anything else is its message (PROTOCOL.md).
+      openBatch(m, (i, x) => S.model.apply(x, i), onMessage);
       break;
-    }
     case "header":
       S.model.header = m.header;
       break;

@@ -1,0 +1,152 @@
+// The server's side of page/batch.js (PROTOCOL.md, batched JSON): a batch's
+// records carry their growing numbers as differences. The record objects are
+// the live model's too (hub.ts), so they are rewritten only for the length of
+// one JSON.stringify and put back before anything else can read them.
+
+/** Where the differences of a batch stand; a batch starts from zero (each stands alone for a reader joining at it). */
+export interface DeltaState {
+  /** The last record's tNs. */
+  t: number;
+  /** The last guest record's seq. */
+  seq: number;
+  /** The last QMP event's qemuTimeUs. */
+  qemuUs: number;
+  /** The batch's last guest device event of each device name. */
+  devices: Map<string, Obj>;
+}
+
+export function newDeltaState(): DeltaState {
+  return { t: 0, seq: 0, qemuUs: 0, devices: new Map() };
+}
+
+// A guest device event marked "$same" leaves out these fields where they equal
+// the batch's previous event of the same device name: two thirds of a device
+// event's text, and the page's list (page/batch.js) is the one rule.
+
+import { SAME_DEVICE_FIELDS } from "./page/batch.js";
+
+type Obj = Record<string, unknown>;
+
+/** The originals of the numbers rewritten, in walk order (one array for every call: stringify is synchronous). */
+const saved: number[] = [];
+
+/**
+ * JSON text of a chunk of batch elements (records, and headers or verdicts
+ * that have a string `type` and are left as they are), the records' numbers
+ * as differences continuing from st, which it advances. The elements are as
+ * they were when it returns, even when stringify throws.
+ */
+export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
+  saved.length = 0;
+  let t = st.t;
+  let seq = st.seq;
+  let qemuUs = st.qemuUs;
+  // The chunk as it is sent: device events that repeat their device's fields replaced by copies without them.
+  let out: unknown[] | null = null;
+  for (let i = 0; i < chunk.length; i++) {
+    const x = chunk[i] as Obj;
+    if (typeof x["type"] === "string") continue;
+    // Only numbers: an absent field is zero (defaults left out) and moves nothing, as page/batch.js reads it.
+    const tNs = x["tNs"];
+    if (typeof tNs === "number") {
+      saved.push(tNs);
+      x["tNs"] = tNs - t;
+      t = tNs;
+    }
+    const at = typeof tNs === "number" ? tNs : 0;
+    const g = x["guest"] as Obj | undefined;
+    if (g) {
+      const s = g["seq"];
+      if (typeof s === "number") {
+        saved.push(s);
+        g["seq"] = s - seq;
+        seq = s;
+      }
+      relative(g, "guestTimeNs", at);
+      const d = g["device"] as Obj | undefined;
+      if (d && typeof d["name"] === "string") {
+        const same = leftOut(d, st.devices.get(d["name"]));
+        st.devices.set(d["name"], d);
+        if (same) (out ??= chunk.slice())[i] = { ...x, guest: { ...g, device: same } };
+      }
+    }
+    const r = x["result"] as Obj | undefined;
+    if (r) {
+      relative(r, "sentNs", at);
+      relative(r, "replyNs", at);
+      relative(r, "eventNs", at);
+    }
+    const q = x["qmpEvent"] as Obj | undefined;
+    if (q) {
+      const u = q["qemuTimeUs"];
+      if (typeof u === "number") {
+        saved.push(u);
+        q["qemuTimeUs"] = u - qemuUs;
+        qemuUs = u;
+      }
+    }
+  }
+  try {
+    return JSON.stringify(out ?? chunk);
+  } finally {
+    restore(chunk);
+    st.t = t;
+    st.seq = seq;
+    st.qemuUs = qemuUs;
+  }
+}
+
+/**
+ * d without the fields it shares with prev, marked "$same"; null when it has
+ * none to leave out, or lacks one prev has (left out, it would be read as prev's).
+ */
+function leftOut(d: Obj, prev: Obj | undefined): Obj | null {
+  if (!prev) return null;
+  let shared = 0;
+  for (const k of SAME_DEVICE_FIELDS) {
+    const v = d[k];
+    if (v === undefined) {
+      if (prev[k] !== undefined) return null;
+    } else if (v === prev[k]) shared++;
+  }
+  if (shared === 0) return null;
+  const out: Obj = {};
+  for (const k in d) if (!(SAME.has(k) && d[k] === prev[k])) out[k] = d[k];
+  out["$same"] = 1;
+  return out;
+}
+
+const SAME: ReadonlySet<string> = new Set(SAME_DEVICE_FIELDS);
+
+function relative(o: Obj, key: string, at: number): void {
+  const v = o[key];
+  if (typeof v !== "number") return;
+  saved.push(v);
+  o[key] = v - at;
+}
+
+/** Puts back the numbers stringifyWithDeltas rewrote: the same walk, the same fields (still numbers), in the same order. */
+function restore(chunk: unknown[]): void {
+  let i = 0;
+  const put = (o: Obj, key: string): void => {
+    if (typeof o[key] === "number") o[key] = saved[i++];
+  };
+  for (const e of chunk) {
+    const x = e as Obj;
+    if (typeof x["type"] === "string") continue;
+    put(x, "tNs");
+    const g = x["guest"] as Obj | undefined;
+    if (g) {
+      put(g, "seq");
+      put(g, "guestTimeNs");
+    }
+    const r = x["result"] as Obj | undefined;
+    if (r) {
+      put(r, "sentNs");
+      put(r, "replyNs");
+      put(r, "eventNs");
+    }
+    const q = x["qmpEvent"] as Obj | undefined;
+    if (q) put(q, "qemuTimeUs");
+  }
+}

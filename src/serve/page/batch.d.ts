@@ -1,0 +1,8 @@
+/** A batched JSON message's elements in order, records' numbers made whole again in place (PROTOCOL.md). */
+export function openBatch(
+  m: { from?: number; messages: Array<Record<string, any>> },
+  onRecord: (index: number, record: Record<string, any>) => void,
+  onMessage: (message: Record<string, any>) => void,
+): void;
+/** A device's fields its events repeat (PROTOCOL.md, batched JSON). */
+export const SAME_DEVICE_FIELDS: readonly string[];

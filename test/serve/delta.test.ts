@@ -1,0 +1,117 @@
+// Batched records' growing numbers as differences, device events without
+// what they repeat (PROTOCOL.md, batched JSON): the server writes them
+// (delta.ts), the page and Node clients make them whole (page/batch.js), and
+// the records the live model holds are never seen changed.
+import test from "ava";
+import fc from "fast-check";
+import { newDeltaState, stringifyWithDeltas } from "../../src/serve/delta.js";
+import { openBatch } from "../../src/serve/page/batch.js";
+
+type Obj = Record<string, unknown>;
+
+const num = fc.option(fc.integer({ min: -1e12, max: 4e15 }), { nil: undefined });
+/** A guest device event: of one of two devices, its repeated fields each there or not, often the same as before. */
+const device = fc.record(
+  {
+    kind: fc.constantFrom("ATTACH_BEGIN", "FREE"),
+    name: fc.constantFrom("cdce0", "cdce1"),
+    driver: fc.constantFrom("cdce", "axe"),
+    port: fc.constantFrom("uhub0 port 1", "uhub0 port 2"),
+    instance: fc.constantFrom(1, 2),
+    mac: fc.constant("52:54:00:00:00:01"),
+    ifname: fc.constantFrom("cdce0", "cdce1"),
+    objectKind: fc.constant("OBJECT_KIND_IFNET"),
+  },
+  { requiredKeys: ["kind"] },
+);
+/** A record-like element: every field the differences touch, each there or not; or a message with a type. */
+const element = fc.oneof(
+  fc.record(
+    {
+      tNs: num,
+      guest: fc.option(fc.record({ seq: num, guestTimeNs: num, device: fc.option(device, { nil: undefined }) }, { requiredKeys: [] }), { nil: undefined }),
+      result: fc.option(fc.record({ sentNs: num, replyNs: num, eventNs: num, actionId: fc.nat() }, { requiredKeys: ["actionId"] }), { nil: undefined }),
+      qmpEvent: fc.option(fc.record({ qemuTimeUs: num, event: fc.constant("DEVICE_DELETED") }, { requiredKeys: ["event"] }), { nil: undefined }),
+    },
+    { requiredKeys: [] },
+  ),
+  fc.record({ type: fc.constantFrom("header", "verdict"), tNs: num }),
+);
+
+/** x without keys whose value is undefined: what JSON text keeps of it. */
+const asSent = (x: unknown): unknown => JSON.parse(JSON.stringify(x));
+
+test("records' numbers made differences in chunks, over one state, open back to the records; the elements are left as they were", (t) => {
+  fc.assert(
+    fc.property(fc.array(element, { maxLength: 60 }), fc.integer({ min: 1, max: 20 }), fc.nat(1000), (els, size, from) => {
+      const before = asSent(els);
+      const st = newDeltaState();
+      const parts: string[] = [];
+      for (let i = 0; i < els.length; i += size) parts.push(stringifyWithDeltas(els.slice(i, i + size), st).slice(1, -1));
+      t.deepEqual(asSent(els), before, "the elements are unchanged");
+      const batch = JSON.parse(`{"type":"batch","from":${from},"messages":[${parts.filter((p) => p).join(",")}]}`) as { from: number; messages: Obj[] };
+      const opened: unknown[] = [];
+      const indexes: number[] = [];
+      openBatch(
+        batch,
+        (i, x) => {
+          indexes.push(i);
+          opened.push(x);
+        },
+        (x) => opened.push(x),
+      );
+      t.deepEqual(opened, before);
+      t.deepEqual(indexes, Array.from({ length: indexes.length }, (_, k) => from + k), "records numbered from the batch's from");
+    }),
+  );
+});
+
+test("growing numbers go out as small differences: a first record's from zero, each next one's from the last", (t) => {
+  const els: Obj[] = [
+    { tNs: 1_000_000_000, guest: { seq: 40, guestTimeNs: 1_000_000_500 } },
+    { tNs: 1_000_002_000, guest: { seq: 41, guestTimeNs: 1_000_002_000 } },
+    { type: "verdict", tNs: 5 },
+    { tNs: 1_000_002_000, result: { sentNs: 999_000_000, replyNs: 1_000_001_000 } },
+    { qmpEvent: { qemuTimeUs: 1_700_000_000_000_000 } },
+    { tNs: 1_000_003_000, qmpEvent: { qemuTimeUs: 1_700_000_000_000_900 } },
+  ];
+  t.deepEqual(JSON.parse(stringifyWithDeltas(els, newDeltaState())), [
+    { tNs: 1_000_000_000, guest: { seq: 40, guestTimeNs: 500 } },
+    { tNs: 2000, guest: { seq: 1, guestTimeNs: 0 } },
+    { type: "verdict", tNs: 5 },
+    { tNs: 0, result: { sentNs: -1_002_000, replyNs: -1000 } },
+    { qmpEvent: { qemuTimeUs: 1_700_000_000_000_000 } },
+    { tNs: 1000, qmpEvent: { qemuTimeUs: 900 } },
+  ]);
+});
+
+test("a device event leaves out the fields it repeats of the batch's previous event of that device, and only when it lacks none that one has", (t) => {
+  const dev = (extra: Obj): Obj => ({ name: "cdce2", driver: "cdce", port: "uhub0 port 3", mac: "52:54:00:00:00:03", instance: 1, ...extra });
+  const els: Obj[] = [
+    { guest: { device: dev({ kind: "ATTACH_BEGIN" }) } },
+    { guest: { device: dev({ kind: "ATTACH_END", objectKind: "OBJECT_KIND_DEVICE" }) } },
+    { guest: { device: dev({ kind: "DETACH_BEGIN", instance: 2 }) } },
+    { guest: { device: { kind: "FREE", name: "cdce2" } } },
+    { guest: { device: dev({ kind: "FREE" }) } },
+  ];
+  const before = asSent(els);
+  t.deepEqual(
+    (JSON.parse(stringifyWithDeltas(els, newDeltaState())) as { guest: { device: Obj } }[]).map((x) => x.guest.device),
+    [
+      dev({ kind: "ATTACH_BEGIN" }),
+      { kind: "ATTACH_END", name: "cdce2", objectKind: "OBJECT_KIND_DEVICE", $same: 1 },
+      { kind: "DETACH_BEGIN", name: "cdce2", instance: 2, $same: 1 },
+      { kind: "FREE", name: "cdce2" },
+      dev({ kind: "FREE" }),
+    ],
+  );
+  t.deepEqual(asSent(els), before, "the model's objects are left whole");
+});
+
+test("the elements are put back when stringify throws", (t) => {
+  const rec = { tNs: 7_000, guest: { seq: 3, guestTimeNs: 7_000 } };
+  const st = newDeltaState();
+  st.t = 5_000;
+  t.throws(() => stringifyWithDeltas([rec, { tNs: 9_000, bad: 1n }], st), { instanceOf: TypeError });
+  t.deepEqual(rec, { tNs: 7_000, guest: { seq: 3, guestTimeNs: 7_000 } });
+});
