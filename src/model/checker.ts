@@ -9,7 +9,7 @@
 import type { DeviceState } from "./automata.js";
 import { Core, type CheckerOptions } from "./core.js";
 import type { Deadlines } from "./deadlines.js";
-import { type DeviceEvent, type ModelEvent, type VnodeEvent } from "./events.js";
+import { isGuestType, type DeviceEvent, type ModelEvent, type VnodeEvent } from "./events.js";
 import type { ProfileName } from "./rules.js";
 import { ChannelMonitor } from "./rules/channel.js";
 import { CorrespondenceMonitor } from "./rules/correspondence.js";
@@ -101,22 +101,17 @@ export class Checker {
     c.now = t;
     this.fireDue(t);
     c.events++;
-    // One switch on the type, guest frames counted in their cases (isGuestType's
-    // list): a second switch cost every host event nine failed compares first.
-    const channel = this.channel;
+    if (isGuestType(type)) this.channel.onGuestFrame();
     // Cases in the order of how often a storm reports them (a string switch compares in turn).
     switch (type) {
       case "device":
-        channel.onGuestFrame();
         this.onDevice(e);
         this.deviceSide.onGuestDevice(e);
         break;
       case "ifnet":
-        channel.onGuestFrame();
         this.iface.onIf(e);
         break;
       case "ref":
-        channel.onGuestFrame();
         this.refs.onRef(e);
         break;
       case "host-result":
@@ -133,35 +128,29 @@ export class Checker {
         this.host.onDeviceDeleted(e);
         break;
       case "heartbeat":
-        channel.onGuestFrame();
-        channel.onHeartbeat(e);
+        this.channel.onHeartbeat(e);
         break;
       case "device-side":
         this.deviceSide.onTransfers(e);
         break;
       case "vnode":
-        channel.onGuestFrame();
         this.onVnode(e);
         break;
       case "module":
-        channel.onGuestFrame();
         this.modules.on(e);
         break;
       case "host-action":
         c.trackAction(e.actionId, { action: e.action, nic: c.nics.get(e.nicId) ?? null, nicId: e.nicId, event: e });
         break;
       case "hello":
-        channel.onGuestFrame();
         c.setCapabilities(e.capabilities);
         this.channel.onHello();
         this.host.onHello(e);
         break;
       case "panic":
-        channel.onGuestFrame();
         this.detach.panic(e);
         break;
       case "guest-other":
-        channel.onGuestFrame();
         break;
       case "channel":
         this.channel.onChannel(e);
