@@ -27,8 +27,12 @@ import { SAME_DEVICE_FIELDS } from "./page/batch.js";
 
 type Obj = Record<string, unknown>;
 
-/** The originals of the numbers rewritten, in walk order (one array for every call: stringify is synchronous). */
-const saved: number[] = [];
+/**
+ * The numbers rewritten, as (object, key, original) in turn, so that they
+ * are put back without walking the chunk again (one array for every call:
+ * stringify is synchronous).
+ */
+const saved: unknown[] = [];
 
 /**
  * JSON text of a chunk of batch elements (records, and headers or verdicts
@@ -37,63 +41,60 @@ const saved: number[] = [];
  * they were when it returns, even when stringify throws.
  */
 export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
-  saved.length = 0;
   let t = st.t;
   let seq = st.seq;
   let qemuUs = st.qemuUs;
   // The chunk as it is sent: device events that repeat their device's fields replaced by copies without them.
   let out: unknown[] | null = null;
-  for (let i = 0; i < chunk.length; i++) {
-    const x = chunk[i] as Obj;
-    if (typeof x["type"] === "string") continue;
-    // Only numbers: an absent field is zero (defaults left out) and moves nothing, as page/batch.js reads it.
-    const tNs = x["tNs"];
-    if (typeof tNs === "number") {
-      saved.push(tNs);
-      x["tNs"] = tNs - t;
-      t = tNs;
-    }
-    const at = typeof tNs === "number" ? tNs : 0;
-    const g = x["guest"] as Obj | undefined;
-    if (g) {
-      const s = g["seq"];
-      if (typeof s === "number") {
-        saved.push(s);
-        g["seq"] = s - seq;
-        seq = s;
-      }
-      relative(g, "guestTimeNs", at);
-      const d = g["device"] as Obj | undefined;
-      if (d && typeof d["name"] === "string") {
-        const same = leftOut(d, st.devices.get(d["name"]));
-        st.devices.set(d["name"], d);
-        if (same) (out ??= chunk.slice())[i] = { ...x, guest: { ...g, device: same } };
-      }
-    }
-    const r = x["result"] as Obj | undefined;
-    if (r) {
-      relative(r, "sentNs", at);
-      relative(r, "replyNs", at);
-      relative(r, "eventNs", at);
-    }
-    const q = x["qmpEvent"] as Obj | undefined;
-    if (q) {
-      const u = q["qemuTimeUs"];
-      if (typeof u === "number") {
-        saved.push(u);
-        q["qemuTimeUs"] = u - qemuUs;
-        qemuUs = u;
-      }
-    }
-  }
   try {
+    for (let i = 0; i < chunk.length; i++) {
+      const x = chunk[i] as Obj;
+      if (typeof x["type"] === "string") continue;
+      // Only numbers: an absent field is zero (defaults left out) and moves nothing, as page/batch.js reads it.
+      const tNs = minus(x, "tNs", t);
+      if (tNs !== undefined) t = tNs;
+      const at = tNs ?? 0;
+      const g = x["guest"] as Obj | undefined;
+      if (g) {
+        const s = minus(g, "seq", seq);
+        if (s !== undefined) seq = s;
+        minus(g, "guestTimeNs", at);
+        const d = g["device"] as Obj | undefined;
+        if (d && typeof d["name"] === "string") {
+          const same = leftOut(d, st.devices.get(d["name"]));
+          st.devices.set(d["name"], d);
+          if (same) (out ??= chunk.slice())[i] = { ...x, guest: { ...g, device: same } };
+        }
+      }
+      const r = x["result"] as Obj | undefined;
+      if (r) {
+        minus(r, "sentNs", at);
+        minus(r, "replyNs", at);
+        minus(r, "eventNs", at);
+      }
+      const q = x["qmpEvent"] as Obj | undefined;
+      if (q) {
+        const u = minus(q, "qemuTimeUs", qemuUs);
+        if (u !== undefined) qemuUs = u;
+      }
+    }
     return JSON.stringify(out ?? chunk);
   } finally {
-    restore(chunk);
+    for (let i = 0; i < saved.length; i += 3) (saved[i] as Obj)[saved[i + 1] as string] = saved[i + 2];
+    saved.length = 0;
     st.t = t;
     st.seq = seq;
     st.qemuUs = qemuUs;
   }
+}
+
+/** Rewrites o[key], when a number, as its difference from base (noted in saved); returns what it was. */
+function minus(o: Obj, key: string, base: number): number | undefined {
+  const v = o[key];
+  if (typeof v !== "number") return undefined;
+  saved.push(o, key, v);
+  o[key] = v - base;
+  return v;
 }
 
 /**
@@ -117,36 +118,3 @@ function leftOut(d: Obj, prev: Obj | undefined): Obj | null {
 }
 
 const SAME: ReadonlySet<string> = new Set(SAME_DEVICE_FIELDS);
-
-function relative(o: Obj, key: string, at: number): void {
-  const v = o[key];
-  if (typeof v !== "number") return;
-  saved.push(v);
-  o[key] = v - at;
-}
-
-/** Puts back the numbers stringifyWithDeltas rewrote: the same walk, the same fields (still numbers), in the same order. */
-function restore(chunk: unknown[]): void {
-  let i = 0;
-  const put = (o: Obj, key: string): void => {
-    if (typeof o[key] === "number") o[key] = saved[i++];
-  };
-  for (const e of chunk) {
-    const x = e as Obj;
-    if (typeof x["type"] === "string") continue;
-    put(x, "tNs");
-    const g = x["guest"] as Obj | undefined;
-    if (g) {
-      put(g, "seq");
-      put(g, "guestTimeNs");
-    }
-    const r = x["result"] as Obj | undefined;
-    if (r) {
-      put(r, "sentNs");
-      put(r, "replyNs");
-      put(r, "eventNs");
-    }
-    const q = x["qmpEvent"] as Obj | undefined;
-    if (q) put(q, "qemuTimeUs");
-  }
-}
