@@ -113,3 +113,19 @@ export function copyBytes(from: Uint8Array, start: number, end: number, to: Uint
 export function canonicalStart(): number {
   return takenStart;
 }
+
+/** Bytes a slot holds: what canonicalSlot()'s view spans. */
+export const CANONICAL_SLOT_BYTES = STRIDE;
+
+/** Each slot's whole span as a view made once, for set() to copy from without a subarray per frame. */
+const slotViews: Uint8Array[] = Array.from({ length: SLOTS }, (_, i) => canonicalArena.subarray(i * STRIDE, (i + 1) * STRIDE));
+
+/**
+ * The whole slot the last successful takeCanonicalFrame's bytes start (as
+ * canonicalStart() says): its first n bytes are the frame's, the rest
+ * leftovers. A taker with room for CANONICAL_SLOT_BYTES copies it whole (one
+ * memcpy) and keeps n.
+ */
+export function canonicalSlot(): Uint8Array {
+  return slotViews[takenStart / STRIDE]!;
+}

@@ -14,7 +14,7 @@
 
 import { plugstorm } from "../gen/plugstorm.js";
 import { RecordBody, recordBodyValue, recordLiteralBody, recordTNs } from "./record-body.js";
-import { canonicalArena, canonicalStart, copyBytes, takeCanonicalFrame } from "../telemetry/canonical-frames.js";
+import { CANONICAL_SLOT_BYTES, canonicalArena, canonicalSlot, canonicalStart, copyBytes, takeCanonicalFrame } from "../telemetry/canonical-frames.js";
 
 const v1 = plugstorm.telemetry.v1;
 const t1 = plugstorm.trace.v1;
@@ -579,9 +579,14 @@ function recordBody(body: RecordBody, v: unknown): void {
  * what frame() writes for it (src/telemetry/canonical-frames.ts).
  */
 function received(n: number): void {
-  room(n);
-  const start = canonicalStart();
-  copyBytes(canonicalArena, start, start + n, buf, pos);
+  if (pos + CANONICAL_SLOT_BYTES <= buf.length) {
+    // The whole slot in one set(), past the frame's end too (bytes past pos are free to overwrite): a view of just the frame would be an allocation per frame.
+    buf.set(canonicalSlot(), pos);
+  } else {
+    room(n);
+    const start = canonicalStart();
+    copyBytes(canonicalArena, start, start + n, buf, pos);
+  }
   pos += n;
 }
 
@@ -590,7 +595,7 @@ function received(n: number): void {
  * the end of the message, or -1 when the record is off the plain path (then
  * nothing before `at` was touched, and the caller encodes it with
  * protobufjs). The bytes may end up in a larger copy of out: see
- * encodedBuffer().
+ * encodedBuffer(). Bytes of out past the returned end may have been written.
  */
 export function encodeRecordInto(rec: IRecord, out: Uint8Array, at: number): number {
   buf = out;

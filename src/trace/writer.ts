@@ -60,6 +60,28 @@ export function ioErrorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * The buffer of the last writer closed, for the next one: a storm's grows to
+ * ~1 MiB by doubling (~2 MiB allocated, in the large-object space, which
+ * brings the next full GC nearer), and a campaign's worker opens a writer
+ * per job. Only one is kept, the largest.
+ */
+let spare: Uint8Array | undefined;
+const EMPTY = new Uint8Array(0);
+
+function takeSpareBuffer(): Uint8Array | undefined {
+  const b = spare;
+  spare = undefined;
+  return b;
+}
+
+/** Larger buffers (a huge record, a large maxBufferBytes) are not kept alive for a writer that may never come. */
+const MAX_SPARE_BYTES = 4 * 1024 * 1024;
+
+function keepSpareBuffer(b: Uint8Array): void {
+  if (b.length <= MAX_SPARE_BYTES && (spare === undefined || b.length > spare.length)) spare = b;
+}
+
 export class TraceWriter {
   private fd: number | undefined;
   private buf: Uint8Array;
@@ -86,7 +108,7 @@ export class TraceWriter {
     this.onError = opts.onError;
     this.interval = opts.flushIntervalMs ?? 100;
     this.maxBuffer = opts.maxBufferBytes ?? 1024 * 1024;
-    this.buf = new Uint8Array(Math.min(this.maxBuffer, 64 * 1024) + 64);
+    this.buf = takeSpareBuffer() ?? new Uint8Array(Math.min(this.maxBuffer, 64 * 1024) + 64);
     openWriters.add(this);
     if (openWriters.size === 1) process.on("exit", flushAll);
     // Frames decoded from now on keep their received bytes for putRecord to copy.
@@ -228,6 +250,8 @@ export class TraceWriter {
       retainCanonicalFrames(-1);
       closeSync(this.fd);
       this.fd = undefined;
+      keepSpareBuffer(this.buf);
+      this.buf = EMPTY;
     }
   }
 

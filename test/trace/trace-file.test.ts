@@ -169,6 +169,29 @@ test("a big record is flushed at once, and the buffer limit holds", (t) => {
   t.is(parseTrace(readFileSync(path)).records.length, 1, "small record waits for the timer");
 });
 
+test("a writer takes over the buffer of one closed before: it writes its own records only, and two open at once write their own", (t) => {
+  const dir = tmp(t);
+  // Enough to grow the first writer's buffer past its initial 64 KiB.
+  const big = Array.from({ length: 600 }, (_, i) => ({ tNs: i + 1, mark: { name: `big-${i}`, detail: "d".repeat(300) } }));
+  write(join(dir, "a.pstrace"), big);
+  const small = [{ tNs: 5, mark: { name: "only" } }, { tNs: 6, mark: { name: "two" } }];
+  write(join(dir, "b.pstrace"), small);
+  t.deepEqual(parseTrace(readFileSync(join(dir, "b.pstrace"))).records.map((r) => Record.toObject(r, { longs: Number })), small.map(plain));
+  const c = TraceWriter.create(join(dir, "c.pstrace"), header);
+  const d = TraceWriter.create(join(dir, "d.pstrace"), header);
+  for (const r of big.slice(0, 300)) {
+    c.append(r);
+    d.append({ tNs: r.tNs, mark: { name: `d-${r.tNs}` } });
+  }
+  c.close();
+  d.close();
+  t.deepEqual(parseTrace(readFileSync(join(dir, "c.pstrace"))).records.map((r) => Record.toObject(r, { longs: Number })), big.slice(0, 300).map(plain));
+  t.deepEqual(
+    parseTrace(readFileSync(join(dir, "d.pstrace"))).records.map((r) => r.mark?.name),
+    big.slice(0, 300).map((r) => `d-${r.tNs}`),
+  );
+});
+
 test("trace cat prints one line per record, JSON lines with --json, and notes a torn tail", async (t) => {
   const dir = tmp(t);
   const path = join(dir, "cat.pstrace");
