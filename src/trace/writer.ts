@@ -93,7 +93,8 @@ export class TraceWriter {
   private readonly maxBuffer: number;
   private failure: TraceWriteError | undefined;
   private dropped = 0;
-  private lastTNs: plugstorm.trace.v1.IRecord["tNs"] = 0;
+  /** The last record appended (its tNs dates the INCOMPLETE_MARK); kept, not its tNs: a double read out of each record to store was an allocation per record. */
+  private lastRecord: plugstorm.trace.v1.IRecord | null = null;
   /** Records in the file (count at the last successful flush). */
   private flushedRecords = 0;
 
@@ -171,7 +172,7 @@ export class TraceWriter {
       this.dropped++;
       return index;
     }
-    this.lastTNs = record.tNs;
+    this.lastRecord = record;
     this.putRecord(record);
     if (this.used >= this.maxBuffer) this.flush();
     else if (this.timer === undefined) {
@@ -219,7 +220,7 @@ export class TraceWriter {
     this.used = 0;
     try {
       ftruncateSync(fd, this.written);
-      const mark = plugstorm.trace.v1.Record.encode({ tNs: this.lastTNs ?? 0, mark: { name: INCOMPLETE_MARK, detail: this.failure.message } }).finish();
+      const mark = plugstorm.trace.v1.Record.encode({ tNs: this.lastRecord?.tNs ?? 0, mark: { name: INCOMPLETE_MARK, detail: this.failure.message } }).finish();
       const out = new Uint8Array(entrySize(mark.length));
       const end = writeEntry(out, 0, mark);
       let off = 0;
