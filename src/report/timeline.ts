@@ -54,12 +54,21 @@ export interface TimelineOptions {
   pinFirst?: number;
 }
 
-interface LaneState extends DeviceLane {
+/**
+ * A lane being collected. Kept lanes outlive many young-generation GCs (up to
+ * maxLanes of them, the latest ~250 devices of a long storm), so every one is
+ * copied by a few scavenges and then promoted: their size is what the
+ * timeline adds to a run's GC. So the reference steps are one flat list, and
+ * a finished lane gives back what it no longer needs (see compactLane).
+ */
+interface LaneState extends Omit<DeviceLane, "refs"> {
   open: Slots<Span>;
   /** guest_time_ns at the start of each open guest span, by the same key (none when the frame had no guest time). */
   openGuestNs: Slots<number>;
-  /** References held per object kind, then per object (no "kind:object" string built and hashed per event). */
-  refCounts: Map<number, Map<string, number>>;
+  /** DeviceLane.refs flat: tNs, count, tNs, count... (an array per step cost 64 B). */
+  refSteps: number[];
+  /** References held per object kind, then per object (no "kind:object" string built and hashed per event); none until the first, and none again once a finished lane holds none. */
+  refCounts: Map<number, Map<string, number>> | undefined;
   refTotal: number;
   /** Host time device_add / device_del was sent, for cross-side latencies. */
   addSentNs?: number;
@@ -492,19 +501,21 @@ export class TimelineCollector {
     if (!key) return;
     const lane = this.lane(key, t, false);
     if (!lane) return;
-    let counts = lane.refCounts.get(objectKind);
-    if (!counts) lane.refCounts.set(objectKind, (counts = new Map()));
+    let byKind = lane.refCounts;
+    if (!byKind) lane.refCounts = byKind = new Map();
+    let counts = byKind.get(objectKind);
+    if (!counts) byKind.set(objectKind, (counts = new Map()));
     const before = counts.get(object) ?? 0;
     const countAfter = r.countAfter == null ? -1 : num(r.countAfter);
     const after = countAfter >= 0 ? countAfter : Math.max(0, before + (kind === RefKind.ACQUIRE ? 1 : -1));
     if (after === 0) counts.delete(object);
     else counts.set(object, after);
     lane.refTotal += after - before;
-    lane.refs.push([t, lane.refTotal]);
-    if (lane.refs.length > this.maxRefSteps) {
-      const drop = lane.refs.length - this.maxRefSteps;
-      lane.refs.splice(0, drop);
-      lane.truncatedBeforeNs = Math.max(lane.truncatedBeforeNs ?? 0, lane.refs[0]![0]);
+    const steps = lane.refSteps;
+    steps.push(t, lane.refTotal);
+    if (steps.length > 2 * this.maxRefSteps) {
+      steps.splice(0, steps.length - 2 * this.maxRefSteps);
+      lane.truncatedBeforeNs = Math.max(lane.truncatedBeforeNs ?? 0, steps[0]!);
     }
   }
 
@@ -607,11 +618,11 @@ export class TimelineCollector {
       host: [],
       guest: [],
       points: [],
-      refs: [],
+      refSteps: [],
       violations: [],
       open: new Slots(),
       openGuestNs: new Slots(),
-      refCounts: new Map(),
+      refCounts: undefined,
       refTotal: 0,
       finished: false,
       violationCount: 0,
@@ -636,6 +647,7 @@ export class TimelineCollector {
 
   private finish(lane: LaneState): void {
     lane.finished = true;
+    compactLane(lane);
     if (lane.queued || !this.isClean(lane)) return;
     lane.queued = true;
     this.clean.add(lane);
@@ -769,7 +781,7 @@ export class TimelineCollector {
       host: l.host.map((s) => ({ ...s })),
       guest: l.guest.map((s) => ({ ...s })),
       points: l.points.map((p) => ({ ...p })),
-      refs: l.refs.map(([t, c]) => [t, c] as [number, number]),
+      refs: refsOf(l.refSteps),
       violations: l.violations.map((v) => ({ ...v, holders: [...v.holders] })),
     };
     if (l.nicId !== undefined) out.nicId = l.nicId;
@@ -809,22 +821,64 @@ function drainSlot(kind: number): number {
  * trace made up goes in a map.
  */
 class Slots<V> {
-  private readonly slots: (V | undefined)[] = new Array<V | undefined>(ARRAY_SLOTS).fill(undefined);
+  /** Made at the first set, dropped by compact() when all are empty. */
+  private slots: (V | undefined)[] | undefined = undefined;
   private more: Map<number, V> | undefined = undefined;
 
   get(slot: number): V | undefined {
-    return slot >= 0 && slot < ARRAY_SLOTS ? this.slots[slot] : this.more?.get(slot);
+    return slot >= 0 && slot < ARRAY_SLOTS ? this.slots?.[slot] : this.more?.get(slot);
   }
 
   set(slot: number, value: V): void {
-    if (slot >= 0 && slot < ARRAY_SLOTS) this.slots[slot] = value;
+    if (slot >= 0 && slot < ARRAY_SLOTS) (this.slots ??= new Array<V | undefined>(ARRAY_SLOTS).fill(undefined))[slot] = value;
     else (this.more ??= new Map()).set(slot, value);
   }
 
   delete(slot: number): void {
-    if (slot >= 0 && slot < ARRAY_SLOTS) this.slots[slot] = undefined;
-    else this.more?.delete(slot);
+    if (slot >= 0 && slot < ARRAY_SLOTS) {
+      if (this.slots) this.slots[slot] = undefined;
+    } else this.more?.delete(slot);
   }
+
+  /** Gives back the array when no slot in it is filled. */
+  compact(): void {
+    const s = this.slots;
+    if (!s) return;
+    for (let i = 0; i < ARRAY_SLOTS; i++) if (s[i] !== undefined) return;
+    this.slots = undefined;
+  }
+}
+
+/**
+ * What a finished lane no longer needs, given back before the GC copies it
+ * (a lane finishes within a cycle, usually before its first scavenge): its
+ * lists cut to their length (a list's first push makes room for 17), its
+ * open-span slots when none is open, its reference tables when it holds none.
+ * Events after the finish (a late release, a violation) find them as new.
+ * Called at each finish (the guest's free, the host's removal).
+ */
+function compactLane(l: LaneState): void {
+  l.devices = trimmed(l.devices);
+  l.host = trimmed(l.host);
+  l.guest = trimmed(l.guest);
+  l.points = trimmed(l.points);
+  l.refSteps = trimmed(l.refSteps);
+  l.open.compact();
+  l.openGuestNs.compact();
+  // Counts are never negative: a total of 0 is every count 0, all deleted.
+  if (l.refTotal === 0) l.refCounts = undefined;
+}
+
+/** A copy just long enough, when the list is not empty (an empty one has no room to give back). */
+function trimmed<T>(list: T[]): T[] {
+  return list.length > 0 ? list.slice() : list;
+}
+
+/** DeviceLane.refs from the flat steps. */
+function refsOf(steps: readonly number[]): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (let i = 0; i + 1 < steps.length; i += 2) out.push([steps[i]!, steps[i + 1]!]);
+  return out;
 }
 
 function groupOf(l: LaneState): string {
