@@ -58,6 +58,28 @@ test("without count_after, references count +1/-1 per event", (t) => {
   t.deepEqual(c.timeline().lanes[0]!.refs, [[2, 1], [3, 2], [5, 1]]);
 });
 
+test("a device that comes back to life after its free (late references, a new attach) is drawn on as before", (t) => {
+  const c = new TimelineCollector();
+  const dev = (tNs: number, kind: number, extra: object = {}) => c.push({ tNs, guest: { seq: tNs, device: { kind, name: "ne0", serial: "nic7", driver: "ne", ...extra } } });
+  const ref = (tNs: number, kind: number, countAfter: number) =>
+    c.push({ tNs, guest: { seq: tNs, ref: { kind, objectKind: tm.ObjectKind.OBJECT_KIND_DEVICE, object: "ne0", holder: "h", countAfter } } });
+  dev(1, tm.DeviceEvent.Kind.ATTACH_BEGIN);
+  dev(2, tm.DeviceEvent.Kind.ATTACH_END);
+  ref(3, tm.RefEvent.Kind.ACQUIRE, 1);
+  ref(4, tm.RefEvent.Kind.RELEASE, 0);
+  dev(5, tm.DeviceEvent.Kind.DETACH_BEGIN);
+  dev(6, tm.DeviceEvent.Kind.FREE);
+  // After the free (the lane is finished and compacted): a late reference without count_after counts from 0, and a new attach opens a bar.
+  ref(7, tm.RefEvent.Kind.ACQUIRE, -1);
+  dev(8, tm.DeviceEvent.Kind.ATTACH_BEGIN);
+  dev(9, tm.DeviceEvent.Kind.ATTACH_END);
+  ref(10, tm.RefEvent.Kind.RELEASE, -1);
+  const lane = c.timeline().lanes[0]!;
+  t.deepEqual(lane.refs, [[3, 1], [4, 0], [7, 1], [10, 0]]);
+  t.deepEqual(lane.guest.map((s) => [s.phase, s.startNs, s.endNs]), [["attach", 1, 2], ["detach", 5, 6], ["attach", 8, 9]]);
+  t.deepEqual(lane.points.map((p) => [p.kind, p.tNs]), [["free", 6]]);
+});
+
 test("verdict records mark the device's lane with rule, severity and holders; channel loss is kept", (t) => {
   const tl = collect();
   t.deepEqual(tl.lanes[0]!.violations, []);
