@@ -283,7 +283,8 @@ export class TimelineCollector {
     if (!lane) return;
     const outcome = r.outcome ?? 0;
     const failed = outcome !== Outcome.DONE;
-    const outcomeText = outcomeName(outcome) + (r.message ? `: ${r.message}` : "");
+    // Said only on a bar that failed (refused is a failure too).
+    const outcomeText = failed ? outcomeName(outcome) + (r.message ? `: ${r.message}` : "") : "";
     const sent = num(r.sentNs) || action.tNs;
     const reply = num(r.replyNs);
     const event = num(r.eventNs);
@@ -346,8 +347,11 @@ export class TimelineCollector {
     const lane = this.lane(nicId, t, command === "device_add");
     if (!lane) return;
     if (command === "device_add") {
-      const driver = jsonField(c.arguments, "driver");
-      if (driver && !lane.nicKind) lane.nicKind = driver;
+      // The runner's host action before it named the kind already: the arguments are read again only when it did not.
+      if (!lane.nicKind) {
+        const driver = jsonField(c.arguments, "driver");
+        if (driver) lane.nicKind = driver;
+      }
       lane.addSentNs = t;
       this.openSpan(lane, "host", Slot.DEVICE_ADD, { phase: "device_add", startNs: t });
     } else {
@@ -470,7 +474,6 @@ export class TimelineCollector {
         break;
       }
       case DevKind.DRAIN_END: {
-        const obj = objectKindName(d.objectKind ?? 0);
         this.closeSpan(lane, drainSlot(d.objectKind ?? 0), t, driver, drainPhase(d.objectKind ?? 0));
         break;
       }
