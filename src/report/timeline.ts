@@ -843,12 +843,14 @@ class Slots<V> {
     } else this.more?.delete(slot);
   }
 
-  /** Gives back the array when no slot in it is filled. */
-  compact(): void {
+  /** Gives back the array when no slot in it is filled; whether none is filled at all. */
+  compact(): boolean {
     const s = this.slots;
-    if (!s) return;
-    for (let i = 0; i < ARRAY_SLOTS; i++) if (s[i] !== undefined) return;
-    this.slots = undefined;
+    if (s) {
+      for (let i = 0; i < ARRAY_SLOTS; i++) if (s[i] !== undefined) return false;
+      this.slots = undefined;
+    }
+    return this.more === undefined || this.more.size === 0;
   }
 }
 
@@ -856,17 +858,18 @@ class Slots<V> {
  * What a finished lane no longer needs, given back before the GC copies it
  * (a lane finishes within a cycle, usually before its first scavenge): its
  * lists cut to their length (a list's first push makes room for 17), its
- * open-span slots when none is open, its reference tables when it holds none.
- * Events after the finish (a late release, a violation) find them as new.
- * Called at each finish (the guest's free, the host's removal).
+ * open-span slots, its reference tables when it holds none. Events after
+ * that (a late release, a violation) find them as new. Called at each finish
+ * (the guest's free, the host's removal); done at the one that leaves no
+ * span open, the last (done at both, the lists were copied twice).
  */
 function compactLane(l: LaneState): void {
+  if (!l.open.compact()) return;
   l.devices = trimmed(l.devices);
   l.host = trimmed(l.host);
   l.guest = trimmed(l.guest);
   l.points = trimmed(l.points);
   l.refSteps = trimmed(l.refSteps);
-  l.open.compact();
   l.openGuestNs.compact();
   // Counts are never negative: a total of 0 is every count 0, all deleted.
   if (l.refTotal === 0) l.refCounts = undefined;
