@@ -76,8 +76,7 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
     ["Rules checked", String(rules.length)],
   ];
 
-  // Joined once, at the end: see Pieces.
-  const parts = new Pieces([], "\n");
+  const parts: string[] = [];
   parts.push(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -132,10 +131,10 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
     // In a long storm each device lives for a sliver of the run: lined up at
     // their first event, cycles become comparable and the odd one stands out.
     parts.push(`<h3>Cycles lined up at each device's first event</h3>`);
-    timelineWrap(parts, tl, chosen, "aligned", titles);
+    parts.push(`<div class="timeline-wrap">${timelineSvg(tl, chosen, "aligned", titles)}</div>`);
     parts.push(`<h3>Whole run</h3>`);
   }
-  timelineWrap(parts, tl, chosen, "run", titles);
+  parts.push(`<div class="timeline-wrap">${timelineSvg(tl, chosen, "run", titles)}</div>`);
   parts.push(`</section>`);
 
   if (tl.latency.length > 0) {
@@ -182,7 +181,7 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
 </body>
 </html>
 `);
-  return parts.list.join("");
+  return parts.join("\n");
 }
 
 /** The lanes to draw: violating ones first (all, up to the cap), then the earliest others; drawn in time order. */
@@ -261,43 +260,7 @@ function memo(titles: Titles, key: object, make: () => string): string {
   return t;
 }
 
-/**
- * One timeline view as one part of the page, its pieces pushed straight onto
- * the page's (joined once): joined at each level (lane, view, page), the
- * timeline's ~750k characters were copied three times.
- */
-function timelineWrap(page: Pieces, tl: Timeline, lanes: readonly DeviceLane[], mode: "run" | "aligned", titles: Titles): void {
-  page.push(`<div class="timeline-wrap">`);
-  timelineSvg(page, tl, lanes, mode, titles);
-  page.append(`</div>`);
-}
-
-/**
- * The page's pieces, joined with "" once: push() starts a new part (the
- * separator first, as a join with it would put it), append() adds to the
- * current one.
- */
-class Pieces {
-  private started = false;
-
-  constructor(
-    readonly list: string[],
-    private readonly separator: string,
-  ) {}
-
-  push(s: string): void {
-    if (this.started) this.list.push(this.separator);
-    this.started = true;
-    this.list.push(s);
-  }
-
-  append(s: string): void {
-    this.started = true;
-    this.list.push(s);
-  }
-}
-
-function timelineSvg(out: Pieces, tl: Timeline, lanes: readonly DeviceLane[], mode: "run" | "aligned", titles: Titles): void {
+function timelineSvg(tl: Timeline, lanes: readonly DeviceLane[], mode: "run" | "aligned", titles: Titles): string {
   const g = geometry(lanes.length);
   const aligned = mode === "aligned";
   // Trace time starts at 0: keep 0 on the axis unless the run starts far from it.
@@ -308,7 +271,8 @@ function timelineSvg(out: Pieces, tl: Timeline, lanes: readonly DeviceLane[], mo
   const runRowH = aligned ? 0 : 22;
   const top = AXIS_H + runRowH;
   const height = top + lanes.length * g.laneH + AXIS_H;
-  out.append(
+  const out: string[] = [];
+  out.push(
     `<svg class="tl ${aligned ? "cycles" : "timeline"}" viewBox="0 0 ${W} ${height}" width="${W}" height="${height}" role="img" aria-label="${aligned ? "Cycles" : "Timeline"} of ${lanes.length} devices" font-family="system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif">`,
   );
   out.push(`<defs><pattern id="open-${mode}" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#ffffff" opacity="0.55"/></pattern></defs>`);
@@ -345,14 +309,14 @@ function timelineSvg(out: Pieces, tl: Timeline, lanes: readonly DeviceLane[], mo
 
   lanes.forEach((lane, i) => {
     const off = aligned ? lane.firstNs : 0;
-    out.push("");
-    laneSvg(out.list, lane, top + i * g.laneH, i, g, (t) => sx(t - off), off + t1, aligned, titles);
+    out.push(laneSvg(lane, top + i * g.laneH, i, g, (t) => sx(t - off), off + t1, aligned, titles));
   });
   out.push(`</svg>`);
+  return out.join("\n");
 }
 
-/** A lane's pieces, pushed onto out with nothing between them. */
-function laneSvg(out: string[], lane: DeviceLane, y: number, index: number, g: Geometry, sx: (t: number) => number, endNs: number, aligned: boolean, titles: Titles): void {
+function laneSvg(lane: DeviceLane, y: number, index: number, g: Geometry, sx: (t: number) => number, endNs: number, aligned: boolean, titles: Titles): string {
+  const out: string[] = [];
   const name = lane.nicId ?? lane.key;
   const pattern = aligned ? "open-aligned" : "open-run";
   out.push(`<g class="${aligned ? "cycle" : "lane"} lane-row${lane.violations.length ? " bad" : ""}" data-lane="${x(lane.key)}" transform="translate(0 ${y})">`);
@@ -414,6 +378,7 @@ function laneSvg(out: string[], lane: DeviceLane, y: number, index: number, g: G
   for (const fm of lane.faults ?? []) out.push(faultMark(fm, sx(fm.tNs), g.hostY, g.hostH, name));
   for (const v of lane.violations) out.push(violationMark(v, sx(v.tNs), 1, g.laneH - 2, name));
   out.push(`</g>`);
+  return out.join("");
 }
 
 function spanRect(s: Span, sx: (t: number) => number, endNs: number, pattern: string, y: number, h: number, lane: string, titles: Titles): string {
