@@ -351,7 +351,11 @@ export class Core {
     this.lastDev = d;
     return d;
   }
-  private lastName: string | null = null;
+  /**
+   * "" before any lookup: right, as no device is named "" then. Not null: a
+   * compare that has seen null and strings is a generic call (perf showed it).
+   */
+  private lastName = "";
   private lastDev: Dev | undefined = undefined;
 
   findTomb(name: string, instance: number): Tomb | undefined {

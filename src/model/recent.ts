@@ -12,8 +12,6 @@
 // (delete its first key) walks the dead slots deletions leave at the front of
 // V8's hash table, which made that eviction quadratic between rehashes.
 
-const NO_KEY: unique symbol = Symbol("no key");
-
 export class RecentMap<K, V> {
   private young = new Map<K, V>();
   /** Full generations, oldest first. */
@@ -47,16 +45,22 @@ export class RecentMap<K, V> {
    * changes only by set (which updates it), a key leaves only when the
    * generations turn (which clears it). young: the key is in the young map.
    */
-  private lastKey: K | typeof NO_KEY = NO_KEY;
+  private lastKey: K | undefined = undefined;
   private lastValue: V | undefined = undefined;
   private lastYoung = false;
+  /**
+   * Whether lastKey is a key: the compare with it runs only then, so it sees
+   * keys alone (one that has seen keys and a sentinel of another type is a
+   * generic call; perf showed it).
+   */
+  private hasLast = false;
 
   /** Counts set()s (a touch of an old key is one): a caller that saw no set since it last looked knows every key it found young is young still, with the value it had. */
   writes = 0;
 
   /** Values are never undefined: undefined means absent. */
   get(k: K): V | undefined {
-    if (k === this.lastKey) return this.lastValue;
+    if (this.hasLast && k === this.lastKey) return this.lastValue;
     let v = this.young.get(k);
     let young = true;
     if (v === undefined) {
@@ -68,6 +72,7 @@ export class RecentMap<K, V> {
     this.lastKey = k;
     this.lastValue = v;
     this.lastYoung = young;
+    this.hasLast = true;
     return v;
   }
 
@@ -83,13 +88,15 @@ export class RecentMap<K, V> {
       olds.push(young);
       if (olds.length > this.keep) olds.shift();
       this.young = new Map();
-      this.lastKey = NO_KEY;
+      this.hasLast = false;
+      this.lastKey = undefined;
       this.lastValue = undefined;
       return;
     }
     this.lastKey = k;
     this.lastValue = v;
     this.lastYoung = true;
+    this.hasLast = true;
   }
 
   /**
