@@ -35,6 +35,8 @@ interface Timed {
   /** CPU time of this (the campaign's parent) process during the run, ms. */
   parentCpuMs: number;
   workers: WorkerStats[];
+  /** A side run twice (both()): its runs. */
+  parts?: [Timed, Timed];
 }
 
 async function timed(spec: CampaignSpec, driver: CampaignDriver, pool?: WorkerPool): Promise<Timed> {
@@ -62,10 +64,19 @@ async function timed(spec: CampaignSpec, driver: CampaignDriver, pool?: WorkerPo
 }
 
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+
+/** Two runs of one side as one: their jobs over their wall times added up, each worker process listed. */
+function both(a: Timed, b: Timed): Timed {
+  return { ms: a.ms + b.ms, results: [...a.results, ...b.results], parentCpuMs: a.parentCpuMs + b.parentCpuMs, workers: [...a.workers, ...b.workers], parts: [a, b] };
+}
+
+/** 2 workers' jobs/s over 1 worker's. */
+const ratioOf = (one: Timed, two: Timed): number => (two.results.length / two.ms) / (one.results.length / one.ms);
 const s1 = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 
 /** Where a local run's time went, by CPU time (independent of what else the host runs). */
 function describe(label: string, x: Timed): string {
+  if (x.parts) return x.parts.map((p, i) => describe(`${label} (run ${i + 1})`, p)).join("\n");
   const w = x.workers.map(
     (k) => `pid ${k.pid}: ${k.jobs} jobs, CPU ${s1(k.cpuMs)}${k.mainCpuMs !== null ? ` (main thread ${s1(k.mainCpuMs)}, V8/libuv helpers ${s1(k.cpuMs - k.mainCpuMs - k.startCpuMs)})` : ""}${k.startCpuMs ? `, start-up ${s1(k.startCpuMs)}` : ""}, busy ${s1(k.busyMs)}`,
   );
@@ -83,6 +94,7 @@ function describe(label: string, x: Timed): string {
  * other users of this host run, only on the CPU time ours took.
  */
 function idleWallMs(x: Timed, cores: number): number {
+  if (x.parts) return idleWallMs(x.parts[0], cores) + idleWallMs(x.parts[1], cores);
   const main = sum(x.workers.map((k) => k.mainCpuMs ?? k.cpuMs - k.startCpuMs));
   const total = sum(x.workers.map((k) => k.cpuMs - k.startCpuMs)) + x.parentCpuMs;
   return Math.max(main / x.workers.length, total / cores);
@@ -167,11 +179,19 @@ export async function run(): Promise<void> {
   const one = await timed(spec, new LocalDriver(1));
   const two = await timed(spec, new LocalDriver(2));
   const longSpec = await campaign(400, LONG_JOBS, "", 5001);
-  const long1 = await timed(longSpec, new LocalDriver(1));
-  const long2 = await timed(longSpec, new LocalDriver(2));
+  // In A-B-B-A order, each side's two runs added up: load that rises or
+  // falls over the minutes these take weighs on both sides alike, not on
+  // whichever ran later (one pair, A then B, swung 1.69-1.92x on this host).
+  const longA1 = await timed(longSpec, new LocalDriver(1));
+  const longB1 = await timed(longSpec, new LocalDriver(2));
+  const longB2 = await timed(longSpec, new LocalDriver(2));
+  const longA2 = await timed(longSpec, new LocalDriver(1));
+  const long1 = both(longA1, longA2);
+  const long2 = both(longB1, longB2);
   // Warm: the same jobs on pools whose workers have each run 8 other jobs
   // first. Steady: the same pools once every worker has run STEADY_AFTER
   // jobs, on a campaign of STEADY_JOBS; see steadyWhy for why both.
+  const pairs = new Map<string, [number, number]>([["long", [ratioOf(longA1, longB1), ratioOf(longA2, longB2)]]]);
   const pool1 = new WorkerPool(1);
   const pool2 = new WorkerPool(2);
   let warm1: Timed;
@@ -186,8 +206,14 @@ export async function run(): Promise<void> {
     const steadySpec = await campaign(400, STEADY_JOBS);
     await warmTo(pool1, STEADY_AFTER, 2001);
     await warmTo(pool2, STEADY_AFTER, 2001);
-    steady1 = await timed(steadySpec, new LocalDriver(1, { pool: pool1 }), pool1);
-    steady2 = await timed(steadySpec, new LocalDriver(2, { pool: pool2 }), pool2);
+    // A-B-B-A as the long line (see there), on the same warmed pools.
+    const sA1 = await timed(steadySpec, new LocalDriver(1, { pool: pool1 }), pool1);
+    const sB1 = await timed(steadySpec, new LocalDriver(2, { pool: pool2 }), pool2);
+    const sB2 = await timed(steadySpec, new LocalDriver(2, { pool: pool2 }), pool2);
+    const sA2 = await timed(steadySpec, new LocalDriver(1, { pool: pool1 }), pool1);
+    steady1 = both(sA1, sA2);
+    steady2 = both(sB1, sB2);
+    pairs.set("steady", [ratioOf(sA1, sB1), ratioOf(sA2, sB2)]);
   } finally {
     await Promise.all([pool1.stop(), pool2.stop()]);
   }
@@ -206,10 +232,10 @@ export async function run(): Promise<void> {
   const lines = [
     [`${spec.jobs.length} jobs of 400 cycles, workers started fresh`, one, two],
     [`${spec.jobs.length} jobs of 400 cycles, workers warmed up (8 jobs each before)`, warm1, warm2],
-    [`${STEADY_JOBS} jobs of 400 cycles, steady state (workers ran ${STEADY_AFTER} jobs each before)`, steady1, steady2],
-    [`${LONG_JOBS} jobs of 400 cycles, workers started fresh (a long campaign, every cost included)`, long1, long2],
+    [`${STEADY_JOBS} jobs of 400 cycles, steady state (workers ran ${STEADY_AFTER} jobs each before), each side twice (A-B-B-A)`, steady1, steady2, pairs.get("steady")],
+    [`${LONG_JOBS} jobs of 400 cycles, workers started fresh (a long campaign, every cost included), each side twice (A-B-B-A)`, long1, long2, pairs.get("long")],
   ] as const;
-  for (const [label, a, b] of lines) {
+  for (const [label, a, b, pair] of lines) {
     console.log(`sim campaign, ${label}: 1 worker ${jps(a).toFixed(2)} jobs/s, 2 workers ${jps(b).toFixed(2)} jobs/s`);
     console.log(describe("1 worker ", a));
     console.log(describe("2 workers", b));
@@ -217,6 +243,7 @@ export async function run(): Promise<void> {
     // the CPU each run used says what it would take on an idle host.
     console.log(
       `  2 workers / 1 worker: wall ${(jps(b) / jps(a)).toFixed(2)}x (goal >= 1.7x); on an idle ${cores}-core host by CPU time ${(idleWallMs(a, cores) / idleWallMs(b, cores)).toFixed(2)}x; the same work's CPU with 1 worker over with 2 ${((sum(a.workers.map((k) => k.cpuMs - k.startCpuMs)) / sum(b.workers.map((k) => k.cpuMs - k.startCpuMs))) * 100).toFixed(0)}%` +
+        (pair ? `; the two pairs alone ${pair.map((r) => `${r.toFixed(2)}x`).join(" and ")}` : "") +
         (busy ? ` — load average ${load!.toFixed(1)} on ${cores} cores${autogroup ? ", CPU shared per session (sched_autogroup)" : ""}: the wall ratio measures the other users` : ""),
     );
   }
