@@ -1,10 +1,10 @@
 // Shrinking: a storm that broke a rule on the sim machine is cut down to a
-// minimal explicit step list that still breaks the same rule. fast-check drives
-// the search (take the first smaller candidate that still fails, shrink again
-// from it); the candidates are ours: whole NIC cycles out, then runs of steps,
-// then single steps made simpler (shorter sleeps and holds, fewer references).
+// minimal explicit step list that still breaks the same rule. A greedy search
+// (take the first smaller candidate that still fails, shrink again from it:
+// the walk fast-check's shrinking made); the candidates are ours: whole NIC
+// cycles out, then runs of steps, then single steps made simpler (shorter
+// sleeps and holds, fewer references).
 
-import fc from "fast-check";
 import { judgeStorm, runStorm, type RunResult } from "./runner.js";
 import type { Step, StormSpec } from "./spec.js";
 import { validateStorm } from "./validate.js";
@@ -120,31 +120,29 @@ export function* candidates(steps: readonly Step[]): Generator<Step[]> {
   }
 }
 
-class StepListArbitrary extends fc.Arbitrary<Step[]> {
-  constructor(private readonly start: Step[]) {
-    super();
-  }
-  generate(): fc.Value<Step[]> {
-    return new fc.Value(this.start, undefined);
-  }
-  canShrinkWithoutContext(value: unknown): value is Step[] {
-    return Array.isArray(value);
-  }
-  shrink(value: Step[]): fc.Stream<fc.Value<Step[]>> {
-    return new fc.Stream(candidates(value)).map((c) => new fc.Value(c, undefined));
-  }
-}
-
 /**
  * Walks candidates() from steps, always moving to the first candidate that
  * still fails, until none does; `fails` keeps whatever bookkeeping it needs
- * (the best list found). The search itself knows nothing of machines.
+ * (the best list found). The search itself knows nothing of machines. It is
+ * the walk fast-check's shrinking made over our candidates (the start judged
+ * first, then each list's candidates in turn, made lazily), written out: its
+ * property and stream machinery cost more per candidate than judging a short
+ * candidate adds to its run. Nothing in it is random: `_seed` is kept for
+ * callers of the fast-check version.
  */
-export async function searchSmallest(steps: Step[], fails: (steps: Step[]) => Promise<boolean>, seed: number): Promise<void> {
-  await fc.check(
-    fc.asyncProperty(new StepListArbitrary(steps), async (c) => !(await fails(c))),
-    { numRuns: 1, seed, endOnFailure: false },
-  );
+export async function searchSmallest(steps: Step[], fails: (steps: Step[]) => Promise<boolean>, _seed?: number): Promise<void> {
+  if (!(await fails(steps))) return;
+  for (let current = steps; ; ) {
+    let next: Step[] | undefined;
+    for (const c of candidates(current)) {
+      if (await fails(c)) {
+        next = c;
+        break;
+      }
+    }
+    if (next === undefined) return;
+    current = next;
+  }
 }
 
 function explicitSpec(spec: StormSpec, steps: Step[], seed: number): StormSpec {
