@@ -44,22 +44,7 @@ export function modelDeadlinesFromMs(ms: Partial<Record<keyof typeof DEADLINE_FI
 }
 
 export function toStormVerdict(v: Verdict): StormVerdict {
-  const record = verdictToRecord(v);
-  return {
-    rule: v.rule,
-    side: v.side,
-    severity: v.severity,
-    device: v.device,
-    nicId: v.nicId,
-    holders: [...v.holders],
-    message: v.message,
-    recordIndex: v.recordIndex,
-    tNs: v.tNs,
-    failing: v.severity !== "warning",
-    text: formatVerdict(v),
-    record,
-    report: toReportVerdict(v),
-  };
+  return stormVerdict(v, [...v.holders], formatVerdict(v), verdictToRecord(v), toReportVerdict(v));
 }
 
 /**
@@ -68,20 +53,24 @@ export function toStormVerdict(v: Verdict): StormVerdict {
  * record names the rule: a judged run writes no trace).
  */
 function toJudgedVerdict(v: Verdict): StormVerdict {
+  return stormVerdict(v, v.holders, "", { rule: v.rule }, { rule: v.rule, message: v.message });
+}
+
+function stormVerdict(v: Verdict, holders: string[], text: string, record: plugstorm.trace.v1.IVerdict, report: ReportVerdict): StormVerdict {
   return {
     rule: v.rule,
     side: v.side,
     severity: v.severity,
     device: v.device,
     nicId: v.nicId,
-    holders: v.holders,
+    holders,
     message: v.message,
     recordIndex: v.recordIndex,
     tNs: v.tNs,
     failing: v.severity !== "warning",
-    text: "",
-    record: { rule: v.rule },
-    report: { rule: v.rule, message: v.message },
+    text,
+    record,
+    report,
   };
 }
 
