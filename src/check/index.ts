@@ -18,6 +18,8 @@ export interface TraceCheckerOptions {
   profile: ProfileName;
   deadlines?: Partial<Deadlines>;
   onVerdict?: (v: Verdict) => void;
+  /** Each verdict's events that led there (default true; see CheckerOptions.histories). */
+  histories?: boolean;
 }
 
 const NONE: readonly Verdict[] = Object.freeze([]) as readonly Verdict[];

@@ -31,6 +31,9 @@ import type { CheckResult, DriverLatency, HistoryEntry, RuleReport, Summary, Ver
 
 const MAX_OPEN_ACTIONS = 4096;
 
+/** The history of every verdict of a checker that makes none (histories: false); never written to. */
+const NO_HISTORY: HistoryEntry[] = Object.freeze([]) as unknown as HistoryEntry[];
+
 export interface CheckerOptions {
   profile: ProfileName;
   deadlines?: Partial<Deadlines>;
@@ -41,6 +44,12 @@ export interface CheckerOptions {
   tombstones?: number;
   /** Verdicts kept for the result (default 10000); later ones are counted only. */
   maxVerdicts?: number;
+  /**
+   * Each verdict's events that led there, as text (default true). False: every
+   * verdict's history is empty (for a caller that judges and never shows a
+   * verdict: the shrinker's runs).
+   */
+  histories?: boolean;
 }
 
 
@@ -98,6 +107,7 @@ export class Core {
   private readonly historySize: number;
   private readonly maxTombs: number;
   private readonly maxVerdicts: number;
+  private readonly histories: boolean;
   readonly devMon: Monitor<DeviceState, DeviceInput>;
   readonly ifMon: Monitor<IfState, IfInput>;
   readonly alwaysForced: boolean;
@@ -161,6 +171,7 @@ export class Core {
     this.historySize = Math.max(1, opts.historySize ?? 16);
     this.maxTombs = Math.max(1, opts.tombstones ?? 256);
     this.maxVerdicts = Math.max(0, opts.maxVerdicts ?? 10000);
+    this.histories = opts.histories ?? true;
     const tables = profileTables(this.profile);
     this.devMon = tables.devMon;
     this.ifMon = tables.ifMon;
@@ -234,8 +245,11 @@ export class Core {
     this.violations[i]! += 1;
     const dev = c.dev ?? null;
     const nic = c.nic ?? dev?.nic ?? null;
-    const hist = c.history ?? (dev ? ringList(dev) : nic ? nicHistory(nic) : [c.at as ModelEvent].filter(isModelEvent));
-    const history: HistoryEntry[] = hist.map((x) => ({ index: x.index, tNs: x.t, text: describeEvent(x) }));
+    let history: HistoryEntry[] = NO_HISTORY;
+    if (this.histories) {
+      const hist = c.history ?? (dev ? ringList(dev) : nic ? nicHistory(nic) : [c.at as ModelEvent].filter(isModelEvent));
+      history = hist.map((x) => ({ index: x.index, tNs: x.t, text: describeEvent(x) }));
+    }
     const lossNote = this.framesLost > 0 && rule.side === "guest" ? ` (note: ${this.framesLost} telemetry frame(s) were lost before this)` : "";
     const v: Verdict = {
       rule: rule.id,

@@ -44,21 +44,33 @@ export function modelDeadlinesFromMs(ms: Partial<Record<keyof typeof DEADLINE_FI
 }
 
 export function toStormVerdict(v: Verdict): StormVerdict {
-  const record = verdictToRecord(v);
+  return stormVerdict(v, [...v.holders], formatVerdict(v), verdictToRecord(v), toReportVerdict(v));
+}
+
+/**
+ * A verdict as a judged run keeps it: what the run's stop and failed rules
+ * depend on, the fields only people and reports read left empty (its trace
+ * record names the rule: a judged run writes no trace).
+ */
+function toJudgedVerdict(v: Verdict): StormVerdict {
+  return stormVerdict(v, v.holders, "", { rule: v.rule }, { rule: v.rule, message: v.message });
+}
+
+function stormVerdict(v: Verdict, holders: string[], text: string, record: plugstorm.trace.v1.IVerdict, report: ReportVerdict): StormVerdict {
   return {
     rule: v.rule,
     side: v.side,
     severity: v.severity,
     device: v.device,
     nicId: v.nicId,
-    holders: [...v.holders],
+    holders,
     message: v.message,
     recordIndex: v.recordIndex,
     tNs: v.tNs,
     failing: v.severity !== "warning",
-    text: formatVerdict(v),
+    text,
     record,
-    report: toReportVerdict(v),
+    report,
   };
 }
 
@@ -69,14 +81,23 @@ export class LiveChecker {
   private closed = false;
   private summarised: { summary: unknown } | null = null;
 
-  constructor(spec: StormSpec) {
+  /**
+   * lean: a judged run's checker (the shrinker's): its verdicts carry no
+   * history, text or report entry (nothing shows them; the run is judged by
+   * their rules and severities alone).
+   */
+  constructor(spec: StormSpec, lean = false) {
     this.checker = new TraceChecker({
       profile: spec.model,
       deadlines: deadlinesOf(spec.deadlines),
       onVerdict: (v) => this.atFinish?.push(v),
+      histories: !lean,
     });
     this.model = spec.model;
+    this.convert = lean ? toJudgedVerdict : toStormVerdict;
   }
+
+  private readonly convert: (v: Verdict) => StormVerdict;
 
   /** The rules this run's model profile checks (for its report): a copy made when asked, as a shrink's runs never ask. */
   get rules(): string[] {
@@ -85,7 +106,7 @@ export class LiveChecker {
 
   push(rec: plugstorm.trace.v1.IRecord, index: number): StormVerdict[] {
     const out = this.checker.push(rec, index);
-    return out.length === 0 ? NO_VERDICTS : out.map(toStormVerdict);
+    return out.length === 0 ? NO_VERDICTS : out.map(this.convert);
   }
 
   /** Judges the deadlines due by endNs; returns only the verdicts that judging gave. */
@@ -95,7 +116,7 @@ export class LiveChecker {
     this.closed = true;
     const fresh = this.atFinish;
     this.atFinish = null;
-    return fresh.map(toStormVerdict);
+    return fresh.map(this.convert);
   }
 
   /**

@@ -9,15 +9,20 @@ import { deviceSideRecord } from "./device-record.js";
 type IRecord = plugstorm.trace.v1.IRecord;
 const MachKind = plugstorm.trace.v1.MachineEvent.Kind;
 
-/** The record for an observation, or null for telemetry (the guest session makes those). */
-export function observationRecord(obs: MachineObservation): IRecord | null {
+/**
+ * The record for an observation, or null for telemetry (the guest session
+ * makes those). lean (a judged run, the shrinker's): a QMP command's arguments
+ * and a reply's result are left out, not made JSON: no rule reads them (an
+ * event's data is kept: DEVICE_DELETED names its device there).
+ */
+export function observationRecord(obs: MachineObservation, lean = false): IRecord | null {
   const tNs = obs.tNs;
   switch (obs.type) {
     case "qmp-command":
-      return { tNs, qmpCommand: { id: obs.id, command: obs.command, arguments: json(obs.arguments) } };
+      return { tNs, qmpCommand: lean ? { id: obs.id, command: obs.command } : { id: obs.id, command: obs.command, arguments: json(obs.arguments) } };
     case "qmp-reply": {
       const r: plugstorm.trace.v1.IQmpReply = { id: obs.id, ok: obs.ok };
-      if (obs.ok) r.result = json(obs.result ?? {});
+      if (obs.ok && !lean) r.result = json(obs.result ?? {});
       if (obs.errorClass) r.errorClass = obs.errorClass;
       if (obs.errorDesc) r.errorDesc = obs.errorDesc;
       return { tNs, qmpReply: r };

@@ -15,6 +15,7 @@ import type { MachineClock } from "../hotplug/index.js";
 const DONE = Symbol("condition met");
 const HOLDS = Promise.resolve(true);
 const SLEPT = Promise.resolve();
+function nothing(): void {}
 
 interface Waiter {
   /** Null for a plain sleep. */
@@ -79,30 +80,45 @@ export class Pacer {
   /** Waits on the machine clock until cond holds or deadlineNs passes; true when it holds. Throws the stop reason once stopped. */
   waitUntil(cond: () => boolean, deadlineNs: number): Promise<boolean> {
     if (cond()) return HOLDS;
+    if (this.clock.timer) return this.timed(cond, deadlineNs, cond);
     return this.wait(cond, deadlineNs).then(cond);
   }
 
   /** Sleeps ns of machine time; throws the stop reason once stopped. */
   sleep(ns: number): Promise<void> {
     if (ns <= 0) return SLEPT;
+    if (this.clock.timer) return this.timed(null, ns, nothing);
     return this.wait(null, ns);
   }
 
+  /**
+   * A wait on a clock with timers (the sim machine's): the timer's promise
+   * and one continuation, which gives what `then` gives. No async function:
+   * its promise and suspended frame were most of what a wait allocated, and
+   * a shrink's short runs make a few dozen waits each.
+   */
+  private timed<T>(cond: (() => boolean) | null, ns: number, then: () => T): Promise<T> {
+    if (this.isStopped) return Promise.reject(this.reason);
+    const t = this.clock.timer!(ns);
+    const w: Waiter = { cond, end: t.end };
+    this.waiters.add(w);
+    return t.done.then(
+      () => {
+        this.waiters.delete(w);
+        if (this.isStopped && !cond?.()) throw this.reason;
+        return then();
+      },
+      (e: unknown) => {
+        this.waiters.delete(w);
+        throw e;
+      },
+    );
+  }
+
+  /** A wait on a clock without timers: a sleep that notify() or stop() aborts. */
   private async wait(cond: (() => boolean) | null, ns: number): Promise<void> {
     if (this.isStopped) throw this.reason;
     const clock = this.clock;
-    if (clock.timer) {
-      const t = clock.timer(ns);
-      const w: Waiter = { cond, end: t.end };
-      this.waiters.add(w);
-      try {
-        await t.done;
-      } finally {
-        this.waiters.delete(w);
-      }
-      if (this.isStopped && !cond?.()) throw this.reason;
-      return;
-    }
     const wake = new AbortController();
     const w: Waiter = { cond, end: (reason) => wake.abort(reason) };
     this.waiters.add(w);

@@ -24,7 +24,7 @@ import type { Step, StormInput, StormSpec } from "./spec.js";
 import { MAX_CYCLES, validateStorm } from "./validate.js";
 import { createMachine } from "./machines.js";
 import { LiveChecker, type StormVerdict } from "./checking.js";
-import { openTraceOut } from "./trace-out.js";
+import { openTraceOut, type TraceOut } from "./trace-out.js";
 import { buildRunReport, writeRunReports } from "./reporting.js";
 import type { RunResult } from "./result.js";
 import { TimelineCollector } from "../report/index.js";
@@ -120,6 +120,9 @@ class StopRun extends Error {
   }
 }
 
+/** Where a judged run's records go: nowhere (they are counted and checked all the same). */
+const NO_TRACE: TraceOut = { append() {}, size: 0, error: undefined, close: async () => {} };
+
 /** The stop that ends a run's loops when its storm ran to its end: one for every run (a shrink makes thousands). */
 let completedStop: StopRun | undefined;
 function completed(): StopRun {
@@ -143,11 +146,40 @@ export function defaultOutDir(seed: number, now = new Date()): string {
 export async function runStorm(storm: StormSpec | StormInput, opts: RunOptions = {}): Promise<RunResult> {
   // A StormInput is validated first (throws ScenarioError); a StormSpec is used as is.
   const spec = typeof (storm as StormSpec).schedule?.durationNs === "number" ? (storm as StormSpec) : validateStorm(storm as StormInput);
-  const run = new StormRun(spec, opts);
+  const run = new StormRun(spec, opts, false);
   try {
     return await run.run();
   } finally {
     // One signal often spans many runs (shrinking): each must take its listener away.
+    run.forgetSignal();
+  }
+}
+
+/** What judging a storm tells the shrinker: how it stopped, the rules it broke, the steps it ran. */
+export interface Judgement {
+  stop: StopReason;
+  failedRules: string[];
+  executed: Step[];
+  /** Records the run made (a runStorm of the storm makes as many). */
+  records: number;
+}
+
+/** The options a judged run takes: no output, no live view, no callbacks. */
+export type JudgeOptions = Pick<RunOptions, "seed" | "signal">;
+
+/**
+ * Runs a storm on a machine of its own, with no output, only to judge it (the
+ * shrinker's runs): the same steps, records and verdicts as runStorm with out
+ * null, so the same stop and failed rules, but nothing made that only a
+ * trace, a report or a person reads (verdict text and report entries, the
+ * events that led to a verdict, mark details, QMP arguments as JSON, guest
+ * command arguments, the result's other fields).
+ */
+export async function judgeStorm(spec: StormSpec, opts: JudgeOptions = {}): Promise<Judgement> {
+  const run = new StormRun(spec, { out: null, seed: opts.seed, signal: opts.signal }, true);
+  try {
+    return await run.judge();
+  } finally {
     run.forgetSignal();
   }
 }
@@ -176,8 +208,10 @@ class StormRun {
   private lastProgressWall = 0;
   private readonly reproduce: string;
   private readonly maxTraceBytes: number;
-  private readonly lanes: Lanes;
-  private readonly control: LiveControl;
+  /** Null when every step runs in turn (the sim machine, explicit lists, one NIC in flight): the loop executes each itself. */
+  private readonly lanes: Lanes | null;
+  /** Null when no live view takes the run's controls (no onController): nothing can pause or remove. */
+  private readonly control: LiveControl | null;
   /** Set while the machine does not answer its heartbeat: the step loop waits on the gate. */
   private heartbeatAnswered = false;
   private unreachable: { sinceNs: number; gate: Gate } | null = null;
@@ -186,6 +220,8 @@ class StormRun {
   constructor(
     private readonly spec: StormSpec,
     private readonly opts: RunOptions,
+    /** Judging only (judgeStorm): nothing made that only a trace, a report or a person reads. */
+    private readonly lean: boolean,
   ) {
     this.seed = opts.seed ?? spec.schedule.seed;
     this.ownMachine = !opts.machine;
@@ -201,11 +237,12 @@ class StormRun {
     this.timeline = this.outDir && (opts.reports ?? true) ? new TimelineCollector() : null;
     this.reproduce = opts.reproduce ?? `plugstorm storm <storm file> --seed ${this.seed}`;
     this.maxTraceBytes = opts.maxTraceBytes ?? DEFAULT_MAX_TRACE_BYTES;
-    this.checker = new LiveChecker(spec);
+    this.checker = new LiveChecker(spec, lean);
     this.ownSession = !opts.session;
     this.session = opts.session ?? new GuestSession(this.machine);
     this.core = this.session.core;
-    this.lanes = new Lanes(
+    const inFlight = this.machine.type !== "sim" && spec.schedule.maxInFlight > 1 && spec.schedule.steps === null;
+    this.lanes = !inFlight ? null : new Lanes(
       {
         execute: (step) => this.steps.execute(step),
         nicOf: (step) => this.steps.nicOf(step),
@@ -217,10 +254,10 @@ class StormRun {
         // GC, and the whole run with it: every run promoted and collected late.
         signal: () => pacer.signal,
       },
-      this.machine.type !== "sim" && spec.schedule.maxInFlight > 1 && spec.schedule.steps === null,
+      true,
       spec.schedule.maxInFlight,
     );
-    this.control = new LiveControl({
+    this.control = !opts.onController ? null : new LiveControl({
       closedBecause: () => this.controlClosed,
       mark: (name, detail) => this.mark(name, detail),
       stop: () => this.requestStop({ kind: "live-stop" }),
@@ -259,9 +296,9 @@ class StormRun {
     this.stopReason = reason;
     this.source.stopNewCycles();
     this.pacer.stop(stopRunFor(reason));
-    this.control.release();
+    this.control?.release();
     this.unreachable?.gate.open();
-    this.lanes.stopped();
+    this.lanes?.stopped();
   }
 
   /** A live-view guest command the agent cannot hear is still recorded, but the caller is told. */
@@ -276,36 +313,23 @@ class StormRun {
     throw new Error(`no NIC ${nicId} on the machine; plugged now: ${[...plugged].join(", ") || "none"}`);
   }
 
-  async run(): Promise<RunResult> {
+  /**
+   * The run itself, from its records' first consumer to the machine stopped
+   * (if ours): the steps, their waits, the checker's last verdicts. The trace
+   * is the caller's to close.
+   */
+  private async play(trace: TraceOut, header: plugstorm.trace.v1.ITraceHeader | null): Promise<{ stop: StopReason; endNs: number }> {
     const spec = this.spec;
-    if (this.outDir) mkdirSync(this.outDir, { recursive: true });
-    const traceFile = this.outDir ? join(this.outDir, "trace.pstrace") : null;
-    const wallStart = this.opts.wallClockStartMs ?? (this.machine.type === "sim" ? 0 : Date.now());
-    // Only a trace file and a live view read the header: a shrinking run (no
-    // output) does not write its storm out as JSON once per run.
-    const header: plugstorm.trace.v1.ITraceHeader | null = traceFile || this.opts.live ? {
-      toolVersion: TOOL_VERSION,
-      scenarioName: spec.name,
-      scenarioText: this.opts.scenarioText ?? JSON.stringify(spec, null, 2),
-      seed: this.seed,
-      machineProfile: JSON.stringify(spec.machine),
-      guestProfile: spec.machine.type === "sim" ? "sim" : spec.machine.profile,
-      wallClockStartMs: wallStart,
-      modelProfile: spec.model,
-      deadlines: JSON.stringify(spec.deadlines),
-    } : null;
-    // A trace that cannot be written ends the run: what it saw could not be kept.
-    const trace = await openTraceOut(traceFile, header, (err) => this.requestStop({ kind: "write-error", message: err.message }));
     this.rec = new Recorder(trace, this.checker, this.timeline, this.opts.live, this.maxTraceBytes, {
       verdict: (v) => this.onVerdict(v),
       full: (bytes) => this.requestStop({ kind: "max-trace-bytes", bytes }),
     });
-    this.steps = new StepExecutor(spec, this.machine, this.guest, this.core, this.pacer, this.rec, this.opts.nicPrefix ?? "");
+    this.steps = new StepExecutor(spec, this.machine, this.guest, this.core, this.pacer, this.rec, this.opts.nicPrefix ?? "", this.lean);
     if (header) this.rec.header(header);
     this.controlClosed = null;
-    this.opts.onController?.(this.control.controller());
+    if (this.control) this.opts.onController?.(this.control.controller());
     this.unobserve = this.machine.observe((obs) => {
-      const r = observationRecord(obs);
+      const r = observationRecord(obs, this.lean);
       if (r !== null) this.rec.append(r);
     });
     this.detachSession = this.session.attach((ev) => this.onTelemetry(ev));
@@ -333,7 +357,7 @@ class StormRun {
     try {
       if (this.ownMachine) await this.machine.start();
       started = true;
-      this.mark("storm-begin", JSON.stringify({ seed: this.seed, cycles: this.source.totalCycles }));
+      this.mark("storm-begin", this.lean ? "" : JSON.stringify({ seed: this.seed, cycles: this.source.totalCycles }));
       await this.awaitGuest();
       const pinger = this.machine.type === "qemu" ? this.pingLoop() : Promise.resolve();
       const heartbeat = this.heartbeatLoop();
@@ -347,18 +371,52 @@ class StormRun {
       }
     }
     this.controlClosed = "the storm is over";
-    this.control.release();
-    // A remove from the live view still under way was aborted with the run: let it record its end first.
-    await this.control.settle();
+    if (this.control) {
+      this.control.release();
+      // A remove from the live view still under way was aborted with the run: let it record its end first.
+      await this.control.settle();
+    }
     this.progress("finishing");
     const stop: StopReason = this.stopReason ?? { kind: "completed" };
     const endNs = this.machine.clock.now();
-    this.mark("storm-end", JSON.stringify({ cycles: this.steps.cyclesDone, reason: stopText(stop) }));
+    this.mark("storm-end", this.lean ? "" : JSON.stringify({ cycles: this.steps.cyclesDone, reason: stopText(stop) }));
     for (const v of this.checker.finish(endNs)) this.rec.verdict(v, endNs);
     this.unobserve?.();
     this.detachSession?.();
     if (this.ownSession) this.session.close();
     if (this.ownMachine) await this.machine.stop().catch(() => {});
+    return { stop, endNs };
+  }
+
+  /** judgeStorm's run: nothing written, the result only what the shrinker reads. */
+  async judge(): Promise<Judgement> {
+    const { stop } = await this.play(NO_TRACE, null);
+    const failed: string[] = [];
+    for (const v of this.rec.verdicts) if (v.failing && !failed.includes(v.rule)) failed.push(v.rule);
+    return { stop, failedRules: failed, executed: this.executed, records: this.rec.records };
+  }
+
+  async run(): Promise<RunResult> {
+    const spec = this.spec;
+    if (this.outDir) mkdirSync(this.outDir, { recursive: true });
+    const traceFile = this.outDir ? join(this.outDir, "trace.pstrace") : null;
+    const wallStart = this.opts.wallClockStartMs ?? (this.machine.type === "sim" ? 0 : Date.now());
+    // Only a trace file and a live view read the header: a shrinking run (no
+    // output) does not write its storm out as JSON once per run.
+    const header: plugstorm.trace.v1.ITraceHeader | null = traceFile || this.opts.live ? {
+      toolVersion: TOOL_VERSION,
+      scenarioName: spec.name,
+      scenarioText: this.opts.scenarioText ?? JSON.stringify(spec, null, 2),
+      seed: this.seed,
+      machineProfile: JSON.stringify(spec.machine),
+      guestProfile: spec.machine.type === "sim" ? "sim" : spec.machine.profile,
+      wallClockStartMs: wallStart,
+      modelProfile: spec.model,
+      deadlines: JSON.stringify(spec.deadlines),
+    } : null;
+    // A trace that cannot be written ends the run: what it saw could not be kept.
+    const trace = await openTraceOut(traceFile, header, (err) => this.requestStop({ kind: "write-error", message: err.message }));
+    const { stop, endNs } = await this.play(trace, header);
     await trace.close();
     const verdicts = this.rec.verdicts;
     const failing = verdicts.filter((v) => v.failing);
@@ -529,13 +587,13 @@ class StormRun {
     try {
       for (let step = this.source.next(); step; step = this.source.next()) {
         // Paused from the live view: nothing waits on the machine, so sim time stands still.
-        for (let g = this.control.paused; g && !this.pacer.stopped; g = this.control.paused) await g.wait;
+        for (let g = this.control?.paused; g && !this.pacer.stopped; g = this.control?.paused) await g.wait;
         // A machine that does not answer cannot take hot-plug commands: wait until it does.
         while (this.unreachable && !this.pacer.stopped) await this.unreachable.gate.wait;
         if (durationNs > 0 && this.machine.clock.now() - startNs >= durationNs) this.source.stopNewCycles();
         if (this.pacer.stopped) break;
         this.executed.push(step);
-        const running = this.lanes.dispatch(step);
+        const running = this.lanes ? this.lanes.dispatch(step) : this.steps.execute(step);
         if (running) await running;
         if (!announced) {
           announced = true;
@@ -543,9 +601,9 @@ class StormRun {
         } else this.progress("running", false);
       }
     } finally {
-      await this.lanes.drain();
+      if (this.lanes) await this.lanes.drain();
     }
-    await this.lanes.finish();
+    if (this.lanes) await this.lanes.finish();
   }
 }
 

@@ -1,12 +1,11 @@
 // Shrinking: a storm that broke a rule on the sim machine is cut down to a
-// minimal explicit step list that still breaks the same rule. fast-check drives
-// the search (take the first smaller candidate that still fails, shrink again
-// from it); the candidates are ours: whole NIC cycles out, then runs of steps,
-// then single steps made simpler (shorter sleeps and holds, fewer references).
+// minimal explicit step list that still breaks the same rule. A greedy search
+// (take the first smaller candidate that still fails, shrink again from it:
+// the walk fast-check's shrinking made); the candidates are ours: whole NIC
+// cycles out, then runs of steps, then single steps made simpler (shorter
+// sleeps and holds, fewer references).
 
-import { createHash } from "node:crypto";
-import fc from "fast-check";
-import { runStorm, type RunResult } from "./runner.js";
+import { judgeStorm, runStorm, type RunResult } from "./runner.js";
 import type { Step, StormSpec } from "./spec.js";
 import { validateStorm } from "./validate.js";
 import { specToInput, stormToYaml } from "./write.js";
@@ -121,31 +120,29 @@ export function* candidates(steps: readonly Step[]): Generator<Step[]> {
   }
 }
 
-class StepListArbitrary extends fc.Arbitrary<Step[]> {
-  constructor(private readonly start: Step[]) {
-    super();
-  }
-  generate(): fc.Value<Step[]> {
-    return new fc.Value(this.start, undefined);
-  }
-  canShrinkWithoutContext(value: unknown): value is Step[] {
-    return Array.isArray(value);
-  }
-  shrink(value: Step[]): fc.Stream<fc.Value<Step[]>> {
-    return new fc.Stream(candidates(value)).map((c) => new fc.Value(c, undefined));
-  }
-}
-
 /**
  * Walks candidates() from steps, always moving to the first candidate that
  * still fails, until none does; `fails` keeps whatever bookkeeping it needs
- * (the best list found). The search itself knows nothing of machines.
+ * (the best list found). The search itself knows nothing of machines. It is
+ * the walk fast-check's shrinking made over our candidates (the start judged
+ * first, then each list's candidates in turn, made lazily), written out: its
+ * property and stream machinery cost more per candidate than judging a short
+ * candidate adds to its run. Nothing in it is random: `_seed` is kept for
+ * callers of the fast-check version.
  */
-export async function searchSmallest(steps: Step[], fails: (steps: Step[]) => Promise<boolean>, seed: number): Promise<void> {
-  await fc.check(
-    fc.asyncProperty(new StepListArbitrary(steps), async (c) => !(await fails(c))),
-    { numRuns: 1, seed, endOnFailure: false },
-  );
+export async function searchSmallest(steps: Step[], fails: (steps: Step[]) => Promise<boolean>, _seed?: number): Promise<void> {
+  if (!(await fails(steps))) return;
+  for (let current = steps; ; ) {
+    let next: Step[] | undefined;
+    for (const c of candidates(current)) {
+      if (await fails(c)) {
+        next = c;
+        break;
+      }
+    }
+    if (next === undefined) return;
+    current = next;
+  }
 }
 
 function explicitSpec(spec: StormSpec, steps: Step[], seed: number): StormSpec {
@@ -165,7 +162,10 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   }
   const seed = opts.seed ?? spec.schedule.seed;
   const firstSpec: StormSpec = { ...spec, stopOnFirstViolation: true };
-  const first = await runStorm(firstSpec, { out: null, seed, signal: opts.signal });
+  // The search's runs are judged (judgeStorm): the same runs, verdicts and
+  // stops as runStorm's, without what only a person or a report reads; the
+  // minimal storm is run in full once at the end for the result.
+  const first = await judgeStorm(firstSpec, { seed, signal: opts.signal });
   opts.onRun?.({ spec: firstSpec, seed, failed: first.failedRules.length > 0 });
   if (first.stop.kind === "interrupted" || first.stop.kind === "signal" || first.stop.kind === "time-limit") throw new ShrinkError("interrupted");
   const rule = opts.rule ?? first.failedRules[0];
@@ -176,36 +176,32 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   const original = normalizeSteps(first.executed);
   const maxRuns = opts.maxRuns ?? 2000;
   let runs = 1;
-  let best: { steps: Step[]; result: RunResult } = { steps: original, result: first };
+  let best: Step[] = original;
 
   // The search comes back to the same candidates (after each simpler step it
   // tries the same cuts again: no steps, the plug without the hold...). A run
   // on the sim machine is a function of its steps and seed, so a candidate met
   // before is judged by its first run: it counts as a run (the budget and the
   // report count candidates judged, as before) but is not run again (no onRun).
-  // Kept per candidate: its digest and whether it broke the rule, not its
-  // result (results kept alive are promoted by every minor GC). A candidate
-  // that broke it and would become the best again (the search never goes back
-  // to a longer list, so only one as short) takes the best's result when it is
-  // that very list, and is run again otherwise.
+  // Kept per candidate (by its JSON, a string V8 hashes natively): whether it
+  // broke the rule. No run's result is kept: only the minimal storm's is
+  // returned, and it is made by running that storm once more at the end.
   const judged = new Map<string, boolean>();
   const fails = async (steps: Step[]): Promise<boolean> => {
     if (runs >= maxRuns || opts.signal?.aborted) return false;
     runs++;
-    const key = createHash("sha256").update(JSON.stringify(steps)).digest("base64");
+    const key = JSON.stringify(steps);
     let hit = judged.get(key);
-    let result = hit === true && steps.length <= best.steps.length && same(steps, best.steps) ? best.result : undefined;
-    if (hit === undefined || (hit && result === undefined && steps.length <= best.steps.length)) {
+    if (hit === undefined) {
       const candidate = explicitSpec(spec, steps, seed);
-      const r = await runStorm(candidate, { out: null, seed, signal: opts.signal });
+      const r = await judgeStorm(candidate, { seed, signal: opts.signal });
       hit = r.failedRules.includes(rule);
-      result = r;
       opts.onRun?.({ spec: candidate, seed, failed: hit });
       // Only a run that ended by itself says what the candidate does.
       if (r.stop.kind === "completed" || r.stop.kind === "violation") judged.set(key, hit);
     }
-    if (hit && steps.length <= best.steps.length) best = { steps, result: result! };
-    opts.onProgress?.({ runs, steps: best.steps.length, originalSteps: original.length });
+    if (hit && steps.length <= best.length) best = steps;
+    opts.onProgress?.({ runs, steps: best.length, originalSteps: original.length });
     return hit;
   };
 
@@ -214,22 +210,26 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
     throw new ShrinkError(`the executed steps of seed ${seed} did not break ${rule} again when replayed: the run is not reproducible`);
   }
   await searchSmallest(original, fails, seed);
-  const minimal = explicitSpec(spec, best.steps, seed);
+  const minimal = explicitSpec(spec, best, seed);
+  // The result of the minimal storm: the run that judged it, again, in full
+  // (a sim run is a function of its steps and seed). Not the caller's signal:
+  // a shrink interrupted still returns the best storm found and its run.
+  const final = await runStorm(minimal, { out: null, seed });
   const header = [
     `Shrunk by plugstorm from storm "${spec.name}" seed ${seed}:`,
-    `${original.length} steps -> ${best.steps.length}, still breaks rule ${rule} (${runs} runs).`,
+    `${original.length} steps -> ${best.length}, still breaks rule ${rule} (${runs} runs).`,
   ].join("\n");
-  const input = specToInput({ ...minimal, name: `${spec.name}-shrunk` }, best.steps);
+  const input = specToInput({ ...minimal, name: `${spec.name}-shrunk` }, best);
   const yaml = stormToYaml(input, header);
   return {
     rule,
     seed,
     originalSteps: original.length,
-    steps: best.steps,
+    steps: best,
     // The input the YAML was written from, validated as parseStorm would the YAML (the writer's tests keep the two alike) without reading the YAML back.
     spec: validateStorm(input),
     yaml,
     runs,
-    final: best.result,
+    final,
   };
 }

@@ -38,6 +38,8 @@ export class StepExecutor {
     private readonly rec: Recorder,
     /** Prefix for NIC ids on the machine (a long-lived machine never reuses one). */
     private readonly nicPrefix: string,
+    /** A judged run (the shrinker's): a guest command's arguments are not written out as JSON (no rule reads them). */
+    private readonly lean = false,
   ) {}
 
   /** Whether a remove of the NIC is under way. */
@@ -117,7 +119,7 @@ export class StepExecutor {
   }
 
   guestCommand(kind: number, nic: string | undefined, args: Record<string, unknown>, body: Parameters<TelemetryCore["post"]>[0]): void {
-    this.nicAction(kind, nic, JSON.stringify(args));
+    this.nicAction(kind, nic, this.lean ? undefined : JSON.stringify(args));
     if (!this.agentTalking()) return;
     this.core.post(body);
   }

@@ -1,0 +1,48 @@
+import test from "ava";
+import { BUG_NAMES } from "../../src/sim/bugs.js";
+import { judgeStorm } from "../../src/storm/runner.js";
+import { loadStorm, runStorm, shrinkStorm, type StormInput, type StormSpec } from "../../src/storm/index.js";
+
+// The shrinker judges its candidates with judgeStorm, which skips what only a
+// trace, a report or a person reads: the run itself (its records, stop and
+// failed rules) must be runStorm's, for every bug the sim can inject.
+const STORM: StormInput = {
+  name: "judged",
+  machine: { type: "sim" },
+  nics: { mix: [{ kind: "usb-net", count: 2 }, { kind: "pcmcia-ne2000", count: 1 }] },
+  schedule: { cycles: 12, maxInFlight: 3, dwell: { uniform: { min: "1ms", max: "6ms" } }, seed: 5 },
+  holders: [{ kind: "ifnet", count: 2, probability: 0.5, hold: { exponential: { mean: "3ms" } } }],
+  traffic: { probability: 0.3 },
+  sick: { probability: 0.2 },
+  unload: { probability: 0.1 },
+  detach: { probability: 0.2 },
+};
+
+for (const bug of ["none", ...BUG_NAMES]) {
+  test(`a judged run is runStorm's run: ${bug}`, async (t) => {
+    const base = loadStorm({ ...STORM, machine: { type: "sim", bugs: bug === "none" ? [] : [bug] } });
+    let broke = 0;
+    for (const stopOnFirstViolation of [false, true]) {
+      const spec: StormSpec = { ...base, stopOnFirstViolation };
+      const full = await runStorm(spec, { out: null });
+      const judged = await judgeStorm(spec);
+      t.deepEqual(judged.stop, full.stop);
+      t.deepEqual(judged.failedRules, full.failedRules);
+      t.is(judged.records, full.records);
+      t.deepEqual(judged.executed, full.executed);
+      broke += full.failedRules.length;
+    }
+    // Without a bug the storm is clean; every bug's storm must break something for the check above to mean much.
+    if (bug === "none") t.is(broke, 0);
+  });
+}
+
+test("a shrink's result is the full run of its minimal storm", async (t) => {
+  const spec = loadStorm({ ...STORM, machine: { type: "sim", bugs: ["leak-ref"] } });
+  const s = await shrinkStorm(spec, { maxRuns: 200 });
+  const again = await runStorm(s.spec, { out: null, seed: s.seed });
+  t.deepEqual(s.final.failedRules, again.failedRules);
+  t.deepEqual(s.final.verdicts.map((v) => v.text), again.verdicts.map((v) => v.text));
+  t.true(s.final.verdicts.every((v) => v.text.length > 0 && v.report.rule === v.rule));
+  t.is(s.final.records, again.records);
+});
