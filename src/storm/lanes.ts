@@ -44,8 +44,6 @@ export class Lanes {
 
   constructor(
     private readonly host: LaneHost,
-    /** False: every step runs in turn (sim machines, explicit step lists, one NIC in flight). */
-    private readonly enabled: boolean,
     private readonly maxInFlight: number,
   ) {}
 
@@ -62,7 +60,7 @@ export class Lanes {
    */
   dispatch(step: Step): Promise<void> | undefined {
     if (this.laneError !== undefined) throw this.laneError;
-    if (!this.enabled || step.op === "sleep") return this.host.execute(step);
+    if (step.op === "sleep") return this.host.execute(step);
     return this.dispatchToLane(step);
   }
 

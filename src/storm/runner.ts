@@ -155,6 +155,13 @@ export async function runStorm(storm: StormSpec | StormInput, opts: RunOptions =
   }
 }
 
+/** The rules a run's failing verdicts broke, each once, in the order first broken (a run's result and a judgement alike). */
+function failedRulesOf(verdicts: readonly StormVerdict[]): string[] {
+  const rules: string[] = [];
+  for (const v of verdicts) if (v.failing && !rules.includes(v.rule)) rules.push(v.rule);
+  return rules;
+}
+
 /** What judging a storm tells the shrinker: how it stopped, the rules it broke, the steps it ran. */
 export interface Judgement {
   stop: StopReason;
@@ -254,7 +261,6 @@ class StormRun {
         // GC, and the whole run with it: every run promoted and collected late.
         signal: () => pacer.signal,
       },
-      true,
       spec.schedule.maxInFlight,
     );
     this.control = !opts.onController ? null : new LiveControl({
@@ -391,9 +397,7 @@ class StormRun {
   /** judgeStorm's run: nothing written, the result only what the shrinker reads. */
   async judge(): Promise<Judgement> {
     const { stop } = await this.play(NO_TRACE, null);
-    const failed: string[] = [];
-    for (const v of this.rec.verdicts) if (v.failing && !failed.includes(v.rule)) failed.push(v.rule);
-    return { stop, failedRules: failed, executed: this.executed, records: this.rec.records };
+    return { stop, failedRules: failedRulesOf(this.rec.verdicts), executed: this.executed, records: this.rec.records };
   }
 
   async run(): Promise<RunResult> {
@@ -435,7 +439,7 @@ class StormRun {
       reportFiles: [],
       writeErrors: trace.error && traceFile ? [{ file: traceFile, message: trace.error.message }] : [],
       verdicts,
-      failedRules: [...new Set(failing.map((v) => v.rule))],
+      failedRules: failedRulesOf(verdicts),
     };
     const result = head as RunResult;
     withLazySummary(result, checker);
