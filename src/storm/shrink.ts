@@ -127,10 +127,9 @@ export function* candidates(steps: readonly Step[]): Generator<Step[]> {
  * the walk fast-check's shrinking made over our candidates (the start judged
  * first, then each list's candidates in turn, made lazily), written out: its
  * property and stream machinery cost more per candidate than judging a short
- * candidate adds to its run. Nothing in it is random: `_seed` is kept for
- * callers of the fast-check version.
+ * candidate adds to its run. Nothing in it is random.
  */
-export async function searchSmallest(steps: Step[], fails: (steps: Step[]) => Promise<boolean>, _seed?: number): Promise<void> {
+export async function searchSmallest(steps: Step[], fails: (steps: Step[]) => Promise<boolean>): Promise<void> {
   if (!(await fails(steps))) return;
   for (let current = steps; ; ) {
     let next: Step[] | undefined;
@@ -209,7 +208,7 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   if (!(await fails(original))) {
     throw new ShrinkError(`the executed steps of seed ${seed} did not break ${rule} again when replayed: the run is not reproducible`);
   }
-  await searchSmallest(original, fails, seed);
+  await searchSmallest(original, fails);
   const minimal = explicitSpec(spec, best, seed);
   // The result of the minimal storm: the run that judged it, again, in full
   // (a sim run is a function of its steps and seed). Not the caller's signal:

@@ -57,7 +57,7 @@ for (const [name, breaks] of Object.entries(predicates)) {
       });
       return judged;
     };
-    const ours = await walk((s, f) => searchSmallest(s, f, 1));
+    const ours = await walk(searchSmallest);
     t.deepEqual(ours, await walk(withFastCheck));
     t.true(ours.length > 0);
   });

@@ -86,7 +86,7 @@ test("shrinking keeps the fault steps that matter and drops the others, and the 
     const hit = breaks(s);
     if (hit && s.length <= best.length) best = s;
     return hit;
-  }, 1);
+  });
   t.deepEqual(best.filter((x) => x.op === "device-fault"), [{ op: "device-fault", nic: "b", fault: { kind: "pending", endpoint: "bulk-in", count: 1 } }]);
   t.deepEqual(best.find((x) => x.op === "add" && x.nic === "a"), { op: "add", nic: "a", kind: "redir-cdce", faults: [{ kind: "malformed", what: "bad-class" }] });
   const yaml = stormToYaml(specToInput({ ...spec, schedule: { ...spec.schedule, steps: best } }, best));
