@@ -58,6 +58,53 @@ function oneOfSetter(fieldNames) {
     };
 }`);
   }
+  // Strings: every string field reads through readString, which hands back
+  // the string it made last time for the same short ASCII bytes. A trace
+  // repeats a few names (cdce0, usb0, bpf0) in most of its records; a new
+  // string for each costs its making, its memory, and a hash of its own the
+  // first time the checker looks it up, where a known one has its hash. The
+  // telemetry frame decoder does the same (src/telemetry/frame-decoder.ts).
+  const stringReads = code.split("reader.stringVerify()").length - 1;
+  if (stringReads > 0) {
+    code = code.replaceAll("reader.stringVerify()", "readString(reader)");
+    code = code.replace("$protobuf.configure();", `$protobuf.configure();
+// Strings recently read, by a hash of their bytes (see scripts/gen-proto.mjs).
+const RECENT_STRINGS = 1024;
+const recentStrings = new Array(RECENT_STRINGS).fill(undefined);
+// reader.stringVerify(), giving back a recent string for the same ASCII bytes; anything else is protobufjs's own read.
+function readString(reader) {
+    const at = reader.pos;
+    const n = reader.size();
+    const start = reader.pos;
+    const end = start + n;
+    const buf = reader.buf;
+    if (n > 32 || end > reader.len) {
+        reader.pos = at;
+        return reader.stringVerify();
+    }
+    let h = 0;
+    for (let i = start; i < end; i++) {
+        const c = buf[i];
+        if (c & 0x80) {
+            reader.pos = at;
+            return reader.stringVerify();
+        }
+        h = (Math.imul(h, 31) + c) | 0;
+    }
+    reader.pos = end;
+    const slot = (h ^ (h >>> 10)) & (RECENT_STRINGS - 1);
+    const known = recentStrings[slot];
+    if (known !== undefined && known.length === n) {
+        let i = 0;
+        while (i < n && known.charCodeAt(i) === buf[start + i]) i++;
+        if (i === n) return known;
+    }
+    let s = "";
+    for (let i = start; i < end; i++) s += String.fromCharCode(buf[i]);
+    recentStrings[slot] = s;
+    return s;
+}`);
+  }
   writeFileSync(js, code);
   execFileSync(join(bin, "pbts"), ["-o", dts, js], { stdio: "inherit" });
   let d = readFileSync(dts, "utf8");
