@@ -96,12 +96,16 @@ export function* candidates(steps: readonly Step[]): Generator<Step[]> {
   for (let i = 0; i < steps.length; i++) {
     const s = steps[i]!;
     const variants: Step[] = [];
-    if (s.op === "sleep" && s.ns > 1000) variants.push({ ...s, ns: Math.max(1000, Math.round(s.ns / 2000) * 1000) });
-    if (s.op === "hold" && s.count > 1) variants.push({ ...s, count: 1 });
-    if (s.op === "hold" && s.forNs > 1000) variants.push({ ...s, forNs: Math.max(1000, Math.round(s.forNs / 2000) * 1000) });
-    if (s.op === "sick" && s.delayNs > 0) variants.push({ ...s, delayNs: 0 });
+    // Written out as the schedule and validateStorm write these steps (same
+    // fields, same order), not spread: a spread's copy has a map of its own,
+    // and the step code optimised for the storm's steps deopted on it (see
+    // stormWith).
+    if (s.op === "sleep" && s.ns > 1000) variants.push({ op: "sleep", ns: Math.max(1000, Math.round(s.ns / 2000) * 1000) });
+    if (s.op === "hold" && s.count > 1) variants.push({ op: "hold", nic: s.nic, kind: s.kind, count: 1, forNs: s.forNs, holder: s.holder });
+    if (s.op === "hold" && s.forNs > 1000) variants.push({ op: "hold", nic: s.nic, kind: s.kind, count: s.count, forNs: Math.max(1000, Math.round(s.forNs / 2000) * 1000), holder: s.holder });
+    if (s.op === "sick" && s.delayNs > 0) variants.push({ op: "sick", nic: s.nic, module: s.module, delayNs: 0 });
     if (s.op === "sick") variants.push({ op: "remove", nic: s.nic });
-    if (s.op === "detach" && s.force) variants.push({ ...s, force: false });
+    if (s.op === "detach" && s.force) variants.push({ op: "detach", nic: s.nic, force: false });
     // A plug with several device-side faults: each one left out in turn.
     if (s.op === "add" && s.faults !== undefined) {
       for (let j = 0; j < s.faults.length; j++) {
