@@ -116,7 +116,7 @@ export class LiveChecker {
     this.closed = true;
     const fresh = this.atFinish;
     this.atFinish = null;
-    return fresh.map(this.convert);
+    return fresh.length === 0 ? NO_VERDICTS : fresh.map(this.convert);
   }
 
   /**
@@ -130,7 +130,14 @@ export class LiveChecker {
   }
 }
 
-const NO_VERDICTS: StormVerdict[] = [];
+/**
+ * The verdicts of a record or a finish that gave none. An array of objects
+ * (elements kind PACKED_ELEMENTS), as every non-empty list of verdicts is: a
+ * plain [] is an array of small integers to V8, a map of its own, and the
+ * run's code that goes through either (the recorder, the end of a run) was
+ * optimised for one and deopted on the other.
+ */
+const NO_VERDICTS: StormVerdict[] = [null as unknown as StormVerdict].slice(1);
 
 /**
  * A storm's deadlines as the model's, converted once per deadlines object: a

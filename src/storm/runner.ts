@@ -223,6 +223,23 @@ class StormRun {
   private heartbeatAnswered = false;
   private unreachable: { sinceNs: number; gate: Gate } | null = null;
   private controlClosed: string | null = "the storm has not started yet";
+  /**
+   * What the step loop and the wait for the guest read of the storm, read
+   * once here: a shrink's storms are objects of another shape than a storm
+   * run before it, and the loop, optimised for one, deopted on the other.
+   */
+  private readonly durationNs: number;
+  private readonly guestDeadlineMs: number;
+  /**
+   * The caller's callbacks that the step loop, every frame and every verdict
+   * ask for, read once: the options objects of judgeStorm and of runStorm's
+   * callers have shapes of their own, and code optimised for one deopted on
+   * the other (the same reason as durationNs).
+   */
+  private readonly onProgress: RunOptions["onProgress"];
+  private readonly onGuestHello: RunOptions["onGuestHello"];
+  private readonly onVerdictOpt: RunOptions["onVerdict"];
+  private readonly stopOnFirst: boolean;
 
   constructor(
     private readonly spec: StormSpec,
@@ -231,6 +248,12 @@ class StormRun {
     private readonly lean: boolean,
   ) {
     this.seed = opts.seed ?? spec.schedule.seed;
+    this.durationNs = spec.schedule.durationNs;
+    this.guestDeadlineMs = spec.deadlines.guest;
+    this.onProgress = opts.onProgress;
+    this.onGuestHello = opts.onGuestHello;
+    this.onVerdictOpt = opts.onVerdict;
+    this.stopOnFirst = opts.stopOnFirstViolation ?? spec.stopOnFirstViolation;
     this.ownMachine = !opts.machine;
     const machine = (this.machine = opts.machine ?? createMachine(spec.machine, this.seed));
     // The device side's transfer counts the moment the guest is done with a
@@ -473,8 +496,8 @@ class StormRun {
   }
 
   private onVerdict(v: StormVerdict): void {
-    this.opts.onVerdict?.(v);
-    if (v.failing && (this.opts.stopOnFirstViolation ?? this.spec.stopOnFirstViolation)) this.requestStop({ kind: "violation" });
+    this.onVerdictOpt?.(v);
+    if (v.failing && this.stopOnFirst) this.requestStop({ kind: "violation" });
     // A real kernel that panicked answers nothing more: going on would only
     // pile deadline verdicts on the panic. (The sim kernel lives on.)
     if (v.rule === "guest-no-panic" && this.machine.type === "qemu") this.requestStop({ kind: "guest-panicked" });
@@ -488,9 +511,9 @@ class StormRun {
     this.rec.append(telemetryEventToRecord(ev));
     if (ev.type === "frame") {
       this.guest.onFrame(ev.frame);
-      if (ev.frame.hello && this.opts.onGuestHello) {
+      if (ev.frame.hello && this.onGuestHello) {
         const h = ev.frame.hello;
-        this.opts.onGuestHello({ agentVersion: h.agentVersion ?? "", kernelVersion: h.kernelVersion ?? "", notObserved: [...this.guest.unavailable] });
+        this.onGuestHello({ agentVersion: h.agentVersion ?? "", kernelVersion: h.kernelVersion ?? "", notObserved: [...this.guest.unavailable] });
       }
       this.pacer.notify();
     }
@@ -510,8 +533,8 @@ class StormRun {
   private async awaitGuest(): Promise<void> {
     // Even a machine with no channel waits out the deadline, so the checker's
     // "no guest telemetry" verdict is reached at the same trace time every run.
-    const ok = await this.waitUntil(() => this.guest.hello, this.spec.deadlines.guest * 1e6);
-    this.mark(ok ? "guest-ready" : "no-guest", ok ? "" : `no Hello within ${this.spec.deadlines.guest} ms`);
+    const ok = await this.waitUntil(() => this.guest.hello, this.guestDeadlineMs * 1e6);
+    this.mark(ok ? "guest-ready" : "no-guest", ok ? "" : `no Hello within ${this.guestDeadlineMs} ms`);
   }
 
   /**
@@ -562,11 +585,11 @@ class StormRun {
   }
 
   private progress(phase: StormProgress["phase"], force = true): void {
-    if (!this.opts.onProgress) return;
+    if (!this.onProgress) return;
     const now = Date.now();
     if (!force && now - this.lastProgressWall < 100) return;
     this.lastProgressWall = now;
-    this.opts.onProgress({
+    this.onProgress({
       phase,
       cyclesDone: this.steps.cyclesDone,
       cyclesTotal: this.source.totalCycles,
@@ -585,7 +608,7 @@ class StormRun {
   // ---------------------------------------------------------------- steps
 
   private async loop(): Promise<void> {
-    const durationNs = this.spec.schedule.durationNs;
+    const durationNs = this.durationNs;
     const startNs = this.machine.clock.now();
     let announced = false;
     try {

@@ -43,11 +43,22 @@ export class StepSource {
   private explicitIndex = 0;
   /** Cycles the schedule will run (explicit: the number of adds). */
   readonly totalCycles: number;
+  // What next() asks before every step, read once: a shrink's storms are
+  // objects of another shape than a storm run before it, and the step loop
+  // (next() is optimised inside it) deopted on reading them.
+  private readonly cycles: number;
+  private readonly maxInFlight: number;
+  private readonly mix: StormSpec["nics"]["mix"];
+  private readonly ports: StormSpec["nics"]["ports"];
 
   constructor(private readonly spec: StormSpec, seed = spec.schedule.seed) {
     this.rng = new Rng(seed);
     this.explicit = spec.schedule.steps;
     this.totalCycles = this.explicit ? this.explicit.filter((s) => s.op === "add").length : spec.schedule.cycles;
+    this.cycles = spec.schedule.cycles;
+    this.maxInFlight = spec.schedule.maxInFlight;
+    this.mix = spec.nics.mix;
+    this.ports = spec.nics.ports;
   }
 
   stopNewCycles(): void {
@@ -62,7 +73,7 @@ export class StepSource {
   next(): Step | null {
     if (this.explicit) return this.nextExplicit();
     for (;;) {
-      if (!this.stopped && this.started < this.spec.schedule.cycles && this.canStart()) {
+      if (!this.stopped && this.started < this.cycles && this.canStart()) {
         const at = Math.max(this.nextStartNs, this.nowNs);
         const head = this.queue[0];
         if (!head || at <= head.tNs) {
@@ -103,9 +114,9 @@ export class StepSource {
 
   /** Whether pickKind would find a kind; asked before every step, so it builds no list. */
   private canStart(): boolean {
-    if (this.inFlight.size >= this.spec.schedule.maxInFlight) return false;
+    if (this.inFlight.size >= this.maxInFlight) return false;
     const use = this.busUse();
-    for (const m of this.spec.nics.mix) if (this.hasRoom(m, use)) return true;
+    for (const m of this.mix) if (this.hasRoom(m, use)) return true;
     return false;
   }
 
@@ -119,13 +130,13 @@ export class StepSource {
     if (m.weight <= 0) return false;
     let mine = 0;
     for (const k of this.inFlight.values()) if (k === m.kind) mine++;
-    return mine < m.count && use[busOf(m.kind)] < this.spec.nics.ports[busOf(m.kind)];
+    return mine < m.count && use[busOf(m.kind)] < this.ports[busOf(m.kind)];
   }
 
   /** A kind with room left (its own count and its bus's ports), by weight. */
   private pickKind(draw: boolean): NicKind | null {
     const use = this.busUse();
-    const candidates = this.spec.nics.mix.filter((m) => this.hasRoom(m, use));
+    const candidates = this.mix.filter((m) => this.hasRoom(m, use));
     if (candidates.length === 0) return null;
     if (!draw) return candidates[0]!.kind;
     const total = candidates.reduce((s, m) => s + m.weight, 0);

@@ -96,12 +96,16 @@ export function* candidates(steps: readonly Step[]): Generator<Step[]> {
   for (let i = 0; i < steps.length; i++) {
     const s = steps[i]!;
     const variants: Step[] = [];
-    if (s.op === "sleep" && s.ns > 1000) variants.push({ ...s, ns: Math.max(1000, Math.round(s.ns / 2000) * 1000) });
-    if (s.op === "hold" && s.count > 1) variants.push({ ...s, count: 1 });
-    if (s.op === "hold" && s.forNs > 1000) variants.push({ ...s, forNs: Math.max(1000, Math.round(s.forNs / 2000) * 1000) });
-    if (s.op === "sick" && s.delayNs > 0) variants.push({ ...s, delayNs: 0 });
+    // Written out as the schedule and validateStorm write these steps (same
+    // fields, same order), not spread: a spread's copy has a map of its own,
+    // and the step code optimised for the storm's steps deopted on it (see
+    // stormWith).
+    if (s.op === "sleep" && s.ns > 1000) variants.push({ op: "sleep", ns: Math.max(1000, Math.round(s.ns / 2000) * 1000) });
+    if (s.op === "hold" && s.count > 1) variants.push({ op: "hold", nic: s.nic, kind: s.kind, count: 1, forNs: s.forNs, holder: s.holder });
+    if (s.op === "hold" && s.forNs > 1000) variants.push({ op: "hold", nic: s.nic, kind: s.kind, count: s.count, forNs: Math.max(1000, Math.round(s.forNs / 2000) * 1000), holder: s.holder });
+    if (s.op === "sick" && s.delayNs > 0) variants.push({ op: "sick", nic: s.nic, module: s.module, delayNs: 0 });
     if (s.op === "sick") variants.push({ op: "remove", nic: s.nic });
-    if (s.op === "detach" && s.force) variants.push({ ...s, force: false });
+    if (s.op === "detach" && s.force) variants.push({ op: "detach", nic: s.nic, force: false });
     // A plug with several device-side faults: each one left out in turn.
     if (s.op === "add" && s.faults !== undefined) {
       for (let j = 0; j < s.faults.length; j++) {
@@ -145,13 +149,43 @@ export async function searchSmallest(steps: Step[], fails: (steps: Step[]) => Pr
 }
 
 function explicitSpec(spec: StormSpec, steps: Step[], seed: number): StormSpec {
-  // Drawn faults are in the steps now (device-fault steps, add.faults).
-  const { faults: _drawn, ...rest } = spec;
-  return {
-    ...rest,
-    schedule: { ...spec.schedule, seed, steps, cycles: steps.filter((s) => s.op === "add").length, durationNs: 0 },
-    stopOnFirstViolation: true,
+  const s = spec.schedule;
+  const schedule: StormSpec["schedule"] = {
+    cycles: steps.filter((x) => x.op === "add").length,
+    durationNs: 0,
+    rate: s.rate,
+    maxInFlight: s.maxInFlight,
+    dwell: s.dwell,
+    seed,
+    steps,
   };
+  // Drawn faults are in the steps now (device-fault steps, add.faults).
+  return stormWith(spec, schedule, undefined);
+}
+
+/**
+ * The storm with another schedule and faults, stopping at its first
+ * violation: the storm a shrink's run is given. Written out field by field,
+ * not spread: V8 gives an object spread's copy a map of its own (a clone with
+ * no place in the map tree), and a new one whenever the spread's cache loses
+ * it, so every run's code that had been optimised for the last one (the
+ * steps, the schedule, the pacing, all reading the storm) was thrown away and
+ * compiled again, shrink after shrink. A literal's map is its allocation
+ * site's, the same for every run. The fields keep the validated storm's order
+ * (validateStorm's), with surprise and faults only when present.
+ */
+function stormWith(spec: StormSpec, schedule: StormSpec["schedule"], faults: StormSpec["faults"]): StormSpec {
+  const { surprise } = spec;
+  if (surprise === undefined && faults === undefined) {
+    return { name: spec.name, description: spec.description, machine: spec.machine, nics: spec.nics, schedule, holders: spec.holders, traffic: spec.traffic, detach: spec.detach, unload: spec.unload, sick: spec.sick, deadlines: spec.deadlines, model: spec.model, stopOnFirstViolation: true };
+  }
+  if (faults === undefined) {
+    return { name: spec.name, description: spec.description, machine: spec.machine, nics: spec.nics, schedule, holders: spec.holders, traffic: spec.traffic, detach: spec.detach, unload: spec.unload, sick: spec.sick, surprise, deadlines: spec.deadlines, model: spec.model, stopOnFirstViolation: true };
+  }
+  if (surprise === undefined) {
+    return { name: spec.name, description: spec.description, machine: spec.machine, nics: spec.nics, schedule, holders: spec.holders, traffic: spec.traffic, detach: spec.detach, unload: spec.unload, sick: spec.sick, faults, deadlines: spec.deadlines, model: spec.model, stopOnFirstViolation: true };
+  }
+  return { name: spec.name, description: spec.description, machine: spec.machine, nics: spec.nics, schedule, holders: spec.holders, traffic: spec.traffic, detach: spec.detach, unload: spec.unload, sick: spec.sick, surprise, faults, deadlines: spec.deadlines, model: spec.model, stopOnFirstViolation: true };
 }
 
 /** Runs the storm on the sim machine and cuts it down to a minimal storm breaking the same rule. */
@@ -160,7 +194,7 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
     throw new ShrinkError(`shrinking runs the storm hundreds of times and needs the deterministic sim machine; this storm runs on ${spec.machine.type}`);
   }
   const seed = opts.seed ?? spec.schedule.seed;
-  const firstSpec: StormSpec = { ...spec, stopOnFirstViolation: true };
+  const firstSpec = stormWith(spec, spec.schedule, spec.faults);
   // The search's runs are judged (judgeStorm): the same runs, verdicts and
   // stops as runStorm's, without what only a person or a report reads; the
   // minimal storm is run in full once at the end for the result.

@@ -28,9 +28,17 @@ export class StepExecutor {
   // repeat it), and NICs removed from the live view.
   private readonly removing = new Set<string>();
   private readonly removedLive = new Set<string>();
+  /**
+   * The storm's deadlines, read by every waiting step: kept here so the step
+   * code reads no field of the storm itself. A shrink's storms are objects of
+   * another shape than a storm run before it (runStorm's), and step code
+   * optimised for one deopted on the other and took a dozen shrinks to be
+   * optimised again; this object's shape is the same for every run.
+   */
+  private readonly deadlines: StormSpec["deadlines"];
 
   constructor(
-    private readonly spec: StormSpec,
+    spec: StormSpec,
     private readonly machine: Machine,
     private readonly guest: GuestState,
     private readonly core: TelemetryCore,
@@ -40,7 +48,9 @@ export class StepExecutor {
     private readonly nicPrefix: string,
     /** A judged run (the shrinker's): a guest command's arguments are not written out as JSON (no rule reads them). */
     private readonly lean = false,
-  ) {}
+  ) {
+    this.deadlines = spec.deadlines;
+  }
 
   /** Whether a remove of the NIC is under way. */
   isRemoving(nic: string): boolean {
@@ -107,7 +117,7 @@ export class StepExecutor {
     if (!needsConfiguration(kind) || !this.agentTalking()) return;
     const value = nicKindInfo(kind).usbConfiguration!;
     try {
-      const ack = await this.core.send({ selectConfiguration: { serial: nic, value } }, { signal: this.pacer.signal, deadlineMs: this.spec.deadlines.attach });
+      const ack = await this.core.send({ selectConfiguration: { serial: nic, value } }, { signal: this.pacer.signal, deadlineMs: this.deadlines.attach });
       if (ack.error !== 0) this.rec.mark(this.machine.clock.now(), "select-configuration-failed", `${nic}: configuration ${value}: ${ack.message} (error ${ack.error})`);
     } catch (e) {
       this.rec.mark(this.machine.clock.now(), "select-configuration-failed", `${nic}: configuration ${value}: ${e instanceof Error ? e.message : String(e)}`);
@@ -187,7 +197,7 @@ export class StepExecutor {
 
   /** The steps that wait: plugging, pulling, detaching, unloading, sleeping. */
   private async waitingStep(step: Step, nic: string): Promise<void> {
-    const d = this.spec.deadlines;
+    const d = this.deadlines;
     switch (step.op) {
       case "add": {
         // A PC Card's socket is recorded with its add: each socket has its own
@@ -271,7 +281,7 @@ export class StepExecutor {
     if (this.removing.has(nic)) return;
     this.removing.add(nic);
     try {
-      const d = this.spec.deadlines;
+      const d = this.deadlines;
       const id = this.nicAction(ActKind.REMOVE_NIC, nic);
       if (via !== undefined && via !== "host") this.rec.mark(this.machine.clock.now(), "remove-via", `${nic} ${via}`);
       const opts: RemoveNicOptions = { deadlineMs: d.removal, signal: this.pacer.signal };
