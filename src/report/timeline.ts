@@ -10,7 +10,7 @@ import { LatencyBook } from "./latency.js";
 import { NicMatcher } from "../model/index.js";
 import { objectKindName } from "../telemetry/index.js";
 // The walk alone (a leaf module): trace's index would load the whole trace side, which reaches back here.
-import { RecordBody, recordBodyValue, recordLiteralBody } from "../trace/record-body.js";
+import { RecordBody, recordBodyValue, recordLiteralBody, recordTNs } from "../trace/record-body.js";
 import type {
   ChannelMark,
   DeviceLane,
@@ -140,20 +140,32 @@ export class TimelineCollector {
 
   /** Consumes the next trace record (in trace order). */
   push(record: IRecord): void {
-    const t = num(record.tNs);
     this.records++;
-    if (t < this.startNs) this.startNs = t;
-    if (t > this.endNs) this.endNs = t;
     if (Object.getPrototypeOf(record) === Object.prototype) {
-      this.pushLiteral(t, record);
+      this.pushLiteral(record);
       return;
     }
+    const t = this.at(num(record.tNs));
     this.dispatch(t, record.action, record.result, record.qmpCommand, record.qmpReply, record.qmpEvent, record.guest, record.channel, record.verdict, record.device);
   }
 
-  /** A record made as an object literal (the runner's every record): the body its own keys carry (see recordLiteralBody). */
-  private pushLiteral(t: number, record: IRecord): void {
+  /** Notes t as a record's time (the run's first and last); returns it. */
+  private at(t: number): number {
+    if (t < this.startNs) this.startNs = t;
+    if (t > this.endNs) this.endNs = t;
+    return t;
+  }
+
+  /**
+   * A record made as an object literal (the runner's every record): the body
+   * its own keys carry (see recordLiteralBody), and its time as the same walk
+   * found it (records come in a dozen shapes: reading tNs by name was a
+   * megamorphic load per record).
+   */
+  private pushLiteral(record: IRecord): void {
     const body = recordLiteralBody(record);
+    // An unusual record's walk stopped early, before it noted the time.
+    const t = this.at(num((body === RecordBody.UNUSUAL ? record.tNs : recordTNs()) as IRecord["tNs"]));
     if (body === RecordBody.UNUSUAL) {
       this.dispatch(t, record.action, record.result, record.qmpCommand, record.qmpReply, record.qmpEvent, record.guest, record.channel, record.verdict, record.device);
       return;

@@ -44,7 +44,13 @@ export class Recorder {
   }
 
   header(h: plugstorm.trace.v1.ITraceHeader): void {
-    if (this.live) toLive(() => this.live!.header(h));
+    const live = this.live;
+    if (!live) return;
+    try {
+      live.header(h);
+    } catch {
+      // A live view that throws never stops a run: its trouble is its own; the trace on disk stays complete.
+    }
   }
 
   append(rec: IRecord): number {
@@ -56,7 +62,15 @@ export class Recorder {
       this.isFull = true;
       this.hooks.full(this.maxTraceBytes);
     }
-    if (this.live) toLive(() => this.live!.record(rec, index));
+    // Called in place, not through a helper taking a closure: that was an allocation per record.
+    const live = this.live;
+    if (live) {
+      try {
+        live.record(rec, index);
+      } catch {
+        // As in header().
+      }
+    }
     this.timeline?.push(rec);
     const verdicts = this.checker.push(rec, index);
     if (verdicts.length > 0) {
@@ -76,14 +90,5 @@ export class Recorder {
     if (v.failing) this.failingCount++;
     this.append({ tNs, verdict: v.record });
     this.hooks.verdict(v);
-  }
-}
-
-/** A live view that throws never stops a run: its trouble is its own; the trace on disk stays complete. */
-function toLive(send: () => void): void {
-  try {
-    send();
-  } catch {
-    // See above.
   }
 }

@@ -24,7 +24,7 @@ import type { Step, StormInput, StormSpec } from "./spec.js";
 import { MAX_CYCLES, validateStorm } from "./validate.js";
 import { createMachine } from "./machines.js";
 import { LiveChecker, type StormVerdict } from "./checking.js";
-import { openTraceOut, type TraceOut } from "./trace-out.js";
+import { NO_TRACE_OUT, openTraceOut, type TraceOut } from "./trace-out.js";
 import { buildRunReport, writeRunReports } from "./reporting.js";
 import type { RunResult } from "./result.js";
 import { TimelineCollector } from "../report/index.js";
@@ -119,9 +119,6 @@ class StopRun extends Error {
     }
   }
 }
-
-/** Where a judged run's records go: nowhere (they are counted and checked all the same). */
-const NO_TRACE: TraceOut = { append() {}, size: 0, error: undefined, close: async () => {} };
 
 /** The stop that ends a run's loops when its storm ran to its end: one for every run (a shrink makes thousands). */
 let completedStop: StopRun | undefined;
@@ -419,7 +416,7 @@ class StormRun {
 
   /** judgeStorm's run: nothing written, the result only what the shrinker reads. */
   async judge(): Promise<Judgement> {
-    const { stop } = await this.play(NO_TRACE, null);
+    const { stop } = await this.play(NO_TRACE_OUT, null);
     return { stop, failedRules: failedRulesOf(this.rec.verdicts), executed: this.executed, records: this.rec.records };
   }
 

@@ -13,23 +13,40 @@ export interface TraceOut {
   close(): Promise<void>;
 }
 
+/**
+ * Every run's TraceOut is one of these, with a file or without: the recorder
+ * reads append and size once per record, and one class keeps that call site
+ * to one hidden class. (An object literal with accessors, made per run, was a
+ * hidden class per run: after a few runs the site went megamorphic.)
+ */
+class WriterOut implements TraceOut {
+  constructor(private readonly writer: TraceWriter | null) {}
+
+  append(record: plugstorm.trace.v1.IRecord): void {
+    if (this.writer !== null) this.writer.append(record);
+  }
+
+  get size(): number {
+    return this.writer === null ? 0 : this.writer.size;
+  }
+
+  get error(): TraceWriteError | undefined {
+    return this.writer === null ? undefined : this.writer.error;
+  }
+
+  async close(): Promise<void> {
+    this.writer?.close();
+  }
+}
+
+/** Where a run with no trace file sends its records: nowhere (they are counted and checked all the same). */
+export const NO_TRACE_OUT: TraceOut = new WriterOut(null);
+
 export async function openTraceOut(
   path: string | null,
   header: plugstorm.trace.v1.ITraceHeader | null,
   onError: (err: TraceWriteError) => void = () => {},
 ): Promise<TraceOut> {
-  if (path === null || header === null) return { append() {}, size: 0, error: undefined, close: async () => {} };
-  const w = TraceWriter.create(path, header, { onError });
-  return {
-    append: (r) => {
-      w.append(r);
-    },
-    get size() {
-      return w.size;
-    },
-    get error() {
-      return w.error;
-    },
-    close: async () => w.close(),
-  };
+  if (path === null || header === null) return NO_TRACE_OUT;
+  return new WriterOut(TraceWriter.create(path, header, { onError }));
 }
