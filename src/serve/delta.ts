@@ -44,28 +44,32 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
   let t = st.t;
   let seq = st.seq;
   let qemuUs = st.qemuUs;
-  // The chunk as it is sent: device events that repeat their device's fields replaced by copies without them.
+  // The chunk as it is sent: records that need a field they lack, or a device event without what it repeats, replaced by copies.
   let out: unknown[] | null = null;
   try {
     for (let i = 0; i < chunk.length; i++) {
       const x = chunk[i] as Obj;
       if (typeof x["type"] === "string") continue;
-      // Only numbers: an absent field is zero (defaults left out) and moves nothing, as page/batch.js reads it.
-      const tNs = minus(x, "tNs", t);
-      if (tNs !== undefined) t = tNs;
-      const at = tNs ?? 0;
+      // tNs and guest.seq step from the record before (seq by one), guest.guestTimeNs from tNs: a difference of 0 is left out.
+      const at = whole(x, "tNs");
+      const dt = step(x, "tNs", at - t);
+      t = at;
       const g = x["guest"] as Obj | undefined;
+      let dseq: number | undefined;
+      let dguest: number | undefined;
+      let same: Obj | null = null;
       if (g) {
-        const s = minus(g, "seq", seq);
-        if (s !== undefined) seq = s;
-        minus(g, "guestTimeNs", at);
+        const s = whole(g, "seq");
+        dseq = step(g, "seq", s - seq - 1);
+        seq = s;
+        dguest = step(g, "guestTimeNs", whole(g, "guestTimeNs") - at);
         const d = g["device"] as Obj | undefined;
         if (d && typeof d["name"] === "string") {
-          const same = leftOut(d, st.devices.get(d["name"]));
+          same = leftOut(d, st.devices.get(d["name"]));
           st.devices.set(d["name"], d);
-          if (same) (out ??= chunk.slice())[i] = { ...x, guest: { ...g, device: same } };
         }
       }
+      // Only numbers: an absent field is zero (defaults left out) and moves nothing, as page/batch.js reads it.
       const r = x["result"] as Obj | undefined;
       if (r) {
         minus(r, "sentNs", at);
@@ -77,6 +81,17 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
         const u = minus(q, "qemuTimeUs", qemuUs);
         if (u !== undefined) qemuUs = u;
       }
+      if (dt !== undefined || dseq !== undefined || dguest !== undefined || same) {
+        const y: Obj = dt === undefined ? { ...x } : { ...x, tNs: dt };
+        if (g) {
+          const h: Obj = { ...g };
+          if (dseq !== undefined) h["seq"] = dseq;
+          if (dguest !== undefined) h["guestTimeNs"] = dguest;
+          if (same) h["device"] = same;
+          y["guest"] = h;
+        }
+        (out ??= chunk.slice())[i] = y;
+      }
     }
     return JSON.stringify(out ?? chunk);
   } finally {
@@ -86,6 +101,27 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
     st.seq = seq;
     st.qemuUs = qemuUs;
   }
+}
+
+/** o[key] as a whole number: 0 when absent (or, never in the JSON form, not a number). */
+function whole(o: Obj, key: string): number {
+  const v = o[key];
+  return typeof v === "number" ? v : 0;
+}
+
+/**
+ * Writes o[key] as difference d: left out when 0 (undefined for the length of
+ * the stringify, noted in saved), rewritten in place when o has the field;
+ * returned when o lacks it and d is not 0 (the record goes out as a copy with it).
+ */
+function step(o: Obj, key: string, d: number): number | undefined {
+  const v = o[key];
+  if (typeof v === "number") {
+    saved.push(o, key, v);
+    o[key] = d === 0 ? undefined : d;
+    return undefined;
+  }
+  return d === 0 ? undefined : d;
 }
 
 /** Rewrites o[key], when a number, as its difference from base (noted in saved); returns what it was. */

@@ -7,14 +7,16 @@ export const OPCODE_TEXT = 0x1;
 export const OPCODE_BINARY = 0x2;
 
 /**
- * zlib's default level for the once-per-batch compression: on the default
- * storm's protocol 3 batches it costs the storm ~0.65 µs a record more than
- * level 1, once, and saves 45% of the bytes then copied into every reader's
- * socket (14.2 B a record at level 1, 7.8 at 6). With 200 readers those
- * copies were the storm's largest cost (bench fanout: its system time fell ~5x
- * with protocol 3's first form at level 6).
+ * zlib level of the once-per-batch compression. Past level 3 zlib searches
+ * lazily for longer matches, at over twice the time, for bytes that are cheap
+ * to copy on loopback. On the default storm's protocol 4 batches (~2 MB) at
+ * level 3: 11.0 bytes a record to each reader (7.3 at level 6), deflate
+ * ~0.45 µs a record (~1.1 at level 6). In the storm's profile with 200
+ * readers (bench fanout, in turns) the deflate fell from ~4% of its CPU to
+ * 1.6% and the writes into the readers' sockets rose from ~2% to 2.4-2.8%:
+ * the batch's flush 8.1% -> 6.2-6.6%.
  */
-export const DEFLATE_LEVEL = 6;
+export const DEFLATE_LEVEL = 3;
 
 /** One whole, unmasked server frame carrying payload. */
 export function dataFrame(opcode: number, payload: Uint8Array): Buffer {

@@ -9,7 +9,11 @@ import { openBatch } from "../../src/serve/page/batch.js";
 
 type Obj = Record<string, unknown>;
 
-const num = fc.option(fc.integer({ min: -1e12, max: 4e15 }), { nil: undefined });
+/** A number field: never 0 when there (the JSON form leaves zeros out, PROTOCOL.md), or absent. */
+const num = fc.option(
+  fc.integer({ min: -1e12, max: 4e15 }).filter((n) => n !== 0),
+  { nil: undefined },
+);
 /** A guest device event: of one of two devices, its repeated fields each there or not, often the same as before. */
 const device = fc.record(
   {
@@ -66,7 +70,7 @@ test("records' numbers made differences in chunks, over one state, open back to 
   );
 });
 
-test("growing numbers go out as small differences: a first record's from zero, each next one's from the last", (t) => {
+test("growing numbers go out as small differences: a first record's from zero, each next one's from the last; differences of 0 (seq: 1) are left out", (t) => {
   const els: Obj[] = [
     { tNs: 1_000_000_000, guest: { seq: 40, guestTimeNs: 1_000_000_500 } },
     { tNs: 1_000_002_000, guest: { seq: 41, guestTimeNs: 1_000_002_000 } },
@@ -74,15 +78,29 @@ test("growing numbers go out as small differences: a first record's from zero, e
     { tNs: 1_000_002_000, result: { sentNs: 999_000_000, replyNs: 1_000_001_000 } },
     { qmpEvent: { qemuTimeUs: 1_700_000_000_000_000 } },
     { tNs: 1_000_003_000, qmpEvent: { qemuTimeUs: 1_700_000_000_000_900 } },
+    { tNs: 1_000_003_000, guest: { seq: 45, guestTimeNs: 1_000_003_000 } },
   ];
   t.deepEqual(JSON.parse(stringifyWithDeltas(els, newDeltaState())), [
-    { tNs: 1_000_000_000, guest: { seq: 40, guestTimeNs: 500 } },
-    { tNs: 2000, guest: { seq: 1, guestTimeNs: 0 } },
+    { tNs: 1_000_000_000, guest: { seq: 39, guestTimeNs: 500 } },
+    { tNs: 2000, guest: {} },
     { type: "verdict", tNs: 5 },
-    { tNs: 0, result: { sentNs: -1_002_000, replyNs: -1000 } },
-    { qmpEvent: { qemuTimeUs: 1_700_000_000_000_000 } },
-    { tNs: 1000, qmpEvent: { qemuTimeUs: 900 } },
+    { result: { sentNs: -1_002_000, replyNs: -1000 } },
+    // A record without tNs is at 0: the next one's difference is from there.
+    { tNs: -1_000_002_000, qmpEvent: { qemuTimeUs: 1_700_000_000_000_000 } },
+    { tNs: 1_000_003_000, qmpEvent: { qemuTimeUs: 900 } },
+    { guest: { seq: 3 } },
   ]);
+});
+
+test("a record lacking a field whose difference is not 0 goes out as a copy with it; the model's object is left as it was", (t) => {
+  const first = { tNs: 2_000, guest: { seq: 7, guestTimeNs: 2_000 } };
+  const bare = { guest: { device: { kind: "FREE", name: "cdce0" } } };
+  const before = asSent([first, bare]);
+  t.deepEqual(JSON.parse(stringifyWithDeltas([first, bare], newDeltaState())), [
+    { tNs: 2_000, guest: { seq: 6 } },
+    { tNs: -2_000, guest: { seq: -8, device: { kind: "FREE", name: "cdce0" } } },
+  ]);
+  t.deepEqual(asSent([first, bare]), before);
 });
 
 test("a device event leaves out the fields it repeats of the batch's previous event of that device, and only when it lacks none that one has", (t) => {

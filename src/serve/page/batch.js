@@ -28,13 +28,14 @@ export function openBatch(m, onRecord, onMessage) {
       onMessage(x);
       continue;
     }
-    // Only numbers are differences: an absent field is zero as ever (defaults left out), and changes nothing.
-    if (typeof x.tNs === "number") x.tNs = t += x.tNs;
-    const at = typeof x.tNs === "number" ? x.tNs : 0;
+    // tNs and guest.seq step from the record before (seq by one), guest.guestTimeNs from tNs; a
+    // difference left out is 0, and a whole value of 0 is a field left out (defaults are).
+    t = whole(x, "tNs", t);
+    const at = t;
     const g = x.guest;
     if (g) {
-      if (typeof g.seq === "number") g.seq = seq += g.seq;
-      if (typeof g.guestTimeNs === "number") g.guestTimeNs += at;
+      seq = whole(g, "seq", seq + 1);
+      whole(g, "guestTimeNs", at);
       const d = g.device;
       if (d && typeof d.name === "string") {
         if (d.$same !== undefined) {
@@ -46,6 +47,7 @@ export function openBatch(m, onRecord, onMessage) {
         devices.set(d.name, d);
       }
     }
+    // Only numbers are differences here: an absent field is zero as ever, and changes nothing.
     const r = x.result;
     if (r) {
       if (typeof r.sentNs === "number") r.sentNs += at;
@@ -56,4 +58,18 @@ export function openBatch(m, onRecord, onMessage) {
     if (q && typeof q.qemuTimeUs === "number") q.qemuTimeUs = qemuUs += q.qemuTimeUs;
     onRecord(i++, x);
   }
+}
+
+/**
+ * Makes o[key] whole from its difference to base (left out: 0), leaving it
+ * out when that is 0; returns it.
+ * @param {Record<string, any>} o
+ * @param {string} key
+ * @param {number} base
+ */
+function whole(o, key, base) {
+  const v = base + (typeof o[key] === "number" ? o[key] : 0);
+  if (v !== 0) o[key] = v;
+  else delete o[key];
+  return v;
 }
