@@ -63,35 +63,24 @@ function oneOfSetter(fieldNames) {
   // repeats a few names (cdce0, usb0, bpf0) in most of its records; a new
   // string for each costs its making, its memory, and a hash of its own the
   // first time the checker looks it up, where a known one has its hash. The
-  // telemetry frame decoder does the same (src/telemetry/frame-decoder.ts).
+  // table is recentAscii's, which the telemetry frame decoder reads its
+  // strings through too (src/telemetry/frame-decoder.ts).
   const stringReads = code.split("reader.stringVerify()").length - 1;
   if (stringReads > 0) {
     code = code.replaceAll("reader.stringVerify()", "readString(reader)");
     code = code.replace("$protobuf.configure();", `$protobuf.configure();
-// Strings recently read, by a hash of their bytes (see scripts/gen-proto.mjs).
+// Strings recently made from ASCII bytes, by a hash of the bytes (see scripts/gen-proto.mjs).
 const RECENT_STRINGS = 1024;
 const recentStrings = new Array(RECENT_STRINGS).fill(undefined);
-// reader.stringVerify(), giving back a recent string for the same ASCII bytes; anything else is protobufjs's own read.
-function readString(reader) {
-    const at = reader.pos;
-    const n = reader.size();
-    const start = reader.pos;
-    const end = start + n;
-    const buf = reader.buf;
-    if (n > 32 || end > reader.len) {
-        reader.pos = at;
-        return reader.stringVerify();
-    }
+// The text of buf[start, end) when it is ASCII, else undefined: the string made last time for the same bytes where the table still holds it.
+export function recentAscii(buf, start, end) {
     let h = 0;
     for (let i = start; i < end; i++) {
         const c = buf[i];
-        if (c & 0x80) {
-            reader.pos = at;
-            return reader.stringVerify();
-        }
+        if (c & 0x80) return undefined;
         h = (Math.imul(h, 31) + c) | 0;
     }
-    reader.pos = end;
+    const n = end - start;
     const slot = (h ^ (h >>> 10)) & (RECENT_STRINGS - 1);
     const known = recentStrings[slot];
     if (known !== undefined && known.length === n) {
@@ -100,8 +89,22 @@ function readString(reader) {
         if (i === n) return known;
     }
     let s = "";
-    for (let i = start; i < end; i++) s += String.fromCharCode(buf[i]);
+    if (n > 24) s = String.fromCharCode.apply(null, buf.subarray(start, end));
+    else for (let i = start; i < end; i++) s += String.fromCharCode(buf[i]);
     recentStrings[slot] = s;
+    return s;
+}
+// reader.stringVerify(), through recentAscii for short text; anything else is protobufjs's own read.
+function readString(reader) {
+    const at = reader.pos;
+    const n = reader.size();
+    const end = reader.pos + n;
+    const s = n > 32 || end > reader.len ? undefined : recentAscii(reader.buf, reader.pos, end);
+    if (s === undefined) {
+        reader.pos = at;
+        return reader.stringVerify();
+    }
+    reader.pos = end;
     return s;
 }`);
   }
@@ -109,6 +112,9 @@ function readString(reader) {
   execFileSync(join(bin, "pbts"), ["-o", dts, js], { stdio: "inherit" });
   let d = readFileSync(dts, "utf8");
   d = d.replace(/import \* as \$protobuf from "protobufjs";/, 'import * as $protobuf from "protobufjs";');
+  if (code.includes("export function recentAscii(")) {
+    d += "\n/** The text of buf[start, end) when it is ASCII, else undefined: the string made last time for the same bytes where the table still holds it. */\nexport function recentAscii(buf: Uint8Array, start: number, end: number): string | undefined;\n";
+  }
   writeFileSync(dts, d);
   console.log(`gen-proto: ${t.name} <- ${t.files.join(", ")}`);
 }

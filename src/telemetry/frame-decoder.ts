@@ -19,7 +19,7 @@
 // already off the plain path. Canonical bytes are kept for the trace writer
 // to copy instead of encoding the frame again (see canonical-frames.ts).
 
-import { plugstorm } from "../gen/plugstorm.js";
+import { plugstorm, recentAscii } from "../gen/plugstorm.js";
 import { keepCanonicalFrame, keepingCanonicalFrames } from "./canonical-frames.js";
 
 const v1 = plugstorm.telemetry.v1;
@@ -155,40 +155,22 @@ function delimited(end: number): number {
 }
 
 /**
- * Strings recently decoded, by a hash of their bytes: a storm repeats a few
- * names (cdce0, rx xfer 3, uhub0) millions of times, and comparing bytes
- * with a known string costs less than building a new one.
+ * An ASCII string (the agents send nothing else); other text takes the
+ * protobufjs path. Through the generated code's table of recent strings: a
+ * storm repeats a few names (cdce0, rx xfer 3, uhub0) millions of times, and
+ * comparing bytes with a known string costs less than building a new one.
  */
-const RECENT_SIZE = 1024;
-const recent: (string | undefined)[] = new Array<string | undefined>(RECENT_SIZE).fill(undefined);
-
-/** An ASCII string (the agents send nothing else); other text takes the protobufjs path. */
 function ascii(end: number): string {
   const e = delimited(end);
   if (!ok) return "";
   const start = pos;
-  let h = 0;
-  for (; pos < e; pos++) {
-    const c = buf[pos]!;
-    if (c & 0x80) {
-      ok = false;
-      return "";
-    }
-    h = (Math.imul(h, 31) + c) | 0;
+  pos = e;
+  if (e === start) canon = false;
+  const s = recentAscii(buf, start, e);
+  if (s === undefined) {
+    ok = false;
+    return "";
   }
-  const n = e - start;
-  if (n === 0) canon = false;
-  const slot = (h ^ (h >>> 10)) & (RECENT_SIZE - 1);
-  const known = recent[slot];
-  if (known !== undefined && known.length === n) {
-    let i = 0;
-    while (i < n && known.charCodeAt(i) === buf[start + i]) i++;
-    if (i === n) return known;
-  }
-  let s = "";
-  if (n > 24) s = String.fromCharCode.apply(null, buf.subarray(start, e) as unknown as number[]);
-  else for (let i = start; i < e; i++) s += String.fromCharCode(buf[i]!);
-  recent[slot] = s;
   return s;
 }
 
