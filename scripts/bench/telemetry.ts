@@ -52,6 +52,10 @@ function workload(n: number): plugstorm.telemetry.v1.IFrame[] {
  * each set, there or not. The generated body property cannot be redefined,
  * so the baseline decodes into frames whose prototype puts protobufjs's
  * setter (over the same members, the same getter) in front of Frame's.
+ * Strings are the one part not as shipped: the generated code reads them
+ * through its table of recent strings (scripts/gen-proto.mjs), the baseline
+ * too. That makes the baseline faster than protobufjs as shipped, so the
+ * goal's ratio is, if anything, harder to meet.
  */
 function shippedFrameDecode(): (p: Uint8Array) => plugstorm.telemetry.v1.Frame {
   const proto = v1.Frame.prototype as unknown as Record<string, unknown>;
@@ -116,7 +120,7 @@ export async function run(): Promise<void> {
 
   const fps = (s: number) => Math.round(n / s).toLocaleString("en-US");
   console.log(`telemetry: ${n} frames, mean payload ${avg.toFixed(1)} B, wire ${wire.length} B, chunks of ${chunkSize} B`);
-  console.log(`  bare protobufjs Frame.decode     ${fps(shipped)} frames/s (baseline: protobufjs as shipped, its oneof setter)`);
+  console.log(`  bare protobufjs Frame.decode     ${fps(shipped)} frames/s (baseline: protobufjs's generated decode with its own oneof setter; strings through our recent-string table, as ours)`);
   console.log(`  the same, our generated code     ${fps(bare)} frames/s  ratio ${(bare / shipped).toFixed(2)}x baseline time (its oneof setter deletes only what is there: scripts/gen-proto.mjs)`);
   console.log(`  framing + protobuf (decoder)     ${fps(framed)} frames/s  ratio ${(framed / shipped).toFixed(2)}x baseline time, overhead ${((framed / shipped - 1) * 100).toFixed(0)}%; ${(framed / bare).toFixed(2)}x our generated code's`);
   console.log(`  crc32c alone                     ${(payloads.reduce((s, p) => s + p.length, 0) / crcOnly / 1e6).toFixed(0)} MB/s`);
