@@ -164,6 +164,15 @@ function explicitSpec(spec: StormSpec, steps: Step[], seed: number): StormSpec {
 }
 
 /**
+ * Every field stormWith writes out. A field added to StormSpec and not
+ * written there would be dropped from every shrink's storms without a word:
+ * this line stops the build until it is.
+ */
+type StormWithFields = "name" | "description" | "machine" | "nics" | "schedule" | "holders" | "traffic" | "detach" | "unload" | "sick" | "surprise" | "faults" | "deadlines" | "model" | "stopOnFirstViolation";
+const stormWithWritesEveryField: [Exclude<keyof StormSpec, StormWithFields>] extends [never] ? true : never = true;
+void stormWithWritesEveryField;
+
+/**
  * The storm with another schedule and faults, stopping at its first
  * violation: the storm a shrink's run is given. Written out field by field,
  * not spread: V8 gives an object spread's copy a map of its own (a clone with
@@ -174,15 +183,6 @@ function explicitSpec(spec: StormSpec, steps: Step[], seed: number): StormSpec {
  * site's, the same for every run. The fields keep the validated storm's order
  * (validateStorm's), with surprise and faults only when present.
  */
-/**
- * Every field stormWith writes out. A field added to StormSpec and not
- * written there would be dropped from every shrink's storms without a word:
- * this line stops the build until it is.
- */
-type StormWithFields = "name" | "description" | "machine" | "nics" | "schedule" | "holders" | "traffic" | "detach" | "unload" | "sick" | "surprise" | "faults" | "deadlines" | "model" | "stopOnFirstViolation";
-const stormWithWritesEveryField: [Exclude<keyof StormSpec, StormWithFields>] extends [never] ? true : never = true;
-void stormWithWritesEveryField;
-
 function stormWith(spec: StormSpec, schedule: StormSpec["schedule"], faults: StormSpec["faults"]): StormSpec {
   const { surprise } = spec;
   if (surprise === undefined && faults === undefined) {
