@@ -36,9 +36,17 @@ export async function checkTrace(path: string, opts: CheckTraceOptions = {}): Pr
   const checker = new TraceChecker({ profile, deadlines: { ...modelDeadlinesFromMs(ms), ...opts.deadlines } });
   let index = 0;
   let lastT = 0;
-  for await (const r of trace) {
-    checker.push(r, index++);
-    lastT = Math.max(lastT, Number(r.tNs ?? 0));
+  let regions = 0;
+  for await (const batch of trace.batches()) {
+    const damaged = trace.damaged;
+    for (const r of batch) {
+      // Damage is judged where it sits, as `plugstorm check` does: a damaged trace is never clean.
+      for (; regions < damaged.length && damaged[regions]!.atRecord <= index; regions++) checker.damaged(damaged[regions]!, lastT);
+      checker.push(r, index++);
+      lastT = Math.max(lastT, Number(r.tNs ?? 0));
+    }
   }
-  return { ...checker.finish(lastT), profile, records: index, tail: trace.status! };
+  const status = trace.status!;
+  for (; regions < status.damaged.length; regions++) checker.damaged(status.damaged[regions]!, lastT);
+  return { ...checker.finish(lastT), profile, records: index, tail: status };
 }

@@ -107,13 +107,16 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
   let index = 0;
   let lastT = 0;
   let regions = 0;
-  for await (const r of trace) {
-    // Damage before this record is judged where it sits, so it keeps its place among the verdicts.
-    for (; regions < trace.damaged.length; regions++) checker.damaged(trace.damaged[regions]!, lastT);
-    checker.push(r, index++);
-    // The trace's own verdict records are the run's; the report shows this check's.
-    if (!r.verdict) timeline?.push(r);
-    lastT = Math.max(lastT, Number(r.tNs ?? 0));
+  for await (const batch of trace.batches()) {
+    const damaged = trace.damaged;
+    for (const r of batch) {
+      // Damage before this record is judged where it sits, so it keeps its place among the verdicts.
+      for (; regions < damaged.length && damaged[regions]!.atRecord <= index; regions++) checker.damaged(damaged[regions]!, lastT);
+      checker.push(r, index++);
+      // The trace's own verdict records are the run's; the report shows this check's.
+      if (!r.verdict) timeline?.push(r);
+      lastT = Math.max(lastT, Number(r.tNs ?? 0));
+    }
   }
   const status = trace.status!;
   for (; regions < status.damaged.length; regions++) checker.damaged(status.damaged[regions]!, lastT);

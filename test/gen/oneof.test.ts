@@ -1,7 +1,10 @@
-// The generated code's oneof setter (scripts/gen-proto.mjs replaces
-// protobufjs's, which deleted every other member whether there or not):
-// setting a member still takes every other member of its oneof away, in
-// decode (the last member on the wire wins) and when set by hand.
+// The generated code's oneofs (scripts/gen-proto.mjs): its setter replaces
+// protobufjs's, which deleted every other member whether there or not, and
+// decoding a fresh message tracks the member it set last in a local instead
+// of calling the setter (a message merged into keeps the setter). Setting a
+// member still takes every other member of its oneof away, in decode (the
+// last member on the wire wins, a repeated message field merges into the one
+// before) and when set by hand.
 import test from "ava";
 import { plugstorm } from "../../src/gen/plugstorm.js";
 
@@ -43,4 +46,30 @@ test("setting a oneof by hand deletes the member held before, and only that", (t
   t.is(f.body, "hello");
   t.is(f.seq, 9);
   t.is(Frame.decode(Frame.encode(f).finish()).hello?.agentVersion, "x");
+});
+
+test("the same member twice merges, and a merged message's own oneof keeps protobuf's rule", (t) => {
+  const same = Record.decode(concat(Record.encode({ action: { id: 1 } }).finish(), Record.encode({ action: { nicId: "nic1" } }).finish()));
+  t.is(same.body, "action");
+  t.like(same.action, { id: 1, nicId: "nic1" });
+  // The second guest frame merges into the first (decode with a target): its seq stays, its body is replaced.
+  const merged = Record.decode(
+    concat(Record.encode({ guest: { seq: 7, device: { name: "cdce0" } } }).finish(), Record.encode({ guest: { ref: { object: "cdce0" } } }).finish()),
+  );
+  t.is(merged.body, "guest");
+  t.is(merged.guest?.seq, 7);
+  t.is(merged.guest?.body, "ref");
+  t.false(Object.hasOwn(merged.guest!, "device"));
+  t.is(merged.guest?.ref?.object, "cdce0");
+});
+
+test("of three members on the wire the last wins, in a record and in a telemetry frame", (t) => {
+  const r = Record.decode(concat(Record.encode({ result: { actionId: 1 } }).finish(), Record.encode({ mark: { name: "m" } }).finish(), Record.encode({ action: { id: 2 } }).finish()));
+  t.is(r.body, "action");
+  t.false(Object.hasOwn(r, "result"));
+  t.false(Object.hasOwn(r, "mark"));
+  const f = Frame.decode(concat(Frame.encode({ seq: 1, device: { name: "x" } }).finish(), Frame.encode({ heartbeat: {} }).finish()));
+  t.is(f.body, "heartbeat");
+  t.false(Object.hasOwn(f, "device"));
+  t.is(f.seq, 1);
 });

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { checkCommand } from "../../src/cli/trace.js";
+import { checkTrace } from "../../src/check-trace.js";
 import type { Io } from "../../src/cli/args.js";
 import { plugstorm } from "../../src/gen/plugstorm.js";
 import { parseTrace, readTrace, traceCat, TraceWriter, type TraceStatus } from "../../src/trace/index.js";
@@ -187,8 +188,16 @@ test("several corrupt regions are each counted, in file order, and trace cat sho
   t.is(f.records.length, recs.length - 4);
   const r = await check(path);
   t.is(r.code, 1);
-  t.is(r.json.verdicts.filter((v) => v.rule === "trace-intact").length, 3);
+  // Each region is judged where it sits (check reads in batches and places damage by atRecord).
+  t.deepEqual(r.json.verdicts.filter((v) => v.rule === "trace-intact").map((v) => v.recordIndex), [2, 8, 12]);
   t.regex(r.text, /in 3 damaged regions \(4 records lost\)/);
+  // The library's checkTrace judges the damage as check does.
+  const lib = await checkTrace(path);
+  t.deepEqual(
+    lib.verdicts.map((v) => [v.rule, v.recordIndex]),
+    r.json.verdicts.map((v) => [v.rule, v.recordIndex]),
+  );
+  t.is(lib.tail.damaged.length, 3);
   const out = new PassThrough();
   let text = "";
   out.setEncoding("utf8").on("data", (d: string) => (text += d));
@@ -234,4 +243,39 @@ test("the file reader agrees with the in-memory reader on damage across its read
   t.is(file.records.length, mem.records.length);
   t.is(mem.status.damaged.length, 4);
   t.true(mem.records.length >= recs.length - 8);
+});
+
+test("batches hold the same records as one by one, in batches of at most the size asked, each batch's damage listed when it comes", async (t) => {
+  const dir = tmp(t);
+  const path = join(dir, "batches.pstrace");
+  const recs: plugstorm.trace.v1.IRecord[] = [];
+  for (let i = 0; i < 30000; i++) recs.push({ tNs: 1000 + i, mark: { name: "m", detail: `record ${i}` } });
+  const { bytes, entries } = writeTrace(path, recs);
+  const bad = Buffer.from(bytes);
+  for (const i of [5, 777, 12000, 29999]) bad[entries[i]![0] + 2]! ^= 0x10;
+  writeFileSync(path, bad);
+  const one = await readFile(path);
+  for (const size of [1, 100, 4096]) {
+    const f = await readTrace(path);
+    const got: plugstorm.trace.v1.Record[] = [];
+    let largest = 0;
+    for await (const batch of f.batches(size)) {
+      largest = Math.max(largest, batch.length);
+      got.push(...batch);
+      // Every region before the batch's last record is known when the batch comes.
+      const last = got.length - 1;
+      const expected = one.status.damaged.filter((d) => d.atRecord <= last).length;
+      t.true(f.damaged.length >= expected, `size ${size}: ${f.damaged.length} regions known at record ${last}, ${expected} before it`);
+    }
+    t.true(largest <= size && largest > 0);
+    t.deepEqual(f.status, one.status);
+    t.deepEqual(
+      got.map((r) => Record.toObject(r, { longs: Number })),
+      one.records.map((r) => Record.toObject(r, { longs: Number })),
+      `size ${size}`,
+    );
+  }
+  t.is(one.status.damaged.length, 4);
+  const f = await readTrace(path);
+  t.throws(() => f.batches(0), { instanceOf: RangeError });
 });
