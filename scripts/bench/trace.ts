@@ -59,11 +59,20 @@ export async function run(): Promise<void> {
     const readS = Number(process.hrtime.bigint() - t2) / 1e9;
     if (count !== n || sink === 0) throw new Error(`read back ${count} of ${n} records`);
 
+    // What check reads through: the same records a batch at a time (one await per batch).
+    const t3 = process.hrtime.bigint();
+    const fb = await readTrace(path);
+    let inBatches = 0;
+    for await (const batch of fb.batches()) for (const r of batch) inBatches += r.tNs >= 0 ? 1 : 0;
+    const batchS = Number(process.hrtime.bigint() - t3) / 1e9;
+    if (inBatches !== n) throw new Error(`read back ${inBatches} of ${n} records in batches`);
+
     const rps = (s: number) => Math.round(n / s).toLocaleString("en-US");
     console.log(`trace: ${n} records (90% guest RefEvent frames), ${(size / 1e6).toFixed(1)} MB`);
     console.log(`  protobuf encode alone       ${rps(encodeS)} records/s (baseline)`);
     console.log(`  TraceWriter append+flush    ${rps(writeS)} records/s  ratio ${(writeS / encodeS).toFixed(2)}x baseline time, ${(size / writeS / 1e6).toFixed(0)} MB/s`);
     console.log(`  readTrace (async iterator)  ${rps(readS)} records/s`);
+    console.log(`  readTrace, in batches       ${rps(batchS)} records/s  ratio ${(batchS / readS).toFixed(2)}x the iterator's time (as check reads)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
