@@ -4,7 +4,8 @@
 
 import { TraceChecker, type CheckResult, type Deadlines, type ProfileName } from "./check/index.js";
 import { DEADLINE_PHASES, modelDeadlinesFromMs, type DeadlinePhase } from "./storm/index.js";
-import { readTrace, type TraceStatus } from "./trace/index.js";
+import type { plugstorm } from "./gen/plugstorm.js";
+import { readTrace, type TraceFile, type TraceStatus } from "./trace/index.js";
 
 export interface CheckTraceOptions {
   /** Default: the profile the trace header names, else "netbsd". */
@@ -34,19 +35,34 @@ export async function checkTrace(path: string, opts: CheckTraceOptions = {}): Pr
     // A header without readable deadlines: the model's defaults.
   }
   const checker = new TraceChecker({ profile, deadlines: { ...modelDeadlinesFromMs(ms), ...opts.deadlines } });
+  const { records, lastT, status } = await checkRecords(trace, checker);
+  return { ...checker.finish(lastT), profile, records, tail: status };
+}
+
+/**
+ * Pushes a trace file's records into a checker, a batch at a time, and judges
+ * each damaged region where it sits among them (a damaged trace is never
+ * clean); `each` sees every record after the checker has. Returns the
+ * records checked, the latest record time (for finish) and how the read ended.
+ */
+export async function checkRecords(
+  trace: TraceFile,
+  checker: TraceChecker,
+  each?: (r: plugstorm.trace.v1.Record) => void,
+): Promise<{ records: number; lastT: number; status: TraceStatus }> {
   let index = 0;
   let lastT = 0;
   let regions = 0;
   for await (const batch of trace.batches()) {
     const damaged = trace.damaged;
     for (const r of batch) {
-      // Damage is judged where it sits, as `plugstorm check` does: a damaged trace is never clean.
       for (; regions < damaged.length && damaged[regions]!.atRecord <= index; regions++) checker.damaged(damaged[regions]!, lastT);
       checker.push(r, index++);
+      each?.(r);
       lastT = Math.max(lastT, Number(r.tNs ?? 0));
     }
   }
   const status = trace.status!;
   for (; regions < status.damaged.length; regions++) checker.damaged(status.damaged[regions]!, lastT);
-  return { ...checker.finish(lastT), profile, records: index, tail: status };
+  return { records: index, lastT, status };
 }

@@ -4,7 +4,9 @@ import { TraceChecker, type CheckedVerdict } from "../check/index.js";
 import { formatFindings, formatRuleSummary, rulesByFirstOccurrence } from "../check/present.js";
 import { groupCascades, RULE_BY_ID } from "../model/index.js";
 import { TimelineCollector, writeReports } from "../report/index.js";
+import type { plugstorm } from "../gen/plugstorm.js";
 import { traceRunReport } from "./check-report.js";
+import { checkRecords } from "../check-trace.js";
 import { DEADLINE_PHASES, modelDeadlinesFromMs, type DeadlinePhase } from "../storm/index.js";
 import { damageNote, parseTraceTime, readTrace, traceCat, traceExport, whyUnreadable, type TraceFile } from "../trace/index.js";
 import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, parse, type Io } from "./args.js";
@@ -104,22 +106,11 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
   }
   const checker = new TraceChecker({ profile, deadlines: modelDeadlinesFromMs(ms) });
   const timeline = values.report !== undefined ? new TimelineCollector() : undefined;
-  let index = 0;
-  let lastT = 0;
-  let regions = 0;
-  for await (const batch of trace.batches()) {
-    const damaged = trace.damaged;
-    for (const r of batch) {
-      // Damage before this record is judged where it sits, so it keeps its place among the verdicts.
-      for (; regions < damaged.length && damaged[regions]!.atRecord <= index; regions++) checker.damaged(damaged[regions]!, lastT);
-      checker.push(r, index++);
-      // The trace's own verdict records are the run's; the report shows this check's.
-      if (!r.verdict) timeline?.push(r);
-      lastT = Math.max(lastT, Number(r.tNs ?? 0));
-    }
-  }
-  const status = trace.status!;
-  for (; regions < status.damaged.length; regions++) checker.damaged(status.damaged[regions]!, lastT);
+  const toTimeline = timeline && ((r: plugstorm.trace.v1.Record): void => {
+    // The trace's own verdict records are the run's; the report shows this check's.
+    if (!r.verdict) timeline.push(r);
+  });
+  const { records: index, lastT, status } = await checkRecords(trace, checker, toTimeline);
   const { verdicts: all, summary } = checker.finish(lastT);
   const verdicts = all as CheckedVerdict[];
   const failing = verdicts.filter((v) => v.severity !== "warning");
