@@ -124,8 +124,12 @@ export class TimelineCollector {
   private readonly clean = new CleanLaneQueue<LaneState>();
   private records = 0;
   private startNs = Number.POSITIVE_INFINITY;
-  /** guest_time_ns of the frame being handled. */
-  private guestNowNs = 0;
+  /**
+   * The frame being handled, for its guest_time_ns: read only by the events
+   * that open or close a guest span (about half of a storm's frames), as each
+   * read of a decoded frame's field is a megamorphic load.
+   */
+  private frameNow: plugstorm.telemetry.v1.Frame.$Properties | null = null;
   private endNs = 0;
 
   constructor(options: TimelineOptions = {}) {
@@ -420,7 +424,7 @@ export class TimelineCollector {
   // ----------------------------------------------------------- guest side
 
   private onFrame(t: number, f: plugstorm.telemetry.v1.Frame.$Properties): void {
-    this.guestNowNs = num(f.guestTimeNs);
+    this.frameNow = f;
     if (f.device) this.onDevice(t, f.device);
     else if (f.ref) this.onRef(t, f.ref);
     else if (f.ifnet) this.onIf(f.ifnet);
@@ -727,10 +731,17 @@ export class TimelineCollector {
     return this.evictedGroups.get(key) ?? "other";
   }
 
+  /** guest_time_ns of the frame being handled (0 when none). */
+  private guestNowNs(): number {
+    const f = this.frameNow;
+    return f === null ? 0 : num(f.guestTimeNs);
+  }
+
   private openSpan(lane: LaneState, side: "host" | "guest", key: number, span: Span): void {
     // Kept beside the open span by key, not in a WeakMap keyed by the span: WeakMap entries are slow to add and weigh on every GC.
     if (side === "guest") {
-      if (this.guestNowNs > 0) lane.openGuestNs.set(key, this.guestNowNs);
+      const guestNow = this.guestNowNs();
+      if (guestNow > 0) lane.openGuestNs.set(key, guestNow);
       else lane.openGuestNs.delete(key);
     }
     const previous = lane.open.get(key);
@@ -747,7 +758,8 @@ export class TimelineCollector {
     // Guest phases are timed on the guest's clock: an agent may send a phase's
     // frames together, so their arrival times say nothing about its length.
     const guestStart = lane.openGuestNs.get(key);
-    const took = guestStart !== undefined && this.guestNowNs >= guestStart ? this.guestNowNs - guestStart : t - span.startNs;
+    const guestNow = guestStart !== undefined ? this.guestNowNs() : 0;
+    const took = guestStart !== undefined && guestNow >= guestStart ? guestNow - guestStart : t - span.startNs;
     this.latency.add(driver, phase, took);
     return span;
   }

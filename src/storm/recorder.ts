@@ -5,6 +5,8 @@
 
 import type { plugstorm } from "../gen/plugstorm.js";
 import type { TimelineCollector } from "../report/index.js";
+// The walk alone (a leaf module), as the encoder and the timeline import it.
+import { pinRecordBody, unpinRecordBody } from "../trace/record-body.js";
 import type { LiveChecker, StormVerdict } from "./checking.js";
 import type { TraceOut } from "./trace-out.js";
 
@@ -56,22 +58,31 @@ export class Recorder {
   append(rec: IRecord): number {
     const index = this.records++;
     const trace = this.trace;
-    trace.append(rec);
-    // What is appended after the stop (the end marks, the checker's last verdicts) is small and bounded.
-    if (!this.isFull && trace.size >= this.maxTraceBytes) {
-      this.isFull = true;
-      this.hooks.full(this.maxTraceBytes);
-    }
-    // Called in place, not through a helper taking a closure: that was an allocation per record.
-    const live = this.live;
-    if (live) {
-      try {
-        live.record(rec, index);
-      } catch {
-        // As in header().
+    // The trace's encoder and the timeline both find the record's body by
+    // walking its keys: one walk serves both (the checker, which may append
+    // verdicts in turn, comes after the unpin).
+    const pin = Object.getPrototypeOf(rec) === Object.prototype;
+    if (pin) pinRecordBody(rec);
+    try {
+      trace.append(rec);
+      // What is appended after the stop (the end marks, the checker's last verdicts) is small and bounded.
+      if (!this.isFull && trace.size >= this.maxTraceBytes) {
+        this.isFull = true;
+        this.hooks.full(this.maxTraceBytes);
       }
+      // Called in place, not through a helper taking a closure: that was an allocation per record.
+      const live = this.live;
+      if (live) {
+        try {
+          live.record(rec, index);
+        } catch {
+          // As in header().
+        }
+      }
+      this.timeline?.push(rec);
+    } finally {
+      if (pin) unpinRecordBody();
     }
-    this.timeline?.push(rec);
     const verdicts = this.checker.push(rec, index);
     if (verdicts.length > 0) {
       const tNs = Number(rec.tNs ?? 0);

@@ -1,7 +1,7 @@
 // From a finished run to the RunReport src/report renders (text, JSON, JUnit,
 // HTML). The timeline is collected live from the same records the trace holds.
 
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPORT_FILES, renderHtml, renderJson, renderJunit, renderText, type RunReport, type Timeline } from "../report/index.js";
 import { ioErrorText } from "../trace/index.js";
@@ -44,7 +44,10 @@ export function buildRunReport(r: RunResult, startedAtMs: number, timeline: Time
  * reader never sees half a report). A file that cannot be written (disk full,
  * I/O error) leaves no temporary file behind and does not stop the others:
  * returns the paths written, the text summary (whether or not summary.txt
- * could be written) and each failure naming its file.
+ * could be written) and each failure naming its file. The files are written
+ * synchronously: at the end of a run nothing else waits on the loop, and
+ * each asynchronous write (a trip through libuv's thread pool and a promise)
+ * cost a storm more CPU than the writing itself.
  */
 export async function writeRunReports(outDir: string, report: RunReport): Promise<{ files: string[]; text: string; errors: Array<{ file: string; message: string }> }> {
   const paths = REPORT_FILES.map((n) => join(outDir, n));
@@ -53,7 +56,7 @@ export async function writeRunReports(outDir: string, report: RunReport): Promis
   const files: string[] = [];
   const errors: Array<{ file: string; message: string }> = [];
   try {
-    await mkdir(outDir, { recursive: true });
+    mkdirSync(outDir, { recursive: true });
   } catch (err) {
     return { files, text, errors: [{ file: outDir, message: `cannot create ${outDir}: ${ioErrorText(err)}` }] };
   }
@@ -61,11 +64,15 @@ export async function writeRunReports(outDir: string, report: RunReport): Promis
   for (const [i, path] of paths.entries()) {
     const tmp = `${path}.tmp-${process.pid}`;
     try {
-      await writeFile(tmp, render[i]!(), "utf8");
-      await rename(tmp, path);
+      writeFileSync(tmp, render[i]!(), "utf8");
+      renameSync(tmp, path);
       files.push(path);
     } catch (err) {
-      await rm(tmp, { force: true }).catch(() => undefined);
+      try {
+        rmSync(tmp, { force: true });
+      } catch {
+        // Left behind: the error below names the file that failed.
+      }
       errors.push({ file: path, message: `cannot write ${path}: ${ioErrorText(err)}` });
     }
   }
