@@ -23,6 +23,7 @@ import { StepSource } from "./schedule.js";
 import type { Step, StormInput, StormSpec } from "./spec.js";
 import { MAX_CYCLES, validateStorm } from "./validate.js";
 import { createMachine } from "./machines.js";
+import { SimMachine } from "../sim/index.js";
 import { LiveChecker, type StormVerdict } from "./checking.js";
 import { NO_TRACE_OUT, openTraceOut, type TraceOut } from "./trace-out.js";
 import { buildRunReport, writeRunReports } from "./reporting.js";
@@ -258,7 +259,8 @@ class StormRun {
     // setImmediate lets transfers QEMU wrote before the guest's detach-end frame
     // (same poll round) be counted first. (A machine without them needs no callback.)
     this.guest = new GuestState(machine.reportDeviceTransfers ? (nic) => setImmediate(() => machine.reportDeviceTransfers?.(nic)) : undefined);
-    const pacer = (this.pacer = new Pacer(this.machine.clock));
+    // The sim machine takes the run's stop as a light signal of our own (see StopSignal).
+    const pacer = (this.pacer = new Pacer(this.machine.clock, machine instanceof SimMachine));
     this.source = new StepSource(spec, this.seed);
     this.outDir = opts.out === null ? null : resolve(opts.out ?? defaultOutDir(this.seed));
     this.timeline = this.outDir && (opts.reports ?? true) ? new TimelineCollector() : null;

@@ -1,0 +1,74 @@
+// The pacer's stop signal: the sim machine gets a light one of its own
+// (StopSignal), every other machine an AbortController's. Both must end what
+// waits on them the same way: the machine's operations, the telemetry
+// channel's commands and any listener, with the stop's reason.
+import test from "ava";
+import { Pacer } from "../../src/storm/pacing.js";
+import { SimMachine } from "../../src/sim/index.js";
+
+const KINDS: Array<[string, boolean]> = [
+  ["an AbortController's signal", false],
+  ["the sim machine's light signal", true],
+];
+
+for (const [name, light] of KINDS) {
+  test(`${name}: listeners run once each, in order, after aborted and reason are set`, (t) => {
+    const m = new SimMachine({ seed: 1 });
+    const pacer = new Pacer(m.clock, light);
+    const s = pacer.signal;
+    t.is(pacer.signal, s, "one signal per pacer");
+    t.false(s.aborted);
+    t.notThrows(() => s.throwIfAborted());
+    const seen: string[] = [];
+    const removed = (): void => void seen.push("removed");
+    const obj = { handleEvent: () => void seen.push(`object ${String(s.aborted)} ${String(s.reason)}`) };
+    s.addEventListener("abort", () => seen.push(`fn ${String(s.aborted)} ${String(s.reason)}`), { once: true });
+    s.addEventListener("abort", obj, { once: true });
+    s.addEventListener("abort", obj, { once: true }); // the same listener again: once
+    s.addEventListener("abort", removed, { once: true });
+    s.removeEventListener("abort", removed);
+    // A listener that takes a later one away before its turn.
+    const later = (): void => void seen.push("later");
+    s.addEventListener("abort", () => (seen.push("remover"), s.removeEventListener("abort", later)), { once: true });
+    s.addEventListener("abort", later, { once: true });
+    pacer.stop("why");
+    pacer.stop("again");
+    t.deepEqual(seen, ["fn true why", "object true why", "remover"]);
+    t.true(s.aborted);
+    t.is(s.reason, "why");
+    let thrown: unknown;
+    try {
+      s.throwIfAborted();
+    } catch (e) {
+      thrown = e;
+    }
+    t.is(thrown, "why");
+    // A listener added once aborted is never called (the abort event has passed).
+    s.addEventListener("abort", () => seen.push("late"));
+    t.is(seen.length, 3);
+  });
+
+  test(`${name}: a signal first asked for after the stop is aborted with its reason`, (t) => {
+    const m = new SimMachine({ seed: 1 });
+    const pacer = new Pacer(m.clock, light);
+    pacer.stop("stopped");
+    t.true(pacer.signal.aborted);
+    t.is(pacer.signal.reason, "stopped");
+  });
+
+  test(`${name}: the sim machine's plug under way ends with the stop's reason, and the machine goes on`, async (t) => {
+    const m = new SimMachine({ seed: 1 });
+    await m.start();
+    const pacer = new Pacer(m.clock, light);
+    const reason = new Error("the run stopped");
+    const adding = m.addNic({ kind: "usb-net", id: "a" }, { signal: pacer.signal });
+    pacer.stop(reason);
+    await t.throwsAsync(adding, { is: reason });
+    // Asked again with the stopped signal: refused at once, with the same reason.
+    await t.throwsAsync(m.addNic({ kind: "usb-net", id: "b" }, { signal: pacer.signal }), { is: reason });
+    // The machine itself is not stopped: a plug with no signal goes through.
+    const r = await m.addNic({ kind: "usb-net", id: "c" });
+    t.is(r.outcome, "done");
+    await m.stop();
+  });
+}
