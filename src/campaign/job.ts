@@ -6,7 +6,7 @@
 import { mkdir, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { runStorm, stormToYaml, validateStorm, type StormSpec, type StormVerdict } from "../storm/index.js";
+import { runStorm, stormToYaml, validateStorm, withYamlHeader, type StormSpec, type StormVerdict } from "../storm/index.js";
 import { TraceContext, signatureOf, type Signature } from "./signature.js";
 import type { CampaignJob } from "./spec.js";
 
@@ -94,8 +94,7 @@ function prepare(job: CampaignJob): PreparedStorm {
 
 /** The job's storm.yaml: stormToYaml(job.input, header) with the job's header, from the body made once. */
 export function jobStormYaml(job: CampaignJob, body: string): string {
-  const header = `campaign job ${job.id} (seed ${job.seed})`;
-  return header.split("\n").map((l) => `# ${l}`.trimEnd()).join("\n") + "\n" + body;
+  return withYamlHeader(`campaign job ${job.id} (seed ${job.seed})`, body);
 }
 
 export async function runJob(job: CampaignJob, tracesDir: string, signal?: AbortSignal): Promise<JobResult> {

@@ -24,7 +24,7 @@ export {
 } from "./runner.js";
 export { modelDeadlines, modelDeadlinesFromMs, toStormVerdict, type StormVerdict } from "./checking.js";
 export { shrinkStorm, normalizeSteps, searchSmallest, ShrinkError, type ShrinkOptions, type ShrinkResult } from "./shrink.js";
-export { specToInput, stormToYaml, stepToInput } from "./write.js";
+export { specToInput, stormToYaml, stepToInput, withYamlHeader } from "./write.js";
 export { DEFAULT_STORM } from "./default.js";
 export { qemuProfileFor, createMachine, repoRoot, MachineSetupError } from "./machines.js";
 export { startVm, type VmFixture, type VmFixtureOptions } from "./fixture.js";

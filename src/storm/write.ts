@@ -150,5 +150,10 @@ export function stormToYaml(input: StormInput, header?: string): string {
   const faults = doc.getIn(["faults"], true);
   if (isSeq(faults)) for (const item of faults.items) if (isMap(item)) item.flow = true;
   const body = doc.toString({ lineWidth: 0 });
-  return header ? header.split("\n").map((l) => `# ${l}`.trimEnd()).join("\n") + "\n" + body : body;
+  return header ? withYamlHeader(header, body) : body;
+}
+
+/** A YAML text behind a header: each line of the header as a comment. */
+export function withYamlHeader(header: string, yaml: string): string {
+  return header.split("\n").map((l) => `# ${l}`.trimEnd()).join("\n") + "\n" + yaml;
 }
