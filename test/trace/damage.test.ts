@@ -224,11 +224,15 @@ test("a damaged region that runs to the end of the file after a corrupt entry is
   t.like(p.status, { tail: "corrupt", offset: s, bytesLeft: bytes.length - s });
 });
 
+/** n mark records, each telling its number: enough of them span several of the file reader's chunks. */
+function marks(n: number): plugstorm.trace.v1.IRecord[] {
+  return Array.from({ length: n }, (_, i) => ({ tNs: 1000 + i, mark: { name: "m", detail: `record ${i}` } }));
+}
+
 test("the file reader agrees with the in-memory reader on damage across its read chunks", async (t) => {
   const dir = tmp(t);
   const path = join(dir, "big.pstrace");
-  const recs: plugstorm.trace.v1.IRecord[] = [];
-  for (let i = 0; i < 40000; i++) recs.push({ tNs: 1000 + i, mark: { name: "m", detail: `record ${i}` } });
+  const recs = marks(40000);
   const { bytes, entries } = writeTrace(path, recs);
   t.true(bytes.length > 3 * 256 * 1024, "several read chunks");
   const bad = Buffer.from(bytes);
@@ -248,8 +252,7 @@ test("the file reader agrees with the in-memory reader on damage across its read
 test("batches hold the same records as one by one, in batches of at most the size asked, each batch's damage listed when it comes", async (t) => {
   const dir = tmp(t);
   const path = join(dir, "batches.pstrace");
-  const recs: plugstorm.trace.v1.IRecord[] = [];
-  for (let i = 0; i < 30000; i++) recs.push({ tNs: 1000 + i, mark: { name: "m", detail: `record ${i}` } });
+  const recs = marks(30000);
   const { bytes, entries } = writeTrace(path, recs);
   const bad = Buffer.from(bytes);
   for (const i of [5, 777, 12000, 29999]) bad[entries[i]![0] + 2]! ^= 0x10;
