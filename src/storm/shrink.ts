@@ -61,9 +61,31 @@ export function normalizeSteps(steps: readonly Step[]): Step[] {
   return out;
 }
 
+/**
+ * Each step's JSON, made once per step object: candidates share most of their
+ * step objects with the list they came from, and the search compares and
+ * keys the same steps over and over. (Steps are never changed once made.)
+ */
+const stepJson = new WeakMap<Step, string>();
+function jsonOf(s: Step): string {
+  let j = stepJson.get(s);
+  if (j === undefined) {
+    j = JSON.stringify(s);
+    stepJson.set(s, j);
+  }
+  return j;
+}
+
+/** A step list's key: its steps' JSON in order, so lists alike as JSON have the same key (no step's JSON holds a raw newline). */
+function keyOf(steps: readonly Step[]): string {
+  let k = "";
+  for (const s of steps) k += jsonOf(s) + "\n";
+  return k;
+}
+
 function same(a: readonly Step[], b: readonly Step[]): boolean {
-  // Candidates share most of their step objects with the list they came from: the same object needs no JSON.
-  return a.length === b.length && a.every((s, i) => s === b[i] || JSON.stringify(s) === JSON.stringify(b[i]));
+  // The same object needs no JSON.
+  return a.length === b.length && a.every((s, i) => s === b[i] || jsonOf(s) === jsonOf(b[i]!));
 }
 
 /** Smaller or simpler step lists than `steps`, biggest cuts first. */
@@ -225,14 +247,14 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   // on the sim machine is a function of its steps and seed, so a candidate met
   // before is judged by its first run: it counts as a run (the budget and the
   // report count candidates judged, as before) but is not run again (no onRun).
-  // Kept per candidate (by its JSON, a string V8 hashes natively): whether it
-  // broke the rule. No run's result is kept: only the minimal storm's is
+  // Kept per candidate (by its steps' JSON, keyOf, a string V8 hashes
+  // natively): whether it broke the rule. No run's result is kept: only the minimal storm's is
   // returned, and it is made by running that storm once more at the end.
   const judged = new Map<string, boolean>();
   const fails = async (steps: Step[]): Promise<boolean> => {
     if (runs >= maxRuns || opts.signal?.aborted) return false;
     runs++;
-    const key = JSON.stringify(steps);
+    const key = keyOf(steps);
     let hit = judged.get(key);
     if (hit === undefined) {
       const candidate = explicitSpec(spec, steps, seed);
