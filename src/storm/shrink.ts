@@ -285,13 +285,21 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   ].join("\n");
   const input = specToInput({ ...minimal, name: `${spec.name}-shrunk` }, best);
   const yaml = stormToYaml(input, header);
+  let validated: StormSpec | undefined;
   return {
     rule,
     seed,
     originalSteps: original.length,
     steps: best,
-    // The input the YAML was written from, validated as parseStorm would the YAML (the writer's tests keep the two alike) without reading the YAML back.
-    spec: validateStorm(input),
+    // The input the YAML was written from, validated as parseStorm would the
+    // YAML (the writer's tests keep the two alike) without reading the YAML
+    // back. Validated when first read: no caller in plugstorm reads it (the
+    // CLI and campaigns write the YAML), and validation was a few % of a short
+    // shrink. An own enumerable getter, so a spread or structured clone of
+    // the result still carries it.
+    get spec(): StormSpec {
+      return (validated ??= validateStorm(input));
+    },
     yaml,
     runs,
     final,

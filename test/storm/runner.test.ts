@@ -108,6 +108,10 @@ test("the shrinker finds a smaller explicit storm that breaks the same rule", as
   t.regex(s.yaml, /steps:/);
   // The spec is validated from the input the YAML was written from: it is the YAML's storm.
   t.deepEqual(s.spec, parseStorm(s.yaml, "<shrunk storm>"));
+  // It is validated once, when first read, and a copy of the result carries it (and its JSON does).
+  t.is(s.spec, s.spec);
+  t.is({ ...s }.spec, s.spec);
+  t.deepEqual(JSON.parse(JSON.stringify({ ...s, final: null })).spec, JSON.parse(JSON.stringify(s.spec)));
   // The result's summary is made when first read, and is there to read.
   t.truthy((again.summary as { rules?: unknown[] } | null)?.rules?.length);
   t.deepEqual(JSON.parse(JSON.stringify(again)).summary, JSON.parse(JSON.stringify(again.summary)));
