@@ -194,12 +194,14 @@ function guestOther(out: Adapted, t: number, index: number): ModelEvent {
   return { type: "guest-other", t, index };
 }
 
-/** recordToEvent, leaving the event's type and time in `out` too (unchanged when it returns null). */
+/** recordToEvent, leaving the event's type and time in `out` too (what out holds after a null means nothing). */
 export function adaptRecord(r: IRecord, index: number, out: Adapted): ModelEvent | null {
-  const t = r.tNs ?? 0;
-  out.t = t;
+  // The time is read in each kind's branch: there each read sees records of
+  // that kind only (a shape or two), where one read before the branches would
+  // see records of every kind (a megamorphic load).
   const g = r.guest;
   if (g) {
+    const t = (out.t = r.tNs ?? 0);
     const d = g.device;
     if (d) {
       const kind = at(DEVICE_PHASE, d.kind, null);
@@ -330,6 +332,7 @@ export function adaptRecord(r: IRecord, index: number, out: Adapted): ModelEvent
   }
   const a = r.action;
   if (a) {
+    const t = (out.t = r.tNs ?? 0);
     const kind = a.kind ?? 0;
     // The common add (no port, no fault): one literal, without the spreads' copies and shapes.
     if (kind === 1) out.type = "host-add";
@@ -357,6 +360,7 @@ export function adaptRecord(r: IRecord, index: number, out: Adapted): ModelEvent
   }
   const res = r.result;
   if (res) {
+    const t = (out.t = r.tNs ?? 0);
     out.type = "host-result";
     return {
       type: "host-result",
@@ -370,6 +374,7 @@ export function adaptRecord(r: IRecord, index: number, out: Adapted): ModelEvent
   }
   const q = r.qmpEvent;
   if (q) {
+    const t = (out.t = r.tNs ?? 0);
     if (q.event !== "DEVICE_DELETED") return null;
     const nicId = deviceDeletedId(q.data ?? "");
     if (!nicId) return null;
@@ -378,6 +383,7 @@ export function adaptRecord(r: IRecord, index: number, out: Adapted): ModelEvent
   }
   const ch = r.channel;
   if (ch) {
+    const t = (out.t = r.tNs ?? 0);
     const kind = at(CHANNEL, ch.kind, null);
     if (kind === null) return null;
     const expected = ch.expectedSeq ?? 0;
@@ -395,6 +401,7 @@ export function adaptRecord(r: IRecord, index: number, out: Adapted): ModelEvent
   }
   const m = r.machine;
   if (m) {
+    const t = (out.t = r.tNs ?? 0);
     const kind = at(MACHINE, m.kind, null);
     if (kind === null) return null;
     out.type = "machine";
@@ -402,6 +409,7 @@ export function adaptRecord(r: IRecord, index: number, out: Adapted): ModelEvent
   }
   const ds = r.device;
   if (ds && ds.kind === DeviceSideKind.TRANSFERS) {
+    const t = (out.t = r.tNs ?? 0);
     out.type = "device-side";
     return { type: "device-side", t, index, nicId: ds.nicId ?? "", bulkIn: Number(ds.bulkIn ?? 0), bulkOut: Number(ds.bulkOut ?? 0), interrupt: Number(ds.interrupt ?? 0) };
   }
