@@ -175,13 +175,38 @@ function deviceDeletedId(data: string): string {
 
 /** Maps one trace record to the model event it stands for, or null. */
 export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
-  const t = r.tNs ?? 0;
+  return adaptRecord(r, index, SCRATCH);
+}
+
+/**
+ * The type and time of the event adaptRecord made last. Its caller routes by
+ * them: read from the event, of a dozen shapes, each is a megamorphic load.
+ */
+export interface Adapted {
+  type: ModelEvent["type"];
+  t: number;
+}
+
+const SCRATCH: Adapted = { type: "guest-other", t: 0 };
+
+function guestOther(out: Adapted, t: number, index: number): ModelEvent {
+  out.type = "guest-other";
+  return { type: "guest-other", t, index };
+}
+
+/** recordToEvent, leaving the event's type and time in `out` too (what out holds after a null means nothing). */
+export function adaptRecord(r: IRecord, index: number, out: Adapted): ModelEvent | null {
+  // The time is read in each kind's branch: there each read sees records of
+  // that kind only (a shape or two), where one read before the branches would
+  // see records of every kind (a megamorphic load).
   const g = r.guest;
   if (g) {
+    const t = (out.t = r.tNs ?? 0);
     const d = g.device;
     if (d) {
       const kind = at(DEVICE_PHASE, d.kind, null);
-      if (kind === null) return { type: "guest-other", t, index };
+      if (kind === null) return guestOther(out, t, index);
+      out.type = "device";
       return {
         type: "device",
         t,
@@ -208,7 +233,8 @@ export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
     const ref = g.ref;
     if (ref) {
       const kind = at(REF, ref.kind, null);
-      if (kind === null) return { type: "guest-other", t, index };
+      if (kind === null) return guestOther(out, t, index);
+      out.type = "ref";
       return {
         type: "ref",
         t,
@@ -226,7 +252,8 @@ export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
     const ifn = g.ifnet;
     if (ifn) {
       const kind = at(IF_PHASE, ifn.kind, null);
-      if (kind === null) return { type: "guest-other", t, index };
+      if (kind === null) return guestOther(out, t, index);
+      out.type = "ifnet";
       return {
         type: "ifnet",
         t,
@@ -241,7 +268,8 @@ export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
     const vn = g.vnode;
     if (vn) {
       const kind = at(VNODE, vn.kind, null);
-      if (kind === null) return { type: "guest-other", t, index };
+      if (kind === null) return guestOther(out, t, index);
+      out.type = "vnode";
       return {
         type: "vnode",
         t,
@@ -259,7 +287,8 @@ export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
     const mod = g.module;
     if (mod) {
       const kind = at(MODULE, mod.kind, null);
-      if (kind === null) return { type: "guest-other", t, index };
+      if (kind === null) return guestOther(out, t, index);
+      out.type = "module";
       return {
         type: "module",
         t,
@@ -279,12 +308,17 @@ export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
         const name = at(CAPABILITY, c, null);
         if (name !== null && !caps.includes(name)) caps.push(name);
       }
+      out.type = "hello";
       return { type: "hello", t, index, os: at(GUEST_OS, hello.os, "unknown"), capabilities: caps, agentVersion: hello.agentVersion ?? "" };
     }
     const p = g.panic;
-    if (p) return { type: "panic", t, index, message: p.message ?? "", device: p.device ?? "" };
+    if (p) {
+      out.type = "panic";
+      return { type: "panic", t, index, message: p.message ?? "", device: p.device ?? "" };
+    }
     const hb = g.heartbeat;
-    if (hb)
+    if (hb) {
+      out.type = "heartbeat";
       return {
         type: "heartbeat",
         t,
@@ -293,12 +327,15 @@ export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
         framesDropped: hb.framesDropped ?? 0,
         eventsLost: hb.eventsLost ?? 0,
       };
-    return { type: "guest-other", t, index };
+    }
+    return guestOther(out, t, index);
   }
   const a = r.action;
   if (a) {
+    const t = (out.t = r.tNs ?? 0);
     const kind = a.kind ?? 0;
     // The common add (no port, no fault): one literal, without the spreads' copies and shapes.
+    if (kind === 1) out.type = "host-add";
     if (kind === 1 && !a.port && !a.args)
       return { type: "host-add", t, index, actionId: a.id ?? 0, nicId: a.nicId ?? "", nicKind: a.nicKind ?? "", bus: at(NIC_BUS, a.bus, "unknown"), mac: a.mac ?? "" };
     if (kind === 1)
@@ -314,11 +351,17 @@ export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
         mac: a.mac ?? "",
         ...plugFaultOf(a.args),
       };
-    if (kind === 2) return { type: "host-remove", t, index, actionId: a.id ?? 0, nicId: a.nicId ?? "" };
+    if (kind === 2) {
+      out.type = "host-remove";
+      return { type: "host-remove", t, index, actionId: a.id ?? 0, nicId: a.nicId ?? "" };
+    }
+    out.type = "host-action";
     return { type: "host-action", t, index, actionId: a.id ?? 0, action: at(ACTION_KIND, kind, "unspecified"), nicId: a.nicId ?? "" };
   }
   const res = r.result;
-  if (res)
+  if (res) {
+    const t = (out.t = r.tNs ?? 0);
+    out.type = "host-result";
     return {
       type: "host-result",
       t,
@@ -328,18 +371,24 @@ export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
       outcome: at(OUTCOME, res.outcome, "unknown"),
       message: res.message ?? "",
     };
+  }
   const q = r.qmpEvent;
   if (q) {
+    const t = (out.t = r.tNs ?? 0);
     if (q.event !== "DEVICE_DELETED") return null;
     const nicId = deviceDeletedId(q.data ?? "");
-    return nicId ? { type: "qmp-device-deleted", t, index, nicId } : null;
+    if (!nicId) return null;
+    out.type = "qmp-device-deleted";
+    return { type: "qmp-device-deleted", t, index, nicId };
   }
   const ch = r.channel;
   if (ch) {
+    const t = (out.t = r.tNs ?? 0);
     const kind = at(CHANNEL, ch.kind, null);
     if (kind === null) return null;
     const expected = ch.expectedSeq ?? 0;
     const got = ch.gotSeq ?? 0;
+    out.type = "channel";
     return {
       type: "channel",
       t,
@@ -352,12 +401,16 @@ export function recordToEvent(r: IRecord, index: number): ModelEvent | null {
   }
   const m = r.machine;
   if (m) {
+    const t = (out.t = r.tNs ?? 0);
     const kind = at(MACHINE, m.kind, null);
     if (kind === null) return null;
+    out.type = "machine";
     return { type: "machine", t, index, kind, exitCode: m.exitCode ?? 0, signal: m.signal ?? "", text: m.text ?? "" };
   }
   const ds = r.device;
   if (ds && ds.kind === DeviceSideKind.TRANSFERS) {
+    const t = (out.t = r.tNs ?? 0);
+    out.type = "device-side";
     return { type: "device-side", t, index, nicId: ds.nicId ?? "", bulkIn: Number(ds.bulkIn ?? 0), bulkOut: Number(ds.bulkOut ?? 0), interrupt: Number(ds.interrupt ?? 0) };
   }
   // qmp commands/replies, guest commands, clock samples, marks and recorded verdicts

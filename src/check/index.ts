@@ -4,7 +4,7 @@
 
 import { plugstorm } from "../gen/plugstorm.js";
 import { CascadeTracker, Checker, RULE_BY_ID, formatNs, ruleById, type CauseRef, type CheckResult, type Deadlines, type DeviceEvent, type HostAddEvent, type MachineEvent, type ProfileName, type RuleReport, type Summary, type Verdict } from "../model/index.js";
-import { recordToEvent } from "./adapter.js";
+import { adaptRecord, type Adapted } from "./adapter.js";
 import { ConsolePanicWatch } from "./console.js";
 
 const MachKind = plugstorm.trace.v1.MachineEvent.Kind;
@@ -110,7 +110,8 @@ export class TraceChecker {
 
   /** Checks one record (index = its 0-based position in the trace); returns the verdicts it caused. */
   push(record: plugstorm.trace.v1.IRecord, index: number): Verdict[] {
-    const e = recordToEvent(record, index);
+    const adapted = this.adapted;
+    const e = adaptRecord(record, index, adapted);
     if (e === null) {
       // Console output maps to no event: the panic watch reads it here.
       const m = record.machine;
@@ -119,14 +120,17 @@ export class TraceChecker {
       if (panic === null) return NONE as Verdict[];
       return this.checker.push({ type: "panic", t: record.tNs ?? 0, index, message: panic, device: "" }) as Verdict[];
     }
-    const type = e.type;
-    if (type === "machine") this.machine(e);
-    const out = this.checker.push(e) as Verdict[];
-    // The fields are read in helpers of one event type each: read here, on events of every type, each read would be a slow megamorphic one.
-    if (type === "device") this.deviceActivity(e, index);
-    else if (type === "host-add") this.hostAdd(e);
+    // The type and time from the adapter, and the fields in helpers of one event type each: read from events of every type, each would be a slow megamorphic load.
+    const type = adapted.type;
+    if (type === "machine") this.machine(e as MachineEvent);
+    const out = this.checker.pushTyped(e, type, adapted.t) as Verdict[];
+    if (type === "device") this.deviceActivity(e as DeviceEvent, index);
+    else if (type === "host-add") this.hostAdd(e as HostAddEvent);
     return out;
   }
+
+  /** Where the adapter leaves each event's type and time. */
+  private readonly adapted: Adapted = { type: "guest-other", t: 0 };
 
   private machine(e: MachineEvent): void {
     if (e.kind === "started") this.console.reset();

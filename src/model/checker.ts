@@ -9,7 +9,7 @@
 import type { DeviceState } from "./automata.js";
 import { Core, type CheckerOptions } from "./core.js";
 import type { Deadlines } from "./deadlines.js";
-import { isGuestType, type DeviceEvent, type ModelEvent, type VnodeEvent } from "./events.js";
+import { isGuestType, type DeviceEvent, type DeviceSideEvent, type HostAddEvent, type HostRemoveEvent, type IfEvent, type ModelEvent, type RefEvent, type VnodeEvent } from "./events.js";
 import type { ProfileName } from "./rules.js";
 import { ChannelMonitor } from "./rules/channel.js";
 import { CorrespondenceMonitor } from "./rules/correspondence.js";
@@ -26,6 +26,9 @@ import type { Timer } from "./timers.js";
 import type { CheckResult, Verdict } from "./verdict.js";
 
 export type { CheckerOptions };
+
+/** The event of one type (pushTyped's cases: the type comes apart from the event, so it does not narrow e). */
+type Ev<T extends ModelEvent["type"]> = Extract<ModelEvent, { type: T }>;
 
 const EMPTY: readonly Verdict[] = Object.freeze([]) as readonly Verdict[];
 
@@ -91,12 +94,19 @@ export class Checker {
 
   /** Feeds one event; returns the verdicts it (and deadlines passed before it) produced. */
   push(e: ModelEvent): readonly Verdict[] {
+    // Events of every type pass here: each field read is a slow megamorphic one, so each is read once.
+    return this.pushTyped(e, e.type, e.t);
+  }
+
+  /**
+   * push(e) with e's type and time given: a caller that made the event knows
+   * them (src/check's adapter), and reading them from events of a dozen
+   * shapes costs a megamorphic load each. type and et must be e's own.
+   */
+  pushTyped(e: ModelEvent, type: ModelEvent["type"], et: number): readonly Verdict[] {
     if (this.finished) throw new Error("Checker.push after finish()");
     const c = this.c;
     c.batch = null;
-    // Events of every type pass here: each field read is a slow megamorphic one, so each is read once.
-    const type = e.type;
-    const et = e.t;
     const t = et > c.now ? et : c.now;
     c.now = t;
     this.fireDue(t);
@@ -105,59 +115,61 @@ export class Checker {
     // Cases in the order of how often a storm reports them (a string switch compares in turn).
     switch (type) {
       case "device":
-        this.onDevice(e);
-        this.deviceSide.onGuestDevice(e);
+        this.onDevice(e as DeviceEvent);
+        this.deviceSide.onGuestDevice(e as DeviceEvent);
         break;
       case "ifnet":
-        this.iface.onIf(e);
+        this.iface.onIf(e as IfEvent);
         break;
       case "ref":
-        this.refs.onRef(e);
+        this.refs.onRef(e as RefEvent);
         break;
       case "host-result":
-        this.host.onHostResult(e);
+        this.host.onHostResult(e as Ev<"host-result">);
         break;
       case "host-add":
-        this.correspondence.onHostAdd(e);
-        this.channel.onHostAdd(e);
+        this.correspondence.onHostAdd(e as HostAddEvent);
+        this.channel.onHostAdd(e as HostAddEvent);
         break;
       case "host-remove":
-        this.correspondence.onHostRemove(e);
+        this.correspondence.onHostRemove(e as HostRemoveEvent);
         break;
       case "qmp-device-deleted":
-        this.host.onDeviceDeleted(e);
+        this.host.onDeviceDeleted(e as Ev<"qmp-device-deleted">);
         break;
       case "heartbeat":
-        this.channel.onHeartbeat(e);
+        this.channel.onHeartbeat(e as Ev<"heartbeat">);
         break;
       case "device-side":
-        this.deviceSide.onTransfers(e);
+        this.deviceSide.onTransfers(e as DeviceSideEvent);
         break;
       case "vnode":
-        this.onVnode(e);
+        this.onVnode(e as VnodeEvent);
         break;
       case "module":
-        this.modules.on(e);
+        this.modules.on(e as Ev<"module">);
         break;
-      case "host-action":
-        c.trackAction(e.actionId, { action: e.action, nic: c.nics.get(e.nicId) ?? null, nicId: e.nicId, event: e });
+      case "host-action": {
+        const a = e as Ev<"host-action">;
+        c.trackAction(a.actionId, { action: a.action, nic: c.nics.get(a.nicId) ?? null, nicId: a.nicId, event: a });
         break;
+      }
       case "hello":
-        c.setCapabilities(e.capabilities);
+        c.setCapabilities((e as Ev<"hello">).capabilities);
         this.channel.onHello();
-        this.host.onHello(e);
+        this.host.onHello(e as Ev<"hello">);
         break;
       case "panic":
-        this.detach.panic(e);
+        this.detach.panic(e as Ev<"panic">);
         break;
       case "guest-other":
         break;
       case "channel":
-        this.channel.onChannel(e);
+        this.channel.onChannel(e as Ev<"channel">);
         break;
       case "machine":
-        this.host.onMachine(e);
-        this.channel.onMachine(e);
+        this.host.onMachine(e as Ev<"machine">);
+        this.channel.onMachine(e as Ev<"machine">);
         break;
     }
     const out = c.batch;

@@ -12,11 +12,47 @@ const BUCKETS = 64 * PER_OCTAVE;
 /** Samples kept as a list before the buckets are made. */
 const FEW = 32;
 
-function bucketOf(ns: number): number {
+/** A sample's bucket: what logBucket says, for integers below FAST_BELOW from the edges in LOW (Math.log2 is a call into C++). */
+export function bucketOf(ns: number): number {
   const v = ns < 1 ? 1 : ns;
+  if (!(v < FAST_BELOW) || !Number.isInteger(v)) return logBucket(v);
+  // floor(log2 v), then the edges of that octave's buckets.
+  const hi = Math.floor(v / 4294967296);
+  let b = PER_OCTAVE * (hi > 0 ? 63 - Math.clz32(hi) : 31 - Math.clz32(v));
+  while (b > 0 && v < LOW[b]!) b--;
+  while (b < LAST_FAST && v >= LOW[b + 1]!) b++;
+  return b;
+}
+
+/** The definition: bucket floor(log2(ns) * PER_OCTAVE), the last one for anything beyond. */
+export function logBucket(v: number): number {
   const b = Math.floor(Math.log2(v) * PER_OCTAVE);
   return b >= BUCKETS ? BUCKETS - 1 : b;
 }
+
+/**
+ * Integers below this take the edges: up to 2^40, Math.log2's error (an ulp)
+ * moves the bucket of no integer but one beside an edge, and the edges are
+ * found with logBucket itself, so both give the same bucket.
+ */
+const FAST_BELOW = 2 ** 40;
+const LAST_FAST = logBucket(FAST_BELOW - 1);
+
+/** LOW[b]: the least integer logBucket puts in bucket b or above (b up to LAST_FAST). */
+const LOW: readonly number[] = (() => {
+  const low = [1];
+  for (let b = 1; b <= LAST_FAST; b++) {
+    let lo = low[b - 1]!;
+    let hi = FAST_BELOW - 1;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (logBucket(mid) >= b) hi = mid;
+      else lo = mid + 1;
+    }
+    low.push(lo);
+  }
+  return low;
+})();
 
 function upperEdge(b: number): number {
   return Math.pow(2, (b + 1) / PER_OCTAVE);
