@@ -113,6 +113,24 @@ test("a countAfter of -1 (unknown) and 64-bit times decode exactly", (t) => {
   t.deepEqual(got, v1.Frame.decode(bytes));
 });
 
+test("a field's string repeated, changed by a byte, shortened, emptied or made non-ASCII decodes as protobufjs decodes it", (t) => {
+  // The decoder first compares a field's bytes with the string that field had last time.
+  const names = ["cdce0", "cdce0", "cdce1", "ddce1", "cdce", "", "cdce0", "cdcé", "cdce0", "axe0\u007f", "axe0\u007f"];
+  let seq = 0;
+  for (const name of names) {
+    for (const f of [
+      { seq: ++seq, device: { kind: 1, name, driver: name, mac: name, serial: name } },
+      { seq: ++seq, ref: { kind: 1, object: name, holder: name, device: name } },
+      { seq: ++seq, ifnet: { kind: 1, ifname: name, device: name } },
+    ]) {
+      const bytes = v1.Frame.encode(f).finish();
+      const got = decodeFrame(bytes);
+      t.deepEqual(got, v1.Frame.decode(bytes), JSON.stringify(f));
+      t.deepEqual(Object.keys(got.device ?? got.ref ?? got.ifnet!), Object.keys(v1.Frame.decode(bytes).device ?? v1.Frame.decode(bytes).ref ?? v1.Frame.decode(bytes).ifnet!));
+    }
+  }
+});
+
 test("a non-ASCII string and a truncated body fall back to protobufjs", (t) => {
   const utf = v1.Frame.encode({ seq: 1, device: { name: "cdcé0" } }).finish();
   t.is(decodeFramePlain(utf, utf.length), undefined);
