@@ -475,7 +475,8 @@ function clip(s: string, n: number): string {
   return s.length > n ? s.slice(0, n - 1) + "…" : s;
 }
 
-function f(v: number): string {
+/** An SVG coordinate to a tenth, as (Math.round(v * 10) / 10).toString() writes it. */
+export function f(v: number): string {
   const r = Math.round(v * 10);
   // A coordinate's tenths as integers: an integer prints fast, a fraction
   // through the shortest-double printer (~8% of a report's HTML), which for

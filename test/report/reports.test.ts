@@ -6,6 +6,8 @@ import { renderHtml, renderJunit, renderText, writeReports, type RunReport } fro
 import { formatNs } from "../../src/report/index.js";
 import { NASTY, RULES, syntheticReport } from "./fixture.js";
 import { findAll, parseXml } from "./xml.js";
+import fc from "fast-check";
+import { f as svgCoordinate } from "../../src/report/html.js";
 
 async function written(t: import("ava").ExecutionContext, report: RunReport = syntheticReport()) {
   const dir = await mkdtemp(join(tmpdir(), "plugstorm-report-"));
@@ -234,4 +236,13 @@ test("what the guest agent cannot observe is said in the summary and report.html
   t.regex(html, /<div class="wide"><dt>Not observed<\/dt><dd[^>]*>DETACH_PHASES \(fbt::config_detach:entry missing\); \/dev\/drvctl/);
   // The machine too takes a whole row, wrapped, not an ellipsis.
   t.regex(html, /<div class="wide"><dt>Machine<\/dt><dd[^>]*>q35-xhci<\/dd>/);
+});
+
+test("SVG coordinates are written to a tenth exactly as the shortest-double printer writes them", (t) => {
+  const old = (v: number) => (Math.round(v * 10) / 10).toString();
+  for (const v of [0, -0, 0.04, -0.04, -0.05, 0.05, -0.15, 1.25, -1.25, 99_999_999.95, -99_999_999.95, 1e9, 1e15, NaN, Infinity, -Infinity, 1216.04]) t.is(svgCoordinate(v), old(v), String(v));
+  fc.assert(
+    fc.property(fc.double({ min: -1e10, max: 1e10, noNaN: true }), (v) => svgCoordinate(v) === old(v)),
+    { numRuns: 20000, seed: 20261204 },
+  );
 });
