@@ -7,7 +7,7 @@ import type { Duplex } from "node:stream";
 import type { WebSocket } from "ws";
 import { LiveModel, type ModelLimits } from "./page/model.js";
 import { newDeltaState, stringifyWithDeltas, type DeltaState } from "./delta.js";
-import { OPCODE_BINARY, dataFrame, deflatedTextFrame, textFrame } from "./frames.js";
+import { OPCODE_BINARY, OPCODE_TEXT, dataFrame, deflatedTextFrame, textFrame } from "./frames.js";
 import {
   CloseCode,
   FEED_PROTOCOL,
@@ -129,13 +129,15 @@ interface PendingBatch {
   /**
    * For batched subscribers (batch=1): the batch's elements (PROTOCOL.md: a
    * record as itself, anything else as its message), made text a chunk of
-   * BATCH_CHUNK at a time as they come: the batch holds text, not thousands
-   * of objects for its whole window, and its size is known as it grows.
+   * BATCH_CHUNK at a time as they come and kept as that text's UTF-8 without
+   * its brackets: the batch holds bytes outside V8's heap, not thousands of
+   * objects or a window's worth of strings that outlive young-generation
+   * collections, and its size is known as it grows.
    */
-  chunks: string[];
+  chunks: Buffer[];
   chunk: unknown[];
-  /** Characters of chunks. */
-  chunkChars: number;
+  /** Bytes of chunks. */
+  chunkBytes: number;
   /** Characters of the open chunk's first element, made text alone: the open chunk's size is estimated from it. */
   firstChars: number;
   /** Where the batch's records' differences stand (delta.ts): chunks are made text in order. */
@@ -190,6 +192,9 @@ export const BATCH_CHUNK = 256;
 
 /** ...or fewer, when they are large: a chunk of about this many characters is made text at once. */
 const MAX_CHUNK_CHARS = 256 << 10;
+
+const COMMA = Buffer.from(",");
+const BATCH_END = Buffer.from("]}");
 
 export class Hub {
   readonly model: LiveModel;
@@ -332,7 +337,7 @@ export class Hub {
       p.chunk.push(element);
       const open = p.chunk.length * p.firstChars;
       if (p.chunk.length === BATCH_CHUNK || open >= MAX_CHUNK_CHARS) this.closeChunk(p);
-      jsonBytes = Math.max(jsonBytes, p.chunkChars + (p.chunk.length > 0 ? open : 0));
+      jsonBytes = Math.max(jsonBytes, p.chunkBytes + (p.chunk.length > 0 ? open : 0));
     }
     if (p.needBinary) {
       const f = dataFrame(OPCODE_BINARY, bin());
@@ -347,11 +352,12 @@ export class Hub {
     if (p.bytes + jsonBytes >= MAX_BATCH_BYTES) this.flush();
   }
 
-  /** Makes the batch's open chunk text: "[e1,e2,...]", opened up when the batch is joined; records' growing numbers as differences (PROTOCOL.md). */
+  /** Makes the batch's open chunk the UTF-8 of "e1,e2,...", records' growing numbers as differences (PROTOCOL.md). */
   private closeChunk(p: PendingBatch): void {
     const text = stringifyWithDeltas(p.chunk, p.delta);
-    p.chunks.push(text);
-    p.chunkChars += text.length;
+    const bytes = Buffer.from(text.slice(1, -1), "utf8");
+    p.chunks.push(bytes);
+    p.chunkBytes += bytes.length;
     p.chunk = [];
   }
 
@@ -374,7 +380,7 @@ export class Hub {
       json: [],
       chunks: [],
       chunk: [],
-      chunkChars: 0,
+      chunkBytes: 0,
       firstChars: 0,
       delta: newDeltaState(),
       binary: [],
@@ -407,7 +413,7 @@ export class Hub {
     // Each wire form is built once, on first need, and the same Buffer goes to all.
     let texts: string[] | undefined;
     let json: Buffer | undefined;
-    let batchText: string | undefined;
+    let batchBytes: Buffer | undefined;
     let batch: Buffer | undefined;
     let batchDeflated: Buffer | undefined;
     let binary: Buffer | undefined;
@@ -421,9 +427,9 @@ export class Hub {
       try {
         if (c.format === "binary") c.sendFrames((binary ??= Buffer.concat(p.binary)));
         else if (c.feed.batched) {
-          batchText ??= this.batchText(p);
-          if (c.feed.deflate) c.sendFrames((batchDeflated ??= deflatedTextFrame(batchText)));
-          else c.sendFrames((batch ??= textFrame(batchText)));
+          batchBytes ??= this.batchBytes(p);
+          if (c.feed.deflate) c.sendFrames((batchDeflated ??= deflatedTextFrame(batchBytes)));
+          else c.sendFrames((batch ??= dataFrame(OPCODE_TEXT, batchBytes)));
         } else c.sendFrames((json ??= Buffer.concat(texts!.map(textFrame))));
       } catch (err) {
         this.opts.onError(err, "send");
@@ -431,11 +437,17 @@ export class Hub {
     }
   }
 
-  /** A batch message's text (PROTOCOL.md): its chunks opened up and joined, "from" the number of its first record. */
-  private batchText(p: PendingBatch): string {
+  /** A batch message's UTF-8 (PROTOCOL.md): its chunks joined, "from" the number of its first record. */
+  private batchBytes(p: PendingBatch): Buffer {
     if (p.chunk.length > 0) this.closeChunk(p);
     const from = p.records > 0 ? `,"from":${p.fromIndex}` : "";
-    return `{"type":"batch"${from},"messages":[${p.chunks.map((c) => c.slice(1, -1)).join(",")}]}`;
+    const parts: Buffer[] = [Buffer.from(`{"type":"batch"${from},"messages":[`)];
+    for (let i = 0; i < p.chunks.length; i++) {
+      if (i > 0) parts.push(COMMA);
+      parts.push(p.chunks[i]!);
+    }
+    parts.push(BATCH_END);
+    return Buffer.concat(parts);
   }
 
   private deliver(c: Client, data: string | Uint8Array, index: number): void {
