@@ -758,6 +758,8 @@ export class TimelineCollector {
     // Guest phases are timed on the guest's clock: an agent may send a phase's
     // frames together, so their arrival times say nothing about its length.
     const guestStart = lane.openGuestNs.get(key);
+    // Given back with the span: a finished lane's slots then compact away (they were ~260 B a lane, copied by every scavenge it outlived).
+    if (guestStart !== undefined) lane.openGuestNs.delete(key);
     const guestNow = guestStart !== undefined ? this.guestNowNs() : 0;
     const took = guestStart !== undefined && guestNow >= guestStart ? guestNow - guestStart : t - span.startNs;
     this.latency.add(driver, phase, took);
