@@ -13,20 +13,11 @@ import type { plugstorm } from "../../src/gen/plugstorm.js";
 import { BUG_NAMES } from "../../src/sim/index.js";
 import { loadStorm, runStorm, type StormInput } from "../../src/storm/index.js";
 import { parseTrace } from "../../src/trace/index.js";
+import { everyStepStorm } from "../helpers/storms.js";
 
 type IRecord = plugstorm.trace.v1.IRecord;
 
-const STORM: StormInput = {
-  name: "adapted",
-  machine: { type: "sim" },
-  nics: { mix: [{ kind: "usb-net", count: 2 }, { kind: "pcmcia-ne2000", count: 1 }] },
-  schedule: { cycles: 12, maxInFlight: 3, dwell: { uniform: { min: "1ms", max: "6ms" } }, seed: 5 },
-  holders: [{ kind: "ifnet", count: 2, probability: 0.5, hold: { exponential: { mean: "3ms" } } }],
-  traffic: { probability: 0.3 },
-  sick: { probability: 0.2 },
-  unload: { probability: 0.1 },
-  detach: { probability: 0.1 },
-};
+const STORM: StormInput = everyStepStorm("adapted");
 
 /** Checks every record; returns how many events of each type it saw. */
 function check(t: { is(a: unknown, b: unknown, m?: string): void }, records: readonly IRecord[], where: string): Map<string, number> {

@@ -2,21 +2,12 @@ import test from "ava";
 import { BUG_NAMES } from "../../src/sim/bugs.js";
 import { judgeStorm } from "../../src/storm/runner.js";
 import { loadStorm, runStorm, shrinkStorm, type StormInput, type StormSpec } from "../../src/storm/index.js";
+import { everyStepStorm } from "../helpers/storms.js";
 
 // The shrinker judges its candidates with judgeStorm, which skips what only a
 // trace, a report or a person reads: the run itself (its records, stop and
 // failed rules) must be runStorm's, for every bug the sim can inject.
-const STORM: StormInput = {
-  name: "judged",
-  machine: { type: "sim" },
-  nics: { mix: [{ kind: "usb-net", count: 2 }, { kind: "pcmcia-ne2000", count: 1 }] },
-  schedule: { cycles: 12, maxInFlight: 3, dwell: { uniform: { min: "1ms", max: "6ms" } }, seed: 5 },
-  holders: [{ kind: "ifnet", count: 2, probability: 0.5, hold: { exponential: { mean: "3ms" } } }],
-  traffic: { probability: 0.3 },
-  sick: { probability: 0.2 },
-  unload: { probability: 0.1 },
-  detach: { probability: 0.2 },
-};
+const STORM: StormInput = everyStepStorm("judged");
 
 for (const bug of ["none", ...BUG_NAMES]) {
   test(`a judged run is runStorm's run: ${bug}`, async (t) => {
