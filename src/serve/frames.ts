@@ -34,11 +34,11 @@ export function textFrame(s: string): Buffer {
 }
 
 /**
- * A text frame of s compressed for permessage-deflate (RFC 7692 §7.2.1: RSV1
- * set, raw DEFLATE ending in a sync flush whose last 4 bytes 00 00 ff ff are
- * left off) of s, a string or its UTF-8. Only for a peer that agreed to server_no_context_takeover and a
- * 32 KiB window: each message then stands alone, so one compressed frame
- * serves every such subscriber.
+ * A text frame of s (a string, or its UTF-8) compressed for permessage-deflate
+ * (RFC 7692 §7.2.1: RSV1 set, raw DEFLATE ending in a sync flush whose last 4
+ * bytes 00 00 ff ff are left off). Only for a peer that agreed to
+ * server_no_context_takeover and a 32 KiB window: each message then stands
+ * alone, so one compressed frame serves every such subscriber.
  */
 export function deflatedTextFrame(s: string | Uint8Array): Buffer {
   const z = deflateRawSync(typeof s === "string" ? Buffer.from(s, "utf8") : s, { level: DEFLATE_LEVEL, finishFlush: constants.Z_SYNC_FLUSH });
