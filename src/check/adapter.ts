@@ -334,11 +334,11 @@ export function adaptRecord(r: IRecord, index: number, out: Adapted): ModelEvent
   if (a) {
     const t = (out.t = r.tNs ?? 0);
     const kind = a.kind ?? 0;
-    // The common add (no port, no fault): one literal, without the spreads' copies and shapes.
-    if (kind === 1) out.type = "host-add";
-    if (kind === 1 && !a.port && !a.args)
-      return { type: "host-add", t, index, actionId: a.id ?? 0, nicId: a.nicId ?? "", nicKind: a.nicKind ?? "", bus: at(NIC_BUS, a.bus, "unknown"), mac: a.mac ?? "" };
-    if (kind === 1)
+    if (kind === 1) {
+      out.type = "host-add";
+      // The common add (no port, no fault): one literal, without the spreads' copies and shapes.
+      if (!a.port && !a.args)
+        return { type: "host-add", t, index, actionId: a.id ?? 0, nicId: a.nicId ?? "", nicKind: a.nicKind ?? "", bus: at(NIC_BUS, a.bus, "unknown"), mac: a.mac ?? "" };
       return {
         type: "host-add",
         t,
@@ -351,6 +351,7 @@ export function adaptRecord(r: IRecord, index: number, out: Adapted): ModelEvent
         mac: a.mac ?? "",
         ...plugFaultOf(a.args),
       };
+    }
     if (kind === 2) {
       out.type = "host-remove";
       return { type: "host-remove", t, index, actionId: a.id ?? 0, nicId: a.nicId ?? "" };

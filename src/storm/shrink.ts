@@ -248,8 +248,9 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   // before is judged by its first run: it counts as a run (the budget and the
   // report count candidates judged, as before) but is not run again (no onRun).
   // Kept per candidate (by its steps' JSON, keyOf, a string V8 hashes
-  // natively): whether it broke the rule. No run's result is kept: only the minimal storm's is
-  // returned, and it is made by running that storm once more at the end.
+  // natively): whether it broke the rule. No run's result is kept: only the
+  // minimal storm's is returned, and it is made by running that storm once
+  // more at the end.
   const judged = new Map<string, boolean>();
   const fails = async (steps: Step[]): Promise<boolean> => {
     if (runs >= maxRuns || opts.signal?.aborted) return false;

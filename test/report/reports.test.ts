@@ -1,13 +1,13 @@
 import test from "ava";
+import fc from "fast-check";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { renderHtml, renderJunit, renderText, writeReports, type RunReport } from "../../src/report/index.js";
 import { formatNs } from "../../src/report/index.js";
+import { f as svgCoordinate } from "../../src/report/html.js";
 import { NASTY, RULES, syntheticReport } from "./fixture.js";
 import { findAll, parseXml } from "./xml.js";
-import fc from "fast-check";
-import { f as svgCoordinate } from "../../src/report/html.js";
 
 async function written(t: import("ava").ExecutionContext, report: RunReport = syntheticReport()) {
   const dir = await mkdtemp(join(tmpdir(), "plugstorm-report-"));
