@@ -6,6 +6,7 @@
 
 import { plugstorm } from "../gen/plugstorm.js";
 import { CleanLaneQueue } from "./clean-lanes.js";
+import { LaneDetail, Phase, Point, Side } from "./lane-detail.js";
 import { LatencyBook } from "./latency.js";
 import { NicMatcher } from "../model/index.js";
 import { objectKindName } from "../telemetry/index.js";
@@ -17,7 +18,6 @@ import type {
   FaultMark,
   LaneAggregate,
   ReportVerdict,
-  Span,
   Timeline,
   VerdictSeverity,
   ViolationMark,
@@ -58,15 +58,13 @@ export interface TimelineOptions {
  * A lane being collected. Kept lanes outlive many young-generation GCs (up to
  * maxLanes of them, the latest ~250 devices of a long storm), so every one is
  * copied by a few scavenges and then promoted: their size is what the
- * timeline adds to a run's GC. So the reference steps are one flat list, and
- * a finished lane gives back what it no longer needs (see compactLane).
+ * timeline adds to a run's GC. So their bars, points and reference steps are
+ * kept in the collector's LaneDetail (typed arrays, by the lane's row), and a
+ * finished lane gives back what it no longer needs (see compactLane).
  */
-interface LaneState extends Omit<DeviceLane, "refs"> {
-  open: Slots<Span>;
-  /** guest_time_ns at the start of each open guest span, by the same key (none when the frame had no guest time). */
-  openGuestNs: Slots<number>;
-  /** DeviceLane.refs flat: tNs, count, tNs, count... (an array per step cost 64 B). */
-  refSteps: number[];
+interface LaneState extends Omit<DeviceLane, "refs" | "host" | "guest" | "points"> {
+  /** The lane's row in the collector's LaneDetail: its bars, points, reference steps and open bars. */
+  row: number;
   /** References held per object kind, then per object (no "kind:object" string built and hashed per event); none until the first, and none again once a finished lane holds none. */
   refCounts: Map<number, Map<string, number>> | undefined;
   refTotal: number;
@@ -115,6 +113,7 @@ export class TimelineCollector {
   private readonly evicted = new Set<string>();
   private readonly aggregates = new Map<string, LaneAggregate>();
   private readonly latency: LatencyBook;
+  private readonly detail = new LaneDetail();
   private readonly channel: ChannelMark[] = [];
   private channelDropped = 0;
   private readonly runViolations: ViolationMark[] = [];
@@ -305,46 +304,64 @@ export class TimelineCollector {
     const reply = num(r.replyNs);
     const event = num(r.eventNs);
     const kindName = lane.nicKind ?? "nic";
+    const store = this.detail;
+    const row = lane.row;
     if (action.kind === ActKind.ADD_NIC) {
-      const existing = lane.open.get(Slot.DEVICE_ADD) ?? this.lastSpan(lane.host, "device_add", action.tNs);
-      if (existing) {
+      let existing = store.openBar(row, Slot.DEVICE_ADD);
+      if (existing < 0) existing = store.lastBar(row, Side.HOST, Phase.DEVICE_ADD, action.tNs);
+      if (existing >= 0) {
         this.closeAnnotate(lane, Slot.DEVICE_ADD, existing, reply || t, failed ? outcomeText : undefined, failed);
       } else {
-        this.addSpan(lane, "host", { phase: "device_add", startNs: sent, endNs: reply || t, ...(failed ? { note: outcomeText, failed } : {}) });
+        const bar = store.addBar(row, Side.HOST, Phase.DEVICE_ADD, sent);
+        store.setEnd(bar, reply || t);
+        if (failed) {
+          store.setNote(bar, outcomeText);
+          store.setFailed(bar);
+        }
+        this.capBars(lane, Side.HOST);
         this.latency.add(kindName, "device_add", (reply || t) - sent);
         lane.addSentNs = sent;
       }
     } else {
-      const del = lane.open.get(Slot.DEVICE_DEL) ?? this.lastSpan(lane.host, "device_del", action.tNs);
-      if (del) {
+      let del = store.openBar(row, Slot.DEVICE_DEL);
+      if (del < 0) del = store.lastBar(row, Side.HOST, Phase.DEVICE_DEL, action.tNs);
+      if (del >= 0) {
         this.closeAnnotate(lane, Slot.DEVICE_DEL, del, reply || t, outcome === Outcome.REFUSED ? outcomeText : undefined, outcome === Outcome.REFUSED);
       } else {
-        this.addSpan(lane, "host", { phase: "device_del", startNs: sent, endNs: reply || t, ...(outcome === Outcome.REFUSED ? { note: outcomeText, failed: true } : {}) });
+        const bar = store.addBar(row, Side.HOST, Phase.DEVICE_DEL, sent);
+        store.setEnd(bar, reply || t);
+        if (outcome === Outcome.REFUSED) {
+          store.setNote(bar, outcomeText);
+          store.setFailed(bar);
+        }
+        this.capBars(lane, Side.HOST);
         this.latency.add(kindName, "device_del", (reply || t) - sent);
         lane.delSentNs = sent;
         lane.delUnfreedNs = sent;
       }
       if (outcome === Outcome.REFUSED) return;
-      const removal = lane.open.get(Slot.REMOVAL) ?? this.lastSpan(lane.host, "removal", action.tNs);
-      if (removal) {
-        if (removal.endNs === undefined && event) this.finishRemoval(lane, event);
+      let removal = store.openBar(row, Slot.REMOVAL);
+      if (removal < 0) removal = store.lastBar(row, Side.HOST, Phase.REMOVAL, action.tNs);
+      if (removal >= 0) {
+        if (!store.hasEnd(removal) && event) this.finishRemoval(lane, event);
         if (failed) {
           // Pending or never finalised: the bar stays open-ended, with the reason.
-          lane.open.delete(Slot.REMOVAL);
-          removal.note = outcomeText;
-          removal.failed = true;
+          store.setNote(removal, outcomeText);
+          store.setFailed(removal);
+          store.closeSlot(row, Slot.REMOVAL);
         }
       } else {
-        const span: Span = { phase: "removal", startNs: reply || sent, ...(event ? { endNs: event } : {}) };
+        const bar = store.addBar(row, Side.HOST, Phase.REMOVAL, reply || sent);
+        if (event) store.setEnd(bar, event);
         if (failed) {
-          span.note = outcomeText;
-          span.failed = true;
+          store.setNote(bar, outcomeText);
+          store.setFailed(bar);
         }
-        this.addSpan(lane, "host", span);
+        this.capBars(lane, Side.HOST);
         if (event) {
           this.latency.add(kindName, "removal", event - sent);
           lane.delSentNs = undefined;
-          lane.points.push({ kind: "device_deleted", tNs: event });
+          store.addPoint(row, Point.DEVICE_DELETED, event);
           this.finish(lane);
         }
       }
@@ -369,11 +386,11 @@ export class TimelineCollector {
         if (driver) lane.nicKind = driver;
       }
       lane.addSentNs = t;
-      this.openSpan(lane, "host", Slot.DEVICE_ADD, { phase: "device_add", startNs: t });
+      this.openSpan(lane, Side.HOST, Slot.DEVICE_ADD, Phase.DEVICE_ADD, t, undefined);
     } else {
       lane.delSentNs = t;
       lane.delUnfreedNs = t;
-      this.openSpan(lane, "host", Slot.DEVICE_DEL, { phase: "device_del", startNs: t });
+      this.openSpan(lane, Side.HOST, Slot.DEVICE_DEL, Phase.DEVICE_DEL, t, undefined);
     }
   }
 
@@ -384,19 +401,19 @@ export class TimelineCollector {
     const lane = this.lane(pending.nicId, t, false);
     if (!lane) return;
     const key = pending.command === "device_add" ? Slot.DEVICE_ADD : Slot.DEVICE_DEL;
-    const span = lane.open.get(key);
-    if (!span) return;
-    lane.open.delete(key);
-    span.endNs = t;
+    const store = this.detail;
+    const bar = store.openBar(lane.row, key);
+    if (bar < 0) return;
+    store.setEnd(bar, t);
     const kindName = lane.nicKind ?? "nic";
-    this.latency.add(kindName, pending.command, t - span.startNs);
+    this.latency.add(kindName, pending.command, t - store.startNs(bar));
     if (!r.ok) {
-      span.failed = true;
-      span.note = [r.errorClass, r.errorDesc].filter(Boolean).join(": ") || "refused";
-      return;
+      store.setFailed(bar);
+      store.setNote(bar, [r.errorClass, r.errorDesc].filter(Boolean).join(": ") || "refused");
     }
-    if (pending.command === "device_del") {
-      this.openSpan(lane, "host", Slot.REMOVAL, { phase: "removal", startNs: t });
+    store.closeSlot(lane.row, key);
+    if (r.ok && pending.command === "device_del") {
+      this.openSpan(lane, Side.HOST, Slot.REMOVAL, Phase.REMOVAL, t, undefined);
     }
   }
 
@@ -409,14 +426,15 @@ export class TimelineCollector {
   }
 
   private finishRemoval(lane: LaneState, t: number): void {
-    const span = lane.open.get(Slot.REMOVAL);
-    if (span) {
-      lane.open.delete(Slot.REMOVAL);
-      span.endNs = t;
+    const store = this.detail;
+    const bar = store.openBar(lane.row, Slot.REMOVAL);
+    if (bar >= 0) {
+      store.setEnd(bar, t);
+      store.closeSlot(lane.row, Slot.REMOVAL);
     }
     if (lane.delSentNs !== undefined) this.latency.add(lane.nicKind ?? "nic", "removal", t - lane.delSentNs);
     lane.delSentNs = undefined;
-    lane.points.push({ kind: "device_deleted", tNs: t });
+    store.addPoint(lane.row, Point.DEVICE_DELETED, t);
     this.finish(lane);
     this.touch(lane, t);
   }
@@ -446,15 +464,16 @@ export class TimelineCollector {
     if (d.driver) lane.driver = d.driver;
     const driver = lane.driver ?? lane.nicKind ?? "?";
     const err = d.error ?? 0;
+    const store = this.detail;
     switch (kind) {
       case DevKind.ATTACH_BEGIN:
-        this.openSpan(lane, "guest", Slot.ATTACH, { phase: "attach", startNs: t });
+        this.openSpan(lane, Side.GUEST, Slot.ATTACH, Phase.ATTACH, t, undefined);
         break;
       case DevKind.ATTACH_END: {
-        const span = this.closeSpan(lane, Slot.ATTACH, t, driver, "attach");
-        if (span && err !== 0) {
-          span.failed = true;
-          span.note = `error ${errnoName(err)}`;
+        const bar = this.closeSpan(lane, Slot.ATTACH, t, driver, "attach");
+        if (bar >= 0 && err !== 0) {
+          store.setFailed(bar);
+          store.setNote(bar, `error ${errnoName(err)}`);
         }
         if (err === 0 && lane.addSentNs !== undefined) {
           this.latency.add(lane.nicKind ?? driver, "add→attached", t - lane.addSentNs);
@@ -463,30 +482,31 @@ export class TimelineCollector {
         break;
       }
       case DevKind.DEACTIVATE:
-        lane.points.push(d.context ? { kind: "deactivate", tNs: t, note: contextName(d.context) } : { kind: "deactivate", tNs: t });
+        store.addPoint(lane.row, Point.DEACTIVATE, t, d.context ? contextName(d.context) : undefined);
         break;
       case DevKind.DETACH_BEGIN: {
         const f = d.flags;
         // Most detaches have no flags: no arrays or spread for them.
         if (f && (f.force || f.quiet || f.shutdown || f.poweroff)) {
           const flags = [f.force && "force", f.quiet && "quiet", f.shutdown && "shutdown", f.poweroff && "poweroff"].filter(Boolean);
-          this.openSpan(lane, "guest", Slot.DETACH, { phase: "detach", startNs: t, note: `flags ${flags.join("|")}` });
+          this.openSpan(lane, Side.GUEST, Slot.DETACH, Phase.DETACH, t, `flags ${flags.join("|")}`);
         } else {
-          this.openSpan(lane, "guest", Slot.DETACH, { phase: "detach", startNs: t });
+          this.openSpan(lane, Side.GUEST, Slot.DETACH, Phase.DETACH, t, undefined);
         }
         break;
       }
       case DevKind.DETACH_END: {
-        const span = this.closeSpan(lane, Slot.DETACH, t, driver, "detach");
-        if (span && err !== 0) {
-          span.failed = true;
-          span.note = [span.note, `error ${errnoName(err)}`].filter(Boolean).join(", ");
+        const bar = this.closeSpan(lane, Slot.DETACH, t, driver, "detach");
+        if (bar >= 0 && err !== 0) {
+          store.setFailed(bar);
+          const note = store.note(bar);
+          store.setNote(bar, note ? `${note}, error ${errnoName(err)}` : `error ${errnoName(err)}`);
         }
         break;
       }
       case DevKind.DRAIN_BEGIN: {
         const obj = objectKindName(d.objectKind ?? 0);
-        this.openSpan(lane, "guest", drainSlot(d.objectKind ?? 0), { phase: "drain", startNs: t, note: obj });
+        this.openSpan(lane, Side.GUEST, drainSlot(d.objectKind ?? 0), Phase.DRAIN, t, obj);
         break;
       }
       case DevKind.DRAIN_END: {
@@ -497,7 +517,7 @@ export class TimelineCollector {
         // Linux frees inside the disconnect (free_netdev before usbnet_disconnect
         // returns): no DETACH_END comes, the free ends the detach.
         this.closeSpan(lane, Slot.DETACH, t, driver, "detach");
-        lane.points.push({ kind: "free", tNs: t });
+        store.addPoint(lane.row, Point.FREE, t);
         if (lane.delUnfreedNs !== undefined) {
           this.latency.add(lane.nicKind ?? driver, "del→freed", t - lane.delUnfreedNs);
           lane.delUnfreedNs = undefined;
@@ -530,11 +550,10 @@ export class TimelineCollector {
     if (after === 0) counts.delete(object);
     else counts.set(object, after);
     lane.refTotal += after - before;
-    const steps = lane.refSteps;
-    steps.push(t, lane.refTotal);
-    if (steps.length > 2 * this.maxRefSteps) {
-      steps.splice(0, steps.length - 2 * this.maxRefSteps);
-      lane.truncatedBeforeNs = Math.max(lane.truncatedBeforeNs ?? 0, steps[0]!);
+    const store = this.detail;
+    store.addRef(lane.row, t, lane.refTotal);
+    if (store.refSteps(lane.row) > this.maxRefSteps) {
+      lane.truncatedBeforeNs = Math.max(lane.truncatedBeforeNs ?? 0, store.dropRefs(lane.row, this.maxRefSteps));
     }
   }
 
@@ -634,13 +653,8 @@ export class TimelineCollector {
       driver: undefined,
       firstNs: t,
       lastNs: t,
-      host: [],
-      guest: [],
-      points: [],
-      refSteps: [],
       violations: [],
-      open: new Slots(),
-      openGuestNs: new Slots(),
+      row: this.detail.newRow(),
       refCounts: undefined,
       refTotal: 0,
       finished: false,
@@ -666,7 +680,7 @@ export class TimelineCollector {
 
   private finish(lane: LaneState): void {
     lane.finished = true;
-    compactLane(lane);
+    if (!this.detail.anyOpen(lane.row)) compactLane(lane);
     if (lane.queued || !this.isClean(lane)) return;
     lane.queued = true;
     this.clean.add(lane);
@@ -717,9 +731,10 @@ export class TimelineCollector {
     const agg = this.aggregates.get(group) ?? { group, devices: 0, violations: 0, hostSpans: 0, guestSpans: 0 };
     agg.devices++;
     agg.violations += victim.violationCount;
-    agg.hostSpans += victim.host.length;
-    agg.guestSpans += victim.guest.length;
+    agg.hostSpans += this.detail.barCount(victim.row, Side.HOST);
+    agg.guestSpans += this.detail.barCount(victim.row, Side.GUEST);
     this.aggregates.set(group, agg);
+    this.detail.releaseRow(victim.row);
     if (this.evicted.size >= MAX_EVICTED_REMEMBERED) this.evicted.delete(this.evicted.values().next().value!);
     this.evicted.add(victim.key);
     this.evictedGroups.set(victim.key, group);
@@ -737,67 +752,70 @@ export class TimelineCollector {
     return f === null ? 0 : num(f.guestTimeNs);
   }
 
-  private openSpan(lane: LaneState, side: "host" | "guest", key: number, span: Span): void {
-    // Kept beside the open span by key, not in a WeakMap keyed by the span: WeakMap entries are slow to add and weigh on every GC.
-    if (side === "guest") {
+  private openSpan(lane: LaneState, side: Side, key: number, phase: Phase, startNs: number, note: string | undefined): void {
+    const store = this.detail;
+    const row = lane.row;
+    // The guest time it opened at is kept beside the open bar by slot (0: none).
+    if (side === Side.GUEST) {
       const guestNow = this.guestNowNs();
-      if (guestNow > 0) lane.openGuestNs.set(key, guestNow);
-      else lane.openGuestNs.delete(key);
+      store.setOpenGuestNs(row, key, guestNow > 0 ? guestNow : 0);
     }
-    const previous = lane.open.get(key);
-    if (previous) previous.note = [previous.note, "never ended"].filter(Boolean).join(", ");
-    lane.open.set(key, span);
-    this.addSpan(lane, side, span);
+    const previous = store.openBar(row, key);
+    if (previous >= 0) {
+      const n = store.note(previous);
+      store.setNote(previous, n ? `${n}, never ended` : "never ended");
+    }
+    const bar = store.addBar(row, side, phase, startNs);
+    if (note !== undefined) store.setNote(bar, note);
+    store.setOpen(row, key, bar);
+    this.capBars(lane, side);
   }
 
-  private closeSpan(lane: LaneState, key: number, t: number, driver: string, phase: string): Span | undefined {
-    const span = lane.open.get(key);
-    if (!span) return undefined;
-    lane.open.delete(key);
-    span.endNs = t;
+  /** Ends the bar open in the slot: the bar (-1 when none), which the caller may still annotate. */
+  private closeSpan(lane: LaneState, key: number, t: number, driver: string, phase: string): number {
+    const store = this.detail;
+    const row = lane.row;
+    const bar = store.openBar(row, key);
+    if (bar < 0) return bar;
+    store.setEnd(bar, t);
     // Guest phases are timed on the guest's clock: an agent may send a phase's
     // frames together, so their arrival times say nothing about its length.
-    const guestStart = lane.openGuestNs.get(key);
-    // Given back with the span: a finished lane's slots then compact away (they were ~260 B a lane, copied by every scavenge it outlived).
-    if (guestStart !== undefined) lane.openGuestNs.delete(key);
-    const guestNow = guestStart !== undefined ? this.guestNowNs() : 0;
-    const took = guestStart !== undefined && guestNow >= guestStart ? guestNow - guestStart : t - span.startNs;
+    const guestStart = store.openGuestNs(row, key);
+    let took = t - store.startNs(bar);
+    if (guestStart > 0) {
+      store.setOpenGuestNs(row, key, 0);
+      const guestNow = this.guestNowNs();
+      if (guestNow >= guestStart) took = guestNow - guestStart;
+    }
     this.latency.add(driver, phase, took);
-    return span;
+    store.closeSlot(row, key);
+    return bar;
   }
 
-  private closeAnnotate(lane: LaneState, key: number, span: Span, end: number, note: string | undefined, failed: boolean): void {
-    if (lane.open.get(key) === span) {
-      lane.open.delete(key);
-      span.endNs = end;
-      this.latency.add(lane.nicKind ?? "nic", span.phase, end - span.startNs);
+  private closeAnnotate(lane: LaneState, key: number, bar: number, end: number, note: string | undefined, failed: boolean): void {
+    const store = this.detail;
+    const open = store.openBar(lane.row, key) === bar;
+    if (open) {
+      store.setEnd(bar, end);
+      this.latency.add(lane.nicKind ?? "nic", store.phaseName(bar), end - store.startNs(bar));
     }
-    if (note) span.note = note;
-    if (failed) span.failed = true;
+    if (note) store.setNote(bar, note);
+    if (failed) store.setFailed(bar);
+    if (open) store.closeSlot(lane.row, key);
   }
 
-  private lastSpan(spans: Span[], phase: string, notBefore: number): Span | undefined {
-    for (let i = spans.length - 1; i >= 0; i--) {
-      const s = spans[i]!;
-      if (s.phase === phase && s.startNs >= notBefore) return s;
-    }
-    return undefined;
-  }
-
-  private addSpan(lane: LaneState, side: "host" | "guest", span: Span): void {
-    const list = side === "host" ? lane.host : lane.guest;
-    list.push(span);
-    if (list.length > this.maxSpans) {
-      const dropped = list.splice(0, list.length - this.maxSpans);
-      const last = dropped[dropped.length - 1]!;
-      lane.truncatedBeforeNs = Math.max(lane.truncatedBeforeNs ?? 0, last.endNs ?? last.startNs);
+  /** Drops a side's oldest bars beyond maxSpansPerLane. */
+  private capBars(lane: LaneState, side: Side): void {
+    const store = this.detail;
+    if (store.barCount(lane.row, side) > this.maxSpans) {
+      lane.truncatedBeforeNs = Math.max(lane.truncatedBeforeNs ?? 0, store.dropBars(lane.row, side, this.maxSpans));
     }
   }
 
   private capPoints(lane: LaneState): void {
-    if (lane.points.length > this.maxSpans) {
-      const dropped = lane.points.splice(0, lane.points.length - this.maxSpans);
-      lane.truncatedBeforeNs = Math.max(lane.truncatedBeforeNs ?? 0, dropped[dropped.length - 1]!.tNs);
+    const store = this.detail;
+    if (store.pointCount(lane.row) > this.maxSpans) {
+      lane.truncatedBeforeNs = Math.max(lane.truncatedBeforeNs ?? 0, store.dropPoints(lane.row, this.maxSpans));
     }
   }
 
@@ -807,10 +825,10 @@ export class TimelineCollector {
       devices: [...l.devices],
       firstNs: l.firstNs,
       lastNs: l.lastNs,
-      host: l.host.map((s) => ({ ...s })),
-      guest: l.guest.map((s) => ({ ...s })),
-      points: l.points.map((p) => ({ ...p })),
-      refs: refsOf(l.refSteps),
+      host: this.detail.spans(l.row, Side.HOST),
+      guest: this.detail.spans(l.row, Side.GUEST),
+      points: this.detail.points(l.row),
+      refs: this.detail.refPairs(l.row),
       violations: l.violations.map((v) => ({ ...v, holders: [...v.holders] })),
     };
     if (l.nicId !== undefined) out.nicId = l.nicId;
@@ -835,68 +853,21 @@ const enum Slot {
   DRAIN = 5,
 }
 
-/** Slots held in a lane's array: the phases and the drains of the first 16 object kinds (the schema's, with room). */
-const ARRAY_SLOTS = Slot.DRAIN + 16;
-
-/** The open-span slot of a drain of an object kind: one per kind, none shared with a phase. */
+/** The open-bar slot of a drain of an object kind: one per kind, none shared with a phase (the first 16 kinds' slots are in a lane's row: ROW_SLOTS). */
 function drainSlot(kind: number): number {
   return kind >= 0 ? Slot.DRAIN + kind : kind;
 }
 
 /**
- * A lane's open spans by slot, filled and emptied on nearly every event: an
- * array indexed by slot (a key string hashed per event, into an object in
- * dictionary mode per lane, cost more). A drain of an object kind a corrupt
- * trace made up goes in a map.
- */
-class Slots<V> {
-  /** Made at the first set, dropped by compact() when all are empty. */
-  private slots: (V | undefined)[] | undefined = undefined;
-  private more: Map<number, V> | undefined = undefined;
-
-  get(slot: number): V | undefined {
-    return slot >= 0 && slot < ARRAY_SLOTS ? this.slots?.[slot] : this.more?.get(slot);
-  }
-
-  set(slot: number, value: V): void {
-    if (slot >= 0 && slot < ARRAY_SLOTS) (this.slots ??= new Array<V | undefined>(ARRAY_SLOTS).fill(undefined))[slot] = value;
-    else (this.more ??= new Map()).set(slot, value);
-  }
-
-  delete(slot: number): void {
-    if (slot >= 0 && slot < ARRAY_SLOTS) {
-      if (this.slots) this.slots[slot] = undefined;
-    } else this.more?.delete(slot);
-  }
-
-  /** Gives back the array when no slot in it is filled; whether none is filled at all. */
-  compact(): boolean {
-    const s = this.slots;
-    if (s) {
-      for (let i = 0; i < ARRAY_SLOTS; i++) if (s[i] !== undefined) return false;
-      this.slots = undefined;
-    }
-    return this.more === undefined || this.more.size === 0;
-  }
-}
-
-/**
  * What a finished lane no longer needs, given back before the GC copies it
  * (a lane finishes within a cycle, usually before its first scavenge): its
- * lists cut to their length (a list's first push makes room for 17), its
- * open-span slots, its reference tables when it holds none. Events after
- * that (a late release, a violation) find them as new. Called at each finish
- * (the guest's free, the host's removal); done at the one that leaves no
- * span open, the last (done at both, the lists were copied twice).
+ * device names cut to their length (a list's first push makes room for 17),
+ * its reference tables when it holds none. Events after that (a late
+ * release, a violation) find them as new. Called at the finish (the guest's
+ * free, the host's removal) that leaves no bar open, the last.
  */
 function compactLane(l: LaneState): void {
-  if (!l.open.compact()) return;
   l.devices = trimmed(l.devices);
-  l.host = trimmed(l.host);
-  l.guest = trimmed(l.guest);
-  l.points = trimmed(l.points);
-  l.refSteps = trimmed(l.refSteps);
-  l.openGuestNs.compact();
   // Counts are never negative: a total of 0 is every count 0, all deleted.
   if (l.refTotal === 0) l.refCounts = undefined;
 }
@@ -904,13 +875,6 @@ function compactLane(l: LaneState): void {
 /** A copy just long enough, when the list is not empty (an empty one has no room to give back). */
 function trimmed<T>(list: T[]): T[] {
   return list.length > 0 ? list.slice() : list;
-}
-
-/** DeviceLane.refs from the flat steps. */
-function refsOf(steps: readonly number[]): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  for (let i = 0; i + 1 < steps.length; i += 2) out.push([steps[i]!, steps[i + 1]!]);
-  return out;
 }
 
 function groupOf(l: LaneState): string {

@@ -219,3 +219,87 @@ test("the lanes of the first violations are kept however many violating lanes fo
   for (const k of ["nic1", "nic2", "nic3", "nic4"]) t.true(keys.includes(k), k);
   t.is(tl.lanes.find((l) => l.key === "nic1")!.firstViolation, 0);
 });
+
+test("a bar's keys come out in the order they were first set, as report.json has always written them", (t) => {
+  const c = new TimelineCollector();
+  const Dev = tm.DeviceEvent.Kind;
+  const dev = (tNs: number, kind: number, extra: object = {}) => c.push({ tNs, guest: { seq: tNs, device: { kind, name: "cdce0", serial: "nic1", driver: "cdce", ...extra } } });
+  c.push({ tNs: 1, qmpCommand: { id: "a", command: "device_add", arguments: '{"id":"nic1"}' } });
+  c.push({ tNs: 2, qmpReply: { id: "a", ok: false, errorClass: "GenericError" } });
+  dev(3, Dev.ATTACH_BEGIN);
+  dev(4, Dev.ATTACH_END, { error: 19 });
+  dev(5, Dev.DETACH_BEGIN, { flags: { force: true } });
+  dev(6, Dev.DETACH_END, { error: 16 });
+  dev(7, Dev.DETACH_BEGIN);
+  dev(8, Dev.DETACH_BEGIN);
+  c.push({ tNs: 9, action: { id: 1, kind: tr.HostAction.Kind.REMOVE_NIC, nicId: "nic1" } });
+  c.push({ tNs: 10, result: { actionId: 1, outcome: tr.HostResult.Outcome.REFUSED, nicId: "nic1", sentNs: 9, replyNs: 10, message: "busy" } });
+  const lane = c.timeline().lanes[0]!;
+  t.is(
+    JSON.stringify(lane.host),
+    '[{"phase":"device_add","startNs":1,"endNs":2,"failed":true,"note":"GenericError"},' +
+      '{"phase":"device_del","startNs":9,"endNs":10,"note":"refused: busy","failed":true}]',
+  );
+  t.is(
+    JSON.stringify(lane.guest),
+    '[{"phase":"attach","startNs":3,"endNs":4,"failed":true,"note":"error ENODEV (19)"},' +
+      '{"phase":"detach","startNs":5,"note":"flags force, error EBUSY (16)","endNs":6,"failed":true},' +
+      '{"phase":"detach","startNs":7,"note":"never ended"},' +
+      '{"phase":"detach","startNs":8}]',
+  );
+});
+
+test("a lane over its bar budget keeps its newest bars; a dropped bar still open is timed when it ends and leaves nothing behind", (t) => {
+  const c = new TimelineCollector({ maxSpansPerLane: 2 });
+  const Dev = tm.DeviceEvent.Kind;
+  const dev = (tNs: number, kind: number, extra: object = {}) => c.push({ tNs, guest: { seq: tNs, device: { kind, name: "ne0", serial: "nic7", driver: "ne", ...extra } } });
+  dev(10, Dev.ATTACH_BEGIN);
+  dev(11, Dev.DRAIN_BEGIN, { objectKind: tm.ObjectKind.OBJECT_KIND_IFNET });
+  dev(12, Dev.DRAIN_END, { objectKind: tm.ObjectKind.OBJECT_KIND_IFNET });
+  // The attach bar was dropped by the third bar while still open: its end is still timed from its start.
+  dev(13, Dev.DRAIN_BEGIN, { objectKind: tm.ObjectKind.OBJECT_KIND_DEVICE });
+  dev(30, Dev.ATTACH_END, { error: 5 });
+  // Bars made after the dropped one is given back carry none of what was written to it (the first reuses it).
+  dev(40, Dev.DETACH_BEGIN);
+  dev(45, Dev.DETACH_BEGIN);
+  dev(46, Dev.FREE);
+  const tl = c.timeline();
+  const lane = tl.lanes[0]!;
+  t.deepEqual(lane.guest, [
+    { phase: "detach", startNs: 40, note: "never ended" },
+    { phase: "detach", startNs: 45, endNs: 46 },
+  ]);
+  t.is(lane.truncatedBeforeNs, 13);
+  t.like(tl.latency.find((l) => l.driver === "ne" && l.phase === "attach"), { n: 1, maxNs: 20 });
+});
+
+test("a folded lane's row, reused by the next device, starts empty", (t) => {
+  const c = new TimelineCollector({ maxLanes: 1 });
+  const Dev = tm.DeviceEvent.Kind;
+  for (const [n, base] of [[1, 0], [2, 100]] as const) {
+    const dev = (tNs: number, kind: number) => c.push({ tNs: base + tNs, guest: { seq: base + tNs, device: { kind, name: `ne${n}`, serial: `nic${n}`, driver: "ne" } } });
+    dev(1, Dev.ATTACH_BEGIN);
+    if (n === 1) {
+      dev(2, Dev.DRAIN_BEGIN);
+      c.push({ tNs: 3, guest: { seq: 3, ref: { kind: tm.RefEvent.Kind.ACQUIRE, objectKind: tm.ObjectKind.OBJECT_KIND_DEVICE, object: "ne1", holder: "h", countAfter: 1 } } });
+      dev(4, Dev.DEACTIVATE);
+    }
+    dev(5, Dev.FREE);
+  }
+  const lanes = c.timeline().lanes;
+  t.deepEqual(lanes.map((l) => [l.key, l.guest, l.points, l.refs]), [["nic2", [{ phase: "attach", startNs: 101 }], [{ kind: "free", tNs: 105 }], []]]);
+});
+
+test("drains of object kinds beyond the lane's slot table (a corrupt trace's) still open and close their bars", (t) => {
+  const c = new TimelineCollector();
+  const Dev = tm.DeviceEvent.Kind;
+  const dev = (tNs: number, kind: number, objectKind: number) => c.push({ tNs, guest: { seq: tNs, device: { kind, name: "ne0", serial: "nic7", driver: "ne", objectKind } } });
+  dev(1, Dev.DRAIN_BEGIN, 40);
+  dev(2, Dev.DRAIN_BEGIN, -3);
+  dev(5, Dev.DRAIN_END, 40);
+  dev(9, Dev.DRAIN_END, -3);
+  const tl = c.timeline();
+  t.deepEqual(tl.lanes[0]!.guest.map((s) => [s.startNs, s.endNs, s.note]), [[1, 5, "kind 40"], [2, 9, "kind -3"]]);
+  t.like(tl.latency.find((l) => l.phase === "drain:kind 40"), { n: 1, maxNs: 4 });
+  t.like(tl.latency.find((l) => l.phase === "drain:kind -3"), { n: 1, maxNs: 7 });
+});
