@@ -30,9 +30,11 @@ type Obj = Record<string, unknown>;
 /**
  * The numbers rewritten, as (object, key, original) in turn, so that they
  * are put back without walking the chunk again (one array for every call:
- * stringify is synchronous).
+ * stringify is synchronous). Its first nSaved entries are this call's: it
+ * is not emptied, which would free its store and grow it again in the next.
  */
 const saved: unknown[] = [];
+let nSaved = 0;
 
 /**
  * JSON text of a chunk of batch elements (records, and headers or verdicts
@@ -95,12 +97,23 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
     }
     return JSON.stringify(out ?? chunk);
   } finally {
-    for (let i = 0; i < saved.length; i += 3) (saved[i] as Obj)[saved[i + 1] as string] = saved[i + 2];
-    saved.length = 0;
+    for (let i = 0; i < nSaved; i += 3) {
+      (saved[i] as Obj)[saved[i + 1] as string] = saved[i + 2];
+      // Not kept alive by this array after the model lets it go.
+      saved[i] = undefined;
+    }
+    nSaved = 0;
     st.t = t;
     st.seq = seq;
     st.qemuUs = qemuUs;
   }
+}
+
+function save(o: Obj, key: string, v: number): void {
+  saved[nSaved] = o;
+  saved[nSaved + 1] = key;
+  saved[nSaved + 2] = v;
+  nSaved += 3;
 }
 
 /** o[key] as a whole number: 0 when absent (or, never in the JSON form, not a number). */
@@ -117,7 +130,7 @@ function whole(o: Obj, key: string): number {
 function step(o: Obj, key: string, d: number): number | undefined {
   const v = o[key];
   if (typeof v === "number") {
-    saved.push(o, key, v);
+    save(o, key, v);
     o[key] = d === 0 ? undefined : d;
     return undefined;
   }
@@ -128,7 +141,7 @@ function step(o: Obj, key: string, d: number): number | undefined {
 function minus(o: Obj, key: string, base: number): number | undefined {
   const v = o[key];
   if (typeof v !== "number") return undefined;
-  saved.push(o, key, v);
+  save(o, key, v);
   o[key] = v - base;
   return v;
 }
