@@ -31,6 +31,13 @@ export class Recorder {
   readonly verdicts: StormVerdict[] = [];
   private failingCount = 0;
   private isFull = false;
+  /**
+   * Whether a record's body is walked once for both its readers (the trace
+   * encoder and the timeline): with one of them or neither (a run with no
+   * output, each of a shrink's runs) the walk would be made for no one, or
+   * for the one reader that walks the record itself anyway.
+   */
+  private readonly pinBody: boolean;
 
   constructor(
     private readonly trace: TraceOut,
@@ -39,7 +46,9 @@ export class Recorder {
     private readonly live: LiveSink | undefined,
     private readonly maxTraceBytes: number,
     private readonly hooks: RecorderHooks,
-  ) {}
+  ) {
+    this.pinBody = trace.writes && timeline !== null;
+  }
 
   get failing(): number {
     return this.failingCount;
@@ -61,7 +70,7 @@ export class Recorder {
     // The trace's encoder and the timeline both find the record's body by
     // walking its keys: one walk serves both (the checker, which may append
     // verdicts in turn, comes after the unpin).
-    const pin = Object.getPrototypeOf(rec) === Object.prototype;
+    const pin = this.pinBody && Object.getPrototypeOf(rec) === Object.prototype;
     if (pin) pinRecordBody(rec);
     try {
       trace.append(rec);

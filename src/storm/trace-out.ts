@@ -6,6 +6,8 @@ import { TraceWriter, type TraceWriteError } from "../trace/index.js";
 
 export interface TraceOut {
   append(record: plugstorm.trace.v1.IRecord): void;
+  /** Whether append() encodes records (false: they go nowhere). */
+  readonly writes: boolean;
   /** Bytes the trace file holds, counting what is still buffered (0 with no file). */
   readonly size: number;
   /** The first write that failed (the file then ends there, marked incomplete). */
@@ -20,7 +22,11 @@ export interface TraceOut {
  * hidden class per run: after a few runs the site went megamorphic.)
  */
 class WriterOut implements TraceOut {
-  constructor(private readonly writer: TraceWriter | null) {}
+  readonly writes: boolean;
+
+  constructor(private readonly writer: TraceWriter | null) {
+    this.writes = writer !== null;
+  }
 
   append(record: plugstorm.trace.v1.IRecord): void {
     if (this.writer !== null) this.writer.append(record);
