@@ -360,7 +360,10 @@ class StormRun {
       const r = observationRecord(obs, this.lean);
       if (r !== null) this.rec.append(r);
     });
-    this.detachSession = this.session.attach((ev) => this.onTelemetry(ev));
+    this.detachSession = this.session.attach(
+      (ev) => this.onTelemetry(ev),
+      (frame, tNs) => this.onGuestFrame(frame, tNs),
+    );
     const earlier = this.session.hello;
     if (earlier) {
       // The agent said Hello to an earlier run on this machine: record it again
@@ -506,16 +509,21 @@ class StormRun {
     this.rec.mark(this.machine.clock.now(), name, detail);
   }
 
+  /** Every channel event but a frame (onGuestFrame). */
   private onTelemetry(ev: TelemetryEvent): void {
-    this.rec.append(telemetryEventToRecord(ev));
-    if (ev.type === "frame") {
-      this.guest.onFrame(ev.frame);
-      if (ev.frame.hello && this.onGuestHello) {
-        const h = ev.frame.hello;
-        this.onGuestHello({ agentVersion: h.agentVersion ?? "", kernelVersion: h.kernelVersion ?? "", notObserved: [...this.guest.unavailable] });
-      }
-      this.pacer.notify();
+    if (ev.type === "frame") this.onGuestFrame(ev.frame, ev.tNs);
+    else this.rec.append(telemetryEventToRecord(ev));
+  }
+
+  private onGuestFrame(frame: plugstorm.telemetry.v1.Frame, tNs: number): void {
+    // The record telemetryEventToRecord makes of a frame event.
+    this.rec.append({ tNs, guest: frame });
+    this.guest.onFrame(frame);
+    if (frame.hello && this.onGuestHello) {
+      const h = frame.hello;
+      this.onGuestHello({ agentVersion: h.agentVersion ?? "", kernelVersion: h.kernelVersion ?? "", notObserved: [...this.guest.unavailable] });
     }
+    this.pacer.notify();
   }
 
   // ---------------------------------------------------------------- pacing

@@ -11,6 +11,7 @@ import { TOOL_VERSION } from "./version.js";
 export class GuestSession {
   readonly core: TelemetryCore;
   private handler: ((ev: TelemetryEvent) => void) | null = null;
+  private frameHandler: ((frame: plugstorm.telemetry.v1.Frame, tNs: number) => void) | null = null;
   private lastHello: plugstorm.telemetry.v1.Frame | undefined;
   private readonly unobserve: () => void;
 
@@ -20,9 +21,13 @@ export class GuestSession {
       clock: machine.clock,
       hostVersion: TOOL_VERSION,
       onEvent: (ev) => {
-        if (ev.type === "frame" && ev.frame.hello != null) this.lastHello = ev.frame; // body "hello": the oneof's first member
         if (ev.type === "disconnected") this.lastHello = undefined;
         this.handler?.(ev);
+      },
+      // Frames, nearly every event, come as themselves (no event object each).
+      onFrame: (frame, tNs) => {
+        if (frame.hello != null) this.lastHello = frame; // body "hello": the oneof's first member
+        this.frameHandler?.(frame, tNs);
       },
     });
     this.unobserve = machine.observe((obs) => {
@@ -47,17 +52,25 @@ export class GuestSession {
     return this.lastHello;
   }
 
-  /** One subscriber at a time: the running storm. */
-  attach(handler: (ev: TelemetryEvent) => void): () => void {
+  /**
+   * One subscriber at a time: the running storm. Every channel event goes to
+   * handler, a guest frame to onFrame when given (as itself: no event object).
+   */
+  attach(handler: (ev: TelemetryEvent) => void, onFrame?: (frame: plugstorm.telemetry.v1.Frame, tNs: number) => void): () => void {
     if (this.handler) throw new Error("a storm is already running on this machine");
     this.handler = handler;
+    this.frameHandler = onFrame ?? ((frame, tNs) => handler({ tNs, type: "frame", frame }));
     return () => {
-      if (this.handler === handler) this.handler = null;
+      if (this.handler === handler) {
+        this.handler = null;
+        this.frameHandler = null;
+      }
     };
   }
 
   close(): void {
     this.unobserve();
     this.handler = null;
+    this.frameHandler = null;
   }
 }

@@ -7,7 +7,7 @@ import type { Duplex } from "node:stream";
 import { setTimeout as sleepMs } from "node:timers/promises";
 import { plugstorm } from "../gen/plugstorm.js";
 import { ClockAligner, type ClockSample } from "./clock.js";
-import { encodeHostCommand, GuestStreamDecoder, type ChannelOutput, type DecoderStats } from "./codec.js";
+import { encodeHostCommand, GuestStreamDecoder, type ChannelOutput, type DecoderStats, type DecoderTarget } from "./codec.js";
 
 import Command = plugstorm.telemetry.v1.Command;
 type CommandAck = plugstorm.telemetry.v1.CommandAck.$Properties;
@@ -85,8 +85,14 @@ export interface CoreOptions {
   autoHelloAck?: boolean;
   /** HelloAck.host_version. */
   hostVersion?: string;
-  /** Receives every event synchronously, in order. */
+  /** Receives every event synchronously, in order (frames too, unless onFrame takes them). */
   onEvent?: (ev: TelemetryEvent) => void;
+  /**
+   * Receives every frame in onEvent's place, in the same order among the
+   * events, as the frame and its time: no event object is made for it (a
+   * storm run takes tens of thousands).
+   */
+  onFrame?: (frame: plugstorm.telemetry.v1.Frame, tNs: number) => void;
 }
 
 interface Pending {
@@ -98,7 +104,7 @@ interface Pending {
 /** Fire-and-forget commands (HelloAck) whose ack never came are forgotten beyond this many. */
 const MAX_UNTRACKED = 1024;
 
-export class TelemetryCore {
+export class TelemetryCore implements DecoderTarget {
   readonly clock: ChannelClock;
   readonly aligner = new ClockAligner();
   private readonly decoder = new GuestStreamDecoder();
@@ -106,6 +112,8 @@ export class TelemetryCore {
   private nextId = 1;
   private closedReason: string | undefined;
   private collect: TelemetryEvent[] | undefined;
+  /** The time of the bytes deliver() is decoding. */
+  private deliverNs = 0;
 
   constructor(private readonly opts: CoreOptions) {
     this.clock = opts.clock;
@@ -146,7 +154,33 @@ export class TelemetryCore {
    * of them is built (a closure and two arrays a chunk, on every frame of a run).
    */
   deliver(bytes: Uint8Array, tNs: number): void {
-    for (const out of this.decoder.push(bytes)) this.handle(out, tNs);
+    const outer = this.deliverNs;
+    this.deliverNs = tNs;
+    try {
+      this.decoder.feed(bytes, this);
+    } finally {
+      this.deliverNs = outer;
+    }
+  }
+
+  /** @internal DecoderTarget */
+  decoderOutput(out: ChannelOutput): void {
+    this.handle(out, this.deliverNs);
+  }
+
+  /** @internal DecoderTarget */
+  decoderFrame(frame: plugstorm.telemetry.v1.Frame): void {
+    this.frameAt(frame, this.deliverNs);
+  }
+
+  private frameAt(frame: plugstorm.telemetry.v1.Frame, tNs: number): void {
+    const onFrame = this.opts.onFrame;
+    if (onFrame === undefined) this.emit({ tNs, type: "frame", frame });
+    else {
+      this.collect?.push({ tNs, type: "frame", frame });
+      onFrame(frame, tNs);
+    }
+    this.afterFrame(frame, tNs);
   }
 
   /**
@@ -245,24 +279,27 @@ export class TelemetryCore {
   }
 
   private handle(out: ChannelOutput, tNs: number): void {
-    // Frames are nearly every event: built as a literal, not spread (same fields, same order).
-    this.emit(out.type === "frame" ? { tNs, type: "frame", frame: out.frame } : { tNs, ...out });
-    if (out.type === "session-start") {
-      // A new session may be a rebooted guest with a new clock.
-      this.aligner.reset();
-    } else if (out.type === "frame") {
-      const f = out.frame;
-      if (f.hello != null && (this.opts.autoHelloAck ?? true)) {
-        this.post({ helloAck: { hostTimeNs: this.clock.now(), hostVersion: this.opts.hostVersion ?? "" } });
-      } else if (f.ack != null) {
-        const id = f.ack.id ?? 0;
-        const p = this.pending.get(id);
-        if (p) {
-          this.pending.delete(id);
-          const sample = this.aligner.add(p.sentNs, Math.max(tNs, p.sentNs), f.guestTimeNs);
-          this.emit({ tNs, type: "clock", sample });
-          p.settle?.({ ok: true, ack: f.ack, sample });
-        }
+    if (out.type === "frame") {
+      this.frameAt(out.frame, tNs);
+      return;
+    }
+    this.emit({ tNs, ...out });
+    // A new session may be a rebooted guest with a new clock.
+    if (out.type === "session-start") this.aligner.reset();
+  }
+
+  /** What a frame does to the channel: a Hello is answered, an ack settles its command. */
+  private afterFrame(f: plugstorm.telemetry.v1.Frame, tNs: number): void {
+    if (f.hello != null && (this.opts.autoHelloAck ?? true)) {
+      this.post({ helloAck: { hostTimeNs: this.clock.now(), hostVersion: this.opts.hostVersion ?? "" } });
+    } else if (f.ack != null) {
+      const id = f.ack.id ?? 0;
+      const p = this.pending.get(id);
+      if (p) {
+        this.pending.delete(id);
+        const sample = this.aligner.add(p.sentNs, Math.max(tNs, p.sentNs), f.guestTimeNs);
+        this.emit({ tNs, type: "clock", sample });
+        p.settle?.({ ok: true, ack: f.ack, sample });
       }
     }
   }

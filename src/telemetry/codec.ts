@@ -42,6 +42,14 @@ export type ChannelOutput =
   /** A Hello began a new session (seq restarts). Precedes the Hello frame. */
   | { type: "session-start"; seq: number; hello: plugstorm.telemetry.v1.Hello.$Properties };
 
+/** Where GuestStreamDecoder.feed() hands its outputs, as they are decoded. */
+export interface DecoderTarget {
+  /** Every output but a frame. */
+  decoderOutput(out: ChannelOutput): void;
+  /** A frame (what push() returns as { type: "frame", frame }). */
+  decoderFrame(frame: plugstorm.telemetry.v1.Frame): void;
+}
+
 export interface DecoderStats {
   /** Frames decoded and delivered. */
   frames: number;
@@ -80,6 +88,8 @@ export class GuestStreamDecoder implements FrameSink {
   /** The highest seq seen in this session. */
   private highest = 0;
   private out: ChannelOutput[] = [];
+  /** Set during feed(): where outputs go instead of out. */
+  private target: DecoderTarget | null = null;
 
   constructor(opts: { firstSeq?: number } = {}) {
     this.expected = opts.firstSeq ?? 1;
@@ -98,9 +108,30 @@ export class GuestStreamDecoder implements FrameSink {
   push(chunk: Uint8Array): ChannelOutput[] {
     const out: ChannelOutput[] = [];
     this.out = out;
+    this.target = null;
     this.stats.bytes += chunk.length;
     this.splitter.feed(chunk, this);
     return out;
+  }
+
+  /**
+   * push() that hands each output to target as it is decoded, in the same
+   * order, a frame as itself: no list per chunk and no { type: "frame" }
+   * object per frame (the host's channel takes every frame of a run this way).
+   */
+  feed(chunk: Uint8Array, target: DecoderTarget): void {
+    this.target = target;
+    this.stats.bytes += chunk.length;
+    try {
+      this.splitter.feed(chunk, this);
+    } finally {
+      this.target = null;
+    }
+  }
+
+  private put(o: ChannelOutput): void {
+    if (this.target !== null) this.target.decoderOutput(o);
+    else this.out.push(o);
   }
 
   /**
@@ -129,27 +160,28 @@ export class GuestStreamDecoder implements FrameSink {
     // Not frame.body: protobufjs computes it from Object.keys on every read.
     if (frame.hello != null) {
       this.stats.sessions++;
-      this.out.push({ type: "session-start", seq, hello: frame.hello });
+      this.put({ type: "session-start", seq, hello: frame.hello });
       this.highest = seq;
     } else if (seq < this.expected) {
-      this.out.push({ type: "seq-backward", expected: this.expected, got: seq });
+      this.put({ type: "seq-backward", expected: this.expected, got: seq });
     } else if (seq > this.expected) {
       // Counted from past the highest seq of the session, so a guest that goes
       // back and forth cannot count the same seqs as lost again.
       const from = Math.max(this.expected, this.highest + 1);
       if (seq - from > MAX_SEQ_GAP) {
         this.stats.corrupt++;
-        this.out.push({ type: "seq-jump", expected: this.expected, got: seq });
+        this.put({ type: "seq-jump", expected: this.expected, got: seq });
       } else if (seq > from) {
         const lost = seq - from;
         this.stats.lost += lost;
-        this.out.push({ type: "seq-gap", expected: from, got: seq, lost });
+        this.put({ type: "seq-gap", expected: from, got: seq, lost });
       }
     }
     if (seq > this.highest) this.highest = seq;
     this.expected = seq + 1;
     this.stats.frames++;
-    this.out.push({ type: "frame", frame });
+    if (this.target !== null) this.target.decoderFrame(frame);
+    else this.out.push({ type: "frame", frame });
   }
 
   /** @internal FrameSink */
@@ -157,10 +189,10 @@ export class GuestStreamDecoder implements FrameSink {
     this.stats.bytesSkipped += bytesSkipped;
     if (reason === "oversize") {
       this.stats.oversize++;
-      this.out.push({ type: "oversize", bytesSkipped });
+      this.put({ type: "oversize", bytesSkipped });
     } else {
       this.stats.corrupt++;
-      this.out.push({ type: "corrupt", reason, bytesSkipped });
+      this.put({ type: "corrupt", reason, bytesSkipped });
     }
   }
 }

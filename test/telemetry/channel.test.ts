@@ -205,6 +205,35 @@ test("every channel event becomes a trace record that encodes and decodes", asyn
   t.like(gap.channel, { kind: plugstorm.trace.v1.ChannelEvent.Kind.SEQ_GAP, expectedSeq: 2, gotSeq: 4 });
 });
 
+test("sync core with onFrame: frames go there as themselves, in their place among onEvent's events, and receive() still lists them", async (t) => {
+  const script = async (core: TelemetryCore, clock: ManualClock, log: (e: TelemetryEvent) => void): Promise<void> => {
+    core.connected();
+    for (const e of core.receive(Buffer.concat([helloFrame(1), new Uint8Array([5, 5, 0]), ackFrame(4, 1, 100)]), 7)) log(e);
+    core.deliver(Buffer.concat([ackFrame(2, 99, 100), ackFrame(5, 77, 200)]), 9);
+    const p = core.send({ ping: {} }, { deadlineMs: 1 });
+    core.deliver(ackFrame(6, 2, 300), 11);
+    await p;
+    clock.advance(1e6);
+    core.disconnected("bye");
+  };
+  // Without onFrame: every event through onEvent (as before onFrame was there).
+  const plainClock = new ManualClock();
+  const plain: TelemetryEvent[] = [];
+  const listedPlain: TelemetryEvent[] = [];
+  await script(new TelemetryCore({ clock: plainClock, write: () => {}, onEvent: (e) => plain.push(e) }), plainClock, (e) => listedPlain.push(e));
+  // With it: the same sequence, frames arriving by onFrame with their time.
+  const clock = new ManualClock();
+  const seen: TelemetryEvent[] = [];
+  const listed: TelemetryEvent[] = [];
+  const core = new TelemetryCore({ clock, write: () => {}, onEvent: (e) => seen.push(e), onFrame: (frame, tNs) => seen.push({ tNs, type: "frame", frame }) });
+  await script(core, clock, (e) => listed.push(e));
+  t.true(plain.filter((e) => e.type === "frame").length >= 4);
+  t.true(plain.some((e) => e.type === "clock") && plain.some((e) => e.type === "corrupt") && plain.some((e) => e.type === "seq-gap"));
+  t.deepEqual(seen, plain);
+  t.deepEqual(listed, listedPlain);
+  t.true(listed.some((e) => e.type === "frame"), "receive() lists frames taken by onFrame");
+});
+
 test("a posted command is what Command.fromObject makes of the body and its id: fields, their order, defaults dropped, bytes", (t) => {
   // Bodies of every shape the runner and the live view send, with the defaults and absent fields they carry.
   const bodies: Parameters<TelemetryCore["post"]>[0][] = [

@@ -68,6 +68,30 @@ test("frames decode with sessions, gaps and backward seqs reported in order", (t
   t.is(d.expectedSeq, 3);
 });
 
+test("feed() hands a target what push() returns, in the same order, a frame as itself", (t) => {
+  // Sessions, a gap, a backward seq, a jump past MAX_SEQ_GAP, a corrupt frame and an oversize run, in chunks that cut frames.
+  const bad = Uint8Array.from(encodeGuestFrame(ref(9)));
+  bad[3] = bad[3]! ^ 0x04;
+  const parts = [encodeGuestFrame(hello(1)), encodeGuestFrame(ref(2)), encodeGuestFrame(ref(5)), encodeGuestFrame(ref(3)), bad, encodeGuestFrame(ref(7 + MAX_SEQ_GAP * 2)), new Uint8Array(MAX_ENCODED + 10).fill(7), new Uint8Array([0]), encodeGuestFrame(hello(1)), encodeGuestFrame(ref(2))];
+  const stream = Buffer.concat(parts);
+  for (const cut of [1, 7, 64, stream.length]) {
+    const pushed = new GuestStreamDecoder();
+    const fed = new GuestStreamDecoder();
+    const want: ChannelOutput[] = [];
+    const got: Array<ChannelOutput | plugstorm.telemetry.v1.Frame> = [];
+    const target = { decoderOutput: (o: ChannelOutput) => got.push(o), decoderFrame: (f: plugstorm.telemetry.v1.Frame) => got.push(f) };
+    for (let p = 0; p < stream.length; p += cut) {
+      want.push(...pushed.push(stream.subarray(p, p + cut)));
+      fed.feed(stream.subarray(p, p + cut), target);
+    }
+    t.is(got.length, want.length);
+    // A frame comes as the Frame itself, every other output as push() gives it.
+    t.deepEqual(got.map((o) => (o instanceof v1.Frame ? { type: "frame", frame: o } : o)), want, `chunks of ${cut}`);
+    t.deepEqual(fed.stats, pushed.stats);
+  }
+  t.true(new GuestStreamDecoder().push(stream).some((o) => o.type === "seq-jump"), "the stream covers a seq jump");
+});
+
 test("a host that joins late reports the frames before the first one it sees as lost", (t) => {
   const d = new GuestStreamDecoder();
   t.deepEqual(summary(d.push(encodeGuestFrame(ref(4)))), ["gap:1-4:3", "frame:4:ref"]);
