@@ -41,6 +41,126 @@ export type IfState = (typeof IF_STATES)[number];
 export const IF_EVENTS = ["if-attach", "if-deactivate", "if-detach-begin", "if-detach-end", "access", "departure"] as const;
 export type IfInput = (typeof IF_EVENTS)[number];
 
+/**
+ * A device state's position in DEVICE_STATES, or -1. A string switch: every
+ * device and interface event steps an automaton, and each step looked up a
+ * Map by state and then a Map by input (two hash lookups through builtins);
+ * the cases compare internalized strings by pointer.
+ * test/model/model.test.ts holds these to the arrays' order.
+ */
+export function deviceStateIndex(s: string): number {
+  switch (s) {
+    case "absent":
+      return 0;
+    case "present":
+      return 1;
+    case "attaching":
+      return 2;
+    case "attached":
+      return 3;
+    case "running":
+      return 4;
+    case "deactivated":
+      return 5;
+    case "detaching":
+      return 6;
+    case "detached":
+      return 7;
+    case "freed":
+      return 8;
+    default:
+      return -1;
+  }
+}
+
+/** A device input's position in DEVICE_EVENTS, or -1 (see deviceStateIndex). */
+export function deviceInputIndex(e: string): number {
+  switch (e) {
+    case "host-add":
+      return 0;
+    case "attach-begin":
+      return 1;
+    case "attach-end":
+      return 2;
+    case "attach-failed":
+      return 3;
+    case "if-attach":
+      return 4;
+    case "deactivate":
+      return 5;
+    case "detach-begin":
+      return 6;
+    case "veto":
+      return 7;
+    case "detach-end":
+      return 8;
+    case "detach-enoent":
+      return 9;
+    case "free":
+      return 10;
+    case "detach-wait":
+      return 11;
+    case "commit":
+      return 12;
+    default:
+      return -1;
+  }
+}
+
+/** An interface state's position in IF_STATES, or -1 (see deviceStateIndex). */
+export function ifStateIndex(s: string): number {
+  switch (s) {
+    case "none":
+      return 0;
+    case "attached":
+      return 1;
+    case "deactivated":
+      return 2;
+    case "detaching":
+      return 3;
+    case "detached":
+      return 4;
+    default:
+      return -1;
+  }
+}
+
+/** An interface input's position in IF_EVENTS, or -1 (see deviceStateIndex). */
+export function ifInputIndex(e: string): number {
+  switch (e) {
+    case "if-attach":
+      return 0;
+    case "if-deactivate":
+      return 1;
+    case "if-detach-begin":
+      return 2;
+    case "if-detach-end":
+      return 3;
+    case "access":
+      return 4;
+    case "departure":
+      return 5;
+    default:
+      return -1;
+  }
+}
+
+/** All the states and inputs an automaton of one kind may use (a profile's may use fewer), with their positions. */
+export interface Alphabet<S extends string, E extends string> {
+  states: readonly S[];
+  inputs: readonly E[];
+  state: (s: S) => number;
+  input: (e: E) => number;
+}
+
+export const DEVICE_ALPHABET: Alphabet<DeviceState, DeviceInput> = {
+  states: DEVICE_STATES,
+  inputs: DEVICE_EVENTS,
+  state: deviceStateIndex,
+  input: deviceInputIndex,
+};
+export const IF_ALPHABET: Alphabet<IfState, IfInput> = { states: IF_STATES, inputs: IF_EVENTS, state: ifStateIndex, input: ifInputIndex };
+
 export interface Transition<S extends string, E extends string> {
   from: S;
   event: E;
@@ -56,6 +176,8 @@ export interface Forbidden<S extends string, E extends string> {
 
 export interface Automaton<S extends string, E extends string> {
   name: string;
+  /** The kind's states and inputs: where Monitor finds a (state, input) pair's next state. */
+  alphabet: Alphabet<S, E>;
   initial: S;
   states: readonly S[];
   events: readonly E[];
@@ -92,6 +214,7 @@ const commonForbidden: readonly DevF[] = [
 
 export const NETBSD_DEVICE: Automaton<DeviceState, DeviceInput> = {
   name: "netbsd-device",
+  alphabet: DEVICE_ALPHABET,
   initial: "absent",
   states: DEVICE_STATES,
   events: DEVICE_EVENTS,
@@ -135,6 +258,7 @@ export const NETBSD_DEVICE: Automaton<DeviceState, DeviceInput> = {
 
 export const LINUX_DEVICE: Automaton<DeviceState, DeviceInput> = {
   name: "linux-device",
+  alphabet: DEVICE_ALPHABET,
   initial: "absent",
   states: DEVICE_STATES.filter((s) => s !== "deactivated"),
   events: DEVICE_EVENTS.filter((e) => e !== "deactivate" && e !== "detach-wait" && e !== "commit"),
@@ -178,6 +302,7 @@ const ifForbidden: readonly Forbidden<IfState, IfInput>[] = [
 
 export const NETBSD_IF: Automaton<IfState, IfInput> = {
   name: "netbsd-ifnet",
+  alphabet: IF_ALPHABET,
   initial: "none",
   states: IF_STATES,
   events: IF_EVENTS,
@@ -201,6 +326,7 @@ export const NETBSD_IF: Automaton<IfState, IfInput> = {
 
 export const LINUX_IF: Automaton<IfState, IfInput> = {
   name: "linux-netdev",
+  alphabet: IF_ALPHABET,
   initial: "none",
   states: IF_STATES.filter((s) => s !== "deactivated"),
   events: IF_EVENTS.filter((e) => e !== "if-deactivate" && e !== "departure"),
@@ -210,14 +336,25 @@ export const LINUX_IF: Automaton<IfState, IfInput> = {
 
 /** A compiled automaton: O(1) lookups by (state, event). */
 export class Monitor<S extends string, E extends string> {
-  private readonly next = new Map<string, Map<string, S>>();
+  /** The next state by (state, input) position in the alphabet, row by row; undefined: no transition. */
+  private readonly next: (S | undefined)[];
+  private readonly width: number;
+  private readonly stateIx: (s: S) => number;
+  private readonly inputIx: (e: E) => number;
   private readonly bad = new Map<string, Map<string, RuleId>>();
 
   constructor(readonly spec: Automaton<S, E>) {
+    const a = spec.alphabet;
+    this.stateIx = a.state;
+    this.inputIx = a.input;
+    this.width = a.inputs.length;
+    this.next = new Array<S | undefined>(a.states.length * this.width).fill(undefined);
     for (const t of spec.transitions) {
-      let m = this.next.get(t.from);
-      if (m === undefined) this.next.set(t.from, (m = new Map()));
-      m.set(t.event, t.to);
+      const i = a.state(t.from);
+      const j = a.input(t.event);
+      if (i < 0 || j < 0 || a.state(t.to) < 0) throw new Error(`automaton ${spec.name}: ${t.from} --${t.event}--> ${t.to} is outside its alphabet`);
+      // A pair listed twice takes its last target, as Map.set did.
+      this.next[i * this.width + j] = t.to;
     }
     for (const f of spec.forbidden) {
       let m = this.bad.get(f.from);
@@ -228,7 +365,9 @@ export class Monitor<S extends string, E extends string> {
 
   /** The next state, or undefined when the event is illegal in `from`. */
   step(from: S, event: E): S | undefined {
-    return this.next.get(from)?.get(event);
+    const i = this.stateIx(from);
+    const j = this.inputIx(event);
+    return i < 0 || j < 0 ? undefined : this.next[i * this.width + j];
   }
 
   /** The rule an illegal (state, event) breaks. */

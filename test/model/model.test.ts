@@ -16,6 +16,7 @@ import {
   rulesMarkdown,
   type ModelEvent,
 } from "../../src/model/index.js";
+import { DEVICE_ALPHABET, IF_ALPHABET, type Alphabet, type Automaton } from "../../src/model/automata.js";
 import { BUG_NAMES } from "../../src/sim/index.js";
 
 test("rule ids are unique kebab-case and every field is filled", (t) => {
@@ -82,6 +83,29 @@ test("Monitor steps legal edges and names the rule an illegal one breaks", (t) =
   const i = new Monitor(AUTOMATA.netbsd.ifnet);
   t.is(i.ruleFor("detaching", "if-detach-begin"), "single-detach-in-progress");
   t.is(i.step("detaching", "departure"), "detaching");
+});
+
+test("the automata's state and input positions are their places in the alphabet's lists", (t) => {
+  for (const a of [DEVICE_ALPHABET, IF_ALPHABET] as Alphabet<string, string>[]) {
+    a.states.forEach((s, i) => t.is(a.state(s), i, s));
+    a.inputs.forEach((e, i) => t.is(a.input(e), i, e));
+    t.is(a.state("no-such-state"), -1);
+    t.is(a.input("no-such-input"), -1);
+  }
+});
+
+test("Monitor.step answers every (state, input) pair as the transition list says (its last entry for a pair)", (t) => {
+  for (const profile of ["netbsd", "linux"] as const) {
+    for (const spec of [AUTOMATA[profile].device, AUTOMATA[profile].ifnet] as Automaton<string, string>[]) {
+      const m = new Monitor(spec);
+      for (const s of spec.alphabet.states)
+        for (const e of spec.alphabet.inputs) {
+          const last = spec.transitions.filter((x) => x.from === s && x.event === e).pop();
+          t.is(m.step(s, e), last?.to, `${spec.name}: ${s} --${e}-->`);
+        }
+      t.is(m.step("no-such-state", spec.alphabet.inputs[0]!), undefined);
+    }
+  }
 });
 
 test("generated docs cover every rule, transition and bug", (t) => {
