@@ -7,8 +7,8 @@ import { AUTOMATA, Monitor, type DeviceInput, type DeviceState, type IfInput, ty
 import { resolveDeadlines, type Deadlines } from "./deadlines.js";
 import { ALL_CAPABILITIES, describeEvent, type At, type CapabilityName, type DeviceEvent, type ModelEvent } from "./events.js";
 import { LogHistogram } from "./histogram.js";
-import { without } from "./maps.js";
 import { OpenActions } from "./open-actions.js";
+import { SmallMap } from "./small-map.js";
 import { RULES, type ProfileName, type Rule, type RuleId, type Severity, type Side } from "./rules.js";
 import {
   NO_REFS,
@@ -122,11 +122,11 @@ export class Core {
   observed!: Set<CapabilityName>;
   capabilities: CapabilityName[] | null = null;
 
-  // Not readonly: a map its last entry leaves is replaced (see without(), maps.ts).
-  nics = new Map<string, Nic>();
-  nicsByMac = new Map<string, Nic>();
-  devices = new Map<string, Dev>();
-  ifnames = new Map<string, Dev>();
+  // A NIC or a device or two at a time, emptied once a cycle: see small-map.ts.
+  readonly nics = new SmallMap<string, Nic>();
+  readonly nicsByMac = new SmallMap<string, Nic>();
+  readonly devices = new SmallMap<string, Dev>();
+  readonly ifnames = new SmallMap<string, Dev>();
   readonly tombs = new Map<string, Tomb>();
   readonly ifTombs = new Map<string, string>();
   /** Host actions awaiting their result, by action id. */
@@ -394,10 +394,10 @@ export class Core {
     this.timers.cancel(dev.detachTimer);
     dev.detachTimer = null;
     if (this.devices.get(dev.name) === dev) {
-      this.devices = without(this.devices, dev.name);
+      this.devices.delete(dev.name);
       if (this.lastName === dev.name) this.lastDev = undefined;
     }
-    if (dev.ifname && this.ifnames.get(dev.ifname) === dev) this.ifnames = without(this.ifnames, dev.ifname);
+    if (dev.ifname && this.ifnames.get(dev.ifname) === dev) this.ifnames.delete(dev.ifname);
     dev.state = "freed";
     if (!freed) return;
     this.deviceFreed(dev);
@@ -428,8 +428,8 @@ export class Core {
     this.timers.cancel(nic.attachTimer);
     this.timers.cancel(nic.removeTimer);
     this.timers.cancel(nic.finaliseTimer);
-    if (this.nics.get(nic.id) === nic) this.nics = without(this.nics, nic.id);
-    if (nic.mac && this.nicsByMac.get(nic.mac) === nic) this.nicsByMac = without(this.nicsByMac, nic.mac);
+    if (this.nics.get(nic.id) === nic) this.nics.delete(nic.id);
+    if (nic.mac && this.nicsByMac.get(nic.mac) === nic) this.nicsByMac.delete(nic.mac);
   }
 
   /**

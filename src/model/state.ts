@@ -9,6 +9,7 @@ import type { At, ExecContext, HostAddEvent, HostRemoveEvent, ModelEvent, Object
 import type { LogHistogram } from "./histogram.js";
 import type { PendingUnload } from "./rules/modules.js";
 import type { DeviceNodes } from "./rules/vnodes.js";
+import { SmallMap } from "./small-map.js";
 import type { Timer } from "./timers.js";
 
 export const ENOENT = 2;
@@ -104,10 +105,11 @@ export interface Dev {
   waiters: string[] | null;
   deactivateContext: ExecContext | null;
   /** Holders by kind; NO_REFS (shared, never written) while the device holds none: see ledgerToWrite. */
-  ledger: ReadonlyMap<ObjectKind, Map<string, number>>;
+  ledger: SmallMap<ObjectKind, SmallMap<string, number>>;
   descs: Map<string, string> | null;
   refTotal: number;
-  drains: Map<ObjectKind, number> | null;
+  /** Drains running, by kind, with their start; made at the device's first drain and kept. */
+  drains: SmallMap<ObjectKind, number> | null;
   ring: ModelEvent[];
   ringPos: number;
   detachTimer: Timer<Payload> | null;
@@ -162,13 +164,13 @@ export interface ViolationCtx {
  * and another at its last release, which it mostly never wrote: a device that
  * takes its references in one burst now makes one Map, one that takes none none.
  */
-export const NO_REFS: ReadonlyMap<ObjectKind, Map<string, number>> = new Map();
+export const NO_REFS: SmallMap<ObjectKind, SmallMap<string, number>> = new SmallMap();
 
 /** dev's ledger, to add to: its own, made now if it still has the shared NO_REFS. */
-export function ledgerToWrite(dev: Dev): Map<ObjectKind, Map<string, number>> {
+export function ledgerToWrite(dev: Dev): SmallMap<ObjectKind, SmallMap<string, number>> {
   const l = dev.ledger;
-  if (l !== NO_REFS) return l as Map<ObjectKind, Map<string, number>>;
-  const own = new Map<ObjectKind, Map<string, number>>();
+  if (l !== NO_REFS) return l;
+  const own = new SmallMap<ObjectKind, SmallMap<string, number>>();
   dev.ledger = own;
   return own;
 }
@@ -177,9 +179,9 @@ export function ledgerToWrite(dev: Dev): Map<ObjectKind, Map<string, number>> {
 export function holdersOf(dev: Dev, kinds?: ReadonlySet<ObjectKind>): { ids: string[]; text: string } {
   const ids: string[] = [];
   const parts: string[] = [];
-  for (const [kind, m] of dev.ledger) {
+  for (const [kind, m] of dev.ledger.entries()) {
     if (kinds && !kinds.has(kind)) continue;
-    for (const [holder, n] of m) {
+    for (const [holder, n] of m.entries()) {
       if (n <= 0) continue;
       ids.push(holder);
       const desc = dev.descs?.get(holder);
@@ -193,7 +195,7 @@ export function holdersOf(dev: Dev, kinds?: ReadonlySet<ObjectKind>): { ids: str
 export function refsHeld(dev: Dev, kinds: ReadonlySet<ObjectKind>): number {
   if (dev.refTotal === 0) return 0;
   let n = 0;
-  for (const [kind, m] of dev.ledger) if (kinds.has(kind)) for (const c of m.values()) n += c;
+  for (const [kind, m] of dev.ledger.entries()) if (kinds.has(kind)) for (const c of m.values()) n += c;
   return n;
 }
 

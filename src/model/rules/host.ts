@@ -6,7 +6,6 @@
 // test/check/behaviour.test.ts.
 
 import type { Core, HostActionRef } from "../core.js";
-import { without } from "../maps.js";
 import type { ModelEvent } from "../events.js";
 import type { Payload } from "../state.js";
 import type { Timer } from "../timers.js";
@@ -123,7 +122,7 @@ export class HostMonitor {
         if (nic && a?.action === "add") {
           c.timers.cancel(nic.attachTimer);
           nic.attachTimer = null;
-          if (!nic.everLinked && c.nics.get(nic.id) === nic) c.nics = without(c.nics, nic.id);
+          if (!nic.everLinked && c.nics.get(nic.id) === nic) c.nics.delete(nic.id);
         }
         if (nic && a?.action === "remove") {
           c.timers.cancel(nic.removeTimer);

@@ -7,7 +7,6 @@
 // test/check/netbsd-orders.test.ts.
 
 import type { Core } from "../core.js";
-import { without } from "../maps.js";
 import type { DeviceEvent, IfEvent } from "../events.js";
 import { PSREF_KINDS, USB_TASK, holdersOf, refsHeld, tombHistory, type Attempt, type Dev } from "../state.js";
 import { cannotSleep } from "./context.js";
@@ -90,7 +89,7 @@ export class InterfaceMonitor {
     switch (e.kind) {
       case "attach":
         if (e.ifname && dev.ifname !== e.ifname) {
-          if (dev.ifname && c.ifnames.get(dev.ifname) === dev) c.ifnames = without(c.ifnames, dev.ifname);
+          if (dev.ifname && c.ifnames.get(dev.ifname) === dev) c.ifnames.delete(dev.ifname);
           dev.ifname = e.ifname;
           c.ifnames.set(e.ifname, dev);
         }

@@ -123,7 +123,7 @@ export class LifetimeMonitor {
     const a = dev.attempt!;
     judgeTasks(c, dev, a, e, "the free");
     const ifBusy = dev.ifState === "attached" || dev.ifState === "deactivated" || dev.ifState === "detaching";
-    const draining = dev.drains !== null && dev.drains.size > 0 ? [...dev.drains.keys()].join(", ") : "";
+    const draining = dev.drains !== null && dev.drains.size > 0 ? dev.drains.keys().join(", ") : "";
     // After the commit, config_detach drains the localcount before config_devfree:
     // judged when the guest reports that drain at all (netbsd.md#devfree).
     const undrained =

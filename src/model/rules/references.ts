@@ -8,6 +8,7 @@
 import type { DeviceState, IfState } from "../automata.js";
 import type { Core } from "../core.js";
 import type { DeviceEvent, ObjectKind, RefEvent } from "../events.js";
+import { SmallMap } from "../small-map.js";
 import { DEVICE_KINDS, NO_REFS, holdersOf, ledgerToWrite, refsHeld, type Dev } from "../state.js";
 import { cannotSleep } from "./context.js";
 import { BOTH, rule } from "./define.js";
@@ -80,7 +81,7 @@ export const REFERENCE_RULES = [
 export interface CutoffView {
   state: DeviceState;
   ifState: IfState;
-  drains: ReadonlyMap<ObjectKind, number> | null;
+  drains: Pick<ReadonlyMap<ObjectKind, number>, "has"> | null;
   attempt: { committed: boolean; devDrainBegun: boolean; dying: boolean; stopped: boolean } | null;
 }
 
@@ -196,7 +197,7 @@ export class ReferenceMonitor {
           c.violate("no-ref-after-detach-begin", `${dev.name}: ${e.holder}${e.holderDesc ? ` (${e.holderDesc})` : ""} acquired a ${e.objectKind} reference on ${e.object} after ${past}`, { at: e, dev, holders: [e.holder] });
       }
       let m = dev.ledger.get(e.objectKind);
-      if (m === undefined) ledgerToWrite(dev).set(e.objectKind, (m = new Map()));
+      if (m === undefined) ledgerToWrite(dev).set(e.objectKind, (m = new SmallMap()));
       m.set(e.holder, (m.get(e.holder) ?? 0) + 1);
       if (e.holderDesc) (dev.descs ??= new Map()).set(e.holder, e.holderDesc);
       dev.refTotal++;
@@ -212,10 +213,11 @@ export class ReferenceMonitor {
       return;
     }
     if (n === 1) {
-      // The last holder's map (and the ledger, the last kind's) is dropped, not emptied: V8 reallocates a Map's table when it empties (in a runtime call).
-      // A ledger of more than one kind is the device's own (NO_REFS holds none).
+      // The last holder's map (and the ledger, the last kind's) is dropped: the
+      // shared NO_REFS stands for a device holding nothing. A ledger of more than
+      // one kind is the device's own (NO_REFS holds none).
       if (m!.size > 1) m!.delete(e.holder);
-      else if (dev.ledger.size > 1) (dev.ledger as Map<ObjectKind, Map<string, number>>).delete(e.objectKind);
+      else if (dev.ledger.size > 1) dev.ledger.delete(e.objectKind);
       else dev.ledger = NO_REFS;
       dev.descs?.delete(e.holder);
     } else m!.set(e.holder, n - 1);
@@ -251,9 +253,8 @@ export class ReferenceMonitor {
     if (e.objectKind === "device" && dev.attempt) dev.attempt.devDrained = true;
     const began = dev.drains?.get(e.objectKind);
     if (began !== undefined) {
-      // The last drain's map is dropped, not emptied: V8 reallocates a Map's table when it empties (in a runtime call).
-      if (dev.drains!.size === 1) dev.drains = null;
-      else dev.drains!.delete(e.objectKind);
+      // Kept when it empties (a SmallMap's emptying costs nothing): the next drain of this device writes it again.
+      dev.drains!.delete(e.objectKind);
       c.latFor(dev.driver).drain.add(e.t - began);
     }
     c.ex(this.X_DRAIN_COMPLETES_EMPTY);
@@ -281,7 +282,7 @@ export class ReferenceMonitor {
     c.ex(this.X_NO_SLEEP_IN_INTERRUPT);
     if (cannotSleep(e.context))
       c.violate("no-sleep-in-interrupt", `${dev.name}: ${e.objectKind} reference drain (sleeps) started in ${e.context} context`, { at: e, dev });
-    (dev.drains ??= new Map()).set(e.objectKind, e.t);
+    (dev.drains ??= new SmallMap()).set(e.objectKind, e.t);
     if (e.objectKind === "device") {
       c.seesDeviceDrain = true;
       if (dev.attempt) dev.attempt.devDrainBegun = true;
