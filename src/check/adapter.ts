@@ -151,13 +151,28 @@ export const toWire = {
 const DeviceSideKind = plugstorm.trace.v1.DeviceSide.Kind;
 const DEVICE_KEY = '"device":"';
 
+const QUOTE = 34;
+const BACKSLASH = 92;
+
 function deviceDeletedId(data: string): string {
   // Fast path for QEMU's own compact JSON; anything else goes through JSON.parse.
   const k = data.indexOf(DEVICE_KEY);
   if (k >= 0) {
     const from = k + DEVICE_KEY.length;
-    const to = data.indexOf('"', from);
-    if (to > from && data.indexOf("\\", from) < 0) return data.slice(from, to);
+    // The value's closing quote and whether a backslash follows the key, in
+    // one pass over the rest (the string is short; two indexOf calls were
+    // two builtin calls a cycle).
+    let to = -1;
+    let escaped = false;
+    for (let i = from; i < data.length; i++) {
+      const c = data.charCodeAt(i);
+      if (c === BACKSLASH) {
+        escaped = true;
+        break;
+      }
+      if (c === QUOTE && to < 0) to = i;
+    }
+    if (to > from && !escaped) return data.slice(from, to);
   }
   try {
     const d = JSON.parse(data) as { device?: unknown; path?: unknown };

@@ -140,18 +140,43 @@ export class CascadeTracker {
    * and device names, so the shared joins are few.
    */
   private joinOf(unit: string, device: string): NicJoin {
+    // A NIC's add and its device's first event ask for two joins, the add's
+    // the same each cycle (its unit, no device yet): the two shared joins
+    // asked for last answer without the two Map lookups. Shared joins are never replaced, so
+    // this is the join the maps would give.
+    const a = this.recentA;
+    if (a !== null && a.unit === unit && a.device === device) return a;
+    const b = this.recentB;
+    if (b !== null && b.unit === unit && b.device === device) {
+      // Kept first: the add's join (no device yet) is asked for every cycle, the device's changes.
+      this.recentB = a;
+      this.recentA = b;
+      return b;
+    }
+    const j = this.sharedJoin(unit, device);
+    if (j !== null) {
+      this.recentB = a;
+      this.recentA = j;
+      return j;
+    }
+    return { unit, device };
+  }
+  private recentA: NicJoin | null = null;
+  private recentB: NicJoin | null = null;
+
+  /** The shared join of a unit and a device, made now if there is room; null when there is none. */
+  private sharedJoin(unit: string, device: string): NicJoin | null {
     let byDevice = this.joins.get(unit);
     if (byDevice === undefined) {
-      if (this.sharedJoins >= MAX_SHARED_JOINS) return { unit, device };
+      if (this.sharedJoins >= MAX_SHARED_JOINS) return null;
       this.joins.set(unit, (byDevice = new Map()));
     }
     let j = byDevice.get(device);
     if (j === undefined) {
+      if (this.sharedJoins >= MAX_SHARED_JOINS) return null;
       j = { unit, device };
-      if (this.sharedJoins < MAX_SHARED_JOINS) {
-        byDevice.set(device, j);
-        this.sharedJoins++;
-      }
+      byDevice.set(device, j);
+      this.sharedJoins++;
     }
     return j;
   }

@@ -101,6 +101,8 @@ export class Core {
   private readonly X_NO_EVENT_AFTER_FREE = ruleIndex("no-event-after-free");
   private readonly X_HOST_REMOVE_FREES = ruleIndex("host-remove-frees");
   private readonly X_LIFECYCLE_ORDER = ruleIndex("lifecycle-order");
+  /** judgeTasks (rules/interface.ts) counts it once a detach, a function with no family to keep it. */
+  readonly X_USB_TASK_WAITED = ruleIndex("usb-task-waited");
   readonly profile: ProfileName;
   readonly deadlines: Deadlines;
   private readonly onVerdict: ((v: Verdict) => void) | undefined;

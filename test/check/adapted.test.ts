@@ -83,3 +83,21 @@ test("on every wire value of each record kind's enum, out holds the event's type
   // recordToEvent is adaptRecord with a scratch out: the same events.
   records.forEach((r, i) => t.deepEqual(recordToEvent(r, i), adaptRecord(r, i, { type: "guest-other", t: 0 })));
 });
+
+test("DEVICE_DELETED names the NIC its data names, by the compact fast path or through JSON.parse alike", (t) => {
+  const id = (data: string): string | null => {
+    const e = recordToEvent({ tNs: 1, qmpEvent: { event: "DEVICE_DELETED", data } }, 0);
+    return e === null ? null : (e as { nicId: string }).nicId;
+  };
+  t.is(id('{"device":"nic7","path":"/machine/peripheral/nic7"}'), "nic7");
+  t.is(id('{"path":"/machine/peripheral/nic8","device":"nic8"}'), "nic8");
+  // A backslash anywhere after the key sends the data through JSON.parse, which unescapes.
+  t.is(id('{"device":"nic\\"9","path":"/p"}'), 'nic"9');
+  t.is(id('{"device":"nic10","path":"/machine/peripheral/n\\u0069c10"}'), "nic10");
+  t.is(id('{ "device" : "nic11" }'), "nic11");
+  // No id: the path's last element names it; nothing named: no event.
+  t.is(id('{"device":"","path":"/machine/peripheral/nic12"}'), "nic12");
+  t.is(id('{"path":"/machine/peripheral/nic13"}'), "nic13");
+  t.is(id('{"device":"nic14'), null);
+  t.is(id("not json"), null);
+});

@@ -164,7 +164,7 @@ export class InterfaceMonitor {
 export function judgeTasks(c: Core, dev: Dev, a: Attempt, e: DeviceEvent, where: string): void {
   if (a.tasksJudged || !a.ifDetached) return;
   a.tasksJudged = true;
-  c.exercise("usb-task-waited");
+  c.ex(c.X_USB_TASK_WAITED);
   if (refsHeld(dev, USB_TASK) > 0) {
     const h = holdersOf(dev, USB_TASK);
     c.violate("usb-task-waited", `${dev.name}: usbnet_detach reached "${where}" with a usb_task still queued after if_detach (no second usb_rem_task_wait): ${h.text}`, { at: e, dev, holders: h.ids });
