@@ -39,7 +39,7 @@ export const enum Side {
 /**
  * Open-bar slots held in a lane's row: its host and guest phases, then the
  * drains of the first 16 object kinds (the schema's, with room); see the
- * timeline's Slot. Other slots (kinds a corrupt trace made up) go in a map.
+ * timeline's drainSlot. Other slots (kinds a corrupt trace made up) go in a map.
  */
 export const ROW_SLOTS = 21;
 

@@ -307,10 +307,10 @@ export class TimelineCollector {
     const store = this.detail;
     const row = lane.row;
     if (action.kind === ActKind.ADD_NIC) {
-      let existing = store.openBar(row, Slot.DEVICE_ADD);
+      let existing = store.openBar(row, Phase.DEVICE_ADD);
       if (existing < 0) existing = store.lastBar(row, Side.HOST, Phase.DEVICE_ADD, action.tNs);
       if (existing >= 0) {
-        this.closeAnnotate(lane, Slot.DEVICE_ADD, existing, reply || t, failed ? outcomeText : undefined, failed);
+        this.closeAnnotate(lane, Phase.DEVICE_ADD, existing, reply || t, failed ? outcomeText : undefined, failed);
       } else {
         const bar = store.addBar(row, Side.HOST, Phase.DEVICE_ADD, sent);
         store.setEnd(bar, reply || t);
@@ -323,10 +323,10 @@ export class TimelineCollector {
         lane.addSentNs = sent;
       }
     } else {
-      let del = store.openBar(row, Slot.DEVICE_DEL);
+      let del = store.openBar(row, Phase.DEVICE_DEL);
       if (del < 0) del = store.lastBar(row, Side.HOST, Phase.DEVICE_DEL, action.tNs);
       if (del >= 0) {
-        this.closeAnnotate(lane, Slot.DEVICE_DEL, del, reply || t, outcome === Outcome.REFUSED ? outcomeText : undefined, outcome === Outcome.REFUSED);
+        this.closeAnnotate(lane, Phase.DEVICE_DEL, del, reply || t, outcome === Outcome.REFUSED ? outcomeText : undefined, outcome === Outcome.REFUSED);
       } else {
         const bar = store.addBar(row, Side.HOST, Phase.DEVICE_DEL, sent);
         store.setEnd(bar, reply || t);
@@ -340,7 +340,7 @@ export class TimelineCollector {
         lane.delUnfreedNs = sent;
       }
       if (outcome === Outcome.REFUSED) return;
-      let removal = store.openBar(row, Slot.REMOVAL);
+      let removal = store.openBar(row, Phase.REMOVAL);
       if (removal < 0) removal = store.lastBar(row, Side.HOST, Phase.REMOVAL, action.tNs);
       if (removal >= 0) {
         if (!store.hasEnd(removal) && event) this.finishRemoval(lane, event);
@@ -348,7 +348,7 @@ export class TimelineCollector {
           // Pending or never finalised: the bar stays open-ended, with the reason.
           store.setNote(removal, outcomeText);
           store.setFailed(removal);
-          store.closeSlot(row, Slot.REMOVAL);
+          store.closeSlot(row, Phase.REMOVAL);
         }
       } else {
         const bar = store.addBar(row, Side.HOST, Phase.REMOVAL, reply || sent);
@@ -386,11 +386,11 @@ export class TimelineCollector {
         if (driver) lane.nicKind = driver;
       }
       lane.addSentNs = t;
-      this.openSpan(lane, Side.HOST, Slot.DEVICE_ADD, Phase.DEVICE_ADD, t, undefined);
+      this.openSpan(lane, Side.HOST, Phase.DEVICE_ADD, Phase.DEVICE_ADD, t, undefined);
     } else {
       lane.delSentNs = t;
       lane.delUnfreedNs = t;
-      this.openSpan(lane, Side.HOST, Slot.DEVICE_DEL, Phase.DEVICE_DEL, t, undefined);
+      this.openSpan(lane, Side.HOST, Phase.DEVICE_DEL, Phase.DEVICE_DEL, t, undefined);
     }
   }
 
@@ -400,7 +400,7 @@ export class TimelineCollector {
     this.qmpIds.delete(r.id);
     const lane = this.lane(pending.nicId, t, false);
     if (!lane) return;
-    const key = pending.command === "device_add" ? Slot.DEVICE_ADD : Slot.DEVICE_DEL;
+    const key = pending.command === "device_add" ? Phase.DEVICE_ADD : Phase.DEVICE_DEL;
     const store = this.detail;
     const bar = store.openBar(lane.row, key);
     if (bar < 0) return;
@@ -413,7 +413,7 @@ export class TimelineCollector {
     }
     store.closeSlot(lane.row, key);
     if (r.ok && pending.command === "device_del") {
-      this.openSpan(lane, Side.HOST, Slot.REMOVAL, Phase.REMOVAL, t, undefined);
+      this.openSpan(lane, Side.HOST, Phase.REMOVAL, Phase.REMOVAL, t, undefined);
     }
   }
 
@@ -427,10 +427,10 @@ export class TimelineCollector {
 
   private finishRemoval(lane: LaneState, t: number): void {
     const store = this.detail;
-    const bar = store.openBar(lane.row, Slot.REMOVAL);
+    const bar = store.openBar(lane.row, Phase.REMOVAL);
     if (bar >= 0) {
       store.setEnd(bar, t);
-      store.closeSlot(lane.row, Slot.REMOVAL);
+      store.closeSlot(lane.row, Phase.REMOVAL);
     }
     if (lane.delSentNs !== undefined) this.latency.add(lane.nicKind ?? "nic", "removal", t - lane.delSentNs);
     lane.delSentNs = undefined;
@@ -467,10 +467,10 @@ export class TimelineCollector {
     const store = this.detail;
     switch (kind) {
       case DevKind.ATTACH_BEGIN:
-        this.openSpan(lane, Side.GUEST, Slot.ATTACH, Phase.ATTACH, t, undefined);
+        this.openSpan(lane, Side.GUEST, Phase.ATTACH, Phase.ATTACH, t, undefined);
         break;
       case DevKind.ATTACH_END: {
-        const bar = this.closeSpan(lane, Slot.ATTACH, t, driver, "attach");
+        const bar = this.closeSpan(lane, Phase.ATTACH, t, driver, "attach");
         if (bar >= 0 && err !== 0) {
           store.setFailed(bar);
           store.setNote(bar, `error ${errnoName(err)}`);
@@ -489,14 +489,14 @@ export class TimelineCollector {
         // Most detaches have no flags: no arrays or spread for them.
         if (f && (f.force || f.quiet || f.shutdown || f.poweroff)) {
           const flags = [f.force && "force", f.quiet && "quiet", f.shutdown && "shutdown", f.poweroff && "poweroff"].filter(Boolean);
-          this.openSpan(lane, Side.GUEST, Slot.DETACH, Phase.DETACH, t, `flags ${flags.join("|")}`);
+          this.openSpan(lane, Side.GUEST, Phase.DETACH, Phase.DETACH, t, `flags ${flags.join("|")}`);
         } else {
-          this.openSpan(lane, Side.GUEST, Slot.DETACH, Phase.DETACH, t, undefined);
+          this.openSpan(lane, Side.GUEST, Phase.DETACH, Phase.DETACH, t, undefined);
         }
         break;
       }
       case DevKind.DETACH_END: {
-        const bar = this.closeSpan(lane, Slot.DETACH, t, driver, "detach");
+        const bar = this.closeSpan(lane, Phase.DETACH, t, driver, "detach");
         if (bar >= 0 && err !== 0) {
           store.setFailed(bar);
           const note = store.note(bar);
@@ -516,7 +516,7 @@ export class TimelineCollector {
       case DevKind.FREE:
         // Linux frees inside the disconnect (free_netdev before usbnet_disconnect
         // returns): no DETACH_END comes, the free ends the detach.
-        this.closeSpan(lane, Slot.DETACH, t, driver, "detach");
+        this.closeSpan(lane, Phase.DETACH, t, driver, "detach");
         store.addPoint(lane.row, Point.FREE, t);
         if (lane.delUnfreedNs !== undefined) {
           this.latency.add(lane.nicKind ?? driver, "del→freed", t - lane.delUnfreedNs);
@@ -843,19 +843,14 @@ export class TimelineCollector {
   }
 }
 
-/** A lane's open-span slots: host and guest phases, then one per drain object kind (drainSlot). */
-const enum Slot {
-  DEVICE_ADD = 0,
-  DEVICE_DEL = 1,
-  REMOVAL = 2,
-  ATTACH = 3,
-  DETACH = 4,
-  DRAIN = 5,
-}
-
-/** The open-bar slot of a drain of an object kind: one per kind, none shared with a phase (the first 16 kinds' slots are in a lane's row: ROW_SLOTS). */
+/**
+ * The open-bar slot of a drain of an object kind: one per kind, from
+ * Phase.DRAIN on. A host or guest phase's bar is held in the slot of its
+ * Phase number, so no drain shares a slot with a phase (the first 16 kinds'
+ * slots are in a lane's row: ROW_SLOTS).
+ */
 function drainSlot(kind: number): number {
-  return kind >= 0 ? Slot.DRAIN + kind : kind;
+  return kind >= 0 ? Phase.DRAIN + kind : kind;
 }
 
 /**
