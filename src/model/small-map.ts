@@ -11,6 +11,12 @@
 // its place) for the operations it offers. Keys are compared by ===, which is
 // a Map's SameValueZero for every key but NaN.
 
+/**
+ * What a reader of a SmallMap may call. A shared empty one that stands for
+ * "none" (state.ts's NO_REFS) is typed so, and is never written.
+ */
+export type ReadonlySmallMap<K, V> = Pick<SmallMap<K, V>, "size" | "get" | "has" | "entries" | "keys" | "values">;
+
 export class SmallMap<K, V> {
   /** Entries in the fields (0-2) while big is null. */
   private n = 0;

@@ -9,7 +9,7 @@ import type { At, ExecContext, HostAddEvent, HostRemoveEvent, ModelEvent, Object
 import type { LogHistogram } from "./histogram.js";
 import type { PendingUnload } from "./rules/modules.js";
 import type { DeviceNodes } from "./rules/vnodes.js";
-import { SmallMap } from "./small-map.js";
+import { SmallMap, type ReadonlySmallMap } from "./small-map.js";
 import type { Timer } from "./timers.js";
 
 export const ENOENT = 2;
@@ -105,7 +105,7 @@ export interface Dev {
   waiters: string[] | null;
   deactivateContext: ExecContext | null;
   /** Holders by kind; NO_REFS (shared, never written) while the device holds none: see ledgerToWrite. */
-  ledger: SmallMap<ObjectKind, SmallMap<string, number>>;
+  ledger: ReadonlySmallMap<ObjectKind, SmallMap<string, number>>;
   descs: Map<string, string> | null;
   refTotal: number;
   /** Drains running, by kind, with their start; made at the device's first drain and kept. */
@@ -164,12 +164,12 @@ export interface ViolationCtx {
  * and another at its last release, which it mostly never wrote: a device that
  * takes its references in one burst now makes one Map, one that takes none none.
  */
-export const NO_REFS: SmallMap<ObjectKind, SmallMap<string, number>> = new SmallMap();
+export const NO_REFS: ReadonlySmallMap<ObjectKind, SmallMap<string, number>> = new SmallMap();
 
 /** dev's ledger, to add to: its own, made now if it still has the shared NO_REFS. */
 export function ledgerToWrite(dev: Dev): SmallMap<ObjectKind, SmallMap<string, number>> {
   const l = dev.ledger;
-  if (l !== NO_REFS) return l;
+  if (l !== NO_REFS) return l as SmallMap<ObjectKind, SmallMap<string, number>>;
   const own = new SmallMap<ObjectKind, SmallMap<string, number>>();
   dev.ledger = own;
   return own;

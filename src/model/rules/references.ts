@@ -217,7 +217,7 @@ export class ReferenceMonitor {
       // shared NO_REFS stands for a device holding nothing. A ledger of more than
       // one kind is the device's own (NO_REFS holds none).
       if (m!.size > 1) m!.delete(e.holder);
-      else if (dev.ledger.size > 1) dev.ledger.delete(e.objectKind);
+      else if (dev.ledger.size > 1) ledgerToWrite(dev).delete(e.objectKind);
       else dev.ledger = NO_REFS;
       dev.descs?.delete(e.holder);
     } else m!.set(e.holder, n - 1);
