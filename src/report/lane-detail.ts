@@ -88,6 +88,16 @@ class Links {
   }
 }
 
+/** Where a row's chain of bars on a side starts in `chains`. */
+function barChain(row: number, side: Side): number {
+  return row * CHAIN_INTS + (side === Side.HOST ? HOST : GUEST);
+}
+
+/** Pads a list of notes with undefined up to n: filled, not left with holes (a holey array's reads are slower). */
+function padNotes(notes: (string | undefined)[], n: number): void {
+  for (let i = notes.length; i < n; i++) notes.push(undefined);
+}
+
 function grown<A extends Int32Array | Float64Array | Uint8Array>(a: A, length: number, fill = 0): A {
   const b = new (a.constructor as new (n: number) => A)(length);
   b.set(a);
@@ -259,12 +269,12 @@ export class LaneDetail {
     this.barKeys[b] = 0;
     this.barState[b] = 0;
     this.barNote[b] = undefined;
-    this.append(this.bars.next, row * CHAIN_INTS + (side === Side.HOST ? HOST : GUEST), b);
+    this.append(this.bars.next, barChain(row, side), b);
     return b;
   }
 
   barCount(row: number, side: Side): number {
-    return this.chains[row * CHAIN_INTS + (side === Side.HOST ? HOST : GUEST) + 2]!;
+    return this.chains[barChain(row, side) + 2]!;
   }
 
   /**
@@ -273,7 +283,7 @@ export class LaneDetail {
    * still open stays readable through its slot until the slot lets it go.
    */
   dropBars(row: number, side: Side, keep: number): number {
-    const c = row * CHAIN_INTS + (side === Side.HOST ? HOST : GUEST);
+    const c = barChain(row, side);
     let last = Number.NEGATIVE_INFINITY;
     while (this.chains[c + 2]! > keep) {
       const b = this.chains[c]!;
@@ -289,7 +299,7 @@ export class LaneDetail {
   lastBar(row: number, side: Side, phase: Phase, notBefore: number): number {
     let found = NONE;
     const next = this.bars.next;
-    for (let b = this.chains[row * CHAIN_INTS + (side === Side.HOST ? HOST : GUEST)]!; b !== NONE; b = next[b]!) {
+    for (let b = this.chains[barChain(row, side)]!; b !== NONE; b = next[b]!) {
       if (this.barPhase[b] === phase && this.barStart[b]! >= notBefore) found = b;
     }
     return found;
@@ -329,7 +339,7 @@ export class LaneDetail {
   spans(row: number, side: Side): Span[] {
     const out: Span[] = [];
     const next = this.bars.next;
-    for (let b = this.chains[row * CHAIN_INTS + (side === Side.HOST ? HOST : GUEST)]!; b !== NONE; b = next[b]!) {
+    for (let b = this.chains[barChain(row, side)]!; b !== NONE; b = next[b]!) {
       const s: Span = { phase: PHASE_NAMES[this.barPhase[b]!]!, startNs: this.barStart[b]! };
       // The keys in the order they were first set, as a bar object would list them.
       const keys = this.barKeys[b]!;
@@ -369,8 +379,7 @@ export class LaneDetail {
     this.barPhase = grown(this.barPhase, n);
     this.barKeys = grown(this.barKeys, n);
     this.barState = grown(this.barState, n);
-    // Filled, not left with holes: a holey array's reads are slower.
-    for (let i = this.barNote.length; i < n; i++) this.barNote.push(undefined);
+    padNotes(this.barNote, n);
   }
 
   // ------------------------------------------------------------ points
@@ -381,7 +390,7 @@ export class LaneDetail {
       const n = this.pts.next.length;
       this.ptT = grown(this.ptT, n);
       this.ptKind = grown(this.ptKind, n);
-      for (let i = this.ptNote.length; i < n; i++) this.ptNote.push(undefined);
+      padNotes(this.ptNote, n);
     }
     this.ptT[p] = tNs;
     this.ptKind[p] = kind;
