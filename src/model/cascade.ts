@@ -142,8 +142,8 @@ export class CascadeTracker {
   private joinOf(unit: string, device: string): NicJoin {
     // A NIC's add and its device's first event ask for two joins, the add's
     // the same each cycle (its unit, no device yet): the two shared joins
-    // asked for last answer without the two Map lookups. Shared joins are never replaced, so
-    // this is the join the maps would give.
+    // asked for last answer without the two Map lookups. Shared joins are
+    // never replaced, so this is the join the maps would give.
     const a = this.recentA;
     if (a !== null && a.unit === unit && a.device === device) return a;
     const b = this.recentB;
@@ -161,6 +161,7 @@ export class CascadeTracker {
     }
     return { unit, device };
   }
+  /** The shared joins joinOf gave last (A the latest), or null. */
   private recentA: NicJoin | null = null;
   private recentB: NicJoin | null = null;
 
