@@ -81,15 +81,37 @@ export interface DecoderStats {
  */
 export const MAX_SEQ_GAP = 1 << 20;
 
+/** push()'s target: the outputs in a list, a frame as { type: "frame", frame }. */
+class ListTarget implements DecoderTarget {
+  readonly out: ChannelOutput[] = [];
+
+  decoderOutput(out: ChannelOutput): void {
+    this.out.push(out);
+  }
+
+  decoderFrame(frame: plugstorm.telemetry.v1.Frame): void {
+    this.out.push({ type: "frame", frame });
+  }
+}
+
+/** Outside feed(): the splitter calls back only from inside one. */
+const NO_TARGET: DecoderTarget = {
+  decoderOutput() {
+    throw new Error("GuestStreamDecoder: output outside feed()");
+  },
+  decoderFrame() {
+    throw new Error("GuestStreamDecoder: frame outside feed()");
+  },
+};
+
 export class GuestStreamDecoder implements FrameSink {
   readonly stats: DecoderStats = { frames: 0, corrupt: 0, oversize: 0, bytesSkipped: 0, lost: 0, sessions: 0, bytes: 0 };
   private readonly splitter = new FrameSplitter();
   private expected: number;
   /** The highest seq seen in this session. */
   private highest = 0;
-  private out: ChannelOutput[] = [];
-  /** Set during feed(): where outputs go instead of out. */
-  private target: DecoderTarget | null = null;
+  /** Where the chunk being fed goes: feed()'s target, or push()'s list. */
+  private target: DecoderTarget = NO_TARGET;
 
   constructor(opts: { firstSeq?: number } = {}) {
     this.expected = opts.firstSeq ?? 1;
@@ -105,13 +127,11 @@ export class GuestStreamDecoder implements FrameSink {
     return this.expected;
   }
 
+  /** The outputs of a chunk, as a list (feed() without the list). */
   push(chunk: Uint8Array): ChannelOutput[] {
-    const out: ChannelOutput[] = [];
-    this.out = out;
-    this.target = null;
-    this.stats.bytes += chunk.length;
-    this.splitter.feed(chunk, this);
-    return out;
+    const list = new ListTarget();
+    this.feed(chunk, list);
+    return list.out;
   }
 
   /**
@@ -120,18 +140,15 @@ export class GuestStreamDecoder implements FrameSink {
    * object per frame (the host's channel takes every frame of a run this way).
    */
   feed(chunk: Uint8Array, target: DecoderTarget): void {
+    // Restored after: a target that feeds this decoder again from a callback leaves it as it found it.
+    const outer = this.target;
     this.target = target;
     this.stats.bytes += chunk.length;
     try {
       this.splitter.feed(chunk, this);
     } finally {
-      this.target = null;
+      this.target = outer;
     }
-  }
-
-  private put(o: ChannelOutput): void {
-    if (this.target !== null) this.target.decoderOutput(o);
-    else this.out.push(o);
   }
 
   /**
@@ -160,28 +177,27 @@ export class GuestStreamDecoder implements FrameSink {
     // Not frame.body: protobufjs computes it from Object.keys on every read.
     if (frame.hello != null) {
       this.stats.sessions++;
-      this.put({ type: "session-start", seq, hello: frame.hello });
+      this.target.decoderOutput({ type: "session-start", seq, hello: frame.hello });
       this.highest = seq;
     } else if (seq < this.expected) {
-      this.put({ type: "seq-backward", expected: this.expected, got: seq });
+      this.target.decoderOutput({ type: "seq-backward", expected: this.expected, got: seq });
     } else if (seq > this.expected) {
       // Counted from past the highest seq of the session, so a guest that goes
       // back and forth cannot count the same seqs as lost again.
       const from = Math.max(this.expected, this.highest + 1);
       if (seq - from > MAX_SEQ_GAP) {
         this.stats.corrupt++;
-        this.put({ type: "seq-jump", expected: this.expected, got: seq });
+        this.target.decoderOutput({ type: "seq-jump", expected: this.expected, got: seq });
       } else if (seq > from) {
         const lost = seq - from;
         this.stats.lost += lost;
-        this.put({ type: "seq-gap", expected: from, got: seq, lost });
+        this.target.decoderOutput({ type: "seq-gap", expected: from, got: seq, lost });
       }
     }
     if (seq > this.highest) this.highest = seq;
     this.expected = seq + 1;
     this.stats.frames++;
-    if (this.target !== null) this.target.decoderFrame(frame);
-    else this.out.push({ type: "frame", frame });
+    this.target.decoderFrame(frame);
   }
 
   /** @internal FrameSink */
@@ -189,10 +205,10 @@ export class GuestStreamDecoder implements FrameSink {
     this.stats.bytesSkipped += bytesSkipped;
     if (reason === "oversize") {
       this.stats.oversize++;
-      this.put({ type: "oversize", bytesSkipped });
+      this.target.decoderOutput({ type: "oversize", bytesSkipped });
     } else {
       this.stats.corrupt++;
-      this.put({ type: "corrupt", reason, bytesSkipped });
+      this.target.decoderOutput({ type: "corrupt", reason, bytesSkipped });
     }
   }
 }
