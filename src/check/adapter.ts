@@ -3,6 +3,7 @@
 // path. Records the model has no use for map to null.
 
 import { plugstorm } from "../gen/plugstorm.js";
+import { BodyKind, plainBody, type PlainDevice } from "../telemetry/frame-decoder.js";
 import type {
   BusName,
   CapabilityName,
@@ -217,6 +218,14 @@ export function adaptRecord(r: IRecord, index: number, out: Adapted): ModelEvent
   const g = r.guest;
   if (g) {
     const t = (out.t = r.tNs ?? 0);
+    // A frame the telemetry decoder has just decoded: its hand-off says which
+    // body it has (no probes of body members, each a megamorphic load).
+    if (g === plainBody.frame) {
+      const body = plainBody.body;
+      if (body === BodyKind.DEVICE) return plainDevice(plainBody.device, out, t, index);
+      if (body === BodyKind.REF) return refOf(plainBody.message as plugstorm.telemetry.v1.IRefEvent, out, t, index);
+      if (body === BodyKind.IFNET) return ifnetOf(plainBody.message as plugstorm.telemetry.v1.IIfEvent, out, t, index);
+    }
     const d = g.device;
     if (d) {
       const kind = at(DEVICE_PHASE, d.kind, null);
@@ -246,40 +255,9 @@ export function adaptRecord(r: IRecord, index: number, out: Adapted): ModelEvent
       };
     }
     const ref = g.ref;
-    if (ref) {
-      const kind = at(REF, ref.kind, null);
-      if (kind === null) return guestOther(out, t, index);
-      out.type = "ref";
-      return {
-        type: "ref",
-        t,
-        index,
-        kind,
-        objectKind: at(OBJECT, ref.objectKind, "unknown"),
-        object: ref.object ?? "",
-        holder: ref.holder ?? "",
-        holderDesc: ref.holderDesc ?? "",
-        countAfter: ref.countAfter ?? -1,
-        context: at(CONTEXT, ref.context, "unknown"),
-        device: ref.device ?? "",
-      };
-    }
+    if (ref) return refOf(ref, out, t, index);
     const ifn = g.ifnet;
-    if (ifn) {
-      const kind = at(IF_PHASE, ifn.kind, null);
-      if (kind === null) return guestOther(out, t, index);
-      out.type = "ifnet";
-      return {
-        type: "ifnet",
-        t,
-        index,
-        kind,
-        ifname: ifn.ifname ?? "",
-        device: ifn.device ?? "",
-        accessor: ifn.accessor ?? "",
-        context: at(CONTEXT, ifn.context, "unknown"),
-      };
-    }
+    if (ifn) return ifnetOf(ifn, out, t, index);
     const vn = g.vnode;
     if (vn) {
       const kind = at(VNODE, vn.kind, null);
@@ -432,6 +410,70 @@ export function adaptRecord(r: IRecord, index: number, out: Adapted): ModelEvent
   // qmp commands/replies, guest commands, clock samples, marks and recorded verdicts
   // (offline checks recompute verdicts) carry nothing for the rules.
   return null;
+}
+
+/** A device event from the decoder's hand-off: the fields a DeviceEvent gives with its defaults, read from one shape. */
+function plainDevice(d: PlainDevice, out: Adapted, t: number, index: number): ModelEvent {
+  const kind = at(DEVICE_PHASE, d.kind, null);
+  if (kind === null) return guestOther(out, t, index);
+  out.type = "device";
+  return {
+    type: "device",
+    t,
+    index,
+    kind,
+    name: d.name,
+    driver: d.driver,
+    parent: d.parent,
+    bus: at(BUS, d.bus, "unknown"),
+    port: d.port,
+    serial: d.serial,
+    mac: d.mac,
+    context: at(CONTEXT, d.context, "unknown"),
+    thread: d.thread,
+    force: d.force,
+    error: d.error,
+    objectKind: at(OBJECT, d.objectKind, "unknown"),
+    instance: d.instance,
+    ifname: d.ifname,
+    step: at(DETACH_STEP, d.step, "unknown"),
+    deferred: d.deferred,
+  };
+}
+
+function refOf(ref: plugstorm.telemetry.v1.IRefEvent, out: Adapted, t: number, index: number): ModelEvent {
+  const kind = at(REF, ref.kind, null);
+  if (kind === null) return guestOther(out, t, index);
+  out.type = "ref";
+  return {
+    type: "ref",
+    t,
+    index,
+    kind,
+    objectKind: at(OBJECT, ref.objectKind, "unknown"),
+    object: ref.object ?? "",
+    holder: ref.holder ?? "",
+    holderDesc: ref.holderDesc ?? "",
+    countAfter: ref.countAfter ?? -1,
+    context: at(CONTEXT, ref.context, "unknown"),
+    device: ref.device ?? "",
+  };
+}
+
+function ifnetOf(ifn: plugstorm.telemetry.v1.IIfEvent, out: Adapted, t: number, index: number): ModelEvent {
+  const kind = at(IF_PHASE, ifn.kind, null);
+  if (kind === null) return guestOther(out, t, index);
+  out.type = "ifnet";
+  return {
+    type: "ifnet",
+    t,
+    index,
+    kind,
+    ifname: ifn.ifname ?? "",
+    device: ifn.device ?? "",
+    accessor: ifn.accessor ?? "",
+    context: at(CONTEXT, ifn.context, "unknown"),
+  };
 }
 
 /** The device-side fault an emulated NIC was plugged with (ADD_NIC args.deviceFaults), as text. */

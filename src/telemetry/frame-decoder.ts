@@ -189,6 +189,83 @@ function ascii(end: number, slot: number): string {
 /** The string each ascii() slot read last (ASCII, so a byte past 127 never compares equal). */
 const lastStrings: string[] = new Array<string>(15).fill("");
 
+/** Which body a plainly decoded frame has (PlainBody.body). */
+export const enum BodyKind {
+  NONE = 0,
+  DEVICE = 1,
+  REF = 2,
+  IFNET = 3,
+  HEARTBEAT = 4,
+}
+
+/**
+ * A device event's fields as decoded, the defaults filled in: what
+ * DeviceEvent's own properties and prototype answer, in an object of one
+ * shape (a storm's DeviceEvents come in five shapes or more, and every field
+ * read on them is a megamorphic load).
+ */
+export interface PlainDevice {
+  kind: number;
+  name: string;
+  driver: string;
+  parent: string;
+  bus: number;
+  port: string;
+  serial: string;
+  mac: string;
+  context: number;
+  thread: string;
+  force: boolean;
+  error: number;
+  objectKind: number;
+  instance: number;
+  ifname: string;
+  step: number;
+  deferred: boolean;
+}
+
+/**
+ * The frame decodeFramePlain returned last, which body member it set, that
+ * member, and a device event's fields (see PlainDevice): a hand-off to the
+ * frame's first reader (the checker's adapter, in the same synchronous step),
+ * which otherwise probes the frame's body members one by one on frames of
+ * many shapes. Holds for `frame` only, and only while nobody changed it
+ * (nothing in plugstorm changes a decoded frame); anything else decoded,
+ * or read from a trace, is read from the frame.
+ */
+export interface PlainBody {
+  frame: Frame | null;
+  body: BodyKind;
+  /** The body member's message (the DeviceEvent, RefEvent, IfEvent or Heartbeat). */
+  message: object | null;
+  device: PlainDevice;
+}
+
+export const plainBody: PlainBody = {
+  frame: null,
+  body: BodyKind.NONE,
+  message: null,
+  device: {
+    kind: 0,
+    name: "",
+    driver: "",
+    parent: "",
+    bus: 0,
+    port: "",
+    serial: "",
+    mac: "",
+    context: 0,
+    thread: "",
+    force: false,
+    error: 0,
+    objectKind: 0,
+    instance: 0,
+    ifname: "",
+    step: 0,
+    deferred: false,
+  },
+};
+
 // Each message decoder mirrors the generated one: set when non-default,
 // delete when a later occurrence brings the default back.
 
@@ -272,6 +349,10 @@ function detachFlags(end: number): plugstorm.telemetry.v1.DetachFlags {
 
 function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
   const m = new v1.DeviceEvent();
+  const d = plainBody.device;
+  d.kind = d.bus = d.context = d.error = d.objectKind = d.instance = d.step = 0;
+  d.name = d.driver = d.parent = d.port = d.serial = d.mac = d.thread = d.ifname = "";
+  d.force = d.deferred = false;
   let v: number | string | boolean;
   let flags = false;
   let tag = 0;
@@ -280,43 +361,43 @@ function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
     if ((tag = varint32(end)) <= last) canon = false;
     switch ((last = tag)) {
       case 8:
-        if ((v = int32(end))) m.kind = v;
+        if ((v = d.kind = int32(end))) m.kind = v;
         else delete (m as Partial<typeof m>).kind;
         break;
       case 18:
-        if ((v = ascii(end, 4)).length) m.name = v;
+        if ((v = d.name = ascii(end, 4)).length) m.name = v;
         else delete (m as Partial<typeof m>).name;
         break;
       case 26:
-        if ((v = ascii(end, 5)).length) m.driver = v;
+        if ((v = d.driver = ascii(end, 5)).length) m.driver = v;
         else delete (m as Partial<typeof m>).driver;
         break;
       case 34:
-        if ((v = ascii(end, 6)).length) m.parent = v;
+        if ((v = d.parent = ascii(end, 6)).length) m.parent = v;
         else delete (m as Partial<typeof m>).parent;
         break;
       case 40:
-        if ((v = int32(end))) m.bus = v;
+        if ((v = d.bus = int32(end))) m.bus = v;
         else delete (m as Partial<typeof m>).bus;
         break;
       case 50:
-        if ((v = ascii(end, 7)).length) m.port = v;
+        if ((v = d.port = ascii(end, 7)).length) m.port = v;
         else delete (m as Partial<typeof m>).port;
         break;
       case 58:
-        if ((v = ascii(end, 8)).length) m.serial = v;
+        if ((v = d.serial = ascii(end, 8)).length) m.serial = v;
         else delete (m as Partial<typeof m>).serial;
         break;
       case 66:
-        if ((v = ascii(end, 9)).length) m.mac = v;
+        if ((v = d.mac = ascii(end, 9)).length) m.mac = v;
         else delete (m as Partial<typeof m>).mac;
         break;
       case 72:
-        if ((v = int32(end))) m.context = v;
+        if ((v = d.context = int32(end))) m.context = v;
         else delete (m as Partial<typeof m>).context;
         break;
       case 82:
-        if ((v = ascii(end, 10)).length) m.thread = v;
+        if ((v = d.thread = ascii(end, 10)).length) m.thread = v;
         else delete (m as Partial<typeof m>).thread;
         break;
       case 90: {
@@ -327,31 +408,31 @@ function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
         }
         flags = true;
         const e = delimited(end);
-        if (ok) m.flags = detachFlags(e);
+        if (ok) d.force = (m.flags = detachFlags(e)).force;
         break;
       }
       case 96:
-        if ((v = int32(end))) m.error = v;
+        if ((v = d.error = int32(end))) m.error = v;
         else delete (m as Partial<typeof m>).error;
         break;
       case 104:
-        if ((v = int32(end))) m.objectKind = v;
+        if ((v = d.objectKind = int32(end))) m.objectKind = v;
         else delete (m as Partial<typeof m>).objectKind;
         break;
       case 112:
-        if ((v = uint32(end))) m.instance = v;
+        if ((v = d.instance = uint32(end))) m.instance = v;
         else delete (m as Partial<typeof m>).instance;
         break;
       case 122:
-        if ((v = ascii(end, 11)).length) m.ifname = v;
+        if ((v = d.ifname = ascii(end, 11)).length) m.ifname = v;
         else delete (m as Partial<typeof m>).ifname;
         break;
       case 128:
-        if ((v = int32(end))) m.step = v;
+        if ((v = d.step = int32(end))) m.step = v;
         else delete (m as Partial<typeof m>).step;
         break;
       case 136:
-        if ((v = bool(end))) m.deferred = v;
+        if ((v = d.deferred = bool(end))) m.deferred = v;
         else delete (m as Partial<typeof m>).deferred;
         break;
       default:
@@ -456,9 +537,12 @@ export function decodeFramePlain(bytes: Uint8Array, length: number): Frame | und
   pos = 0;
   ok = true;
   canon = true;
+  plainBody.frame = null;
   const end = length;
   const m = new v1.Frame();
   let body = false;
+  let kind = BodyKind.NONE;
+  let message: object | null = null;
   let v: number;
   let last = 0;
   while (ok && pos < end) {
@@ -481,29 +565,37 @@ export function decodeFramePlain(bytes: Uint8Array, length: number): Frame | und
     switch (tag) {
       case 98: {
         const e = delimited(end);
-        if (ok) m.ref = refEvent(e);
+        if (ok) message = m.ref = refEvent(e);
+        kind = BodyKind.REF;
         break;
       }
       case 90: {
         const e = delimited(end);
-        if (ok) m.device = deviceEvent(e);
+        if (ok) message = m.device = deviceEvent(e);
+        kind = BodyKind.DEVICE;
         break;
       }
       case 106: {
         const e = delimited(end);
-        if (ok) m.ifnet = ifEvent(e);
+        if (ok) message = m.ifnet = ifEvent(e);
+        kind = BodyKind.IFNET;
         break;
       }
       case 138: {
         const e = delimited(end);
-        if (ok) m.heartbeat = heartbeat(e);
+        if (ok) message = m.heartbeat = heartbeat(e);
+        kind = BodyKind.HEARTBEAT;
         break;
       }
       default:
         return undefined;
     }
   }
-  return ok ? m : undefined;
+  if (!ok) return undefined;
+  plainBody.frame = m;
+  plainBody.body = kind;
+  plainBody.message = message;
+  return m;
 }
 
 /**
