@@ -54,6 +54,14 @@ export class RecentMap<K, V> {
    * generic call; perf showed it).
    */
   private hasLast = false;
+  /**
+   * lastKey and lastValue are what the last set() set, and nothing has been
+   * set since: set() of them again changes nothing (the key is the young
+   * map's newest, with that value), and costs no Map work. A device's events
+   * come together, and each sets its name's NIC again (an ordered map's set
+   * is a delete and an insert).
+   */
+  private lastSet = false;
 
   /** Counts set()s (a touch of an old key is one): a caller that saw no set since it last looked knows every key it found young is young still, with the value it had. */
   writes = 0;
@@ -69,6 +77,7 @@ export class RecentMap<K, V> {
       if (v === undefined) return undefined;
       young = false;
     }
+    this.lastSet = false;
     this.lastKey = k;
     this.lastValue = v;
     this.lastYoung = young;
@@ -79,6 +88,7 @@ export class RecentMap<K, V> {
   /** Sets k; it is then among the recent keys. */
   set(k: K, v: V): void {
     this.writes++;
+    if (this.lastSet && k === this.lastKey && v === this.lastValue) return;
     const young = this.young;
     // Ordered: a key set again moves to the end, as in an LRU map, even with the value it had (delete of an absent key is the lookup has() would be).
     if (this.ordered) young.delete(k);
@@ -89,6 +99,7 @@ export class RecentMap<K, V> {
       if (olds.length > this.keep) olds.shift();
       this.young = new Map();
       this.hasLast = false;
+      this.lastSet = false;
       this.lastKey = undefined;
       this.lastValue = undefined;
       return;
@@ -97,6 +108,7 @@ export class RecentMap<K, V> {
     this.lastValue = v;
     this.lastYoung = true;
     this.hasLast = true;
+    this.lastSet = true;
   }
 
   /**
