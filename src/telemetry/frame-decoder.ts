@@ -174,7 +174,10 @@ function ascii(end: number, slot: number): string {
   const last = lastStrings[slot]!;
   if (last.length === n) {
     let i = 0;
-    while (i < n && last.charCodeAt(i) === buf[start + i]) i++;
+    if (n <= SLOT_BYTES) {
+      const o = slot * SLOT_BYTES;
+      while (i < n && lastBytes[o + i] === buf[start + i]) i++;
+    } else while (i < n && last.charCodeAt(i) === buf[start + i]) i++;
     if (i === n) return last;
   }
   const s = recentAscii(buf, start, e);
@@ -183,11 +186,21 @@ function ascii(end: number, slot: number): string {
     return "";
   }
   lastStrings[slot] = s;
+  if (n <= SLOT_BYTES) for (let i = 0, o = slot * SLOT_BYTES; i < n; i++) lastBytes[o + i] = buf[start + i]!;
   return s;
 }
 
 /** The string each ascii() slot read last (ASCII, so a byte past 127 never compares equal). */
 const lastStrings: string[] = new Array<string>(15).fill("");
+
+/**
+ * The bytes of each slot's last string, when it is this short (names, MACs,
+ * ports: all of a storm's): compared byte to byte, where the string's
+ * characters cost a string load each (and one built by += past 12
+ * characters is a cons string, read through its parts).
+ */
+const SLOT_BYTES = 32;
+const lastBytes = new Uint8Array(15 * SLOT_BYTES);
 
 /** Which body a plainly decoded frame has (PlainBody.body). */
 export const enum BodyKind {
