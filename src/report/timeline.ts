@@ -106,6 +106,8 @@ export class TimelineCollector {
   private violationsSeen = 0;
   private causesSeen = 0;
   private readonly lanes = new Map<string, LaneState>();
+  /** The lane lane() found or made last (still in lanes: foldAway forgets it). */
+  private lastLane: LaneState | undefined = undefined;
   /** Guest device or interface name -> lane key (the NIC, or guest:NAME for a device no NIC explains); names are reused between cycles. */
   private readonly names = new NicMatcher({ maxJoins: MAX_NAME_BINDINGS });
   private readonly qmpIds = new Map<string, { command: string; nicId: string }>();
@@ -486,13 +488,8 @@ export class TimelineCollector {
         break;
       case DevKind.DETACH_BEGIN: {
         const f = d.flags;
-        // Most detaches have no flags: no arrays or spread for them.
-        if (f && (f.force || f.quiet || f.shutdown || f.poweroff)) {
-          const flags = [f.force && "force", f.quiet && "quiet", f.shutdown && "shutdown", f.poweroff && "poweroff"].filter(Boolean);
-          this.openSpan(lane, Side.GUEST, Phase.DETACH, Phase.DETACH, t, `flags ${flags.join("|")}`);
-        } else {
-          this.openSpan(lane, Side.GUEST, Phase.DETACH, Phase.DETACH, t, undefined);
-        }
+        const bits = f ? (f.force ? 1 : 0) | (f.quiet ? 2 : 0) | (f.shutdown ? 4 : 0) | (f.poweroff ? 8 : 0) : 0;
+        this.openSpan(lane, Side.GUEST, Phase.DETACH, Phase.DETACH, t, bits !== 0 ? flagsNote(bits) : undefined);
         break;
       }
       case DevKind.DETACH_END: {
@@ -634,8 +631,14 @@ export class TimelineCollector {
    * seen; undefined when the device was aggregated to bound memory.
    */
   private lane(key: string, t: number, create: boolean): LaneState | undefined {
-    const existing = this.lanes.get(key);
+    // A device's records come in runs (its attach's or detach's frames, a
+    // host action and its result): the last lane found answers most lookups
+    // without hashing the key. The matcher hands back the key it stored, so
+    // the compare is nearly always by identity.
+    const last = this.lastLane;
+    const existing = last !== undefined && last.key === key ? last : this.lanes.get(key);
     if (existing) {
+      this.lastLane = existing;
       this.touch(existing, t);
       return existing;
     }
@@ -671,6 +674,7 @@ export class TimelineCollector {
       delUnfreedNs: undefined,
     };
     this.lanes.set(key, lane);
+    this.lastLane = lane;
     return lane;
   }
 
@@ -727,6 +731,7 @@ export class TimelineCollector {
 
   private foldAway(victim: LaneState): void {
     this.lanes.delete(victim.key);
+    if (this.lastLane === victim) this.lastLane = undefined;
     const group = groupOf(victim);
     const agg = this.aggregates.get(group) ?? { group, devices: 0, violations: 0, hostSpans: 0, guestSpans: 0 };
     agg.devices++;
@@ -980,6 +985,17 @@ const outcomeName = enumNamer((o) => (plugstorm.trace.v1.HostResult.Outcome[o] ?
 const drainPhase = enumNamer((k) => `drain:${objectKindName(k)}`);
 
 const contextName = enumNamer((c) => (plugstorm.telemetry.v1.ExecContext[c] ?? "").replace(/^EXEC_CONTEXT_/, "").toLowerCase());
+
+/** The detach bar's note for a set of flags (bit 0 force, 1 quiet, 2 shutdown, 3 poweroff), made once per set: a forced storm detaches forcibly every cycle. */
+const flagNotes: string[] = [];
+function flagsNote(bits: number): string {
+  let note = flagNotes[bits];
+  if (note === undefined) {
+    const names = ["force", "quiet", "shutdown", "poweroff"].filter((_, i) => bits & (1 << i));
+    flagNotes[bits] = note = `flags ${names.join("|")}`;
+  }
+  return note;
+}
 
 const ERRNO: Record<number, string> = { 1: "EPERM", 2: "ENOENT", 5: "EIO", 6: "ENXIO", 9: "EBADF", 12: "ENOMEM", 16: "EBUSY", 19: "ENODEV", 22: "EINVAL"};
 export function errnoName(e: number): string {

@@ -542,14 +542,22 @@ function recordBody(body: RecordBody, v: unknown): void {
         delimit(p);
       }
       return;
-    case RecordBody.GUEST:
-      if ((p = open(122, v, v1.Frame)) >= 0) {
-        const n = takeCanonicalFrame(v as object);
-        if (n >= 0) received(n);
-        else frame(v as plugstorm.telemetry.v1.IFrame);
+    case RecordBody.GUEST: {
+      // A frame with received bytes is the decoder's own, untouched since
+      // (they are given out once, before anyone else has it): plain()'s
+      // checks would find what the decoder made, and its length is known, so
+      // it is written without reserving and fixing up a length byte.
+      const n = v != null && typeof v === "object" ? takeCanonicalFrame(v) : -1;
+      if (n >= 0) {
+        varint32(122);
+        varint32(n);
+        received(n);
+      } else if ((p = open(122, v, v1.Frame)) >= 0) {
+        frame(v as plugstorm.telemetry.v1.IFrame);
         delimit(p);
       }
       return;
+    }
     case RecordBody.GUEST_COMMAND:
       if ((p = open(130, v, v1.Command)) >= 0) {
         command(v as plugstorm.telemetry.v1.ICommand);

@@ -303,3 +303,32 @@ test("drains of object kinds beyond the lane's slot table (a corrupt trace's) st
   t.like(tl.latency.find((l) => l.phase === "drain:kind 40"), { n: 1, maxNs: 4 });
   t.like(tl.latency.find((l) => l.phase === "drain:kind -3"), { n: 1, maxNs: 7 });
 });
+
+test("a detach bar names its flags in a fixed order, each set of them alike however often it comes", (t) => {
+  const c = new TimelineCollector();
+  const Dev = tm.DeviceEvent.Kind;
+  const sets = [{ force: true }, { quiet: true, poweroff: true }, { force: true, quiet: true, shutdown: true, poweroff: true }, {}, { shutdown: true }, { force: true }, { poweroff: true, quiet: true }];
+  sets.forEach((flags, i) => {
+    const dev = (tNs: number, kind: number) => c.push({ tNs, guest: { seq: tNs, device: { kind, name: "ne0", serial: "nic1", driver: "ne", flags } } });
+    dev(10 * i + 1, Dev.DETACH_BEGIN);
+    dev(10 * i + 2, Dev.DETACH_END);
+  });
+  t.deepEqual(
+    c.timeline().lanes[0]!.guest.map((b) => b.note),
+    ["flags force", "flags quiet|poweroff", "flags force|quiet|shutdown|poweroff", undefined, "flags shutdown", "flags force", "flags quiet|poweroff"],
+  );
+});
+
+test("a device folded away while its records were the latest is not found again as that lane", (t) => {
+  // maxLanes 1: nic2's lane folds nic1's away, then nic1 comes back (a new add): a new lane, not the folded one.
+  const c = new TimelineCollector({ maxLanes: 1 });
+  const K = tr.HostAction.Kind;
+  c.push({ tNs: 1, action: { id: 1, kind: K.ADD_NIC, nicId: "nic1", nicKind: "usb-net" } });
+  c.push({ tNs: 2, action: { id: 2, kind: K.ADD_NIC, nicId: "nic2", nicKind: "usb-net" } });
+  c.push({ tNs: 3, action: { id: 3, kind: K.ADD_NIC, nicId: "nic1", nicKind: "ne2000" } });
+  // Folded away, and not asked to be made again (a removal, not an add): drawn nowhere.
+  c.push({ tNs: 4, action: { id: 4, kind: K.REMOVE_NIC, nicId: "nic2" } });
+  const tl = c.timeline();
+  t.deepEqual(tl.lanes.map((l) => [l.key, l.nicKind, l.firstNs, l.lastNs]), [["nic1", "ne2000", 3, 3]]);
+  t.deepEqual(tl.aggregated.map((a) => [a.group, a.devices]), [["usb-net", 2]]);
+});
