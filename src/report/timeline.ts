@@ -8,6 +8,7 @@ import { plugstorm } from "../gen/plugstorm.js";
 import { CleanLaneQueue } from "./clean-lanes.js";
 import { LaneDetail, Phase, Point, Side } from "./lane-detail.js";
 import { LatencyBook } from "./latency.js";
+import { RefTally } from "./ref-tally.js";
 import { NicMatcher } from "../model/index.js";
 import { objectKindName } from "../telemetry/index.js";
 // The walk alone (a leaf module): trace's index would load the whole trace side, which reaches back here.
@@ -65,8 +66,8 @@ export interface TimelineOptions {
 interface LaneState extends Omit<DeviceLane, "refs" | "host" | "guest" | "points"> {
   /** The lane's row in the collector's LaneDetail: its bars, points, reference steps and open bars. */
   row: number;
-  /** References held per object kind, then per object (no "kind:object" string built and hashed per event); none until the first, and none again once a finished lane holds none. */
-  refCounts: Map<number, Map<string, number>> | undefined;
+  /** References held per object kind and object; none until the first, and none again once a finished lane holds none. */
+  refCounts: RefTally | undefined;
   refTotal: number;
   /** Host time device_add / device_del was sent, for cross-side latencies. */
   addSentNs?: number;
@@ -537,15 +538,11 @@ export class TimelineCollector {
     if (!key) return;
     const lane = this.lane(key, t, false);
     if (!lane) return;
-    let byKind = lane.refCounts;
-    if (!byKind) lane.refCounts = byKind = new Map();
-    let counts = byKind.get(objectKind);
-    if (!counts) byKind.set(objectKind, (counts = new Map()));
-    const before = counts.get(object) ?? 0;
+    const counts = (lane.refCounts ??= new RefTally());
+    const before = counts.get(objectKind, object);
     const countAfter = r.countAfter == null ? -1 : num(r.countAfter);
     const after = countAfter >= 0 ? countAfter : Math.max(0, before + (kind === RefKind.ACQUIRE ? 1 : -1));
-    if (after === 0) counts.delete(object);
-    else counts.set(object, after);
+    counts.set(objectKind, object, after);
     lane.refTotal += after - before;
     const store = this.detail;
     store.addRef(lane.row, t, lane.refTotal);
