@@ -23,7 +23,7 @@ export function newDeltaState(): DeltaState {
 // the batch's previous event of the same device name: two thirds of a device
 // event's text, and the page's list (page/batch.js) is the one rule.
 
-import { SAME_DEVICE_FIELDS } from "./page/batch.js";
+import { GUEST_ENUMS, RECORD_ENUMS, SAME_DEVICE_FIELDS } from "./page/batch.js";
 
 type Obj = Record<string, unknown>;
 
@@ -95,7 +95,16 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
         (out ??= chunk.slice())[i] = y;
       }
     }
-    return JSON.stringify(out ?? chunk);
+    // After the pass above, whose $same compares a device event's names with those of an event before it.
+    const sent = out ?? chunk;
+    for (let i = 0; i < sent.length; i++) {
+      const x = sent[i] as Obj;
+      if (typeof x["type"] === "string") continue;
+      numbered(x, RECORD_NUMBERS);
+      const g = x["guest"] as Obj | undefined;
+      if (g) numbered(g, GUEST_NUMBERS);
+    }
+    return JSON.stringify(sent);
   } finally {
     for (let i = 0; i < nSaved; i += 3) {
       (saved[i] as Obj)[saved[i + 1] as string] = saved[i + 2];
@@ -109,7 +118,7 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
   }
 }
 
-function save(o: Obj, key: string, v: number): void {
+function save(o: Obj, key: string, v: unknown): void {
   saved[nSaved] = o;
   saved[nSaved + 1] = key;
   saved[nSaved + 2] = v;
@@ -167,3 +176,40 @@ function leftOut(d: Obj, prev: Obj | undefined): Obj | null {
 }
 
 const SAME: ReadonlySet<string> = new Set(SAME_DEVICE_FIELDS);
+
+/** Per member, its enum fields (names) and each one's numbers by name (byName), in step: page/batch.js's tables turned around. */
+type Numbers = Map<string, { names: string[]; byName: Map<string, number>[] }>;
+
+function byName(tables: ReadonlyMap<string, Readonly<Record<string, readonly (string | undefined)[]>>>): Numbers {
+  const out: Numbers = new Map();
+  for (const [member, fields] of tables) {
+    const names = Object.keys(fields);
+    out.set(member, { names, byName: names.map((f) => new Map(fields[f]!.flatMap((n, i) => (n === undefined ? [] : [[n, i] as const])))) });
+  }
+  return out;
+}
+
+const RECORD_NUMBERS = byName(RECORD_ENUMS);
+const GUEST_NUMBERS = byName(GUEST_ENUMS);
+
+/**
+ * The enum fields of o's members written as their numbers (noted in saved);
+ * a name the tables lack is left a name (page/batch.js leaves a string alone).
+ */
+function numbered(o: Obj, tables: Numbers): void {
+  for (const k in o) {
+    const t = tables.get(k);
+    const m = o[k] as Obj | null | undefined;
+    if (t === undefined || m == null) continue;
+    const { names, byName } = t;
+    for (let j = 0; j < names.length; j++) {
+      const f = names[j]!;
+      const v = m[f];
+      if (typeof v !== "string") continue;
+      const n = byName[j]!.get(v);
+      if (n === undefined) continue;
+      save(m, f, v);
+      m[f] = n;
+    }
+  }
+}

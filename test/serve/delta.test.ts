@@ -14,6 +14,8 @@ const num = fc.option(
   fc.integer({ min: -1e12, max: 4e15 }).filter((n) => n !== 0),
   { nil: undefined },
 );
+/** An enum field as the JSON form has it: a name the schema knows, one it does not, or a number it has no name for. */
+const enumValue = (...names: string[]): fc.Arbitrary<string | number> => fc.oneof(fc.constantFrom(...names), fc.constant("NOT_A_NAME"), fc.constant(99));
 /** A guest device event: of one of two devices, its repeated fields each there or not, often the same as before. */
 const device = fc.record(
   {
@@ -24,7 +26,8 @@ const device = fc.record(
     instance: fc.constantFrom(1, 2),
     mac: fc.constant("52:54:00:00:00:01"),
     ifname: fc.constantFrom("cdce0", "cdce1"),
-    objectKind: fc.constant("OBJECT_KIND_IFNET"),
+    objectKind: enumValue("OBJECT_KIND_IFNET", "OBJECT_KIND_OTHER"),
+    context: enumValue("EXEC_CONTEXT_THREAD"),
   },
   { requiredKeys: ["kind"] },
 );
@@ -33,9 +36,10 @@ const element = fc.oneof(
   fc.record(
     {
       tNs: num,
-      guest: fc.option(fc.record({ seq: num, guestTimeNs: num, device: fc.option(device, { nil: undefined }) }, { requiredKeys: [] }), { nil: undefined }),
+      guest: fc.option(fc.record({ seq: num, guestTimeNs: num, device: fc.option(device, { nil: undefined }), ref: fc.option(fc.record({ kind: enumValue("ACQUIRE"), context: enumValue("EXEC_CONTEXT_INTERRUPT") }, { requiredKeys: [] }), { nil: undefined }) }, { requiredKeys: [] }), { nil: undefined }),
       result: fc.option(fc.record({ sentNs: num, replyNs: num, eventNs: num, actionId: fc.nat() }, { requiredKeys: ["actionId"] }), { nil: undefined }),
       qmpEvent: fc.option(fc.record({ qemuTimeUs: num, event: fc.constant("DEVICE_DELETED") }, { requiredKeys: ["event"] }), { nil: undefined }),
+      action: fc.option(fc.record({ kind: enumValue("ADD_NIC", "REMOVE_NIC"), bus: enumValue("NIC_BUS_USB") }, { requiredKeys: [] }), { nil: undefined }),
     },
     { requiredKeys: [] },
   ),
@@ -98,7 +102,7 @@ test("a record lacking a field whose difference is not 0 goes out as a copy with
   const before = asSent([first, bare]);
   t.deepEqual(JSON.parse(stringifyWithDeltas([first, bare], newDeltaState())), [
     { tNs: 2_000, guest: { seq: 6 } },
-    { tNs: -2_000, guest: { seq: -8, device: { kind: "FREE", name: "cdce0" } } },
+    { tNs: -2_000, guest: { seq: -8, device: { kind: 8, name: "cdce0" } } },
   ]);
   t.deepEqual(asSent([first, bare]), before);
 });
@@ -116,14 +120,41 @@ test("a device event leaves out the fields it repeats of the batch's previous ev
   t.deepEqual(
     (JSON.parse(stringifyWithDeltas(els, newDeltaState())) as { guest: { device: Obj } }[]).map((x) => x.guest.device),
     [
-      dev({ kind: "ATTACH_BEGIN" }),
-      { kind: "ATTACH_END", name: "cdce2", objectKind: "OBJECT_KIND_DEVICE", $same: 1 },
-      { kind: "DETACH_BEGIN", name: "cdce2", instance: 2, $same: 1 },
-      { kind: "FREE", name: "cdce2" },
-      dev({ kind: "FREE" }),
+      dev({ kind: 1 }),
+      { kind: 2, name: "cdce2", objectKind: 1, $same: 1 },
+      { kind: 4, name: "cdce2", instance: 2, $same: 1 },
+      { kind: 8, name: "cdce2" },
+      dev({ kind: 8 }),
     ],
   );
   t.deepEqual(asSent(els), before, "the model's objects are left whole");
+});
+
+test("enum fields go out as their numbers and open back to their names; a name or number the schema lacks goes out as it is", (t) => {
+  const els: Obj[] = [
+    { action: { id: 3, kind: "REMOVE_NIC", bus: "NIC_BUS_PCMCIA", nicId: "nic3" } },
+    { guest: { ref: { kind: "ACQUIRE", objectKind: "OBJECT_KIND_OTHER", context: "EXEC_CONTEXT_THREAD", holder: "ACQUIRE" } } },
+    { guest: { ifnet: { kind: 77, context: "EXEC_CONTEXT_SOFTINT", ifname: "cdce0" } } },
+    { result: { actionId: 3, outcome: "NOT_IN_THE_SCHEMA" } },
+    { verdict: { rule: "r", side: "GUEST", severity: "ERROR" }, guestCommand: { holdRefs: { kind: "OBJECT_KIND_IFNET" } } },
+    { type: "verdict", verdict: { side: "HOST" } },
+  ];
+  const before = asSent(els);
+  const text = stringifyWithDeltas(els, newDeltaState());
+  t.deepEqual(asSent(els), before, "the model's objects keep their names");
+  const sent = JSON.parse(text) as Obj[];
+  t.deepEqual(sent.slice(0, 5).map((x) => Object.values(x)[0]), [
+    { id: 3, kind: 2, bus: 2, nicId: "nic3" },
+    { seq: -1, ref: { kind: 1, objectKind: 15, context: 3, holder: "ACQUIRE" } },
+    { seq: -1, ifnet: { kind: 77, context: 2, ifname: "cdce0" } },
+    { actionId: 3, outcome: "NOT_IN_THE_SCHEMA" },
+    { rule: "r", side: 2, severity: 2 },
+  ]);
+  t.deepEqual(sent[4]!["guestCommand"], { holdRefs: { kind: "OBJECT_KIND_IFNET" } }, "only fields directly in a member are numbered");
+  t.deepEqual(sent[5], { type: "verdict", verdict: { side: "HOST" } }, "a message with a type is left as it is");
+  const opened: unknown[] = [];
+  openBatch({ from: 0, messages: sent }, (_, x) => opened.push(x), (m) => opened.push(m));
+  t.deepEqual(opened, before);
 });
 
 test("the elements are put back when stringify throws", (t) => {

@@ -7,7 +7,9 @@ import { constants, inflateRawSync } from "node:zlib";
 import type { WebSocket } from "ws";
 import { deflatedTextFrame } from "../../src/serve/frames.js";
 import { BATCH_CHUNK, Client, DEFAULT_BACKPRESSURE, Hub, MAX_BATCH_BYTES, batchMs } from "../../src/serve/hub.js";
-import { recordToBatchJson } from "../../src/serve/protocol.js";
+import { headerToJson, recordToBatchJson, recordToJson } from "../../src/serve/protocol.js";
+import { LiveModel } from "../../src/serve/page/model.js";
+import { DEFAULT_STORM, runStorm, validateStorm } from "../../src/storm/index.js";
 import { openBatch } from "../../src/serve/page/batch.js";
 import { HEADER, leakVerdict, nicLife } from "./helpers.js";
 
@@ -205,4 +207,51 @@ test("a hub's batched readers get every record whole once opened, its model the 
   const sent = socket.writes.reduce((n, w) => n + w.length, 0);
   const wholeBytes = plain.reduce((n, x) => n + x, 0);
   t.true(sent < 0.8 * wholeBytes, `${sent} bytes sent, ${wholeBytes} with whole records`);
+});
+
+test("a sim storm's batches, opened as the page opens them, build the model a batch=0 reader builds, and carry no enum names", async (t) => {
+  const h = hub();
+  const socket = subscribers(h, 1)[0]!.socket;
+  const plain = new LiveModel();
+  const spec = validateStorm({ ...DEFAULT_STORM, schedule: { ...DEFAULT_STORM.schedule!, cycles: 300 } });
+  let records = 0;
+  await runStorm(spec, {
+    out: null,
+    live: {
+      header(x) {
+        h.header(x);
+        plain.header = headerToJson(x);
+      },
+      record(rec, index) {
+        h.record(rec, index);
+        // What a batch=0 subscriber applies: each record's message, its oneof names ("body") and all.
+        plain.apply(JSON.parse(JSON.stringify(recordToJson(rec))), index);
+        records++;
+        // Batches of the sizes a storm's windows make, some cut mid-device.
+        if (index % 997 === 996) h.flush();
+      },
+    },
+  });
+  h.flush();
+  const page = new LiveModel();
+  let opened = 0;
+  for (const w of socket.writes) {
+    const text = inflateFrame(w);
+    // (A guest command's holdRefs.kind, two levels down and rare, keeps its name.)
+    t.is(/.{40}"(context|objectKind|step|bus|outcome|side|severity)":".{40}/.exec(text)?.[0], undefined, "enum fields as numbers");
+    openBatch(
+      JSON.parse(text) as BatchMsg,
+      (i, x) => {
+        page.apply(x, i);
+        opened++;
+      },
+      (m) => {
+        if (m["type"] === "header") page.header = m["header"];
+      },
+    );
+  }
+  t.is(opened, records);
+  t.true(records > 10_000, `${records} records`);
+  t.deepEqual(page.toJSON(), plain.toJSON());
+  t.deepEqual(page.toJSON(), h.model.toJSON());
 });

@@ -6,3 +6,7 @@ export function openBatch(
 ): void;
 /** A device's fields its events repeat (PROTOCOL.md, batched JSON). */
 export const SAME_DEVICE_FIELDS: readonly string[];
+/** A record's members' enum fields that a batch carries as numbers: member, field, names by number (PROTOCOL.md, batched JSON). */
+export const RECORD_ENUMS: ReadonlyMap<string, Readonly<Record<string, readonly (string | undefined)[]>>>;
+/** The same for a guest frame's members. */
+export const GUEST_ENUMS: ReadonlyMap<string, Readonly<Record<string, readonly (string | undefined)[]>>>;

@@ -5,6 +5,46 @@
 // every reader (the fan-out's cost). The page and Node clients share this, so
 // the rule has one reader; the server's side is src/serve/delta.ts.
 
+// Enum fields come as their numbers (protocol 5): a name such as
+// "OBJECT_KIND_IFNET" was a fifth of a batch's text, made, deflated, copied
+// to every reader and inflated by each. These are the names by number, as in
+// proto/ (test/serve/enums.test.ts holds them to it), of the enum fields
+// directly in a record's member or in a guest frame's; a number a table
+// lacks was a number in the JSON form too and stays one.
+const CONTEXT = ["EXEC_CONTEXT_UNSPECIFIED", "EXEC_CONTEXT_INTERRUPT", "EXEC_CONTEXT_SOFTINT", "EXEC_CONTEXT_THREAD"];
+const OBJECT_KIND = ["OBJECT_KIND_UNSPECIFIED", "OBJECT_KIND_DEVICE", "OBJECT_KIND_IFNET", "OBJECT_KIND_USBNET", "OBJECT_KIND_DEVSW", "OBJECT_KIND_VNODE", "OBJECT_KIND_TRANSFER", "OBJECT_KIND_MODULE", "OBJECT_KIND_NETDEV", "OBJECT_KIND_SOFTC_REFCNT", "OBJECT_KIND_IFADDR", "OBJECT_KIND_USB_TASK"];
+OBJECT_KIND[15] = "OBJECT_KIND_OTHER";
+
+/** A record's members' enum fields: member, then field, then names by number. */
+export const RECORD_ENUMS = new Map([
+  ["action", { kind: ["KIND_UNSPECIFIED", "ADD_NIC", "REMOVE_NIC", "GUEST_COMMAND", "DETACH_DEVICE", "UNLOAD_MODULE", "HOLD_REFS", "RELEASE_REFS", "START_TRAFFIC", "STOP_TRAFFIC"], bus: ["NIC_BUS_UNSPECIFIED", "NIC_BUS_USB", "NIC_BUS_PCMCIA"] }],
+  ["result", { outcome: ["OUTCOME_UNSPECIFIED", "DONE", "REFUSED", "REMOVAL_PENDING", "NEVER_FINALISED", "FAILED"] }],
+  ["channel", { kind: ["KIND_UNSPECIFIED", "CONNECTED", "DISCONNECTED", "CORRUPT_FRAME", "OVERSIZE_FRAME", "SEQ_GAP", "SESSION_START", "ACK_TIMEOUT"] }],
+  ["verdict", { side: ["SIDE_UNSPECIFIED", "HOST", "GUEST", "CHANNEL"], severity: ["SEVERITY_UNSPECIFIED", "WARNING", "ERROR", "FATAL"] }],
+  ["machine", { kind: ["KIND_UNSPECIFIED", "STARTED", "STOPPED", "EXITED", "CONSOLE", "UNRESPONSIVE", "RESPONSIVE"] }],
+  ["device", { kind: ["KIND_UNSPECIFIED", "CONNECTED", "DISCONNECTED", "DISCONNECT_ACK", "CLOSED", "PROTOCOL_ERROR", "CONTROL_STATUS", "FAULT_ARMED", "FAULT", "TRANSFERS"] }],
+]);
+
+/** The same for a guest frame's members (a record's `guest`). */
+export const GUEST_ENUMS = new Map([
+  ["hello", { os: ["GUEST_OS_UNSPECIFIED", "GUEST_OS_NETBSD", "GUEST_OS_LINUX", "GUEST_OS_SIM_NETBSD"] }],
+  [
+    "device",
+    {
+      kind: ["KIND_UNSPECIFIED", "ATTACH_BEGIN", "ATTACH_END", "DEACTIVATE", "DETACH_BEGIN", "DETACH_END", "DRAIN_BEGIN", "DRAIN_END", "FREE", "DETACH_WAIT", "COMMIT", "DETACH_REPORTED", "DETACH_STEP"],
+      bus: ["BUS_UNSPECIFIED", "BUS_USB", "BUS_PCMCIA", "BUS_PCI"],
+      context: CONTEXT,
+      objectKind: OBJECT_KIND,
+      step: ["DETACH_STEP_UNSPECIFIED", "DETACH_STEP_DYING", "DETACH_STEP_STOP", "DETACH_STEP_TASK_WAIT", "DETACH_STEP_ETHER_IFDETACH", "DETACH_STEP_TASK_WAIT_AGAIN", "DETACH_STEP_REFS_DRAINED"],
+    },
+  ],
+  ["ref", { kind: ["KIND_UNSPECIFIED", "ACQUIRE", "RELEASE", "ACQUIRE_FAILED"], objectKind: OBJECT_KIND, context: CONTEXT }],
+  ["ifnet", { kind: ["KIND_UNSPECIFIED", "ATTACH", "DEACTIVATE", "DETACH_BEGIN", "DETACH_END", "UP", "DOWN", "COUNTERS", "ACCESS", "DEPARTURE", "ARRIVAL"], context: CONTEXT }],
+  ["vnode", { kind: ["KIND_UNSPECIFIED", "OPEN", "CLOSE", "REVOKE", "METHOD_CALL", "DEADFS_CALL"] }],
+  ["module", { kind: ["KIND_UNSPECIFIED", "LOAD", "UNLOAD_BEGIN", "UNLOAD_WAIT", "UNLOAD_END"], vetoReason: ["VETO_REASON_UNSPECIFIED", "VETO_REASON_DEPENDENTS", "VETO_REASON_DETACH_REFUSED", "VETO_REASON_NOT_PERMITTED"] }],
+  ["log", { level: ["LEVEL_UNSPECIFIED", "DEBUG", "INFO", "WARN", "ERROR"] }],
+]);
+
 /** A device's fields its events repeat: left out of an event marked "$same" when equal to the batch's previous event of that device (src/serve/delta.ts). */
 export const SAME_DEVICE_FIELDS = ["driver", "parent", "bus", "port", "serial", "mac", "context", "thread", "instance", "ifname"];
 
@@ -56,7 +96,28 @@ export function openBatch(m, onRecord, onMessage) {
     }
     const q = x.qmpEvent;
     if (q && typeof q.qemuTimeUs === "number") q.qemuTimeUs = qemuUs += q.qemuTimeUs;
+    named(x, RECORD_ENUMS);
+    if (g) named(g, GUEST_ENUMS);
     onRecord(i++, x);
+  }
+}
+
+/**
+ * The enum fields of o's members that tables names, numbers made names again (in place).
+ * @param {Record<string, any>} o
+ * @param {Map<string, Record<string, Array<string | undefined>>>} tables
+ */
+function named(o, tables) {
+  for (const k in o) {
+    const t = tables.get(k);
+    const m = o[k];
+    if (t === undefined || m === null || typeof m !== "object") continue;
+    for (const f in t) {
+      const v = m[f];
+      if (typeof v !== "number") continue;
+      const name = t[f][v];
+      if (name !== undefined) m[f] = name;
+    }
   }
 }
 
