@@ -100,9 +100,10 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
     for (let i = 0; i < sent.length; i++) {
       const x = sent[i] as Obj;
       if (typeof x["type"] === "string") continue;
-      numbered(x, RECORD_NUMBERS);
+      // A record has one member (its oneof body): a guest frame's enums are in the frame's member.
       const g = x["guest"] as Obj | undefined;
       if (g) numbered(g, GUEST_NUMBERS);
+      else numbered(x, RECORD_NUMBERS);
     }
     return JSON.stringify(sent);
   } finally {
