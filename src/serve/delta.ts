@@ -1,5 +1,6 @@
 // The server's side of page/batch.js (PROTOCOL.md, batched JSON): a batch's
-// records carry their growing numbers as differences. The record objects are
+// records carry their growing numbers as differences and their enum fields as
+// numbers. The record objects are
 // the live model's too (hub.ts), so they are rewritten only for the length of
 // one JSON.stringify and put back before anything else can read them.
 
@@ -39,7 +40,8 @@ let nSaved = 0;
 /**
  * JSON text of a chunk of batch elements (records, and headers or verdicts
  * that have a string `type` and are left as they are), the records' numbers
- * as differences continuing from st, which it advances. The elements are as
+ * as differences continuing from st, which it advances, and their enum
+ * fields as numbers. The elements are as
  * they were when it returns, even when stringify throws.
  */
 export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
