@@ -14,17 +14,23 @@ export interface DeltaState {
   qemuUs: number;
   /** The batch's last guest device event of each device name. */
   devices: Map<string, Obj>;
+  /** The batch's last guest ref event of each holder. */
+  refs: Map<string, Obj>;
+  /** The batch's last guest ifnet event of each interface name. */
+  ifnets: Map<string, Obj>;
 }
 
 export function newDeltaState(): DeltaState {
-  return { t: 0, seq: 0, qemuUs: 0, devices: new Map() };
+  return { t: 0, seq: 0, qemuUs: 0, devices: new Map(), refs: new Map(), ifnets: new Map() };
 }
 
 // A guest device event marked "$same" leaves out these fields where they equal
 // the batch's previous event of the same device name: two thirds of a device
-// event's text, and the page's list (page/batch.js) is the one rule.
+// event's text, and the page's list (page/batch.js) is the one rule. Ref
+// events (by holder) and ifnet events (by interface name) likewise
+// (protocol 5).
 
-import { GUEST_ENUMS, RECORD_ENUMS, SAME_DEVICE_FIELDS } from "./page/batch.js";
+import { GUEST_ENUMS, RECORD_ENUMS, SAME_DEVICE_FIELDS, SAME_IFNET_FIELDS, SAME_REF_FIELDS } from "./page/batch.js";
 
 type Obj = Record<string, unknown>;
 
@@ -61,7 +67,10 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
       const g = x["guest"] as Obj | undefined;
       let dseq: number | undefined;
       let dguest: number | undefined;
-      let same: Obj | null = null;
+      // Each member as the page reads it: every one of a frame's members moves its own last event (page/batch.js).
+      let sameDevice: Obj | null = null;
+      let sameRef: Obj | null = null;
+      let sameIfnet: Obj | null = null;
       if (g) {
         const s = whole(g, "seq");
         dseq = step(g, "seq", s - seq - 1);
@@ -69,8 +78,18 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
         dguest = step(g, "guestTimeNs", whole(g, "guestTimeNs") - at);
         const d = g["device"] as Obj | undefined;
         if (d && typeof d["name"] === "string") {
-          same = leftOut(d, st.devices.get(d["name"]));
+          sameDevice = leftOut(d, st.devices.get(d["name"]), SAME_DEVICE_FIELDS, SAME_DEVICE);
           st.devices.set(d["name"], d);
+        }
+        const r = g["ref"] as Obj | undefined;
+        if (r && typeof r["holder"] === "string") {
+          sameRef = leftOut(r, st.refs.get(r["holder"]), SAME_REF_FIELDS, SAME_REF);
+          st.refs.set(r["holder"], r);
+        }
+        const f = g["ifnet"] as Obj | undefined;
+        if (f && typeof f["ifname"] === "string") {
+          sameIfnet = leftOut(f, st.ifnets.get(f["ifname"]), SAME_IFNET_FIELDS, SAME_IFNET);
+          st.ifnets.set(f["ifname"], f);
         }
       }
       // Only numbers: an absent field is zero (defaults left out) and moves nothing, as page/batch.js reads it.
@@ -85,13 +104,15 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
         const u = minus(q, "qemuTimeUs", qemuUs);
         if (u !== undefined) qemuUs = u;
       }
-      if (dt !== undefined || dseq !== undefined || dguest !== undefined || same) {
+      if (dt !== undefined || dseq !== undefined || dguest !== undefined || sameDevice || sameRef || sameIfnet) {
         const y: Obj = dt === undefined ? { ...x } : { ...x, tNs: dt };
         if (g) {
           const h: Obj = { ...g };
           if (dseq !== undefined) h["seq"] = dseq;
           if (dguest !== undefined) h["guestTimeNs"] = dguest;
-          if (same) h["device"] = same;
+          if (sameDevice) h["device"] = sameDevice;
+          if (sameRef) h["ref"] = sameRef;
+          if (sameIfnet) h["ifnet"] = sameIfnet;
           y["guest"] = h;
         }
         (out ??= chunk.slice())[i] = y;
@@ -162,10 +183,10 @@ function minus(o: Obj, key: string, base: number): number | undefined {
  * d without the fields it shares with prev, marked "$same"; null when it has
  * none to leave out, or lacks one prev has (left out, it would be read as prev's).
  */
-function leftOut(d: Obj, prev: Obj | undefined): Obj | null {
+function leftOut(d: Obj, prev: Obj | undefined, fields: readonly string[], set: ReadonlySet<string>): Obj | null {
   if (!prev) return null;
   let shared = 0;
-  for (const k of SAME_DEVICE_FIELDS) {
+  for (const k of fields) {
     const v = d[k];
     if (v === undefined) {
       if (prev[k] !== undefined) return null;
@@ -173,12 +194,14 @@ function leftOut(d: Obj, prev: Obj | undefined): Obj | null {
   }
   if (shared === 0) return null;
   const out: Obj = {};
-  for (const k in d) if (!(SAME.has(k) && d[k] === prev[k])) out[k] = d[k];
+  for (const k in d) if (!(set.has(k) && d[k] === prev[k])) out[k] = d[k];
   out["$same"] = 1;
   return out;
 }
 
-const SAME: ReadonlySet<string> = new Set(SAME_DEVICE_FIELDS);
+const SAME_DEVICE: ReadonlySet<string> = new Set(SAME_DEVICE_FIELDS);
+const SAME_REF: ReadonlySet<string> = new Set(SAME_REF_FIELDS);
+const SAME_IFNET: ReadonlySet<string> = new Set(SAME_IFNET_FIELDS);
 
 /** Per member, its enum fields (names) and each one's numbers by name (byName), in step: page/batch.js's tables turned around. */
 type Numbers = Map<string, { names: string[]; byName: Map<string, number>[] }>;

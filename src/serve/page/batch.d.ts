@@ -10,3 +10,7 @@ export const SAME_DEVICE_FIELDS: readonly string[];
 export const RECORD_ENUMS: ReadonlyMap<string, Readonly<Record<string, readonly (string | undefined)[]>>>;
 /** The same for a guest frame's members. */
 export const GUEST_ENUMS: ReadonlyMap<string, Readonly<Record<string, readonly (string | undefined)[]>>>;
+/** A reference holder's fields its ref events repeat (PROTOCOL.md, batched JSON). */
+export const SAME_REF_FIELDS: readonly string[];
+/** An interface's fields its ifnet events repeat (PROTOCOL.md, batched JSON). */
+export const SAME_IFNET_FIELDS: readonly string[];

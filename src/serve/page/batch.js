@@ -48,6 +48,10 @@ export const GUEST_ENUMS = new Map([
 
 /** A device's fields its events repeat: left out of an event marked "$same" when equal to the batch's previous event of that device (src/serve/delta.ts). */
 export const SAME_DEVICE_FIELDS = ["driver", "parent", "bus", "port", "serial", "mac", "context", "thread", "instance", "ifname"];
+/** A reference holder's fields its ref events repeat: left out of one marked "$same" when equal to the batch's previous ref event of that holder. */
+export const SAME_REF_FIELDS = ["objectKind", "object", "holderDesc", "context", "device"];
+/** An interface's fields its ifnet events repeat: left out of one marked "$same" when equal to the batch's previous ifnet event of that interface name. */
+export const SAME_IFNET_FIELDS = ["device", "context"];
 
 /**
  * The batch's elements in order, records with their numbers made whole again
@@ -62,8 +66,10 @@ export function openBatch(m, onRecord, onMessage) {
   let t = 0;
   let seq = 0;
   let qemuUs = 0;
-  /** The batch's last device event of each device name. */
+  /** The batch's last device event of each device name, ref event of each holder, ifnet event of each interface name. */
   const devices = new Map();
+  const refs = new Map();
+  const ifnets = new Map();
   for (const x of m.messages) {
     if (typeof x.type === "string") {
       onMessage(x);
@@ -78,15 +84,11 @@ export function openBatch(m, onRecord, onMessage) {
       seq = whole(g, "seq", seq + 1);
       whole(g, "guestTimeNs", at);
       const d = g.device;
-      if (d && typeof d.name === "string") {
-        if (d.$same !== undefined) {
-          // The fields it shares with the batch's previous event of this device were left out.
-          delete d.$same;
-          const prev = devices.get(d.name);
-          if (prev) for (const k of SAME_DEVICE_FIELDS) if (d[k] === undefined && prev[k] !== undefined) d[k] = prev[k];
-        }
-        devices.set(d.name, d);
-      }
+      if (d && typeof d.name === "string") same(d, devices, d.name, SAME_DEVICE_FIELDS);
+      const r = g.ref;
+      if (r && typeof r.holder === "string") same(r, refs, r.holder, SAME_REF_FIELDS);
+      const f = g.ifnet;
+      if (f && typeof f.ifname === "string") same(f, ifnets, f.ifname, SAME_IFNET_FIELDS);
     }
     // Only numbers are differences here: an absent field is zero as ever, and changes nothing.
     const r = x.result;
@@ -101,6 +103,23 @@ export function openBatch(m, onRecord, onMessage) {
     if (g) named(g, GUEST_ENUMS);
     onRecord(i++, x);
   }
+}
+
+/**
+ * e made whole when marked "$same": the fields it shares with the batch's
+ * previous event of its key (in last) were left out. It becomes that event.
+ * @param {Record<string, any>} e
+ * @param {Map<string, Record<string, any>>} last
+ * @param {string} key
+ * @param {string[]} fields
+ */
+function same(e, last, key, fields) {
+  if (e.$same !== undefined) {
+    delete e.$same;
+    const prev = last.get(key);
+    if (prev) for (const k of fields) if (e[k] === undefined && prev[k] !== undefined) e[k] = prev[k];
+  }
+  last.set(key, e);
 }
 
 /**
