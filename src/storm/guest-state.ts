@@ -28,7 +28,6 @@ export interface NicGuestState {
 export class GuestState {
   /** A Hello has been seen: an agent is talking. */
   hello = false;
-  capabilities = new Set<number>();
   /** What the agent said it cannot observe, each "WHAT: why" (Hello.unavailable). */
   unavailable: string[] = [];
   private readonly nics = new Map<string, NicGuestState>();
@@ -73,7 +72,7 @@ export class GuestState {
     // hello is body "hello"; each test below rules out the members before it.
     if (f.hello) {
       this.hello = true;
-      this.capabilities = new Set((f.hello.capabilities ?? []).map(Number));
+      // Its capabilities are the checker's to read (nothing here paces on them).
       this.unavailable = (f.hello.unavailable ?? []).map(String);
       return;
     }
