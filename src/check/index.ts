@@ -20,6 +20,13 @@ export interface TraceCheckerOptions {
   onVerdict?: (v: Verdict) => void;
   /** Each verdict's events that led there (default true; see CheckerOptions.histories). */
   histories?: boolean;
+  /**
+   * Whether a verdict is marked with the cause it is a consequence of
+   * (CheckedVerdict.cause; default true). False for a caller that never
+   * groups findings (the shrinker's judged runs): nothing follows the
+   * threads and joins that marking needs, every record.
+   */
+  causes?: boolean;
 }
 
 const NONE: readonly Verdict[] = Object.freeze([]) as readonly Verdict[];
@@ -70,7 +77,8 @@ export type CheckedVerdict = Verdict & { cause?: CauseRef };
 
 export class TraceChecker {
   private readonly checker: Checker;
-  private readonly cascade = new CascadeTracker();
+  /** Null when verdicts are not marked with their causes (TraceCheckerOptions.causes). */
+  private readonly cascade: CascadeTracker | null;
   private readonly console = new ConsolePanicWatch();
   /** Verdicts of damage, each with the number of model verdicts before it (for the merged order). */
   private readonly damageVerdicts: { v: Verdict; after: number }[] = [];
@@ -78,8 +86,11 @@ export class TraceChecker {
 
   constructor(opts: TraceCheckerOptions) {
     const outer = opts.onVerdict;
+    this.cascade = opts.causes === false ? null : new CascadeTracker();
     this.checker = new Checker({
-      ...opts,
+      profile: opts.profile,
+      deadlines: opts.deadlines,
+      histories: opts.histories,
       onVerdict: (v) => {
         this.modelVerdicts++;
         this.classify(v);
@@ -92,6 +103,7 @@ export class TraceChecker {
   private readonly onVerdict: ((v: Verdict) => void) | undefined;
 
   private classify(v: Verdict): void {
+    if (this.cascade === null) return;
     const cause = this.cascade.verdict(v);
     if (cause) (v as CheckedVerdict).cause = cause;
   }
@@ -124,6 +136,7 @@ export class TraceChecker {
     const type = adapted.type;
     if (type === "machine") this.machine(e as MachineEvent);
     const out = this.checker.pushTyped(e, type, adapted.t) as Verdict[];
+    if (this.cascade === null) return out;
     if (type === "device") this.deviceActivity(e as DeviceEvent, index);
     else if (type === "host-add") this.hostAdd(e as HostAddEvent);
     return out;
@@ -138,11 +151,11 @@ export class TraceChecker {
 
   private deviceActivity(e: DeviceEvent, index: number): void {
     const k = e.kind;
-    this.cascade.deviceEvent(e.thread, e.name, e.serial, k === "detach-begin" || k === "detach-end" || k === "free" ? k : "other", index);
+    this.cascade!.deviceEvent(e.thread, e.name, e.serial, k === "detach-begin" || k === "detach-end" || k === "free" ? k : "other", index);
   }
 
   private hostAdd(e: HostAddEvent): void {
-    this.cascade.hostAdd(e.nicId, e.bus, e.port);
+    this.cascade!.hostAdd(e.nicId, e.bus, e.port);
   }
 
   /** Judges deadlines due before tNs with no record (live runs: call on a timer with the trace clock). */

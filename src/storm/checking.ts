@@ -92,6 +92,7 @@ export class LiveChecker {
       deadlines: deadlinesOf(spec.deadlines),
       onVerdict: (v) => this.atFinish?.push(v),
       histories: !lean,
+      causes: !lean,
     });
     this.model = spec.model;
     this.convert = lean ? toJudgedVerdict : toStormVerdict;
