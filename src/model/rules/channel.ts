@@ -10,20 +10,6 @@ import type { Payload } from "../state.js";
 import type { Timer } from "../timers.js";
 import { BOTH, fmtDur, rule } from "./define.js";
 
-/**
- * This family's rule positions, looked up by the first checker and kept for
- * the process (a shrink starts a checker a run). Not at load: RULES is made
- * from this module's rules, and importing core.ts here would make a cycle.
- */
-let positions: { COMMANDS_ACKNOWLEDGED: number; GUEST_TELEMETRY_PRESENT: number; NO_FRAMES_LOST: number } | null = null;
-function rulePositions(c: Core): NonNullable<typeof positions> {
-  return (positions ??= {
-    COMMANDS_ACKNOWLEDGED: c.ix("commands-acknowledged"),
-    GUEST_TELEMETRY_PRESENT: c.ix("guest-telemetry-present"),
-    NO_FRAMES_LOST: c.ix("no-frames-lost"),
-  });
-}
-
 export const CHANNEL_RULES = [
   rule({
     id: "no-frames-lost",
@@ -74,10 +60,9 @@ export class ChannelMonitor {
   private lastEventsLost = 0;
 
   constructor(private readonly c: Core) {
-    const ix = rulePositions(c);
-    this.X_COMMANDS_ACKNOWLEDGED = ix.COMMANDS_ACKNOWLEDGED;
-    this.X_GUEST_TELEMETRY_PRESENT = ix.GUEST_TELEMETRY_PRESENT;
-    this.X_NO_FRAMES_LOST = ix.NO_FRAMES_LOST;
+    this.X_COMMANDS_ACKNOWLEDGED = c.ix("commands-acknowledged");
+    this.X_GUEST_TELEMETRY_PRESENT = c.ix("guest-telemetry-present");
+    this.X_NO_FRAMES_LOST = c.ix("no-frames-lost");
   }
 
   onGuestFrame(): void {

@@ -11,20 +11,6 @@ import { holdersOf, type Nic, type Payload } from "../state.js";
 import type { Timer } from "../timers.js";
 import { BOTH, fmtDur, rule } from "./define.js";
 
-/**
- * This family's rule positions, looked up by the first checker and kept for
- * the process (a shrink starts a checker a run). Not at load: RULES is made
- * from this module's rules, and importing core.ts here would make a cycle.
- */
-let positions: { HOST_ADD_ATTACHES: number; HOST_REMOVE_DETACHES: number; HOST_REMOVE_FREES: number } | null = null;
-function rulePositions(c: Core): NonNullable<typeof positions> {
-  return (positions ??= {
-    HOST_ADD_ATTACHES: c.ix("host-add-attaches"),
-    HOST_REMOVE_DETACHES: c.ix("host-remove-detaches"),
-    HOST_REMOVE_FREES: c.ix("host-remove-frees"),
-  });
-}
-
 export const CORRESPONDENCE_RULES = [
   rule({
     id: "host-add-attaches",
@@ -86,10 +72,9 @@ export class CorrespondenceMonitor {
   private readonly X_HOST_REMOVE_FREES: number;
 
   constructor(private readonly c: Core) {
-    const ix = rulePositions(c);
-    this.X_HOST_ADD_ATTACHES = ix.HOST_ADD_ATTACHES;
-    this.X_HOST_REMOVE_DETACHES = ix.HOST_REMOVE_DETACHES;
-    this.X_HOST_REMOVE_FREES = ix.HOST_REMOVE_FREES;
+    this.X_HOST_ADD_ATTACHES = c.ix("host-add-attaches");
+    this.X_HOST_REMOVE_DETACHES = c.ix("host-remove-detaches");
+    this.X_HOST_REMOVE_FREES = c.ix("host-remove-frees");
   }
 
   onHostAdd(e: HostAddEvent): void {

@@ -14,33 +14,6 @@ import { cannotSleep } from "./context.js";
 import { BOTH, NETBSD, fmtDur, rule } from "./define.js";
 import { judgeTasks } from "./interface.js";
 
-/**
- * This family's rule positions, looked up by the first checker and kept for
- * the process (a shrink starts a checker a run). Not at load: RULES is made
- * from this module's rules, and importing core.ts here would make a cycle.
- */
-let positions: { ATTACH_SUCCEEDS: number; DETACH_AFTER_ATTACH_DONE: number; DETACH_COMPLETES: number; DETACH_DRAINS_REFS: number; DETACH_END_AFTER_IF_DETACH: number; DETACH_IN_THREAD_CONTEXT: number; DETACH_ONCE: number; FORCED_DETACH_NO_VETO: number; GUEST_DEVICE_ADDED_BY_HOST: number; GUEST_NO_PANIC: number; HOST_ADD_ATTACHES: number; HOST_REMOVE_DETACHES: number; LIFECYCLE_ORDER: number; PCMCIA_DEACTIVATE_BEFORE_DETACH: number; SINGLE_DETACH_IN_PROGRESS: number; VETO_BEFORE_TEARDOWN: number } | null = null;
-function rulePositions(c: Core): NonNullable<typeof positions> {
-  return (positions ??= {
-    ATTACH_SUCCEEDS: c.ix("attach-succeeds"),
-    DETACH_AFTER_ATTACH_DONE: c.ix("detach-after-attach-done"),
-    DETACH_COMPLETES: c.ix("detach-completes"),
-    DETACH_DRAINS_REFS: c.ix("detach-drains-refs"),
-    DETACH_END_AFTER_IF_DETACH: c.ix("detach-end-after-if-detach"),
-    DETACH_IN_THREAD_CONTEXT: c.ix("detach-in-thread-context"),
-    DETACH_ONCE: c.ix("detach-once"),
-    FORCED_DETACH_NO_VETO: c.ix("forced-detach-no-veto"),
-    GUEST_DEVICE_ADDED_BY_HOST: c.ix("guest-device-added-by-host"),
-    GUEST_NO_PANIC: c.ix("guest-no-panic"),
-    HOST_ADD_ATTACHES: c.ix("host-add-attaches"),
-    HOST_REMOVE_DETACHES: c.ix("host-remove-detaches"),
-    LIFECYCLE_ORDER: c.ix("lifecycle-order"),
-    PCMCIA_DEACTIVATE_BEFORE_DETACH: c.ix("pcmcia-deactivate-before-detach"),
-    SINGLE_DETACH_IN_PROGRESS: c.ix("single-detach-in-progress"),
-    VETO_BEFORE_TEARDOWN: c.ix("veto-before-teardown"),
-  });
-}
-
 export const DETACH_RULES = [
   rule({
     id: "single-detach-in-progress",
@@ -187,23 +160,22 @@ export class DetachMonitor {
   private readonly X_VETO_BEFORE_TEARDOWN: number;
 
   constructor(private readonly c: Core) {
-    const ix = rulePositions(c);
-    this.X_ATTACH_SUCCEEDS = ix.ATTACH_SUCCEEDS;
-    this.X_DETACH_AFTER_ATTACH_DONE = ix.DETACH_AFTER_ATTACH_DONE;
-    this.X_DETACH_COMPLETES = ix.DETACH_COMPLETES;
-    this.X_DETACH_DRAINS_REFS = ix.DETACH_DRAINS_REFS;
-    this.X_DETACH_END_AFTER_IF_DETACH = ix.DETACH_END_AFTER_IF_DETACH;
-    this.X_DETACH_IN_THREAD_CONTEXT = ix.DETACH_IN_THREAD_CONTEXT;
-    this.X_DETACH_ONCE = ix.DETACH_ONCE;
-    this.X_FORCED_DETACH_NO_VETO = ix.FORCED_DETACH_NO_VETO;
-    this.X_GUEST_DEVICE_ADDED_BY_HOST = ix.GUEST_DEVICE_ADDED_BY_HOST;
-    this.X_GUEST_NO_PANIC = ix.GUEST_NO_PANIC;
-    this.X_HOST_ADD_ATTACHES = ix.HOST_ADD_ATTACHES;
-    this.X_HOST_REMOVE_DETACHES = ix.HOST_REMOVE_DETACHES;
-    this.X_LIFECYCLE_ORDER = ix.LIFECYCLE_ORDER;
-    this.X_PCMCIA_DEACTIVATE_BEFORE_DETACH = ix.PCMCIA_DEACTIVATE_BEFORE_DETACH;
-    this.X_SINGLE_DETACH_IN_PROGRESS = ix.SINGLE_DETACH_IN_PROGRESS;
-    this.X_VETO_BEFORE_TEARDOWN = ix.VETO_BEFORE_TEARDOWN;
+    this.X_ATTACH_SUCCEEDS = c.ix("attach-succeeds");
+    this.X_DETACH_AFTER_ATTACH_DONE = c.ix("detach-after-attach-done");
+    this.X_DETACH_COMPLETES = c.ix("detach-completes");
+    this.X_DETACH_DRAINS_REFS = c.ix("detach-drains-refs");
+    this.X_DETACH_END_AFTER_IF_DETACH = c.ix("detach-end-after-if-detach");
+    this.X_DETACH_IN_THREAD_CONTEXT = c.ix("detach-in-thread-context");
+    this.X_DETACH_ONCE = c.ix("detach-once");
+    this.X_FORCED_DETACH_NO_VETO = c.ix("forced-detach-no-veto");
+    this.X_GUEST_DEVICE_ADDED_BY_HOST = c.ix("guest-device-added-by-host");
+    this.X_GUEST_NO_PANIC = c.ix("guest-no-panic");
+    this.X_HOST_ADD_ATTACHES = c.ix("host-add-attaches");
+    this.X_HOST_REMOVE_DETACHES = c.ix("host-remove-detaches");
+    this.X_LIFECYCLE_ORDER = c.ix("lifecycle-order");
+    this.X_PCMCIA_DEACTIVATE_BEFORE_DETACH = c.ix("pcmcia-deactivate-before-detach");
+    this.X_SINGLE_DETACH_IN_PROGRESS = c.ix("single-detach-in-progress");
+    this.X_VETO_BEFORE_TEARDOWN = c.ix("veto-before-teardown");
   }
 
   attachBegin(e: DeviceEvent): Dev {

@@ -11,23 +11,6 @@ import type { Payload } from "../state.js";
 import type { Timer } from "../timers.js";
 import { BOTH, fmtDur, rule } from "./define.js";
 
-/**
- * This family's rule positions, looked up by the first checker and kept for
- * the process (a shrink starts a checker a run). Not at load: RULES is made
- * from this module's rules, and importing core.ts here would make a cycle.
- */
-let positions: { HOST_ACTION_COMPLETES: number; HOST_REMOVE_FINALISED: number; MACHINE_DOES_NOT_CRASH: number; MACHINE_RESPONSIVE: number; PROFILE_MATCHES_GUEST: number; QEMU_ACCEPTS_COMMAND: number } | null = null;
-function rulePositions(c: Core): NonNullable<typeof positions> {
-  return (positions ??= {
-    HOST_ACTION_COMPLETES: c.ix("host-action-completes"),
-    HOST_REMOVE_FINALISED: c.ix("host-remove-finalised"),
-    MACHINE_DOES_NOT_CRASH: c.ix("machine-does-not-crash"),
-    MACHINE_RESPONSIVE: c.ix("machine-responsive"),
-    PROFILE_MATCHES_GUEST: c.ix("profile-matches-guest"),
-    QEMU_ACCEPTS_COMMAND: c.ix("qemu-accepts-command"),
-  });
-}
-
 export const HOST_RULES = [
   rule({
     id: "qemu-accepts-command",
@@ -119,13 +102,12 @@ export class HostMonitor {
   private readonly X_QEMU_ACCEPTS_COMMAND: number;
 
   constructor(private readonly c: Core) {
-    const ix = rulePositions(c);
-    this.X_HOST_ACTION_COMPLETES = ix.HOST_ACTION_COMPLETES;
-    this.X_HOST_REMOVE_FINALISED = ix.HOST_REMOVE_FINALISED;
-    this.X_MACHINE_DOES_NOT_CRASH = ix.MACHINE_DOES_NOT_CRASH;
-    this.X_MACHINE_RESPONSIVE = ix.MACHINE_RESPONSIVE;
-    this.X_PROFILE_MATCHES_GUEST = ix.PROFILE_MATCHES_GUEST;
-    this.X_QEMU_ACCEPTS_COMMAND = ix.QEMU_ACCEPTS_COMMAND;
+    this.X_HOST_ACTION_COMPLETES = c.ix("host-action-completes");
+    this.X_HOST_REMOVE_FINALISED = c.ix("host-remove-finalised");
+    this.X_MACHINE_DOES_NOT_CRASH = c.ix("machine-does-not-crash");
+    this.X_MACHINE_RESPONSIVE = c.ix("machine-responsive");
+    this.X_PROFILE_MATCHES_GUEST = c.ix("profile-matches-guest");
+    this.X_QEMU_ACCEPTS_COMMAND = c.ix("qemu-accepts-command");
   }
 
   onHostResult(e: ModelEvent & { type: "host-result" }): void {

@@ -12,22 +12,6 @@ import { PSREF_KINDS, USB_TASK, holdersOf, refsHeld, tombHistory, type Attempt, 
 import { cannotSleep } from "./context.js";
 import { BOTH, NETBSD, rule } from "./define.js";
 
-/**
- * This family's rule positions, looked up by the first checker and kept for
- * the process (a shrink starts a checker a run). Not at load: RULES is made
- * from this module's rules, and importing core.ts here would make a cycle.
- */
-let positions: { IF_DETACH_WAITS_FOR_PSREFS: number; NO_EVENT_AFTER_FREE: number; NO_IFNET_ACCESS_AFTER_IF_DETACH: number; NO_SLEEP_IN_INTERRUPT: number; SINGLE_DETACH_IN_PROGRESS: number } | null = null;
-function rulePositions(c: Core): NonNullable<typeof positions> {
-  return (positions ??= {
-    IF_DETACH_WAITS_FOR_PSREFS: c.ix("if-detach-waits-for-psrefs"),
-    NO_EVENT_AFTER_FREE: c.ix("no-event-after-free"),
-    NO_IFNET_ACCESS_AFTER_IF_DETACH: c.ix("no-ifnet-access-after-if-detach"),
-    NO_SLEEP_IN_INTERRUPT: c.ix("no-sleep-in-interrupt"),
-    SINGLE_DETACH_IN_PROGRESS: c.ix("single-detach-in-progress"),
-  });
-}
-
 export const INTERFACE_RULES = [
   rule({
     id: "no-ifnet-access-after-if-detach",
@@ -67,12 +51,11 @@ export class InterfaceMonitor {
   private readonly X_SINGLE_DETACH_IN_PROGRESS: number;
 
   constructor(private readonly c: Core) {
-    const ix = rulePositions(c);
-    this.X_IF_DETACH_WAITS_FOR_PSREFS = ix.IF_DETACH_WAITS_FOR_PSREFS;
-    this.X_NO_EVENT_AFTER_FREE = ix.NO_EVENT_AFTER_FREE;
-    this.X_NO_IFNET_ACCESS_AFTER_IF_DETACH = ix.NO_IFNET_ACCESS_AFTER_IF_DETACH;
-    this.X_NO_SLEEP_IN_INTERRUPT = ix.NO_SLEEP_IN_INTERRUPT;
-    this.X_SINGLE_DETACH_IN_PROGRESS = ix.SINGLE_DETACH_IN_PROGRESS;
+    this.X_IF_DETACH_WAITS_FOR_PSREFS = c.ix("if-detach-waits-for-psrefs");
+    this.X_NO_EVENT_AFTER_FREE = c.ix("no-event-after-free");
+    this.X_NO_IFNET_ACCESS_AFTER_IF_DETACH = c.ix("no-ifnet-access-after-if-detach");
+    this.X_NO_SLEEP_IN_INTERRUPT = c.ix("no-sleep-in-interrupt");
+    this.X_SINGLE_DETACH_IN_PROGRESS = c.ix("single-detach-in-progress");
   }
 
   onIf(e: IfEvent): void {

@@ -11,24 +11,6 @@ import { DRAINED, ENOENT, holdersOf, refsHeld, tombHistory, type Dev, type Tomb 
 import { BOTH, rule } from "./define.js";
 import { judgeTasks } from "./interface.js";
 
-/**
- * This family's rule positions, looked up by the first checker and kept for
- * the process (a shrink starts a checker a run). Not at load: RULES is made
- * from this module's rules, and importing core.ts here would make a cycle.
- */
-let positions: { DETACH_COMPLETES: number; DETACH_DRAINS_REFS: number; DETACH_ONCE: number; FREE_AFTER_DRAIN: number; FREE_ONCE: number; FREE_WITH_ZERO_REFS: number; NO_EVENT_AFTER_FREE: number } | null = null;
-function rulePositions(c: Core): NonNullable<typeof positions> {
-  return (positions ??= {
-    DETACH_COMPLETES: c.ix("detach-completes"),
-    DETACH_DRAINS_REFS: c.ix("detach-drains-refs"),
-    DETACH_ONCE: c.ix("detach-once"),
-    FREE_AFTER_DRAIN: c.ix("free-after-drain"),
-    FREE_ONCE: c.ix("free-once"),
-    FREE_WITH_ZERO_REFS: c.ix("free-with-zero-refs"),
-    NO_EVENT_AFTER_FREE: c.ix("no-event-after-free"),
-  });
-}
-
 export const LIFETIME_RULES = [
   rule({
     id: "free-after-drain",
@@ -91,14 +73,13 @@ export class LifetimeMonitor {
   private readonly X_NO_EVENT_AFTER_FREE: number;
 
   constructor(private readonly c: Core) {
-    const ix = rulePositions(c);
-    this.X_DETACH_COMPLETES = ix.DETACH_COMPLETES;
-    this.X_DETACH_DRAINS_REFS = ix.DETACH_DRAINS_REFS;
-    this.X_DETACH_ONCE = ix.DETACH_ONCE;
-    this.X_FREE_AFTER_DRAIN = ix.FREE_AFTER_DRAIN;
-    this.X_FREE_ONCE = ix.FREE_ONCE;
-    this.X_FREE_WITH_ZERO_REFS = ix.FREE_WITH_ZERO_REFS;
-    this.X_NO_EVENT_AFTER_FREE = ix.NO_EVENT_AFTER_FREE;
+    this.X_DETACH_COMPLETES = c.ix("detach-completes");
+    this.X_DETACH_DRAINS_REFS = c.ix("detach-drains-refs");
+    this.X_DETACH_ONCE = c.ix("detach-once");
+    this.X_FREE_AFTER_DRAIN = c.ix("free-after-drain");
+    this.X_FREE_ONCE = c.ix("free-once");
+    this.X_FREE_WITH_ZERO_REFS = c.ix("free-with-zero-refs");
+    this.X_NO_EVENT_AFTER_FREE = c.ix("no-event-after-free");
   }
 
   free(dev: Dev, e: DeviceEvent): void {

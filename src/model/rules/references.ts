@@ -14,23 +14,6 @@ import { cannotSleep } from "./context.js";
 import { BOTH, rule } from "./define.js";
 import { judgeTasks } from "./interface.js";
 
-/**
- * This family's rule positions, looked up by the first checker and kept for
- * the process (a shrink starts a checker a run). Not at load: RULES is made
- * from this module's rules, and importing core.ts here would make a cycle.
- */
-let positions: { DETACH_DRAINS_REFS: number; DRAIN_COMPLETES_EMPTY: number; NO_EVENT_AFTER_FREE: number; NO_REF_AFTER_DETACH_BEGIN: number; NO_SLEEP_IN_INTERRUPT: number; RELEASE_ONLY_HELD: number } | null = null;
-function rulePositions(c: Core): NonNullable<typeof positions> {
-  return (positions ??= {
-    DETACH_DRAINS_REFS: c.ix("detach-drains-refs"),
-    DRAIN_COMPLETES_EMPTY: c.ix("drain-completes-empty"),
-    NO_EVENT_AFTER_FREE: c.ix("no-event-after-free"),
-    NO_REF_AFTER_DETACH_BEGIN: c.ix("no-ref-after-detach-begin"),
-    NO_SLEEP_IN_INTERRUPT: c.ix("no-sleep-in-interrupt"),
-    RELEASE_ONLY_HELD: c.ix("release-only-held"),
-  });
-}
-
 export const REFERENCE_RULES = [
   rule({
     id: "no-ref-after-detach-begin",
@@ -161,13 +144,12 @@ export class ReferenceMonitor {
   private readonly looseLedger = new Map<string, Map<string, number>>();
 
   constructor(private readonly c: Core) {
-    const ix = rulePositions(c);
-    this.X_DETACH_DRAINS_REFS = ix.DETACH_DRAINS_REFS;
-    this.X_DRAIN_COMPLETES_EMPTY = ix.DRAIN_COMPLETES_EMPTY;
-    this.X_NO_EVENT_AFTER_FREE = ix.NO_EVENT_AFTER_FREE;
-    this.X_NO_REF_AFTER_DETACH_BEGIN = ix.NO_REF_AFTER_DETACH_BEGIN;
-    this.X_NO_SLEEP_IN_INTERRUPT = ix.NO_SLEEP_IN_INTERRUPT;
-    this.X_RELEASE_ONLY_HELD = ix.RELEASE_ONLY_HELD;
+    this.X_DETACH_DRAINS_REFS = c.ix("detach-drains-refs");
+    this.X_DRAIN_COMPLETES_EMPTY = c.ix("drain-completes-empty");
+    this.X_NO_EVENT_AFTER_FREE = c.ix("no-event-after-free");
+    this.X_NO_REF_AFTER_DETACH_BEGIN = c.ix("no-ref-after-detach-begin");
+    this.X_NO_SLEEP_IN_INTERRUPT = c.ix("no-sleep-in-interrupt");
+    this.X_RELEASE_ONLY_HELD = c.ix("release-only-held");
   }
 
   /** The live device a reference event names: by its device, else by the object (an interface name for psrefs). */
