@@ -240,14 +240,19 @@ export async function run(): Promise<void> {
       for (const r of recorded) ms += (await replayCalls(r.rec, r.seed, r.spec)).ms;
       return [shrink, ms];
     };
-    for (let round = 0; round < SHRINK_WARMUP; round++) await side();
-    let shrinkMs = Infinity;
-    let bareRuns = Infinity;
-    for (let round = 0; round < SHRINK_REPEATS; round++) {
-      const [shrink, bareMs] = await side();
-      shrinkMs = Math.min(shrinkMs, shrink);
-      bareRuns = Math.min(bareRuns, bareMs);
-    }
+    // Untimed rounds, then each side's best of SHRINK_REPEATS timed ones.
+    const bestAfter = async (untimed: number): Promise<[number, number]> => {
+      for (let round = 0; round < untimed; round++) await side();
+      let shrinkBest = Infinity;
+      let bareBest = Infinity;
+      for (let round = 0; round < SHRINK_REPEATS; round++) {
+        const [shrink, bareMs] = await side();
+        shrinkBest = Math.min(shrinkBest, shrink);
+        bareBest = Math.min(bareBest, bareMs);
+      }
+      return [shrinkBest, bareBest];
+    };
+    const [shrinkMs, bareRuns] = await bestAfter(SHRINK_WARMUP);
     const shrinkRatio = shrinkMs / bareRuns;
     console.log(
       `shrinker  a leaky 40-cycle storm, ${ran.length} storms run ${shrinkMs.toFixed(0).padStart(5)} ms ${`${((ran.length * 1000) / shrinkMs).toFixed(0)} runs/s`.padStart(14)}  ` +
@@ -258,14 +263,7 @@ export async function run(): Promise<void> {
     // storms really run, so the ratio is per storm, not per candidate.
     console.log(`          (${runs} candidates judged, ${runs - ran.length} of them met before and not run again)`);
     console.log(`          (each side: best of ${SHRINK_REPEATS} rounds after ${SHRINK_WARMUP} untimed warm-up rounds, taking turns)`);
-    for (let round = 0; round < SHRINK_SETTLE; round++) await side();
-    let settledMs = Infinity;
-    let settledBare = Infinity;
-    for (let round = 0; round < SHRINK_REPEATS; round++) {
-      const [shrink, bareMs] = await side();
-      settledMs = Math.min(settledMs, shrink);
-      settledBare = Math.min(settledBare, bareMs);
-    }
+    const [settledMs, settledBare] = await bestAfter(SHRINK_SETTLE);
     console.log(
       `  context the same shrink settled, after ${SHRINK_WARMUP + SHRINK_REPEATS + SHRINK_SETTLE} rounds: ${settledMs.toFixed(1)} ms against ${settledBare.toFixed(1)} ms bare, ` +
         `${(settledMs / settledBare).toFixed(2)}x (V8 done compiling; a real shrink, up to 2000 runs, spends most of them so)`,
