@@ -4,7 +4,7 @@
 // judge events with it; the dispatcher (checker.ts) routes events to them.
 
 import { AUTOMATA, Monitor, type DeviceInput, type DeviceState, type IfInput, type IfState } from "./automata.js";
-import { resolveDeadlines, type Deadlines } from "./deadlines.js";
+import { DEFAULT_DEADLINES, resolveDeadlines, type Deadlines } from "./deadlines.js";
 import { ALL_CAPABILITIES, describeEvent, type At, type CapabilityName, type DeviceEvent, type ModelEvent } from "./events.js";
 import { LogHistogram } from "./histogram.js";
 import { OpenActions } from "./open-actions.js";
@@ -34,19 +34,35 @@ const MAX_OPEN_ACTIONS = 4096;
 /**
  * Deadlines resolved once per partial-deadlines object: a shrink's runs hand
  * every checker the same one (src/storm/checking.ts). Frozen, as checkers
- * share them; a caller that changes its partial object afterwards gets a
- * stale entry, so none may (every caller builds it once and only reads it).
+ * share them. A partial changed after it was resolved is resolved again: a
+ * hit is used only while each deadline the partial names still has the value
+ * resolved for it and it names no other (a library caller may reuse and
+ * change one options object).
  */
-const RESOLVED = new WeakMap<Partial<Deadlines>, Readonly<Deadlines>>();
+const RESOLVED = new WeakMap<Partial<Deadlines>, { deadlines: Readonly<Deadlines>; named: number }>();
 let resolvedDefaults: Readonly<Deadlines> | null = null;
 function resolvedDeadlines(partial: Partial<Deadlines> | undefined): Deadlines {
   if (partial === undefined) return (resolvedDefaults ??= Object.freeze(resolveDeadlines(undefined)));
-  let d = RESOLVED.get(partial);
-  if (d === undefined) {
-    d = Object.freeze(resolveDeadlines(partial));
-    RESOLVED.set(partial, d);
+  const hit = RESOLVED.get(partial);
+  if (hit !== undefined && stillResolves(partial, hit.deadlines, hit.named)) return hit.deadlines;
+  const deadlines = Object.freeze(resolveDeadlines(partial));
+  let named = 0;
+  for (const key in partial) if (Object.hasOwn(partial, key)) named++;
+  RESOLVED.set(partial, { deadlines, named });
+  return deadlines;
+}
+/** Whether partial still names `named` known keys, each with the value d has for it (undefined: d's is the default). */
+function stillResolves(partial: Partial<Deadlines>, d: Readonly<Deadlines>, named: number): boolean {
+  let n = 0;
+  for (const key in partial) {
+    if (!Object.hasOwn(partial, key)) continue;
+    if (!(key in DEFAULT_DEADLINES)) return false;
+    n++;
+    const k = key as keyof Deadlines;
+    const v = partial[k];
+    if (d[k] !== (v === undefined ? DEFAULT_DEADLINES[k] : v)) return false;
   }
-  return d;
+  return n === named;
 }
 
 /** The history of every verdict of a checker that makes none (histories: false); never written to. */

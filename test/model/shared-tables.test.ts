@@ -63,3 +63,19 @@ test("checkers given one deadlines object share its resolution; each sees its ow
   const bad = { attachNs: -1 };
   for (let i = 0; i < 2; i++) t.throws(() => new Checker({ profile: "netbsd", deadlines: bad }), { message: /attachNs must be a positive/ });
 });
+
+test("a deadlines object changed after a checker resolved it is resolved again for the next checker", (t) => {
+  const partial: { attachNs?: number; unloadNs?: number; bogusNs?: number } = { attachNs: 5e9, unloadNs: 7e9 };
+  const first = new Checker({ profile: "netbsd", deadlines: partial }).deadlines;
+  partial.attachNs = 2e9;
+  const changed = new Checker({ profile: "netbsd", deadlines: partial }).deadlines;
+  t.is(changed.attachNs, 2e9);
+  t.deepEqual(changed, resolveDeadlines(partial));
+  t.is(first.attachNs, 5e9);
+  delete partial.unloadNs;
+  t.deepEqual(new Checker({ profile: "netbsd", deadlines: partial }).deadlines, resolveDeadlines({ attachNs: 2e9 }));
+  partial.unloadNs = undefined;
+  t.deepEqual(new Checker({ profile: "netbsd", deadlines: partial }).deadlines, resolveDeadlines({ attachNs: 2e9 }));
+  partial.bogusNs = 1e9;
+  t.throws(() => new Checker({ profile: "netbsd", deadlines: partial as never }), { message: /unknown deadline "bogusNs"/ });
+});
