@@ -76,21 +76,9 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
         dseq = step(g, "seq", s - seq - 1);
         seq = s;
         dguest = step(g, "guestTimeNs", whole(g, "guestTimeNs") - at);
-        const d = g["device"] as Obj | undefined;
-        if (d && typeof d["name"] === "string") {
-          sameDevice = leftOut(d, st.devices.get(d["name"]), SAME_DEVICE_FIELDS, SAME_DEVICE);
-          st.devices.set(d["name"], d);
-        }
-        const r = g["ref"] as Obj | undefined;
-        if (r && typeof r["holder"] === "string") {
-          sameRef = leftOut(r, st.refs.get(r["holder"]), SAME_REF_FIELDS, SAME_REF);
-          st.refs.set(r["holder"], r);
-        }
-        const f = g["ifnet"] as Obj | undefined;
-        if (f && typeof f["ifname"] === "string") {
-          sameIfnet = leftOut(f, st.ifnets.get(f["ifname"]), SAME_IFNET_FIELDS, SAME_IFNET);
-          st.ifnets.set(f["ifname"], f);
-        }
+        sameDevice = sameAs(g["device"] as Obj | undefined, "name", st.devices, SAME_DEVICE_FIELDS, SAME_DEVICE);
+        sameRef = sameAs(g["ref"] as Obj | undefined, "holder", st.refs, SAME_REF_FIELDS, SAME_REF);
+        sameIfnet = sameAs(g["ifnet"] as Obj | undefined, "ifname", st.ifnets, SAME_IFNET_FIELDS, SAME_IFNET);
       }
       // Only numbers: an absent field is zero (defaults left out) and moves nothing, as page/batch.js reads it.
       const r = x["result"] as Obj | undefined;
@@ -177,6 +165,20 @@ function minus(o: Obj, key: string, base: number): number | undefined {
   save(o, key, v);
   o[key] = v - base;
   return v;
+}
+
+/**
+ * A guest member event e (when there, and its key field a string) without
+ * what it repeats of the batch's last event of its key (leftOut), which e
+ * then becomes: the server's side of page/batch.js's same().
+ */
+function sameAs(e: Obj | undefined, keyField: string, last: Map<string, Obj>, fields: readonly string[], set: ReadonlySet<string>): Obj | null {
+  if (!e) return null;
+  const key = e[keyField];
+  if (typeof key !== "string") return null;
+  const out = leftOut(e, last.get(key), fields, set);
+  last.set(key, e);
+  return out;
 }
 
 /**
