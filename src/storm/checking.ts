@@ -107,7 +107,7 @@ export class LiveChecker {
 
   push(rec: plugstorm.trace.v1.IRecord, index: number): StormVerdict[] {
     const out = this.checker.push(rec, index);
-    return out.length === 0 ? NO_VERDICTS : out.map(this.convert);
+    return out.length === 0 ? NO_VERDICTS : convertAll(out, this.convert);
   }
 
   /** Judges the deadlines due by endNs; returns only the verdicts that judging gave. */
@@ -117,7 +117,7 @@ export class LiveChecker {
     this.closed = true;
     const fresh = this.atFinish;
     this.atFinish = null;
-    return fresh.length === 0 ? NO_VERDICTS : fresh.map(this.convert);
+    return fresh.length === 0 ? NO_VERDICTS : convertAll(fresh, this.convert);
   }
 
   /**
@@ -139,6 +139,20 @@ export class LiveChecker {
  * optimised for one and deopted on the other.
  */
 const NO_VERDICTS: StormVerdict[] = [null as unknown as StormVerdict].slice(1);
+
+/**
+ * The verdicts converted, in an array of PACKED_ELEMENTS as NO_VERDICTS is.
+ * Not Array.prototype.map: its builtin makes a packed array but its inlined
+ * form in optimised code makes a holey one, so once the function calling it
+ * was optimised (a shrink's fifth round) the run's code iterating the result,
+ * optimised for packed arrays, deopted on the first verdict (and was not
+ * optimised again for seven more rounds).
+ */
+function convertAll(vs: readonly Verdict[], convert: (v: Verdict) => StormVerdict): StormVerdict[] {
+  const out: StormVerdict[] = [];
+  for (let i = 0; i < vs.length; i++) out.push(convert(vs[i]!));
+  return out;
+}
 
 /**
  * A storm's deadlines as the model's, converted once per deadlines object: a
