@@ -4,6 +4,7 @@
 // references held as a step plot below, and violations marked with their rule.
 
 import { axisUnit, escapeXml as x, formatNs, isoTime, machineLine, niceStep, notObservedItem } from "./format.js";
+import { HtmlOut } from "./html-out.js";
 import { damageLine, describe, statusLine } from "./text.js";
 import type { DeviceLane, FaultMark, ReportVerdict, RunReport, Span, Timeline, ViolationMark } from "./types.js";
 import { byFirstOccurrence, findingsOf, rulesOf, severityName, sideName } from "./verdicts.js";
@@ -47,6 +48,19 @@ const X1 = W - 24;
 const AXIS_H = 34;
 
 export function renderHtml(report: RunReport, options: HtmlOptions = {}): string {
+  const o = new HtmlOut(false);
+  render(report, options, o);
+  return o.text();
+}
+
+/** report.html as the UTF-8 bytes of renderHtml's text, encoded as it is made (see html-out.ts); the buffer is reused by nothing else. */
+export function renderHtmlBytes(report: RunReport, options: HtmlOptions = {}): Buffer {
+  const o = new HtmlOut(true);
+  render(report, options, o);
+  return o.encoded();
+}
+
+function render(report: RunReport, options: HtmlOptions, o: HtmlOut): void {
   const maxLanes = options.maxLanes ?? 150;
   const maxRows = options.maxViolationRows ?? 300;
   const rules = rulesOf(report);
@@ -79,10 +93,12 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
   // One list of pieces for the whole file, joined once: the timeline's lanes
   // and views joined on their own were copied again into each enclosing join
   // (two-byte text, ~0.8 MB a view), each copy a large string for the GC.
-  const out: string[] = [];
+  const out = o.parts;
   // Top-level pieces are separated by a newline.
+  let first = true;
   const put = (s: string): void => {
-    if (out.length > 0) out.push("\n");
+    if (!first) out.push("\n");
+    first = false;
     out.push(s);
   };
   put(`<!DOCTYPE html>
@@ -140,12 +156,12 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
     // their first event, cycles become comparable and the odd one stands out.
     put(`<h3>Cycles lined up at each device's first event</h3>`);
     put(`<div class="timeline-wrap">`);
-    timelineSvg(out, tl, chosen, "aligned", titles);
+    timelineSvg(o, tl, chosen, "aligned", titles);
     out.push(`</div>`);
     put(`<h3>Whole run</h3>`);
   }
   put(`<div class="timeline-wrap">`);
-  timelineSvg(out, tl, chosen, "run", titles);
+  timelineSvg(o, tl, chosen, "run", titles);
   out.push(`</div>`);
   put(`</section>`);
 
@@ -193,7 +209,6 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
 </body>
 </html>
 `);
-  return out.join("");
 }
 
 /** The lanes to draw: violating ones first (all, up to the cap), then the earliest others; drawn in time order. */
@@ -273,7 +288,8 @@ function memo(titles: Titles, key: object, make: () => string): string {
 }
 
 /** Appends the view's SVG to out, its pieces separated by newlines. */
-function timelineSvg(out: string[], tl: Timeline, lanes: readonly DeviceLane[], mode: "run" | "aligned", titles: Titles): void {
+function timelineSvg(o: HtmlOut, tl: Timeline, lanes: readonly DeviceLane[], mode: "run" | "aligned", titles: Titles): void {
+  const out = o.parts;
   const g = geometry(lanes.length);
   const aligned = mode === "aligned";
   // Trace time starts at 0: keep 0 on the axis unless the run starts far from it.
@@ -326,6 +342,7 @@ function timelineSvg(out: string[], tl: Timeline, lanes: readonly DeviceLane[], 
     const off = aligned ? lane.firstNs : 0;
     out.push("\n");
     laneSvg(out, lane, top + i * g.laneH, i, g, (t) => sx(t - off), off + t1, aligned, titles);
+    o.settle();
   });
   line(`</svg>`);
 }

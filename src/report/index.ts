@@ -13,7 +13,7 @@ export type * from "./types.js";
 export { TimelineCollector, type TimelineOptions } from "./timeline.js";
 export { renderText } from "./text.js";
 export { renderJunit } from "./junit.js";
-export { renderHtml, PHASE_COLOURS, type HtmlOptions } from "./html.js";
+export { renderHtml, renderHtmlBytes, PHASE_COLOURS, type HtmlOptions } from "./html.js";
 export { rulesOf, severityName, sideName, isFailure, findingsOf, byFirstOccurrence, type RuleResult, type Finding } from "./verdicts.js";
 export { formatNs, machineLine, notObservedItem } from "./format.js";
 
