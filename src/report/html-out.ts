@@ -5,6 +5,8 @@
 // stayed alive until the final join, so a scavenge during the render copied
 // them all and promoted them, and the joined string was encoded again whole.
 
+import { utf8Into } from "./utf8.js";
+
 /** Pieces held before a batch is encoded: a lane or two of the timeline. */
 const BATCH = 256;
 
@@ -44,6 +46,6 @@ export class HtmlOut {
       b.copy(grown, 0, 0, this.length);
       this.bytes = b = grown;
     }
-    this.length += b.write(s, this.length, "utf8");
+    this.length += utf8Into(s, b, this.length);
   }
 }
