@@ -4,6 +4,7 @@
 // references held as a step plot below, and violations marked with their rule.
 
 import { axisUnit, escapeXml as x, formatNs, isoTime, machineLine, niceStep, notObservedItem } from "./format.js";
+import { HtmlOut } from "./html-out.js";
 import { damageLine, describe, statusLine } from "./text.js";
 import type { DeviceLane, FaultMark, ReportVerdict, RunReport, Span, Timeline, ViolationMark } from "./types.js";
 import { byFirstOccurrence, findingsOf, rulesOf, severityName, sideName } from "./verdicts.js";
@@ -47,6 +48,19 @@ const X1 = W - 24;
 const AXIS_H = 34;
 
 export function renderHtml(report: RunReport, options: HtmlOptions = {}): string {
+  const o = new HtmlOut(false);
+  render(report, options, o);
+  return o.text();
+}
+
+/** report.html as the UTF-8 bytes of renderHtml's text, encoded as it is made (see html-out.ts); the buffer is reused by nothing else. */
+export function renderHtmlBytes(report: RunReport, options: HtmlOptions = {}): Buffer {
+  const o = new HtmlOut(true);
+  render(report, options, o);
+  return o.encoded();
+}
+
+function render(report: RunReport, options: HtmlOptions, o: HtmlOut): void {
   const maxLanes = options.maxLanes ?? 150;
   const maxRows = options.maxViolationRows ?? 300;
   const rules = rulesOf(report);
@@ -76,8 +90,18 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
     ["Rules checked", String(rules.length)],
   ];
 
-  const parts: string[] = [];
-  parts.push(`<!DOCTYPE html>
+  // One list of pieces for the whole file, joined once: the timeline's lanes
+  // and views joined on their own were copied again into each enclosing join
+  // (two-byte text, ~0.8 MB a view), each copy a large string for the GC.
+  const out = o.parts;
+  // Top-level pieces are separated by a newline.
+  let first = true;
+  const put = (s: string): void => {
+    if (!first) out.push("\n");
+    first = false;
+    out.push(s);
+  };
+  put(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -96,24 +120,24 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
 </header>
 <main>`);
 
-  parts.push(`<section><h2>Rules</h2>`);
+  put(`<section><h2>Rules</h2>`);
   if (broken.length === 0) {
-    parts.push(`<p class="ok">No rule broken${rules.length ? ` — ${rules.length} rules checked` : ""}.</p>`);
+    put(`<p class="ok">No rule broken${rules.length ? ` — ${rules.length} rules checked` : ""}.</p>`);
   } else {
-    parts.push(`<p class="note">In the order they first broke.</p><table class="rules"><thead><tr><th>Rule</th><th>Severity</th><th class="num">Count</th><th class="num">Consequences</th><th>First violation</th></tr></thead><tbody>`);
+    put(`<p class="note">In the order they first broke.</p><table class="rules"><thead><tr><th>Rule</th><th>Severity</th><th class="num">Count</th><th class="num">Consequences</th><th>First violation</th></tr></thead><tbody>`);
     for (const r of broken) {
       const sev = r.worst ?? "error";
-      parts.push(
+      put(
         `<tr><td><span class="rule">${x(r.rule.id)}</span>${r.rule.statement ? `<div class="stmt">${x(r.rule.statement)}</div>` : ""}</td>` +
           `<td><span class="sev ${sev}">${x(sev)}</span></td><td class="num">${r.verdicts.length}</td><td class="num">${r.consequences}</td><td>${x(describe(r.verdicts[0]!))}</td></tr>`,
       );
     }
-    parts.push(`</tbody></table>`);
+    put(`</tbody></table>`);
   }
   const chips = (outcome: string, cls: string, label: string) => {
     const list = rules.filter((r) => r.outcome === outcome);
     if (list.length === 0) return;
-    parts.push(
+    put(
       `<p class="passed">${label} (${list.length}): ${list.map((r) => `<span class="rule ${cls}"${r.rule.statement ? ` title="${x(r.rule.statement)}"` : ""}>${x(r.rule.id)}</span>`).join(" ")}</p>`,
     );
   };
@@ -121,37 +145,41 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
   chips("not-exercised", "idle", "Not exercised by this run");
   chips("not-observed", "idle", "Not observed by this guest (neither pass nor fail)");
   const notObserved = (report.summary?.notObserved ?? []).filter((id) => !rules.some((r) => r.rule.id === id && r.outcome === "not-observed"));
-  if (notObserved.length) parts.push(`<p class="note">Not observed by this guest (neither pass nor fail): ${x(notObserved.join(", "))}</p>`);
-  parts.push(`</section>`);
+  if (notObserved.length) put(`<p class="note">Not observed by this guest (neither pass nor fail): ${x(notObserved.join(", "))}</p>`);
+  put(`</section>`);
 
-  parts.push(`<section><h2>Timeline</h2>`);
-  parts.push(legend());
-  parts.push(laneNote(tl, chosen.length));
+  put(`<section><h2>Timeline</h2>`);
+  put(legend());
+  put(laneNote(tl, chosen.length));
   if (wantsAlignedView(tl, chosen)) {
     // In a long storm each device lives for a sliver of the run: lined up at
     // their first event, cycles become comparable and the odd one stands out.
-    parts.push(`<h3>Cycles lined up at each device's first event</h3>`);
-    parts.push(`<div class="timeline-wrap">${timelineSvg(tl, chosen, "aligned", titles)}</div>`);
-    parts.push(`<h3>Whole run</h3>`);
+    put(`<h3>Cycles lined up at each device's first event</h3>`);
+    put(`<div class="timeline-wrap">`);
+    timelineSvg(o, tl, chosen, "aligned", titles);
+    out.push(`</div>`);
+    put(`<h3>Whole run</h3>`);
   }
-  parts.push(`<div class="timeline-wrap">${timelineSvg(tl, chosen, "run", titles)}</div>`);
-  parts.push(`</section>`);
+  put(`<div class="timeline-wrap">`);
+  timelineSvg(o, tl, chosen, "run", titles);
+  out.push(`</div>`);
+  put(`</section>`);
 
   if (tl.latency.length > 0) {
     const maxP99 = Math.max(...tl.latency.map((l) => l.maxNs), 1);
-    parts.push(`<section><h2>Latency per driver and phase</h2><table class="lat"><thead><tr><th>Driver</th><th>Phase</th><th class="num">n</th><th class="num">p50</th><th class="num">p90</th><th class="num">p99</th><th class="num">max</th><th class="dist" title="bar: p50 to p90, thin: p90 to p99, tick: max; log scale from 1 µs">spread (log)</th></tr></thead><tbody>`);
+    put(`<section><h2>Latency per driver and phase</h2><table class="lat"><thead><tr><th>Driver</th><th>Phase</th><th class="num">n</th><th class="num">p50</th><th class="num">p90</th><th class="num">p99</th><th class="num">max</th><th class="dist" title="bar: p50 to p90, thin: p90 to p99, tick: max; log scale from 1 µs">spread (log)</th></tr></thead><tbody>`);
     for (const l of tl.latency) {
-      parts.push(
+      put(
         `<tr><td>${x(l.driver)}</td><td>${x(l.phase)}</td><td class="num">${l.n}</td><td class="num">${x(formatNs(l.p50Ns))}</td><td class="num">${x(formatNs(l.p90Ns))}</td><td class="num">${x(formatNs(l.p99Ns))}</td><td class="num">${x(formatNs(l.maxNs))}</td><td class="dist">${latencyBar(l.p50Ns, l.p90Ns, l.p99Ns, l.maxNs, maxP99, l.phase)}</td></tr>`,
       );
     }
-    parts.push(`</tbody></table></section>`);
+    put(`</tbody></table></section>`);
   }
 
   if (report.verdicts.length > 0) {
     // A long list is folded so the timeline and latency stay one scroll away.
     const n = report.verdicts.length;
-    parts.push(`<section><h2>Violations</h2><details class="viol-list"${n <= 50 ? " open" : ""}><summary>${n} violation${n === 1 ? "" : "s"}</summary><table class="viol"><thead><tr><th>Rule</th><th>Severity</th><th>Side</th><th>Device</th><th>When</th><th>Holders</th><th>Message</th></tr></thead><tbody>`);
+    put(`<section><h2>Violations</h2><details class="viol-list"${n <= 50 ? " open" : ""}><summary>${n} violation${n === 1 ? "" : "s"}</summary><table class="viol"><thead><tr><th>Rule</th><th>Severity</th><th>Side</th><th>Device</th><th>When</th><th>Holders</th><th>Message</th></tr></thead><tbody>`);
     // Grouped: each cause, then the consequences under it (docs/cascades.md), causes in order.
     let rows = 0;
     for (const f of findingsOf(report)) {
@@ -166,22 +194,21 @@ export function renderHtml(report: RunReport, options: HtmlOptions = {}): string
         const head = isCause
           ? `<span class="ord">#${i + 1}</span>${f.consequences.length ? ` <span class="cascade" title="verdicts grouped under this cause">cause of ${f.consequences.length}</span>` : ""}`
           : `<span class="ord">#${i + 1}</span> <span class="cascade">↳ consequence of #${f.cause + 1}</span>`;
-        parts.push(
+        put(
           `<tr class="${isCause ? "cause" : "consequence"}" data-ordinal="${i + 1}"><td>${head}<br><span class="rule">${x(v.rule)}</span></td><td><span class="sev ${sev}">${x(sev)}</span></td><td>${x(sideName(v.side))}</td>` +
             `<td>${x([v.nicId, v.device].filter(Boolean).join(" / "))}</td><td class="num">${x(when)}</td><td>${x((v.holders ?? []).join(", "))}</td><td class="msg">${x(v.message)}${historyDetails(v.history)}</td></tr>`,
         );
       }
     }
-    parts.push(`</tbody></table></details>`);
-    if (report.verdicts.length > maxRows) parts.push(`<p class="note">${report.verdicts.length - maxRows} more violations are in report.json.</p>`);
-    parts.push(`</section>`);
+    put(`</tbody></table></details>`);
+    if (report.verdicts.length > maxRows) put(`<p class="note">${report.verdicts.length - maxRows} more violations are in report.json.</p>`);
+    put(`</section>`);
   }
 
-  parts.push(`</main><footer>Generated by ${x(report.toolVersion)} · ${tl.records} trace records${report.traceFile ? ` · trace: <code>${x(report.traceFile)}</code>` : ""}</footer>
+  put(`</main><footer>Generated by ${x(report.toolVersion)} · ${tl.records} trace records${report.traceFile ? ` · trace: <code>${x(report.traceFile)}</code>` : ""}</footer>
 </body>
 </html>
 `);
-  return parts.join("\n");
 }
 
 /** The lanes to draw: violating ones first (all, up to the cap), then the earliest others; drawn in time order. */
@@ -260,7 +287,9 @@ function memo(titles: Titles, key: object, make: () => string): string {
   return t;
 }
 
-function timelineSvg(tl: Timeline, lanes: readonly DeviceLane[], mode: "run" | "aligned", titles: Titles): string {
+/** Appends the view's SVG to out, its pieces separated by newlines. */
+function timelineSvg(o: HtmlOut, tl: Timeline, lanes: readonly DeviceLane[], mode: "run" | "aligned", titles: Titles): void {
+  const out = o.parts;
   const g = geometry(lanes.length);
   const aligned = mode === "aligned";
   // Trace time starts at 0: keep 0 on the axis unless the run starts far from it.
@@ -271,11 +300,13 @@ function timelineSvg(tl: Timeline, lanes: readonly DeviceLane[], mode: "run" | "
   const runRowH = aligned ? 0 : 22;
   const top = AXIS_H + runRowH;
   const height = top + lanes.length * g.laneH + AXIS_H;
-  const out: string[] = [];
+  const line = (s: string): void => {
+    out.push("\n", s);
+  };
   out.push(
     `<svg class="tl ${aligned ? "cycles" : "timeline"}" viewBox="0 0 ${W} ${height}" width="${W}" height="${height}" role="img" aria-label="${aligned ? "Cycles" : "Timeline"} of ${lanes.length} devices" font-family="system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif">`,
   );
-  out.push(`<defs><pattern id="open-${mode}" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#ffffff" opacity="0.55"/></pattern></defs>`);
+  line(`<defs><pattern id="open-${mode}" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#ffffff" opacity="0.55"/></pattern></defs>`);
 
   // Axis and grid.
   const span = t1 - t0;
@@ -284,39 +315,40 @@ function timelineSvg(tl: Timeline, lanes: readonly DeviceLane[], mode: "run" | "
   const ticks: number[] = [];
   for (let t = Math.ceil(t0 / step) * step; t <= t1 + step * 1e-9; t += step) ticks.push(t);
   const gridBottom = top + lanes.length * g.laneH;
-  out.push(`<g class="grid">`);
-  for (const t of ticks) out.push(`<line x1="${f(sx(t))}" x2="${f(sx(t))}" y1="${AXIS_H - 6}" y2="${gridBottom + 6}"/>`);
-  out.push(`</g>`);
+  line(`<g class="grid">`);
+  for (const t of ticks) line(`<line x1="${f(sx(t))}" x2="${f(sx(t))}" y1="${AXIS_H - 6}" y2="${gridBottom + 6}"/>`);
+  line(`</g>`);
   for (const [y, anchor] of [[AXIS_H - 12, "top"], [gridBottom + 22, "bottom"]] as const) {
-    out.push(`<g class="axis ${anchor}">`);
-    for (const t of ticks) out.push(`<text x="${f(sx(t))}" y="${y}" text-anchor="middle">${x(tickLabel(t / div, step / div))}</text>`);
-    out.push(`<text class="unit" x="${X0 - 8}" y="${y}" text-anchor="end">${aligned ? "since first event" : "time"} (${unit})</text>`);
-    out.push(`</g>`);
+    line(`<g class="axis ${anchor}">`);
+    for (const t of ticks) line(`<text x="${f(sx(t))}" y="${y}" text-anchor="middle">${x(tickLabel(t / div, step / div))}</text>`);
+    line(`<text class="unit" x="${X0 - 8}" y="${y}" text-anchor="end">${aligned ? "since first event" : "time"} (${unit})</text>`);
+    line(`</g>`);
   }
 
   // Run row: channel losses and violations that name no device.
   if (!aligned) {
-  out.push(`<g class="run-row"><text class="lane-title" x="12" y="${AXIS_H + 15}">channel &amp; run</text>`);
-  out.push(`<line class="sep" x1="${X0}" x2="${X1}" y1="${AXIS_H + runRowH - 2}" y2="${AXIS_H + runRowH - 2}"/>`);
+  line(`<g class="run-row"><text class="lane-title" x="12" y="${AXIS_H + 15}">channel &amp; run</text>`);
+  line(`<line class="sep" x1="${X0}" x2="${X1}" y1="${AXIS_H + runRowH - 2}" y2="${AXIS_H + runRowH - 2}"/>`);
   for (const m of tl.channel) {
     const cx = sx(m.tNs);
     const what = m.kind === "seq_gap" ? `${m.amount} frame${m.amount === 1 ? "" : "s"} lost` : m.kind === "corrupt" || m.kind === "oversize" ? `${m.kind} frame, ${m.amount} bytes skipped` : m.kind.replace(/_/g, " ");
-    out.push(`<path class="chan" d="M${f(cx)} ${AXIS_H + 4} L${f(cx + 5)} ${AXIS_H + 15} L${f(cx - 5)} ${AXIS_H + 15} Z" fill="${PHASE_COLOURS.channel}"><title>${x(`${what} at ${formatNs(m.tNs)}`)}</title></path>`);
+    line(`<path class="chan" d="M${f(cx)} ${AXIS_H + 4} L${f(cx + 5)} ${AXIS_H + 15} L${f(cx - 5)} ${AXIS_H + 15} Z" fill="${PHASE_COLOURS.channel}"><title>${x(`${what} at ${formatNs(m.tNs)}`)}</title></path>`);
   }
-  for (const v of tl.runViolations) out.push(violationMark(v, sx(v.tNs), AXIS_H + 3, runRowH - 6, ""));
-  out.push(`</g>`);
+  for (const v of tl.runViolations) line(violationMark(v, sx(v.tNs), AXIS_H + 3, runRowH - 6, ""));
+  line(`</g>`);
   }
 
   lanes.forEach((lane, i) => {
     const off = aligned ? lane.firstNs : 0;
-    out.push(laneSvg(lane, top + i * g.laneH, i, g, (t) => sx(t - off), off + t1, aligned, titles));
+    out.push("\n");
+    laneSvg(out, lane, top + i * g.laneH, i, g, (t) => sx(t - off), off + t1, aligned, titles);
+    o.settle();
   });
-  out.push(`</svg>`);
-  return out.join("\n");
+  line(`</svg>`);
 }
 
-function laneSvg(lane: DeviceLane, y: number, index: number, g: Geometry, sx: (t: number) => number, endNs: number, aligned: boolean, titles: Titles): string {
-  const out: string[] = [];
+/** Appends the lane's SVG to out, its pieces run together. */
+function laneSvg(out: string[], lane: DeviceLane, y: number, index: number, g: Geometry, sx: (t: number) => number, endNs: number, aligned: boolean, titles: Titles): void {
   const name = lane.nicId ?? lane.key;
   const pattern = aligned ? "open-aligned" : "open-run";
   out.push(`<g class="${aligned ? "cycle" : "lane"} lane-row${lane.violations.length ? " bad" : ""}" data-lane="${x(lane.key)}" transform="translate(0 ${y})">`);
@@ -378,7 +410,6 @@ function laneSvg(lane: DeviceLane, y: number, index: number, g: Geometry, sx: (t
   for (const fm of lane.faults ?? []) out.push(faultMark(fm, sx(fm.tNs), g.hostY, g.hostH, name));
   for (const v of lane.violations) out.push(violationMark(v, sx(v.tNs), 1, g.laneH - 2, name));
   out.push(`</g>`);
-  return out.join("");
 }
 
 function spanRect(s: Span, sx: (t: number) => number, endNs: number, pattern: string, y: number, h: number, lane: string, titles: Titles): string {

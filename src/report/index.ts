@@ -3,17 +3,18 @@
 
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { renderHtml } from "./html.js";
+import { renderHtmlBytes } from "./html.js";
 import { renderJunit } from "./junit.js";
 import { renderText } from "./text.js";
 import type { RunReport } from "./types.js";
+import { utf8Bytes } from "./utf8.js";
 import { findingsOf, rulesOf, severityName, sideName } from "./verdicts.js";
 
 export type * from "./types.js";
 export { TimelineCollector, type TimelineOptions } from "./timeline.js";
 export { renderText } from "./text.js";
 export { renderJunit } from "./junit.js";
-export { renderHtml, PHASE_COLOURS, type HtmlOptions } from "./html.js";
+export { renderHtml, renderHtmlBytes, PHASE_COLOURS, type HtmlOptions } from "./html.js";
 export { rulesOf, severityName, sideName, isFailure, findingsOf, byFirstOccurrence, type RuleResult, type Finding } from "./verdicts.js";
 export { formatNs, machineLine, notObservedItem } from "./format.js";
 
@@ -46,7 +47,8 @@ export async function writeReports(outDir: string, report: RunReport): Promise<{
   await mkdir(outDir, { recursive: true });
   const files = REPORT_FILES.map((n) => join(outDir, n));
   const text = renderText(report, files);
-  const bodies = [text, renderJson(report), renderJunit(report), renderHtml(report)];
+  // As plugstorm storm writes them (storm/reporting.ts): the big two as bytes, in one pass.
+  const bodies = [text, utf8Bytes(renderJson(report)), renderJunit(report), renderHtmlBytes(report)];
   await Promise.all(
     files.map(async (path, i) => {
       const tmp = `${path}.tmp-${process.pid}`;

@@ -8,6 +8,7 @@ import { plugstorm } from "../gen/plugstorm.js";
 import { CleanLaneQueue } from "./clean-lanes.js";
 import { LaneDetail, Phase, Point, Side } from "./lane-detail.js";
 import { LatencyBook } from "./latency.js";
+import { PendingTable } from "./pending.js";
 import { RefTally } from "./ref-tally.js";
 import { NicMatcher } from "../model/index.js";
 import { objectKindName } from "../telemetry/index.js";
@@ -111,8 +112,8 @@ export class TimelineCollector {
   private lastLane: LaneState | undefined = undefined;
   /** Guest device or interface name -> lane key (the NIC, or guest:NAME for a device no NIC explains); names are reused between cycles. */
   private readonly names = new NicMatcher({ maxJoins: MAX_NAME_BINDINGS });
-  private readonly qmpIds = new Map<string, { command: string; nicId: string }>();
-  private readonly actions = new Map<number, PendingAction>();
+  private readonly qmpIds = new PendingTable<string, { command: string; nicId: string }>();
+  private readonly actions = new PendingTable<number, PendingAction>();
   private readonly evicted = new Set<string>();
   private readonly aggregates = new Map<string, LaneAggregate>();
   private readonly latency: LatencyBook;
@@ -285,7 +286,7 @@ export class TimelineCollector {
         if (a.bus) lane.bus = a.bus === plugstorm.trace.v1.NicBus.NIC_BUS_PCMCIA ? "pcmcia" : "usb";
       }
       if (a.id != null) {
-        if (this.actions.size >= MAX_PENDING_ACTIONS) this.actions.delete(this.actions.keys().next().value!);
+        if (this.actions.size >= MAX_PENDING_ACTIONS) this.actions.delete(this.actions.oldestKey()!);
         this.actions.set(num(a.id), { kind, nicId, tNs: t });
       }
     }
@@ -377,7 +378,7 @@ export class TimelineCollector {
     const nicId = jsonField(c.arguments, "id");
     if (!nicId) return;
     if (c.id) {
-      if (this.qmpIds.size >= MAX_PENDING_ACTIONS) this.qmpIds.delete(this.qmpIds.keys().next().value!);
+      if (this.qmpIds.size >= MAX_PENDING_ACTIONS) this.qmpIds.delete(this.qmpIds.oldestKey()!);
       this.qmpIds.set(c.id, { command, nicId });
     }
     const lane = this.lane(nicId, t, command === "device_add");
