@@ -26,7 +26,7 @@ const T: Uint32Array = (() => {
 
 /**
  * Whether 32-bit words read through an Int32Array hold their bytes in memory
- * order from the low end (every platform Node runs on today but s390x):
+ * order from the low end (not so on big-endian hosts: s390x, AIX):
  * copyAndSeal relies on it.
  */
 export const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;

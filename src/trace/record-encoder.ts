@@ -587,7 +587,7 @@ function recordBody(body: RecordBody, v: unknown): void {
   }
 }
 
-/** The kept frames' bytes as words, for crcCopyWords (null when words cannot be read in byte order). */
+/** The kept frames' bytes as words, for copyAndSeal (null when words cannot be read in byte order). */
 const arenaWords = LITTLE_ENDIAN && canonicalArena.byteOffset % 4 === 0 ? new Int32Array(canonicalArena.buffer, canonicalArena.byteOffset, canonicalArena.length >> 2) : null;
 
 /**
