@@ -15,6 +15,7 @@
 import { plugstorm } from "../gen/plugstorm.js";
 import { RecordBody, recordBodyValue, recordLiteralBody, recordTNs } from "./record-body.js";
 import { CANONICAL_SLOT_BYTES, canonicalArena, canonicalSlot, canonicalStart, copyBytes, takeCanonicalFrame } from "../telemetry/canonical-frames.js";
+import { LITTLE_ENDIAN, copyAndSeal } from "./entry-crc.js";
 
 const v1 = plugstorm.telemetry.v1;
 const t1 = plugstorm.trace.v1;
@@ -27,6 +28,10 @@ let buf: Uint8Array = new Uint8Array(0);
 let pos = 0;
 /** Cleared when the plain path cannot go on; checked once at the end. */
 let ok = true;
+/** Where the message being encoded starts (its entry's length goes just before it). */
+let msgAt = 0;
+/** Where the message ended when received() wrote its entry's CRC after it (see entrySealed()); -1 when it did not. */
+let sealedEnd = -1;
 
 const hasOwn = Object.prototype.hasOwnProperty;
 
@@ -582,20 +587,36 @@ function recordBody(body: RecordBody, v: unknown): void {
   }
 }
 
+/** The kept frames' bytes as words, for copyAndSeal (null when words cannot be read in byte order). */
+const arenaWords = LITTLE_ENDIAN && canonicalArena.byteOffset % 4 === 0 ? new Int32Array(canonicalArena.buffer, canonicalArena.byteOffset, canonicalArena.length >> 2) : null;
+
 /**
  * A guest frame as it was received: n bytes the decoder found to be exactly
- * what frame() writes for it (src/telemetry/canonical-frames.ts).
+ * what frame() writes for it (src/telemetry/canonical-frames.ts). A record
+ * literal's guest body is the last field of its message, so when the message
+ * fits a one-byte length the entry's CRC is taken here as the bytes are
+ * copied (each read once, a word at a time, for both) and written after
+ * them: the writer then seals the entry without reading it again
+ * (entrySealed()). Should more fields follow (a Record instance), the CRC is
+ * stale and the writer computes its own.
  */
 function received(n: number): void {
-  if (pos + CANONICAL_SLOT_BYTES <= buf.length) {
+  const start = canonicalStart();
+  const len = pos - msgAt + n;
+  if (arenaWords !== null && len < 128) {
+    room(n + 4);
+    copyAndSeal(buf, len, msgAt, pos, canonicalArena, arenaWords, start >> 2, n);
+    pos += n;
+    sealedEnd = pos;
+  } else if (pos + CANONICAL_SLOT_BYTES <= buf.length) {
     // The whole slot in one set(), past the frame's end too (bytes past pos are free to overwrite): a view of just the frame would be an allocation per frame.
     buf.set(canonicalSlot(), pos);
+    pos += n;
   } else {
     room(n);
-    const start = canonicalStart();
     copyBytes(canonicalArena, start, start + n, buf, pos);
+    pos += n;
   }
-  pos += n;
 }
 
 /**
@@ -608,9 +629,21 @@ function received(n: number): void {
 export function encodeRecordInto(rec: IRecord, out: Uint8Array, at: number): number {
   buf = out;
   pos = at;
+  msgAt = at;
   ok = true;
+  sealedEnd = -1;
   record(rec);
   return ok ? pos : -1;
+}
+
+/**
+ * Whether the message the last encodeRecordInto wrote, ending at end, has its
+ * entry's CRC-32C after it already: computed as sealEntry() would, for the
+ * length in one byte before the message (the message being under 128 bytes).
+ * The caller then writes that byte and is done.
+ */
+export function entrySealed(end: number): boolean {
+  return sealedEnd === end;
 }
 
 /** The buffer the last encodeRecordInto wrote to: out, or a larger copy of it when out was too small. */

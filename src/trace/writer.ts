@@ -5,7 +5,7 @@
 import { closeSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import { plugstorm } from "../gen/plugstorm.js";
 import { entrySize, lengthBytes, MAX_ENTRY_BYTES, preamble, sealEntry, writeEntry } from "./format.js";
-import { encodeRecordInto, encodedBuffer } from "./record-encoder.js";
+import { encodeRecordInto, encodedBuffer, entrySealed } from "./record-encoder.js";
 import { retainCanonicalFrames } from "../telemetry/canonical-frames.js";
 
 /**
@@ -280,6 +280,12 @@ export class TraceWriter {
       buf = nb;
     }
     this.buf = buf;
+    if (entrySealed(end)) {
+      // A guest frame's entry: its CRC was taken as the frame's bytes were copied in (n is 1).
+      buf[start] = len;
+      this.used = end + 4;
+      return;
+    }
     if (n > 1) buf.copyWithin(start + n, start + 1, end);
     this.used = sealEntry(buf, start, len);
   }
