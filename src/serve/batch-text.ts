@@ -1,7 +1,10 @@
 // The UTF-8 of one batch message (PROTOCOL.md, batched JSON) as its chunks
 // are made text, in one buffer that the hub keeps from batch to batch. A
-// buffer a chunk, joined again at flush, had the storm allocate (and the
-// kernel fault in) twice the batch's size outside V8's heap every batch.
+// Buffer a chunk, joined again at flush, had the storm allocate twice each
+// batch's size outside V8's heap (some 3 MB a batch at full speed) only to
+// drop it once the batch was compressed. The buffer stays as large as the
+// largest batch so far: MAX_BATCH_BYTES and one chunk, a few MB at most.
+
 /** Room kept before the first element for the batch's opening, `{"type":"batch","from":N,"messages":[` (at most 53 bytes). */
 const HEAD = 64;
 
@@ -34,7 +37,7 @@ export class BatchText {
     this.reserve(at + 3 * json.length);
     const n = this.buf.write(json, at, "utf8");
     if (this.end >= 0) this.buf[at] = 0x2c;
-    // Less the "[" (or comma), which belongs to what came before.
+    // Counted: the elements and the comma before them; not the "]" (the end, for now) nor the first chunk's "[" (the opening's).
     this.bytes += n - 1 - (this.end < 0 ? 1 : 0);
     this.end = at + n - 1;
   }
