@@ -7,6 +7,7 @@ import type { Duplex } from "node:stream";
 import type { WebSocket } from "ws";
 import { LiveModel, type ModelLimits } from "./page/model.js";
 import { newDeltaState, stringifyWithDeltas, type DeltaState } from "./delta.js";
+import { BatchText } from "./batch-text.js";
 import { OPCODE_BINARY, OPCODE_TEXT, dataFrame, deflatedTextFrame, textFrame } from "./frames.js";
 import {
   CloseCode,
@@ -129,15 +130,12 @@ interface PendingBatch {
   /**
    * For batched subscribers (batch=1): the batch's elements (PROTOCOL.md: a
    * record as itself, anything else as its message), made text a chunk of
-   * BATCH_CHUNK at a time as they come and kept as that text's UTF-8 without
-   * its brackets: the batch holds bytes outside V8's heap, not thousands of
+   * BATCH_CHUNK at a time as they come and kept as that text's UTF-8, in the
+   * hub's BatchText: the batch holds bytes outside V8's heap, not thousands of
    * objects or a window's worth of strings that outlive young-generation
    * collections, and its size is known as it grows.
    */
-  chunks: Buffer[];
   chunk: unknown[];
-  /** Bytes of chunks. */
-  chunkBytes: number;
   /** Characters of the open chunk's first element, made text alone: the open chunk's size is estimated from it. */
   firstChars: number;
   /** Where the batch's records' differences stand (delta.ts): chunks are made text in order. */
@@ -193,8 +191,6 @@ export const BATCH_CHUNK = 256;
 /** ...or fewer, when they are large: a chunk of about this many characters is made text at once. */
 const MAX_CHUNK_CHARS = 256 << 10;
 
-const COMMA = Buffer.from(",");
-const BATCH_END = Buffer.from("]}");
 
 export class Hub {
   readonly model: LiveModel;
@@ -205,6 +201,8 @@ export class Hub {
   /** Subscribers per format, so a message is encoded only in the formats someone reads. */
   private readonly formats = { json: 0, binary: 0 };
   private pending: PendingBatch | null = null;
+  /** The pending batch's text (one batch at a time: reset with each new one). */
+  private readonly text = new BatchText();
   /** Writes the pending batch when its wait is over (cleared when it goes out sooner). */
   private flushTimer: NodeJS.Timeout | null = null;
 
@@ -337,7 +335,7 @@ export class Hub {
       p.chunk.push(element);
       const open = p.chunk.length * p.firstChars;
       if (p.chunk.length === BATCH_CHUNK || open >= MAX_CHUNK_CHARS) this.closeChunk(p);
-      jsonBytes = Math.max(jsonBytes, p.chunkBytes + (p.chunk.length > 0 ? open : 0));
+      jsonBytes = Math.max(jsonBytes, this.text.length + (p.chunk.length > 0 ? open : 0));
     }
     if (p.needBinary) {
       const f = dataFrame(OPCODE_BINARY, bin());
@@ -354,10 +352,7 @@ export class Hub {
 
   /** Makes the batch's open chunk the UTF-8 of "e1,e2,...", records' growing numbers as differences (PROTOCOL.md). */
   private closeChunk(p: PendingBatch): void {
-    const text = stringifyWithDeltas(p.chunk, p.delta);
-    const bytes = Buffer.from(text.slice(1, -1), "utf8");
-    p.chunks.push(bytes);
-    p.chunkBytes += bytes.length;
+    this.text.append(stringifyWithDeltas(p.chunk, p.delta));
     p.chunk = [];
   }
 
@@ -366,6 +361,7 @@ export class Hub {
     // batch waits (batchMs) to take more.
     this.flushTimer = setTimeout(() => this.flush(), batchMs(this.clients.size));
     this.flushTimer.unref();
+    this.text.reset();
     // Only forms some subscriber will be sent: one that is behind gets a resync snapshot instead.
     let needPlain = false;
     let needBatched = false;
@@ -378,9 +374,7 @@ export class Hub {
     }
     return {
       json: [],
-      chunks: [],
       chunk: [],
-      chunkBytes: 0,
       firstChars: 0,
       delta: newDeltaState(),
       binary: [],
@@ -437,17 +431,15 @@ export class Hub {
     }
   }
 
-  /** A batch message's UTF-8 (PROTOCOL.md): its chunks joined, "from" the number of its first record. */
+  /**
+   * A batch message's UTF-8 (PROTOCOL.md), "from" the number of its first
+   * record: a view of this.text, good until the next batch starts (the frames
+   * made of it are copies).
+   */
   private batchBytes(p: PendingBatch): Buffer {
     if (p.chunk.length > 0) this.closeChunk(p);
     const from = p.records > 0 ? `,"from":${p.fromIndex}` : "";
-    const parts: Buffer[] = [Buffer.from(`{"type":"batch"${from},"messages":[`)];
-    for (let i = 0; i < p.chunks.length; i++) {
-      if (i > 0) parts.push(COMMA);
-      parts.push(p.chunks[i]!);
-    }
-    parts.push(BATCH_END);
-    return Buffer.concat(parts);
+    return this.text.message(`{"type":"batch"${from},"messages":[`);
   }
 
   private deliver(c: Client, data: string | Uint8Array, index: number): void {
