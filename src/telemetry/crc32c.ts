@@ -4,8 +4,12 @@
 
 const POLY = 0x82f63b78;
 
-/** 8 tables of 256 entries: TABLE[k*256 + b] is the CRC of byte b followed by k zero bytes. */
-const TABLE: Uint32Array = (() => {
+/**
+ * 8 tables of 256 entries: CRC32C_TABLES[k*256 + b] is the CRC of byte b followed by k
+ * zero bytes. Exported for the trace's entry CRC (src/trace/entry-crc.ts), which
+ * folds a copy into the same register steps.
+ */
+export const CRC32C_TABLES: Uint32Array = (() => {
   const t = new Uint32Array(8 * 256);
   for (let i = 0; i < 256; i++) {
     let c = i;
@@ -26,7 +30,7 @@ const TABLE: Uint32Array = (() => {
  * The check value of ASCII "123456789" is 0xE3069283.
  */
 export function crc32cRange(bytes: Uint8Array, start: number, end: number): number {
-  const t = TABLE;
+  const t = CRC32C_TABLES;
   let crc = 0xffffffff;
   let i = start;
   const end8 = end - ((end - start) & 7);

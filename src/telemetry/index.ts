@@ -1,6 +1,6 @@
 // The telemetry channel's public face: framing (proto/FRAMING.md), the
 // protobuf codec on top of it, and the channel that speaks to a guest agent.
-export { crc32c, crc32cRange } from "./crc32c.js";
+export { CRC32C_TABLES, crc32c, crc32cRange } from "./crc32c.js";
 export {
   MAX_PAYLOAD,
   MAX_DECODED,

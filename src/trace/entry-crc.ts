@@ -5,24 +5,10 @@
 // folds a length byte, bytes in place and bytes being copied into one
 // register, which the framing's CRC has no use for.
 
-const POLY = 0x82f63b78;
+import { CRC32C_TABLES } from "../telemetry/index.js";
 
 /** Slicing-by-8 tables: T[k*256 + b] is the register step for byte b followed by k zero bytes. */
-const T: Uint32Array = (() => {
-  const t = new Uint32Array(8 * 256);
-  for (let i = 0; i < 256; i++) {
-    let c = i;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ POLY : c >>> 1;
-    t[i] = c >>> 0;
-  }
-  for (let i = 0; i < 256; i++) {
-    for (let k = 1; k < 8; k++) {
-      const prev = t[(k - 1) * 256 + i]!;
-      t[k * 256 + i] = (prev >>> 8) ^ t[prev & 0xff]!;
-    }
-  }
-  return t;
-})();
+const T: Uint32Array = CRC32C_TABLES;
 
 /**
  * Whether 32-bit words read through an Int32Array hold their bytes in memory
