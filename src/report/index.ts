@@ -17,6 +17,7 @@ export { renderJunit } from "./junit.js";
 export { renderHtml, renderHtmlBytes, PHASE_COLOURS, type HtmlOptions } from "./html.js";
 export { rulesOf, severityName, sideName, isFailure, findingsOf, byFirstOccurrence, type RuleResult, type Finding } from "./verdicts.js";
 export { formatNs, machineLine, notObservedItem } from "./format.js";
+export { utf8Bytes } from "./utf8.js";
 
 export const REPORT_FILES = ["summary.txt", "report.json", "junit.xml", "report.html"] as const;
 

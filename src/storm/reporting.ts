@@ -3,8 +3,7 @@
 
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { REPORT_FILES, renderHtmlBytes, renderJson, renderJunit, renderText, type RunReport, type Timeline } from "../report/index.js";
-import { utf8Bytes } from "../report/utf8.js";
+import { REPORT_FILES, renderHtmlBytes, renderJson, renderJunit, renderText, utf8Bytes, type RunReport, type Timeline } from "../report/index.js";
 import { ioErrorText } from "../trace/index.js";
 import type { RunResult } from "./result.js";
 import { TOOL_VERSION } from "./version.js";
