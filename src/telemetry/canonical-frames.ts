@@ -68,6 +68,20 @@ export function keepCanonicalFrame(frame: object, bytes: Uint8Array, length: num
 }
 
 /**
+ * keepCanonicalFrame of bytes[start, start + length), bytes being a chunk
+ * as it came (the frame handed on in place, see FrameSink.payloadInPlace).
+ */
+export function keepCanonicalFrameAt(frame: object, bytes: Uint8Array, start: number, length: number): void {
+  if (length > STRIDE) return;
+  const i = head % SLOTS;
+  copyBytes(bytes, start, start + length, canonicalArena, i * STRIDE);
+  frames[i] = frame;
+  lengths[i] = length;
+  head++;
+  if (head - tail > SLOTS) tail = head - SLOTS;
+}
+
+/**
  * The canonical bytes of frame if they were kept and not taken yet: returns
  * their length, their start in canonicalArena being canonicalStart() (until
  * the next decode), and gives them up. -1 when there are none.

@@ -4,7 +4,7 @@
 
 import { plugstorm } from "../gen/plugstorm.js";
 import { FrameSplitter, frameEncode, type FrameSink, type FrameErrorReason } from "./framing.js";
-import { decodeFrame } from "./frame-decoder.js";
+import { decodeFrame, decodeFrameInPlace } from "./frame-decoder.js";
 
 import Frame = plugstorm.telemetry.v1.Frame;
 import Command = plugstorm.telemetry.v1.Command;
@@ -173,6 +173,19 @@ export class GuestStreamDecoder implements FrameSink {
       this.error("protobuf", encodedSize);
       return;
     }
+    this.accept(frame);
+  }
+
+  /** @internal FrameSink: the plain path only; anything else is copied and comes to payload(). */
+  payloadInPlace(bytes: Uint8Array, start: number, end: number): boolean {
+    const frame = decodeFrameInPlace(bytes, start, end);
+    if (frame === undefined) return false;
+    this.accept(frame);
+    return true;
+  }
+
+  /** A decoded frame: its seq accounted for, then handed to the target. */
+  private accept(frame: plugstorm.telemetry.v1.Frame): void {
     const seq = frame.seq;
     // Not frame.body: protobufjs computes it from Object.keys on every read.
     if (frame.hello != null) {

@@ -20,7 +20,7 @@
 // to copy instead of encoding the frame again (see canonical-frames.ts).
 
 import { plugstorm, recentAscii } from "../gen/plugstorm.js";
-import { keepCanonicalFrame, keepingCanonicalFrames } from "./canonical-frames.js";
+import { keepCanonicalFrame, keepCanonicalFrameAt, keepingCanonicalFrames } from "./canonical-frames.js";
 
 const v1 = plugstorm.telemetry.v1;
 type Frame = plugstorm.telemetry.v1.Frame;
@@ -546,12 +546,15 @@ function heartbeat(end: number): plugstorm.telemetry.v1.Heartbeat {
  * changed nothing) when protobufjs must decide.
  */
 export function decodeFramePlain(bytes: Uint8Array, length: number): Frame | undefined {
+  return plainAt(bytes, 0, length);
+}
+
+function plainAt(bytes: Uint8Array, start: number, end: number): Frame | undefined {
   buf = bytes;
-  pos = 0;
+  pos = start;
   ok = true;
   canon = true;
   plainBody.frame = null;
-  const end = length;
   const m = new v1.Frame();
   let body = false;
   let kind = BodyKind.NONE;
@@ -620,6 +623,18 @@ export function decodeFrame(bytes: Uint8Array, length: number = bytes.length): F
   const m = decodeFramePlain(bytes, length);
   if (m === undefined) return v1.Frame.decode(bytes, length);
   if (canon && keepingCanonicalFrames()) keepCanonicalFrame(m, bytes, length);
+  return m;
+}
+
+/**
+ * decodeFrame of bytes[start, end) where the plain path takes them, or
+ * undefined (having changed nothing) where protobufjs must decide: the
+ * caller then decodes a copy (in a Buffer, as protobufjs reads its text
+ * from one) with decodeFrame.
+ */
+export function decodeFrameInPlace(bytes: Uint8Array, start: number, end: number): Frame | undefined {
+  const m = plainAt(bytes, start, end);
+  if (m !== undefined && canon && keepingCanonicalFrames()) keepCanonicalFrameAt(m, bytes, start, end - start);
   return m;
 }
 

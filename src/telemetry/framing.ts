@@ -96,6 +96,14 @@ export interface FrameSink {
    */
   payload(bytes: Uint8Array, length: number, encodedSize: number): void;
   error(reason: FrameErrorReason, bytesSkipped: number): void;
+  /**
+   * Optional: a checked payload that came as one COBS block (no zero byte in
+   * it, nearly every frame), handed over where it lies in the pushed chunk,
+   * bytes[start, end), so it is not first copied out. Returns false to have
+   * it copied into the scratch buffer and given to payload() as before.
+   * bytes are valid only during the call.
+   */
+  payloadInPlace?(bytes: Uint8Array, start: number, end: number, encodedSize: number): boolean;
 }
 
 /**
@@ -192,6 +200,25 @@ export class FrameSplitter {
    */
   private scanDecode(c: Uint8Array, pos: number, len: number, sink: FrameSink): number {
     const out = this.scratch;
+    const code = c[pos]!;
+    // A frame of one block (code - 1 bytes, then the delimiter) is its
+    // payload and CRC as they are: checked and handed on in place, where the
+    // loop below copies it byte by byte first. Under 5 bytes is "short": the
+    // loop's business.
+    if (code > 5 && sink.payloadInPlace !== undefined) {
+      const last = pos + code;
+      if (last < len && c[last] === 0 && c.indexOf(0, pos + 1) === last) {
+        const start = pos + 1;
+        const end = last - 4;
+        const want = (c[end]! | (c[end + 1]! << 8) | (c[end + 2]! << 16) | (c[end + 3]! << 24)) >>> 0;
+        if (crc32cRange(c, start, end) !== want) sink.error("crc", code);
+        else if (!sink.payloadInPlace(c, start, end, code)) {
+          for (let k = start, o = 0; k < end; k++, o++) out[o] = c[k]!;
+          sink.payload(out, end - start, code);
+        }
+        return last + 1;
+      }
+    }
     const limit = Math.min(len, pos + MAX_ENCODED + 1);
     let i = pos;
     let o = 0;

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { plugstorm } from "../../src/gen/plugstorm.js";
 import { decodeFrame, frameEncode, GuestStreamDecoder } from "../../src/telemetry/index.js";
 import { decodeFramePlain, lastDecodeCanonical } from "../../src/telemetry/frame-decoder.js";
-import { keepingCanonicalFrames, retainCanonicalFrames, takeCanonicalFrame } from "../../src/telemetry/canonical-frames.js";
+import { canonicalArena, canonicalStart, keepingCanonicalFrames, retainCanonicalFrames, takeCanonicalFrame } from "../../src/telemetry/canonical-frames.js";
 import { TraceWriter } from "../../src/trace/index.js";
 import { entrySize, preamble, writeEntry } from "../../src/trace/format.js";
 import { encodeRecordInto, encodedBuffer } from "../../src/trace/record-encoder.js";
@@ -298,4 +298,34 @@ test.serial("frames are kept only while a trace writer is open", (t) => {
   t.is(takeCanonicalFrame(during), bytes.length);
   w.close();
   t.false(keepingCanonicalFrames());
+});
+
+test.serial("property: frames decoded where they lie in a chunk keep their received bytes, and the encoder writes what it writes for frames decoded from a copy", (t) => {
+  keeping(t);
+  let kept = 0;
+  let runs = 0;
+  fc.assert(
+    fc.property(fc.array(fc.oneof(frame.map((f) => v1.Frame.encode(f).finish()), rawFrame), { minLength: 1, maxLength: 8 }), fc.maxSafeNat(), fc.boolean(), (payloads, tNs, take) => {
+      const sent = payloads.filter((p) => p.length > 0);
+      const chunk = Uint8Array.from(Buffer.concat(sent.map((p) => frameEncode(p))));
+      const out = new GuestStreamDecoder({ firstSeq: 0 }).push(chunk).filter((o) => o.type === "frame" || o.type === "corrupt");
+      t.is(out.length, sent.length);
+      out.forEach((o, i) => {
+        if (o.type !== "frame") return;
+        runs++;
+        const rec: IRecord = { tNs, guest: o.frame };
+        if (take) {
+          // Kept bytes are the payload as received.
+          const n = takeCanonicalFrame(o.frame);
+          if (n >= 0) {
+            kept++;
+            t.deepEqual(canonicalArena.slice(canonicalStart(), canonicalStart() + n), Uint8Array.from(sent[i]!));
+          }
+        }
+        t.deepEqual(hand(rec) ?? reference(rec), reference(rec));
+      });
+    }),
+    { numRuns: 1500 },
+  );
+  t.true(kept > runs / 10, `kept ${kept} of ${runs}`);
 });

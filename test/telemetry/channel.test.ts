@@ -375,3 +375,37 @@ test("stream channel pauses reading while the iterator lags and loses nothing", 
   t.true(paused, "the socket was paused at some point");
   t.is(ch.stats.lost, 0);
 });
+
+test("sync core: acks and a Hello between plain event frames in one chunk are all answered, each once", async (t) => {
+  const clock = new ManualClock();
+  const written: Uint8Array[] = [];
+  const events: TelemetryEvent[] = [];
+  const frames: string[] = [];
+  const core = new TelemetryCore({ clock, write: (b) => written.push(b), onEvent: (e) => events.push(e), onFrame: (f) => frames.push(f.body ?? "none") });
+  core.connected();
+  const acks = [core.send({ ping: {} }), core.send({ ping: {} }), core.send({ ping: {} })];
+  const before = written.length;
+  const ev = (seq: number, body: plugstorm.telemetry.v1.IFrame): Uint8Array => encodeGuestFrame({ seq, guestTimeNs: 50 * seq, ...body });
+  core.deliver(
+    Buffer.concat([
+      ev(1, { ref: { kind: 1, object: "cdce0" } }),
+      ackFrame(2, 1, 100),
+      ev(3, { device: { kind: 2, name: "cdce0" } }),
+      helloFrame(1),
+      ev(2, { ifnet: { kind: 5, ifname: "cdce0" } }),
+      ackFrame(3, 2, 200),
+      ev(4, { heartbeat: { framesSent: 4 } }),
+      ackFrame(5, 3, 300),
+    ]),
+    clock.now(),
+  );
+  const got = await Promise.all(acks);
+  t.deepEqual(got.map((a) => a.id), [1, 2, 3]);
+  t.is(events.filter((e) => e.type === "clock").length, 3);
+  // Left waiting: the HelloAck only, which no frame acks here.
+  t.is(core.inFlight, 1);
+  // The Hello got its HelloAck, the event frames nothing.
+  const replies = written.slice(before).flatMap((b) => new HostCommandDecoder().push(b));
+  t.deepEqual(replies.map((r) => (r.ok ? Object.keys(v1.Command.toObject(r.command)).filter((k) => k !== "id") : "bad")), [["helloAck"]]);
+  t.deepEqual(frames, ["ref", "ack", "device", "hello", "ifnet", "ack", "heartbeat", "ack"]);
+});

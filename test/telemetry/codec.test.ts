@@ -216,3 +216,60 @@ test("a guest cannot inflate the lost-frame count through seq numbers", (t) => {
   t.is(d.stats.lost, 7 + MAX_SEQ_GAP - 1, "the lost count is bounded by the highest seq reached, not by how often it is reached");
   t.is(d.stats.corrupt, 1);
 });
+
+/** The seq accounting of GuestStreamDecoder as documented, over protobufjs's own decode of each frame. */
+function seqReference(frames: plugstorm.telemetry.v1.IFrame[]): string[] {
+  const out: string[] = [];
+  let expected = 1;
+  let highest = 0;
+  for (const f of frames) {
+    const m = v1.Frame.decode(v1.Frame.encode(f).finish());
+    const seq = m.seq;
+    if (m.hello != null) {
+      out.push(`session:${m.hello.agentVersion}`);
+      highest = seq;
+    } else if (seq < expected) out.push(`back:${expected}-${seq}`);
+    else if (seq > expected) {
+      const from = Math.max(expected, highest + 1);
+      if (seq - from > MAX_SEQ_GAP) out.push(`jump:${expected}-${seq}`);
+      else if (seq > from) out.push(`gap:${from}-${seq}:${seq - from}`);
+    }
+    if (seq > highest) highest = seq;
+    expected = seq + 1;
+    out.push(`frame:${m.seq}:${m.body}`);
+  }
+  return out;
+}
+
+test("property: seq accounting over frames the plain decoder takes (its seq hand-off) and frames it leaves to protobufjs is protobufjs's", (t) => {
+  const seq = fc.option(fc.oneof(fc.integer({ min: 1, max: 12 }), fc.constant(MAX_SEQ_GAP * 3)), { nil: undefined, freq: 6 });
+  const one = fc.tuple(seq, fc.constantFrom("ref", "device", "ifnet", "heartbeat", "hello", "ack", "none")).map(([s, kind]): plugstorm.telemetry.v1.IFrame => {
+    const head = s === undefined ? { guestTimeNs: 5 } : { seq: s, guestTimeNs: 5 };
+    switch (kind) {
+      case "ref":
+        return { ...head, ref: { kind: 1, object: "cdce0", holder: "h" } };
+      case "device":
+        return { ...head, device: { kind: 2, name: "cdce0", serial: "nic0" } };
+      case "ifnet":
+        return { ...head, ifnet: { kind: 5, ifname: "cdce0" } };
+      case "heartbeat":
+        return { ...head, heartbeat: { framesSent: 3 } };
+      case "hello":
+        return { ...head, hello: { agentVersion: "a" } };
+      case "ack":
+        return { ...head, ack: { id: 4 } };
+      default:
+        return { ...head };
+    }
+  });
+  fc.assert(
+    fc.property(fc.array(one, { minLength: 1, maxLength: 30 }), fc.integer({ min: 1, max: 400 }), (frames, cut) => {
+      const stream = Buffer.concat(frames.map((f) => encodeGuestFrame(f)));
+      const d = new GuestStreamDecoder();
+      const got: ChannelOutput[] = [];
+      for (let p = 0; p < stream.length; p += cut) got.push(...d.push(stream.subarray(p, p + cut)));
+      t.deepEqual(summary(got), seqReference(frames));
+    }),
+    { numRuns: 400 },
+  );
+});

@@ -142,3 +142,33 @@ test("a non-ASCII string and a truncated body fall back to protobufjs", (t) => {
   t.is(decodeFramePlain(cut, cut.length), undefined);
   t.throws(() => decodeFrame(cut), { instanceOf: RangeError });
 });
+
+test("property: frames anywhere in a chunk, decoded where they lie, are what protobufjs decodes from a copy", (t) => {
+  let inPlace = 0;
+  let frames = 0;
+  fc.assert(
+    fc.property(fc.array(fc.oneof(frame.map((f) => v1.Frame.encode(f).finish()), fc.array(rawField, { minLength: 1, maxLength: 3 }).map((fs) => Uint8Array.from(fs.flatMap((f) => [...f])))), { minLength: 1, maxLength: 12 }), fc.boolean(), (payloads, asBuffer) => {
+      const kept = payloads.filter((p) => p.length > 0);
+      const joined = Buffer.concat(kept.map((p) => frameEncode(p)));
+      const chunk = asBuffer ? joined : Uint8Array.from(joined);
+      // What the decoder gave before frames were decoded in place: each payload decoded from a Buffer copy.
+      const want = kept.map((p) => outcome(() => v1.Frame.decode(Buffer.from(p))));
+      const got = new GuestStreamDecoder({ firstSeq: 0 }).push(chunk).filter((o) => o.type === "frame" || o.type === "corrupt");
+      t.is(got.length, kept.length);
+      got.forEach((o, i) => {
+        const w = want[i]!;
+        if ("threw" in w) t.like(o, { type: "corrupt", reason: "protobuf" });
+        else {
+          t.deepEqual(o, { type: "frame", frame: w.value as plugstorm.telemetry.v1.Frame });
+          t.deepEqual(Object.keys((o as { frame: object }).frame), Object.keys(w.value as object));
+        }
+        frames++;
+        // One COBS block (code, payload, CRC, delimiter) and the plain path: decoded in place.
+        const p = kept[i]!;
+        if (frameEncode(p).length === p.length + 6 && decodeFramePlain(p, p.length) !== undefined) inPlace++;
+      });
+    }),
+    { numRuns: 1500 },
+  );
+  t.true(inPlace > frames / 4, `${inPlace} of ${frames} frames decoded in place`);
+});

@@ -7,6 +7,7 @@ import {
   FrameTooLargeError,
   MAX_ENCODED,
   MAX_PAYLOAD,
+  type FrameSink,
   type SplitResult,
 } from "../../src/telemetry/index.js";
 
@@ -192,4 +193,63 @@ test("payloads returned by push are copies that later input does not change", (t
   okPayloads(s.push(frameEncode(new Uint8Array([9, 9, 9, 9]))));
   t.deepEqual([...first], [1, 2, 3]);
   t.is(Object.getPrototypeOf(first), Uint8Array.prototype);
+});
+
+test("property: a sink that takes payloads in place gets every payload and error a copying sink gets, in order", (t) => {
+  const segment = fc.oneof(
+    // Short and long payloads, with and without zero bytes: one COBS block or several.
+    fc.record({ kind: fc.constant("good" as const), payload: fc.uint8Array({ minLength: 1, maxLength: 300 }) }),
+    fc.record({ kind: fc.constant("good" as const), payload: fc.uint8Array({ minLength: 1, maxLength: 250, min: 1 }) }),
+    fc.record({ kind: fc.constant("bad" as const), payload: fc.uint8Array({ minLength: 1, maxLength: 300, min: 1 }) }),
+    // A one-block frame with a byte changed: a bad CRC, or a zero inside the block.
+    fc.record({ kind: fc.constant("flip" as const), payload: fc.uint8Array({ minLength: 1, maxLength: 250, min: 1 }), at: fc.nat(), b: fc.integer({ min: 0, max: 255 }) }),
+  );
+  let inPlace = 0;
+  fc.assert(
+    fc.property(
+      fc.array(segment, { maxLength: 20 }),
+      fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 6 }),
+      fc.array(fc.boolean(), { minLength: 1, maxLength: 7 }),
+      fc.boolean(),
+      (segs, cuts, takes, asBuffer) => {
+        const parts = segs.map((s) => {
+          if (s.kind === "good") return frameEncode(s.payload);
+          if (s.kind === "bad") return Buffer.concat([s.payload, new Uint8Array([0])]);
+          const f = Uint8Array.from(frameEncode(s.payload));
+          f[1 + (s.at % (f.length - 2))] = s.b;
+          return f;
+        });
+        const joined = Buffer.concat(parts);
+        const stream = asBuffer ? joined : Uint8Array.from(joined);
+        const run = (inPlaceSink: boolean): string[] => {
+          const sp = new FrameSplitter();
+          const seen: string[] = [];
+          let k = 0;
+          const sink: FrameSink = {
+            payload: (bytes, length, size) => seen.push(`ok ${size} ${Buffer.from(bytes.subarray(0, length)).toString("hex")}`),
+            error: (reason, skipped) => seen.push(`${reason} ${skipped}`),
+          };
+          if (inPlaceSink)
+            sink.payloadInPlace = (bytes, start, end, size) => {
+              // Takes some and declines others: a declined one must come to payload() as before.
+              if (!takes[k++ % takes.length]) return false;
+              inPlace++;
+              seen.push(`ok ${size} ${Buffer.from(bytes.subarray(start, end)).toString("hex")}`);
+              return true;
+            };
+          let pos = 0;
+          let i = 0;
+          while (pos < stream.length) {
+            const n = cuts[i++ % cuts.length]!;
+            sp.feed(stream.subarray(pos, pos + n), sink);
+            pos += n;
+          }
+          return seen;
+        };
+        t.deepEqual(run(true), run(false));
+      },
+    ),
+    { numRuns: 300 },
+  );
+  t.true(inPlace > 100, `${inPlace} payloads taken in place`);
 });
