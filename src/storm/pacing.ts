@@ -10,6 +10,7 @@
 // an AbortController of its own. Either way no wait listens on the stop
 // signal: stop() ends every wait under way.
 
+import { setMaxListeners } from "node:events";
 import type { MachineClock } from "../hotplug/index.js";
 
 const DONE = Symbol("condition met");
@@ -28,6 +29,17 @@ function nothing(): void {}
  * Listeners are called as EventTarget calls them: once each, in the order
  * added, none removed before its turn, after aborted and reason are set.
  */
+/**
+ * Abort listeners the run's signal may hold at once before Node warns of a
+ * leak. Every NIC in flight waits on it in a few places at a time (its QMP
+ * command, a QMP event, the guest's answer), on up to 64 lanes
+ * (machine.usbPorts): Node's default of 10 printed a MaxListenersExceeded
+ * warning as soon as 11 lanes plugged at once, on clean runs. A real leak (a
+ * listener a cycle never taken away) still passes this within a few hundred
+ * cycles and is still reported.
+ */
+export const RUN_SIGNAL_LISTENERS = 64 * 4 + 16;
+
 type AbortListener = ((e: Event) => void) | { handleEvent(e: Event): void };
 class StopSignal {
   aborted = false;
@@ -89,7 +101,11 @@ export class Pacer {
   /** Aborted (with the reason given to stop) once the run stops: for machine operations that take a signal. */
   get signal(): AbortSignal {
     if (this.stopper === null) {
-      this.stopper = this.lightSignal ? new StopSignal() : new AbortController();
+      if (this.lightSignal) this.stopper = new StopSignal();
+      else {
+        const c = (this.stopper = new AbortController());
+        setMaxListeners(RUN_SIGNAL_LISTENERS, c.signal);
+      }
       if (this.isStopped) this.stopper.abort(this.reason);
     }
     return this.stopper instanceof StopSignal ? (this.stopper as unknown as AbortSignal) : this.stopper.signal;
