@@ -17,7 +17,6 @@ export { renderJunit } from "./junit.js";
 export { renderHtml, renderHtmlBytes, PHASE_COLOURS, type HtmlOptions } from "./html.js";
 export { rulesOf, severityName, sideName, isFailure, findingsOf, byFirstOccurrence, type RuleResult, type Finding } from "./verdicts.js";
 export { formatNs, machineLine, notObservedItem } from "./format.js";
-export { utf8Bytes } from "./utf8.js";
 
 export const REPORT_FILES = ["summary.txt", "report.json", "junit.xml", "report.html"] as const;
 
@@ -38,6 +37,17 @@ export function renderJson(report: RunReport): string {
 }
 
 /**
+ * The bodies of REPORT_FILES, in their order, each made when called: text is
+ * summary.txt (made already: the caller prints it too); report.json and
+ * report.html come as UTF-8 bytes made in one pass (utf8.ts, html-out.ts).
+ * Both writers take them from here: writeReports and the storm's
+ * writeRunReports, which makes each only when its file is written.
+ */
+export function reportBodies(report: RunReport, text: string): Array<() => string | Uint8Array> {
+  return [() => text, () => utf8Bytes(renderJson(report)), () => renderJunit(report), () => renderHtmlBytes(report)];
+}
+
+/**
  * Writes summary.txt, report.json, junit.xml and report.html into outDir
  * (created if missing) and returns the text summary and the paths written.
  * Each file is written to a temporary name and renamed, so a reader never sees
@@ -48,8 +58,7 @@ export async function writeReports(outDir: string, report: RunReport): Promise<{
   await mkdir(outDir, { recursive: true });
   const files = REPORT_FILES.map((n) => join(outDir, n));
   const text = renderText(report, files);
-  // As plugstorm storm writes them (storm/reporting.ts): the big two as bytes, in one pass.
-  const bodies = [text, utf8Bytes(renderJson(report)), renderJunit(report), renderHtmlBytes(report)];
+  const bodies = reportBodies(report, text).map((render) => render());
   await Promise.all(
     files.map(async (path, i) => {
       const tmp = `${path}.tmp-${process.pid}`;

@@ -3,7 +3,7 @@
 
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { REPORT_FILES, renderHtmlBytes, renderJson, renderJunit, renderText, utf8Bytes, type RunReport, type Timeline } from "../report/index.js";
+import { REPORT_FILES, renderText, reportBodies, type RunReport, type Timeline } from "../report/index.js";
 import { ioErrorText } from "../trace/index.js";
 import type { RunResult } from "./result.js";
 import { TOOL_VERSION } from "./version.js";
@@ -52,8 +52,7 @@ export function buildRunReport(r: RunResult, startedAtMs: number, timeline: Time
 export async function writeRunReports(outDir: string, report: RunReport): Promise<{ files: string[]; text: string; errors: Array<{ file: string; message: string }> }> {
   const paths = REPORT_FILES.map((n) => join(outDir, n));
   const text = renderText(report, paths);
-  // The big two as bytes in one pass (report/utf8.ts), the HTML made as it goes (report/html-out.ts): its pieces need not all live until the end.
-  const render: Array<() => string | Uint8Array> = [() => text, () => utf8Bytes(renderJson(report)), () => renderJunit(report), () => renderHtmlBytes(report)];
+  const render = reportBodies(report, text);
   const files: string[] = [];
   const errors: Array<{ file: string; message: string }> = [];
   try {
