@@ -45,6 +45,14 @@ export function keepingCanonicalFrames(): boolean {
   return retained > 0;
 }
 
+/** Slot i now holds frame's length canonical bytes: the ring moves on, dropping its oldest past SLOTS. */
+function kept(i: number, frame: object, length: number): void {
+  frames[i] = frame;
+  lengths[i] = length;
+  head++;
+  if (head - tail > SLOTS) tail = head - SLOTS;
+}
+
 /** Keeps bytes[0, length), the canonical encoding of frame. */
 export function keepCanonicalFrame(frame: object, bytes: Uint8Array, length: number): void {
   if (length > STRIDE) return;
@@ -61,10 +69,7 @@ export function keepCanonicalFrame(frame: object, bytes: Uint8Array, length: num
   } else {
     copyBytes(bytes, 0, length, canonicalArena, at);
   }
-  frames[i] = frame;
-  lengths[i] = length;
-  head++;
-  if (head - tail > SLOTS) tail = head - SLOTS;
+  kept(i, frame, length);
 }
 
 /**
@@ -75,10 +80,7 @@ export function keepCanonicalFrameAt(frame: object, bytes: Uint8Array, start: nu
   if (length > STRIDE) return;
   const i = head % SLOTS;
   copyBytes(bytes, start, start + length, canonicalArena, i * STRIDE);
-  frames[i] = frame;
-  lengths[i] = length;
-  head++;
-  if (head - tail > SLOTS) tail = head - SLOTS;
+  kept(i, frame, length);
 }
 
 /**

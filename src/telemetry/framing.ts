@@ -2,6 +2,7 @@
 // The splitter is the receiving half: it never buffers more than MAX_ENCODED
 // bytes, never throws on input, and loses at most the frame a fault hit.
 
+import { copyBytes } from "./canonical-frames.js";
 import { crc32cRange } from "./crc32c.js";
 
 /** Largest protobuf payload in one frame. */
@@ -213,7 +214,7 @@ export class FrameSplitter {
         const want = (c[end]! | (c[end + 1]! << 8) | (c[end + 2]! << 16) | (c[end + 3]! << 24)) >>> 0;
         if (crc32cRange(c, start, end) !== want) sink.error("crc", code);
         else if (!sink.payloadInPlace(c, start, end, code)) {
-          for (let k = start, o = 0; k < end; k++, o++) out[o] = c[k]!;
+          copyBytes(c, start, end, out, 0);
           sink.payload(out, end - start, code);
         }
         return last + 1;
