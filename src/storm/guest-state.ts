@@ -4,7 +4,8 @@
 // Only pacing depends on this; judging is the checker's job.
 
 import type { plugstorm } from "../gen/plugstorm.js";
-import { NicMatcher } from "../model/index.js";
+import { NicMatcher, type NicKeys } from "../model/index.js";
+import { BodyKind, plainBody } from "../telemetry/frame-decoder.js";
 
 type Frame = plugstorm.telemetry.v1.Frame;
 
@@ -67,6 +68,19 @@ export class GuestState {
   }
 
   onFrame(f: Frame): void {
+    // A frame the telemetry decoder has just decoded (nearly all of them):
+    // its hand-off names the body, and a device's fields sit in one object
+    // of one shape, where the frame's members and a DeviceEvent's fields come
+    // in many shapes (each read a megamorphic load). References, interfaces
+    // and heartbeats pace nothing.
+    if (f === plainBody.frame) {
+      const body = plainBody.body;
+      if (body === BodyKind.DEVICE) {
+        const d = plainBody.device;
+        this.onDevice(d, d.name, d.kind, d.error);
+      }
+      return;
+    }
     // Not f.body: protobufjs's oneof getter scans the members on every read,
     // and every frame comes here. hello is the oneof's first member, so a set
     // hello is body "hello"; each test below rules out the members before it.
@@ -78,22 +92,7 @@ export class GuestState {
     }
     if (f.device) {
       const d = f.device;
-      const name = d.name ?? "";
-      const nicId = this.match.match(d);
-      if (!nicId) return;
-      const st = this.nics.get(nicId);
-      if (!st) return;
-      if (name) st.device = name;
-      const kind = Number(d.kind ?? 0);
-      const err = Number(d.error ?? 0);
-      if (kind === DEV_ATTACH_END) {
-        if (err === 0) st.attached = true;
-        else st.attachFailed = true;
-      } else if (kind === DEV_DETACH_BEGIN) st.detachBegun = true;
-      else if ((kind === DEV_DETACH_END && err === 0) || kind === DEV_FREE) {
-        if (!st.gone) this.onGone?.(nicId);
-        st.gone = true;
-      }
+      this.onDevice(d, d.name ?? "", Number(d.kind ?? 0), Number(d.error ?? 0));
       return;
     }
     if (f.module && f.ref == null && f.ifnet == null && f.vnode == null) {
@@ -103,6 +102,22 @@ export class GuestState {
       else if (kind === MOD_UNLOAD_BEGIN || kind === MOD_UNLOAD_WAIT) {
         if (kind === MOD_UNLOAD_BEGIN) this.unloadStarts.set(name, (this.unloadStarts.get(name) ?? 0) + 1);
       }
+    }
+  }
+
+  private onDevice(keys: NicKeys, name: string, kind: number, err: number): void {
+    const nicId = this.match.match(keys);
+    if (!nicId) return;
+    const st = this.nics.get(nicId);
+    if (!st) return;
+    if (name) st.device = name;
+    if (kind === DEV_ATTACH_END) {
+      if (err === 0) st.attached = true;
+      else st.attachFailed = true;
+    } else if (kind === DEV_DETACH_BEGIN) st.detachBegun = true;
+    else if ((kind === DEV_DETACH_END && err === 0) || kind === DEV_FREE) {
+      if (!st.gone) this.onGone?.(nicId);
+      st.gone = true;
     }
   }
 

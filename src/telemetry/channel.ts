@@ -8,6 +8,7 @@ import { setTimeout as sleepMs } from "node:timers/promises";
 import { plugstorm } from "../gen/plugstorm.js";
 import { ClockAligner, type ClockSample } from "./clock.js";
 import { encodeHostCommand, GuestStreamDecoder, type ChannelOutput, type DecoderStats, type DecoderTarget } from "./codec.js";
+import { plainBody } from "./frame-decoder.js";
 
 import Command = plugstorm.telemetry.v1.Command;
 type CommandAck = plugstorm.telemetry.v1.CommandAck.$Properties;
@@ -290,6 +291,10 @@ export class TelemetryCore implements DecoderTarget {
 
   /** What a frame does to the channel: a Hello is answered, an ack settles its command. */
   private afterFrame(f: plugstorm.telemetry.v1.Frame, tNs: number): void {
+    // The decoder's plain path takes event bodies only, never a Hello or an
+    // ack: such a frame (nearly every one) does nothing here. (A frame decoded
+    // since, by a handler that fed the guest, only misses this shortcut.)
+    if (f === plainBody.frame) return;
     if (f.hello != null && (this.opts.autoHelloAck ?? true)) {
       this.post({ helloAck: { hostTimeNs: this.clock.now(), hostVersion: this.opts.hostVersion ?? "" } });
     } else if (f.ack != null) {
