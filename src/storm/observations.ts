@@ -52,9 +52,21 @@ export function observationRecord(obs: MachineObservation, lean = false): IRecor
 }
 
 function json(v: unknown): string {
+  // Most QMP replies' result is an empty object ({} for device_add and
+  // device_del): its text is known without JSON.stringify's walk.
+  if (isEmptyPlainObject(v)) return "{}";
   try {
     return JSON.stringify(v) ?? "null";
   } catch {
     return String(v);
   }
+}
+
+/** Whether JSON.stringify(v) is "{}" by having nothing to write: a plain object with no own properties at all. */
+function isEmptyPlainObject(v: unknown): boolean {
+  if (typeof v !== "object" || v === null || Object.getPrototypeOf(v) !== Object.prototype) return false;
+  // Non-enumerable own properties and symbols are left out of JSON, but a
+  // getter named toJSON could still change the text: only a truly bare object passes.
+  for (const _ in v) return false;
+  return Reflect.ownKeys(v).length === 0;
 }
