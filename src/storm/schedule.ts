@@ -6,7 +6,7 @@
 // One seeded generator for the whole project: the simulation's (the same
 // xoshiro128** the scheduler always used, so seeds keep naming the same schedules).
 import { Rng } from "../sim/index.js";
-import { DRIVER_MODULES, busOf, isPlugTimeFault, type DeviceFault, type Distribution, type NicBus, type NicKind, type Step, type StormSpec } from "./spec.js";
+import { DRIVER_MODULES, busOf, isPlugTimeFault, type DeviceFault, type Distribution, type NicKind, type Step, type StormSpec } from "./spec.js";
 
 /** Nanoseconds drawn from a distribution, whole microseconds so written storms stay readable. */
 export function drawDuration(rng: Rng, d: Distribution): number {
@@ -112,31 +112,33 @@ export class StepSource {
     return null;
   }
 
-  /** Whether pickKind would find a kind; asked before every step, so it builds no list. */
+  /**
+   * Whether pickKind would find a kind; asked before every step, so it builds
+   * no list, and counts the buses' NICs in two numbers (no object a step).
+   */
   private canStart(): boolean {
     if (this.inFlight.size >= this.maxInFlight) return false;
-    const use = this.busUse();
-    for (const m of this.mix) if (this.hasRoom(m, use)) return true;
+    let usb = 0;
+    for (const k of this.inFlight.values()) if (busOf(k) === "usb") usb++;
+    const pcmcia = this.inFlight.size - usb;
+    for (const m of this.mix) if (this.hasRoom(m, usb, pcmcia)) return true;
     return false;
   }
 
-  private busUse(): Record<NicBus, number> {
-    const use: Record<NicBus, number> = { usb: 0, pcmcia: 0 };
-    for (const k of this.inFlight.values()) use[busOf(k)]++;
-    return use;
-  }
-
-  private hasRoom(m: StormSpec["nics"]["mix"][number], use: Record<NicBus, number>): boolean {
+  private hasRoom(m: StormSpec["nics"]["mix"][number], usb: number, pcmcia: number): boolean {
     if (m.weight <= 0) return false;
     let mine = 0;
     for (const k of this.inFlight.values()) if (k === m.kind) mine++;
-    return mine < m.count && use[busOf(m.kind)] < this.ports[busOf(m.kind)];
+    const bus = busOf(m.kind);
+    return mine < m.count && (bus === "usb" ? usb : pcmcia) < this.ports[bus];
   }
 
   /** A kind with room left (its own count and its bus's ports), by weight. */
   private pickKind(draw: boolean): NicKind | null {
-    const use = this.busUse();
-    const candidates = this.mix.filter((m) => this.hasRoom(m, use));
+    let usb = 0;
+    for (const k of this.inFlight.values()) if (busOf(k) === "usb") usb++;
+    const pcmcia = this.inFlight.size - usb;
+    const candidates = this.mix.filter((m) => this.hasRoom(m, usb, pcmcia));
     if (candidates.length === 0) return null;
     if (!draw) return candidates[0]!.kind;
     const total = candidates.reduce((s, m) => s + m.weight, 0);

@@ -18,6 +18,15 @@ const ObjKind = plugstorm.telemetry.v1.ObjectKind;
 
 export { ActKind };
 
+/** A machine operation's outcome as a HostResult's (a table made once: results come twice a cycle). */
+const OUTCOMES: Record<NicOpResult["outcome"], number> = {
+  done: Outcome.DONE,
+  refused: Outcome.REFUSED,
+  "removal-pending": Outcome.REMOVAL_PENDING,
+  "never-finalised": Outcome.NEVER_FINALISED,
+  failed: Outcome.FAILED,
+};
+
 export class StepExecutor {
   /** NICs plugged in now. */
   readonly plugged = new Set<string>();
@@ -95,13 +104,7 @@ export class StepExecutor {
   }
 
   private result(actionId: number, r: NicOpResult): void {
-    const outcome = {
-      done: Outcome.DONE,
-      refused: Outcome.REFUSED,
-      "removal-pending": Outcome.REMOVAL_PENDING,
-      "never-finalised": Outcome.NEVER_FINALISED,
-      failed: Outcome.FAILED,
-    }[r.outcome];
+    const outcome = OUTCOMES[r.outcome];
     const res: plugstorm.trace.v1.IHostResult = { actionId, outcome, sentNs: r.sentNs, nicId: r.nicId };
     if (r.message) res.message = r.message;
     if (r.replyNs !== undefined) res.replyNs = r.replyNs;
