@@ -193,54 +193,71 @@ export class StepExecutor {
           { injectFault: { name: step.name, serial: nic, arg: step.arg } },
         );
         return undefined;
+      // The steps that wait. The common ones (a sleep, a plug, a pull: three
+      // a cycle) are no async function of one switch over every kind: such a
+      // call allocated that function's whole frame and its closures' context
+      // (~1 kB), a sleep's too, where a sleep needs only the pacer's promise.
+      case "sleep":
+        return this.pacer.sleep(step.ns);
+      case "add":
+        return this.add(step, nic);
+      case "remove":
+        return this.plugged.has(nic) ? this.removeNic(nic, step.via) : undefined;
       default:
         return this.waitingStep(step, nic);
     }
   }
 
-  /** The steps that wait: plugging, pulling, detaching, unloading, sleeping. */
+  /**
+   * Plugs a NIC and waits for the guest's attach. A PC Card's socket is
+   * recorded with its add: each socket has its own event thread, and the
+   * cascade pass keys a card the guest never showed by its socket
+   * (docs/cascades.md). The add then takes exactly that socket.
+   */
+  private async add(step: Step & { op: "add" }, nic: string): Promise<void> {
+    const socket = busOf(step.kind) === "pcmcia" ? this.machine.nextPort?.("pcmcia") : undefined;
+    // Not nicAction: that reads the NIC from the machine, which has none yet.
+    // The action and the request are built field by field, optional ones
+    // set when present (same fields, same order as spreading them in): a
+    // spread of a conditional literal is a slow generic clone.
+    const id = ++this.actionId;
+    const action: plugstorm.trace.v1.IHostAction = { id, kind: ActKind.ADD_NIC, nicId: nic, nicKind: step.kind, bus: busOf(step.kind) === "usb" ? 1 : 2 };
+    if (socket) action.port = socket;
+    if (step.faults) action.args = JSON.stringify({ deviceFaults: step.faults });
+    this.rec.append({ tNs: this.machine.clock.now(), action });
+    this.guest.expect(nic);
+    // Most kinds need no configuration chosen: no async call (and its promise) for them.
+    if (needsConfiguration(step.kind)) await this.selectConfiguration(nic, step.kind);
+    const req: AddNicRequest = { kind: step.kind, id: nic };
+    if (socket) req.port = socket;
+    if (step.faults) req.faults = step.faults;
+    const r = await this.machine.addNic(req, { signal: this.pacer.signal });
+    this.result(id, r);
+    if (r.outcome !== "done") return;
+    this.plugged.add(nic);
+    this.guest.setMac(nic, r.mac);
+    if (this.agentTalking()) await this.pacer.waitUntil(() => this.attachEnded(nic), this.deadlines.attach * 1e6);
+  }
+
+  /**
+   * Whether the guest is done with the NIC, as a condition to wait on. Made
+   * here, not in removeNic: a closure there made every call of it allocate
+   * a context for the NIC's id, where most pulls wait for nothing.
+   */
+  private goneTest(nic: string): () => boolean {
+    return () => this.guest.nic(nic)?.gone === true;
+  }
+
+  /** Whether the guest finished attaching the NIC, or failed to. */
+  private attachEnded(nic: string): boolean {
+    const g = this.guest.nic(nic);
+    return !!g && (g.attached || g.attachFailed);
+  }
+
+  /** The rarer steps that wait: detaching, unloading, the sick case. */
   private async waitingStep(step: Step, nic: string): Promise<void> {
     const d = this.deadlines;
     switch (step.op) {
-      case "add": {
-        // A PC Card's socket is recorded with its add: each socket has its own
-        // event thread, and the cascade pass keys a card the guest never showed
-        // by its socket (docs/cascades.md). The add then takes exactly that socket.
-        const socket = busOf(step.kind) === "pcmcia" ? this.machine.nextPort?.("pcmcia") : undefined;
-        // Not nicAction: that reads the NIC from the machine, which has none yet.
-        // The action and the request are built field by field, optional ones
-        // set when present (same fields, same order as spreading them in): a
-        // spread of a conditional literal is a slow generic clone.
-        const id = ++this.actionId;
-        const action: plugstorm.trace.v1.IHostAction = { id, kind: ActKind.ADD_NIC, nicId: nic, nicKind: step.kind, bus: busOf(step.kind) === "usb" ? 1 : 2 };
-        if (socket) action.port = socket;
-        if (step.faults) action.args = JSON.stringify({ deviceFaults: step.faults });
-        this.rec.append({ tNs: this.machine.clock.now(), action });
-        this.guest.expect(nic);
-        // Most kinds need no configuration chosen: no async call (and its promise) for them.
-        if (needsConfiguration(step.kind)) await this.selectConfiguration(nic, step.kind);
-        const req: AddNicRequest = { kind: step.kind, id: nic };
-        if (socket) req.port = socket;
-        if (step.faults) req.faults = step.faults;
-        const r = await this.machine.addNic(req, { signal: this.pacer.signal });
-        this.result(id, r);
-        if (r.outcome !== "done") return;
-        this.plugged.add(nic);
-        this.guest.setMac(nic, r.mac);
-        if (this.agentTalking()) {
-          const st = (): boolean => {
-            const g = this.guest.nic(nic);
-            return !!g && (g.attached || g.attachFailed);
-          };
-          await this.pacer.waitUntil(st, d.attach * 1e6);
-        }
-        return;
-      }
-      case "remove": {
-        if (!this.plugged.has(nic)) return;
-        await this.removeNic(nic, step.via);
-        return;
-      }
       case "detach": {
         this.guestCommand(ActKind.DETACH_DEVICE, nic, { force: step.force }, { detachDevice: { serial: nic, flags: { force: step.force } } });
         if (this.agentTalking()) {
@@ -271,9 +288,6 @@ export class StepExecutor {
         if (this.agentTalking()) await this.pacer.waitUntil(() => this.guest.unloadsEnded(step.module) > ended, d.unload * 1e6);
         return;
       }
-      case "sleep":
-        await this.pacer.sleep(step.ns);
-        return;
       default:
         return;
     }
@@ -295,7 +309,7 @@ export class StepExecutor {
       this.cyclesDone++;
       const g = this.guest.nic(nic);
       if (this.agentTalking() && g && (g.attached || g.detachBegun) && !g.gone) {
-        await this.pacer.waitUntil(() => this.guest.nic(nic)?.gone === true, d.detach * 1e6);
+        await this.pacer.waitUntil(this.goneTest(nic), d.detach * 1e6);
       }
       this.guest.forget(nic);
     } finally {
