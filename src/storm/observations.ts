@@ -16,6 +16,10 @@ const MachKind = plugstorm.trace.v1.MachineEvent.Kind;
  * event's data is kept: DEVICE_DELETED names its device there).
  */
 export function observationRecord(obs: MachineObservation, lean = false): IRecord | null {
+  // Telemetry bytes first, before any other read: a chunk of them comes with
+  // every guest frame (most of a run's observations), and each read of an
+  // observation is a megamorphic load (they come in many shapes).
+  if (obs.type === "telemetry-bytes") return null;
   const tNs = obs.tNs;
   switch (obs.type) {
     case "qmp-command":
@@ -31,7 +35,6 @@ export function observationRecord(obs: MachineObservation, lean = false): IRecor
       return { tNs, qmpEvent: { event: obs.event, data: json(obs.data ?? {}), qemuTimeUs: obs.qemuTimeUs } };
     case "telemetry-connected":
     case "telemetry-disconnected":
-    case "telemetry-bytes":
       return null;
     case "console":
       return { tNs, machine: { kind: MachKind.CONSOLE, text: obs.text } };

@@ -33,15 +33,16 @@ export class GuestSession {
       },
     });
     this.unobserve = machine.observe((obs) => {
+      // Bytes first: they come with every guest frame.
       switch (obs.type) {
+        case "telemetry-bytes":
+          this.core.deliver(obs.bytes, obs.tNs);
+          return;
         case "telemetry-connected":
           this.core.connected(obs.tNs);
           return;
         case "telemetry-disconnected":
           this.core.disconnected(obs.reason, obs.tNs);
-          return;
-        case "telemetry-bytes":
-          this.core.deliver(obs.bytes, obs.tNs);
           return;
         default:
           return;
