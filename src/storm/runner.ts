@@ -210,7 +210,6 @@ class StormRun {
   private readonly t0Wall = Date.now();
   private readonly source: StepSource;
   private readonly outDir: string | null;
-  private unobserve: (() => void) | null = null;
   private lastProgressWall = 0;
   private readonly reproduce: string;
   private readonly maxTraceBytes: number;
@@ -357,13 +356,16 @@ class StormRun {
     if (header) this.rec.header(header);
     this.controlClosed = null;
     if (this.control) this.opts.onController?.(this.control.controller());
-    this.unobserve = this.machine.observe((obs) => {
-      const r = observationRecord(obs, this.lean);
-      if (r !== null) this.rec.append(r);
-    });
+    // The machine's other observations come through the session, which
+    // already looks at each one for telemetry: a second observer of our own
+    // was a call more for every chunk of guest bytes (one a frame).
     this.detachSession = this.session.attach(
       (ev) => this.onTelemetry(ev),
       (frame, tNs) => this.onGuestFrame(frame, tNs),
+      (obs) => {
+        const r = observationRecord(obs, this.lean);
+        if (r !== null) this.rec.append(r);
+      },
     );
     const earlier = this.session.hello;
     if (earlier) {
@@ -413,7 +415,6 @@ class StormRun {
     const endNs = this.machine.clock.now();
     this.mark("storm-end", this.lean ? "" : JSON.stringify({ cycles: this.steps.cyclesDone, reason: stopText(stop) }));
     for (const v of this.checker.finish(endNs)) this.rec.verdict(v, endNs);
-    this.unobserve?.();
     this.detachSession?.();
     if (this.ownSession) this.session.close();
     if (this.ownMachine) await this.machine.stop().catch(() => {});

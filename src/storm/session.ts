@@ -4,7 +4,7 @@
 // from one storm to the next instead of looking like lost frames.
 
 import type { plugstorm } from "../gen/plugstorm.js";
-import type { Machine } from "../hotplug/index.js";
+import type { Machine, MachineObservation } from "../hotplug/index.js";
 import { TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
 import { plainBody } from "../telemetry/frame-decoder.js";
 import { TOOL_VERSION } from "./version.js";
@@ -13,6 +13,7 @@ export class GuestSession {
   readonly core: TelemetryCore;
   private handler: ((ev: TelemetryEvent) => void) | null = null;
   private frameHandler: ((frame: plugstorm.telemetry.v1.Frame, tNs: number) => void) | null = null;
+  private machineHandler: ((obs: MachineObservation) => void) | null = null;
   private lastHello: plugstorm.telemetry.v1.Frame | undefined;
   private readonly unobserve: () => void;
 
@@ -45,6 +46,7 @@ export class GuestSession {
           this.core.disconnected(obs.reason, obs.tNs);
           return;
         default:
+          this.machineHandler?.(obs);
           return;
       }
     });
@@ -57,16 +59,24 @@ export class GuestSession {
 
   /**
    * One subscriber at a time: the running storm. Every channel event goes to
-   * handler, a guest frame to onFrame when given (as itself: no event object).
+   * handler, a guest frame to onFrame when given (as itself: no event object),
+   * and every machine observation but telemetry to onMachine when given, in
+   * the machine's order.
    */
-  attach(handler: (ev: TelemetryEvent) => void, onFrame?: (frame: plugstorm.telemetry.v1.Frame, tNs: number) => void): () => void {
+  attach(
+    handler: (ev: TelemetryEvent) => void,
+    onFrame?: (frame: plugstorm.telemetry.v1.Frame, tNs: number) => void,
+    onMachine?: (obs: MachineObservation) => void,
+  ): () => void {
     if (this.handler) throw new Error("a storm is already running on this machine");
     this.handler = handler;
     this.frameHandler = onFrame ?? ((frame, tNs) => handler({ tNs, type: "frame", frame }));
+    this.machineHandler = onMachine ?? null;
     return () => {
       if (this.handler === handler) {
         this.handler = null;
         this.frameHandler = null;
+        this.machineHandler = null;
       }
     };
   }
@@ -75,5 +85,6 @@ export class GuestSession {
     this.unobserve();
     this.handler = null;
     this.frameHandler = null;
+    this.machineHandler = null;
   }
 }
