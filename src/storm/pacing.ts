@@ -84,6 +84,12 @@ interface Waiter {
 export class Pacer {
   private readonly waiters = new Set<Waiter>();
   /**
+   * How many of the waiters have a condition: notify() comes with every guest
+   * frame, and most of a run's frames come while the run only sleeps, with
+   * nothing to test.
+   */
+  private conditions = 0;
+  /**
    * Made when a machine operation first asks for the signal: a shrink's short
    * runs often make none, and an AbortController and its abort event cost
    * about as much as such a run's own waits.
@@ -123,14 +129,15 @@ export class Pacer {
     this.stopper?.abort(reason);
     for (const w of this.waiters) w.end(reason);
     this.waiters.clear();
+    this.conditions = 0;
   }
 
   /** Something the conditions read has changed: end the waits whose condition now holds. */
   notify(): void {
-    if (this.waiters.size === 0) return;
+    if (this.conditions === 0) return;
     for (const w of this.waiters) {
       if (w.cond?.()) {
-        this.waiters.delete(w);
+        this.forget(w);
         // Called from inside the machine's event delivery: the machine hands
         // control back at this instant when a waited-on operation ends.
         w.end(DONE);
@@ -166,18 +173,28 @@ export class Pacer {
     if (this.isStopped) return Promise.reject(this.reason);
     const t = this.clock.timer!(ns);
     const w: Waiter = { cond, end: t.end };
-    this.waiters.add(w);
+    this.add(w);
     return t.done.then(
       () => {
-        this.waiters.delete(w);
+        this.forget(w);
         if (this.isStopped && !cond?.()) throw this.reason;
         return then();
       },
       (e: unknown) => {
-        this.waiters.delete(w);
+        this.forget(w);
         throw e;
       },
     );
+  }
+
+  private add(w: Waiter): void {
+    this.waiters.add(w);
+    if (w.cond !== null) this.conditions++;
+  }
+
+  /** Takes a waiter out (once: a wait ended by notify() or stop() is taken out again when its promise settles). */
+  private forget(w: Waiter): void {
+    if (this.waiters.delete(w) && w.cond !== null) this.conditions--;
   }
 
   /** A wait on a clock without timers: a sleep that notify() or stop() aborts. */
@@ -186,13 +203,13 @@ export class Pacer {
     const clock = this.clock;
     const wake = new AbortController();
     const w: Waiter = { cond, end: (reason) => wake.abort(reason) };
-    this.waiters.add(w);
+    this.add(w);
     try {
       await clock.sleep(ns, wake.signal);
     } catch (e) {
       if (e !== DONE && !cond?.()) throw e;
     } finally {
-      this.waiters.delete(w);
+      this.forget(w);
     }
   }
 }

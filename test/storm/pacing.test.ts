@@ -92,3 +92,60 @@ test("an AbortController's signal holds a listener for each of 64 lanes' few wai
     process.off("warning", onWarning);
   }
 });
+
+/** A clock without timers whose sleeps end only when aborted (the pacer's other wait path). */
+function stuckClock(): ConstructorParameters<typeof Pacer>[0] {
+  return {
+    now: () => 0,
+    sleep: (_ns, signal) =>
+      new Promise<void>((_resolve, reject) => {
+        signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+      }),
+  };
+}
+
+const CLOCKS: Array<[string, () => Promise<{ clock: ConstructorParameters<typeof Pacer>[0]; settle: () => Promise<void> }>]> = [
+  ["a clock without timers", async () => ({ clock: stuckClock(), settle: () => new Promise((r) => setImmediate(r)) })],
+  [
+    "the sim machine's clock",
+    async () => {
+      const m = new SimMachine({ seed: 1 });
+      await m.start();
+      return { clock: m.clock, settle: () => new Promise((r) => setImmediate(() => setImmediate(r))) };
+    },
+  ],
+];
+
+for (const [name, make] of CLOCKS) {
+  test(`${name}: notify ends the conditional waits whose condition holds, beside sleeps and after earlier waits ended`, async (t) => {
+    const { clock, settle } = await make();
+    const pacer = new Pacer(clock);
+    const far = 1e15;
+    let a = false;
+    let b = false;
+    const ended: string[] = [];
+    void pacer.sleep(far).then(() => ended.push("sleep"), () => ended.push("sleep stopped"));
+    void pacer.waitUntil(() => a, far).then((ok) => ended.push(`a ${ok}`));
+    pacer.notify();
+    await settle();
+    t.deepEqual(ended, [], "nothing holds yet");
+    a = true;
+    pacer.notify();
+    await settle();
+    t.deepEqual(ended, ["a true"]);
+    // A later wait, with only a sleep left beside it, is still tested.
+    void pacer.waitUntil(() => b, far).then((ok) => ended.push(`b ${ok}`));
+    pacer.notify();
+    await settle();
+    t.deepEqual(ended, ["a true"]);
+    b = true;
+    pacer.notify();
+    await settle();
+    t.deepEqual(ended, ["a true", "b true"]);
+    pacer.stop("end");
+    await settle();
+    t.deepEqual(ended, ["a true", "b true", "sleep stopped"]);
+    // After the stop, a condition that already holds answers at once; nothing else waits.
+    t.true(await pacer.waitUntil(() => true, far));
+  });
+}
