@@ -195,8 +195,14 @@ export class TimelineCollector {
       value = recordBodyValue();
       t = this.at(num(recordTNs() as IRecord["tNs"]));
       if (!value || !drawn(body)) return;
-      // A frame the decoder just told apart as a heartbeat or bodiless draws nothing (about a tenth of a storm's records).
-      if (body === RecordBody.GUEST && value === plainBody.frame && (plainBody.body === BodyKind.NONE || plainBody.body === BodyKind.HEARTBEAT)) return;
+      // What the decoder just said of the frame: heartbeats, bodiless frames
+      // and interface events other than an attach draw nothing (a fifth of a
+      // storm's records).
+      if (body === RecordBody.GUEST && value === plainBody.frame) {
+        const k = plainBody.body;
+        if (k === BodyKind.NONE || k === BodyKind.HEARTBEAT) return;
+        if (k === BodyKind.IFNET && ((plainBody.message as plugstorm.telemetry.v1.IfEvent).kind ?? 0) !== IfKind.ATTACH) return;
+      }
     }
     const i = this.queued;
     this.queueBody[i] = body;

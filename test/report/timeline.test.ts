@@ -369,7 +369,11 @@ test("a frame the decoder saw as a heartbeat draws nothing; a device frame decod
   const c = new TimelineCollector();
   c.push({ tNs: 1, guest: device });
   c.push({ tNs: 2, guest: heartbeat });
+  // An interface's attach joins its name to the device's NIC (interface events of other kinds join nothing).
+  c.push({ tNs: 3, guest: decodeFrame(bytes({ seq: 3, ifnet: { kind: tm.IfEvent.Kind.ATTACH, ifname: "ue0", device: "cdce0" } })) });
+  c.push({ tNs: 4, guest: decodeFrame(bytes({ seq: 4, ifnet: { kind: tm.IfEvent.Kind.DETACH_BEGIN, ifname: "ue0", device: "cdce0" } })) });
+  c.push({ tNs: 5, guest: { seq: 5, ref: { kind: tm.RefEvent.Kind.ACQUIRE, objectKind: tm.ObjectKind.OBJECT_KIND_IFNET, object: "ue0", holder: "h", countAfter: 1 } } });
   const tl = c.timeline();
-  t.deepEqual(tl.lanes.map((l) => [l.key, l.guest.map((s) => [s.phase, s.startNs])]), [["nic1", [["attach", 1]]]]);
-  t.deepEqual([tl.records, tl.startNs, tl.endNs], [2, 1, 2]);
+  t.deepEqual(tl.lanes.map((l) => [l.key, l.guest.map((s) => [s.phase, s.startNs]), l.refs]), [["nic1", [["attach", 1]], [[5, 1]]]]);
+  t.deepEqual([tl.records, tl.startNs, tl.endNs], [5, 1, 5]);
 });
