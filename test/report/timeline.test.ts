@@ -1,6 +1,7 @@
 import test from "ava";
 import { plugstorm } from "../../src/gen/plugstorm.js";
 import { TimelineCollector } from "../../src/report/index.js";
+import { decodeFrame } from "../../src/telemetry/frame-decoder.js";
 import { RULES, syntheticRecords } from "./fixture.js";
 
 const tr = plugstorm.trace.v1;
@@ -331,4 +332,48 @@ test("a device folded away while its records were the latest is not found again 
   const tl = c.timeline();
   t.deepEqual(tl.lanes.map((l) => [l.key, l.nicKind, l.firstNs, l.lastNs]), [["nic1", "ne2000", 3, 3]]);
   t.deepEqual(tl.aggregated.map((a) => [a.group, a.devices]), [["usb-net", 2]]);
+});
+
+test("a verdict added after records still waiting to be drawn (push draws them in batches) marks the lane they made", (t) => {
+  const c = new TimelineCollector();
+  c.push({ tNs: 5 * ms, action: { id: 1, kind: tr.HostAction.Kind.ADD_NIC, nicId: "nic7", nicKind: "usb-net" } });
+  c.addVerdict({ rule: "leak", severity: 2, message: "held", nicId: "nic7", tNs: 6 * ms } as Parameters<TimelineCollector["addVerdict"]>[0]);
+  const lane = c.timeline().lanes[0]!;
+  // Drawn after the verdict, the action would find the lane the verdict made at 6 ms.
+  t.deepEqual([lane.key, lane.firstNs, lane.nicKind, lane.violations.map((v) => v.rule)], ["nic7", 5 * ms, "usb-net", ["leak"]]);
+});
+
+test("record literals and records read from a trace are drawn in the order pushed, however they are mixed", (t) => {
+  const literals: plugstorm.trace.v1.IRecord[] = [
+    { tNs: 1, qmpCommand: { id: "a", command: "device_add", arguments: '{"id":"nic1","driver":"usb-net"}' } },
+    { tNs: 2, qmpReply: { id: "a", ok: true } },
+    { tNs: 3, qmpCommand: { id: "b", command: "device_del", arguments: '{"id":"nic1"}' } },
+    { tNs: 4, qmpReply: { id: "b", ok: true } },
+    { tNs: 9, qmpEvent: { event: "DEVICE_DELETED", data: '{"device":"nic1"}' } },
+  ];
+  const all = new TimelineCollector();
+  for (const r of literals) all.push(r);
+  // Every other record as a decoded trace reads it (a class instance, drawn at once).
+  const mixed = new TimelineCollector();
+  literals.forEach((r, i) => mixed.push(i % 2 === 1 ? tr.Record.fromObject(r) : r));
+  const bars = (c: TimelineCollector) => c.timeline().lanes.map((l) => l.host.map((s) => [s.phase, s.startNs, s.endNs ?? null]));
+  t.deepEqual(bars(mixed), [[["device_add", 1, 2], ["device_del", 3, 4], ["removal", 4, 9]]]);
+  t.deepEqual(bars(mixed), bars(all));
+});
+
+test("a frame the decoder saw as a heartbeat draws nothing; a device frame decoded before another frame is still drawn", (t) => {
+  const bytes = (f: plugstorm.telemetry.v1.IFrame) => tm.Frame.encode(f).finish();
+  const device = decodeFrame(bytes({ seq: 1, guestTimeNs: 100, device: { kind: tm.DeviceEvent.Kind.ATTACH_BEGIN, name: "cdce0", serial: "nic1", driver: "cdce" } }));
+  // The decoder's word is now on the heartbeat: the device frame must not be taken for one.
+  const heartbeat = decodeFrame(bytes({ seq: 2, heartbeat: { framesSent: 2 } }));
+  const c = new TimelineCollector();
+  c.push({ tNs: 1, guest: device });
+  c.push({ tNs: 2, guest: heartbeat });
+  // An interface's attach joins its name to the device's NIC (interface events of other kinds join nothing).
+  c.push({ tNs: 3, guest: decodeFrame(bytes({ seq: 3, ifnet: { kind: tm.IfEvent.Kind.ATTACH, ifname: "ue0", device: "cdce0" } })) });
+  c.push({ tNs: 4, guest: decodeFrame(bytes({ seq: 4, ifnet: { kind: tm.IfEvent.Kind.DETACH_BEGIN, ifname: "ue0", device: "cdce0" } })) });
+  c.push({ tNs: 5, guest: { seq: 5, ref: { kind: tm.RefEvent.Kind.ACQUIRE, objectKind: tm.ObjectKind.OBJECT_KIND_IFNET, object: "ue0", holder: "h", countAfter: 1 } } });
+  const tl = c.timeline();
+  t.deepEqual(tl.lanes.map((l) => [l.key, l.guest.map((s) => [s.phase, s.startNs]), l.refs]), [["nic1", [["attach", 1]], [[5, 1]]]]);
+  t.deepEqual([tl.records, tl.startNs, tl.endNs], [5, 1, 5]);
 });
