@@ -31,6 +31,7 @@ export function newDeltaState(): DeltaState {
 // (protocol 5).
 
 import { GUEST_ENUMS, RECORD_ENUMS, SAME_DEVICE_FIELDS, SAME_IFNET_FIELDS, SAME_REF_FIELDS } from "./page/batch.js";
+import { shortEvent } from "./short-event.js";
 
 type Obj = Record<string, unknown>;
 
@@ -60,8 +61,22 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
     for (let i = 0; i < chunk.length; i++) {
       const x = chunk[i] as Obj;
       if (typeof x["type"] === "string") continue;
-      // tNs and guest.seq step from the record before (seq by one), guest.guestTimeNs from tNs: a difference of 0 is left out.
       const at = whole(x, "tNs");
+      const g0 = x["guest"] as Obj | undefined;
+      if (g0 !== undefined) {
+        // Protocol 6: a guest frame that steps on from the record before as most do (seq by one, its time the record's) may go as a short array.
+        const s = whole(g0, "seq");
+        if (s === seq + 1 && whole(g0, "guestTimeNs") === at) {
+          const a = shortEvent(g0, at - t, st);
+          if (a !== null) {
+            (out ??= chunk.slice())[i] = a;
+            t = at;
+            seq = s;
+            continue;
+          }
+        }
+      }
+      // tNs and guest.seq step from the record before (seq by one), guest.guestTimeNs from tNs: a difference of 0 is left out.
       const dt = step(x, "tNs", at - t);
       t = at;
       const g = x["guest"] as Obj | undefined;
@@ -110,7 +125,7 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
     const sent = out ?? chunk;
     for (let i = 0; i < sent.length; i++) {
       const x = sent[i] as Obj;
-      if (typeof x["type"] === "string") continue;
+      if (typeof x["type"] === "string" || Array.isArray(x)) continue;
       // A record has one member (its oneof body): a guest frame's enums are in the frame's member.
       const g = x["guest"] as Obj | undefined;
       if (g) numberedGuest(g);
@@ -264,3 +279,4 @@ function numberedFields(m: Obj, t: { names: string[]; byName: Map<string, number
     m[f] = n;
   }
 }
+
