@@ -1,8 +1,9 @@
 // The server's side of page/batch.js (PROTOCOL.md, batched JSON): a batch's
 // records carry their growing numbers as differences and their enum fields as
-// numbers. The record objects are
-// the live model's too (hub.ts), so they are rewritten only for the length of
-// one JSON.stringify and put back before anything else can read them.
+// numbers, and most guest events go as short arrays (short-event.ts). The
+// record objects are the live model's too (hub.ts), so they are rewritten
+// only for the length of one JSON.stringify and put back before anything else
+// can read them.
 
 /** Where the differences of a batch stand; a batch starts from zero (each stands alone for a reader joining at it). */
 export interface DeltaState {
@@ -47,9 +48,11 @@ let nSaved = 0;
 /**
  * JSON text of a chunk of batch elements (records, and headers or verdicts
  * that have a string `type` and are left as they are), the records' numbers
- * as differences continuing from st, which it advances, and their enum
- * fields as numbers. The elements are as
- * they were when it returns, even when stringify throws.
+ * as differences continuing from st, which it advances, their enum fields
+ * as numbers, and a guest event that may go short as its short array. The
+ * records are in the trace schema's JSON form (protocol.ts), as the hub has
+ * them: one member a record, one a guest frame. The elements are as they were
+ * when it returns, even when stringify throws.
  */
 export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
   let t = st.t;

@@ -1,9 +1,9 @@
 // Opening a batched JSON message (PROTOCOL.md, batched JSON): its records'
 // growing numbers come as differences, a device event leaves out what it
-// repeats of the batch's previous event of that device, and enum fields come
-// as their numbers. All three cut the text the
-// server makes and deflates once per batch, and the bytes it then writes to
-// every reader (the fan-out's cost). The page and Node clients share this, so
+// repeats of the batch's previous event of that device, enum fields come
+// as their numbers, and most guest events come as short arrays (protocol 6).
+// All four cut the text the server makes and deflates once per batch, and the
+// bytes it then writes to every reader (the fan-out's cost). The page and Node clients share this, so
 // the rule has one reader; the server's side is src/serve/delta.ts.
 
 // Enum fields come as their numbers (protocol 5): a name such as
