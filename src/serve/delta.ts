@@ -282,4 +282,3 @@ function numberedFields(m: Obj, t: { names: string[]; byName: Map<string, number
     m[f] = n;
   }
 }
-

@@ -3,8 +3,9 @@
 // repeats of the batch's previous event of that device, enum fields come
 // as their numbers, and most guest events come as short arrays (protocol 6).
 // All four cut the text the server makes and deflates once per batch, and the
-// bytes it then writes to every reader (the fan-out's cost). The page and Node clients share this, so
-// the rule has one reader; the server's side is src/serve/delta.ts.
+// bytes it then writes to every reader (the fan-out's cost). The page and
+// Node clients share this, so the rule has one reader; the server's side is
+// src/serve/delta.ts and src/serve/short-event.ts.
 
 // Enum fields come as their numbers (protocol 5): a name such as
 // "OBJECT_KIND_IFNET" was a fifth of a batch's text, made, deflated, copied
