@@ -1,8 +1,9 @@
 // The server's side of page/batch.js (PROTOCOL.md, batched JSON): a batch's
 // records carry their growing numbers as differences and their enum fields as
-// numbers. The record objects are
-// the live model's too (hub.ts), so they are rewritten only for the length of
-// one JSON.stringify and put back before anything else can read them.
+// numbers, and most guest events go as short arrays (short-event.ts). The
+// record objects are the live model's too (hub.ts), so they are rewritten
+// only for the length of one JSON.stringify and put back before anything else
+// can read them.
 
 /** Where the differences of a batch stand; a batch starts from zero (each stands alone for a reader joining at it). */
 export interface DeltaState {
@@ -31,6 +32,7 @@ export function newDeltaState(): DeltaState {
 // (protocol 5).
 
 import { GUEST_ENUMS, RECORD_ENUMS, SAME_DEVICE_FIELDS, SAME_IFNET_FIELDS, SAME_REF_FIELDS } from "./page/batch.js";
+import { shortEvent } from "./short-event.js";
 
 type Obj = Record<string, unknown>;
 
@@ -46,9 +48,11 @@ let nSaved = 0;
 /**
  * JSON text of a chunk of batch elements (records, and headers or verdicts
  * that have a string `type` and are left as they are), the records' numbers
- * as differences continuing from st, which it advances, and their enum
- * fields as numbers. The elements are as
- * they were when it returns, even when stringify throws.
+ * as differences continuing from st, which it advances, their enum fields
+ * as numbers, and a guest event that may go short as its short array. The
+ * records are in the trace schema's JSON form (protocol.ts), as the hub has
+ * them: one member a record, one a guest frame. The elements are as they were
+ * when it returns, even when stringify throws.
  */
 export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
   let t = st.t;
@@ -60,8 +64,22 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
     for (let i = 0; i < chunk.length; i++) {
       const x = chunk[i] as Obj;
       if (typeof x["type"] === "string") continue;
-      // tNs and guest.seq step from the record before (seq by one), guest.guestTimeNs from tNs: a difference of 0 is left out.
       const at = whole(x, "tNs");
+      const g0 = x["guest"] as Obj | undefined;
+      if (g0 !== undefined) {
+        // Protocol 6: a guest frame that steps on from the record before as most do (seq by one, its time the record's) may go as a short array.
+        const s = whole(g0, "seq");
+        if (s === seq + 1 && whole(g0, "guestTimeNs") === at) {
+          const a = shortEvent(g0, at - t, st);
+          if (a !== null) {
+            (out ??= chunk.slice())[i] = a;
+            t = at;
+            seq = s;
+            continue;
+          }
+        }
+      }
+      // tNs and guest.seq step from the record before (seq by one), guest.guestTimeNs from tNs: a difference of 0 is left out.
       const dt = step(x, "tNs", at - t);
       t = at;
       const g = x["guest"] as Obj | undefined;
@@ -110,7 +128,7 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
     const sent = out ?? chunk;
     for (let i = 0; i < sent.length; i++) {
       const x = sent[i] as Obj;
-      if (typeof x["type"] === "string") continue;
+      if (typeof x["type"] === "string" || Array.isArray(x)) continue;
       // A record has one member (its oneof body): a guest frame's enums are in the frame's member.
       const g = x["guest"] as Obj | undefined;
       if (g) numberedGuest(g);

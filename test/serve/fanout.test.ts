@@ -99,6 +99,13 @@ interface BatchMsg {
   messages: Record<string, unknown>[];
 }
 
+/** x without protobufjs's oneof "body" fields, at any depth: what a batch's records leave out. */
+function noBody(x: unknown): unknown {
+  if (Array.isArray(x)) return x.map(noBody);
+  if (x === null || typeof x !== "object") return x;
+  return Object.fromEntries(Object.entries(x).filter(([k]) => k !== "body").map(([k, v]) => [k, noBody(v)]));
+}
+
 /** The records' indexes in a batch: counted from "from", one per element without a type. */
 function recordIndexes(b: BatchMsg): number[] {
   let i = b.from!;
@@ -209,10 +216,12 @@ test("a hub's batched readers get every record whole once opened, its model the 
   t.true(sent < 0.8 * wholeBytes, `${sent} bytes sent, ${wholeBytes} with whole records`);
 });
 
-test("a sim storm's batches, opened as the page opens them, build the model a batch=0 reader builds, and carry no enum names", async (t) => {
+test("a sim storm's batches, opened as the page opens them, are the records a batch=0 reader gets (most guest events as protocol 6's short arrays), build the model it builds, and carry no enum names", async (t) => {
   const h = hub();
   const socket = subscribers(h, 1)[0]!.socket;
   const plain = new LiveModel();
+  /** Each record as a batch=0 subscriber gets it, without its oneof names ("body"): what a batch opens to. */
+  const sent: unknown[] = [];
   const spec = validateStorm({ ...DEFAULT_STORM, schedule: { ...DEFAULT_STORM.schedule!, cycles: 300 } });
   let records = 0;
   await runStorm(spec, {
@@ -225,7 +234,9 @@ test("a sim storm's batches, opened as the page opens them, build the model a ba
       record(rec, index) {
         h.record(rec, index);
         // What a batch=0 subscriber applies: each record's message, its oneof names ("body") and all.
-        plain.apply(JSON.parse(JSON.stringify(recordToJson(rec))), index);
+        const message = JSON.parse(JSON.stringify(recordToJson(rec))) as Record<string, unknown>;
+        plain.apply(message, index);
+        sent[index] = noBody(message);
         records++;
         // Batches of the sizes a storm's windows make, some cut mid-device.
         if (index % 997 === 996) h.flush();
@@ -235,13 +246,20 @@ test("a sim storm's batches, opened as the page opens them, build the model a ba
   h.flush();
   const page = new LiveModel();
   let opened = 0;
+  let short = 0;
+  let guestEvents = 0;
   for (const w of socket.writes) {
     const text = inflateFrame(w);
     // (A guest command's holdRefs.kind, two levels down and rare, keeps its name.)
     t.is(/.{40}"(context|objectKind|step|bus|outcome|side|severity)":".{40}/.exec(text)?.[0], undefined, "enum fields as numbers");
+    const batch = JSON.parse(text) as BatchMsg;
+    short += batch.messages.filter(Array.isArray).length;
     openBatch(
-      JSON.parse(text) as BatchMsg,
+      batch,
       (i, x) => {
+        t.deepEqual(x, sent[i], `record ${i}`);
+        const g = x["guest"] as Record<string, unknown> | undefined;
+        if (g && (g["device"] || g["ref"] || g["ifnet"])) guestEvents++;
         page.apply(x, i);
         opened++;
       },
@@ -252,6 +270,7 @@ test("a sim storm's batches, opened as the page opens them, build the model a ba
   }
   t.is(opened, records);
   t.true(records > 10_000, `${records} records`);
+  t.true(short > 0.7 * guestEvents, `${short} of ${guestEvents} guest device, ref and ifnet events short`);
   t.deepEqual(page.toJSON(), plain.toJSON());
   t.deepEqual(page.toJSON(), h.model.toJSON());
 });

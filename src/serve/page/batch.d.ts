@@ -14,3 +14,5 @@ export const GUEST_ENUMS: ReadonlyMap<string, Readonly<Record<string, readonly (
 export const SAME_REF_FIELDS: readonly string[];
 /** An interface's fields its ifnet events repeat (PROTOCOL.md, batched JSON). */
 export const SAME_IFNET_FIELDS: readonly string[];
+/** Protocol 6's short events by their array's first element: the guest frame's member, its key field, the fields it repeats of its key's last event, its own fields in order (PROTOCOL.md, batched JSON). */
+export const SHORT: ReadonlyArray<{ member: string; key: string; same: readonly string[]; own: readonly string[] } | null>;

@@ -1,10 +1,11 @@
 // Opening a batched JSON message (PROTOCOL.md, batched JSON): its records'
 // growing numbers come as differences, a device event leaves out what it
-// repeats of the batch's previous event of that device, and enum fields come
-// as their numbers. All three cut the text the
-// server makes and deflates once per batch, and the bytes it then writes to
-// every reader (the fan-out's cost). The page and Node clients share this, so
-// the rule has one reader; the server's side is src/serve/delta.ts.
+// repeats of the batch's previous event of that device, enum fields come
+// as their numbers, and most guest events come as short arrays (protocol 6).
+// All four cut the text the server makes and deflates once per batch, and the
+// bytes it then writes to every reader (the fan-out's cost). The page and
+// Node clients share this, so the rule has one reader; the server's side is
+// src/serve/delta.ts and src/serve/short-event.ts.
 
 // Enum fields come as their numbers (protocol 5): a name such as
 // "OBJECT_KIND_IFNET" was a fifth of a batch's text, made, deflated, copied
@@ -54,6 +55,18 @@ export const SAME_REF_FIELDS = ["objectKind", "object", "holderDesc", "context",
 export const SAME_IFNET_FIELDS = ["device", "context"];
 
 /**
+ * Protocol 6's short events, by their array's first element: which member of
+ * a guest frame, its key field, the fields it repeats of its key's last event
+ * in the batch, and its own fields, in the array's order after the time step.
+ */
+export const SHORT = [
+  null,
+  { member: "device", key: "name", same: SAME_DEVICE_FIELDS, own: ["objectKind", "step"] },
+  { member: "ref", key: "holder", same: SAME_REF_FIELDS, own: ["countAfter"] },
+  { member: "ifnet", key: "ifname", same: SAME_IFNET_FIELDS, own: ["accessor"] },
+];
+
+/**
  * The batch's elements in order, records with their numbers made whole again
  * (in place): each record's index and record object, anything else (a header,
  * a verdict: an object with a string `type`) as its message.
@@ -70,7 +83,35 @@ export function openBatch(m, onRecord, onMessage) {
   const devices = new Map();
   const refs = new Map();
   const ifnets = new Map();
+  const lasts = [null, devices, refs, ifnets];
   for (const x of m.messages) {
+    if (Array.isArray(x)) {
+      // Protocol 6's short event: [member, kind, key, dt, ...own] (PROTOCOL.md).
+      const s = SHORT[x[0]];
+      t += typeof x[3] === "number" ? x[3] : 0;
+      seq++;
+      const key = x[2];
+      const last = lasts[x[0]];
+      const prev = last.get(key);
+      /** @type {Record<string, any>} */
+      const e = {};
+      if (x[1] !== 0) e.kind = x[1];
+      e[s.key] = key;
+      if (prev) for (const k of s.same) if (prev[k] !== undefined) e[k] = prev[k];
+      for (let j = 0; j < s.own.length; j++) {
+        const v = x[4 + j];
+        if (v !== undefined && v !== 0 && v !== "") e[s.own[j]] = v;
+      }
+      last.set(key, e);
+      /** @type {Record<string, any>} */
+      const g = {};
+      if (seq !== 0) g.seq = seq;
+      if (t !== 0) g.guestTimeNs = t;
+      g[s.member] = e;
+      named(g, GUEST_ENUMS);
+      onRecord(i++, t !== 0 ? { tNs: t, guest: g } : { guest: g });
+      continue;
+    }
     if (typeof x.type === "string") {
       onMessage(x);
       continue;
