@@ -5,6 +5,20 @@ import { Document, isMap, isSeq } from "yaml";
 import { fmtNs } from "./validate.js";
 import { USB_CONTROLLER_PORTS, type DeviceFault, type DeviceFaultInput, type Distribution, type DistributionInput, type FaultChanceInput, type FaultChanceSpec, type StepInput, type Step, type StormInput, type StormSpec } from "./spec.js";
 
+/*
+ * The yaml package's first stringify in a process throws away code V8 has
+ * optimised all over the process (in V8 11.3: one field representation its
+ * Scalar widens, on which other code depends): a dozen functions at once, the
+ * trace decoder's string reads, the checker's host-action and reference
+ * rules and Node's own immediate and async-context code among them, each
+ * compiled again only once it has run hot again. A process that runs storms
+ * and then shrinks (storm --shrink, a campaign's worker, serve) wrote its
+ * first YAML at the end of its first shrink, and its later runs paid for it:
+ * rules run once a plug went unoptimised for dozens of shrinks. Done here,
+ * when the module loads, it happens before anything has been optimised.
+ */
+new Document({ loaded: true }).toString();
+
 function dist(d: Distribution): DistributionInput {
   switch (d.type) {
     case "fixed":
