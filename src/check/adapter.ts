@@ -3,7 +3,7 @@
 // path. Records the model has no use for map to null.
 
 import { plugstorm } from "../gen/plugstorm.js";
-import { BodyKind, plainBody, type PlainDevice } from "../telemetry/frame-decoder.js";
+import { BodyKind, plainBody, type PlainDevice } from "../telemetry/index.js";
 import type {
   BusName,
   CapabilityName,

@@ -11,9 +11,7 @@ import { LatencyBook } from "./latency.js";
 import { PendingTable } from "./pending.js";
 import { RefTally } from "./ref-tally.js";
 import { NicMatcher } from "../model/index.js";
-import { objectKindName } from "../telemetry/index.js";
-// The decoder's word on the frame it decoded last (a leaf's face: telemetry's index does not export it).
-import { BodyKind, plainBody } from "../telemetry/frame-decoder.js";
+import { BodyKind, objectKindName, plainBody } from "../telemetry/index.js";
 // The walk alone (a leaf module): trace's index would load the whole trace side, which reaches back here.
 import { RecordBody, recordBodyValue, recordLiteralBody, recordTNs } from "../trace/record-body.js";
 import type {

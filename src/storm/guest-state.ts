@@ -5,7 +5,7 @@
 
 import type { plugstorm } from "../gen/plugstorm.js";
 import { NicMatcher, type NicKeys } from "../model/index.js";
-import { BodyKind, plainBody } from "../telemetry/frame-decoder.js";
+import { BodyKind, plainBody } from "../telemetry/index.js";
 
 type Frame = plugstorm.telemetry.v1.Frame;
 

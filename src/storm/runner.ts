@@ -16,8 +16,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { plugstorm } from "../gen/plugstorm.js";
 import type { Machine } from "../hotplug/index.js";
-import { objectKindName, telemetryEventToRecord, type TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
-import { plainBody } from "../telemetry/frame-decoder.js";
+import { helloOf, objectKindName, telemetryEventToRecord, type TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
 import { GuestSession } from "./session.js";
 import { GuestState } from "./guest-state.js";
 import { StepSource } from "./schedule.js";
@@ -521,12 +520,10 @@ class StormRun {
     // The record telemetryEventToRecord makes of a frame event.
     this.rec.append({ tNs, guest: frame });
     this.guest.onFrame(frame);
-    // The callback first, then whether the decoder's plain path (no Hello
-    // there) took the frame: a read of the frame's members is a megamorphic
-    // load, and every frame comes here.
-    if (this.onGuestHello && frame !== plainBody.frame && frame.hello) {
-      const h = frame.hello;
-      this.onGuestHello({ agentVersion: h.agentVersion ?? "", kernelVersion: h.kernelVersion ?? "", notObserved: [...this.guest.unavailable] });
+    // The callback first: every frame comes here.
+    if (this.onGuestHello) {
+      const h = helloOf(frame);
+      if (h) this.onGuestHello({ agentVersion: h.agentVersion ?? "", kernelVersion: h.kernelVersion ?? "", notObserved: [...this.guest.unavailable] });
     }
     this.pacer.notify();
   }

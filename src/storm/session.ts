@@ -5,8 +5,7 @@
 
 import type { plugstorm } from "../gen/plugstorm.js";
 import type { Machine, MachineObservation } from "../hotplug/index.js";
-import { TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
-import { plainBody } from "../telemetry/frame-decoder.js";
+import { helloOf, TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
 import { TOOL_VERSION } from "./version.js";
 
 export class GuestSession {
@@ -28,8 +27,8 @@ export class GuestSession {
       },
       // Frames, nearly every event, come as themselves (no event object each).
       onFrame: (frame, tNs) => {
-        // body "hello": the oneof's first member. A frame of the decoder's plain path is never one (see the channel's afterFrame).
-        if (frame !== plainBody.frame && frame.hello != null) this.lastHello = frame;
+        // body "hello": the oneof's first member.
+        if (helloOf(frame) != null) this.lastHello = frame;
         this.frameHandler?.(frame, tNs);
       },
     });

@@ -4,7 +4,7 @@
 
 import { plugstorm } from "../gen/plugstorm.js";
 import { FrameSplitter, frameEncode, type FrameSink, type FrameErrorReason } from "./framing.js";
-import { decodeFrame, decodeFrameInPlace, plainBody } from "./frame-decoder.js";
+import { decodeFrame, decodeFrameInPlace, helloOf } from "./frame-decoder.js";
 
 import Frame = plugstorm.telemetry.v1.Frame;
 import Command = plugstorm.telemetry.v1.Command;
@@ -188,12 +188,10 @@ export class GuestStreamDecoder implements FrameSink {
   private accept(frame: plugstorm.telemetry.v1.Frame): void {
     const seq = frame.seq;
     // Not frame.body: protobufjs computes it from Object.keys on every read.
-    // A frame of the decoder's plain path (nearly all) is no Hello: its
-    // hand-off says so without a read of the frame's members (frames come in
-    // many shapes, and each such read is a megamorphic load).
-    if (frame !== plainBody.frame && frame.hello != null) {
+    const hello = helloOf(frame);
+    if (hello != null) {
       this.stats.sessions++;
-      this.target.decoderOutput({ type: "session-start", seq, hello: frame.hello });
+      this.target.decoderOutput({ type: "session-start", seq, hello });
       this.highest = seq;
     } else if (seq < this.expected) {
       this.target.decoderOutput({ type: "seq-backward", expected: this.expected, got: seq });

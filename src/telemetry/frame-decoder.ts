@@ -279,6 +279,15 @@ export const plainBody: PlainBody = {
   },
 };
 
+/**
+ * The frame's Hello, if it carries one. A frame of the plain path (nearly
+ * every frame) never does, and is answered without a read of its members:
+ * frames come in many shapes, and each such read is a megamorphic load.
+ */
+export function helloOf(f: Frame): plugstorm.telemetry.v1.IHello | null | undefined {
+  return f === plainBody.frame ? undefined : f.hello;
+}
+
 // Each message decoder mirrors the generated one: set when non-default,
 // delete when a later occurrence brings the default back.
 

@@ -23,7 +23,7 @@ export {
   type CorruptReason,
   type DecoderStats,
 } from "./codec.js";
-export { decodeFrame } from "./frame-decoder.js";
+export { BodyKind, decodeFrame, helloOf, plainBody, type PlainBody, type PlainDevice } from "./frame-decoder.js";
 export { ClockAligner, type ClockSample } from "./clock.js";
 export {
   TelemetryCore,
