@@ -118,11 +118,17 @@ export class StepSource {
    */
   private canStart(): boolean {
     if (this.inFlight.size >= this.maxInFlight) return false;
-    let usb = 0;
-    for (const k of this.inFlight.values()) if (busOf(k) === "usb") usb++;
+    const usb = this.usbInFlight();
     const pcmcia = this.inFlight.size - usb;
     for (const m of this.mix) if (this.hasRoom(m, usb, pcmcia)) return true;
     return false;
+  }
+
+  /** NICs in flight on the USB bus (the rest are on PC Card's). */
+  private usbInFlight(): number {
+    let usb = 0;
+    for (const k of this.inFlight.values()) if (busOf(k) === "usb") usb++;
+    return usb;
   }
 
   private hasRoom(m: StormSpec["nics"]["mix"][number], usb: number, pcmcia: number): boolean {
@@ -135,8 +141,7 @@ export class StepSource {
 
   /** A kind with room left (its own count and its bus's ports), by weight. */
   private pickKind(draw: boolean): NicKind | null {
-    let usb = 0;
-    for (const k of this.inFlight.values()) if (busOf(k) === "usb") usb++;
+    const usb = this.usbInFlight();
     const pcmcia = this.inFlight.size - usb;
     const candidates = this.mix.filter((m) => this.hasRoom(m, usb, pcmcia));
     if (candidates.length === 0) return null;
