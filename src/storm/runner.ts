@@ -33,7 +33,7 @@ import { TOOL_VERSION } from "./version.js";
 import { exitCodeOf, statusOf, stopReasonOf, stopText, type StopReason } from "./outcome.js";
 import { Pacer } from "./pacing.js";
 import { Lanes } from "./lanes.js";
-import { Recorder, type LiveSink } from "./recorder.js";
+import { RECORD_BATCH, Recorder, type LiveSink } from "./recorder.js";
 import { observationRecord } from "./observations.js";
 import { Gate, LiveControl, type StormController } from "./control.js";
 import { ActKind, StepExecutor } from "./steps.js";
@@ -347,10 +347,14 @@ class StormRun {
    */
   private async play(trace: TraceOut, header: plugstorm.trace.v1.ITraceHeader | null): Promise<{ stop: StopReason; endNs: number }> {
     const spec = this.spec;
+    // Records go through the checker a batch at a time only where no verdict
+    // changes what the run does next (see onVerdict): not when it stops at
+    // the first violation, nor on a real machine (a guest's panic stops it).
+    const batch = this.stopOnFirst || this.machine.type !== "sim" ? 1 : RECORD_BATCH;
     this.rec = new Recorder(trace, this.checker, this.timeline, this.opts.live, this.maxTraceBytes, {
       verdict: (v) => this.onVerdict(v),
       full: (bytes) => this.requestStop({ kind: "max-trace-bytes", bytes }),
-    });
+    }, batch);
     this.steps = new StepExecutor(spec, this.machine, this.guest, this.core, this.pacer, this.rec, this.opts.nicPrefix ?? "", this.lean);
     if (header) this.rec.header(header);
     this.controlClosed = null;
@@ -413,7 +417,10 @@ class StormRun {
     const stop: StopReason = this.stopReason ?? { kind: "completed" };
     const endNs = this.machine.clock.now();
     this.mark("storm-end", this.lean ? "" : JSON.stringify({ cycles: this.steps.cyclesDone, reason: stopText(stop) }));
+    // The checker judges its deadlines once it has every record.
+    this.rec.drain();
     for (const v of this.checker.finish(endNs)) this.rec.verdict(v, endNs);
+    this.rec.close();
     this.detachSession?.();
     if (this.ownSession) this.session.close();
     if (this.ownMachine) await this.machine.stop().catch(() => {});
@@ -494,8 +501,8 @@ class StormRun {
 
   // ---------------------------------------------------------------- recording
 
-  private append(rec: IRecord): number {
-    return this.rec.append(rec);
+  private append(rec: IRecord): void {
+    this.rec.append(rec);
   }
 
   private onVerdict(v: StormVerdict): void {
@@ -518,7 +525,7 @@ class StormRun {
 
   private onGuestFrame(frame: plugstorm.telemetry.v1.Frame, tNs: number): void {
     // The record telemetryEventToRecord makes of a frame event.
-    this.rec.append({ tNs, guest: frame });
+    this.rec.appendFrame({ tNs, guest: frame }, frame);
     this.guest.onFrame(frame);
     // The callback first: every frame comes here.
     if (this.onGuestHello) {
