@@ -13,13 +13,19 @@
 // stops at the first violation, or on a real guest's panic) sets a batch of
 // one: each record through every stage as it comes, its verdicts acted on at
 // once. Either way the trace, the verdicts and their places are the same.
+//
+// A queued guest frame is not the telemetry decoder's last frame any more,
+// but for the last queued one: the readers of the decoder's hand-off (the
+// checker's adapter, the timeline) read the others from their members. The
+// hand-off is keyed by the frame, so it stays right for whichever frame it
+// names. (Keeping each queued frame's hand-off and putting it back in the
+// drain measured no faster.)
 
 import type { plugstorm } from "../gen/plugstorm.js";
 import type { TimelineCollector } from "../report/index.js";
 // The walk alone (a leaf module), as the encoder and the timeline import it.
 import { pinRecordBody, unpinRecordBody } from "../trace/record-body.js";
 import type { LiveChecker, StormVerdict } from "./checking.js";
-import { HeldFrames, LIVE_BODY, type HeldBody } from "./held-frames.js";
 import type { TraceOut } from "./trace-out.js";
 
 type IRecord = plugstorm.trace.v1.IRecord;
@@ -76,15 +82,11 @@ export class Recorder {
   /** Records queued at which the queue drains (1: as each comes). */
   private batch: number;
   private queue: IRecord[] = [];
-  /** Beside each queued record, its frame's decoder hand-off (or null). */
-  private queueHeld: (HeldBody | null)[] = [];
-  /** What the checker passed on, in trace order: records, their indexes, hand-offs, and the verdict each verdict record carries. */
+  /** What the checker passed on, in trace order: records, their indexes, and the verdict each verdict record carries. */
   private out: IRecord[] = [];
   private outIndex: number[] = [];
-  private outHeld: (HeldBody | null)[] = [];
   private outVerdict: (StormVerdict | null)[] = [];
   private draining = false;
-  private readonly held = new HeldFrames();
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -130,21 +132,8 @@ export class Recorder {
   }
 
   append(rec: IRecord): void {
-    this.enqueue(rec, null);
-  }
-
-  /**
-   * A guest frame's record, the frame just decoded: the decoder's hand-off
-   * for it is kept while the record waits (see held-frames.ts).
-   */
-  appendFrame(rec: IRecord, frame: object): void {
-    this.enqueue(rec, this.batch > 1 ? this.held.hold(frame) : LIVE_BODY);
-  }
-
-  private enqueue(rec: IRecord, held: HeldBody | null): void {
     const q = this.queue;
     q.push(rec);
-    this.queueHeld.push(held);
     if (q.length >= this.batch) this.drain();
     else if (q.length === 1) this.armTimer();
   }
@@ -157,12 +146,10 @@ export class Recorder {
   verdict(v: StormVerdict, tNs: number): void {
     this.drain();
     this.draining = true;
-    this.held.save();
     try {
       this.raise(v, tNs);
       this.passOn();
     } finally {
-      this.held.restore();
       this.draining = false;
     }
     // What its hook appended.
@@ -173,24 +160,17 @@ export class Recorder {
   drain(): void {
     if (this.draining || this.queue.length === 0) return;
     this.draining = true;
-    const held = this.held;
-    held.save();
     try {
       // Each record drained takes the next queue (verdicts raised by hooks may append).
       while (this.queue.length > 0) {
         const q = this.queue;
-        const qh = this.queueHeld;
         this.queue = [];
-        this.queueHeld = [];
         const checker = this.checker;
         for (let i = 0; i < q.length; i++) {
           const rec = q[i]!;
-          const h = qh[i]!;
-          held.put(h);
           const index = this.count++;
           this.out.push(rec);
           this.outIndex.push(index);
-          this.outHeld.push(h);
           this.outVerdict.push(null);
           const verdicts = checker.push(rec, index);
           if (verdicts.length > 0) {
@@ -201,7 +181,6 @@ export class Recorder {
         this.passOn();
       }
     } finally {
-      held.restore();
       this.draining = false;
     }
   }
@@ -214,7 +193,6 @@ export class Recorder {
     const index = this.count++;
     this.out.push(rec);
     this.outIndex.push(index);
-    this.outHeld.push(null);
     this.outVerdict.push(v);
     const more = this.checker.push(rec, index);
     for (const w of more) this.raise(w, tNs);
@@ -224,20 +202,16 @@ export class Recorder {
   private passOn(): void {
     const out = this.out;
     const outIndex = this.outIndex;
-    const outHeld = this.outHeld;
     const outVerdict = this.outVerdict;
     this.out = [];
     this.outIndex = [];
-    this.outHeld = [];
     this.outVerdict = [];
     const trace = this.trace;
     const live = this.live;
     const timeline = this.timeline;
-    const held = this.held;
     const pinBody = this.pinBody;
     for (let i = 0; i < out.length; i++) {
       const rec = out[i]!;
-      held.put(outHeld[i]!);
       // The trace's encoder and the timeline both find the record's body by
       // walking its keys: one walk serves both.
       const pin = pinBody && Object.getPrototypeOf(rec) === Object.prototype;

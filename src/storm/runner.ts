@@ -525,7 +525,7 @@ class StormRun {
 
   private onGuestFrame(frame: plugstorm.telemetry.v1.Frame, tNs: number): void {
     // The record telemetryEventToRecord makes of a frame event.
-    this.rec.appendFrame({ tNs, guest: frame }, frame);
+    this.rec.append({ tNs, guest: frame });
     this.guest.onFrame(frame);
     // The callback first: every frame comes here.
     if (this.onGuestHello) {
