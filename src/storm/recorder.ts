@@ -81,11 +81,20 @@ export class Recorder {
   private readonly pinBody: boolean;
   /** Records queued at which the queue drains (1: as each comes). */
   private batch: number;
+  /**
+   * The queue: its first `queued` entries (the arrays here are reused, each
+   * entry written over, as emptying an array gives back its storage and the
+   * next push allocates it again: in a batch of one, that was every record).
+   */
   private queue: IRecord[] = [];
+  private queued = 0;
+  /** The queue's other array: a drain takes the queue and leaves this one for what its hooks append. */
+  private spare: IRecord[] = [];
   /** What the checker passed on, in trace order: records, their indexes, and the verdict each verdict record carries. */
   private out: IRecord[] = [];
   private outIndex: number[] = [];
   private outVerdict: (StormVerdict | null)[] = [];
+  private outN = 0;
   private draining = false;
   private timer: NodeJS.Timeout | null = null;
 
@@ -132,10 +141,15 @@ export class Recorder {
   }
 
   append(rec: IRecord): void {
-    const q = this.queue;
-    q.push(rec);
-    if (q.length >= this.batch) this.drain();
-    else if (q.length === 1) this.armTimer();
+    const n = this.queued;
+    if (this.batch === 1 && n === 0 && !this.draining) {
+      this.now(rec);
+      return;
+    }
+    this.queue[n] = rec;
+    this.queued = n + 1;
+    if (n + 1 >= this.batch) this.drain();
+    else if (n === 0) this.armTimer();
   }
 
   mark(tNs: number, name: string, detail = ""): void {
@@ -158,30 +172,47 @@ export class Recorder {
 
   /** Every queued record through every stage, in order. */
   drain(): void {
-    if (this.draining || this.queue.length === 0) return;
+    if (this.draining || this.queued === 0) return;
     this.draining = true;
     try {
-      // Each record drained takes the next queue (verdicts raised by hooks may append).
-      while (this.queue.length > 0) {
+      // Records the verdicts' hooks append come in a queue of their own, drained in turn.
+      while (this.queued > 0) {
         const q = this.queue;
-        this.queue = [];
-        const checker = this.checker;
-        for (let i = 0; i < q.length; i++) {
-          const rec = q[i]!;
-          const index = this.count++;
-          this.out.push(rec);
-          this.outIndex.push(index);
-          this.outVerdict.push(null);
-          const verdicts = checker.push(rec, index);
-          if (verdicts.length > 0) {
-            const tNs = Number(rec.tNs ?? 0);
-            for (const v of verdicts) this.raise(v, tNs);
-          }
-        }
+        const n = this.queued;
+        this.queue = this.spare;
+        this.queued = 0;
+        this.spare = q;
+        for (let i = 0; i < n; i++) this.check(q[i]!);
         this.passOn();
       }
     } finally {
       this.draining = false;
+    }
+  }
+
+  /** A batch of one: the record through every stage now, its verdicts acted on before append() returns. */
+  private now(rec: IRecord): void {
+    this.draining = true;
+    try {
+      this.check(rec);
+      this.passOn();
+    } finally {
+      this.draining = false;
+    }
+    this.drain();
+  }
+
+  /** The checker's stage: the record's index, then its verdicts' records right after it. */
+  private check(rec: IRecord): void {
+    const index = this.count++;
+    const n = this.outN++;
+    this.out[n] = rec;
+    this.outIndex[n] = index;
+    this.outVerdict[n] = null;
+    const verdicts = this.checker.push(rec, index);
+    if (verdicts.length > 0) {
+      const tNs = Number(rec.tNs ?? 0);
+      for (const v of verdicts) this.raise(v, tNs);
     }
   }
 
@@ -191,9 +222,10 @@ export class Recorder {
     if (v.failing) this.failingCount++;
     const rec: IRecord = { tNs, verdict: v.record };
     const index = this.count++;
-    this.out.push(rec);
-    this.outIndex.push(index);
-    this.outVerdict.push(v);
+    const n = this.outN++;
+    this.out[n] = rec;
+    this.outIndex[n] = index;
+    this.outVerdict[n] = v;
     const more = this.checker.push(rec, index);
     for (const w of more) this.raise(w, tNs);
   }
@@ -203,37 +235,39 @@ export class Recorder {
     const out = this.out;
     const outIndex = this.outIndex;
     const outVerdict = this.outVerdict;
-    this.out = [];
-    this.outIndex = [];
-    this.outVerdict = [];
     const trace = this.trace;
     const live = this.live;
     const timeline = this.timeline;
     const pinBody = this.pinBody;
-    for (let i = 0; i < out.length; i++) {
-      const rec = out[i]!;
-      // The trace's encoder and the timeline both find the record's body by
-      // walking its keys: one walk serves both.
-      const pin = pinBody && Object.getPrototypeOf(rec) === Object.prototype;
-      if (pin) pinRecordBody(rec);
-      try {
-        trace.append(rec);
-        // What is appended after the stop (the end marks, the checker's last verdicts) is small and bounded.
-        if (!this.isFull) this.checkBound();
-        // Called in place, not through a helper taking a closure: that was an allocation per record.
-        if (live) {
-          try {
-            live.record(rec, outIndex[i]!);
-          } catch {
-            // As in header().
+    const n = this.outN;
+    try {
+      for (let i = 0; i < n; i++) {
+        const rec = out[i]!;
+        // The trace's encoder and the timeline both find the record's body by
+        // walking its keys: one walk serves both.
+        const pin = pinBody && Object.getPrototypeOf(rec) === Object.prototype;
+        if (pin) pinRecordBody(rec);
+        try {
+          trace.append(rec);
+          // What is appended after the stop (the end marks, the checker's last verdicts) is small and bounded.
+          if (!this.isFull) this.checkBound();
+          // Called in place, not through a helper taking a closure: that was an allocation per record.
+          if (live) {
+            try {
+              live.record(rec, outIndex[i]!);
+            } catch {
+              // As in header().
+            }
           }
+          timeline?.push(rec);
+        } finally {
+          if (pin) unpinRecordBody();
         }
-        timeline?.push(rec);
-      } finally {
-        if (pin) unpinRecordBody();
+        const v = outVerdict[i];
+        if (v) this.hooks.verdict(v);
       }
-      const v = outVerdict[i];
-      if (v) this.hooks.verdict(v);
+    } finally {
+      this.outN = 0;
     }
   }
 
