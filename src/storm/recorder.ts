@@ -6,10 +6,12 @@
 // Records wait in a queue and go through the stages a batch at a time: the
 // checker over the whole batch first (which places each verdict record right
 // after the record that raised it, as every later record's index depends on
-// it), then the trace, the live view and the timeline over the batch and its
-// verdicts. Each stage costs a storm 2-4x as much run one record at a time
-// between the others as over many records in a row (their code and data then
-// stay in the caches). A run whose verdicts change what it does next (it
+// it), then the trace over the batch and its verdicts, then the live view,
+// then the timeline. Each stage costs a storm 2-4x as much run one record at
+// a time between the others as over many records in a row (their code and
+// data then stay in the caches); so each walks a record's keys on its own,
+// where one walk served the trace and the timeline of each record in turn.
+// A verdict's hook is called once its record passed every stage. A run whose verdicts change what it does next (it
 // stops at the first violation, or on a real guest's panic) sets a batch of
 // one: each record through every stage as it comes, its verdicts acted on at
 // once. Either way the trace, the verdicts and their places are the same.
@@ -23,8 +25,6 @@
 
 import type { plugstorm } from "../gen/plugstorm.js";
 import type { TimelineCollector } from "../report/index.js";
-// The walk alone (a leaf module), as the encoder and the timeline import it.
-import { pinRecordBody, unpinRecordBody } from "../trace/record-body.js";
 import type { LiveChecker, StormVerdict } from "./checking.js";
 import type { TraceOut } from "./trace-out.js";
 
@@ -72,13 +72,6 @@ export class Recorder {
   private readonly verdictList: StormVerdict[] = [];
   private failingCount = 0;
   private isFull = false;
-  /**
-   * Whether a record's body is walked once for both its readers (the trace
-   * encoder and the timeline): with one of them or neither (a run with no
-   * output, each of a shrink's runs) the walk would be made for no one, or
-   * for the one reader that walks the record itself anyway.
-   */
-  private readonly pinBody: boolean;
   /** Records queued at which the queue drains (1: as each comes). */
   private batch: number;
   /**
@@ -108,7 +101,6 @@ export class Recorder {
     /** Records a batch holds: 1 when a verdict may change what the run does next. */
     batch = 1,
   ) {
-    this.pinBody = trace.writes && timeline !== null;
     this.batch = batch;
     if (trace.size + BOUND_MARGIN_BYTES >= maxTraceBytes) this.batch = 1;
   }
@@ -238,31 +230,25 @@ export class Recorder {
     const trace = this.trace;
     const live = this.live;
     const timeline = this.timeline;
-    const pinBody = this.pinBody;
     const n = this.outN;
     try {
-      for (let i = 0; i < n; i++) {
-        const rec = out[i]!;
-        // The trace's encoder and the timeline both find the record's body by
-        // walking its keys: one walk serves both.
-        const pin = pinBody && Object.getPrototypeOf(rec) === Object.prototype;
-        if (pin) pinRecordBody(rec);
-        try {
-          trace.append(rec);
-          // What is appended after the stop (the end marks, the checker's last verdicts) is small and bounded.
+      if (trace.writes) {
+        for (let i = 0; i < n; i++) {
+          trace.append(out[i]!);
           if (!this.isFull) this.checkBound();
-          // Called in place, not through a helper taking a closure: that was an allocation per record.
-          if (live) {
-            try {
-              live.record(rec, outIndex[i]!);
-            } catch {
-              // As in header().
-            }
-          }
-          timeline?.push(rec);
-        } finally {
-          if (pin) unpinRecordBody();
         }
+      } else if (!this.isFull) for (let i = 0; i < n; i++) this.checkBound();
+      if (live) {
+        for (let i = 0; i < n; i++) {
+          try {
+            live.record(out[i]!, outIndex[i]!);
+          } catch {
+            // As in header().
+          }
+        }
+      }
+      if (timeline) for (let i = 0; i < n; i++) timeline.push(out[i]!);
+      for (let i = 0; i < n; i++) {
         const v = outVerdict[i];
         if (v) this.hooks.verdict(v);
       }

@@ -35,11 +35,6 @@ let tNs: unknown;
  * the next walk.
  */
 export function recordLiteralBody(m: object): RecordBody {
-  if (m === pinned) {
-    value = pinnedValue;
-    tNs = pinnedTNs;
-    return pinnedBody;
-  }
   let body = RecordBody.NONE;
   let v: unknown;
   let t: unknown;
@@ -103,35 +98,6 @@ export function recordLiteralBody(m: object): RecordBody {
   value = v;
   tNs = t;
   return body;
-}
-
-// A record walked once for every reader of it (see pinRecordBody).
-let pinned: object | null = null;
-let pinnedBody = RecordBody.NONE;
-let pinnedValue: unknown;
-let pinnedTNs: unknown;
-
-/**
- * Walks the record literal m now and answers recordLiteralBody(m) from that
- * walk until unpinRecordBody(): the recorder hands each record to the trace
- * encoder and to the report timeline, and each walked it again. The caller
- * must not change m while it is pinned (no one does: the record is being
- * written), and must unpin it (in a finally) before the next record.
- */
-export function pinRecordBody(m: object): void {
-  pinned = null;
-  const body = recordLiteralBody(m);
-  pinnedBody = body;
-  pinnedValue = value;
-  pinnedTNs = tNs;
-  pinned = m;
-}
-
-/** Ends pinRecordBody's answer (and lets go of the record). */
-export function unpinRecordBody(): void {
-  pinned = null;
-  pinnedValue = undefined;
-  pinnedTNs = undefined;
 }
 
 /** The value of the body the last recordLiteralBody() named (undefined for NONE). */
