@@ -186,12 +186,40 @@ export class Recorder {
   private now(rec: IRecord): void {
     this.draining = true;
     try {
-      this.check(rec);
-      this.passOn();
+      const index = this.count;
+      const verdicts = this.checker.push(rec, index);
+      this.count = index + 1;
+      if (verdicts.length === 0) this.passOne(rec, index);
+      else {
+        // As check() would have placed them.
+        const n = this.outN++;
+        this.out[n] = rec;
+        this.outIndex[n] = index;
+        this.outVerdict[n] = null;
+        const tNs = Number(rec.tNs ?? 0);
+        for (const v of verdicts) this.raise(v, tNs);
+        this.passOn();
+      }
     } finally {
       this.draining = false;
     }
-    this.drain();
+    if (this.queued > 0) this.drain();
+  }
+
+  /** passOn() of one record that raised no verdict (most of a batch of one's), with no lists. */
+  private passOne(rec: IRecord, index: number): void {
+    const trace = this.trace;
+    if (trace.writes) trace.append(rec);
+    if (!this.isFull) this.checkBound();
+    const live = this.live;
+    if (live) {
+      try {
+        live.record(rec, index);
+      } catch {
+        // As in header().
+      }
+    }
+    this.timeline?.push(rec);
   }
 
   /** The checker's stage: the record's index, then its verdicts' records right after it. */
