@@ -91,7 +91,13 @@ export interface RunOptions {
   live?: LiveSink;
   /** Called once, before the machine starts, with what a live view may do to this run. */
   onController?: (c: StormController) => void;
-  /** The run stops (as at a time limit) once its trace file holds this many bytes; default DEFAULT_MAX_TRACE_BYTES. */
+  /**
+   * The run stops (as at a time limit) once its trace file holds this many
+   * bytes; default DEFAULT_MAX_TRACE_BYTES. It stops at the record that
+   * reaches the bound, batched or not: the recorder takes records one at a
+   * time from BOUND_MARGIN_BYTES (4 MiB) under it (a batch of records that
+   * encoded to more than that at once would stop the run after the batch).
+   */
   maxTraceBytes?: number;
 }
 
