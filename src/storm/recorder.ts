@@ -75,9 +75,9 @@ export class Recorder {
   /** Records queued at which the queue drains (1: as each comes). */
   private batch: number;
   /**
-   * The queue: its first `queued` entries (the arrays here are reused, each
-   * entry written over, as emptying an array gives back its storage and the
-   * next push allocates it again: in a batch of one, that was every record).
+   * The queue: its first `queued` entries. The arrays here are reused, each
+   * entry written over: emptying an array gives back its storage, which the
+   * next push allocates again.
    */
   private queue: IRecord[] = [];
   private queued = 0;
