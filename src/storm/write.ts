@@ -102,8 +102,8 @@ export function stepToInput(s: Step): StepInput {
  * `name` when given. A caller renaming the storm passes the name here, not a
  * spread copy of the storm with its name overwritten: that copy shares the
  * map of every storm the runner reads, and V8 then drops the field's
- * constness on that map and code optimised on storms with it (the search,
- * the step loop's waiting steps: a shrink's first YAML did it).
+ * constness on that map and code optimised on storms with it (the step
+ * loop's waiting steps, the sim's bus explore: a shrink's first YAML did it).
  */
 export function specToInput(spec: StormSpec, steps?: readonly Step[], name: string = spec.name): StormInput {
   const input: StormInput = {
