@@ -36,7 +36,11 @@ export class StepSource {
   private nowNs = 0;
   private nextStartNs = 0;
   private started = 0;
-  private stopped = false;
+  // Made true and then false by the constructor: V8 takes a field no object
+  // of a class has rewritten for a constant and optimises code on it, and the
+  // first stop in a process (a shrink's first run, after storms that ran to
+  // their end) threw away next() and the step loop around it.
+  private stopped = true;
   private nicCounter = 0;
   private readonly inFlight = new Map<string, NicKind>();
   private readonly explicit: Step[] | null;
@@ -59,6 +63,7 @@ export class StepSource {
     this.maxInFlight = spec.schedule.maxInFlight;
     this.mix = spec.nics.mix;
     this.ports = spec.nics.ports;
+    this.stopped = false;
   }
 
   stopNewCycles(): void {

@@ -284,7 +284,7 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
     `Shrunk by plugstorm from storm "${spec.name}" seed ${seed}:`,
     `${original.length} steps -> ${best.length}, still breaks rule ${rule} (${runs} runs).`,
   ].join("\n");
-  const input = specToInput({ ...minimal, name: `${spec.name}-shrunk` }, best);
+  const input = specToInput(minimal, best, `${spec.name}-shrunk`);
   const yaml = stormToYaml(input, header);
   let validated: StormSpec | undefined;
   return {

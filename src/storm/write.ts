@@ -98,11 +98,16 @@ export function stepToInput(s: Step): StepInput {
 
 /**
  * The storm as input, with an explicit step list when `steps` is given (the
- * random-schedule fields are then left out: they cannot go together).
+ * random-schedule fields are then left out: they cannot go together), under
+ * `name` when given. A caller renaming the storm passes the name here, not a
+ * spread copy of the storm with its name overwritten: that copy shares the
+ * map of every storm the runner reads, and V8 then drops the field's
+ * constness on that map and code optimised on storms with it (the step
+ * loop's waiting steps, the sim's bus explore: a shrink's first YAML did it).
  */
-export function specToInput(spec: StormSpec, steps?: readonly Step[]): StormInput {
+export function specToInput(spec: StormSpec, steps?: readonly Step[], name: string = spec.name): StormInput {
   const input: StormInput = {
-    name: spec.name,
+    name,
     machine: spec.machine.type === "sim"
       ? spec.machine.bugs.length > 0 ? { type: "sim", bugs: [...spec.machine.bugs] } : { type: "sim" }
       : (() => {
