@@ -19,10 +19,12 @@ export interface DeltaState {
   refs: Map<string, Obj>;
   /** The batch's last guest ifnet event of each interface name. */
   ifnets: Map<string, Obj>;
+  /** The batch's last record of each host member that may go short (host-short.ts). */
+  host: HostLast;
 }
 
 export function newDeltaState(): DeltaState {
-  return { t: 0, seq: 0, qemuUs: 0, devices: new Map(), refs: new Map(), ifnets: new Map() };
+  return { t: 0, seq: 0, qemuUs: 0, devices: new Map(), refs: new Map(), ifnets: new Map(), host: newHostLast() };
 }
 
 // A guest device event marked "$same" leaves out these fields where they equal
@@ -33,6 +35,7 @@ export function newDeltaState(): DeltaState {
 
 import { GUEST_ENUMS, RECORD_ENUMS, SAME_DEVICE_FIELDS, SAME_IFNET_FIELDS, SAME_REF_FIELDS } from "./page/batch.js";
 import { shortEvent } from "./short-event.js";
+import { hostShort, newHostLast, type HostLast } from "./host-short.js";
 
 type Obj = Record<string, unknown>;
 
@@ -57,7 +60,6 @@ let nSaved = 0;
 export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
   let t = st.t;
   let seq = st.seq;
-  let qemuUs = st.qemuUs;
   // The chunk as it is sent: records that need a field they lack, or a device event without what it repeats, replaced by copies.
   let out: unknown[] | null = null;
   try {
@@ -77,6 +79,14 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
             seq = s;
             continue;
           }
+        }
+      } else {
+        // Protocol 7: a host record of a member that repeats (actions, results, QMP, clock samples) as an array of its fields.
+        const a = hostShort(x, at - t, at, st);
+        if (a !== null) {
+          (out ??= chunk.slice())[i] = a;
+          t = at;
+          continue;
         }
       }
       // tNs and guest.seq step from the record before (seq by one), guest.guestTimeNs from tNs: a difference of 0 is left out.
@@ -107,8 +117,8 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
       }
       const q = x["qmpEvent"] as Obj | undefined;
       if (q) {
-        const u = minus(q, "qemuTimeUs", qemuUs);
-        if (u !== undefined) qemuUs = u;
+        const u = minus(q, "qemuTimeUs", st.qemuUs);
+        if (u !== undefined) st.qemuUs = u;
       }
       if (dt !== undefined || dseq !== undefined || dguest !== undefined || sameDevice || sameRef || sameIfnet) {
         const y: Obj = dt === undefined ? { ...x } : { ...x, tNs: dt };
@@ -144,7 +154,6 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
     nSaved = 0;
     st.t = t;
     st.seq = seq;
-    st.qemuUs = qemuUs;
   }
 }
 

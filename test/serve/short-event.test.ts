@@ -173,7 +173,7 @@ test("any run of guest events, chunked anywhere, opens back to the records it wa
       });
       const before = asSent(els);
       const { opened, messages } = roundTrip(els, size);
-      for (const m of messages) if (Array.isArray(m)) shorts[m[0] as number]!++;
+      for (const m of messages) if (Array.isArray(m) && (m[0] as number) <= 3) shorts[m[0] as number]!++;
       t.deepEqual(opened, before);
       t.deepEqual(asSent(els), before);
     }),
