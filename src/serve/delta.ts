@@ -21,10 +21,12 @@ export interface DeltaState {
   ifnets: Map<string, Obj>;
   /** The batch's last record of each host member that may go short (host-short.ts). */
   host: HostLast;
+  /** The batch's last guest device, ref and ifnet event of any key, by member code (1, 2, 3: guest-long.ts). */
+  anyLast: (Obj | undefined)[];
 }
 
 export function newDeltaState(): DeltaState {
-  return { t: 0, seq: 0, qemuUs: 0, devices: new Map(), refs: new Map(), ifnets: new Map(), host: newHostLast() };
+  return { t: 0, seq: 0, qemuUs: 0, devices: new Map(), refs: new Map(), ifnets: new Map(), host: newHostLast(), anyLast: [undefined, undefined, undefined, undefined] };
 }
 
 // A guest device event marked "$same" leaves out these fields where they equal
@@ -36,6 +38,7 @@ export function newDeltaState(): DeltaState {
 import { GUEST_ENUMS, RECORD_ENUMS, SAME_DEVICE_FIELDS, SAME_IFNET_FIELDS, SAME_REF_FIELDS } from "./page/batch.js";
 import { shortEvent } from "./short-event.js";
 import { hostShort, newHostLast, type HostLast } from "./host-short.js";
+import { longEvent, noteAnyLast } from "./guest-long.js";
 
 type Obj = Record<string, unknown>;
 
@@ -72,7 +75,10 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
         // Protocol 6: a guest frame that steps on from the record before as most do (seq by one, its time the record's) may go as a short array.
         const s = whole(g0, "seq");
         if (s === seq + 1 && whole(g0, "guestTimeNs") === at) {
-          const a = shortEvent(g0, at - t, st);
+          let a = shortEvent(g0, at - t, st);
+          // Protocol 7: one that cannot go short goes long, every field in a slot, most of them 0.
+          if (a !== null) noteAnyLast(g0, st);
+          else a = longEvent(g0, at - t, st);
           if (a !== null) {
             (out ??= chunk.slice())[i] = a;
             t = at;
@@ -107,6 +113,7 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
         sameDevice = sameAs(g["device"] as Obj | undefined, "name", st.devices, SAME_DEVICE_FIELDS, SAME_DEVICE);
         sameRef = sameAs(g["ref"] as Obj | undefined, "holder", st.refs, SAME_REF_FIELDS, SAME_REF);
         sameIfnet = sameAs(g["ifnet"] as Obj | undefined, "ifname", st.ifnets, SAME_IFNET_FIELDS, SAME_IFNET);
+        noteAnyLast(g, st);
       }
       // Only numbers: an absent field is zero (defaults left out) and moves nothing, as page/batch.js reads it.
       const r = x["result"] as Obj | undefined;

@@ -20,3 +20,5 @@ export const SHORT: ReadonlyArray<{ member: string; key: string; same: readonly 
 export const HOST: ReadonlyArray<{ member: string; fields: ReadonlyArray<readonly [string, "same" | "step" | "prev" | "at" | "qemu" | "next" | "cmd"]> } | null>;
 /** s with its trailing decimal number one more ("plugstorm-7" -> "plugstorm-8"), or undefined without one. */
 export function stepped(s: unknown): string | undefined;
+/** Protocol 7's long guest events by their array's first element less 10: the guest frame's member, its key field, all its fields in order (PROTOCOL.md, batched JSON). */
+export const LONG: ReadonlyArray<{ member: string; key: string; fields: readonly string[] } | null>;

@@ -91,6 +91,18 @@ export const HOST = [
   { member: "clock", fields: [["hostSendNs", "at"], ["hostRecvNs", "at"], ["guestTimeNs", "at"], ["offsetNs", "prev"], ["errorNs", "prev"]] },
 ];
 
+/**
+ * Protocol 7's long guest events, by their array's first element less 10:
+ * the guest frame's member, its key field, and all its fields in the
+ * schema's order (the key's among them, whose slot comes first).
+ */
+export const LONG = [
+  null,
+  { member: "device", key: "name", fields: ["kind", "name", "driver", "parent", "bus", "port", "serial", "mac", "context", "thread", "flags", "error", "objectKind", "instance", "ifname", "step", "deferred"] },
+  { member: "ref", key: "holder", fields: ["kind", "objectKind", "object", "holder", "holderDesc", "countAfter", "context", "device"] },
+  { member: "ifnet", key: "ifname", fields: ["kind", "ifname", "device", "txPackets", "rxPackets", "txBytes", "rxBytes", "accessor", "context"] },
+];
+
 const HOST_MEMBERS = new Set(HOST.filter((h) => h !== null).map((h) => h.member));
 
 /**
@@ -125,7 +137,42 @@ export function openBatch(m, onRecord, onMessage) {
   const lasts = [null, devices, refs, ifnets];
   /** The batch's last record of each host member (its member object, whole), by member name. */
   const hostLast = new Map();
+  /** The batch's last device, ref, ifnet event of any key (protocol 7's long events refer to it when their key has none). */
+  const anyLast = [null, undefined, undefined, undefined];
   for (const x of m.messages) {
+    if (Array.isArray(x) && x[0] > 10) {
+      // Protocol 7's long guest event: [10 + member, dt, key, ...slots] (PROTOCOL.md).
+      const l = LONG[x[0] - 10];
+      t += typeof x[1] === "number" ? x[1] : 0;
+      seq++;
+      const key = x[2];
+      const last = lasts[x[0] - 10];
+      const prev = last.get(key) ?? anyLast[x[0] - 10];
+      /** @type {Record<string, any>} */
+      const e = {};
+      let j = 3;
+      for (const f of l.fields) {
+        if (f === l.key) {
+          e[f] = key;
+          continue;
+        }
+        const v = j < x.length ? x[j] : 0;
+        j++;
+        if (v === null) continue;
+        if (v !== 0) e[f] = v;
+        else if (prev && prev[f] !== undefined) e[f] = prev[f];
+      }
+      last.set(key, e);
+      anyLast[x[0] - 10] = e;
+      /** @type {Record<string, any>} */
+      const g = {};
+      if (seq !== 0) g.seq = seq;
+      if (t !== 0) g.guestTimeNs = t;
+      g[l.member] = e;
+      named(g, GUEST_ENUMS);
+      onRecord(i++, t !== 0 ? { tNs: t, guest: g } : { guest: g });
+      continue;
+    }
     if (Array.isArray(x) && x[0] >= 4) {
       // Protocol 7's short host record: [member, dt, ...slots] (PROTOCOL.md).
       const h = HOST[x[0]];
@@ -176,6 +223,7 @@ export function openBatch(m, onRecord, onMessage) {
         if (v !== undefined && v !== 0 && v !== "") e[s.own[j]] = v;
       }
       last.set(key, e);
+      anyLast[x[0]] = e;
       /** @type {Record<string, any>} */
       const g = {};
       if (seq !== 0) g.seq = seq;
@@ -198,11 +246,11 @@ export function openBatch(m, onRecord, onMessage) {
       seq = whole(g, "seq", seq + 1);
       whole(g, "guestTimeNs", at);
       const d = g.device;
-      if (d && typeof d.name === "string") same(d, devices, d.name, SAME_DEVICE_FIELDS);
+      if (d && typeof d.name === "string") anyLast[1] = same(d, devices, d.name, SAME_DEVICE_FIELDS);
       const r = g.ref;
-      if (r && typeof r.holder === "string") same(r, refs, r.holder, SAME_REF_FIELDS);
+      if (r && typeof r.holder === "string") anyLast[2] = same(r, refs, r.holder, SAME_REF_FIELDS);
       const f = g.ifnet;
-      if (f && typeof f.ifname === "string") same(f, ifnets, f.ifname, SAME_IFNET_FIELDS);
+      if (f && typeof f.ifname === "string") anyLast[3] = same(f, ifnets, f.ifname, SAME_IFNET_FIELDS);
     }
     // Only numbers are differences here: an absent field is zero as ever, and changes nothing.
     const r = x.result;
@@ -228,6 +276,7 @@ export function openBatch(m, onRecord, onMessage) {
  * @param {Map<string, Record<string, any>>} last
  * @param {string} key
  * @param {string[]} fields
+ * @returns {Record<string, any>} e
  */
 function same(e, last, key, fields) {
   if (e.$same !== undefined) {
@@ -236,6 +285,7 @@ function same(e, last, key, fields) {
     if (prev) for (const k of fields) if (e[k] === undefined && prev[k] !== undefined) e[k] = prev[k];
   }
   last.set(key, e);
+  return e;
 }
 
 /**
