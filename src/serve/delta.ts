@@ -19,10 +19,14 @@ export interface DeltaState {
   refs: Map<string, Obj>;
   /** The batch's last guest ifnet event of each interface name. */
   ifnets: Map<string, Obj>;
+  /** The batch's last record of each host member that may go short (host-short.ts). */
+  host: HostLast;
+  /** The batch's last guest device, ref and ifnet event of any key, by member code (1, 2, 3: guest-long.ts). */
+  anyLast: (Obj | undefined)[];
 }
 
 export function newDeltaState(): DeltaState {
-  return { t: 0, seq: 0, qemuUs: 0, devices: new Map(), refs: new Map(), ifnets: new Map() };
+  return { t: 0, seq: 0, qemuUs: 0, devices: new Map(), refs: new Map(), ifnets: new Map(), host: newHostLast(), anyLast: [undefined, undefined, undefined, undefined] };
 }
 
 // A guest device event marked "$same" leaves out these fields where they equal
@@ -33,6 +37,8 @@ export function newDeltaState(): DeltaState {
 
 import { GUEST_ENUMS, RECORD_ENUMS, SAME_DEVICE_FIELDS, SAME_IFNET_FIELDS, SAME_REF_FIELDS } from "./page/batch.js";
 import { shortEvent } from "./short-event.js";
+import { hostShort, newHostLast, type HostLast } from "./host-short.js";
+import { longEvent, noteAnyLast } from "./guest-long.js";
 
 type Obj = Record<string, unknown>;
 
@@ -57,7 +63,6 @@ let nSaved = 0;
 export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
   let t = st.t;
   let seq = st.seq;
-  let qemuUs = st.qemuUs;
   // The chunk as it is sent: records that need a field they lack, or a device event without what it repeats, replaced by copies.
   let out: unknown[] | null = null;
   try {
@@ -70,13 +75,24 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
         // Protocol 6: a guest frame that steps on from the record before as most do (seq by one, its time the record's) may go as a short array.
         const s = whole(g0, "seq");
         if (s === seq + 1 && whole(g0, "guestTimeNs") === at) {
-          const a = shortEvent(g0, at - t, st);
+          let a = shortEvent(g0, at - t, st);
+          // Protocol 7: one that cannot go short goes long, every field in a slot, most of them 0.
+          if (a !== null) noteAnyLast(g0, st);
+          else a = longEvent(g0, at - t, st);
           if (a !== null) {
             (out ??= chunk.slice())[i] = a;
             t = at;
             seq = s;
             continue;
           }
+        }
+      } else {
+        // Protocol 7: a host record of a member that repeats (actions, results, QMP, clock samples) as an array of its fields.
+        const a = hostShort(x, at - t, at, st);
+        if (a !== null) {
+          (out ??= chunk.slice())[i] = a;
+          t = at;
+          continue;
         }
       }
       // tNs and guest.seq step from the record before (seq by one), guest.guestTimeNs from tNs: a difference of 0 is left out.
@@ -97,6 +113,7 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
         sameDevice = sameAs(g["device"] as Obj | undefined, "name", st.devices, SAME_DEVICE_FIELDS, SAME_DEVICE);
         sameRef = sameAs(g["ref"] as Obj | undefined, "holder", st.refs, SAME_REF_FIELDS, SAME_REF);
         sameIfnet = sameAs(g["ifnet"] as Obj | undefined, "ifname", st.ifnets, SAME_IFNET_FIELDS, SAME_IFNET);
+        noteAnyLast(g, st);
       }
       // Only numbers: an absent field is zero (defaults left out) and moves nothing, as page/batch.js reads it.
       const r = x["result"] as Obj | undefined;
@@ -107,8 +124,8 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
       }
       const q = x["qmpEvent"] as Obj | undefined;
       if (q) {
-        const u = minus(q, "qemuTimeUs", qemuUs);
-        if (u !== undefined) qemuUs = u;
+        const u = minus(q, "qemuTimeUs", st.qemuUs);
+        if (u !== undefined) st.qemuUs = u;
       }
       if (dt !== undefined || dseq !== undefined || dguest !== undefined || sameDevice || sameRef || sameIfnet) {
         const y: Obj = dt === undefined ? { ...x } : { ...x, tNs: dt };
@@ -144,7 +161,6 @@ export function stringifyWithDeltas(chunk: unknown[], st: DeltaState): string {
     nSaved = 0;
     st.t = t;
     st.seq = seq;
-    st.qemuUs = qemuUs;
   }
 }
 

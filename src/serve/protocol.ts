@@ -14,7 +14,7 @@ export type HeaderInput = plugstorm.trace.v1.TraceHeader.$Properties;
 export type VerdictInput = plugstorm.trace.v1.Verdict.$Properties;
 
 /** Version of the feed protocol, sent in every snapshot. */
-export const FEED_PROTOCOL = 6;
+export const FEED_PROTOCOL = 7;
 
 /** Close codes the server uses (1000-1015 are RFC 6455's; 4000+ are ours). */
 export const CloseCode = {

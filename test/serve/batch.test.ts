@@ -67,8 +67,9 @@ test("batched subscribers, compressed or not, get exactly the messages a plain J
     t.is(elements.filter((x) => x["type"] === undefined).length, recs.length, "each record as itself, no wrapper");
     t.true(elements.every((x) => x["type"] === undefined || x["type"] === "header" || x["type"] === "verdict"));
   }
-  // The same messages in far fewer bytes: the server did send the shared compressed frames.
-  t.true(deflated.socket!.bytesRead * 1.5 < uncompressed.socket!.bytesRead, `${deflated.socket!.bytesRead} vs ${uncompressed.socket!.bytesRead} bytes`);
+  // The same messages in fewer bytes: the server did send the shared compressed frames (of text that
+  // protocol 7 has made dense, and after a snapshot both get uncompressed).
+  t.true(deflated.socket!.bytesRead * 1.15 < uncompressed.socket!.bytesRead, `${deflated.socket!.bytesRead} vs ${uncompressed.socket!.bytesRead} bytes`);
 });
 
 test("batch=1 is refused with format=binary and any value but 0 or 1", async (t) => {

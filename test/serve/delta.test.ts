@@ -119,10 +119,11 @@ test("growing numbers go out as small differences: a first record's from zero, e
     { tNs: 1_000_000_000, guest: { seq: 39, guestTimeNs: 500 } },
     { tNs: 2000, guest: {} },
     { type: "verdict", tNs: 5 },
-    { result: { sentNs: -1_002_000, replyNs: -1000 } },
+    // Host results and QMP events go as protocol 7's arrays ([member, dt, ...slots]), their times differences all the same.
+    [5, 0, null, 0, 0, -1_002_000, -1000, null],
     // A record without tNs is at 0: the next one's difference is from there.
-    { tNs: -1_000_002_000, qmpEvent: { qemuTimeUs: 1_700_000_000_000_000 } },
-    { tNs: 1_000_003_000, qmpEvent: { qemuTimeUs: 900 } },
+    [8, -1_000_002_000, 0, 0, 1_700_000_000_000_000],
+    [8, 1_000_003_000, 0, 0, 900],
     { guest: { seq: 3 } },
   ]);
 });
@@ -197,10 +198,11 @@ test("enum fields go out as their numbers and open back to their names; a name o
   const text = stringifyWithDeltas(els, newDeltaState());
   t.deepEqual(asSent(els), before, "the model's objects keep their names");
   const sent = JSON.parse(text) as Obj[];
-  t.deepEqual(sent.slice(0, 5).map((x) => Object.values(x)[0]), [
-    { id: 3, kind: 2, bus: 2, nicId: "nic3" },
+  t.deepEqual(sent[0], [4, 0, 2, 2, "nic3", 0, 2], "an action goes as protocol 7's array, its enums as numbers");
+  t.deepEqual(sent.slice(1, 5).map((x) => Object.values(x)[0]), [
     { seq: -1, ref: { kind: 1, objectKind: 15, context: 3, holder: "ACQUIRE" } },
     { seq: -1, ifnet: { kind: 77, context: 2, ifname: "cdce0" } },
+    // A name the schema lacks cannot be a slot's number: the result goes whole.
     { actionId: 3, outcome: "NOT_IN_THE_SCHEMA" },
     { rule: "r", side: 2, severity: 2 },
   ]);

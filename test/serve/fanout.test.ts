@@ -169,7 +169,8 @@ test("a batch of large records goes out before it is much over MAX_BATCH_BYTES, 
   const h = hub();
   const [sub] = subscribers(h, 1, false);
   const big = "x".repeat(20_000);
-  for (let i = 0; i < 400; i++) h.record({ tNs: i, qmpEvent: { event: "BIG", data: big } }, i);
+  // Each its own data: one that repeated its last would go as a 0 (protocol 7).
+  for (let i = 0; i < 400; i++) h.record({ tNs: i, qmpEvent: { event: "BIG", data: `${i}${big}` } }, i);
   h.flush();
   const sizes = sub!.socket.writes.map((w) => w.length);
   t.true(sizes.length >= 4, `8 MB in ${sizes.length} writes`);
@@ -208,15 +209,17 @@ test("a hub's batched readers get every record whole once opened, its model the 
   // For comparison: the same batches with each record whole (protocol 2's form), deflated alike.
   const plain = texts.map((text) => {
     const b = JSON.parse(text) as BatchMsg;
-    openBatch(b, () => {}, () => {});
-    return deflatedTextFrame(JSON.stringify(b)).length;
+    // The records as openBatch makes them, not the batch's own elements: a short array stays one in b.
+    const whole: unknown[] = [];
+    openBatch(b, (_, r) => whole.push(r), (m) => whole.push(m));
+    return deflatedTextFrame(JSON.stringify({ ...b, messages: whole })).length;
   });
   const sent = socket.writes.reduce((n, w) => n + w.length, 0);
   const wholeBytes = plain.reduce((n, x) => n + x, 0);
   t.true(sent < 0.8 * wholeBytes, `${sent} bytes sent, ${wholeBytes} with whole records`);
 });
 
-test("a sim storm's batches, opened as the page opens them, are the records a batch=0 reader gets (most guest events as protocol 6's short arrays), build the model it builds, and carry no enum names", async (t) => {
+test("a sim storm's batches, opened as the page opens them, are the records a batch=0 reader gets (most guest events as protocol 6's short arrays, the rest and most host records as protocol 7's), build the model it builds, and carry no enum names", async (t) => {
   const h = hub();
   const socket = subscribers(h, 1)[0]!.socket;
   const plain = new LiveModel();
@@ -248,18 +251,24 @@ test("a sim storm's batches, opened as the page opens them, are the records a ba
   let opened = 0;
   let short = 0;
   let guestEvents = 0;
+  let hostShort = 0;
+  let long = 0;
+  let hostRecords = 0;
   for (const w of socket.writes) {
     const text = inflateFrame(w);
     // (A guest command's holdRefs.kind, two levels down and rare, keeps its name.)
     t.is(/.{40}"(context|objectKind|step|bus|outcome|side|severity)":".{40}/.exec(text)?.[0], undefined, "enum fields as numbers");
     const batch = JSON.parse(text) as BatchMsg;
-    short += batch.messages.filter(Array.isArray).length;
+    short += batch.messages.filter((m) => Array.isArray(m) && (m[0] as number) <= 3).length;
+    hostShort += batch.messages.filter((m) => Array.isArray(m) && (m[0] as number) >= 4 && (m[0] as number) <= 9).length;
+    long += batch.messages.filter((m) => Array.isArray(m) && (m[0] as number) > 10).length;
     openBatch(
       batch,
       (i, x) => {
         t.deepEqual(x, sent[i], `record ${i}`);
         const g = x["guest"] as Record<string, unknown> | undefined;
         if (g && (g["device"] || g["ref"] || g["ifnet"])) guestEvents++;
+        if (x["action"] || x["result"] || x["qmpCommand"] || x["qmpReply"] || x["qmpEvent"] || x["clock"]) hostRecords++;
         page.apply(x, i);
         opened++;
       },
@@ -271,6 +280,8 @@ test("a sim storm's batches, opened as the page opens them, are the records a ba
   t.is(opened, records);
   t.true(records > 10_000, `${records} records`);
   t.true(short > 0.7 * guestEvents, `${short} of ${guestEvents} guest device, ref and ifnet events short`);
+  t.true(long > 0.95 * (guestEvents - short), `${long} of the ${guestEvents - short} other guest device, ref and ifnet events long (protocol 7)`);
+  t.true(hostShort > 0.99 * hostRecords, `${hostShort} of ${hostRecords} actions, results, QMP commands, replies and events and clock samples short`);
   t.deepEqual(page.toJSON(), plain.toJSON());
   t.deepEqual(page.toJSON(), h.model.toJSON());
 });

@@ -29,6 +29,9 @@ function roundTrip(els: Obj[], size = 256): { opened: unknown[]; messages: unkno
   return { opened, messages };
 }
 
+/** Whether an element is protocol 6's short event ([member, kind, key, ...], member 1 to 3). */
+const isShort = (m: unknown): boolean => Array.isArray(m) && (m[0] as number) <= 3;
+
 /** Guest records at t, seq stepping by one, the frame's time the record's: the form short events take. */
 function frames(events: Obj[], t0 = 1_000_000_000, seq0 = 40): Obj[] {
   return events.map((member, i) => ({ tNs: t0 + 100_000 * Math.floor(i / 2), guest: { seq: seq0 + i, guestTimeNs: t0 + 100_000 * Math.floor(i / 2), ...member } }));
@@ -60,7 +63,8 @@ test("an event that repeats its key's last event goes as [member, kind, key, dt,
     [3, 9, "cdce0"],
     [1, 6, "cdce0", 100_000, 2],
     [1, 12, "cdce0", 0, 0, 2],
-    { tNs: 100_000, guest: { ref: { kind: 1, objectKind: 11, object: "cdce0 usbtask", holder: "cdce0.mcasttask", holderDesc: "multicast task", countAfter: 1, context: 3, device: "cdce0" } } },
+    // The first of its holder: protocol 7's long form, every field in a slot ([10 + member, dt, key, ...]).
+    [12, 100_000, "cdce0.mcasttask", 1, 11, "cdce0 usbtask", "multicast task", 1, 3, "cdce0"],
     [2, 2, "cdce0.mcasttask"],
     [2, 1, "cdce0.mcasttask", 100_000, -2],
     [3, 8, "cdce0", 0, "bpf"],
@@ -75,7 +79,8 @@ test("each field a short event leaves out must be its key's last event's: one th
   ];
   for (const [member, first, same, key] of cases) {
     t.deepEqual(SHORT.find((s) => s?.member === member)?.same, same);
-    const whole = (next: Obj): boolean => !Array.isArray(roundTrip(frames([{ [member]: first }, { [member]: next }])).messages[1]);
+    // Not short: whole, or protocol 7's long form ([10 + member, ...]).
+    const whole = (next: Obj): boolean => !isShort(roundTrip(frames([{ [member]: first }, { [member]: next }])).messages[1]);
     t.false(whole({ ...first }), `${member}: the same event again goes short`);
     t.true(whole({ ...first, [key]: "other" }), `${member}: another key has no last event`);
     for (const f of same) {
@@ -83,13 +88,13 @@ test("each field a short event leaves out must be its key's last event's: one th
       t.true(whole({ ...first, [f]: undefined }), `${member}.${f} left out where the last event had it`);
     }
   }
-  const device = (extra: Obj): boolean => !Array.isArray(roundTrip(frames([{ device: attach }, { device: { ...attach, ...extra } }])).messages[1]);
+  const device = (extra: Obj): boolean => !isShort(roundTrip(frames([{ device: attach }, { device: { ...attach, ...extra } }])).messages[1]);
   t.true(device({ flags: { force: true } }));
   t.true(device({ error: 16 }));
   t.true(device({ deferred: true }));
   t.true(device({ kind: "NOT_A_NAME" }), "a name the tables lack stays a name, in the whole form");
   t.false(device({ kind: 99 }), "a number the tables lack stays a number, short or whole");
-  t.true(!Array.isArray(roundTrip(frames([{ ifnet: ifAttach }, { ifnet: { ...ifAttach, kind: "COUNTERS", txPackets: 4 } }])).messages[1]));
+  t.true(!isShort(roundTrip(frames([{ ifnet: ifAttach }, { ifnet: { ...ifAttach, kind: "COUNTERS", txPackets: 4 } }])).messages[1]));
   // Not stepping as most frames do: whole, with its differences.
   const twoAttach = frames([{ device: attach }, { device: attach }]);
   const gap = structuredClone(twoAttach);
@@ -159,8 +164,9 @@ const step = fc.record({
   member: fc.option(member, { nil: undefined, freq: 6 }),
 });
 
-test("any run of guest events, chunked anywhere, opens back to the records it was made of, short or whole", (t) => {
+test("any run of guest events, chunked anywhere, opens back to the records it was made of, short, long or whole", (t) => {
   const shorts = [0, 0, 0, 0];
+  const longs = [0, 0, 0, 0];
   fc.assert(
     fc.property(fc.array(step, { minLength: 30, maxLength: 80 }), fc.integer({ min: 1, max: 40 }), (steps, size) => {
       let at = 5_000;
@@ -173,10 +179,12 @@ test("any run of guest events, chunked anywhere, opens back to the records it wa
       });
       const before = asSent(els);
       const { opened, messages } = roundTrip(els, size);
-      for (const m of messages) if (Array.isArray(m)) shorts[m[0] as number]!++;
+      for (const m of messages) if (Array.isArray(m) && (m[0] as number) <= 3) shorts[m[0] as number]!++;
+      for (const m of messages) if (Array.isArray(m) && (m[0] as number) > 10) longs[(m[0] as number) - 10]!++;
       t.deepEqual(opened, before);
       t.deepEqual(asSent(els), before);
     }),
   );
   t.true(shorts.slice(1).every((n) => n > 50), `short device, ref, ifnet events over the runs: ${shorts.slice(1).join(", ")}`);
+  t.true(longs.slice(1).every((n) => n > 50), `long device, ref, ifnet events (protocol 7) over the runs: ${longs.slice(1).join(", ")}`);
 });

@@ -1,11 +1,12 @@
 // Opening a batched JSON message (PROTOCOL.md, batched JSON): its records'
 // growing numbers come as differences, a device event leaves out what it
 // repeats of the batch's previous event of that device, enum fields come
-// as their numbers, and most guest events come as short arrays (protocol 6).
-// All four cut the text the server makes and deflates once per batch, and the
-// bytes it then writes to every reader (the fan-out's cost). The page and
+// as their numbers, most guest events come as short arrays (protocol 6), and
+// so do most host records (protocol 7). All five cut the text the server
+// makes and deflates once per batch, and the bytes it then writes to every
+// reader (the fan-out's cost). The page and
 // Node clients share this, so the rule has one reader; the server's side is
-// src/serve/delta.ts and src/serve/short-event.ts.
+// src/serve/delta.ts, src/serve/short-event.ts and src/serve/host-short.ts.
 
 // Enum fields come as their numbers (protocol 5): a name such as
 // "OBJECT_KIND_IFNET" was a fifth of a batch's text, made, deflated, copied
@@ -67,6 +68,56 @@ export const SHORT = [
 ];
 
 /**
+ * Protocol 7's short host records, by their array's first element: the
+ * record's member and its fields in the schema's order, each with how its
+ * slot reads (PROTOCOL.md): "same" (0: as the member's previous record in the
+ * batch has it; null: not there; else its value), "step" (a number: the
+ * previous record's plus one, plus the slot), "prev" (the previous record's,
+ * plus the slot), "at" (the record's tNs plus the slot), "qemu" (the batch's
+ * last QMP event time plus the slot), "next" (0: the previous record's id with
+ * its trailing number one more) and "cmd" (0: the batch's last QMP command's
+ * id). A number slot that is null is a field not there.
+ */
+export const HOST = [
+  null,
+  null,
+  null,
+  null,
+  { member: "action", fields: [["id", "step"], ["kind", "same"], ["nicId", "same"], ["nicKind", "same"], ["bus", "same"], ["port", "same"], ["mac", "same"], ["args", "same"]] },
+  { member: "result", fields: [["actionId", "step"], ["outcome", "same"], ["message", "same"], ["sentNs", "at"], ["replyNs", "at"], ["eventNs", "at"], ["nicId", "same"]] },
+  { member: "qmpCommand", fields: [["id", "next"], ["command", "same"], ["arguments", "same"]] },
+  { member: "qmpReply", fields: [["id", "cmd"], ["ok", "same"], ["result", "same"], ["errorClass", "same"], ["errorDesc", "same"]] },
+  { member: "qmpEvent", fields: [["event", "same"], ["data", "same"], ["qemuTimeUs", "qemu"]] },
+  { member: "clock", fields: [["hostSendNs", "at"], ["hostRecvNs", "at"], ["guestTimeNs", "at"], ["offsetNs", "prev"], ["errorNs", "prev"]] },
+];
+
+/**
+ * Protocol 7's long guest events, by their array's first element less 10:
+ * the guest frame's member, its key field, and all its fields in the
+ * schema's order (the key's among them, whose slot comes first).
+ */
+export const LONG = [
+  null,
+  { member: "device", key: "name", fields: ["kind", "name", "driver", "parent", "bus", "port", "serial", "mac", "context", "thread", "flags", "error", "objectKind", "instance", "ifname", "step", "deferred"] },
+  { member: "ref", key: "holder", fields: ["kind", "objectKind", "object", "holder", "holderDesc", "countAfter", "context", "device"] },
+  { member: "ifnet", key: "ifname", fields: ["kind", "ifname", "device", "txPackets", "rxPackets", "txBytes", "rxBytes", "accessor", "context"] },
+];
+
+const HOST_MEMBERS = new Set(HOST.filter((h) => h !== null).map((h) => h.member));
+
+/**
+ * s with its trailing decimal number one more ("plugstorm-7" -> "plugstorm-8"), or undefined without one.
+ * @param {unknown} s
+ */
+export function stepped(s) {
+  if (typeof s !== "string") return undefined;
+  let i = s.length;
+  while (i > 0 && s.charCodeAt(i - 1) >= 48 && s.charCodeAt(i - 1) <= 57) i--;
+  if (i === s.length) return undefined;
+  return s.slice(0, i) + String(Number(s.slice(i)) + 1);
+}
+
+/**
  * The batch's elements in order, records with their numbers made whole again
  * (in place): each record's index and record object, anything else (a header,
  * a verdict: an object with a string `type`) as its message.
@@ -84,7 +135,76 @@ export function openBatch(m, onRecord, onMessage) {
   const refs = new Map();
   const ifnets = new Map();
   const lasts = [null, devices, refs, ifnets];
+  /** The batch's last record of each host member (its member object, whole), by member name. */
+  const hostLast = new Map();
+  /** The batch's last device, ref, ifnet event of any key (protocol 7's long events refer to it when their key has none). */
+  const anyLast = [null, undefined, undefined, undefined];
   for (const x of m.messages) {
+    if (Array.isArray(x) && x[0] > 10) {
+      // Protocol 7's long guest event: [10 + member, dt, key, ...slots] (PROTOCOL.md).
+      const l = LONG[x[0] - 10];
+      t += typeof x[1] === "number" ? x[1] : 0;
+      seq++;
+      const key = x[2];
+      const last = lasts[x[0] - 10];
+      const prev = last.get(key) ?? anyLast[x[0] - 10];
+      /** @type {Record<string, any>} */
+      const e = {};
+      let j = 3;
+      for (const f of l.fields) {
+        if (f === l.key) {
+          e[f] = key;
+          continue;
+        }
+        const v = j < x.length ? x[j] : 0;
+        j++;
+        if (v === null) continue;
+        if (v !== 0) e[f] = v;
+        else if (prev && prev[f] !== undefined) e[f] = prev[f];
+      }
+      last.set(key, e);
+      anyLast[x[0] - 10] = e;
+      /** @type {Record<string, any>} */
+      const g = {};
+      if (seq !== 0) g.seq = seq;
+      if (t !== 0) g.guestTimeNs = t;
+      g[l.member] = e;
+      named(g, GUEST_ENUMS);
+      onRecord(i++, t !== 0 ? { tNs: t, guest: g } : { guest: g });
+      continue;
+    }
+    if (Array.isArray(x) && x[0] >= 4) {
+      // Protocol 7's short host record: [member, dt, ...slots] (PROTOCOL.md).
+      const h = HOST[x[0]];
+      t += typeof x[1] === "number" ? x[1] : 0;
+      const prev = hostLast.get(h.member);
+      /** @type {Record<string, any>} */
+      const o = {};
+      for (let j = 0; j < h.fields.length; j++) {
+        const [f, how] = h.fields[j];
+        const v = j + 2 < x.length ? x[j + 2] : 0;
+        if (how === "same") {
+          if (v === null) continue;
+          if (v !== 0) o[f] = v;
+          else if (prev && prev[f] !== undefined) o[f] = prev[f];
+        } else if (how === "next" || how === "cmd") {
+          if (v === null) continue;
+          o[f] = v !== 0 ? v : how === "next" ? stepped(prev && prev.id) : hostLast.get("qmpCommand").id;
+        } else {
+          if (v === null) continue;
+          const base = how === "at" ? t : how === "qemu" ? qemuUs : prev && typeof prev[f] === "number" ? prev[f] : 0;
+          o[f] = base + (how === "step" ? 1 : 0) + v;
+          if (how === "qemu") qemuUs = o[f];
+        }
+      }
+      hostLast.set(h.member, o);
+      /** @type {Record<string, any>} */
+      const rec = t !== 0 ? { tNs: t } : {};
+      rec[h.member] = o;
+      named(rec, RECORD_ENUMS);
+      onRecord(i++, rec);
+      continue;
+    }
     if (Array.isArray(x)) {
       // Protocol 6's short event: [member, kind, key, dt, ...own] (PROTOCOL.md).
       const s = SHORT[x[0]];
@@ -103,6 +223,7 @@ export function openBatch(m, onRecord, onMessage) {
         if (v !== undefined && v !== 0 && v !== "") e[s.own[j]] = v;
       }
       last.set(key, e);
+      anyLast[x[0]] = e;
       /** @type {Record<string, any>} */
       const g = {};
       if (seq !== 0) g.seq = seq;
@@ -125,11 +246,11 @@ export function openBatch(m, onRecord, onMessage) {
       seq = whole(g, "seq", seq + 1);
       whole(g, "guestTimeNs", at);
       const d = g.device;
-      if (d && typeof d.name === "string") same(d, devices, d.name, SAME_DEVICE_FIELDS);
+      if (d && typeof d.name === "string") anyLast[1] = same(d, devices, d.name, SAME_DEVICE_FIELDS);
       const r = g.ref;
-      if (r && typeof r.holder === "string") same(r, refs, r.holder, SAME_REF_FIELDS);
+      if (r && typeof r.holder === "string") anyLast[2] = same(r, refs, r.holder, SAME_REF_FIELDS);
       const f = g.ifnet;
-      if (f && typeof f.ifname === "string") same(f, ifnets, f.ifname, SAME_IFNET_FIELDS);
+      if (f && typeof f.ifname === "string") anyLast[3] = same(f, ifnets, f.ifname, SAME_IFNET_FIELDS);
     }
     // Only numbers are differences here: an absent field is zero as ever, and changes nothing.
     const r = x.result;
@@ -141,6 +262,8 @@ export function openBatch(m, onRecord, onMessage) {
     const q = x.qmpEvent;
     if (q && typeof q.qemuTimeUs === "number") q.qemuTimeUs = qemuUs += q.qemuTimeUs;
     named(x, RECORD_ENUMS);
+    // A whole record of a member that may go short is its member's last record too (protocol 7).
+    for (const k in x) if (HOST_MEMBERS.has(k)) hostLast.set(k, x[k]);
     if (g) named(g, GUEST_ENUMS);
     onRecord(i++, x);
   }
@@ -153,6 +276,7 @@ export function openBatch(m, onRecord, onMessage) {
  * @param {Map<string, Record<string, any>>} last
  * @param {string} key
  * @param {string[]} fields
+ * @returns {Record<string, any>} e
  */
 function same(e, last, key, fields) {
   if (e.$same !== undefined) {
@@ -161,6 +285,7 @@ function same(e, last, key, fields) {
     if (prev) for (const k of fields) if (e[k] === undefined && prev[k] !== undefined) e[k] = prev[k];
   }
   last.set(key, e);
+  return e;
 }
 
 /**
