@@ -369,6 +369,75 @@ function detachFlags(end: number): plugstorm.telemetry.v1.DetachFlags {
   return m;
 }
 
+/**
+ * A device's identity run: fields 2 to 10 of its DeviceEvent (name, driver,
+ * parent, bus, port, serial, MAC, context, thread), which come one after
+ * another and repeat byte for byte in every event of one device while kind,
+ * flags, step and the rest change. Kept from the last event that read them
+ * canonically (each field once, in order, none default): the same bytes
+ * after the kind read as the same fields, so a match sets them from here in
+ * one compare, where each was a tag, a length and a string compare of its own.
+ */
+const RUN_MAX = 160;
+const runBytes = new Uint8Array(RUN_MAX);
+/** 0 while no run is kept. */
+let runLen = 0;
+/** The run's last tag, for the order check of the field after it. */
+let runLast = 0;
+let runName = "";
+let runDriver = "";
+let runParent = "";
+let runBus = 0;
+let runPort = "";
+let runSerial = "";
+let runMac = "";
+let runContext = 0;
+let runThread = "";
+
+/** Whether buf[pos, end) starts with the kept run. */
+function runMatches(end: number): boolean {
+  const n = runLen;
+  if (n === 0 || pos + n > end) return false;
+  let i = 0;
+  while (i < n && runBytes[i] === buf[pos + i]) i++;
+  return i === n;
+}
+
+/** Keeps buf[from, to) and what plainBody.device holds of fields 2-10 as the run. */
+function keepRun(from: number, to: number, lastTag: number): void {
+  const n = to - from;
+  if (n > RUN_MAX) {
+    runLen = 0;
+    return;
+  }
+  for (let i = 0; i < n; i++) runBytes[i] = buf[from + i]!;
+  runLen = n;
+  runLast = lastTag;
+  const d = plainBody.device;
+  runName = d.name;
+  runDriver = d.driver;
+  runParent = d.parent;
+  runBus = d.bus;
+  runPort = d.port;
+  runSerial = d.serial;
+  runMac = d.mac;
+  runContext = d.context;
+  runThread = d.thread;
+}
+
+/** The kept run's fields on m and d, as reading its bytes sets them (canonical: the present ones are the non-default ones, in field order). */
+function applyRun(m: plugstorm.telemetry.v1.DeviceEvent, d: PlainDevice): void {
+  if (runName !== "") m.name = d.name = runName;
+  if (runDriver !== "") m.driver = d.driver = runDriver;
+  if (runParent !== "") m.parent = d.parent = runParent;
+  if (runBus !== 0) m.bus = d.bus = runBus;
+  if (runPort !== "") m.port = d.port = runPort;
+  if (runSerial !== "") m.serial = d.serial = runSerial;
+  if (runMac !== "") m.mac = d.mac = runMac;
+  if (runContext !== 0) m.context = d.context = runContext;
+  if (runThread !== "") m.thread = d.thread = runThread;
+}
+
 function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
   const m = new v1.DeviceEvent();
   const d = plainBody.device;
@@ -379,8 +448,23 @@ function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
   let flags = false;
   let tag = 0;
   let last = 0;
+  /** Where fields 2-10 began, while reading them from bytes canonical so far; -1 otherwise. */
+  let runAt = -1;
   while (ok && pos < end) {
+    if (last < 18 && runMatches(end)) {
+      applyRun(m, d);
+      pos += runLen;
+      last = runLast;
+      continue;
+    }
+    const at = pos;
     if ((tag = varint32(end)) <= last) canon = false;
+    if (runAt >= 0) {
+      if (tag > 82) {
+        if (canon && ok) keepRun(runAt, at, last);
+        runAt = -1;
+      }
+    } else if (last < 18 && tag >= 18 && tag <= 82 && canon) runAt = at;
     switch ((last = tag)) {
       case 8:
         if ((v = d.kind = int32(end))) m.kind = v;
@@ -461,6 +545,8 @@ function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
         ok = false;
     }
   }
+  // The event ended inside fields 2-10.
+  if (runAt >= 0 && canon && ok) keepRun(runAt, pos, last);
   return m;
 }
 
