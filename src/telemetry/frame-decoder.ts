@@ -20,6 +20,7 @@
 // to copy instead of encoding the frame again (see canonical-frames.ts).
 
 import { plugstorm, recentAscii } from "../gen/plugstorm.js";
+import { applyRun, keepRun, runLastTag, runMatches } from "./device-run.js";
 import { keepCanonicalFrame, keepCanonicalFrameAt, keepingCanonicalFrames } from "./canonical-frames.js";
 
 const v1 = plugstorm.telemetry.v1;
@@ -369,87 +370,6 @@ function detachFlags(end: number): plugstorm.telemetry.v1.DetachFlags {
   return m;
 }
 
-/**
- * A device's identity run: fields 2 to 10 of its DeviceEvent (name, driver,
- * parent, bus, port, serial, MAC, context, thread), which come one after
- * another and repeat byte for byte in every event of one device while kind,
- * flags, step and the rest change. Kept from the last event that read them
- * canonically (each field once, in order, none default): the same bytes
- * after the kind read as the same fields, so a match sets them from here in
- * one compare, where each was a tag, a length and a string compare of its own.
- */
-const RUN_MAX = 160;
-const runBytes = new Uint8Array(RUN_MAX);
-/** runBytes as words, each built from four bytes first byte lowest, as runMatches builds them from the frame's. */
-const runWords = new Int32Array(RUN_MAX >> 2);
-/** 0 while no run is kept. */
-let runLen = 0;
-/** The run's last tag, for the order check of the field after it. */
-let runLast = 0;
-let runName = "";
-let runDriver = "";
-let runParent = "";
-let runBus = 0;
-let runPort = "";
-let runSerial = "";
-let runMac = "";
-let runContext = 0;
-let runThread = "";
-
-/** Whether buf[pos, end) starts with the kept run. */
-function runMatches(end: number): boolean {
-  const n = runLen;
-  const b = buf;
-  const at = pos;
-  if (n === 0 || at + n > end) return false;
-  // Four bytes a compare, against the run's words (a byte a compare was a
-  // third of a device event's decode); the last n % 4 against its bytes.
-  const w = runWords;
-  const words = n >> 2;
-  let k = at;
-  for (let i = 0; i < words; i++, k += 4) {
-    if (w[i] !== (b[k]! | (b[k + 1]! << 8) | (b[k + 2]! << 16) | (b[k + 3]! << 24))) return false;
-  }
-  for (let i = words << 2; i < n; i++, k++) if (runBytes[i] !== b[k]) return false;
-  return true;
-}
-
-/** Keeps buf[from, to) and what plainBody.device holds of fields 2-10 as the run. */
-function keepRun(from: number, to: number, lastTag: number): void {
-  const n = to - from;
-  if (n > RUN_MAX) {
-    runLen = 0;
-    return;
-  }
-  for (let i = 0; i < n; i++) runBytes[i] = buf[from + i]!;
-  for (let i = 0, k = from; i < n >> 2; i++, k += 4) runWords[i] = buf[k]! | (buf[k + 1]! << 8) | (buf[k + 2]! << 16) | (buf[k + 3]! << 24);
-  runLen = n;
-  runLast = lastTag;
-  const d = plainBody.device;
-  runName = d.name;
-  runDriver = d.driver;
-  runParent = d.parent;
-  runBus = d.bus;
-  runPort = d.port;
-  runSerial = d.serial;
-  runMac = d.mac;
-  runContext = d.context;
-  runThread = d.thread;
-}
-
-/** The kept run's fields on m and d, as reading its bytes sets them (canonical: the present ones are the non-default ones, in field order). */
-function applyRun(m: plugstorm.telemetry.v1.DeviceEvent, d: PlainDevice): void {
-  if (runName !== "") m.name = d.name = runName;
-  if (runDriver !== "") m.driver = d.driver = runDriver;
-  if (runParent !== "") m.parent = d.parent = runParent;
-  if (runBus !== 0) m.bus = d.bus = runBus;
-  if (runPort !== "") m.port = d.port = runPort;
-  if (runSerial !== "") m.serial = d.serial = runSerial;
-  if (runMac !== "") m.mac = d.mac = runMac;
-  if (runContext !== 0) m.context = d.context = runContext;
-  if (runThread !== "") m.thread = d.thread = runThread;
-}
-
 function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
   const m = new v1.DeviceEvent();
   const d = plainBody.device;
@@ -460,20 +380,19 @@ function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
   let flags = false;
   let tag = 0;
   let last = 0;
-  /** Where fields 2-10 began, while reading them from bytes canonical so far; -1 otherwise. */
+  /** Where fields 2-10 began, while reading them from bytes canonical so far (the device's run: device-run.ts); -1 otherwise. */
   let runAt = -1;
   while (ok && pos < end) {
-    if (last < 18 && runMatches(end)) {
-      applyRun(m, d);
-      pos += runLen;
-      last = runLast;
+    if (last < 18 && runMatches(buf, pos, end)) {
+      pos += applyRun(m, d);
+      last = runLastTag();
       continue;
     }
     const at = pos;
     if ((tag = varint32(end)) <= last) canon = false;
     if (runAt >= 0) {
       if (tag > 82) {
-        if (canon && ok) keepRun(runAt, at, last);
+        if (canon && ok) keepRun(buf, runAt, at, last, d);
         runAt = -1;
       }
     } else if (last < 18 && tag >= 18 && tag <= 82 && canon) runAt = at;
@@ -558,7 +477,7 @@ function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
     }
   }
   // The event ended inside fields 2-10.
-  if (runAt >= 0 && canon && ok) keepRun(runAt, pos, last);
+  if (runAt >= 0 && canon && ok) keepRun(buf, runAt, pos, last, d);
   return m;
 }
 
