@@ -79,7 +79,20 @@ export function keepCanonicalFrame(frame: object, bytes: Uint8Array, length: num
 export function keepCanonicalFrameAt(frame: object, bytes: Uint8Array, start: number, length: number): void {
   if (length > STRIDE) return;
   const i = head % SLOTS;
-  copyBytes(bytes, start, start + length, canonicalArena, i * STRIDE);
+  if (!LITTLE_ENDIAN) {
+    copyBytes(bytes, start, start + length, canonicalArena, i * STRIDE);
+    kept(i, frame, length);
+    return;
+  }
+  // Four bytes a store into the slot (4-aligned), read a byte at a time from
+  // wherever the frame lies in the chunk: a frame is ~80 bytes, where set()
+  // needs a subarray view (an allocation) and a call, and a byte loop four
+  // times the stores.
+  const a = arenaWords;
+  const words = length >> 2;
+  let s = start;
+  for (let o = i * (STRIDE >> 2), e = o + words; o < e; o++, s += 4) a[o] = bytes[s]! | (bytes[s + 1]! << 8) | (bytes[s + 2]! << 16) | (bytes[s + 3]! << 24);
+  for (let k = i * STRIDE + (words << 2), e = start + length; s < e; s++, k++) canonicalArena[k] = bytes[s]!;
   kept(i, frame, length);
 }
 
@@ -103,6 +116,8 @@ export function takeCanonicalFrame(frame: object): number {
 }
 
 const arenaWords = new Int32Array(canonicalArena.buffer);
+/** Whether a word built from four bytes, first byte lowest, lies in memory as those bytes in order. */
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 /** The buffer frames last came in (the splitters' one scratch buffer, nearly always) and a word view of it, or null when it is not 4-aligned. */
 let source: Uint8Array | null = null;
 let sourceWords: Int32Array | null = null;

@@ -20,6 +20,7 @@
 // to copy instead of encoding the frame again (see canonical-frames.ts).
 
 import { plugstorm, recentAscii } from "../gen/plugstorm.js";
+import { applyRun, keepRun, runLastTag, runMatches } from "./device-run.js";
 import { keepCanonicalFrame, keepCanonicalFrameAt, keepingCanonicalFrames } from "./canonical-frames.js";
 
 const v1 = plugstorm.telemetry.v1;
@@ -379,8 +380,22 @@ function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
   let flags = false;
   let tag = 0;
   let last = 0;
+  /** Where fields 2-10 began, while reading them from bytes canonical so far (the device's run: device-run.ts); -1 otherwise. */
+  let runAt = -1;
   while (ok && pos < end) {
+    if (last < 18 && runMatches(buf, pos, end)) {
+      pos += applyRun(m, d);
+      last = runLastTag();
+      continue;
+    }
+    const at = pos;
     if ((tag = varint32(end)) <= last) canon = false;
+    if (runAt >= 0) {
+      if (tag > 82) {
+        if (canon && ok) keepRun(buf, runAt, at, last, d);
+        runAt = -1;
+      }
+    } else if (last < 18 && tag >= 18 && tag <= 82 && canon) runAt = at;
     switch ((last = tag)) {
       case 8:
         if ((v = d.kind = int32(end))) m.kind = v;
@@ -461,6 +476,8 @@ function deviceEvent(end: number): plugstorm.telemetry.v1.DeviceEvent {
         ok = false;
     }
   }
+  // The event ended inside fields 2-10.
+  if (runAt >= 0 && canon && ok) keepRun(buf, runAt, pos, last, d);
   return m;
 }
 

@@ -3,7 +3,7 @@
 // bytes, never throws on input, and loses at most the frame a fault hit.
 
 import { copyBytes } from "./canonical-frames.js";
-import { crc32cRange } from "./crc32c.js";
+import { crc32cNonZero, crc32cRange } from "./crc32c.js";
 
 /** Largest protobuf payload in one frame. */
 export const MAX_PAYLOAD = 4096;
@@ -206,18 +206,26 @@ export class FrameSplitter {
     // payload and CRC as they are: checked and handed on in place, where the
     // loop below copies it byte by byte first. Under 5 bytes is "short": the
     // loop's business.
+    // A zero byte before the delimiter is not such a frame: the loop below
+    // finds where its blocks end.
     if (code > 5 && sink.payloadInPlace !== undefined) {
       const last = pos + code;
-      if (last < len && c[last] === 0 && c.indexOf(0, pos + 1) === last) {
+      if (last < len && c[last] === 0) {
         const start = pos + 1;
         const end = last - 4;
-        const want = (c[end]! | (c[end + 1]! << 8) | (c[end + 2]! << 16) | (c[end + 3]! << 24)) >>> 0;
-        if (crc32cRange(c, start, end) !== want) sink.error("crc", code);
-        else if (!sink.payloadInPlace(c, start, end, code)) {
-          copyBytes(c, start, end, out, 0);
-          sink.payload(out, end - start, code);
+        const w0 = c[end]!;
+        const w1 = c[end + 1]!;
+        const w2 = c[end + 2]!;
+        const w3 = c[end + 3]!;
+        const crc = w0 !== 0 && w1 !== 0 && w2 !== 0 && w3 !== 0 ? crc32cNonZero(c, start, end) : -1;
+        if (crc >= 0) {
+          if (crc !== (w0 | (w1 << 8) | (w2 << 16) | (w3 << 24)) >>> 0) sink.error("crc", code);
+          else if (!sink.payloadInPlace(c, start, end, code)) {
+            copyBytes(c, start, end, out, 0);
+            sink.payload(out, end - start, code);
+          }
+          return last + 1;
         }
-        return last + 1;
       }
     }
     const limit = Math.min(len, pos + MAX_ENCODED + 1);

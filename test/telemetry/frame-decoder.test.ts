@@ -4,7 +4,7 @@ import test from "ava";
 import fc from "fast-check";
 import { plugstorm } from "../../src/gen/plugstorm.js";
 import { decodeFrame, encodeGuestFrame, frameEncode, GuestStreamDecoder } from "../../src/telemetry/index.js";
-import { decodeFramePlain } from "../../src/telemetry/frame-decoder.js";
+import { decodeFramePlain, lastDecodeCanonical, plainBody } from "../../src/telemetry/frame-decoder.js";
 import { frame, WireWriter } from "./frame-arbitraries.js";
 
 fc.configureGlobal({ seed: Number(process.env["FC_SEED"] ?? 20261202) });
@@ -171,4 +171,98 @@ test("property: frames anywhere in a chunk, decoded where they lie, are what pro
     { numRuns: 1500 },
   );
   t.true(inPlace > frames / 4, `${inPlace} of ${frames} frames decoded in place`);
+});
+
+test("property: device events of a few devices, in runs, decode as protobufjs decodes each (fields 2-10 repeated, changed, defaulted, repeated twice, out of order, cut short)", (t) => {
+  // The decoder keeps the bytes of a device's fields 2-10 (name to thread) from
+  // one event and sets them from there when the next event repeats them.
+  const pick = <T>(xs: readonly T[]) => fc.constantFrom(...xs);
+  const identity = fc.record({
+    name: pick(["cdce0", "cdce1", "ne1", ""]),
+    driver: pick(["cdce", "ne"]),
+    parent: pick(["uhub0", "pcmcia1"]),
+    bus: pick([0, 1, 2]),
+    port: pick(["uhub0 port 2", "pcic0 socket 1"]),
+    serial: pick(["nic75", "nic80", ""]),
+    mac: pick(["52:54:00:00:00:4c", "52:54:00:00:00:4f"]),
+    context: pick([0, 1, 2]),
+    thread: pick(["usb0", "pcic0,0,1", "", "tëxt"]),
+  });
+  const devices = fc.array(identity, { minLength: 1, maxLength: 3 });
+  const event = fc.record({
+    device: fc.nat(2),
+    kind: fc.integer({ min: 0, max: 12 }),
+    flags: fc.option(fc.record({ force: fc.boolean(), quiet: fc.boolean() }), { nil: undefined }),
+    objectKind: fc.integer({ min: 0, max: 3 }),
+    instance: fc.integer({ min: 0, max: 40 }),
+    ifname: pick(["", "cdce0", "ne1"]),
+    step: fc.integer({ min: 0, max: 9 }),
+    deferred: fc.boolean(),
+    // How the wire differs from what the encoder writes.
+    raw: fc.oneof(
+      { weight: 6, arbitrary: fc.constant({ kind: "none" as const }) },
+      fc.record({ kind: fc.constant("default" as const), field: fc.integer({ min: 2, max: 10 }) }),
+      fc.record({ kind: fc.constant("again" as const), field: fc.integer({ min: 1, max: 17 }), at: fc.nat(16) }),
+      fc.record({ kind: fc.constant("swap" as const), at: fc.nat(16) }),
+      fc.record({ kind: fc.constant("cut" as const), at: fc.nat(200) }),
+    ),
+  });
+  const fields = ["", "kind", "name", "driver", "parent", "bus", "port", "serial", "mac", "context", "thread", "flags", "error", "objectKind", "instance", "ifname", "step", "deferred"];
+  let runs = 0;
+  let plain = 0;
+  fc.assert(
+    fc.property(devices, fc.array(event, { minLength: 1, maxLength: 12 }), (ids, events) => {
+      let seq = 0;
+      for (const e of events) {
+        const dev: Record<string, unknown> = { ...ids[e.device % ids.length]!, kind: e.kind, objectKind: e.objectKind, instance: e.instance, ifname: e.ifname, step: e.step, deferred: e.deferred };
+        if (e.flags) dev["flags"] = e.flags;
+        // Each field as its own bytes, in field order; a default one written only when the wire says so.
+        const parts: Array<{ f: number; bytes: Uint8Array }> = [];
+        for (let f = 1; f < fields.length; f++) {
+          const value = dev[fields[f]!];
+          const written = value !== undefined && value !== "" && value !== 0 && value !== false;
+          if (written) parts.push({ f, bytes: v1.DeviceEvent.encode({ [fields[f]!]: value } as plugstorm.telemetry.v1.IDeviceEvent).finish() });
+          else if (e.raw.kind === "default" && e.raw.field === f) {
+            // What the encoder leaves out, written: a zero or an empty string.
+            const w = new WireWriter();
+            w.tag(f, typeof value === "string" ? 2 : 0);
+            w.varint(0);
+            parts.push({ f, bytes: w.finish() });
+          }
+        }
+        if (e.raw.kind === "again") {
+          const field = e.raw.field;
+          // Written again anywhere after its first place: right after it, after the run, at the end.
+          const first = parts.findIndex((p) => p.f === field);
+          if (first >= 0) parts.splice(first + 1 + (e.raw.at % (parts.length - first)), 0, parts[first]!);
+        } else if (e.raw.kind === "swap" && parts.length > 1) {
+          const i = e.raw.at % (parts.length - 1);
+          [parts[i], parts[i + 1]] = [parts[i + 1]!, parts[i]!];
+        }
+        let body = Uint8Array.from(parts.flatMap((p) => [...p.bytes]));
+        if (e.raw.kind === "cut" && body.length > 0) body = body.slice(0, e.raw.at % body.length);
+        const w = new WireWriter();
+        w.tag(1, 0);
+        w.varint(++seq);
+        w.tag(11, 2);
+        w.delimited(body);
+        const bytes = w.finish();
+        const want = outcome(() => v1.Frame.decode(bytes));
+        const got = outcome(() => decodeFrame(bytes));
+        t.deepEqual(got, want);
+        runs++;
+        if (!("value" in want) || !("value" in got)) continue;
+        const g = got.value as plugstorm.telemetry.v1.Frame;
+        const d = (want.value as plugstorm.telemetry.v1.Frame).device!;
+        t.deepEqual(Object.keys(g.device!), Object.keys(d));
+        if (plainBody.frame !== g) continue;
+        plain++;
+        const expected = Object.fromEntries(Object.keys(plainBody.device).map((k) => [k, k === "force" ? (d.flags?.force ?? false) : d[k as keyof typeof d]]));
+        t.deepEqual({ ...plainBody.device }, expected);
+        t.is(lastDecodeCanonical(), Buffer.from(v1.Frame.encode(want.value as plugstorm.telemetry.v1.Frame).finish()).equals(bytes));
+      }
+    }),
+    { numRuns: 1500 },
+  );
+  t.true(plain > runs / 2, `hand path taken for ${plain} of ${runs} events`);
 });

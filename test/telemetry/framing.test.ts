@@ -10,6 +10,7 @@ import {
   type FrameSink,
   type SplitResult,
 } from "../../src/telemetry/index.js";
+import { crc32cNonZero } from "../../src/telemetry/crc32c.js";
 
 // Property runs are reproducible: a fixed seed, overridable with FC_SEED to explore.
 fc.configureGlobal({ seed: Number(process.env["FC_SEED"] ?? 20261123) });
@@ -37,6 +38,54 @@ test("crc32c matches the check value and the bitwise definition", (t) => {
       return crc32c(bytes.subarray(o)) === crcReference(bytes.subarray(o));
     }),
   );
+});
+
+test("crc32cNonZero is the CRC of bytes with no zero among them, and -1 where one is", (t) => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(16), fc.nat(16), (bytes, off, cut) => {
+      const start = Math.min(off, bytes.length);
+      const end = Math.max(start, bytes.length - cut);
+      const part = bytes.subarray(start, end);
+      return crc32cNonZero(bytes, start, end) === (part.includes(0) ? -1 : crcReference(part));
+    }),
+  );
+  // Non-zero bytes with one zero put at each place in turn (any place in or out of the 8-byte steps).
+  const bytes = Uint8Array.from({ length: 40 }, (_, i) => 1 + ((i * 37) % 255));
+  t.is(crc32cNonZero(bytes, 0, bytes.length), crcReference(bytes));
+  for (let i = 0; i < bytes.length; i++) {
+    const b = Uint8Array.from(bytes);
+    b[i] = 0;
+    t.is(crc32cNonZero(b, 0, b.length), -1, `zero at ${i}`);
+    t.is(crc32cNonZero(b, i + 1, b.length), crcReference(b.subarray(i + 1)), `after the zero at ${i}`);
+  }
+});
+
+test("a one-block frame with a zero byte anywhere before its delimiter is a COBS fault, as the byte-wise path finds it", (t) => {
+  const payload = Uint8Array.from({ length: 30 }, (_, i) => 1 + i);
+  const good = frameEncode(payload);
+  t.is(good[0], good.length - 1, "one block");
+  const inPlace = (chunk: Uint8Array): string[] => {
+    const seen: string[] = [];
+    new FrameSplitter().feed(chunk, {
+      payload: (bytes, length) => seen.push(`ok ${Buffer.from(bytes.subarray(0, length)).toString("hex")}`),
+      error: (reason, skipped) => seen.push(`${reason} ${skipped}`),
+      payloadInPlace: (bytes, start, end) => (seen.push(`ok ${Buffer.from(bytes.subarray(start, end)).toString("hex")}`), true),
+    });
+    return seen;
+  };
+  const copying = (chunk: Uint8Array): string[] =>
+    new FrameSplitter().push(chunk).map((r) => (r.ok ? `ok ${Buffer.from(r.payload).toString("hex")}` : `${r.reason} ${r.bytesSkipped}`));
+  const next = frameEncode(new Uint8Array([7, 8, 9]));
+  t.deepEqual(inPlace(Buffer.concat([good, next])), [`ok ${Buffer.from(payload).toString("hex")}`, "ok 070809"]);
+  // Every byte of the block, the CRC's last four among them.
+  for (let i = 1; i < good.length - 1; i++) {
+    const bad = Uint8Array.from(good);
+    bad[i] = 0;
+    const chunk = Buffer.concat([bad, next]);
+    const seen = inPlace(chunk);
+    t.deepEqual(seen, copying(chunk), `zero at ${i}`);
+    t.is(seen[0], `cobs ${i}`, `zero at ${i}`);
+  }
 });
 
 test("frameEncode output has one 0x00, at the end, and round-trips through the splitter", (t) => {
