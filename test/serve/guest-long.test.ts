@@ -4,25 +4,9 @@
 // key's last event in the batch has it, or else its member's last event of
 // any key; page/batch.js makes it the record it was.
 import test from "ava";
-import { BatchText } from "../../src/serve/batch-text.js";
-import { newDeltaState, stringifyWithDeltas } from "../../src/serve/delta.js";
-import { LONG, openBatch } from "../../src/serve/page/batch.js";
+import { asSent, batchRoundTrip as roundTrip, type Obj } from "./batch-round-trip.js";
+import { LONG } from "../../src/serve/page/batch.js";
 import { plugstorm } from "../../src/gen/plugstorm.js";
-
-type Obj = Record<string, unknown>;
-
-const asSent = (x: unknown): unknown => JSON.parse(JSON.stringify(x));
-
-function roundTrip(els: Obj[], size = 256): { opened: unknown[]; messages: unknown[] } {
-  const text = new BatchText(64);
-  const st = newDeltaState();
-  for (let i = 0; i < els.length; i += size) text.append(stringifyWithDeltas(els.slice(i, i + size), st));
-  const batch = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(Buffer.from(text.message(`{"type":"batch","from":0,"messages":[`)))) as { from: number; messages: Obj[] };
-  const messages = structuredClone(batch.messages);
-  const opened: unknown[] = [];
-  openBatch(batch, (_, x) => opened.push(x), (m) => opened.push(m));
-  return { opened, messages };
-}
 
 /** Guest records 100 µs apart, seq stepping by one, the frame's time the record's: the form short and long events take. */
 const frames = (events: Obj[]): Obj[] => events.map((member, i) => ({ tNs: 1_000_000_000 + 100_000 * i, guest: { seq: 1 + i, guestTimeNs: 1_000_000_000 + 100_000 * i, ...member } }));

@@ -4,28 +4,10 @@
 // member's last record in the batch a 0, and page/batch.js makes it the
 // record it was.
 import test from "ava";
+import { asSent, batchRoundTrip as roundTrip, type Obj } from "./batch-round-trip.js";
 import fc from "fast-check";
-import { BatchText } from "../../src/serve/batch-text.js";
-import { newDeltaState, stringifyWithDeltas } from "../../src/serve/delta.js";
 import { stepped as serverStepped } from "../../src/serve/host-short.js";
-import { HOST, openBatch, stepped } from "../../src/serve/page/batch.js";
-
-type Obj = Record<string, unknown>;
-
-const asSent = (x: unknown): unknown => JSON.parse(JSON.stringify(x));
-
-/** The elements as a reader gets them: chunks made text over one state into a batch's UTF-8, decoded, parsed, opened. */
-function roundTrip(els: Obj[], size = 256): { opened: unknown[]; messages: unknown[] } {
-  const text = new BatchText(64);
-  const st = newDeltaState();
-  for (let i = 0; i < els.length; i += size) text.append(stringifyWithDeltas(els.slice(i, i + size), st));
-  const bytes = Buffer.from(text.message(`{"type":"batch","from":0,"messages":[`));
-  const batch = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)) as { from: number; messages: Obj[] };
-  const messages = structuredClone(batch.messages);
-  const opened: unknown[] = [];
-  openBatch(batch, (_, x) => opened.push(x), (m) => opened.push(m));
-  return { opened, messages };
-}
+import { HOST, stepped } from "../../src/serve/page/batch.js";
 
 /** One hot-plug cycle's host records as the runner writes them (a default storm's, in the JSON form). */
 function cycle(n: number, t0: number): Obj[] {

@@ -3,32 +3,14 @@
 // [member, kind, key, dt, ...own] (src/serve/short-event.ts), and
 // page/batch.js makes it the record it was.
 import test from "ava";
+import { asSent, batchRoundTrip as roundTrip, type Obj } from "./batch-round-trip.js";
 import fc from "fast-check";
-import { BatchText } from "../../src/serve/batch-text.js";
-import { newDeltaState, stringifyWithDeltas } from "../../src/serve/delta.js";
 import { SAME_DEVICE_FIELDS, SAME_IFNET_FIELDS, SAME_REF_FIELDS, SHORT, openBatch } from "../../src/serve/page/batch.js";
-
-type Obj = Record<string, unknown>;
-
-/** x without keys whose value is undefined: what JSON text keeps of it. */
-const asSent = (x: unknown): unknown => JSON.parse(JSON.stringify(x));
 
 /**
  * The elements as a reader gets them: chunks made text over one state into a
  * batch's UTF-8 (as the hub does), decoded and parsed, opened by openBatch.
  */
-function roundTrip(els: Obj[], size = 256): { opened: unknown[]; messages: unknown[] } {
-  const text = new BatchText(64);
-  const st = newDeltaState();
-  for (let i = 0; i < els.length; i += size) text.append(stringifyWithDeltas(els.slice(i, i + size), st));
-  const bytes = Buffer.from(text.message(`{"type":"batch","from":0,"messages":[`));
-  const batch = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)) as { from: number; messages: Obj[] };
-  const messages = structuredClone(batch.messages);
-  const opened: unknown[] = [];
-  openBatch(batch, (_, x) => opened.push(x), (m) => opened.push(m));
-  return { opened, messages };
-}
-
 /** Whether an element is protocol 6's short event ([member, kind, key, ...], member 1 to 3). */
 const isShort = (m: unknown): boolean => Array.isArray(m) && (m[0] as number) <= 3;
 
