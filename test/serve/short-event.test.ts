@@ -5,12 +5,8 @@
 import test from "ava";
 import { asSent, batchRoundTrip as roundTrip, type Obj } from "./batch-round-trip.js";
 import fc from "fast-check";
-import { SAME_DEVICE_FIELDS, SAME_IFNET_FIELDS, SAME_REF_FIELDS, SHORT, openBatch } from "../../src/serve/page/batch.js";
+import { SAME_DEVICE_FIELDS, SAME_IFNET_FIELDS, SAME_REF_FIELDS, SHORT } from "../../src/serve/page/batch.js";
 
-/**
- * The elements as a reader gets them: chunks made text over one state into a
- * batch's UTF-8 (as the hub does), decoded and parsed, opened by openBatch.
- */
 /** Whether an element is protocol 6's short event ([member, kind, key, ...], member 1 to 3). */
 const isShort = (m: unknown): boolean => Array.isArray(m) && (m[0] as number) <= 3;
 
