@@ -27,6 +27,7 @@ import type { plugstorm } from "../gen/plugstorm.js";
 import type { TimelineCollector } from "../report/index.js";
 import type { LiveChecker, StormVerdict } from "./checking.js";
 import type { TraceOut } from "./trace-out.js";
+import { KEPT_FRAMES } from "../telemetry/index.js";
 
 type IRecord = plugstorm.trace.v1.IRecord;
 
@@ -45,11 +46,13 @@ export interface RecorderHooks {
 
 /**
  * Records a batching run queues before they go through the stages. At most
- * the telemetry's kept canonical frames (its ring of 128, see
- * src/telemetry/canonical-frames.ts): a guest frame pushed out of the ring
- * before its trace entry is written is encoded anew.
+ * the telemetry's kept canonical frames (KEPT_FRAMES): a guest frame pushed
+ * out of that ring before its trace entry is written is encoded anew. In the
+ * storm bench with trace and reports, 256 read under 128 in each of twelve
+ * pairs (median 7% less CPU); 512 no better than 256 (docs/benchmarks.md,
+ * Round 13).
  */
-export const RECORD_BATCH = 128;
+export const RECORD_BATCH = KEPT_FRAMES;
 
 /**
  * Wall time a record may wait in the queue when no more come (the machine

@@ -13,8 +13,14 @@
 // Kept only while some trace writer is open (retainCanonicalFrames): a run
 // with no trace (a shrink's runs) copies nothing.
 
-/** Frames kept: a chunk from a socket can hold many; beyond this the oldest are encoded anew. */
-const SLOTS = 128;
+/**
+ * Frames kept: a chunk from a socket can hold many, and a run's recorder
+ * queues up to this many records before their trace entries are written
+ * (RECORD_BATCH in src/storm/recorder.ts); beyond this the oldest are
+ * encoded anew. 256 slots are 128 KiB.
+ */
+export const KEPT_FRAMES = 256;
+const SLOTS = KEPT_FRAMES;
 /** Bytes per slot; a longer frame (rare: the agent's strings are short) is encoded anew. */
 const STRIDE = 512;
 

@@ -40,4 +40,5 @@ export {
   type TelemetryEvent,
 } from "./channel.js";
 export { telemetryEventToRecord } from "./records.js";
+export { KEPT_FRAMES } from "./canonical-frames.js";
 export { objectKindName } from "./names.js";
