@@ -39,6 +39,7 @@ import { GUEST_ENUMS, RECORD_ENUMS, SAME_DEVICE_FIELDS, SAME_IFNET_FIELDS, SAME_
 import { shortEvent } from "./short-event.js";
 import { hostShort, newHostLast, type HostLast } from "./host-short.js";
 import { longEvent, noteAnyLast } from "./guest-long.js";
+import { numbersByName } from "./slots.js";
 
 type Obj = Record<string, unknown>;
 
@@ -246,7 +247,7 @@ function byName(tables: ReadonlyMap<string, Readonly<Record<string, readonly (st
   const out: Numbers = new Map();
   for (const [member, fields] of tables) {
     const names = Object.keys(fields);
-    out.set(member, { names, byName: names.map((f) => new Map(fields[f]!.flatMap((n, i) => (n === undefined ? [] : [[n, i] as const])))) });
+    out.set(member, { names, byName: names.map((f) => numbersByName(fields[f]!)) });
   }
   return out;
 }

@@ -10,6 +10,7 @@
 
 import { GUEST_ENUMS, LONG } from "./page/batch.js";
 import type { DeltaState } from "./delta.js";
+import { numbersByName, trimmed } from "./slots.js";
 
 type Obj = Record<string, unknown>;
 
@@ -27,7 +28,7 @@ function long(member: string, key: string, fields: readonly string[]): Long {
   const tables = GUEST_ENUMS.get(member)!;
   const enums = fields.map((f) => {
     const names = tables[f];
-    return names === undefined ? undefined : new Map(names.flatMap((n, i) => (n === undefined ? [] : [[n, i] as const])));
+    return names === undefined ? undefined : numbersByName(names);
   });
   return { member, key, fields: [...fields], enums };
 }
@@ -85,10 +86,7 @@ export function longEvent(g: Obj, dt: number, st: DeltaState): unknown[] | null 
   }
   byKey.set(key, e);
   st.anyLast[m] = e;
-  let n = a.length;
-  while (a[n - 1] === 0) n--;
-  a.length = n;
-  return a;
+  return trimmed(a);
 }
 
 /** Notes guest frame g's device, ref or ifnet event (one with a string key) as its member's last event of any key: what every other path does too. */

@@ -11,6 +11,7 @@
 
 import { RECORD_ENUMS } from "./page/batch.js";
 import type { DeltaState } from "./delta.js";
+import { numbersByName, trimmed } from "./slots.js";
 
 type Obj = Record<string, unknown>;
 
@@ -30,8 +31,7 @@ export function newHostLast(): HostLast {
 
 /** Names to numbers, from page/batch.js's numbers to names. */
 function numbers(member: string, field: string): Map<string, number> {
-  const names = RECORD_ENUMS.get(member)![field]!;
-  return new Map(names.flatMap((n, i) => (n === undefined ? [] : [[n, i] as const])));
+  return numbersByName(RECORD_ENUMS.get(member)![field]!);
 }
 
 const ACTION_KIND = numbers("action", "kind");
@@ -94,14 +94,6 @@ function idSlot(v: unknown, expected: unknown): unknown {
   if (v === expected) return 0;
   if (typeof v !== "string") bad = true;
   return v;
-}
-
-/** a with its trailing zeros left off (the member's code stays). */
-function trimmed(a: unknown[]): unknown[] {
-  let n = a.length;
-  while (n > 1 && a[n - 1] === 0) n--;
-  a.length = n;
-  return a;
 }
 
 /**

@@ -9,13 +9,13 @@
 
 import { GUEST_ENUMS } from "./page/batch.js";
 import type { DeltaState } from "./delta.js";
+import { numbersByName } from "./slots.js";
 
 type Obj = Record<string, unknown>;
 
 /** Names to numbers, from page/batch.js's numbers to names. */
 function numbers(member: string, field: string): Map<string, number> {
-  const names = GUEST_ENUMS.get(member)![field]!;
-  return new Map(names.flatMap((n, i) => (n === undefined ? [] : [[n, i] as const])));
+  return numbersByName(GUEST_ENUMS.get(member)![field]!);
 }
 
 const DEVICE_KIND = numbers("device", "kind");
