@@ -135,6 +135,15 @@ export class Recorder {
     }
   }
 
+  /** One record to the live view, whose trouble stays its own (as in header()). */
+  private toLive(rec: IRecord, index: number): void {
+    try {
+      this.live!.record(rec, index);
+    } catch {
+      // As in header().
+    }
+  }
+
   append(rec: IRecord): void {
     const n = this.queued;
     if (this.batch === 1 && n === 0 && !this.draining) {
@@ -214,14 +223,7 @@ export class Recorder {
     const trace = this.trace;
     if (trace.writes) trace.append(rec);
     if (!this.isFull) this.checkBound();
-    const live = this.live;
-    if (live) {
-      try {
-        live.record(rec, index);
-      } catch {
-        // As in header().
-      }
-    }
+    if (this.live) this.toLive(rec, index);
     this.timeline?.push(rec);
   }
 
@@ -268,16 +270,8 @@ export class Recorder {
           trace.append(out[i]!);
           if (!this.isFull) this.checkBound();
         }
-      } else if (!this.isFull) for (let i = 0; i < n; i++) this.checkBound();
-      if (live) {
-        for (let i = 0; i < n; i++) {
-          try {
-            live.record(out[i]!, outIndex[i]!);
-          } catch {
-            // As in header().
-          }
-        }
-      }
+      } else if (!this.isFull) this.checkBound();
+      if (live) for (let i = 0; i < n; i++) this.toLive(out[i]!, outIndex[i]!);
       if (timeline) for (let i = 0; i < n; i++) timeline.push(out[i]!);
       for (let i = 0; i < n; i++) {
         const v = outVerdict[i];
