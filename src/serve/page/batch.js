@@ -164,13 +164,7 @@ export function openBatch(m, onRecord, onMessage) {
       }
       last.set(key, e);
       anyLast[x[0] - 10] = e;
-      /** @type {Record<string, any>} */
-      const g = {};
-      if (seq !== 0) g.seq = seq;
-      if (t !== 0) g.guestTimeNs = t;
-      g[l.member] = e;
-      named(g, GUEST_ENUMS);
-      onRecord(i++, t !== 0 ? { tNs: t, guest: g } : { guest: g });
+      onRecord(i++, guestRecord(seq, t, l.member, e));
       continue;
     }
     if (Array.isArray(x) && x[0] >= 4) {
@@ -224,13 +218,7 @@ export function openBatch(m, onRecord, onMessage) {
       }
       last.set(key, e);
       anyLast[x[0]] = e;
-      /** @type {Record<string, any>} */
-      const g = {};
-      if (seq !== 0) g.seq = seq;
-      if (t !== 0) g.guestTimeNs = t;
-      g[s.member] = e;
-      named(g, GUEST_ENUMS);
-      onRecord(i++, t !== 0 ? { tNs: t, guest: g } : { guest: g });
+      onRecord(i++, guestRecord(seq, t, s.member, e));
       continue;
     }
     if (typeof x.type === "string") {
@@ -286,6 +274,26 @@ function same(e, last, key, fields) {
   }
   last.set(key, e);
   return e;
+}
+
+/**
+ * The record a short or long guest event stands for: its frame at the batch's
+ * seq and time so far (each left out when 0, as the whole form leaves it), its
+ * event under member, enum numbers made names again.
+ * @param {number} seq
+ * @param {number} t
+ * @param {string} member
+ * @param {Record<string, any>} e
+ * @returns {Record<string, any>}
+ */
+function guestRecord(seq, t, member, e) {
+  /** @type {Record<string, any>} */
+  const g = {};
+  if (seq !== 0) g.seq = seq;
+  if (t !== 0) g.guestTimeNs = t;
+  g[member] = e;
+  named(g, GUEST_ENUMS);
+  return t !== 0 ? { tNs: t, guest: g } : { guest: g };
 }
 
 /**
