@@ -204,10 +204,7 @@ export class Recorder {
       if (verdicts.length === 0) this.passOne(rec, index);
       else {
         // As check() would have placed them.
-        const n = this.outN++;
-        this.out[n] = rec;
-        this.outIndex[n] = index;
-        this.outVerdict[n] = null;
+        this.place(rec, index, null);
         const tNs = Number(rec.tNs ?? 0);
         for (const v of verdicts) this.raise(v, tNs);
         this.passOn();
@@ -230,10 +227,7 @@ export class Recorder {
   /** The checker's stage: the record's index, then its verdicts' records right after it. */
   private check(rec: IRecord): void {
     const index = this.count++;
-    const n = this.outN++;
-    this.out[n] = rec;
-    this.outIndex[n] = index;
-    this.outVerdict[n] = null;
+    this.place(rec, index, null);
     const verdicts = this.checker.push(rec, index);
     if (verdicts.length > 0) {
       const tNs = Number(rec.tNs ?? 0);
@@ -247,12 +241,17 @@ export class Recorder {
     if (v.failing) this.failingCount++;
     const rec: IRecord = { tNs, verdict: v.record };
     const index = this.count++;
+    this.place(rec, index, v);
+    const more = this.checker.push(rec, index);
+    for (const w of more) this.raise(w, tNs);
+  }
+
+  /** Next in what the checker passed on: the record, its index, and the verdict it carries (null for any other record). */
+  private place(rec: IRecord, index: number, v: StormVerdict | null): void {
     const n = this.outN++;
     this.out[n] = rec;
     this.outIndex[n] = index;
     this.outVerdict[n] = v;
-    const more = this.checker.push(rec, index);
-    for (const w of more) this.raise(w, tNs);
   }
 
   /** What the checker passed on, through the trace, the live view and the timeline; a verdict's hook after its record. */
