@@ -186,12 +186,13 @@ export type JudgeOptions = Pick<RunOptions, "seed" | "signal">;
  * events that led to a verdict, mark details, QMP arguments as JSON, guest
  * command arguments, the result's other fields).
  */
-export async function judgeStorm(spec: StormSpec, opts: JudgeOptions = {}): Promise<Judgement> {
-  const run = new StormRun(spec, { out: null, seed: opts.seed, signal: opts.signal }, true);
+export function judgeStorm(spec: StormSpec, opts: JudgeOptions = {}): Promise<Judgement> {
+  // The run's own promise, not one of an async function around it: a shrink
+  // makes thousands of these. (judge() takes the signal's listener away.)
   try {
-    return await run.judge();
-  } finally {
-    run.forgetSignal();
+    return new StormRun(spec, { out: null, seed: opts.seed, signal: opts.signal }, true).judge();
+  } catch (e) {
+    return Promise.reject(e);
   }
 }
 
@@ -401,13 +402,19 @@ class StormRun {
       if (this.ownMachine) await this.machine.start();
       started = true;
       this.mark("storm-begin", this.lean ? "" : JSON.stringify({ seed: this.seed, cycles: this.source.totalCycles }));
-      await this.awaitGuest();
-      const pinger = this.machine.type === "qemu" ? this.pingLoop() : Promise.resolve();
-      const heartbeat = this.heartbeatLoop();
+      // A guest that said Hello while the machine started (the sim's agent
+      // does, at once) needs no wait: a turn of the promise queue less a run.
+      if (this.guest.hello) this.mark("guest-ready");
+      else await this.awaitGuest();
+      // Only a machine that can be probed, or a real one, has loops beside the
+      // steps (the sim has neither: no promises made and awaited for them).
+      const pinger = this.machine.type === "qemu" ? this.pingLoop() : null;
+      const heartbeat = this.machine.probe ? this.heartbeatLoop() : null;
       await this.loop();
       // Ends the loops above (the stop reason stays unset: the storm ran to its end).
       this.pacer.stop(completed());
-      await Promise.all([pinger, heartbeat]);
+      if (pinger !== null) await pinger;
+      if (heartbeat !== null) await heartbeat;
     } catch (e) {
       if (this.stopReason === undefined && !(e instanceof StopRun) && !isAbort(e)) {
         this.requestStop({ kind: "failed", message: e instanceof Error ? e.message : String(e) });
@@ -429,14 +436,25 @@ class StormRun {
     this.rec.close();
     this.detachSession?.();
     if (this.ownSession) this.session.close();
-    if (this.ownMachine) await this.machine.stop().catch(() => {});
+    if (this.ownMachine) {
+      try {
+        await this.machine.stop();
+      } catch {
+        // A machine that fails to stop has nothing more to tell this run.
+      }
+    }
     return { stop, endNs };
   }
 
   /** judgeStorm's run: nothing written, the result only what the shrinker reads. */
   async judge(): Promise<Judgement> {
-    const { stop } = await this.play(NO_TRACE_OUT, null);
-    return { stop, failedRules: failedRulesOf(this.rec.verdicts), executed: this.executed, records: this.rec.records };
+    try {
+      const { stop } = await this.play(NO_TRACE_OUT, null);
+      return { stop, failedRules: failedRulesOf(this.rec.verdicts), executed: this.executed, records: this.rec.records };
+    } finally {
+      // One signal often spans many runs (shrinking): each must take its listener away.
+      this.forgetSignal();
+    }
   }
 
   async run(): Promise<RunResult> {

@@ -1,4 +1,5 @@
 import test from "ava";
+import { getEventListeners } from "node:events";
 import { BUG_NAMES } from "../../src/sim/bugs.js";
 import { judgeStorm } from "../../src/storm/runner.js";
 import { loadStorm, runStorm, shrinkStorm, type StormInput, type StormSpec } from "../../src/storm/index.js";
@@ -36,4 +37,31 @@ test("a shrink's result is the full run of its minimal storm", async (t) => {
   t.deepEqual(s.final.verdicts.map((v) => v.text), again.verdicts.map((v) => v.text));
   t.true(s.final.verdicts.every((v) => v.text.length > 0 && v.report.rule === v.rule));
   t.is(s.final.records, again.records);
+});
+
+// judgeStorm hands on the run's own promise (no async function around it):
+// what the async function gave for free must still hold.
+test("judged runs take their listener off the caller's signal, each one", async (t) => {
+  const spec = loadStorm({ ...STORM, machine: { type: "sim", bugs: ["leak-ref"] } });
+  const c = new AbortController();
+  for (const stopOnFirstViolation of [false, true]) {
+    await judgeStorm({ ...spec, stopOnFirstViolation }, { signal: c.signal });
+    t.is(getEventListeners(c.signal, "abort").length, 0);
+  }
+  // A run the caller stops ends with the caller's reason, and takes its listener away too.
+  const running = judgeStorm(spec, { signal: c.signal });
+  t.is(getEventListeners(c.signal, "abort").length, 1);
+  c.abort();
+  t.is((await running).stop.kind, "interrupted");
+  t.is(getEventListeners(c.signal, "abort").length, 0);
+});
+
+test("a storm whose run cannot be built is a rejected judgement, not a throw", async (t) => {
+  const spec = loadStorm({ ...STORM, machine: { type: "sim" } });
+  const bad = { ...spec, machine: { type: "sim", bugs: ["no-such-bug"] } } as unknown as StormSpec;
+  let judged: Promise<unknown> | undefined;
+  t.notThrows(() => {
+    judged = judgeStorm(bad);
+  });
+  await t.throwsAsync(judged!, { message: /unknown sim bug/ });
 });
