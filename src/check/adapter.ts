@@ -411,63 +411,103 @@ function deviceOf(d: IDeviceEvent, out: Adapted, t: number, index: number): Mode
   return otherDeviceOf(d, kind, t, index);
 }
 
-// The same reads, one function a group (see deviceOf).
+// The same literal, one function a group (see deviceOf). Written out in each:
+// built by one helper taking the 17 values read here, the check bench's
+// adapter and checker ran 5-10% slower than with no groups at all.
 function drainOf(d: IDeviceEvent, kind: DevicePhase, t: number, index: number): ModelEvent {
-  return deviceEvent(t, index, kind, d.name, d.driver, d.parent, d.bus, d.port, d.serial, d.mac, d.context, d.thread, d.flags, d.error, d.objectKind, d.instance, d.ifname, d.step, d.deferred);
-}
-function detachStepOf(d: IDeviceEvent, kind: DevicePhase, t: number, index: number): ModelEvent {
-  return deviceEvent(t, index, kind, d.name, d.driver, d.parent, d.bus, d.port, d.serial, d.mac, d.context, d.thread, d.flags, d.error, d.objectKind, d.instance, d.ifname, d.step, d.deferred);
-}
-function detachBeginOf(d: IDeviceEvent, kind: DevicePhase, t: number, index: number): ModelEvent {
-  return deviceEvent(t, index, kind, d.name, d.driver, d.parent, d.bus, d.port, d.serial, d.mac, d.context, d.thread, d.flags, d.error, d.objectKind, d.instance, d.ifname, d.step, d.deferred);
-}
-function otherDeviceOf(d: IDeviceEvent, kind: DevicePhase, t: number, index: number): ModelEvent {
-  return deviceEvent(t, index, kind, d.name, d.driver, d.parent, d.bus, d.port, d.serial, d.mac, d.context, d.thread, d.flags, d.error, d.objectKind, d.instance, d.ifname, d.step, d.deferred);
-}
-
-/** A device event from a DeviceEvent's fields as read, with its defaults. */
-function deviceEvent(
-  t: number,
-  index: number,
-  kind: DevicePhase,
-  name: string | null | undefined,
-  driver: string | null | undefined,
-  parent: string | null | undefined,
-  bus: number | null | undefined,
-  port: string | null | undefined,
-  serial: string | null | undefined,
-  mac: string | null | undefined,
-  context: number | null | undefined,
-  thread: string | null | undefined,
-  flags: plugstorm.telemetry.v1.IDetachFlags | null | undefined,
-  error: number | null | undefined,
-  objectKind: number | null | undefined,
-  instance: number | null | undefined,
-  ifname: string | null | undefined,
-  step: number | null | undefined,
-  deferred: boolean | null | undefined,
-): ModelEvent {
   return {
     type: "device",
     t,
     index,
     kind,
-    name: name ?? "",
-    driver: driver ?? "",
-    parent: parent ?? "",
-    bus: at(BUS, bus, "unknown"),
-    port: port ?? "",
-    serial: serial ?? "",
-    mac: mac ?? "",
-    context: at(CONTEXT, context, "unknown"),
-    thread: thread ?? "",
-    force: flags?.force ?? false,
-    error: error ?? 0,
-    objectKind: at(OBJECT, objectKind, "unknown"),
-    instance: instance ?? 0,
-    ifname: ifname ?? "",
-    step: at(DETACH_STEP, step, "unknown"),
-    deferred: deferred ?? false,
+    name: d.name ?? "",
+    driver: d.driver ?? "",
+    parent: d.parent ?? "",
+    bus: at(BUS, d.bus, "unknown"),
+    port: d.port ?? "",
+    serial: d.serial ?? "",
+    mac: d.mac ?? "",
+    context: at(CONTEXT, d.context, "unknown"),
+    thread: d.thread ?? "",
+    force: d.flags?.force ?? false,
+    error: d.error ?? 0,
+    objectKind: at(OBJECT, d.objectKind, "unknown"),
+    instance: d.instance ?? 0,
+    ifname: d.ifname ?? "",
+    step: at(DETACH_STEP, d.step, "unknown"),
+    deferred: d.deferred ?? false,
+  };
+}
+function detachStepOf(d: IDeviceEvent, kind: DevicePhase, t: number, index: number): ModelEvent {
+  return {
+    type: "device",
+    t,
+    index,
+    kind,
+    name: d.name ?? "",
+    driver: d.driver ?? "",
+    parent: d.parent ?? "",
+    bus: at(BUS, d.bus, "unknown"),
+    port: d.port ?? "",
+    serial: d.serial ?? "",
+    mac: d.mac ?? "",
+    context: at(CONTEXT, d.context, "unknown"),
+    thread: d.thread ?? "",
+    force: d.flags?.force ?? false,
+    error: d.error ?? 0,
+    objectKind: at(OBJECT, d.objectKind, "unknown"),
+    instance: d.instance ?? 0,
+    ifname: d.ifname ?? "",
+    step: at(DETACH_STEP, d.step, "unknown"),
+    deferred: d.deferred ?? false,
+  };
+}
+function detachBeginOf(d: IDeviceEvent, kind: DevicePhase, t: number, index: number): ModelEvent {
+  return {
+    type: "device",
+    t,
+    index,
+    kind,
+    name: d.name ?? "",
+    driver: d.driver ?? "",
+    parent: d.parent ?? "",
+    bus: at(BUS, d.bus, "unknown"),
+    port: d.port ?? "",
+    serial: d.serial ?? "",
+    mac: d.mac ?? "",
+    context: at(CONTEXT, d.context, "unknown"),
+    thread: d.thread ?? "",
+    force: d.flags?.force ?? false,
+    error: d.error ?? 0,
+    objectKind: at(OBJECT, d.objectKind, "unknown"),
+    instance: d.instance ?? 0,
+    ifname: d.ifname ?? "",
+    step: at(DETACH_STEP, d.step, "unknown"),
+    deferred: d.deferred ?? false,
+  };
+}
+function otherDeviceOf(d: IDeviceEvent, kind: DevicePhase, t: number, index: number): ModelEvent {
+  return {
+    type: "device",
+    t,
+    index,
+    kind,
+    name: d.name ?? "",
+    driver: d.driver ?? "",
+    parent: d.parent ?? "",
+    bus: at(BUS, d.bus, "unknown"),
+    port: d.port ?? "",
+    serial: d.serial ?? "",
+    mac: d.mac ?? "",
+    context: at(CONTEXT, d.context, "unknown"),
+    thread: d.thread ?? "",
+    force: d.flags?.force ?? false,
+    error: d.error ?? 0,
+    objectKind: at(OBJECT, d.objectKind, "unknown"),
+    instance: d.instance ?? 0,
+    ifname: d.ifname ?? "",
+    step: at(DETACH_STEP, d.step, "unknown"),
+    deferred: d.deferred ?? false,
   };
 }
 
