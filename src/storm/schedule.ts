@@ -17,6 +17,9 @@ export function drawDuration(rng: Rng, d: Distribution): number {
   return d.type === "fixed" ? ns : Math.round(ns / 1000) * 1000;
 }
 
+/** How long after the pull an "until-removal" holder lets go. */
+const RELEASE_AFTER_PULL: Distribution = { type: "uniform", minNs: 1e6, maxNs: 5e6 };
+
 interface Planned {
   tNs: number;
   /** Ties keep planning order. */
@@ -208,7 +211,7 @@ export class StepSource {
       if (!rng.chance(h.probability)) continue;
       // "until-removal": the agent lets go 1-5 ms after the card is pulled, so
       // the detach has to wait for it (held forever, it would be our leak).
-      const forNs = h.hold === null ? dwell + drawDuration(rng, { type: "uniform", minNs: 1e6, maxNs: 5e6 }) : Math.max(1000, drawDuration(rng, h.hold));
+      const forNs = h.hold === null ? dwell + drawDuration(rng, RELEASE_AFTER_PULL) : Math.max(1000, drawDuration(rng, h.hold));
       this.plan(t0, { op: "hold", nic, kind: h.kind, count: h.count, forNs, holder: `h-${nic}-${h.kind}` });
     }
     if (rng.chance(spec.traffic.probability)) {
@@ -219,11 +222,14 @@ export class StepSource {
     // Drawn only for emulated NICs of storms that have faults, so every other
     // storm expands from its seed exactly as before.
     if (spec.faults !== undefined && kind.startsWith("redir-")) drawFaultsFor(spec, rng, add, t0, dwell, (t, step) => this.plan(t, step));
-    const module = DRIVER_MODULES[spec.model][kind];
+    const modules = DRIVER_MODULES[spec.model];
+    const module = modules[kind];
     // Unloading a module detaches every instance of its driver: only do it when
-    // this NIC is its driver's only instance, so other cycles are not disturbed.
-    let alone = true;
-    for (const [n, k] of this.inFlight) if (n !== nic && DRIVER_MODULES[spec.model][k] === module) alone = false;
+    // this NIC (in flight already) is its driver's only instance, so other
+    // cycles are not disturbed.
+    let instances = 0;
+    for (const k of this.inFlight.values()) if (modules[k] === module) instances++;
+    const alone = instances === 1;
     const r = rng.float();
     const pSick = alone ? spec.sick.probability : 0;
     const pUnload = alone ? spec.unload.probability : 0;
