@@ -17,6 +17,9 @@ export function drawDuration(rng: Rng, d: Distribution): number {
   return d.type === "fixed" ? ns : Math.round(ns / 1000) * 1000;
 }
 
+/** How long after the pull an "until-removal" holder lets go. */
+const RELEASE_AFTER_PULL: Distribution = { type: "uniform", minNs: 1e6, maxNs: 5e6 };
+
 interface Planned {
   tNs: number;
   /** Ties keep planning order. */
@@ -54,6 +57,15 @@ export class StepSource {
   private readonly maxInFlight: number;
   private readonly mix: StormSpec["nics"]["mix"];
   private readonly ports: StormSpec["nics"]["ports"];
+  // A random schedule's NICs in flight counted as they come and go, per mix
+  // entry and on the USB bus: asked before every step, these were walks of
+  // inFlight, a string test of each kind's bus, and per cycle a filtered
+  // list of the kinds with room.
+  private readonly mixInFlight: number[];
+  private readonly mixUsb: boolean[];
+  private usbInFlight = 0;
+  /** The gap between cycle starts, or null for back to back: the same distribution every cycle. */
+  private readonly gap: Distribution | null;
 
   constructor(private readonly spec: StormSpec, seed = spec.schedule.seed) {
     this.rng = new Rng(seed);
@@ -63,6 +75,10 @@ export class StepSource {
     this.maxInFlight = spec.schedule.maxInFlight;
     this.mix = spec.nics.mix;
     this.ports = spec.nics.ports;
+    this.mixInFlight = this.mix.map(() => 0);
+    this.mixUsb = this.mix.map((m) => busOf(m.kind) === "usb");
+    const rate = spec.schedule.rate;
+    this.gap = rate > 0 ? { type: "exponential", meanNs: 1e9 / rate, maxNs: 10e9 / rate } : null;
     this.stopped = false;
   }
 
@@ -95,7 +111,7 @@ export class StepSource {
         return { op: "sleep", ns };
       }
       this.queue.shift();
-      if (head.step.op === "remove" || head.step.op === "sick") this.inFlight.delete(head.step.nic);
+      if (head.step.op === "remove" || head.step.op === "sick") this.landed(head.step.nic);
       return head.step;
     }
   }
@@ -117,47 +133,58 @@ export class StepSource {
     return null;
   }
 
-  /**
-   * Whether pickKind would find a kind; asked before every step, so it builds
-   * no list, and counts the buses' NICs in two numbers (no object a step).
-   */
+  /** Whether pickKind would find a kind: asked before every step. */
   private canStart(): boolean {
     if (this.inFlight.size >= this.maxInFlight) return false;
-    const usb = this.usbInFlight();
-    const pcmcia = this.inFlight.size - usb;
-    for (const m of this.mix) if (this.hasRoom(m, usb, pcmcia)) return true;
+    for (let i = 0; i < this.mix.length; i++) if (this.hasRoom(i)) return true;
     return false;
   }
 
-  /** NICs in flight on the USB bus (the rest are on PC Card's). */
-  private usbInFlight(): number {
-    let usb = 0;
-    for (const k of this.inFlight.values()) if (busOf(k) === "usb") usb++;
-    return usb;
+  /** Whether the mix's entry i may start a NIC: a weight, room under its own count and on its bus's ports. */
+  private hasRoom(i: number): boolean {
+    const m = this.mix[i]!;
+    if (m.weight <= 0 || this.mixInFlight[i]! >= m.count) return false;
+    return this.mixUsb[i] ? this.usbInFlight < this.ports.usb : this.inFlight.size - this.usbInFlight < this.ports.pcmcia;
   }
 
-  private hasRoom(m: StormSpec["nics"]["mix"][number], usb: number, pcmcia: number): boolean {
-    if (m.weight <= 0) return false;
-    let mine = 0;
-    for (const k of this.inFlight.values()) if (k === m.kind) mine++;
-    const bus = busOf(m.kind);
-    return mine < m.count && (bus === "usb" ? usb : pcmcia) < this.ports[bus];
-  }
-
-  /** A kind with room left (its own count and its bus's ports), by weight. */
-  private pickKind(draw: boolean): NicKind | null {
-    const usb = this.usbInFlight();
-    const pcmcia = this.inFlight.size - usb;
-    const candidates = this.mix.filter((m) => this.hasRoom(m, usb, pcmcia));
-    if (candidates.length === 0) return null;
-    if (!draw) return candidates[0]!.kind;
-    const total = candidates.reduce((s, m) => s + m.weight, 0);
-    let x = this.rng.float() * total;
-    for (const m of candidates) {
-      x -= m.weight;
-      if (x < 0) return m.kind;
+  /** A kind with room left (its own count and its bus's ports), by weight; the weights summed and taken off in the mix's order, as ever. */
+  private pickKind(): NicKind | null {
+    const mix = this.mix;
+    let total = 0;
+    let last = -1;
+    for (let i = 0; i < mix.length; i++) {
+      if (!this.hasRoom(i)) continue;
+      total += mix[i]!.weight;
+      last = i;
     }
-    return candidates[candidates.length - 1]!.kind;
+    if (last < 0) return null;
+    let x = this.rng.float() * total;
+    for (let i = 0; i < mix.length; i++) {
+      if (!this.hasRoom(i)) continue;
+      x -= mix[i]!.weight;
+      if (x < 0) return mix[i]!.kind;
+    }
+    return mix[last]!.kind;
+  }
+
+  /** A random schedule's NIC goes in flight. */
+  private launched(nic: string, kind: NicKind): void {
+    this.inFlight.set(nic, kind);
+    this.count(kind, 1);
+  }
+
+  /** A random schedule's NIC's cycle ends (its remove, or the sick case's unload). */
+  private landed(nic: string): void {
+    const kind = this.inFlight.get(nic);
+    if (kind === undefined) return;
+    this.inFlight.delete(nic);
+    this.count(kind, -1);
+  }
+
+  private count(kind: NicKind, by: 1 | -1): void {
+    // Every entry of the kind (validation lists a kind once; a spec built in code may not).
+    for (let i = 0; i < this.mix.length; i++) if (this.mix[i]!.kind === kind) this.mixInFlight[i]! += by;
+    if (busOf(kind) === "usb") this.usbInFlight += by;
   }
 
   private plan(tNs: number, step: Step): void {
@@ -170,21 +197,21 @@ export class StepSource {
   private startCycle(t0: number): void {
     const spec = this.spec;
     const rng = this.rng;
-    const kind = this.pickKind(true)!;
+    const kind = this.pickKind()!;
     const nic = `nic${this.nicCounter++}`;
     this.started++;
-    this.nextStartNs = t0 + (spec.schedule.rate > 0 ? Math.round(drawDuration(rng, { type: "exponential", meanNs: 1e9 / spec.schedule.rate, maxNs: 10e9 / spec.schedule.rate })) : 0);
+    this.nextStartNs = t0 + (this.gap !== null ? Math.round(drawDuration(rng, this.gap)) : 0);
     const dwell = drawDuration(rng, spec.schedule.dwell);
     const end = t0 + dwell;
     // Everything of one cycle happens in [t0, end]; the add goes out now.
-    this.inFlight.set(nic, kind);
+    this.launched(nic, kind);
     const add: Step & { op: "add" } = { op: "add", nic, kind };
     this.plan(t0, add);
     for (const h of spec.holders) {
       if (!rng.chance(h.probability)) continue;
       // "until-removal": the agent lets go 1-5 ms after the card is pulled, so
       // the detach has to wait for it (held forever, it would be our leak).
-      const forNs = h.hold === null ? dwell + drawDuration(rng, { type: "uniform", minNs: 1e6, maxNs: 5e6 }) : Math.max(1000, drawDuration(rng, h.hold));
+      const forNs = h.hold === null ? dwell + drawDuration(rng, RELEASE_AFTER_PULL) : Math.max(1000, drawDuration(rng, h.hold));
       this.plan(t0, { op: "hold", nic, kind: h.kind, count: h.count, forNs, holder: `h-${nic}-${h.kind}` });
     }
     if (rng.chance(spec.traffic.probability)) {
@@ -195,11 +222,14 @@ export class StepSource {
     // Drawn only for emulated NICs of storms that have faults, so every other
     // storm expands from its seed exactly as before.
     if (spec.faults !== undefined && kind.startsWith("redir-")) drawFaultsFor(spec, rng, add, t0, dwell, (t, step) => this.plan(t, step));
-    const module = DRIVER_MODULES[spec.model][kind];
+    const modules = DRIVER_MODULES[spec.model];
+    const module = modules[kind];
     // Unloading a module detaches every instance of its driver: only do it when
-    // this NIC is its driver's only instance, so other cycles are not disturbed.
-    let alone = true;
-    for (const [n, k] of this.inFlight) if (n !== nic && DRIVER_MODULES[spec.model][k] === module) alone = false;
+    // this NIC (in flight already) is its driver's only instance, so other
+    // cycles are not disturbed.
+    let instances = 0;
+    for (const k of this.inFlight.values()) if (modules[k] === module) instances++;
+    const alone = instances === 1;
     const r = rng.float();
     const pSick = alone ? spec.sick.probability : 0;
     const pUnload = alone ? spec.unload.probability : 0;
