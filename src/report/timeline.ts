@@ -101,7 +101,11 @@ const MAX_RUN_VIOLATIONS = 256;
  * Records drawn at a time. Held that long, a record's body may outlive a
  * scavenge it would have died before: 1024 ran a storm ~5% faster than 256,
  * 4096 no faster than 1024 (whole records queued, 4096 had given back most
- * of the gain).
+ * of the gain). Kept where the storm's recorder already hands records over
+ * 256 at a time: drawing each such batch at once, with no queue here, and
+ * drawing it right after the checker rather than after the trace, measured
+ * the same (one process, taking turns, 16-20 rounds: 216.2 against 217.3 ms
+ * and 217.0 against 218.3 ms best; paired medians 1.02 and 1.00).
  */
 const QUEUE = 1024;
 
