@@ -227,7 +227,33 @@ export function adaptRecord(r: IRecord, index: number, out: Adapted): ModelEvent
       if (body === BodyKind.IFNET) return ifnetOf(plainBody.message as plugstorm.telemetry.v1.IIfEvent, out, t, index);
     }
     const d = g.device;
-    if (d) return deviceOf(d, out, t, index);
+    if (d) {
+      const kind = at(DEVICE_PHASE, d.kind, null);
+      if (kind === null) return guestOther(out, t, index);
+      out.type = "device";
+      return {
+        type: "device",
+        t,
+        index,
+        kind,
+        name: d.name ?? "",
+        driver: d.driver ?? "",
+        parent: d.parent ?? "",
+        bus: at(BUS, d.bus, "unknown"),
+        port: d.port ?? "",
+        serial: d.serial ?? "",
+        mac: d.mac ?? "",
+        context: at(CONTEXT, d.context, "unknown"),
+        thread: d.thread ?? "",
+        force: d.flags?.force ?? false,
+        error: d.error ?? 0,
+        objectKind: at(OBJECT, d.objectKind, "unknown"),
+        instance: d.instance ?? 0,
+        ifname: d.ifname ?? "",
+        step: at(DETACH_STEP, d.step, "unknown"),
+        deferred: d.deferred ?? false,
+      };
+    }
     const ref = g.ref;
     if (ref) return refOf(ref, out, t, index);
     const ifn = g.ifnet;
@@ -384,131 +410,6 @@ export function adaptRecord(r: IRecord, index: number, out: Adapted): ModelEvent
   // qmp commands/replies, guest commands, clock samples, marks and recorded verdicts
   // (offline checks recompute verdicts) carry nothing for the rules.
   return null;
-}
-
-type IDeviceEvent = plugstorm.telemetry.v1.IDeviceEvent;
-
-const DeviceKind = plugstorm.telemetry.v1.DeviceEvent.Kind;
-
-/**
- * A device event read from its message (a frame read from a trace, or queued
- * by the recorder past the decoder's hand-off). The fields a message sets are
- * own properties and the rest its prototype's defaults, so each group of
- * phases that sets its own fields (a detach's flags, a drain's object kind, a
- * detach step) is an object of its own shape: a storm's come in five. Each
- * group's fields are read in a function of its own, as V8 keeps what it
- * learnt of the shapes per place in the source: read in one place, each of
- * the 17 reads was a slow megamorphic load.
- */
-function deviceOf(d: IDeviceEvent, out: Adapted, t: number, index: number): ModelEvent {
-  const k = d.kind;
-  const kind = at(DEVICE_PHASE, k, null);
-  if (kind === null) return guestOther(out, t, index);
-  out.type = "device";
-  if (k === DeviceKind.DRAIN_BEGIN || k === DeviceKind.DRAIN_END) return drainOf(d, kind, t, index);
-  if (k === DeviceKind.DETACH_STEP) return detachStepOf(d, kind, t, index);
-  if (k === DeviceKind.DETACH_BEGIN) return detachBeginOf(d, kind, t, index);
-  return otherDeviceOf(d, kind, t, index);
-}
-
-// The same literal, one function a group (see deviceOf). Written out in each:
-// built by one helper taking the 17 values read here, the check bench's
-// adapter and checker ran 5-10% slower than with no groups at all.
-function drainOf(d: IDeviceEvent, kind: DevicePhase, t: number, index: number): ModelEvent {
-  return {
-    type: "device",
-    t,
-    index,
-    kind,
-    name: d.name ?? "",
-    driver: d.driver ?? "",
-    parent: d.parent ?? "",
-    bus: at(BUS, d.bus, "unknown"),
-    port: d.port ?? "",
-    serial: d.serial ?? "",
-    mac: d.mac ?? "",
-    context: at(CONTEXT, d.context, "unknown"),
-    thread: d.thread ?? "",
-    force: d.flags?.force ?? false,
-    error: d.error ?? 0,
-    objectKind: at(OBJECT, d.objectKind, "unknown"),
-    instance: d.instance ?? 0,
-    ifname: d.ifname ?? "",
-    step: at(DETACH_STEP, d.step, "unknown"),
-    deferred: d.deferred ?? false,
-  };
-}
-function detachStepOf(d: IDeviceEvent, kind: DevicePhase, t: number, index: number): ModelEvent {
-  return {
-    type: "device",
-    t,
-    index,
-    kind,
-    name: d.name ?? "",
-    driver: d.driver ?? "",
-    parent: d.parent ?? "",
-    bus: at(BUS, d.bus, "unknown"),
-    port: d.port ?? "",
-    serial: d.serial ?? "",
-    mac: d.mac ?? "",
-    context: at(CONTEXT, d.context, "unknown"),
-    thread: d.thread ?? "",
-    force: d.flags?.force ?? false,
-    error: d.error ?? 0,
-    objectKind: at(OBJECT, d.objectKind, "unknown"),
-    instance: d.instance ?? 0,
-    ifname: d.ifname ?? "",
-    step: at(DETACH_STEP, d.step, "unknown"),
-    deferred: d.deferred ?? false,
-  };
-}
-function detachBeginOf(d: IDeviceEvent, kind: DevicePhase, t: number, index: number): ModelEvent {
-  return {
-    type: "device",
-    t,
-    index,
-    kind,
-    name: d.name ?? "",
-    driver: d.driver ?? "",
-    parent: d.parent ?? "",
-    bus: at(BUS, d.bus, "unknown"),
-    port: d.port ?? "",
-    serial: d.serial ?? "",
-    mac: d.mac ?? "",
-    context: at(CONTEXT, d.context, "unknown"),
-    thread: d.thread ?? "",
-    force: d.flags?.force ?? false,
-    error: d.error ?? 0,
-    objectKind: at(OBJECT, d.objectKind, "unknown"),
-    instance: d.instance ?? 0,
-    ifname: d.ifname ?? "",
-    step: at(DETACH_STEP, d.step, "unknown"),
-    deferred: d.deferred ?? false,
-  };
-}
-function otherDeviceOf(d: IDeviceEvent, kind: DevicePhase, t: number, index: number): ModelEvent {
-  return {
-    type: "device",
-    t,
-    index,
-    kind,
-    name: d.name ?? "",
-    driver: d.driver ?? "",
-    parent: d.parent ?? "",
-    bus: at(BUS, d.bus, "unknown"),
-    port: d.port ?? "",
-    serial: d.serial ?? "",
-    mac: d.mac ?? "",
-    context: at(CONTEXT, d.context, "unknown"),
-    thread: d.thread ?? "",
-    force: d.flags?.force ?? false,
-    error: d.error ?? 0,
-    objectKind: at(OBJECT, d.objectKind, "unknown"),
-    instance: d.instance ?? 0,
-    ifname: d.ifname ?? "",
-    step: at(DETACH_STEP, d.step, "unknown"),
-    deferred: d.deferred ?? false,
-  };
 }
 
 /** A device event from the decoder's hand-off: the fields a DeviceEvent gives with its defaults, read from one shape. */
