@@ -55,13 +55,16 @@ export function crc32cRange(bytes: Uint8Array, start: number, end: number): numb
 }
 
 /**
- * crc32cRange(bytes, start, end), or -1 when a byte there is 0: the check of a
- * frame that came as one COBS block, where a zero byte inside the block is a
- * framing fault. Found in the pass the CRC makes over the bytes anyway, where
- * a search for the zero first was a second pass (and a call) per frame. The
- * receiver's alone: the frame encoder keeps crc32cRange.
+ * Whether crc32cRange(bytes, start, end) is want (1) or not (0), or -1 when a
+ * byte there is 0: the check of a frame that came as one COBS block, where a
+ * zero byte inside the block is a framing fault. Found in the pass the CRC
+ * makes over the bytes anyway, where a search for the zero first was a
+ * second pass (and a call) per frame. want is the CRC as an int32 (its
+ * bytes read little-endian with |, no >>> 0), and the answer a small number:
+ * a uint32 past 2^31 returned from a call is a heap number, one allocated
+ * per frame. The receiver's alone: the frame encoder keeps crc32cRange.
  */
-export function crc32cNonZero(bytes: Uint8Array, start: number, end: number): number {
+export function crc32cMatchNonZero(bytes: Uint8Array, start: number, end: number, want: number): number {
   const t = CRC32C_TABLES;
   let crc = 0xffffffff;
   // Its sign bit is set once a byte is 0: b - 1 is negative for b = 0 only.
@@ -96,7 +99,8 @@ export function crc32cNonZero(bytes: Uint8Array, start: number, end: number): nu
     crc = t[(crc ^ b) & 0xff]! ^ (crc >>> 8);
     i++;
   }
-  return zero < 0 ? -1 : (crc ^ 0xffffffff) >>> 0;
+  if (zero < 0) return -1;
+  return (crc ^ 0xffffffff) === want ? 1 : 0;
 }
 
 /** CRC-32C of all of bytes. */

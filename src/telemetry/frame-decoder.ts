@@ -34,6 +34,11 @@ let pos = 0;
 let ok = true;
 /** Cleared when the bytes are not what the encoder writes for what they decode to. */
 let canon = true;
+/**
+ * The last varint64's low and high words, kept as int32 (the unsigned value
+ * is lo >>> 0): a module variable holding a uint32 past 2^31 is a heap
+ * number, one allocated at each store, and a frame's time stores several.
+ */
 let lo = 0;
 let hi = 0;
 
@@ -68,7 +73,7 @@ function uint32(end: number): number {
   return v;
 }
 
-/** A varint of up to 10 bytes into lo/hi, bit for bit as protobufjs's LongBits. */
+/** A varint of up to 10 bytes into lo/hi, bit for bit as protobufjs's LongBits (as int32s: see lo). */
 function varint64(end: number): void {
   lo = 0;
   hi = 0;
@@ -79,7 +84,7 @@ function varint64(end: number): void {
       return;
     }
     b = buf[pos++]!;
-    lo = (lo | ((b & 127) << (i * 7))) >>> 0;
+    lo |= (b & 127) << (i * 7);
     if (b < 128) {
       if (b === 0 && i !== 0) canon = false;
       return;
@@ -90,8 +95,8 @@ function varint64(end: number): void {
     return;
   }
   b = buf[pos++]!;
-  lo = (lo | ((b & 127) << 28)) >>> 0;
-  hi = (hi | ((b & 127) >> 4)) >>> 0;
+  lo |= (b & 127) << 28;
+  hi |= (b & 127) >> 4;
   if (b < 128) {
     if (b === 0) canon = false;
     return;
@@ -102,7 +107,7 @@ function varint64(end: number): void {
       return;
     }
     b = buf[pos++]!;
-    hi = (hi | ((b & 127) << (i * 7 + 3))) >>> 0;
+    hi |= (b & 127) << (i * 7 + 3);
     if (b < 128) {
       // A canonical value is under 2^53 (see uint64): 8 bytes at most.
       if (b === 0 || i >= 3) canon = false;
@@ -114,22 +119,31 @@ function varint64(end: number): void {
 
 /** A uint64 field's value: past 2^53 the number is rounded, and the encoder would write the rounded one. */
 function uint64(end: number): number {
+  uint64Words(end);
+  return (lo >>> 0) + (hi >>> 0) * 4294967296;
+}
+
+/**
+ * uint64() left in lo/hi, for a caller that makes the number itself: a
+ * number past 2^31 returned from a call that is not inlined is a heap number
+ * allocated for the return, and every frame's time is one.
+ */
+function uint64Words(end: number): void {
   varint64(end);
-  if (hi > 0x1fffff || (lo | hi) === 0) canon = false;
-  return lo + hi * 4294967296;
+  if (hi >>> 0 > 0x1fffff || (lo | hi) === 0) canon = false;
 }
 
 /** An int64 field's value; a negative one is canonical only in 10 bytes, which the encoder's rounding may not give back: never kept. */
 function int64(end: number): number {
   varint64(end);
-  if (hi > 0x1fffff || (lo | hi) === 0) canon = false;
+  if (hi >>> 0 > 0x1fffff || (lo | hi) === 0) canon = false;
   if (hi >>> 31) {
     const l = (~lo + 1) >>> 0;
     let h = ~hi >>> 0;
     if (!l) h = (h + 1) >>> 0;
     return -(l + h * 4294967296);
   }
-  return lo + hi * 4294967296;
+  return (lo >>> 0) + (hi >>> 0) * 4294967296;
 }
 
 /** protobufjs's bool(): any non-zero 7-bit group in up to 10 bytes is true. */
@@ -592,12 +606,14 @@ function plainAt(bytes: Uint8Array, start: number, end: number): Frame | undefin
     if (tag <= last) canon = false;
     last = tag;
     if (tag === 8) {
-      if ((v = uint64(end)) !== 0) m.seq = v;
+      uint64Words(end);
+      if ((v = (lo >>> 0) + (hi >>> 0) * 4294967296) !== 0) m.seq = v;
       else delete (m as Partial<Frame>).seq;
       continue;
     }
     if (tag === 16) {
-      if ((v = uint64(end)) !== 0) m.guestTimeNs = v;
+      uint64Words(end);
+      if ((v = (lo >>> 0) + (hi >>> 0) * 4294967296) !== 0) m.guestTimeNs = v;
       else delete (m as Partial<Frame>).guestTimeNs;
       continue;
     }
@@ -668,3 +684,22 @@ export function decodeFrameInPlace(bytes: Uint8Array, start: number, end: number
 export function lastDecodeCanonical(): boolean {
   return canon;
 }
+
+/**
+ * V8 sizes a constructor's objects by what its first few (seven) came to
+ * hold, and keeps the properties past that size in a separate array. A run's
+ * first Frames were its Hello and module events, a seq and a body each, so
+ * every Frame after (seq, time and body: nearly all) kept its body in a
+ * property array of its own, 40 bytes a frame more to allocate and scavenge.
+ * The decoder's first Frames are made here, as it makes most of them; the
+ * bodies' classes are left to what a run makes first (a heartbeat's two
+ * fields are its common shape).
+ */
+function sizeFrames(): void {
+  const bytes = v1.Frame.encode({ seq: 1, guestTimeNs: 2 ** 40, heartbeat: { framesSent: 1, devicesPresent: 1 } }).finish();
+  for (let i = 0; i < 8; i++) plainAt(bytes, 0, bytes.length);
+  plainBody.frame = null;
+  plainBody.body = BodyKind.NONE;
+  plainBody.message = null;
+}
+sizeFrames();

@@ -3,7 +3,7 @@
 // bytes, never throws on input, and loses at most the frame a fault hit.
 
 import { copyBytes } from "./canonical-frames.js";
-import { crc32cNonZero, crc32cRange } from "./crc32c.js";
+import { crc32cMatchNonZero, crc32cRange } from "./crc32c.js";
 
 /** Largest protobuf payload in one frame. */
 export const MAX_PAYLOAD = 4096;
@@ -217,9 +217,9 @@ export class FrameSplitter {
         const w1 = c[end + 1]!;
         const w2 = c[end + 2]!;
         const w3 = c[end + 3]!;
-        const crc = w0 !== 0 && w1 !== 0 && w2 !== 0 && w3 !== 0 ? crc32cNonZero(c, start, end) : -1;
-        if (crc >= 0) {
-          if (crc !== (w0 | (w1 << 8) | (w2 << 16) | (w3 << 24)) >>> 0) sink.error("crc", code);
+        const match = w0 !== 0 && w1 !== 0 && w2 !== 0 && w3 !== 0 ? crc32cMatchNonZero(c, start, end, w0 | (w1 << 8) | (w2 << 16) | (w3 << 24)) : -1;
+        if (match >= 0) {
+          if (match === 0) sink.error("crc", code);
           else if (!sink.payloadInPlace(c, start, end, code)) {
             copyBytes(c, start, end, out, 0);
             sink.payload(out, end - start, code);

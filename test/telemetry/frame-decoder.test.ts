@@ -113,6 +113,38 @@ test("a countAfter of -1 (unknown) and 64-bit times decode exactly", (t) => {
   t.deepEqual(got, v1.Frame.decode(bytes));
 });
 
+test("64-bit values around each word's top bit decode as protobufjs decodes them, canonical where the encoder writes them", (t) => {
+  // The decoder keeps a varint's words as int32s: a low word at or past 2^31 is negative there.
+  const values = [2 ** 31 - 1, 2 ** 31, 2 ** 31 + 1, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 2 ** 31, 2 ** 52 + 2 ** 31, 2 ** 53 - 1, 2 ** 53 - 2 ** 31];
+  for (const v of values) {
+    for (const f of [
+      { seq: v, guestTimeNs: v, heartbeat: { framesSent: v, framesDropped: v, eventsLost: v, devicesPresent: 1 } },
+      { seq: v, ref: { kind: 1, object: "x", countAfter: v } },
+      { seq: 1, ref: { kind: 1, object: "x", countAfter: -v } },
+      { seq: v, ifnet: { kind: 1, ifname: "x", txPackets: v, rxPackets: v, txBytes: v, rxBytes: v } },
+    ]) {
+      const bytes = v1.Frame.encode(f).finish();
+      const got = decodeFramePlain(bytes, bytes.length);
+      t.truthy(got, `the hand path took ${JSON.stringify(f)}`);
+      t.deepEqual(got, v1.Frame.decode(bytes), JSON.stringify(f));
+      // A negative int64 is never called canonical (see frame-decoder.ts); every other value here is.
+      t.is(lastDecodeCanonical(), !(f.ref && f.ref.countAfter < 0), JSON.stringify(f));
+    }
+  }
+  // Ten-byte varints, the high word's top bit set: past 2^53 (rounded, not canonical) and negative.
+  const w = new WireWriter();
+  w.tag(1, 0);
+  w.bytes(Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01));
+  w.tag(2, 0);
+  w.bytes(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x0f));
+  const bytes = w.finish();
+  const got = decodeFramePlain(bytes, bytes.length);
+  t.truthy(got);
+  t.deepEqual(got, v1.Frame.decode(bytes));
+  t.is(got!.guestTimeNs, 2 ** 31 + 2 ** 30 + 2 ** 29 + 2 ** 28);
+  t.false(lastDecodeCanonical());
+});
+
 test("a field's string repeated, changed by a byte, shortened, emptied or made non-ASCII decodes as protobufjs decodes it", (t) => {
   // The decoder first compares a field's bytes with the string that field had last time.
   const names = ["cdce0", "cdce0", "cdce1", "ddce1", "cdce", "", "cdce0", "cdcé", "cdce0", "axe0\u007f", "axe0\u007f"];

@@ -10,7 +10,7 @@ import {
   type FrameSink,
   type SplitResult,
 } from "../../src/telemetry/index.js";
-import { crc32cNonZero } from "../../src/telemetry/crc32c.js";
+import { crc32cMatchNonZero } from "../../src/telemetry/crc32c.js";
 
 // Property runs are reproducible: a fixed seed, overridable with FC_SEED to explore.
 fc.configureGlobal({ seed: Number(process.env["FC_SEED"] ?? 20261123) });
@@ -40,23 +40,30 @@ test("crc32c matches the check value and the bitwise definition", (t) => {
   );
 });
 
-test("crc32cNonZero is the CRC of bytes with no zero among them, and -1 where one is", (t) => {
+test("crc32cMatchNonZero tells whether the CRC of bytes with no zero among them is the one given, and -1 where a zero is", (t) => {
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(16), fc.nat(16), (bytes, off, cut) => {
+    fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(16), fc.nat(16), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), (bytes, off, cut, other) => {
       const start = Math.min(off, bytes.length);
       const end = Math.max(start, bytes.length - cut);
       const part = bytes.subarray(start, end);
-      return crc32cNonZero(bytes, start, end) === (part.includes(0) ? -1 : crcReference(part));
+      const crc = crcReference(part) | 0;
+      if (part.includes(0)) return crc32cMatchNonZero(bytes, start, end, crc) === -1 && crc32cMatchNonZero(bytes, start, end, other) === -1;
+      return crc32cMatchNonZero(bytes, start, end, crc) === 1 && crc32cMatchNonZero(bytes, start, end, other) === (other === crc ? 1 : 0);
     }),
   );
   // Non-zero bytes with one zero put at each place in turn (any place in or out of the 8-byte steps).
   const bytes = Uint8Array.from({ length: 40 }, (_, i) => 1 + ((i * 37) % 255));
-  t.is(crc32cNonZero(bytes, 0, bytes.length), crcReference(bytes));
+  const whole = crcReference(bytes) | 0;
+  t.is(crc32cMatchNonZero(bytes, 0, bytes.length, whole), 1);
+  t.is(crc32cMatchNonZero(bytes, 0, bytes.length, whole ^ 1), 0);
+  // Every prefix matches its CRC given as an int32, those past 2^31 as a uint32 (some are) too.
+  t.true(Array.from({ length: bytes.length }, (_, n) => crcReference(bytes.subarray(0, n + 1))).some((c) => c >= 2 ** 31));
+  for (let n = 1; n <= bytes.length; n++) t.is(crc32cMatchNonZero(bytes, 0, n, crcReference(bytes.subarray(0, n)) | 0), 1, `first ${n}`);
   for (let i = 0; i < bytes.length; i++) {
     const b = Uint8Array.from(bytes);
     b[i] = 0;
-    t.is(crc32cNonZero(b, 0, b.length), -1, `zero at ${i}`);
-    t.is(crc32cNonZero(b, i + 1, b.length), crcReference(b.subarray(i + 1)), `after the zero at ${i}`);
+    t.is(crc32cMatchNonZero(b, 0, b.length, crcReference(b) | 0), -1, `zero at ${i}`);
+    t.is(crc32cMatchNonZero(b, i + 1, b.length, crcReference(b.subarray(i + 1)) | 0), 1, `after the zero at ${i}`);
   }
 });
 
