@@ -11,10 +11,12 @@
 const SMALL = 16;
 
 export class OpenActions<V> {
-  // A plain array, not a Float64Array: 16 ids make 128 bytes, past what V8 keeps
+  // Plain arrays, not a Float64Array: 16 ids make 128 bytes, past what V8 keeps
   // on its heap, so each checker would allocate a backing store outside it (core.ts).
-  private readonly ids: number[] = new Array<number>(SMALL).fill(0);
-  private readonly vals: (V | undefined)[] = new Array<V | undefined>(SMALL).fill(undefined);
+  // They grow as actions open (most runs have one or two at a time), where
+  // filling 16 slots up front was two builtin calls a checker.
+  private readonly ids: number[] = [];
+  private readonly vals: (V | undefined)[] = [];
   private n = 0;
   private big: Map<number, V> | null = null;
 

@@ -1,5 +1,5 @@
 // A hand-written decoder for the Frames a storm sends most (reference, device,
-// interface and heartbeat events), producing exactly the objects protobufjs's
+// interface and heartbeat events, and logs), producing exactly the objects protobufjs's
 // generated Frame.decode produces: the same classes, the same own properties
 // in the same order, defaults left to the prototype.
 //
@@ -206,7 +206,7 @@ function ascii(end: number, slot: number): string {
 }
 
 /** The string each ascii() slot read last (ASCII, so a byte past 127 never compares equal). */
-const lastStrings: string[] = new Array<string>(15).fill("");
+const lastStrings: string[] = new Array<string>(16).fill("");
 
 /**
  * The bytes of each slot's last string, when it is this short (names, MACs,
@@ -215,7 +215,7 @@ const lastStrings: string[] = new Array<string>(15).fill("");
  * characters is a cons string, read through its parts).
  */
 const SLOT_BYTES = 32;
-const lastBytes = new Uint8Array(15 * SLOT_BYTES);
+const lastBytes = new Uint8Array(16 * SLOT_BYTES);
 
 /** Which body a plainly decoded frame has (PlainBody.body). */
 export const enum BodyKind {
@@ -224,6 +224,7 @@ export const enum BodyKind {
   REF = 2,
   IFNET = 3,
   HEARTBEAT = 4,
+  LOG = 5,
 }
 
 /**
@@ -582,6 +583,34 @@ function heartbeat(end: number): plugstorm.telemetry.v1.Heartbeat {
 }
 
 /**
+ * A Log: a run on a sim machine has two (the agent's fault list, ~150
+ * characters each), and protobufjs read their text through its UTF-8 decoder
+ * into a new string each time, a few per cent of a short run's decode.
+ */
+function logEvent(end: number): plugstorm.telemetry.v1.Log {
+  const m = new v1.Log();
+  let v: number | string;
+  let tag = 0;
+  let last = 0;
+  while (ok && pos < end) {
+    if ((tag = varint32(end)) <= last) canon = false;
+    switch ((last = tag)) {
+      case 8:
+        if ((v = int32(end))) m.level = v;
+        else delete (m as Partial<typeof m>).level;
+        break;
+      case 18:
+        if ((v = ascii(end, 15)).length) m.text = v;
+        else delete (m as Partial<typeof m>).text;
+        break;
+      default:
+        ok = false;
+    }
+  }
+  return m;
+}
+
+/**
  * Decodes bytes[0, length) on the plain path, or returns undefined (having
  * changed nothing) when protobufjs must decide.
  */
@@ -643,6 +672,12 @@ function plainAt(bytes: Uint8Array, start: number, end: number): Frame | undefin
         const e = delimited(end);
         if (ok) message = m.heartbeat = heartbeat(e);
         kind = BodyKind.HEARTBEAT;
+        break;
+      }
+      case 146: {
+        const e = delimited(end);
+        if (ok) message = m.log = logEvent(e);
+        kind = BodyKind.LOG;
         break;
       }
       default:

@@ -205,6 +205,25 @@ test("every channel event becomes a trace record that encodes and decodes", asyn
   t.like(gap.channel, { kind: plugstorm.trace.v1.ChannelEvent.Kind.SEQ_GAP, expectedSeq: 2, gotSeq: 4 });
 });
 
+test("a session start's record names its Hello's agent and boot, each Hello its own, repeated or not", (t) => {
+  const SESSION_START = plugstorm.trace.v1.ChannelEvent.Kind.SESSION_START;
+  const hellos = [
+    { agentVersion: "agent 1", bootId: "b1" },
+    { agentVersion: "agent 1", bootId: "b1" },
+    { agentVersion: "agent 1", bootId: "b2" },
+    { agentVersion: "agent 2", bootId: "b2" },
+    { agentVersion: "", bootId: "" },
+    { bootId: "b3" },
+    { agentVersion: "agent 1", bootId: "b1" },
+    {},
+  ];
+  for (const hello of hellos) {
+    const rec = telemetryEventToRecord({ tNs: 5, type: "session-start", seq: 1, hello });
+    const want = `${hello.agentVersion ?? ""} boot ${hello.bootId ?? ""}`.trim();
+    t.deepEqual(rec.channel, { kind: SESSION_START, gotSeq: 1, message: want }, JSON.stringify(hello));
+  }
+});
+
 test("sync core with onFrame: frames go there as themselves, in their place among onEvent's events, and receive() still lists them", async (t) => {
   const script = async (core: TelemetryCore, clock: ManualClock, log: (e: TelemetryEvent) => void): Promise<void> => {
     core.connected();

@@ -39,7 +39,7 @@ const body = fc.oneof(
   deviceBody.map((device) => ({ device })),
   ifBody.map((ifnet) => ({ ifnet })),
   heartbeatBody.map((heartbeat) => ({ heartbeat })),
-  fc.record({ log: fc.record({ level: enumValue, text }) }),
+  fc.record({ log: fc.record({ level: enumValue, text }, { requiredKeys: [] }) }),
   fc.record({ hello: fc.record({ agentVersion: text, os: enumValue, capabilities: fc.array(enumValue, { maxLength: 4 }) }) }),
   fc.constant({}),
 );

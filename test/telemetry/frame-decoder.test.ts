@@ -4,7 +4,7 @@ import test from "ava";
 import fc from "fast-check";
 import { plugstorm } from "../../src/gen/plugstorm.js";
 import { decodeFrame, encodeGuestFrame, frameEncode, GuestStreamDecoder } from "../../src/telemetry/index.js";
-import { decodeFramePlain, lastDecodeCanonical, plainBody } from "../../src/telemetry/frame-decoder.js";
+import { BodyKind, decodeFramePlain, lastDecodeCanonical, plainBody } from "../../src/telemetry/frame-decoder.js";
 import { frame, WireWriter } from "./frame-arbitraries.js";
 
 fc.configureGlobal({ seed: Number(process.env["FC_SEED"] ?? 20261202) });
@@ -143,6 +143,29 @@ test("64-bit values around each word's top bit decode as protobufjs decodes them
   t.deepEqual(got, v1.Frame.decode(bytes));
   t.is(got!.guestTimeNs, 2 ** 31 + 2 ** 30 + 2 ** 29 + 2 ** 28);
   t.false(lastDecodeCanonical());
+});
+
+test("a log frame decodes on the plain path as protobufjs decodes it, its text long, repeated or alternating", (t) => {
+  const faults = "faults: " + Array.from({ length: 20 }, (_, i) => `bug-number-${i}`).join(",");
+  const texts = [faults, faults, faults.slice(0, 150), faults, "x".repeat(4000), "", "short", "caf\u00e9", faults];
+  let seq = 0;
+  for (const text of texts) {
+    for (const level of [0, 2, -1]) {
+      const f = { seq: ++seq, guestTimeNs: 2 ** 35 + seq, log: { level, text } };
+      const bytes = v1.Frame.encode(f).finish();
+      const got = decodeFramePlain(bytes, bytes.length);
+      const ascii = !/[^\x00-\x7f]/.test(text);
+      // Non-ASCII text is protobufjs's to read, and so is a negative level (ten bytes, past what the plain path reads).
+      t.is(got !== undefined, ascii && level >= 0, text.slice(0, 20));
+      if (got === undefined) continue;
+      t.deepEqual(got, v1.Frame.decode(bytes), text.slice(0, 20));
+      t.is(plainBody.frame, got);
+      t.is(plainBody.body, BodyKind.LOG);
+      t.is(plainBody.message, got.log as object);
+      // What the encoder writes: defaults left out.
+      t.true(lastDecodeCanonical());
+    }
+  }
 });
 
 test("a field's string repeated, changed by a byte, shortened, emptied or made non-ASCII decodes as protobufjs decodes it", (t) => {
