@@ -53,25 +53,23 @@ function varint32(v: number): void {
   buf[pos++] = v;
 }
 
-/** protobufjs's writeVarint64 of LongBits(lo, hi). */
-function varint64(lo: number, hi: number): void {
-  room(10);
-  while (hi) {
-    buf[pos++] = (lo & 127) | 128;
-    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
-    hi >>>= 7;
-  }
-  while (lo > 127) {
-    buf[pos++] = (lo & 127) | 128;
-    lo = lo >>> 7;
-  }
-  buf[pos++] = lo;
-}
-
-/** LongBits.fromNumber(v), then zig-zag when zz: the bits protobufjs writes for a number. */
+/**
+ * LongBits.fromNumber(v), then zig-zag when zz: the bits protobufjs writes
+ * for a number, written as protobufjs's writeVarint64 writes them. Written
+ * here, not handed to a varint writer: an unsigned 32-bit half of 2^31 or
+ * more is no small integer, and passed as an argument to a function not
+ * inlined it was a heap number, one for every other record (a record's time
+ * in ns is past 2^32 after 4 s of machine time; its low half is anything).
+ */
 function long(v: number, zz: boolean): void {
+  room(10);
   if (!zz && v >= 0 && v < 4294967296) {
-    varint32(v >>> 0);
+    let x = v >>> 0;
+    while (x > 127) {
+      buf[pos++] = (x & 127) | 128;
+      x >>>= 7;
+    }
+    buf[pos++] = x;
     return;
   }
   let lo = 0;
@@ -95,7 +93,16 @@ function long(v: number, zz: boolean): void {
     hi = (((hi << 1) | (lo >>> 31)) ^ mask) >>> 0;
     lo = ((lo << 1) ^ mask) >>> 0;
   }
-  varint64(lo, hi);
+  while (hi) {
+    buf[pos++] = (lo & 127) | 128;
+    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+    hi >>>= 7;
+  }
+  while (lo > 127) {
+    buf[pos++] = (lo & 127) | 128;
+    lo = lo >>> 7;
+  }
+  buf[pos++] = lo;
 }
 
 // Field writers: each writes the field when protobufjs would (not null, not
