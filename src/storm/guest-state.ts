@@ -34,8 +34,10 @@ export class GuestState {
   private readonly nics = new Map<string, NicGuestState>();
   /** Only NICs the host is adding or has added: a guest's stray serial joins none. */
   private readonly match = new NicMatcher({ isNic: (id) => this.nics.has(id) });
-  private readonly unloadEnds = new Map<string, number>();
-  private readonly unloadStarts = new Map<string, number>();
+  // Made at a module's first unload: most runs unload nothing (a shrink's
+  // candidates nearly never), and a Map is an allocation of its own a run.
+  private unloadEnds: Map<string, number> | null = null;
+  private unloadStarts: Map<string, number> | null = null;
 
   /**
    * onGone: called once per NIC when the guest has finished detaching it
@@ -60,11 +62,11 @@ export class GuestState {
   }
 
   unloadsEnded(module: string): number {
-    return this.unloadEnds.get(module) ?? 0;
+    return this.unloadEnds?.get(module) ?? 0;
   }
 
   unloadsStarted(module: string): number {
-    return this.unloadStarts.get(module) ?? 0;
+    return this.unloadStarts?.get(module) ?? 0;
   }
 
   onFrame(f: Frame): void {
@@ -98,9 +100,9 @@ export class GuestState {
     if (f.module && f.ref == null && f.ifnet == null && f.vnode == null) {
       const name = f.module.name ?? "";
       const kind = Number(f.module.kind ?? 0);
-      if (kind === MOD_UNLOAD_END) this.unloadEnds.set(name, (this.unloadEnds.get(name) ?? 0) + 1);
+      if (kind === MOD_UNLOAD_END) bump((this.unloadEnds ??= new Map()), name);
       else if (kind === MOD_UNLOAD_BEGIN || kind === MOD_UNLOAD_WAIT) {
-        if (kind === MOD_UNLOAD_BEGIN) this.unloadStarts.set(name, (this.unloadStarts.get(name) ?? 0) + 1);
+        if (kind === MOD_UNLOAD_BEGIN) bump((this.unloadStarts ??= new Map()), name);
       }
     }
   }
@@ -125,4 +127,8 @@ export class GuestState {
     // Joins to it answer nothing from here (isNic).
     this.nics.delete(nicId);
   }
+}
+
+function bump(counts: Map<string, number>, name: string): void {
+  counts.set(name, (counts.get(name) ?? 0) + 1);
 }

@@ -32,8 +32,13 @@ interface Planned {
  * reached, violation, abort): after that only the steps that finish cycles
  * already started come out, so every NIC added is removed.
  */
+/** What an explicit list's source keeps of a random schedule's counts: nothing (shared, never written). */
+const NO_COUNTS: number[] = [];
+const NO_FLAGS: boolean[] = [];
+
 export class StepSource {
-  private readonly rng: Rng;
+  /** Null for an explicit list (a shrink's every run): it draws nothing. */
+  private readonly rng: Rng | null;
   private readonly queue: Planned[] = [];
   private order = 0;
   private nowNs = 0;
@@ -68,17 +73,19 @@ export class StepSource {
   private readonly gap: Distribution | null;
 
   constructor(private readonly spec: StormSpec, seed = spec.schedule.seed) {
-    this.rng = new Rng(seed);
-    this.explicit = spec.schedule.steps;
-    this.totalCycles = this.explicit ? this.explicit.filter((s) => s.op === "add").length : spec.schedule.cycles;
+    const explicit = (this.explicit = spec.schedule.steps);
+    this.totalCycles = explicit ? countAdds(explicit) : spec.schedule.cycles;
     this.cycles = spec.schedule.cycles;
     this.maxInFlight = spec.schedule.maxInFlight;
     this.mix = spec.nics.mix;
     this.ports = spec.nics.ports;
-    this.mixInFlight = this.mix.map(() => 0);
-    this.mixUsb = this.mix.map((m) => busOf(m.kind) === "usb");
+    // An explicit list (every run of a shrink) draws nothing and counts no
+    // mix: none of the random schedule's generator, counts or gap is made.
+    this.rng = explicit ? null : new Rng(seed);
+    this.mixInFlight = explicit ? NO_COUNTS : this.mix.map(() => 0);
+    this.mixUsb = explicit ? NO_FLAGS : this.mix.map((m) => busOf(m.kind) === "usb");
     const rate = spec.schedule.rate;
-    this.gap = rate > 0 ? { type: "exponential", meanNs: 1e9 / rate, maxNs: 10e9 / rate } : null;
+    this.gap = !explicit && rate > 0 ? { type: "exponential", meanNs: 1e9 / rate, maxNs: 10e9 / rate } : null;
     this.stopped = false;
   }
 
@@ -158,7 +165,7 @@ export class StepSource {
       last = i;
     }
     if (last < 0) return null;
-    let x = this.rng.float() * total;
+    let x = this.rng!.float() * total;
     for (let i = 0; i < mix.length; i++) {
       if (!this.hasRoom(i)) continue;
       x -= mix[i]!.weight;
@@ -196,7 +203,7 @@ export class StepSource {
 
   private startCycle(t0: number): void {
     const spec = this.spec;
-    const rng = this.rng;
+    const rng = this.rng!;
     const kind = this.pickKind()!;
     const nic = `nic${this.nicCounter++}`;
     this.started++;
@@ -262,6 +269,12 @@ function drawFaultsFor(spec: StormSpec, rng: Rng, add: Step & { op: "add" }, t0:
     const after = c.after === null ? drawDuration(rng, { type: "uniform", minNs: 0, maxNs: dwell }) : drawDuration(rng, c.after);
     plan(t0 + Math.min(after, dwell), { op: "device-fault", nic: add.nic, fault });
   }
+}
+
+function countAdds(steps: readonly Step[]): number {
+  let n = 0;
+  for (const s of steps) if (s.op === "add") n++;
+  return n;
 }
 
 /** The whole step list of a storm (random schedules expanded from the seed). */

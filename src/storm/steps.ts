@@ -36,7 +36,8 @@ export class StepExecutor {
   // NICs a remove is under way for (so the schedule's own remove does not
   // repeat it), and NICs removed from the live view.
   private readonly removing = new Set<string>();
-  private readonly removedLive = new Set<string>();
+  /** Made at the live view's first pull: nearly every run has none. */
+  private removedLive: Set<string> | null = null;
   /**
    * The storm's deadlines, read by every waiting step: kept here so the step
    * code reads no field of the storm itself. A shrink's storms are objects of
@@ -68,7 +69,7 @@ export class StepExecutor {
 
   /** The live view pulls a NIC out: the schedule's later steps on it are skipped. */
   async removeFromLiveView(nic: string): Promise<void> {
-    this.removedLive.add(nic);
+    (this.removedLive ??= new Set()).add(nic);
     this.rec.mark(this.machine.clock.now(), "live-remove", nic);
     await this.removeNic(nic);
   }
@@ -145,7 +146,7 @@ export class StepExecutor {
   execute(step: Step): Promise<void> | undefined {
     const nic = this.nicOf(step);
     // Nearly every run never pulls a NIC from the live view: no Set lookup a step then.
-    if (this.removedLive.size !== 0 && nic && this.removedLive.has(nic)) {
+    if (this.removedLive !== null && nic && this.removedLive.has(nic)) {
       // The live view pulled this NIC out: the schedule's own steps on it have nothing left to act on.
       if (step.op !== "add") {
         this.rec.mark(this.machine.clock.now(), "step-skipped", `${step.op} ${nic}: removed from the live view`);
