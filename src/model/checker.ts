@@ -92,22 +92,10 @@ export class Checker {
   private readonly correspondence: CorrespondenceMonitor;
   private readonly host: HostMonitor;
   private readonly channel: ChannelMonitor;
+  private readonly nodes: NodeMonitor<ViolationCtx>;
   private readonly deviceSide: DeviceSideMonitor<ViolationCtx>;
-  private readonly judge: CheckerHost;
-  // The vnode and module families, made at their first event: most runs
-  // have neither (a shrink's short ones nearly never), and each is a
-  // monitor and its tables built for nothing a run.
-  private nodesMade: NodeMonitor<ViolationCtx> | null = null;
-  private modulesMade: ModuleMonitor<Dev, ViolationCtx, Timer<Payload>> | null = null;
+  private readonly modules: ModuleMonitor<Dev, ViolationCtx, Timer<Payload>>;
   private finished = false;
-
-  private get nodes(): NodeMonitor<ViolationCtx> {
-    return (this.nodesMade ??= new NodeMonitor<ViolationCtx>(this.judge));
-  }
-
-  private get modules(): ModuleMonitor<Dev, ViolationCtx, Timer<Payload>> {
-    return (this.modulesMade ??= new ModuleMonitor<Dev, ViolationCtx, Timer<Payload>>(this.judge));
-  }
 
   constructor(opts: CheckerOptions) {
     const c = new Core(opts, (dev) => {
@@ -126,8 +114,10 @@ export class Checker {
     // One object with its methods on a class, not a dozen closures a
     // checker: a shrink starts a checker a run, and each closure was an
     // allocation of its own in that run's garbage.
-    const host = (this.judge = new CheckerHost(c));
+    const host = new CheckerHost(c);
+    this.nodes = new NodeMonitor<ViolationCtx>(host);
     this.deviceSide = new DeviceSideMonitor<ViolationCtx>(host, deviceSideCtx);
+    this.modules = new ModuleMonitor<Dev, ViolationCtx, Timer<Payload>>(host);
   }
 
   // ------------------------------------------------------------------ public
