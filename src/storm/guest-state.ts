@@ -26,6 +26,15 @@ export interface NicGuestState {
   gone: boolean;
 }
 
+/**
+ * The unload counts of a run that has unloaded nothing: shared, never
+ * written (a run makes its own Map at its first unload). A Map, not null, so
+ * the fields always hold one kind of object: a field that held null in one
+ * run and a Map in another would throw away the code V8 optimised for the
+ * first.
+ */
+const NO_UNLOADS = new Map<string, number>();
+
 export class GuestState {
   /** A Hello has been seen: an agent is talking. */
   hello = false;
@@ -36,8 +45,9 @@ export class GuestState {
   private readonly match = new NicMatcher({ isNic: (id) => this.nics.has(id) });
   // Made at a module's first unload: most runs unload nothing (a shrink's
   // candidates nearly never), and a Map is an allocation of its own a run.
-  private unloadEnds: Map<string, number> | null = null;
-  private unloadStarts: Map<string, number> | null = null;
+  // Until then the shared empty NO_UNLOADS (a Map too, not null: see NO_UNLOADS).
+  private unloadEnds: Map<string, number> = NO_UNLOADS;
+  private unloadStarts: Map<string, number> = NO_UNLOADS;
 
   /**
    * onGone: called once per NIC when the guest has finished detaching it
@@ -62,11 +72,11 @@ export class GuestState {
   }
 
   unloadsEnded(module: string): number {
-    return this.unloadEnds?.get(module) ?? 0;
+    return this.unloadEnds.get(module) ?? 0;
   }
 
   unloadsStarted(module: string): number {
-    return this.unloadStarts?.get(module) ?? 0;
+    return this.unloadStarts.get(module) ?? 0;
   }
 
   onFrame(f: Frame): void {
@@ -100,9 +110,9 @@ export class GuestState {
     if (f.module && f.ref == null && f.ifnet == null && f.vnode == null) {
       const name = f.module.name ?? "";
       const kind = Number(f.module.kind ?? 0);
-      if (kind === MOD_UNLOAD_END) bump((this.unloadEnds ??= new Map()), name);
+      if (kind === MOD_UNLOAD_END) bump(this.unloadEnds === NO_UNLOADS ? (this.unloadEnds = new Map()) : this.unloadEnds, name);
       else if (kind === MOD_UNLOAD_BEGIN || kind === MOD_UNLOAD_WAIT) {
-        if (kind === MOD_UNLOAD_BEGIN) bump((this.unloadStarts ??= new Map()), name);
+        if (kind === MOD_UNLOAD_BEGIN) bump(this.unloadStarts === NO_UNLOADS ? (this.unloadStarts = new Map()) : this.unloadStarts, name);
       }
     }
   }

@@ -140,6 +140,8 @@ function stopRunFor(reason: StopReason): StopRun {
   return new StopRun(reason);
 }
 
+const NO_LISTENER = (): void => {};
+
 /** Default output folder: runs/<UTC time>-seed<seed>/ (colons left out for every file system). */
 export function defaultOutDir(seed: number, now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
@@ -319,11 +321,11 @@ class StormRun {
     }
   }
 
-  /** The listener on the caller's signal, made only when there is one (a shrink's runs often have none). */
-  private onCallerAbort: (() => void) | null = null;
+  /** The listener on the caller's signal, made only when there is one (a shrink's runs often have none); NO_LISTENER (a function too, not null) until then. */
+  private onCallerAbort: () => void = NO_LISTENER;
 
   forgetSignal(): void {
-    if (this.onCallerAbort !== null) this.opts.signal?.removeEventListener("abort", this.onCallerAbort);
+    if (this.onCallerAbort !== NO_LISTENER) this.opts.signal?.removeEventListener("abort", this.onCallerAbort);
   }
 
   /** The first reason wins; every wait under way ends with it. */

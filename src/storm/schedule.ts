@@ -32,13 +32,20 @@ interface Planned {
  * reached, violation, abort): after that only the steps that finish cycles
  * already started come out, so every NIC added is removed.
  */
-/** What an explicit list's source keeps of a random schedule's counts: nothing (shared, never written). */
-const NO_COUNTS: number[] = [];
-const NO_FLAGS: boolean[] = [];
+/**
+ * What an explicit list's source holds where a random schedule keeps its
+ * generator and counts: shared, never read or written. Objects of the same
+ * kinds (an Rng, arrays of the same elements kinds), not null: a field that
+ * held one kind and then another would throw away the code V8 optimised for
+ * the first (a process runs random storms and a shrink's explicit ones).
+ */
+const NO_RNG = new Rng(0);
+const NO_COUNTS: number[] = [0].slice(1);
+const NO_FLAGS: boolean[] = [false].slice(1);
 
 export class StepSource {
-  /** Null for an explicit list (a shrink's every run): it draws nothing. */
-  private readonly rng: Rng | null;
+  /** NO_RNG for an explicit list (a shrink's every run): it draws nothing. */
+  private readonly rng: Rng;
   private readonly queue: Planned[] = [];
   private order = 0;
   private nowNs = 0;
@@ -81,7 +88,7 @@ export class StepSource {
     this.ports = spec.nics.ports;
     // An explicit list (every run of a shrink) draws nothing and counts no
     // mix: none of the random schedule's generator, counts or gap is made.
-    this.rng = explicit ? null : new Rng(seed);
+    this.rng = explicit ? NO_RNG : new Rng(seed);
     this.mixInFlight = explicit ? NO_COUNTS : this.mix.map(() => 0);
     this.mixUsb = explicit ? NO_FLAGS : this.mix.map((m) => busOf(m.kind) === "usb");
     const rate = spec.schedule.rate;
@@ -165,7 +172,7 @@ export class StepSource {
       last = i;
     }
     if (last < 0) return null;
-    let x = this.rng!.float() * total;
+    let x = this.rng.float() * total;
     for (let i = 0; i < mix.length; i++) {
       if (!this.hasRoom(i)) continue;
       x -= mix[i]!.weight;
@@ -203,7 +210,7 @@ export class StepSource {
 
   private startCycle(t0: number): void {
     const spec = this.spec;
-    const rng = this.rng!;
+    const rng = this.rng;
     const kind = this.pickKind()!;
     const nic = `nic${this.nicCounter++}`;
     this.started++;
