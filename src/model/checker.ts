@@ -9,7 +9,7 @@
 import type { DeviceState } from "./automata.js";
 import { Core, type CheckerOptions } from "./core.js";
 import type { Deadlines } from "./deadlines.js";
-import { isGuestType, type DeviceEvent, type DeviceSideEvent, type HostAddEvent, type HostRemoveEvent, type IfEvent, type ModelEvent, type RefEvent, type VnodeEvent } from "./events.js";
+import { isGuestType, type At, type DeviceEvent, type DeviceSideEvent, type HostAddEvent, type HostRemoveEvent, type IfEvent, type ModelEvent, type RefEvent, type VnodeEvent } from "./events.js";
 import type { ProfileName } from "./rules.js";
 import { ChannelMonitor } from "./rules/channel.js";
 import { CorrespondenceMonitor } from "./rules/correspondence.js";
@@ -18,7 +18,7 @@ import { DeviceSideMonitor } from "./rules/device-side.js";
 import { HostMonitor } from "./rules/host.js";
 import { InterfaceMonitor } from "./rules/interface.js";
 import { LifetimeMonitor } from "./rules/lifetime.js";
-import { ModuleMonitor } from "./rules/modules.js";
+import { ModuleMonitor, type ModuleHost, type PendingUnload } from "./rules/modules.js";
 import { ReferenceMonitor } from "./rules/references.js";
 import { NodeMonitor, nodeOf, type NodeState } from "./rules/vnodes.js";
 import { holdersOf, newAttempt, type Dev, type Payload, type ViolationCtx } from "./state.js";
@@ -31,6 +31,55 @@ export type { CheckerOptions };
 type Ev<T extends ModelEvent["type"]> = Extract<ModelEvent, { type: T }>;
 
 const EMPTY: readonly Verdict[] = Object.freeze([]) as readonly Verdict[];
+
+/** A device-side verdict's context: the event, its NIC, and the guest device when one is known. */
+function deviceSideCtx(e: DeviceSideEvent, device: string | undefined): ViolationCtx {
+  return { at: e, nicId: e.nicId, ...(device ? { device } : {}) };
+}
+
+/**
+ * What the node, device-side and module families ask of the core: the same
+ * for every checker, so methods on a class, the core in one field.
+ */
+class CheckerHost implements ModuleHost<Dev, ViolationCtx, Timer<Payload>> {
+  readonly unloadNs: number;
+  constructor(private readonly c: Core) {
+    this.unloadNs = c.deadlines.unloadNs;
+  }
+  ex(id: Parameters<Core["exercise"]>[0]): void {
+    this.c.exercise(id);
+  }
+  violate(id: Parameters<Core["exercise"]>[0], message: string, ctx: ViolationCtx): void {
+    this.c.violate(id, message, ctx);
+  }
+  observes(cap: Parameters<Core["observed"]["has"]>[0]): boolean {
+    return this.c.observed.has(cap);
+  }
+  device(name: string): Dev | undefined {
+    return this.c.devices.get(name);
+  }
+  removedNic(d: Dev): string {
+    return d.nic !== null && d.nic.removeEvent !== null ? d.nic.id : "";
+  }
+  removedAfterFree(name: string): boolean {
+    return this.c.tombs.get(name)?.removed === true;
+  }
+  record(d: Dev, e: Parameters<ModuleHost<Dev, ViolationCtx, Timer<Payload>>["record"]>[1]): void {
+    this.c.ringPush(d, e);
+  }
+  holders(d: Dev): ReturnType<typeof holdersOf> {
+    return holdersOf(d);
+  }
+  ctx(at: At, dev: Dev | null, holders: string[], tNs?: number): ViolationCtx {
+    return tNs === undefined ? { at, dev, holders } : { at, dev, holders, tNs };
+  }
+  arm(due: number, u: PendingUnload<Timer<Payload>>): Timer<Payload> {
+    return this.c.timers.arm(due, { k: "unload", unload: u });
+  }
+  cancel(t: Timer<Payload> | null): void {
+    this.c.timers.cancel(t);
+  }
+}
 
 export class Checker {
   readonly profile: ProfileName;
@@ -62,32 +111,13 @@ export class Checker {
     this.correspondence = new CorrespondenceMonitor(c);
     this.host = new HostMonitor(c);
     this.channel = new ChannelMonitor(c);
-    const judge = {
-      ex: (id: Parameters<Core["exercise"]>[0]) => c.exercise(id),
-      violate: (id: Parameters<Core["exercise"]>[0], message: string, ctx: ViolationCtx) => {
-        c.violate(id, message, ctx);
-      },
-      observes: (cap: Parameters<Core["observed"]["has"]>[0]) => c.observed.has(cap),
-    };
-    this.nodes = new NodeMonitor<ViolationCtx>(judge);
-    this.deviceSide = new DeviceSideMonitor<ViolationCtx>(judge, (e, device) => ({ at: e, nicId: e.nicId, ...(device ? { device } : {}) }));
-    // judge's members written out, not spread in: a literal spreading an
-    // object of closures gets a hidden class per checker, which V8 keeps
-    // through scavenges with the checker behind it (a shrink makes thousands).
-    this.modules = new ModuleMonitor<Dev, ViolationCtx, Timer<Payload>>({
-      ex: judge.ex,
-      violate: judge.violate,
-      observes: judge.observes,
-      device: (name) => c.devices.get(name),
-      removedNic: (d) => (d.nic !== null && d.nic.removeEvent !== null ? d.nic.id : ""),
-      removedAfterFree: (name) => c.tombs.get(name)?.removed === true,
-      record: (d, e) => c.ringPush(d, e),
-      holders: (d) => holdersOf(d),
-      ctx: (at, dev, holders, tNs) => (tNs === undefined ? { at, dev, holders } : { at, dev, holders, tNs }),
-      arm: (due, u) => c.timers.arm(due, { k: "unload", unload: u }),
-      cancel: (t) => c.timers.cancel(t),
-      unloadNs: c.deadlines.unloadNs,
-    });
+    // One object with its methods on a class, not a dozen closures a
+    // checker: a shrink starts a checker a run, and each closure was an
+    // allocation of its own in that run's garbage.
+    const host = new CheckerHost(c);
+    this.nodes = new NodeMonitor<ViolationCtx>(host);
+    this.deviceSide = new DeviceSideMonitor<ViolationCtx>(host, deviceSideCtx);
+    this.modules = new ModuleMonitor<Dev, ViolationCtx, Timer<Payload>>(host);
   }
 
   // ------------------------------------------------------------------ public

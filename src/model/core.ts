@@ -44,7 +44,8 @@ let resolvedDefaults: Readonly<Deadlines> | null = null;
 function resolvedDeadlines(partial: Partial<Deadlines> | undefined): Deadlines {
   if (partial === undefined) return (resolvedDefaults ??= Object.freeze(resolveDeadlines(undefined)));
   const hit = RESOLVED.get(partial);
-  if (hit !== undefined && stillResolves(partial, hit.deadlines, hit.named)) return hit.deadlines;
+  // A frozen partial cannot have changed since it was resolved: no walk of its keys (a shrink's runs share one).
+  if (hit !== undefined && (Object.isFrozen(partial) || stillResolves(partial, hit.deadlines, hit.named))) return hit.deadlines;
   const deadlines = Object.freeze(resolveDeadlines(partial));
   let named = 0;
   for (const key in partial) if (Object.hasOwn(partial, key)) named++;

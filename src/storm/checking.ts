@@ -163,7 +163,10 @@ const deadlinesBySpec = new WeakMap<StormSpec["deadlines"], Deadlines>();
 function deadlinesOf(d: StormSpec["deadlines"]): Deadlines {
   let m = deadlinesBySpec.get(d);
   if (!m) {
-    m = modelDeadlines(d);
+    // Frozen: the model then resolves it once and trusts its cache (see
+    // resolvedDeadlines), where a partial that may change is checked again
+    // each checker.
+    m = Object.freeze(modelDeadlines(d));
     deadlinesBySpec.set(d, m);
   }
   return m;

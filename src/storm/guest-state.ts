@@ -26,6 +26,15 @@ export interface NicGuestState {
   gone: boolean;
 }
 
+/**
+ * The unload counts of a run that has unloaded nothing: shared, never
+ * written (a run makes its own Map at its first unload). A Map, not null, so
+ * the fields always hold one kind of object: a field that held null in one
+ * run and a Map in another would throw away the code V8 optimised for the
+ * first.
+ */
+const NO_UNLOADS = new Map<string, number>();
+
 export class GuestState {
   /** A Hello has been seen: an agent is talking. */
   hello = false;
@@ -34,8 +43,11 @@ export class GuestState {
   private readonly nics = new Map<string, NicGuestState>();
   /** Only NICs the host is adding or has added: a guest's stray serial joins none. */
   private readonly match = new NicMatcher({ isNic: (id) => this.nics.has(id) });
-  private readonly unloadEnds = new Map<string, number>();
-  private readonly unloadStarts = new Map<string, number>();
+  // Made at a module's first unload: most runs unload nothing (a shrink's
+  // candidates nearly never), and a Map is an allocation of its own a run.
+  // Until then the shared empty NO_UNLOADS (a Map too, not null: see NO_UNLOADS).
+  private unloadEnds: Map<string, number> = NO_UNLOADS;
+  private unloadStarts: Map<string, number> = NO_UNLOADS;
 
   /**
    * onGone: called once per NIC when the guest has finished detaching it
@@ -98,9 +110,9 @@ export class GuestState {
     if (f.module && f.ref == null && f.ifnet == null && f.vnode == null) {
       const name = f.module.name ?? "";
       const kind = Number(f.module.kind ?? 0);
-      if (kind === MOD_UNLOAD_END) this.unloadEnds.set(name, (this.unloadEnds.get(name) ?? 0) + 1);
+      if (kind === MOD_UNLOAD_END) bump(this.unloadEnds === NO_UNLOADS ? (this.unloadEnds = new Map()) : this.unloadEnds, name);
       else if (kind === MOD_UNLOAD_BEGIN || kind === MOD_UNLOAD_WAIT) {
-        if (kind === MOD_UNLOAD_BEGIN) this.unloadStarts.set(name, (this.unloadStarts.get(name) ?? 0) + 1);
+        if (kind === MOD_UNLOAD_BEGIN) bump(this.unloadStarts === NO_UNLOADS ? (this.unloadStarts = new Map()) : this.unloadStarts, name);
       }
     }
   }
@@ -125,4 +137,8 @@ export class GuestState {
     // Joins to it answer nothing from here (isNic).
     this.nics.delete(nicId);
   }
+}
+
+function bump(counts: Map<string, number>, name: string): void {
+  counts.set(name, (counts.get(name) ?? 0) + 1);
 }

@@ -140,6 +140,8 @@ function stopRunFor(reason: StopReason): StopRun {
   return new StopRun(reason);
 }
 
+const NO_LISTENER = (): void => {};
+
 /** Default output folder: runs/<UTC time>-seed<seed>/ (colons left out for every file system). */
 export function defaultOutDir(seed: number, now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
@@ -270,7 +272,8 @@ class StormRun {
     this.source = new StepSource(spec, this.seed);
     this.outDir = opts.out === null ? null : resolve(opts.out ?? defaultOutDir(this.seed));
     this.timeline = this.outDir && (opts.reports ?? true) ? new TimelineCollector() : null;
-    this.reproduce = opts.reproduce ?? `plugstorm storm <storm file> --seed ${this.seed}`;
+    // Only a run's result reads it, never a judgement.
+    this.reproduce = opts.reproduce ?? (lean ? "" : `plugstorm storm <storm file> --seed ${this.seed}`);
     this.maxTraceBytes = opts.maxTraceBytes ?? DEFAULT_MAX_TRACE_BYTES;
     this.checker = new LiveChecker(spec, lean);
     this.ownSession = !opts.session;
@@ -314,14 +317,15 @@ class StormRun {
     });
     if (opts.signal) {
       if (opts.signal.aborted) this.requestStop(stopReasonOf(opts.signal.reason));
-      else opts.signal.addEventListener("abort", this.onCallerAbort, { once: true });
+      else opts.signal.addEventListener("abort", (this.onCallerAbort = () => this.requestStop(stopReasonOf(this.opts.signal!.reason))), { once: true });
     }
   }
 
-  private readonly onCallerAbort = (): void => this.requestStop(stopReasonOf(this.opts.signal!.reason));
+  /** The listener on the caller's signal, made only when there is one (a shrink's runs often have none); NO_LISTENER (a function too, not null) until then. */
+  private onCallerAbort: () => void = NO_LISTENER;
 
   forgetSignal(): void {
-    this.opts.signal?.removeEventListener("abort", this.onCallerAbort);
+    if (this.onCallerAbort !== NO_LISTENER) this.opts.signal?.removeEventListener("abort", this.onCallerAbort);
   }
 
   /** The first reason wins; every wait under way ends with it. */

@@ -84,33 +84,77 @@ function keyOf(steps: readonly Step[]): string {
 }
 
 function same(a: readonly Step[], b: readonly Step[]): boolean {
-  // The same object needs no JSON.
-  return a.length === b.length && a.every((s, i) => s === b[i] || jsonOf(s) === jsonOf(b[i]!));
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const s = a[i]!;
+    const t = b[i]!;
+    // The same object needs no JSON.
+    if (s !== t && jsonOf(s) !== jsonOf(t)) return false;
+  }
+  return true;
+}
+
+/** Candidates already given, of the first SEEN_KEPT: a candidate like one of them is not given again. */
+const SEEN_KEPT = 64;
+
+/**
+ * Whether c is a candidate not given yet (unlike the list it came from and the
+ * candidates kept in seen), keeping it if there is room. Loops, not closures
+ * over the generator's state: a shrink makes a generator for every list it
+ * moves to, and their closures were most of what the search allocated.
+ */
+function fresh(c: Step[], steps: readonly Step[], seen: Step[][]): boolean {
+  if (same(c, steps)) return false;
+  for (let i = 0; i < seen.length; i++) if (same(seen[i]!, c)) return false;
+  if (seen.length < SEEN_KEPT) seen.push(c);
+  return true;
+}
+
+/** The NICs the list adds, each once, in the order first added. */
+function nicsAdded(steps: readonly Step[]): string[] {
+  const nics: string[] = [];
+  const seen = new Set<string>();
+  for (const s of steps) {
+    if (s.op !== "add" || seen.has(s.nic)) continue;
+    seen.add(s.nic);
+    nics.push(s.nic);
+  }
+  return nics;
+}
+
+/** The steps about none of the NICs in drop (drop's members from..to of nics). */
+function withoutNics(steps: readonly Step[], nics: readonly string[], from: number, to: number): Step[] {
+  const drop = new Set<string>();
+  for (let i = from; i < to && i < nics.length; i++) drop.add(nics[i]!);
+  const out: Step[] = [];
+  for (const s of steps) if (!("nic" in s && drop.has(s.nic))) out.push(s);
+  return out;
+}
+
+/** The steps without those at from..to. */
+function withoutRun(steps: readonly Step[], from: number, to: number): Step[] {
+  const out: Step[] = [];
+  for (let i = 0; i < steps.length; i++) if (i < from || i >= to) out.push(steps[i]!);
+  return out;
 }
 
 /** Smaller or simpler step lists than `steps`, biggest cuts first. */
 export function* candidates(steps: readonly Step[]): Generator<Step[]> {
   const seen: Step[][] = [];
-  const fresh = (c: Step[]): boolean => {
-    if (same(c, steps) || seen.some((s) => same(s, c))) return false;
-    if (seen.length < 64) seen.push(c);
-    return true;
-  };
   // Whole NIC cycles, in order.
-  const nics = [...new Set(steps.flatMap((s) => (s.op === "add" ? [s.nic] : [])))];
+  const nics = nicsAdded(steps);
   for (let size = Math.max(1, Math.floor(nics.length / 2)); size >= 1; size = Math.floor(size / 2)) {
     for (let i = 0; i < nics.length; i += size) {
-      const drop = new Set(nics.slice(i, i + size));
-      const c = normalizeSteps(steps.filter((s) => !("nic" in s && drop.has(s.nic))));
-      if (fresh(c)) yield c;
+      const c = normalizeSteps(withoutNics(steps, nics, i, i + size));
+      if (fresh(c, steps, seen)) yield c;
     }
     if (size === 1) break;
   }
   // Runs of steps (ddmin-style halving).
   for (let size = Math.max(1, Math.floor(steps.length / 2)); size >= 1; size = Math.floor(size / 2)) {
     for (let i = 0; i < steps.length; i += size) {
-      const c = normalizeSteps([...steps.slice(0, i), ...steps.slice(i + size)]);
-      if (fresh(c)) yield c;
+      const c = normalizeSteps(withoutRun(steps, i, i + size));
+      if (fresh(c, steps, seen)) yield c;
     }
     if (size === 1) break;
   }
@@ -140,8 +184,9 @@ export function* candidates(steps: readonly Step[]): Generator<Step[]> {
       variants.push({ ...s, fault: { ...s.fault, count: 1 } });
     }
     for (const v of variants) {
-      const c = [...steps.slice(0, i), v, ...steps.slice(i + 1)];
-      if (fresh(c)) yield c;
+      const c = steps.slice();
+      c[i] = v;
+      if (fresh(c, steps, seen)) yield c;
     }
   }
 }
@@ -170,10 +215,15 @@ export async function searchSmallest(steps: Step[], fails: (steps: Step[]) => Pr
   }
 }
 
+const TRUE = Promise.resolve(true);
+const FALSE = Promise.resolve(false);
+
 function explicitSpec(spec: StormSpec, steps: Step[], seed: number): StormSpec {
   const s = spec.schedule;
+  let adds = 0;
+  for (const x of steps) if (x.op === "add") adds++;
   const schedule: StormSpec["schedule"] = {
-    cycles: steps.filter((x) => x.op === "add").length,
+    cycles: adds,
     durationNs: 0,
     rate: s.rate,
     maxInFlight: s.maxInFlight,
@@ -252,22 +302,29 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   // minimal storm's is returned, and it is made by running that storm once
   // more at the end.
   const judged = new Map<string, boolean>();
-  const fails = async (steps: Step[]): Promise<boolean> => {
-    if (runs >= maxRuns || opts.signal?.aborted) return false;
-    runs++;
-    const key = keyOf(steps);
-    let hit = judged.get(key);
-    if (hit === undefined) {
-      const candidate = explicitSpec(spec, steps, seed);
-      const r = await judgeStorm(candidate, { seed, signal: opts.signal });
-      hit = r.failedRules.includes(rule);
-      opts.onRun?.({ spec: candidate, seed, failed: hit });
-      // Only a run that ended by itself says what the candidate does.
-      if (r.stop.kind === "completed" || r.stop.kind === "violation") judged.set(key, hit);
-    }
+  const judgedAs = (steps: Step[], hit: boolean): boolean => {
     if (hit && steps.length <= best.length) best = steps;
     opts.onProgress?.({ runs, steps: best.length, originalSteps: original.length });
     return hit;
+  };
+  const run = async (steps: Step[], key: string): Promise<boolean> => {
+    const candidate = explicitSpec(spec, steps, seed);
+    const r = await judgeStorm(candidate, { seed, signal: opts.signal });
+    const hit = r.failedRules.includes(rule);
+    opts.onRun?.({ spec: candidate, seed, failed: hit });
+    // Only a run that ended by itself says what the candidate does.
+    if (r.stop.kind === "completed" || r.stop.kind === "violation") judged.set(key, hit);
+    return judgedAs(steps, hit);
+  };
+  // Not an async function: a candidate met before (a third of a shrink's)
+  // is answered with a settled promise, no async frame made for it.
+  const fails = (steps: Step[]): Promise<boolean> => {
+    if (runs >= maxRuns || opts.signal?.aborted) return FALSE;
+    runs++;
+    const key = keyOf(steps);
+    const hit = judged.get(key);
+    if (hit === undefined) return run(steps, key);
+    return judgedAs(steps, hit) ? TRUE : FALSE;
   };
 
   // The original must fail as an explicit list too (it is the starting point).

@@ -27,6 +27,9 @@ const OUTCOMES: Record<NicOpResult["outcome"], number> = {
   failed: Outcome.FAILED,
 };
 
+/** The live view's pulls of a run that has none: shared, never written. */
+const NO_PULLS = new Set<string>();
+
 export class StepExecutor {
   /** NICs plugged in now. */
   readonly plugged = new Set<string>();
@@ -36,7 +39,8 @@ export class StepExecutor {
   // NICs a remove is under way for (so the schedule's own remove does not
   // repeat it), and NICs removed from the live view.
   private readonly removing = new Set<string>();
-  private readonly removedLive = new Set<string>();
+  /** Made at the live view's first pull: nearly every run has none (NO_PULLS, shared and never written, until then; a Set, not null, as in GuestState's NO_UNLOADS). */
+  private removedLive: Set<string> = NO_PULLS;
   /**
    * The storm's deadlines, read by every waiting step: kept here so the step
    * code reads no field of the storm itself. A shrink's storms are objects of
@@ -68,7 +72,7 @@ export class StepExecutor {
 
   /** The live view pulls a NIC out: the schedule's later steps on it are skipped. */
   async removeFromLiveView(nic: string): Promise<void> {
-    this.removedLive.add(nic);
+    (this.removedLive === NO_PULLS ? (this.removedLive = new Set()) : this.removedLive).add(nic);
     this.rec.mark(this.machine.clock.now(), "live-remove", nic);
     await this.removeNic(nic);
   }

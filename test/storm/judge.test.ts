@@ -65,3 +65,40 @@ test("a storm whose run cannot be built is a rejected judgement, not a throw", a
   });
   await t.throwsAsync(judged!, { message: /unknown sim bug/ });
 });
+
+// A shrink runs many storms one after another in one process, and what a run
+// builds from its storm (the checker's deadlines and capability tables, the
+// step source) is shared or cached across runs: no run may carry anything
+// into the next. Each of a shrink's candidates must judge as it does in a
+// fresh order, and as runStorm runs it.
+test("each of a shrink's candidates judges as runStorm runs it, in any order", async (t) => {
+  const spec = loadStorm({ ...STORM, machine: { type: "sim", bugs: ["leak-ref"] } });
+  const ran: { spec: StormSpec; seed: number; failed: boolean }[] = [];
+  const s = await shrinkStorm(spec, { maxRuns: 60, onRun: (r) => ran.push(r) });
+  t.true(ran.some((r) => r.failed) && ran.some((r) => !r.failed), "the shrink ran failing and passing candidates");
+  const inOrder = [];
+  for (const r of ran) inOrder.push(await judgeStorm(r.spec, { seed: r.seed }));
+  const reversed = [];
+  for (const r of [...ran].reverse()) reversed.unshift(await judgeStorm(r.spec, { seed: r.seed }));
+  for (let i = 0; i < ran.length; i++) {
+    const r = ran[i]!;
+    const full = await runStorm(r.spec, { out: null, seed: r.seed });
+    t.is(inOrder[i]!.failedRules.includes(s.rule), r.failed, `candidate ${i}`);
+    t.deepEqual(inOrder[i]!.failedRules, full.failedRules, `candidate ${i}`);
+    t.deepEqual(inOrder[i]!.stop, full.stop, `candidate ${i}`);
+    t.is(inOrder[i]!.records, full.records, `candidate ${i}`);
+    t.deepEqual(reversed[i], inOrder[i], `candidate ${i}`);
+  }
+});
+
+test("a run after a violating run judges like one before it", async (t) => {
+  const leaky = loadStorm({ ...STORM, machine: { type: "sim", bugs: ["leak-ref"] } });
+  // The same deadlines, holders and model: only the machine's bug differs.
+  const clean: StormSpec = { ...leaky, machine: { type: "sim", bugs: [] } };
+  const before = await judgeStorm(clean);
+  const bad = await judgeStorm(leaky);
+  t.true(bad.failedRules.length > 0);
+  const after = await judgeStorm(clean);
+  t.deepEqual(after, before);
+  t.deepEqual(after.failedRules, []);
+});
