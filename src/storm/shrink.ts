@@ -25,8 +25,13 @@ export interface ShrinkOptions {
   maxRuns?: number;
   signal?: AbortSignal;
   onProgress?: (p: { runs: number; steps: number; originalSteps: number }) => void;
-  /** After each storm run, the storm it ran (the first is the storm as given; benchmarks replay them). A candidate met again is not run again: runs can exceed the calls. */
-  onRun?: (run: { spec: StormSpec; seed: number; failed: boolean }) => void;
+  /**
+   * After each storm run, the storm it ran: the first is the storm as given,
+   * the last (final: true) the minimal storm run in full for the result
+   * (ShrinkResult.final). Benchmarks replay them. A candidate met again is
+   * not run again: runs can exceed the calls.
+   */
+  onRun?: (run: { spec: StormSpec; seed: number; failed: boolean; final?: boolean }) => void;
 }
 
 export interface ShrinkResult {
@@ -337,6 +342,7 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   // (a sim run is a function of its steps and seed). Not the caller's signal:
   // a shrink interrupted still returns the best storm found and its run.
   const final = await runStorm(minimal, { out: null, seed });
+  opts.onRun?.({ spec: minimal, seed, failed: final.failedRules.includes(rule), final: true });
   const header = [
     `Shrunk by plugstorm from storm "${spec.name}" seed ${seed}:`,
     `${original.length} steps -> ${best.length}, still breaks rule ${rule} (${runs} runs).`,

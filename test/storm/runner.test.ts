@@ -83,13 +83,20 @@ test("an abort signal ends the run cleanly with a complete trace", async (t) => 
 
 test("the shrinker judges a candidate met again by its first run: it counts, but no storm runs twice", async (t) => {
   const spec = loadStorm({ ...STORM, machine: { type: "sim", bugs: ["leak-ref"] }, schedule: { ...STORM.schedule, cycles: 40 } });
-  const ran: Array<{ spec: StormSpec; seed: number; failed: boolean }> = [];
+  const ran: Array<{ spec: StormSpec; seed: number; failed: boolean; final?: boolean }> = [];
   let judged = 0;
   const s = await shrinkStorm(spec, { maxRuns: 400, onRun: (r) => ran.push(r), onProgress: (p) => (judged = p.runs) });
   t.is(judged, s.runs);
-  t.true(ran.length < s.runs, `${ran.length} storms run for ${s.runs} candidates judged`);
+  // The last entry is the minimal storm, run once more in full for the result.
+  const last = ran.at(-1)!;
+  t.true(last.final);
+  t.true(last.failed);
+  t.deepEqual(last.spec.schedule.steps, s.steps);
+  t.is(ran.filter((r) => r.final).length, 1);
+  const judgedRuns = ran.slice(0, -1);
+  t.true(judgedRuns.length < s.runs, `${judgedRuns.length} storms run for ${s.runs} candidates judged`);
   // The first entry is the storm as given; every candidate after it was run once.
-  const lists = ran.slice(1).map((r) => JSON.stringify(r.spec.schedule.steps));
+  const lists = judgedRuns.slice(1).map((r) => JSON.stringify(r.spec.schedule.steps));
   t.is(new Set(lists).size, lists.length);
   // What the memo relies on: a candidate run again fares as it did.
   for (const r of ran.slice(1)) {
