@@ -19,3 +19,17 @@ export function everyStepStorm(name: string): StormInput {
     detach: { probability: 0.2 },
   };
 }
+
+/** A short random sim storm of USB and PCMCIA NICs whose step list the shrinker's search tests walk. */
+export function searchStorm(): StormInput {
+  return {
+    name: "search",
+    machine: { type: "sim" },
+    nics: { mix: [{ kind: "usb-net", count: 2 }, { kind: "pcmcia-ne2000", count: 1 }] },
+    schedule: { cycles: 8, maxInFlight: 3, dwell: { uniform: { min: "1ms", max: "6ms" } }, seed: 3 },
+    holders: [{ kind: "ifnet", count: 2, probability: 0.6, hold: { exponential: { mean: "3ms" } } }],
+    traffic: { probability: 0.4 },
+    sick: { probability: 0.2 },
+    detach: { probability: 0.3 },
+  };
+}

@@ -2,7 +2,7 @@ import test from "ava";
 import { createHash } from "node:crypto";
 import { candidates } from "../../src/storm/shrink.js";
 import { expandSteps, loadStorm, type Step } from "../../src/storm/index.js";
-import { everyStepStorm } from "../helpers/storms.js";
+import { everyStepStorm, searchStorm } from "../helpers/storms.js";
 
 // The candidates a list gives, and the order they come in, decide which
 // storm a shrink finds: they must stay what they were (main at 54c9d25, before
@@ -20,18 +20,7 @@ const faulty: Step[] = [
 
 const LISTS: Record<string, Step[]> = {
   every: expandSteps(loadStorm(everyStepStorm("c"))),
-  search: expandSteps(
-    loadStorm({
-      name: "search",
-      machine: { type: "sim" },
-      nics: { mix: [{ kind: "usb-net", count: 2 }, { kind: "pcmcia-ne2000", count: 1 }] },
-      schedule: { cycles: 8, maxInFlight: 3, dwell: { uniform: { min: "1ms", max: "6ms" } }, seed: 3 },
-      holders: [{ kind: "ifnet", count: 2, probability: 0.6, hold: { exponential: { mean: "3ms" } } }],
-      traffic: { probability: 0.4 },
-      sick: { probability: 0.2 },
-      detach: { probability: 0.3 },
-    }),
-  ),
+  search: expandSteps(loadStorm(searchStorm())),
   faulty,
 };
 

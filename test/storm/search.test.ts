@@ -2,6 +2,7 @@ import test from "ava";
 import fc from "fast-check";
 import { candidates, searchSmallest } from "../../src/storm/shrink.js";
 import { expandSteps, loadStorm, type Step } from "../../src/storm/index.js";
+import { searchStorm } from "../helpers/storms.js";
 
 // searchSmallest is the walk fast-check's shrinking made over our candidates,
 // written out. The fast-check version it replaced, kept here to compare: the
@@ -25,18 +26,7 @@ async function withFastCheck(steps: Step[], fails: (s: Step[]) => Promise<boolea
   await fc.check(fc.asyncProperty(new StepListArbitrary(steps), async (c) => !(await fails(c))), { numRuns: 1, seed: 1, endOnFailure: false });
 }
 
-const steps = expandSteps(
-  loadStorm({
-    name: "search",
-    machine: { type: "sim" },
-    nics: { mix: [{ kind: "usb-net", count: 2 }, { kind: "pcmcia-ne2000", count: 1 }] },
-    schedule: { cycles: 8, maxInFlight: 3, dwell: { uniform: { min: "1ms", max: "6ms" } }, seed: 3 },
-    holders: [{ kind: "ifnet", count: 2, probability: 0.6, hold: { exponential: { mean: "3ms" } } }],
-    traffic: { probability: 0.4 },
-    sick: { probability: 0.2 },
-    detach: { probability: 0.3 },
-  }),
-);
+const steps = expandSteps(loadStorm(searchStorm()));
 
 // Stand-ins for a storm run, each breaking on a different shape of list.
 const predicates: Record<string, (s: Step[]) => boolean> = {
