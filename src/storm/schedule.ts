@@ -28,11 +28,6 @@ interface Planned {
 }
 
 /**
- * Yields steps one at a time. The runner may call stopNewCycles() (duration
- * reached, violation, abort): after that only the steps that finish cycles
- * already started come out, so every NIC added is removed.
- */
-/**
  * What an explicit list's source holds where a random schedule keeps its
  * generator and counts: shared, never read or written. Objects of the same
  * kinds (an Rng, arrays of the same elements kinds), not null: a field that
@@ -43,6 +38,11 @@ const NO_RNG = new Rng(0);
 const NO_COUNTS: number[] = [0].slice(1);
 const NO_FLAGS: boolean[] = [false].slice(1);
 
+/**
+ * Yields steps one at a time. The runner may call stopNewCycles() (duration
+ * reached, violation, abort): after that only the steps that finish cycles
+ * already started come out, so every NIC added is removed.
+ */
 export class StepSource {
   /** NO_RNG for an explicit list (a shrink's every run): it draws nothing. */
   private readonly rng: Rng;
