@@ -278,7 +278,8 @@ function drawFaultsFor(spec: StormSpec, rng: Rng, add: Step & { op: "add" }, t0:
   }
 }
 
-function countAdds(steps: readonly Step[]): number {
+/** The NIC cycles an explicit step list holds: its adds. */
+export function countAdds(steps: readonly Step[]): number {
   let n = 0;
   for (const s of steps) if (s.op === "add") n++;
   return n;

@@ -6,6 +6,7 @@
 // sleeps and holds, fewer references).
 
 import { judgeStorm, runStorm, type RunResult } from "./runner.js";
+import { countAdds } from "./schedule.js";
 import type { Step, StormSpec } from "./spec.js";
 import { validateStorm } from "./validate.js";
 import { specToInput, stormToYaml } from "./write.js";
@@ -225,10 +226,8 @@ const FALSE = Promise.resolve(false);
 
 function explicitSpec(spec: StormSpec, steps: Step[], seed: number): StormSpec {
   const s = spec.schedule;
-  let adds = 0;
-  for (const x of steps) if (x.op === "add") adds++;
   const schedule: StormSpec["schedule"] = {
-    cycles: adds,
+    cycles: countAdds(steps),
     durationNs: 0,
     rate: s.rate,
     maxInFlight: s.maxInFlight,
