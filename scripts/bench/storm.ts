@@ -29,7 +29,7 @@ import { join } from "node:path";
 import type { plugstorm } from "../../src/gen/plugstorm.js";
 import type { Machine } from "../../src/hotplug/index.js";
 import { SimMachine } from "../../src/sim/index.js";
-import { DEFAULT_STORM, expandSteps, runStorm, shrinkStorm, validateStorm, type Step, type StormSpec } from "../../src/storm/index.js";
+import { DEFAULT_STORM, expandSteps, GuestSession, runStorm, shrinkStorm, validateStorm, type Step, type StormSpec } from "../../src/storm/index.js";
 import { encodeHostCommand } from "../../src/telemetry/index.js";
 
 const CYCLES = 1000;
@@ -105,27 +105,39 @@ async function bareMachine(steps: readonly Step[], seed: number, agent: boolean)
 
 interface Call {
   t: number;
+  /** Guest frames the machine had sent when the runner made the call: the runner acts on frames, often at the instant they come. */
+  frames: number;
   add?: Parameters<Machine["addNic"]>[0];
   remove?: string;
   bytes?: Uint8Array;
 }
 
-/** A runner pass on a machine that notes each call the runner makes on it. */
+/**
+ * A runner pass on a machine that notes each call the runner makes on it.
+ * The run's telemetry session is made before the machine starts, as a run
+ * on a machine of its own makes it: the agent's first Hello (sent at start)
+ * is then answered at once. (A session made after start missed it, and the
+ * run waited the agent's 1 s Hello retry: every recorded storm ran a second
+ * longer, with one more frame, than the runner's own runs of it.)
+ */
 async function recordCalls(s: StormSpec): Promise<{ calls: Call[]; endNs: number; frames: number }> {
   const m = simMachine(s, s.schedule.seed);
   const calls: Call[] = [];
   const now = (): number => m.clock.now();
+  const sent = (): number => m.kernel.out.total;
   const recording = new Proxy(m, {
     get(target, key, receiver) {
-      if (key === "addNic") return (req: Call["add"], o?: Parameters<Machine["addNic"]>[1]) => (calls.push({ t: now(), add: req }), target.addNic(req!, o));
-      if (key === "removeNic") return (id: string, o?: Parameters<Machine["removeNic"]>[1]) => (calls.push({ t: now(), remove: id }), target.removeNic(id, o));
-      if (key === "sendTelemetry") return (b: Uint8Array) => (calls.push({ t: now(), bytes: b.slice() }), target.sendTelemetry(b));
+      if (key === "addNic") return (req: Call["add"], o?: Parameters<Machine["addNic"]>[1]) => (calls.push({ t: now(), frames: sent(), add: req }), target.addNic(req!, o));
+      if (key === "removeNic") return (id: string, o?: Parameters<Machine["removeNic"]>[1]) => (calls.push({ t: now(), frames: sent(), remove: id }), target.removeNic(id, o));
+      if (key === "sendTelemetry") return (b: Uint8Array) => (calls.push({ t: now(), frames: sent(), bytes: b.slice() }), target.sendTelemetry(b));
       const v: unknown = Reflect.get(target, key, receiver);
       return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   }) as Machine;
+  const session = new GuestSession(recording);
   await m.start();
-  await runStorm(s, { out: null, machine: recording });
+  await runStorm(s, { out: null, machine: recording, session });
+  session.close();
   const endNs = now();
   const frames = m.kernel.out.total;
   await m.stop();
@@ -138,22 +150,40 @@ function simMachine(s: StormSpec, seed: number): SimMachine {
 }
 
 /** The recorded calls at their machine times on a fresh machine: no decoding, recording or checking. */
-async function replayCalls(rec: { calls: readonly Call[]; endNs: number }, seed: number, s?: StormSpec): Promise<{ ms: number; frames: number }> {
+async function replayCalls(rec: { calls: readonly Call[]; endNs: number; frames: number }, seed: number, s?: StormSpec): Promise<{ ms: number; frames: number }> {
   const c0 = process.cpuUsage();
   const m = s ? simMachine(s, seed) : new SimMachine({ seed });
   await m.start();
   for (const c of rec.calls) {
-    const wait = c.t - m.clock.now();
-    if (wait > 0) await m.clock.sleep(wait);
+    await reach(m, c.t, c.frames);
     if (c.add) await m.addNic(c.add);
     else if (c.remove !== undefined) await m.removeNic(c.remove);
     else if (c.bytes) m.sendTelemetry(c.bytes);
   }
-  if (rec.endNs > m.clock.now()) await m.clock.sleep(rec.endNs - m.clock.now());
+  await reach(m, rec.endNs, rec.frames);
   const frames = m.kernel.out.total;
   await m.stop();
   const c = process.cpuUsage(c0);
   return { ms: (c.user + c.system) / 1000, frames };
+}
+
+/**
+ * Waits until machine time t and until the guest has sent `frames` frames.
+ * The runner often acts at the very instant a frame comes (a plug's attach
+ * ends, the next step's command goes out), and a sleep to that instant
+ * settles before the kernel's events queued later for the same instant: a
+ * replay that only slept stopped short of them (a storm of "add, hold" made
+ * 7 frames bare against 9 under the runner). Each sleep(0) runs the events
+ * already queued for now; it stops when one brings no frame.
+ */
+async function reach(m: SimMachine, t: number, frames: number): Promise<void> {
+  const wait = t - m.clock.now();
+  if (wait > 0) await m.clock.sleep(wait);
+  while (m.kernel.out.total < frames) {
+    const before = m.kernel.out.total;
+    await m.clock.sleep(0);
+    if (m.kernel.out.total === before) break;
+  }
 }
 
 /** CPU milliseconds (user + system, every thread of the process) f takes: other load on a shared machine disturbs it less than wall time. */
@@ -237,10 +267,16 @@ export async function run(): Promise<void> {
     // rounds, taking turns, each keeping its best. Ten warm-up rounds: a CPU
     // profile still saw V8 compiling a few functions per round after three
     // (it settles after ~25 shrinks), billed to the shrink side.
+    let bareFrames = 0;
     const side = async (): Promise<[number, number]> => {
       const shrink = await timed(() => shrinkStorm(leaky, { maxRuns: 150 }));
       let ms = 0;
-      for (const r of recorded) ms += (await replayCalls(r.rec, r.seed, r.spec)).ms;
+      bareFrames = 0;
+      for (const r of recorded) {
+        const bare = await replayCalls(r.rec, r.seed, r.spec);
+        ms += bare.ms;
+        bareFrames += bare.frames;
+      }
       return [shrink, ms];
     };
     // Untimed rounds, then each side's best of SHRINK_REPEATS timed ones.
@@ -266,6 +302,7 @@ export async function run(): Promise<void> {
     // storms really run, so the ratio is per storm, not per candidate.
     const candidatesRun = ran.filter((r) => !r.final).length;
     console.log(`          (${runs} candidates judged, ${runs - candidatesRun} of them met before and not run again; then the minimal storm in full, for the result)`);
+    console.log(`          (${bareFrames} guest frames bare; under the runner ${recorded.reduce((n, r) => n + r.rec.frames, 0)})`);
     console.log(`          (each side: best of ${SHRINK_REPEATS} rounds after ${SHRINK_WARMUP} untimed warm-up rounds, taking turns)`);
     const [settledMs, settledBare] = await bestAfter(SHRINK_SETTLE);
     console.log(
