@@ -35,6 +35,19 @@ test("add and remove look like QEMU over QMP: device_add with id, serial and MAC
   t.like(b, { nicId: "nic2", port: "usbc.0:1", mac: "52:54:00:00:00:02" });
 });
 
+test("nics() lists every NIC's info in plug order, each a copy the caller may change", async (t) => {
+  const { m } = await started(t, { seed: 1 });
+  await m.addNic({ kind: "usb-net" });
+  await m.addNic({ kind: "pcmcia-ne2000" });
+  const list = m.nics();
+  t.deepEqual(list.map((n) => Object.keys(n)), [0, 1].map(() => ["nicId", "kind", "bus", "port", "mac", "state"]));
+  t.like(list[1], { nicId: "nic2", kind: "pcmcia-ne2000", bus: "pcmcia", state: "present" });
+  list[0]!.state = "removing";
+  list[0]!.mac = "changed";
+  t.like(m.nics()[0], { nicId: "nic1", mac: "52:54:00:00:00:01", state: "present" });
+  t.not(m.nics()[0], m.nics()[0]);
+});
+
 test("bad requests: unknown id refused like QEMU, ports run out, RNDIS has no NetBSD driver", async (t) => {
   const { m, obs } = await started(t, { seed: 2, usbPorts: 1, pcmciaSockets: 1 });
   const r = await m.removeNic("nic99");
