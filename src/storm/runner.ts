@@ -186,7 +186,8 @@ export type JudgeOptions = Pick<RunOptions, "seed" | "signal">;
  * null, so the same stop and failed rules, but nothing made that only a
  * trace, a report or a person reads (verdict text and report entries, the
  * events that led to a verdict, mark details, QMP arguments as JSON, guest
- * command arguments, the result's other fields).
+ * command arguments, the machine's fields of a NIC an action other than an
+ * add names, the result's other fields).
  */
 export function judgeStorm(spec: StormSpec, opts: JudgeOptions = {}): Promise<Judgement> {
   // The run's own promise, not one of an async function around it: a shrink

@@ -59,7 +59,7 @@ export class StepExecutor {
     private readonly rec: Recorder,
     /** Prefix for NIC ids on the machine (a long-lived machine never reuses one). */
     private readonly nicPrefix: string,
-    /** A judged run (the shrinker's): a guest command's arguments are not written out as JSON (no rule reads them). */
+    /** A judged run (the shrinker's): a guest command's arguments are not written out as JSON, and an action's NIC not looked up on the machine (no rule reads them). */
     private readonly lean = false,
   ) {
     this.deadlines = spec.deadlines;
@@ -94,7 +94,11 @@ export class StepExecutor {
     const action: plugstorm.trace.v1.IHostAction = { id, kind };
     if (nic) {
       action.nicId = nic;
-      const info = this.machine.nics().find((n) => n.nicId === nic);
+      // What the machine has of the NIC only a trace, a report or a person
+      // reads (the checker takes an action's id, kind and NIC id; only an
+      // add's own fields, written in add()): a judged run does not ask for
+      // it, as nics() copies every NIC the machine has, for each action.
+      const info = this.lean ? undefined : this.machine.nics().find((n) => n.nicId === nic);
       if (info) {
         action.nicKind = info.kind;
         action.bus = info.bus === "usb" ? 1 : 2;
