@@ -33,7 +33,13 @@ import { DEFAULT_STORM, expandSteps, GuestSession, runStorm, shrinkStorm, valida
 import { encodeHostCommand } from "../../src/telemetry/index.js";
 
 const CYCLES = 1000;
-const REPEATS = 5;
+/**
+ * Rounds of the runner lines, each side once a round: each side's best of as
+ * many runs. (Until Round 16 five rounds with the baseline three times a
+ * round: its best of 15 against the runner's best of 5, and a best of more
+ * runs of the same work reads lower, 0-2.5% here, against the runner.)
+ */
+const REPEATS = 15;
 /** The shrink line: its rounds are short, so more of them, after warm-up rounds (see there). */
 const SHRINK_WARMUP = 10;
 const SHRINK_REPEATS = 9;
@@ -218,16 +224,14 @@ export async function run(): Promise<void> {
     const rec = await recordCalls(s);
     await replayCalls(rec, seed);
     let replayFrames = 0;
-    // Round by round, each side once a round (the baseline, short and cheap,
-    // three times), keeping each side's best: load that comes and goes on a
-    // shared CPU then weighs on every side alike, not on whichever ran last.
+    // Round by round, each side once a round, keeping each side's best: load
+    // that comes and goes on a shared CPU then weighs on every side alike,
+    // not on whichever ran last.
     let base = Infinity, noWait = Infinity, quiet = Infinity, full = Infinity, bare = Infinity, shrinkRun = Infinity;
     for (let round = 0; round < REPEATS; round++) {
-      for (let i = 0; i < 3; i++) {
-        const r = await replayCalls(rec, seed);
-        replayFrames = r.frames;
-        base = Math.min(base, r.ms);
-      }
+      const r = await replayCalls(rec, seed);
+      replayFrames = r.frames;
+      base = Math.min(base, r.ms);
       noWait = Math.min(noWait, await bareMachine(steps, seed, true));
       quiet = Math.min(quiet, await bareMachine(steps, seed, false));
       const out = join(dir, `run${round}`);
