@@ -145,11 +145,14 @@ export class Recorder {
   }
 
   append(rec: IRecord): void {
+    // A batch of one (a run that stops at its first violation: every judged
+    // run of a shrink) takes this same path, draining at each record, not a
+    // path of its own: the storm's runs warm this one, and code V8 optimised
+    // with it inlined (the step code, the session's handlers, the sim's
+    // emits) was thrown away at the first record of a shrink's first run
+    // that took a branch they never had, then optimised again only once
+    // each had run often enough, in the bench's timed shrinks.
     const n = this.queued;
-    if (this.batch === 1 && n === 0 && !this.draining) {
-      this.now(rec);
-      return;
-    }
     this.queue[n] = rec;
     this.queued = n + 1;
     if (n + 1 >= this.batch) this.drain();
@@ -192,36 +195,6 @@ export class Recorder {
     } finally {
       this.draining = false;
     }
-  }
-
-  /** A batch of one: the record through every stage now, its verdicts acted on before append() returns. */
-  private now(rec: IRecord): void {
-    this.draining = true;
-    try {
-      const index = this.count;
-      const verdicts = this.checker.push(rec, index);
-      this.count = index + 1;
-      if (verdicts.length === 0) this.passOne(rec, index);
-      else {
-        // As check() would have placed them.
-        this.place(rec, index, null);
-        const tNs = Number(rec.tNs ?? 0);
-        for (const v of verdicts) this.raise(v, tNs);
-        this.passOn();
-      }
-    } finally {
-      this.draining = false;
-    }
-    if (this.queued > 0) this.drain();
-  }
-
-  /** passOn() of one record that raised no verdict (most of a batch of one's), with no lists. */
-  private passOne(rec: IRecord, index: number): void {
-    const trace = this.trace;
-    if (trace.writes) trace.append(rec);
-    if (!this.isFull) this.checkBound();
-    if (this.live) this.toLive(rec, index);
-    this.timeline?.push(rec);
   }
 
   /** The checker's stage: the record's index, then its verdicts' records right after it. */
