@@ -123,3 +123,14 @@ export class LogHistogram {
     };
   }
 }
+
+/**
+ * A histogram that records nothing: what a checker that keeps no latencies
+ * (CheckerOptions.latencies false) hands its families. It stays empty, so
+ * checkers can share one; a subclass, so the families' add() call sites see
+ * at most two kinds of histogram.
+ */
+class UnrecordedHistogram extends LogHistogram {
+  override add(): void {}
+}
+export const UNRECORDED: LogHistogram = new UnrecordedHistogram();
