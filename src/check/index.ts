@@ -27,6 +27,8 @@ export interface TraceCheckerOptions {
    * threads and joins that marking needs, every record.
    */
   causes?: boolean;
+  /** Each driver's latencies for the summary (default true; see CheckerOptions.latencies). */
+  latencies?: boolean;
 }
 
 const NONE: readonly Verdict[] = Object.freeze([]) as readonly Verdict[];
@@ -91,6 +93,7 @@ export class TraceChecker {
       profile: opts.profile,
       deadlines: opts.deadlines,
       histories: opts.histories,
+      latencies: opts.latencies,
       onVerdict: (v) => {
         this.modelVerdicts++;
         this.classify(v);

@@ -6,7 +6,7 @@
 import { AUTOMATA, Monitor, type DeviceInput, type DeviceState, type IfInput, type IfState } from "./automata.js";
 import { DEFAULT_DEADLINES, resolveDeadlines, type Deadlines } from "./deadlines.js";
 import { ALL_CAPABILITIES, describeEvent, type At, type CapabilityName, type DeviceEvent, type ModelEvent } from "./events.js";
-import { LogHistogram } from "./histogram.js";
+import { LogHistogram, UNRECORDED } from "./histogram.js";
 import { OpenActions } from "./open-actions.js";
 import { SmallMap } from "./small-map.js";
 import { RULES, type ProfileName, type Rule, type RuleId, type Severity, type Side } from "./rules.js";
@@ -85,7 +85,17 @@ export interface CheckerOptions {
    * verdict: the shrinker's runs).
    */
   histories?: boolean;
+  /**
+   * Each driver's attach, detach, removal and drain latencies, for the
+   * summary (default true). False: the summary lists none (for a caller that
+   * never reads the summary: the shrinker's runs, which made a driver's four
+   * histograms each run, and their first samples' lists, for nothing).
+   */
+  latencies?: boolean;
 }
+
+/** The latencies of every driver of a checker that keeps none (latencies: false). */
+const UNRECORDED_LAT: Lat = { attach: UNRECORDED, detach: UNRECORDED, removal: UNRECORDED, drain: UNRECORDED };
 
 
 /** A verdict's message, or how to make it from the device and the event (made only for a verdict). */
@@ -167,6 +177,7 @@ export class Core {
   private readonly maxTombs: number;
   private readonly maxVerdicts: number;
   private readonly histories: boolean;
+  private readonly latencies: boolean;
   readonly devMon: Monitor<DeviceState, DeviceInput>;
   readonly ifMon: Monitor<IfState, IfInput>;
   readonly alwaysForced: boolean;
@@ -231,6 +242,7 @@ export class Core {
     this.maxTombs = Math.max(1, opts.tombstones ?? 256);
     this.maxVerdicts = Math.max(0, opts.maxVerdicts ?? 10000);
     this.histories = opts.histories ?? true;
+    this.latencies = opts.latencies ?? true;
     const tables = profileTables(this.profile);
     this.devMon = tables.devMon;
     this.ifMon = tables.ifMon;
@@ -357,6 +369,7 @@ export class Core {
   latFor(driver: string): Lat {
     // A run has a few drivers and asks for one several times per cycle: the last one answers without a lookup.
     if (driver === this.latDriver && this.latLast !== null) return this.latLast;
+    if (!this.latencies) return UNRECORDED_LAT;
     const key = driver || "(unknown)";
     let l = this.lat.get(key);
     if (l === undefined) {

@@ -37,6 +37,9 @@ export function formatElapsedMs(ms: number): string {
 }
 
 function digits(v: number): string {
+  // A whole number (most deadlines, in their unit) is its own text: no
+  // toFixed and parse, two runtime calls, for each verdict that names one.
+  if (Number.isInteger(v)) return String(v);
   const a = Math.abs(v);
   // +toFixed drops trailing zeros; 999.95 rounds to "1000": still one unit.
   return String(+v.toFixed(a >= 100 ? 0 : a >= 10 ? 1 : 2));

@@ -77,7 +77,15 @@ export class LogHistogram {
   min = Infinity;
   private sum = 0;
 
+  /**
+   * records false: add() keeps nothing (UNRECORDED). A flag, not a subclass:
+   * the families' add() call sites, optimised for one kind of histogram in a
+   * process's first storms, would deopt on a second in its first shrink.
+   */
+  constructor(private readonly records = true) {}
+
   add(ns: number): void {
+    if (!this.records) return;
     const b = bucketOf(ns);
     if (this.buckets !== null) this.buckets[b]! += 1;
     else if (this.few === null) this.few = [b];
@@ -123,3 +131,10 @@ export class LogHistogram {
     };
   }
 }
+
+/**
+ * A histogram that records nothing: what a checker that keeps no latencies
+ * (CheckerOptions.latencies false) hands its families. It stays empty, so
+ * checkers can share one.
+ */
+export const UNRECORDED: LogHistogram = new LogHistogram(false);

@@ -178,16 +178,19 @@ export function ledgerToWrite(dev: Dev): SmallMap<ObjectKind, SmallMap<string, n
 /** Holders still holding on `dev`, restricted to `kinds` (all when omitted), as "kind:holder". */
 export function holdersOf(dev: Dev, kinds?: ReadonlySet<ObjectKind>): { ids: string[]; text: string } {
   const ids: string[] = [];
+  // A ledger holds no count under 1 (a holder's last release deletes it): none at all when the total is 0.
+  if (dev.refTotal === 0) return { ids, text: "" };
   const parts: string[] = [];
-  for (const [kind, m] of dev.ledger.entries()) {
-    if (kinds && !kinds.has(kind)) continue;
-    for (const [holder, n] of m.entries()) {
-      if (n <= 0) continue;
+  // forEach, not entries(): see SmallMap.forEach.
+  dev.ledger.forEach((m, kind) => {
+    if (kinds && !kinds.has(kind)) return;
+    m.forEach((n, holder) => {
+      if (n <= 0) return;
       ids.push(holder);
       const desc = dev.descs?.get(holder);
       parts.push(`${kind} ref held by ${holder}${desc ? ` (${desc})` : ""}${n > 1 ? ` x${n}` : ""}`);
-    }
-  }
+    });
+  });
   return { ids, text: parts.join(", ") };
 }
 

@@ -84,7 +84,8 @@ export class LiveChecker {
   /**
    * lean: a judged run's checker (the shrinker's): its verdicts carry no
    * history, text or report entry (nothing shows them; the run is judged by
-   * their rules and severities alone).
+   * their rules and severities alone), and it keeps no latencies (nothing
+   * reads a judged run's summary).
    */
   constructor(spec: StormSpec, lean = false) {
     this.checker = new TraceChecker({
@@ -93,6 +94,7 @@ export class LiveChecker {
       onVerdict: (v) => this.atFinish?.push(v),
       histories: !lean,
       causes: !lean,
+      latencies: !lean,
     });
     this.model = spec.model;
     this.convert = lean ? toJudgedVerdict : toStormVerdict;

@@ -18,6 +18,7 @@ import {
 } from "../../src/model/index.js";
 import { DEVICE_ALPHABET, IF_ALPHABET, type Alphabet, type Automaton } from "../../src/model/automata.js";
 import { BUG_NAMES } from "../../src/sim/index.js";
+import { UNRECORDED } from "../../src/model/histogram.js";
 
 test("rule ids are unique kebab-case and every field is filled", (t) => {
   t.is(RULE_BY_ID.size, RULES.length);
@@ -264,4 +265,40 @@ test("rule ids are unique, and every rule says what it watches and what it rests
     t.true(r.watches.length > 0, `${r.id}: watches nothing`);
     t.regex(r.basis, /^docs\/netbsd\.md#/, r.id);
   }
+});
+
+test("a checker that keeps no latencies judges alike and lists none; one that keeps them is not changed by it", (t) => {
+  // Cycles with an attach, a detach, a removal and a drain each (every latency a family records), then a use after free.
+  const events: ModelEvent[] = [];
+  let i = 0;
+  const dev = (kind: string, name: string, extra: object = {}) =>
+    ({ type: "device", t: ++i * 1000, index: i, kind, name, driver: "cdce", parent: "", bus: "usb", port: "", serial: "", mac: "", context: "thread", thread: "usb0", force: true, error: 0, objectKind: "unknown", instance: 0, ifname: "", ...extra }) as ModelEvent;
+  for (let n = 0; n < 3; n++) {
+    const nic = `nic${n}`;
+    events.push({ type: "host-add", t: ++i * 1000, index: i, actionId: n, nicId: nic, nicKind: "usb-net", bus: "usb", mac: "" });
+    events.push(dev("attach-begin", `cdce${n}`, { serial: nic }), dev("attach-end", `cdce${n}`));
+    events.push({ type: "host-remove", t: ++i * 1000, index: i, actionId: 100 + n, nicId: nic });
+    events.push({ type: "qmp-device-deleted", t: ++i * 1000, index: i, nicId: nic });
+    events.push(dev("detach-begin", `cdce${n}`), dev("drain-begin", `cdce${n}`, { objectKind: "device" }), dev("drain-end", `cdce${n}`, { objectKind: "device" }));
+    events.push(dev("detach-end", `cdce${n}`), dev("free", `cdce${n}`));
+  }
+  events.push(dev("free", "cdce2"));
+  const run = (latencies?: boolean) => {
+    const c = new Checker({ profile: "netbsd", ...(latencies === undefined ? {} : { latencies }) });
+    const seen: string[] = [];
+    for (const e of events) for (const v of c.push(e)) seen.push(v.rule);
+    return { seen, res: c.finish(1e9) };
+  };
+  const kept = run();
+  const none = run(false);
+  t.deepEqual(none.seen, kept.seen);
+  t.true(kept.seen.includes("free-once"));
+  const l = kept.res.summary.latency;
+  t.deepEqual(l.map((x) => x.driver), ["cdce"]);
+  for (const k of ["attach", "detach", "removal", "drain"] as const) t.is(l[0]![k].count, 3, k);
+  t.deepEqual(none.res.summary.latency, []);
+  t.deepEqual({ ...none.res, summary: { ...none.res.summary, latency: l } }, kept.res);
+  // The shared histograms of checkers without latencies took nothing: a checker with them after one without counts the same.
+  t.deepEqual(run(true).res, kept.res);
+  t.is(UNRECORDED.stats().count, 0);
 });

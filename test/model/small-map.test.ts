@@ -38,6 +38,9 @@ test("SmallMap answers as a Map does, in a Map's order, through any sequence of 
         if (JSON.stringify([...m.entries()]) !== JSON.stringify(s.entries())) return false;
         if (JSON.stringify([...m.keys()]) !== JSON.stringify(s.keys())) return false;
         if (JSON.stringify([...m.values()]) !== JSON.stringify(s.values())) return false;
+        const seen: [string, number][] = [];
+        s.forEach((v, k) => seen.push([k, v]));
+        if (JSON.stringify([...m.entries()]) !== JSON.stringify(seen)) return false;
       }
       return true;
     }),
