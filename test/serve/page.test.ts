@@ -1,4 +1,5 @@
 import test, { type ExecutionContext } from "ava";
+import fc from "fast-check";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -317,6 +318,13 @@ test("the live page's durations follow the reports' rule (one style for page, te
   for (let ns = 1; ns < 1e12; ns *= 1.37) for (const v of [ns, -ns, Math.round(ns)]) t.is(formatDuration(v), formatNs(v), String(v));
   t.is(formatDuration(1.59e9), "1.59 s");
   t.is(formatDuration(250e6), "250 ms");
+  // formatNs writes a whole number of its unit without toFixed (a verdict's
+  // deadline, once a verdict); the page's formatDuration is toFixed's rule
+  // throughout: whole units (5 s, 250 ms, 1.5 s), their neighbours and any double agree.
+  const whole = fc.tuple(fc.integer({ min: -999, max: 999 }), fc.constantFrom(1e3, 1e6, 1e9)).map(([n, unit]) => n * unit);
+  const near = whole.chain((ns) => fc.constantFrom(ns, ns + 1, ns - 1, ns + 0.5, ns * 1.0000001));
+  fc.assert(fc.property(fc.oneof(whole, near, fc.double({ min: -120e9, max: 120e9, noNaN: true })), (ns) => formatNs(ns) === formatDuration(ns)), { numRuns: 20000 });
+  for (const ns of [-0, 1e3, 999e3, 1e6, 100e6, 999e6, 1e9, 59e9, 60e9, 5e9, 250e6]) t.is(formatNs(ns), formatDuration(ns), `${ns} ns`);
 });
 
 test("the live page says what the guest agent cannot observe, from its Hello, to pages that join later too", async (t) => {
