@@ -44,7 +44,7 @@ console.log(JSON.stringify({ before, after, records }));
 const OPTIMIZED = 1 << 4;
 
 test("a recorder with a batch of one leaves append as batched recorders had it optimised", (t) => {
-  const out = execFileSync(process.execPath, ["--allow-natives-syntax", "--input-type=module", "-e", CHILD], {
+  const out = execFileSync(process.execPath, ["--allow-natives-syntax", "--no-concurrent-recompilation", "--input-type=module", "-e", CHILD], {
     cwd: fileURLToPath(new URL(".", import.meta.url)),
     encoding: "utf8",
     timeout: 60_000,

@@ -34,7 +34,7 @@ console.log(JSON.stringify({ before, after }));
 const OPTIMIZED = 1 << 4;
 
 test("the first stop of a step source leaves next() optimised", (t) => {
-  const out = execFileSync(process.execPath, ["--allow-natives-syntax", "--input-type=module", "-e", CHILD], {
+  const out = execFileSync(process.execPath, ["--allow-natives-syntax", "--no-concurrent-recompilation", "--input-type=module", "-e", CHILD], {
     cwd: fileURLToPath(new URL(".", import.meta.url)),
     encoding: "utf8",
     timeout: 60_000,
