@@ -16,7 +16,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { plugstorm } from "../gen/plugstorm.js";
 import type { Machine } from "../hotplug/index.js";
-import { helloOf, objectKindName, telemetryEventToRecord, type TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
+import { helloOf, objectKindName, telemetryEventToRecord, type FrameMemo, type TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
 import { GuestSession } from "./session.js";
 import { GuestState } from "./guest-state.js";
 import { StepSource } from "./schedule.js";
@@ -178,7 +178,10 @@ export interface Judgement {
 }
 
 /** The options a judged run takes: no output, no live view, no callbacks. */
-export type JudgeOptions = Pick<RunOptions, "seed" | "signal">;
+export type JudgeOptions = Pick<RunOptions, "seed" | "signal"> & {
+  /** Shared by the caller's judged runs of one seed (a shrink's): see CoreOptions.frameMemo. */
+  frameMemo?: FrameMemo;
+};
 
 /**
  * Runs a storm on a machine of its own, with no output, only to judge it (the
@@ -193,7 +196,7 @@ export function judgeStorm(spec: StormSpec, opts: JudgeOptions = {}): Promise<Ju
   // The run's own promise, not one of an async function around it: a shrink
   // makes thousands of these. (judge() takes the signal's listener away.)
   try {
-    return new StormRun(spec, { out: null, seed: opts.seed, signal: opts.signal }, true).judge();
+    return new StormRun(spec, { out: null, seed: opts.seed, signal: opts.signal }, true, opts.frameMemo).judge();
   } catch (e) {
     return Promise.reject(e);
   }
@@ -253,6 +256,7 @@ class StormRun {
     private readonly opts: RunOptions,
     /** Judging only (judgeStorm): nothing made that only a trace, a report or a person reads. */
     private readonly lean: boolean,
+    frameMemo?: FrameMemo,
   ) {
     this.seed = opts.seed ?? spec.schedule.seed;
     this.durationNs = spec.schedule.durationNs;
@@ -278,7 +282,7 @@ class StormRun {
     this.maxTraceBytes = opts.maxTraceBytes ?? DEFAULT_MAX_TRACE_BYTES;
     this.checker = new LiveChecker(spec, lean);
     this.ownSession = !opts.session;
-    this.session = opts.session ?? new GuestSession(this.machine);
+    this.session = opts.session ?? new GuestSession(this.machine, frameMemo);
     this.core = this.session.core;
     const inFlight = this.machine.type !== "sim" && spec.schedule.maxInFlight > 1 && spec.schedule.steps === null;
     this.lanes = !inFlight ? null : new Lanes(

@@ -5,7 +5,7 @@
 
 import type { plugstorm } from "../gen/plugstorm.js";
 import type { Machine, MachineObservation } from "../hotplug/index.js";
-import { helloOf, TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
+import { helloOf, TelemetryCore, type FrameMemo, type TelemetryEvent } from "../telemetry/index.js";
 import { TOOL_VERSION } from "./version.js";
 
 export class GuestSession {
@@ -16,8 +16,13 @@ export class GuestSession {
   private lastHello: plugstorm.telemetry.v1.Frame | undefined;
   private readonly unobserve: () => void;
 
-  constructor(readonly machine: Machine) {
+  /** frameMemo: shared with the sessions of the caller's other runs (a shrink's), see CoreOptions.frameMemo. */
+  constructor(
+    readonly machine: Machine,
+    frameMemo?: FrameMemo,
+  ) {
     this.core = new TelemetryCore({
+      frameMemo,
       write: (bytes) => machine.sendTelemetry(bytes),
       clock: machine.clock,
       hostVersion: TOOL_VERSION,

@@ -5,7 +5,8 @@
 // cycles out, then runs of steps, then single steps made simpler (shorter
 // sleeps and holds, fewer references).
 
-import { judgeStorm, runStorm, type RunResult } from "./runner.js";
+import { judgeStorm, runStorm, type JudgeOptions, type RunResult } from "./runner.js";
+import { FrameMemo } from "../telemetry/index.js";
 import { countAdds } from "./schedule.js";
 import type { Step, StormSpec } from "./spec.js";
 import { validateStorm } from "./validate.js";
@@ -282,8 +283,11 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   const firstSpec = stormWith(spec, spec.schedule, spec.faults);
   // The search's runs are judged (judgeStorm): the same runs, verdicts and
   // stops as runStorm's, without what only a person or a report reads; the
-  // minimal storm is run in full once at the end for the result.
-  const first = await judgeStorm(firstSpec, { seed, signal: opts.signal });
+  // minimal storm is run in full once at the end for the result. The judged
+  // runs, all of one seed, share a FrameMemo: each sim agent opens with the
+  // same frames and is answered alike (the memo lives as long as this shrink).
+  const judging: JudgeOptions = { seed, signal: opts.signal, frameMemo: new FrameMemo() };
+  const first = await judgeStorm(firstSpec, judging);
   opts.onRun?.({ spec: firstSpec, seed, failed: first.failedRules.length > 0 });
   if (first.stop.kind === "interrupted" || first.stop.kind === "signal" || first.stop.kind === "time-limit") throw new ShrinkError("interrupted");
   const rule = opts.rule ?? first.failedRules[0];
@@ -313,7 +317,7 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   };
   const run = async (steps: Step[], key: string): Promise<boolean> => {
     const candidate = explicitSpec(spec, steps, seed);
-    const r = await judgeStorm(candidate, { seed, signal: opts.signal });
+    const r = await judgeStorm(candidate, judging);
     const hit = r.failedRules.includes(rule);
     opts.onRun?.({ spec: candidate, seed, failed: hit });
     // Only a run that ended by itself says what the candidate does.

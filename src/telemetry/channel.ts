@@ -9,6 +9,7 @@ import { plugstorm } from "../gen/plugstorm.js";
 import { ClockAligner, type ClockSample } from "./clock.js";
 import { encodeHostCommand, GuestStreamDecoder, type ChannelOutput, type DecoderStats, type DecoderTarget } from "./codec.js";
 import { plainBody } from "./frame-decoder.js";
+import type { FrameMemo } from "./frame-memo.js";
 
 import Command = plugstorm.telemetry.v1.Command;
 type CommandAck = plugstorm.telemetry.v1.CommandAck.$Properties;
@@ -94,6 +95,13 @@ export interface CoreOptions {
    * storm run takes tens of thousands).
    */
   onFrame?: (frame: plugstorm.telemetry.v1.Frame, tNs: number) => void;
+  /**
+   * Frames and the HelloAck shared with the earlier cores given the same memo
+   * (a shrink's runs of one seed): the same bytes give back the frame decoded
+   * for them there, the same Hello answer the command written there. Default:
+   * none, every frame decoded and every command made anew.
+   */
+  frameMemo?: FrameMemo;
 }
 
 interface Pending {
@@ -108,7 +116,7 @@ const MAX_UNTRACKED = 1024;
 export class TelemetryCore implements DecoderTarget {
   readonly clock: ChannelClock;
   readonly aligner = new ClockAligner();
-  private readonly decoder = new GuestStreamDecoder();
+  private readonly decoder: GuestStreamDecoder;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closedReason: string | undefined;
@@ -118,6 +126,7 @@ export class TelemetryCore implements DecoderTarget {
 
   constructor(private readonly opts: CoreOptions) {
     this.clock = opts.clock;
+    this.decoder = new GuestStreamDecoder({ memo: opts.frameMemo });
   }
 
   get stats(): Readonly<DecoderStats> {
@@ -259,12 +268,39 @@ export class TelemetryCore implements DecoderTarget {
     }
   }
 
-  private write(body: CommandBody): { id: number; pending: Pending } {
+  /**
+   * Writes body as the next command, or (body null) the HelloAck that
+   * answers a Hello now. One function for both, not a helper each: a run
+   * writes a few commands, and V8 optimises a function once the bytecode it
+   * ran adds up, so two smaller ones would still be compiling in a shrink's
+   * later runs.
+   */
+  private write(body: CommandBody | null): { id: number; pending: Pending } {
     const id = this.nextId++;
-    const command = toCommand(body, id);
-    const bytes = encodeHostCommand(command);
+    let command: Command;
+    let bytes: Uint8Array;
+    let name: string;
+    if (body === null) {
+      const hostTimeNs = this.clock.now();
+      const hostVersion = this.opts.hostVersion ?? "";
+      const memo = this.opts.frameMemo;
+      const last = memo === undefined ? null : memo.helloAck;
+      if (last !== null && last.id === id && last.hostTimeNs === hostTimeNs && last.hostVersion === hostVersion) {
+        command = last.command;
+        bytes = last.bytes;
+      } else {
+        command = toCommand({ helloAck: { hostTimeNs, hostVersion } }, id);
+        bytes = encodeHostCommand(command);
+        if (memo !== undefined) memo.helloAck = { id, hostTimeNs, hostVersion, command, bytes };
+      }
+      name = "helloAck";
+    } else {
+      command = toCommand(body, id);
+      bytes = encodeHostCommand(command);
+      name = commandName(body);
+    }
     const tNs = this.clock.now();
-    const pending: Pending = { name: commandName(body), sentNs: tNs };
+    const pending: Pending = { name, sentNs: tNs };
     this.pending.set(id, pending);
     if (this.pending.size > MAX_UNTRACKED) this.forgetOldestUntracked();
     this.emit({ tNs, type: "command", command });
@@ -304,7 +340,7 @@ export class TelemetryCore implements DecoderTarget {
     // since, by a handler that fed the guest, only misses this shortcut.)
     if (f === plainBody.frame) return;
     if (f.hello != null && (this.opts.autoHelloAck ?? true)) {
-      this.post({ helloAck: { hostTimeNs: this.clock.now(), hostVersion: this.opts.hostVersion ?? "" } });
+      this.write(null);
     } else if (f.ack != null) {
       const id = f.ack.id ?? 0;
       const p = this.pending.get(id);

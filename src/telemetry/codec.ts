@@ -4,7 +4,8 @@
 
 import { plugstorm } from "../gen/plugstorm.js";
 import { FrameSplitter, frameEncode, type FrameSink, type FrameErrorReason } from "./framing.js";
-import { decodeFrame, decodeFrameInPlace, helloOf } from "./frame-decoder.js";
+import { decodeFrame, decodeFrameInPlace, helloOf, plainBody } from "./frame-decoder.js";
+import type { FrameMemo } from "./frame-memo.js";
 
 import Frame = plugstorm.telemetry.v1.Frame;
 import Command = plugstorm.telemetry.v1.Command;
@@ -112,9 +113,12 @@ export class GuestStreamDecoder implements FrameSink {
   private highest = 0;
   /** Where the chunk being fed goes: feed()'s target, or push()'s list. */
   private target: DecoderTarget = NO_TARGET;
+  /** Frames protobufjs decoded for this decoder's earlier runs (see FrameMemo); null: every frame decoded anew. */
+  private readonly memo: FrameMemo | null;
 
-  constructor(opts: { firstSeq?: number } = {}) {
+  constructor(opts: { firstSeq?: number; memo?: FrameMemo } = {}) {
     this.expected = opts.firstSeq ?? 1;
+    this.memo = opts.memo ?? null;
   }
 
   /** Bytes held for an unfinished frame (bounded by MAX_ENCODED). */
@@ -166,19 +170,25 @@ export class GuestStreamDecoder implements FrameSink {
 
   /** @internal FrameSink */
   payload(bytes: Uint8Array, length: number, encodedSize: number): void {
-    let frame: plugstorm.telemetry.v1.Frame;
-    try {
-      frame = decodeFrame(bytes, length);
-    } catch {
-      this.error("protobuf", encodedSize);
-      return;
+    const memo = this.memo;
+    let frame = memo === null ? undefined : memo.recall(bytes, 0, length);
+    if (frame === undefined) {
+      try {
+        frame = decodeFrame(bytes, length);
+      } catch {
+        this.error("protobuf", encodedSize);
+        return;
+      }
+      // The plain path's frames are its hand-off's (plainBody) and the trace's canonical bytes': never shared.
+      if (memo !== null && frame !== plainBody.frame) memo.remember(bytes, length, frame);
     }
     this.accept(frame);
   }
 
-  /** @internal FrameSink: the plain path only; anything else is copied and comes to payload(). */
+  /** @internal FrameSink: the plain path, or a frame the memo holds; anything else is copied and comes to payload(). */
   payloadInPlace(bytes: Uint8Array, start: number, end: number): boolean {
-    const frame = decodeFrameInPlace(bytes, start, end);
+    // A remembered frame is taken here, not copied out for payload() to find.
+    const frame = decodeFrameInPlace(bytes, start, end) ?? this.memo?.recall(bytes, start, end);
     if (frame === undefined) return false;
     this.accept(frame);
     return true;

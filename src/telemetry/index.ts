@@ -39,6 +39,7 @@ export {
   type SendOptions,
   type TelemetryEvent,
 } from "./channel.js";
+export { FrameMemo, type HelloAckMemo } from "./frame-memo.js";
 export { telemetryEventToRecord } from "./records.js";
 export { KEPT_FRAMES } from "./canonical-frames.js";
 export { objectKindName } from "./names.js";

@@ -3,6 +3,7 @@ import { getEventListeners } from "node:events";
 import { BUG_NAMES } from "../../src/sim/bugs.js";
 import { judgeStorm } from "../../src/storm/runner.js";
 import { loadStorm, runStorm, shrinkStorm, type StormInput, type StormSpec } from "../../src/storm/index.js";
+import { FrameMemo, type HelloAckMemo } from "../../src/telemetry/index.js";
 import { everyStepStorm } from "../helpers/storms.js";
 
 // The shrinker judges its candidates with judgeStorm, which skips what only a
@@ -101,4 +102,21 @@ test("a run after a violating run judges like one before it", async (t) => {
   const after = await judgeStorm(clean);
   t.deepEqual(after, before);
   t.deepEqual(after.failedRules, []);
+});
+
+test("judged runs sharing a FrameMemo (a shrink's) judge as runs without one, and do share through it", async (t) => {
+  const memo = new FrameMemo();
+  const specs = ["leak-ref", "lost-detach", ...BUG_NAMES.slice(0, 3)].map((bug) => loadStorm({ ...STORM, machine: { type: "sim", bugs: [bug] } }));
+  let firstAck: HelloAckMemo | null = null;
+  // Each storm twice, with the memo filled by the storms before it: the same seed's opening frames, the HelloAck.
+  for (const round of [0, 1]) {
+    for (const [i, spec] of specs.entries()) {
+      const plain = await judgeStorm(spec);
+      const shared = await judgeStorm(spec, { frameMemo: memo });
+      t.deepEqual(shared, plain, `storm ${i}, round ${round}`);
+      firstAck ??= memo.helloAck;
+      t.not(firstAck, null, "the run answered its agent's Hello through the memo");
+      t.is(memo.helloAck, firstAck, "every run's HelloAck is the first one's");
+    }
+  }
 });

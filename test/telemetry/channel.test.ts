@@ -10,6 +10,8 @@ import {
   ClockAligner,
   CommandTimeoutError,
   encodeGuestFrame,
+  encodeHostCommand,
+  FrameMemo,
   HostCommandDecoder,
   TelemetryChannel,
   TelemetryCore,
@@ -427,4 +429,49 @@ test("sync core: acks and a Hello between plain event frames in one chunk are al
   const replies = written.slice(before).flatMap((b) => new HostCommandDecoder().push(b));
   t.deepEqual(replies.map((r) => (r.ok ? Object.keys(v1.Command.toObject(r.command)).filter((k) => k !== "id") : "bad")), [["helloAck"]]);
   t.deepEqual(frames, ["ref", "ack", "device", "hello", "ifnet", "ack", "heartbeat", "ack"]);
+});
+
+test("a Hello answered again as before with the same memo (a shrink's next run) gets the same HelloAck; no memo, another memo or any difference gets its own", (t) => {
+  /** A fresh core that answers one Hello at time tNs, after `before` other commands: the HelloAck's command and bytes. */
+  function answer(memo: FrameMemo | undefined, tNs: number, hostVersion: string, before = 0): { command: plugstorm.telemetry.v1.Command; bytes: Uint8Array } {
+    const clock = new ManualClock();
+    clock.t = tNs;
+    const written: Uint8Array[] = [];
+    const sent: plugstorm.telemetry.v1.Command[] = [];
+    const core = new TelemetryCore({ clock, write: (b) => written.push(b), hostVersion, frameMemo: memo, onEvent: (e) => e.type === "command" && sent.push(e.command) });
+    for (let i = 0; i < before; i++) core.post({ ping: { hostTimeNs: 1 } });
+    core.receive(helloFrame(), tNs);
+    t.is(sent.length, before + 1);
+    t.is(written.length, before + 1);
+    return { command: sent[before]!, bytes: written[before]! };
+  }
+  const expected = (id: number, hostTimeNs: number, hostVersion: string) => {
+    const command = v1.Command.fromObject({ helloAck: { hostTimeNs, hostVersion }, id });
+    return { json: command.toJSON(), bytes: [...encodeHostCommand(command)] };
+  };
+  const memo = new FrameMemo();
+  const first = answer(memo, 0, "0.1.0");
+  const again = answer(memo, 0, "0.1.0");
+  t.is(again.command, first.command, "the same command object");
+  t.is(again.bytes, first.bytes, "the same bytes");
+  const other = answer(new FrameMemo(), 0, "0.1.0");
+  t.not(other.command, first.command, "another memo: its own command");
+  t.not(other.bytes, first.bytes);
+  const bare = [answer(undefined, 0, "0.1.0"), answer(undefined, 0, "0.1.0")];
+  t.not(bare[0]!.command, first.command, "no memo: a command of its own");
+  t.not(bare[1]!.command, bare[0]!.command, "no memo: a new command each time");
+  for (const [got, id, tNs, version] of [
+    [first, 1, 0, "0.1.0"],
+    [other, 1, 0, "0.1.0"],
+    [bare[0]!, 1, 0, "0.1.0"],
+    [answer(memo, 7, "0.1.0"), 1, 7, "0.1.0"],
+    [answer(memo, 0, "0.2.0"), 1, 0, "0.2.0"],
+    [answer(memo, 0, "0.1.0", 2), 3, 0, "0.1.0"],
+    // After the differences, the memo's answer is the usual one again.
+    [answer(memo, 0, "0.1.0"), 1, 0, "0.1.0"],
+  ] as const) {
+    const want = expected(id, tNs, version);
+    t.deepEqual(got.command.toJSON(), want.json, `id ${id}, time ${tNs}, version ${version}`);
+    t.deepEqual([...got.bytes], want.bytes, `id ${id}, time ${tNs}, version ${version}: bytes`);
+  }
 });
