@@ -1,6 +1,5 @@
 import test from "ava";
-import { execFileSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { runV8Child } from "../helpers/v8-child.js";
 
 // The runner iterates each verdict list the live checker hands it (the
 // recorder after every record, the end of a run after finish()). V8 makes
@@ -46,11 +45,7 @@ process.stdout.write(JSON.stringify(seen));
 `;
 
 test("the live checker's verdict lists are packed arrays, from optimised code too", (t) => {
-  const out = execFileSync(process.execPath, ["--allow-natives-syntax", "--input-type=module", "-e", CHILD], {
-    cwd: fileURLToPath(new URL(".", import.meta.url)),
-    encoding: "utf8",
-    timeout: 60_000,
-  });
+  const out = runV8Child(CHILD, import.meta.url);
   const seen = JSON.parse(out) as { push: number; finish: number; holey: number; optimised: number };
   // The storm must give verdicts both while running and at its end, and the
   // check must have run on optimised code, for the count of holey lists to mean anything.

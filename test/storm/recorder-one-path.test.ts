@@ -1,6 +1,5 @@
 import test from "ava";
-import { execFileSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { OPTIMIZED, runV8Child } from "../helpers/v8-child.js";
 
 // A run that stops at its first violation (every judged run of a shrink)
 // drains its recorder at each record; a storm that runs to its end drains
@@ -40,15 +39,8 @@ const after = %GetOptimizationStatus(append);
 console.log(JSON.stringify({ before, after, records }));
 `;
 
-/** V8's optimisation status bit for a function that has optimised code. */
-const OPTIMIZED = 1 << 4;
-
 test("a recorder with a batch of one leaves append as batched recorders had it optimised", (t) => {
-  const out = execFileSync(process.execPath, ["--allow-natives-syntax", "--no-concurrent-recompilation", "--input-type=module", "-e", CHILD], {
-    cwd: fileURLToPath(new URL(".", import.meta.url)),
-    encoding: "utf8",
-    timeout: 60_000,
-  });
+  const out = runV8Child(CHILD, import.meta.url);
   const { before, after, records } = JSON.parse(out.trim().split("\n").pop()!) as { before: number; after: number; records: number };
   t.is(records, 5);
   t.truthy(before & OPTIMIZED, `append was optimised before (status ${before.toString(2)})`);

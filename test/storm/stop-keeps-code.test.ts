@@ -1,6 +1,5 @@
 import test from "ava";
-import { execFileSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { OPTIMIZED, runV8Child } from "../helpers/v8-child.js";
 
 // V8 treats a field that no object of its class has rewritten since its
 // construction as a constant, and code optimised on it depends on that. The
@@ -30,15 +29,8 @@ const after = %GetOptimizationStatus(next);
 console.log(JSON.stringify({ before, after }));
 `;
 
-/** V8's optimisation status bit for a function that has optimised code. */
-const OPTIMIZED = 1 << 4;
-
 test("the first stop of a step source leaves next() optimised", (t) => {
-  const out = execFileSync(process.execPath, ["--allow-natives-syntax", "--no-concurrent-recompilation", "--input-type=module", "-e", CHILD], {
-    cwd: fileURLToPath(new URL(".", import.meta.url)),
-    encoding: "utf8",
-    timeout: 60_000,
-  });
+  const out = runV8Child(CHILD, import.meta.url);
   const { before, after } = JSON.parse(out.trim().split("\n").pop()!) as { before: number; after: number };
   t.truthy(before & OPTIMIZED, `next() was optimised before the stop (status ${before.toString(2)})`);
   t.truthy(after & OPTIMIZED, `next() still optimised after the stop (status ${after.toString(2)})`);

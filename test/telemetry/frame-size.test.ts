@@ -1,6 +1,5 @@
 import test from "ava";
-import { execFileSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { runV8Child } from "../helpers/v8-child.js";
 
 // A decoded Frame holds seq, time and body in the object itself, with no
 // property array beside it (40 bytes a frame more to allocate): V8 sizes a
@@ -20,11 +19,7 @@ process.stdout.write("keys " + Object.keys(f).join(",") + "\\n");
 `;
 
 test("a decoded frame's seq, time and body are in the object, with no property array", (t) => {
-  const out = execFileSync(process.execPath, ["--allow-natives-syntax", "--input-type=module", "-e", CHILD], {
-    cwd: fileURLToPath(new URL(".", import.meta.url)),
-    encoding: "utf8",
-    timeout: 60_000,
-  });
+  const out = runV8Child(CHILD, import.meta.url);
   t.true(out.includes("keys seq,guestTimeNs,device\n"), out);
   // DebugPrint's line for where the out-of-object properties are: none (the empty FixedArray), or a PropertyArray.
   const line = out.split("\n").find((l) => l.startsWith(" - properties: "));
