@@ -1,23 +1,9 @@
 // A StormSpec back to the storm format a person reads (YAML), e.g. the
 // minimal storm the shrinker found, or a random schedule written out as steps.
 
-import { Document, isMap, isSeq } from "yaml";
 import { fmtNs } from "./validate.js";
+import { yamlDocument, type FlowRule } from "./yaml-text.js";
 import { USB_CONTROLLER_PORTS, type DeviceFault, type DeviceFaultInput, type Distribution, type DistributionInput, type FaultChanceInput, type FaultChanceSpec, type StepInput, type Step, type StormInput, type StormSpec } from "./spec.js";
-
-/*
- * The yaml package's first stringify in a process throws away code V8 has
- * optimised all over the process (in V8 11.3: one field representation its
- * Scalar widens, on which other code depends): a dozen functions at once, the
- * trace decoder's string reads, the checker's host-action and reference
- * rules and Node's own immediate and async-context code among them, each
- * compiled again only once it has run hot again. A process that runs storms
- * and then shrinks (storm --shrink, a campaign's worker, serve) wrote its
- * first YAML at the end of its first shrink, and its later runs paid for it:
- * rules run once a plug went unoptimised for dozens of shrinks. Done here,
- * when the module loads, it happens before anything has been optimised.
- */
-new Document({ loaded: true }).toString();
 
 function dist(d: Distribution): DistributionInput {
   switch (d.type) {
@@ -159,16 +145,16 @@ export function specToInput(spec: StormSpec, steps?: readonly Step[], name: stri
   return input;
 }
 
+/** The lists whose items are written one a line: the nic mix, the random faults, and the steps (each "- add: { nic: nic7, kind: usb-net }"), as people write them. */
+const STORM_FLOW: FlowRule = (path) => {
+  if (path.length === 1) return path[0] === "faults" ? "items" : null;
+  if (path.length !== 2) return null;
+  if (path[0] === "nics" && path[1] === "mix") return "items";
+  return path[0] === "schedule" && path[1] === "steps" ? "item-values" : null;
+};
+
 export function stormToYaml(input: StormInput, header?: string): string {
-  const doc = new Document(input);
-  // One step per line ("- add: { nic: nic7, kind: usb-net }"), as people write them.
-  const steps = doc.getIn(["schedule", "steps"], true);
-  if (isSeq(steps)) for (const item of steps.items) if (isMap(item)) for (const pair of item.items) if (isMap(pair.value)) pair.value.flow = true;
-  const mix = doc.getIn(["nics", "mix"], true);
-  if (isSeq(mix)) for (const item of mix.items) if (isMap(item)) item.flow = true;
-  const faults = doc.getIn(["faults"], true);
-  if (isSeq(faults)) for (const item of faults.items) if (isMap(item)) item.flow = true;
-  const body = doc.toString({ lineWidth: 0 });
+  const body = yamlDocument(input, STORM_FLOW);
   return header ? withYamlHeader(header, body) : body;
 }
 
