@@ -29,6 +29,12 @@ const enum Style {
 }
 
 const STEP = "  ";
+/**
+ * Most of a storm's strings (keys, names, nic ids, kinds, durations): a word
+ * that starts with a letter and is no null or bool, or a duration. None of
+ * them needs quotes, and telling so takes one test instead of the rules below.
+ */
+const SIMPLE = /^(?:(?!(?:[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE)$)[A-Za-z][\w.-]*|\d+(?:\.\d+)?(?:ns|us|ms|s|m))$/;
 /** Plain text that a reader would take for something other than a string (core schema: null, bool, int, float). */
 const NOT_A_STRING = /^(?:~|[Nn]ull|NULL)?$|^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$|^0o[0-7]+$|^[-+]?[0-9]+$|^0x[0-9a-fA-F]+$|^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$|^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$|^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/;
 /** Text that cannot be plain: an indicator first, `: ` or ` #` inside, space or `:` last, space around a line break. */
@@ -131,6 +137,7 @@ function scalar(v: unknown, ctx: Ctx): string {
 }
 
 function text(s: string, ctx: Ctx): string {
+  if (SIMPLE.test(s)) return s;
   if (NEEDS_ESCAPES.test(s)) return doubleQuoted(s, ctx);
   if ((ctx.key && s.includes("\n")) || (ctx.inFlow && FLOW_INDICATOR.test(s))) return quoted(s, ctx);
   const multiline = s.includes("\n");

@@ -30,6 +30,7 @@ const PIECES = [
   "\u00a0", "\u2028", "\u2029", "\ufeff", "\ud800", "\udfff", "\ud83d\ude00", "é", "日本", "-", "- ", "?", "? ", "[", "]", "{", "}", ",",
   "*", "&", "!", "|", ">", "%", "@", "`", "---", "...", "true", "False", "TRUE", "null", "Null", "NULL", "~", "yes", "No", "ON", "off",
   "1e3", "-1E-3", "0x1f", "0o7", ".inf", "-.Inf", "+.INF", ".nan", ".NaN", "+1", "-0", "1_000", "0.5", ".5", "5.", "12", "nic7", "usb-net", "a b",
+  "0", "5", ".", "_", "e", "x", "ms", "us", "s", "m", "1ms", "1.5s", "0xff", "0xe",
 ];
 const piece = fc.constantFrom(...PIECES);
 const word = fc.oneof(
