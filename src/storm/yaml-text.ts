@@ -11,8 +11,9 @@
 // What is written: maps (keys in Object.keys order, undefined values left
 // out), arrays (undefined items as null), strings, numbers, booleans, null.
 // Maps in block style, except the ones the caller marks for flow style and
-// everything inside a flow collection. An object that occurs twice is written
-// twice (the package wrote an anchor and an alias; specToInput never shares).
+// everything inside a flow collection. An object that occurs more than once
+// (specToInput never shares one; a caller's own input may) is written once
+// behind an anchor and then as aliases, as the package wrote it.
 
 /**
  * Which maps the caller wants in flow style, asked of each list under a path
@@ -58,40 +59,85 @@ interface Ctx {
   key: boolean;
 }
 
+/** One document being written. */
+interface Writing {
+  flow: FlowRule;
+  /** The objects written so far: one met again needs an anchor. */
+  seen: Set<object>;
+  /** Anchor names of the objects that occur more than once; null until one is found. */
+  anchors: Map<object, string> | null;
+}
+
+/** Thrown when an object occurs twice, to write the document again with anchors. */
+const SHARED = Symbol("an object occurs twice");
+
 /** `data` (a map) as a YAML document. */
 export function yamlDocument(data: object, flow: FlowRule): string {
-  return `${node(data, { indent: "", inFlow: false, key: false }, [], flow, Style.Plain)}\n`;
+  const top: Ctx = { indent: "", inFlow: false, key: false };
+  try {
+    return `${node(data, top, [], { flow, seen: new Set(), anchors: null }, Style.Plain)}\n`;
+  } catch (e) {
+    if (e !== SHARED) throw e;
+  }
+  return `${node(data, top, [], { flow, seen: new Set(), anchors: anchorsOf(data) }, Style.Plain)}\n`;
+}
+
+/**
+ * An anchor name for each object met again in a walk in the writer's order
+ * (a1, a2, ... in the order they are met again): the first occurrence is
+ * written in full behind its anchor, later ones as aliases.
+ */
+function anchorsOf(data: object): Map<object, string> {
+  const anchors = new Map<object, string>();
+  const seen = new Set<object>();
+  const walk = (v: unknown): void => {
+    if (v === null || typeof v !== "object") return;
+    if (seen.has(v)) {
+      if (!anchors.has(v)) anchors.set(v, `a${anchors.size + 1}`);
+      return;
+    }
+    seen.add(v);
+    if (Array.isArray(v)) for (const x of v) walk(x);
+    else for (const k of Object.keys(v)) walk((v as Record<string, unknown>)[k]);
+  };
+  walk(data);
+  return anchors;
 }
 
 /** `path`: the map keys from the top, null below a list (no rule applies there). */
-function node(v: unknown, ctx: Ctx, path: string[] | null, flow: FlowRule, style: Style): string {
-  if (v !== null && typeof v === "object") {
-    if (Array.isArray(v)) return list(v, ctx, path, flow);
-    return map(v as Record<string, unknown>, ctx, path, flow, style);
+function node(v: unknown, ctx: Ctx, path: string[] | null, w: Writing, style: Style): string {
+  if (v === null || typeof v !== "object") return scalar(v, ctx);
+  const anchor = w.anchors?.get(v);
+  if (w.seen.has(v)) {
+    if (anchor === undefined) throw SHARED;
+    return `*${anchor}`;
   }
-  return scalar(v, ctx);
+  w.seen.add(v);
+  const s = Array.isArray(v) ? list(v, ctx, path, w) : map(v as Record<string, unknown>, ctx, path, w, style);
+  if (anchor === undefined) return s;
+  return s[0] === "{" || s[0] === "[" ? `&${anchor} ${s}` : `&${anchor}\n${ctx.indent}${s}`;
 }
 
-function map(m: Record<string, unknown>, ctx: Ctx, path: string[] | null, flow: FlowRule, style: Style): string {
+function map(m: Record<string, unknown>, ctx: Ctx, path: string[] | null, w: Writing, style: Style): string {
   const keys = Object.keys(m).filter((k) => m[k] !== undefined);
   if (keys.length === 0) return "{}";
   const inFlow = ctx.inFlow || style === Style.Flow;
   const itemIndent = inFlow ? ctx.indent + STEP : ctx.indent;
-  const items = keys.map((k) => pair(k, m[k], itemIndent, inFlow, path && !inFlow ? [...path, k] : null, flow, style === Style.FlowValues));
+  const items = keys.map((k) => pair(k, m[k], itemIndent, inFlow, path && !inFlow ? [...path, k] : null, w, style === Style.FlowValues));
   return inFlow ? flowLines(items, ctx.indent, "{", "}") : items.join(`\n${ctx.indent}`);
 }
 
-function list(a: readonly unknown[], ctx: Ctx, path: string[] | null, flow: FlowRule): string {
+function list(a: readonly unknown[], ctx: Ctx, path: string[] | null, w: Writing): string {
   if (a.length === 0) return "[]";
   const itemIndent = ctx.indent + STEP;
   if (ctx.inFlow) {
     const itemCtx: Ctx = { indent: itemIndent + STEP, inFlow: true, key: false };
-    return flowLines(a.map((v) => node(v ?? null, itemCtx, null, flow, Style.Plain)), ctx.indent, "[", "]");
+    return flowLines(a.map((v) => node(v ?? null, itemCtx, null, w, Style.Plain)), ctx.indent, "[", "]");
   }
   const itemCtx: Ctx = { indent: itemIndent, inFlow: false, key: false };
-  const rule = path ? flow(path) : null;
+  const rule = path ? w.flow(path) : null;
   const style = rule === "items" ? Style.Flow : rule === "item-values" ? Style.FlowValues : Style.Plain;
-  return a.map((v) => `- ${node(v ?? null, itemCtx, null, flow, style)}`).join(`\n${ctx.indent}`);
+  return a.map((v) => `- ${node(v ?? null, itemCtx, null, w, style)}`).join(`\n${ctx.indent}`);
 }
 
 function flowLines(items: string[], indent: string, start: string, end: string): string {
@@ -101,17 +147,21 @@ function flowLines(items: string[], indent: string, start: string, end: string):
   return `${start}${lines.map((l) => `\n${STEP}${indent}${l}`).join("")}\n${indent}${end}`;
 }
 
-function pair(k: string, v: unknown, indent: string, inFlow: boolean, path: string[] | null, flow: FlowRule, valueFlow: boolean): string {
+function pair(k: string, v: unknown, indent: string, inFlow: boolean, path: string[] | null, w: Writing, valueFlow: boolean): string {
   const ctx: Ctx = { indent: indent + STEP, inFlow, key: true };
   const key = text(k, ctx);
   if (!inFlow && key.length > 1024) throw new RangeError(`a map key longer than 1024 characters: ${k.slice(0, 40)}…`);
   ctx.key = false;
   const isMap = v !== null && typeof v === "object" && !Array.isArray(v);
-  const value = node(v, ctx, path, flow, valueFlow && isMap ? Style.Flow : Style.Plain);
-  if (v !== null && typeof v === "object") {
-    const empty = Array.isArray(v) ? v.length === 0 : value === "{}";
+  const alias = v !== null && typeof v === "object" && w.seen.has(v);
+  const value = node(v, ctx, path, w, valueFlow && isMap ? Style.Flow : Style.Plain);
+  if (v !== null && typeof v === "object" && !alias) {
+    const empty = Array.isArray(v) ? v.length === 0 : !Object.values(v).some((x) => x !== undefined);
     const flowStyle = inFlow || (valueFlow && isMap) || empty;
-    if (!flowStyle || value.includes("\n")) return `${key}:\n${ctx.indent}${value}`;
+    const br = value.indexOf("\n");
+    // An anchor alone on the first line stays beside the key: "key: &a1" and the block below (indented, so a space follows the break).
+    const anchorLine = br !== -1 && value[0] === "&" && br < value.indexOf(" ");
+    if ((!flowStyle || br !== -1) && !anchorLine) return `${key}:\n${ctx.indent}${value}`;
   }
   return `${key}: ${value}`;
 }

@@ -154,6 +154,52 @@ test("a string alone in each place the writer puts one is written as the package
   t.pass();
 });
 
+/** Places a caller's own input can put one object in more than once (specToInput never does). */
+type Place = (i: Record<string, any>, v: unknown) => void;
+const PLACES: Place[] = [
+  (i, v) => (i.traffic = { ...(i.traffic ?? {}), duration: v }),
+  (i, v) => (i.holders = [...(i.holders ?? []), { kind: "device", hold: v }]),
+  (i, v) => (i.holders = [...(i.holders ?? []), v]),
+  (i, v) => (i.faults = [...(i.faults ?? []), v]),
+  (i, v) => (i.nics = { ...(i.nics ?? {}), mix: [...(i.nics?.mix ?? []), v] }),
+  (i, v) => (i.schedule = { ...(i.schedule ?? {}), steps: [...(i.schedule?.steps ?? []), v] }),
+  (i, v) => (i.schedule = { ...(i.schedule ?? {}), steps: [...(i.schedule?.steps ?? []), { add: { nic: "n", kind: "k", fault: v } }] }),
+  (i, v) => (i.schedule = { ...(i.schedule ?? {}), steps: [...(i.schedule?.steps ?? []), { sleep: v }] }),
+  (i, v) => (i.machine = v),
+  (i, v) => (i.deadlines = { ...(i.deadlines ?? {}), guest: v }),
+  (i, v) => (i.surprise = v),
+  (i, v) => (i.description = v),
+];
+const sharedValue = fc.oneof(
+  distr.filter((d) => typeof d === "object"),
+  deviceFault,
+  step,
+  fc.array(word, { maxLength: 3 }),
+  fc.array(deviceFault, { maxLength: 2 }),
+  fc.constant({}),
+  fc.constant([]),
+);
+
+test("objects that occur more than once are written behind anchors and as aliases, as the package wrote them", (t) => {
+  fc.assert(
+    fc.property(storm, fc.array(fc.tuple(sharedValue, fc.array(fc.nat(PLACES.length - 1), { minLength: 2, maxLength: 4 })), { minLength: 1, maxLength: 3 }), (base, shares) => {
+      const input = { ...base } as Record<string, any>;
+      for (const [v, places] of shares) for (const p of places) PLACES[p]!(input, v);
+      const got = stormToYaml(input as StormInput);
+      const want = packageYaml(input as StormInput);
+      if (got !== want) t.log(JSON.stringify({ input, want, got }));
+      return got === want;
+    }),
+    { numRuns: 2000 },
+  );
+  // An object inside itself, and a list shared by two maps.
+  const loop: Record<string, unknown> = { kind: "usb-net" };
+  loop.self = loop;
+  const bugs = ["leak-ref"];
+  const input = { name: "x", machine: { type: "sim", bugs }, nics: { mix: [loop, loop] }, deadlines: bugs } as unknown as StormInput;
+  t.is(stormToYaml(input), packageYaml(input));
+});
+
 const stormsDir = new URL("../../../scripts/storms/", import.meta.url);
 const stormFiles = readdirSync(stormsDir).filter((f) => f.endsWith(".yaml"));
 
