@@ -200,6 +200,15 @@ test("objects that occur more than once are written behind anchors and as aliase
   t.is(stormToYaml(input), packageYaml(input));
 });
 
+test("a key longer than 1024 characters is written as an explicit key, as the package wrote it", (t) => {
+  for (const k of ["k".repeat(1024), "k".repeat(1025), `${"k".repeat(600)}: ${"#".repeat(600)}`]) {
+    for (const v of ["v", { a: 1, b: [1, 2] }, [{ c: "d" }], {}, "two\nlines"]) {
+      const input = { machine: { type: "sim" }, deadlines: { [k]: v }, schedule: { steps: [{ [k]: v }] } } as unknown as StormInput;
+      t.is(stormToYaml(input), packageYaml(input), `${k.length} ${JSON.stringify(v)}`);
+    }
+  }
+});
+
 const stormsDir = new URL("../../../scripts/storms/", import.meta.url);
 const stormFiles = readdirSync(stormsDir).filter((f) => f.endsWith(".yaml"));
 
