@@ -132,12 +132,13 @@ function list(a: readonly unknown[], ctx: Ctx, path: string[] | null, w: Writing
   const itemIndent = ctx.indent + STEP;
   if (ctx.inFlow) {
     const itemCtx: Ctx = { indent: itemIndent + STEP, inFlow: true, key: false };
-    return flowLines(a.map((v) => node(v ?? null, itemCtx, null, w, Style.Plain)), ctx.indent, "[", "]");
+    return flowLines(Array.from(a, (v) => node(v ?? null, itemCtx, null, w, Style.Plain)), ctx.indent, "[", "]");
   }
   const itemCtx: Ctx = { indent: itemIndent, inFlow: false, key: false };
   const rule = path ? w.flow(path) : null;
   const style = rule === "items" ? Style.Flow : rule === "item-values" ? Style.FlowValues : Style.Plain;
-  return a.map((v) => `- ${node(v ?? null, itemCtx, null, w, style)}`).join(`\n${ctx.indent}`);
+  // Array.from, not map: a hole is an item (null), as the package has it.
+  return Array.from(a, (v) => `- ${node(v ?? null, itemCtx, null, w, style)}`).join(`\n${ctx.indent}`);
 }
 
 function flowLines(items: string[], indent: string, start: string, end: string): string {

@@ -198,6 +198,10 @@ test("objects that occur more than once are written behind anchors and as aliase
   const bugs = ["leak-ref"];
   const input = { name: "x", machine: { type: "sim", bugs }, nics: { mix: [loop, loop] }, deadlines: bugs } as unknown as StormInput;
   t.is(stormToYaml(input), packageYaml(input));
+  // Holes in lists are items too.
+  // eslint-disable-next-line no-sparse-arrays
+  const holes = { machine: { type: "sim", bugs: [, "x", , ] }, schedule: { steps: [{ add: { nic: "n", kind: "k", fault: [, { fault: "stall" }] } }] } } as unknown as StormInput;
+  t.is(stormToYaml(holes), packageYaml(holes));
 });
 
 test("a key longer than 1024 characters is written as an explicit key, as the package wrote it", (t) => {
