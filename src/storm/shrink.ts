@@ -7,6 +7,7 @@
 
 import { judgeStorm, runStorm, type JudgeOptions, type RunResult } from "./runner.js";
 import { FrameMemo } from "../telemetry/index.js";
+import { Candidates, StepTable, type Listed } from "./candidates.js";
 import { countAdds } from "./schedule.js";
 import type { Step, StormSpec } from "./spec.js";
 import { validateStorm } from "./validate.js";
@@ -68,134 +69,11 @@ export function normalizeSteps(steps: readonly Step[]): Step[] {
   return out;
 }
 
-/**
- * Each step's JSON, made once per step object: candidates share most of their
- * step objects with the list they came from, and the search compares and
- * keys the same steps over and over. (Steps are never changed once made.)
- */
-const stepJson = new WeakMap<Step, string>();
-function jsonOf(s: Step): string {
-  let j = stepJson.get(s);
-  if (j === undefined) {
-    j = JSON.stringify(s);
-    stepJson.set(s, j);
-  }
-  return j;
-}
-
-/** A step list's key: its steps' JSON in order, so lists alike as JSON have the same key (no step's JSON holds a raw newline). */
-function keyOf(steps: readonly Step[]): string {
-  let k = "";
-  for (const s of steps) k += jsonOf(s) + "\n";
-  return k;
-}
-
-function same(a: readonly Step[], b: readonly Step[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const s = a[i]!;
-    const t = b[i]!;
-    // The same object needs no JSON.
-    if (s !== t && jsonOf(s) !== jsonOf(t)) return false;
-  }
-  return true;
-}
-
-/** Candidates already given, of the first SEEN_KEPT: a candidate like one of them is not given again. */
-const SEEN_KEPT = 64;
-
-/**
- * Whether c is a candidate not given yet (unlike the list it came from and the
- * candidates kept in seen), keeping it if there is room. Loops, not closures
- * over the generator's state: a shrink makes a generator for every list it
- * moves to, and their closures were most of what the search allocated.
- */
-function fresh(c: Step[], steps: readonly Step[], seen: Step[][]): boolean {
-  if (same(c, steps)) return false;
-  for (let i = 0; i < seen.length; i++) if (same(seen[i]!, c)) return false;
-  if (seen.length < SEEN_KEPT) seen.push(c);
-  return true;
-}
-
-/** The NICs the list adds, each once, in the order first added. */
-function nicsAdded(steps: readonly Step[]): string[] {
-  const nics: string[] = [];
-  const seen = new Set<string>();
-  for (const s of steps) {
-    if (s.op !== "add" || seen.has(s.nic)) continue;
-    seen.add(s.nic);
-    nics.push(s.nic);
-  }
-  return nics;
-}
-
-/** The steps about none of the NICs in drop (drop's members from..to of nics). */
-function withoutNics(steps: readonly Step[], nics: readonly string[], from: number, to: number): Step[] {
-  const drop = new Set<string>();
-  for (let i = from; i < to && i < nics.length; i++) drop.add(nics[i]!);
-  const out: Step[] = [];
-  for (const s of steps) if (!("nic" in s && drop.has(s.nic))) out.push(s);
-  return out;
-}
-
-/** The steps without those at from..to. */
-function withoutRun(steps: readonly Step[], from: number, to: number): Step[] {
-  const out: Step[] = [];
-  for (let i = 0; i < steps.length; i++) if (i < from || i >= to) out.push(steps[i]!);
-  return out;
-}
-
-/** Smaller or simpler step lists than `steps`, biggest cuts first. */
+/** Smaller or simpler step lists than `steps`, biggest cuts first (Candidates, one at a time). */
 export function* candidates(steps: readonly Step[]): Generator<Step[]> {
-  const seen: Step[][] = [];
-  // Whole NIC cycles, in order.
-  const nics = nicsAdded(steps);
-  for (let size = Math.max(1, Math.floor(nics.length / 2)); size >= 1; size = Math.floor(size / 2)) {
-    for (let i = 0; i < nics.length; i += size) {
-      const c = normalizeSteps(withoutNics(steps, nics, i, i + size));
-      if (fresh(c, steps, seen)) yield c;
-    }
-    if (size === 1) break;
-  }
-  // Runs of steps (ddmin-style halving).
-  for (let size = Math.max(1, Math.floor(steps.length / 2)); size >= 1; size = Math.floor(size / 2)) {
-    for (let i = 0; i < steps.length; i += size) {
-      const c = normalizeSteps(withoutRun(steps, i, i + size));
-      if (fresh(c, steps, seen)) yield c;
-    }
-    if (size === 1) break;
-  }
-  // Simpler single steps.
-  for (let i = 0; i < steps.length; i++) {
-    const s = steps[i]!;
-    const variants: Step[] = [];
-    // Written out as the schedule and validateStorm write these steps (same
-    // fields, same order), not spread: a spread's copy has a map of its own,
-    // and the step code optimised for the storm's steps deopted on it (see
-    // stormWith).
-    if (s.op === "sleep" && s.ns > 1000) variants.push({ op: "sleep", ns: Math.max(1000, Math.round(s.ns / 2000) * 1000) });
-    if (s.op === "hold" && s.count > 1) variants.push({ op: "hold", nic: s.nic, kind: s.kind, count: 1, forNs: s.forNs, holder: s.holder });
-    if (s.op === "hold" && s.forNs > 1000) variants.push({ op: "hold", nic: s.nic, kind: s.kind, count: s.count, forNs: Math.max(1000, Math.round(s.forNs / 2000) * 1000), holder: s.holder });
-    if (s.op === "sick" && s.delayNs > 0) variants.push({ op: "sick", nic: s.nic, module: s.module, delayNs: 0 });
-    if (s.op === "sick") variants.push({ op: "remove", nic: s.nic });
-    if (s.op === "detach" && s.force) variants.push({ op: "detach", nic: s.nic, force: false });
-    // A plug with several device-side faults: each one left out in turn.
-    if (s.op === "add" && s.faults !== undefined) {
-      for (let j = 0; j < s.faults.length; j++) {
-        const rest = s.faults.filter((_, k) => k !== j);
-        const { faults: _all, ...plain } = s;
-        variants.push(rest.length > 0 ? { ...plain, faults: rest } : plain);
-      }
-    }
-    if (s.op === "device-fault" && s.fault.kind !== "malformed" && s.fault.kind !== "disconnect-after-control" && (s.fault.count ?? Infinity) > 1) {
-      variants.push({ ...s, fault: { ...s.fault, count: 1 } });
-    }
-    for (const v of variants) {
-      const c = steps.slice();
-      c[i] = v;
-      if (fresh(c, steps, seen)) yield c;
-    }
-  }
+  const table = new StepTable();
+  const cands = new Candidates(table.list(steps.slice()), table);
+  for (let c = cands.next(); c !== undefined; c = cands.next()) yield c.steps;
 }
 
 /**
@@ -208,14 +86,30 @@ export function* candidates(steps: readonly Step[]): Generator<Step[]> {
  * candidate adds to its run. Nothing in it is random.
  */
 export async function searchSmallest(steps: Step[], fails: (steps: Step[]) => Promise<boolean>): Promise<void> {
-  if (!(await fails(steps))) return;
-  for (let current = steps; ; ) {
-    let next: Step[] | undefined;
-    for (const c of candidates(current)) {
+  const table = new StepTable();
+  await walk(table.list(steps), table, (c) => fails(c.steps), NEVER);
+}
+
+const NEVER = (): boolean => false;
+
+/**
+ * searchSmallest over lists as the search holds them (their keys made with
+ * the candidates). `over` says the search is over: every later judgement
+ * would be false (a shrink out of runs or interrupted), so the candidates
+ * left are not made.
+ */
+async function walk(start: Listed, table: StepTable, fails: (c: Listed) => Promise<boolean>, over: () => boolean): Promise<void> {
+  if (!(await fails(start))) return;
+  for (let current = start; !over(); ) {
+    // Not for-of: no iterator to close when the loop leaves early.
+    const cands = new Candidates(current, table);
+    let next: Listed | undefined;
+    for (let c = cands.next(); c !== undefined; c = cands.next()) {
       if (await fails(c)) {
         next = c;
         break;
       }
+      if (over()) return;
     }
     if (next === undefined) return;
     current = next;
@@ -305,8 +199,8 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   // on the sim machine is a function of its steps and seed, so a candidate met
   // before is judged by its first run: it counts as a run (the budget and the
   // report count candidates judged, as before) but is not run again (no onRun).
-  // Kept per candidate (by its steps' JSON, keyOf, a string V8 hashes
-  // natively): whether it broke the rule. No run's result is kept: only the
+  // Kept per candidate (by its key, Listed.key: alike for lists alike as
+  // JSON, a string V8 hashes natively): whether it broke the rule. No run's result is kept: only the
   // minimal storm's is returned, and it is made by running that storm once
   // more at the end.
   const judged = new Map<string, boolean>();
@@ -326,20 +220,24 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   };
   // Not an async function: a candidate met before (a third of a shrink's)
   // is answered with a settled promise, no async frame made for it.
-  const fails = (steps: Step[]): Promise<boolean> => {
-    if (runs >= maxRuns || opts.signal?.aborted) return FALSE;
+  // Once out of runs (or interrupted), every judgement is false and nothing
+  // else: the search stops there.
+  const over = (): boolean => runs >= maxRuns || opts.signal?.aborted === true;
+  const fails = (c: Listed): Promise<boolean> => {
+    if (over()) return FALSE;
     runs++;
-    const key = keyOf(steps);
-    const hit = judged.get(key);
-    if (hit === undefined) return run(steps, key);
-    return judgedAs(steps, hit) ? TRUE : FALSE;
+    const hit = judged.get(c.key);
+    if (hit === undefined) return run(c.steps, c.key);
+    return judgedAs(c.steps, hit) ? TRUE : FALSE;
   };
 
   // The original must fail as an explicit list too (it is the starting point).
-  if (!(await fails(original))) {
+  const table = new StepTable();
+  const start = table.list(original);
+  if (!(await fails(start))) {
     throw new ShrinkError(`the executed steps of seed ${seed} did not break ${rule} again when replayed: the run is not reproducible`);
   }
-  await searchSmallest(original, fails);
+  await walk(start, table, fails, over);
   const minimal = explicitSpec(spec, best, seed);
   // The result of the minimal storm: the run that judged it, again, in full
   // (a sim run is a function of its steps and seed). Not the caller's signal:
