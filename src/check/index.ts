@@ -29,6 +29,8 @@ export interface TraceCheckerOptions {
   causes?: boolean;
   /** Each driver's latencies for the summary (default true; see CheckerOptions.latencies). */
   latencies?: boolean;
+  /** Each verdict's message and holders' descriptions (default true; see CheckerOptions.texts). */
+  texts?: boolean;
 }
 
 const NONE: readonly Verdict[] = Object.freeze([]) as readonly Verdict[];
@@ -94,6 +96,7 @@ export class TraceChecker {
       deadlines: opts.deadlines,
       histories: opts.histories,
       latencies: opts.latencies,
+      texts: opts.texts,
       onVerdict: (v) => {
         this.modelVerdicts++;
         this.classify(v);

@@ -68,7 +68,7 @@ class CheckerHost implements ModuleHost<Dev, ViolationCtx, Timer<Payload>> {
     this.c.ringPush(d, e);
   }
   holders(d: Dev): ReturnType<typeof holdersOf> {
-    return holdersOf(d);
+    return holdersOf(d, undefined, this.c.texts);
   }
   ctx(at: At, dev: Dev | null, holders: string[], tNs?: number): ViolationCtx {
     return tNs === undefined ? { at, dev, holders } : { at, dev, holders, tNs };

@@ -92,6 +92,13 @@ export interface CheckerOptions {
    * histograms each run, and their first samples' lists, for nothing).
    */
   latencies?: boolean;
+  /**
+   * Each verdict's message and holders' descriptions (default true). False:
+   * every verdict's message is "" and holdersOf() gives the ids alone (for a
+   * caller that judges by rule and severity and never shows a verdict: the
+   * shrinker's runs, whose first violation met this text in code still cold).
+   */
+  texts?: boolean;
 }
 
 /** The latencies of every driver of a checker that keeps none (latencies: false). */
@@ -178,6 +185,8 @@ export class Core {
   private readonly maxVerdicts: number;
   private readonly histories: boolean;
   private readonly latencies: boolean;
+  /** See CheckerOptions.texts: read by the rule families for holdersOf(). */
+  readonly texts: boolean;
   readonly devMon: Monitor<DeviceState, DeviceInput>;
   readonly ifMon: Monitor<IfState, IfInput>;
   readonly alwaysForced: boolean;
@@ -243,6 +252,7 @@ export class Core {
     this.maxVerdicts = Math.max(0, opts.maxVerdicts ?? 10000);
     this.histories = opts.histories ?? true;
     this.latencies = opts.latencies ?? true;
+    this.texts = opts.texts ?? true;
     const tables = profileTables(this.profile);
     this.devMon = tables.devMon;
     this.ifMon = tables.ifMon;
@@ -334,7 +344,7 @@ export class Core {
       const hist = c.history ?? (dev ? ringList(dev) : nic ? nicHistory(nic) : [c.at as ModelEvent].filter(isModelEvent));
       history = hist.map((x) => ({ index: x.index, tNs: x.t, text: describeEvent(x) }));
     }
-    const lossNote = this.framesLost > 0 && rule.side === "guest" ? ` (note: ${this.framesLost} telemetry frame(s) were lost before this)` : "";
+    const lossNote = this.texts && this.framesLost > 0 && rule.side === "guest" ? ` (note: ${this.framesLost} telemetry frame(s) were lost before this)` : "";
     const v: Verdict = {
       rule: rule.id,
       statement: rule.statement,
@@ -344,7 +354,7 @@ export class Core {
       device: c.device || dev?.name || "",
       nicId: c.nicId || nic?.id || "",
       holders: c.holders ?? [],
-      message: message + lossNote,
+      message: this.texts ? message + lossNote : "",
       recordIndex: c.at.index,
       tNs: c.tNs ?? c.at.t,
       history,

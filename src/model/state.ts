@@ -175,8 +175,12 @@ export function ledgerToWrite(dev: Dev): SmallMap<ObjectKind, SmallMap<string, n
   return own;
 }
 
-/** Holders still holding on `dev`, restricted to `kinds` (all when omitted), as "kind:holder". */
-export function holdersOf(dev: Dev, kinds?: ReadonlySet<ObjectKind>): { ids: string[]; text: string } {
+/**
+ * Holders still holding on `dev`, restricted to `kinds` (all when omitted):
+ * their ids, and (texts) a description of each for a verdict's message, ""
+ * without (a checker whose verdicts carry no text: CheckerOptions.texts).
+ */
+export function holdersOf(dev: Dev, kinds: ReadonlySet<ObjectKind> | undefined, texts: boolean): { ids: string[]; text: string } {
   const ids: string[] = [];
   // A ledger holds no count under 1 (a holder's last release deletes it): none at all when the total is 0.
   if (dev.refTotal === 0) return { ids, text: "" };
@@ -187,11 +191,12 @@ export function holdersOf(dev: Dev, kinds?: ReadonlySet<ObjectKind>): { ids: str
     m.forEach((n, holder) => {
       if (n <= 0) return;
       ids.push(holder);
+      if (!texts) return;
       const desc = dev.descs?.get(holder);
       parts.push(`${kind} ref held by ${holder}${desc ? ` (${desc})` : ""}${n > 1 ? ` x${n}` : ""}`);
     });
   });
-  return { ids, text: parts.join(", ") };
+  return { ids, text: texts ? parts.join(", ") : "" };
 }
 
 /** References of these kinds held on `dev`. */

@@ -83,9 +83,9 @@ export class LiveChecker {
 
   /**
    * lean: a judged run's checker (the shrinker's): its verdicts carry no
-   * history, text or report entry (nothing shows them; the run is judged by
-   * their rules and severities alone), and it keeps no latencies (nothing
-   * reads a judged run's summary).
+   * history, message, text or report entry (nothing shows them; the run is
+   * judged by their rules and severities alone), and it keeps no latencies
+   * (nothing reads a judged run's summary).
    */
   constructor(spec: StormSpec, lean = false) {
     this.checker = new TraceChecker({
@@ -95,6 +95,7 @@ export class LiveChecker {
       histories: !lean,
       causes: !lean,
       latencies: !lean,
+      texts: !lean,
     });
     this.model = spec.model;
     this.convert = lean ? toJudgedVerdict : toStormVerdict;

@@ -166,7 +166,7 @@ export class CorrespondenceMonitor {
     const begun = dev.attempt !== null || dev.state === "detaching" || dev.state === "detached" || !c.observed.has("detach-phases");
     nic.removeReported = true;
     dev.livenessReported = true;
-    const h = holdersOf(dev);
+    const h = holdersOf(dev, undefined, c.texts);
     if (!begun) {
       c.ex(this.X_HOST_REMOVE_DETACHES);
       c.violate("host-remove-detaches", `host removed ${nic.id} but ${dev.name} did not begin detaching within ${fmtDur(c.deadlines.detachNs)} (state ${dev.state}; lost detach)`, { at: rm, nic, dev, holders: h.ids, tNs: tm.due });

@@ -349,7 +349,7 @@ export class DetachMonitor {
       c.violate("detach-end-after-if-detach", `${dev.name}: detach returned while interface ${dev.ifname || "?"} is ${dev.ifState} (if_detach ${dev.ifState === "detaching" ? "still running" : "never called"})`, { at: e, dev });
     c.ex(this.X_DETACH_DRAINS_REFS);
     if (refsHeld(dev, DRAINED) > 0) {
-      const h = holdersOf(dev, DRAINED);
+      const h = holdersOf(dev, DRAINED, c.texts);
       c.violate("detach-drains-refs", `${dev.name}: detach returned with references outstanding: ${h.text}`, { at: e, dev, holders: h.ids });
     }
     if (dev.attempt) judgeTasks(c, dev, dev.attempt, e, "config_detach's return");
@@ -398,7 +398,7 @@ export class DetachMonitor {
     dev.detachTimer = null;
     if (dev.attempt !== p.attempt || dev.livenessReported || dev.state === "freed") return;
     dev.livenessReported = true;
-    const h = holdersOf(dev);
+    const h = holdersOf(dev, undefined, c.texts);
     const sick = dev.unload !== null && dev.nic !== null && dev.nic.removeEvent !== null;
     const rule = sick ? "sick-case-completes" : "detach-completes";
     c.exercise(rule);

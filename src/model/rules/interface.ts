@@ -111,7 +111,7 @@ export class InterfaceMonitor {
       case "detach-end": {
         c.ex(this.X_IF_DETACH_WAITS_FOR_PSREFS);
         if (refsHeld(dev, PSREF_KINDS) > 0) {
-          const h = holdersOf(dev, PSREF_KINDS);
+          const h = holdersOf(dev, PSREF_KINDS, c.texts);
           c.violate("if-detach-waits-for-psrefs", `${dev.name}: if_detach of ${e.ifname} returned with psrefs held: ${h.text}`, { at: e, dev, holders: h.ids });
         }
         c.stepIf(dev, "if-detach-end", e);
@@ -166,7 +166,7 @@ export function judgeTasks(c: Core, dev: Dev, a: Attempt, e: DeviceEvent, where:
   a.tasksJudged = true;
   c.ex(c.X_USB_TASK_WAITED);
   if (refsHeld(dev, USB_TASK) > 0) {
-    const h = holdersOf(dev, USB_TASK);
+    const h = holdersOf(dev, USB_TASK, c.texts);
     c.violate("usb-task-waited", `${dev.name}: usbnet_detach reached "${where}" with a usb_task still queued after if_detach (no second usb_rem_task_wait): ${h.text}`, { at: e, dev, holders: h.ids });
   }
 }

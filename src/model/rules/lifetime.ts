@@ -100,13 +100,13 @@ export class LifetimeMonitor {
       endPending = c.devMon.step("freed", "detach-end") === "freed";
     } else if (dev.state !== "detached") {
       const rule = c.devMon.ruleFor(dev.state, "free");
-      const h = holdersOf(dev, DRAINED);
+      const h = holdersOf(dev, DRAINED, c.texts);
       c.exercise(rule);
       c.violate(rule, `${dev.name}: softc freed while ${dev.state}${dev.attempt ? " (detach still running)" : ""}${h.text ? `; still held: ${h.text}` : ""}`, { at: e, dev, holders: h.ids });
     } else {
       c.ex(this.X_FREE_WITH_ZERO_REFS);
       if (refsHeld(dev, DRAINED) > 0) {
-        const h = holdersOf(dev, DRAINED);
+        const h = holdersOf(dev, DRAINED, c.texts);
         c.violate("free-with-zero-refs", `${dev.name}: softc freed with references outstanding: ${h.text}`, { at: e, dev, holders: h.ids });
       }
     }
@@ -131,7 +131,7 @@ export class LifetimeMonitor {
       !a.devDrained &&
       (a.devDrainBegun || (a.committed && (c.seesDeviceDrain || c.observed.has("detach-phases"))));
     if (ifBusy || draining || undrained) {
-      const h = holdersOf(dev, DRAINED);
+      const h = holdersOf(dev, DRAINED, c.texts);
       const why = ifBusy
         ? `interface ${dev.ifname || "?"} is ${dev.ifState} (${c.profile === "netbsd" ? "if_detach" : "unregister"} ${dev.ifState === "detaching" ? "still waiting for its references" : "never called"})`
         : draining
@@ -141,7 +141,7 @@ export class LifetimeMonitor {
     } else {
       c.ex(this.X_FREE_WITH_ZERO_REFS);
       if (refsHeld(dev, DRAINED) > 0) {
-        const h = holdersOf(dev, DRAINED);
+        const h = holdersOf(dev, DRAINED, c.texts);
         c.violate("free-with-zero-refs", `${dev.name}: freed with references outstanding: ${h.text}`, { at: e, dev, holders: h.ids });
       }
     }

@@ -260,7 +260,7 @@ export class ReferenceMonitor {
     c.ex(this.X_DRAIN_COMPLETES_EMPTY);
     const held = dev.refTotal === 0 ? undefined : dev.ledger.get(e.objectKind);
     if (held !== undefined && held.size > 0) {
-      const h = holdersOf(dev, new Set<ObjectKind>([e.objectKind]));
+      const h = holdersOf(dev, new Set<ObjectKind>([e.objectKind]), c.texts);
       c.violate("drain-completes-empty", `${dev.name}: ${e.objectKind} drain ended with references still held: ${h.text}`, { at: e, dev, holders: h.ids });
     }
   }
@@ -271,7 +271,7 @@ export class ReferenceMonitor {
     c.ex(this.X_DETACH_DRAINS_REFS);
     const draining = dev.drains?.has("device") === true;
     if (draining || refsHeld(dev, DEVICE_KINDS) > 0) {
-      const h = holdersOf(dev, DEVICE_KINDS);
+      const h = holdersOf(dev, DEVICE_KINDS, c.texts);
       c.violate("detach-drains-refs", `${dev.name}: devmon reported device-detach ${draining ? "while the localcount drain runs" : "with device references outstanding"}${h.text ? `: ${h.text}` : ""}`, { at: e, dev, holders: h.ids });
     }
   }
