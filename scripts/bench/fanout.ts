@@ -116,6 +116,13 @@ export async function run(): Promise<void> {
   console.log(
     `  the storm's CPU time per cycle: ${(leastCpu(base) / leastCpu(pinned)).toFixed(2)}x baseline's, least of each (round by round ${spread(cpu)}), what the storm itself spends on them`,
   );
+  // The ratio above falls as the storm gets faster for the same feed; this
+  // is the feed's own cost, which does not depend on the storm's speed.
+  const perCycle = leastCpu(pinned) - leastCpu(base);
+  const recordsPerCycle = last.records / CYCLES;
+  console.log(
+    `  what the feed costs the storm: ${((perCycle * 1000) / recordsPerCycle).toFixed(2)} µs of CPU a record (${(perCycle * CYCLES).toFixed(0)} ms a ${CYCLES}-cycle run of ${last.records} records), least of each side`,
+  );
   console.log(
     `${READERS} reading JSON clients on every core: ${(best(free) / best(base)).toFixed(2)}x baseline, best round of each (round by round ${spread(ratios(free))}); ` +
       `on a 2-core machine the readers' own work takes CPU from the storm`,
