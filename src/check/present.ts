@@ -86,12 +86,16 @@ export function formatFindings(verdicts: readonly CheckedVerdict[], opts: CheckT
       // Consequences of a cause not shown still say what they hang from.
       out.push(`${g.cause + 1}. (cause not shown: ${cause.rule} on ${who(cause)} ${verdictWhere(cause)})`);
     }
-    out.push(`   ${cons.length} consequence${cons.length === 1 ? "" : "s"} of it${consWanted.length < cons.length ? ` (${consWanted.length} of rule ${opts.rule})` : ""}:`);
+    const lines: string[] = [];
     for (const i of consWanted) {
       const v = verdicts[i]!;
       if (!take(v.rule)) continue;
-      out.push(`     ${i + 1}. ${v.severity.toUpperCase()} ${v.rule}: ${who(v)} ${verdictWhere(v)}: ${v.message.split("\n")[0]}`);
+      lines.push(`     ${i + 1}. ${v.severity.toUpperCase()} ${v.rule}: ${who(v)} ${verdictWhere(v)}: ${v.message.split("\n")[0]}`);
     }
+    const count = `   ${cons.length} consequence${cons.length === 1 ? "" : "s"} of it${consWanted.length < cons.length ? ` (${consWanted.length} of rule ${opts.rule})` : ""}`;
+    // A heading with nothing under it reads as a list lost: say why it is empty (the count below says how many per rule).
+    if (lines.length === 0) out.push(`${count}, none shown (limit ${opts.examples} per rule reached)`);
+    else out.push(`${count}:`, ...lines);
   }
   if (omitted.size > 0) {
     const parts = [...omitted].map(([r, n]) => `${n} ${r}`);

@@ -91,7 +91,7 @@ Exit: 0 clean, 1 violations or a damaged trace, 2 unreadable trace or bad option
 
 Runs a failing storm on the sim machine and cuts it down to a minimal explicit
 step list that still breaks the same rule, written as a storm file (default:
-shrunk.yaml next to the input). Given a trace, the storm and seed come from its header.
+INPUT-shrunk.yaml next to the input, for trace.pstrace trace-shrunk.yaml). Given a trace, the storm and seed come from its header.
 
 Exit: 1 when a minimal failing storm was written, 2 when there is nothing to shrink
 (the storm breaks no rule, or is not a sim storm).
@@ -127,7 +127,8 @@ Ctrl-C stops the machine.
 
 Sends one QMP command to a running machine (the socket "plugstorm vm" printed)
 and prints the reply as JSON. Example:
-  plugstorm qmp /tmp/x/qmp-user.sock device_add '{"driver":"usb-net","id":"nic9","bus":"usbc.0"}'
+  plugstorm qmp /tmp/x/qmp-user.sock device_add '{"driver":"usb-net","id":"nic9","bus":"usbc.0","port":"1"}'
+(name a port: without one QEMU inserts a USB hub that outlives the NIC)
 Exit: 0 on success, 1 when QEMU answers with an error, 2 when it cannot be reached.
 `,
   image: `usage: plugstorm image [linux|netbsd] [netbsd options]

@@ -137,7 +137,11 @@ export async function vmCommand(argv: string[], io: Io): Promise<number> {
     // The sockets go; the logs stay for reading after the machine is gone.
     rmSync(userSock, { force: true });
     if (existsSync(consoleLog) && statSync(consoleLog).size > 0) io.err.write(`console log kept: ${consoleLog}\n`);
-    else rmSync(dir, { recursive: true, force: true });
+    else {
+      // Said, not left silent: the start promised a log to read afterwards.
+      if (existsSync(consoleLog)) io.err.write(`console log empty (the machine printed nothing): removed ${dir}\n`);
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 }
 

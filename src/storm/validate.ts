@@ -50,7 +50,9 @@ const MAX_LISTED_ISSUES = 50;
 
 export class ScenarioError extends Error {
   constructor(readonly issues: ScenarioIssue[]) {
-    const listed = issues.slice(0, MAX_LISTED_ISSUES).map(formatIssue);
+    // In file order, as an editor shows them: the checks run by field, not by line.
+    const byLine = [...issues].sort((a, b) => a.line - b.line || a.col - b.col);
+    const listed = byLine.slice(0, MAX_LISTED_ISSUES).map(formatIssue);
     if (issues.length > MAX_LISTED_ISSUES) listed.push(`... and ${issues.length - MAX_LISTED_ISSUES} more problems`);
     super(listed.join("\n"));
     this.name = "ScenarioError";

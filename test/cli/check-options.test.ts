@@ -28,6 +28,11 @@ test("check: per-rule summary first, in first-occurrence order, then findings wi
   const rules = new Set(full.map((l) => /\] ([a-z-]+):/.exec(l)![1]));
   t.is(full.length, rules.size);
   t.regex(r.stdout, /not shown \(limit 1 per rule; --examples 0 shows all, --rule ID one rule\): /);
+  // A cause whose consequences are all past the limit says so, rather than a heading with nothing under it.
+  lines.forEach((l, i) => {
+    if (/^\s+\d+ consequences? of it.*:$/.test(l)) t.regex(lines[i + 1] ?? "", /^\s+\d+\. (ERROR|FATAL|WARNING) /, `"${l}" has nothing under it`);
+  });
+  t.regex(r.stdout, /^\s+\d+ consequences? of it, none shown \(limit 1 per rule reached\)$/m);
   t.regex(lines.at(-2)!, /: \d+ violations of \d+ rule\(s\) \(\d+ causes, \d+ consequences\)$/);
   const all = await run(t, ["check", trace, "--examples", "0"]);
   t.notRegex(all.stdout, /not shown/);

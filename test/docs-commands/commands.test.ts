@@ -161,6 +161,11 @@ const EXPECT: Record<string, Expect> = {
     const offline = (JSON.parse(r.stdout) as { verdicts: { rule: string; recordIndex: number; severity: string }[] }).verdicts;
     const live = (JSON.parse(readFileSync(join(c.run!, "report.json"), "utf8")) as { verdicts: { rule: string; recordIndex: number }[] }).verdicts;
     c.t.deepEqual(offline.map(key).sort(), live.map(key).sort());
+    // The verdict header the README quotes ("Reading what check says") is this run's, word for word.
+    const quoted = /`(host-remove-frees: \S+ \(nic\d+\) at record #\d+ \(t=[\d.]+ s\); deadline ran\s+out at t=[\d.]+ s)`/.exec(readFileSync(join(ROOT, "README.md"), "utf8"));
+    c.t.truthy(quoted, "the README quotes a host-remove-frees verdict header");
+    const text = await plugstorm(c, [...args, "--examples", "0"]);
+    c.t.true(text.stdout.includes(quoted![1]!.replace(/\s+/g, " ")), `README.md quotes "${quoted![1]}", which check on this run does not print`);
   },
   "plugstorm check runs/<run>/trace.pstrace -q": async (c, args) => {
     const r = await plugstorm(c, args);
@@ -273,7 +278,7 @@ test("the TypeScript runStorm example in scripts/storms/README.md returns what i
   t.truthy(said, "the example says what status it returns");
   const dir = tempDir(t);
   const code =
-    block!.replace(/"plugstorm\/dist\/src\/storm\/index\.js"/, JSON.stringify(join(ROOT, "dist/src/storm/index.js"))).replace(/"runs\/x"/, JSON.stringify(join(dir, "x"))) +
+    block!.replace(/"plugstorm"/, JSON.stringify(join(ROOT, "dist/src/index.js"))).replace(/"runs\/x"/, JSON.stringify(join(dir, "x"))) +
     "\nexport default result;\n";
   const file = join(dir, "example.mjs");
   writeFileSync(file, code);

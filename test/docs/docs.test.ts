@@ -58,3 +58,25 @@ test("the generated docs show the cut-off points and where FREE sits per profile
   t.regex(automata, /free_netdev inside usbnet_disconnect/);
   t.regex(docs["rules.md"] ?? "", /\[netbsd\.md#config-detach\]\(netbsd\.md#config-detach\)/);
 });
+
+test("TypeScript examples in the docs import plugstorm only by what package.json exports", (t) => {
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { exports: Record<string, unknown> };
+  const exported = new Set(Object.keys(pkg.exports).map((k) => (k === "." ? "plugstorm" : `plugstorm/${k.slice(2)}`)));
+  let seen = 0;
+  for (const doc of ["README.md", "scripts/storms/README.md", "scripts/campaigns/README.md", "images/netbsd/README.md"]) {
+    const text = readFileSync(join(root, doc), "utf8");
+    for (const m of text.matchAll(/from\s+"(plugstorm(?:\/[^"]*)?)"/g)) {
+      seen++;
+      t.true(exported.has(m[1]!), `${doc}: imports "${m[1]}", which package.json does not export (Node refuses it: ERR_PACKAGE_PATH_NOT_EXPORTED)`);
+    }
+  }
+  t.true(seen > 0, "no import of plugstorm found in the docs: the test reads the wrong files");
+});
+
+test("the README's count of the sim's injectable bugs is the sim's", async (t) => {
+  const { BUG_NAMES } = await import("../../src/sim/bugs.js");
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const m = /(\d+) injectable bugs/.exec(readme);
+  t.truthy(m, "the README no longer says how many injectable bugs the sim has");
+  t.is(Number(m![1]), BUG_NAMES.length);
+});

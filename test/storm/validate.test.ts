@@ -203,3 +203,11 @@ test("machine.usbPorts past xhci's 15 ports: one controller per port on bare; ma
   t.is(bad!.line, 4);
   t.regex(bad!.message, /from 1 to 8/);
 });
+
+test("problems are listed in the file's line order, whatever order the fields are checked in", (t) => {
+  // schedule (line 3) before machine (line 6) in the file; the checks take machine first.
+  const text = "name: order\nschedule:\n  cycles: -5\nmachine:\n  type: sim\n  bugs: [nosuchbug]\n";
+  const e = t.throws(() => parseStorm(text, "s.yaml"), { instanceOf: ScenarioError })!;
+  const lines = e.message.split("\n").map((l) => Number(/^s\.yaml:(\d+):/.exec(l)?.[1]));
+  t.deepEqual(lines, [3, 6], e.message);
+});
