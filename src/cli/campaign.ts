@@ -7,6 +7,7 @@ import {
   RedisUnreachable,
   Stopped,
   StoreError,
+  campaignExitCode,
   defaultParallelism,
   loadQueue,
   SIM_JOB_MB,
@@ -53,8 +54,10 @@ options:
   --quiet, -q        print only the output folder
   --json             print the campaign report as JSON on stdout
 
-Exit codes: 0 no signature, 1 signatures found, 2 usage or set-up error, or
-jobs failed with nothing found; 130 interrupted.
+Exit codes: 0 no signature, 1 signatures found (also when interrupted after
+finding some, as for storm), 2 usage or set-up error (Redis unreachable
+included), or jobs failed with nothing found; 130/143 interrupted (SIGINT/
+SIGTERM) before any signature.
 `;
 
 
@@ -238,10 +241,8 @@ async function runWithProgress(
     if (values.json) io.out.write(JSON.stringify(r.report) + "\n");
     else if (values.quiet) io.out.write(`${r.outDir}\n`);
     else io.out.write(`${r.text}reports: ${r.files.map((f) => relative(process.cwd(), f)).join(", ")}\n`);
-    if (r.exitCode === 1) return 1;
     const sig = run.interruptedBy();
-    if (sig) return sig === "SIGINT" ? 130 : 143;
-    return r.exitCode;
+    return campaignExitCode({ signatures: r.report.findings.length, failedJobs: r.report.failedJobs.length }, sig === "SIGINT" || sig === "SIGTERM" ? sig : undefined);
   } finally {
     if (ticker) clearInterval(ticker);
   }
