@@ -82,34 +82,23 @@ test("a listener that never answers: an error at the connect deadline; SIGINT wh
   t.false(existsSync(join(d, "b")));
 });
 
-test.serial("SIGTERM on a connected queued campaign with nothing running: exit 143 within 2 s", async (t) => {
-  const redis = await startRedis(t);
-  const d = tempDir(t);
-  const c = start(t, ["campaign", campaign(d, "termed"), "--out", join(d, "out"), "--queue", redis.url], { env: env(redis), timeoutMs: 30_000 });
-  await c.waitFor(/^output: /m, 20_000);
-  const t0 = Date.now();
-  c.child.kill("SIGTERM");
-  const r = await c.done;
-  const ms = Date.now() - t0;
-  t.is(r.code, 143, r.stderr);
-  t.true(ms < 2_000, `took ${ms} ms`);
-});
-
-test.serial("Redis gone mid-campaign: it says so with the URL, SIGINT then ends the campaign within 2 s (exit 130)", async (t) => {
-  const redis = await startRedis(t);
-  const d = tempDir(t);
-  const c = start(t, ["campaign", campaign(d, "gone"), "--out", join(d, "out"), "--queue", redis.url], { env: env(redis), timeoutMs: 60_000 });
-  await c.waitFor(/^output: /m, 20_000);
-  await redis.stop();
-  await c.waitFor(new RegExp(`Redis at ${redis.url} unreachable \\(.*ECONNREFUSED.*\\); waiting up to 60 s`), 20_000);
-  const t0 = Date.now();
-  c.child.kill("SIGINT");
-  const r = await c.done;
-  const ms = Date.now() - t0;
-  t.is(r.code, 130, r.stderr);
-  t.true(ms < 2_000, `took ${ms} ms`);
-  t.regex(r.stderr, /waiting jobs stay on the queue .*--resume collects/);
-});
+for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  test.serial(`Redis gone mid-campaign: it says so with the URL; ${signal} then ends the campaign within 2 s (exit ${code})`, async (t) => {
+    const redis = await startRedis(t);
+    const d = tempDir(t);
+    const c = start(t, ["campaign", campaign(d, "gone"), "--out", join(d, "out"), "--queue", redis.url], { env: env(redis), timeoutMs: 60_000 });
+    await c.waitFor(/^output: /m, 20_000);
+    await redis.stop();
+    await c.waitFor(new RegExp(`Redis at ${redis.url} unreachable \\(.*ECONNREFUSED.*\\); waiting up to 60 s`), 20_000);
+    const t0 = Date.now();
+    c.child.kill(signal);
+    const r = await c.done;
+    const ms = Date.now() - t0;
+    t.is(r.code, code, r.stderr);
+    t.true(ms < 2_000, `took ${ms} ms`);
+    t.regex(r.stderr, /waiting jobs stay on the queue .*--resume collects/);
+  });
+}
 
 test.serial("Redis gone mid-campaign for longer than --redis-wait: the campaign stops with the URL and the cause, exit 2", async (t) => {
   const redis = await startRedis(t);
