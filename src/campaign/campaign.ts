@@ -5,6 +5,7 @@
 // after a queued campaign's jobs), and the reports wait for them.
 
 import { resolve } from "node:path";
+import { campaignExitCode } from "./exit-code.js";
 import { JobInterrupted, JobSetupError, type JobResult } from "./job.js";
 import { WorkerPool, WorkerDied, type WorkerStats } from "./pool.js";
 import { buildCampaignReport, type CampaignReport } from "./report.js";
@@ -71,7 +72,7 @@ export interface CampaignResult {
   text: string;
   outDir: string;
   end: DriverEnd;
-  /** 0 no signature, 1 signatures found, 2 jobs failed and nothing found. */
+  /** 0 no signature, 1 signatures found, 2 jobs failed and nothing found (campaignExitCode with no signal). */
   exitCode: 0 | 1 | 2;
 }
 
@@ -168,7 +169,7 @@ export async function runCampaign(spec: CampaignSpec, opts: CampaignOptions): Pr
     shrunk,
   });
   const { files, text } = await writeCampaignReports(outDir, report);
-  const exitCode = report.findings.length > 0 ? 1 : failedAll.length > 0 ? 2 : 0;
+  const exitCode = campaignExitCode({ signatures: report.findings.length, failedJobs: failedAll.length }) as 0 | 1 | 2;
   return { report, files, text, outDir, end: signal.aborted ? "interrupted" : end, exitCode };
 }
 

@@ -8,8 +8,10 @@ export { WorkerPool, WorkerDied, type WorkerStats } from "./pool.js";
 export { TraceContext, signatureOf, makeSignature, type Signature } from "./signature.js";
 export { buildCampaignReport, type CampaignReport, type Finding } from "./report.js";
 export { renderCampaignText, renderCampaignJunit, renderCampaignHtml, writeCampaignReports, CAMPAIGN_REPORT_FILES } from "./render.js";
+export { campaignExitCode } from "./exit-code.js";
 export { CampaignStore, StoreError, type FailedJob } from "./store.js";
 export { defaultParallelism, hostResources, HOST_RESERVE_MB } from "./parallelism.js";
-export type { RedisConnection, QueueWorkerOptions, QueueJobData } from "./queue.js";
+export type { RedisConnection, QueueWorkerOptions, QueueJobData, QueueDriverOptions } from "./queue.js";
+export { RedisUnreachable, Stopped, CONNECT_DEADLINE_MS, DEFAULT_DOWN_LIMIT_MS } from "./redis-link.js";
 /** The BullMQ side (queue driver, worker), loaded on demand: BullMQ and ioredis take a while to load. */
 export const loadQueue = (): Promise<typeof import("./queue.js")> => import("./queue.js");

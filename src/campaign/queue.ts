@@ -14,6 +14,7 @@ import { Redis } from "ioredis";
 import type { CampaignDriver, DriverEnd, DriverSink } from "./campaign.js";
 import { JobSetupError, type JobResult } from "./job.js";
 import { WorkerPool } from "./pool.js";
+import { DEFAULT_DOWN_LIMIT_MS, RedisLiveness, RedisUnreachable, Stopped, waitConnected } from "./redis-link.js";
 import type { CampaignJob, CampaignSpec } from "./spec.js";
 
 /** The one queue every campaign and worker on a Redis shares; a job's name is its campaign's key. */
@@ -74,13 +75,16 @@ const POLL_MS = 200;
 /** Jobs on the queue at a time, per campaign. */
 export const DEFAULT_WINDOW = 1000;
 const SCAN_MS = 3000;
+/** Taking the waiting jobs off the queue after Ctrl-C may take this long; a user who pressed it is waiting. */
+const REMOVE_DEADLINE_MS = 3000;
 
 /**
  * A client of our own: BullMQ loads ioredis itself only through require(),
  * which an ES module does not have; and our own client is ours to close.
  */
-function client(c: RedisConnection): Redis {
-  const r = new Redis({ ...c, lazyConnect: false });
+function client(c: RedisConnection, lazyConnect = false): Redis {
+  // A closing connection whose peer does not answer (a Redis that hung) is destroyed soon, not after ioredis's 2 s.
+  const r = new Redis({ ...c, lazyConnect, disconnectTimeout: 200 });
   // Errors while Redis is away are expected; ioredis reconnects and callers see the outcome of their commands.
   r.on("error", () => {});
   return r;
@@ -98,22 +102,62 @@ export interface QueueJobTimes {
   resultBytes: number;
 }
 
+export interface QueueDriverOptions {
+  onNote?: (t: string) => void;
+  pollMs?: number;
+  window?: number;
+  /** The queue's URL as the user gave it, for messages (default redis://HOST:PORT). */
+  url?: string;
+  /** How long a Redis that went away mid-campaign is waited for before the campaign stops (RedisUnreachable). */
+  downLimitMs?: number;
+}
+
 export class QueueDriver implements CampaignDriver {
   private readonly queue: Queue<QueueJobData, JobResult>;
   private readonly redis: Redis;
+  private readonly url: string;
+  private liveness: RedisLiveness | undefined;
   readonly times: QueueJobTimes[] = [];
 
   constructor(
     readonly connection: RedisConnection,
-    private readonly opts: { onNote?: (t: string) => void; pollMs?: number; window?: number } = {},
+    private readonly opts: QueueDriverOptions = {},
   ) {
-    this.redis = client(connection);
+    this.url = opts.url ?? `redis://${connection.host}:${connection.port}`;
+    // Connected by connect(): a campaign interrupted before then has opened nothing.
+    this.redis = client(connection, true);
     this.queue = new Queue(QUEUE_NAME, { connection: this.redis });
-    // Redis going away is reported by the polling loop; ioredis reconnects by itself.
+    // Redis going away is reported by RedisLiveness; ioredis reconnects by itself.
     this.queue.on("error", () => {});
   }
 
+  /**
+   * Resolves once Redis answers; rejects with RedisUnreachable (the URL and
+   * the cause: refused, wrong password, no answer within the deadline) or
+   * Stopped (the signal aborted). Called before anything is printed or
+   * written, so a campaign that cannot run says why first.
+   */
+  async connect(opts: { deadlineMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+    const connected = waitConnected(this.redis, this.url, opts);
+    // Its outcome is waitConnected's (which has the deadline and the signal).
+    if (this.redis.status === "wait") this.redis.connect().catch(() => {});
+    await connected;
+    this.liveness ??= new RedisLiveness(this.redis, this.url, this.opts.downLimitMs ?? DEFAULT_DOWN_LIMIT_MS, this.opts.onNote);
+  }
+
+  /**
+   * Throws RedisUnreachable when Redis cannot be reached at the start or
+   * stays away past the limit mid-campaign: the finished results are saved,
+   * and the jobs on the queue stay there for --resume.
+   */
   async run(jobs: CampaignJob[], spec: CampaignSpec, tracesDir: string, sink: DriverSink, stop: { signal: AbortSignal; budget: AbortSignal }): Promise<DriverEnd> {
+    try {
+      await this.connect({ signal: stop.signal });
+    } catch (e) {
+      if (e instanceof Stopped) return "interrupted";
+      throw e;
+    }
+    const live = this.liveness!;
     const key = campaignKey(spec, tracesDir);
     const qid = (j: CampaignJob): string => `${key}.${j.id}`;
     // Only a window of jobs is on the queue at a time: Redis memory and the
@@ -133,52 +177,67 @@ export class QueueDriver implements CampaignDriver {
       }
     };
     let lastScan = Date.now();
-    let down = false;
     let drained = false;
     const pollMs = this.opts.pollMs ?? POLL_MS;
+    let lastError = "";
+    const step = async (): Promise<"stop" | void> => {
+      if ((stop.budget.aborted || stop.signal.aborted) && !drained) {
+        drained = true;
+        await this.removeWaiting([...outstanding.keys()], outstanding);
+        if (outstanding.size === 0) return "stop";
+      }
+      if (!drained && pending.length > 0 && outstanding.size < window) {
+        const batch = pending.slice(0, window - outstanding.size);
+        await add(batch);
+        pending.splice(0, batch.length);
+        for (const j of batch) outstanding.set(qid(j), j);
+      }
+      for (const job of (await this.queue.getJobs(["completed", "failed"], 0, 999)) as Job<QueueJobData, JobResult>[]) {
+        if (!job?.id || job.name !== key || !outstanding.has(job.id)) continue;
+        await this.collect(job, outstanding, sink);
+      }
+      sink.running(await this.activeOf(key, outstanding));
+      if (Date.now() - lastScan >= SCAN_MS) {
+        // Jobs Redis no longer has (it restarted without its data) go back on the queue.
+        lastScan = Date.now();
+        const lost: CampaignJob[] = [];
+        for (const [id, j] of outstanding) {
+          const job = await this.queue.getJob(id);
+          if (!job) lost.push(j);
+          else if (job.finishedOn) await this.collect(job as Job<QueueJobData, JobResult>, outstanding, sink);
+        }
+        if (lost.length > 0 && !drained) {
+          this.opts.onNote?.(`${lost.length} job${lost.length === 1 ? "" : "s"} missing from Redis: enqueued again`);
+          await add(lost);
+        }
+      }
+      lastError = "";
+    };
+    let inflight: Promise<unknown> = Promise.resolve();
     while ((outstanding.size > 0 || (pending.length > 0 && !drained)) && !stop.signal.aborted) {
       try {
-        if ((stop.budget.aborted || stop.signal.aborted) && !drained) {
-          drained = true;
-          await this.removeWaiting([...outstanding.keys()], outstanding);
-          if (outstanding.size === 0) break;
-        }
-        if (!drained && pending.length > 0 && outstanding.size < window) {
-          const batch = pending.slice(0, window - outstanding.size);
-          await add(batch);
-          pending.splice(0, batch.length);
-          for (const j of batch) outstanding.set(qid(j), j);
-        }
-        for (const job of (await this.queue.getJobs(["completed", "failed"], 0, 999)) as Job<QueueJobData, JobResult>[]) {
-          if (!job?.id || job.name !== key || !outstanding.has(job.id)) continue;
-          await this.collect(job, outstanding, sink);
-        }
-        sink.running(await this.activeOf(key, outstanding));
-        if (Date.now() - lastScan >= SCAN_MS) {
-          // Jobs Redis no longer has (it restarted without its data) go back on the queue.
-          lastScan = Date.now();
-          const lost: CampaignJob[] = [];
-          for (const [id, j] of outstanding) {
-            const job = await this.queue.getJob(id);
-            if (!job) lost.push(j);
-            else if (job.finishedOn) await this.collect(job as Job<QueueJobData, JobResult>, outstanding, sink);
-          }
-          if (lost.length > 0 && !drained) {
-            this.opts.onNote?.(`${lost.length} job${lost.length === 1 ? "" : "s"} missing from Redis: enqueued again`);
-            await add(lost);
-          }
-        }
-        if (down) this.opts.onNote?.("Redis is back");
-        down = false;
+        const s = step();
+        inflight = s;
+        if ((await live.guard(s, stop.signal)) === "stop") break;
       } catch (e) {
-        if (!down) this.opts.onNote?.(`Redis unreachable (${e instanceof Error ? e.message : String(e)}); retrying`);
-        down = true;
+        if (e instanceof Stopped) break;
+        if (e instanceof RedisUnreachable) throw e;
+        // An error Redis answered (not its absence, which commands wait out): said once, tried again.
+        const msg = e instanceof Error ? e.message : String(e);
+        if (msg !== lastError) this.opts.onNote?.(`Redis: ${msg}; retrying`);
+        lastError = msg;
       }
       await sleep(pollMs, stop.signal);
     }
     if (stop.signal.aborted) {
       // Running jobs finish on their workers; --resume collects them.
-      await this.removeWaiting([...outstanding.keys()], outstanding).catch(() => {});
+      if (live.down) this.opts.onNote?.(`Redis at ${this.url} unreachable: this campaign's waiting jobs stay on the queue (workers may run them; --resume collects the results)`);
+      else {
+        // The step the signal cut short finishes first: a result it was saving is kept, and it adds no job after the removal.
+        const until = AbortSignal.timeout(REMOVE_DEADLINE_MS);
+        await live.guard(inflight, until).catch(() => {});
+        await live.guard(this.removeWaiting([...outstanding.keys()], outstanding), until).catch(() => {});
+      }
       return "interrupted";
     }
     return drained ? "budget" : "complete";
@@ -219,8 +278,10 @@ export class QueueDriver implements CampaignDriver {
     }
   }
 
+  /** Closes the connection; prompt also when Redis is away (commands still waiting for it are dropped). */
   async close(): Promise<void> {
-    await this.queue.close();
+    this.liveness?.dispose();
+    if (this.redis.status === "ready") await Promise.race([this.queue.close().catch(() => {}), sleep(1000, AbortSignal.timeout(1000))]);
     this.redis.disconnect();
   }
 }

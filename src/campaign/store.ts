@@ -41,13 +41,23 @@ export class CampaignStore {
     this.traces = traces ?? join(dir, "jobs");
   }
 
-  async init(spec: CampaignSpec, resume: boolean): Promise<void> {
+  /** Throws StoreError when the folder cannot take this campaign; writes nothing (a caller checks before it says anything). */
+  async check(spec: CampaignSpec, resume: boolean): Promise<void> {
     const plan = join(this.dir, "campaign.json");
-    if (existsSync(plan)) {
-      const old = JSON.parse(await readFile(plan, "utf8")) as PlanFile;
-      if (!resume) throw new StoreError(`${this.dir} holds campaign "${old.name}" already: give --resume to go on with it, or another --out`);
-      if (old.name !== spec.name) throw new StoreError(`${this.dir} holds campaign "${old.name}", not "${spec.name}": give another --out`);
+    if (!existsSync(plan)) return;
+    let old: PlanFile;
+    try {
+      old = JSON.parse(await readFile(plan, "utf8")) as PlanFile;
+    } catch (e) {
+      throw new StoreError(`${plan} cannot be read (${e instanceof Error ? e.message : String(e)}): give another --out`);
     }
+    if (!resume) throw new StoreError(`${this.dir} holds campaign "${old.name}" already: give --resume to go on with it, or another --out`);
+    if (old.name !== spec.name) throw new StoreError(`${this.dir} holds campaign "${old.name}", not "${spec.name}": give another --out`);
+  }
+
+  async init(spec: CampaignSpec, resume: boolean): Promise<void> {
+    await this.check(spec, resume);
+    const plan = join(this.dir, "campaign.json");
     await mkdir(this.results, { recursive: true });
     await mkdir(this.failed, { recursive: true });
     await mkdir(this.traces, { recursive: true });

@@ -2,8 +2,12 @@
 
 import { relative, resolve } from "node:path";
 import {
+  CampaignStore,
   LocalDriver,
+  RedisUnreachable,
+  Stopped,
   StoreError,
+  campaignExitCode,
   defaultParallelism,
   loadQueue,
   SIM_JOB_MB,
@@ -28,8 +32,10 @@ output folder, with the shrunk minimal storm of each sim signature.
 
 Default parallelism: min(cores, (available memory - 512 MiB) / memory per job),
 where a job needs 200 MiB on the sim machine and the guest's RAM + 300 MiB on
-QEMU. Ctrl-C stops every running storm (and its VM) and keeps every finished
-result; --resume then runs only what is left.
+QEMU. Ctrl-C (or SIGTERM) stops every running storm (and its VM) and keeps
+every finished result; --resume then runs only what is left. With --queue,
+Ctrl-C takes the campaign's waiting jobs off the queue and stops; jobs already
+running finish on their workers, and --resume collects them.
 
 options:
   --out DIR          output folder (default: campaigns/<campaign name>/)
@@ -40,12 +46,18 @@ options:
                      comes from PLUGSTORM_REDIS_PASSWORD, never the command line
   --window N         with --queue: jobs on the queue at a time (default 1000); more
                      are added as results come in
+  --redis-wait S     with --queue: seconds to wait for a Redis that went away
+                     mid-campaign before stopping (default 60; exit 2, finished
+                     results kept for --resume). A Redis that cannot be reached
+                     at the start is an error at once (within 5 s)
   --verbose, -v      a line for every job started and finished
   --quiet, -q        print only the output folder
   --json             print the campaign report as JSON on stdout
 
-Exit codes: 0 no signature, 1 signatures found, 2 usage or set-up error, or
-jobs failed with nothing found; 130 interrupted.
+Exit codes: 0 no signature, 1 signatures found (also when interrupted after
+finding some, as for storm), 2 usage or set-up error (Redis unreachable
+included), or jobs failed with nothing found; 130/143 interrupted (SIGINT/
+SIGTERM) before any signature.
 `;
 
 
@@ -57,7 +69,7 @@ export function campaignProgressText(p: CampaignProgress): string {
   );
 }
 
-const CAMPAIGN_OPTIONS = defineOptions("campaign", { out: { type: "string" }, resume: { type: "boolean" }, parallelism: { type: "string" }, queue: { type: "string" }, window: { type: "string" }, quiet: { type: "boolean", short: "q" }, json: { type: "boolean" }, verbose: { type: "boolean", short: "v" } });
+const CAMPAIGN_OPTIONS = defineOptions("campaign", { out: { type: "string" }, resume: { type: "boolean" }, parallelism: { type: "string" }, queue: { type: "string" }, window: { type: "string" }, "redis-wait": { type: "string" }, quiet: { type: "boolean", short: "q" }, json: { type: "boolean" }, verbose: { type: "boolean", short: "v" } });
 const WORKER_OPTIONS = defineOptions("worker", { queue: { type: "string" }, concurrency: { type: "string" }, "lock-ms": { type: "string" }, "stalled-ms": { type: "string" }, "max-stalled": { type: "string" }, quiet: { type: "boolean", short: "q" } });
 
 export async function campaignCommand(argv: string[], io: Io): Promise<number> {
@@ -82,8 +94,12 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
   const quiet = values.quiet === true || values.json === true;
   const say = (t: string): void => void (quiet ? undefined : io.err.write(t + "\n"));
   const out = resolve(values.out ?? resolve("campaigns", spec.name));
+  const resume = values.resume === true;
+  // Everything that can refuse to start is checked before the header: the first line of a failure is its cause.
   let driver: CampaignDriver;
   let closeDriver: (() => Promise<void>) | undefined;
+  let connect: ((signal: AbortSignal) => Promise<void>) | undefined;
+  let header: string;
   if (values.queue !== undefined) {
     const { QueueDriver, parseRedisUrl, QueueUsageError } = await loadQueue();
     let conn;
@@ -94,33 +110,81 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
       throw e;
     }
     const window = intOption("window", values.window, "campaign", 1);
-    const qd = new QueueDriver(conn, { onNote: say, ...(window !== undefined ? { window } : {}) });
+    const wait = intOption("redis-wait", values["redis-wait"], "campaign", 1);
+    await checkOut(out, spec, resume);
+    const qd = new QueueDriver(conn, { onNote: say, url: values.queue, ...(window !== undefined ? { window } : {}), ...(wait !== undefined ? { downLimitMs: wait * 1000 } : {}) });
     driver = qd;
     closeDriver = () => qd.close();
-    say(`campaign "${spec.name}": ${spec.jobs.length} jobs on queue ${values.queue} (run "plugstorm worker --queue ${values.queue}" on the hosts)`);
+    connect = (signal) => qd.connect({ signal });
+    header = `campaign "${spec.name}": ${spec.jobs.length} jobs on queue ${values.queue} (run "plugstorm worker --queue ${values.queue}" on the hosts)`;
   } else {
+    if (values["redis-wait"] !== undefined) throw new UsageError("--redis-wait goes with --queue", "campaign");
     const n = intOption("parallelism", values.parallelism, "campaign", 1);
+    await checkOut(out, spec, resume);
     let parallelism = n ?? spec.parallelism;
     let why = n !== undefined ? "--parallelism" : "the campaign file";
     if (parallelism === null) ({ n: parallelism, why } = defaultParallelism(spec.jobs.map((j) => j.memoryMb)));
     driver = new LocalDriver(parallelism);
-    say(`campaign "${spec.name}": ${spec.jobs.length} jobs, ${parallelism} at a time (${why})`);
+    header = `campaign "${spec.name}": ${spec.jobs.length} jobs, ${parallelism} at a time (${why})`;
   }
-  say(`output: ${relative(process.cwd(), out) || "."}`);
 
   const ac = new AbortController();
   let interruptedBy: NodeJS.Signals | undefined;
+  let started = false;
   const onSignal = (sig: NodeJS.Signals): void => {
     if (interruptedBy) {
       io.err.write(`plugstorm campaign: second ${sig}, exiting without waiting\n`);
       process.exit(sig === "SIGINT" ? 130 : 143);
     }
     interruptedBy = sig;
-    say(`${sig}: stopping every running storm; finished results are kept (--resume goes on)`);
+    say(started ? `${sig}: stopping every running storm; finished results are kept (--resume goes on)` : `${sig}: stopped before the campaign started; nothing was run`);
     ac.abort("interrupted");
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  try {
+    try {
+      await connect?.(ac.signal);
+    } catch (e) {
+      if (e instanceof Stopped) return signalExit(interruptedBy);
+      if (e instanceof RedisUnreachable) throw new Error(`${e.message}; nothing was run`);
+      throw e;
+    }
+    started = true;
+    say(header);
+    say(`output: ${relative(process.cwd(), out) || "."}`);
+    return await runWithProgress(spec, { out, resume, driver, signal: ac.signal, interruptedBy: () => interruptedBy }, values, io, quiet);
+  } catch (e) {
+    if (e instanceof StoreError) throw new UsageError(e.message, "campaign");
+    if (e instanceof RedisUnreachable) throw new Error(`${e.message}: the campaign stopped; finished results are kept in ${relative(process.cwd(), out) || "."}, and --resume goes on once Redis is back`);
+    throw e;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await closeDriver?.();
+  }
+}
+
+async function checkOut(out: string, spec: CampaignSpec, resume: boolean): Promise<void> {
+  try {
+    await new CampaignStore(out, spec.traces).check(spec, resume);
+  } catch (e) {
+    if (e instanceof StoreError) throw new UsageError(e.message, "campaign");
+    throw e;
+  }
+}
+
+function signalExit(sig: NodeJS.Signals | undefined): number {
+  return sig === "SIGTERM" ? 143 : 130;
+}
+
+async function runWithProgress(
+  spec: CampaignSpec,
+  run: { out: string; resume: boolean; driver: CampaignDriver; signal: AbortSignal; interruptedBy: () => NodeJS.Signals | undefined },
+  values: { quiet?: boolean | undefined; json?: boolean | undefined; verbose?: boolean | undefined },
+  io: Io,
+  quiet: boolean,
+): Promise<number> {
   const tty = io.err.isTTY && !quiet;
   let lastLine = 0;
   let live = "";
@@ -144,10 +208,10 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
   };
   try {
     const r = await runCampaign(spec, {
-      out,
-      resume: values.resume === true,
-      driver,
-      signal: ac.signal,
+      out: run.out,
+      resume: run.resume,
+      driver: run.driver,
+      signal: run.signal,
       onProgress: (p) => {
         if (quiet) return;
         const now = Date.now();
@@ -177,17 +241,10 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
     if (values.json) io.out.write(JSON.stringify(r.report) + "\n");
     else if (values.quiet) io.out.write(`${r.outDir}\n`);
     else io.out.write(`${r.text}reports: ${r.files.map((f) => relative(process.cwd(), f)).join(", ")}\n`);
-    if (r.exitCode === 1) return 1;
-    if (interruptedBy) return interruptedBy === "SIGINT" ? 130 : 143;
-    return r.exitCode;
-  } catch (e) {
-    if (e instanceof StoreError) throw new UsageError(e.message, "campaign");
-    throw e;
+    const sig = run.interruptedBy();
+    return campaignExitCode({ signatures: r.report.findings.length, failedJobs: r.report.failedJobs.length }, sig === "SIGINT" || sig === "SIGTERM" ? sig : undefined);
   } finally {
     if (ticker) clearInterval(ticker);
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    await closeDriver?.();
   }
 }
 

@@ -1,0 +1,73 @@
+// A campaign that cannot start says why on its first line, before any header
+// ("campaign ...: N jobs", "output: ..."), and leaves nothing behind.
+
+import test from "ava";
+import { readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { run, tempDir, type Ran } from "../cli/helpers.js";
+import { freePort } from "./redis.js";
+
+const SHORT = `name: short
+machine: { type: sim }
+nics: { mix: [ { kind: usb-net, count: 2 } ] }
+schedule: { cycles: 20, maxInFlight: 2, dwell: 2ms }
+`;
+
+function firstLine(r: Ran): string {
+  return (r.stdout + r.stderr).split("\n")[0]!;
+}
+
+function campaignDir(t: Parameters<typeof tempDir>[0], name = "refused"): { d: string; file: string } {
+  const d = tempDir(t);
+  writeFileSync(join(d, "short.yaml"), SHORT);
+  writeFileSync(join(d, "c.yaml"), `name: ${name}\nstorms: [short.yaml]\nshrink: false\n`);
+  return { d, file: join(d, "c.yaml") };
+}
+
+test("an output folder holding the campaign already: the refusal is the first line, locally and with --queue", async (t) => {
+  const { d, file } = campaignDir(t);
+  const out = join(d, "out");
+  const first = await run(t, ["campaign", file, "--out", out, "-q"]);
+  t.is(first.code, 0, first.stderr);
+  const before = readdirSync(out).sort();
+  const refusal = `plugstorm campaign: ${out} holds campaign "refused" already: give --resume to go on with it, or another --out`;
+  const local = await run(t, ["campaign", file, "--out", out]);
+  t.is(local.code, 2, local.stderr);
+  t.is(firstLine(local), refusal);
+  // Checked before Redis is: a closed port would otherwise be the error.
+  const queued = await run(t, ["campaign", file, "--out", out, "--queue", `redis://127.0.0.1:${await freePort()}`]);
+  t.is(queued.code, 2, queued.stderr);
+  t.is(firstLine(queued), refusal);
+  t.deepEqual(readdirSync(out).sort(), before, "refusing changed nothing");
+});
+
+test("--resume on a folder holding another campaign: the refusal is the first line", async (t) => {
+  const { d, file } = campaignDir(t);
+  const out = join(d, "out");
+  t.is((await run(t, ["campaign", file, "--out", out, "-q"])).code, 0);
+  writeFileSync(file, "name: other\nstorms: [short.yaml]\nshrink: false\n");
+  const r = await run(t, ["campaign", file, "--out", out, "--resume"]);
+  t.is(r.code, 2, r.stderr);
+  t.is(firstLine(r), `plugstorm campaign: ${out} holds campaign "refused", not "other": give another --out`);
+});
+
+test("a bad --queue URL, a bad --window, --redis-wait without --queue, a bad campaign file: each is the first line, and no output folder is made", async (t) => {
+  const { d, file } = campaignDir(t);
+  const out = join(d, "out");
+  const cases: Array<[string[], RegExp]> = [
+    [["--queue", "http://127.0.0.1:1"], /^plugstorm campaign: --queue expects redis:\/\/HOST:PORT or rediss:\/\/HOST:PORT, got "http:\/\/127\.0\.0\.1:1"$/],
+    [["--queue", "redis://127.0.0.1:1", "--window", "0"], /^plugstorm campaign: --window expects an integer >= 1, got "0"$/],
+    [["--redis-wait", "5"], /^plugstorm campaign: --redis-wait goes with --queue$/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await run(t, ["campaign", file, "--out", out, ...args]);
+    t.is(r.code, 2, args.join(" "));
+    t.regex(firstLine(r), re, args.join(" "));
+  }
+  writeFileSync(join(d, "bad.yaml"), "name: bad\nstorms: []\n");
+  const bad = await run(t, ["campaign", join(d, "bad.yaml"), "--out", out]);
+  t.is(bad.code, 2);
+  t.regex(firstLine(bad), /^plugstorm campaign: the campaign is not valid \(\d+ problems?\); nothing was run:$/);
+  t.regex(bad.stderr, /bad\.yaml:\d+:\d+/);
+  t.deepEqual(readdirSync(d).sort(), ["bad.yaml", "c.yaml", "short.yaml"]);
+});
