@@ -8,6 +8,7 @@ import {
   DEFAULT_STORM,
   ScenarioError,
   ShrinkError,
+  defaultOutDir,
   loadStormFile,
   parseDurationNs,
   parseStorm,
@@ -24,6 +25,7 @@ import { boundText, createProgress } from "./progress.js";
 import { startStormLiveView, type StormLiveView } from "./serve.js";
 import { onOutputBroken, outputBroken } from "./pipe.js";
 import { notObservedItem } from "../report/index.js";
+import { makeDirs, MakeDirError } from "../trace/index.js";
 
 function quote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
@@ -104,6 +106,14 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   const mode = quiet || json ? "off" : io.err.isTTY ? "tty" : "lines";
   const progress = createProgress(io.err, mode);
   const out = resolveOut(values.out, seed);
+  // Made before anything is printed or started: a folder that cannot be made is the one thing the user sees.
+  try {
+    makeDirs(out);
+  } catch (e) {
+    if (!(e instanceof MakeDirError)) throw e;
+    io.err.write(`plugstorm storm: cannot create the output folder ${out}${values.out !== undefined ? " (--out)" : ""}: ${e.why}\n`);
+    return EXIT_USAGE;
+  }
   // Listening comes before the storm starts, so a taken port fails fast (exit 2) and the URL is printed first.
   const live: StormLiveView | undefined = values.serve !== undefined ? await startStormLiveView(values.serve, io) : undefined;
 
@@ -271,9 +281,9 @@ function checkSimBugs(bugs: string[]): void {
 
 function resolveOut(out: string | undefined, seed: number): string {
   if (out !== undefined) return resolve(out);
-  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
-  let dir = resolve("runs", `${stamp}-seed${seed}`);
-  for (let i = 2; existsSync(dir); i++) dir = resolve("runs", `${stamp}-seed${seed}-${i}`);
+  const base = defaultOutDir(seed);
+  let dir = base;
+  for (let i = 2; existsSync(dir); i++) dir = `${base}-${i}`;
   return dir;
 }
 

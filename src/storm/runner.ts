@@ -12,8 +12,8 @@
 // control.ts (the live view's controls), outcome.ts (the stop reason, status
 // and exit code), reporting.ts (report files).
 
-import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { makeDirs } from "../trace/index.js";
 import { plugstorm } from "../gen/plugstorm.js";
 import type { Machine } from "../hotplug/index.js";
 import { helloOf, objectKindName, telemetryEventToRecord, type FrameMemo, type TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
@@ -470,7 +470,7 @@ class StormRun {
 
   async run(): Promise<RunResult> {
     const spec = this.spec;
-    if (this.outDir) mkdirSync(this.outDir, { recursive: true });
+    if (this.outDir) makeDirs(this.outDir);
     const traceFile = this.outDir ? join(this.outDir, "trace.pstrace") : null;
     const wallStart = this.opts.wallClockStartMs ?? (this.machine.type === "sim" ? 0 : Date.now());
     // Only a trace file and a live view read the header: a shrinking run (no
