@@ -25,6 +25,7 @@ import { boundText, createProgress } from "./progress.js";
 import { startStormLiveView, type StormLiveView } from "./serve.js";
 import { onOutputBroken, outputBroken } from "./pipe.js";
 import { notObservedItem } from "../report/index.js";
+import { DEFAULT_EXAMPLES, ExampleLimit } from "../check/present.js";
 import { makeDirs, MakeDirError } from "../trace/index.js";
 
 function quote(s: string): string {
@@ -140,6 +141,8 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     io.err.write(`reproduce: ${reproduce}\n`);
   }
   let announced = false;
+  // A cascade gives thousands of verdicts of one rule: the console shows as many of each as check does.
+  const shown = new ExampleLimit(DEFAULT_EXAMPLES);
   let result: RunResult;
   try {
     const opts: Parameters<typeof runStorm>[1] = {
@@ -156,7 +159,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
         progress.update(p);
       },
       onVerdict: (v) => {
-        if (v.failing) progress.line(`violation: ${v.text}`);
+        if (v.failing && shown.take(v.rule)) progress.line(`violation: ${v.text}`);
       },
       onGuestHello: (h) => {
         // What the agent cannot see is neither a pass nor a violation: say it before any verdict.
@@ -181,6 +184,9 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     offBroken();
     if (limit) clearTimeout(limit);
   }
+
+  const left = quiet || json ? "" : shown.omittedText(`plugstorm check ${quote(result.traceFile ?? out)} --examples 0 shows all`);
+  if (left) io.err.write(`${left}\n`);
 
   let shrunkFile: string | undefined;
   if (values.shrink && result.status === "violations" && spec.machine.type === "sim") {
