@@ -24,7 +24,7 @@ import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, intOption, pars
 import { boundText, createProgress } from "./progress.js";
 import { startStormLiveView, type StormLiveView } from "./serve.js";
 import { onOutputBroken, outputBroken } from "./pipe.js";
-import { notObservedItem } from "../report/index.js";
+import { notObservedItem, rejectedCommandText, rejectionText } from "../report/index.js";
 import { DEFAULT_EXAMPLES, ExampleLimit } from "../check/present.js";
 import { makeDirs, MakeDirError } from "../trace/index.js";
 
@@ -143,6 +143,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   let announced = false;
   // A cascade gives thousands of verdicts of one rule: the console shows as many of each as check does.
   const shown = new ExampleLimit(DEFAULT_EXAMPLES);
+  const rejectionsShown = new ExampleLimit(1);
   let result: RunResult;
   try {
     const opts: Parameters<typeof runStorm>[1] = {
@@ -160,6 +161,10 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
       },
       onVerdict: (v) => {
         if (v.failing && shown.take(v.rule)) progress.line(`violation: ${v.text}`);
+      },
+      onCommandRejected: (r) => {
+        // Once per reason: a storm asking for what the guest cannot do asks every cycle (the summary counts them).
+        if (rejectionsShown.take(rejectionText(r))) progress.line(`warning: the guest rejected ${rejectedCommandText(r)}`);
       },
       onGuestHello: (h) => {
         // What the agent cannot see is neither a pass nor a violation: say it before any verdict.
@@ -314,6 +319,7 @@ function resultJson(r: RunResult, exitCode: number, shrunkFile?: string): Record
     failedRules: r.failedRules,
     verdicts: r.verdicts.map((v) => v.report),
     reproduce: r.reproduce,
+    rejectedCommands: r.rejectedCommands,
     ...(shrunkFile ? { shrunkFile } : {}),
   };
 }

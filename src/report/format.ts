@@ -3,6 +3,7 @@
 /** Durations are written one way across the project (src/model/duration.ts). */
 export { formatNs } from "../model/index.js";
 import { formatNs } from "../model/index.js";
+import type { RejectedCommand } from "./types.js";
 
 /** Every character escapeXml changes: the forbidden ones, surrogates (a lone one is replaced), and the five it escapes. */
 const NEEDS_ESCAPE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF\uD800-\uDFFF&<>"']/;
@@ -88,4 +89,18 @@ export function axisUnit(spanNs: number): { unit: string; div: number } {
   if (spanNs < 1e7) return { unit: "µs", div: 1e3 };
   if (spanNs < 1e10) return { unit: "ms", div: 1e6 };
   return { unit: "s", div: 1e9 };
+}
+
+/** A rejected guest command in one line: which action, what it asked, and what the guest said. */
+export function rejectedCommandText(r: RejectedCommand): string {
+  return `action #${r.actionId} ${r.command}${r.nic ? ` on ${r.nic}` : ""}${r.args ? ` (${r.args})` : ""}: ${guestSaid(r)}`;
+}
+
+/** The command and the guest's reason alone: one storm often has it refuse one kind of command many times for one reason. */
+export function rejectionText(r: Pick<RejectedCommand, "command" | "error" | "message">): string {
+  return `${r.command}: ${guestSaid(r)}`;
+}
+
+function guestSaid(r: Pick<RejectedCommand, "error" | "message">): string {
+  return `${r.message || "no message"} (error ${r.error})`;
 }

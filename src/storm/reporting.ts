@@ -36,6 +36,7 @@ export function buildRunReport(r: RunResult, startedAtMs: number, timeline: Time
   if (rules) report.rules = rules;
   if (r.traceFile) report.traceFile = "trace.pstrace";
   if (r.notObserved.length > 0) report.notObserved = [...r.notObserved];
+  if (r.rejectedCommands.length > 0) report.rejectedCommands = [...r.rejectedCommands];
   return report;
 }
 

@@ -4,8 +4,10 @@
 import type { StormVerdict } from "./checking.js";
 import type { ExitCode, RunStatus, StopReason } from "./outcome.js";
 import type { Step, StormSpec } from "./spec.js";
+import type { RejectedCommand } from "../report/index.js";
 
 export type { ExitCode, RunStatus, StopReason } from "./outcome.js";
+export type { RejectedCommand } from "../report/index.js";
 
 export interface RunResult {
   status: RunStatus;
@@ -49,5 +51,6 @@ export interface RunResult {
   reproduce: string;
   /** What the guest agent said it cannot observe, each "WHAT: why" (Hello.unavailable): not checked, never a pass. */
   notObserved: string[];
+  /** Guest commands (steps such as fault, hold, unload) the guest agent refused: the storm did not do what it says. */
+  rejectedCommands: RejectedCommand[];
 }
-

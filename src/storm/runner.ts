@@ -27,8 +27,8 @@ import { SimMachine } from "../sim/index.js";
 import { LiveChecker, type StormVerdict } from "./checking.js";
 import { NO_TRACE_OUT, openTraceOut, type TraceOut } from "./trace-out.js";
 import { buildRunReport, writeRunReports } from "./reporting.js";
-import type { RunResult } from "./result.js";
-import { TimelineCollector } from "../report/index.js";
+import type { RejectedCommand, RunResult } from "./result.js";
+import { TimelineCollector, rejectedCommandText } from "../report/index.js";
 import { TOOL_VERSION } from "./version.js";
 import { exitCodeOf, statusOf, stopReasonOf, stopText, type StopReason } from "./outcome.js";
 import { Pacer } from "./pacing.js";
@@ -72,6 +72,8 @@ export interface RunOptions {
   /** Overrides the storm's seed. */
   seed?: number;
   onVerdict?: (v: StormVerdict) => void;
+  /** The guest agent refused a guest command (its ack carries an error). */
+  onCommandRejected?: (r: RejectedCommand) => void;
   onProgress?: (p: StormProgress) => void;
   /** The guest agent said Hello; notObserved: what it cannot observe, each "WHAT: why" (Hello.unavailable). */
   onGuestHello?: (hello: { agentVersion: string; kernelVersion: string; notObserved: string[] }) => void;
@@ -219,6 +221,7 @@ class StormRun {
   private steps!: StepExecutor;
   private readonly timeline: TimelineCollector | null;
   private readonly executed: Step[] = [];
+  private readonly rejected: RejectedCommand[] = [];
   private readonly t0Wall = Date.now();
   private readonly source: StepSource;
   private readonly outDir: string | null;
@@ -521,6 +524,7 @@ class StormRun {
     result.executed = this.executed;
     result.reproduce = this.reproduce;
     result.notObserved = [...this.guest.unavailable];
+    result.rejectedCommands = this.rejected;
     if (stop.kind !== "completed") result.abortReason = stopText(stop);
     if (this.outDir && this.timeline) {
       const report = buildRunReport(result, wallStart || this.t0Wall, this.timeline.timeline(), this.checker.rules);
@@ -564,12 +568,22 @@ class StormRun {
     // The record telemetryEventToRecord makes of a frame event.
     this.rec.append({ tNs, guest: frame });
     this.guest.onFrame(frame);
+    if (frame.ack != null && !this.lean) this.onAck(frame.ack, tNs);
     // The callback first: every frame comes here.
     if (this.onGuestHello) {
       const h = helloOf(frame);
       if (h) this.onGuestHello({ agentVersion: h.agentVersion ?? "", kernelVersion: h.kernelVersion ?? "", notObserved: [...this.guest.unavailable] });
     }
     this.pacer.notify();
+  }
+
+  /** A guest command the guest refused is recorded and told: the run goes on, but did not do what the storm says. */
+  private onAck(ack: plugstorm.telemetry.v1.CommandAck.$Properties, tNs: number): void {
+    const r = this.steps.refusedCommand(ack, tNs);
+    if (r === undefined) return;
+    this.rejected.push(r);
+    this.mark("guest-command-rejected", rejectedCommandText(r));
+    this.opts.onCommandRejected?.(r);
   }
 
   // ---------------------------------------------------------------- pacing
