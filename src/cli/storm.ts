@@ -24,7 +24,7 @@ import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, intOption, pars
 import { boundText, createProgress } from "./progress.js";
 import { startStormLiveView, type StormLiveView } from "./serve.js";
 import { onOutputBroken, outputBroken } from "./pipe.js";
-import { notObservedItem, rejectedCommandText, rejectionText } from "../report/index.js";
+import { accelText, notObservedItem, rejectedCommandText, rejectionText } from "../report/index.js";
 import { DEFAULT_EXAMPLES, ExampleLimit } from "../check/present.js";
 import { makeDirs, MakeDirError } from "../trace/index.js";
 
@@ -161,6 +161,10 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
       },
       onVerdict: (v) => {
         if (v.failing && shown.take(v.rule)) progress.line(`violation: ${v.text}`);
+      },
+      onMachineStarted: (a) => {
+        // The run header's last line: what --accel auto picked, and why, is known only now.
+        if (spec.machine.type === "qemu") progress.line(`machine started: accel ${accelText(spec.machine.accel, a.used, a.reason)}`);
       },
       onCommandRejected: (r) => {
         // Once per reason: a storm asking for what the guest cannot do asks every cycle (the summary counts them).

@@ -30,7 +30,7 @@ export function renderText(report: RunReport, files: readonly string[] = []): st
 
   out.push(`${report.toolVersion} · storm "${report.scenarioName}" · ${statusLine(report)}`);
   out.push(`  seed ${report.seed} · guest ${report.profiles.guest} · model ${report.profiles.model}`);
-  out.push(`  machine: ${machineLine(report.profiles.machine)}`);
+  out.push(`  machine: ${machineLine(report.profiles.machine, report.accel)}`);
   if (report.notObserved && report.notObserved.length > 0) out.push(`  not observed: ${report.notObserved.map(notObservedItem).join("; ")}`);
   out.push(`  started ${isoTime(report.startedAtMs)} · took ${formatNs(report.durationMs * 1e6)}`);
   out.push(`  cycles ${c.cycles} · frames ${c.frames} · frames lost ${c.framesLost} · corrupt ${c.corrupt}`);

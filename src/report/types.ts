@@ -141,6 +141,8 @@ export interface RunReport {
   traceDamage?: TraceDamageReport;
   /** What the guest agent said it cannot observe, each "WHAT: why" (its Hello's unavailable list): the rules that need it are not checked. */
   notObserved?: string[];
+  /** The accelerator QEMU ran with and, when auto chose it or KVM fell back, why (accelText): "tcg (auto: /dev/kvm does not exist)". */
+  accel?: string;
   /** Guest commands the guest agent refused: the storm did not do all it says. */
   rejectedCommands?: readonly RejectedCommand[];
   timeline: Timeline;

@@ -3,7 +3,7 @@
 
 import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { REPORT_FILES, renderText, reportBodies, type RunReport, type Timeline } from "../report/index.js";
+import { REPORT_FILES, accelText, renderText, reportBodies, type RunReport, type Timeline } from "../report/index.js";
 import { ioErrorText, makeDirs } from "../trace/index.js";
 import type { RunResult } from "./result.js";
 import { TOOL_VERSION } from "./version.js";
@@ -36,6 +36,7 @@ export function buildRunReport(r: RunResult, startedAtMs: number, timeline: Time
   if (rules) report.rules = rules;
   if (r.traceFile) report.traceFile = "trace.pstrace";
   if (r.notObserved.length > 0) report.notObserved = [...r.notObserved];
+  if (r.accel && spec.machine.type === "qemu") report.accel = accelText(spec.machine.accel, r.accel.used, r.accel.reason);
   if (r.rejectedCommands.length > 0) report.rejectedCommands = [...r.rejectedCommands];
   return report;
 }

@@ -51,6 +51,8 @@ export interface RunResult {
   reproduce: string;
   /** What the guest agent said it cannot observe, each "WHAT: why" (Hello.unavailable): not checked, never a pass. */
   notObserved: string[];
+  /** The accelerator the machine started with ("sim" on the sim machine) and why; absent when the run did not start the machine. */
+  accel?: { used: string; reason: string };
   /** Guest commands (steps such as fault, hold, unload) the guest agent refused: the storm did not do what it says. */
   rejectedCommands: RejectedCommand[];
 }

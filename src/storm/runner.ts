@@ -15,7 +15,7 @@
 import { join, resolve } from "node:path";
 import { makeDirs } from "../trace/index.js";
 import { plugstorm } from "../gen/plugstorm.js";
-import type { Machine } from "../hotplug/index.js";
+import type { Machine, MachineObservation } from "../hotplug/index.js";
 import { helloOf, objectKindName, telemetryEventToRecord, type FrameMemo, type TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
 import { GuestSession } from "./session.js";
 import { GuestState } from "./guest-state.js";
@@ -72,6 +72,8 @@ export interface RunOptions {
   /** Overrides the storm's seed. */
   seed?: number;
   onVerdict?: (v: StormVerdict) => void;
+  /** The machine started: the accelerator it runs with ("sim" on the sim machine) and why. */
+  onMachineStarted?: (accel: { used: string; reason: string }) => void;
   /** The guest agent refused a guest command (its ack carries an error). */
   onCommandRejected?: (r: RejectedCommand) => void;
   onProgress?: (p: StormProgress) => void;
@@ -222,6 +224,8 @@ class StormRun {
   private readonly timeline: TimelineCollector | null;
   private readonly executed: Step[] = [];
   private readonly rejected: RejectedCommand[] = [];
+  /** What the machine said it started with (a machine handed in already started says nothing). */
+  private accel: RunResult["accel"];
   private readonly t0Wall = Date.now();
   private readonly source: StepSource;
   private readonly outDir: string | null;
@@ -387,6 +391,7 @@ class StormRun {
       (obs) => {
         // QMP commands and replies only counted, when nothing but the checker reads records (see Recorder.tally).
         if ((obs.type === "qmp-command" || obs.type === "qmp-reply") && this.rec.tally()) return;
+        if (obs.type === "started") this.onMachineStarted(obs);
         const r = observationRecord(obs, this.lean);
         if (r !== null) this.rec.append(r);
       },
@@ -525,6 +530,7 @@ class StormRun {
     result.reproduce = this.reproduce;
     result.notObserved = [...this.guest.unavailable];
     result.rejectedCommands = this.rejected;
+    if (this.accel) result.accel = this.accel;
     if (stop.kind !== "completed") result.abortReason = stopText(stop);
     if (this.outDir && this.timeline) {
       const report = buildRunReport(result, wallStart || this.t0Wall, this.timeline.timeline(), this.checker.rules);
@@ -575,6 +581,11 @@ class StormRun {
       if (h) this.onGuestHello({ agentVersion: h.agentVersion ?? "", kernelVersion: h.kernelVersion ?? "", notObserved: [...this.guest.unavailable] });
     }
     this.pacer.notify();
+  }
+
+  private onMachineStarted(obs: Extract<MachineObservation, { type: "started" }>): void {
+    this.accel = { used: obs.accel, reason: obs.accelReason ?? "" };
+    this.opts.onMachineStarted?.(this.accel);
   }
 
   /** A guest command the guest refused is recorded and told: the run goes on, but did not do what the storm says. */
