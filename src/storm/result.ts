@@ -20,7 +20,7 @@ export interface RunResult {
   exitCode: ExitCode;
   /** Why the run stopped ("completed" when it ran to its end). */
   stop: StopReason;
-  /** Why the run ended early, in words (stopText): "interrupted", "deadline", "violation", a machine error. */
+  /** Why the run ended early, in words (stopText): "interrupted", "time limit", "violation", a machine error. */
   abortReason?: string;
   seed: number;
   spec: StormSpec;
