@@ -28,6 +28,9 @@ const OUTCOMES: Record<NicOpResult["outcome"], number> = {
   failed: Outcome.FAILED,
 };
 
+/** Guest commands kept for naming a refusal while their acks are outstanding (far more than are ever in flight). */
+const MAX_UNANSWERED = 4096;
+
 /** The live view's pulls of a run that has none: shared, never written. */
 const NO_PULLS = new Set<string>();
 
@@ -150,7 +153,10 @@ export class StepExecutor {
     // An unload or a drvctl -d the kernel refuses (busy, vetoed) is the
     // kernel's answer, which the model judges: only the other commands' errors
     // mean the storm asked for something the guest agent would not do.
-    if (!this.lean && body.unloadModule == null && body.detachDevice == null) this.sent.set(commandId, { actionId, body, nic: nic ?? "", args });
+    if (this.lean || body.unloadModule != null || body.detachDevice != null) return;
+    this.sent.set(commandId, { actionId, body, nic: nic ?? "", args });
+    // An agent that stops answering must not grow this for the rest of the storm: the oldest unanswered go first.
+    if (this.sent.size > MAX_UNANSWERED) this.sent.delete(this.sent.keys().next().value!);
   }
 
   /**
