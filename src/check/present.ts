@@ -32,6 +32,9 @@ export function rulesByFirstOccurrence(verdicts: readonly CheckedVerdict[]): Rul
   return [...by.values()];
 }
 
+/** Full verdicts shown per rule unless told otherwise (check --examples; the storm's console). */
+export const DEFAULT_EXAMPLES = 3;
+
 export interface CheckTextOptions {
   /** Full verdicts shown per rule; 0 for all. */
   examples: number;
@@ -63,17 +66,8 @@ export function formatRuleSummary(rules: readonly RuleFirst[]): string[] {
  */
 export function formatFindings(verdicts: readonly CheckedVerdict[], opts: CheckTextOptions): string[] {
   const out: string[] = [];
-  const shown = new Map<string, number>();
-  const omitted = new Map<string, number>();
-  const take = (rule: string): boolean => {
-    const n = shown.get(rule) ?? 0;
-    if (opts.examples > 0 && n >= opts.examples) {
-      omitted.set(rule, (omitted.get(rule) ?? 0) + 1);
-      return false;
-    }
-    shown.set(rule, n + 1);
-    return true;
-  };
+  const limit = new ExampleLimit(opts.examples);
+  const take = (rule: string): boolean => limit.take(rule);
   for (const g of groupCascades(verdicts)) {
     const cause = verdicts[g.cause]!;
     const cons = g.consequences;
@@ -97,9 +91,37 @@ export function formatFindings(verdicts: readonly CheckedVerdict[], opts: CheckT
     if (lines.length === 0) out.push(`${count}, none shown (limit ${opts.examples} per rule reached)`);
     else out.push(`${count}:`, ...lines);
   }
-  if (omitted.size > 0) {
-    const parts = [...omitted].map(([r, n]) => `${n} ${r}`);
-    out.push(`not shown (limit ${opts.examples} per rule; --examples 0 shows all, --rule ID one rule): ${parts.join(", ")}`);
-  }
+  const left = limit.omittedText("--examples 0 shows all, --rule ID one rule");
+  if (left) out.push(left);
   return out;
+}
+
+/**
+ * How many full verdicts of each rule are shown (check's --examples; the
+ * storm's console too), and what was left out, counted per rule.
+ */
+export class ExampleLimit {
+  private readonly shown = new Map<string, number>();
+  private readonly omitted = new Map<string, number>();
+
+  /** perRule: full verdicts shown per rule; 0 for all. */
+  constructor(readonly perRule: number) {}
+
+  /** Whether one more verdict of the rule is shown; counts it as left out if not. */
+  take(rule: string): boolean {
+    const n = this.shown.get(rule) ?? 0;
+    if (this.perRule > 0 && n >= this.perRule) {
+      this.omitted.set(rule, (this.omitted.get(rule) ?? 0) + 1);
+      return false;
+    }
+    this.shown.set(rule, n + 1);
+    return true;
+  }
+
+  /** The line counting what was left out, with how to see it; "" when nothing was. */
+  omittedText(howToSeeAll: string): string {
+    if (this.omitted.size === 0) return "";
+    const parts = [...this.omitted].map(([r, n]) => `${n} ${r}`);
+    return `not shown (limit ${this.perRule} per rule; ${howToSeeAll}): ${parts.join(", ")}`;
+  }
 }

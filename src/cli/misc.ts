@@ -12,6 +12,7 @@ import { GUEST_PROFILES, GuestSession, createMachine, qemuProfileFor, validateSt
 import type { Machine } from "../hotplug/index.js";
 import { plugstorm } from "../gen/plugstorm.js";
 import { formatRecord } from "../trace/index.js";
+import { accelText } from "../report/index.js";
 import { EXIT_USAGE, UsageError, defineOptions, intOption, parse, type Io } from "./args.js";
 
 const MODEL_OPTIONS = {
@@ -100,6 +101,7 @@ export async function vmCommand(argv: string[], io: Io): Promise<number> {
   const unobserve = machine.observe((obs) => {
     if (obs.type === "console") io.out.write(obs.text);
     else if (obs.type === "qmp-event") show(`[qemu] ${obs.event} ${JSON.stringify(obs.data ?? {})}`);
+    else if (obs.type === "started") show(`[qemu] started: accel ${accelText(spec.accel, obs.accel, obs.accelReason ?? "")}`);
     else if (obs.type === "telemetry-connected") show("[guest] telemetry channel connected");
     else if (obs.type === "telemetry-disconnected") show(`[guest] telemetry channel closed: ${obs.reason}`);
   });

@@ -8,6 +8,7 @@ import {
   DEFAULT_STORM,
   ScenarioError,
   ShrinkError,
+  defaultOutDir,
   loadStormFile,
   parseDurationNs,
   parseStorm,
@@ -23,7 +24,9 @@ import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, intOption, pars
 import { boundText, createProgress } from "./progress.js";
 import { startStormLiveView, type StormLiveView } from "./serve.js";
 import { onOutputBroken, outputBroken } from "./pipe.js";
-import { notObservedItem } from "../report/index.js";
+import { accelText, notObservedItem, rejectedCommandText, rejectionText } from "../report/index.js";
+import { DEFAULT_EXAMPLES, ExampleLimit } from "../check/present.js";
+import { makeDirs, MakeDirError } from "../trace/index.js";
 
 function quote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
@@ -104,6 +107,14 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   const mode = quiet || json ? "off" : io.err.isTTY ? "tty" : "lines";
   const progress = createProgress(io.err, mode);
   const out = resolveOut(values.out, seed);
+  // Made before anything is printed or started: a folder that cannot be made is the one thing the user sees.
+  try {
+    makeDirs(out);
+  } catch (e) {
+    if (!(e instanceof MakeDirError)) throw e;
+    io.err.write(`plugstorm storm: cannot create the output folder ${out}${values.out !== undefined ? " (--out)" : ""}: ${e.why}\n`);
+    return EXIT_USAGE;
+  }
   // Listening comes before the storm starts, so a taken port fails fast (exit 2) and the URL is printed first.
   const live: StormLiveView | undefined = values.serve !== undefined ? await startStormLiveView(values.serve, io) : undefined;
 
@@ -130,6 +141,9 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     io.err.write(`reproduce: ${reproduce}\n`);
   }
   let announced = false;
+  // A cascade gives thousands of verdicts of one rule: the console shows as many of each as check does.
+  const shown = new ExampleLimit(DEFAULT_EXAMPLES);
+  const rejectionsShown = new ExampleLimit(1);
   let result: RunResult;
   try {
     const opts: Parameters<typeof runStorm>[1] = {
@@ -146,7 +160,15 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
         progress.update(p);
       },
       onVerdict: (v) => {
-        if (v.failing) progress.line(`violation: ${v.text}`);
+        if (v.failing && shown.take(v.rule)) progress.line(`violation: ${v.text}`);
+      },
+      onMachineStarted: (a) => {
+        // The run header's last line: what --accel auto picked, and why, is known only now.
+        if (spec.machine.type === "qemu") progress.line(`machine started: accel ${accelText(spec.machine.accel, a.used, a.reason)}`);
+      },
+      onCommandRejected: (r) => {
+        // Once per reason: a storm asking for what the guest cannot do asks every cycle (the summary counts them).
+        if (rejectionsShown.take(rejectionText(r))) progress.line(`warning: the guest rejected ${rejectedCommandText(r)}`);
       },
       onGuestHello: (h) => {
         // What the agent cannot see is neither a pass nor a violation: say it before any verdict.
@@ -171,6 +193,9 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     offBroken();
     if (limit) clearTimeout(limit);
   }
+
+  const left = quiet || json ? "" : shown.omittedText(`plugstorm check ${quote(result.traceFile ?? out)} --examples 0 shows all`);
+  if (left) io.err.write(`${left}\n`);
 
   let shrunkFile: string | undefined;
   if (values.shrink && result.status === "violations" && spec.machine.type === "sim") {
@@ -271,9 +296,9 @@ function checkSimBugs(bugs: string[]): void {
 
 function resolveOut(out: string | undefined, seed: number): string {
   if (out !== undefined) return resolve(out);
-  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
-  let dir = resolve("runs", `${stamp}-seed${seed}`);
-  for (let i = 2; existsSync(dir); i++) dir = resolve("runs", `${stamp}-seed${seed}-${i}`);
+  const base = defaultOutDir(seed);
+  let dir = base;
+  for (let i = 2; existsSync(dir); i++) dir = `${base}-${i}`;
   return dir;
 }
 
@@ -298,6 +323,7 @@ function resultJson(r: RunResult, exitCode: number, shrunkFile?: string): Record
     failedRules: r.failedRules,
     verdicts: r.verdicts.map((v) => v.report),
     reproduce: r.reproduce,
+    rejectedCommands: r.rejectedCommands,
     ...(shrunkFile ? { shrunkFile } : {}),
   };
 }

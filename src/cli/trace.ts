@@ -1,7 +1,7 @@
 // plugstorm check and plugstorm trace cat|export.
 
 import { TraceChecker, type CheckedVerdict } from "../check/index.js";
-import { formatFindings, formatRuleSummary, rulesByFirstOccurrence } from "../check/present.js";
+import { DEFAULT_EXAMPLES, formatFindings, formatRuleSummary, rulesByFirstOccurrence } from "../check/present.js";
 import { groupCascades, RULE_BY_ID } from "../model/index.js";
 import { TimelineCollector, writeReports } from "../report/index.js";
 import type { plugstorm } from "../gen/plugstorm.js";
@@ -57,8 +57,6 @@ export async function readTraceHeader(path: string): Promise<TraceRunHeader> {
     modelProfile: h.modelProfile ?? "",
   };
 }
-
-const DEFAULT_EXAMPLES = 3;
 
 export async function checkCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(

@@ -116,7 +116,8 @@ export type MachineObservation =
   | { type: "console"; tNs: number; text: string }
   /** What an emulated device (usb-redir kinds) saw or did on its own side: connect, disconnect, faults, transfer counts. */
   | DeviceSideObservation
-  | { type: "started"; tNs: number; accel: string; description: string }
+  /** accelReason: why that accelerator (QEMU: what auto saw, or why KVM fell back to TCG). */
+  | { type: "started"; tNs: number; accel: string; description: string; accelReason?: string }
   | { type: "exited"; tNs: number; info: ExitInfo };
 
 export type DeviceSideEvent = "connect" | "disconnect" | "disconnect-ack" | "closed" | "protocol-error" | "control-status" | "fault-armed" | "fault" | "transfers";

@@ -182,7 +182,7 @@ export class QemuMachine implements Machine {
     await this.fallBackIfLifeless();
     this.process.qmp.observe((t) => this.onTraffic(t));
     const accel = this.process.accel!;
-    this.emit({ type: "started", tNs: this.clock.now(), accel: accel.accel, description: `QEMU, profile ${this.profile.name}, ${accel.accel} (${accel.reason})` });
+    this.emit({ type: "started", tNs: this.clock.now(), accel: accel.accel, accelReason: accel.reason, description: `QEMU, profile ${this.profile.name}, ${accel.accel} (${accel.reason})` });
     for (const t of this.profile.telemetry ?? []) {
       const sock = this.process.telemetry(t);
       if (sock === undefined) continue;

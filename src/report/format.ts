@@ -3,6 +3,7 @@
 /** Durations are written one way across the project (src/model/duration.ts). */
 export { formatNs } from "../model/index.js";
 import { formatNs } from "../model/index.js";
+import type { RejectedCommand } from "./types.js";
 
 /** Every character escapeXml changes: the forbidden ones, surrogates (a lone one is replaced), and the five it escapes. */
 const NEEDS_ESCAPE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF\uD800-\uDFFF&<>"']/;
@@ -26,9 +27,11 @@ export function escapeXml(s: string): string {
 /**
  * The machine a run used, whole and on one line: its type, then what was
  * injected into it (always said, "bugs: none" too: a summary that hides an
- * injected bug reads as a real finding), then the rest, durations with units.
+ * injected bug reads as a real finding), then the rest, durations with units
+ * under their storm-file names. accel: the accelerator it ran with (accelText),
+ * said in place of the one asked for.
  */
-export function machineLine(json: string): string {
+export function machineLine(json: string, accel?: string): string {
   let m: unknown;
   try {
     m = JSON.parse(json);
@@ -39,19 +42,32 @@ export function machineLine(json: string): string {
   const rec = m as Record<string, unknown>;
   const parts = [String(rec.type ?? "?")];
   if (rec.type === "sim" || "bugs" in rec) parts.push(`bugs: ${Array.isArray(rec.bugs) && rec.bugs.length > 0 ? rec.bugs.join(", ") : "none"}`);
-  for (const [k, v] of Object.entries(rec)) if (k !== "type" && k !== "bugs") parts.push(`${k} ${flatField(k, v)}`);
+  for (const [k, v] of Object.entries(rec)) {
+    if (k === "type" || k === "bugs") continue;
+    parts.push(k === "accel" && accel !== undefined ? `accel ${accel}` : flatField(k, v));
+  }
   return parts.join(" · ");
 }
 
+/**
+ * How the accelerator a QEMU machine ran with reads: what was asked for
+ * when it was given, else (auto, or KVM that fell back) the one used and why.
+ */
+export function accelText(requested: string, used: string, reason: string): string {
+  if (requested === used || !reason) return used;
+  return `${used} (${requested}: ${reason})`;
+}
+
+/** "name value": a duration (the spec's ...Ns or ...Ms) under the storm file's name, with its unit. */
 function flatField(key: string, v: unknown): string {
-  if (typeof v === "number" && /Ns$/.test(key)) return formatNs(v);
-  if (typeof v === "number" && /Ms$/.test(key)) return formatNs(v * 1e6);
-  return flatValue(v);
+  if (typeof v === "number" && /Ns$/.test(key)) return `${key.slice(0, -2)} ${formatNs(v)}`;
+  if (typeof v === "number" && /Ms$/.test(key)) return `${key.slice(0, -2)} ${formatNs(v * 1e6)}`;
+  return `${key} ${flatValue(v)}`;
 }
 
 function flatValue(v: unknown): string {
   if (Array.isArray(v)) return v.map(flatValue).join(", ");
-  if (typeof v === "object" && v !== null) return `{${Object.entries(v).map(([k, x]) => `${k} ${flatField(k, x)}`).join(", ")}}`;
+  if (typeof v === "object" && v !== null) return `{${Object.entries(v).map(([k, x]) => flatField(k, x)).join(", ")}}`;
   return String(v);
 }
 
@@ -88,4 +104,18 @@ export function axisUnit(spanNs: number): { unit: string; div: number } {
   if (spanNs < 1e7) return { unit: "µs", div: 1e3 };
   if (spanNs < 1e10) return { unit: "ms", div: 1e6 };
   return { unit: "s", div: 1e9 };
+}
+
+/** A rejected guest command in one line: which action, what it asked, and what the guest said. */
+export function rejectedCommandText(r: RejectedCommand): string {
+  return `action #${r.actionId} ${r.command}${r.nic ? ` on ${r.nic}` : ""}${r.args ? ` (${r.args})` : ""}: ${guestSaid(r)}`;
+}
+
+/** The command and the guest's reason alone: one storm often has it refuse one kind of command many times for one reason. */
+export function rejectionText(r: Pick<RejectedCommand, "command" | "error" | "message">): string {
+  return `${r.command}: ${guestSaid(r)}`;
+}
+
+function guestSaid(r: Pick<RejectedCommand, "error" | "message">): string {
+  return `${r.message || "no message"} (error ${r.error})`;
 }

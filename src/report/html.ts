@@ -78,7 +78,7 @@ function render(report: RunReport, options: HtmlOptions, o: HtmlOut): void {
     ["Seed", String(report.seed)],
     ["Guest", report.profiles.guest],
     ["Model", report.profiles.model],
-    ["Machine", machineLine(report.profiles.machine), "wide"],
+    ["Machine", machineLine(report.profiles.machine, report.accel), "wide"],
     ...(report.notObserved && report.notObserved.length > 0 ? [["Not observed", report.notObserved.map(notObservedItem).join("; "), "wide"] as [string, string, "wide"]] : []),
     ["Started", isoTime(report.startedAtMs).replace("T", " ").replace(/\.\d+Z$/, " UTC")],
     ["Duration", formatNs(report.durationMs * 1e6)],

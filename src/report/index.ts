@@ -1,13 +1,14 @@
 // Reports written at the end of every storm run: a text summary (returned, for
 // the CLI to print), report.json, junit.xml and a self-contained report.html.
 
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { renderHtmlBytes } from "./html.js";
 import { renderJunit } from "./junit.js";
 import { renderText } from "./text.js";
 import type { RunReport } from "./types.js";
 import { utf8Bytes } from "./utf8.js";
+import { makeDirs } from "../trace/make-dirs.js";
 import { findingsOf, rulesOf, severityName, sideName } from "./verdicts.js";
 
 export type * from "./types.js";
@@ -16,7 +17,7 @@ export { renderText } from "./text.js";
 export { renderJunit } from "./junit.js";
 export { renderHtml, renderHtmlBytes, PHASE_COLOURS, type HtmlOptions } from "./html.js";
 export { rulesOf, severityName, sideName, isFailure, findingsOf, byFirstOccurrence, type RuleResult, type Finding } from "./verdicts.js";
-export { formatNs, machineLine, notObservedItem } from "./format.js";
+export { accelText, formatNs, machineLine, notObservedItem, rejectedCommandText, rejectionText } from "./format.js";
 
 export const REPORT_FILES = ["summary.txt", "report.json", "junit.xml", "report.html"] as const;
 
@@ -55,7 +56,7 @@ export function reportBodies(report: RunReport, text: string): Array<() => strin
  */
 export async function writeReports(outDir: string, report: RunReport): Promise<{ text: string; files: string[] }> {
   if (typeof outDir !== "string" || outDir === "") throw new TypeError("writeReports: outDir must be a non-empty path");
-  await mkdir(outDir, { recursive: true });
+  makeDirs(outDir);
   const files = REPORT_FILES.map((n) => join(outDir, n));
   const text = renderText(report, files);
   const bodies = reportBodies(report, text).map((render) => render());

@@ -1,12 +1,13 @@
 // The short text summary the CLI prints at the end of a run: what broke, how
 // often, how fast things were, what was lost, and how to run it again.
 
-import { formatNs, isoTime, machineLine, notObservedItem, pad, padLeft } from "./format.js";
-import type { ReportVerdict, RunReport } from "./types.js";
+import { formatNs, isoTime, machineLine, notObservedItem, pad, padLeft, rejectedCommandText, rejectionText } from "./format.js";
+import type { RejectedCommand, ReportVerdict, RunReport } from "./types.js";
 import { byFirstOccurrence, findingsOf, rulesOf } from "./verdicts.js";
 
 const MAX_RULE_LINES = 40;
 const MAX_FINDING_LINES = 20;
+const MAX_REJECTED_LINES = 5;
 
 export function statusLine(report: RunReport): string {
   switch (report.exit.status) {
@@ -29,7 +30,7 @@ export function renderText(report: RunReport, files: readonly string[] = []): st
 
   out.push(`${report.toolVersion} · storm "${report.scenarioName}" · ${statusLine(report)}`);
   out.push(`  seed ${report.seed} · guest ${report.profiles.guest} · model ${report.profiles.model}`);
-  out.push(`  machine: ${machineLine(report.profiles.machine)}`);
+  out.push(`  machine: ${machineLine(report.profiles.machine, report.accel)}`);
   if (report.notObserved && report.notObserved.length > 0) out.push(`  not observed: ${report.notObserved.map(notObservedItem).join("; ")}`);
   out.push(`  started ${isoTime(report.startedAtMs)} · took ${formatNs(report.durationMs * 1e6)}`);
   out.push(`  cycles ${c.cycles} · frames ${c.frames} · frames lost ${c.framesLost} · corrupt ${c.corrupt}`);
@@ -72,6 +73,19 @@ export function renderText(report: RunReport, files: readonly string[] = []): st
   }
   const notObserved = report.summary?.notObserved ?? [];
   if (notObserved.length > 0) out.push(`Not observed by this guest: ${notObserved.join(", ")}`);
+  const rejected = report.rejectedCommands ?? [];
+  if (rejected.length > 0) {
+    out.push(`Guest commands rejected: ${rejected.length} (the storm did not do all it says)`);
+    // By the guest's reason: a storm that asks for what the guest cannot do asks every cycle.
+    const byReason = new Map<string, { n: number; first: RejectedCommand }>();
+    for (const r of rejected) {
+      const g = byReason.get(rejectionText(r));
+      if (g) g.n++;
+      else byReason.set(rejectionText(r), { n: 1, first: r });
+    }
+    for (const { n, first } of [...byReason.values()].slice(0, MAX_REJECTED_LINES)) out.push(`  ${padLeft(String(n), 4)}×  ${n === 1 ? "" : "first "}${rejectedCommandText(first)}`);
+    if (byReason.size > MAX_REJECTED_LINES) out.push(`  … and ${byReason.size - MAX_REJECTED_LINES} more reasons (see report.json)`);
+  }
   out.push("");
 
   const lat = report.timeline.latency;

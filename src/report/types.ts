@@ -95,6 +95,21 @@ export interface RunCounts {
   corrupt: number;
 }
 
+/** A guest command (a fault, hold, traffic step...) the guest agent refused. */
+export interface RejectedCommand {
+  /** The host action that sent it (the trace's action id). */
+  actionId: number;
+  /** The telemetry command: "injectFault", "holdRefs", ... */
+  command: string;
+  /** The NIC it named ("" for none) and its arguments in words: "fault leak-ref, arg netdev". */
+  nic: string;
+  args: string;
+  /** The guest's error number and message. */
+  error: number;
+  message: string;
+  tNs: number;
+}
+
 export interface RunReport {
   /** "plugstorm 0.1.0". */
   toolVersion: string;
@@ -126,6 +141,10 @@ export interface RunReport {
   traceDamage?: TraceDamageReport;
   /** What the guest agent said it cannot observe, each "WHAT: why" (its Hello's unavailable list): the rules that need it are not checked. */
   notObserved?: string[];
+  /** The accelerator QEMU ran with and, when auto chose it or KVM fell back, why (accelText): "tcg (auto: /dev/kvm does not exist)". */
+  accel?: string;
+  /** Guest commands the guest agent refused: the storm did not do all it says. */
+  rejectedCommands?: readonly RejectedCommand[];
   timeline: Timeline;
 }
 

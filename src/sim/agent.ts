@@ -5,7 +5,7 @@
 
 import { plugstorm } from "../gen/plugstorm.js";
 import { HostCommandDecoder } from "../telemetry/index.js";
-import { BUG_NAMES, isBugName } from "./bugs.js";
+import { BUG_NAMES, faultCommand } from "./bugs.js";
 import { EINVAL, ENXIO, ESRCH, type DetachFlags, type Kernel, OK, RK, type SimDevice } from "./kernel.js";
 import type { Modules } from "./modules.js";
 import { ifGet, ifPut, ifStop, ifUp, usbnetBusy, usbnetUnbusy } from "./net.js";
@@ -219,18 +219,15 @@ export class Agent {
       }
       case "injectFault": {
         const f = cmd.injectFault!;
-        const name = f.name ?? "";
-        if (!isBugName(name)) {
-          this.ack(id, EINVAL, `unknown fault ${name}`);
-          return;
-        }
-        const p = f.arg ? Number(f.arg) : 1;
-        if (!(p >= 0 && p <= 1)) {
-          this.ack(id, EINVAL, `fault probability must be in [0, 1], got ${f.arg}`);
+        let fault: ReturnType<typeof faultCommand>;
+        try {
+          fault = faultCommand(f.name ?? "", f.arg ?? "");
+        } catch (e) {
+          this.ack(id, EINVAL, (e as Error).message);
           return;
         }
         const target = f.device || f.serial || undefined;
-        k.bugs.add(target === undefined ? { name, probability: p } : { name, probability: p, target });
+        k.bugs.add(target === undefined ? fault : { ...fault, target });
         this.ack(id, 0);
         return;
       }

@@ -49,6 +49,28 @@ export function parseBug(b: string | BugSpec): BugSpec {
   return parseBug(spec);
 }
 
+/** Why the sim agent refuses an InjectFault, and which of its fields is wrong. */
+export class FaultCommandError extends Error {
+  constructor(
+    readonly field: "name" | "arg",
+    message: string,
+  ) {
+    super(message);
+    this.name = "FaultCommandError";
+  }
+}
+
+/**
+ * The sim agent's InjectFault: its name a bug (BUG_NAMES), its arg the chance
+ * the bug strikes, in [0, 1] ("" for always). Storm validation asks the same.
+ */
+export function faultCommand(name: string, arg: string): { name: BugName; probability: number } {
+  if (!isBugName(name)) throw new FaultCommandError("name", `unknown fault ${name}`);
+  const p = arg ? Number(arg) : 1;
+  if (!(p >= 0 && p <= 1)) throw new FaultCommandError("arg", `fault probability must be in [0, 1], got ${arg}`);
+  return { name, probability: p };
+}
+
 export class BugSet {
   private readonly specs = new Map<BugName, BugSpec>();
   constructor(specs: Iterable<string | BugSpec>, private readonly chance: (p: number) => boolean) {

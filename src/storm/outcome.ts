@@ -52,7 +52,8 @@ export function stopText(r: StopReason): string {
     case "interrupted":
       return "interrupted";
     case "time-limit":
-      return "deadline";
+      // Not "deadline": the model's deadlines are another thing, judged per device.
+      return "time limit";
     case "live-stop":
       return LIVE_STOP_REASON;
     case "max-trace-bytes":

@@ -1,10 +1,10 @@
 // From a finished run to the RunReport src/report renders (text, JSON, JUnit,
 // HTML). The timeline is collected live from the same records the trace holds.
 
-import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { REPORT_FILES, renderText, reportBodies, type RunReport, type Timeline } from "../report/index.js";
-import { ioErrorText } from "../trace/index.js";
+import { REPORT_FILES, accelText, renderText, reportBodies, type RunReport, type Timeline } from "../report/index.js";
+import { ioErrorText, makeDirs } from "../trace/index.js";
 import type { RunResult } from "./result.js";
 import { TOOL_VERSION } from "./version.js";
 
@@ -36,6 +36,8 @@ export function buildRunReport(r: RunResult, startedAtMs: number, timeline: Time
   if (rules) report.rules = rules;
   if (r.traceFile) report.traceFile = "trace.pstrace";
   if (r.notObserved.length > 0) report.notObserved = [...r.notObserved];
+  if (r.accel && spec.machine.type === "qemu") report.accel = accelText(spec.machine.accel, r.accel.used, r.accel.reason);
+  if (r.rejectedCommands.length > 0) report.rejectedCommands = [...r.rejectedCommands];
   return report;
 }
 
@@ -56,9 +58,9 @@ export async function writeRunReports(outDir: string, report: RunReport): Promis
   const files: string[] = [];
   const errors: Array<{ file: string; message: string }> = [];
   try {
-    mkdirSync(outDir, { recursive: true });
+    makeDirs(outDir);
   } catch (err) {
-    return { files, text, errors: [{ file: outDir, message: `cannot create ${outDir}: ${ioErrorText(err)}` }] };
+    return { files, text, errors: [{ file: outDir, message: err instanceof Error ? err.message : String(err) }] };
   }
   // One at a time: on a nearly full disk the small files go first and the big one can fail alone.
   for (const [i, path] of paths.entries()) {

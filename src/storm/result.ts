@@ -4,8 +4,10 @@
 import type { StormVerdict } from "./checking.js";
 import type { ExitCode, RunStatus, StopReason } from "./outcome.js";
 import type { Step, StormSpec } from "./spec.js";
+import type { RejectedCommand } from "../report/index.js";
 
 export type { ExitCode, RunStatus, StopReason } from "./outcome.js";
+export type { RejectedCommand } from "../report/index.js";
 
 export interface RunResult {
   status: RunStatus;
@@ -18,7 +20,7 @@ export interface RunResult {
   exitCode: ExitCode;
   /** Why the run stopped ("completed" when it ran to its end). */
   stop: StopReason;
-  /** Why the run ended early, in words (stopText): "interrupted", "deadline", "violation", a machine error. */
+  /** Why the run ended early, in words (stopText): "interrupted", "time limit", "violation", a machine error. */
   abortReason?: string;
   seed: number;
   spec: StormSpec;
@@ -49,5 +51,8 @@ export interface RunResult {
   reproduce: string;
   /** What the guest agent said it cannot observe, each "WHAT: why" (Hello.unavailable): not checked, never a pass. */
   notObserved: string[];
+  /** The accelerator the machine started with ("sim" on the sim machine) and why; absent when the run did not start the machine. */
+  accel?: { used: string; reason: string };
+  /** Guest commands (steps such as fault, hold, unload) the guest agent refused: the storm did not do what it says. */
+  rejectedCommands: RejectedCommand[];
 }
-

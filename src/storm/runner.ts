@@ -12,10 +12,10 @@
 // control.ts (the live view's controls), outcome.ts (the stop reason, status
 // and exit code), reporting.ts (report files).
 
-import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { makeDirs } from "../trace/index.js";
 import { plugstorm } from "../gen/plugstorm.js";
-import type { Machine } from "../hotplug/index.js";
+import type { Machine, MachineObservation } from "../hotplug/index.js";
 import { helloOf, objectKindName, telemetryEventToRecord, type FrameMemo, type TelemetryCore, type TelemetryEvent } from "../telemetry/index.js";
 import { GuestSession } from "./session.js";
 import { GuestState } from "./guest-state.js";
@@ -27,8 +27,8 @@ import { SimMachine } from "../sim/index.js";
 import { LiveChecker, type StormVerdict } from "./checking.js";
 import { NO_TRACE_OUT, openTraceOut, type TraceOut } from "./trace-out.js";
 import { buildRunReport, writeRunReports } from "./reporting.js";
-import type { RunResult } from "./result.js";
-import { TimelineCollector } from "../report/index.js";
+import type { RejectedCommand, RunResult } from "./result.js";
+import { TimelineCollector, rejectedCommandText } from "../report/index.js";
 import { TOOL_VERSION } from "./version.js";
 import { exitCodeOf, statusOf, stopReasonOf, stopText, type StopReason } from "./outcome.js";
 import { Pacer } from "./pacing.js";
@@ -72,6 +72,10 @@ export interface RunOptions {
   /** Overrides the storm's seed. */
   seed?: number;
   onVerdict?: (v: StormVerdict) => void;
+  /** The machine started: the accelerator it runs with ("sim" on the sim machine) and why. */
+  onMachineStarted?: (accel: { used: string; reason: string }) => void;
+  /** The guest agent refused a guest command (its ack carries an error). */
+  onCommandRejected?: (r: RejectedCommand) => void;
   onProgress?: (p: StormProgress) => void;
   /** The guest agent said Hello; notObserved: what it cannot observe, each "WHAT: why" (Hello.unavailable). */
   onGuestHello?: (hello: { agentVersion: string; kernelVersion: string; notObserved: string[] }) => void;
@@ -219,6 +223,9 @@ class StormRun {
   private steps!: StepExecutor;
   private readonly timeline: TimelineCollector | null;
   private readonly executed: Step[] = [];
+  private readonly rejected: RejectedCommand[] = [];
+  /** What the machine said it started with (a machine handed in already started says nothing). */
+  private accel: RunResult["accel"];
   private readonly t0Wall = Date.now();
   private readonly source: StepSource;
   private readonly outDir: string | null;
@@ -384,6 +391,7 @@ class StormRun {
       (obs) => {
         // QMP commands and replies only counted, when nothing but the checker reads records (see Recorder.tally).
         if ((obs.type === "qmp-command" || obs.type === "qmp-reply") && this.rec.tally()) return;
+        if (obs.type === "started") this.onMachineStarted(obs);
         const r = observationRecord(obs, this.lean);
         if (r !== null) this.rec.append(r);
       },
@@ -470,7 +478,7 @@ class StormRun {
 
   async run(): Promise<RunResult> {
     const spec = this.spec;
-    if (this.outDir) mkdirSync(this.outDir, { recursive: true });
+    if (this.outDir) makeDirs(this.outDir);
     const traceFile = this.outDir ? join(this.outDir, "trace.pstrace") : null;
     const wallStart = this.opts.wallClockStartMs ?? (this.machine.type === "sim" ? 0 : Date.now());
     // Only a trace file and a live view read the header: a shrinking run (no
@@ -521,6 +529,8 @@ class StormRun {
     result.executed = this.executed;
     result.reproduce = this.reproduce;
     result.notObserved = [...this.guest.unavailable];
+    result.rejectedCommands = this.rejected;
+    if (this.accel) result.accel = this.accel;
     if (stop.kind !== "completed") result.abortReason = stopText(stop);
     if (this.outDir && this.timeline) {
       const report = buildRunReport(result, wallStart || this.t0Wall, this.timeline.timeline(), this.checker.rules);
@@ -564,12 +574,27 @@ class StormRun {
     // The record telemetryEventToRecord makes of a frame event.
     this.rec.append({ tNs, guest: frame });
     this.guest.onFrame(frame);
+    if (frame.ack != null && !this.lean) this.onAck(frame.ack, tNs);
     // The callback first: every frame comes here.
     if (this.onGuestHello) {
       const h = helloOf(frame);
       if (h) this.onGuestHello({ agentVersion: h.agentVersion ?? "", kernelVersion: h.kernelVersion ?? "", notObserved: [...this.guest.unavailable] });
     }
     this.pacer.notify();
+  }
+
+  private onMachineStarted(obs: Extract<MachineObservation, { type: "started" }>): void {
+    this.accel = { used: obs.accel, reason: obs.accelReason ?? "" };
+    this.opts.onMachineStarted?.(this.accel);
+  }
+
+  /** A guest command the guest refused is recorded and told: the run goes on, but did not do what the storm says. */
+  private onAck(ack: plugstorm.telemetry.v1.CommandAck.$Properties, tNs: number): void {
+    const r = this.steps.refusedCommand(ack, tNs);
+    if (r === undefined) return;
+    this.rejected.push(r);
+    this.mark("guest-command-rejected", rejectedCommandText(r));
+    this.opts.onCommandRejected?.(r);
   }
 
   // ---------------------------------------------------------------- pacing

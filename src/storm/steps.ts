@@ -6,10 +6,11 @@
 
 import { plugstorm } from "../gen/plugstorm.js";
 import { nicKindInfo, type AddNicRequest, type Machine, type NicKind, type NicOpResult, type RemovalVia, type RemoveNicOptions } from "../hotplug/index.js";
-import type { TelemetryCore } from "../telemetry/index.js";
+import { commandName, type TelemetryCore } from "../telemetry/index.js";
 import type { GuestState } from "./guest-state.js";
 import type { Pacer } from "./pacing.js";
 import type { Recorder } from "./recorder.js";
+import type { RejectedCommand } from "./result.js";
 import { busOf, type HolderKind, type Step, type StormSpec } from "./spec.js";
 
 const ActKind = plugstorm.trace.v1.HostAction.Kind;
@@ -27,6 +28,9 @@ const OUTCOMES: Record<NicOpResult["outcome"], number> = {
   failed: Outcome.FAILED,
 };
 
+/** Guest commands kept for naming a refusal while their acks are outstanding (far more than are ever in flight). */
+const MAX_UNANSWERED = 4096;
+
 /** The live view's pulls of a run that has none: shared, never written. */
 const NO_PULLS = new Set<string>();
 
@@ -36,6 +40,8 @@ export class StepExecutor {
   /** Cycles whose remove finished. */
   cyclesDone = 0;
   private actionId = 0;
+  /** Guest commands sent and not yet acknowledged, by command id (none in a judged run). */
+  private readonly sent = new Map<number, { actionId: number; body: Parameters<TelemetryCore["post"]>[0]; nic: string; args: Record<string, unknown> }>();
   // NICs a remove is under way for (so the schedule's own remove does not
   // repeat it), and NICs removed from the live view.
   private readonly removing = new Set<string>();
@@ -140,9 +146,30 @@ export class StepExecutor {
   }
 
   guestCommand(kind: number, nic: string | undefined, args: Record<string, unknown>, body: Parameters<TelemetryCore["post"]>[0]): void {
-    this.nicAction(kind, nic, this.lean ? undefined : JSON.stringify(args));
+    const actionId = this.nicAction(kind, nic, this.lean ? undefined : JSON.stringify(args));
     if (!this.agentTalking()) return;
-    this.core.post(body);
+    const commandId = this.core.post(body);
+    // Only people read what a rejected command was: a judged run keeps nothing.
+    // An unload or a drvctl -d the kernel refuses (busy, vetoed) is the
+    // kernel's answer, which the model judges: only the other commands' errors
+    // mean the storm asked for something the guest agent would not do.
+    if (this.lean || body.unloadModule != null || body.detachDevice != null) return;
+    this.sent.set(commandId, { actionId, body, nic: nic ?? "", args });
+    // An agent that stops answering must not grow this for the rest of the storm: the oldest unanswered go first.
+    if (this.sent.size > MAX_UNANSWERED) this.sent.delete(this.sent.keys().next().value!);
+  }
+
+  /**
+   * A guest ack: the command it answers, in words, when it was one of this
+   * run's guest commands and the guest refused it (error set); else undefined.
+   */
+  refusedCommand(ack: plugstorm.telemetry.v1.CommandAck.$Properties, tNs: number): RejectedCommand | undefined {
+    const id = ack.id ?? 0;
+    const sent = this.sent.get(id);
+    if (sent === undefined) return undefined;
+    this.sent.delete(id);
+    if (!ack.error) return undefined;
+    return { actionId: sent.actionId, command: commandName(sent.body), nic: sent.nic, args: argsText(sent.args), error: ack.error, message: ack.message ?? "", tNs };
   }
 
   /**
@@ -331,6 +358,11 @@ export class StepExecutor {
 function needsConfiguration(kind: NicKind): boolean {
   const value = nicKindInfo(kind).usbConfiguration;
   return value !== undefined && value !== 1;
+}
+
+/** A guest command's arguments for people: "fault leak-ref, arg netdev". */
+function argsText(args: Record<string, unknown>): string {
+  return Object.entries(args).filter(([, v]) => v !== undefined && v !== "").map(([k, v]) => `${k} ${String(v)}`).join(", ");
 }
 
 function objectKind(k: HolderKind): number {

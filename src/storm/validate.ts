@@ -3,7 +3,7 @@
 // problem is collected before anything is reported, and a storm with any
 // problem never runs.
 
-import { parseBug } from "../sim/index.js";
+import { BUG_NAMES, FaultCommandError, faultCommand, parseBug } from "../sim/index.js";
 import { Document, LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Node } from "yaml";
 import {
   DEADLINE_PHASES,
@@ -565,7 +565,7 @@ function readTop(ck: Checker, top: Map<string, N>, root: N): StormSpec | null {
         for (const k of ["cycles", "duration", "rate", "dwell"]) {
           if (sm.has(k)) ck.fail(sm.get(k), `schedule.${k}`, "an explicit step list cannot also have a random schedule's " + k);
         }
-        sched.steps = readSteps(ck, sm.get("steps"), schedNode, modelProfile);
+        sched.steps = readSteps(ck, sm.get("steps"), schedNode, modelProfile, machine);
       }
     }
   }
@@ -794,7 +794,7 @@ function readMachine(ck: Checker, node: N, root: N): MachineSpec | undefined {
   return spec;
 }
 
-function readSteps(ck: Checker, node: N, parent: N, model: ModelProfile): Step[] | null {
+function readSteps(ck: Checker, node: N, parent: N, model: ModelProfile, machine: MachineSpec | undefined): Step[] | null {
   if (!isSeq(node)) {
     ck.fail(node, "schedule.steps", `expected a list of steps; got ${ck.describe(node)}`, parent);
     return null;
@@ -966,14 +966,31 @@ function readSteps(ck: Checker, node: N, parent: N, model: ModelProfile): Step[]
         if (!a) return;
         const name = ck.string(ck.required(a, "name", p, v, "a fault name the guest agent supports (e.g. leak-ref, panic)"), `${p}.name`, v);
         const nic = a.has("nic") ? ck.string(a.get("nic"), `${p}.nic`, v) : "";
-        const arg = a.has("arg") ? ck.string(a.get("arg"), `${p}.arg`, v) : "";
+        // A number (the sim's chance) may be written bare.
+        const argNode = a.get("arg");
+        const bare = argNode === undefined ? undefined : ck.scalar(argNode);
+        const arg = argNode === undefined ? "" : typeof bare === "number" ? String(bare) : ck.string(argNode, `${p}.arg`, v);
         if (!name || nic === undefined || arg === undefined || (nic !== "" && !nicKnown(nic, v))) return;
+        if (machine?.type === "sim" && !simFaultAccepted(ck, a, p, name, arg)) return;
         steps.push({ op, name, nic, arg });
         return;
       }
     }
   });
   return steps;
+}
+
+/** What the sim agent would refuse (faultCommand), said at the field, before anything runs. */
+function simFaultAccepted(ck: Checker, a: Map<string, N>, p: string, name: string, arg: string): boolean {
+  try {
+    faultCommand(name, arg);
+    return true;
+  } catch (e) {
+    if (!(e instanceof FaultCommandError)) throw e;
+    if (e.field === "name") ck.fail(a.get("name")!, `${p}.name`, `the sim guest has no fault ${JSON.stringify(name)}; its faults are its bugs: ${BUG_NAMES.join(", ")}`);
+    else ck.fail(a.get("arg")!, `${p}.arg`, `on the sim guest, arg is the chance the fault strikes, a number in [0, 1] (absent: 1); got ${JSON.stringify(arg)}`);
+    return false;
+  }
 }
 
 function checkStepCapacity(ck: Checker, steps: Step[], ports: Record<NicBus, number>, machine: MachineSpec | undefined, schedNode: N): void {

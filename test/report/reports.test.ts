@@ -218,7 +218,8 @@ test("the summary shows the machine whole, compactly, with what was injected int
   t.true(line.includes(longPath), "nothing cut off");
   t.false(line.includes("…"));
   t.regex(line, /^ {2}machine: qemu · profile netbsd-guest · kernel /);
-  t.true(line.includes(`bootTimeoutNs ${formatNs(120e9)}`), "durations with their unit, not raw ns");
+  t.true(line.includes(` · bootTimeout ${formatNs(120e9)}`), "durations with their unit, under the storm file's name (machine.bootTimeout)");
+  t.false(line.includes("bootTimeoutNs"), line);
   t.regex(line, /telemetry \{kind virtio-serial\}/);
   const sim = syntheticReport();
   sim.profiles.machine = JSON.stringify({ type: "sim", bugs: ["leak-ref", "free-before-drain"] });

@@ -70,7 +70,7 @@ test("an abort reason given to the run's signal becomes its stop reason", (t) =>
 test("stop texts keep the words traces and reports have always used", (t) => {
   t.is(stopText({ kind: "completed" }), "done");
   t.is(stopText({ kind: "signal", signal: "SIGINT" }), "interrupted");
-  t.is(stopText({ kind: "time-limit" }), "deadline");
+  t.is(stopText({ kind: "time-limit" }), "time limit");
   t.is(stopText({ kind: "live-stop" }), "stopped from the live view");
   t.regex(stopText({ kind: "max-trace-bytes", bytes: 5 }), /^trace size limit: the trace reached 5 bytes/);
 });
@@ -80,8 +80,8 @@ const long = () => loadStorm({ machine: { type: "sim" }, nics: { mix: [{ kind: "
 for (const [reason, code, text] of [
   [{ kind: "signal", signal: "SIGINT" }, 130, "interrupted"],
   [{ kind: "signal", signal: "SIGTERM" }, 143, "interrupted"],
-  [{ kind: "time-limit" }, 0, "deadline"],
-  [new DOMException("time limit", "TimeoutError"), 0, "deadline"],
+  [{ kind: "time-limit" }, 0, "time limit"],
+  [new DOMException("time limit", "TimeoutError"), 0, "time limit"],
 ] as const) {
   test(`a run aborted with ${JSON.stringify(reason instanceof DOMException ? reason.name : reason)} ends with exit code ${code}`, async (t) => {
     const ac = new AbortController();

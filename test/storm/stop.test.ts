@@ -89,7 +89,9 @@ test("--time-limit and SIGTERM end a long-dwell storm; --max-trace-bytes ends it
   const limited = await start(t, ["storm", file, "--out", join(dir, "a"), "--time-limit", "1s"]).done;
   t.is(limited.code, 0, limited.stderr);
   t.regex(limited.stderr, /started: 10000 cycles, output in/);
-  t.regex(limited.stdout, /stopped early: deadline/);
+  t.regex(limited.stdout, /stopped early: time limit/);
+  // The storm's own limit, not a model deadline, heads the summary too.
+  t.regex(limited.stdout, /^plugstorm .* · ABORTED: time limit$/m);
 
   const s = start(t, ["storm", file, "--out", join(dir, "b")]);
   await s.waitFor(/started: /, 30_000);

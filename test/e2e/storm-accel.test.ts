@@ -1,0 +1,36 @@
+// `storm` (and `vm`) on QEMU with accel auto says which accelerator it got and why, in the
+// run header and in the summary (#14). A bare machine (no guest, CPUs stopped)
+// starts in well under a second. Starts QEMU: run under
+// `flock /tmp/plugstorm-qemu.lock`.
+
+import test from "ava";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { chooseAccel } from "../../src/qemu/index.js";
+import { accelText } from "../../src/report/index.js";
+import { ROOT, run, start, tempDir } from "../cli/helpers.js";
+
+test("storm --accel auto on QEMU: the header and the summary name the accelerator used and why auto chose it", async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, "bare-auto.yaml");
+  writeFileSync(file, readFileSync(join(ROOT, "scripts/storms/qemu-usb-bare.yaml"), "utf8").replace(/^( *)accel: tcg$/m, "$1accel: auto"));
+  // What auto picks on this host, probed as the machine probes it (a bare machine never falls back).
+  const choice = chooseAccel("auto");
+  const said = `accel ${accelText("auto", choice.accel, choice.reason)}`;
+  const r = await run(t, ["storm", file, "--out", join(dir, "out")], { timeoutMs: 60_000 });
+  t.is(r.code, 1, r.stderr);
+  const header = r.stderr.split("\n").slice(0, 3);
+  t.true(header.includes(`machine started: ${said}`), header.join("\n"));
+  const machine = r.stdout.split("\n").find((l) => l.startsWith("  machine: "))!;
+  t.true(machine.includes(` · ${said} · `), machine);
+  t.false(machine.includes("accel auto"), machine);
+});
+
+test("vm bare: the first line names the accelerator used and why auto chose it", async (t) => {
+  const choice = chooseAccel("auto");
+  const vm = start(t, ["vm", "bare"], { timeoutMs: 60_000 });
+  await vm.waitFor(/Ctrl-C stops the machine/, 30_000);
+  vm.child.kill("SIGINT");
+  const r = await vm.done;
+  t.is(r.stderr.split("\n")[0], `[qemu] started: accel ${accelText("auto", choice.accel, choice.reason)}`);
+});
