@@ -3,10 +3,11 @@
 // into the job's folder under the campaign's traces folder; what comes back
 // is small: status, counts and the job's findings by signature.
 
-import { mkdir, stat, writeFile } from "node:fs/promises";
+import { stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { runStorm, stormToYaml, validateStorm, withYamlHeader, type StormSpec, type StormVerdict } from "../storm/index.js";
+import { makeDirs } from "../trace/index.js";
 import { TraceContext, signatureOf, type Signature } from "./signature.js";
 import type { CampaignJob } from "./spec.js";
 
@@ -100,7 +101,7 @@ export function jobStormYaml(job: CampaignJob, body: string): string {
 export async function runJob(job: CampaignJob, tracesDir: string, signal?: AbortSignal): Promise<JobResult> {
   const { spec, body } = prepare(job);
   const out = join(tracesDir, jobDir(job));
-  await mkdir(out, { recursive: true });
+  makeDirs(out);
   const stormFile = join(out, "storm.yaml");
   const yaml = jobStormYaml(job, body);
   await writeFile(stormFile, yaml);

@@ -10,9 +10,10 @@
 
 import { setMaxListeners } from "node:events";
 import { existsSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { shrinkStorm, validateStorm } from "../storm/index.js";
+import { makeDirs } from "../trace/index.js";
 import type { JobResult } from "./job.js";
 import type { Signature } from "./signature.js";
 import type { CampaignJob, CampaignSpec } from "./spec.js";
@@ -136,7 +137,7 @@ export class ShrinkPlan {
     const p = this.pending.get(t.signature.id)!;
     try {
       if ("yaml" in outcome) {
-        await mkdir(this.dir, { recursive: true });
+        makeDirs(this.dir);
         await writeFile(t.file, `# minimal storm for signature ${t.signature.id}: ${t.signature.title}\n# shrunk from job ${t.jobId}; run it: plugstorm storm ${t.file}\n${outcome.yaml}`);
         this.out.set(t.signature.id, t.file);
         p.state = "done";

@@ -4,8 +4,9 @@
 // the traces folder (by default jobs/ here).
 
 import { existsSync } from "node:fs";
-import { mkdir, readFile, readdir, rename, writeFile } from "node:fs/promises";
+import { readFile, readdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { MakeDirError, makeDirs } from "../trace/index.js";
 import type { JobResult } from "./job.js";
 import type { CampaignSpec } from "./spec.js";
 
@@ -58,9 +59,14 @@ export class CampaignStore {
   async init(spec: CampaignSpec, resume: boolean): Promise<void> {
     await this.check(spec, resume);
     const plan = join(this.dir, "campaign.json");
-    await mkdir(this.results, { recursive: true });
-    await mkdir(this.failed, { recursive: true });
-    await mkdir(this.traces, { recursive: true });
+    for (const d of [this.results, this.failed, this.traces]) {
+      try {
+        makeDirs(d);
+      } catch (e) {
+        if (e instanceof MakeDirError) throw new StoreError(e.message);
+        throw e;
+      }
+    }
     const p: PlanFile = { name: spec.name, file: spec.file, traces: this.traces, jobs: spec.jobs.map((j) => ({ id: j.id, hash: j.hash })), createdAt: new Date().toISOString() };
     await atomicWrite(plan, JSON.stringify(p, null, 2) + "\n");
   }

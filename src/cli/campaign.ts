@@ -19,6 +19,7 @@ import {
 } from "../campaign/index.js";
 import { formatElapsedMs } from "../model/index.js";
 import { ScenarioError } from "../storm/index.js";
+import { MakeDirError, makeDirs } from "../trace/index.js";
 import { EXIT_USAGE, UsageError, defineOptions, intOption, parse, type Io } from "./args.js";
 
 export const CAMPAIGN_HELP = `usage: plugstorm campaign FILE [options]
@@ -148,6 +149,13 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
     } catch (e) {
       if (e instanceof Stopped) return signalExit(interruptedBy);
       if (e instanceof RedisUnreachable) throw new Error(`${e.message}; nothing was run`);
+      throw e;
+    }
+    try {
+      // Made before the header, so that a folder that cannot be made is the first thing said.
+      makeDirs(out);
+    } catch (e) {
+      if (e instanceof MakeDirError) throw new UsageError(`cannot create the output folder ${out} (--out): ${e.why}`, "campaign");
       throw e;
     }
     started = true;

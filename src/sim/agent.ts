@@ -57,6 +57,11 @@ const HOLD_DESC: Record<number, string> = {
   [OK.OBJECT_KIND_USBNET]: "usbnet busy",
 };
 
+/** Whether the sim agent can hold references of this object kind (HoldRefs); it refuses any other with EINVAL. */
+export function simHolds(objectKind: number): boolean {
+  return HOLD_DESC[objectKind] !== undefined;
+}
+
 export class Agent {
   private readonly decoder = new HostCommandDecoder();
   private readonly holders: Holder[] = [];

@@ -365,7 +365,8 @@ function argsText(args: Record<string, unknown>): string {
   return Object.entries(args).filter(([, v]) => v !== undefined && v !== "").map(([k, v]) => `${k} ${String(v)}`).join(", ");
 }
 
-function objectKind(k: HolderKind): number {
+/** The telemetry object kind a storm holder kind holds. */
+export function objectKind(k: HolderKind): number {
   switch (k) {
     case "device":
       return ObjKind.OBJECT_KIND_DEVICE;

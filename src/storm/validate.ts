@@ -3,7 +3,8 @@
 // problem is collected before anything is reported, and a storm with any
 // problem never runs.
 
-import { BUG_NAMES, FaultCommandError, faultCommand, parseBug } from "../sim/index.js";
+import { BUG_NAMES, FaultCommandError, faultCommand, parseBug, simHolds } from "../sim/index.js";
+import { objectKind } from "./steps.js";
 import { Document, LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Node } from "yaml";
 import {
   DEADLINE_PHASES,
@@ -592,7 +593,8 @@ function readTop(ck: Checker, top: Map<string, N>, root: N): StormSpec | null {
         const h = ck.map(item as N, at, ["kind", "count", "probability", "hold"], hn);
         if (!h) return;
         const kn = ck.required(h, "kind", at, item as N, `one of ${HOLDER_KINDS.join(", ")}`);
-        const kind = kn === undefined ? undefined : ck.oneOf(kn, `${at}.kind`, HOLDER_KINDS, item as N);
+        let kind = kn === undefined ? undefined : ck.oneOf(kn, `${at}.kind`, HOLDER_KINDS, item as N);
+        if (kind && machine?.type === "sim" && !simHolderAccepted(ck, h.get("kind")!, `${at}.kind`, kind)) kind = undefined;
         const count = h.has("count") ? ck.number(h.get("count"), `${at}.count`, { int: true, min: 1, max: 1000 }) : 1;
         const probability = h.has("probability") ? ck.probability(h.get("probability"), `${at}.probability`) : 1;
         let hold: Distribution | null | undefined = { type: "fixed", ns: 5e6 };
@@ -915,7 +917,8 @@ function readSteps(ck: Checker, node: N, parent: N, model: ModelProfile, machine
         if (!a) return;
         const nic = ck.string(ck.required(a, "nic", p, v, "a NIC id"), `${p}.nic`, v);
         const kn = ck.required(a, "kind", p, v, `one of ${HOLDER_KINDS.join(", ")}`);
-        const kind = kn === undefined ? undefined : ck.oneOf<HolderKind>(kn, `${p}.kind`, HOLDER_KINDS, v);
+        let kind = kn === undefined ? undefined : ck.oneOf<HolderKind>(kn, `${p}.kind`, HOLDER_KINDS, v);
+        if (kind && op === "hold" && machine?.type === "sim" && !simHolderAccepted(ck, a.get("kind")!, `${p}.kind`, kind)) kind = undefined;
         const holder = a.has("holder") ? ck.string(a.get("holder"), `${p}.holder`, v) : `h-${nic}-${kind}`;
         if (op === "hold") {
           const count = a.has("count") ? ck.number(a.get("count"), `${p}.count`, { int: true, min: 1, max: 1000 }) : 1;
@@ -978,6 +981,14 @@ function readSteps(ck: Checker, node: N, parent: N, model: ModelProfile, machine
     }
   });
   return steps;
+}
+
+/** A holder kind the sim agent would refuse (simHolds), said at the field, before anything runs. */
+function simHolderAccepted(ck: Checker, node: N, path: string, kind: HolderKind): boolean {
+  if (simHolds(objectKind(kind))) return true;
+  const can = HOLDER_KINDS.filter((k) => simHolds(objectKind(k)));
+  ck.fail(node, path, `the sim guest cannot hold ${kind} references; it holds ${can.join(", ")}`);
+  return false;
 }
 
 /** What the sim agent would refuse (faultCommand), said at the field, before anything runs. */

@@ -71,3 +71,11 @@ test("a bad --queue URL, a bad --window, --redis-wait without --queue, a bad cam
   t.regex(bad.stderr, /bad\.yaml:\d+:\d+/);
   t.deepEqual(readdirSync(d).sort(), ["bad.yaml", "c.yaml", "short.yaml"]);
 });
+
+test("an output folder that cannot be made (--out /proc/...): one line naming it, first, exit 2, within its deadline", async (t) => {
+  const { file } = campaignDir(t);
+  // Node's own recursive mkdir never returns here, deaf to signals: the run's deadline kills it if the campaign does so.
+  const r = await run(t, ["campaign", file, "--out", "/proc/plugstorm-no-such/out", "-q"], { timeoutMs: 20_000 });
+  t.is(r.code, 2, r.stderr);
+  t.regex(firstLine(r), /^plugstorm campaign: cannot create the output folder \/proc\/plugstorm-no-such\/out \(--out\): /);
+});

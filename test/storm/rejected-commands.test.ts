@@ -56,16 +56,29 @@ test("runStorm: a fault the sim refuses is in the result, the summary, report.js
   t.regex(cat.stdout, /mark name=guest-command-rejected detail="action #\d+ injectFault on nic0/);
 });
 
-test("storm: the sim refusing every vnode hold warns once on the console and counts them all in the summary", async (t) => {
+test("storm: the sim refusing every hold on a NIC it detached warns once on the console and counts them all in the summary", async (t) => {
   const dir = tempDir(t);
   const file = join(dir, "holds.yaml");
-  // The sim agent holds device, ifnet and usbnet references only (src/sim/agent.ts HOLD_DESC).
-  const holds = ["hold: { nic: nic0, kind: vnode, count: 1 }", "hold: { nic: nic0, kind: vnode, count: 2 }"];
-  writeFileSync(file, ["machine: { type: sim }", "schedule:", "  steps:", "    - add: { nic: nic0, kind: usb-net }", ...holds.map((h) => `    - ${h}`), "    - remove: nic0", ""].join("\n"));
+  // After drvctl -d the sim has no such device: it refuses each hold on it with ENXIO, one reason for both.
+  const holds = ["hold: { nic: nic0, kind: ifnet, count: 1 }", "hold: { nic: nic0, kind: device, count: 2 }"];
+  writeFileSync(file, ["machine: { type: sim }", "schedule:", "  steps:", "    - add: { nic: nic0, kind: usb-net }", "    - detach: nic0", ...holds.map((h) => `    - ${h}`), "    - remove: nic0", ""].join("\n"));
   const r = await run(t, ["storm", file, "--out", join(dir, "out")]);
   t.is(r.code, 0, r.stderr);
   const warnings = r.stderr.split("\n").filter((l) => l.startsWith("warning: "));
   t.deepEqual(warnings.length, 1, r.stderr);
-  t.regex(warnings[0]!, /^warning: the guest rejected action #\d+ holdRefs on nic0 \(kind vnode, count 1.*\): cannot hold references of kind \d+ \(error 22\)$/);
+  t.regex(warnings[0]!, /^warning: the guest rejected action #\d+ holdRefs on nic0 \(kind ifnet, count 1.*\): no such device \(error 6\)$/);
   t.regex(r.stdout, new RegExp(`^Guest commands rejected: ${holds.length} .*\\n +${holds.length}× +first action #`, "m"));
+});
+
+test("a sim storm asking the sim to hold what it cannot (vnode, devsw, netdev) is refused at the field's line and column", (t) => {
+  for (const kind of ["vnode", "devsw", "netdev"]) {
+    const holders = `machine: { type: sim }\nholders:\n  - kind: ${kind}\n    probability: 0.5\n`;
+    const e = t.throws(() => parseStorm(holders, "h.yaml"), { instanceOf: ScenarioError })!;
+    t.is(e.message, `h.yaml:3:11: holders[0].kind: the sim guest cannot hold ${kind} references; it holds device, ifnet, usbnet`);
+    const step = `machine: { type: sim }\nschedule:\n  steps:\n    - add: { nic: nic0, kind: usb-net }\n    - hold: { nic: nic0, kind: ${kind} }\n    - remove: nic0\n`;
+    const e2 = t.throws(() => parseStorm(step, "s.yaml"), { instanceOf: ScenarioError })!;
+    t.regex(e2.message, new RegExp(`^s\\.yaml:5:\\d+: schedule\\.steps\\[1\\]\\.hold\\.kind: the sim guest cannot hold ${kind} references`));
+  }
+  // The same holders on a QEMU guest are the Linux agent's to hold: accepted.
+  t.notThrows(() => parseStorm("machine: { type: qemu, profile: linux-guest }\nholders:\n  - kind: netdev\n", "q.yaml"));
 });
