@@ -574,7 +574,7 @@ class StormRun {
     // The record telemetryEventToRecord makes of a frame event.
     this.rec.append({ tNs, guest: frame });
     this.guest.onFrame(frame);
-    if (frame.ack != null && !this.lean) this.onAck(frame.ack, tNs);
+    if (frame.ack != null) this.onAck(frame.ack, tNs);
     // The callback first: every frame comes here.
     if (this.onGuestHello) {
       const h = helloOf(frame);

@@ -149,11 +149,12 @@ export class StepExecutor {
     const actionId = this.nicAction(kind, nic, this.lean ? undefined : JSON.stringify(args));
     if (!this.agentTalking()) return;
     const commandId = this.core.post(body);
-    // Only people read what a rejected command was: a judged run keeps nothing.
     // An unload or a drvctl -d the kernel refuses (busy, vetoed) is the
     // kernel's answer, which the model judges: only the other commands' errors
-    // mean the storm asked for something the guest agent would not do.
-    if (this.lean || body.unloadModule != null || body.detachDevice != null) return;
+    // mean the storm asked for something the guest agent would not do. A
+    // judged run keeps them too: a refusal is a record (its mark), counted as
+    // in the full run.
+    if (body.unloadModule != null || body.detachDevice != null) return;
     this.sent.set(commandId, { actionId, body, nic: nic ?? "", args });
     // An agent that stops answering must not grow this for the rest of the storm: the oldest unanswered go first.
     if (this.sent.size > MAX_UNANSWERED) this.sent.delete(this.sent.keys().next().value!);
