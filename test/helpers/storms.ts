@@ -1,5 +1,16 @@
 // Storms more than one test file runs.
-import type { StormInput } from "../../src/storm/index.js";
+import { ScenarioError, parseStorm, type ScenarioIssue, type StormInput } from "../../src/storm/index.js";
+
+/** What validation finds wrong with a storm file's text: [] when it is accepted. */
+export function stormIssues(text: string, file = "s.yaml"): ScenarioIssue[] {
+  try {
+    parseStorm(text, file);
+  } catch (e) {
+    if (e instanceof ScenarioError) return e.issues;
+    throw e;
+  }
+  return [];
+}
 
 /**
  * A short sim storm that takes every kind of step a storm has: USB and PCMCIA

@@ -8,16 +8,9 @@ import { join } from "node:path";
 import { ScenarioError, parseStorm, runStorm, type ScenarioIssue } from "../../src/storm/index.js";
 import { BUG_NAMES } from "../../src/sim/index.js";
 import { run, tempDir } from "../cli/helpers.js";
+import { stormIssues } from "../helpers/storms.js";
 
-function issues(text: string): ScenarioIssue[] {
-  try {
-    parseStorm(text, "s.yaml");
-  } catch (e) {
-    if (e instanceof ScenarioError) return e.issues;
-    throw e;
-  }
-  return [];
-}
+const issues = (text: string): ScenarioIssue[] => stormIssues(text);
 
 const stormWith = (machine: string[], step: string): string =>
   ["machine:", ...machine, "schedule:", "  steps:", "    - add: { nic: nic0, kind: usb-net }", `    - ${step}`, "    - remove: nic0", ""].join("\n");
