@@ -67,13 +67,12 @@ export function formatRuleSummary(rules: readonly RuleFirst[]): string[] {
 export function formatFindings(verdicts: readonly CheckedVerdict[], opts: CheckTextOptions): string[] {
   const out: string[] = [];
   const limit = new ExampleLimit(opts.examples);
-  const take = (rule: string): boolean => limit.take(rule);
   for (const g of groupCascades(verdicts)) {
     const cause = verdicts[g.cause]!;
     const cons = g.consequences;
     const wanted = opts.rule === undefined || cause.rule === opts.rule;
     const consWanted = opts.rule === undefined ? cons : cons.filter((i) => verdicts[i]!.rule === opts.rule);
-    const head = wanted && take(cause.rule);
+    const head = wanted && limit.take(cause.rule);
     if (head) out.push(`${g.cause + 1}. ${formatVerdict(cause)}`);
     if (consWanted.length === 0) continue;
     if (!head) {
@@ -83,7 +82,7 @@ export function formatFindings(verdicts: readonly CheckedVerdict[], opts: CheckT
     const lines: string[] = [];
     for (const i of consWanted) {
       const v = verdicts[i]!;
-      if (!take(v.rule)) continue;
+      if (!limit.take(v.rule)) continue;
       lines.push(`     ${i + 1}. ${v.severity.toUpperCase()} ${v.rule}: ${who(v)} ${verdictWhere(v)}: ${v.message.split("\n")[0]}`);
     }
     const count = `   ${cons.length} consequence${cons.length === 1 ? "" : "s"} of it${consWanted.length < cons.length ? ` (${consWanted.length} of rule ${opts.rule})` : ""}`;

@@ -143,7 +143,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   let announced = false;
   // A cascade gives thousands of verdicts of one rule: the console shows as many of each as check does.
   const shown = new ExampleLimit(DEFAULT_EXAMPLES);
-  const rejectionsShown = new ExampleLimit(1);
+  const rejectionsSaid = new Set<string>();
   let result: RunResult;
   try {
     const opts: Parameters<typeof runStorm>[1] = {
@@ -168,7 +168,10 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
       },
       onCommandRejected: (r) => {
         // Once per reason: a storm asking for what the guest cannot do asks every cycle (the summary counts them).
-        if (rejectionsShown.take(rejectionText(r))) progress.line(`warning: the guest rejected ${rejectedCommandText(r)}`);
+        const reason = rejectionText(r);
+        if (rejectionsSaid.has(reason)) return;
+        rejectionsSaid.add(reason);
+        progress.line(`warning: the guest rejected ${rejectedCommandText(r)}`);
       },
       onGuestHello: (h) => {
         // What the agent cannot see is neither a pass nor a violation: say it before any verdict.

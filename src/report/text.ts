@@ -79,9 +79,10 @@ export function renderText(report: RunReport, files: readonly string[] = []): st
     // By the guest's reason: a storm that asks for what the guest cannot do asks every cycle.
     const byReason = new Map<string, { n: number; first: RejectedCommand }>();
     for (const r of rejected) {
-      const g = byReason.get(rejectionText(r));
+      const reason = rejectionText(r);
+      const g = byReason.get(reason);
       if (g) g.n++;
-      else byReason.set(rejectionText(r), { n: 1, first: r });
+      else byReason.set(reason, { n: 1, first: r });
     }
     for (const { n, first } of [...byReason.values()].slice(0, MAX_REJECTED_LINES)) out.push(`  ${padLeft(String(n), 4)}×  ${n === 1 ? "" : "first "}${rejectedCommandText(first)}`);
     if (byReason.size > MAX_REJECTED_LINES) out.push(`  … and ${byReason.size - MAX_REJECTED_LINES} more reasons (see report.json)`);

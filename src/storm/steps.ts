@@ -40,7 +40,7 @@ export class StepExecutor {
   /** Cycles whose remove finished. */
   cyclesDone = 0;
   private actionId = 0;
-  /** Guest commands sent and not yet acknowledged, by command id (none in a judged run). */
+  /** Guest commands sent and not yet acknowledged, by command id (a judged run's too: a refusal's mark is a record). */
   private readonly sent = new Map<number, { actionId: number; body: Parameters<TelemetryCore["post"]>[0]; nic: string; args: Record<string, unknown> }>();
   // NICs a remove is under way for (so the schedule's own remove does not
   // repeat it), and NICs removed from the live view.
