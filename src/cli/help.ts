@@ -141,7 +141,8 @@ Builds a guest image:
     --release DIR      a local release directory instead (offline; build.sh's RELEASEDIR)
     --mirror URL       default https://cdn.netbsd.org/pub/NetBSD
     --out DIR          default build/netbsd-guest
-    --telemetry T      viocon (default for 10.1 and later) or com1 (default before 10.1 and for --release)
+    --telemetry T      com1 (default, every release: in every GENERIC) or viocon (10.0 and later;
+                       used only if the booted kernel attached viocon0, else com1)
     --kernel FILE      boot this kernel (e.g. PLUGSTORM: no built-in cdce, for unload storms)
     --nanopb-src DIR   nanopb runtime sources (or $NANOPB_SRC): the agent is compiled in the guest
     --size-mib N       root file system size (default 3072)

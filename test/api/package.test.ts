@@ -18,6 +18,7 @@ test("npm pack, install the tarball in a scratch project, import plugstorm by na
   mkdirSync(join(proj, "node_modules"), { recursive: true });
   writeFileSync(join(proj, "package.json"), JSON.stringify({ name: "scratch", private: true, type: "module" }));
   const deps = Object.keys((JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> }).dependencies);
+  mkdirSync(join(proj, "node_modules", "@types"));
   for (const d of deps) symlinkSync(resolve(ROOT, "node_modules", d), join(proj, "node_modules", d));
   execFileSync("npm", ["install", "--offline", "--no-audit", "--no-fund", "--no-save", "--ignore-scripts", join(dir, tgz)], { cwd: proj, stdio: "pipe", timeout: 120_000 });
   t.true(readdirSync(join(proj, "node_modules", "plugstorm", "dist", "src")).includes("index.d.ts"), "typed declarations are in the package");
@@ -52,7 +53,11 @@ console.log(JSON.stringify({
   t.is(out["startVm"], "function");
   t.true(out["rules"] as boolean);
 
-  // The types a user writes against resolve through "exports".
+  // The types a user writes against resolve through "exports", and the
+  // README's example type-checks as written. skipLibCheck is off, as in a
+  // strict user project: the package's own declarations are checked too, so
+  // a type they import from a package the user lacks (ws's were a dev
+  // dependency) fails here.
   writeFileSync(
     join(proj, "use.ts"),
     `import { runStorm, type Machine, type Verdict, type Rule, type StormVerdict, type RunResult, type TraceCheck, type Severity } from "plugstorm";
@@ -62,12 +67,38 @@ export async function f(m: Machine, c: TraceCheck, rule: Rule): Promise<[RunResu
 }
 `,
   );
-  writeFileSync(join(proj, "tsconfig.json"), JSON.stringify({ compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", strict: true, noEmit: true, skipLibCheck: true, types: [] }, files: ["use.ts"] }));
-  symlinkSync(resolve(ROOT, "node_modules", "@types"), join(proj, "node_modules", "@types"));
+  const example = readmeLibraryExample();
+  writeFileSync(join(proj, "readme.ts"), `${example}\nexport {};\n`);
+  writeFileSync(join(proj, "tsconfig.json"), JSON.stringify({ compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", strict: true, noEmit: true, skipLibCheck: false }, files: ["use.ts", "readme.ts"] }));
+  // protobufjs's "long", which a real install hoists beside it (here protobufjs is linked from this checkout).
+  symlinkSync(resolve(ROOT, "node_modules", "long"), join(proj, "node_modules", "long"));
   try {
     execFileSync(process.execPath, [resolve(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { cwd: proj, stdio: "pipe", timeout: 120_000 });
-    t.pass("use.ts type-checks against the package's declarations");
+    t.pass("use.ts and the README's example type-check against the package's declarations, skipLibCheck off");
   } catch (e) {
     t.fail(`tsc: ${String((e as { stdout?: Buffer }).stdout ?? e)}`);
   }
 });
+
+test("the README's library example runs as written, in a scratch project", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "plugstorm-readme-api-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, "node_modules"));
+  // The checkout itself stands for the installed package (the test above installs the packed one).
+  symlinkSync(ROOT, join(dir, "node_modules", "plugstorm"));
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "scratch", private: true, type: "module" }));
+  writeFileSync(join(dir, "readme.mjs"), `${readmeLibraryExample()}\nconsole.log(JSON.stringify({ status: r.status, again: again?.verdicts.length ?? -1, traceFile: r.traceFile }));\n`);
+  const out = JSON.parse(execFileSync(process.execPath, ["readme.mjs"], { cwd: dir, encoding: "utf8", timeout: 60_000 })) as { status: string; again: number; traceFile: string };
+  t.is(out.status, "clean");
+  t.true(out.again >= 0, "checkTrace ran on the run's trace");
+  t.true(out.traceFile.startsWith(join(dir, "runs", "lib")) || out.traceFile.startsWith(join("runs", "lib")), out.traceFile);
+});
+
+/** The code block under the README's "As a library" heading. */
+function readmeLibraryExample(): string {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const at = readme.indexOf("\n## As a library\n");
+  const m = /```(?:ts|js)\n([\s\S]*?)```/.exec(readme.slice(at));
+  if (at < 0 || m === null) throw new Error("README.md: no code block under ## As a library");
+  return m[1]!;
+}

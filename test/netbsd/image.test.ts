@@ -3,6 +3,7 @@
 // layout (MBR, bootxx, disklabel, FFS) written around makefs, against a fake
 // release made of real tar sets and a real SHA512 file in NetBSD's format.
 import test from "ava";
+import { HELP } from "../../src/cli/help.js";
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
@@ -257,6 +258,14 @@ test("telemetry: com1 by default on every release (viocon0 is in a kernel only i
   t.regex(readFileSync(join(forced.root, "etc/rc.conf"), "utf8"), /^plugstorm_telemetry=viocon$/m);
   t.like((await stage({ version: "10.0", telemetry: "viocon" }, "o5")).manifest, { telemetry: "viocon" });
   await t.throwsAsync(stage({ version: "9.4", telemetry: "viocon" }, "o4"), { instanceOf: AssembleError, message: /--telemetry viocon needs NetBSD 10\.0 or later .*9\.4.*use --telemetry com1/ });
+});
+
+test("image --help says the telemetry default the image builder uses", (t) => {
+  // It once said viocon was the default from 10.1 on: a storm written from it got no Hello.
+  const line = /--telemetry T\s+(.*)/.exec(HELP["image"]!)?.[1] ?? "";
+  const dflt = /(\w+) \(default\b/.exec(line)?.[1];
+  t.is(dflt, defaultNetbsdTelemetry("10.1"), line);
+  t.notRegex(HELP["image"]!, /viocon \(default/);
 });
 
 test("missing inputs fail fast, before any download, saying what to pass", async (t) => {
