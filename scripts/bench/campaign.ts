@@ -257,7 +257,7 @@ export async function run(): Promise<void> {
     const q = await loadQueue();
     const conn = q.parseRedisUrl(`redis://127.0.0.1:${redis.port}`, {});
     const worker = new q.QueueWorker(conn, { concurrency: 1 });
-    await worker.ready();
+    await worker.connect();
     const driver = new q.QueueDriver(conn);
     const { Redis } = await import("ioredis");
     const probe = new Redis({ port: redis.port, host: "127.0.0.1" });

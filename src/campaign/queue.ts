@@ -9,8 +9,8 @@
 
 import { createHash } from "node:crypto";
 import { hostname } from "node:os";
-import { Queue, Worker, type Job } from "bullmq";
-import { Redis } from "ioredis";
+import { Queue, Worker, isNotConnectionError, type Job } from "bullmq";
+import { Redis, type RedisOptions } from "ioredis";
 import type { CampaignDriver, DriverEnd, DriverSink } from "./campaign.js";
 import { JobSetupError, type JobResult } from "./job.js";
 import { WorkerPool } from "./pool.js";
@@ -80,14 +80,46 @@ const REMOVE_DEADLINE_MS = 3000;
 
 /**
  * A client of our own: BullMQ loads ioredis itself only through require(),
- * which an ES module does not have; and our own client is ours to close.
+ * which an ES module does not have; and our own client is ours to close,
+ * with the copies BullMQ makes of it (a worker's blocking connection).
  */
-function client(c: RedisConnection, lazyConnect = false): Redis {
+class Client extends Redis {
+  readonly copies: Redis[] = [];
+
+  override duplicate(override?: Partial<RedisOptions>): Redis {
+    const copy = new Redis({ ...this.options, ...override });
+    this.copies.push(copy);
+    return copy;
+  }
+
+  /**
+   * Closes this connection and its copies, settling their waiting commands.
+   * A connection that went away keeps its commands for its return
+   * (maxRetriesPerRequest: null), and ioredis's disconnect() while it waits
+   * to reconnect neither ends nor rejects them: a worker's blocking read would
+   * hold the process until BullMQ's own watchdog, drainDelay + 1 s later.
+   */
+  drop(): void {
+    for (const r of [this, ...this.copies]) {
+      r.disconnect();
+      (r as unknown as { flushQueue(e: Error): void }).flushQueue(new Error("Connection is closed."));
+    }
+  }
+}
+
+function client(c: RedisConnection, lazyConnect = false): Client {
   // A closing connection whose peer does not answer (a Redis that hung) is destroyed soon, not after ioredis's 2 s.
-  const r = new Redis({ ...c, lazyConnect, disconnectTimeout: 200 });
+  const r = new Client({ ...c, lazyConnect, disconnectTimeout: 200 });
   // Errors while Redis is away are expected; ioredis reconnects and callers see the outcome of their commands.
   r.on("error", () => {});
   return r;
+}
+
+/** Connects a lazy client: waitConnected's outcome (the first error, the deadline, or the signal), not ioredis's endless retries. */
+async function connectClient(redis: Redis, url: string, opts: { deadlineMs?: number; signal?: AbortSignal }): Promise<void> {
+  const connected = waitConnected(redis, url, opts);
+  if (redis.status === "wait") redis.connect().catch(() => {});
+  await connected;
 }
 
 /** Where a collected job's time went (the bench's queue latency), from BullMQ's own stamps. */
@@ -138,10 +170,7 @@ export class QueueDriver implements CampaignDriver {
    * written, so a campaign that cannot run says why first.
    */
   async connect(opts: { deadlineMs?: number; signal?: AbortSignal } = {}): Promise<void> {
-    const connected = waitConnected(this.redis, this.url, opts);
-    // Its outcome is waitConnected's (which has the deadline and the signal).
-    if (this.redis.status === "wait") this.redis.connect().catch(() => {});
-    await connected;
+    await connectClient(this.redis, this.url, opts);
     this.liveness ??= new RedisLiveness(this.redis, this.url, this.opts.downLimitMs ?? DEFAULT_DOWN_LIMIT_MS, this.opts.onNote);
   }
 
@@ -281,9 +310,16 @@ export class QueueDriver implements CampaignDriver {
   /** Closes the connection; prompt also when Redis is away (commands still waiting for it are dropped). */
   async close(): Promise<void> {
     this.liveness?.dispose();
-    if (this.redis.status === "ready") await Promise.race([this.queue.close().catch(() => {}), sleep(1000, AbortSignal.timeout(1000))]);
+    if (this.redis.status === "ready") await within(this.queue.close().catch(() => {}), 1000);
     this.redis.disconnect();
   }
+}
+
+/** p, or nothing after ms; the timer goes with p, keeping no process alive. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  const ac = new AbortController();
+  await Promise.race([p, sleep(ms, ac.signal)]);
+  ac.abort();
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -307,61 +343,105 @@ export interface QueueWorkerOptions {
   /** Stalls (dead workers) a job survives before it is marked failed. */
   maxStalled?: number;
   onJob?: (e: { jobId: string; state: "started" | "done" | "failed"; result?: JobResult; error?: string }) => void;
+  /** Errors other than Redis's absence (which onNote says). */
   onError?: (e: Error) => void;
+  /** Redis gone away and back. */
+  onNote?: (t: string) => void;
+  /** The queue's URL as the user gave it, for messages (default redis://HOST:PORT). */
+  url?: string;
+  /** How long a Redis that went away is waited for before lost() rejects. */
+  downLimitMs?: number;
 }
+
+/** Bounds a close that waits on Redis: when Redis is away its commands never settle. */
+const CLOSE_DEADLINE_MS = 1000;
 
 /** Pulls jobs from the queue and runs each on a local worker pool until closed. */
 export class QueueWorker {
   private readonly pool: WorkerPool;
-  private readonly worker: Worker<QueueJobData, JobResult>;
-  private readonly redis: Redis;
+  private worker: Worker<QueueJobData, JobResult> | undefined;
+  private readonly redis: Client;
+  private readonly url: string;
+  private liveness: RedisLiveness | undefined;
   readonly name = `${hostname()}:${process.pid}`;
 
-  constructor(connection: RedisConnection, opts: QueueWorkerOptions) {
+  constructor(
+    connection: RedisConnection,
+    private readonly opts: QueueWorkerOptions,
+  ) {
+    this.url = opts.url ?? `redis://${connection.host}:${connection.port}`;
     this.pool = new WorkerPool(opts.concurrency);
-    this.redis = client(connection);
-    this.worker = new Worker<QueueJobData, JobResult>(
+    // Connected by connect(): BullMQ's own connecting retries forever and says nothing.
+    this.redis = client(connection, true);
+  }
+
+  /**
+   * Connects, then starts pulling. Rejects with RedisUnreachable (the URL
+   * and the cause: refused, wrong password, no answer within the deadline)
+   * or Stopped (the signal aborted).
+   */
+  async connect(opts: { deadlineMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+    await connectClient(this.redis, this.url, opts);
+    const live = (this.liveness = new RedisLiveness(this.redis, this.url, this.opts.downLimitMs ?? DEFAULT_DOWN_LIMIT_MS, this.opts.onNote));
+    const o = this.opts;
+    // Made only now: its blocking connection, a copy of this client, is then made against a Redis that answered.
+    const worker = (this.worker = new Worker<QueueJobData, JobResult>(
       QUEUE_NAME,
       async (job) => {
         const d = job.data;
-        opts.onJob?.({ jobId: d.job.id, state: "started" });
+        o.onJob?.({ jobId: d.job.id, state: "started" });
         try {
           const r = await this.pool.run(d.job, d.tracesDir);
-          opts.onJob?.({ jobId: d.job.id, state: "done", result: r });
+          o.onJob?.({ jobId: d.job.id, state: "done", result: r });
           return { ...r, worker: this.name };
         } catch (e) {
           const msg = e instanceof Error ? e.message : String(e);
-          opts.onJob?.({ jobId: d.job.id, state: "failed", error: msg });
+          o.onJob?.({ jobId: d.job.id, state: "failed", error: msg });
           throw e instanceof JobSetupError ? e : new Error(msg);
         }
       },
       {
         connection: this.redis,
-        concurrency: opts.concurrency,
-        lockDuration: opts.lockMs ?? 30_000,
-        stalledInterval: opts.stalledMs ?? 30_000,
-        maxStalledCount: opts.maxStalled ?? 2,
+        concurrency: o.concurrency,
+        lockDuration: o.lockMs ?? 30_000,
+        stalledInterval: o.stalledMs ?? 30_000,
+        maxStalledCount: o.maxStalled ?? 2,
       },
-    );
-    this.worker.on("error", (e) => opts.onError?.(e));
+    ));
+    // Redis's absence is RedisLiveness's to say, once; BullMQ would repeat it for each of its connections and retries.
+    worker.on("error", (e) => {
+      if (!live.down && isNotConnectionError(e)) o.onError?.(e);
+    });
+    await live.guard(worker.waitUntilReady(), opts.signal ?? new AbortController().signal);
   }
 
-  /** Resolves when connected and pulling. */
-  async ready(): Promise<void> {
-    await this.worker.waitUntilReady();
+  /** Whether Redis is away right now (a close would wait for it). */
+  get redisDown(): boolean {
+    return this.liveness?.down ?? false;
+  }
+
+  /** p, unless Redis stays away past the limit first (RedisUnreachable). */
+  whileReachable<T>(p: Promise<T>): Promise<T> {
+    return this.liveness ? this.liveness.guard(p, new AbortController().signal) : p;
   }
 
   /** Waits for running jobs to finish, then stops. */
   async close(): Promise<void> {
-    await this.worker.close();
+    await this.worker?.close();
     await this.pool.stop();
-    this.redis.disconnect();
+    this.disconnect();
   }
 
-  /** Stops running jobs now (their storms stop their VMs); their locks lapse and other workers take them. */
+  /** Stops running jobs now (their storms stop their VMs); their locks lapse and other workers take them. Prompt also when Redis is away. */
   async abort(): Promise<void> {
     await this.pool.stop();
-    await this.worker.close(true);
-    this.redis.disconnect();
+    // BullMQ's close waits on Redis when it is away; the connections are dropped after the deadline.
+    if (this.worker) await within(this.worker.close(true).catch(() => {}), CLOSE_DEADLINE_MS);
+    this.disconnect();
+  }
+
+  private disconnect(): void {
+    this.liveness?.dispose();
+    this.redis.drop();
   }
 }

@@ -71,7 +71,7 @@ export function campaignProgressText(p: CampaignProgress): string {
 }
 
 const CAMPAIGN_OPTIONS = defineOptions("campaign", { out: { type: "string" }, resume: { type: "boolean" }, parallelism: { type: "string" }, queue: { type: "string" }, window: { type: "string" }, "redis-wait": { type: "string" }, quiet: { type: "boolean", short: "q" }, json: { type: "boolean" }, verbose: { type: "boolean", short: "v" } });
-const WORKER_OPTIONS = defineOptions("worker", { queue: { type: "string" }, concurrency: { type: "string" }, "lock-ms": { type: "string" }, "stalled-ms": { type: "string" }, "max-stalled": { type: "string" }, quiet: { type: "boolean", short: "q" } });
+const WORKER_OPTIONS = defineOptions("worker", { queue: { type: "string" }, concurrency: { type: "string" }, "lock-ms": { type: "string" }, "stalled-ms": { type: "string" }, "max-stalled": { type: "string" }, "redis-wait": { type: "string" }, quiet: { type: "boolean", short: "q" } });
 
 export async function campaignCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
@@ -265,8 +265,14 @@ folder every host sees at the same path). A worker that dies mid-job stops
 renewing its job's lock: after --lock-ms another worker runs the job again.
 The Redis password, if any, comes from PLUGSTORM_REDIS_PASSWORD.
 
+A Redis that cannot be reached at the start is an error naming the URL and
+the cause (within 5 s). A Redis that goes away later is said at once and
+waited for --redis-wait seconds; then the worker stops.
+
 SIGINT/SIGTERM: finish the running jobs, take no new ones, exit; a second
 signal stops the running storms at once (their jobs go to other workers).
+While Redis is away (or not yet reached) the first signal stops at once:
+a finished job could not be reported.
 
 options:
   --queue URL        redis://HOST:PORT[/DB] or rediss://HOST:PORT[/DB] (TLS)
@@ -274,7 +280,12 @@ options:
   --lock-ms MS       job lock duration (default 30000)
   --stalled-ms MS    how often to look for stalled jobs (default 30000)
   --max-stalled N    stalls a job survives before it is marked failed (default 2)
+  --redis-wait S     seconds to wait for a Redis that went away before stopping
+                     (default 60; exit 2, running jobs go to other workers)
   --quiet, -q        no line per job
+
+Exit codes: 0 stopped by SIGINT/SIGTERM, 2 usage or set-up error, or Redis
+unreachable (at the start, or for longer than --redis-wait).
 `;
 
 export async function workerCommand(argv: string[], io: Io): Promise<number> {
@@ -286,7 +297,6 @@ export async function workerCommand(argv: string[], io: Io): Promise<number> {
   );
   if (values.queue === undefined) throw new UsageError("--queue redis://HOST:PORT is required", "worker");
   const { QueueWorker, parseRedisUrl, QueueUsageError } = await loadQueue();
-  
   let conn;
   try {
     conn = parseRedisUrl(values.queue, process.env);
@@ -295,45 +305,80 @@ export async function workerCommand(argv: string[], io: Io): Promise<number> {
     throw e;
   }
   const concurrency = intOption("concurrency", values.concurrency, "worker", 1) ?? defaultParallelism(Array(1024).fill(SIM_JOB_MB)).n;
-  let lastError = "";
-  const opts: ConstructorParameters<typeof QueueWorker>[1] = {
-    concurrency,
-    onJob: (e) => {
-      if (values.quiet) return;
-      if (e.state === "started") io.err.write(`job ${e.jobId}: started\n`);
-      else if (e.state === "done") io.err.write(`job ${e.jobId}: ${e.result!.status}${e.result!.findings.length ? ` (${e.result!.findings.length} signature${e.result!.findings.length === 1 ? "" : "s"})` : ""}\n`);
-      else io.err.write(`job ${e.jobId}: failed: ${e.error}\n`);
-    },
-    // Redis away: one line per new error, not one per reconnect attempt.
-    onError: (e) => {
-      if (e.message === lastError) return;
-      lastError = e.message;
-      io.err.write(`worker: ${e.message}\n`);
-    },
-  };
   const lockMs = intOption("lock-ms", values["lock-ms"], "worker", 100);
   const stalledMs = intOption("stalled-ms", values["stalled-ms"], "worker", 100);
   const maxStalled = intOption("max-stalled", values["max-stalled"], "worker", 1);
+  const wait = intOption("redis-wait", values["redis-wait"], "worker", 1);
+  const say = (t: string): void => void io.err.write(`${t}\n`);
+  let lastError = "";
+  const opts: ConstructorParameters<typeof QueueWorker>[1] = {
+    concurrency,
+    url: values.queue,
+    onNote: say,
+    onJob: (e) => {
+      if (values.quiet) return;
+      if (e.state === "started") say(`job ${e.jobId}: started`);
+      else if (e.state === "done") say(`job ${e.jobId}: ${e.result!.status}${e.result!.findings.length ? ` (${e.result!.findings.length} signature${e.result!.findings.length === 1 ? "" : "s"})` : ""}`);
+      else say(`job ${e.jobId}: failed: ${e.error}`);
+    },
+    onError: (e) => {
+      if (e.message === lastError) return;
+      lastError = e.message;
+      say(`worker: ${e.message}`);
+    },
+  };
   if (lockMs !== undefined) opts.lockMs = lockMs;
   if (stalledMs !== undefined) opts.stalledMs = stalledMs;
   if (maxStalled !== undefined) opts.maxStalled = maxStalled;
+  if (wait !== undefined) opts.downLimitMs = wait * 1000;
   const w = new QueueWorker(conn, opts);
-  await w.ready();
-  if (!values.quiet) io.err.write(`worker ${w.name}: ${concurrency} at a time, pulling from ${values.queue}\n`);
+
+  // Signals are ours from the start: one while connecting ends the wait, not the process mid-way.
+  const connecting = new AbortController();
+  let ending: Promise<void> | undefined;
+  let endedBy!: () => void;
+  const ended = new Promise<void>((r) => (endedBy = r));
   let signals = 0;
-  await new Promise<void>((resolveDone) => {
-    const onSignal = (sig: NodeJS.Signals): void => {
-      signals++;
-      if (signals === 1) {
-        io.err.write(`${sig}: finishing running jobs, taking no new ones\n`);
-        void w.close().then(resolveDone);
-      } else {
-        io.err.write(`${sig}: stopping running jobs now\n`);
-        void w.abort().then(resolveDone);
-      }
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-  });
-  return 0;
+  let connected = false;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (!connected) {
+      if (signals === 1) say(`${sig}: stopped before Redis answered; no job was taken`);
+      connecting.abort();
+      return;
+    }
+    if (signals === 1 && !w.redisDown) {
+      say(`${sig}: finishing running jobs, taking no new ones`);
+      ending = w.close();
+    } else {
+      // With Redis away, a finished job could not be reported: it would only delay the exit.
+      say(`${sig}: stopping running jobs now${w.redisDown ? " (Redis is away; their jobs go to other workers once it is back)" : ""}`);
+      ending = w.abort();
+    }
+    void ending.then(endedBy);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    try {
+      await w.connect({ signal: connecting.signal });
+    } catch (e) {
+      if (e instanceof Stopped) return 0;
+      throw e;
+    }
+    connected = true;
+    if (!values.quiet) say(`worker ${w.name}: ${concurrency} at a time, pulling from ${values.queue}`);
+    try {
+      await w.whileReachable(ended);
+    } catch (e) {
+      if (!(e instanceof RedisUnreachable)) throw e;
+      await w.abort();
+      throw new Error(`${e.message}: the worker stopped (its running jobs go to other workers once Redis is back)`);
+    }
+    return 0;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await w.abort();
+  }
 }

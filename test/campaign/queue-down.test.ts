@@ -7,10 +7,9 @@
 
 import test from "ava";
 import { existsSync, writeFileSync } from "node:fs";
-import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { ROOT, run, start, tempDir } from "../cli/helpers.js";
-import { freePort, startRedis, type RedisServer } from "./redis.js";
+import { freePort, silentServer, startRedis, type RedisServer } from "./redis.js";
 
 const YANK = join(ROOT, "scripts/storms/usb-yank.yaml");
 
@@ -22,27 +21,6 @@ function campaign(d: string, name: string): string {
 
 function env(redis: RedisServer): NodeJS.ProcessEnv {
   return { ...process.env, PLUGSTORM_REDIS_PASSWORD: redis.password };
-}
-
-/** A TCP listener on loopback that accepts connections and never answers (a Redis that hangs); closed at teardown. */
-async function silentServer(t: Parameters<typeof tempDir>[0]): Promise<{ port: number; connected: Promise<void> }> {
-  const sockets = new Set<Socket>();
-  let onConnection!: () => void;
-  const connected = new Promise<void>((r) => (onConnection = r));
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on("error", () => {});
-    onConnection();
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  t.teardown(
-    () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  );
-  return { port: (server.address() as { port: number }).port, connected };
 }
 
 test("a closed port: the first line is the error, naming the URL and ECONNREFUSED; exit 2 within seconds, nothing written", async (t) => {

@@ -4,7 +4,7 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, connect } from "node:net";
+import { createServer, connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ExecutionContext } from "ava";
@@ -91,4 +91,25 @@ export async function startRedis(t: ExecutionContext): Promise<RedisServer> {
   });
   await launch();
   return { port, url: `redis://127.0.0.1:${port}`, dir, password, stop, restart: launch };
+}
+
+/** A TCP listener on loopback that accepts connections and never answers (a Redis that hangs); closed at teardown. */
+export async function silentServer(t: ExecutionContext): Promise<{ port: number; connected: Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let onConnection!: () => void;
+  const connected = new Promise<void>((r) => (onConnection = r));
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on("error", () => {});
+    onConnection();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  );
+  return { port: (server.address() as { port: number }).port, connected };
 }
