@@ -170,8 +170,10 @@ export class QueueDriver implements CampaignDriver {
    * written, so a campaign that cannot run says why first.
    */
   async connect(opts: { deadlineMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+    // Once connected, an absence is RedisLiveness's to wait out: run() connects again after the CLI did, and Redis may have gone in between.
+    if (this.liveness) return;
     await connectClient(this.redis, this.url, opts);
-    this.liveness ??= new RedisLiveness(this.redis, this.url, this.opts.downLimitMs ?? DEFAULT_DOWN_LIMIT_MS, this.opts.onNote);
+    this.liveness = new RedisLiveness(this.redis, this.url, this.opts.downLimitMs ?? DEFAULT_DOWN_LIMIT_MS, this.opts.onNote);
   }
 
   /**

@@ -10,6 +10,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, run, start, tempDir } from "../cli/helpers.js";
 import { freePort, silentServer, startRedis, type RedisServer } from "./redis.js";
+import { RedisUnreachable, loadCampaignFile, loadQueue } from "../../src/campaign/index.js";
 
 const YANK = join(ROOT, "scripts/storms/usb-yank.yaml");
 
@@ -101,4 +102,21 @@ test.serial("a Redis that wants a password not given: the first line says so and
   t.is(r.code, 2, r.stderr);
   t.regex(r.stderr.split("\n")[0]!, new RegExp(`^plugstorm campaign: cannot reach Redis at ${redis.url}: NOAUTH .* \\(the password comes from PLUGSTORM_REDIS_PASSWORD\\); nothing was run$`));
   t.false(existsSync(join(d, "out")));
+});
+
+test.serial("a Redis gone between the campaign's connect and the queue's run is waited for as mid-campaign, not refused as at the start", async (t) => {
+  const redis = await startRedis(t);
+  const d = tempDir(t);
+  const { spec } = await loadCampaignFile(campaign(d, "between"));
+  const { QueueDriver, parseRedisUrl } = await loadQueue();
+  const notes: string[] = [];
+  const driver = new QueueDriver(parseRedisUrl(redis.url, { PLUGSTORM_REDIS_PASSWORD: redis.password }), { url: redis.url, onNote: (n) => notes.push(n), downLimitMs: 1000 });
+  t.teardown(() => driver.close());
+  await driver.connect();
+  await redis.stop();
+  const sink = { result: async () => true, failed: async () => {}, running: () => {} };
+  const ac = new AbortController();
+  const e = await t.throwsAsync(driver.run(spec.jobs, spec, join(d, "traces"), sink, { signal: ac.signal, budget: ac.signal }), { instanceOf: RedisUnreachable });
+  t.is(e?.message.replace(/\(.*\)/, "(…)"), `Redis at ${redis.url} unreachable for 1 s (…)`);
+  t.regex(notes.join("\n"), /waiting up to 1 s for it to come back/);
 });
