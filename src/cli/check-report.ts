@@ -3,7 +3,7 @@
 
 import { toReportVerdict, type CheckedVerdict, type Summary } from "../check/index.js";
 import type { plugstorm } from "../gen/plugstorm.js";
-import type { RunReport, Timeline } from "../report/index.js";
+import { accelText, type RunReport, type Timeline } from "../report/index.js";
 import { TOOL_VERSION } from "../storm/index.js";
 import type { TraceStatus } from "../trace/index.js";
 
@@ -16,6 +16,8 @@ export interface TraceCheckFacts {
   status: TraceStatus;
   timeline: Timeline;
   records: number;
+  /** The run's STARTED machine record, when the machine started. */
+  started?: plugstorm.trace.v1.IMachineEvent;
 }
 
 export function traceRunReport(f: TraceCheckFacts): RunReport {
@@ -36,6 +38,27 @@ export function traceRunReport(f: TraceCheckFacts): RunReport {
     traceFile: f.path,
     timeline: f.timeline,
   };
+  const accel = startedAccel(h.machineProfile ?? "", f.started);
+  if (accel !== undefined) report.accel = accel;
   if (f.status.damaged.length > 0) report.traceDamage = { bytes: f.status.bytesSkipped, regions: f.status.damaged.map((d) => ({ ...d })) };
   return report;
+}
+
+/**
+ * The accelerator a QEMU run used, as the storm's own report says it
+ * (accelText): from the trace's STARTED record, the reason too where the
+ * trace has it. Undefined when the trace does not say (the machine never
+ * started, or a sim run): the machine line keeps the storm file's accel.
+ */
+function startedAccel(machineJson: string, started: plugstorm.trace.v1.IMachineEvent | undefined): string | undefined {
+  if (!started?.accel) return undefined;
+  let m: unknown;
+  try {
+    m = JSON.parse(machineJson);
+  } catch {
+    return undefined;
+  }
+  if (typeof m !== "object" || m === null || (m as { type?: unknown }).type !== "qemu") return undefined;
+  const requested = (m as { accel?: unknown }).accel;
+  return accelText(typeof requested === "string" ? requested : "auto", started.accel, started.accelReason ?? "");
 }

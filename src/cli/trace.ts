@@ -4,7 +4,7 @@ import { TraceChecker, type CheckedVerdict } from "../check/index.js";
 import { DEFAULT_EXAMPLES, formatFindings, formatRuleSummary, rulesByFirstOccurrence } from "../check/present.js";
 import { groupCascades, RULE_BY_ID } from "../model/index.js";
 import { TimelineCollector, writeReports } from "../report/index.js";
-import type { plugstorm } from "../gen/plugstorm.js";
+import { plugstorm } from "../gen/plugstorm.js";
 import { traceRunReport } from "./check-report.js";
 import { checkRecords } from "../check-trace.js";
 import { DEADLINE_PHASES, modelDeadlinesFromMs, type DeadlinePhase } from "../storm/index.js";
@@ -104,9 +104,12 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
   }
   const checker = new TraceChecker({ profile, deadlines: modelDeadlinesFromMs(ms) });
   const timeline = values.report !== undefined ? new TimelineCollector() : undefined;
+  let started: plugstorm.trace.v1.IMachineEvent | undefined;
   const toTimeline = timeline && ((r: plugstorm.trace.v1.Record): void => {
     // The trace's own verdict records are the run's; the report shows this check's.
     if (!r.verdict) timeline.push(r);
+    // The accelerator the run used is said once, when the machine started (after any KVM fallback).
+    if (r.machine?.kind === plugstorm.trace.v1.MachineEvent.Kind.STARTED) started ??= r.machine;
   });
   const { records: index, lastT, status } = await checkRecords(trace, checker, toTimeline);
   const { verdicts: all, summary } = checker.finish(lastT);
@@ -122,7 +125,7 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
     (status.damaged.length > 0 ? `; NOT CHECKED: ${damageNote(status)}` : "");
   if (values.report !== undefined) {
     for (const v of verdicts) timeline!.addVerdict(v);
-    const report = traceRunReport({ path, header: h, profile, verdicts, summary, status, timeline: timeline!.timeline(), records: index });
+    const report = traceRunReport({ path, header: h, profile, verdicts, summary, status, timeline: timeline!.timeline(), records: index, ...(started ? { started } : {}) });
     const { files } = await writeReports(values.report, report);
     if (!values.quiet && !values.json) io.out.write(`reports: ${files.join(", ")}\n`);
   }

@@ -41,7 +41,7 @@ export function observationRecord(obs: MachineObservation, lean = false): IRecor
     case "device":
       return { tNs, device: deviceSideRecord(obs) };
     case "started":
-      return { tNs, machine: { kind: MachKind.STARTED, accel: obs.accel, text: obs.description } };
+      return { tNs, machine: { kind: MachKind.STARTED, accel: obs.accel, text: obs.description, ...(obs.accelReason ? { accelReason: obs.accelReason } : {}) } };
     case "exited": {
       const m: plugstorm.trace.v1.IMachineEvent = {
         kind: obs.info.requested ? MachKind.STOPPED : MachKind.EXITED,
