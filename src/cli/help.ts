@@ -122,6 +122,11 @@ a port QEMU inserts a USB hub that outlives the NIC), QEMU's events ([qemu]) and
 what the guest agent reports ([guest]: attach, detach, drain, free). The guest's
 console goes to stdout and to a console log that Ctrl-C keeps (its path is printed).
 Ctrl-C stops the machine.
+
+--accel auto (the default) takes KVM when it looks usable and falls back to TCG
+if the guest prints nothing within 15 s. --accel kvm is used as asked, never
+given up: a warning says when auto would have picked TCG here (and why), and
+another when the guest has printed nothing under KVM within 15 s.
 `,
   qmp: `usage: plugstorm qmp SOCKET COMMAND [JSON-ARGUMENTS] [--timeout MS]
 

@@ -102,6 +102,7 @@ export async function vmCommand(argv: string[], io: Io): Promise<number> {
     if (obs.type === "console") io.out.write(obs.text);
     else if (obs.type === "qmp-event") show(`[qemu] ${obs.event} ${JSON.stringify(obs.data ?? {})}`);
     else if (obs.type === "started") show(`[qemu] started: accel ${accelText(spec.accel, obs.accel, obs.accelReason ?? "")}`);
+    else if (obs.type === "warning") show(`warning: ${obs.text}`);
     else if (obs.type === "telemetry-connected") show("[guest] telemetry channel connected");
     else if (obs.type === "telemetry-disconnected") show(`[guest] telemetry channel closed: ${obs.reason}`);
   });

@@ -166,6 +166,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
         // The run header's last line: what --accel auto picked, and why, is known only now.
         if (spec.machine.type === "qemu") progress.line(`machine started: accel ${accelText(spec.machine.accel, a.used, a.reason)}`);
       },
+      onMachineWarning: (text) => progress.line(`warning: ${text}`),
       onCommandRejected: (r) => {
         // Once per reason: a storm asking for what the guest cannot do asks every cycle (the summary counts them).
         const reason = rejectionText(r);

@@ -118,6 +118,8 @@ export type MachineObservation =
   | DeviceSideObservation
   /** accelReason: why that accelerator (QEMU: what auto saw, or why KVM fell back to TCG). */
   | { type: "started"; tNs: number; accel: string; description: string; accelReason?: string }
+  /** What the user should hear but is no error (QEMU: KVM asked for where it is unlikely to run, or a guest silent under it). Not in the trace. */
+  | { type: "warning"; tNs: number; text: string }
   | { type: "exited"; tNs: number; info: ExitInfo };
 
 export type DeviceSideEvent = "connect" | "disconnect" | "disconnect-ack" | "closed" | "protocol-error" | "control-status" | "fault-armed" | "fault" | "transfers";

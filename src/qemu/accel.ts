@@ -40,3 +40,23 @@ export function chooseAccel(request: AccelRequest, probe: AccelProbe = {}): Acce
   }
   return { accel: "kvm", reason: `${devKvm} opens`, unproven: true };
 }
+
+/**
+ * Why KVM is unlikely to run a guest here: the reason auto would pick TCG,
+ * or undefined where auto would take KVM. KVM asked for is used all the
+ * same (there is no fallback from a choice the user made); this is said.
+ */
+export function kvmDoubt(probe: AccelProbe = {}): string | undefined {
+  const auto = chooseAccel("auto", probe);
+  return auto.accel === "tcg" ? auto.reason : undefined;
+}
+
+/** The warning for KVM asked for on a host where auto would not take it. */
+export function kvmDoubtWarning(reason: string): string {
+  return `KVM was asked for (accel kvm), but it is unlikely to run a guest here: ${reason}; accel auto would use TCG`;
+}
+
+/** The warning for a guest silent under KVM asked for, after the deadline auto gives KVM before falling back. */
+export function kvmSilentWarning(ms: number): string {
+  return `the guest has printed nothing under KVM in ${ms / 1000} s (no console or telemetry output): KVM may not run guests on this host; try accel tcg or auto`;
+}

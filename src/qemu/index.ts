@@ -30,7 +30,7 @@ export {
   type TelemetryTransport,
   type UsbControllerSpec,
 } from "./profile.js";
-export { chooseAccel, type AccelChoice, type AccelProbe } from "./accel.js";
+export { chooseAccel, kvmDoubt, kvmDoubtWarning, kvmSilentWarning, type AccelChoice, type AccelProbe } from "./accel.js";
 export { StderrTail, STDERR_NOISE } from "./stderr.js";
 export { LINUX_MAX_XHCI_CONTROLLERS, linuxGuestImage, linuxGuestProfile, linuxGuestUsb, type LinuxGuestImage, type LinuxGuestOptions } from "./profiles/linux-guest.js";
 export { netbsdGuestPaths, netbsdGuestProfile, netbsdTelemetryTransport, type NetbsdGuestImage, type NetbsdGuestOptions } from "./profiles/netbsd-guest.js";

@@ -3,7 +3,7 @@
 // deadline. For USB, DEVICE_DELETED is QEMU finalising the unplug, never the
 // guest finishing its detach: only guest telemetry can tell that.
 
-import type { AccelChoice } from "./accel.js";
+import { kvmDoubt, kvmDoubtWarning, kvmSilentWarning, type AccelChoice } from "./accel.js";
 import { QemuExitedError, QemuProcess, describeExit, type QemuOptions } from "./process.js";
 import { BARE_PROFILE, usbPorts, type MachineProfile, type TelemetryTransport } from "./profile.js";
 import { chardevAdd, chardevRemove, deviceAdd, deviceDel, queryStatus, QmpCommandError, QmpTimeoutError, type ExecuteOptions, type QmpEvent, type QmpTraffic } from "../qmp/index.js";
@@ -157,7 +157,7 @@ export class QemuMachine implements Machine {
   private async fallBackIfLifeless(): Promise<void> {
     const choice = this.process.accel;
     if (!choice?.unproven || this.profile.paused) return;
-    const ms = this.options.lifeTimeoutMs ?? 15_000;
+    const ms = this.lifeTimeoutMs;
     if (await this.signOfLife(ms)) return;
     const old = this.process;
     this.consoleSeen = false;
@@ -169,6 +169,25 @@ export class QemuMachine implements Machine {
     await this.process.start();
   }
 
+  private get lifeTimeoutMs(): number {
+    return this.options.lifeTimeoutMs ?? 15_000;
+  }
+
+  /**
+   * KVM asked for is never given up, but a guest silent under it past the
+   * deadline auto gives KVM is said (a warning), without holding up the start.
+   */
+  private warnIfLifeless(): void {
+    const choice = this.process.accel;
+    if (choice?.accel !== "kvm" || choice.unproven || this.profile.paused) return;
+    const p = this.process;
+    const ms = this.lifeTimeoutMs;
+    // signOfLife ends with the process too (a stopped machine is not silent).
+    void this.signOfLife(ms).then((alive) => {
+      if (!alive && p === this.process) this.emit({ type: "warning", tNs: this.clock.now(), text: kvmSilentWarning(ms) });
+    });
+  }
+
   /** The QEMU process (argv, accel choice, pid, QMP client) for callers that need more than the Machine interface. */
   get qemu(): QemuProcess {
     return this.process;
@@ -178,8 +197,12 @@ export class QemuMachine implements Machine {
     if (this.startCalled) throw new Error("QemuMachine.start: already started");
     this.startCalled = true;
     this.clock.startNow();
+    // Said before QEMU starts: a KVM that cannot run the guest may not let QEMU come up either.
+    const doubt = this.options.accel === "kvm" && !this.options.accelChoice ? kvmDoubt(this.options.accelProbe) : undefined;
+    if (doubt !== undefined) this.emit({ type: "warning", tNs: this.clock.now(), text: kvmDoubtWarning(doubt) });
     await this.process.start();
     await this.fallBackIfLifeless();
+    this.warnIfLifeless();
     this.process.qmp.observe((t) => this.onTraffic(t));
     const accel = this.process.accel!;
     this.emit({ type: "started", tNs: this.clock.now(), accel: accel.accel, accelReason: accel.reason, description: `QEMU, profile ${this.profile.name}, ${accel.accel} (${accel.reason})` });

@@ -35,6 +35,7 @@ export function observationRecord(obs: MachineObservation, lean = false): IRecor
       return { tNs, qmpEvent: { event: obs.event, data: lean ? leanEventData(obs.event, obs.data) : json(obs.data ?? {}), qemuTimeUs: obs.qemuTimeUs } };
     case "telemetry-connected":
     case "telemetry-disconnected":
+    case "warning":
       return null;
     case "console":
       return { tNs, machine: { kind: MachKind.CONSOLE, text: obs.text } };

@@ -74,6 +74,8 @@ export interface RunOptions {
   onVerdict?: (v: StormVerdict) => void;
   /** The machine started: the accelerator it runs with ("sim" on the sim machine) and why. */
   onMachineStarted?: (accel: { used: string; reason: string }) => void;
+  /** The machine warns (QEMU: KVM asked for where it is unlikely to run a guest, or a guest silent under it). */
+  onMachineWarning?: (text: string) => void;
   /** The guest agent refused a guest command (its ack carries an error). */
   onCommandRejected?: (r: RejectedCommand) => void;
   onProgress?: (p: StormProgress) => void;
@@ -392,6 +394,7 @@ class StormRun {
         // QMP commands and replies only counted, when nothing but the checker reads records (see Recorder.tally).
         if ((obs.type === "qmp-command" || obs.type === "qmp-reply") && this.rec.tally()) return;
         if (obs.type === "started") this.onMachineStarted(obs);
+        else if (obs.type === "warning") this.opts.onMachineWarning?.(obs.text);
         const r = observationRecord(obs, this.lean);
         if (r !== null) this.rec.append(r);
       },

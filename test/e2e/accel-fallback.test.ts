@@ -6,14 +6,15 @@
 // broken KVM is not recognisable. Run under `flock /tmp/plugstorm-qemu.lock`.
 import test from "ava";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { MachineObservation } from "../../src/hotplug/index.js";
 import { QemuMachine } from "../../src/qemu/index.js";
-import { chooseAccel, linuxGuestImage, linuxGuestProfile } from "../../src/qemu/index.js";
+import { chooseAccel, kvmDoubt, kvmDoubtWarning, kvmSilentWarning, linuxGuestImage, linuxGuestProfile } from "../../src/qemu/index.js";
 import { GuestStreamDecoder } from "../../src/telemetry/index.js";
+import { start } from "../cli/helpers.js";
 import { alive } from "../helpers/process.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -71,4 +72,34 @@ test("auto: a KVM that opens but runs no guest is given up for TCG after the sig
   const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no Hello within 90 s of the restart")), 90_000).unref());
   await Promise.race([helloSeen, deadline]);
   t.false(seen.some((o) => o.type === "exited"), "the machine did not report the abandoned QEMU's exit as its own");
+});
+
+test("vm linux-guest --accel kvm where auto would not take KVM: a warning at start, one when the guest stays silent, and it keeps running", async (t) => {
+  const doubt = kvmDoubt();
+  if (doubt === undefined || !existsSync("/dev/kvm")) {
+    // A KVM that runs guests (no warning due), or none to start QEMU under.
+    t.log(`not a host whose KVM opens but is doubted: ${doubt ?? "auto takes KVM"}`);
+    t.pass();
+    return;
+  }
+  const vm = start(t, ["vm", "linux-guest", "--accel", "kvm"], { timeoutMs: 60_000 });
+  // QEMU is the vm process's child: ended here even when the test fails (the helper SIGKILLs the vm process, which cannot then stop it).
+  const qemu: number[] = [];
+  t.teardown(() => {
+    for (const pid of qemu) if (alive(pid)) process.kill(pid, "SIGKILL");
+  });
+  await vm.waitFor(/^machine linux-guest running/m, 30_000);
+  qemu.push(...execFileSync("ps", ["-o", "pid=", "--ppid", String(vm.child.pid)], { encoding: "utf8" }).split(/\s+/).filter(Boolean).map(Number));
+  const t0 = Date.now();
+  await vm.waitFor(/^warning: the guest has printed nothing under KVM/m, 25_000);
+  t.log(`silent warning ${Date.now() - t0} ms after "running"`);
+  vm.child.kill("SIGINT");
+  const r = await vm.done;
+  t.is(r.code, 0, r.stderr);
+  const lines = r.stderr.split("\n");
+  t.is(lines[0], `warning: ${kvmDoubtWarning(doubt)}`, "the first line, before QEMU starts");
+  t.is(lines[1], "[qemu] started: accel kvm", "KVM as asked: no fallback");
+  t.true(lines.includes(`warning: ${kvmSilentWarning(15_000)}`), r.stderr);
+  t.false(lines.some((l) => /restarted under TCG/.test(l)));
+  for (const pid of qemu) t.false(alive(pid), `QEMU ${pid} stopped with the vm`);
 });

@@ -4,9 +4,9 @@
 // `flock /tmp/plugstorm-qemu.lock`.
 
 import test from "ava";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { chooseAccel } from "../../src/qemu/index.js";
+import { chooseAccel, kvmDoubt, kvmDoubtWarning } from "../../src/qemu/index.js";
 import { accelText } from "../../src/report/index.js";
 import { ROOT, run, start, tempDir } from "../cli/helpers.js";
 
@@ -33,4 +33,23 @@ test("vm bare: the first line names the accelerator used and why auto chose it",
   vm.child.kill("SIGINT");
   const r = await vm.done;
   t.is(r.stderr.split("\n")[0], `[qemu] started: accel ${accelText("auto", choice.accel, choice.reason)}`);
+});
+
+test("storm with accel kvm where auto would not take KVM: a warning in the header, before the machine starts; KVM all the same", async (t) => {
+  const doubt = kvmDoubt();
+  if (!existsSync("/dev/kvm")) {
+    t.log("no /dev/kvm: QEMU cannot start under KVM here");
+    t.pass();
+    return;
+  }
+  const dir = tempDir(t);
+  const file = join(dir, "bare-kvm.yaml");
+  writeFileSync(file, readFileSync(join(ROOT, "scripts/storms/qemu-usb-bare.yaml"), "utf8").replace(/^( *)accel: tcg$/m, "$1accel: kvm"));
+  const r = await run(t, ["storm", file, "--out", join(dir, "out")], { timeoutMs: 60_000 });
+  const lines = r.stderr.split("\n");
+  const started = lines.indexOf("machine started: accel kvm");
+  t.true(started > 0, r.stderr);
+  const warned = lines.indexOf(`warning: ${doubt === undefined ? "" : kvmDoubtWarning(doubt)}`);
+  if (doubt === undefined) t.is(warned, -1, "no warning where auto would take KVM");
+  else t.true(warned >= 0 && warned < started, r.stderr);
 });
