@@ -125,7 +125,8 @@ export async function runJob(job: CampaignJob, tracesDir: string, signal?: Abort
     repetition: job.repetition,
     hash: job.hash,
     machineType: spec.machine.type,
-    status: r.status,
+    // A time limit comes to a campaign's storms only through its signal (JobInterrupted above); were it to, it found nothing.
+    status: r.status === "violations" ? "violations" : "clean",
     exitCode: r.status === "violations" ? 1 : 0,
     abortReason: r.abortReason ?? null,
     cycles: r.cyclesDone,

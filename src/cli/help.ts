@@ -43,7 +43,8 @@ options:
   --bug NAME[@P][:TARGET]  inject a bug into the sim kernel (repeatable)
   --stop-on-first          stop at the first violation
   --shrink                 after a violation (sim only), write a minimal storm to DIR/shrunk.yaml
-  --time-limit DURATION    stop cleanly after this much wall time (e.g. 30s, 5m)
+  --time-limit DURATION    stop cleanly after this much wall time (e.g. 30s, 5m): a planned
+                           end, status "time-limit" (exit 0 unless it found violations)
   --max-trace-bytes SIZE   stop cleanly once the trace holds this much (default 2G; e.g. 500M)
   --wall-clock-start MS    trace header wall-clock start (default: 0 on sim so traces of
                            one seed are byte-identical; the current time on QEMU)
@@ -60,10 +61,11 @@ options:
   --serve-close            close the live view once the report is printed (for scripts)
   --serve-linger           the default with --serve: keep the view up until Ctrl-C
 
-Exit: 0 clean, 1 violations, 2 bad storm file or set-up error (e.g. QEMU missing:
-run scripts/setup-host), 130/143 when interrupted (SIGINT/SIGTERM) before any
-violation. An interrupted run still writes a complete trace and its reports; so does
-a run stopped from the live view (exit 0 unless it found violations).
+Exit: 0 clean (also stopped at --time-limit), 1 violations, 2 bad storm file or
+set-up error (e.g. QEMU missing: run scripts/setup-host), 130/143 when
+interrupted (SIGINT/SIGTERM) before any violation. An interrupted run still
+writes a complete trace and its reports; so does a run stopped from the live
+view (exit 0 unless it found violations).
 `,
   check: `usage: plugstorm check TRACE [--profile netbsd|linux] [--deadline PHASE=MS ...] [--rule ID] [--examples N] [-q|--quiet] [--json] [--report DIR]
 

@@ -66,7 +66,8 @@ function render(report: RunReport, options: HtmlOptions, o: HtmlOut): void {
   const rules = rulesOf(report);
   const broken = rules.filter((r) => r.verdicts.length > 0).sort(byFirstOccurrence);
   const status = report.exit.status;
-  const badge = status === "clean" ? "pass" : status === "violations" ? "fail" : "abort";
+  // A time limit is an end the user set, with nothing found until then: no warning colour.
+  const badge = status === "clean" || status === "time-limit" ? "pass" : status === "violations" ? "fail" : "abort";
   const c = report.counts;
   const tl = report.timeline;
   const chosen = chooseLanes(tl, maxLanes);
@@ -111,7 +112,7 @@ function render(report: RunReport, options: HtmlOptions, o: HtmlOut): void {
 </head>
 <body>
 <header>
-  <div class="title"><span class="badge ${badge}">${x(status === "clean" ? "PASS" : status === "violations" ? "VIOLATIONS" : "ABORTED")}</span>
+  <div class="title"><span class="badge ${badge}">${x(status === "clean" ? "PASS" : status === "violations" ? "VIOLATIONS" : status === "time-limit" ? "TIME LIMIT" : "ABORTED")}</span>
   <h1>${x(report.scenarioName)}</h1><span class="tool">${x(report.toolVersion)}</span></div>
   ${status === "aborted" ? `<p class="abort-reason">Run aborted: ${x(report.exit.status === "aborted" ? report.exit.reason : "")}</p>` : ""}
   <dl class="meta">${meta.map(([k, v, wide]) => `<div${wide ? ' class="wide"' : ""}><dt>${x(k)}</dt><dd title="${x(v)}">${x(v)}</dd></div>`).join("")}</dl>

@@ -15,6 +15,8 @@ export function statusLine(report: RunReport): string {
       return "PASS";
     case "violations":
       return "VIOLATIONS";
+    case "time-limit":
+      return "TIME LIMIT, no violations";
     case "aborted":
       return `ABORTED: ${oneLine(report.exit.reason)}`;
   }

@@ -82,6 +82,8 @@ export interface ReportSummary {
 export type ExitStatus =
   | { status: "clean" }
   | { status: "violations" }
+  /** Stopped at the time limit it was given (--time-limit), no violation found until then: a planned end, not a failure. */
+  | { status: "time-limit" }
   | { status: "aborted"; reason: string };
 
 export interface RunCounts {

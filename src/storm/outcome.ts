@@ -121,7 +121,13 @@ function stoppedAsAsked(r: StopReason): boolean {
   }
 }
 
-export type RunStatus = "clean" | "violations" | "aborted";
+/**
+ * clean: ran to its end (or to the violation it was told to stop at) and found
+ * nothing; time-limit: stopped at the --time-limit it was given, a planned end,
+ * nothing found until then; violations: found some, however it ended;
+ * aborted: stopped before its end otherwise (a signal, an error, a dead machine).
+ */
+export type RunStatus = "clean" | "violations" | "time-limit" | "aborted";
 
 /** 0 clean, 1 violations, 2 aborted by an error, 130/143 stopped by SIGINT/SIGTERM (128 + signal number, as shells expect). */
 export type ExitCode = 0 | 1 | 2 | 130 | 143;
@@ -138,6 +144,7 @@ export interface RunEnd {
 export function statusOf(end: RunEnd): RunStatus {
   if (end.stop.kind === "failed") return "aborted";
   if (end.failing > 0) return "violations";
+  if (end.stop.kind === "time-limit") return "time-limit";
   return end.stop.kind === "completed" || end.stop.kind === "violation" ? "clean" : "aborted";
 }
 

@@ -22,12 +22,7 @@ export function buildRunReport(r: RunResult, startedAtMs: number, timeline: Time
     startedAtMs,
     durationMs: r.durationMs,
     reproduce: r.reproduce,
-    exit:
-      r.status === "clean"
-        ? { status: "clean" }
-        : r.status === "violations"
-          ? { status: "violations" }
-          : { status: "aborted", reason: r.abortReason ?? "aborted" },
+    exit: r.status === "aborted" ? { status: "aborted", reason: r.abortReason ?? "aborted" } : { status: r.status },
     verdicts: r.verdicts.map((v) => v.report),
     summary: (r.summary ?? null) as RunReport["summary"],
     counts: { cycles: r.cyclesDone, frames: r.frames, framesLost: r.framesLost, corrupt: r.corrupt },

@@ -98,6 +98,17 @@ test("junit.xml stays well-formed with control characters and an aborted run", (
   t.is(findAll(root, "testsuite")[0]!.attrs.errors, "1");
 });
 
+test("a run stopped at its time limit is no failure in any report: its own status, no junit error, a pass-coloured badge", (t) => {
+  const report: RunReport = { ...syntheticReport(), exit: { status: "time-limit" }, verdicts: [] };
+  t.regex(renderText(report).split("\n")[0]!, / · TIME LIMIT, no violations$/);
+  const root = parseXml(renderJunit(report));
+  t.is(findAll(root, "testsuite")[0]!.attrs.errors, "0");
+  t.is(findAll(root, "error").length, 0);
+  const html = renderHtml(report);
+  t.true(html.includes(`<span class="badge pass">TIME LIMIT</span>`));
+  t.false(html.includes("Run aborted"));
+});
+
 test("the XML checker used above rejects what is not well-formed", (t) => {
   t.throws(() => parseXml(`<a><b></a></b>`), { message: /closes/ });
   t.throws(() => parseXml(`<a x="1 < 2"/>`), { message: /'<' in attribute/ });

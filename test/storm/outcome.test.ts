@@ -50,12 +50,14 @@ test("every stop reason has its exit code, with and without violations and write
   t.is(Object.keys(expected).length, every.length);
 });
 
-test("status: a failed run is aborted whatever it found; violations otherwise win; only completed and violation stops are clean", (t) => {
+test("status: a failed run is aborted whatever it found; violations otherwise win; only completed and violation stops are clean; a time limit is its own planned end", (t) => {
   t.is(statusOf({ stop: { kind: "failed", message: "x" }, failing: 2, writeErrors: 0 }), "aborted");
   t.is(statusOf({ stop: { kind: "signal", signal: "SIGINT" }, failing: 2, writeErrors: 0 }), "violations");
   t.is(statusOf({ stop: { kind: "completed" }, failing: 0, writeErrors: 0 }), "clean");
   t.is(statusOf({ stop: { kind: "violation" }, failing: 0, writeErrors: 0 }), "clean");
-  t.is(statusOf({ stop: { kind: "time-limit" }, failing: 0, writeErrors: 0 }), "aborted");
+  t.is(statusOf({ stop: { kind: "time-limit" }, failing: 0, writeErrors: 0 }), "time-limit");
+  t.is(statusOf({ stop: { kind: "time-limit" }, failing: 1, writeErrors: 0 }), "violations");
+  t.is(statusOf({ stop: { kind: "interrupted" }, failing: 0, writeErrors: 0 }), "aborted");
 });
 
 test("an abort reason given to the run's signal becomes its stop reason", (t) => {
@@ -77,13 +79,13 @@ test("stop texts keep the words traces and reports have always used", (t) => {
 
 const long = () => loadStorm({ machine: { type: "sim" }, nics: { mix: [{ kind: "usb-net", count: 2 }] }, schedule: { cycles: 1_000_000, maxInFlight: 2, dwell: "2ms" } });
 
-for (const [reason, code, text] of [
-  [{ kind: "signal", signal: "SIGINT" }, 130, "interrupted"],
-  [{ kind: "signal", signal: "SIGTERM" }, 143, "interrupted"],
-  [{ kind: "time-limit" }, 0, "time limit"],
-  [new DOMException("time limit", "TimeoutError"), 0, "time limit"],
+for (const [reason, code, text, status] of [
+  [{ kind: "signal", signal: "SIGINT" }, 130, "interrupted", "aborted"],
+  [{ kind: "signal", signal: "SIGTERM" }, 143, "interrupted", "aborted"],
+  [{ kind: "time-limit" }, 0, "time limit", "time-limit"],
+  [new DOMException("time limit", "TimeoutError"), 0, "time limit", "time-limit"],
 ] as const) {
-  test(`a run aborted with ${JSON.stringify(reason instanceof DOMException ? reason.name : reason)} ends with exit code ${code}`, async (t) => {
+  test(`a run aborted with ${JSON.stringify(reason instanceof DOMException ? reason.name : reason)} ends with exit code ${code}, status ${status}`, async (t) => {
     const ac = new AbortController();
     const r = await runStorm(long(), {
       out: null,
@@ -94,7 +96,7 @@ for (const [reason, code, text] of [
     });
     t.is(r.exitCode, code);
     t.is(r.abortReason, text);
-    t.is(r.status, "aborted");
+    t.is(r.status, status);
     t.true(r.cyclesDone >= 20 && r.cyclesDone < 1_000_000);
   });
 }

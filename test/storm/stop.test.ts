@@ -90,8 +90,17 @@ test("--time-limit and SIGTERM end a long-dwell storm; --max-trace-bytes ends it
   t.is(limited.code, 0, limited.stderr);
   t.regex(limited.stderr, /started: 10000 cycles, output in/);
   t.regex(limited.stdout, /stopped early: time limit/);
-  // The storm's own limit, not a model deadline, heads the summary too.
-  t.regex(limited.stdout, /^plugstorm .* · ABORTED: time limit$/m);
+  // The storm's own limit, not a model deadline, heads the summary too: a planned end, not an abort.
+  t.regex(limited.stdout, /^plugstorm .* · TIME LIMIT, no violations$/m);
+  const a = join(dir, "a");
+  t.deepEqual((JSON.parse(readFileSync(join(a, "report.json"), "utf8")) as { exit: unknown }).exit, { status: "time-limit" });
+  const junit = readFileSync(join(a, "junit.xml"), "utf8");
+  t.regex(junit, /<testsuites [^>]*errors="0"/, "no <error> case for a time limit");
+  t.false(junit.includes("<error"));
+  t.regex(readFileSync(join(a, "report.html"), "utf8"), /<span class="badge pass">TIME LIMIT<\/span>/);
+  const limitedJson = await start(t, ["storm", file, "--out", join(dir, "a2"), "--time-limit", "1s", "--json"]).done;
+  t.is(limitedJson.code, 0, limitedJson.stderr);
+  t.like(JSON.parse(limitedJson.stdout), { status: "time-limit", exitCode: 0, abortReason: "time limit", stop: { kind: "time-limit" } });
 
   const s = start(t, ["storm", file, "--out", join(dir, "b")]);
   await s.waitFor(/started: /, 30_000);
