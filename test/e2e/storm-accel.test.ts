@@ -24,6 +24,10 @@ test("storm --accel auto on QEMU: the header and the summary name the accelerato
   const machine = r.stdout.split("\n").find((l) => l.startsWith("  machine: "))!;
   t.true(machine.includes(` · ${said} · `), machine);
   t.false(machine.includes("accel auto"), machine);
+  // check --report on the trace says the same: the trace keeps the accelerator and why.
+  const checked = await run(t, ["check", join(dir, "out", "trace.pstrace"), "--report", join(dir, "checked")]);
+  t.is(checked.code, 1, checked.stderr);
+  t.is(readFileSync(join(dir, "checked", "summary.txt"), "utf8").split("\n").find((l) => l.startsWith("  machine: ")), machine);
 });
 
 test("vm bare: the first line names the accelerator used and why auto chose it", async (t) => {
