@@ -3,11 +3,10 @@
 // collecting. Each test starts its own Redis and stops it, also on failure.
 
 import test from "ava";
-import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, run, start, tempDir, type Running } from "../cli/helpers.js";
-import { alive } from "../helpers/process.js";
+import { alive, childrenOf } from "../helpers/process.js";
 import { startRedis, type RedisServer } from "./redis.js";
 import type { CampaignReport, JobResult } from "../../src/campaign/index.js";
 
@@ -30,14 +29,6 @@ function report(out: string): CampaignReport {
 function results(out: string): JobResult[] {
   const dir = join(out, "results");
   return readdirSync(dir).map((f) => JSON.parse(readFileSync(join(dir, f), "utf8")) as JobResult);
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return execFileSync("ps", ["-o", "pid=", "--ppid", String(pid)], { encoding: "utf8" }).split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
 }
 
 function signatures(r: CampaignReport): string[] {

@@ -6,7 +6,10 @@
 // is still running.
 
 import test from "ava";
-import { run, start } from "../cli/helpers.js";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { run, start, tempDir } from "../cli/helpers.js";
+import { alive, childrenOf } from "../helpers/process.js";
 import { freePort, silentServer, startRedis, type RedisServer } from "./redis.js";
 
 function env(redis: RedisServer): NodeJS.ProcessEnv {
@@ -76,6 +79,30 @@ for (const [signal, down] of [["SIGINT", false], ["SIGTERM", false], ["SIGINT", 
     t.notRegex(r.stderr, /^worker: /m, "Redis's absence is said once, not as each connection's error");
   });
 }
+
+test.serial("Redis gone while a job runs: SIGTERM stops the job's storm at once (its result could not be reported), within 2 s", async (t) => {
+  const redis = await startRedis(t);
+  const d = tempDir(t);
+  // A storm that idles until stopped: the job is still running when Redis goes.
+  writeFileSync(join(d, "idle.yaml"), "name: idle\nmachine: { type: sim }\nschedule:\n  cycles: 10000\n  dwell: 86400s\n");
+  writeFileSync(join(d, "c.yaml"), "name: idle\nstorms: [idle.yaml]\nshrink: false\n");
+  const w = start(t, ["worker", "--queue", redis.url, "--concurrency", "1"], { env: env(redis), timeoutMs: 60_000 });
+  await w.waitFor(PULLING, 20_000);
+  start(t, ["campaign", join(d, "c.yaml"), "--out", join(d, "out"), "--queue", redis.url], { env: env(redis), timeoutMs: 60_000 });
+  await w.waitFor(/^job \S+: started$/m, 30_000);
+  const pool = childrenOf(w.child.pid!);
+  t.true(pool.length > 0, "the job runs in a pool process");
+  await redis.stop();
+  await w.waitFor(/unreachable \(.*ECONNREFUSED.*\); waiting up to 60 s/, 10_000);
+  const t0 = Date.now();
+  w.child.kill("SIGTERM");
+  const r = await w.done;
+  const ms = Date.now() - t0;
+  t.is(r.code, 0, r.stderr);
+  t.true(ms < 2_000, `took ${ms} ms`);
+  t.regex(r.stderr, /SIGTERM: stopping running jobs now \(Redis is away; their jobs go to other workers once it is back\)/);
+  for (const p of pool) t.false(alive(p), `pool process ${p} stopped with the worker`);
+});
 
 test.serial("Redis gone for longer than --redis-wait: the worker stops with the URL and the cause, exit 2", async (t) => {
   const redis = await startRedis(t);

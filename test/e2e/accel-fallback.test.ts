@@ -15,7 +15,7 @@ import { QemuMachine } from "../../src/qemu/index.js";
 import { chooseAccel, kvmDoubt, kvmDoubtWarning, kvmSilentWarning, linuxGuestImage, linuxGuestProfile } from "../../src/qemu/index.js";
 import { GuestStreamDecoder } from "../../src/telemetry/index.js";
 import { start } from "../cli/helpers.js";
-import { alive } from "../helpers/process.js";
+import { alive, childrenOf } from "../helpers/process.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -89,7 +89,7 @@ test("vm linux-guest --accel kvm where auto would not take KVM: a warning at sta
     for (const pid of qemu) if (alive(pid)) process.kill(pid, "SIGKILL");
   });
   await vm.waitFor(/^machine linux-guest running/m, 30_000);
-  qemu.push(...execFileSync("ps", ["-o", "pid=", "--ppid", String(vm.child.pid)], { encoding: "utf8" }).split(/\s+/).filter(Boolean).map(Number));
+  qemu.push(...childrenOf(vm.child.pid!));
   const t0 = Date.now();
   await vm.waitFor(/^warning: the guest has printed nothing under KVM/m, 25_000);
   t.log(`silent warning ${Date.now() - t0} ms after "running"`);
