@@ -351,7 +351,7 @@ export interface QueueWorkerOptions {
   onNote?: (t: string) => void;
   /** The queue's URL as the user gave it, for messages (default redis://HOST:PORT). */
   url?: string;
-  /** How long a Redis that went away is waited for before lost() rejects. */
+  /** How long a Redis that went away is waited for before whileReachable() rejects. */
   downLimitMs?: number;
 }
 

@@ -335,7 +335,6 @@ export async function workerCommand(argv: string[], io: Io): Promise<number> {
 
   // Signals are ours from the start: one while connecting ends the wait, not the process mid-way.
   const connecting = new AbortController();
-  let ending: Promise<void> | undefined;
   let endedBy!: () => void;
   const ended = new Promise<void>((r) => (endedBy = r));
   let signals = 0;
@@ -347,15 +346,11 @@ export async function workerCommand(argv: string[], io: Io): Promise<number> {
       connecting.abort();
       return;
     }
-    if (signals === 1 && !w.redisDown) {
-      say(`${sig}: finishing running jobs, taking no new ones`);
-      ending = w.close();
-    } else {
-      // With Redis away, a finished job could not be reported: it would only delay the exit.
-      say(`${sig}: stopping running jobs now${w.redisDown ? " (Redis is away; their jobs go to other workers once it is back)" : ""}`);
-      ending = w.abort();
-    }
-    void ending.then(endedBy);
+    const graceful = signals === 1 && !w.redisDown;
+    if (graceful) say(`${sig}: finishing running jobs, taking no new ones`);
+    // With Redis away, a finished job could not be reported: finishing it would only delay the exit.
+    else say(`${sig}: stopping running jobs now${w.redisDown ? " (Redis is away; their jobs go to other workers once it is back)" : ""}`);
+    void (graceful ? w.close() : w.abort()).then(endedBy);
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
