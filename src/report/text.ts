@@ -16,7 +16,7 @@ export function statusLine(report: RunReport): string {
     case "violations":
       return "VIOLATIONS";
     case "time-limit":
-      return "TIME LIMIT, no violations";
+      return report.counts.cycles === 0 ? "TIME LIMIT before the first cycle completed, no violations" : "TIME LIMIT, no violations";
     case "aborted":
       return `ABORTED: ${oneLine(report.exit.reason)}`;
   }
@@ -40,7 +40,8 @@ export function renderText(report: RunReport, files: readonly string[] = []): st
   out.push("");
 
   if (broken.length === 0) {
-    out.push(`Rules broken: none (${rules.length} checked)`);
+    // A run that ended before its first cycle judged only what set-up gave: "none broken" alone read as a clean storm.
+    out.push(`Rules broken: none (${rules.length} checked${c.cycles === 0 ? ", but no cycle completed" : ""})`);
   } else {
     out.push(`Rules broken: ${broken.length} of ${rules.length} checked, ${failures} violation${failures === 1 ? "" : "s"}, in the order they first broke`);
     const idWidth = Math.min(40, Math.max(...broken.map((r) => r.rule.id.length)));

@@ -109,6 +109,16 @@ test("a run stopped at its time limit is no failure in any report: its own statu
   t.false(html.includes("Run aborted"));
 });
 
+test("a run the time limit ended before its first cycle completed says so, not just 'none broken'", (t) => {
+  const base = syntheticReport();
+  const report: RunReport = { ...base, counts: { ...base.counts, cycles: 0 }, exit: { status: "time-limit" }, verdicts: [] };
+  const text = renderText(report);
+  t.regex(text.split("\n")[0]!, / · TIME LIMIT before the first cycle completed, no violations$/);
+  t.regex(text, /^Rules broken: none \(\d+ checked, but no cycle completed\)$/m);
+  // With cycles done, the plain line.
+  t.regex(renderText({ ...report, counts: base.counts }), /^Rules broken: none \(\d+ checked\)$/m);
+});
+
 test("the XML checker used above rejects what is not well-formed", (t) => {
   t.throws(() => parseXml(`<a><b></a></b>`), { message: /closes/ });
   t.throws(() => parseXml(`<a x="1 < 2"/>`), { message: /'<' in attribute/ });
