@@ -102,7 +102,9 @@ class Client extends Redis {
   drop(): void {
     for (const r of [this, ...this.copies]) {
       r.disconnect();
-      (r as unknown as { flushQueue(e: Error): void }).flushQueue(new Error("Connection is closed."));
+      // flushQueue is ioredis's own, not public (5.11.1, pinned): without it the close still happens, only later.
+      const flush = (r as unknown as { flushQueue?: (e: Error) => void }).flushQueue;
+      if (typeof flush === "function") flush.call(r, new Error("Connection is closed."));
     }
   }
 }
