@@ -1,6 +1,7 @@
 // The short text summary the CLI prints at the end of a run: what broke, how
 // often, how fast things were, what was lost, and how to run it again.
 
+import { basename } from "node:path";
 import { formatNs, isoTime, machineLine, notObservedItem, pad, padLeft, rejectedCommandText, rejectionText } from "./format.js";
 import type { RejectedCommand, ReportVerdict, RunReport } from "./types.js";
 import { byFirstOccurrence, findingsOf, rulesOf } from "./verdicts.js";
@@ -113,7 +114,8 @@ export function renderText(report: RunReport, files: readonly string[] = []): st
   out.push(`Seed: ${report.seed}`);
   out.push(`Reproduce: ${report.reproduce}`);
   if (report.traceFile) out.push(`Trace: ${report.traceFile}`);
-  if (files.length > 0) out.push(`Reports: ${files.join(", ")}`);
+  // Named as the trace is, within the output folder (the summary lives there, and the folder may move).
+  if (files.length > 0) out.push(`Reports: ${files.map((f) => basename(f)).join(", ")}`);
   return out.join("\n") + "\n";
 }
 

@@ -115,6 +115,8 @@ test("a run the time limit ended before its first cycle completed says so, not j
   const text = renderText(report);
   t.regex(text.split("\n")[0]!, / · TIME LIMIT before the first cycle completed, no violations$/);
   t.regex(text, /^Rules broken: none \(\d+ checked, but no cycle completed\)$/m);
+  // The reports are named within the output folder, as the trace is (they were absolute, the trace bare).
+  t.regex(renderText(report, ["/x/run/summary.txt", "/x/run/report.json"]), /^Reports: summary\.txt, report\.json$/m);
   // With cycles done, the plain line.
   t.regex(renderText({ ...report, counts: base.counts }), /^Rules broken: none \(\d+ checked\)$/m);
 });
