@@ -8,7 +8,8 @@ import { fileURLToPath } from "node:url";
 import { automataDot, rulesMarkdown } from "../model/index.js";
 import { QmpClient, QmpCommandError } from "../qmp/index.js";
 import { AssembleError, ReleaseError, buildNetbsdImage } from "../images/index.js";
-import { GUEST_PROFILES, GuestSession, createMachine, qemuProfileFor, validateStorm, ScenarioError, type GuestProfile } from "../storm/index.js";
+import { GUEST_PROFILES, GuestSession, createMachine, validateStorm, ScenarioError, type GuestProfile } from "../storm/index.js";
+import { checkedQemuProfile } from "../storm/machines.js";
 import type { Machine } from "../hotplug/index.js";
 import { plugstorm } from "../gen/plugstorm.js";
 import { formatRecord } from "../trace/index.js";
@@ -81,13 +82,13 @@ export async function vmCommand(argv: string[], io: Io): Promise<number> {
     throw e;
   }
   if (spec.type !== "qemu") throw new UsageError("vm starts QEMU machines", "vm");
+  // One full-speed port on the profile's first USB controller: without `port`
+  // QEMU puts a hub on a one-port controller, and the hub stays after device_del.
+  const usb = checkedQemuProfile(spec).usb?.[0];
   // A second QMP monitor for people and `plugstorm qmp`: the first is the machine's own.
   const dir = mkdtempSync(join(tmpdir(), "plugstorm-vm-"));
   const userSock = join(dir, "qmp.sock");
   const consoleLog = join(dir, "console.log");
-  // One full-speed port on the profile's first USB controller: without `port`
-  // QEMU puts a hub on a one-port controller, and the hub stays after device_del.
-  const usb = qemuProfileFor(spec).usb?.[0];
   const bus = `${usb?.id ?? "usbc"}.0`;
   let machine: Machine;
   try {

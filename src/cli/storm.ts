@@ -27,6 +27,7 @@ import { onOutputBroken, outputBroken } from "./pipe.js";
 import { accelText, notObservedItem, rejectedCommandText, rejectionText } from "../report/index.js";
 import { DEFAULT_EXAMPLES, ExampleLimit } from "../check/present.js";
 import { makeDirs, MakeDirError } from "../trace/index.js";
+import { checkedQemuProfile } from "../storm/machines.js";
 
 function quote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
@@ -106,6 +107,8 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   const json = values.json === true;
   const mode = quiet || json ? "off" : io.err.isTTY ? "tty" : "lines";
   const progress = createProgress(io.err, mode);
+  // What the machine starts from is there (image, kernel, QEMU), or its absence is the first line: as vm says it.
+  if (spec.machine.type === "qemu") checkedQemuProfile(spec.machine);
   const out = resolveOut(values.out, seed);
   // Made before anything is printed or started: a folder that cannot be made is the one thing the user sees.
   try {

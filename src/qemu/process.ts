@@ -161,10 +161,8 @@ export class QemuProcess implements QmpExecutor {
       this.finish({ requested: false, exitCode: null, signal: null, stderrTail: err.message });
       throw err;
     };
-    if (!findExecutable(binary)) refuse(new QemuNotFoundError(binary));
-    for (const f of [this.profile.kernel, this.profile.initrd, this.profile.disk?.path]) {
-      if (f !== undefined && !fs.existsSync(f)) refuse(new QemuStartError(`machine profile ${JSON.stringify(this.profile.name)}: file ${f} does not exist`));
-    }
+    const missing = qemuInputsMissing(this.profile, binary);
+    if (missing) refuse(missing);
     // sockaddr_un holds 108 bytes; a deep tmpRoot would fail later with a bare EINVAL.
     const longest = path.join(this.options.tmpRoot ?? os.tmpdir(), "plugstorm-qemu-XXXXXX", "telemetry-virtio-console.sock");
     if (Buffer.byteLength(longest) > 107) refuse(new QemuStartError(`temp dir root ${this.options.tmpRoot ?? os.tmpdir()} is too long for unix socket paths (108 bytes max); set tmpRoot to a shorter directory`));
@@ -417,6 +415,19 @@ function connectUnix(p: string): Promise<net.Socket> {
     });
     s.once("error", (e) => reject(new QemuStartError(`cannot connect to QEMU telemetry socket ${p}: ${e.message}`, undefined, { cause: e })));
   });
+}
+
+/**
+ * What QEMU would need to start with this profile and does not find: the
+ * binary, or a kernel, initrd or disk file. Callers that print a header ask
+ * before it (storm, vm), so the missing file is the first thing said.
+ */
+export function qemuInputsMissing(profile: MachineProfile, binary = "qemu-system-x86_64"): QemuNotFoundError | QemuStartError | undefined {
+  if (!findExecutable(binary)) return new QemuNotFoundError(binary);
+  for (const f of [profile.kernel, profile.initrd, profile.disk?.path]) {
+    if (f !== undefined && !fs.existsSync(f)) return new QemuStartError(`machine profile ${JSON.stringify(profile.name)}: file ${f} does not exist`);
+  }
+  return undefined;
 }
 
 function findExecutable(binary: string): boolean {

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { QemuMachine, PROFILES, BARE_PROFILE, usbPorts, linuxGuestImage, linuxGuestProfile, netbsdGuestPaths, netbsdGuestProfile, netbsdTelemetryTransport, type MachineProfile, type NetbsdGuestImage } from "../qemu/index.js";
+import { qemuInputsMissing } from "../qemu/process.js";
 import { SimMachine } from "../sim/index.js";
 import { usbPortsOf, type MachineSpec, type QemuMachineSpec } from "./spec.js";
 
@@ -59,6 +60,19 @@ export function qemuProfileFor(m: QemuMachineSpec): MachineProfile {
   // netbsd-guest took the image (and its format) above.
   if (m.image && m.profile !== "netbsd-guest") p.disk = { path: m.image, snapshot: true };
   return p;
+}
+
+/**
+ * The QEMU profile of a machine section once everything it starts from is
+ * there: the guest image (kernel, initrd or disk) and the QEMU binary. Throws
+ * MachineSetupError naming what is missing, without starting anything: a
+ * command asks before its header, so the cause is its first line.
+ */
+export function checkedQemuProfile(m: QemuMachineSpec): MachineProfile {
+  const profile = qemuProfileFor(m);
+  const missing = qemuInputsMissing(profile);
+  if (missing) throw new MachineSetupError(missing.message);
+  return profile;
 }
 
 /**
