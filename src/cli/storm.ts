@@ -26,7 +26,7 @@ import { startStormLiveView, type StormLiveView } from "./serve.js";
 import { onOutputBroken, outputBroken } from "./pipe.js";
 import { accelText, notObservedItem, rejectedCommandText, rejectionText } from "../report/index.js";
 import { DEFAULT_EXAMPLES, ExampleLimit } from "../check/present.js";
-import { makeDirs, MakeDirError } from "../trace/index.js";
+import { makeDirs, MakeDirError, removeMadeDirs } from "../trace/index.js";
 import { checkedQemuProfile } from "../storm/machines.js";
 
 function quote(s: string): string {
@@ -111,15 +111,23 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   if (spec.machine.type === "qemu") checkedQemuProfile(spec.machine);
   const out = resolveOut(values.out, seed);
   // Made before anything is printed or started: a folder that cannot be made is the one thing the user sees.
+  let made: string[];
   try {
-    makeDirs(out);
+    made = makeDirs(out);
   } catch (e) {
     if (!(e instanceof MakeDirError)) throw e;
     io.err.write(`plugstorm storm: cannot create the output folder ${out}${values.out !== undefined ? " (--out)" : ""}: ${e.why}\n`);
     return EXIT_USAGE;
   }
   // Listening comes before the storm starts, so a taken port fails fast (exit 2) and the URL is printed first.
-  const live: StormLiveView | undefined = values.serve !== undefined ? await startStormLiveView(values.serve, io) : undefined;
+  let live: StormLiveView | undefined;
+  try {
+    live = values.serve !== undefined ? await startStormLiveView(values.serve, io) : undefined;
+  } catch (e) {
+    // A run that never started leaves no empty folder behind (one that holds anything stays).
+    removeMadeDirs(made);
+    throw e;
+  }
 
   const ac = new AbortController();
   let interruptedBy: NodeJS.Signals | undefined;
@@ -192,6 +200,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     result = await runStorm(spec, opts);
   } catch (e) {
     await live?.finish(false);
+    removeMadeDirs(made);
     throw e;
   } finally {
     progress.end();

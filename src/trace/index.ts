@@ -8,5 +8,5 @@ export { formatRecord, formatHeader, recordToJson, headerToJson } from "./text.j
 export { buildTimeline, type Timeline, type TimelineEvent, type TimelineTrack } from "./timeline.js";
 export { encodePerfetto, perfettoPackets, toChromeJson, type ChromeTraceEvent } from "./perfetto.js";
 export { traceCat, traceExport, whyUnreadable, type TraceCatOptions, type TraceExportOptions } from "./commands.js";
-export { makeDirs, MakeDirError } from "./make-dirs.js";
+export { makeDirs, removeMadeDirs, MakeDirError } from "./make-dirs.js";
 export { RecordFilter, parseTraceTime, type RecordFilterOptions } from "./filter.js";

@@ -4,7 +4,7 @@
 // refuses new entries with ENOENT (/proc/x: mkdir("/proc/x") is ENOENT,
 // mkdir("/proc") EEXIST, and round again).
 
-import { mkdirSync, statSync } from "node:fs";
+import { mkdirSync, rmdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ioErrorText } from "./writer.js";
 
@@ -21,20 +21,42 @@ export class MakeDirError extends Error {
   }
 }
 
-/** Creates dir and its missing parents; throws MakeDirError naming dir. */
-export function makeDirs(dir: string): void {
+/**
+ * Creates dir and its missing parents; throws MakeDirError naming dir.
+ * Returns the folders it made, outermost first (none when dir existed), for
+ * removeMadeDirs to take away again if what they were made for never starts.
+ */
+export function makeDirs(dir: string): string[] {
   const path = resolve(dir);
+  const made: string[] = [];
   try {
-    makeDirsAt(path);
+    makeDirsAt(path, made);
   } catch (err) {
     if (err instanceof MakeDirError) throw err;
     throw new MakeDirError(path, ioErrorText(err), { cause: err });
   }
+  return made;
 }
 
-function makeDirsAt(path: string): void {
+/**
+ * Removes the folders makeDirs made, innermost first, as long as each is
+ * still empty: rmdir refuses a folder that holds anything, so whatever was
+ * written there meanwhile (by us or anyone) stays, with the folders above it.
+ */
+export function removeMadeDirs(made: readonly string[]): void {
+  for (const dir of [...made].reverse()) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      return;
+    }
+  }
+}
+
+function makeDirsAt(path: string, made: string[]): void {
   try {
     mkdirSync(path);
+    made.push(path);
     return;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -43,9 +65,10 @@ function makeDirsAt(path: string): void {
   }
   const parent = dirname(path);
   if (parent === path) throw new MakeDirError(path, "the file system root does not exist");
-  makeDirsAt(parent);
+  makeDirsAt(parent, made);
   try {
     mkdirSync(path);
+    made.push(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // Made meanwhile by someone else: as good as made here.

@@ -1,12 +1,14 @@
 // An output folder that cannot be made is one clear line, first, and exit 2:
 // never a hang (Node's recursive mkdir loops forever under /proc), never a
-// header or a started storm before it.
+// header or a started storm before it. A run that fails to start leaves no
+// empty folder of its own behind.
 
-import test from "ava";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import test, { type ExecutionContext } from "ava";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
-import { makeDirs, MakeDirError } from "../../src/trace/index.js";
-import { run, tempDir } from "./helpers.js";
+import { makeDirs, MakeDirError, removeMadeDirs } from "../../src/trace/index.js";
+import { ROOT, run, tempDir } from "./helpers.js";
 
 /** Killed (SIGKILL: the old hang ignored SIGTERM) if it has not ended by then. */
 const DEADLINE_MS = 20_000;
@@ -50,4 +52,41 @@ test("makeDirs makes missing parents, accepts an existing folder, and names the 
   const e = t.throws(() => makeDirs(join(dir, "d", "f", "g", "h")), { instanceOf: MakeDirError });
   t.is(e?.path, join(dir, "d", "f", "g", "h"));
   t.regex(e!.message, /^cannot create the folder .*\/d\/f\/g\/h: not a directory \(ENOTDIR\)$/);
+});
+
+const YANK = join(ROOT, "scripts/storms/usb-yank.yaml");
+
+/** A port held by this test (a listener that takes it first) until the test ends. */
+async function takenPort(t: ExecutionContext): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return (server.address() as AddressInfo).port;
+}
+
+test("a live view that cannot listen leaves no output folder the run made, and keeps one that was there", async (t) => {
+  const port = String(await takenPort(t));
+  const dir = tempDir(t);
+  // The default folder: runs/<stamp>-seed7/ and runs/ itself are this run's.
+  const byDefault = await run(t, ["storm", YANK, "--serve", port, "-q"], { cwd: dir, timeoutMs: DEADLINE_MS });
+  t.is(byDefault.code, 2, byDefault.stderr);
+  t.regex(byDefault.stderr.split("\n")[0]!, /cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
+  t.deepEqual(readdirSync(dir), [], "runs/ and the run's folder are gone");
+  const made = await run(t, ["storm", YANK, "--serve", port, "--out", join(dir, "a", "b"), "-q"], { timeoutMs: DEADLINE_MS });
+  t.is(made.code, 2, made.stderr);
+  t.deepEqual(readdirSync(dir), []);
+  mkdirSync(join(dir, "mine"));
+  const kept = await run(t, ["storm", YANK, "--serve", port, "--out", join(dir, "mine"), "-q"], { timeoutMs: DEADLINE_MS });
+  t.is(kept.code, 2, kept.stderr);
+  t.deepEqual(readdirSync(dir), ["mine"], "a folder that existed before stays");
+});
+
+test("removeMadeDirs removes only what makeDirs made, innermost first, and stops at a folder that holds anything", (t) => {
+  const dir = tempDir(t);
+  t.deepEqual(makeDirs(dir), [], "an existing folder: nothing made");
+  const made = makeDirs(join(dir, "a", "b", "c"));
+  t.deepEqual(made, [join(dir, "a"), join(dir, "a", "b"), join(dir, "a", "b", "c")]);
+  writeFileSync(join(dir, "a", "keep"), "");
+  removeMadeDirs(made);
+  t.deepEqual(readdirSync(join(dir, "a")), ["keep"], "b and c went, a holds a file and stays");
 });
