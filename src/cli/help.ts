@@ -39,7 +39,10 @@ the output folder, and prints the seed and the command that reproduces the run.
 
 options:
   --seed N                 use seed N instead of the storm's
-  --out DIR                output folder (default: runs/<UTC time>-seed<N>/ here)
+  --out DIR                output folder (default: runs/<UTC time>-seed<N>/ here); one that
+                           is not empty is refused, nothing touched
+  --overwrite              with --out: remove the earlier run's files there (trace, reports,
+                           shrunk storm, exports, logs) first; refused if DIR holds others
   --bug NAME[@P][:TARGET]  inject a bug into the sim kernel (repeatable)
   --stop-on-first          stop at the first violation
   --shrink                 after a violation (sim only), write a minimal storm to DIR/shrunk.yaml

@@ -1,6 +1,6 @@
 // plugstorm storm and plugstorm shrink.
 
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, basename, extname } from "node:path";
@@ -26,8 +26,9 @@ import { startStormLiveView, type StormLiveView } from "./serve.js";
 import { onOutputBroken, outputBroken } from "./pipe.js";
 import { accelText, notObservedItem, rejectedCommandText, rejectionText } from "../report/index.js";
 import { DEFAULT_EXAMPLES, ExampleLimit } from "../check/present.js";
-import { makeDirs, MakeDirError, removeMadeDirs } from "../trace/index.js";
+import { ioErrorText, makeDirs, MakeDirError, removeMadeDirs } from "../trace/index.js";
 import { checkedQemuProfile } from "../storm/machines.js";
+import { outFolderContents, someNames } from "../storm/out-dir.js";
 
 function quote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
@@ -36,6 +37,7 @@ function quote(s: string): string {
 const STORM_OPTIONS = defineOptions("storm", {
   seed: { type: "string" },
   out: { type: "string" },
+  overwrite: { type: "boolean" },
   bug: { type: "string", multiple: true },
   "stop-on-first": { type: "boolean" },
   shrink: { type: "boolean" },
@@ -59,6 +61,8 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   if (values["serve-linger"] && values.serve === undefined) throw new UsageError("--serve-linger keeps the live view of --serve open: give --serve too", "storm");
   if (values["serve-close"] && values.serve === undefined) throw new UsageError("--serve-close closes the live view of --serve: give --serve too", "storm");
   if (values["serve-close"] && values["serve-linger"]) throw new UsageError("give --serve-linger or --serve-close, not both", "storm");
+  // The default folder is a new one every run: there is nothing to overwrite.
+  if (values.overwrite && values.out === undefined) throw new UsageError("--overwrite replaces an earlier run in the --out folder: give --out too", "storm");
   // A storm can end before anyone opens the page: the live view stays up until Ctrl-C unless told otherwise.
   const linger = values.serve !== undefined && values["serve-close"] !== true;
   const file = positionals[0];
@@ -110,13 +114,33 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   // What the machine starts from is there (image, kernel, QEMU), or its absence is the first line: as vm says it.
   if (spec.machine.type === "qemu") checkedQemuProfile(spec.machine);
   const out = resolveOut(values.out, seed);
+  const where = values.out !== undefined ? " (--out)" : "";
+  // Checked before anything is made or printed; an earlier run's files go only once this run is sure to start.
+  let earlier: string[] = [];
+  try {
+    const found = outFolderContents(out);
+    if (found && found.other.length > 0) {
+      io.err.write(`plugstorm storm: the output folder ${out}${where} holds files no run writes (${someNames(found.other)})${values.overwrite ? ", which --overwrite leaves alone" : ""}: give another --out\n`);
+      return EXIT_USAGE;
+    }
+    if (found && found.run.length > 0) {
+      if (!values.overwrite) {
+        io.err.write(`plugstorm storm: the output folder ${out}${where} holds an earlier run (${someNames(found.run)}): give --overwrite to replace it, or another --out\n`);
+        return EXIT_USAGE;
+      }
+      earlier = found.run;
+    }
+  } catch (e) {
+    io.err.write(`plugstorm storm: cannot read the output folder ${out}${where}: ${ioErrorText(e)}\n`);
+    return EXIT_USAGE;
+  }
   // Made before anything is printed or started: a folder that cannot be made is the one thing the user sees.
   let made: string[];
   try {
     made = makeDirs(out);
   } catch (e) {
     if (!(e instanceof MakeDirError)) throw e;
-    io.err.write(`plugstorm storm: cannot create the output folder ${out}${values.out !== undefined ? " (--out)" : ""}: ${e.why}\n`);
+    io.err.write(`plugstorm storm: cannot create the output folder ${out}${where}: ${e.why}\n`);
     return EXIT_USAGE;
   }
   // Listening comes before the storm starts, so a taken port fails fast (exit 2) and the URL is printed first.
@@ -127,6 +151,16 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     // A run that never started leaves no empty folder behind (one that holds anything stays).
     removeMadeDirs(made);
     throw e;
+  }
+  // Only now: a port that was taken has left the earlier run whole.
+  for (const f of earlier) {
+    try {
+      rmSync(join(out, f), { force: true });
+    } catch (e) {
+      await live?.finish(false);
+      io.err.write(`plugstorm storm: --overwrite: cannot remove ${join(out, f)} of the earlier run: ${ioErrorText(e)}; nothing was run\n`);
+      return EXIT_USAGE;
+    }
   }
 
   const ac = new AbortController();

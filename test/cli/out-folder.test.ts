@@ -1,10 +1,11 @@
 // An output folder that cannot be made is one clear line, first, and exit 2:
 // never a hang (Node's recursive mkdir loops forever under /proc), never a
-// header or a started storm before it. A run that fails to start leaves no
-// empty folder of its own behind.
+// header or a started storm before it. A folder holding an earlier run is
+// refused the same way (--overwrite replaces that run), and a run that fails
+// to start leaves no empty folder of its own behind.
 
 import test, { type ExecutionContext } from "ava";
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { makeDirs, MakeDirError, removeMadeDirs } from "../../src/trace/index.js";
@@ -55,6 +56,56 @@ test("makeDirs makes missing parents, accepts an existing folder, and names the 
 });
 
 const YANK = join(ROOT, "scripts/storms/usb-yank.yaml");
+
+/** Every file in dir with its bytes: what "nothing touched" compares. */
+function snapshot(dir: string): Record<string, string> {
+  return Object.fromEntries(readdirSync(dir).sort().map((f) => [f, readFileSync(join(dir, f), "latin1")]));
+}
+
+test("storm --out into a folder holding an earlier run: refused on the first line, exit 2, the folder untouched", async (t) => {
+  const dir = tempDir(t);
+  const out = join(dir, "S");
+  mkdirSync(out);
+  // An earlier failing run: what it left must not be mixed with, or lost to, a new run.
+  writeFileSync(join(out, "trace.pstrace"), "earlier trace");
+  writeFileSync(join(out, "shrunk.yaml"), "earlier shrunk storm");
+  const before = snapshot(out);
+  const r = await run(t, ["storm", YANK, "--out", out, "-q"], { timeoutMs: DEADLINE_MS });
+  t.is(r.code, 2, r.stderr);
+  const lines = r.stderr.split("\n").filter(Boolean);
+  t.is(lines.length, 1, r.stderr);
+  t.is(lines[0], `plugstorm storm: the output folder ${out} (--out) holds an earlier run (trace.pstrace, shrunk.yaml): give --overwrite to replace it, or another --out`);
+  t.is(r.stdout, "");
+  t.deepEqual(snapshot(out), before);
+});
+
+test("storm --overwrite replaces an earlier run's files (none left behind), and refuses a folder holding anything else", async (t) => {
+  const dir = tempDir(t);
+  const out = join(dir, "S");
+  mkdirSync(out);
+  writeFileSync(join(out, "trace.pstrace"), "earlier trace");
+  writeFileSync(join(out, "shrunk.yaml"), "earlier shrunk storm");
+  writeFileSync(join(out, "report.json.tmp-4242"), "a killed run's half report");
+  const r = await run(t, ["storm", YANK, "--out", out, "--overwrite", "-q"], { timeoutMs: 60_000 });
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(readdirSync(out).sort(), ["junit.xml", "report.html", "report.json", "summary.txt", "trace.pstrace"]);
+  t.not(readFileSync(join(out, "trace.pstrace"), "latin1"), "earlier trace");
+
+  writeFileSync(join(out, "notes.txt"), "mine");
+  const before = snapshot(out);
+  const refused = await run(t, ["storm", YANK, "--out", out, "--overwrite", "-q"], { timeoutMs: DEADLINE_MS });
+  t.is(refused.code, 2, refused.stderr);
+  t.is(refused.stderr.split("\n")[0], `plugstorm storm: the output folder ${out} (--out) holds files no run writes (notes.txt), which --overwrite leaves alone: give another --out`);
+  t.deepEqual(snapshot(out), before);
+});
+
+test("storm --overwrite without --out is refused: the default folder is new every run", async (t) => {
+  const dir = tempDir(t);
+  const r = await run(t, ["storm", YANK, "--overwrite", "-q"], { cwd: dir, timeoutMs: DEADLINE_MS });
+  t.is(r.code, 2, r.stderr);
+  t.is(r.stderr.split("\n")[0], "plugstorm storm: --overwrite replaces an earlier run in the --out folder: give --out too");
+  t.deepEqual(readdirSync(dir), []);
+});
 
 /** A port held by this test (a listener that takes it first) until the test ends. */
 async function takenPort(t: ExecutionContext): Promise<number> {

@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { INCOMPLETE_MARK, TraceWriter, parseTrace, type TraceWriteError } from "../../src/trace/index.js";
 import { start } from "../cli/helpers.js";
 
@@ -100,9 +101,23 @@ test("a report that cannot be written: exit 2 naming it, the other reports and t
   const src = join(dir, "small.yaml");
   writeFileSync(src, "machine: { type: sim }\nschedule: { cycles: 5 }\n");
   const out = join(dir, "out");
-  // report.html is taken by a folder with something in it: the rename onto it fails.
-  mkdirSync(join(out, "report.html", "x"), { recursive: true });
-  const r = await start(t, ["storm", src, "--out", out]).done;
+  // report.html is taken by a folder with something in it, so the rename onto it fails. Made by the
+  // run itself just before that rename (a preloaded module): storm refuses an --out folder that
+  // already holds anything.
+  const hook = join(dir, "obstacle.mjs");
+  writeFileSync(
+    hook,
+    `import fs from "node:fs";
+import { syncBuiltinESMExports } from "node:module";
+const rename = fs.renameSync;
+fs.renameSync = (from, to) => {
+  if (String(to).endsWith("/report.html")) fs.mkdirSync(to + "/x", { recursive: true });
+  return rename(from, to);
+};
+syncBuiltinESMExports();
+`,
+  );
+  const r = await start(t, ["storm", src, "--out", out], { env: { ...process.env, NODE_OPTIONS: `${process.env["NODE_OPTIONS"] ?? ""} --import=${pathToFileURL(hook).href}`.trim() } }).done;
   t.is(r.code, 2, r.stderr);
   const msgs = r.stderr.split("\n").filter((l) => l.startsWith("plugstorm storm:"));
   t.is(msgs.length, 1, r.stderr);
