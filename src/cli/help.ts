@@ -70,7 +70,7 @@ interrupted (SIGINT/SIGTERM) before any violation. An interrupted run still
 writes a complete trace and its reports; so does a run stopped from the live
 view (exit 0 unless it found violations).
 `,
-  check: `usage: plugstorm check TRACE [--profile netbsd|linux] [--deadline PHASE=MS ...] [--rule ID] [--examples N] [-q|--quiet] [--json] [--report DIR]
+  check: `usage: plugstorm check TRACE [--profile netbsd|linux] [--deadline PHASE=MS ...] [--rule ID] [--examples N] [-q|--quiet] [--json] [--report DIR [--overwrite]]
 
 Replays a saved trace through the checker: the same verdicts the run had live,
 unless profile or deadlines are changed. It prints the rules broken first, in
@@ -88,7 +88,9 @@ options:
   --examples N         full verdicts shown per rule (default 3; 0 shows all)
   -q, --quiet          print only the last line (exit status unchanged)
   --json               print rules, findings, verdicts, damage and summary as JSON
-  --report DIR         also write summary.txt, report.json, junit.xml, report.html into DIR
+  --report DIR         also write summary.txt, report.json, junit.xml, report.html into DIR;
+                       refused if DIR holds any of them already (a run's folder does)
+  --overwrite          with --report: replace the reports DIR holds
 
 Exit: 0 clean, 1 violations or a damaged trace, 2 unreadable trace or bad option.
 `,

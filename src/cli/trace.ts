@@ -1,15 +1,18 @@
 // plugstorm check and plugstorm trace cat|export.
 
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { TraceChecker, type CheckedVerdict } from "../check/index.js";
 import { DEFAULT_EXAMPLES, formatFindings, formatRuleSummary, rulesByFirstOccurrence } from "../check/present.js";
 import { groupCascades, RULE_BY_ID } from "../model/index.js";
-import { TimelineCollector, writeReports } from "../report/index.js";
+import { REPORT_FILES, TimelineCollector, writeReports } from "../report/index.js";
 import { plugstorm } from "../gen/plugstorm.js";
 import { traceRunReport } from "./check-report.js";
 import { checkRecords } from "../check-trace.js";
 import { DEADLINE_PHASES, modelDeadlinesFromMs, type DeadlinePhase } from "../storm/index.js";
 import { damageNote, parseTraceTime, readTrace, traceCat, traceExport, whyUnreadable, type TraceFile } from "../trace/index.js";
 import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, parse, type Io } from "./args.js";
+import { someNames } from "../storm/out-dir.js";
 
 const CHECK_OPTIONS = defineOptions("check", {
   profile: { type: "string" },
@@ -19,6 +22,7 @@ const CHECK_OPTIONS = defineOptions("check", {
   examples: { type: "string" },
   quiet: { type: "boolean", short: "q" },
   report: { type: "string" },
+  overwrite: { type: "boolean" },
 });
 const CAT_OPTIONS = defineOptions("trace cat", { json: { type: "boolean" }, nic: { type: "string" }, from: { type: "string" }, to: { type: "string" } });
 const EXPORT_OPTIONS = defineOptions("trace export", { format: { type: "string" }, output: { type: "string", short: "o" } });
@@ -75,6 +79,15 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
   const rule = values.rule;
   if (rule !== undefined && !RULE_BY_ID.has(rule)) {
     throw new UsageError(`--rule: no rule ${JSON.stringify(rule)} (plugstorm model rules lists them)`, "check");
+  }
+  if (values.overwrite && values.report === undefined) throw new UsageError("--overwrite replaces the reports in the --report folder: give --report too", "check");
+  // Reports already there (often the run's own, in its folder) are not replaced without a word.
+  if (values.report !== undefined && !values.overwrite) {
+    const there = REPORT_FILES.filter((f) => existsSync(join(values.report!, f)));
+    if (there.length > 0) {
+      io.err.write(`plugstorm check: the report folder ${resolve(values.report)} (--report) holds reports already (${someNames(there)}): give --overwrite to replace them, or another --report\n`);
+      return EXIT_USAGE;
+    }
   }
   let trace: TraceFile;
   try {

@@ -2,8 +2,10 @@
 // --examples and --quiet; trace cat filters by NIC and time window; the
 // verdict header names the record's time and the deadline's, each named.
 import test from "ava";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { run, tempDir } from "./helpers.js";
+import { REPORT_FILES } from "../../src/report/index.js";
+import { ROOT, run, tempDir } from "./helpers.js";
 
 /** A storm with a leaked reference: a few causes and many consequences. */
 async function leakTrace(t: import("ava").ExecutionContext): Promise<string> {
@@ -86,4 +88,28 @@ test("trace cat --nic shows one NIC's records (host, QMP, guest, verdicts); --fr
   const bad = await run(t, ["trace", "cat", trace, "--from", "soon"]);
   t.is(bad.code, 2);
   t.regex(bad.stderr, /--from expects a trace time/);
+});
+
+test("check --report into a folder holding reports (a run's own folder) is refused, nothing touched; --overwrite replaces them", async (t) => {
+  const dir = tempDir(t);
+  const runDir = join(dir, "run");
+  t.is((await run(t, ["storm", join(ROOT, "scripts/storms/usb-yank.yaml"), "--out", runDir, "-q"])).code, 0);
+  const trace = join(runDir, "trace.pstrace");
+  const bytes = (d: string): string[] => REPORT_FILES.map((f) => readFileSync(join(d, f), "latin1"));
+  const runReports = bytes(runDir);
+  const refused = await run(t, ["check", trace, "--report", runDir]);
+  t.is(refused.code, 2, refused.stderr);
+  t.is(refused.stderr.split("\n")[0], `plugstorm check: the report folder ${runDir} (--report) holds reports already (summary.txt, report.json, junit.xml and 1 more): give --overwrite to replace them, or another --report`);
+  t.is(refused.stdout, "");
+  t.deepEqual(bytes(runDir), runReports, "the run's reports are untouched");
+  const other = join(dir, "checked");
+  t.is((await run(t, ["check", trace, "--report", other, "-q"])).code, 0);
+  writeFileSync(join(other, "junit.xml"), "an older report");
+  t.is((await run(t, ["check", trace, "--report", other, "-q"])).code, 2);
+  const replaced = await run(t, ["check", trace, "--report", other, "--overwrite", "-q"]);
+  t.is(replaced.code, 0, replaced.stderr);
+  t.regex(readFileSync(join(other, "junit.xml"), "utf8"), /^<\?xml/);
+  const alone = await run(t, ["check", trace, "--overwrite"]);
+  t.is(alone.code, 2);
+  t.is(alone.stderr.split("\n")[0], "plugstorm check: --overwrite replaces the reports in the --report folder: give --report too");
 });
