@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { readFile, readdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { MakeDirError, makeDirs } from "../trace/index.js";
+import { someNames } from "../storm/out-dir.js";
 import type { JobResult } from "./job.js";
 import type { CampaignSpec } from "./spec.js";
 
@@ -45,7 +46,13 @@ export class CampaignStore {
   /** Throws StoreError when the folder cannot take this campaign; writes nothing (a caller checks before it says anything). */
   async check(spec: CampaignSpec, resume: boolean): Promise<void> {
     const plan = join(this.dir, "campaign.json");
-    if (!existsSync(plan)) return;
+    if (!existsSync(plan)) {
+      if (resume) throw new StoreError(`nothing to resume in ${this.dir}: ${existsSync(this.dir) ? "it holds no campaign (campaign.json)" : "no such folder"}; leave out --resume to start the campaign`);
+      // A campaign's summary.txt and report.json would replace another run's (a storm's, say), and mix with what else is there.
+      const there = await readdir(this.dir).catch(() => []);
+      if (there.length > 0) throw new StoreError(`${this.dir} is not empty (${someNames(there.sort())}) and holds no campaign: give an empty or new --out`);
+      return;
+    }
     let old: PlanFile;
     try {
       old = JSON.parse(await readFile(plan, "utf8")) as PlanFile;

@@ -2,7 +2,7 @@
 // ("campaign ...: N jobs", "output: ..."), and leaves nothing behind.
 
 import test from "ava";
-import { readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { run, tempDir, type Ran } from "../cli/helpers.js";
 import { freePort } from "./redis.js";
@@ -78,4 +78,28 @@ test("an output folder that cannot be made (--out /proc/...): one line naming it
   const r = await run(t, ["campaign", file, "--out", "/proc/plugstorm-no-such/out", "-q"], { timeoutMs: 20_000 });
   t.is(r.code, 2, r.stderr);
   t.regex(firstLine(r), /^plugstorm campaign: cannot create the output folder \/proc\/plugstorm-no-such\/out \(--out\): /);
+});
+
+test("--resume where there is no campaign is refused (nothing to resume), and so is a folder holding other files: first line, exit 2, nothing made", async (t) => {
+  const { d, file } = campaignDir(t);
+  const none = join(d, "none");
+  const missing = await run(t, ["campaign", file, "--out", none, "--resume"]);
+  t.is(missing.code, 2, missing.stderr);
+  t.is(firstLine(missing), `plugstorm campaign: nothing to resume in ${none}: no such folder; leave out --resume to start the campaign`);
+  t.false(existsSync(none));
+  const empty = join(d, "empty");
+  mkdirSync(empty);
+  const nothing = await run(t, ["campaign", file, "--out", empty, "--resume"]);
+  t.is(nothing.code, 2, nothing.stderr);
+  t.is(firstLine(nothing), `plugstorm campaign: nothing to resume in ${empty}: it holds no campaign (campaign.json); leave out --resume to start the campaign`);
+  t.deepEqual(readdirSync(empty), []);
+  // A storm's folder, say: the campaign's summary.txt and report.json would replace its own.
+  const other = join(d, "other");
+  mkdirSync(other);
+  writeFileSync(join(other, "summary.txt"), "a storm's summary");
+  const taken = await run(t, ["campaign", file, "--out", other]);
+  t.is(taken.code, 2, taken.stderr);
+  t.is(firstLine(taken), `plugstorm campaign: ${other} is not empty (summary.txt) and holds no campaign: give an empty or new --out`);
+  t.deepEqual(readdirSync(other), ["summary.txt"]);
+  t.is(readFileSync(join(other, "summary.txt"), "utf8"), "a storm's summary");
 });
