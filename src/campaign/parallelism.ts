@@ -26,3 +26,25 @@ export function defaultParallelism(jobMemoryMb: readonly number[], host: HostRes
     `${jobMemoryMb.length < host.cores ? `, ${jobMemoryMb.length} jobs` : ""})`;
   return { n, why };
 }
+
+/**
+ * What running n jobs at once asks of this host beyond what it has, one line
+ * each for a `warning:`: more sim jobs at once than cores (past one a core
+ * they share them: each runs slower, the campaign ends no sooner), or more
+ * memory than is available now for that many of the largest job. Never more
+ * at once than there are jobs. `label` names where n came from.
+ */
+export function parallelismWarnings(n: number, jobs: readonly { memoryMb: number; sim: boolean }[], label: string, host: HostResources = hostResources()): string[] {
+  const atOnce = Math.min(n, jobs.length);
+  const out: string[] = [];
+  const sims = jobs.filter((j) => j.sim).length;
+  if (Math.min(atOnce, sims) > host.cores) {
+    out.push(`${label} ${n} runs up to ${Math.min(atOnce, sims)} sim jobs at once on this host's ${host.cores} cores: past one a core they only share them (each slower, the campaign no sooner done)`);
+  }
+  const perJob = Math.max(0, ...jobs.map((j) => j.memoryMb));
+  const room = host.availableMb - HOST_RESERVE_MB;
+  if (atOnce * perJob > room) {
+    out.push(`${label} ${n} runs up to ${atOnce} jobs of up to ${perJob} MiB at once: ${atOnce * perJob} MiB, more than the ${Math.max(0, room)} MiB available here (${host.availableMb} MiB less ${HOST_RESERVE_MB} for the host)`);
+  }
+  return out;
+}

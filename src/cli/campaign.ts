@@ -10,6 +10,7 @@ import {
   campaignExitCode,
   defaultParallelism,
   loadQueue,
+  parallelismWarnings,
   SIM_JOB_MB,
   loadCampaignFile,
   runCampaign,
@@ -39,9 +40,13 @@ Ctrl-C takes the campaign's waiting jobs off the queue and stops; jobs already
 running finish on their workers, and --resume collects them.
 
 options:
-  --out DIR          output folder (default: campaigns/<campaign name>/)
-  --resume           go on with the campaign in --out: skip finished jobs
-  --parallelism N    local workers (default: computed, see above)
+  --out DIR          output folder (default: campaigns/<campaign name>/): a new or empty
+                     one, or with --resume the one holding this campaign
+  --resume           go on with the campaign in --out: skip finished jobs (refused
+                     where --out holds no campaign: nothing to resume)
+  --parallelism N    local workers (default: computed, see above); more sim jobs at once
+                     than cores, or more memory than is available, runs with a warning.
+                     Not with --queue: each worker's --concurrency says
   --queue URL        enqueue on Redis (redis://HOST:PORT[/DB], rediss:// for TLS) and
                      collect the results workers report; the password, if any,
                      comes from PLUGSTORM_REDIS_PASSWORD, never the command line
@@ -97,10 +102,19 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
   const out = resolve(values.out ?? resolve("campaigns", spec.name));
   const resume = values.resume === true;
   // Everything that can refuse to start is checked before the header: the first line of a failure is its cause.
+  // A bad value is refused whatever goes with it; then an option that means nothing without --queue, or with it.
+  const window = intOption("window", values.window, "campaign", 1);
+  const wait = intOption("redis-wait", values["redis-wait"], "campaign", 1);
+  const n = intOption("parallelism", values.parallelism, "campaign", 1);
+  if (values.queue === undefined) {
+    if (window !== undefined) throw new UsageError("--window goes with --queue", "campaign");
+    if (wait !== undefined) throw new UsageError("--redis-wait goes with --queue", "campaign");
+  } else if (n !== undefined) throw new UsageError("--parallelism sets this host's local workers; with --queue, each worker's --concurrency does", "campaign");
   let driver: CampaignDriver;
   let closeDriver: (() => Promise<void>) | undefined;
   let connect: ((signal: AbortSignal) => Promise<void>) | undefined;
   let header: string;
+  let warnings: string[] = [];
   if (values.queue !== undefined) {
     const { QueueDriver, parseRedisUrl, QueueUsageError } = await loadQueue();
     let conn;
@@ -110,8 +124,6 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
       if (e instanceof QueueUsageError) throw new UsageError(e.message, "campaign");
       throw e;
     }
-    const window = intOption("window", values.window, "campaign", 1);
-    const wait = intOption("redis-wait", values["redis-wait"], "campaign", 1);
     await checkOut(out, spec, resume);
     const qd = new QueueDriver(conn, { onNote: say, url: values.queue, ...(window !== undefined ? { window } : {}), ...(wait !== undefined ? { downLimitMs: wait * 1000 } : {}) });
     driver = qd;
@@ -119,12 +131,12 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
     connect = (signal) => qd.connect({ signal });
     header = `campaign "${spec.name}": ${spec.jobs.length} jobs on queue ${values.queue} (run "plugstorm worker --queue ${values.queue}" on the hosts)`;
   } else {
-    if (values["redis-wait"] !== undefined) throw new UsageError("--redis-wait goes with --queue", "campaign");
-    const n = intOption("parallelism", values.parallelism, "campaign", 1);
     await checkOut(out, spec, resume);
     let parallelism = n ?? spec.parallelism;
     let why = n !== undefined ? "--parallelism" : "the campaign file";
     if (parallelism === null) ({ n: parallelism, why } = defaultParallelism(spec.jobs.map((j) => j.memoryMb)));
+    // Asked for, not computed (the computed one fits by construction): allowed, but said when the host cannot give it.
+    else warnings = parallelismWarnings(parallelism, spec.jobs.map((j) => ({ memoryMb: j.memoryMb, sim: j.input.machine.type === "sim" })), n !== undefined ? "--parallelism" : "the campaign file's parallelism");
     driver = new LocalDriver(parallelism);
     header = `campaign "${spec.name}": ${spec.jobs.length} jobs, ${parallelism} at a time (${why})`;
   }
@@ -160,6 +172,7 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
     }
     started = true;
     say(header);
+    for (const w of warnings) say(`warning: ${w}`);
     say(`output: ${relative(process.cwd(), out) || "."}`);
     return await runWithProgress(spec, { out, resume, driver, signal: ac.signal, interruptedBy: () => interruptedBy }, values, io, quiet);
   } catch (e) {

@@ -1,5 +1,9 @@
 import test from "ava";
-import { HOST_RESERVE_MB, defaultParallelism } from "../../src/campaign/index.js";
+import { writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import { HOST_RESERVE_MB, defaultParallelism, parallelismWarnings } from "../../src/campaign/index.js";
+import { run, tempDir } from "../cli/helpers.js";
 
 test("default parallelism: one job per core while memory holds them all, at least one, never more than the jobs", (t) => {
   t.is(defaultParallelism(Array(10).fill(200), { cores: 8, availableMb: 64_000 }).n, 8, "cores bound");
@@ -11,4 +15,32 @@ test("default parallelism: one job per core while memory holds them all, at leas
   t.is(defaultParallelism([200, 200], { cores: 8, availableMb: 64_000 }).n, 2, "no idle workers");
   // The largest job decides.
   t.is(defaultParallelism([200, 3000, 200, 200, 200], { cores: 16, availableMb: 10_000 }).n, 3);
+});
+
+test("a parallelism past the host's cores (sim jobs) or memory is allowed, with a warning saying what it costs", (t) => {
+  const host = { cores: 2, availableMb: 8192 };
+  const sims = Array.from({ length: 12 }, () => ({ memoryMb: 200, sim: true }));
+  t.deepEqual(parallelismWarnings(2, sims, "--parallelism", host), [], "one a core");
+  t.deepEqual(parallelismWarnings(1000, sims, "--parallelism", host), [
+    "--parallelism 1000 runs up to 12 sim jobs at once on this host's 2 cores: past one a core they only share them (each slower, the campaign no sooner done)",
+  ]);
+  t.deepEqual(parallelismWarnings(1000, sims.slice(0, 2), "--parallelism", host), [], "no more at once than there are jobs");
+  // QEMU jobs: their guests' memory is what runs out.
+  const guests = Array.from({ length: 4 }, () => ({ memoryMb: 2348, sim: false }));
+  t.deepEqual(parallelismWarnings(3, guests, "the campaign file's parallelism", host), [], "3 × 2348 fits in 8192 - 512");
+  t.deepEqual(parallelismWarnings(4, guests, "the campaign file's parallelism", host), [
+    `the campaign file's parallelism 4 runs up to 4 jobs of up to 2348 MiB at once: 9392 MiB, more than the ${8192 - HOST_RESERVE_MB} MiB available here (8192 MiB less ${HOST_RESERVE_MB} for the host)`,
+  ]);
+});
+
+test("campaign --parallelism past this host's cores runs, and says so in a warning after the header", async (t) => {
+  const d = tempDir(t);
+  const jobs = availableParallelism() + 1;
+  writeFileSync(join(d, "tiny.yaml"), "name: tiny\nmachine: { type: sim }\nschedule: { cycles: 5 }\n");
+  writeFileSync(join(d, "c.yaml"), `name: wide\nstorms: [tiny.yaml]\nseeds: 1..${jobs}\nshrink: false\n`);
+  const r = await run(t, ["campaign", join(d, "c.yaml"), "--out", join(d, "out"), "--parallelism", "1000"], { timeoutMs: 90_000 });
+  t.is(r.code, 0, r.stderr);
+  const lines = r.stderr.split("\n");
+  t.is(lines[0], `campaign "wide": ${jobs} jobs, 1000 at a time (--parallelism)`);
+  t.is(lines[1], `warning: --parallelism 1000 runs up to ${jobs} sim jobs at once on this host's ${availableParallelism()} cores: past one a core they only share them (each slower, the campaign no sooner done)`);
 });

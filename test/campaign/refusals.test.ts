@@ -51,13 +51,18 @@ test("--resume on a folder holding another campaign: the refusal is the first li
   t.is(firstLine(r), `plugstorm campaign: ${out} holds campaign "refused", not "other": give another --out`);
 });
 
-test("a bad --queue URL, a bad --window, --redis-wait without --queue, a bad campaign file: each is the first line, and no output folder is made", async (t) => {
+test("a bad --queue URL, a bad --window, --window or --redis-wait without --queue, --parallelism with it, a bad campaign file: each is the first line, and no output folder is made", async (t) => {
   const { d, file } = campaignDir(t);
   const out = join(d, "out");
   const cases: Array<[string[], RegExp]> = [
     [["--queue", "http://127.0.0.1:1"], /^plugstorm campaign: --queue expects redis:\/\/HOST:PORT or rediss:\/\/HOST:PORT, got "http:\/\/127\.0\.0\.1:1"$/],
     [["--queue", "redis://127.0.0.1:1", "--window", "0"], /^plugstorm campaign: --window expects an integer >= 1, got "0"$/],
     [["--redis-wait", "5"], /^plugstorm campaign: --redis-wait goes with --queue$/],
+    [["--window", "5"], /^plugstorm campaign: --window goes with --queue$/],
+    // A bad value is refused as such, with --queue or without.
+    [["--window", "abc"], /^plugstorm campaign: --window expects an integer >= 1, got "abc"$/],
+    [["--redis-wait", "soon"], /^plugstorm campaign: --redis-wait expects an integer >= 1, got "soon"$/],
+    [["--queue", "redis://127.0.0.1:1", "--parallelism", "4"], /^plugstorm campaign: --parallelism sets this host's local workers; with --queue, each worker's --concurrency does$/],
   ];
   for (const [args, re] of cases) {
     const r = await run(t, ["campaign", file, "--out", out, ...args]);
