@@ -22,6 +22,8 @@ export interface DriverSink {
   result(r: JobResult): Promise<boolean>;
   failed(f: FailedJob): Promise<void>;
   running(n: number): void;
+  /** Jobs other hosts' workers had taken when the driver was interrupted (a queue's): they run to their end there, and --resume collects them. */
+  runningElsewhere?(n: number): void;
   /** A job went to a worker (the local pool knows; a queue's workers say so in their own logs). */
   started?(job: CampaignJob): void;
   /**
@@ -91,6 +93,7 @@ export async function runCampaign(spec: CampaignSpec, opts: CampaignOptions): Pr
   const t0 = Date.now();
   let done = 0;
   let running = 0;
+  let elsewhere = 0;
   const progress = (): void => {
     const elapsedMs = Date.now() - t0;
     const left = pending.length - done - failed.size;
@@ -126,6 +129,9 @@ export async function runCampaign(spec: CampaignSpec, opts: CampaignOptions): Pr
     running(n) {
       running = n;
       progress();
+    },
+    runningElsewhere(n) {
+      elsewhere = n;
     },
     started(job) {
       opts.onJobStarted?.(job);
@@ -164,6 +170,7 @@ export async function runCampaign(spec: CampaignSpec, opts: CampaignOptions): Pr
     guests: spec.machines,
     results: results.values(),
     failed: failedAll,
+    onWorkers: elsewhere,
     outDir,
     tracesDir: store.traces,
     shrunk,

@@ -269,7 +269,12 @@ export class QueueDriver implements CampaignDriver {
         // The step the signal cut short finishes first: a result it was saving is kept, and it adds no job after the removal.
         const until = AbortSignal.timeout(REMOVE_DEADLINE_MS);
         await live.guard(inflight, until).catch(() => {});
-        await live.guard(this.removeWaiting([...outstanding.keys()], outstanding), until).catch(() => {});
+        const removed = await live.guard(this.removeWaiting([...outstanding.keys()], outstanding), until).then(
+          () => true,
+          () => false,
+        );
+        // What is left, workers have taken: it runs to its end there (not "not run"), and --resume collects it.
+        if (removed) sink.runningElsewhere?.(outstanding.size);
       }
       return "interrupted";
     }

@@ -10,7 +10,7 @@ export const CAMPAIGN_REPORT_FILES = ["summary.txt", "report.json", "junit.xml",
 export function renderCampaignText(r: CampaignReport): string {
   const j = r.jobs;
   const lines = [
-    `campaign "${r.name}" (${r.status}): ${j.finished}/${j.total} jobs finished · ${j.clean} clean · ${j.violations} with violations · ${j.failed} failed · ${j.notRun} not run · ${r.cycles} cycles`,
+    `campaign "${r.name}" (${r.status}): ${j.finished}/${j.total} jobs finished · ${j.clean} clean · ${j.violations} with violations · ${j.failed} failed · ${onWorkersText(r)}${j.notRun} not run · ${r.cycles} cycles`,
     `guests: ${r.guests.join(", ")} · workers: ${Object.entries(r.workers).sort().map(([w, n]) => `${w} (${n} job${n === 1 ? "" : "s"})`).join(", ") || "none"}`,
     `${r.findings.length} signature${r.findings.length === 1 ? "" : "s"}${r.findings.length ? ":" : ""}`,
   ];
@@ -30,6 +30,11 @@ export function renderCampaignText(r: CampaignReport): string {
   return lines.join("\n") + "\n";
 }
 
+/** "4 running on workers (--resume collects them) · ", or nothing: only a queued campaign interrupted leaves any. */
+function onWorkersText(r: CampaignReport, sep = " · "): string {
+  return r.jobs.onWorkers > 0 ? `${r.jobs.onWorkers} running on workers (--resume collects them)${sep}` : "";
+}
+
 function xml(s: string): string {
   return s.replace(/[<>&"']/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&apos;" })[c]!);
 }
@@ -41,9 +46,10 @@ export function renderCampaignJunit(r: CampaignReport): string {
     cases.push(`    <testcase classname="${xml(r.name)}.signatures" name="${xml(`${f.signature.id} ${f.signature.title}`)}"><failure message="${xml(`${f.count} verdicts in ${f.jobs} jobs`)}" type="${xml(f.signature.rule)}">${xml(body)}</failure></testcase>`);
   }
   for (const f of r.failedJobs) cases.push(`    <testcase classname="${xml(r.name)}.jobs" name="${xml(f.jobId)}"><error message="${xml(f.error)}" type="job-failed"/></testcase>`);
-  cases.push(`    <testcase classname="${xml(r.name)}.jobs" name="all jobs ran">${r.jobs.notRun > 0 ? `<skipped message="${r.jobs.notRun} jobs not run (${r.status})"/>` : ""}</testcase>`);
+  const unfinished = r.jobs.notRun + r.jobs.onWorkers > 0;
+  cases.push(`    <testcase classname="${xml(r.name)}.jobs" name="all jobs ran">${unfinished ? `<skipped message="${xml(onWorkersText(r, ", "))}${r.jobs.notRun} jobs not run (${r.status})"/>` : ""}</testcase>`);
   const failures = r.findings.length;
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="${xml(r.name)}" tests="${cases.length}" failures="${failures}" errors="${r.failedJobs.length}">\n  <testsuite name="${xml(r.name)}" tests="${cases.length}" failures="${failures}" errors="${r.failedJobs.length}" skipped="${r.jobs.notRun > 0 ? 1 : 0}">\n${cases.join("\n")}\n  </testsuite>\n</testsuites>\n`;
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="${xml(r.name)}" tests="${cases.length}" failures="${failures}" errors="${r.failedJobs.length}">\n  <testsuite name="${xml(r.name)}" tests="${cases.length}" failures="${failures}" errors="${r.failedJobs.length}" skipped="${unfinished ? 1 : 0}">\n${cases.join("\n")}\n  </testsuite>\n</testsuites>\n`;
 }
 
 export function renderCampaignHtml(r: CampaignReport): string {
@@ -63,7 +69,7 @@ export function renderCampaignHtml(r: CampaignReport): string {
 <html lang="en"><head><meta charset="utf-8"><title>plugstorm campaign ${h(r.name)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}ul.cons{margin:4px 0;color:#555}</style></head>
 <body><h1>Campaign ${h(r.name)}</h1>
-<p id="status">${h(r.status)}: ${j.finished}/${j.total} jobs finished, ${j.clean} clean, ${j.violations} with violations, ${j.failed} failed, ${j.notRun} not run; ${r.cycles} cycles; guests ${h(r.guests.join(", "))}</p>
+<p id="status">${h(r.status)}: ${j.finished}/${j.total} jobs finished, ${j.clean} clean, ${j.violations} with violations, ${j.failed} failed, ${h(onWorkersText(r, ", "))}${j.notRun} not run; ${r.cycles} cycles; guests ${h(r.guests.join(", "))}</p>
 <h2>${r.findings.length} signatures</h2>
 <table id="signatures"><thead><tr><th>id</th><th>signature</th><th>verdicts</th><th>jobs</th><th>guests</th><th>first / last seen</th><th>examples</th></tr></thead><tbody>
 ${rows}

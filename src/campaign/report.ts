@@ -48,7 +48,12 @@ export interface CampaignReport {
   file: string;
   status: "complete" | "interrupted" | "budget";
   generatedAt: string;
-  jobs: { total: number; finished: number; clean: number; violations: number; failed: number; notRun: number };
+  /**
+   * onWorkers: jobs a queue's workers had taken when the campaign was
+   * interrupted; they run to their end there, and --resume collects them.
+   * notRun: the rest, neither finished nor failed.
+   */
+  jobs: { total: number; finished: number; clean: number; violations: number; failed: number; onWorkers: number; notRun: number };
   cycles: number;
   guests: string[];
   findings: Finding[];
@@ -67,6 +72,8 @@ export interface ReportInput {
   guests: string[];
   results: Iterable<JobResult>;
   failed: FailedJob[];
+  /** Jobs left running on a queue's workers (CampaignReport.jobs.onWorkers). */
+  onWorkers?: number;
   /** Report folder and traces folder, for relative links. */
   outDir: string;
   tracesDir: string;
@@ -145,7 +152,7 @@ export function buildCampaignReport(inp: ReportInput): CampaignReport {
     file: inp.file,
     status: inp.status,
     generatedAt: new Date().toISOString(),
-    jobs: { total: inp.totalJobs, finished, clean, violations, failed: inp.failed.length, notRun: Math.max(0, inp.totalJobs - finished - inp.failed.length) },
+    jobs: { total: inp.totalJobs, finished, clean, violations, failed: inp.failed.length, onWorkers: inp.onWorkers ?? 0, notRun: Math.max(0, inp.totalJobs - finished - inp.failed.length - (inp.onWorkers ?? 0)) },
     cycles,
     guests: inp.guests,
     findings: out,

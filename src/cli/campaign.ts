@@ -37,7 +37,8 @@ where a job needs 200 MiB on the sim machine and the guest's RAM + 300 MiB on
 QEMU. Ctrl-C (or SIGTERM) stops every running storm (and its VM) and keeps
 every finished result; --resume then runs only what is left. With --queue,
 Ctrl-C takes the campaign's waiting jobs off the queue and stops; jobs already
-running finish on their workers, and --resume collects them.
+running finish on their workers (the summary counts them as running on
+workers), and --resume collects them.
 
 options:
   --out DIR          output folder (default: campaigns/<campaign name>/): a new or empty
@@ -150,7 +151,11 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
       process.exit(sig === "SIGINT" ? 130 : 143);
     }
     interruptedBy = sig;
-    say(started ? `${sig}: stopping every running storm; finished results are kept (--resume goes on)` : `${sig}: stopped before the campaign started; nothing was run`);
+    // A queue's workers are not ours to stop: what they have taken runs to its end there.
+    const stopping = values.queue !== undefined
+      ? `${sig}: taking this campaign's waiting jobs off the queue; jobs workers have taken run to their end there, and --resume collects them with the finished results`
+      : `${sig}: stopping every running storm; finished results are kept (--resume goes on)`;
+    say(started ? stopping : `${sig}: stopped before the campaign started; nothing was run`);
     ac.abort("interrupted");
   };
   process.on("SIGINT", onSignal);
