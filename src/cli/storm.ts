@@ -1,6 +1,6 @@
 // plugstorm storm and plugstorm shrink.
 
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, rmSync, statSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, basename, extname } from "node:path";
@@ -413,6 +413,9 @@ export async function shrinkCommand(argv: string[], io: Io): Promise<number> {
     throw e;
   }
   const maxRuns = intOption("max-runs", values["max-runs"], "shrink", 1);
+  const outFile = resolve(values.out ?? join(dirname(input), `${basename(input, extname(input))}-shrunk.yaml`));
+  // Said before the shrinking (minutes, on a long storm), not as the write's EISDIR after it.
+  if (statSync(outFile, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--out ${outFile} is a folder: give the file to write the minimal storm to (e.g. ${join(outFile, "shrunk.yaml")})`, "shrink");
   const ac = new AbortController();
   const onInt = (): void => ac.abort("interrupted");
   process.once("SIGINT", onInt);
@@ -424,7 +427,6 @@ export async function shrinkCommand(argv: string[], io: Io): Promise<number> {
     if (!values.quiet) opts.onProgress = (p) => io.err.isTTY && io.err.write(`\r\x1b[2Kshrinking: ${p.runs} runs, ${p.originalSteps} -> ${p.steps} steps`);
     const r = await shrinkStorm(spec, opts);
     if (!values.quiet && io.err.isTTY) io.err.write("\r\x1b[2K");
-    const outFile = resolve(values.out ?? join(dirname(input), `${basename(input, extname(input))}-shrunk.yaml`));
     await writeFile(outFile, r.yaml);
     io.out.write(`rule ${r.rule}: ${r.originalSteps} steps -> ${r.steps.length} (${r.runs} runs)\nwritten: ${outFile}\nrun it:  plugstorm storm ${quote(outFile)}\n`);
     return EXIT_VIOLATIONS;

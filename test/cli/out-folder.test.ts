@@ -141,3 +141,15 @@ test("removeMadeDirs removes only what makeDirs made, innermost first, and stops
   removeMadeDirs(made);
   t.deepEqual(readdirSync(join(dir, "a")), ["keep"], "b and c went, a holds a file and stays");
 });
+
+test("shrink --out naming a folder is refused before shrinking, on the first line, exit 2, nothing written", async (t) => {
+  const dir = tempDir(t);
+  const out = join(dir, "run");
+  t.is((await run(t, ["storm", YANK, "--bug", "leak-ref", "--out", out, "-q"], { timeoutMs: 60_000 })).code, 1);
+  const before = snapshot(out);
+  const r = await run(t, ["shrink", join(out, "trace.pstrace"), "--out", out], { timeoutMs: 60_000 });
+  t.is(r.code, 2, r.stderr);
+  t.is(r.stderr.split("\n")[0], `plugstorm shrink: --out ${out} is a folder: give the file to write the minimal storm to (e.g. ${join(out, "shrunk.yaml")})`);
+  t.is(r.stdout, "");
+  t.deepEqual(snapshot(out), before);
+});
