@@ -19,7 +19,7 @@ import {
   type CampaignSpec,
 } from "../campaign/index.js";
 import { formatElapsedMs } from "../model/index.js";
-import { ScenarioError } from "../storm/index.js";
+import { MachineSetupError, ScenarioError, checkedQemuProfile, validateStorm } from "../storm/index.js";
 import { MakeDirError, makeDirs } from "../trace/index.js";
 import { EXIT_USAGE, UsageError, defineOptions, intOption, parse, type Io } from "./args.js";
 
@@ -133,6 +133,7 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
     header = `campaign "${spec.name}": ${spec.jobs.length} jobs on queue ${values.queue} (run "plugstorm worker --queue ${values.queue}" on the hosts)`;
   } else {
     await checkOut(out, spec, resume);
+    checkMachineInputs(spec);
     let parallelism = n ?? spec.parallelism;
     let why = n !== undefined ? "--parallelism" : "the campaign file";
     if (parallelism === null) ({ n: parallelism, why } = defaultParallelism(spec.jobs.map((j) => j.memoryMb)));
@@ -188,6 +189,29 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     await closeDriver?.();
+  }
+}
+
+/**
+ * Each QEMU guest's inputs (image, kernel, initrd, QEMU) are on this host, or
+ * the first line says which is missing, as storm and vm say it: every job
+ * failed with the same cause after the header, and the campaign said it last.
+ * Queued jobs run on the workers' hosts, which have their own.
+ */
+function checkMachineInputs(spec: CampaignSpec): void {
+  const seen = new Set<string>();
+  for (const j of spec.jobs) {
+    if (j.input.machine.type !== "qemu") continue;
+    const key = JSON.stringify(j.input.machine);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const m = validateStorm(j.input).machine;
+    try {
+      if (m.type === "qemu") checkedQemuProfile(m);
+    } catch (e) {
+      if (e instanceof MachineSetupError) throw new MachineSetupError(`guest "${j.machine}" (${j.storm}): ${e.message}; nothing was run`);
+      throw e;
+    }
   }
 }
 

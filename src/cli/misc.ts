@@ -9,7 +9,7 @@ import { automataDot, rulesMarkdown } from "../model/index.js";
 import { QmpClient, QmpCommandError } from "../qmp/index.js";
 import { AssembleError, ReleaseError, buildNetbsdImage } from "../images/index.js";
 import { GUEST_PROFILES, GuestSession, createMachine, validateStorm, ScenarioError, type GuestProfile } from "../storm/index.js";
-import { checkedQemuProfile } from "../storm/machines.js";
+import { checkedQemuProfile } from "../storm/index.js";
 import type { Machine } from "../hotplug/index.js";
 import { plugstorm } from "../gen/plugstorm.js";
 import { formatRecord } from "../trace/index.js";

@@ -27,7 +27,7 @@ import { onOutputBroken, outputBroken } from "./pipe.js";
 import { accelText, notObservedItem, rejectedCommandText, rejectionText } from "../report/index.js";
 import { DEFAULT_EXAMPLES, ExampleLimit } from "../check/present.js";
 import { ioErrorText, makeDirs, MakeDirError, removeMadeDirs } from "../trace/index.js";
-import { checkedQemuProfile } from "../storm/machines.js";
+import { checkedQemuProfile } from "../storm/index.js";
 import { outFolderContents, someNames } from "../storm/out-dir.js";
 
 function quote(s: string): string {

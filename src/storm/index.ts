@@ -27,7 +27,7 @@ export { modelDeadlines, modelDeadlinesFromMs, toStormVerdict, type StormVerdict
 export { shrinkStorm, normalizeSteps, searchSmallest, ShrinkError, type ShrinkOptions, type ShrinkResult } from "./shrink.js";
 export { specToInput, stormToYaml, stepToInput, withYamlHeader } from "./write.js";
 export { DEFAULT_STORM } from "./default.js";
-export { qemuProfileFor, createMachine, repoRoot, MachineSetupError } from "./machines.js";
+export { qemuProfileFor, createMachine, repoRoot, MachineSetupError, checkedQemuProfile } from "./machines.js";
 export { startVm, type VmFixture, type VmFixtureOptions } from "./fixture.js";
 export { TOOL_VERSION } from "./version.js";
 export { GuestSession } from "./session.js";

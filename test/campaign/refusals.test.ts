@@ -108,3 +108,16 @@ test("--resume where there is no campaign is refused (nothing to resume), and so
   t.deepEqual(readdirSync(other), ["summary.txt"]);
   t.is(readFileSync(join(other, "summary.txt"), "utf8"), "a storm's summary");
 });
+
+test("a QEMU guest whose kernel is not on this host: the refusal is the first line, naming the guest and the file; nothing is made", async (t) => {
+  const { d } = campaignDir(t);
+  const file = join(d, "q.yaml");
+  const storm = join(process.cwd(), "scripts", "storms", "qemu-usb-linux.yaml");
+  writeFileSync(file, `name: q\nstorms: [${storm}]\nmachines:\n  - name: far\n    machine: { type: qemu, profile: linux-guest, kernel: /no/such/bzImage }\nshrink: false\n`);
+  const out = join(d, "out");
+  const r = await run(t, ["campaign", file, "--out", out]);
+  t.is(r.code, 2, r.stderr);
+  // Each job failed with this after the header, the campaign's own line saying it last.
+  t.regex(firstLine(r), /^plugstorm campaign: guest "far" \(qemu-usb-linux\): .*\/no\/such\/bzImage does not exist.*nothing was run$/);
+  t.false(existsSync(out));
+});
