@@ -173,7 +173,7 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
       // Made before the header, so that a folder that cannot be made is the first thing said.
       makeDirs(out);
     } catch (e) {
-      if (e instanceof MakeDirError) throw new UsageError(`cannot create the output folder ${out} (--out): ${e.why}`, "campaign");
+      if (e instanceof MakeDirError) throw new UsageError(`cannot create the output folder ${out}${values.out !== undefined ? " (--out)" : ""}: ${e.why}`, "campaign");
       throw e;
     }
     started = true;
