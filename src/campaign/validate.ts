@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node } from "yaml";
 import {
+  MAX_SEED,
   ScenarioError,
   YamlChecker,
   checkStormNode,
@@ -233,7 +234,7 @@ export async function parseCampaign(text: string, file = "<campaign>", baseDir =
 
 /** 7 · [1, 2, 3] · "1..100" · { from: 1, count: 100 } */
 function readSeeds(ck: YamlChecker, node: N, path: string, parent: N): number[] | undefined {
-  const seed = (n: N, p: string): number | undefined => ck.number(n, p, { int: true, min: 0, max: 2 ** 32 - 1, parent: node ?? parent });
+  const seed = (n: N, p: string): number | undefined => ck.number(n, p, { int: true, min: 0, max: MAX_SEED, parent: node ?? parent });
   const v = ck.scalar(node);
   if (typeof v === "number") {
     const s = seed(node, path);
@@ -247,8 +248,8 @@ function readSeeds(ck: YamlChecker, node: N, path: string, parent: N): number[] 
     }
     const a = Number(m[1]);
     const b = Number(m[2]);
-    if (b < a || b - a + 1 > MAX_SEEDS || b > 2 ** 32 - 1) {
-      ck.fail(node, path, `expected a range A..B with A <= B, at most ${MAX_SEEDS} seeds, B < 2^32; got "${v}"`, parent);
+    if (b < a || b - a + 1 > MAX_SEEDS || b > MAX_SEED) {
+      ck.fail(node, path, `expected a range A..B with A <= B, at most ${MAX_SEEDS} seeds, B at most ${MAX_SEED}; got "${v}"`, parent);
       return undefined;
     }
     return Array.from({ length: b - a + 1 }, (_, i) => a + i);
@@ -274,6 +275,10 @@ function readSeeds(ck: YamlChecker, node: N, path: string, parent: N): number[] 
     const from = seed(ck.required(m, "from", path, node, "the first seed"), `${path}.from`);
     const count = ck.number(ck.required(m, "count", path, node, "how many seeds"), `${path}.count`, { int: true, min: 1, max: MAX_SEEDS, parent: node });
     if (from === undefined || count === undefined) return undefined;
+    if (from + count - 1 > MAX_SEED) {
+      ck.fail(node, path, `expected seeds up to ${MAX_SEED}: from ${from} with count ${count} ends at ${from + count - 1}`, parent);
+      return undefined;
+    }
     return Array.from({ length: count }, (_, i) => from + i);
   }
   ck.fail(node, path, `expected a seed, a list of seeds, a range "A..B" or { from, count }; got ${ck.describe(node)}`, parent);

@@ -2,6 +2,7 @@
 // wrong and where to look, and the exit codes every command shares.
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { MAX_SEED } from "../sim/index.js";
 
 export const EXIT_CLEAN = 0;
 export const EXIT_VIOLATIONS = 1;
@@ -56,10 +57,17 @@ export function parse<O extends Options>(
   return { values: parsed.values as Values<O>, positionals: parsed.positionals };
 }
 
-export function intOption(name: string, v: string | undefined, command: string, min = 0): number | undefined {
+export function intOption(name: string, v: string | undefined, command: string, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < min || !Number.isSafeInteger(Number(v))) {
-    throw new UsageError(`--${name} expects an integer >= ${min}, got ${JSON.stringify(v)}`, command);
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+    // Worded as the storm files' checker words a range, so one limit reads the same everywhere.
+    const range = max === Number.MAX_SAFE_INTEGER && !(Number(v) > max) ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new UsageError(`--${name} expects an integer ${range}, got ${JSON.stringify(v)}`, command);
   }
   return Number(v);
+}
+
+/** --seed: the range storm and campaign files take (what the sim's generator can tell apart). */
+export function seedOption(v: string | undefined, command: string): number | undefined {
+  return intOption("seed", v, command, 0, MAX_SEED);
 }

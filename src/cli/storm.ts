@@ -20,7 +20,7 @@ import {
   type StormSpec,
 } from "../storm/index.js";
 import { readTraceHeader, type TraceRunHeader } from "./trace.js";
-import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, intOption, parse, type Io } from "./args.js";
+import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, intOption, parse, seedOption, type Io } from "./args.js";
 import { boundText, createProgress } from "./progress.js";
 import { startStormLiveView, type StormLiveView } from "./serve.js";
 import { onOutputBroken, outputBroken } from "./pipe.js";
@@ -81,7 +81,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     }
     throw e;
   }
-  const seed = intOption("seed", values.seed, "storm") ?? spec.schedule.seed;
+  const seed = seedOption(values.seed, "storm") ?? spec.schedule.seed;
   const bugs = values.bug ?? [];
   if (bugs.length > 0) {
     if (spec.machine.type !== "sim") throw new UsageError("--bug injects bugs into the simulated kernel: the storm must run on the sim machine", "storm");
@@ -396,7 +396,7 @@ export async function shrinkCommand(argv: string[], io: Io): Promise<number> {
   const input = positionals[0];
   if (!input) throw new UsageError("expected a trace or storm file", "shrink");
   let spec: StormSpec;
-  let seed: number | undefined = intOption("seed", values.seed, "shrink");
+  let seed: number | undefined = seedOption(values.seed, "shrink");
   try {
     if (/\.ya?ml$/i.test(input)) spec = (await loadStormFile(input)).spec;
     else {

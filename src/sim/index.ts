@@ -4,4 +4,4 @@ export { SimMachine, type SimMachineOptions } from "./machine.js";
 export { BUG_NAMES, FaultCommandError, faultCommand, isBugName, parseBug, type BugName, type BugSpec } from "./bugs.js";
 export { DEFAULT_TIMING, type KernelTiming } from "./kernel.js";
 export { AGENT_VERSION, KERNEL_VERSION, simHolds } from "./agent.js";
-export { Rng } from "./rng.js";
+export { MAX_SEED, Rng } from "./rng.js";

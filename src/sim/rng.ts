@@ -9,13 +9,20 @@ function splitmix32(state: { s: number }): number {
   return (z ^ (z >>> 16)) >>> 0;
 }
 
+/**
+ * The largest seed: the generator's state is made from 32 bits, so a larger
+ * seed only repeats the stream of a smaller one (2^32 gives 0x27d4eb2d's).
+ * Storm files, campaign files and every --seed hold seeds to 0..MAX_SEED.
+ */
+export const MAX_SEED = 2 ** 32 - 1;
+
 export class Rng {
   private a: number;
   private b: number;
   private c: number;
   private d: number;
 
-  /** Seeds above 2^32 are folded in with their high bits, so 64-bit seeds differ too. */
+  /** Seeds above MAX_SEED are folded into 32 bits (and so repeat a smaller seed's stream). */
   constructor(seed: number) {
     if (!Number.isFinite(seed)) throw new Error(`Rng: seed must be a finite number, got ${seed}`);
     const hi = Math.floor(Math.abs(seed) / 4294967296) >>> 0;

@@ -5,7 +5,7 @@ export { NIC_KINDS, HOLDER_KINDS, GUEST_PROFILES, DEADLINE_PHASES, DEFAULT_DEADL
 export { parseStorm, validateStorm, checkStormNode, parseDurationNs, formatIssue, ScenarioError, Checker as YamlChecker, type ScenarioIssue } from "./validate.js";
 export { loadStorm, loadStormFile } from "./load.js";
 export { StepSource, expandSteps, drawDuration } from "./schedule.js";
-export { Rng } from "../sim/index.js";
+export { MAX_SEED, Rng } from "../sim/index.js";
 export {
   runStorm,
   defaultOutDir,

@@ -23,7 +23,7 @@ import { StepSource } from "./schedule.js";
 import type { Step, StormInput, StormSpec } from "./spec.js";
 import { MAX_CYCLES, validateStorm } from "./validate.js";
 import { createMachine } from "./machines.js";
-import { SimMachine } from "../sim/index.js";
+import { MAX_SEED, SimMachine } from "../sim/index.js";
 import { LiveChecker, type StormVerdict } from "./checking.js";
 import { NO_TRACE_OUT, openTraceOut, type TraceOut } from "./trace-out.js";
 import { buildRunReport, writeRunReports } from "./reporting.js";
@@ -268,6 +268,8 @@ class StormRun {
     frameMemo?: FrameMemo,
   ) {
     this.seed = opts.seed ?? spec.schedule.seed;
+    // Past MAX_SEED a seed repeats a smaller one's run, and its trace names a seed no storm file takes.
+    if (!Number.isInteger(this.seed) || this.seed < 0 || this.seed > MAX_SEED) throw new RangeError(`seed: expected an integer from 0 to ${MAX_SEED}; got ${this.seed}`);
     this.durationNs = spec.schedule.durationNs;
     this.guestDeadlineMs = spec.deadlines.guest;
     this.onProgress = opts.onProgress;

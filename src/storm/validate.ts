@@ -3,7 +3,7 @@
 // problem is collected before anything is reported, and a storm with any
 // problem never runs.
 
-import { BUG_NAMES, FaultCommandError, faultCommand, parseBug, simHolds } from "../sim/index.js";
+import { BUG_NAMES, FaultCommandError, MAX_SEED, faultCommand, parseBug, simHolds } from "../sim/index.js";
 import { objectKind } from "./steps.js";
 import { Document, LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Node } from "yaml";
 import {
@@ -561,7 +561,7 @@ function readTop(ck: Checker, top: Map<string, N>, root: N): StormSpec | null {
         sched.maxInFlight = ck.number(maxInFlightNode, "schedule.maxInFlight", { int: true, min: 1 }) ?? 1;
       }
       if (sm.has("dwell")) sched.dwell = ck.distribution(sm.get("dwell"), "schedule.dwell") ?? sched.dwell;
-      if (sm.has("seed")) sched.seed = ck.number(sm.get("seed"), "schedule.seed", { int: true, min: 0, max: 2 ** 32 - 1 }) ?? 1;
+      if (sm.has("seed")) sched.seed = ck.number(sm.get("seed"), "schedule.seed", { int: true, min: 0, max: MAX_SEED }) ?? 1;
       if (sm.has("steps")) {
         for (const k of ["cycles", "duration", "rate", "dwell"]) {
           if (sm.has(k)) ck.fail(sm.get(k), `schedule.${k}`, "an explicit step list cannot also have a random schedule's " + k);
