@@ -46,8 +46,9 @@ export function parse<O extends Options>(
   opts: { maxPositionals?: number } = {},
 ): { values: Values<O>; positionals: string[] } {
   let parsed;
+  const args = joinDashValues(command, argv, options);
   try {
-    parsed = parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
   } catch (e) {
     throw new UsageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ""), command);
   }
@@ -55,6 +56,49 @@ export function parse<O extends Options>(
     throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[opts.maxPositionals])}`, command);
   }
   return { values: parsed.values as Values<O>, positionals: parsed.positionals };
+}
+
+/** A value that starts with a dash and is meant as a number: -5, -1s, -.5 (an option name starts with a letter). */
+const NEGATIVE_NUMBER = /^-\.?\d/;
+
+/**
+ * argv with a dash-led number given to an option that takes a value joined to
+ * it (--seed -5 -> --seed=-5), so that the option's own check says what it
+ * expects; parseArgs would call it an ambiguous argument. Any other dash-led
+ * token after such an option, or none at all, is a usage error naming the option.
+ */
+function joinDashValues(command: string, argv: string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const name = /^--([^=]+)$/.exec(a)?.[1] ?? shortName(options, a);
+    if (name === undefined || options[name]?.type !== "string") {
+      out.push(a);
+      continue;
+    }
+    const next = argv[i + 1];
+    if (next === undefined) throw new UsageError(`${a} expects a value`, command);
+    if (next.length > 1 && next.startsWith("-")) {
+      if (!NEGATIVE_NUMBER.test(next)) {
+        throw new UsageError(`${a} expects a value, but the option ${next} follows it (a value that starts with "-" is written --${name}=${next})`, command);
+      }
+      out.push(`--${name}=${next}`);
+      i++;
+      continue;
+    }
+    out.push(a);
+  }
+  return out;
+}
+
+/** The long name of a short option (-o -> output), if it is one. */
+function shortName(options: Options, a: string): string | undefined {
+  if (!/^-[^-]$/.test(a)) return undefined;
+  return Object.entries(options).find(([, o]) => o.short === a[1])?.[0];
 }
 
 export function intOption(name: string, v: string | undefined, command: string, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {

@@ -397,6 +397,7 @@ export async function shrinkCommand(argv: string[], io: Io): Promise<number> {
   if (!input) throw new UsageError("expected a trace or storm file", "shrink");
   let spec: StormSpec;
   let seed: number | undefined = seedOption(values.seed, "shrink");
+  const maxRuns = intOption("max-runs", values["max-runs"], "shrink", 1);
   try {
     if (/\.ya?ml$/i.test(input)) spec = (await loadStormFile(input)).spec;
     else {
@@ -412,7 +413,6 @@ export async function shrinkCommand(argv: string[], io: Io): Promise<number> {
     }
     throw e;
   }
-  const maxRuns = intOption("max-runs", values["max-runs"], "shrink", 1);
   const outFile = resolve(values.out ?? join(dirname(input), `${basename(input, extname(input))}-shrunk.yaml`));
   // Said before the shrinking (minutes, on a long storm), not as the write's EISDIR after it.
   if (statSync(outFile, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--out ${outFile} is a folder: give the file to write the minimal storm to (e.g. ${join(outFile, "shrunk.yaml")})`, "shrink");
