@@ -46,9 +46,11 @@ options:
   --bug NAME[@P][:TARGET]  inject a bug into the sim kernel (repeatable)
   --stop-on-first          stop at the first violation
   --shrink                 after a violation (sim only), write a minimal storm to DIR/shrunk.yaml
-  --time-limit DURATION    stop cleanly after this much wall time (e.g. 30s, 5m): a planned
-                           end, status "time-limit" (exit 0 unless it found violations)
-  --max-trace-bytes SIZE   stop cleanly once the trace holds this much (default 2G; e.g. 500M)
+  --time-limit DURATION    stop cleanly after this much wall time (e.g. 30s, 5m, 2h; units
+                           ms, s, m, h, d; at most 24d): a planned end, status "time-limit"
+                           (exit 0 unless it found violations)
+  --max-trace-bytes SIZE   stop cleanly once the trace holds this much (default 2G; e.g. 500M;
+                           units K, M, G, T; from 4096 bytes to 1024T)
   --wall-clock-start MS    trace header wall-clock start (default: 0 on sim so traces of
                            one seed are byte-identical; the current time on QEMU)
   --quiet                  no progress and no summary; print only the output folder

@@ -93,11 +93,14 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   }
   let timeLimitMs: number | undefined;
   if (values["time-limit"] !== undefined) {
-    const ns = parseDurationNs(values["time-limit"]);
-    if (ns === undefined || ns === 0) throw new UsageError(`--time-limit expects a duration like 30s or 5m, got ${JSON.stringify(values["time-limit"])}`, "storm");
+    const v = values["time-limit"];
+    const ns = parseDurationNs(v);
+    if (ns === undefined || ns === 0) {
+      throw new UsageError(`--time-limit expects a duration above 0 with a unit (ms, s, m, h or d), such as 30s, 5m or 2h; got ${JSON.stringify(v)}`, "storm");
+    }
     timeLimitMs = ns / 1e6;
     // setTimeout fires at once past 2^31-1 ms.
-    if (timeLimitMs > MAX_TIMER_MS) throw new UsageError(`--time-limit must be at most ${MAX_TIMER_MS / 86_400_000 | 0} days, got ${values["time-limit"]}`, "storm");
+    if (timeLimitMs > MAX_TIMER_MS) throw new UsageError(`--time-limit is too long: at most ${MAX_TIME_LIMIT_DAYS}d, got ${JSON.stringify(v)}`, "storm");
   }
   const maxTraceBytes = values["max-trace-bytes"] !== undefined ? parseBytes("max-trace-bytes", values["max-trace-bytes"], "storm") : undefined;
   const wallClockStartMs = intOption("wall-clock-start", values["wall-clock-start"], "storm");
@@ -278,12 +281,20 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The longest --time-limit in whole days (2^31-1 ms is 24.8 days). */
+export const MAX_TIME_LIMIT_DAYS = Math.floor(MAX_TIMER_MS / 86_400_000);
+
+/** --max-trace-bytes: less than a few records is no trace; 1024T is past any disk, and exact as a number. */
+export const MIN_TRACE_BYTES = 4096;
+export const MAX_TRACE_BYTES = 1024 ** 5;
 
 /** A size in bytes: 1000000, 500M, 2G, 64KiB (K/M/G are powers of 1024 either way). */
 function parseBytes(name: string, v: string, command: string): number {
   const m = /^(\d+)\s*(k|m|g|t)?(i?b)?$/i.exec(v.trim());
-  const n = m ? Number(m[1]) * 1024 ** "_kmgt".indexOf((m[2] ?? "_").toLowerCase()) : NaN;
-  if (!m || !Number.isSafeInteger(n) || n < 4096) throw new UsageError(`--${name} expects a size of at least 4096 bytes such as 500M or 2G, got ${JSON.stringify(v)}`, command);
+  if (!m) throw new UsageError(`--${name} expects a size in bytes or with a unit (K, M, G, T), such as 500M or 2G; got ${JSON.stringify(v)}`, command);
+  const n = Number(m[1]) * 1024 ** "_kmgt".indexOf((m[2] ?? "_").toLowerCase());
+  if (n < MIN_TRACE_BYTES) throw new UsageError(`--${name} is too small: at least ${MIN_TRACE_BYTES} bytes, got ${JSON.stringify(v)}`, command);
+  if (n > MAX_TRACE_BYTES) throw new UsageError(`--${name} is too large: at most ${MAX_TRACE_BYTES / 1024 ** 4}T, got ${JSON.stringify(v)}`, command);
   return n;
 }
 

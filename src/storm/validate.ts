@@ -201,7 +201,7 @@ export class Checker {
     const v = this.scalar(node);
     const ns = parseDurationNs(v);
     if (ns === undefined) {
-      this.fail(node, path, `expected a duration (milliseconds, or a number with a unit: 500us, 10ms, 2s, 1m); got ${this.describe(node)}`, parent);
+      this.fail(node, path, `expected a duration (milliseconds, or a number with a unit: 500us, 10ms, 2s, 1m, 1h); got ${this.describe(node)}`, parent);
     } else if (ns > MAX_DURATION_NS) {
       this.fail(node, path, `expected a duration of at most ${fmtNs(MAX_DURATION_NS)} (24 hours); got ${this.describe(node)}`, parent);
       return undefined;
@@ -258,13 +258,13 @@ function rangeText(min?: number, max?: number): string {
   return "";
 }
 
-const UNITS: Record<string, number> = { ns: 1, us: 1e3, ms: 1e6, s: 1e9, m: 60e9 };
+const UNITS: Record<string, number> = { ns: 1, us: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9, d: 86400e9 };
 
 /** Milliseconds as a number, or a string with a unit; undefined when it is neither. */
 export function parseDurationNs(v: unknown): number | undefined {
   if (typeof v === "number") return Number.isFinite(v) && v >= 0 ? Math.round(v * 1e6) : undefined;
   if (typeof v !== "string") return undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m)\s*$/.exec(v);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m|h|d)\s*$/.exec(v);
   if (!m) return undefined;
   return Math.round(Number(m[1]) * UNITS[m[2]!]!);
 }
