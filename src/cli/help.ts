@@ -84,8 +84,10 @@ past the damage and gets a trace-intact verdict saying how much was not checked.
 options:
   --profile P          model profile (default: the one in the trace header)
   --deadline PHASE=MS  change one deadline (PHASE: attach, detach, removal, unload, guest);
-                       repeatable. Default: the deadlines the run used, from the trace header;
-                       what each times and the model's defaults: docs/rules.md
+                       MS is milliseconds or a number with a unit (500ms, 2s, 1m), above 0
+                       and at most 24 hours; repeatable, once per phase. Default: the
+                       deadlines the run used, from the trace header; what each times and
+                       the model's defaults: docs/rules.md
   --rule ID            show only this rule's verdicts (the exit status still counts all)
   --examples N         full verdicts shown per rule (default 3; 0 shows all)
   -q, --quiet          print only the last line (exit status unchanged)

@@ -9,7 +9,7 @@ import { REPORT_FILES, TimelineCollector, writeReports } from "../report/index.j
 import { plugstorm } from "../gen/plugstorm.js";
 import { traceRunReport } from "./check-report.js";
 import { checkRecords } from "../check-trace.js";
-import { DEADLINE_PHASES, modelDeadlinesFromMs, type DeadlinePhase } from "../storm/index.js";
+import { DEADLINE_PHASES, MAX_DURATION_NS, modelDeadlinesFromMs, parseDurationNs, type DeadlinePhase } from "../storm/index.js";
 import { damageNote, parseTraceTime, readTrace, traceCat, traceExport, whyUnreadable, type TraceFile } from "../trace/index.js";
 import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, parse, type Io } from "./args.js";
 import { someNames } from "../storm/out-dir.js";
@@ -80,6 +80,7 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
   if (rule !== undefined && !RULE_BY_ID.has(rule)) {
     throw new UsageError(`--rule: no rule ${JSON.stringify(rule)} (plugstorm model rules lists them)`, "check");
   }
+  const givenDeadlines = deadlineOptions(values.deadline ?? []);
   if (values.overwrite && values.report === undefined) throw new UsageError("--overwrite replaces the reports in the --report folder: give --report too", "check");
   // Reports already there (often the run's own, in its folder) are not replaced without a word.
   if (values.report !== undefined && !values.overwrite) {
@@ -108,13 +109,7 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
       io.err.write(`plugstorm check: the trace header's deadlines are not JSON; using the defaults\n`);
     }
   }
-  for (const d of values.deadline ?? []) {
-    const m = /^([a-z]+)=(\d+(?:\.\d+)?)$/.exec(d);
-    if (!m || !(DEADLINE_PHASES as readonly string[]).includes(m[1]!)) {
-      throw new UsageError(`--deadline expects PHASE=MS with PHASE one of ${DEADLINE_PHASES.join(", ")}, got ${JSON.stringify(d)}`, "check");
-    }
-    ms[m[1] as DeadlinePhase] = Number(m[2]);
-  }
+  Object.assign(ms, givenDeadlines);
   const checker = new TraceChecker({ profile, deadlines: modelDeadlinesFromMs(ms) });
   const timeline = values.report !== undefined ? new TimelineCollector() : undefined;
   let started: plugstorm.trace.v1.IMachineEvent | undefined;
@@ -169,6 +164,33 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
   }
   io.out.write(ending + "\n");
   return code;
+}
+
+/**
+ * The --deadline PHASE=MS options, in milliseconds by phase: MS as in a storm
+ * file's deadlines (milliseconds, or a number with a unit), above 0 and at
+ * most a storm file's longest duration. A phase given twice is refused: which
+ * one was meant is a guess.
+ */
+function deadlineOptions(given: string[]): Partial<Record<DeadlinePhase, number>> {
+  const out: Partial<Record<DeadlinePhase, number>> = {};
+  const said = new Map<DeadlinePhase, string>();
+  for (const d of given) {
+    const m = /^([a-z]+)=(.*)$/.exec(d);
+    if (!m || !(DEADLINE_PHASES as readonly string[]).includes(m[1]!)) {
+      throw new UsageError(`--deadline expects PHASE=MS with PHASE one of ${DEADLINE_PHASES.join(", ")}, got ${JSON.stringify(d)}`, "check");
+    }
+    const phase = m[1] as DeadlinePhase;
+    const v = m[2]!;
+    const ns = parseDurationNs(/^\d+(?:\.\d+)?$/.test(v) ? Number(v) : v);
+    if (ns === undefined || ns === 0) throw new UsageError(`--deadline ${d}: expects a duration above 0 (milliseconds, or a number with a unit: 500ms, 2s, 1m)`, "check");
+    if (ns > MAX_DURATION_NS) throw new UsageError(`--deadline ${d}: too long: at most ${MAX_DURATION_NS / 1e6} ms (24 hours)`, "check");
+    const before = said.get(phase);
+    if (before !== undefined) throw new UsageError(`--deadline ${d}: the ${phase} deadline is given twice (${before} before it); give each phase once`, "check");
+    said.set(phase, d);
+    out[phase] = ns / 1e6;
+  }
+  return out;
 }
 
 export async function traceCommand(argv: string[], io: Io): Promise<number> {

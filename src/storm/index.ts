@@ -2,7 +2,7 @@
 // scheduler, the runner, shrinking, and a VM fixture for ava tests.
 export type * from "./spec.js";
 export { NIC_KINDS, HOLDER_KINDS, GUEST_PROFILES, DEADLINE_PHASES, DEFAULT_DEADLINES_MS, DRIVER_MODULES, busOf } from "./spec.js";
-export { parseStorm, validateStorm, checkStormNode, parseDurationNs, formatIssue, ScenarioError, Checker as YamlChecker, type ScenarioIssue } from "./validate.js";
+export { parseStorm, validateStorm, checkStormNode, parseDurationNs, formatIssue, ScenarioError, MAX_DURATION_NS, Checker as YamlChecker, type ScenarioIssue } from "./validate.js";
 export { loadStorm, loadStormFile } from "./load.js";
 export { StepSource, expandSteps, drawDuration } from "./schedule.js";
 export { MAX_SEED, Rng } from "../sim/index.js";

@@ -50,3 +50,25 @@ test("check --help names the phases and says where the defaults come from", asyn
   t.is(bad.code, 2);
   t.regex(bad.stderr, /PHASE one of attach, detach, removal, unload, guest/);
 });
+
+test("check --deadline: the user's words in every refusal; units; at most 24 hours; a phase once", async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, "plain.yaml");
+  writeFileSync(file, "name: plain\nmachine: { type: sim }\nschedule: { cycles: 2 }\n");
+  t.is((await run(t, ["storm", file, "--out", join(dir, "out"), "-q"])).code, 0);
+  const trace = join(dir, "out", "trace.pstrace");
+  const refused = async (...deadlines: string[]): Promise<string> => {
+    const r = await run(t, ["check", trace, ...deadlines.flatMap((d) => ["--deadline", d])]);
+    t.is(r.code, 2, r.stderr);
+    const [first, second] = r.stderr.split("\n");
+    t.is(second, "(see: plugstorm check --help)");
+    return first!;
+  };
+  t.is(await refused("detach=0"), "plugstorm check: --deadline detach=0: expects a duration above 0 (milliseconds, or a number with a unit: 500ms, 2s, 1m)");
+  t.is(await refused("detach=99999999999999999999"), "plugstorm check: --deadline detach=99999999999999999999: too long: at most 86400000 ms (24 hours)");
+  t.is(await refused("detach=25h"), "plugstorm check: --deadline detach=25h: too long: at most 86400000 ms (24 hours)");
+  t.is(await refused("detach=2s", "attach=1s", "detach=3s"), "plugstorm check: --deadline detach=3s: the detach deadline is given twice (detach=2s before it); give each phase once");
+  // A unit is taken as in a storm file: 1us breaks the attach deadline of every cycle, 24h none.
+  t.is((await run(t, ["check", trace, "-q", "--deadline", "attach=1us"])).code, 1);
+  t.is((await run(t, ["check", trace, "-q", "--deadline", "attach=24h", "--deadline", "detach=86400000"])).code, 0);
+});
