@@ -8,8 +8,7 @@ import { fileURLToPath } from "node:url";
 import { automataDot, rulesMarkdown } from "../model/index.js";
 import { QmpClient, QmpCommandError } from "../qmp/index.js";
 import { AssembleError, ReleaseError, buildNetbsdImage } from "../images/index.js";
-import { GUEST_PROFILES, GuestSession, createMachine, validateStorm, ScenarioError, type GuestProfile } from "../storm/index.js";
-import { checkedQemuProfile } from "../storm/index.js";
+import { GUEST_PROFILES, GuestSession, MachineSetupError, checkedQemuProfile, createMachine, validateStorm, ScenarioError, type GuestProfile } from "../storm/index.js";
 import type { Machine } from "../hotplug/index.js";
 import { plugstorm } from "../gen/plugstorm.js";
 import { formatRecord } from "../trace/index.js";
@@ -84,12 +83,20 @@ export async function vmCommand(argv: string[], io: Io): Promise<number> {
   if (spec.type !== "qemu") throw new UsageError("vm starts QEMU machines", "vm");
   // One full-speed port on the profile's first USB controller: without `port`
   // QEMU puts a hub on a one-port controller, and the hub stays after device_del.
-  const usb = checkedQemuProfile(spec).usb?.[0];
+  // Asked before the folder is made: a missing image leaves nothing behind.
+  let usb;
+  try {
+    usb = checkedQemuProfile(spec).usb?.[0];
+  } catch (e) {
+    // A file the user named is missing: the hint to build the default image would be wrong.
+    if (e instanceof MachineSetupError && e.missing) throw new UsageError(`--${e.missing.field} ${e.missing.file}: no such file`, "vm");
+    throw e;
+  }
+  const bus = `${usb?.id ?? "usbc"}.0`;
   // A second QMP monitor for people and `plugstorm qmp`: the first is the machine's own.
   const dir = mkdtempSync(join(tmpdir(), "plugstorm-vm-"));
   const userSock = join(dir, "qmp.sock");
   const consoleLog = join(dir, "console.log");
-  const bus = `${usb?.id ?? "usbc"}.0`;
   let machine: Machine;
   try {
     machine = createMachine(spec, 1, { extraArgs: ["-qmp", `unix:${userSock},server=on,wait=off`], logDir: dir });

@@ -22,10 +22,19 @@ export function repoRoot(): string {
 }
 
 export class MachineSetupError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** A file the storm named (machine.kernel, .initrd, .image) that is missing: the caller may say it in its own words (vm: --kernel). */
+    readonly missing?: { field: "kernel" | "initrd" | "image"; file: string },
+  ) {
     super(message);
     this.name = "MachineSetupError";
   }
+}
+
+/** A file the storm named itself is missing: building the default image would not bring it. */
+function namedFileMissing(profile: string, field: "kernel" | "initrd" | "image", file: string): MachineSetupError {
+  return new MachineSetupError(`${profile}: machine.${field} ${file} does not exist`, { field, file });
 }
 
 export function qemuProfileFor(m: QemuMachineSpec): MachineProfile {
@@ -35,8 +44,11 @@ export function qemuProfileFor(m: QemuMachineSpec): MachineProfile {
     const image = linuxGuestImage(repoRoot());
     const kernel = m.kernel ?? image.kernel;
     const initrd = m.initrd ?? image.initrd;
-    for (const f of [kernel, initrd]) {
-      if (!existsSync(f)) throw new MachineSetupError(`linux-guest: ${f} does not exist; build the image with: plugstorm image linux (scripts/build-linux-guest)`);
+    for (const field of ["kernel", "initrd"] as const) {
+      const f = field === "kernel" ? kernel : initrd;
+      if (existsSync(f)) continue;
+      if (m[field] !== undefined) throw namedFileMissing("linux-guest", field, f);
+      throw new MachineSetupError(`linux-guest: ${f} does not exist; build the image with: plugstorm image linux (scripts/build-linux-guest)`);
     }
     base = linuxGuestProfile({ kernel, initrd }, { memoryMiB: m.memoryMb, usbPorts: usbPortsOf(m) });
   } else if (m.profile === "netbsd-guest") {
@@ -94,6 +106,7 @@ function netbsdImageFor(m: QemuMachineSpec): NetbsdGuestImage {
     if (disk === undefined && typeof man.image === "string") disk = man.image;
   }
   disk ??= paths.disk;
+  if (!existsSync(disk) && m.image !== undefined) throw namedFileMissing("netbsd-guest", "image", disk);
   if (!existsSync(disk)) throw new MachineSetupError(`netbsd-guest: ${disk} does not exist; build the image with: plugstorm image netbsd (see images/netbsd/README.md)`);
   const want = netbsdTelemetryTransport(telemetry);
   if (m.telemetry !== "none" && m.telemetry !== want) {
