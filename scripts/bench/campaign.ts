@@ -13,6 +13,9 @@ import { join } from "node:path";
 import { CampaignStore, LocalDriver, WorkerPool, loadQueue, parseCampaign, runCampaign, type CampaignDriver, type CampaignSpec, type JobResult, type WorkerStats } from "../../src/campaign/index.js";
 import { summary, fmt } from "./lib/stats.js";
 
+/** One line for `npm run bench -- --help`: what this suite measures, against what. */
+export const about = "sim campaign jobs/s, 2 local workers against 1; through BullMQ on a local redis-server against the local pool; per-job costs";
+
 const STORM = (cycles: number): string => `name: bench
 machine: { type: sim }
 nics: { mix: [ { kind: usb-net, count: 4 } ] }

@@ -19,6 +19,9 @@ import { checkTrace } from "../../src/check-trace.js";
 import { TraceWriter } from "../../src/trace/index.js";
 import { plugstorm } from "../../src/gen/plugstorm.js";
 
+/** One line for `npm run bench -- --help`: what this suite measures, against what. */
+export const about = "checker records/s against the adapter alone; its heap after 1M streamed cycles against after 10k";
+
 type IRecord = plugstorm.trace.v1.IRecord;
 const T = plugstorm.telemetry.v1;
 const TR = plugstorm.trace.v1;

@@ -20,6 +20,9 @@ import { fileURLToPath } from "node:url";
 import { startLiveServer } from "../../src/serve/index.js";
 import { DEFAULT_STORM, runStorm, validateStorm } from "../../src/storm/index.js";
 
+/** One line for `npm run bench -- --help`: what this suite measures, against what. */
+export const about = "a sim storm's cycles/s with 200 live-view JSON readers against none";
+
 /**
  * Cycles per run: at ~2,000 cycles/s and 200 ms batch windows a 1,000-cycle
  * run was 2 or 3 windows, and the ratio moved in steps of a whole batch;

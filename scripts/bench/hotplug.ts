@@ -6,6 +6,8 @@ import { pathToFileURL } from "node:url";
 import { QemuMachine } from "../../src/qemu/index.js";
 import { fmt, summary } from "./lib/stats.js";
 
+/** One line for `npm run bench -- --help`: what this suite measures, against what. */
+export const about = "usb-net device_add/device_del on a bare QEMU: latency; 4 and 8 in flight against one at a time (starts QEMU)";
 
 const CYCLES = 40;
 const IN_FLIGHT = [4, 8];

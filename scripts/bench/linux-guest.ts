@@ -12,6 +12,9 @@ import { join } from "node:path";
 import { startVm, type RunResult, type StormInput } from "../../src/storm/index.js";
 import { pctMs, verifiedCycles, type Verified } from "./lib/verified.js";
 
+/** One line for `npm run bench -- --help`: what this suite measures, against what. */
+export const about = "verified hot-plug cycles/s on the Linux guest, NICs in flight against one at a time; latency percentiles (starts QEMU)";
+
 const CYCLES = 24;
 const GOAL = 10;
 // Eight ports, one xhci root hub each, so every row runs on the same VM.

@@ -12,6 +12,9 @@ import { BARE_PROFILE, QemuProcess } from "../../src/qemu/index.js";
 import { queryStatus } from "../../src/qmp/index.js";
 import { fmt, summary } from "./lib/stats.js";
 
+/** One line for `npm run bench -- --help`: what this suite measures, against what. */
+export const about = "QMP round trip through QmpClient against a bare line loop on the same QEMU (starts QEMU)";
+
 
 const BLOCKS = 4;
 const PER_BLOCK = 500;

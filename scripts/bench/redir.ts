@@ -15,6 +15,9 @@ import { startVm, type StormInput, type VmFixture } from "../../src/storm/index.
 import type { QemuMachine } from "../../src/qemu/index.js";
 import { pctMs, verifiedCycles, type Verified } from "./lib/verified.js";
 
+/** One line for `npm run bench -- --help`: what this suite measures, against what. */
+export const about = "emulated usb-redir NICs against QEMU's usb-net on a Linux guest: cycles/s, unplug->free, frames/s (starts QEMU)";
+
 const CYCLES = Number(process.env["REDIR_CYCLES"] ?? 16);
 const REMOVALS = Number(process.env["REDIR_REMOVALS"] ?? 8);
 const DATA_SECONDS = 4;

@@ -7,6 +7,9 @@ import WebSocket from "ws";
 import { plugstorm } from "../../src/gen/plugstorm.js";
 import { startLiveServer, type RecordInput } from "../../src/serve/index.js";
 
+/** One line for `npm run bench -- --help`: what this suite measures, against what. */
+export const about = "live-feed records/s with JSON, binary and stalled subscribers against none and against protobuf-encoding";
+
 const T = plugstorm.trace.v1;
 const TL = plugstorm.telemetry.v1;
 

@@ -32,6 +32,9 @@ import { SimMachine } from "../../src/sim/index.js";
 import { DEFAULT_STORM, expandSteps, GuestSession, runStorm, shrinkStorm, validateStorm, type Step, type StormSpec } from "../../src/storm/index.js";
 import { encodeHostCommand } from "../../src/telemetry/index.js";
 
+/** One line for `npm run bench -- --help`: what this suite measures, against what. */
+export const about = "storm runner and shrinker throughput against the bare sim machine doing the same work";
+
 const CYCLES = 1000;
 /**
  * Rounds of the runner lines, each side once a round: each side's best of as

@@ -8,6 +8,9 @@ import { join } from "node:path";
 import { plugstorm } from "../../src/gen/plugstorm.js";
 import { readTrace, TraceWriter } from "../../src/trace/index.js";
 
+/** One line for `npm run bench -- --help`: what this suite measures, against what. */
+export const about = "trace write throughput with the flush policy against protobuf-encoding alone; read-back throughput";
+
 const tel = plugstorm.telemetry.v1;
 
 function records(n: number): plugstorm.trace.v1.IRecord[] {

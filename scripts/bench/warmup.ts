@@ -13,6 +13,9 @@ import { join } from "node:path";
 import { WorkerPool, parseCampaign, type CampaignSpec } from "../../src/campaign/index.js";
 import { WORKER_V8_FLAGS } from "../../src/campaign/pool.js";
 
+/** One line for `npm run bench -- --help`: what this suite measures, against what. */
+export const about = "a fresh campaign worker's CPU for 12 sim jobs per V8 flag set, against no flags";
+
 const STORM = `    storm:
       name: warmup
       machine: { type: sim }
