@@ -22,6 +22,7 @@ import { formatElapsedMs } from "../model/index.js";
 import { MachineSetupError, ScenarioError, checkedQemuProfile, validateStorm } from "../storm/index.js";
 import { MakeDirError, makeDirs } from "../trace/index.js";
 import { EXIT_USAGE, UsageError, defineOptions, intOption, parse, type Io } from "./args.js";
+import { EXIT_READER_GONE } from "./exit-text.js";
 
 export const CAMPAIGN_HELP = `usage: plugstorm campaign FILE [options]
 
@@ -64,7 +65,8 @@ options:
 Exit codes: 0 no signature, 1 signatures found (also when interrupted after
 finding some, as for storm), 2 usage or set-up error (Redis unreachable
 included), or jobs failed with nothing found; 130/143 interrupted (SIGINT/
-SIGTERM) before any signature.
+SIGTERM) before any signature;
+${EXIT_READER_GONE}.
 `;
 
 
@@ -327,7 +329,8 @@ options:
   --quiet, -q        no line per job
 
 Exit codes: 0 stopped by SIGINT/SIGTERM, 2 usage or set-up error, or Redis
-unreachable (at the start, or for longer than --redis-wait).
+unreachable (at the start, or for longer than --redis-wait);
+${EXIT_READER_GONE}.
 `;
 
 export async function workerCommand(argv: string[], io: Io): Promise<number> {

@@ -1,6 +1,7 @@
 // --help texts, one per command.
 
 import { CAMPAIGN_HELP, WORKER_HELP } from "./campaign.js";
+import { EXIT_INTERRUPTED, EXIT_READER_GONE } from "./exit-text.js";
 
 export const TOP_HELP = `plugstorm — hot-plug storms against QEMU and simulated guests, checked against a model of correct detach
 
@@ -19,9 +20,12 @@ commands:
   campaign FILE           run many storms × machines × seeds, locally or through a queue; signatures and reports
   worker --queue URL      pull campaign jobs from a BullMQ queue on Redis and run them here
 
-Exit codes: 0 clean, 1 violations found, 2 usage or set-up error; 141 (quietly) when
-the reader of the output went away, e.g. "plugstorm model rules | head", as a Unix
-tool killed by SIGPIPE.
+Exit codes: 0 clean, 1 violations found, 2 usage or set-up error; 130/143 when
+interrupted (SIGINT/SIGTERM; each command's help says how it stops); 141 (quietly)
+when the reader of the output went away before all of it was written, as for a Unix
+tool killed by SIGPIPE: "plugstorm trace cat TRACE | head" on a long trace. An output
+that fits in the pipe is written whole before the reader goes: "plugstorm model
+rules | head" exits 0.
 Run "plugstorm <command> --help" for a command's options.
 `;
 
@@ -49,8 +53,8 @@ options:
   --time-limit DURATION    stop cleanly after this much wall time (e.g. 30s, 5m, 2h; units
                            ms, s, m, h, d; at most 24d): a planned end, status "time-limit"
                            (exit 0 unless it found violations)
-  --max-trace-bytes SIZE   stop cleanly once the trace holds this much (default 2G; e.g. 500M;
-                           units K, M, G, T; from 4096 bytes to 1024T)
+  --max-trace-bytes SIZE   stop cleanly once the trace holds this much (default 2G;
+                           e.g. 500M; units K, M, G, T; from 4096 bytes to 1024T)
   --wall-clock-start MS    trace header wall-clock start (default: 0 on sim so traces of
                            one seed are byte-identical; the current time on QEMU)
   --quiet                  no progress and no summary; print only the output folder
@@ -68,9 +72,10 @@ options:
 
 Exit: 0 clean (also stopped at --time-limit), 1 violations, 2 bad storm file or
 set-up error (e.g. QEMU missing: run scripts/setup-host), 130/143 when
-interrupted (SIGINT/SIGTERM) before any violation. An interrupted run still
-writes a complete trace and its reports; so does a run stopped from the live
-view (exit 0 unless it found violations).
+interrupted (SIGINT/SIGTERM) before any violation,
+${EXIT_READER_GONE}. An interrupted run
+still writes a complete trace and its reports; so does a run stopped from the
+live view (exit 0 unless it found violations), and one whose reader went away.
 `,
   check: `usage: plugstorm check TRACE [--profile netbsd|linux] [--deadline PHASE=MS ...] [--rule ID] [--examples N] [-q|--quiet] [--json] [--report DIR [--overwrite]]
 
@@ -96,7 +101,9 @@ options:
                        refused if DIR holds any of them already (a run's folder does)
   --overwrite          with --report: replace the reports DIR holds
 
-Exit: 0 clean, 1 violations or a damaged trace, 2 unreadable trace or bad option.
+Exit: 0 clean, 1 violations or a damaged trace, 2 unreadable trace or bad option,
+${EXIT_INTERRUPTED},
+${EXIT_READER_GONE}.
 `,
   shrink: `usage: plugstorm shrink TRACE|STORM [--seed N] [--rule RULE] [--out FILE] [--max-runs N] [--quiet]
 
@@ -104,8 +111,14 @@ Runs a failing storm on the sim machine and cuts it down to a minimal explicit
 step list that still breaks the same rule, written as a storm file (default:
 INPUT-shrunk.yaml next to the input, for trace.pstrace trace-shrunk.yaml). Given a trace, the storm and seed come from its header.
 
+Ctrl-C ends the search early and writes the smallest failing storm found so far
+(2 "interrupted" if it comes before the first run ends); a second Ctrl-C, or SIGTERM,
+ends it at once.
+
 Exit: 1 when a minimal failing storm was written, 2 when there is nothing to shrink
-(the storm breaks no rule, or is not a sim storm).
+(the storm breaks no rule, or is not a sim storm), 130/143 when a second SIGINT or a
+SIGTERM ends it at once,
+${EXIT_READER_GONE}.
 `,
   trace: `usage: plugstorm trace cat TRACE [--json] [--nic ID] [--from T] [--to T]
        plugstorm trace export TRACE [--format perfetto|chrome] [-o|--output FILE]
@@ -115,6 +128,10 @@ each damaged region where it sits. --nic nic7 keeps that NIC's records (host
 actions, QMP, its guest device's frames, verdicts); --from/--to keep a window
 of trace time (seconds, or with a unit: 1500ms, 2s).
 export writes a Perfetto trace (default TRACE.perfetto-trace) or Chrome trace JSON.
+
+Exit: 0 done, 2 unreadable trace, bad option or output not written,
+${EXIT_INTERRUPTED},
+${EXIT_READER_GONE}.
 `,
   model: `usage: plugstorm model rules
        plugstorm model diagram [--profile netbsd|linux]
@@ -123,6 +140,10 @@ rules prints the rule table (Markdown, with the profiles each rule applies to);
 diagram prints a profile's device and interface automata as Graphviz dot.
 Render it with Graphviz's dot, which scripts/setup-host installs (or: apt-get
 install graphviz):  plugstorm model diagram | dot -Tsvg > automata.svg
+
+Exit: 0 done, 2 bad option, ${EXIT_INTERRUPTED},
+${EXIT_READER_GONE} (the rule table fits in a pipe:
+"plugstorm model rules | head" exits 0).
 `,
   vm: `usage: plugstorm vm PROFILE [--accel auto|kvm|tcg] [--kernel F] [--initrd F]
 
@@ -138,6 +159,11 @@ Ctrl-C stops the machine.
 if the guest prints nothing within 15 s. --accel kvm is used as asked, never
 given up: a warning says when auto would have picked TCG here (and why), and
 another when the guest has printed nothing under KVM within 15 s.
+
+Exit: 0 when Ctrl-C (SIGINT) or SIGTERM stopped the machine, 2 bad option or a machine
+that could not start or exited on its own, 130/143 when a second SIGINT/SIGTERM comes
+while it stops,
+${EXIT_READER_GONE}.
 `,
   qmp: `usage: plugstorm qmp SOCKET COMMAND [JSON-ARGUMENTS] [--timeout MS]
 
@@ -145,7 +171,9 @@ Sends one QMP command to a running machine (the socket "plugstorm vm" printed)
 and prints the reply as JSON. Example:
   plugstorm qmp /tmp/x/qmp-user.sock device_add '{"driver":"usb-net","id":"nic9","bus":"usbc.0","port":"1"}'
 (name a port: without one QEMU inserts a USB hub that outlives the NIC)
-Exit: 0 on success, 1 when QEMU answers with an error, 2 when it cannot be reached.
+Exit: 0 on success, 1 when QEMU answers with an error, 2 when it cannot be reached,
+${EXIT_INTERRUPTED},
+${EXIT_READER_GONE}.
 `,
   image: `usage: plugstorm image [linux|netbsd] [netbsd options]
 
@@ -162,6 +190,9 @@ Builds a guest image:
     --kernel FILE      boot this kernel (e.g. PLUGSTORM: no built-in cdce, for unload storms)
     --nanopb-src DIR   nanopb runtime sources (or $NANOPB_SRC): the agent is compiled in the guest
     --size-mib N       root file system size (default 3072)
+
+Exit: 0 built, 2 bad option or the build failed, ${EXIT_INTERRUPTED},
+${EXIT_READER_GONE}.
 `,
   serve: `usage: plugstorm serve TRACE [--speed N | --max] [--listen [HOST:]PORT]
 
@@ -179,6 +210,7 @@ options:
                         printed); a non-loopback HOST only when given explicitly
 
 Runs until SIGINT/SIGTERM (Ctrl-C), then exits 0.
-Exit: 2 when TRACE is unreadable or not a plugstorm trace, or the address cannot be used.
+Exit: 2 when TRACE is unreadable or not a plugstorm trace, or the address cannot be used,
+${EXIT_READER_GONE}.
 `,
 };
