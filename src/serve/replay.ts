@@ -25,6 +25,8 @@ export function parseSpeed(v: unknown): Speed {
 export class Replayer {
   private paused = false;
   private stopped = false;
+  /** The records are all sent (or the replay stopped or failed): no control brings "running" back. */
+  private finished = false;
   private wake: (() => void) | null = null;
   /** Wall clock (ms) and trace time (ns) the pacing is measured from. */
   private baseWallMs = 0;
@@ -43,13 +45,14 @@ export class Replayer {
   }
 
   pause(): void {
+    if (this.finished) return;
     this.paused = true;
     this.hub.setStatus("paused");
     this.kick();
   }
 
   resume(): void {
-    if (!this.paused) return;
+    if (!this.paused || this.finished) return;
     this.paused = false;
     this.rebase();
     this.hub.setStatus("running");
@@ -65,7 +68,8 @@ export class Replayer {
     this.speed = s;
     this.hub.speed = s;
     this.rebase();
-    this.hub.setStatus(this.paused ? "paused" : "running");
+    // The status message carries the speed: after the end it says the new one with the status unchanged.
+    this.hub.setStatus(this.finished ? this.hub.status : this.paused ? "paused" : "running");
     this.kick();
   }
 
@@ -143,9 +147,11 @@ export class Replayer {
       }
       const note = this.stopped ? undefined : src.end?.();
       if (note) for (const c of this.hub.clients) c.sendJson({ type: "note", text: note });
+      this.finished = true;
       this.hub.setStatus(this.stopped ? "stopped" : "ended");
     } catch (err) {
       this.onError(err);
+      this.finished = true;
       this.hub.setStatus("ended");
       for (const c of this.hub.clients) {
         c.sendJson({ type: "error", code: "failed", error: `replay stopped at record ${index}: ${errText(err)}` });

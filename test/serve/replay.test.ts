@@ -65,3 +65,21 @@ test("a replay viewer controls its own replay without a token; binary viewers ge
   c.send({ type: "control", id: 3, op: "speed", speed: -1 });
   t.regex((await c.waitJson("reply", 5000, 0, (j) => j["id"] === 3))["error"] as string, /speed must be a number > 0/);
 });
+
+test("after a replay ended, speed changes the speed and keeps the status; pause and resume change nothing", async (t) => {
+  const path = writeTrace(t, [0, 1e6].map((tNs, i) => ({ tNs, mark: { name: `m${i}` } })));
+  const srv = await serveTrace(path, { speed: "max" });
+  t.teardown(() => srv.close());
+  const c = new TestClient(`${srv.feedUrl}?format=json`);
+  t.teardown(() => c.close());
+  await c.waitJson("status", 5000, 0, (j) => j["status"] === "ended");
+  const endedAt = c.received.length;
+  c.send({ type: "control", id: 1, op: "speed", speed: 5 });
+  c.send({ type: "control", id: 2, op: "pause" });
+  c.send({ type: "control", id: 3, op: "resume" });
+  // Replies come in order, each after what its op sent: by the last one every status the ops made is here.
+  await c.waitJson("reply", 5000, endedAt, (j) => j["id"] === 3);
+  const after = c.received.slice(endedAt).flatMap((m) => (m.binary ? [] : [m.json]));
+  t.deepEqual(after.filter((j) => j["type"] === "reply").map((j) => j["ok"]), [true, true, true]);
+  t.deepEqual(after.filter((j) => j["type"] === "status"), [{ type: "status", status: "ended", speed: 5 }]);
+});
