@@ -1,5 +1,5 @@
 import test from "ava";
-import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { ROOT, run, start, tempDir } from "../cli/helpers.js";
@@ -154,17 +154,20 @@ attempts: 2
 shrink: false
 `);
   const out = join(d, "out");
-  // No QEMU on this PATH: the QEMU job is a set-up error, not a finding.
-  const r = await run(t, ["campaign", join(d, "c.yaml"), "--out", out, "--parallelism", "1"], { env: { ...process.env, PATH: "/nonexistent" } });
+  // A QEMU that is there but cannot start (a missing one is refused before the header): the QEMU job is a set-up error, not a finding.
+  const bin = join(d, "bin");
+  mkdirSync(bin);
+  writeFileSync(join(bin, "qemu-system-x86_64"), '#!/bin/sh\necho "qemu-system-x86_64: cannot start here" >&2\nexit 1\n', { mode: 0o755 });
+  const r = await run(t, ["campaign", join(d, "c.yaml"), "--out", out, "--parallelism", "1"], { env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}` } });
   t.is(r.code, 2, r.stderr);
   const rep = report(out);
   t.is(rep.jobs.finished, 1);
   t.is(rep.failedJobs.length, 1);
   t.is(rep.failedJobs[0]!.jobId, "qemu-usb-bare.as-written.s1.r1");
   t.is(rep.failedJobs[0]!.attempts, 2);
-  t.regex(rep.failedJobs[0]!.error, /qemu-system-x86_64.*not found/);
+  t.regex(rep.failedJobs[0]!.error, /QEMU failed to start.*cannot start here/s);
   t.is(rep.findings.length, 0);
-  t.regex(readFileSync(join(out, "junit.xml"), "utf8"), /<error message="[^"]*not found/);
+  t.regex(readFileSync(join(out, "junit.xml"), "utf8"), /<error message="[^"]*QEMU failed to start/);
 });
 
 test("the time budget: no job starts after it; the report says so and --resume runs the rest", async (t) => {

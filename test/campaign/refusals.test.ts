@@ -120,4 +120,10 @@ test("a QEMU guest whose kernel is not on this host: the refusal is the first li
   // Each job failed with this after the header, the campaign's own line saying it last.
   t.regex(firstLine(r), /^plugstorm campaign: guest "far" \(qemu-usb-linux\): .*\/no\/such\/bzImage does not exist.*nothing was run$/);
   t.false(existsSync(out));
+  // No QEMU on this PATH: the same, for the binary.
+  writeFileSync(file, `name: q\nstorms: [${join(process.cwd(), "scripts", "storms", "qemu-usb-bare.yaml")}]\nshrink: false\n`);
+  const noQemu = await run(t, ["campaign", file, "--out", out], { env: { ...process.env, PATH: "/nonexistent" } });
+  t.is(noQemu.code, 2, noQemu.stderr);
+  t.regex(firstLine(noQemu), /^plugstorm campaign: guest "as-written" \(qemu-usb-bare\): .*qemu-system-x86_64.*not found.*nothing was run$/);
+  t.false(existsSync(out));
 });
