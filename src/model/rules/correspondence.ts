@@ -169,7 +169,9 @@ export class CorrespondenceMonitor {
     const h = holdersOf(dev, undefined, c.texts);
     if (!begun) {
       c.ex(this.X_HOST_REMOVE_DETACHES);
-      c.violate("host-remove-detaches", `host removed ${nic.id} but ${dev.name} did not begin detaching within ${fmtDur(c.deadlines.detachNs)} (state ${dev.state}; lost detach)`, { at: rm, nic, dev, holders: h.ids, tNs: tm.due });
+      // What was seen, not why: a stuck thread (a cascade's consequence) looks the same as the
+      // sim's lost-detach bug, and naming that bug here sent readers after a bug not injected.
+      c.violate("host-remove-detaches", `host removed ${nic.id} but ${dev.name} did not begin detaching within ${fmtDur(c.deadlines.detachNs)} (state ${dev.state}; no detach began)`, { at: rm, nic, dev, holders: h.ids, tNs: tm.due });
       return;
     }
     c.ex(this.X_HOST_REMOVE_FREES);
