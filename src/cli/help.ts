@@ -47,7 +47,9 @@ options:
                            is not empty is refused, nothing touched
   --overwrite              with --out: remove the earlier run's files there (trace, reports,
                            shrunk storm, exports, logs) first; refused if DIR holds others
-  --bug NAME[@P][:TARGET]  inject a bug into the sim kernel (repeatable)
+  --bug NAME[@P][:TARGET]  inject a bug into the sim kernel (repeatable: entries of one bug
+                           unite their targets and must agree on its chance P; TARGET names
+                           a NIC of the storm, its device or a holder)
   --stop-on-first          stop at the first violation
   --shrink                 after a violation (sim only), write a minimal storm to DIR/shrunk.yaml
   --time-limit DURATION    stop cleanly after this much wall time (e.g. 30s, 5m, 2h; units

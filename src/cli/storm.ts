@@ -7,6 +7,8 @@ import { dirname, join, relative, resolve, basename, extname } from "node:path";
 import {
   DEFAULT_STORM,
   ScenarioError,
+  bugListIssues,
+  bugTargets,
   ShrinkError,
   defaultOutDir,
   loadStormFile,
@@ -29,6 +31,7 @@ import { DEFAULT_EXAMPLES, ExampleLimit } from "../check/present.js";
 import { ioErrorText, makeDirs, MakeDirError, removeMadeDirs } from "../trace/index.js";
 import { checkedQemuProfile } from "../storm/index.js";
 import { outFolderContents, someNames } from "../storm/out-dir.js";
+import { parseBug } from "../sim/index.js";
 
 function quote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
@@ -85,11 +88,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   const bugs = values.bug ?? [];
   if (bugs.length > 0) {
     if (spec.machine.type !== "sim") throw new UsageError("--bug injects bugs into the simulated kernel: the storm must run on the sim machine", "storm");
-    try {
-      spec = validateStormWithBugs(spec, bugs);
-    } catch (e) {
-      throw new UsageError(e instanceof Error ? e.message : String(e), "storm");
-    }
+    spec = withCommandLineBugs(spec, bugs);
   }
   let timeLimitMs: number | undefined;
   if (values["time-limit"] !== undefined) {
@@ -342,17 +341,25 @@ function asRecorded(spec: StormSpec, h: TraceRunHeader): StormSpec {
   return out;
 }
 
-function validateStormWithBugs(spec: StormSpec, bugs: string[]): StormSpec {
+/**
+ * The storm with the command line's bugs after its own, checked as its
+ * machine.bugs are (validate.ts): each problem names the --bug it is about.
+ */
+function withCommandLineBugs(spec: StormSpec, bugs: string[]): StormSpec {
   if (spec.machine.type !== "sim") return spec;
-  const machine = { ...spec.machine, bugs: [...spec.machine.bugs, ...bugs] };
-  checkSimBugs(machine.bugs);
-  return { ...spec, machine };
-}
-
-function checkSimBugs(bugs: string[]): void {
-  // Validation of bug names lives with the sim; validateStorm reports them with
-  // file positions, this only covers --bug.
-  validateStorm({ machine: { type: "sim", bugs } }, "--bug");
+  for (const b of bugs) {
+    try {
+      parseBug(b);
+    } catch (e) {
+      throw new UsageError(`--bug ${b}: ${(e as Error).message.replace(/^unknown sim bug "[^"]*"/, "no such sim bug")}`, "storm");
+    }
+  }
+  const own = spec.machine.bugs.length;
+  const all = [...spec.machine.bugs, ...bugs];
+  // The storm's own entries were checked when it was read: only a --bug can be at fault.
+  const issue = bugListIssues(all, bugTargets(spec)).find((i) => i.index >= own);
+  if (issue) throw new UsageError(`--bug ${all[issue.index]}: ${issue.message}`, "storm");
+  return { ...spec, machine: { ...spec.machine, bugs: all } };
 }
 
 function resolveOut(out: string | undefined, seed: number): string {

@@ -232,7 +232,13 @@ export class Agent {
           return;
         }
         const target = f.device || f.serial || undefined;
-        k.bugs.add(target === undefined ? fault : { ...fault, target });
+        try {
+          k.bugs.add(target === undefined ? fault : { ...fault, target });
+        } catch (e) {
+          // The bug is armed already with another chance (chanceClash).
+          this.ack(id, EINVAL, (e as Error).message);
+          return;
+        }
         this.ack(id, 0);
         return;
       }

@@ -25,7 +25,10 @@ export interface BugSpec {
   name: BugName;
   /** Chance that the bug strikes at each opportunity (default 1). */
   probability?: number;
-  /** Device name (cdce0), QEMU id (nic3) or holder name the bug is limited to; default any. */
+  /**
+   * Device name (cdce0), QEMU id (nic3) or holder name the bug is limited to;
+   * default any. Entries of one bug unite their targets (BugSet).
+   */
   target?: string;
 }
 
@@ -71,19 +74,55 @@ export function faultCommand(name: string, arg: string): { name: BugName; probab
   return { name, probability: p };
 }
 
+/**
+ * Why `later` cannot join `earlier`, an entry for the same bug given before it,
+ * or undefined: a bug strikes with one chance, whatever its targets.
+ */
+export function chanceClash(later: BugSpec, earlier: BugSpec): string | undefined {
+  const p = later.probability ?? 1;
+  const q = earlier.probability ?? 1;
+  if (p === q) return undefined;
+  return `${later.name} has chance ${q} in an earlier entry (${bugText(earlier)}) and ${p} here: one bug strikes with one chance, whatever its targets; give its entries one chance (their targets are united)`;
+}
+
+/** A spec the way --bug and machine.bugs write it. */
+export function bugText(b: BugSpec): string {
+  return `${b.name}${b.probability !== undefined ? `@${b.probability}` : ""}${b.target !== undefined ? `:${b.target}` : ""}`;
+}
+
+/** One bug as armed: its chance, and the subjects it is limited to (null: any). */
+interface Armed {
+  spec: BugSpec;
+  probability: number;
+  targets: Set<string> | null;
+}
+
+/**
+ * The bugs armed in one kernel. Entries of one bug name are one bug: their
+ * targets are united (an entry without a target arms it for every subject);
+ * their chances must agree (chanceClash), else add throws.
+ */
 export class BugSet {
-  private readonly specs = new Map<BugName, BugSpec>();
+  private readonly armed = new Map<BugName, Armed>();
   constructor(specs: Iterable<string | BugSpec>, private readonly chance: (p: number) => boolean) {
     for (const s of specs) this.add(s);
   }
 
   add(s: string | BugSpec): void {
     const spec = parseBug(s);
-    this.specs.set(spec.name, spec);
+    const had = this.armed.get(spec.name);
+    if (had === undefined) {
+      this.armed.set(spec.name, { spec, probability: spec.probability ?? 1, targets: spec.target === undefined ? null : new Set([spec.target]) });
+      return;
+    }
+    const clash = chanceClash(spec, had.spec);
+    if (clash !== undefined) throw new Error(clash);
+    if (spec.target === undefined) had.targets = null;
+    else had.targets?.add(spec.target);
   }
 
   has(name: BugName): boolean {
-    return this.specs.has(name);
+    return this.armed.has(name);
   }
 
   /**
@@ -92,13 +131,14 @@ export class BugSet {
    * unrelated bug never shifts the random stream of a clean run.
    */
   strikes(name: BugName, ...subjects: string[]): boolean {
-    const spec = this.specs.get(name);
-    if (spec === undefined) return false;
-    if (spec.target !== undefined && !subjects.includes(spec.target)) return false;
-    return this.chance(spec.probability ?? 1);
+    const a = this.armed.get(name);
+    if (a === undefined) return false;
+    if (a.targets !== null && !aimedAt(a.targets, subjects)) return false;
+    return this.chance(a.probability);
   }
+}
 
-  list(): BugSpec[] {
-    return [...this.specs.values()];
-  }
+function aimedAt(targets: Set<string>, subjects: readonly string[]): boolean {
+  for (const s of subjects) if (targets.has(s)) return true;
+  return false;
 }

@@ -4,9 +4,12 @@
 // card-detect interrupt deactivates the function at splhigh and queues an
 // event; the socket's event thread detaches it with DETACH_FORCE.
 
-import { FORCE, type Kernel, type SimDevice } from "./kernel.js";
+import { FORCE, type DriverName, type Kernel, type SimDevice } from "./kernel.js";
 import type { Modules } from "./modules.js";
 import { WaitChan, type Yield } from "./scheduler.js";
+
+/** The driver that attaches to each NIC kind the sim plugs: its devices are named driver + unit (cdce0, ne1). */
+export const KIND_DRIVERS = { "usb-net": "cdce", "pcmcia-ne2000": "ne" } as const satisfies Record<string, DriverName>;
 
 interface Hw {
   nicId: string;
@@ -94,8 +97,8 @@ export class UsbBus {
           p.change = true;
           continue;
         }
-        this.mods.ensureLoaded("cdce");
-        p.dev = yield* k.configAttach("cdce", {
+        this.mods.ensureLoaded(KIND_DRIVERS["usb-net"]);
+        p.dev = yield* k.configAttach(KIND_DRIVERS["usb-net"], {
           bus: "usb",
           parent: this.hub,
           port: `${this.hub} port ${p.name}`,
@@ -169,8 +172,8 @@ export class PcmciaSocket {
         if (!childGone(dev)) yield* k.configDetach(dev, FORCE);
       } else if (this.card === ev.hw && (this.dev === null || childGone(this.dev))) {
         const hw = ev.hw;
-        this.mods.ensureLoaded("ne");
-        this.dev = yield* k.configAttach("ne", {
+        this.mods.ensureLoaded(KIND_DRIVERS["pcmcia-ne2000"]);
+        this.dev = yield* k.configAttach(KIND_DRIVERS["pcmcia-ne2000"], {
           bus: "pcmcia",
           parent: this.bus,
           port: `pcic0 socket ${this.socket}`,

@@ -4,6 +4,7 @@ export type * from "./spec.js";
 export { NIC_KINDS, HOLDER_KINDS, GUEST_PROFILES, DEADLINE_PHASES, DEFAULT_DEADLINES_MS, DRIVER_MODULES, busOf } from "./spec.js";
 export { parseStorm, validateStorm, checkStormNode, parseDurationNs, formatIssue, ScenarioError, MAX_DURATION_NS, Checker as YamlChecker, type ScenarioIssue } from "./validate.js";
 export { loadStorm, loadStormFile } from "./load.js";
+export { bugListIssues, bugTargets, type BugTargets } from "./bug-targets.js";
 export { StepSource, expandSteps, drawDuration } from "./schedule.js";
 export { MAX_SEED, Rng } from "../sim/index.js";
 export {

@@ -3,8 +3,9 @@
 // problem is collected before anything is reported, and a storm with any
 // problem never runs.
 
-import { BUG_NAMES, FaultCommandError, MAX_SEED, faultCommand, parseBug, simHolds } from "../sim/index.js";
+import { BUG_NAMES, FaultCommandError, MAX_SEED, chanceClash, faultCommand, parseBug, simHolds, type BugSpec } from "../sim/index.js";
 import { objectKind } from "./steps.js";
+import { bugListIssues, bugTargets } from "./bug-targets.js";
 import { Document, LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Node } from "yaml";
 import {
   DEADLINE_PHASES,
@@ -472,7 +473,8 @@ function readTop(ck: Checker, top: Map<string, N>, root: N): StormSpec | null {
   const stop = top.has("stopOnFirstViolation") ? ck.bool(top.get("stopOnFirstViolation"), "stopOnFirstViolation", root) : false;
 
   const machineNode = ck.required(top, "machine", "", root, "a machine (type: sim or type: qemu)");
-  const machine = machineNode === undefined ? undefined : readMachine(ck, machineNode, root);
+  const bugNodes: Array<{ node: N; at: number }> = [];
+  const machine = machineNode === undefined ? undefined : readMachine(ck, machineNode, root, bugNodes);
   const modelProfile: ModelProfile = model ?? (machine?.type === "qemu" && machine.profile === "linux-guest" ? "linux" : "netbsd");
   if (machine && model) {
     if (machine.type === "sim" && model === "linux") ck.fail(top.get("model"), "model", "the simulated guest is NetBSD: expected netbsd");
@@ -668,6 +670,11 @@ function readTop(ck: Checker, top: Map<string, N>, root: N): StormSpec | null {
       }
   }
 
+  if (machine?.type === "sim") {
+    const targets = bugTargets({ nics: { mix, ports }, schedule: sched, holders });
+    for (const i of bugListIssues(machine.bugs, targets)) ck.fail(bugNodes[i.index]?.node, `machine.bugs[${bugNodes[i.index]?.at ?? i.index}]`, i.message, machineNode);
+  }
+
   if (!machine || name === undefined || stop === undefined) return null;
   return {
     name,
@@ -719,7 +726,8 @@ function readFaultChances(ck: Checker, node: N, root: N, mix: readonly { kind: N
   return out;
 }
 
-function readMachine(ck: Checker, node: N, root: N): MachineSpec | undefined {
+/** bugNodes: filled with the node and list index of each entry of a sim machine's bugs, in the order of its bugs. */
+function readMachine(ck: Checker, node: N, root: N, bugNodes: Array<{ node: N; at: number }>): MachineSpec | undefined {
   const type = isMap(node) ? ck.scalar(node.get("type", true) as N) : undefined;
   if (type !== "sim" && type !== "qemu") {
     if (isMap(node)) {
@@ -742,6 +750,7 @@ function readMachine(ck: Checker, node: N, root: N): MachineSpec | undefined {
         try {
           parseBug(s);
           bugs.push(s);
+          bugNodes.push({ node: b as N, at: i });
         } catch (e) {
           ck.fail(b as N, `machine.bugs[${i}]`, (e as Error).message.replace(/^unknown sim bug/, "unknown bug"));
         }
@@ -804,6 +813,14 @@ function readSteps(ck: Checker, node: N, parent: N, model: ModelProfile, machine
   const steps: Step[] = [];
   const kinds = new Map<string, NicKind>();
   const present = new Set<string>();
+  // The sim's bugs as armed so far: a fault step arms one more entry (the agent's InjectFault, BugSet.add).
+  const armed = new Map<string, BugSpec>();
+  if (machine?.type === "sim") {
+    for (const b of machine.bugs) {
+      const spec = parseBug(b);
+      if (!armed.has(spec.name)) armed.set(spec.name, spec);
+    }
+  }
   node.items.forEach((item, i) => {
     const at = `schedule.steps[${i}]`;
     const m = ck.map(item as N, at, STEP_OPS, node);
@@ -974,7 +991,7 @@ function readSteps(ck: Checker, node: N, parent: N, model: ModelProfile, machine
         const bare = argNode === undefined ? undefined : ck.scalar(argNode);
         const arg = argNode === undefined ? "" : typeof bare === "number" ? String(bare) : ck.string(argNode, `${p}.arg`, v);
         if (!name || nic === undefined || arg === undefined || (nic !== "" && !nicKnown(nic, v))) return;
-        if (machine?.type === "sim" && !simFaultAccepted(ck, a, p, name, arg)) return;
+        if (machine?.type === "sim" && !simFaultAccepted(ck, a, p, name, arg, armed)) return;
         steps.push({ op, name, nic, arg });
         return;
       }
@@ -991,10 +1008,17 @@ function simHolderAccepted(ck: Checker, node: N, path: string, kind: HolderKind)
   return false;
 }
 
-/** What the sim agent would refuse (faultCommand), said at the field, before anything runs. */
-function simFaultAccepted(ck: Checker, a: Map<string, N>, p: string, name: string, arg: string): boolean {
+/** What the sim agent would refuse (faultCommand, BugSet.add), said at the field, before anything runs. */
+function simFaultAccepted(ck: Checker, a: Map<string, N>, p: string, name: string, arg: string, armed: Map<string, BugSpec>): boolean {
   try {
-    faultCommand(name, arg);
+    const f = faultCommand(name, arg);
+    const earlier = armed.get(f.name);
+    const clash = earlier && chanceClash(f, earlier);
+    if (clash) {
+      ck.fail(a.get("arg") ?? a.get("name")!, a.has("arg") ? `${p}.arg` : `${p}.name`, clash);
+      return false;
+    }
+    if (!earlier) armed.set(f.name, f);
     return true;
   } catch (e) {
     if (!(e instanceof FaultCommandError)) throw e;
