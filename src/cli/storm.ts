@@ -26,7 +26,7 @@ import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, intOption, pars
 import { boundText, createProgress } from "./progress.js";
 import { startStormLiveView, type StormLiveView } from "./serve.js";
 import { onOutputBroken, outputBroken } from "./pipe.js";
-import { accelText, notObservedItem, rejectedCommandText, rejectionText } from "../report/index.js";
+import { accelText, bugStrikesText, notObservedItem, rejectedCommandText, rejectionText } from "../report/index.js";
 import { DEFAULT_EXAMPLES, ExampleLimit } from "../check/present.js";
 import { ioErrorText, makeDirs, MakeDirError, removeMadeDirs } from "../trace/index.js";
 import { checkedQemuProfile } from "../storm/index.js";
@@ -263,6 +263,8 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     // One line per file that could not be written; everything else was written.
     for (const w of result.writeErrors) io.err.write(`plugstorm storm: ${w.message}${w.file === result.traceFile ? "; the trace ends there, marked incomplete" : ""}\n`);
   } else if (code === EXIT_USAGE && result.abortReason) io.err.write(`plugstorm storm: ${result.abortReason}\n`);
+  // The summary says it; without one, a bug the run never tested is still not left unsaid.
+  if (quiet || json || !result.reportText) for (const b of result.bugStrikes) if (b.strikes === 0) io.err.write(`${bugStrikesText(b)}\n`);
   if (json) {
     io.out.write(JSON.stringify(resultJson(result, code, shrunkFile)) + "\n");
   } else if (quiet) {
@@ -392,6 +394,7 @@ function resultJson(r: RunResult, exitCode: number, shrunkFile?: string): Record
     verdicts: r.verdicts.map((v) => v.report),
     reproduce: r.reproduce,
     rejectedCommands: r.rejectedCommands,
+    bugStrikes: r.bugStrikes,
     ...(shrunkFile ? { shrunkFile } : {}),
   };
 }

@@ -3,7 +3,7 @@
 /** Durations are written one way across the project (src/model/duration.ts). */
 export { formatNs } from "../model/index.js";
 import { formatNs } from "../model/index.js";
-import type { RejectedCommand } from "./types.js";
+import type { BugStrikes, RejectedCommand } from "./types.js";
 
 /** Every character escapeXml changes: the forbidden ones, surrogates (a lone one is replaced), and the five it escapes. */
 const NEEDS_ESCAPE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF\uD800-\uDFFF&<>"']/;
@@ -104,6 +104,15 @@ export function axisUnit(spanNs: number): { unit: string; div: number } {
   if (spanNs < 1e7) return { unit: "µs", div: 1e3 };
   if (spanNs < 1e10) return { unit: "ms", div: 1e6 };
   return { unit: "s", div: 1e9 };
+}
+
+/**
+ * An injected bug's strikes in one line; one that never struck is a warning
+ * (the run, clean or not, did not test it), with what its trigger needs.
+ */
+export function bugStrikesText(b: BugStrikes): string {
+  if (b.strikes > 0) return `bug ${b.bug} struck ${b.strikes} time${b.strikes === 1 ? "" : "s"}`;
+  return `warning: bug ${b.bug} never struck${b.needs ? `: its trigger needs ${b.needs}` : ""}`;
 }
 
 /** A rejected guest command in one line: which action, what it asked, and what the guest said. */

@@ -17,7 +17,7 @@ export { renderText } from "./text.js";
 export { renderJunit } from "./junit.js";
 export { renderHtml, renderHtmlBytes, PHASE_COLOURS, type HtmlOptions } from "./html.js";
 export { rulesOf, severityName, sideName, isFailure, findingsOf, byFirstOccurrence, type RuleResult, type Finding } from "./verdicts.js";
-export { accelText, formatNs, machineLine, notObservedItem, rejectedCommandText, rejectionText } from "./format.js";
+export { accelText, bugStrikesText, formatNs, machineLine, notObservedItem, rejectedCommandText, rejectionText } from "./format.js";
 
 export const REPORT_FILES = ["summary.txt", "report.json", "junit.xml", "report.html"] as const;
 

@@ -2,7 +2,7 @@
 // often, how fast things were, what was lost, and how to run it again.
 
 import { basename } from "node:path";
-import { formatNs, isoTime, machineLine, notObservedItem, pad, padLeft, rejectedCommandText, rejectionText } from "./format.js";
+import { bugStrikesText, formatNs, isoTime, machineLine, notObservedItem, pad, padLeft, rejectedCommandText, rejectionText } from "./format.js";
 import type { RejectedCommand, ReportVerdict, RunReport } from "./types.js";
 import { byFirstOccurrence, findingsOf, rulesOf } from "./verdicts.js";
 
@@ -34,6 +34,8 @@ export function renderText(report: RunReport, files: readonly string[] = []): st
   out.push(`${report.toolVersion} · storm "${report.scenarioName}" · ${statusLine(report)}`);
   out.push(`  seed ${report.seed} · guest ${report.profiles.guest} · model ${report.profiles.model}`);
   out.push(`  machine: ${machineLine(report.profiles.machine, report.accel)}`);
+  // Next to the bugs the machine line names: whether the run tested each.
+  for (const b of report.bugStrikes ?? []) out.push(`  ${bugStrikesText(b)}`);
   if (report.notObserved && report.notObserved.length > 0) out.push(`  not observed: ${report.notObserved.map(notObservedItem).join("; ")}`);
   out.push(`  started ${isoTime(report.startedAtMs)} · took ${formatNs(report.durationMs * 1e6)}`);
   out.push(`  cycles ${c.cycles} · frames ${c.frames} · frames lost ${c.framesLost} · corrupt ${c.corrupt}`);

@@ -112,6 +112,17 @@ export interface RejectedCommand {
   tNs: number;
 }
 
+/**
+ * A bug injected into the sim kernel and the times it struck: changed what
+ * the kernel did. One that never struck was not tested by the run, whatever
+ * the rules say; needs (then only) says what its trigger needs.
+ */
+export interface BugStrikes {
+  bug: string;
+  strikes: number;
+  needs?: string;
+}
+
 export interface RunReport {
   /** "plugstorm 0.1.0". */
   toolVersion: string;
@@ -147,6 +158,8 @@ export interface RunReport {
   accel?: string;
   /** Guest commands the guest agent refused: the storm did not do all it says. */
   rejectedCommands?: readonly RejectedCommand[];
+  /** The sim machine's injected bugs (--bug, machine.bugs, fault steps), each with its strikes. */
+  bugStrikes?: readonly BugStrikes[];
   timeline: Timeline;
 }
 

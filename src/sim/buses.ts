@@ -147,7 +147,9 @@ export class PcmciaSocket {
     k.interrupt(() => {
       const dev = this.dev;
       if (dev !== null && dev.nicId === hw.nicId && !childGone(dev)) {
-        if (!k.bugs.strikes("skip-deactivate", dev.xname, dev.nicId)) k.configDeactivate(dev);
+        if (!k.bugs.draw("skip-deactivate", dev.xname, dev.nicId)) k.configDeactivate(dev);
+        // Only a device still active had a deactivate to skip.
+        else if (dev.active) k.bugs.struck("skip-deactivate");
       }
       this.queue("remove", hw);
     });

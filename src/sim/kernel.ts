@@ -393,21 +393,26 @@ export class Kernel {
     const self = this.sched.current;
     dev.iterRefs++;
     // config_detach_enter: wait while attach is pending or another lwp detaches.
-    const racy = this.bugs.strikes("double-detach-race", dev.xname, dev.nicId);
-    const early = this.bugs.strikes("detach-before-attach-done", dev.xname, dev.nicId);
+    // Drawn on entry, struck only when there was something to wait for.
+    const racy = this.bugs.draw("double-detach-race", dev.xname, dev.nicId);
+    const early = this.bugs.draw("detach-before-attach-done", dev.xname, dev.nicId);
     let waited = false;
     while ((dev.pending > 0 && !early) || (dev.detaching !== null && dev.detaching !== self && !racy)) {
       if (!waited) this.emitDevice(DK.DETACH_WAIT, dev, { flags });
       waited = true;
       yield this.cfgmisc;
     }
+    if (early && dev.pending > 0) this.bugs.struck("detach-before-attach-done");
     if (dev.delGen) {
       // The winner finished while this caller slept (or before it came): ENOENT.
       this.emitDevice(DK.DETACH_END, dev, { error: ENOENT });
       this.leaveDetach(dev);
       return ENOENT;
     }
-    if (racy && dev.detaching !== null) dev.racy = true;
+    if (racy && dev.detaching !== null) {
+      dev.racy = true;
+      this.bugs.struck("double-detach-race");
+    }
     dev.detaching = self;
     dev.detachers++;
     this.emitDevice(DK.DETACH_BEGIN, dev, { flags });

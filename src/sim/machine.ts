@@ -185,6 +185,11 @@ export class SimMachine implements Machine {
     return () => this.observers.delete(observer);
   }
 
+  /** Each bug armed in the kernel (--bug, machine.bugs, InjectFault), with the times it struck so far. */
+  bugStrikes(): Array<{ bug: string; strikes: number }> {
+    return this.kernel.bugs.strikeCounts();
+  }
+
   nics(): NicInfo[] {
     // The runner reads it for every host action on a NIC (storm/steps.ts
     // nicAction): copied field by field in one pass, where a spread of

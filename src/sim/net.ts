@@ -219,10 +219,14 @@ export class CdceDriver implements Driver {
     if (traffic) packetInFlight(k, dev);
     k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_ETHER_IFDETACH });
     if (dev.ifp !== null) yield* ifDetach(k, dev.ifp);
-    if (k.bugs.strikes("task-after-if-detach", dev.xname, dev.nicId)) {
+    if (k.bugs.draw("task-after-if-detach", dev.xname, dev.nicId)) {
       // The bug: no second usb_rem_task_wait; the task if_detach's multicast purge queued runs
       // on the task thread while usbnet_detach goes on, and takes IFNET_LOCK without checking unp_dying.
-      if (un.mcastQueued) k.sched.after(0, mcastTask, { k, dev });
+      // With no task queued the skipped wait had nothing to wait for: no strike.
+      if (un.mcastQueued) {
+        k.bugs.struck("task-after-if-detach");
+        k.sched.after(0, mcastTask, { k, dev });
+      }
     } else {
       k.emitDevice(DK.DETACH_STEP, dev, { step: STEP.DETACH_STEP_TASK_WAIT_AGAIN });
       dequeueMcastTask(k, un);
@@ -230,10 +234,12 @@ export class CdceDriver implements Driver {
     }
     // unp_refcnt--; while (unp_refcnt >= 0) cv_wait(&unp_detachcv)
     k.emitDevice(DK.DRAIN_BEGIN, dev, { objectKind: OK.OBJECT_KIND_USBNET });
-    if (k.bugs.strikes("detach-wait-timeout", dev.xname, dev.nicId)) {
+    if (k.bugs.draw("detach-wait-timeout", dev.xname, dev.nicId)) {
       const deadline = k.now + k.timing.usbDetachWaitNs;
       while (un.refcnt > 0 && k.now < deadline) yield new TimedWait(un.detachCv, deadline - k.now);
+      // Only a wait that ran out went on differently from the correct one.
       if (un.refcnt > 0) {
+        k.bugs.struck("detach-wait-timeout");
         k.log(LOG.WARN, `${dev.xname}: didn't detach`);
         k.console(`${dev.xname}: didn't detach\n`);
       }

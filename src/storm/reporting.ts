@@ -33,6 +33,7 @@ export function buildRunReport(r: RunResult, startedAtMs: number, timeline: Time
   if (r.notObserved.length > 0) report.notObserved = [...r.notObserved];
   if (r.accel && spec.machine.type === "qemu") report.accel = accelText(spec.machine.accel, r.accel.used, r.accel.reason);
   if (r.rejectedCommands.length > 0) report.rejectedCommands = [...r.rejectedCommands];
+  if (r.bugStrikes.length > 0) report.bugStrikes = r.bugStrikes.map((b) => ({ ...b }));
   return report;
 }
 

@@ -4,10 +4,10 @@
 import type { StormVerdict } from "./checking.js";
 import type { ExitCode, RunStatus, StopReason } from "./outcome.js";
 import type { Step, StormSpec } from "./spec.js";
-import type { RejectedCommand } from "../report/index.js";
+import type { BugStrikes, RejectedCommand } from "../report/index.js";
 
 export type { ExitCode, RunStatus, StopReason } from "./outcome.js";
-export type { RejectedCommand } from "../report/index.js";
+export type { BugStrikes, RejectedCommand } from "../report/index.js";
 
 export interface RunResult {
   status: RunStatus;
@@ -56,4 +56,6 @@ export interface RunResult {
   accel?: { used: string; reason: string };
   /** Guest commands (steps such as fault, hold, unload) the guest agent refused: the storm did not do what it says. */
   rejectedCommands: RejectedCommand[];
+  /** Each bug injected into the sim kernel and the times it struck in this run; empty on QEMU and without bugs. */
+  bugStrikes: BugStrikes[];
 }

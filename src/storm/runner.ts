@@ -23,11 +23,11 @@ import { StepSource } from "./schedule.js";
 import type { Step, StormInput, StormSpec } from "./spec.js";
 import { MAX_CYCLES, validateStorm } from "./validate.js";
 import { createMachine } from "./machines.js";
-import { MAX_SEED, SimMachine } from "../sim/index.js";
+import { BUG_TRIGGERS, MAX_SEED, SimMachine, isBugName } from "../sim/index.js";
 import { LiveChecker, type StormVerdict } from "./checking.js";
 import { NO_TRACE_OUT, openTraceOut, type TraceOut } from "./trace-out.js";
 import { buildRunReport, writeRunReports } from "./reporting.js";
-import type { RejectedCommand, RunResult } from "./result.js";
+import type { BugStrikes, RejectedCommand, RunResult } from "./result.js";
 import { TimelineCollector, rejectedCommandText } from "../report/index.js";
 import { TOOL_VERSION } from "./version.js";
 import { exitCodeOf, statusOf, stopReasonOf, stopText, type StopReason } from "./outcome.js";
@@ -226,6 +226,10 @@ class StormRun {
   private readonly timeline: TimelineCollector | null;
   private readonly executed: Step[] = [];
   private readonly rejected: RejectedCommand[] = [];
+  /** The sim machine's bugs' strikes when this run began: a machine handed in may have struck in an earlier run. */
+  private strikesBefore: ReadonlyMap<string, number> | null = null;
+  /** This run's strikes of each bug, taken at its end (bugStrikes). */
+  private strikes: BugStrikes[] = [];
   /** What the machine said it started with (a machine handed in already started says nothing). */
   private accel: RunResult["accel"];
   private readonly t0Wall = Date.now();
@@ -401,6 +405,7 @@ class StormRun {
         if (r !== null) this.rec.append(r);
       },
     );
+    if (this.machine instanceof SimMachine) this.strikesBefore = new Map(this.machine.bugStrikes().map((b) => [b.bug, b.strikes]));
     const earlier = this.session.hello;
     if (earlier) {
       // The agent said Hello to an earlier run on this machine: record it again
@@ -453,6 +458,8 @@ class StormRun {
     this.progress("finishing");
     const stop: StopReason = this.stopReason ?? { kind: "completed" };
     const endNs = this.machine.clock.now();
+    this.strikes = this.bugStrikes();
+    if (this.strikes.length > 0) this.mark("bug-strikes", this.lean ? "" : JSON.stringify(Object.fromEntries(this.strikes.map((b) => [b.bug, b.strikes]))));
     this.mark("storm-end", this.lean ? "" : JSON.stringify({ cycles: this.steps.cyclesDone, reason: stopText(stop) }));
     // The checker judges its deadlines once it has every record.
     this.rec.drain();
@@ -468,6 +475,16 @@ class StormRun {
       }
     }
     return { stop, endNs };
+  }
+
+  /** This run's strikes of each bug armed in the sim kernel, with what the trigger of one that never struck needs. */
+  private bugStrikes(): BugStrikes[] {
+    if (!(this.machine instanceof SimMachine) || this.strikesBefore === null) return [];
+    const before = this.strikesBefore;
+    return this.machine.bugStrikes().map(({ bug, strikes }) => {
+      const n = strikes - (before.get(bug) ?? 0);
+      return n > 0 || !isBugName(bug) ? { bug, strikes: n } : { bug, strikes: 0, needs: BUG_TRIGGERS[bug] };
+    });
   }
 
   /** judgeStorm's run: nothing written, the result only what the shrinker reads. */
@@ -535,6 +552,7 @@ class StormRun {
     result.reproduce = this.reproduce;
     result.notObserved = [...this.guest.unavailable];
     result.rejectedCommands = this.rejected;
+    result.bugStrikes = this.strikes;
     if (this.accel) result.accel = this.accel;
     if (stop.kind !== "completed") result.abortReason = stopText(stop);
     if (this.outDir && this.timeline) {

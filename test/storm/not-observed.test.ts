@@ -16,7 +16,7 @@ test("the guest's Hello.unavailable is kept, replaced by a later Hello, and the 
   g.onFrame(plugstorm.telemetry.v1.Frame.create({ seq: 1, hello: { agentVersion: "plugstorm-agent 0.1.0", unavailable: UNAVAILABLE } }));
   t.deepEqual(g.unavailable, UNAVAILABLE);
   const spec = validateStorm({ name: "n", machine: { type: "sim" }, schedule: { cycles: 1 } });
-  const result = { spec, seed: 1, status: "clean", verdicts: [], cyclesDone: 1, frames: 1, framesLost: 0, corrupt: 0, durationMs: 1, reproduce: "plugstorm storm", traceFile: null, summary: null, notObserved: [...g.unavailable], rejectedCommands: [] } as unknown as RunResult;
+  const result = { spec, seed: 1, status: "clean", verdicts: [], cyclesDone: 1, frames: 1, framesLost: 0, corrupt: 0, durationMs: 1, reproduce: "plugstorm storm", traceFile: null, summary: null, notObserved: [...g.unavailable], rejectedCommands: [], bugStrikes: [] } as unknown as RunResult;
   const report = buildRunReport(result, 0, new TimelineCollector().timeline());
   t.deepEqual(report.notObserved, UNAVAILABLE);
   t.regex(renderText(report), /not observed: DETACH_PHASES \(fbt::config_detach:entry missing\); \/dev\/drvctl \(no device node \(MAKEDEV drvctl\)\)/);
