@@ -3,6 +3,7 @@
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { MAX_SEED } from "../sim/index.js";
+import { RULE_BY_ID } from "../model/index.js";
 
 export const EXIT_CLEAN = 0;
 export const EXIT_VIOLATIONS = 1;
@@ -114,4 +115,10 @@ export function intOption(name: string, v: string | undefined, command: string, 
 /** --seed: the range storm and campaign files take (what the sim's generator can tell apart). */
 export function seedOption(v: string | undefined, command: string): number | undefined {
   return intOption("seed", v, command, 0, MAX_SEED);
+}
+
+/** A --rule value: a rule id, or a usage error that says where the ids are listed. */
+export function ruleOption(v: string | undefined, command: string): string | undefined {
+  if (v !== undefined && !RULE_BY_ID.has(v)) throw new UsageError(`--rule: no rule ${JSON.stringify(v)} (plugstorm model rules lists them)`, command);
+  return v;
 }

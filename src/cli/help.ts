@@ -113,6 +113,15 @@ Runs a failing storm on the sim machine and cuts it down to a minimal explicit
 step list that still breaks the same rule, written as a storm file (default:
 INPUT-shrunk.yaml next to the input, for trace.pstrace trace-shrunk.yaml). Given a trace, the storm and seed come from its header.
 
+options:
+  --seed N         run it with seed N (default: the trace's, or the storm's)
+  --rule RULE      the rule the minimal storm must break (default: the first one broken);
+                   one broken only after another, e.g. as its consequence, is shrunk too,
+                   with runs that go on past the first violation
+  -o, --out FILE   write the minimal storm to FILE
+  --max-runs N     storm runs allowed (default 2000); the best storm found by then is written
+  -q, --quiet      no progress
+
 Ctrl-C ends the search early and writes the smallest failing storm found so far
 (2 "interrupted" if it comes before the first run ends); a second Ctrl-C, or SIGTERM,
 ends it at once.

@@ -22,7 +22,7 @@ import {
   type StormSpec,
 } from "../storm/index.js";
 import { readTraceHeader, type TraceRunHeader } from "./trace.js";
-import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, intOption, parse, seedOption, type Io } from "./args.js";
+import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, intOption, parse, ruleOption, seedOption, type Io } from "./args.js";
 import { boundText, createProgress } from "./progress.js";
 import { startStormLiveView, type StormLiveView } from "./serve.js";
 import { onOutputBroken, outputBroken } from "./pipe.js";
@@ -416,6 +416,7 @@ export async function shrinkCommand(argv: string[], io: Io): Promise<number> {
   );
   const input = positionals[0];
   if (!input) throw new UsageError("expected a trace or storm file", "shrink");
+  const rule = ruleOption(values.rule, "shrink");
   let spec: StormSpec;
   let seed: number | undefined = seedOption(values.seed, "shrink");
   const maxRuns = intOption("max-runs", values["max-runs"], "shrink", 1);
@@ -443,13 +444,17 @@ export async function shrinkCommand(argv: string[], io: Io): Promise<number> {
   try {
     const opts: Parameters<typeof shrinkStorm>[1] = { signal: ac.signal };
     if (seed !== undefined) opts.seed = seed;
-    if (values.rule) opts.rule = values.rule;
+    if (rule !== undefined) opts.rule = rule;
     if (maxRuns !== undefined) opts.maxRuns = maxRuns;
     if (!values.quiet) opts.onProgress = (p) => io.err.isTTY && io.err.write(`\r\x1b[2Kshrinking: ${p.runs} runs, ${p.originalSteps} -> ${p.steps} steps`);
     const r = await shrinkStorm(spec, opts);
     if (!values.quiet && io.err.isTTY) io.err.write("\r\x1b[2K");
     await writeFile(outFile, r.yaml);
-    io.out.write(`rule ${r.rule}: ${r.originalSteps} steps -> ${r.steps.length} (${r.runs} runs)\nwritten: ${outFile}\nrun it:  plugstorm storm ${quote(outFile)}\n`);
+    const lines = [`rule ${r.rule}: ${r.originalSteps} steps -> ${r.steps.length} (${r.runs} runs)`];
+    if (r.after) lines.push(`  the storm broke ${r.after} first: the shrunk storm runs on past its first violation`);
+    if (r.consequenceOf) lines.push(`  there ${r.rule} is a consequence of ${r.consequenceOf} (docs/cascades.md): --rule ${r.consequenceOf} shrinks the cause`);
+    lines.push(`written: ${outFile}`, `run it:  plugstorm storm ${quote(outFile)}`);
+    io.out.write(lines.join("\n") + "\n");
     return EXIT_VIOLATIONS;
   } catch (e) {
     if (e instanceof ShrinkError) {

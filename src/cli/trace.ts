@@ -4,14 +4,14 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { TraceChecker, type CheckedVerdict } from "../check/index.js";
 import { DEFAULT_EXAMPLES, formatFindings, formatRuleSummary, rulesByFirstOccurrence } from "../check/present.js";
-import { groupCascades, RULE_BY_ID } from "../model/index.js";
+import { groupCascades } from "../model/index.js";
 import { REPORT_FILES, TimelineCollector, writeReports } from "../report/index.js";
 import { plugstorm } from "../gen/plugstorm.js";
 import { traceRunReport } from "./check-report.js";
 import { checkRecords } from "../check-trace.js";
 import { DEADLINE_PHASES, MAX_DURATION_NS, modelDeadlinesFromMs, parseDurationNs, type DeadlinePhase } from "../storm/index.js";
 import { damageNote, parseTraceTime, readTrace, traceCat, traceExport, whyUnreadable, type TraceFile } from "../trace/index.js";
-import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, parse, type Io } from "./args.js";
+import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, parse, ruleOption, type Io } from "./args.js";
 import { someNames } from "../storm/out-dir.js";
 
 const CHECK_OPTIONS = defineOptions("check", {
@@ -76,10 +76,7 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
   }
   const examples = values.examples === undefined ? DEFAULT_EXAMPLES : /^\d+$/.test(values.examples) ? Number(values.examples) : NaN;
   if (Number.isNaN(examples)) throw new UsageError(`--examples expects a whole number of verdicts per rule (0 for all), got ${JSON.stringify(values.examples)}`, "check");
-  const rule = values.rule;
-  if (rule !== undefined && !RULE_BY_ID.has(rule)) {
-    throw new UsageError(`--rule: no rule ${JSON.stringify(rule)} (plugstorm model rules lists them)`, "check");
-  }
+  const rule = ruleOption(values.rule, "check");
   const givenDeadlines = deadlineOptions(values.deadline ?? []);
   if (values.overwrite && values.report === undefined) throw new UsageError("--overwrite replaces the reports in the --report folder: give --report too", "check");
   // Reports already there (often the run's own, in its folder) are not replaced without a word.

@@ -91,6 +91,12 @@ export interface RunOptions {
   nicPrefix?: string;
   /** Stop on the first violation even when the storm says keep going. */
   stopOnFirstViolation?: boolean;
+  /**
+   * Stop at the first violation of this rule only: others do not stop the
+   * run, whatever stopOnFirstViolation says (a shrink for a rule that breaks
+   * after another, e.g. as its consequence).
+   */
+  stopAtRule?: string;
   /** Write report files (default true when out is not null). */
   reports?: boolean;
   /** A live view (src/serve's LiveFeed fits): gets the header and every record as it is written. */
@@ -184,7 +190,7 @@ export interface Judgement {
 }
 
 /** The options a judged run takes: no output, no live view, no callbacks. */
-export type JudgeOptions = Pick<RunOptions, "seed" | "signal"> & {
+export type JudgeOptions = Pick<RunOptions, "seed" | "signal" | "stopAtRule"> & {
   /** Shared by the caller's judged runs of one seed (a shrink's): see CoreOptions.frameMemo. */
   frameMemo?: FrameMemo;
 };
@@ -202,7 +208,7 @@ export function judgeStorm(spec: StormSpec, opts: JudgeOptions = {}): Promise<Ju
   // The run's own promise, not one of an async function around it: a shrink
   // makes thousands of these. (judge() takes the signal's listener away.)
   try {
-    return new StormRun(spec, { out: null, seed: opts.seed, signal: opts.signal }, true, opts.frameMemo).judge();
+    return new StormRun(spec, { out: null, seed: opts.seed, signal: opts.signal, stopAtRule: opts.stopAtRule }, true, opts.frameMemo).judge();
   } catch (e) {
     return Promise.reject(e);
   }
@@ -263,6 +269,7 @@ class StormRun {
   private readonly onGuestHello: RunOptions["onGuestHello"];
   private readonly onVerdictOpt: RunOptions["onVerdict"];
   private readonly stopOnFirst: boolean;
+  private readonly stopAtRule: string | undefined;
 
   constructor(
     private readonly spec: StormSpec,
@@ -280,6 +287,7 @@ class StormRun {
     this.onGuestHello = opts.onGuestHello;
     this.onVerdictOpt = opts.onVerdict;
     this.stopOnFirst = opts.stopOnFirstViolation ?? spec.stopOnFirstViolation;
+    this.stopAtRule = opts.stopAtRule;
     this.ownMachine = !opts.machine;
     const machine = (this.machine = opts.machine ?? createMachine(spec.machine, this.seed));
     // The device side's transfer counts the moment the guest is done with a
@@ -380,8 +388,8 @@ class StormRun {
     const spec = this.spec;
     // Records go through the checker a batch at a time only where no verdict
     // changes what the run does next (see onVerdict): not when it stops at
-    // the first violation, nor on a real machine (a guest's panic stops it).
-    const batch = this.stopOnFirst || this.machine.type !== "sim" ? 1 : RECORD_BATCH;
+    // the first violation or a rule's, nor on a real machine (a guest's panic stops it).
+    const batch = this.stopOnFirst || this.stopAtRule !== undefined || this.machine.type !== "sim" ? 1 : RECORD_BATCH;
     this.rec = new Recorder(trace, this.checker, this.timeline, this.opts.live, this.maxTraceBytes, {
       verdict: (v) => this.onVerdict(v),
       full: (bytes) => this.requestStop({ kind: "max-trace-bytes", bytes }),
@@ -575,7 +583,7 @@ class StormRun {
 
   private onVerdict(v: StormVerdict): void {
     this.onVerdictOpt?.(v);
-    if (v.failing && this.stopOnFirst) this.requestStop({ kind: "violation" });
+    if (v.failing && (this.stopAtRule === undefined ? this.stopOnFirst : v.rule === this.stopAtRule)) this.requestStop({ kind: "violation" });
     // A real kernel that panicked answers nothing more: going on would only
     // pile deadline verdicts on the panic. (The sim kernel lives on.)
     if (v.rule === "guest-no-panic" && this.machine.type === "qemu") this.requestStop({ kind: "guest-panicked" });

@@ -11,6 +11,7 @@ import { Candidates, StepTable, type Listed } from "./candidates.js";
 import { countAdds } from "./schedule.js";
 import type { Step, StormSpec } from "./spec.js";
 import { validateStorm } from "./validate.js";
+import { isRuleId } from "../model/index.js";
 import { specToInput, stormToYaml } from "./write.js";
 
 export class ShrinkError extends Error {
@@ -21,7 +22,12 @@ export class ShrinkError extends Error {
 }
 
 export interface ShrinkOptions {
-  /** The rule the minimal storm must still break; default the first rule the storm breaks. */
+  /**
+   * The rule the minimal storm must still break; default the first rule the
+   * storm breaks. A rule that breaks only after another (a consequence of
+   * it, docs/cascades.md) is shrunk too: its runs go on past other rules'
+   * violations, and so does the minimal storm (stopOnFirstViolation false).
+   */
   rule?: string;
   seed?: number;
   /** Storm runs allowed (default 2000); the best storm found so far is returned when they run out. */
@@ -49,6 +55,10 @@ export interface ShrinkResult {
   runs: number;
   /** The run of the minimal storm. */
   final: RunResult;
+  /** Set when the rule broke only after another's violation: that first rule (the storm as given). */
+  after?: string;
+  /** Set when the rule's first violation in the minimal storm is a consequence (docs/cascades.md): its cause's rule. */
+  consequenceOf?: string;
 }
 
 /** Drops steps about NICs not plugged at that point, so every candidate is a valid storm. */
@@ -119,7 +129,8 @@ async function walk(start: Listed, table: StepTable, fails: (c: Listed) => Promi
 const TRUE = Promise.resolve(true);
 const FALSE = Promise.resolve(false);
 
-function explicitSpec(spec: StormSpec, steps: Step[], seed: number): StormSpec {
+/** stopOnFirst false: the storm goes on past its first violation (a rule sought that breaks after another). */
+function explicitSpec(spec: StormSpec, steps: Step[], seed: number, stopOnFirst: boolean): StormSpec {
   const s = spec.schedule;
   const schedule: StormSpec["schedule"] = {
     cycles: countAdds(steps),
@@ -131,7 +142,7 @@ function explicitSpec(spec: StormSpec, steps: Step[], seed: number): StormSpec {
     steps,
   };
   // Drawn faults are in the steps now (device-fault steps, add.faults).
-  return stormWith(spec, schedule, undefined);
+  return stormWith(spec, schedule, undefined, stopOnFirst);
 }
 
 /**
@@ -145,7 +156,7 @@ void stormWithWritesEveryField;
 
 /**
  * The storm with another schedule and faults, stopping at its first
- * violation: the storm a shrink's run is given. Written out field by field,
+ * violation unless told not to: the storm a shrink's run is given. Written out field by field,
  * not spread: V8 gives an object spread's copy a map of its own (a clone with
  * no place in the map tree), and a new one whenever the spread's cache loses
  * it, so every run's code that had been optimised for the last one (the
@@ -154,18 +165,18 @@ void stormWithWritesEveryField;
  * site's, the same for every run. The fields keep the validated storm's order
  * (validateStorm's), with surprise and faults only when present.
  */
-function stormWith(spec: StormSpec, schedule: StormSpec["schedule"], faults: StormSpec["faults"]): StormSpec {
+function stormWith(spec: StormSpec, schedule: StormSpec["schedule"], faults: StormSpec["faults"], stopOnFirst: boolean): StormSpec {
   const { surprise } = spec;
   if (surprise === undefined && faults === undefined) {
-    return { name: spec.name, description: spec.description, machine: spec.machine, nics: spec.nics, schedule, holders: spec.holders, traffic: spec.traffic, detach: spec.detach, unload: spec.unload, sick: spec.sick, deadlines: spec.deadlines, model: spec.model, stopOnFirstViolation: true };
+    return { name: spec.name, description: spec.description, machine: spec.machine, nics: spec.nics, schedule, holders: spec.holders, traffic: spec.traffic, detach: spec.detach, unload: spec.unload, sick: spec.sick, deadlines: spec.deadlines, model: spec.model, stopOnFirstViolation: stopOnFirst };
   }
   if (faults === undefined) {
-    return { name: spec.name, description: spec.description, machine: spec.machine, nics: spec.nics, schedule, holders: spec.holders, traffic: spec.traffic, detach: spec.detach, unload: spec.unload, sick: spec.sick, surprise, deadlines: spec.deadlines, model: spec.model, stopOnFirstViolation: true };
+    return { name: spec.name, description: spec.description, machine: spec.machine, nics: spec.nics, schedule, holders: spec.holders, traffic: spec.traffic, detach: spec.detach, unload: spec.unload, sick: spec.sick, surprise, deadlines: spec.deadlines, model: spec.model, stopOnFirstViolation: stopOnFirst };
   }
   if (surprise === undefined) {
-    return { name: spec.name, description: spec.description, machine: spec.machine, nics: spec.nics, schedule, holders: spec.holders, traffic: spec.traffic, detach: spec.detach, unload: spec.unload, sick: spec.sick, faults, deadlines: spec.deadlines, model: spec.model, stopOnFirstViolation: true };
+    return { name: spec.name, description: spec.description, machine: spec.machine, nics: spec.nics, schedule, holders: spec.holders, traffic: spec.traffic, detach: spec.detach, unload: spec.unload, sick: spec.sick, faults, deadlines: spec.deadlines, model: spec.model, stopOnFirstViolation: stopOnFirst };
   }
-  return { name: spec.name, description: spec.description, machine: spec.machine, nics: spec.nics, schedule, holders: spec.holders, traffic: spec.traffic, detach: spec.detach, unload: spec.unload, sick: spec.sick, surprise, faults, deadlines: spec.deadlines, model: spec.model, stopOnFirstViolation: true };
+  return { name: spec.name, description: spec.description, machine: spec.machine, nics: spec.nics, schedule, holders: spec.holders, traffic: spec.traffic, detach: spec.detach, unload: spec.unload, sick: spec.sick, surprise, faults, deadlines: spec.deadlines, model: spec.model, stopOnFirstViolation: stopOnFirst };
 }
 
 /** Runs the storm on the sim machine and cuts it down to a minimal storm breaking the same rule. */
@@ -173,25 +184,42 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   if (spec.machine.type !== "sim") {
     throw new ShrinkError(`shrinking runs the storm hundreds of times and needs the deterministic sim machine; this storm runs on ${spec.machine.type}`);
   }
+  if (opts.rule !== undefined && !isRuleId(opts.rule)) throw new ShrinkError(`no rule ${JSON.stringify(opts.rule)} (plugstorm model rules lists them)`);
   const seed = opts.seed ?? spec.schedule.seed;
-  const firstSpec = stormWith(spec, spec.schedule, spec.faults);
+  const firstSpec = stormWith(spec, spec.schedule, spec.faults, true);
   // The search's runs are judged (judgeStorm): the same runs, verdicts and
   // stops as runStorm's, without what only a person or a report reads; the
   // minimal storm is run in full once at the end for the result. The judged
   // runs, all of one seed, share a FrameMemo: each sim agent opens with the
   // same frames and is answered alike (the memo lives as long as this shrink).
-  const judging: JudgeOptions = { seed, signal: opts.signal, frameMemo: new FrameMemo() };
+  // stopAtRule: set below when the rule sought breaks only after another.
+  const judging: JudgeOptions = { seed, signal: opts.signal, frameMemo: new FrameMemo(), stopAtRule: undefined };
   const first = await judgeStorm(firstSpec, judging);
   opts.onRun?.({ spec: firstSpec, seed, failed: first.failedRules.length > 0 });
   if (first.stop.kind === "interrupted" || first.stop.kind === "signal" || first.stop.kind === "time-limit") throw new ShrinkError("interrupted");
   const rule = opts.rule ?? first.failedRules[0];
   if (rule === undefined) throw new ShrinkError(`the storm breaks no rule with seed ${seed}: nothing to shrink`);
-  if (!first.failedRules.includes(rule)) {
-    throw new ShrinkError(`the storm does not break rule ${rule} with seed ${seed} (it breaks: ${first.failedRules.join(", ") || "nothing"})`);
-  }
-  const original = normalizeSteps(first.executed);
-  const maxRuns = opts.maxRuns ?? 2000;
   let runs = 1;
+  let judgedRun = first;
+  // A rule that breaks after another (often as its consequence) was never
+  // reached by a run stopped at the first violation: the runs go on until
+  // it breaks. The search then keeps a candidate whatever breaks first in it.
+  let after: string | undefined;
+  if (!first.failedRules.includes(rule)) {
+    if (first.stop.kind !== "violation") throw new ShrinkError(`the storm does not break rule ${rule} with seed ${seed} (it breaks: ${first.failedRules.join(", ") || "nothing"})`);
+    judging.stopAtRule = rule;
+    judgedRun = await judgeStorm(firstSpec, judging);
+    runs++;
+    opts.onRun?.({ spec: firstSpec, seed, failed: judgedRun.failedRules.includes(rule) });
+    if (judgedRun.stop.kind === "interrupted" || judgedRun.stop.kind === "signal" || judgedRun.stop.kind === "time-limit") throw new ShrinkError("interrupted");
+    if (!judgedRun.failedRules.includes(rule)) {
+      throw new ShrinkError(`the storm does not break rule ${rule} with seed ${seed}, not even after its first violation (it breaks: ${judgedRun.failedRules.join(", ") || "nothing"})`);
+    }
+    after = first.failedRules[0];
+  }
+  const stopOnFirst = after === undefined;
+  const original = normalizeSteps(judgedRun.executed);
+  const maxRuns = opts.maxRuns ?? 2000;
   let best: Step[] = original;
 
   // The search comes back to the same candidates (after each simpler step it
@@ -210,7 +238,7 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
     return hit;
   };
   const run = async (steps: Step[], key: string): Promise<boolean> => {
-    const candidate = explicitSpec(spec, steps, seed);
+    const candidate = explicitSpec(spec, steps, seed, stopOnFirst);
     const r = await judgeStorm(candidate, judging);
     const hit = r.failedRules.includes(rule);
     opts.onRun?.({ spec: candidate, seed, failed: hit });
@@ -238,15 +266,17 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
     throw new ShrinkError(`the executed steps of seed ${seed} did not break ${rule} again when replayed: the run is not reproducible`);
   }
   await walk(start, table, fails, over);
-  const minimal = explicitSpec(spec, best, seed);
+  const minimal = explicitSpec(spec, best, seed, stopOnFirst);
   // The result of the minimal storm: the run that judged it, again, in full
   // (a sim run is a function of its steps and seed). Not the caller's signal:
   // a shrink interrupted still returns the best storm found and its run.
-  const final = await runStorm(minimal, { out: null, seed });
+  const final = await runStorm(minimal, after === undefined ? { out: null, seed } : { out: null, seed, stopAtRule: rule });
   opts.onRun?.({ spec: minimal, seed, failed: final.failedRules.includes(rule), final: true });
+  const cause = final.verdicts.find((v) => v.failing && v.rule === rule)?.report.cause?.rule;
   const header = [
     `Shrunk by plugstorm from storm "${spec.name}" seed ${seed}:`,
     `${original.length} steps -> ${best.length}, still breaks rule ${rule} (${runs} runs).`,
+    ...(after !== undefined ? [`The storm broke ${after} first: this one runs on past its first violation to reach ${rule}.`] : []),
   ].join("\n");
   const input = specToInput(minimal, best, `${spec.name}-shrunk`);
   const yaml = stormToYaml(input, header);
@@ -268,5 +298,7 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
     yaml,
     runs,
     final,
+    ...(after !== undefined ? { after } : {}),
+    ...(cause !== undefined ? { consequenceOf: cause } : {}),
   };
 }
