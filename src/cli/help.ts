@@ -120,7 +120,7 @@ options:
                    with runs that go on past the first violation
   -o, --out FILE   write the minimal storm to FILE
   --max-runs N     storm runs allowed (default 2000); the best storm found by then is written
-  -q, --quiet      no progress
+  -q, --quiet      no progress; print only the file written
 
 Ctrl-C ends the search early and writes the smallest failing storm found so far
 (2 "interrupted" if it comes before the first run ends); a second Ctrl-C, or SIGTERM,

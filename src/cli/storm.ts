@@ -450,11 +450,15 @@ export async function shrinkCommand(argv: string[], io: Io): Promise<number> {
     const r = await shrinkStorm(spec, opts);
     if (!values.quiet && io.err.isTTY) io.err.write("\r\x1b[2K");
     await writeFile(outFile, r.yaml);
-    const lines = [`rule ${r.rule}: ${r.originalSteps} steps -> ${r.steps.length} (${r.runs} runs)`];
-    if (r.after) lines.push(`  the storm broke ${r.after} first: the shrunk storm runs on past its first violation`);
-    if (r.consequenceOf) lines.push(`  there ${r.rule} is a consequence of ${r.consequenceOf} (docs/cascades.md): --rule ${r.consequenceOf} shrinks the cause`);
-    lines.push(`written: ${outFile}`, `run it:  plugstorm storm ${quote(outFile)}`);
-    io.out.write(lines.join("\n") + "\n");
+    // Like storm --quiet: the one thing a script needs.
+    if (values.quiet) io.out.write(`${outFile}\n`);
+    else {
+      const lines = [`rule ${r.rule}: ${r.originalSteps} steps -> ${r.steps.length} (${r.runs} runs)`];
+      if (r.after) lines.push(`  the storm broke ${r.after} first: the shrunk storm runs on past its first violation`);
+      if (r.consequenceOf) lines.push(`  there ${r.rule} is a consequence of ${r.consequenceOf} (docs/cascades.md): --rule ${r.consequenceOf} shrinks the cause`);
+      lines.push(`written: ${outFile}`, `run it:  plugstorm storm ${quote(outFile)}`);
+      io.out.write(lines.join("\n") + "\n");
+    }
     return EXIT_VIOLATIONS;
   } catch (e) {
     if (e instanceof ShrinkError) {

@@ -1,7 +1,8 @@
 // shrink --rule R for a rule the storm breaks only after another (here as
 // the consequence of a leak that blocks the USB thread): the runs go on past
 // the first violation until R breaks, and so does the minimal storm. An
-// unknown rule is refused as check --rule refuses it.
+// unknown rule is refused as check --rule refuses it; --quiet prints only
+// the file written.
 
 import test from "ava";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -54,7 +55,7 @@ test("shrink says why it cannot: an unknown rule, and a rule not broken even pas
   });
 });
 
-test("plugstorm shrink: --rule names a rule as check's does, and says when the rule shrunk is a consequence", async (t) => {
+test("plugstorm shrink: --rule names a rule as check's does, --quiet prints only the file written", async (t) => {
   const dir = tempDir(t);
   const storm = join(dir, "leaky.yaml");
   writeFileSync(storm, LEAKY);
@@ -65,8 +66,12 @@ test("plugstorm shrink: --rule names a rule as check's does, and says when the r
   t.is(check.stderr.split("\n")[0], 'plugstorm check: --rule: no rule "nosuch" (plugstorm model rules lists them)');
 
   const out = join(dir, "min.yaml");
+  const quiet = await run(t, ["shrink", storm, "--rule", "host-add-attaches", "--quiet", "-o", out]);
+  t.is(quiet.code, 1, quiet.stderr);
+  t.is(quiet.stdout, `${out}\n`);
+  t.is(quiet.stderr, "");
+  t.regex(readFileSync(out, "utf8"), /still breaks rule host-add-attaches/);
   const loud = await run(t, ["shrink", storm, "--rule", "host-add-attaches", "-o", out]);
   t.is(loud.code, 1, loud.stderr);
-  t.regex(readFileSync(out, "utf8"), /still breaks rule host-add-attaches/);
   t.regex(loud.stdout, /^rule host-add-attaches: \d+ steps -> \d+ \(\d+ runs\)\n {2}the storm broke host-remove-frees first: the shrunk storm runs on past its first violation\n {2}there host-add-attaches is a consequence of host-remove-frees \(docs\/cascades\.md\): --rule host-remove-frees shrinks the cause\nwritten: /);
 });
