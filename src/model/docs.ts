@@ -102,7 +102,11 @@ export function rulesMarkdown(): string {
   lines.push("", "## Simulated bugs and the rule that catches each", "");
   lines.push("| sim bug | rule |", "| --- | --- |");
   for (const [bug, rule] of Object.entries(BUG_RULES)) lines.push(`| \`${bug}\` | \`${rule}\` |`);
-  lines.push("");
+  lines.push(
+    "",
+    "A bug is caught only in a run that gives it its trigger: a run's `bugStrikes` (summary, report.json) says how often each struck, and a bug that never struck is a warning that says what its trigger needs.",
+    "",
+  );
   for (const p of Object.keys(PROFILE_NOTES) as ProfileName[]) {
     lines.push(`## Profile \`${p}\``, "");
     for (const n of PROFILE_NOTES[p]) lines.push(`- ${n}`);

@@ -54,7 +54,8 @@ export function ruleById(id: string): Rule<RuleId> {
 
 /**
  * Which rule catches each injectable bug of the simulated NetBSD guest
- * (src/sim/bugs.ts): the first verdict of a run with only that bug enabled.
+ * (src/sim/bugs.ts): the first verdict of the bug's scenario in
+ * test/sim/scenarios.ts, run with only that bug enabled.
  */
 export const BUG_RULES: Readonly<Record<string, RuleId>> = {
   "leak-ref": "host-remove-frees",

@@ -34,7 +34,7 @@ export const CORRESPONDENCE_RULES = [
     needs: ["device-lifecycle"],
     watches: ["deadline:host-remove"],
     statement:
-      "Every host remove makes the guest begin detaching that device within the deadline (no lost detach). A missing routing-socket departure alone is not a lost detach.",
+      "Every host remove makes the guest begin detaching that device within the deadline (a detach never begun: the lost-detach bug class, or a thread a cascade keeps blocked). A missing routing-socket departure alone is not a lost detach.",
     basis: "docs/netbsd.md#usb-unplug docs/netbsd.md#routing-socket docs/netbsd.md#host-guest",
     liveness: true,
   }),
