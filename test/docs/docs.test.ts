@@ -80,3 +80,21 @@ test("the README's count of the sim's injectable bugs is the sim's", async (t) =
   t.truthy(m, "the README no longer says how many injectable bugs the sim has");
   t.is(Number(m![1]), BUG_NAMES.length);
 });
+
+test("the README's list of bugs the built-in storm never strikes is what the built-in storm does", async (t) => {
+  const { BUG_NAMES } = await import("../../src/sim/bugs.js");
+  const { DEFAULT_STORM, runStorm, validateStorm } = await import("../../src/storm/index.js");
+  const readme = readFileSync(join(root, "README.md"), "utf8").replace(/\s+/g, " ");
+  const m = /On the built-in storm (\d+) of the (\d+) never do \(([^)]*)\)/.exec(readme);
+  t.truthy(m, "the README no longer lists the bugs the built-in storm never strikes");
+  const listed = m![3]!.split(",").map((s) => s.trim()).sort();
+  const never: string[] = [];
+  for (const bug of BUG_NAMES) {
+    const spec = validateStorm({ ...DEFAULT_STORM, machine: { type: "sim", bugs: [bug] } });
+    const r = await runStorm(spec, { out: null });
+    if (r.bugStrikes.find((b) => b.bug === bug)?.strikes === 0) never.push(bug);
+  }
+  t.deepEqual(listed, never.sort());
+  t.is(Number(m![1]), never.length);
+  t.is(Number(m![2]), BUG_NAMES.length);
+});
