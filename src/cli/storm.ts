@@ -99,7 +99,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
     }
     timeLimitMs = ns / 1e6;
     // setTimeout fires at once past 2^31-1 ms.
-    if (timeLimitMs > MAX_TIMER_MS) throw new UsageError(`--time-limit is too long: at most ${MAX_TIME_LIMIT_DAYS}d, got ${JSON.stringify(v)}`, "storm");
+    if (timeLimitMs > MAX_TIME_LIMIT_DAYS * 86_400_000) throw new UsageError(`--time-limit is too long: at most ${MAX_TIME_LIMIT_DAYS}d, got ${JSON.stringify(v)}`, "storm");
   }
   const maxTraceBytes = values["max-trace-bytes"] !== undefined ? parseBytes("max-trace-bytes", values["max-trace-bytes"], "storm") : undefined;
   const wallClockStartMs = intOption("wall-clock-start", values["wall-clock-start"], "storm");

@@ -36,6 +36,10 @@ test("storm --time-limit takes 2h and 1d; past 24d it is too long, and a value w
   const long = await run(t, ["storm", file, "--time-limit", "30d"]);
   t.is(long.code, 2);
   t.is(firstLine(long.stderr), 'plugstorm storm: --time-limit is too long: at most 24d, got "30d"');
+  // The limit is the one said: 35000m is 24.3 days, under the timer's 24.8 but past 24d.
+  const past = await run(t, ["storm", file, "--time-limit", "35000m"]);
+  t.is(past.code, 2, past.stderr);
+  t.is(firstLine(past.stderr), 'plugstorm storm: --time-limit is too long: at most 24d, got "35000m"');
   const bare = await run(t, ["storm", file, "--time-limit", "90"]);
   t.is(bare.code, 2);
   t.is(firstLine(bare.stderr), 'plugstorm storm: --time-limit expects a duration above 0 with a unit (ms, s, m, h or d), such as 30s, 5m or 2h; got "90"');
