@@ -421,7 +421,7 @@ export class QueueWorker {
     worker.on("error", (e) => {
       if (!live.down && isNotConnectionError(e)) o.onError?.(e);
     });
-    await live.guard(worker.waitUntilReady(), opts.signal ?? new AbortController().signal);
+    await live.guard(worker.waitUntilReady(), opts.signal);
   }
 
   /** Whether Redis is away right now (a close would wait for it). */
@@ -431,7 +431,7 @@ export class QueueWorker {
 
   /** p, unless Redis stays away past the limit first (RedisUnreachable). */
   whileReachable<T>(p: Promise<T>): Promise<T> {
-    return this.liveness ? this.liveness.guard(p, new AbortController().signal) : p;
+    return this.liveness ? this.liveness.guard(p) : p;
   }
 
   /** Waits for running jobs to finish, then stops. */

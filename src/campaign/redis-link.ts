@@ -130,12 +130,12 @@ export class RedisLiveness {
     if (this.said) this.onNote("Redis is back");
   };
 
-  /** p, unless the signal aborts first (Stopped) or Redis stays away past the limit (RedisUnreachable). */
-  guard<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  /** p, unless the signal (if any) aborts first (Stopped) or Redis stays away past the limit (RedisUnreachable). */
+  guard<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
     // Whatever loses the race settles unobserved.
     p.catch(() => {});
     if (this.gaveUp) return Promise.reject(this.gaveUp);
-    if (signal.aborted) return Promise.reject(new Stopped());
+    if (signal?.aborted) return Promise.reject(new Stopped());
     return new Promise<T>((resolve, reject) => {
       const fail = (e: Error): void => {
         cleanup();
@@ -144,10 +144,10 @@ export class RedisLiveness {
       const onAbort = (): void => fail(new Stopped());
       const cleanup = (): void => {
         this.waiters.delete(fail);
-        signal.removeEventListener("abort", onAbort);
+        signal?.removeEventListener("abort", onAbort);
       };
       this.waiters.add(fail);
-      signal.addEventListener("abort", onAbort, { once: true });
+      signal?.addEventListener("abort", onAbort, { once: true });
       p.then(
         (v) => {
           cleanup();

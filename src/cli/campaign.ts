@@ -146,9 +146,10 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
   }
 
   const ac = new AbortController();
-  let interruptedBy: NodeJS.Signals | undefined;
+  // Only these two are listened for.
+  let interruptedBy: "SIGINT" | "SIGTERM" | undefined;
   let started = false;
-  const onSignal = (sig: NodeJS.Signals): void => {
+  const onSignal = (sig: "SIGINT" | "SIGTERM"): void => {
     if (interruptedBy) {
       io.err.write(`plugstorm campaign: second ${sig}, exiting without waiting\n`);
       process.exit(sig === "SIGINT" ? 130 : 143);
@@ -167,7 +168,7 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
     try {
       await connect?.(ac.signal);
     } catch (e) {
-      if (e instanceof Stopped) return signalExit(interruptedBy);
+      if (e instanceof Stopped) return campaignExitCode({ signatures: 0, failedJobs: 0 }, interruptedBy);
       if (e instanceof RedisUnreachable) throw new Error(`${e.message}; nothing was run`);
       throw e;
     }
@@ -226,13 +227,9 @@ async function checkOut(out: string, spec: CampaignSpec, resume: boolean): Promi
   }
 }
 
-function signalExit(sig: NodeJS.Signals | undefined): number {
-  return sig === "SIGTERM" ? 143 : 130;
-}
-
 async function runWithProgress(
   spec: CampaignSpec,
-  run: { out: string; resume: boolean; driver: CampaignDriver; signal: AbortSignal; interruptedBy: () => NodeJS.Signals | undefined },
+  run: { out: string; resume: boolean; driver: CampaignDriver; signal: AbortSignal; interruptedBy: () => "SIGINT" | "SIGTERM" | undefined },
   values: { quiet?: boolean | undefined; json?: boolean | undefined; verbose?: boolean | undefined },
   io: Io,
   quiet: boolean,
@@ -293,8 +290,7 @@ async function runWithProgress(
     if (values.json) io.out.write(JSON.stringify(r.report) + "\n");
     else if (values.quiet) io.out.write(`${r.outDir}\n`);
     else io.out.write(`${r.text}reports: ${r.files.map((f) => relative(process.cwd(), f)).join(", ")}\n`);
-    const sig = run.interruptedBy();
-    return campaignExitCode({ signatures: r.report.findings.length, failedJobs: r.report.failedJobs.length }, sig === "SIGINT" || sig === "SIGTERM" ? sig : undefined);
+    return campaignExitCode({ signatures: r.report.findings.length, failedJobs: r.report.failedJobs.length }, run.interruptedBy());
   } finally {
     if (ticker) clearInterval(ticker);
   }

@@ -39,7 +39,7 @@ function randomTargets(storm: TargetStorm): BugTargets {
   const holders = [...holderCounts].flatMap(([kind, count]) => holderIds(`h-nicN-${kind}`, count));
   const parts = [`its NICs (${range("nic")})`];
   if (drivers.size > 0) parts.push(`their devices (${[...drivers].map(range).join(", ")})`);
-  if (holders.length > 0) parts.push(`its holders (${holders.slice(0, LISTED).join(", ")}${holders.length > LISTED ? ", …" : ""})`);
+  if (holders.length > 0) parts.push(`its holders (${listed(holders)})`);
   return {
     has(name) {
       const nic = /^nic(\d+)$/.exec(name);
@@ -69,11 +69,16 @@ function explicitTargets(steps: NonNullable<StormSpec["schedule"]["steps"]>): Bu
   }
   const devices = new Set<string>();
   for (const [d, n] of units) for (let i = 0; i < n; i++) devices.add(`${d}${i}`);
-  const list = (names: Set<string>): string => [...names].slice(0, LISTED).join(", ") + (names.size > LISTED ? ", …" : "");
-  const parts = [`its NICs (${list(nics) || "none"})`];
-  if (devices.size > 0) parts.push(`their devices (${list(devices)})`);
-  if (holders.size > 0) parts.push(`its holders (${list(holders)})`);
+  const parts = [`its NICs (${listed(nics) || "none"})`];
+  if (devices.size > 0) parts.push(`their devices (${listed(devices)})`);
+  if (holders.size > 0) parts.push(`its holders (${listed(holders)})`);
   return { has: (name) => nics.has(name) || devices.has(name) || holders.has(name), text: words(parts) };
+}
+
+/** The first LISTED names, then "…" for the rest. */
+function listed(names: Iterable<string>): string {
+  const all = [...names];
+  return all.slice(0, LISTED).join(", ") + (all.length > LISTED ? ", …" : "");
 }
 
 /** The holder ids an agent gives a hold of count references: the name alone for one, name.0, name.1, ... for more. */

@@ -5,7 +5,7 @@
 // cycles out, then runs of steps, then single steps made simpler (shorter
 // sleeps and holds, fewer references).
 
-import { judgeStorm, runStorm, type JudgeOptions, type RunResult } from "./runner.js";
+import { judgeStorm, runStorm, type JudgeOptions, type Judgement, type RunResult } from "./runner.js";
 import { FrameMemo } from "../telemetry/index.js";
 import { Candidates, StepTable, type Listed } from "./candidates.js";
 import { countAdds } from "./schedule.js";
@@ -179,6 +179,11 @@ function stormWith(spec: StormSpec, schedule: StormSpec["schedule"], faults: Sto
   return { name: spec.name, description: spec.description, machine: spec.machine, nics: spec.nics, schedule, holders: spec.holders, traffic: spec.traffic, detach: spec.detach, unload: spec.unload, sick: spec.sick, surprise, faults, deadlines: spec.deadlines, model: spec.model, stopOnFirstViolation: stopOnFirst };
 }
 
+/** Whether a judged run was stopped from outside (Ctrl-C, a signal, a time limit): its verdicts say nothing about the storm. */
+function stoppedShort(r: Judgement): boolean {
+  return r.stop.kind === "interrupted" || r.stop.kind === "signal" || r.stop.kind === "time-limit";
+}
+
 /** Runs the storm on the sim machine and cuts it down to a minimal storm breaking the same rule. */
 export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Promise<ShrinkResult> {
   if (spec.machine.type !== "sim") {
@@ -196,7 +201,7 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   const judging: JudgeOptions = { seed, signal: opts.signal, frameMemo: new FrameMemo(), stopAtRule: undefined };
   const first = await judgeStorm(firstSpec, judging);
   opts.onRun?.({ spec: firstSpec, seed, failed: first.failedRules.length > 0 });
-  if (first.stop.kind === "interrupted" || first.stop.kind === "signal" || first.stop.kind === "time-limit") throw new ShrinkError("interrupted");
+  if (stoppedShort(first)) throw new ShrinkError("interrupted");
   const rule = opts.rule ?? first.failedRules[0];
   if (rule === undefined) throw new ShrinkError(`the storm breaks no rule with seed ${seed}: nothing to shrink`);
   let runs = 1;
@@ -211,7 +216,7 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
     judgedRun = await judgeStorm(firstSpec, judging);
     runs++;
     opts.onRun?.({ spec: firstSpec, seed, failed: judgedRun.failedRules.includes(rule) });
-    if (judgedRun.stop.kind === "interrupted" || judgedRun.stop.kind === "signal" || judgedRun.stop.kind === "time-limit") throw new ShrinkError("interrupted");
+    if (stoppedShort(judgedRun)) throw new ShrinkError("interrupted");
     if (!judgedRun.failedRules.includes(rule)) {
       throw new ShrinkError(`the storm does not break rule ${rule} with seed ${seed}, not even after its first violation (it breaks: ${judgedRun.failedRules.join(", ") || "nothing"})`);
     }
