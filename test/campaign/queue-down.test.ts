@@ -9,7 +9,7 @@ import test from "ava";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, run, start, tempDir } from "../cli/helpers.js";
-import { freePort, silentServer, startRedis, type RedisServer } from "./redis.js";
+import { freePort, interruptWhileConnecting, silentServer, startRedis, type RedisServer } from "./redis.js";
 import { RedisUnreachable, loadCampaignFile, loadQueue } from "../../src/campaign/index.js";
 
 const YANK = join(ROOT, "scripts/storms/usb-yank.yaml");
@@ -48,16 +48,10 @@ test("a listener that never answers: an error at the connect deadline; SIGINT wh
   t.regex(r.stderr.split("\n")[0]!, new RegExp(`^plugstorm campaign: cannot reach Redis at ${url}: no answer within \\d+ s; nothing was run$`));
 
   // A listener of its own: the first one's connection has come already.
-  const silent2 = await silentServer(t);
-  const c = start(t, ["campaign", campaign(d, "silent"), "--out", join(d, "b"), "--queue", `redis://127.0.0.1:${silent2.port}`], { timeoutMs: 30_000 });
-  await silent2.connected;
-  const t0 = Date.now();
-  c.child.kill("SIGINT");
-  const i = await c.done;
-  const ms = Date.now() - t0;
+  const i = await interruptWhileConnecting(t, (u) => ["campaign", campaign(d, "silent"), "--out", join(d, "b"), "--queue", u]);
   t.is(i.code, 130, i.stderr);
   t.regex(i.stderr, /^SIGINT: stopped before the campaign started; nothing was run\n$/);
-  t.true(ms < 2_000, `took ${ms} ms`);
+  t.true(i.ms < 2_000, `took ${i.ms} ms`);
   t.false(existsSync(join(d, "b")));
 });
 

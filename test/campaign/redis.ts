@@ -8,6 +8,7 @@ import { createServer, connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ExecutionContext } from "ava";
+import { start, type Ran } from "../cli/helpers.js";
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -112,4 +113,19 @@ export async function silentServer(t: ExecutionContext): Promise<{ port: number;
       }),
   );
   return { port: (server.address() as { port: number }).port, connected };
+}
+
+/**
+ * Starts the command (args for the queue URL) against a silentServer, sends
+ * SIGINT once it has connected, and returns how it ended and how long it took
+ * after the signal: a campaign or worker still waiting for Redis's first answer.
+ */
+export async function interruptWhileConnecting(t: ExecutionContext, args: (url: string) => string[]): Promise<Ran & { ms: number }> {
+  const silent = await silentServer(t);
+  const c = start(t, args(`redis://127.0.0.1:${silent.port}`), { timeoutMs: 30_000 });
+  await silent.connected;
+  const t0 = Date.now();
+  c.child.kill("SIGINT");
+  const ended = await c.done;
+  return { ...ended, ms: Date.now() - t0 };
 }

@@ -10,7 +10,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { run, start, tempDir } from "../cli/helpers.js";
 import { alive, childrenOf } from "../helpers/process.js";
-import { freePort, silentServer, startRedis, type RedisServer } from "./redis.js";
+import { freePort, interruptWhileConnecting, silentServer, startRedis, type RedisServer } from "./redis.js";
 
 function env(redis: RedisServer): NodeJS.ProcessEnv {
   return { ...process.env, PLUGSTORM_REDIS_PASSWORD: redis.password };
@@ -37,16 +37,10 @@ test("a listener that never answers: an error at the connect deadline; SIGINT wh
   t.regex(r.stderr, new RegExp(`^plugstorm worker: cannot reach Redis at ${url}: no answer within \\d+ s\\n$`));
 
   // A listener of its own: the first one's connection has come already.
-  const silent2 = await silentServer(t);
-  const w = start(t, ["worker", "--queue", `redis://127.0.0.1:${silent2.port}`], { timeoutMs: 30_000 });
-  await silent2.connected;
-  const t0 = Date.now();
-  w.child.kill("SIGINT");
-  const i = await w.done;
-  const ms = Date.now() - t0;
+  const i = await interruptWhileConnecting(t, (u) => ["worker", "--queue", u]);
   t.is(i.code, 0, i.stderr);
   t.is(i.stderr, "SIGINT: stopped before Redis answered; no job was taken\n");
-  t.true(ms < 2_000, `took ${ms} ms`);
+  t.true(i.ms < 2_000, `took ${i.ms} ms`);
 });
 
 test.serial("a Redis that wants a password not given: the first line says so and where the password comes from", async (t) => {
