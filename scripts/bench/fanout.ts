@@ -11,9 +11,14 @@
 // process, every thread of it, baseline runs too) on another (taskset), so
 // the readers stand for browsers on machines of their own and the ratio is
 // what serving them costs the storm; a second line lets the readers use
-// every core, as they would if run beside the storm. The storm's CPU time
-// per cycle is the cost that does not depend on how the machine is shared.
+// every core, as they would if run beside the storm. The live view serves
+// them from a thread of its own (src/serve/live-thread.ts), which the goal
+// line keeps beside the readers, on the core the storm leaves free (in the
+// baseline too). The storm's thread's CPU time per cycle is the cost that
+// does not depend on how the machine is shared; the live view's thread's is
+// printed apart.
 import { spawn, spawnSync } from "node:child_process";
+import { readFileSync, readdirSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -41,8 +46,10 @@ const RUNS = 5;
 
 interface Run {
   rate: number;
-  /** CPU ms of the storm's process per cycle. */
+  /** CPU ms of the storm's thread per cycle. */
   cpuPerCycle: number;
+  /** CPU ms of the live view's thread (live-thread.ts) per cycle. */
+  feedPerCycle: number;
   read: number;
   missed: number;
   records: number;
@@ -59,8 +66,44 @@ function pinSelf(core: number): void {
   if (r.status !== 0) throw new Error(`bench fanout: taskset could not keep the storm on core ${core}: ${r.stderr.trim()}`);
 }
 
+/** This process's threads now. */
+const threads = (): Set<string> => new Set(readdirSync("/proc/self/task"));
+
+/**
+ * CPU ms the given threads have run (schedstat's first field, ns): the
+ * storm's own thread apart from the live view's, which process.cpuUsage()
+ * would add together.
+ */
+function threadCpuMs(tids: readonly string[]): number {
+  let ns = 0;
+  for (const tid of tids) {
+    try {
+      ns += Number(readFileSync(`/proc/self/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      // Gone: counted up to its end by the reading before.
+    }
+  }
+  return ns / 1e6;
+}
+
+/**
+ * Keeps the live view's thread (the threads startLiveServer started) on the
+ * given cores: it serves the readers, so on the goal line it works beside
+ * them, as it would on a core the storm does not use.
+ */
+function pinThreads(tids: string[], cores: string): void {
+  for (const tid of tids) {
+    const r = spawnSync("taskset", ["-p", "-c", cores, tid], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`bench fanout: taskset could not move the live view's thread ${tid} to cores ${cores}: ${r.stderr.trim()}`);
+  }
+}
+
 async function measure(readers: number, oneCore: boolean): Promise<Run> {
+  const before = threads();
   const feed = await startLiveServer();
+  const feedThreads = [...threads()].filter((t) => !before.has(t));
+  if (READER_CORE !== undefined) pinThreads(feedThreads, oneCore || readers === 0 ? String(READER_CORE) : `0-${availableParallelism() - 1}`);
+  const storm = [String(process.pid)];
   const argv = [process.execPath, fileURLToPath(new URL("./lib/fanout-clients.js", import.meta.url)), `${feed.feedUrl}?format=json&batch=1`, String(readers)];
   if (oneCore && READER_CORE !== undefined) argv.unshift("taskset", "-c", String(READER_CORE));
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "inherit"] });
@@ -69,16 +112,18 @@ async function measure(readers: number, oneCore: boolean): Promise<Run> {
   try {
     await next();
     const spec = validateStorm({ ...DEFAULT_STORM, schedule: { ...DEFAULT_STORM.schedule!, cycles: CYCLES } });
-    const cpu0 = process.cpuUsage();
+    const cpu0 = threadCpuMs(storm);
+    const feed0 = threadCpuMs(feedThreads);
     const t0 = performance.now();
     const r = await runStorm(spec, { out: null, live: feed });
     const ms = performance.now() - t0;
-    const cpu = process.cpuUsage(cpu0);
+    const cpu = threadCpuMs(storm) - cpu0;
+    const feedCpu = threadCpuMs(feedThreads) - feed0;
     // Let the readers drain a little, then ask what they got.
     await new Promise((res) => setTimeout(res, 500));
     child.stdin.write("count\n");
     const [read, missed] = (await next()).split(" ").map(Number);
-    return { rate: (r.cyclesDone * 1000) / ms, cpuPerCycle: (cpu.user + cpu.system) / 1000 / r.cyclesDone, read: read!, missed: missed!, records: r.records };
+    return { rate: (r.cyclesDone * 1000) / ms, cpuPerCycle: cpu / r.cyclesDone, feedPerCycle: feedCpu / r.cyclesDone, read: read!, missed: missed!, records: r.records };
   } finally {
     child.stdin.end();
     await new Promise((res) => child.once("exit", res));
@@ -117,14 +162,20 @@ export async function run(): Promise<void> {
       `${last.read} messages read (${(last.read / READERS).toFixed(0)} per client, ${last.records} records), ${last.missed} "missed"`,
   );
   console.log(
-    `  the storm's CPU time per cycle: ${(leastCpu(base) / leastCpu(pinned)).toFixed(2)}x baseline's, least of each (round by round ${spread(cpu)}), what the storm itself spends on them`,
+    `  the storm's thread's CPU time per cycle: ${(leastCpu(base) / leastCpu(pinned)).toFixed(2)}x baseline's, least of each (round by round ${spread(cpu)}), what the storm itself spends on them`,
   );
   // The ratio above falls as the storm gets faster for the same feed; this
   // is the feed's own cost, which does not depend on the storm's speed.
   const perCycle = leastCpu(pinned) - leastCpu(base);
   const recordsPerCycle = last.records / CYCLES;
+  const perRecord = (msPerCycle: number): string => `${((msPerCycle * 1000) / recordsPerCycle).toFixed(2)} µs`;
   console.log(
-    `  what the feed costs the storm: ${((perCycle * 1000) / recordsPerCycle).toFixed(2)} µs of CPU a record (${(perCycle * CYCLES).toFixed(0)} ms a ${CYCLES}-cycle run of ${last.records} records), least of each side`,
+    `  what the readers cost the storm's thread: ${perRecord(perCycle)} of CPU a record (${(perCycle * CYCLES).toFixed(0)} ms a ${CYCLES}-cycle run of ${last.records} records), least of each side`,
+  );
+  // Not the storm's, but the machine's: what serving the view takes on the core it runs on.
+  const leastFeed = (xs: Run[]): number => Math.min(...xs.map((x) => x.feedPerCycle));
+  console.log(
+    `  the live view's own thread: ${perRecord(leastFeed(base))} of CPU a record with no reader, ${perRecord(leastFeed(pinned))} with ${READERS}, least of each`,
   );
   console.log(
     `${READERS} reading JSON clients on every core: ${(best(free) / best(base)).toFixed(2)}x baseline, best round of each (round by round ${spread(ratios(free))}); ` +

@@ -119,6 +119,8 @@ export interface HubOptions {
   limits: BackpressureLimits;
   model?: Partial<ModelLimits>;
   onError: (err: unknown, where: string) => void;
+  /** Called when the subscribers that are not being closed may have changed in number (see subscribers()). */
+  onSubscribers?: () => void;
 }
 
 interface PendingBatch {
@@ -218,8 +220,17 @@ export class Hub {
     this.formats[client.format]++;
     client.ws.on("close", () => {
       if (this.clients.delete(client)) this.formats[client.format]--;
+      this.opts.onSubscribers?.();
     });
+    this.opts.onSubscribers?.();
     client.sendJson(this.snapshot(client, false));
+  }
+
+  /** Subscribers connected now, not counting those being closed. */
+  subscribers(): number {
+    let n = 0;
+    for (const c of this.clients) if (!c.closing) n++;
+    return n;
   }
 
   snapshot(client: Client, resync: boolean): SnapshotMessage {
@@ -277,6 +288,28 @@ export class Hub {
     }
   }
 
+  /**
+   * Records the feed never had (the storm left them out while the live view's
+   * thread was behind: live-feed.ts): every subscriber misses them, and is
+   * told so as a slow one is.
+   */
+  gap(count: number, fromIndex: number, toIndex: number): void {
+    try {
+      this.flush();
+      this.model.nextIndex = Math.max(this.model.nextIndex, toIndex + 1);
+      for (const c of this.clients) {
+        if (c.closing) continue;
+        if (c.behind) {
+          c.behind.count += count;
+          if (c.behind.fromIndex < 0) c.behind.fromIndex = fromIndex;
+          c.behind.toIndex = toIndex;
+        } else c.sendJson({ type: "missed", count, fromIndex, toIndex });
+      }
+    } catch (err) {
+      this.opts.onError(err, "gap");
+    }
+  }
+
   setStatus(status: FeedStatus): void {
     this.flush();
     this.status = status;
@@ -300,6 +333,7 @@ export class Hub {
       c.closing = true;
       c.ws.close(CloseCode.NORMAL, reason);
     }
+    this.opts.onSubscribers?.();
   }
 
   /**
@@ -520,7 +554,8 @@ export class Hub {
         }
       } else if (Date.now() - b.sinceMs > lim.hardMs) {
         c.closing = true;
-        c.ws.close(CloseCode.TOO_SLOW, `client too slow: ${b.count} records missed`.slice(0, 120));
+        this.opts.onSubscribers?.();
+        c.ws.close(CloseCode.TOO_SLOW, `client too slow: ${b.count} records missed${b.count > 0 ? ` (${b.fromIndex} to ${b.toIndex})` : ""}`.slice(0, 120));
         const t = setTimeout(() => c.ws.terminate(), lim.terminateMs);
         t.unref();
         c.ws.once("close", () => clearTimeout(t));

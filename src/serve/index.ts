@@ -5,8 +5,10 @@ import { FeedServer, type Controller, type ServerOptions } from "./server.js";
 import type { FeedStatus, HeaderInput, RecordInput, VerdictInput } from "./protocol.js";
 import { parseSpeed, type Speed, type TraceSource } from "./replay.js";
 import { openTraceFile } from "./source.js";
+import { LiveThread, type LiveFeed, type LiveServerOptions } from "./live-feed.js";
 
 export type { Controller, ServerOptions } from "./server.js";
+export type { LiveFeed, LiveServerOptions } from "./live-feed.js";
 export type { BackpressureLimits } from "./hub.js";
 export type { ModelJSON, DeviceView, VerdictView, Counters, ModelLimits } from "./page/model.js";
 export { LiveModel } from "./page/model.js";
@@ -28,75 +30,13 @@ export { parseServeAddress, isLoopback, type ListenAddress } from "./access.js";
 export { parseSpeed, type Speed, type TraceSource } from "./replay.js";
 export { openTraceBytes, openTraceFile } from "./source.js";
 
-export interface LiveServerOptions extends ServerOptions {
-  /** What control messages act on; without it the feed is read-only for everyone. */
-  controller?: Controller;
-}
-
-export interface LiveFeed {
-  readonly host: string;
-  readonly port: number;
-  /** http://HOST:PORT/ */
-  readonly url: string;
-  /** The page with the control token in its fragment (never sent over the network by the browser): print this. */
-  readonly pageUrl: string;
-  /** ws://HOST:PORT/feed (add ?format=json for JSON). */
-  readonly feedUrl: string;
-  readonly token: string;
-  /** Subscribers connected now (not counting those being closed). */
-  readonly subscribers: number;
-  /** The trace header, once, before the first record. */
-  header(h: HeaderInput): void;
-  /** A trace record as it is written; index is its 0-based number in the trace (default: the next one). */
-  record(rec: RecordInput, index?: number): void;
-  /** A verdict that is not itself written as a trace record (verdict records need only record()). */
-  verdict(v: VerdictInput, tNs?: number): void;
-  /** What the storm is doing, for the page ("running", "paused", "stopping", "ended"...). */
-  status(s: FeedStatus): void;
-  /** Ends the feed: subscribers get status "ended" and close code 1000; resolves when the server is down. */
-  close(): Promise<void>;
-}
-
-/** Starts the live view of a storm. Listens on 127.0.0.1 unless opts.host says otherwise. */
-export async function startLiveServer(opts: LiveServerOptions = {}): Promise<LiveFeed> {
-  const srv = new FeedServer(
-    { openTraceFile, ...opts },
-    opts.controller ? { kind: "live", controller: opts.controller } : { kind: "live" },
-  );
-  await srv.listen();
-  const hub = srv.live!;
-  const base = srv.baseUrl;
-  return {
-    host: srv.host,
-    port: srv.port,
-    url: `${base}/`,
-    pageUrl: `${base}/#token=${srv.token}`,
-    feedUrl: `${base.replace(/^http/, "ws")}/feed`,
-    token: srv.token,
-    get subscribers() {
-      let n = 0;
-      for (const c of hub.clients) if (!c.closing) n++;
-      return n;
-    },
-    header: (h) => hub.header(h),
-    record: (rec, index) => hub.record(rec, index),
-    verdict: (v, tNs) => hub.verdict(v, tNs),
-    status: (s) => {
-      try {
-        hub.setStatus(s);
-      } catch {
-        // Never into the caller.
-      }
-    },
-    close: async () => {
-      try {
-        hub.setStatus("ended");
-      } catch {
-        // Closing anyway.
-      }
-      await srv.close();
-    },
-  };
+/**
+ * Starts the live view of a storm, on a thread of its own (live-thread.ts):
+ * the storm's thread only encodes each record for it. Listens on 127.0.0.1
+ * unless opts.host says otherwise.
+ */
+export function startLiveServer(opts: LiveServerOptions = {}): Promise<LiveFeed> {
+  return LiveThread.start(opts);
 }
 
 export interface ServeTraceOptions extends ServerOptions {

@@ -59,6 +59,8 @@ export interface ServerOptions {
   uploadSpeed?: Speed;
   /** Where errors of the feed itself go (never thrown into the producer); default stderr. */
   onError?: (err: unknown, where: string) => void;
+  /** Told when a live feed's subscribers may have changed in number (Hub.subscribers()). */
+  onSubscribers?: () => void;
 }
 
 interface ControlTarget {
@@ -233,6 +235,7 @@ export class FeedServer {
       limits: this.limits,
       onError: this.onError,
       ...(this.opts.model ? { model: this.opts.model } : {}),
+      ...(source === "live" && this.opts.onSubscribers ? { onSubscribers: this.opts.onSubscribers } : {}),
     });
     return hub;
   }

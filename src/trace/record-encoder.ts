@@ -32,6 +32,8 @@ let ok = true;
 let msgAt = 0;
 /** Where the message ended when received() wrote its entry's CRC after it (see entrySealed()); -1 when it did not. */
 let sealedEnd = -1;
+/** Whether a guest frame's received bytes may be taken (see encodeRecordInto's received parameter). */
+let takeReceived = true;
 
 const hasOwn = Object.prototype.hasOwnProperty;
 
@@ -559,7 +561,7 @@ function recordBody(body: RecordBody, v: unknown): void {
       // (they are given out once, before anyone else has it): plain()'s
       // checks would find what the decoder made, and its length is known, so
       // it is written without reserving and fixing up a length byte.
-      const n = v != null && typeof v === "object" ? takeCanonicalFrame(v) : -1;
+      const n = takeReceived && v != null && typeof v === "object" ? takeCanonicalFrame(v) : -1;
       if (n >= 0) {
         varint32(122);
         varint32(n);
@@ -632,9 +634,13 @@ function received(n: number): void {
  * nothing before `at` was touched, and the caller encodes it with
  * protobufjs). The bytes may end up in a larger copy of out: see
  * encodedBuffer(). Bytes of out past the returned end may have been written.
+ * received false: a guest frame is encoded from its fields, its received
+ * bytes left for the trace writer (they are given out once; a second encoder
+ * of the same record, the live view's, would only search the ring for them).
  */
-export function encodeRecordInto(rec: IRecord, out: Uint8Array, at: number): number {
+export function encodeRecordInto(rec: IRecord, out: Uint8Array, at: number, received = true): number {
   buf = out;
+  takeReceived = received;
   pos = at;
   msgAt = at;
   ok = true;

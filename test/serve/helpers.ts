@@ -4,7 +4,7 @@
 import { connect as netConnect, type NetConnectOpts, type Socket } from "node:net";
 import WebSocket from "ws";
 import { plugstorm } from "../../src/gen/plugstorm.js";
-import type { RecordInput } from "../../src/serve/index.js";
+import type { LiveFeed, RecordInput } from "../../src/serve/index.js";
 
 const T = plugstorm.trace.v1;
 const TL = plugstorm.telemetry.v1;
@@ -153,4 +153,28 @@ export function leakVerdict(nic: number, recordIndex: number): plugstorm.trace.v
     message: `cdce${nic} was removed but holder h0 still holds an ifnet reference`,
     recordIndex,
   };
+}
+
+/**
+ * Waits (up to ms) until the live view's thread has taken every record up to
+ * index n - 1 into its model, as its /snapshot says: the storm's calls only
+ * hand records to that thread, which does the rest in its own time.
+ */
+export async function untilApplied(feed: LiveFeed, n: number, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const snap = (await (await fetch(`${feed.url}snapshot`)).json()) as { model: { nextIndex: number } };
+    if (snap.model.nextIndex >= n) return;
+    if (Date.now() > deadline) throw new Error(`the live view's thread had ${snap.model.nextIndex} of ${n} records after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Waits (up to ms) until the feed counts n subscribers: the live view's thread tells the storm's side of them. */
+export async function untilSubscribers(feed: LiveFeed, n: number, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (feed.subscribers !== n) {
+    if (Date.now() > deadline) throw new Error(`the feed counted ${feed.subscribers} subscribers, not ${n}, after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
