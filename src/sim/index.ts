@@ -5,4 +5,4 @@ export { BUG_NAMES, BUG_TRIGGERS, FaultCommandError, bugText, chanceClash, fault
 export { KIND_DRIVERS } from "./buses.js";
 export { DEFAULT_TIMING, type KernelTiming } from "./kernel.js";
 export { AGENT_VERSION, KERNEL_VERSION, simHolds } from "./agent.js";
-export { MAX_SEED, Rng } from "./rng.js";
+export { MAX_SEED, Rng, checkSeed } from "./rng.js";

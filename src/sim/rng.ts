@@ -11,10 +11,18 @@ function splitmix32(state: { s: number }): number {
 
 /**
  * The largest seed: the generator's state is made from 32 bits, so a larger
- * seed only repeats the stream of a smaller one (2^32 gives 0x27d4eb2d's).
- * Storm files, campaign files and every --seed hold seeds to 0..MAX_SEED.
+ * seed could only repeat the stream of a smaller one. Storm files, campaign
+ * files, every --seed and the generator itself hold seeds to 0..MAX_SEED.
  */
 export const MAX_SEED = 2 ** 32 - 1;
+
+/**
+ * Throws a RangeError naming what and the seed unless it is an integer in
+ * 0..MAX_SEED: a seed past it would name a run no storm file can repeat.
+ */
+export function checkSeed(seed: number, what = "seed"): void {
+  if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) throw new RangeError(`${what}: expected an integer from 0 to ${MAX_SEED}; got ${seed}`);
+}
 
 export class Rng {
   private a: number;
@@ -22,11 +30,10 @@ export class Rng {
   private c: number;
   private d: number;
 
-  /** Seeds above MAX_SEED are folded into 32 bits (and so repeat a smaller seed's stream). */
+  /** seed: an integer in 0..MAX_SEED (checkSeed); anything else is a RangeError. */
   constructor(seed: number) {
-    if (!Number.isFinite(seed)) throw new Error(`Rng: seed must be a finite number, got ${seed}`);
-    const hi = Math.floor(Math.abs(seed) / 4294967296) >>> 0;
-    const st = { s: ((seed >>> 0) ^ Math.imul(hi, 0x27d4eb2d)) | 0 };
+    checkSeed(seed, "Rng seed");
+    const st = { s: seed | 0 };
     this.a = splitmix32(st);
     this.b = splitmix32(st);
     this.c = splitmix32(st);

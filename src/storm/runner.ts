@@ -23,7 +23,7 @@ import { StepSource } from "./schedule.js";
 import type { Step, StormInput, StormSpec } from "./spec.js";
 import { MAX_CYCLES, validateStorm } from "./validate.js";
 import { createMachine } from "./machines.js";
-import { BUG_TRIGGERS, MAX_SEED, SimMachine, isBugName } from "../sim/index.js";
+import { BUG_TRIGGERS, SimMachine, checkSeed, isBugName } from "../sim/index.js";
 import { LiveChecker, type StormVerdict } from "./checking.js";
 import { NO_TRACE_OUT, openTraceOut, type TraceOut } from "./trace-out.js";
 import { buildRunReport, writeRunReports } from "./reporting.js";
@@ -279,8 +279,8 @@ class StormRun {
     frameMemo?: FrameMemo,
   ) {
     this.seed = opts.seed ?? spec.schedule.seed;
-    // Past MAX_SEED a seed repeats a smaller one's run, and its trace names a seed no storm file takes.
-    if (!Number.isInteger(this.seed) || this.seed < 0 || this.seed > MAX_SEED) throw new RangeError(`seed: expected an integer from 0 to ${MAX_SEED}; got ${this.seed}`);
+    // Said here, before a machine is made: a QEMU run makes no Rng of it, and its trace would name a seed no storm file takes.
+    checkSeed(this.seed);
     this.durationNs = spec.schedule.durationNs;
     this.guestDeadlineMs = spec.deadlines.guest;
     this.onProgress = opts.onProgress;

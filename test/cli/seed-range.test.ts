@@ -11,11 +11,15 @@ import { run, tempDir } from "./helpers.js";
 
 const RANGE = `an integer from 0 to ${MAX_SEED}`;
 
-test("MAX_SEED is what the generator tells apart: the next seed repeats a smaller one's stream", (t) => {
+test("the generator takes seeds 0..MAX_SEED and refuses any other, naming the seed and the range", (t) => {
   t.is(MAX_SEED, 4294967295);
-  const past = new Rng(MAX_SEED + 1);
-  const twin = new Rng(0x27d4eb2d);
-  for (let i = 0; i < 8; i++) t.is(past.u32(), twin.u32());
+  // Both ends give streams of their own (a seed past 2^32 once folded onto 0x27d4eb2d's).
+  const ends = [new Rng(0), new Rng(MAX_SEED), new Rng(0x27d4eb2d)].map((r) => r.u32());
+  t.is(new Set(ends).size, 3);
+  for (const bad of [MAX_SEED + 1, 2 ** 53, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+    const e = t.throws(() => new Rng(bad), { instanceOf: RangeError })!;
+    t.is(e.message, `Rng seed: expected ${RANGE}; got ${bad}`);
+  }
 });
 
 test("--seed past MAX_SEED is refused by storm and shrink, first line naming the flag and the range, exit 2", async (t) => {

@@ -33,7 +33,8 @@ export interface StormStats {
 export async function runStorm(opts: StormOptions): Promise<{ h: Harness; stats: StormStats }> {
   const { cycles, holdP = 0.3, trafficP = 0.2, nodeP = 0.1, sickP = 0.02, ...hopts } = opts;
   const seed = hopts.seed ?? 1;
-  const rng = new Rng(seed ^ 0x5eed);
+  // Folded back into 0..MAX_SEED: ^ makes a seed past 2^31 negative.
+  const rng = new Rng((seed ^ 0x5eed) >>> 0);
   const h = new Harness(hopts);
   const stats: StormStats = { cycles: 0, sick: 0, holds: 0, nodes: 0 };
   let left = cycles;
