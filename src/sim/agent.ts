@@ -231,6 +231,14 @@ export class Agent {
           this.ack(id, EINVAL, (e as Error).message);
           return;
         }
+        // A device name is looked up as a hold's is: a fault aimed at none
+        // would arm nothing and be acked as if it had. (A storm names a NIC,
+        // its serial, which its validation checks; the NIC's device may not
+        // have attached yet, so a serial is taken as it is.)
+        if (f.device && k.lookup(f.device) === undefined) {
+          this.ack(id, ENXIO, `no such device ${JSON.stringify(f.device)}: the fault is aimed at nothing`);
+          return;
+        }
         const target = f.device || f.serial || undefined;
         try {
           k.bugs.add(target === undefined ? fault : { ...fault, target });

@@ -184,13 +184,27 @@ test("InjectFault turns a bug on at run time, for the named device only", async 
   const h = await withHarness(t, { seed: 12 });
   const a = await attach(h, "usb-net");
   const b = await attach(h, "usb-net");
-  t.is((await h.command({ injectFault: { name: "skip-deactivate", device: "x" } })).error, 0);
+  const c = await attach(h, "usb-net");
   t.is((await h.command({ injectFault: { name: "lost-detach", serial: b.nicId } })).error, 0);
+  t.is((await h.command({ injectFault: { name: "lost-detach", device: c.dev } })).error, 0);
   await h.remove(a.nicId);
   await h.remove(b.nicId);
+  await h.remove(c.nicId);
   await h.until(() => h.reached(a.nicId, DK.FREE), "free of the untargeted device");
   await h.sleepMs(1_000);
-  t.false(h.reached(b.nicId, DK.DETACH_BEGIN), "the targeted device's detach was not lost");
+  t.false(h.reached(b.nicId, DK.DETACH_BEGIN), "the device targeted by its serial had its detach lost");
+  t.false(h.reached(c.nicId, DK.DETACH_BEGIN), "the device targeted by its name had its detach lost");
+});
+
+test("InjectFault naming a device the guest has not is refused (ENXIO, naming it), and arms nothing", async (t) => {
+  const h = await withHarness(t, { seed: 12 });
+  const a = await attach(h, "usb-net");
+  const f = await h.command({ injectFault: { name: "lost-detach", device: "cdce7" } });
+  t.is(f.error, ENXIO);
+  t.is(f.message, 'no such device "cdce7": the fault is aimed at nothing');
+  t.deepEqual(h.m.bugStrikes(), [], "no bug armed");
+  await h.remove(a.nicId);
+  await h.until(() => h.reached(a.nicId, DK.FREE), "free: the refused fault struck nothing");
 });
 
 test("a forced detach that fails panics: Panic frame, console line, and the guest goes silent", async (t) => {
