@@ -10,7 +10,7 @@ export { buildCampaignReport, type CampaignReport, type Finding } from "./report
 export { renderCampaignText, renderCampaignJunit, renderCampaignHtml, writeCampaignReports, CAMPAIGN_REPORT_FILES } from "./render.js";
 export { campaignExitCode } from "./exit-code.js";
 export { CampaignStore, StoreError, type FailedJob } from "./store.js";
-export { defaultParallelism, hostResources, parallelismWarnings, HOST_RESERVE_MB } from "./parallelism.js";
+export { atATimeText, defaultParallelism, hostResources, parallelismWarnings, HOST_RESERVE_MB } from "./parallelism.js";
 export type { RedisConnection, QueueWorkerOptions, QueueJobData, QueueDriverOptions } from "./queue.js";
 export { RedisUnreachable, Stopped, CONNECT_DEADLINE_MS, DEFAULT_DOWN_LIMIT_MS } from "./redis-link.js";
 /** The BullMQ side (queue driver, worker), loaded on demand: BullMQ and ioredis take a while to load. */

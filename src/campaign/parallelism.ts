@@ -48,3 +48,15 @@ export function parallelismWarnings(n: number, jobs: readonly { memoryMb: number
   }
   return out;
 }
+
+/**
+ * The campaign header's words for n jobs at a time, as they will run: never
+ * more at once than there are jobs (a lane without a job only waits), and,
+ * when parallelismWarnings has warnings, a pointer to them, so that the
+ * header does not promise what the warnings then take back. `label` names
+ * where n came from; warnings is how many follow the header.
+ */
+export function atATimeText(n: number, jobs: number, label: string, warnings: number): string {
+  const said = n > jobs ? `all ${jobs} at once (${label} ${n}, more than there are jobs)` : `${n} at a time (${label})`;
+  return warnings === 0 ? said : `${said}, more than this host has room for: see the warning${warnings === 1 ? "" : "s"} below`;
+}

@@ -8,6 +8,7 @@ import {
   Stopped,
   StoreError,
   campaignExitCode,
+  atATimeText,
   defaultParallelism,
   loadQueue,
   parallelismWarnings,
@@ -137,12 +138,12 @@ export async function campaignCommand(argv: string[], io: Io): Promise<number> {
     await checkOut(out, spec, resume);
     checkMachineInputs(spec);
     let parallelism = n ?? spec.parallelism;
-    let why = n !== undefined ? "--parallelism" : "the campaign file";
+    let why = n !== undefined ? "--parallelism" : "the campaign file's parallelism";
     if (parallelism === null) ({ n: parallelism, why } = defaultParallelism(spec.jobs.map((j) => j.memoryMb)));
     // Asked for, not computed (the computed one fits by construction): allowed, but said when the host cannot give it.
-    else warnings = parallelismWarnings(parallelism, spec.jobs.map((j) => ({ memoryMb: j.memoryMb, sim: j.input.machine.type === "sim" })), n !== undefined ? "--parallelism" : "the campaign file's parallelism");
+    else warnings = parallelismWarnings(parallelism, spec.jobs.map((j) => ({ memoryMb: j.memoryMb, sim: j.input.machine.type === "sim" })), why);
     driver = new LocalDriver(parallelism);
-    header = `campaign "${spec.name}": ${spec.jobs.length} jobs, ${parallelism} at a time (${why})`;
+    header = `campaign "${spec.name}": ${spec.jobs.length} jobs, ${atATimeText(parallelism, spec.jobs.length, why, warnings.length)}`;
   }
 
   const ac = new AbortController();

@@ -2,7 +2,7 @@ import test from "ava";
 import { writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { HOST_RESERVE_MB, defaultParallelism, parallelismWarnings } from "../../src/campaign/index.js";
+import { HOST_RESERVE_MB, atATimeText, defaultParallelism, parallelismWarnings } from "../../src/campaign/index.js";
 import { run, tempDir } from "../cli/helpers.js";
 
 test("default parallelism: one job per core while memory holds them all, at least one, never more than the jobs", (t) => {
@@ -33,6 +33,13 @@ test("a parallelism past the host's cores (sim jobs) or memory is allowed, with 
   ]);
 });
 
+test("the header's jobs at a time: never more than the jobs, and pointing at the warnings when there are any", (t) => {
+  t.is(atATimeText(2, 12, "--parallelism", 0), "2 at a time (--parallelism)");
+  t.is(atATimeText(12, 12, "--parallelism", 0), "12 at a time (--parallelism)");
+  t.is(atATimeText(1000, 3, "the campaign file's parallelism", 0), "all 3 at once (the campaign file's parallelism 1000, more than there are jobs)");
+  t.is(atATimeText(8, 12, "--parallelism", 2), "8 at a time (--parallelism), more than this host has room for: see the warnings below");
+});
+
 test("campaign --parallelism past this host's cores runs, and says so in a warning after the header", async (t) => {
   const d = tempDir(t);
   const jobs = availableParallelism() + 1;
@@ -41,6 +48,7 @@ test("campaign --parallelism past this host's cores runs, and says so in a warni
   const r = await run(t, ["campaign", join(d, "c.yaml"), "--out", join(d, "out"), "--parallelism", "1000"], { timeoutMs: 90_000 });
   t.is(r.code, 0, r.stderr);
   const lines = r.stderr.split("\n");
-  t.is(lines[0], `campaign "wide": ${jobs} jobs, 1000 at a time (--parallelism)`);
+  // Not "1000 at a time": the header says what runs, and points at the warning that says what it costs.
+  t.is(lines[0], `campaign "wide": ${jobs} jobs, all ${jobs} at once (--parallelism 1000, more than there are jobs), more than this host has room for: see the warning below`);
   t.is(lines[1], `warning: --parallelism 1000 runs up to ${jobs} sim jobs at once on this host's ${availableParallelism()} cores: past one a core they only share them (each slower, the campaign no sooner done)`);
 });
