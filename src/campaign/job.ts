@@ -114,7 +114,9 @@ export async function runJob(job: CampaignJob, tracesDir: string, signal?: Abort
     ...(signal ? { signal } : {}),
   });
   if (signal?.aborted) throw new JobInterrupted();
-  if (r.status === "aborted" || r.exitCode === 2) throw new JobSetupError(r.abortReason ?? "the storm stopped before it could give a verdict");
+  // A job's storm has no live view, and a trace at its size bound is not a
+  // verdict on the whole storm: both fail the job, as every other early stop.
+  if (r.status === "aborted" || r.status === "stopped" || r.status === "trace-limit" || r.exitCode === 2) throw new JobSetupError(r.abortReason ?? "the storm stopped before it could give a verdict");
   const findings = r.verdicts.some((v) => v.failing) && r.traceFile ? findingsOf(r.verdicts, spec.model, await TraceContext.fromFile(r.traceFile)) : [];
   const traceBytes = r.traceFile ? (await stat(r.traceFile)).size : 0;
   return {

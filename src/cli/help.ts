@@ -56,7 +56,8 @@ options:
                            ms, s, m, h, d; at most 24d): a planned end, status "time-limit"
                            (exit 0 unless it found violations)
   --max-trace-bytes SIZE   stop cleanly once the trace holds this much (default 2G;
-                           e.g. 500M; units K, M, G, T; from 4096 bytes to 1024T)
+                           e.g. 500M; units K, M, G, T; from 4096 bytes to 1024T): status
+                           "trace-limit" (exit 0 unless it found violations)
   --wall-clock-start MS    trace header wall-clock start (default: 0 on sim so traces of
                            one seed are byte-identical; the current time on QEMU)
   --quiet                  no progress and no summary; print only the output folder
@@ -66,15 +67,18 @@ options:
                            to 127.0.0.1, give 0.0.0.0 explicitly to be reachable from other
                            machines). The URL carries a token that unlocks the page's
                            controls: pause, resume, stop, hold/release references on a
-                           NIC, remove a NIC; each is recorded in the trace.
+                           NIC, remove a NIC; each is recorded in the trace. A run
+                           stopped there has status "stopped" (exit 0 unless it found
+                           violations).
                            After the run the view stays up, showing the whole run, until
                            Ctrl-C (the exit status is the run's).
   --serve-close            close the live view once the report is printed (for scripts)
   --serve-linger           the default with --serve: keep the view up until Ctrl-C
 
-Exit: 0 clean (also stopped at --time-limit), 1 violations, 2 bad storm file or
-set-up error (e.g. QEMU missing: run scripts/setup-host), 130/143 when
-interrupted (SIGINT/SIGTERM) before any violation,
+Exit: 0 clean (also stopped at --time-limit or --max-trace-bytes, or from the
+live view), 1 violations, 2 bad storm file or set-up error (e.g. QEMU missing:
+run scripts/setup-host), 130/143 when interrupted (SIGINT/SIGTERM) before any
+violation,
 ${EXIT_READER_GONE}. An interrupted run
 still writes a complete trace and its reports; so does a run stopped from the
 live view (exit 0 unless it found violations), and one whose reader went away.

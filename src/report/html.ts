@@ -60,14 +60,23 @@ export function renderHtmlBytes(report: RunReport, options: HtmlOptions = {}): B
   return o.encoded();
 }
 
+const BADGE_TEXT: Record<RunReport["exit"]["status"], string> = {
+  clean: "PASS",
+  violations: "VIOLATIONS",
+  "time-limit": "TIME LIMIT",
+  stopped: "STOPPED",
+  "trace-limit": "TRACE LIMIT",
+  aborted: "ABORTED",
+};
+
 function render(report: RunReport, options: HtmlOptions, o: HtmlOut): void {
   const maxLanes = options.maxLanes ?? 150;
   const maxRows = options.maxViolationRows ?? 300;
   const rules = rulesOf(report);
   const broken = rules.filter((r) => r.verdicts.length > 0).sort(byFirstOccurrence);
   const status = report.exit.status;
-  // A time limit is an end the user set, with nothing found until then: no warning colour.
-  const badge = status === "clean" || status === "time-limit" ? "pass" : status === "violations" ? "fail" : "abort";
+  // A limit the user set or the live view's Stop is a planned end, with nothing found until then: no warning colour.
+  const badge = status === "violations" ? "fail" : status === "aborted" ? "abort" : "pass";
   const c = report.counts;
   const tl = report.timeline;
   const chosen = chooseLanes(tl, maxLanes);
@@ -112,9 +121,10 @@ function render(report: RunReport, options: HtmlOptions, o: HtmlOut): void {
 </head>
 <body>
 <header>
-  <div class="title"><span class="badge ${badge}">${x(status === "clean" ? "PASS" : status === "violations" ? "VIOLATIONS" : status === "time-limit" ? "TIME LIMIT" : "ABORTED")}</span>
+  <div class="title"><span class="badge ${badge}">${x(BADGE_TEXT[status])}</span>
   <h1>${x(report.scenarioName)}</h1><span class="tool">${x(report.toolVersion)}</span></div>
-  ${status === "aborted" ? `<p class="abort-reason">Run aborted: ${x(report.exit.status === "aborted" ? report.exit.reason : "")}</p>` : ""}
+  ${report.exit.status === "aborted" ? `<p class="abort-reason">Run aborted: ${x(report.exit.reason)}</p>` : ""}
+  ${report.exit.status === "stopped" || report.exit.status === "trace-limit" ? `<p class="stop-reason">Stopped early: ${x(report.exit.reason)}</p>` : ""}
   <dl class="meta">${meta.map(([k, v, wide]) => `<div${wide ? ' class="wide"' : ""}><dt>${x(k)}</dt><dd title="${x(v)}">${x(v)}</dd></div>`).join("")}</dl>
   <div class="repro"><span>Reproduce</span><code>${x(report.reproduce)}</code></div>
   ${report.traceDamage ? `<p class="abort-reason trace-damage">Not checked: ${x(damageLine(report.traceDamage))}</p>` : ""}
@@ -533,6 +543,7 @@ h2 { font-size:16px; margin:0 0 12px; font-weight:650; }
 .badge { font-weight:700; font-size:12px; letter-spacing:.06em; padding:4px 10px; border-radius:999px; color:#fff; }
 .badge.pass { background:var(--ok); } .badge.fail { background:var(--bad); } .badge.abort { background:var(--warn); }
 .abort-reason { color:var(--warn); font-weight:600; margin:8px 0 0; }
+.stop-reason { color:var(--muted); font-weight:600; margin:8px 0 0; }
 tr.consequence td:first-child { padding-left:22px; } tr.consequence { opacity:.85; } .cascade { font-size:11px; color:var(--muted, #666); } .ord { font-size:11px; color:var(--muted, #666); }
 .meta { display:grid; grid-template-columns:repeat(auto-fill,minmax(190px,1fr)); gap:8px 20px; margin:16px 0 10px; }
 .meta div { min-width:0; } .meta dt { color:var(--muted); font-size:11px; text-transform:uppercase; letter-spacing:.05em; }

@@ -17,10 +17,19 @@ export function statusLine(report: RunReport): string {
     case "violations":
       return "VIOLATIONS";
     case "time-limit":
-      return report.counts.cycles === 0 ? "TIME LIMIT before the first cycle completed, no violations" : "TIME LIMIT, no violations";
+      return plannedEnd("TIME LIMIT", report);
+    case "stopped":
+      return plannedEnd("STOPPED from the live view", report);
+    case "trace-limit":
+      return plannedEnd("TRACE LIMIT", report);
     case "aborted":
       return `ABORTED: ${oneLine(report.exit.reason)}`;
   }
+}
+
+/** A planned end (a limit set, the live view's Stop) with nothing found: no ABORTED, but not a whole storm either. */
+function plannedEnd(what: string, report: RunReport): string {
+  return `${what}${report.counts.cycles === 0 ? " before the first cycle completed" : ""}, no violations`;
 }
 
 export function renderText(report: RunReport, files: readonly string[] = []): string {

@@ -84,6 +84,10 @@ export type ExitStatus =
   | { status: "violations" }
   /** Stopped at the time limit it was given (--time-limit), no violation found until then: a planned end, not a failure. */
   | { status: "time-limit" }
+  /** Stopped from the live view (its Stop), no violation found until then; reason: stopText's words. */
+  | { status: "stopped"; reason: string }
+  /** Stopped once its trace reached --max-trace-bytes, no violation found until then; reason: how many bytes. */
+  | { status: "trace-limit"; reason: string }
   | { status: "aborted"; reason: string };
 
 export interface RunCounts {

@@ -123,11 +123,13 @@ function stoppedAsAsked(r: StopReason): boolean {
 
 /**
  * clean: ran to its end (or to the violation it was told to stop at) and found
- * nothing; time-limit: stopped at the --time-limit it was given, a planned end,
- * nothing found until then; violations: found some, however it ended;
- * aborted: stopped before its end otherwise (a signal, an error, a dead machine).
+ * nothing; violations: found some, however it ended. Three planned ends, each
+ * with nothing found until then: time-limit, stopped at the --time-limit it
+ * was given; stopped, by the live view's Stop; trace-limit, its trace reached
+ * --max-trace-bytes. aborted: stopped before its end otherwise (a signal, an
+ * error, a dead machine).
  */
-export type RunStatus = "clean" | "violations" | "time-limit" | "aborted";
+export type RunStatus = "clean" | "violations" | "time-limit" | "stopped" | "trace-limit" | "aborted";
 
 /** 0 clean, 1 violations, 2 aborted by an error, 130/143 stopped by SIGINT/SIGTERM (128 + signal number, as shells expect). */
 export type ExitCode = 0 | 1 | 2 | 130 | 143;
@@ -144,8 +146,19 @@ export interface RunEnd {
 export function statusOf(end: RunEnd): RunStatus {
   if (end.stop.kind === "failed") return "aborted";
   if (end.failing > 0) return "violations";
-  if (end.stop.kind === "time-limit") return "time-limit";
-  return end.stop.kind === "completed" || end.stop.kind === "violation" ? "clean" : "aborted";
+  switch (end.stop.kind) {
+    case "completed":
+    case "violation":
+      return "clean";
+    case "time-limit":
+      return "time-limit";
+    case "live-stop":
+      return "stopped";
+    case "max-trace-bytes":
+      return "trace-limit";
+    default:
+      return "aborted";
+  }
 }
 
 /**

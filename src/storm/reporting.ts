@@ -3,7 +3,7 @@
 
 import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { REPORT_FILES, accelText, renderText, reportBodies, type RunReport, type Timeline } from "../report/index.js";
+import { REPORT_FILES, accelText, renderText, reportBodies, type ExitStatus, type RunReport, type Timeline } from "../report/index.js";
 import { ioErrorText, makeDirs } from "../trace/index.js";
 import type { RunResult } from "./result.js";
 import { TOOL_VERSION } from "./version.js";
@@ -22,7 +22,7 @@ export function buildRunReport(r: RunResult, startedAtMs: number, timeline: Time
     startedAtMs,
     durationMs: r.durationMs,
     reproduce: r.reproduce,
-    exit: r.status === "aborted" ? { status: "aborted", reason: r.abortReason ?? "aborted" } : { status: r.status },
+    exit: exitOf(r),
     verdicts: r.verdicts.map((v) => v.report),
     summary: (r.summary ?? null) as RunReport["summary"],
     counts: { cycles: r.cyclesDone, frames: r.frames, framesLost: r.framesLost, corrupt: r.corrupt },
@@ -35,6 +35,20 @@ export function buildRunReport(r: RunResult, startedAtMs: number, timeline: Time
   if (r.rejectedCommands.length > 0) report.rejectedCommands = [...r.rejectedCommands];
   if (r.bugStrikes.length > 0) report.bugStrikes = r.bugStrikes.map((b) => ({ ...b }));
   return report;
+}
+
+/** report.json's exit: the run's status, and why it stopped where that is more than the status says. */
+function exitOf(r: RunResult): ExitStatus {
+  switch (r.status) {
+    case "clean":
+    case "violations":
+    case "time-limit":
+      return { status: r.status };
+    case "stopped":
+    case "trace-limit":
+    case "aborted":
+      return { status: r.status, reason: r.abortReason ?? r.status };
+  }
 }
 
 /**

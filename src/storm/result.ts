@@ -15,8 +15,9 @@ export interface RunResult {
    * 0 clean, 1 violations, 2 aborted by a set-up error, a machine error or a
    * file that could not be written, 130/143 stopped by SIGINT/SIGTERM (the
    * caller's signal aborted with a "signal" StopReason). An interrupted run
-   * with violations is 1; a run stopped at its time limit is 0 (status
-   * "time-limit") or 1. Worked out by exitCodeOf (outcome.ts) alone.
+   * with violations is 1; a run stopped at its time limit, its trace size
+   * limit or from the live view is 0 (status "time-limit", "trace-limit",
+   * "stopped") or 1. Worked out by exitCodeOf (outcome.ts) alone.
    */
   exitCode: ExitCode;
   /** Why the run stopped ("completed" when it ran to its end). */

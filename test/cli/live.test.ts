@@ -130,6 +130,9 @@ test("storm --serve: a JSON client watches the storm, and with the token pauses,
   const ran = await p.done;
   t.is(ran.code, 0, ran.stderr);
   t.regex(ran.stdout, /stopped early: stopped from the live view/);
+  // Its own status, not ABORTED: the person watching asked for the end.
+  t.regex(ran.stdout, /^plugstorm .* · STOPPED from the live view(?: before the first cycle completed)?, no violations$/m);
+  t.deepEqual((JSON.parse(readFileSync(join(out, "report.json"), "utf8")) as { exit: unknown }).exit, { status: "stopped", reason: "stopped from the live view" });
   t.true(c.received.some((m) => !m.binary && m.json["type"] === "status" && m.json["status"] === "ended"));
 
   // The trace is complete and is what the client was sent, record for record.

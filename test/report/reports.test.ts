@@ -109,6 +109,23 @@ test("a run stopped at its time limit is no failure in any report: its own statu
   t.false(html.includes("Run aborted"));
 });
 
+test("a run stopped from the live view or at its trace size limit is no failure either: its own status, why in the HTML, no junit error", (t) => {
+  for (const [exit, line, badge] of [
+    [{ status: "stopped", reason: "stopped from the live view" }, "STOPPED from the live view, no violations", "STOPPED"],
+    [{ status: "trace-limit", reason: "trace size limit: the trace reached 4096 bytes (--max-trace-bytes)" }, "TRACE LIMIT, no violations", "TRACE LIMIT"],
+  ] as const) {
+    const report: RunReport = { ...syntheticReport(), exit, verdicts: [] };
+    t.is(renderText(report).split("\n")[0]!.split(" · ").at(-1), line);
+    const root = parseXml(renderJunit(report));
+    t.is(findAll(root, "testsuite")[0]!.attrs.errors, "0");
+    t.is(findAll(root, "error").length, 0);
+    const html = renderHtml(report);
+    t.true(html.includes(`<span class="badge pass">${badge}</span>`), exit.status);
+    t.true(html.includes(`<p class="stop-reason">Stopped early: ${exit.reason}</p>`), exit.status);
+    t.false(html.includes("Run aborted"));
+  }
+});
+
 test("a run the time limit ended before its first cycle completed says so, not just 'none broken'", (t) => {
   const base = syntheticReport();
   const report: RunReport = { ...base, counts: { ...base.counts, cycles: 0 }, exit: { status: "time-limit" }, verdicts: [] };

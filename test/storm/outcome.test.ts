@@ -50,7 +50,7 @@ test("every stop reason has its exit code, with and without violations and write
   t.is(Object.keys(expected).length, every.length);
 });
 
-test("status: a failed run is aborted whatever it found; violations otherwise win; only completed and violation stops are clean; a time limit is its own planned end", (t) => {
+test("status: a failed run is aborted whatever it found; violations otherwise win; only completed and violation stops are clean; a time limit, a trace size limit and the live view's Stop are planned ends of their own", (t) => {
   t.is(statusOf({ stop: { kind: "failed", message: "x" }, failing: 2, writeErrors: 0 }), "aborted");
   t.is(statusOf({ stop: { kind: "signal", signal: "SIGINT" }, failing: 2, writeErrors: 0 }), "violations");
   t.is(statusOf({ stop: { kind: "completed" }, failing: 0, writeErrors: 0 }), "clean");
@@ -58,6 +58,12 @@ test("status: a failed run is aborted whatever it found; violations otherwise wi
   t.is(statusOf({ stop: { kind: "time-limit" }, failing: 0, writeErrors: 0 }), "time-limit");
   t.is(statusOf({ stop: { kind: "time-limit" }, failing: 1, writeErrors: 0 }), "violations");
   t.is(statusOf({ stop: { kind: "interrupted" }, failing: 0, writeErrors: 0 }), "aborted");
+  t.is(statusOf({ stop: { kind: "signal", signal: "SIGTERM" }, failing: 0, writeErrors: 0 }), "aborted");
+  t.is(statusOf({ stop: { kind: "live-stop" }, failing: 0, writeErrors: 0 }), "stopped");
+  t.is(statusOf({ stop: { kind: "live-stop" }, failing: 1, writeErrors: 0 }), "violations");
+  t.is(statusOf({ stop: { kind: "max-trace-bytes", bytes: 4096 }, failing: 0, writeErrors: 0 }), "trace-limit");
+  t.is(statusOf({ stop: { kind: "max-trace-bytes", bytes: 4096 }, failing: 1, writeErrors: 0 }), "violations");
+  t.is(statusOf({ stop: { kind: "machine-died", detail: "x" }, failing: 0, writeErrors: 0 }), "aborted");
 });
 
 test("an abort reason given to the run's signal becomes its stop reason", (t) => {
@@ -116,7 +122,7 @@ test("violations outrank the signal that stopped the run: exit 1", async (t) => 
   t.is(r.exitCode, 1);
 });
 
-test("the live view's stop ends the run clean, with its own stop reason", async (t) => {
+test("the live view's stop ends the run with exit 0, its own stop reason and its own status", async (t) => {
   let ctl: StormController | undefined;
   const r = await runStorm(long(), {
     out: null,
@@ -126,6 +132,7 @@ test("the live view's stop ends the run clean, with its own stop reason", async 
     },
   });
   t.deepEqual(r.stop, { kind: "live-stop" });
+  t.is(r.status, "stopped");
   t.is(r.exitCode, 0);
   t.is(r.abortReason, "stopped from the live view");
 });

@@ -91,7 +91,7 @@ test("--time-limit and SIGTERM end a long-dwell storm; --max-trace-bytes ends it
   t.regex(limited.stderr, /started: 10000 cycles, output in/);
   t.regex(limited.stdout, /stopped early: time limit/);
   // The storm's own limit, not a model deadline, heads the summary too: a planned end, not an abort.
-  t.regex(limited.stdout, /^plugstorm .* · TIME LIMIT, no violations$/m);
+  t.regex(limited.stdout, /^plugstorm .* · TIME LIMIT(?: before the first cycle completed)?, no violations$/m);
   const a = join(dir, "a");
   t.deepEqual((JSON.parse(readFileSync(join(a, "report.json"), "utf8")) as { exit: unknown }).exit, { status: "time-limit" });
   const junit = readFileSync(join(a, "junit.xml"), "utf8");
@@ -112,11 +112,17 @@ test("--time-limit and SIGTERM end a long-dwell storm; --max-trace-bytes ends it
   const capped = await start(t, ["storm", file, "--out", join(dir, "c"), "--max-trace-bytes", "1M", "--json"]).done;
   t.is(capped.code, 0, capped.stderr);
   const j = JSON.parse(capped.stdout) as { abortReason: string; status: string; stop: unknown };
-  t.is(j.status, "aborted");
+  t.is(j.status, "trace-limit");
   t.deepEqual(j.stop, { kind: "max-trace-bytes", bytes: 1 << 20 });
   t.regex(j.abortReason, /^trace size limit: the trace reached 1048576 bytes/);
   const size = statSync(join(dir, "c", "trace.pstrace")).size;
   t.true(size >= 1 << 20 && size < (1 << 20) + 64 * 1024, `trace of ${size} bytes`);
-  const report = JSON.parse(readFileSync(join(dir, "c", "report.json"), "utf8")) as { exit: { reason: string } };
+  const report = JSON.parse(readFileSync(join(dir, "c", "report.json"), "utf8")) as { exit: { status: string; reason: string } };
+  t.is(report.exit.status, "trace-limit");
   t.regex(report.exit.reason, /trace size limit/);
+  t.regex(readFileSync(join(dir, "c", "summary.txt"), "utf8"), /^plugstorm .* · TRACE LIMIT(?: before the first cycle completed)?, no violations$/m);
+  t.false(readFileSync(join(dir, "c", "junit.xml"), "utf8").includes("<error"), "no <error> case for a trace size limit");
+  const cappedHtml = readFileSync(join(dir, "c", "report.html"), "utf8");
+  t.regex(cappedHtml, /<span class="badge pass">TRACE LIMIT<\/span>/);
+  t.regex(cappedHtml, /<p class="stop-reason">Stopped early: trace size limit: the trace reached 1048576 bytes/);
 });
