@@ -130,7 +130,8 @@ Ctrl-C ends the search early and writes the smallest failing storm found so far
 (2 "interrupted" if it comes before the first run ends); a second Ctrl-C, or SIGTERM,
 ends it at once.
 
-Exit: 1 when a minimal failing storm was written, 2 when there is nothing to shrink
+Exit: 1 when a failing storm was written (minimal, or after Ctrl-C the smallest
+found so far: the output says "interrupted"), 2 when there is nothing to shrink
 (the storm breaks no rule, or is not a sim storm), 130/143 when a second SIGINT or a
 SIGTERM ends it at once,
 ${EXIT_READER_GONE}.

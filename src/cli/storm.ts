@@ -439,6 +439,7 @@ export async function shrinkCommand(argv: string[], io: Io): Promise<number> {
   // Said before the shrinking (minutes, on a long storm), not as the write's EISDIR after it.
   if (statSync(outFile, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--out ${outFile} is a folder: give the file to write the minimal storm to (e.g. ${join(outFile, "shrunk.yaml")})`, "shrink");
   const ac = new AbortController();
+  // The first Ctrl-C ends the search and writes what it found; with this handler gone, a second one ends the process at once (130).
   const onInt = (): void => ac.abort("interrupted");
   process.once("SIGINT", onInt);
   try {
@@ -450,10 +451,14 @@ export async function shrinkCommand(argv: string[], io: Io): Promise<number> {
     const r = await shrinkStorm(spec, opts);
     if (!values.quiet && io.err.isTTY) io.err.write("\r\x1b[2K");
     await writeFile(outFile, r.yaml);
-    // Like storm --quiet: the one thing a script needs.
-    if (values.quiet) io.out.write(`${outFile}\n`);
-    else {
+    const interrupted = "interrupted: the search stopped early; the storm written is the smallest failing one found so far, perhaps not minimal (shrink it again to go on)";
+    // Like storm --quiet: the one thing a script needs (and, on stderr, that it is not minimal).
+    if (values.quiet) {
+      io.out.write(`${outFile}\n`);
+      if (r.interrupted) io.err.write(`plugstorm shrink: ${interrupted}\n`);
+    } else {
       const lines = [`rule ${r.rule}: ${r.originalSteps} steps -> ${r.steps.length} (${r.runs} runs)`];
+      if (r.interrupted) lines.push(`  ${interrupted}`);
       if (r.after) lines.push(`  the storm broke ${r.after} first: the shrunk storm runs on past its first violation`);
       if (r.consequenceOf) lines.push(`  there ${r.rule} is a consequence of ${r.consequenceOf} (docs/cascades.md): --rule ${r.consequenceOf} shrinks the cause`);
       lines.push(`written: ${outFile}`, `run it:  plugstorm storm ${quote(outFile)}`);

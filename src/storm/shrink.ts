@@ -53,6 +53,12 @@ export interface ShrinkResult {
   /** The same storm as YAML, ready to save. */
   yaml: string;
   runs: number;
+  /**
+   * The caller's signal ended the search before it had tried every cut:
+   * steps (and the storm, its YAML) are the smallest failing storm found by
+   * then, smaller than the original but perhaps not minimal.
+   */
+  interrupted: boolean;
   /** The run of the minimal storm. */
   final: RunResult;
   /** Set when the rule broke only after another's violation: that first rule (the storm as given). */
@@ -271,6 +277,8 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
     throw new ShrinkError(`the executed steps of seed ${seed} did not break ${rule} again when replayed: the run is not reproducible`);
   }
   await walk(start, table, fails, over);
+  // The walk ends early only out of runs or by the signal: one that came after its end cut nothing short.
+  const interrupted = opts.signal?.aborted === true && runs < maxRuns;
   const minimal = explicitSpec(spec, best, seed, stopOnFirst);
   // The result of the minimal storm: the run that judged it, again, in full
   // (a sim run is a function of its steps and seed). Not the caller's signal:
@@ -281,6 +289,7 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
   const header = [
     `Shrunk by plugstorm from storm "${spec.name}" seed ${seed}:`,
     `${original.length} steps -> ${best.length}, still breaks rule ${rule} (${runs} runs).`,
+    ...(interrupted ? ["The search was interrupted: this is the smallest failing storm found so far, perhaps not minimal (shrink it again to go on)."] : []),
     ...(after !== undefined ? [`The storm broke ${after} first: this one runs on past its first violation to reach ${rule}.`] : []),
   ].join("\n");
   const input = specToInput(minimal, best, `${spec.name}-shrunk`);
@@ -302,6 +311,7 @@ export async function shrinkStorm(spec: StormSpec, opts: ShrinkOptions = {}): Pr
     },
     yaml,
     runs,
+    interrupted,
     final,
     ...(after !== undefined ? { after } : {}),
     ...(cause !== undefined ? { consequenceOf: cause } : {}),
