@@ -3,7 +3,7 @@
 
 import { toReportVerdict, type CheckedVerdict, type Summary } from "../check/index.js";
 import type { plugstorm } from "../gen/plugstorm.js";
-import { accelText, type RunReport, type Timeline } from "../report/index.js";
+import { accelText, type BugStrikes, type RejectedCommand, type RunReport, type Timeline } from "../report/index.js";
 import { TOOL_VERSION } from "../storm/index.js";
 import type { TraceStatus } from "../trace/index.js";
 
@@ -18,6 +18,8 @@ export interface TraceCheckFacts {
   records: number;
   /** The run's STARTED machine record, when the machine started. */
   started?: plugstorm.trace.v1.IMachineEvent;
+  /** What the trace says of the run beyond its verdicts (RunNotesReader), as the storm's own report has it. */
+  notes?: { bugStrikes: readonly BugStrikes[]; rejectedCommands: readonly RejectedCommand[] };
 }
 
 export function traceRunReport(f: TraceCheckFacts): RunReport {
@@ -40,6 +42,8 @@ export function traceRunReport(f: TraceCheckFacts): RunReport {
   };
   const accel = startedAccel(h.machineProfile ?? "", f.started);
   if (accel !== undefined) report.accel = accel;
+  if (f.notes && f.notes.rejectedCommands.length > 0) report.rejectedCommands = [...f.notes.rejectedCommands];
+  if (f.notes && f.notes.bugStrikes.length > 0) report.bugStrikes = f.notes.bugStrikes.map((b) => ({ ...b }));
   if (f.status.damaged.length > 0) report.traceDamage = { bytes: f.status.bytesSkipped, regions: f.status.damaged.map((d) => ({ ...d })) };
   return report;
 }

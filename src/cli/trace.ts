@@ -9,7 +9,7 @@ import { REPORT_FILES, TimelineCollector, writeReports } from "../report/index.j
 import { plugstorm } from "../gen/plugstorm.js";
 import { traceRunReport } from "./check-report.js";
 import { checkRecords } from "../check-trace.js";
-import { DEADLINE_PHASES, MAX_DURATION_NS, modelDeadlinesFromMs, parseDurationNs, type DeadlinePhase } from "../storm/index.js";
+import { DEADLINE_PHASES, MAX_DURATION_NS, RunNotesReader, modelDeadlinesFromMs, parseDurationNs, type DeadlinePhase } from "../storm/index.js";
 import { damageNote, parseTraceTime, readTrace, traceCat, traceExport, whyUnreadable, type TraceFile } from "../trace/index.js";
 import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, parse, ruleOption, type Io } from "./args.js";
 import { someNames } from "../storm/out-dir.js";
@@ -110,7 +110,9 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
   const checker = new TraceChecker({ profile, deadlines: modelDeadlinesFromMs(ms) });
   const timeline = values.report !== undefined ? new TimelineCollector() : undefined;
   let started: plugstorm.trace.v1.IMachineEvent | undefined;
+  const notes = timeline && new RunNotesReader();
   const toTimeline = timeline && ((r: plugstorm.trace.v1.Record): void => {
+    notes!.push(r);
     // The trace's own verdict records are the run's; the report shows this check's.
     if (!r.verdict) timeline.push(r);
     // The accelerator the run used is said once, when the machine started (after any KVM fallback).
@@ -130,7 +132,7 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
     (status.damaged.length > 0 ? `; NOT CHECKED: ${damageNote(status)}` : "");
   if (values.report !== undefined) {
     for (const v of verdicts) timeline!.addVerdict(v);
-    const report = traceRunReport({ path, header: h, profile, verdicts, summary, status, timeline: timeline!.timeline(), records: index, ...(started ? { started } : {}) });
+    const report = traceRunReport({ path, header: h, profile, verdicts, summary, status, timeline: timeline!.timeline(), records: index, ...(started ? { started } : {}), notes: notes! });
     const { files } = await writeReports(values.report, report);
     if (!values.quiet && !values.json) io.out.write(`reports: ${files.join(", ")}\n`);
   }

@@ -3,7 +3,7 @@
 // The timeline draws one lane per device: QEMU's side above the guest's, the
 // references held as a step plot below, and violations marked with their rule.
 
-import { axisUnit, escapeXml as x, formatNs, isoTime, machineLine, niceStep, notObservedItem } from "./format.js";
+import { axisUnit, bugStrikesText, escapeXml as x, formatNs, isoTime, machineLine, niceStep, notObservedItem } from "./format.js";
 import { HtmlOut } from "./html-out.js";
 import { damageLine, describe, statusLine } from "./text.js";
 import type { DeviceLane, FaultMark, ReportVerdict, RunReport, Span, Timeline, ViolationMark } from "./types.js";
@@ -89,6 +89,8 @@ function render(report: RunReport, options: HtmlOptions, o: HtmlOut): void {
     ["Guest", report.profiles.guest],
     ["Model", report.profiles.model],
     ["Machine", machineLine(report.profiles.machine, report.accel), "wide"],
+    // Next to the bugs the machine line names, as in the text summary: whether the run tested each.
+    ...(report.bugStrikes && report.bugStrikes.length > 0 ? [["Bug strikes", report.bugStrikes.map(bugStrikesText).join("; "), "wide"] as [string, string, "wide"]] : []),
     ...(report.notObserved && report.notObserved.length > 0 ? [["Not observed", report.notObserved.map(notObservedItem).join("; "), "wide"] as [string, string, "wide"]] : []),
     ["Started", isoTime(report.startedAtMs).replace("T", " ").replace(/\.\d+Z$/, " UTC")],
     ["Duration", formatNs(report.durationMs * 1e6)],

@@ -4,7 +4,7 @@
 // the case's system-out without failing it. An aborted run is an <error> on a
 // separate "run" case, so CI sees it even when no rule failed.
 
-import { escapeXml as x, formatNs } from "./format.js";
+import { bugStrikesText, escapeXml as x, formatNs } from "./format.js";
 import { damageLine, describe, statusLine } from "./text.js";
 import type { ReportVerdict, RunReport } from "./types.js";
 import { byFirstOccurrence, findingsOf, isFailure, rulesOf, severityName } from "./verdicts.js";
@@ -45,6 +45,8 @@ export function renderJunit(report: RunReport): string {
   if (report.traceDamage) {
     props.push(["trace_bytes_not_checked", String(report.traceDamage.bytes)], ["trace_damaged_regions", String(report.traceDamage.regions.length)]);
   }
+  // One property a bug injected into the sim kernel: 0 means the run never tested it.
+  for (const b of report.bugStrikes ?? []) props.push([`bug_strikes.${b.bug}`, String(b.strikes)]);
   const findings = findingsOf(report).filter((f) => f.consequences.length > 0);
   if (findings.length > 0) props.push(["cascade_causes", String(findings.length)], ["cascade_consequences", String(findings.reduce((n, f) => n + f.consequences.length, 0))]);
   for (const [k, v] of props) out.push(`      <property name="${x(k)}" value="${x(v)}"/>`);
@@ -93,7 +95,8 @@ export function renderJunit(report: RunReport): string {
     })
     .join("");
   const damage = report.traceDamage ? `NOT CHECKED: ${damageLine(report.traceDamage)}\n` : "";
-  out.push(`    <system-out>${x(`seed ${report.seed}\nreproduce: ${report.reproduce}\n${damage}${cascades}`)}</system-out>`);
+  const strikes = (report.bugStrikes ?? []).map((b) => `${bugStrikesText(b)}\n`).join("");
+  out.push(`    <system-out>${x(`seed ${report.seed}\nreproduce: ${report.reproduce}\n${strikes}${damage}${cascades}`)}</system-out>`);
   out.push(`  </testsuite>`);
   out.push(`</testsuites>`);
   return out.join("\n") + "\n";

@@ -23,7 +23,7 @@ import { StepSource } from "./schedule.js";
 import type { Step, StormInput, StormSpec } from "./spec.js";
 import { MAX_CYCLES, validateStorm } from "./validate.js";
 import { createMachine } from "./machines.js";
-import { BUG_TRIGGERS, SimMachine, checkSeed, isBugName } from "../sim/index.js";
+import { SimMachine, checkSeed } from "../sim/index.js";
 import { LiveChecker, type StormVerdict } from "./checking.js";
 import { NO_TRACE_OUT, openTraceOut, type TraceOut } from "./trace-out.js";
 import { buildRunReport, writeRunReports } from "./reporting.js";
@@ -37,6 +37,7 @@ import { RECORD_BATCH, Recorder, type LiveSink } from "./recorder.js";
 import { observationRecord } from "./observations.js";
 import { Gate, LiveControl, type StormController } from "./control.js";
 import { ActKind, StepExecutor } from "./steps.js";
+import { BUG_STRIKES_MARK, bugStrikesDetail, bugStrikesOf } from "./run-notes.js";
 
 type IRecord = plugstorm.trace.v1.IRecord;
 const MachKind = plugstorm.trace.v1.MachineEvent.Kind;
@@ -467,7 +468,7 @@ class StormRun {
     const stop: StopReason = this.stopReason ?? { kind: "completed" };
     const endNs = this.machine.clock.now();
     this.strikes = this.bugStrikes();
-    if (this.strikes.length > 0) this.mark("bug-strikes", this.lean ? "" : JSON.stringify(Object.fromEntries(this.strikes.map((b) => [b.bug, b.strikes]))));
+    if (this.strikes.length > 0) this.mark(BUG_STRIKES_MARK, this.lean ? "" : bugStrikesDetail(this.strikes));
     this.mark("storm-end", this.lean ? "" : JSON.stringify({ cycles: this.steps.cyclesDone, reason: stopText(stop) }));
     // The checker judges its deadlines once it has every record.
     this.rec.drain();
@@ -489,10 +490,7 @@ class StormRun {
   private bugStrikes(): BugStrikes[] {
     if (!(this.machine instanceof SimMachine) || this.strikesBefore === null) return [];
     const before = this.strikesBefore;
-    return this.machine.bugStrikes().map(({ bug, strikes }) => {
-      const n = strikes - (before.get(bug) ?? 0);
-      return n > 0 || !isBugName(bug) ? { bug, strikes: n } : { bug, strikes: 0, needs: BUG_TRIGGERS[bug] };
-    });
+    return this.machine.bugStrikes().map(({ bug, strikes }) => bugStrikesOf(bug, strikes - (before.get(bug) ?? 0)));
   }
 
   /** judgeStorm's run: nothing written, the result only what the shrinker reads. */

@@ -6,11 +6,12 @@
 
 import { plugstorm } from "../gen/plugstorm.js";
 import { nicKindInfo, type AddNicRequest, type Machine, type NicKind, type NicOpResult, type RemovalVia, type RemoveNicOptions } from "../hotplug/index.js";
-import { commandName, type TelemetryCore } from "../telemetry/index.js";
+import type { TelemetryCore } from "../telemetry/index.js";
 import type { GuestState } from "./guest-state.js";
 import type { Pacer } from "./pacing.js";
 import type { Recorder } from "./recorder.js";
 import type { RejectedCommand } from "./result.js";
+import { CommandLedger } from "./run-notes.js";
 import { busOf, type HolderKind, type Step, type StormSpec } from "./spec.js";
 
 const ActKind = plugstorm.trace.v1.HostAction.Kind;
@@ -28,9 +29,6 @@ const OUTCOMES: Record<NicOpResult["outcome"], number> = {
   failed: Outcome.FAILED,
 };
 
-/** Guest commands kept for naming a refusal while their acks are outstanding (far more than are ever in flight). */
-const MAX_UNANSWERED = 4096;
-
 /** The live view's pulls of a run that has none: shared, never written. */
 const NO_PULLS = new Set<string>();
 
@@ -41,7 +39,7 @@ export class StepExecutor {
   cyclesDone = 0;
   private actionId = 0;
   /** Guest commands sent and not yet acknowledged, by command id (a judged run's too: a refusal's mark is a record). */
-  private readonly sent = new Map<number, { actionId: number; body: Parameters<TelemetryCore["post"]>[0]; nic: string; args: Record<string, unknown> }>();
+  private readonly sent = new CommandLedger();
   // NICs a remove is under way for (so the schedule's own remove does not
   // repeat it), and NICs removed from the live view.
   private readonly removing = new Set<string>();
@@ -155,9 +153,7 @@ export class StepExecutor {
     // judged run keeps them too: a refusal is a record (its mark), counted as
     // in the full run.
     if (body.unloadModule != null || body.detachDevice != null) return;
-    this.sent.set(commandId, { actionId, body, nic: nic ?? "", args });
-    // An agent that stops answering must not grow this for the rest of the storm: the oldest unanswered go first.
-    if (this.sent.size > MAX_UNANSWERED) this.sent.delete(this.sent.keys().next().value!);
+    this.sent.add(commandId, actionId, body, nic ?? "", args);
   }
 
   /**
@@ -165,12 +161,7 @@ export class StepExecutor {
    * run's guest commands and the guest refused it (error set); else undefined.
    */
   refusedCommand(ack: plugstorm.telemetry.v1.CommandAck.$Properties, tNs: number): RejectedCommand | undefined {
-    const id = ack.id ?? 0;
-    const sent = this.sent.get(id);
-    if (sent === undefined) return undefined;
-    this.sent.delete(id);
-    if (!ack.error) return undefined;
-    return { actionId: sent.actionId, command: commandName(sent.body), nic: sent.nic, args: argsText(sent.args), error: ack.error, message: ack.message ?? "", tNs };
+    return this.sent.answered(ack, tNs);
   }
 
   /**
@@ -362,10 +353,6 @@ function needsConfiguration(kind: NicKind): boolean {
 }
 
 /** A guest command's arguments for people: "fault leak-ref, arg netdev". */
-function argsText(args: Record<string, unknown>): string {
-  return Object.entries(args).filter(([, v]) => v !== undefined && v !== "").map(([k, v]) => `${k} ${String(v)}`).join(", ");
-}
-
 /** The telemetry object kind a storm holder kind holds. */
 export function objectKind(k: HolderKind): number {
   switch (k) {

@@ -1,0 +1,135 @@
+// What a run says of itself beyond its verdicts: the guest commands the guest
+// refused and the strikes of the bugs injected into the sim kernel. The
+// runner keeps both as the run goes; RunNotesReader makes the same of the
+// run's trace, so that a report rebuilt from it (check --report) says what
+// the storm's own report said.
+
+import type { plugstorm } from "../gen/plugstorm.js";
+import { BUG_TRIGGERS, isBugName } from "../sim/index.js";
+import { commandName, type CommandBody } from "../telemetry/index.js";
+import type { BugStrikes, RejectedCommand } from "./result.js";
+
+/** Commands kept unanswered at most: an agent that stops answering must not grow the ledger for the rest of the storm. */
+const MAX_UNANSWERED = 4096;
+
+/** The trace mark the runner writes at the end of a sim run: each bug's strikes, as JSON { bug: strikes }. */
+export const BUG_STRIKES_MARK = "bug-strikes";
+
+/** A bug's strikes in a run, with what its trigger needs when it never struck (the run did not test it). */
+export function bugStrikesOf(bug: string, strikes: number): BugStrikes {
+  return strikes > 0 || !isBugName(bug) ? { bug, strikes } : { bug, strikes: 0, needs: BUG_TRIGGERS[bug] };
+}
+
+/** The bug-strikes mark's detail for these strikes. */
+export function bugStrikesDetail(strikes: readonly BugStrikes[]): string {
+  return JSON.stringify(Object.fromEntries(strikes.map((b) => [b.bug, b.strikes])));
+}
+
+interface Sent {
+  actionId: number;
+  body: CommandBody;
+  nic: string;
+  /** The action's arguments: as the step gave them, or as the trace has them (JSON). */
+  args: Record<string, unknown> | string;
+}
+
+/**
+ * The guest commands a storm sent and the guest has not answered yet, by
+ * command id; an ack with an error is a refusal, said as a RejectedCommand.
+ * Only the commands a refusal of means the storm did not do what it says go
+ * in (StepExecutor.guestCommand says which).
+ */
+export class CommandLedger {
+  private readonly sent = new Map<number, Sent>();
+
+  add(commandId: number, actionId: number, body: CommandBody, nic: string, args: Record<string, unknown> | string): void {
+    this.sent.set(commandId, { actionId, body, nic, args });
+    if (this.sent.size > MAX_UNANSWERED) this.sent.delete(this.sent.keys().next().value!);
+  }
+
+  /** An ack: the command it answers, in words, when it was in the ledger and the guest refused it; else undefined. */
+  answered(ack: plugstorm.telemetry.v1.CommandAck.$Properties, tNs: number): RejectedCommand | undefined {
+    const id = Number(ack.id ?? 0);
+    const sent = this.sent.get(id);
+    if (sent === undefined) return undefined;
+    this.sent.delete(id);
+    if (!ack.error) return undefined;
+    return { actionId: sent.actionId, command: commandName(sent.body), nic: sent.nic, args: argsText(sent.args), error: ack.error, message: ack.message ?? "", tNs };
+  }
+}
+
+function argsText(args: Record<string, unknown> | string): string {
+  let obj: Record<string, unknown> = {};
+  if (typeof args === "string") {
+    try {
+      const v = JSON.parse(args || "{}") as unknown;
+      if (typeof v === "object" && v !== null) obj = v as Record<string, unknown>;
+    } catch {
+      // A trace's unreadable arguments: the rest of the refusal is still said.
+    }
+  } else obj = args;
+  return Object.entries(obj).filter(([, v]) => v !== undefined && v !== "").map(([k, v]) => `${k} ${String(v)}`).join(", ");
+}
+
+/** The commands StepExecutor.guestCommand keeps in its ledger (an unload's or a drvctl -d's refusal is the kernel's answer, judged by the model). */
+const LEDGER_COMMANDS: ReadonlySet<string> = new Set(["holdRefs", "releaseRefs", "startTraffic", "stopTraffic", "injectFault"]);
+
+/**
+ * The bugs' strikes and the refused guest commands of a run, from its trace's
+ * records in order (push each). The runner writes a guest command's host
+ * action and then the command, one record after the other: the command takes
+ * that action's id, NIC and arguments.
+ */
+export class RunNotesReader {
+  private readonly ledger = new CommandLedger();
+  private lastAction: plugstorm.trace.v1.IHostAction | null = null;
+  private readonly rejected: RejectedCommand[] = [];
+  private strikes: BugStrikes[] = [];
+
+  push(r: plugstorm.trace.v1.IRecord): void {
+    const action = r.action;
+    const command = r.guestCommand;
+    const ack = r.guest?.ack;
+    if (command && this.lastAction) {
+      const name = ledgerCommand(command);
+      if (name !== undefined) {
+        const a = this.lastAction;
+        const body = { [name]: (command as Record<string, unknown>)[name] } as CommandBody;
+        this.ledger.add(Number(command.id ?? 0), Number(a.id ?? 0), body, a.nicId ?? "", a.args ?? "");
+      }
+    } else if (ack) {
+      const refused = this.ledger.answered(ack, Number(r.tNs ?? 0));
+      if (refused) this.rejected.push(refused);
+    } else if (r.mark?.name === BUG_STRIKES_MARK) {
+      this.strikes = strikesOfMark(r.mark.detail ?? "");
+    }
+    this.lastAction = action ?? null;
+  }
+
+  get rejectedCommands(): RejectedCommand[] {
+    return this.rejected;
+  }
+
+  get bugStrikes(): BugStrikes[] {
+    return this.strikes;
+  }
+}
+
+/** Which of the ledger's commands a trace's command is, if any. */
+function ledgerCommand(command: plugstorm.telemetry.v1.ICommand): string | undefined {
+  const c = command as Record<string, unknown>;
+  for (const name of LEDGER_COMMANDS) if (c[name] != null) return name;
+  return undefined;
+}
+
+/** The bug-strikes mark's detail read back; a detail that is not { bug: strikes } gives none. */
+function strikesOfMark(detail: string): BugStrikes[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(detail);
+  } catch {
+    return [];
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return [];
+  return Object.entries(v as Record<string, unknown>).flatMap(([bug, n]) => (typeof n === "number" && Number.isInteger(n) && n >= 0 ? [bugStrikesOf(bug, n)] : []));
+}
