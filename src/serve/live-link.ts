@@ -7,7 +7,7 @@
 import { plugstorm } from "../gen/plugstorm.js";
 import type { Controller, ServerOptions } from "./server.js";
 import type { FeedStatus, RecordInput } from "./protocol.js";
-import { encodeRecordInto, encodedBuffer } from "../trace/record-encoder.js";
+import { encodeRecordInto, encodedBuffer } from "../trace/index.js";
 
 const { Record } = plugstorm.trace.v1;
 

@@ -3,6 +3,7 @@
 // viewers (Perfetto, Chrome JSON).
 export { TRACE_MAGIC, TRACE_VERSION, MAX_ENTRY_BYTES, TraceFormatError } from "./format.js";
 export { TraceWriter, TraceWriteError, INCOMPLETE_MARK, ioErrorText, type TraceWriterOptions } from "./writer.js";
+export { encodeRecordInto, encodedBuffer } from "./record-encoder.js";
 export { parseTrace, readTrace, TraceFile, traceIntact, damageNote, type ParsedTrace, type TraceStatus, type DamagedRegion } from "./reader.js";
 export { formatRecord, formatHeader, recordToJson, headerToJson } from "./text.js";
 export { buildTimeline, type Timeline, type TimelineEvent, type TimelineTrack } from "./timeline.js";
