@@ -6,6 +6,7 @@ import type { FeedStatus, HeaderInput, RecordInput, VerdictInput } from "./proto
 import { parseSpeed, type Speed, type TraceSource } from "./replay.js";
 import { openTraceFile } from "./source.js";
 import { LiveThread, type LiveFeed, type LiveServerOptions } from "./live-feed.js";
+import { ServedAt } from "./served-at.js";
 
 export type { Controller, ServerOptions } from "./server.js";
 export type { LiveFeed, LiveServerOptions } from "./live-feed.js";
@@ -44,13 +45,7 @@ export interface ServeTraceOptions extends ServerOptions {
   speed?: Speed;
 }
 
-export interface TraceServer {
-  readonly host: string;
-  readonly port: number;
-  readonly url: string;
-  readonly pageUrl: string;
-  readonly feedUrl: string;
-  readonly token: string;
+export interface TraceServer extends ServedAt {
   /** The header of the trace being served. */
   readonly header: HeaderInput | null;
   close(): Promise<void>;
@@ -68,14 +63,8 @@ export async function serveTrace(path: string, opts: ServeTraceOptions = {}): Pr
   await closeSource(first);
   const srv = new FeedServer({ openTraceFile, ...opts }, { kind: "replay", open: () => openTraceFile(path), speed });
   await srv.listen();
-  const base = srv.baseUrl;
   return {
-    host: srv.host,
-    port: srv.port,
-    url: `${base}/`,
-    pageUrl: `${base}/#token=${srv.token}`,
-    feedUrl: `${base.replace(/^http/, "ws")}/feed`,
-    token: srv.token,
+    ...new ServedAt(srv),
     header,
     close: () => srv.close(),
   };

@@ -11,6 +11,7 @@ import type { Controller, ServerOptions } from "./server.js";
 import type { FeedStatus, HeaderInput, RecordInput, VerdictInput } from "./protocol.js";
 import { RecordPacker, type FromThread, type ThreadData, type ToThread } from "./live-link.js";
 import { errText } from "./replay.js";
+import { ServedAt } from "./served-at.js";
 
 const { TraceHeader, Verdict } = plugstorm.trace.v1;
 
@@ -31,16 +32,7 @@ export interface LiveServerOptions extends Omit<ServerOptions, "openTraceFile" |
   threadHeapMb?: number;
 }
 
-export interface LiveFeed {
-  readonly host: string;
-  readonly port: number;
-  /** http://HOST:PORT/ */
-  readonly url: string;
-  /** The page with the control token in its fragment (never sent over the network by the browser): print this. */
-  readonly pageUrl: string;
-  /** ws://HOST:PORT/feed (add ?format=json for JSON). */
-  readonly feedUrl: string;
-  readonly token: string;
+export interface LiveFeed extends ServedAt {
   /** Subscribers connected now (not counting those being closed), as the live view's thread last said: it says so before it sends a new one its snapshot. */
   readonly subscribers: number;
   /** The trace header, once, before the first record. */
@@ -62,7 +54,7 @@ const SEND_AT_BYTES = 256 << 10;
 /** Bytes sent to the thread and not yet taken in by it, past which records are left out (and counted). */
 export const MAX_QUEUED_BYTES = 64 << 20;
 
-export class LiveThread implements LiveFeed {
+export class LiveThread extends ServedAt implements LiveFeed {
   private readonly packer = new RecordPacker();
   private timer: NodeJS.Timeout | null = null;
   /** Bytes sent to the thread that it has not said it took in. */
@@ -73,23 +65,14 @@ export class LiveThread implements LiveFeed {
   private count = 0;
   private closed: Promise<void> | null = null;
   private ended = false;
-  readonly url: string;
-  readonly pageUrl: string;
-  readonly feedUrl: string;
-
   private constructor(
     private readonly worker: Worker,
-    readonly host: string,
-    readonly port: number,
-    base: string,
-    readonly token: string,
+    at: ConstructorParameters<typeof ServedAt>[0],
     private readonly onError: (err: unknown, where: string) => void,
     private readonly controller: Controller | undefined,
     private readonly maxQueued: number,
   ) {
-    this.url = `${base}/`;
-    this.pageUrl = `${base}/#token=${token}`;
-    this.feedUrl = `${base.replace(/^http/, "ws")}/feed`;
+    super(at);
     worker.on("message", (m: FromThread) => this.onMessage(m));
   }
 
@@ -119,7 +102,7 @@ export class LiveThread implements LiveFeed {
       await worker.terminate();
       throw err;
     });
-    const feed = new LiveThread(worker, ready.host, ready.port, ready.baseUrl, ready.token, report, controller, maxQueuedBytes ?? MAX_QUEUED_BYTES);
+    const feed = new LiveThread(worker, ready, report, controller, maxQueuedBytes ?? MAX_QUEUED_BYTES);
     worker.on("error", (err) => {
       feed.ended = true;
       report(err, "thread");
