@@ -9,7 +9,7 @@ import { Worker } from "node:worker_threads";
 import { plugstorm } from "../gen/plugstorm.js";
 import type { Controller, ServerOptions } from "./server.js";
 import type { FeedStatus, HeaderInput, RecordInput, VerdictInput } from "./protocol.js";
-import { RecordPacker, type FromThread, type ThreadData, type ToThread } from "./live-link.js";
+import { RecordPacker, type ControlCall, type FromThread, type ThreadData, type ToThread } from "./live-link.js";
 import { errText } from "./replay.js";
 import { ServedAt } from "./served-at.js";
 
@@ -103,9 +103,15 @@ export class LiveThread extends ServedAt implements LiveFeed {
       throw err;
     });
     const feed = new LiveThread(worker, ready, report, controller, maxQueuedBytes ?? MAX_QUEUED_BYTES);
+    // The thread's end, unless closed: the storm goes on without its live view.
     worker.on("error", (err) => {
       feed.ended = true;
       report(err, "thread");
+    });
+    worker.on("exit", (code) => {
+      if (feed.ended) return;
+      feed.ended = true;
+      report(new Error(`live view: its thread ended (code ${code}); the storm goes on without it`), "thread");
     });
     return feed;
   }
@@ -241,12 +247,13 @@ export class LiveThread extends ServedAt implements LiveFeed {
     }
   }
 
-  private async control(id: number, c: FromThread & { t: "control" } extends { call: infer C } ? C : never): Promise<void> {
+  private async control(id: number, c: ControlCall): Promise<void> {
     let error: string | null = null;
     try {
       const ctl = this.controller;
       if (!ctl) throw new Error("this feed cannot be controlled");
-      await (ctl[c.op] as (...a: unknown[]) => void | Promise<void>)(...c.args);
+      // Called on the controller, as the server would call it: its methods may use `this`.
+      await Reflect.apply(ctl[c.op], ctl, c.args);
     } catch (err) {
       error = errText(err);
     }
