@@ -110,12 +110,18 @@ function get32(b: Uint8Array, at: number): number {
 
 /** Calls each(record, index) for every record packed in bytes, in order. */
 export function unpackRecords(bytes: Uint8Array, each: (rec: plugstorm.trace.v1.Record, index: number) => void): void {
+  unpackRecordBytes(bytes, (b, start, end, index) => each(Record.decode(b.subarray(start, end)), index));
+}
+
+/** Calls each(bytes, start, end, index) for every record packed in bytes, in order: the record's protobuf bytes are bytes[start, end). */
+export function unpackRecordBytes(bytes: Uint8Array, each: (bytes: Uint8Array, start: number, end: number, index: number) => void): void {
   let at = 0;
   while (at + 12 <= bytes.length) {
     const index = get32(bytes, at) + get32(bytes, at + 4) * 0x1_0000_0000;
     const len = get32(bytes, at + 8);
     const start = at + 12;
-    each(Record.decode(bytes.subarray(start, start + len)), index);
+    // As subarray() would: a record cut short is what its decode makes of it.
+    each(bytes, start, Math.min(start + len, bytes.length), index);
     at = start + len;
   }
 }

@@ -90,6 +90,43 @@ export function encodeRecordEvent(rec: RecordInput, index: number): Uint8Array {
   return w.finish();
 }
 
+/**
+ * encodeRecordEvent for a record already encoded: its bytes are
+ * bytes[start, end), exactly what Record.encode writes for it (for the live
+ * thread's records, those record-json.ts took; a test holds the two equal).
+ * The index is written even when 0, as protobufjs's uint64() writes it.
+ */
+export function recordEventOf(bytes: Uint8Array, start: number, end: number, index: number): Uint8Array {
+  const len = end - start;
+  const out = new Uint8Array(2 + varintSize(index) + varintSize(len) + len);
+  out[0] = (1 << 3) | 0;
+  let p = putVarint(out, 1, index);
+  out[p++] = (2 << 3) | 2;
+  p = putVarint(out, p, len);
+  for (let i = start; i < end; i++) out[p++] = bytes[i]!;
+  return out;
+}
+
+/** Bytes of a varint of v, a safe non-negative integer. */
+function varintSize(v: number): number {
+  let n = 1;
+  while (v >= 128) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+/** Writes v (a safe non-negative integer) as a varint at p; returns where it ends. */
+function putVarint(out: Uint8Array, p: number, v: number): number {
+  while (v >= 128) {
+    out[p++] = (v % 128) | 128;
+    v = Math.floor(v / 128);
+  }
+  out[p++] = v;
+  return p;
+}
+
 export function encodeHeaderEvent(h: HeaderInput): Uint8Array {
   const w = protobuf.Writer.create();
   w.uint32((3 << 3) | 2).fork();
