@@ -4,6 +4,7 @@
 // buffer is over the soft limit stops receiving and is told what it missed
 // once it drains, or is cut off after the hard limit.
 import type { Duplex } from "node:stream";
+import { plugstorm } from "../gen/plugstorm.js";
 import type { WebSocket } from "ws";
 import { LiveModel, type ModelLimits } from "./page/model.js";
 import { newDeltaState, stringifyWithDeltas, type DeltaState } from "./delta.js";
@@ -16,17 +17,21 @@ import {
   encodeRecordEvent,
   encodeVerdictEvent,
   headerToJson,
+  recordEventOf,
   recordToBatchJson,
   recordToJson,
   verdictToJson,
   type ControlOp,
   type FeedStatus,
   type HeaderInput,
+  type JsonRecord,
   type RecordInput,
   type ServerMessage,
   type SnapshotMessage,
   type VerdictInput,
 } from "./protocol.js";
+
+const { Record } = plugstorm.trace.v1;
 
 export interface BackpressureLimits {
   /** A subscriber with more than this many bytes unsent stops receiving (default 4 MiB). */
@@ -264,16 +269,39 @@ export class Hub {
 
   record(rec: RecordInput, index?: number): void {
     try {
-      const i = typeof index === "number" && Number.isSafeInteger(index) && index >= 0 ? index : this.model.nextIndex;
+      const i = this.indexOf(index);
       // The batch form (no oneof "body" fields) is what the model reads too;
       // a plain JSON subscriber's message (with them) is made only if one reads.
       const json = recordToBatchJson(rec);
       this.model.apply(json, i);
       // In a batch a record is itself, its index counted from the batch's "from".
-      this.fanOut(i, () => encodeRecordEvent(rec, i), () => ({ type: "record", index: i, record: recordToJson(rec) }), json);
+      if (this.clients.size > 0) this.fanOut(i, () => encodeRecordEvent(rec, i), () => ({ type: "record", index: i, record: recordToJson(rec) }), json);
     } catch (err) {
       this.opts.onError(err, "record");
     }
+  }
+
+  /**
+   * record() for a record already in its batch JSON form (json, which the hub
+   * keeps) and encoded: its protobuf bytes are bytes[start, end), exactly
+   * what Record.encode writes for it (the live thread's, record-json.ts).
+   * A binary subscriber's event is made of the bytes; a plain JSON
+   * subscriber's message, the one form with the oneof fields, of a decode.
+   */
+  recordJson(json: JsonRecord, index: number, bytes: Uint8Array, start: number, end: number): void {
+    try {
+      const i = this.indexOf(index);
+      this.model.apply(json, i);
+      if (this.clients.size > 0)
+        this.fanOut(i, () => recordEventOf(bytes, start, end, i), () => ({ type: "record", index: i, record: recordToJson(Record.decode(bytes.subarray(start, end))) }), json);
+    } catch (err) {
+      this.opts.onError(err, "record");
+    }
+  }
+
+  /** A record's index: the one given when it is one, else the next. */
+  private indexOf(index: number | undefined): number {
+    return typeof index === "number" && Number.isSafeInteger(index) && index >= 0 ? index : this.model.nextIndex;
   }
 
   verdict(v: VerdictInput, tNs?: number): void {

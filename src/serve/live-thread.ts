@@ -8,10 +8,11 @@ import { parentPort, workerData } from "node:worker_threads";
 import { plugstorm } from "../gen/plugstorm.js";
 import { FeedServer, type Controller } from "./server.js";
 import { openTraceFile } from "./source.js";
-import { unpackRecords, type ControlCall, type FromThread, type ThreadData, type ToThread } from "./live-link.js";
+import { unpackRecordBytes, type ControlCall, type FromThread, type ThreadData, type ToThread } from "./live-link.js";
 import { errText } from "./replay.js";
+import { plainBatchJson } from "./record-json.js";
 
-const { TraceHeader, Verdict } = plugstorm.trace.v1;
+const { Record, TraceHeader, Verdict } = plugstorm.trace.v1;
 
 const port = parentPort!;
 const data = workerData as ThreadData;
@@ -57,11 +58,17 @@ const srv = new FeedServer(
 );
 const hub = srv.live!;
 
+/** One record to the hub: the common ones decoded straight to their JSON form, any other by protobufjs as before. */
+function eachRecord(bytes: Uint8Array, start: number, end: number, index: number): void {
+  const json = plainBatchJson(bytes, start, end);
+  if (json !== null) hub.recordJson(json, index, bytes, start, end);
+  else hub.record(Record.decode(bytes.subarray(start, end)), index);
+}
 
 port.on("message", (m: ToThread) => {
   switch (m.t) {
     case "records":
-      unpackRecords(m.bytes, (rec, index) => hub.record(rec, index));
+      unpackRecordBytes(m.bytes, eachRecord);
       post({ t: "done", bytes: m.bytes.length });
       return;
     case "gap":
