@@ -7,7 +7,10 @@ import { constants, inflateRawSync } from "node:zlib";
 import type { WebSocket } from "ws";
 import { deflatedTextFrame } from "../../src/serve/frames.js";
 import { BATCH_CHUNK, Client, DEFAULT_BACKPRESSURE, Hub, MAX_BATCH_BYTES, batchMs } from "../../src/serve/hub.js";
-import { headerToJson, recordToBatchJson, recordToJson } from "../../src/serve/protocol.js";
+import { headerToJson, recordToBatchJson, recordToJson, type RecordInput } from "../../src/serve/protocol.js";
+import { RecordPacker, unpackRecordBytes } from "../../src/serve/live-link.js";
+import { plainBatchJson } from "../../src/serve/record-json.js";
+import { plugstorm } from "../../src/gen/plugstorm.js";
 import { LiveModel } from "../../src/serve/page/model.js";
 import { DEFAULT_STORM, runStorm, validateStorm } from "../../src/storm/index.js";
 import { openBatch } from "../../src/serve/page/batch.js";
@@ -284,4 +287,57 @@ test("a sim storm's batches, opened as the page opens them, are the records a ba
   t.true(hostShort > 0.99 * hostRecords, `${hostShort} of ${hostRecords} actions, results, QMP commands, replies and events and clock samples short`);
   t.deepEqual(page.toJSON(), plain.toJSON());
   t.deepEqual(page.toJSON(), h.model.toJSON());
+});
+
+test("a sim storm's records taken as the live thread takes them (hand-decoded, hub.recordJson) are the same bytes to every kind of subscriber as through hub.record", async (t) => {
+  const recs: RecordInput[] = [];
+  const spec = validateStorm({ ...DEFAULT_STORM, schedule: { ...DEFAULT_STORM.schedule!, cycles: 200 } });
+  await runStorm(spec, { out: null, live: { header() {}, record: (rec) => void recs.push(rec) } });
+  const kinds = [
+    ["binary", false, false],
+    ["json", false, false],
+    ["json", true, false],
+    ["json", true, true],
+  ] as const;
+  const fed = (): { h: Hub; sockets: FakeSocket[] } => {
+    const h = hub();
+    const sockets = kinds.map(([format, batched, deflate]) => {
+      const socket = new FakeSocket();
+      h.add(new Client(new FakeWs() as unknown as WebSocket, socket as unknown as Duplex, format, true, false, { batched, deflate }));
+      return socket;
+    });
+    return { h, sockets };
+  };
+  const a = fed();
+  const b = fed();
+  const packer = new RecordPacker();
+  let hand = 0;
+  for (let i = 0; i < recs.length; i++) {
+    packer.add(recs[i]!, i);
+    // Packed runs of the sizes the storm's side posts, some cut mid-device.
+    if (i % 251 !== 250 && i !== recs.length - 1) continue;
+    unpackRecordBytes(packer.take(), (bytes, start, end, index) => {
+      // a: as the thread took records before the hand decoder.
+      a.h.record(plugstorm.trace.v1.Record.decode(bytes.subarray(start, end)), index);
+      const json = plainBatchJson(bytes, start, end);
+      if (json === null) b.h.record(plugstorm.trace.v1.Record.decode(bytes.subarray(start, end)), index);
+      else {
+        hand++;
+        b.h.recordJson(json, index, bytes, start, end);
+      }
+      if (index % 997 === 996) {
+        a.h.flush();
+        b.h.flush();
+      }
+    });
+  }
+  a.h.flush();
+  b.h.flush();
+  t.true(hand > 0.99 * recs.length, `${hand} of ${recs.length} records hand-decoded`);
+  kinds.forEach(([format, batched, deflate], k) => {
+    const what = `${format}${batched ? " batched" : ""}${deflate ? " deflated" : ""}`;
+    t.true(a.sockets[k]!.writes.length > 0, what);
+    t.deepEqual(b.sockets[k]!.writes, a.sockets[k]!.writes, what);
+  });
+  t.deepEqual(b.h.model.toJSON(), a.h.model.toJSON());
 });
