@@ -16,6 +16,7 @@ import {
   parseStorm,
   runStorm,
   shrinkStorm,
+  stoppedEarlyText,
   validateStorm,
   type RunResult,
   type StopReason,
@@ -272,7 +273,7 @@ export async function stormCommand(argv: string[], io: Io): Promise<number> {
   } else {
     // The summary names the seed, the command to reproduce and the files.
     if (result.reportText) io.out.write(result.reportText.endsWith("\n") ? result.reportText : result.reportText + "\n");
-    if (result.abortReason) io.out.write(`stopped early: ${result.abortReason}${result.cyclesDone === 0 ? ", before the first cycle completed" : ""}\n`);
+    if (result.abortReason) io.out.write(`${stoppedEarlyText(result.abortReason, result.cyclesDone)}\n`);
     if (shrunkFile) io.out.write(`shrunk storm: ${shrunkFile}\n`);
     io.out.write(`output: ${out}\n`);
   }

@@ -24,7 +24,9 @@ export {
   type LiveSink,
 } from "./runner.js";
 export type { RejectedCommand } from "./result.js";
-export { RunNotesReader } from "./run-notes.js";
+export { RunNotesReader, type RunEndNote } from "./run-notes.js";
+export { statusOf, stoppedEarlyText } from "./outcome.js";
+export { exitStatusOf } from "./reporting.js";
 export { modelDeadlines, modelDeadlinesFromMs, toStormVerdict, type StormVerdict } from "./checking.js";
 export { shrinkStorm, normalizeSteps, searchSmallest, ShrinkError, type ShrinkOptions, type ShrinkResult } from "./shrink.js";
 export { specToInput, stormToYaml, stepToInput, withYamlHeader } from "./write.js";

@@ -105,6 +105,66 @@ export function stopReasonOf(reason: unknown): StopReason {
   return { kind: "interrupted" };
 }
 
+/**
+ * A stop reason as a trace's storm-end mark holds it (JSON), each kind's
+ * fields checked: undefined for anything else, so that a hand-made or
+ * damaged mark is not taken for a reason the run never had.
+ */
+export function stopReasonFrom(v: unknown): StopReason | undefined {
+  if (!isStopReason(v)) return undefined;
+  const o = v as unknown as Record<string, unknown>;
+  const ok = (field: string): boolean => typeof o[field] === "string";
+  switch (v.kind) {
+    case "signal":
+      return o["signal"] === "SIGINT" || o["signal"] === "SIGTERM" ? { kind: "signal", signal: o["signal"] } : undefined;
+    case "max-trace-bytes":
+      return typeof o["bytes"] === "number" && Number.isSafeInteger(o["bytes"]) && o["bytes"] > 0 ? { kind: v.kind, bytes: o["bytes"] } : undefined;
+    case "machine-died":
+      return ok("detail") ? { kind: v.kind, detail: o["detail"] as string } : undefined;
+    case "write-error":
+    case "failed":
+    case "error":
+      return ok("message") ? { kind: v.kind, message: o["message"] as string } : undefined;
+    default:
+      return { kind: v.kind };
+  }
+}
+
+const TRACE_LIMIT_TEXT = /^trace size limit: the trace reached (\d+) bytes \(--max-trace-bytes\)$/;
+
+/**
+ * The stop reason stopText's words stand for, for a storm-end mark that has
+ * only them (traces written before the mark held the stop itself). Words
+ * of no planned end are an error with those words: the status they give is
+ * the same (aborted, or violations), but for a failed run with violations.
+ */
+export function stopReasonOfText(text: string): StopReason {
+  switch (text) {
+    case "done":
+      return { kind: "completed" };
+    case "violation":
+      return { kind: "violation" };
+    case "interrupted":
+      return { kind: "interrupted" };
+    case "time limit":
+      return { kind: "time-limit" };
+    case LIVE_STOP_REASON:
+      return { kind: "live-stop" };
+    case "guest panicked":
+      return { kind: "guest-panicked" };
+    case "output closed":
+      return { kind: "output-closed" };
+  }
+  const limit = TRACE_LIMIT_TEXT.exec(text);
+  const bytes = limit ? Number(limit[1]) : NaN;
+  return Number.isSafeInteger(bytes) ? { kind: "max-trace-bytes", bytes } : { kind: "error", message: text };
+}
+
+/** What the storm printed after its summary when it stopped before its end: the same words for a rebuilt run (check). */
+export function stoppedEarlyText(reason: string, cycles: number | undefined): string {
+  return `stopped early: ${reason}${cycles === 0 ? ", before the first cycle completed" : ""}`;
+}
+
 /** Stops the user asked for, or set a bound for: a run that ends by one of them is not a failure. */
 function stoppedAsAsked(r: StopReason): boolean {
   switch (r.kind) {

@@ -5,6 +5,7 @@ import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPORT_FILES, accelText, renderText, reportBodies, type ExitStatus, type RunReport, type Timeline } from "../report/index.js";
 import { ioErrorText, makeDirs } from "../trace/index.js";
+import type { RunStatus } from "./outcome.js";
 import type { RunResult } from "./result.js";
 import { TOOL_VERSION } from "./version.js";
 
@@ -22,7 +23,7 @@ export function buildRunReport(r: RunResult, startedAtMs: number, timeline: Time
     startedAtMs,
     durationMs: r.durationMs,
     reproduce: r.reproduce,
-    exit: exitOf(r),
+    exit: exitStatusOf(r.status, r.abortReason),
     verdicts: r.verdicts.map((v) => v.report),
     summary: (r.summary ?? null) as RunReport["summary"],
     counts: { cycles: r.cyclesDone, frames: r.frames, framesLost: r.framesLost, corrupt: r.corrupt },
@@ -37,17 +38,21 @@ export function buildRunReport(r: RunResult, startedAtMs: number, timeline: Time
   return report;
 }
 
-/** report.json's exit: the run's status, and why it stopped where that is more than the status says. */
-function exitOf(r: RunResult): ExitStatus {
-  switch (r.status) {
+/**
+ * report.json's exit: the run's status, and why it stopped (stopText's words,
+ * abortReason) where that is more than the status says. One mapping for a
+ * storm's reports and those check --report rebuilds from its trace.
+ */
+export function exitStatusOf(status: RunStatus, abortReason: string | undefined): ExitStatus {
+  switch (status) {
     case "clean":
     case "violations":
     case "time-limit":
-      return { status: r.status };
+      return { status };
     case "stopped":
     case "trace-limit":
     case "aborted":
-      return { status: r.status, reason: r.abortReason ?? r.status };
+      return { status, reason: abortReason ?? status };
   }
 }
 

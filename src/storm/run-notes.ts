@@ -1,12 +1,13 @@
 // What a run says of itself beyond its verdicts: the guest commands the guest
-// refused and the strikes of the bugs injected into the sim kernel. The
-// runner keeps both as the run goes; RunNotesReader makes the same of the
-// run's trace, so that a report rebuilt from it (check --report) says what
-// the storm's own report said.
+// refused, the strikes of the bugs injected into the sim kernel, what the
+// guest agent cannot observe and why the run ended. The runner keeps them as
+// the run goes; RunNotesReader makes the same of the run's trace, so that a
+// report rebuilt from it (check --report) says what the storm's own report said.
 
 import type { plugstorm } from "../gen/plugstorm.js";
 import { BUG_TRIGGERS, isBugName } from "../sim/index.js";
 import { commandName, type CommandBody } from "../telemetry/index.js";
+import { stopReasonFrom, stopReasonOfText, stopText, type StopReason } from "./outcome.js";
 import type { BugStrikes, RejectedCommand } from "./result.js";
 
 /** Commands kept unanswered at most: an agent that stops answering must not grow the ledger for the rest of the storm. */
@@ -14,6 +15,25 @@ const MAX_UNANSWERED = 4096;
 
 /** The trace mark the runner writes at the end of a sim run: each bug's strikes, as JSON { bug: strikes }. */
 export const BUG_STRIKES_MARK = "bug-strikes";
+
+/** The trace mark the runner writes last: why the run ended, as JSON { cycles, reason, stop } (stormEndDetail). */
+export const STORM_END_MARK = "storm-end";
+
+/**
+ * The storm-end mark's detail: the cycles done, the stop in words (stopText)
+ * and the stop itself, which a status needs (the words of a failed run and of
+ * an error are alike). Traces written before it held the stop have the words only.
+ */
+export function stormEndDetail(cycles: number, stop: StopReason): string {
+  return JSON.stringify({ cycles, reason: stopText(stop), stop });
+}
+
+/** Why a run ended, as its trace's storm-end mark says. */
+export interface RunEndNote {
+  stop: StopReason;
+  /** Cycles done, when the mark says. */
+  cycles?: number;
+}
 
 /** A bug's strikes in a run, with what its trigger needs when it never struck (the run did not test it). */
 export function bugStrikesOf(bug: string, strikes: number): BugStrikes {
@@ -75,16 +95,19 @@ function argsText(args: Record<string, unknown> | string): string {
 const LEDGER_COMMANDS: ReadonlySet<string> = new Set(["holdRefs", "releaseRefs", "startTraffic", "stopTraffic", "injectFault"]);
 
 /**
- * The bugs' strikes and the refused guest commands of a run, from its trace's
- * records in order (push each). The runner writes a guest command's host
- * action and then the command, one record after the other: the command takes
- * that action's id, NIC and arguments.
+ * The bugs' strikes, the refused guest commands, what the guest cannot
+ * observe and why the run ended, from a run's trace's records in order (push
+ * each). The runner writes a guest command's host action and then the
+ * command, one record after the other: the command takes that action's id,
+ * NIC and arguments.
  */
 export class RunNotesReader {
   private readonly ledger = new CommandLedger();
   private lastAction: plugstorm.trace.v1.IHostAction | null = null;
   private readonly rejected: RejectedCommand[] = [];
   private strikes: BugStrikes[] = [];
+  private unavailable: string[] = [];
+  private ended: RunEndNote | undefined;
 
   push(r: plugstorm.trace.v1.IRecord): void {
     const action = r.action;
@@ -100,8 +123,13 @@ export class RunNotesReader {
     } else if (ack) {
       const refused = this.ledger.answered(ack, Number(r.tNs ?? 0));
       if (refused) this.rejected.push(refused);
+    } else if (r.guest?.hello) {
+      // A later Hello (an agent that reconnected) replaces the list, as GuestState does.
+      this.unavailable = (r.guest.hello.unavailable ?? []).map(String);
     } else if (r.mark?.name === BUG_STRIKES_MARK) {
       this.strikes = strikesOfMark(r.mark.detail ?? "");
+    } else if (r.mark?.name === STORM_END_MARK) {
+      this.ended = endOfMark(r.mark.detail ?? "");
     }
     this.lastAction = action ?? null;
   }
@@ -112,6 +140,16 @@ export class RunNotesReader {
 
   get bugStrikes(): BugStrikes[] {
     return this.strikes;
+  }
+
+  /** What the guest agent said it cannot observe, each "WHAT: why" (its last Hello's unavailable list). */
+  get notObserved(): string[] {
+    return this.unavailable;
+  }
+
+  /** Why the run ended; undefined when the trace does not say (cut short by a crash, or written before the mark). */
+  get end(): RunEndNote | undefined {
+    return this.ended;
   }
 }
 
@@ -132,4 +170,20 @@ function strikesOfMark(detail: string): BugStrikes[] {
   }
   if (typeof v !== "object" || v === null || Array.isArray(v)) return [];
   return Object.entries(v as Record<string, unknown>).flatMap(([bug, n]) => (typeof n === "number" && Number.isInteger(n) && n >= 0 ? [bugStrikesOf(bug, n)] : []));
+}
+
+/** The storm-end mark's detail read back: its stop, else its words; a detail with neither (a judged run's empty one) says nothing. */
+function endOfMark(detail: string): RunEndNote | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(detail);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== "object" || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  const stop = stopReasonFrom(o["stop"]) ?? (typeof o["reason"] === "string" ? stopReasonOfText(o["reason"]) : undefined);
+  if (stop === undefined) return undefined;
+  const cycles = o["cycles"];
+  return typeof cycles === "number" && Number.isSafeInteger(cycles) && cycles >= 0 ? { stop, cycles } : { stop };
 }

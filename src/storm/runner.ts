@@ -37,7 +37,7 @@ import { RECORD_BATCH, Recorder, type LiveSink } from "./recorder.js";
 import { observationRecord } from "./observations.js";
 import { Gate, LiveControl, type StormController } from "./control.js";
 import { ActKind, StepExecutor } from "./steps.js";
-import { BUG_STRIKES_MARK, bugStrikesDetail, bugStrikesOf } from "./run-notes.js";
+import { BUG_STRIKES_MARK, STORM_END_MARK, bugStrikesDetail, bugStrikesOf, stormEndDetail } from "./run-notes.js";
 
 type IRecord = plugstorm.trace.v1.IRecord;
 const MachKind = plugstorm.trace.v1.MachineEvent.Kind;
@@ -469,7 +469,7 @@ class StormRun {
     const endNs = this.machine.clock.now();
     this.strikes = this.bugStrikes();
     if (this.strikes.length > 0) this.mark(BUG_STRIKES_MARK, this.lean ? "" : bugStrikesDetail(this.strikes));
-    this.mark("storm-end", this.lean ? "" : JSON.stringify({ cycles: this.steps.cyclesDone, reason: stopText(stop) }));
+    this.mark(STORM_END_MARK, this.lean ? "" : stormEndDetail(this.steps.cyclesDone, stop));
     // The checker judges its deadlines once it has every record.
     this.rec.drain();
     for (const v of this.checker.finish(endNs)) this.rec.verdict(v, endNs);

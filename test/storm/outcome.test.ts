@@ -3,7 +3,7 @@
 import test from "ava";
 import { exitCodeOf, runStorm, stopText, type StopReason, type StormController } from "../../src/storm/index.js";
 import { loadStorm } from "../../src/storm/index.js";
-import { stopReasonOf, statusOf } from "../../src/storm/outcome.js";
+import { stopReasonFrom, stopReasonOf, stopReasonOfText, statusOf } from "../../src/storm/outcome.js";
 
 const every: StopReason[] = [
   { kind: "completed" },
@@ -142,4 +142,17 @@ test("a storm that runs to its end stops as completed", async (t) => {
   t.deepEqual(r.stop, { kind: "completed" });
   t.is(r.exitCode, 0);
   t.is(r.abortReason, undefined);
+});
+
+test("a trace's storm-end mark gives its stop back: the stop as JSON exactly, checked field by field; stopText's words alone (older traces) the same status, but for a failed run with violations", (t) => {
+  for (const stop of every) {
+    t.deepEqual(stopReasonFrom(JSON.parse(JSON.stringify(stop))), stop, label(stop));
+    const fromWords = stopReasonOfText(stopText(stop));
+    t.is(stopText(fromWords), stopText(stop), label(stop));
+    t.is(statusOf({ stop: fromWords, failing: 0, writeErrors: 0 }), statusOf({ stop, failing: 0, writeErrors: 0 }), label(stop));
+    if (stop.kind !== "failed") t.is(statusOf({ stop: fromWords, failing: 2, writeErrors: 0 }), statusOf({ stop, failing: 2, writeErrors: 0 }), label(stop));
+  }
+  for (const bad of [null, "time-limit", { kind: "nope" }, { kind: "signal", signal: "SIGHUP" }, { kind: "max-trace-bytes" }, { kind: "max-trace-bytes", bytes: -1 }, { kind: "failed" }, { kind: "machine-died", detail: 3 }]) {
+    t.is(stopReasonFrom(bad), undefined, JSON.stringify(bad));
+  }
 });
