@@ -4,7 +4,7 @@
 import { toReportVerdict, type CheckedVerdict, type Summary } from "../check/index.js";
 import type { plugstorm } from "../gen/plugstorm.js";
 import { accelText, type BugStrikes, type RejectedCommand, type RunReport, type Timeline } from "../report/index.js";
-import { TOOL_VERSION } from "../storm/index.js";
+import { TOOL_VERSION, exitStatusOf, statusOf, stopText, type RunEndNote, type RunStatus } from "../storm/index.js";
 import type { TraceStatus } from "../trace/index.js";
 
 export interface TraceCheckFacts {
@@ -19,12 +19,31 @@ export interface TraceCheckFacts {
   /** The run's STARTED machine record, when the machine started. */
   started?: plugstorm.trace.v1.IMachineEvent;
   /** What the trace says of the run beyond its verdicts (RunNotesReader), as the storm's own report has it. */
-  notes?: { bugStrikes: readonly BugStrikes[]; rejectedCommands: readonly RejectedCommand[] };
+  notes?: TraceRunNotes;
+}
+
+export interface TraceRunNotes {
+  bugStrikes: readonly BugStrikes[];
+  rejectedCommands: readonly RejectedCommand[];
+  notObserved: readonly string[];
+  /** Why the run ended, when its trace says. */
+  end: RunEndNote | undefined;
+}
+
+/**
+ * A checked trace's status and why its run stopped (stopText's words), as the
+ * storm's own result has them: from the trace's storm-end mark and this
+ * check's failing verdicts. A trace that does not say how its run ended (a
+ * crash cut it) is taken as run to its end: clean or violations.
+ */
+export function traceRunEnd(end: RunEndNote | undefined, failing: number): { status: RunStatus; abortReason: string | undefined } {
+  const stop = end?.stop ?? { kind: "completed" };
+  return { status: statusOf({ stop, failing, writeErrors: 0 }), abortReason: stop.kind === "completed" ? undefined : stopText(stop) };
 }
 
 export function traceRunReport(f: TraceCheckFacts): RunReport {
   const h = f.header;
-  const failing = f.verdicts.some((v) => v.severity !== "warning");
+  const ended = traceRunEnd(f.notes?.end, f.verdicts.filter((v) => v.severity !== "warning").length);
   const report: RunReport = {
     toolVersion: TOOL_VERSION,
     scenarioName: h.scenarioName || f.path,
@@ -33,7 +52,7 @@ export function traceRunReport(f: TraceCheckFacts): RunReport {
     startedAtMs: Number(h.wallClockStartMs ?? 0),
     durationMs: (f.timeline.endNs - Math.min(f.timeline.startNs, f.timeline.endNs)) / 1e6,
     reproduce: `plugstorm check ${f.path}`,
-    exit: failing ? { status: "violations" } : { status: "clean" },
+    exit: exitStatusOf(ended.status, ended.abortReason),
     verdicts: f.verdicts.map((v) => toReportVerdict(v, { history: true })),
     summary: f.summary as unknown as RunReport["summary"],
     counts: { cycles: f.summary.cycles, frames: f.summary.guestFrames, framesLost: f.summary.framesLost, corrupt: f.summary.corruptFrames },
@@ -42,6 +61,7 @@ export function traceRunReport(f: TraceCheckFacts): RunReport {
   };
   const accel = startedAccel(h.machineProfile ?? "", f.started);
   if (accel !== undefined) report.accel = accel;
+  if (f.notes && f.notes.notObserved.length > 0) report.notObserved = [...f.notes.notObserved];
   if (f.notes && f.notes.rejectedCommands.length > 0) report.rejectedCommands = [...f.notes.rejectedCommands];
   if (f.notes && f.notes.bugStrikes.length > 0) report.bugStrikes = f.notes.bugStrikes.map((b) => ({ ...b }));
   if (f.status.damaged.length > 0) report.traceDamage = { bytes: f.status.bytesSkipped, regions: f.status.damaged.map((d) => ({ ...d })) };

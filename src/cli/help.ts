@@ -91,6 +91,8 @@ the order they first broke with their counts, then the findings: each cause as
 a full verdict, its consequences (verdicts a stuck detach explains,
 docs/cascades.md) one line each under it. A trace with damaged bytes is read
 past the damage and gets a trace-intact verdict saying how much was not checked.
+The last line says when the run stopped early (a time limit, a trace size limit,
+the live view's Stop, a signal, an error), as the run's trace says it.
 
 options:
   --profile P          model profile (default: the one in the trace header)
@@ -102,7 +104,9 @@ options:
   --rule ID            show only this rule's verdicts (the exit status still counts all)
   --examples N         full verdicts shown per rule (default 3; 0 shows all)
   -q, --quiet          print only the last line (exit status unchanged)
-  --json               print rules, findings, verdicts, damage and summary as JSON
+  --json               print rules, findings, verdicts, damage and summary as JSON, with
+                       how the run ended (status, abortReason, stop), the guest commands
+                       it refused and the bugs' strikes, as storm --json says them
   --report DIR         also write summary.txt, report.json, junit.xml, report.html into DIR;
                        refused if DIR holds any of them already (a run's folder does)
   --overwrite          with --report: replace the reports DIR holds

@@ -7,9 +7,9 @@ import { DEFAULT_EXAMPLES, formatFindings, formatRuleSummary, rulesByFirstOccurr
 import { groupCascades } from "../model/index.js";
 import { REPORT_FILES, TimelineCollector, writeReports } from "../report/index.js";
 import { plugstorm } from "../gen/plugstorm.js";
-import { traceRunReport } from "./check-report.js";
+import { traceRunEnd, traceRunReport } from "./check-report.js";
 import { checkRecords } from "../check-trace.js";
-import { DEADLINE_PHASES, MAX_DURATION_NS, RunNotesReader, modelDeadlinesFromMs, parseDurationNs, type DeadlinePhase } from "../storm/index.js";
+import { DEADLINE_PHASES, MAX_DURATION_NS, RunNotesReader, modelDeadlinesFromMs, parseDurationNs, stoppedEarlyText, type DeadlinePhase } from "../storm/index.js";
 import { damageNote, parseTraceTime, readTrace, traceCat, traceExport, whyUnreadable, type TraceFile } from "../trace/index.js";
 import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, parse, ruleOption, type Io } from "./args.js";
 import { someNames } from "../storm/out-dir.js";
@@ -110,29 +110,32 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
   const checker = new TraceChecker({ profile, deadlines: modelDeadlinesFromMs(ms) });
   const timeline = values.report !== undefined ? new TimelineCollector() : undefined;
   let started: plugstorm.trace.v1.IMachineEvent | undefined;
-  const notes = timeline && new RunNotesReader();
-  const toTimeline = timeline && ((r: plugstorm.trace.v1.Record): void => {
-    notes!.push(r);
+  // Every output says how the run ended; --json and the reports what else it said of itself.
+  const notes = new RunNotesReader();
+  const each = timeline ? (r: plugstorm.trace.v1.Record): void => {
+    notes.push(r);
     // The trace's own verdict records are the run's; the report shows this check's.
     if (!r.verdict) timeline.push(r);
     // The accelerator the run used is said once, when the machine started (after any KVM fallback).
     if (r.machine?.kind === plugstorm.trace.v1.MachineEvent.Kind.STARTED) started ??= r.machine;
-  });
-  const { records: index, lastT, status } = await checkRecords(trace, checker, toTimeline);
+  } : (r: plugstorm.trace.v1.Record): void => notes.push(r);
+  const { records: index, lastT, status } = await checkRecords(trace, checker, each);
   const { verdicts: all, summary } = checker.finish(lastT);
   const verdicts = all as CheckedVerdict[];
   const failing = verdicts.filter((v) => v.severity !== "warning");
   const rules = rulesByFirstOccurrence(verdicts);
   const code = failing.length > 0 ? EXIT_VIOLATIONS : 0;
   const causes = failing.filter((v) => !v.cause).length;
+  const { status: runStatus, abortReason } = traceRunEnd(notes.end, failing.length);
   const ending =
     `${path}: ${index} records, profile ${profile}: ${failing.length === 0 ? "no violations" : `${failing.length} violation${failing.length === 1 ? "" : "s"} of ${rules.filter((r) => r.severity !== "warning").length} rule(s)`}` +
     (failing.length > causes ? ` (${causes} cause${causes === 1 ? "" : "s"}, ${failing.length - causes} consequence${failing.length - causes === 1 ? "" : "s"})` : "") +
     (verdicts.length > failing.length ? `, ${verdicts.length - failing.length} warning(s)` : "") +
+    (abortReason !== undefined ? `; ${stoppedEarlyText(abortReason, notes.end?.cycles)}` : "") +
     (status.damaged.length > 0 ? `; NOT CHECKED: ${damageNote(status)}` : "");
   if (values.report !== undefined) {
     for (const v of verdicts) timeline!.addVerdict(v);
-    const report = traceRunReport({ path, header: h, profile, verdicts, summary, status, timeline: timeline!.timeline(), records: index, ...(started ? { started } : {}), notes: notes! });
+    const report = traceRunReport({ path, header: h, profile, verdicts, summary, status, timeline: timeline!.timeline(), records: index, ...(started ? { started } : {}), notes });
     const { files } = await writeReports(values.report, report);
     if (!values.quiet && !values.json) io.out.write(`reports: ${files.join(", ")}\n`);
   }
@@ -142,6 +145,10 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
       trace: path,
       profile,
       records: index,
+      // As the storm's --json says them: how the run ended (stop null when the trace does not say).
+      status: runStatus,
+      abortReason: abortReason ?? null,
+      stop: notes.end?.stop ?? null,
       tail: status,
       intact: status.damaged.length === 0,
       notChecked: { bytes: status.bytesSkipped, regions: status.damaged },
@@ -149,6 +156,8 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
       findings: groupCascades(verdicts),
       verdicts: shown,
       summary,
+      rejectedCommands: notes.rejectedCommands,
+      bugStrikes: notes.bugStrikes,
     };
     io.out.write(JSON.stringify(json, null, 2) + "\n");
     return code;
