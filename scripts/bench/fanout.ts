@@ -98,11 +98,18 @@ function pinThreads(tids: string[], cores: string): void {
   }
 }
 
-async function measure(readers: number, oneCore: boolean): Promise<Run> {
+/**
+ * One run. oneCore: the readers kept on their core; withStorm: the live
+ * view's thread kept on the storm's core (a host with no core to spare),
+ * else on the readers' (or on every core when the readers are too).
+ */
+async function measure(readers: number, oneCore: boolean, withStorm = false): Promise<Run> {
   const before = threads();
   const feed = await startLiveServer();
   const feedThreads = [...threads()].filter((t) => !before.has(t));
-  if (READER_CORE !== undefined) pinThreads(feedThreads, oneCore || readers === 0 ? String(READER_CORE) : `0-${availableParallelism() - 1}`);
+  if (READER_CORE !== undefined) {
+    pinThreads(feedThreads, withStorm ? String(STORM_CORE) : oneCore || readers === 0 ? String(READER_CORE) : `0-${availableParallelism() - 1}`);
+  }
   const storm = [String(process.pid)];
   const argv = [process.execPath, fileURLToPath(new URL("./lib/fanout-clients.js", import.meta.url)), `${feed.feedUrl}?format=json&batch=1`, String(readers)];
   if (oneCore && READER_CORE !== undefined) argv.unshift("taskset", "-c", String(READER_CORE));
@@ -142,10 +149,16 @@ export async function run(): Promise<void> {
   const base: Run[] = [];
   const pinned: Run[] = [];
   const free: Run[] = [];
+  const baseShared: Run[] = [];
+  const pinnedShared: Run[] = [];
   for (let i = 0; i < RUNS; i++) {
     base.push(await measure(0, false));
     pinned.push(await measure(READERS, true));
     free.push(await measure(READERS, false));
+    if (READER_CORE !== undefined) {
+      baseShared.push(await measure(0, false, true));
+      pinnedShared.push(await measure(READERS, true, true));
+    }
   }
   const ratios = (xs: Run[]): number[] => xs.map((x, i) => x.rate / base[i]!.rate);
   const cpu = pinned.map((x, i) => base[i]!.cpuPerCycle / x.cpuPerCycle);
@@ -177,6 +190,13 @@ export async function run(): Promise<void> {
   console.log(
     `  the live view's own thread: ${perRecord(leastFeed(base))} of CPU a record with no reader, ${perRecord(leastFeed(pinned))} with ${READERS}, least of each`,
   );
+  if (READER_CORE !== undefined) {
+    console.log(
+      `${READERS} reading JSON clients on core ${READER_CORE}, the live view's thread kept on the storm's core ${STORM_CORE} (a host with no core to spare for it): ` +
+        `${(best(pinnedShared) / best(baseShared)).toFixed(2)}x its own baseline (${Math.round(best(baseShared))} cycles/s), best round of each (round by round ` +
+        `${spread(pinnedShared.map((x, i) => x.rate / baseShared[i]!.rate))})`,
+    );
+  }
   console.log(
     `${READERS} reading JSON clients on every core: ${(best(free) / best(base)).toFixed(2)}x baseline, best round of each (round by round ${spread(ratios(free))}); ` +
       `on a 2-core machine the readers' own work takes CPU from the storm`,
