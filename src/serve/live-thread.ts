@@ -61,8 +61,19 @@ const hub = srv.live!;
 /** One record to the hub: the common ones decoded straight to their JSON form, any other by protobufjs as before. */
 function eachRecord(bytes: Uint8Array, start: number, end: number, index: number): void {
   const json = plainBatchJson(bytes, start, end);
-  if (json !== null) hub.recordJson(json, index, bytes, start, end);
-  else hub.record(Record.decode(bytes.subarray(start, end)), index);
+  if (json !== null) {
+    hub.recordJson(json, index, bytes, start, end);
+    return;
+  }
+  let rec: plugstorm.trace.v1.Record;
+  try {
+    rec = Record.decode(bytes.subarray(start, end));
+  } catch (err) {
+    // One record the view cannot read costs that record, not the view.
+    hub.opts.onError(err, "record");
+    return;
+  }
+  hub.record(rec, index);
 }
 
 port.on("message", (m: ToThread) => {
