@@ -12,7 +12,7 @@ import {
   type LiveFeed,
   type LiveServerOptions,
 } from "../../src/serve/index.js";
-import { HEADER, TestClient, leakVerdict, nicLife } from "./helpers.js";
+import { HEADER, TestClient, leakVerdict, nicLife, untilApplied } from "./helpers.js";
 
 const Record = plugstorm.trace.v1.Record;
 
@@ -34,6 +34,8 @@ test("a subscriber gets a snapshot of what came before, then live records in ord
   feed.header(HEADER);
   const before = 7;
   recs.slice(0, before).forEach((r, i) => feed.record(r, i));
+  // "Before" is what the live view's thread has taken in (it gets records a few ms after the storm hands them over).
+  await untilApplied(feed, before);
 
   const c = client(t, `${feed.feedUrl}?format=json`);
   const snap = await c.waitJson("snapshot");

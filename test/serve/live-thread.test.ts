@@ -65,3 +65,19 @@ test("a record that cannot be encoded is reported on the storm's thread and the 
   feed.record(records(1)[0]!, 0);
   t.is((await c.waitJson("record"))["index"], 0);
 });
+
+test("a subscriber joining as records are handed over gets each once: in its snapshot, or after it", async (t) => {
+  const feed = await server(t);
+  const N = 40;
+  const recs = records(N);
+  // Handed over in two parts around the connection, so that the thread may see it before, between or after them.
+  recs.slice(0, N / 2).forEach((r, i) => feed.record(r, i));
+  const c = new TestClient(`${feed.feedUrl}?format=json`);
+  t.teardown(async () => c.close());
+  recs.slice(N / 2).forEach((r, i) => feed.record(r, N / 2 + i));
+  const snap = await c.waitJson("snapshot");
+  const inSnapshot = (snap["model"] as { nextIndex: number }).nextIndex;
+  if (inSnapshot < N) await c.waitJson("record", 5000, 0, (j) => j["index"] === N - 1);
+  const live = c.received.flatMap((m) => (!m.binary && m.json["type"] === "record" ? [m.json["index"] as number] : []));
+  t.deepEqual(live, Array.from({ length: N - inSnapshot }, (_, k) => inSnapshot + k), `snapshot up to ${inSnapshot}, then the rest in order, none twice`);
+});
