@@ -3,7 +3,17 @@
 // check` does, for library users).
 
 import { TraceChecker, type CheckResult, type Deadlines, type ProfileName } from "./check/index.js";
-import { DEADLINE_PHASES, modelDeadlinesFromMs, type DeadlinePhase } from "./storm/index.js";
+import {
+  DEADLINE_PHASES,
+  RunNotesReader,
+  modelDeadlinesFromMs,
+  runEndOf,
+  type BugStrikes,
+  type DeadlinePhase,
+  type RejectedCommand,
+  type RunStatus,
+  type StopReason,
+} from "./storm/index.js";
 import type { plugstorm } from "./gen/plugstorm.js";
 import { readTrace, type TraceFile, type TraceStatus } from "./trace/index.js";
 
@@ -20,6 +30,19 @@ export interface TraceCheck extends CheckResult {
   records: number;
   /** How the trace ended: a truncated or corrupt tail was not checked. */
   tail: TraceStatus;
+  /**
+   * How the run ended, as its own RunResult says, from the trace's storm-end
+   * mark and this check's failing verdicts (`plugstorm check --json` gives
+   * the same): a trace that does not say (a crash cut it) is taken as run to
+   * its end, and its stop is null.
+   */
+  status: RunStatus;
+  abortReason: string | null;
+  stop: StopReason | null;
+  /** What the run said of itself in its trace, as its RunResult has it. */
+  bugStrikes: BugStrikes[];
+  rejectedCommands: RejectedCommand[];
+  notObserved: string[];
 }
 
 /** Checks a trace file; throws if it is not a trace (TraceFormatError) or cannot be read. */
@@ -35,8 +58,22 @@ export async function checkTrace(path: string, opts: CheckTraceOptions = {}): Pr
     // A header without readable deadlines: the model's defaults.
   }
   const checker = new TraceChecker({ profile, deadlines: { ...modelDeadlinesFromMs(ms), ...opts.deadlines } });
-  const { records, lastT, status } = await checkRecords(trace, checker);
-  return { ...checker.finish(lastT), profile, records, tail: status };
+  const notes = new RunNotesReader();
+  const { records, lastT, status } = await checkRecords(trace, checker, (r) => notes.push(r));
+  const result = checker.finish(lastT);
+  const end = runEndOf(notes.end, result.verdicts.filter((v) => v.severity !== "warning").length);
+  return {
+    ...result,
+    profile,
+    records,
+    tail: status,
+    status: end.status,
+    abortReason: end.abortReason ?? null,
+    stop: notes.end?.stop ?? null,
+    bugStrikes: notes.bugStrikes,
+    rejectedCommands: notes.rejectedCommands,
+    notObserved: notes.notObserved,
+  };
 }
 
 /**

@@ -22,6 +22,8 @@ export {
   type RunOptions,
   type RunResult,
   type RunStatus,
+  type BugStrikes,
+  type RejectedCommand,
   type StormProgress,
   type StormController,
   type StormVerdict,

@@ -4,7 +4,7 @@
 import { toReportVerdict, type CheckedVerdict, type Summary } from "../check/index.js";
 import type { plugstorm } from "../gen/plugstorm.js";
 import { accelText, type BugStrikes, type RejectedCommand, type RunReport, type Timeline } from "../report/index.js";
-import { TOOL_VERSION, exitStatusOf, statusOf, stopText, type RunEndNote, type RunStatus } from "../storm/index.js";
+import { TOOL_VERSION, exitStatusOf, runEndOf, type RunEndNote } from "../storm/index.js";
 import type { TraceStatus } from "../trace/index.js";
 
 export interface TraceCheckFacts {
@@ -30,20 +30,9 @@ export interface TraceRunNotes {
   end: RunEndNote | undefined;
 }
 
-/**
- * A checked trace's status and why its run stopped (stopText's words), as the
- * storm's own result has them: from the trace's storm-end mark and this
- * check's failing verdicts. A trace that does not say how its run ended (a
- * crash cut it) is taken as run to its end: clean or violations.
- */
-export function traceRunEnd(end: RunEndNote | undefined, failing: number): { status: RunStatus; abortReason: string | undefined } {
-  const stop = end?.stop ?? { kind: "completed" };
-  return { status: statusOf({ stop, failing, writeErrors: 0 }), abortReason: stop.kind === "completed" ? undefined : stopText(stop) };
-}
-
 export function traceRunReport(f: TraceCheckFacts): RunReport {
   const h = f.header;
-  const ended = traceRunEnd(f.notes?.end, f.verdicts.filter((v) => v.severity !== "warning").length);
+  const ended = runEndOf(f.notes?.end, f.verdicts.filter((v) => v.severity !== "warning").length);
   const report: RunReport = {
     toolVersion: TOOL_VERSION,
     scenarioName: h.scenarioName || f.path,

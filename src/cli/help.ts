@@ -106,7 +106,8 @@ options:
   -q, --quiet          print only the last line (exit status unchanged)
   --json               print rules, findings, verdicts, damage and summary as JSON, with
                        how the run ended (status, abortReason, stop), the guest commands
-                       it refused and the bugs' strikes, as storm --json says them
+                       it refused, the bugs' strikes and what the guest cannot observe
+                       (notObserved), as storm --json says them
   --report DIR         also write summary.txt, report.json, junit.xml, report.html into DIR;
                        refused if DIR holds any of them already (a run's folder does)
   --overwrite          with --report: replace the reports DIR holds

@@ -396,6 +396,7 @@ function resultJson(r: RunResult, exitCode: number, shrunkFile?: string): Record
     reproduce: r.reproduce,
     rejectedCommands: r.rejectedCommands,
     bugStrikes: r.bugStrikes,
+    notObserved: r.notObserved,
     ...(shrunkFile ? { shrunkFile } : {}),
   };
 }

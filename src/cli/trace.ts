@@ -7,9 +7,9 @@ import { DEFAULT_EXAMPLES, formatFindings, formatRuleSummary, rulesByFirstOccurr
 import { groupCascades } from "../model/index.js";
 import { REPORT_FILES, TimelineCollector, writeReports } from "../report/index.js";
 import { plugstorm } from "../gen/plugstorm.js";
-import { traceRunEnd, traceRunReport } from "./check-report.js";
+import { traceRunReport } from "./check-report.js";
 import { checkRecords } from "../check-trace.js";
-import { DEADLINE_PHASES, MAX_DURATION_NS, RunNotesReader, modelDeadlinesFromMs, parseDurationNs, stoppedEarlyText, type DeadlinePhase } from "../storm/index.js";
+import { DEADLINE_PHASES, MAX_DURATION_NS, RunNotesReader, modelDeadlinesFromMs, runEndOf, parseDurationNs, stoppedEarlyText, type DeadlinePhase } from "../storm/index.js";
 import { damageNote, parseTraceTime, readTrace, traceCat, traceExport, whyUnreadable, type TraceFile } from "../trace/index.js";
 import { EXIT_USAGE, EXIT_VIOLATIONS, UsageError, defineOptions, parse, ruleOption, type Io } from "./args.js";
 import { someNames } from "../storm/out-dir.js";
@@ -126,7 +126,7 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
   const rules = rulesByFirstOccurrence(verdicts);
   const code = failing.length > 0 ? EXIT_VIOLATIONS : 0;
   const causes = failing.filter((v) => !v.cause).length;
-  const { status: runStatus, abortReason } = traceRunEnd(notes.end, failing.length);
+  const { status: runStatus, abortReason } = runEndOf(notes.end, failing.length);
   const ending =
     `${path}: ${index} records, profile ${profile}: ${failing.length === 0 ? "no violations" : `${failing.length} violation${failing.length === 1 ? "" : "s"} of ${rules.filter((r) => r.severity !== "warning").length} rule(s)`}` +
     (failing.length > causes ? ` (${causes} cause${causes === 1 ? "" : "s"}, ${failing.length - causes} consequence${failing.length - causes === 1 ? "" : "s"})` : "") +
@@ -158,6 +158,7 @@ export async function checkCommand(argv: string[], io: Io): Promise<number> {
       summary,
       rejectedCommands: notes.rejectedCommands,
       bugStrikes: notes.bugStrikes,
+      notObserved: notes.notObserved,
     };
     io.out.write(JSON.stringify(json, null, 2) + "\n");
     return code;

@@ -23,8 +23,8 @@ export {
   type StormController,
   type LiveSink,
 } from "./runner.js";
-export type { RejectedCommand } from "./result.js";
-export { RunNotesReader, type RunEndNote } from "./run-notes.js";
+export type { BugStrikes, RejectedCommand } from "./result.js";
+export { RunNotesReader, runEndOf, type RunEndNote } from "./run-notes.js";
 export { statusOf, stoppedEarlyText } from "./outcome.js";
 export { exitStatusOf } from "./reporting.js";
 export { modelDeadlines, modelDeadlinesFromMs, toStormVerdict, type StormVerdict } from "./checking.js";

@@ -7,7 +7,7 @@
 import type { plugstorm } from "../gen/plugstorm.js";
 import { BUG_TRIGGERS, isBugName } from "../sim/index.js";
 import { commandName, type CommandBody } from "../telemetry/index.js";
-import { stopReasonFrom, stopReasonOfText, stopText, type StopReason } from "./outcome.js";
+import { statusOf, stopReasonFrom, stopReasonOfText, stopText, type RunStatus, type StopReason } from "./outcome.js";
 import type { BugStrikes, RejectedCommand } from "./result.js";
 
 /** Commands kept unanswered at most: an agent that stops answering must not grow the ledger for the rest of the storm. */
@@ -186,4 +186,15 @@ function endOfMark(detail: string): RunEndNote | undefined {
   if (stop === undefined) return undefined;
   const cycles = o["cycles"];
   return typeof cycles === "number" && Number.isSafeInteger(cycles) && cycles >= 0 ? { stop, cycles } : { stop };
+}
+
+/**
+ * A checked trace's status and why its run stopped (stopText's words), as the
+ * storm's own result has them: from the trace's storm-end mark and this
+ * check's failing verdicts. A trace that does not say how its run ended (a
+ * crash cut it) is taken as run to its end: clean or violations.
+ */
+export function runEndOf(end: RunEndNote | undefined, failing: number): { status: RunStatus; abortReason: string | undefined } {
+  const stop = end?.stop ?? { kind: "completed" };
+  return { status: statusOf({ stop, failing, writeErrors: 0 }), abortReason: stop.kind === "completed" ? undefined : stopText(stop) };
 }

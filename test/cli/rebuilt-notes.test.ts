@@ -37,7 +37,7 @@ function notesOf(dir: string): Pick<RunReport, "bugStrikes" | "rejectedCommands"
 }
 
 /** The fields storm --json and check --json both have, of what the run said of itself. */
-const RUN_FIELDS = ["status", "abortReason", "stop", "rejectedCommands", "bugStrikes"] as const;
+const RUN_FIELDS = ["status", "abortReason", "stop", "rejectedCommands", "bugStrikes", "notObserved"] as const;
 const runFields = (json: string): Record<string, unknown> => {
   const j = JSON.parse(json) as Record<string, unknown>;
   return Object.fromEntries(RUN_FIELDS.map((k) => [k, j[k]]));
