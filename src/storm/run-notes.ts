@@ -91,7 +91,11 @@ function argsText(args: Record<string, unknown> | string): string {
   return Object.entries(obj).filter(([, v]) => v !== undefined && v !== "").map(([k, v]) => `${k} ${String(v)}`).join(", ");
 }
 
-/** The commands StepExecutor.guestCommand keeps in its ledger (an unload's or a drvctl -d's refusal is the kernel's answer, judged by the model). */
+/**
+ * The commands a ledger keeps: those whose refusal means the storm asked for
+ * something the guest agent would not do. An unload or a drvctl -d the kernel
+ * refuses (busy, vetoed) is the kernel's answer, which the model judges.
+ */
 const LEDGER_COMMANDS: ReadonlySet<string> = new Set(["holdRefs", "releaseRefs", "startTraffic", "stopTraffic", "injectFault"]);
 
 /**
@@ -153,8 +157,8 @@ export class RunNotesReader {
   }
 }
 
-/** Which of the ledger's commands a trace's command is, if any. */
-function ledgerCommand(command: plugstorm.telemetry.v1.ICommand): string | undefined {
+/** Which of the ledger's commands a command is, if any: the runner's as it sends it, or a trace's. */
+export function ledgerCommand(command: plugstorm.telemetry.v1.ICommand): string | undefined {
   const c = command as Record<string, unknown>;
   for (const name of LEDGER_COMMANDS) if (c[name] != null) return name;
   return undefined;

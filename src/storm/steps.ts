@@ -11,7 +11,7 @@ import type { GuestState } from "./guest-state.js";
 import type { Pacer } from "./pacing.js";
 import type { Recorder } from "./recorder.js";
 import type { RejectedCommand } from "./result.js";
-import { CommandLedger } from "./run-notes.js";
+import { CommandLedger, ledgerCommand } from "./run-notes.js";
 import { busOf, type HolderKind, type Step, type StormSpec } from "./spec.js";
 
 const ActKind = plugstorm.trace.v1.HostAction.Kind;
@@ -147,12 +147,10 @@ export class StepExecutor {
     const actionId = this.nicAction(kind, nic, this.lean ? undefined : JSON.stringify(args));
     if (!this.agentTalking()) return;
     const commandId = this.core.post(body);
-    // An unload or a drvctl -d the kernel refuses (busy, vetoed) is the
-    // kernel's answer, which the model judges: only the other commands' errors
-    // mean the storm asked for something the guest agent would not do. A
-    // judged run keeps them too: a refusal is a record (its mark), counted as
-    // in the full run.
-    if (body.unloadModule != null || body.detachDevice != null) return;
+    // Only the commands whose refusal means the storm did not do what it says
+    // (ledgerCommand). A judged run keeps them too: a refusal is a record (its
+    // mark), counted as in the full run.
+    if (ledgerCommand(body) === undefined) return;
     this.sent.add(commandId, actionId, body, nic ?? "", args);
   }
 
@@ -352,7 +350,6 @@ function needsConfiguration(kind: NicKind): boolean {
   return value !== undefined && value !== 1;
 }
 
-/** A guest command's arguments for people: "fault leak-ref, arg netdev". */
 /** The telemetry object kind a storm holder kind holds. */
 export function objectKind(k: HolderKind): number {
   switch (k) {
