@@ -18,6 +18,7 @@ import {
   encodeVerdictEvent,
   headerToJson,
   recordEventOf,
+  recordIndex,
   recordToBatchJson,
   recordToJson,
   verdictToJson,
@@ -269,7 +270,7 @@ export class Hub {
 
   record(rec: RecordInput, index?: number): void {
     try {
-      const i = this.indexOf(index);
+      const i = recordIndex(index, this.model.nextIndex);
       // The batch form (no oneof "body" fields) is what the model reads too;
       // a plain JSON subscriber's message (with them) is made only if one reads.
       const json = recordToBatchJson(rec);
@@ -290,7 +291,7 @@ export class Hub {
    */
   recordJson(json: JsonRecord, index: number, bytes: Uint8Array, start: number, end: number): void {
     try {
-      const i = this.indexOf(index);
+      const i = recordIndex(index, this.model.nextIndex);
       this.model.apply(json, i);
       if (this.clients.size > 0)
         this.fanOut(i, () => recordEventOf(bytes, start, end, i), () => ({ type: "record", index: i, record: recordToJson(Record.decode(bytes.subarray(start, end))) }), json);
@@ -299,10 +300,6 @@ export class Hub {
     }
   }
 
-  /** A record's index: the one given when it is one, else the next. */
-  private indexOf(index: number | undefined): number {
-    return typeof index === "number" && Number.isSafeInteger(index) && index >= 0 ? index : this.model.nextIndex;
-  }
 
   verdict(v: VerdictInput, tNs?: number): void {
     try {

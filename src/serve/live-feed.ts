@@ -8,7 +8,7 @@
 import { Worker } from "node:worker_threads";
 import { plugstorm } from "../gen/plugstorm.js";
 import type { Controller, ServerOptions } from "./server.js";
-import type { FeedStatus, HeaderInput, RecordInput, VerdictInput } from "./protocol.js";
+import { recordIndex, type FeedStatus, type HeaderInput, type RecordInput, type VerdictInput } from "./protocol.js";
 import { RecordPacker, type ControlCall, type FromThread, type ThreadData, type ToThread } from "./live-link.js";
 import { errText } from "./replay.js";
 import { ServedAt } from "./served-at.js";
@@ -62,7 +62,8 @@ export class LiveThread extends ServedAt implements LiveFeed {
   /** Records left out while the thread was behind: told to it before the next ones. */
   private gap = { count: 0, fromIndex: -1, toIndex: -1 };
   private next = 0;
-  private count = 0;
+  /** Subscribers as the thread last said. */
+  private subscriberCount = 0;
   private closed: Promise<void> | null = null;
   private ended = false;
   private constructor(
@@ -117,7 +118,7 @@ export class LiveThread extends ServedAt implements LiveFeed {
   }
 
   get subscribers(): number {
-    return this.count;
+    return this.subscriberCount;
   }
 
   header(h: HeaderInput): void {
@@ -126,7 +127,7 @@ export class LiveThread extends ServedAt implements LiveFeed {
 
   record(rec: RecordInput, index?: number): void {
     if (this.ended) return;
-    const i = typeof index === "number" && Number.isSafeInteger(index) && index >= 0 ? index : this.next;
+    const i = recordIndex(index, this.next);
     if (this.queued > this.maxQueued) {
       this.leaveOut(i);
       return;
@@ -190,11 +191,10 @@ export class LiveThread extends ServedAt implements LiveFeed {
       this.post({ t: "gap", ...this.gap });
       this.gap = { count: 0, fromIndex: -1, toIndex: -1 };
     }
-    if (this.packer.count === 0) return;
-    const n = this.packer.count;
+    if (this.packer.bytes === 0) return;
     const bytes = this.packer.take();
     this.queued += bytes.length;
-    this.post({ t: "records", bytes, count: n }, bytes);
+    this.post({ t: "records", bytes }, bytes);
   }
 
   private readonly sendNow = (): void => {
@@ -231,7 +231,7 @@ export class LiveThread extends ServedAt implements LiveFeed {
         this.queued -= m.bytes;
         return;
       case "subscribers":
-        this.count = m.count;
+        this.subscriberCount = m.count;
         return;
       case "error": {
         const err = new Error(m.message);

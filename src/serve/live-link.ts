@@ -24,7 +24,7 @@ export type ControlCall = { [K in keyof Controller]: { op: K; args: Parameters<C
 
 /** The storm's thread to the live view's. */
 export type ToThread =
-  | { t: "records"; bytes: Uint8Array; count: number }
+  | { t: "records"; bytes: Uint8Array }
   | { t: "gap"; count: number; fromIndex: number; toIndex: number }
   | { t: "header"; bytes: Uint8Array }
   | { t: "verdict"; bytes: Uint8Array; tNs: number | undefined }
@@ -50,14 +50,10 @@ export type FromThread =
 export class RecordPacker {
   private buf: Uint8Array = new Uint8Array(64 << 10);
   private pos = 0;
-  private n = 0;
 
+  /** Bytes packed so far (0: nothing to send). */
   get bytes(): number {
     return this.pos;
-  }
-
-  get count(): number {
-    return this.n;
   }
 
   /** Packs one record; throws what protobufjs throws on a record it cannot encode (nothing packed then). */
@@ -78,14 +74,12 @@ export class RecordPacker {
     put32(b, head + 4, Math.floor(index / 0x1_0000_0000));
     put32(b, head + 8, end - at);
     this.pos = end;
-    this.n++;
   }
 
   /** The packed records so far, as a copy of their own; the packer starts again empty. */
   take(): Uint8Array {
     const out = this.buf.slice(0, this.pos);
     this.pos = 0;
-    this.n = 0;
     return out;
   }
 
@@ -106,11 +100,6 @@ function put32(b: Uint8Array, at: number, v: number): void {
 
 function get32(b: Uint8Array, at: number): number {
   return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
-}
-
-/** Calls each(record, index) for every record packed in bytes, in order. */
-export function unpackRecords(bytes: Uint8Array, each: (rec: plugstorm.trace.v1.Record, index: number) => void): void {
-  unpackRecordBytes(bytes, (b, start, end, index) => each(Record.decode(b.subarray(start, end)), index));
 }
 
 /** Calls each(bytes, start, end, index) for every record packed in bytes, in order: the record's protobuf bytes are bytes[start, end). */

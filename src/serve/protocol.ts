@@ -90,6 +90,11 @@ export function encodeRecordEvent(rec: RecordInput, index: number): Uint8Array {
   return w.finish();
 }
 
+/** A record's index in the feed: the one given when it is one (a whole number, 0 or more), else the next. */
+export function recordIndex(index: number | undefined, next: number): number {
+  return typeof index === "number" && Number.isSafeInteger(index) && index >= 0 ? index : next;
+}
+
 /**
  * encodeRecordEvent for a record already encoded: its bytes are
  * bytes[start, end), exactly what Record.encode writes for it (for the live
@@ -103,7 +108,7 @@ export function recordEventOf(bytes: Uint8Array, start: number, end: number, ind
   let p = putVarint(out, 1, index);
   out[p++] = (2 << 3) | 2;
   p = putVarint(out, p, len);
-  for (let i = start; i < end; i++) out[p++] = bytes[i]!;
+  out.set(bytes.subarray(start, end), p);
   return out;
 }
 
